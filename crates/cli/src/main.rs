@@ -1,0 +1,168 @@
+//! `parallax`: the native command line over the same engine the web page runs.
+//!
+//! Owns argument parsing, terminal output and exit codes (0 success, 1 contract failure,
+//! 2 input error). Knows nothing of file formats or kernels beyond what `parallax-model` exposes.
+
+use std::io::{self, IsTerminal, Write};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use parallax_model::{human_bytes, Model, ModelSummary};
+use parallax_source::FileSource;
+
+#[derive(Parser)]
+#[command(name = "parallax", version, about = "Shows where two forward paths of one quantized LLM part ways.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Metadata, architecture, tensor table and type histogram of a GGUF or APR file.
+    Inspect {
+        /// The model file (GGUF v2/v3 or APR v2).
+        #[arg(short, long)]
+        model: PathBuf,
+        /// Print the summary as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Show every element of long metadata arrays (tokenizer vocabularies) instead of a preview.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Write rows of one tensor, dequantized, as raw little-endian f32 to stdout.
+    Dump {
+        #[arg(short, long)]
+        model: PathBuf,
+        /// Tensor name as stored in the file, or its canonical GGUF name (`blk.0.ffn_gate.weight`).
+        #[arg(short, long)]
+        tensor: String,
+        /// Rows A..B (half-open; a row is one ne1 index holding ne0 values). Default: all rows.
+        #[arg(long, value_parser = parse_rows)]
+        rows: Option<Range<u64>>,
+    },
+}
+
+fn parse_rows(s: &str) -> Result<Range<u64>, String> {
+    let (a, b) = s.split_once("..").ok_or_else(|| format!("expected A..B, e.g. 0..16, got `{s}`"))?;
+    let a: u64 = a.trim().parse().map_err(|_| format!("`{a}` is not a row number"))?;
+    let b: u64 = b.trim().parse().map_err(|_| format!("`{b}` is not a row number"))?;
+    if b <= a {
+        return Err(format!("the range {a}..{b} is empty; the end must be greater than the start"));
+    }
+    Ok(a..b)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect { model, json, full } => inspect(&model, json, full),
+        Command::Dump { model, tensor, rows } => dump(&model, &tensor, rows),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn open(path: &PathBuf) -> Result<Model<FileSource>, String> {
+    let source = FileSource::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    Model::open(source).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn inspect(path: &PathBuf, json: bool, full: bool) -> Result<(), String> {
+    let model = open(path)?;
+    let summary = if full { model.summary_full() } else { model.summary() };
+    let mut out = io::stdout().lock();
+    let written = if json {
+        serde_json::to_writer_pretty(&mut out, &summary).map_err(io::Error::other).and_then(|_| writeln!(out))
+    } else {
+        print_summary(&mut out, &summary)
+    };
+    match written {
+        Ok(()) => Ok(()),
+        // `parallax inspect … | head` closes the pipe early: not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("cannot write to stdout: {e}")),
+    }
+}
+
+fn print_summary(out: &mut impl Write, s: &ModelSummary) -> io::Result<()> {
+    writeln!(out, "{}  ({}, {}, {} tensors)", s.file_name, s.format, human_bytes(s.file_bytes), s.tensors.len())?;
+    writeln!(out)?;
+    writeln!(out, "architecture  {}", s.architecture.as_deref().unwrap_or("unknown"))?;
+    if let Some(h) = &s.hyperparameters {
+        for (k, v) in h.facts() {
+            writeln!(out, "{k:<13} {v}")?;
+        }
+    }
+    writeln!(out)?;
+    writeln!(out, "tensor types")?;
+    for t in &s.type_histogram {
+        writeln!(out, "  {:<8} {:>5} tensors {:>14} elements {:>10}", t.ty, t.tensors, t.elements, human_bytes(t.bytes))?;
+    }
+    writeln!(out)?;
+    writeln!(out, "metadata ({} keys)", s.metadata.len())?;
+    let key_w = s.metadata.iter().map(|m| m.key.len()).max().unwrap_or(0).min(48);
+    for m in &s.metadata {
+        writeln!(out, "  {:<key_w$}  {:<12} {}", m.key, m.value_type, m.value)?;
+    }
+    writeln!(out)?;
+    let name_w = s.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+    writeln!(out, "{:<name_w$}  {:<7} {:<22} {:>12} {:>12}", "name", "type", "shape (ne0, ne1, …)", "offset", "bytes")?;
+    for t in &s.tensors {
+        let shape = t.ne.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" × ");
+        writeln!(out, "{:<name_w$}  {:<7} {:<22} {:>12} {:>12}", t.name, t.ty, shape, t.offset, t.bytes)?;
+    }
+    Ok(())
+}
+
+fn dump(path: &PathBuf, name: &str, rows: Option<Range<u64>>) -> Result<(), String> {
+    let model = open(path)?;
+    let tensor = model.tensor(name).ok_or_else(|| {
+        let similar: Vec<&str> =
+            model.tensors().iter().map(|t| t.name.as_str()).filter(|n| n.contains(name) || name.contains(*n)).take(5).collect();
+        if similar.is_empty() {
+            format!("no tensor named `{name}` (see `parallax inspect -m {}` for the list)", path.display())
+        } else {
+            format!("no tensor named `{name}`; similar: {}", similar.join(", "))
+        }
+    })?;
+    let n_rows = tensor.n_rows();
+    let rows = rows.unwrap_or(0..n_rows);
+    if rows.end > n_rows {
+        return Err(format!("`{}` has {n_rows} rows (0..{n_rows}); asked for {}..{}", tensor.name, rows.start, rows.end));
+    }
+    let stdout = io::stdout();
+    if stdout.is_terminal() {
+        return Err("refusing to write binary f32 data to a terminal; redirect it, e.g. `> rows.f32`".into());
+    }
+    let mut out = io::BufWriter::new(stdout.lock());
+    // Bounded memory: a few MiB of dequantized values at a time, whatever the tensor's size.
+    let row_values = tensor.row_values().max(1);
+    let chunk = ((4usize << 20) / (row_values * 4)).max(1) as u64;
+    let mut start = rows.start;
+    while start < rows.end {
+        let end = (start + chunk).min(rows.end);
+        let values = model.read_f32_rows(tensor, start..end).map_err(|e| e.to_string())?;
+        let mut bytes = Vec::with_capacity(values.len() * 4);
+        for v in values {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        match out.write_all(&bytes) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+            r => r.map_err(|e| format!("cannot write to stdout: {e}"))?,
+        }
+        start = end;
+    }
+    match out.flush() {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(format!("cannot write to stdout: {e}")),
+        _ => Ok(()),
+    }
+}

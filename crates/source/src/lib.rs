@@ -1,0 +1,392 @@
+//! Byte sources: the one way Parallax reads model bytes.
+//!
+//! Owns the [`ByteSource`] trait ("give me bytes `[a, b)`") and its native implementations
+//! ([`FileSource`], [`MemorySource`]) plus [`CountingSource`], which records how many bytes were
+//! pulled (progress bars, and tests proving readers never touch more than they need).
+//! Knows nothing about file formats, tensors or HTTP: a Range-request source and a browser
+//! `File` source implement the same trait in their own crates.
+//!
+//! The trait is synchronous on purpose: in the browser the engine runs in a Web Worker, where
+//! `FileReaderSync` and synchronous `XMLHttpRequest` with a `Range` header read bytes without
+//! `async`, so one reader implementation serves the CLI, the worker and the tests.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a read failed. Every variant names the bytes that were asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The range lies (partly) past the end of the source.
+    OutOfBounds { offset: u64, len: u64, source_len: u64 },
+    /// The underlying medium failed (I/O error, network error, browser error).
+    Io { offset: u64, len: u64, message: String },
+    /// The source changed while being read (size or validator changed between reads).
+    Changed { message: String },
+    /// The user cancelled the run.
+    Cancelled,
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceError::OutOfBounds { offset, len, source_len } => write!(
+                f,
+                "tried to read {len} bytes at offset {offset}, but the file has only {source_len} bytes \
+                 (is it truncated?)"
+            ),
+            SourceError::Io { offset, len, message } => {
+                write!(f, "reading {len} bytes at offset {offset} failed: {message}")
+            }
+            SourceError::Changed { message } => write!(f, "the file changed while it was being read: {message}"),
+            SourceError::Cancelled => write!(f, "cancelled"),
+        }
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+/// Random access to a sequence of bytes of known length.
+///
+/// Implementations must return exactly the requested bytes or an error; short reads are an error
+/// ([`SourceError::OutOfBounds`] past the end, [`SourceError::Io`] otherwise).
+pub trait ByteSource {
+    /// Total length of the source in bytes.
+    fn len(&self) -> u64;
+
+    /// Fill `buf` with the bytes `[offset, offset + buf.len())`.
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError>;
+
+    /// A short human name for messages (a path, a URL, "memory").
+    fn name(&self) -> String;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Read `range` into a new vector. The bounds are checked against [`ByteSource::len`]
+    /// *before* allocating, so a hostile length never allocates more than the source holds.
+    fn read_range(&self, range: Range<u64>) -> Result<Vec<u8>, SourceError> {
+        let len = range.end.saturating_sub(range.start);
+        check_bounds(range.start, len, self.len())?;
+        let mut buf = vec![0u8; len as usize];
+        self.read_exact_at(range.start, &mut buf)?;
+        Ok(buf)
+    }
+}
+
+/// Check that `[offset, offset + len)` lies inside a source of `source_len` bytes.
+pub fn check_bounds(offset: u64, len: u64, source_len: u64) -> Result<(), SourceError> {
+    match offset.checked_add(len) {
+        Some(end) if end <= source_len && usize::try_from(len).is_ok() => Ok(()),
+        _ => Err(SourceError::OutOfBounds { offset, len, source_len }),
+    }
+}
+
+impl<S: ByteSource + ?Sized> ByteSource for &S {
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        (**self).read_exact_at(offset, buf)
+    }
+    fn name(&self) -> String {
+        (**self).name()
+    }
+}
+
+impl<S: ByteSource + ?Sized> ByteSource for Box<S> {
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        (**self).read_exact_at(offset, buf)
+    }
+    fn name(&self) -> String {
+        (**self).name()
+    }
+}
+
+impl<S: ByteSource + ?Sized> ByteSource for std::sync::Arc<S> {
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        (**self).read_exact_at(offset, buf)
+    }
+    fn name(&self) -> String {
+        (**self).name()
+    }
+}
+
+/// Bytes held in memory (tests, embedded demo models, small uploads).
+#[derive(Clone)]
+pub struct MemorySource {
+    bytes: std::sync::Arc<[u8]>,
+    name: String,
+}
+
+impl MemorySource {
+    pub fn new(bytes: impl Into<std::sync::Arc<[u8]>>) -> Self {
+        MemorySource { bytes: bytes.into(), name: "memory".to_string() }
+    }
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl ByteSource for MemorySource {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        check_bounds(offset, buf.len() as u64, self.len())?;
+        let start = offset as usize;
+        buf.copy_from_slice(&self.bytes[start..start + buf.len()]);
+        Ok(())
+    }
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// A local file read with positioned reads (`pread`); never mapped or read whole.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct FileSource {
+    file: std::fs::File,
+    len: u64,
+    path: std::path::PathBuf,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl FileSource {
+    pub fn open(path: impl AsRef<std::path::Path>) -> std::io::Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let file = std::fs::File::open(&path)?;
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory, not a model file"));
+        }
+        Ok(FileSource { file, len: meta.len(), path })
+    }
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl ByteSource for FileSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        check_bounds(offset, buf.len() as u64, self.len)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileExt;
+            self.file.read_exact_at(buf, offset).map_err(|e| SourceError::Io {
+                offset,
+                len: buf.len() as u64,
+                message: e.to_string(),
+            })
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::fs::FileExt;
+            let mut done = 0usize;
+            while done < buf.len() {
+                let n = self.file.seek_read(&mut buf[done..], offset + done as u64).map_err(|e| SourceError::Io {
+                    offset,
+                    len: buf.len() as u64,
+                    message: e.to_string(),
+                })?;
+                if n == 0 {
+                    return Err(SourceError::Io { offset, len: buf.len() as u64, message: "unexpected end of file".into() });
+                }
+                done += n;
+            }
+            Ok(())
+        }
+    }
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// Wraps a source and counts the bytes and reads that went through it.
+pub struct CountingSource<S> {
+    inner: S,
+    bytes_read: AtomicU64,
+    reads: AtomicU64,
+}
+
+impl<S: ByteSource> CountingSource<S> {
+    pub fn new(inner: S) -> Self {
+        CountingSource { inner, bytes_read: AtomicU64::new(0), reads: AtomicU64::new(0) }
+    }
+    /// Total bytes returned by successful reads so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+    /// Number of successful reads so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: ByteSource> ByteSource for CountingSource<S> {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        self.inner.read_exact_at(offset, buf)?;
+        self.bytes_read.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+}
+
+/// A forward-only reader over a source with a small buffer, for parsing headers that are a long
+/// run of small fields (GGUF metadata). It reads ahead in chunks but never past the source's end.
+pub struct Cursor<'a, S: ByteSource + ?Sized> {
+    source: &'a S,
+    pos: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
+    chunk: usize,
+}
+
+impl<'a, S: ByteSource + ?Sized> Cursor<'a, S> {
+    /// Default read-ahead: large enough that a metadata section costs few reads (one HTTP round
+    /// trip each in the browser), small enough to be irrelevant for memory.
+    pub const DEFAULT_CHUNK: usize = 1 << 20;
+
+    pub fn new(source: &'a S, pos: u64) -> Self {
+        Cursor { source, pos, buf: Vec::new(), buf_start: pos, chunk: Self::DEFAULT_CHUNK }
+    }
+    pub fn with_chunk(mut self, chunk: usize) -> Self {
+        self.chunk = chunk.max(1);
+        self
+    }
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+    pub fn source_len(&self) -> u64 {
+        self.source.len()
+    }
+    /// Bytes left between the position and the end of the source.
+    pub fn remaining(&self) -> u64 {
+        self.source.len().saturating_sub(self.pos)
+    }
+    pub fn seek(&mut self, pos: u64) {
+        self.pos = pos;
+    }
+
+    /// Read exactly `out.len()` bytes at the position and advance.
+    pub fn read_into(&mut self, out: &mut [u8]) -> Result<(), SourceError> {
+        let n = out.len();
+        check_bounds(self.pos, n as u64, self.source.len())?;
+        let buf_end = self.buf_start + self.buf.len() as u64;
+        if self.pos < self.buf_start || self.pos + n as u64 > buf_end {
+            if n >= self.chunk {
+                self.source.read_exact_at(self.pos, out)?;
+                self.pos += n as u64;
+                return Ok(());
+            }
+            let want = (self.chunk as u64).min(self.source.len() - self.pos) as usize;
+            self.buf.resize(want, 0);
+            self.source.read_exact_at(self.pos, &mut self.buf)?;
+            self.buf_start = self.pos;
+        }
+        let at = (self.pos - self.buf_start) as usize;
+        out.copy_from_slice(&self.buf[at..at + n]);
+        self.pos += n as u64;
+        Ok(())
+    }
+
+    /// Read `len` bytes into a new vector, refusing lengths the source cannot hold *before*
+    /// allocating.
+    pub fn read_vec(&mut self, len: u64) -> Result<Vec<u8>, SourceError> {
+        check_bounds(self.pos, len, self.source.len())?;
+        let mut v = vec![0u8; len as usize];
+        self.read_into(&mut v)?;
+        Ok(v)
+    }
+
+    pub fn read_array<const N: usize>(&mut self) -> Result<[u8; N], SourceError> {
+        let mut a = [0u8; N];
+        self.read_into(&mut a)?;
+        Ok(a)
+    }
+    pub fn u8(&mut self) -> Result<u8, SourceError> {
+        Ok(self.read_array::<1>()?[0])
+    }
+    pub fn u16(&mut self) -> Result<u16, SourceError> {
+        Ok(u16::from_le_bytes(self.read_array()?))
+    }
+    pub fn u32(&mut self) -> Result<u32, SourceError> {
+        Ok(u32::from_le_bytes(self.read_array()?))
+    }
+    pub fn u64(&mut self) -> Result<u64, SourceError> {
+        Ok(u64::from_le_bytes(self.read_array()?))
+    }
+    pub fn skip(&mut self, n: u64) -> Result<(), SourceError> {
+        check_bounds(self.pos, n, self.source.len())?;
+        self.pos += n;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_source_reads_and_refuses_out_of_bounds() {
+        let src = MemorySource::new(vec![1u8, 2, 3, 4, 5]);
+        assert_eq!(src.read_range(1..4).unwrap(), vec![2, 3, 4]);
+        let err = src.read_range(3..9).unwrap_err();
+        assert_eq!(err, SourceError::OutOfBounds { offset: 3, len: 6, source_len: 5 });
+        assert!(err.to_string().contains("offset 3"));
+        // A huge declared length is refused without allocating.
+        assert!(src.read_range(0..u64::MAX).is_err());
+        assert!(check_bounds(u64::MAX, 2, 10).is_err());
+    }
+
+    #[test]
+    fn cursor_reads_across_chunk_boundaries() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let src = CountingSource::new(MemorySource::new(data.clone()));
+        let mut c = Cursor::new(&src, 0).with_chunk(7);
+        let mut got = Vec::new();
+        while c.remaining() >= 3 {
+            got.extend_from_slice(&c.read_array::<3>().unwrap());
+        }
+        assert_eq!(&got[..], &data[..got.len()]);
+        assert!(c.read_array::<3>().is_err());
+        // Read-ahead never goes past the end, and total bytes read stay close to the file size.
+        assert!(src.bytes_read() <= 1000 + 7);
+    }
+
+    #[test]
+    fn file_source_reads_positioned() {
+        let dir = std::env::temp_dir().join(format!("parallax-source-test-{}", std::process::id()));
+        std::fs::write(&dir, b"hello world").unwrap();
+        let src = FileSource::open(&dir).unwrap();
+        assert_eq!(src.len(), 11);
+        assert_eq!(src.read_range(6..11).unwrap(), b"world");
+        assert!(matches!(src.read_range(6..12), Err(SourceError::OutOfBounds { .. })));
+        std::fs::remove_file(&dir).unwrap();
+    }
+}
