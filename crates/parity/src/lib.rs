@@ -1,0 +1,239 @@
+//! Parity metrics.
+//!
+//! Owns the statistics recorded at every capture point ([`Stats`]: count, moments, extremes,
+//! NaN/Inf/zero counts, accumulated in f64), the comparison of one path against the reference on
+//! the *same* sample ([`Compare`]), and logits agreement ([`LogitsCompare`]). Every comparison
+//! takes two equally long slices of the same site and scope, so the upstream artefact — a std
+//! over 7 tokens divided by a std over 1 token — cannot be expressed.
+//! Knows nothing about models, paths or files: inputs are slices of f32.
+
+use serde::{Deserialize, Serialize};
+
+/// Which standard deviation every [`Stats::std`] is: the sample std (n − 1), as upstream's
+/// traces use, so imported traces compare like with like.
+pub const STD_KIND: &str = "sample";
+
+/// Statistics of one sample (one site, one path, one token scope). Moments and extremes are over
+/// the finite values only; NaN and ±Inf are counted apart. `None` where no finite value exists
+/// (or, for `std`, fewer than two).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub count: u64,
+    pub mean: Option<f64>,
+    pub std: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub absmax: Option<f64>,
+    pub nan: u64,
+    pub inf: u64,
+    pub zeros: u64,
+}
+
+impl Stats {
+    /// Two passes in f64 (mean, then squared deviations): exact enough that the order of the
+    /// values is the only thing that could change the last bit, and that order is fixed.
+    pub fn of(values: &[f32]) -> Stats {
+        let (mut n, mut sum, mut nan, mut inf, mut zeros) = (0u64, 0f64, 0u64, 0u64, 0u64);
+        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+        for &v in values {
+            if v.is_nan() {
+                nan += 1;
+                continue;
+            }
+            if v.is_infinite() {
+                inf += 1;
+                continue;
+            }
+            if v == 0.0 {
+                zeros += 1;
+            }
+            let v = v as f64;
+            n += 1;
+            sum += v;
+            min = min.min(v);
+            max = max.max(v);
+        }
+        if n == 0 {
+            return Stats { count: values.len() as u64, mean: None, std: None, min: None, max: None, absmax: None, nan, inf, zeros };
+        }
+        let mean = sum / n as f64;
+        let ss: f64 = values.iter().filter(|v| v.is_finite()).map(|&v| (v as f64 - mean).powi(2)).sum();
+        Stats {
+            count: values.len() as u64,
+            mean: Some(mean),
+            std: (n > 1).then(|| (ss / (n - 1) as f64).sqrt()),
+            min: Some(min),
+            max: Some(max),
+            absmax: Some(min.abs().max(max.abs())),
+            nan,
+            inf,
+            zeros,
+        }
+    }
+
+    /// Whether any value was NaN or infinite.
+    pub fn has_non_finite(&self) -> bool {
+        self.nan > 0 || self.inf > 0
+    }
+}
+
+/// One path against the reference on the same site and the same values (same count).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compare {
+    /// Elements compared (equal on both sides by construction).
+    pub count: u64,
+    /// std(path) / std(reference).
+    pub std_ratio: Option<f64>,
+    pub cosine: Option<f64>,
+    /// ‖path − reference‖ / ‖reference‖.
+    pub rel_l2: Option<f64>,
+    /// 10·log10(‖reference‖² / ‖path − reference‖²); `None` when the two are identical.
+    pub sqnr_db: Option<f64>,
+    pub max_abs: Option<f64>,
+}
+
+impl Compare {
+    /// Compare `path` with `reference`. Returns `None` when the lengths differ: unequal samples
+    /// are never compared (FALSIFY-007).
+    pub fn of(reference: &[f32], path: &[f32]) -> Option<Compare> {
+        if reference.len() != path.len() {
+            return None;
+        }
+        let (mut rr, mut pp, mut rp, mut dd, mut max_abs) = (0f64, 0f64, 0f64, 0f64, 0f64);
+        let mut finite = true;
+        for (&r, &p) in reference.iter().zip(path) {
+            if !(r.is_finite() && p.is_finite()) {
+                finite = false;
+                break;
+            }
+            let (r, p) = (r as f64, p as f64);
+            rr += r * r;
+            pp += p * p;
+            rp += r * p;
+            let d = p - r;
+            dd += d * d;
+            max_abs = max_abs.max(d.abs());
+        }
+        let count = reference.len() as u64;
+        if !finite {
+            return Some(Compare { count, std_ratio: None, cosine: None, rel_l2: None, sqnr_db: None, max_abs: None });
+        }
+        let ratio = match (Stats::of(reference).std, Stats::of(path).std) {
+            (Some(r), Some(p)) if r > 0.0 => Some(p / r),
+            _ => None,
+        };
+        let cosine = (rr > 0.0 && pp > 0.0).then(|| rp / (rr.sqrt() * pp.sqrt()));
+        Some(Compare {
+            count,
+            std_ratio: ratio,
+            cosine,
+            rel_l2: (rr > 0.0).then(|| (dd / rr).sqrt()),
+            sqnr_db: (dd > 0.0 && rr > 0.0).then(|| 10.0 * (rr / dd).log10()),
+            max_abs: Some(max_abs),
+        })
+    }
+}
+
+/// Logits of one path against the reference's, for one token position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogitsCompare {
+    /// KL(P_reference ‖ P_path) in nats, softmax in f64.
+    pub kl: Option<f64>,
+    pub top1_agree: bool,
+    /// How many of the reference's top-10 ids are in the path's top-10.
+    pub top10_overlap: u32,
+    pub cosine: Option<f64>,
+}
+
+impl LogitsCompare {
+    pub fn of(reference: &[f32], path: &[f32]) -> Option<LogitsCompare> {
+        if reference.len() != path.len() || reference.is_empty() {
+            return None;
+        }
+        let (tr, tp) = (top_k(reference, 10), top_k(path, 10));
+        let overlap = tr.iter().filter(|(id, _)| tp.iter().any(|(j, _)| j == id)).count() as u32;
+        let kl = match (log_softmax(reference), log_softmax(path)) {
+            (Some(lr), Some(lp)) => Some(lr.iter().zip(&lp).map(|(a, b)| a.exp() * (a - b)).sum::<f64>().max(0.0)),
+            _ => None,
+        };
+        Some(LogitsCompare {
+            kl,
+            top1_agree: tr.first().map(|t| t.0) == tp.first().map(|t| t.0),
+            top10_overlap: overlap,
+            cosine: Compare::of(reference, path).and_then(|c| c.cosine),
+        })
+    }
+}
+
+/// The `k` largest values with their indices, largest first; ties broken by the lower index so
+/// the order is deterministic. NaN is never ranked.
+pub fn top_k(values: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut top: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
+    for (i, &v) in values.iter().enumerate() {
+        if v.is_nan() || k == 0 {
+            continue;
+        }
+        if top.len() == k && v <= top[k - 1].1 {
+            continue;
+        }
+        let pos = top.iter().position(|&(_, t)| v > t).unwrap_or(top.len());
+        top.insert(pos, (i as u32, v));
+        top.truncate(k);
+    }
+    top
+}
+
+fn log_softmax(x: &[f32]) -> Option<Vec<f64>> {
+    if x.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+    let lse = max + x.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+    Some(x.iter().map(|&v| v as f64 - lse).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_count_non_finite_apart_and_use_sample_std() {
+        let s = Stats::of(&[1.0, 2.0, 3.0, 4.0, f32::NAN, f32::INFINITY, 0.0]);
+        assert_eq!(s.count, 7);
+        assert_eq!((s.nan, s.inf, s.zeros), (1, 1, 1));
+        assert_eq!(s.mean, Some(2.0));
+        // sample std of [1,2,3,4,0] = sqrt(10/4)
+        assert!((s.std.unwrap() - (2.5f64).sqrt()).abs() < 1e-12);
+        assert_eq!((s.min, s.max, s.absmax), (Some(0.0), Some(4.0), Some(4.0)));
+        let empty = Stats::of(&[f32::NAN]);
+        assert_eq!(empty.mean, None);
+        assert!(empty.has_non_finite());
+    }
+
+    #[test]
+    fn compare_refuses_unequal_samples() {
+        assert!(Compare::of(&[1.0, 2.0], &[1.0]).is_none());
+        let c = Compare::of(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]).unwrap();
+        assert_eq!(c.rel_l2, Some(0.0));
+        assert_eq!(c.sqnr_db, None);
+        assert!((c.cosine.unwrap() - 1.0).abs() < 1e-12);
+        let c = Compare::of(&[1.0, 0.0], &[1.1, 0.0]).unwrap();
+        assert!((c.rel_l2.unwrap() - 0.1).abs() < 1e-6);
+        assert!((c.sqnr_db.unwrap() - 20.0).abs() < 1e-4);
+        assert!((c.max_abs.unwrap() - 0.1).abs() < 1e-6);
+    }
+
+    #[test]
+    fn logits_compare_and_top_k() {
+        assert_eq!(top_k(&[0.5, 3.0, 3.0, -1.0, f32::NAN, 2.0], 3), vec![(1, 3.0), (2, 3.0), (5, 2.0)]);
+        let a = [1.0f32, 2.0, 3.0, 0.0];
+        let l = LogitsCompare::of(&a, &a).unwrap();
+        assert!(l.kl.unwrap().abs() < 1e-12);
+        assert!(l.top1_agree);
+        assert_eq!(l.top10_overlap, 4);
+        let b = [1.0f32, 3.5, 3.0, 0.0];
+        let l = LogitsCompare::of(&a, &b).unwrap();
+        assert!(!l.top1_agree);
+        assert!(l.kl.unwrap() > 0.0);
+    }
+}
