@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 use parallax_model::{human_bytes, Model, ModelSummary};
 use parallax_source::FileSource;
 
+mod run;
+
 #[derive(Parser)]
 #[command(name = "parallax", version, about = "Shows where two forward paths of one quantized LLM part ways.")]
 struct Cli {
@@ -44,6 +46,69 @@ enum Command {
         #[arg(long, value_parser = parse_rows)]
         rows: Option<Range<u64>>,
     },
+    /// Run the model along several paths with the same probes and print where they part ways.
+    Run(RunArgs),
+    /// Print the token ids and pieces the model's tokenizer makes of a text.
+    Tokenize {
+        #[arg(short, long)]
+        model: PathBuf,
+        /// The text to tokenize.
+        #[arg(short, long)]
+        prompt: String,
+        /// Do not add BOS/EOS even when the model asks for them.
+        #[arg(long)]
+        no_special: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(short, long)]
+    model: PathBuf,
+    /// The prompt text (tokenized with the model's own tokenizer, BOS as the model asks).
+    #[arg(short, long, conflicts_with = "tokens", required_unless_present = "tokens")]
+    prompt: Option<String>,
+    /// Token ids instead of a prompt, comma separated: `--tokens 3838,374,220`.
+    #[arg(long, value_delimiter = ',')]
+    tokens: Option<Vec<u32>>,
+    /// Paths to run, the first being the reference: f32 (dequantized weights, f32 activations)
+    /// and q8 (activations quantized per block as llama.cpp does, fused integer dots).
+    #[arg(long, value_delimiter = ',', default_value = "f32,q8")]
+    paths: Vec<String>,
+    /// Token scope of the per-site statistics: every prompt position or the last one.
+    #[arg(long, value_enum, default_value = "all")]
+    scope: ScopeArg,
+    /// free: each path keeps its own residual stream; replay: also feed every matmul the
+    /// reference's input, separating local error from accumulated error.
+    #[arg(long, value_enum, default_value = "free")]
+    mode: ModeArg,
+    /// Write the report (schema parallax.report/1) to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Skip hashing the model file (the report's sha256 is then null).
+    #[arg(long)]
+    no_hash: bool,
+    /// Refuse prompts longer than this many tokens.
+    #[arg(long, default_value_t = 512)]
+    max_tokens: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScopeArg {
+    All,
+    Last,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Free,
+    Replay,
 }
 
 fn parse_rows(s: &str) -> Result<Range<u64>, String> {
@@ -61,6 +126,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect { model, json, full } => inspect(&model, json, full),
         Command::Dump { model, tensor, rows } => dump(&model, &tensor, rows),
+        Command::Run(args) => run::run(args),
+        Command::Tokenize { model, prompt, no_special } => tokenize(&model, &prompt, !no_special),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,6 +136,17 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn tokenize(path: &PathBuf, prompt: &str, add_special: bool) -> Result<(), String> {
+    let model = open(path)?;
+    let tokenizer = parallax_engine::tokenizer_for(&model).map_err(|e| e.to_string())?;
+    let ids = tokenizer.encode(prompt, add_special);
+    println!("{} tokens: {:?}", ids.len(), ids);
+    for id in ids {
+        println!("{id:>8}  {:?}", tokenizer.token_text(id).unwrap_or("?"));
+    }
+    Ok(())
 }
 
 fn open(path: &PathBuf) -> Result<Model<FileSource>, String> {
@@ -115,10 +193,15 @@ fn print_summary(out: &mut impl Write, s: &ModelSummary) -> io::Result<()> {
     }
     writeln!(out)?;
     let name_w = s.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
-    writeln!(out, "{:<name_w$}  {:<7} {:<22} {:>12} {:>12}", "name", "type", "shape (ne0, ne1, …)", "offset", "bytes")?;
+    // HF-named files (APR from `apr import`) get a column with the canonical GGUF name.
+    let show_role = s.tensors.iter().any(|t| t.role.as_deref().is_some_and(|r| r != t.name));
+    let role_w = if show_role { s.tensors.iter().filter_map(|t| t.role.as_ref()).map(|r| r.len()).max().unwrap_or(4) } else { 0 };
+    let role = |r: &str| if show_role { format!("{r:<role_w$}  ") } else { String::new() };
+    writeln!(out, "{:<name_w$}  {}{:<7} {:<22} {:>12} {:>12}", "name", role("role"), "type", "shape (ne0, ne1, …)", "offset", "bytes")?;
     for t in &s.tensors {
         let shape = t.ne.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" × ");
-        writeln!(out, "{:<name_w$}  {:<7} {:<22} {:>12} {:>12}", t.name, t.ty, shape, t.offset, t.bytes)?;
+        let r = role(t.role.as_deref().unwrap_or("—"));
+        writeln!(out, "{:<name_w$}  {r}{:<7} {:<22} {:>12} {:>12}", t.name, t.ty, shape, t.offset, t.bytes)?;
     }
     Ok(())
 }

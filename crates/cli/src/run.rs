@@ -1,0 +1,198 @@
+//! `parallax run`: the engine on the terminal — progress on stderr, a per-layer table on stdout,
+//! the report as JSON on request.
+
+use std::io::Read;
+use std::sync::atomic::AtomicBool;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use parallax_engine::{PathKind, Phase, RunInput, RunOptions};
+use parallax_report::{Mode, Report, Scope};
+use parallax_source::{ByteSource, FileSource};
+use sha2::{Digest, Sha256};
+
+use crate::{open, ModeArg, RunArgs, ScopeArg};
+
+pub fn run(args: RunArgs) -> Result<(), String> {
+    let paths = args
+        .paths
+        .iter()
+        .map(|p| PathKind::parse(p.trim()).ok_or_else(|| format!("unknown path `{p}`; the paths are f32 and q8")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if paths.is_empty() || paths.iter().enumerate().any(|(i, p)| paths[..i].contains(p)) {
+        return Err("--paths needs at least one path and no path twice, e.g. --paths f32,q8".into());
+    }
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .map_err(|e| format!("cannot start {n} threads: {e}"))?;
+    }
+    let model = open(&args.model)?;
+    let sha256 = if args.no_hash { None } else { Some(hash_file(&args.model, model.source().len(), args.quiet)?) };
+
+    let input = match (&args.prompt, &args.tokens) {
+        (Some(text), _) => {
+            let tok = parallax_engine::tokenizer_for(&model).map_err(|e| e.to_string())?;
+            let tokens = tok.encode(text, true);
+            let pieces = tokens.iter().map(|&id| tok.token_text(id).unwrap_or("?").to_string()).collect();
+            RunInput { tokens, text: Some(text.clone()), pieces, sha256 }
+        }
+        (None, Some(tokens)) => {
+            let pieces = match parallax_engine::tokenizer_for(&model) {
+                Ok(tok) => tokens.iter().map(|&id| tok.token_text(id).unwrap_or("?").to_string()).collect(),
+                Err(_) => Vec::new(),
+            };
+            RunInput { tokens: tokens.clone(), text: None, pieces, sha256 }
+        }
+        (None, None) => return Err("give a prompt (-p TEXT) or token ids (--tokens 1,2,3)".into()),
+    };
+    let opts = RunOptions {
+        paths,
+        mode: match args.mode {
+            ModeArg::Free => Mode::Free,
+            ModeArg::Replay => Mode::Replay,
+        },
+        scope: match args.scope {
+            ScopeArg::All => Scope::All,
+            ScopeArg::Last => Scope::Last,
+        },
+        max_tokens: args.max_tokens,
+    };
+
+    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:<22} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let cancel = AtomicBool::new(false);
+    let started = std::time::Instant::now();
+    let report = parallax_engine::run(
+        &model,
+        &input,
+        &opts,
+        &mut |p| {
+            bar.set_length(p.bytes_total);
+            bar.set_position(p.bytes_read);
+            bar.set_message(match p.phase {
+                Phase::Embedding => "embedding".to_string(),
+                Phase::Layer => format!("layer {}/{}", p.layers_done, p.n_layers),
+                Phase::OutputHead => "output head".to_string(),
+                Phase::Done => "done".to_string(),
+            });
+        },
+        &cancel,
+    )
+    .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    if !args.quiet {
+        eprintln!("ran {} layers × {} paths in {:.2} s", report.layers.len(), report.paths.len(), started.elapsed().as_secs_f64());
+    }
+
+    if let Some(path) = &args.json {
+        std::fs::write(path, report.to_json() + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    print_table(&report);
+    Ok(())
+}
+
+fn hash_file(path: &std::path::Path, len: u64, quiet: bool) -> Result<String, String> {
+    let source = FileSource::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(len) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} sha256                 [{bar:30}] {bytes}/{total_bytes}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut file = std::fs::File::open(source.path()).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 8 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        bar.inc(n as u64);
+    }
+    bar.finish_and_clear();
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn fmt(v: Option<f64>, digits: usize) -> String {
+    match v {
+        Some(v) => format!("{v:.digits$}"),
+        None => "—".into(),
+    }
+}
+
+fn print_table(r: &Report) {
+    let reference = &r.reference;
+    let others: Vec<&String> = r.paths.iter().filter(|p| *p != reference).collect();
+    let n_tokens = r.prompt.tokens.len();
+    let scope = match r.scope {
+        Scope::All => format!("all {n_tokens} tokens"),
+        Scope::Last => "the last token".to_string(),
+    };
+    println!("{} ({}, {} layers) · prompt {} tokens {:?}", r.model.file_name, r.model.arch, r.model.n_layers, n_tokens, r.prompt.tokens);
+    println!("statistics over {scope} ({} std) · reference {reference} · mode {:?}", r.std_kind, r.mode);
+    if let Some(site) = r.layers.first().and_then(|l| l.sites.get("ffn_swigl")) {
+        if let Some(s) = site.paths.get(reference) {
+            println!("each ffn site holds {} elements per path ({} per token)", s.count, site.width);
+        }
+    }
+    for other in &others {
+        println!();
+        println!("{other} vs {reference}");
+        println!(
+            "{:>5}  {:>12}  {:>12}  {:>13}  {:<16} {:>8}  flags",
+            "layer", "swigl σ ratio", "gate σ ratio", "worst cosine", "at site", "min SQNR"
+        );
+        for l in &r.layers {
+            let ratio = |site: &str| l.sites.get(site).and_then(|s| s.compare.get(*other)).and_then(|c| c.std_ratio);
+            let mut worst: Option<(f64, &str)> = None;
+            let mut min_sqnr: Option<f64> = None;
+            let mut flags = Vec::new();
+            for (name, site) in &l.sites {
+                if let Some(c) = site.compare.get(*other) {
+                    if let Some(cos) = c.cosine {
+                        if worst.is_none_or(|(w, _)| cos < w) {
+                            worst = Some((cos, name));
+                        }
+                    }
+                    if let Some(q) = c.sqnr_db {
+                        min_sqnr = Some(min_sqnr.map_or(q, |m: f64| m.min(q)));
+                    }
+                }
+                for (p, s) in &site.paths {
+                    if s.has_non_finite() {
+                        flags.push(format!("{p}:{name} NaN/Inf"));
+                    }
+                }
+            }
+            println!(
+                "{:>5}  {:>12}  {:>12}  {:>13}  {:<16} {:>8}  {}",
+                l.index,
+                fmt(ratio("ffn_swigl"), 5),
+                fmt(ratio("ffn_gate"), 5),
+                fmt(worst.map(|w| w.0), 8),
+                worst.map(|w| w.1).unwrap_or("—"),
+                fmt(min_sqnr, 1),
+                flags.join(" ")
+            );
+        }
+        if let Some(c) = r.logits.compare.get(*other) {
+            let top = |p: &str| r.logits.paths.get(p).and_then(|l| l.top.first()).map(|t| t.0);
+            println!(
+                "logits (position {}): top-1 {reference} {:?} vs {other} {:?} ({}), top-10 overlap {}/10, KL {} nats, cosine {}",
+                r.logits.position,
+                top(reference),
+                top(other),
+                if c.top1_agree { "agree" } else { "DIFFER" },
+                c.top10_overlap,
+                fmt(c.kl, 6),
+                fmt(c.cosine, 7)
+            );
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The forward-pass engine.
+//!
+//! Owns the architectures ([`ArchConfig`]: qwen2, llama, qwen3, gemma3), the shared f32 ops
+//! (norms, RoPE, attention, activations), the per-path matmuls ([`PathKind`]: `f32` reference,
+//! `q8` fused), layer streaming (one layer's weights in memory at a time; only the prompt's
+//! embedding rows; the output head in row chunks), the probes at every site, and the run that
+//! turns all of it into a [`parallax_report::Report`].
+//! Knows nothing about file formats (it asks `parallax-model` for tensors by role), terminals or
+//! the DOM.
+
+mod arch;
+mod matmul;
+pub mod ops;
+mod run;
+mod tokenize;
+mod weights;
+
+use std::fmt;
+
+pub use arch::{ArchConfig, ArchKind, RopeStyle, SUPPORTED};
+pub use matmul::PathKind;
+pub use run::{layer_sites, run, Phase, Progress, RunInput, RunOptions};
+pub use tokenize::tokenizer_for;
+
+/// Why a run could not start or finish. Each variant reads as a sentence a user can act on.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum EngineError {
+    Model(parallax_model::ModelError),
+    UnsupportedArch { arch: String, supported: String },
+    MissingHyperparameter { what: &'static str, arch: String },
+    MissingTensor { name: String, arch: String },
+    BadModel { message: String },
+    BadOptions { message: String },
+    Tokenizer { message: String },
+    EmptyPrompt,
+    PromptTooLong { tokens: usize, max: usize },
+    TokenOutOfRange { id: u32, vocab: u64 },
+    Cancelled,
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Model(e) => write!(f, "{e}"),
+            EngineError::UnsupportedArch { arch, supported } if arch.is_empty() => {
+                write!(f, "the model does not name its architecture; Parallax runs {supported}")
+            }
+            EngineError::UnsupportedArch { arch, supported } => {
+                write!(f, "architecture `{arch}` is not supported yet; Parallax runs {supported}")
+            }
+            EngineError::MissingHyperparameter { what, arch } => {
+                write!(f, "the model's metadata lacks the {what} of its `{arch}` architecture")
+            }
+            EngineError::MissingTensor { name, arch } => {
+                write!(f, "the model has no tensor `{name}`, which a `{arch}` forward pass needs")
+            }
+            EngineError::BadModel { message } => write!(f, "{message}"),
+            EngineError::BadOptions { message } => write!(f, "{message}"),
+            EngineError::Tokenizer { message } => write!(f, "tokenizer: {message}"),
+            EngineError::EmptyPrompt => write!(f, "the prompt has no tokens"),
+            EngineError::PromptTooLong { tokens, max } => write!(
+                f,
+                "the prompt has {tokens} tokens, more than the limit of {max}; shorten it or raise the limit"
+            ),
+            EngineError::TokenOutOfRange { id, vocab } => {
+                write!(f, "token id {id} is outside the model's vocabulary of {vocab} tokens")
+            }
+            EngineError::Cancelled => write!(f, "the run was cancelled"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// Which kernel family the fused dots dispatch to on this machine.
+pub fn kernel_backend() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if parallax_quant::avx2::available() {
+            return "avx2";
+        }
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        return "simd128";
+    }
+    #[allow(unreachable_code)]
+    "scalar"
+}

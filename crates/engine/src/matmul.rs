@@ -1,0 +1,198 @@
+//! Matrix products per path — the only place the paths differ.
+//!
+//! * `f32`: weight rows dequantized (in tiles that stay in cache, never a whole matrix) and
+//!   dotted with f32 activations.
+//! * `q8`: each activation row quantized once to the weight type's llama.cpp partner (Q8_K for
+//!   k-quants, Q8_0 / Q8_1 for legacy types), then fused integer dots with the packed rows.
+//!
+//! Output element (token t, row r) is computed by exactly one task in a fixed order, so the
+//! result is the same whatever the number of threads.
+
+use parallax_quant::{Activation, GgmlType};
+
+use crate::EngineError;
+
+/// Rows dequantized at a time on the f32 path: 32 rows of a 4864-wide matrix are 608 KiB.
+const TILE_ROWS: usize = 32;
+
+/// Which arithmetic a path's matmuls use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PathKind {
+    /// Dequantized weights, f32 activations.
+    F32,
+    /// llama.cpp CPU semantics: quantized activations, fused integer dots.
+    Q8,
+}
+
+impl PathKind {
+    pub fn id(self) -> &'static str {
+        match self {
+            PathKind::F32 => "f32",
+            PathKind::Q8 => "q8",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PathKind> {
+        match s {
+            "f32" => Some(PathKind::F32),
+            "q8" => Some(PathKind::Q8),
+            _ => None,
+        }
+    }
+}
+
+/// A weight matrix of `rows` output rows × `cols` inputs, as stored in the file.
+pub struct Matrix {
+    pub name: String,
+    pub rows: usize,
+    pub cols: usize,
+    pub storage: Storage,
+}
+
+pub enum Storage {
+    /// GGML bytes, `row_bytes` per row.
+    Ggml { ty: GgmlType, bytes: Vec<u8>, row_bytes: usize },
+    /// Types without a llama.cpp kernel (APR-Q4/Q8): dequantized at load, both paths use f32.
+    F32 { values: Vec<f32>, from: String },
+}
+
+impl Matrix {
+    /// How `path` multiplies this matrix, for the report.
+    pub fn kernel_label(&self, path: PathKind) -> String {
+        match (&self.storage, path) {
+            (Storage::Ggml { ty, .. }, PathKind::F32) => format!("{ty} dequantized → f32 dot"),
+            (Storage::Ggml { ty, .. }, PathKind::Q8) => match ty.vec_dot_type() {
+                Some(GgmlType::F32) => format!("{ty} × F32 dot"),
+                Some(act) => format!("{ty} × {act} fused dot"),
+                None => format!("{ty} dequantized → f32 dot (no llama.cpp pairing)"),
+            },
+            (Storage::F32 { from, .. }, _) => format!("{from} dequantized → f32 dot (no llama.cpp kernel)"),
+        }
+    }
+}
+
+/// `x` is `n_tokens` rows of `m.cols`; returns `n_tokens` rows of `m.rows`.
+pub fn matmul(path: PathKind, m: &Matrix, x: &[f32], n_tokens: usize) -> Result<Vec<f32>, EngineError> {
+    debug_assert_eq!(x.len(), n_tokens * m.cols);
+    // Computed as rows × tokens (each tile owns a contiguous block), transposed at the end.
+    let mut by_row = vec![0f32; m.rows * n_tokens];
+    match (&m.storage, path) {
+        (Storage::F32 { values, .. }, _) => {
+            for_each_tile(&mut by_row, n_tokens, |r0, out| {
+                for (i, o) in out.chunks_exact_mut(n_tokens).enumerate() {
+                    let w = &values[(r0 + i) * m.cols..(r0 + i + 1) * m.cols];
+                    for (t, o) in o.iter_mut().enumerate() {
+                        *o = parallax_quant::dot::vec_dot_f32(w, &x[t * m.cols..(t + 1) * m.cols]);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        (Storage::Ggml { ty, bytes, row_bytes }, PathKind::F32) => {
+            for_each_tile(&mut by_row, n_tokens, |r0, out| {
+                let n_rows = out.len() / n_tokens;
+                let mut tile = vec![0f32; n_rows * m.cols];
+                let src = &bytes[r0 * row_bytes..(r0 + n_rows) * row_bytes];
+                parallax_quant::dequantize(*ty, src, &mut tile).map_err(|e| quant_error(m, e))?;
+                for (i, o) in out.chunks_exact_mut(n_tokens).enumerate() {
+                    let w = &tile[i * m.cols..(i + 1) * m.cols];
+                    for (t, o) in o.iter_mut().enumerate() {
+                        *o = parallax_quant::dot::vec_dot_f32(w, &x[t * m.cols..(t + 1) * m.cols]);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        (Storage::Ggml { ty, bytes, row_bytes }, PathKind::Q8) => {
+            let acts: Vec<Activation> = x
+                .chunks_exact(m.cols)
+                .map(|row| parallax_quant::quantize_activation(*ty, row))
+                .collect::<Result<_, _>>()
+                .map_err(|e| quant_error(m, e))?;
+            for_each_tile(&mut by_row, n_tokens, |r0, out| {
+                for (i, o) in out.chunks_exact_mut(n_tokens).enumerate() {
+                    let w = &bytes[(r0 + i) * row_bytes..(r0 + i + 1) * row_bytes];
+                    for (o, act) in o.iter_mut().zip(&acts) {
+                        *o = parallax_quant::vec_dot(*ty, w, act).map_err(|e| quant_error(m, e))?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+    }
+    let mut out = vec![0f32; n_tokens * m.rows];
+    for r in 0..m.rows {
+        for t in 0..n_tokens {
+            out[t * m.rows + r] = by_row[r * n_tokens + t];
+        }
+    }
+    Ok(out)
+}
+
+fn quant_error(m: &Matrix, e: parallax_quant::QuantError) -> EngineError {
+    EngineError::BadModel { message: format!("tensor `{}`: {e}", m.name) }
+}
+
+/// Run `f(first_row, block)` over blocks of `TILE_ROWS` rows (each `TILE_ROWS × n_tokens`
+/// values of `by_row`), in parallel when the `parallel` feature is on.
+fn for_each_tile<F>(by_row: &mut [f32], n_tokens: usize, f: F) -> Result<(), EngineError>
+where
+    F: Fn(usize, &mut [f32]) -> Result<(), EngineError> + Sync + Send,
+{
+    let chunk = TILE_ROWS * n_tokens;
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        by_row.par_chunks_mut(chunk).enumerate().try_for_each(|(i, block)| f(i * TILE_ROWS, block))
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        by_row.chunks_mut(chunk).enumerate().try_for_each(|(i, block)| f(i * TILE_ROWS, block))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q8_0_matrix(rows: usize, cols: usize, seed: u32) -> (Matrix, Vec<f32>) {
+        // Quantize a deterministic f32 matrix to Q8_0 with the activation quantizer (same block
+        // layout as Q8_0 weights), and keep its dequantized values.
+        let mut s = seed;
+        let mut next = || {
+            s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let values: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
+        let mut bytes = Vec::new();
+        for row in values.chunks_exact(cols) {
+            let mut blocks = vec![parallax_quant::BlockQ8_0 { d: half::f16::ZERO, qs: [0; 32] }; cols / 32];
+            parallax_quant::quantize_row_q8_0(row, &mut blocks);
+            for b in &blocks {
+                bytes.extend_from_slice(&b.d.to_le_bytes());
+                bytes.extend(b.qs.iter().map(|&q| q as u8));
+            }
+        }
+        let mut deq = vec![0f32; rows * cols];
+        parallax_quant::dequantize(GgmlType::Q8_0, &bytes, &mut deq).unwrap();
+        let row_bytes = cols / 32 * 34;
+        (Matrix { name: "w".into(), rows, cols, storage: Storage::Ggml { ty: GgmlType::Q8_0, bytes, row_bytes } }, deq)
+    }
+
+    #[test]
+    fn f32_path_is_dequantized_matmul_and_q8_path_is_close() {
+        let (m, w) = q8_0_matrix(70, 64, 7);
+        let x: Vec<f32> = (0..3 * 64).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+        let f = matmul(PathKind::F32, &m, &x, 3).unwrap();
+        for t in 0..3 {
+            for r in 0..70 {
+                let want: f32 = parallax_quant::dot::vec_dot_f32(&w[r * 64..(r + 1) * 64], &x[t * 64..(t + 1) * 64]);
+                assert_eq!(f[t * 70 + r], want, "t {t} r {r}");
+            }
+        }
+        let q = matmul(PathKind::Q8, &m, &x, 3).unwrap();
+        let err: f32 = f.iter().zip(&q).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let scale: f32 = f.iter().map(|a| a.abs()).fold(0.0, f32::max);
+        assert!(err > 0.0 && err < 0.02 * scale, "q8 path differs by {err} (scale {scale})");
+    }
+}

@@ -1,0 +1,437 @@
+//! One run: every layer streamed once, every path stepped through the same ops in lockstep, and
+//! every site probed on all paths before the next op — so a comparison can only ever be between
+//! the same site, the same tokens and the same element count.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use indexmap::IndexMap;
+use parallax_model::Model;
+use parallax_parity::{top_k, Compare, LogitsCompare, Stats, STD_KIND};
+use parallax_report::{
+    Execution, LayerRecord, LogitsRecord, Mode, ModelInfo, PathLogits, PerToken, Prompt, Report, Scope, SiteRecord,
+    TokenSite, SCHEMA,
+};
+use parallax_source::ByteSource;
+
+use crate::arch::{Activation, ArchConfig};
+use crate::matmul::{matmul, Matrix, PathKind};
+use crate::ops;
+use crate::weights::{LayerWeights, Loader};
+use crate::EngineError;
+
+/// Rows of the output head read and multiplied at a time: bounded memory whatever the vocabulary.
+const HEAD_CHUNK_ROWS: u64 = 8192;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Paths in order; the first is the reference.
+    pub paths: Vec<PathKind>,
+    pub mode: Mode,
+    pub scope: Scope,
+    /// Refuse prompts longer than this (memory and time grow with it).
+    pub max_tokens: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { paths: vec![PathKind::F32, PathKind::Q8], mode: Mode::Free, scope: Scope::All, max_tokens: 512 }
+    }
+}
+
+/// What the report says about the input, beyond the model itself.
+#[derive(Debug, Clone, Default)]
+pub struct RunInput {
+    pub tokens: Vec<u32>,
+    pub text: Option<String>,
+    pub pieces: Vec<String>,
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Embedding,
+    Layer,
+    OutputHead,
+    Done,
+}
+
+/// Progress after each step: bytes of weights read so far out of the bytes the run will read.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub phase: Phase,
+    /// Layers finished.
+    pub layers_done: u32,
+    pub n_layers: u32,
+    pub bytes_read: u64,
+    pub bytes_total: u64,
+}
+
+/// Site names within a layer, in execution order (Gemma 3 adds the two post-norms).
+pub fn layer_sites(cfg: &ArchConfig) -> Vec<&'static str> {
+    let post = cfg.kind == crate::ArchKind::Gemma3;
+    let mut s = vec!["attn_norm", "q", "k", "v", "attn_out", "attn_proj"];
+    if post {
+        s.push("attn_post_norm");
+    }
+    s.extend(["resid_attn", "ffn_norm", "ffn_gate", "ffn_up", "ffn_silu", "ffn_swigl", "ffn_down"]);
+    if post {
+        s.push("ffn_post_norm");
+    }
+    s.push("resid_ffn");
+    s
+}
+
+struct Probe<'a> {
+    paths: &'a [PathKind],
+    scope: Scope,
+    n_tokens: usize,
+}
+
+impl Probe<'_> {
+    fn scoped<'b>(&self, buf: &'b [f32], width: usize) -> &'b [f32] {
+        match self.scope {
+            Scope::All => buf,
+            Scope::Last => &buf[(self.n_tokens - 1) * width..],
+        }
+    }
+
+    /// Statistics of each path and comparisons against the reference, for the run's scope and
+    /// per token. All slices are cut with the same `width` and token range on every path.
+    fn site(&self, bufs: &[Vec<f32>], width: usize) -> (SiteRecord, TokenSite) {
+        let mut rec = SiteRecord { width: width as u64, ..Default::default() };
+        let mut tok = TokenSite::default();
+        let reference = &bufs[0];
+        for (p, buf) in self.paths.iter().zip(bufs) {
+            rec.paths.insert(p.id().into(), Stats::of(self.scoped(buf, width)));
+            tok.paths.insert(p.id().into(), buf.chunks_exact(width).map(Stats::of).collect());
+        }
+        for (p, buf) in self.paths.iter().zip(bufs).skip(1) {
+            if let Some(c) = Compare::of(self.scoped(reference, width), self.scoped(buf, width)) {
+                rec.compare.insert(p.id().into(), c);
+            }
+            let per: Vec<Compare> =
+                reference.chunks_exact(width).zip(buf.chunks_exact(width)).filter_map(|(r, b)| Compare::of(r, b)).collect();
+            tok.compare.insert(p.id().into(), per);
+        }
+        (rec, tok)
+    }
+}
+
+struct Lockstep<'a, S: ByteSource> {
+    cfg: &'a ArchConfig,
+    opts: &'a RunOptions,
+    probe: Probe<'a>,
+    positions: Vec<u32>,
+    cancel: &'a AtomicBool,
+    _source: std::marker::PhantomData<S>,
+}
+
+impl<S: ByteSource> Lockstep<'_, S> {
+    fn check_cancel(&self) -> Result<(), EngineError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            Err(EngineError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Each path multiplies its own input; in replay mode every other path also multiplies the
+    /// reference's input, and that local result is compared with the reference's output.
+    fn matmul_site(
+        &self,
+        m: &Matrix,
+        inputs: &[Vec<f32>],
+        bias: Option<&[f32]>,
+        rec: &mut SiteRecord,
+    ) -> Result<Vec<Vec<f32>>, EngineError> {
+        let n = self.probe.n_tokens;
+        let mut outs = Vec::with_capacity(inputs.len());
+        for (p, x) in self.opts.paths.iter().zip(inputs) {
+            self.check_cancel()?;
+            let mut y = matmul(*p, m, x, n)?;
+            if let Some(b) = bias {
+                ops::add_bias(&mut y, b);
+            }
+            outs.push(y);
+        }
+        if self.opts.mode == Mode::Replay {
+            for p in self.opts.paths.iter().skip(1) {
+                let mut y = matmul(*p, m, &inputs[0], n)?;
+                if let Some(b) = bias {
+                    ops::add_bias(&mut y, b);
+                }
+                if let Some(c) = Compare::of(self.probe.scoped(&outs[0], m.rows), self.probe.scoped(&y, m.rows)) {
+                    rec.local.insert(p.id().into(), c);
+                }
+            }
+        }
+        Ok(outs)
+    }
+
+    fn layer(
+        &self,
+        il: u32,
+        w: &LayerWeights,
+        resid: &mut [Vec<f32>],
+        layer_rec: &mut LayerRecord,
+        tok_rec: &mut IndexMap<String, TokenSite>,
+    ) -> Result<(), EngineError> {
+        let c = self.cfg;
+        let n = self.probe.n_tokens;
+        let (q_dim, kv_dim) = (c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
+        let mut record = |name: &str, bufs: &[Vec<f32>], width: usize, local: IndexMap<String, Compare>| {
+            let (mut rec, tok) = self.probe.site(bufs, width);
+            rec.local = local;
+            layer_rec.sites.insert(name.into(), rec);
+            tok_rec.insert(name.into(), tok);
+        };
+        let map = |bufs: &[Vec<f32>], f: &dyn Fn(&[f32]) -> Vec<f32>| -> Vec<Vec<f32>> { bufs.iter().map(|b| f(b)).collect() };
+
+        // Attention block.
+        let h = map(resid, &|x| ops::rms_norm(x, c.n_embd, &w.attn_norm, c.rms_eps));
+        record("attn_norm", &h, c.n_embd, IndexMap::new());
+        let mut site = SiteRecord::default();
+        let mut q = self.matmul_site(&w.wq, &h, w.bq.as_deref(), &mut site)?;
+        record("q", &q, q_dim, site.local);
+        let mut site = SiteRecord::default();
+        let mut k = self.matmul_site(&w.wk, &h, w.bk.as_deref(), &mut site)?;
+        record("k", &k, kv_dim, site.local);
+        let mut site = SiteRecord::default();
+        let v = self.matmul_site(&w.wv, &h, w.bv.as_deref(), &mut site)?;
+        record("v", &v, kv_dim, site.local);
+
+        let (base, freq_scale) = c.rope_for(il);
+        let window = if c.is_swa(il) { c.sliding_window } else { None };
+        let mut att = Vec::with_capacity(q.len());
+        for ((q, k), v) in q.iter_mut().zip(k.iter_mut()).zip(&v) {
+            if let Some(qn) = &w.q_norm {
+                *q = ops::rms_norm(q, c.head_dim, qn, c.rms_eps);
+            }
+            if let Some(kn) = &w.k_norm {
+                *k = ops::rms_norm(k, c.head_dim, kn, c.rms_eps);
+            }
+            ops::rope(q, &self.positions, c.n_head, c.head_dim, base, freq_scale, c.rope_style);
+            ops::rope(k, &self.positions, c.n_head_kv, c.head_dim, base, freq_scale, c.rope_style);
+            att.push(ops::attention(q, k, v, n, c.n_head, c.n_head_kv, c.head_dim, c.attn_scale, window));
+        }
+        drop((q, k, v));
+        record("attn_out", &att, q_dim, IndexMap::new());
+        let mut site = SiteRecord::default();
+        let mut proj = self.matmul_site(&w.wo, &att, None, &mut site)?;
+        record("attn_proj", &proj, c.n_embd, site.local);
+        if let Some(pn) = &w.post_attn_norm {
+            proj = map(&proj, &|x| ops::rms_norm(x, c.n_embd, pn, c.rms_eps));
+            record("attn_post_norm", &proj, c.n_embd, IndexMap::new());
+        }
+        for (r, p) in resid.iter_mut().zip(&proj) {
+            ops::add_into(r, p);
+        }
+        record("resid_attn", resid, c.n_embd, IndexMap::new());
+
+        // Feed-forward block.
+        let h = map(resid, &|x| ops::rms_norm(x, c.n_embd, &w.ffn_norm, c.rms_eps));
+        record("ffn_norm", &h, c.n_embd, IndexMap::new());
+        let mut site = SiteRecord::default();
+        let gate = self.matmul_site(&w.gate, &h, None, &mut site)?;
+        record("ffn_gate", &gate, c.n_ff, site.local);
+        let mut site = SiteRecord::default();
+        let up = self.matmul_site(&w.up, &h, None, &mut site)?;
+        record("ffn_up", &up, c.n_ff, site.local);
+        let act: fn(f32) -> f32 = match c.activation {
+            Activation::Silu => ops::silu,
+            Activation::GeluTanh => ops::gelu_tanh,
+        };
+        let activated = map(&gate, &|g| g.iter().map(|&x| act(x)).collect());
+        record("ffn_silu", &activated, c.n_ff, IndexMap::new());
+        let swigl: Vec<Vec<f32>> =
+            activated.iter().zip(&up).map(|(a, u)| a.iter().zip(u).map(|(a, u)| a * u).collect()).collect();
+        drop((gate, up, activated));
+        record("ffn_swigl", &swigl, c.n_ff, IndexMap::new());
+        let mut site = SiteRecord::default();
+        let mut down = self.matmul_site(&w.down, &swigl, None, &mut site)?;
+        record("ffn_down", &down, c.n_embd, site.local);
+        if let Some(pn) = &w.post_ffw_norm {
+            down = map(&down, &|x| ops::rms_norm(x, c.n_embd, pn, c.rms_eps));
+            record("ffn_post_norm", &down, c.n_embd, IndexMap::new());
+        }
+        for (r, d) in resid.iter_mut().zip(&down) {
+            ops::add_into(r, d);
+        }
+        record("resid_ffn", resid, c.n_embd, IndexMap::new());
+        Ok(())
+    }
+}
+
+/// Run the model over `input.tokens` along every path of `opts`, streaming one layer's weights at
+/// a time, and return the report.
+pub fn run<S: ByteSource>(
+    model: &Model<S>,
+    input: &RunInput,
+    opts: &RunOptions,
+    on_progress: &mut dyn FnMut(&Progress),
+    cancel: &AtomicBool,
+) -> Result<Report, EngineError> {
+    let cfg = ArchConfig::from_model(model)?;
+    let tokens = &input.tokens;
+    if tokens.is_empty() {
+        return Err(EngineError::EmptyPrompt);
+    }
+    if tokens.len() > opts.max_tokens {
+        return Err(EngineError::PromptTooLong { tokens: tokens.len(), max: opts.max_tokens });
+    }
+    if opts.paths.is_empty() {
+        return Err(EngineError::BadOptions { message: "no paths to run".into() });
+    }
+    let n = tokens.len();
+    let loader = Loader { model, cfg: &cfg };
+    let step = Lockstep::<S> {
+        cfg: &cfg,
+        opts,
+        probe: Probe { paths: &opts.paths, scope: opts.scope, n_tokens: n },
+        positions: (0..n as u32).collect(),
+        cancel,
+        _source: std::marker::PhantomData,
+    };
+
+    let (head, out_norm, norm_bytes) = loader.output_head()?;
+    let bytes_total = estimate_bytes(model, &cfg, head, n);
+    let mut progress = Progress { phase: Phase::Embedding, layers_done: 0, n_layers: cfg.n_layers, bytes_read: norm_bytes, bytes_total };
+    on_progress(&progress);
+
+    let (mut x, read) = loader.embeddings(tokens)?;
+    progress.bytes_read += read;
+    if let Some(s) = cfg.embed_scale {
+        x.iter_mut().for_each(|v| *v *= s);
+    }
+    let mut resid: Vec<Vec<f32>> = opts.paths.iter().map(|_| x.clone()).collect();
+    drop(x);
+    let (embed, embed_tok) = step.probe.site(&resid, cfg.n_embd);
+
+    let mut execution = Execution {
+        shared_ops: vec![
+            "embedding lookup (dequantized rows)".into(),
+            "RMSNorm (f64 sum of squares, as ggml)".into(),
+            "RoPE".into(),
+            "attention: q·k, softmax, ·v in f32 on the CPU (no KV-cache quantization)".into(),
+            format!("FFN activation: {}", if cfg.activation == Activation::Silu { "SiLU" } else { "GELU (tanh)" }),
+        ],
+        notes: vec![format!("kernels: {}", crate::kernel_backend())],
+        ..Default::default()
+    };
+    let mut layers = Vec::with_capacity(cfg.n_layers as usize);
+    let mut per_token_layers = Vec::with_capacity(cfg.n_layers as usize);
+    for il in 0..cfg.n_layers {
+        step.check_cancel()?;
+        progress.phase = Phase::Layer;
+        let w = loader.layer(il)?;
+        progress.bytes_read += w.bytes;
+        for m in [&w.wq, &w.wk, &w.wv, &w.wo, &w.gate, &w.up, &w.down] {
+            for p in &opts.paths {
+                let labels = execution.matmuls.entry(p.id().into()).or_default();
+                let label = m.kernel_label(*p);
+                if !labels.contains(&label) {
+                    labels.push(label);
+                }
+            }
+        }
+        let mut rec = LayerRecord { index: il, sites: IndexMap::new() };
+        let mut tok = IndexMap::new();
+        step.layer(il, &w, &mut resid, &mut rec, &mut tok)?;
+        drop(w);
+        layers.push(rec);
+        per_token_layers.push(tok);
+        progress.layers_done = il + 1;
+        on_progress(&progress);
+    }
+
+    // Final norm and the output head, read in row chunks.
+    progress.phase = Phase::OutputHead;
+    let normed: Vec<Vec<f32>> = resid.iter().map(|x| ops::rms_norm(x, cfg.n_embd, &out_norm, cfg.rms_eps)).collect();
+    drop(resid);
+    let (final_norm, final_tok) = step.probe.site(&normed, cfg.n_embd);
+    let vocab = head.n_rows();
+    let mut logits: Vec<Vec<f32>> = opts.paths.iter().map(|_| vec![0f32; n * vocab as usize]).collect();
+    let mut start = 0;
+    while start < vocab {
+        step.check_cancel()?;
+        let end = (start + HEAD_CHUNK_ROWS).min(vocab);
+        let (m, read) = loader.matrix_rows(head, cfg.n_embd, start..end)?;
+        progress.bytes_read += read;
+        for ((p, x), out) in opts.paths.iter().zip(&normed).zip(&mut logits) {
+            let y = matmul(*p, &m, x, n)?;
+            for t in 0..n {
+                let dst = &mut out[t * vocab as usize + start as usize..t * vocab as usize + end as usize];
+                dst.copy_from_slice(&y[t * m.rows..(t + 1) * m.rows]);
+            }
+        }
+        if start == 0 {
+            for p in &opts.paths {
+                execution.matmuls.entry(p.id().into()).or_default().push(format!("output head: {}", m.kernel_label(*p)));
+            }
+        }
+        on_progress(&progress);
+        start = end;
+    }
+    let last = |l: &Vec<f32>| l[(n - 1) * vocab as usize..].to_vec();
+    let mut logits_rec = LogitsRecord { position: (n - 1) as u32, paths: IndexMap::new(), compare: IndexMap::new() };
+    for (p, l) in opts.paths.iter().zip(&logits) {
+        let scoped = step.probe.scoped(l, vocab as usize);
+        logits_rec.paths.insert(p.id().into(), PathLogits { top: top_k(&last(l), 10), stats: Stats::of(scoped) });
+    }
+    let ref_last = last(&logits[0]);
+    for (p, l) in opts.paths.iter().zip(&logits).skip(1) {
+        if let Some(c) = LogitsCompare::of(&ref_last, &last(l)) {
+            logits_rec.compare.insert(p.id().into(), c);
+        }
+    }
+    progress.phase = Phase::Done;
+    on_progress(&progress);
+
+    let summary = model.summary();
+    Ok(Report {
+        schema: SCHEMA.into(),
+        model: ModelInfo {
+            name: model.gguf().and_then(|g| g.get_str("general.name").map(str::to_string)).or_else(|| {
+                model.apr().and_then(|a| a.metadata().get("name").and_then(|v| v.as_str()).map(str::to_string))
+            }),
+            file_name: summary.file_name,
+            format: summary.format,
+            arch: cfg.name.clone(),
+            n_layers: cfg.n_layers,
+            n_embd: cfg.n_embd as u64,
+            n_vocab: vocab,
+            file_bytes: model.source().len(),
+            sha256: input.sha256.clone(),
+        },
+        prompt: Prompt { text: input.text.clone(), tokens: tokens.clone(), pieces: input.pieces.clone() },
+        paths: opts.paths.iter().map(|p| p.id().to_string()).collect(),
+        reference: opts.paths[0].id().into(),
+        mode: opts.mode,
+        scope: opts.scope,
+        std_kind: STD_KIND.into(),
+        site_order: layer_sites(&cfg).into_iter().map(String::from).collect(),
+        embed,
+        layers,
+        final_norm,
+        logits: logits_rec,
+        per_token: PerToken { embed: embed_tok, layers: per_token_layers, final_norm: final_tok },
+        execution,
+    })
+}
+
+/// Bytes the run will read: every layer tensor, the prompt's embedding rows, the output head.
+fn estimate_bytes<S: ByteSource>(model: &Model<S>, cfg: &ArchConfig, head: &parallax_model::Tensor, n_tokens: usize) -> u64 {
+    let layers: u64 = model
+        .tensors()
+        .iter()
+        .filter(|t| matches!(t.role, Some(parallax_model::Role::Layer { layer, .. }) if layer < cfg.n_layers))
+        .map(|t| t.n_bytes)
+        .sum();
+    let embd = model
+        .tensor_by_role(parallax_model::Role::TokenEmbd)
+        .map(|t| t.n_bytes / t.n_rows().max(1) * n_tokens as u64)
+        .unwrap_or(0);
+    let norm = model.tensor_by_role(parallax_model::Role::OutputNorm).map(|t| t.n_bytes).unwrap_or(0);
+    layers + embd + head.n_bytes + norm
+}

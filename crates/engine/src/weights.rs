@@ -1,0 +1,153 @@
+//! Loading one layer's weights (and the embedding rows, and the output head in chunks) from the
+//! model: only the bytes needed, released when the layer is done.
+
+use parallax_model::{LayerTensor, Model, Param, Role, Tensor, TensorType};
+use parallax_source::ByteSource;
+
+use crate::matmul::{Matrix, Storage};
+use crate::{ArchConfig, EngineError};
+
+pub struct LayerWeights {
+    pub attn_norm: Vec<f32>,
+    pub wq: Matrix,
+    pub wk: Matrix,
+    pub wv: Matrix,
+    pub bq: Option<Vec<f32>>,
+    pub bk: Option<Vec<f32>>,
+    pub bv: Option<Vec<f32>>,
+    pub q_norm: Option<Vec<f32>>,
+    pub k_norm: Option<Vec<f32>>,
+    pub wo: Matrix,
+    pub post_attn_norm: Option<Vec<f32>>,
+    pub ffn_norm: Vec<f32>,
+    pub gate: Matrix,
+    pub up: Matrix,
+    pub down: Matrix,
+    pub post_ffw_norm: Option<Vec<f32>>,
+    /// Bytes read from the source for this layer.
+    pub bytes: u64,
+}
+
+/// Reads tensors of one model and counts the bytes it pulled.
+pub struct Loader<'m, S: ByteSource> {
+    pub model: &'m Model<S>,
+    pub cfg: &'m ArchConfig,
+}
+
+impl<'m, S: ByteSource> Loader<'m, S> {
+    fn tensor(&self, role: Role) -> Option<&'m Tensor> {
+        self.model.tensor_by_role(role)
+    }
+
+    fn require(&self, role: Role) -> Result<&'m Tensor, EngineError> {
+        self.tensor(role).ok_or_else(|| EngineError::MissingTensor { name: role.canonical_name(), arch: self.cfg.name.clone() })
+    }
+
+    /// A 1-D tensor (norm weight, bias) of `len` values, as f32.
+    fn vector(&self, role: Role, len: usize, bytes: &mut u64) -> Result<Vec<f32>, EngineError> {
+        let t = self.require(role)?;
+        if t.n_elements() != len as u64 {
+            return Err(shape_error(t, &format!("{len} values")));
+        }
+        *bytes += t.n_bytes;
+        let rows = t.n_rows();
+        Ok(self.model.read_f32_rows(t, 0..rows)?)
+    }
+
+    fn optional_vector(&self, role: Role, len: usize, bytes: &mut u64) -> Result<Option<Vec<f32>>, EngineError> {
+        match self.tensor(role) {
+            Some(_) => self.vector(role, len, bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Rows `rows` of a matrix tensor with `cols` inputs.
+    pub fn matrix_rows(&self, t: &Tensor, cols: usize, rows: std::ops::Range<u64>) -> Result<(Matrix, u64), EngineError> {
+        if t.row_values() != cols || t.ne.len() > 2 {
+            return Err(shape_error(t, &format!("a matrix with rows of {cols} values")));
+        }
+        let n = (rows.end - rows.start) as usize;
+        let storage = match t.ty {
+            TensorType::Ggml(ty) if ty.bytes_for(cols as u64).is_some() => {
+                let bytes = self.model.read_raw_rows(t, rows)?;
+                let row_bytes = bytes.len() / n.max(1);
+                Storage::Ggml { ty, bytes, row_bytes }
+            }
+            other => Storage::F32 { values: self.model.read_f32_rows(t, rows)?, from: other.name().to_string() },
+        };
+        let read = t.n_bytes / t.n_rows().max(1) * n as u64;
+        Ok((Matrix { name: t.name.clone(), rows: n, cols, storage }, read))
+    }
+
+    fn matrix(&self, role: Role, rows: usize, cols: usize, bytes: &mut u64) -> Result<Matrix, EngineError> {
+        let t = self.require(role)?;
+        if t.n_rows() != rows as u64 {
+            return Err(shape_error(t, &format!("{rows} rows of {cols} values")));
+        }
+        let (m, read) = self.matrix_rows(t, cols, 0..rows as u64)?;
+        *bytes += read;
+        Ok(m)
+    }
+
+    pub fn layer(&self, il: u32) -> Result<LayerWeights, EngineError> {
+        let c = self.cfg;
+        let w = |kind| Role::Layer { layer: il, kind, param: Param::Weight };
+        let b = |kind| Role::Layer { layer: il, kind, param: Param::Bias };
+        let (q_dim, kv_dim) = (c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
+        let mut bytes = 0u64;
+        use LayerTensor::*;
+        Ok(LayerWeights {
+            attn_norm: self.vector(w(AttnNorm), c.n_embd, &mut bytes)?,
+            wq: self.matrix(w(AttnQ), q_dim, c.n_embd, &mut bytes)?,
+            wk: self.matrix(w(AttnK), kv_dim, c.n_embd, &mut bytes)?,
+            wv: self.matrix(w(AttnV), kv_dim, c.n_embd, &mut bytes)?,
+            bq: self.optional_vector(b(AttnQ), q_dim, &mut bytes)?,
+            bk: self.optional_vector(b(AttnK), kv_dim, &mut bytes)?,
+            bv: self.optional_vector(b(AttnV), kv_dim, &mut bytes)?,
+            q_norm: self.optional_vector(w(AttnQNorm), c.head_dim, &mut bytes)?,
+            k_norm: self.optional_vector(w(AttnKNorm), c.head_dim, &mut bytes)?,
+            wo: self.matrix(w(AttnOutput), c.n_embd, q_dim, &mut bytes)?,
+            post_attn_norm: self.optional_vector(w(PostAttentionNorm), c.n_embd, &mut bytes)?,
+            ffn_norm: self.vector(w(FfnNorm), c.n_embd, &mut bytes)?,
+            gate: self.matrix(w(FfnGate), c.n_ff, c.n_embd, &mut bytes)?,
+            up: self.matrix(w(FfnUp), c.n_ff, c.n_embd, &mut bytes)?,
+            down: self.matrix(w(FfnDown), c.n_embd, c.n_ff, &mut bytes)?,
+            post_ffw_norm: self.optional_vector(w(PostFfwNorm), c.n_embd, &mut bytes)?,
+            bytes,
+        })
+    }
+
+    /// The embedding rows of `tokens` only.
+    pub fn embeddings(&self, tokens: &[u32]) -> Result<(Vec<f32>, u64), EngineError> {
+        let t = self.require(Role::TokenEmbd)?;
+        if t.row_values() != self.cfg.n_embd {
+            return Err(shape_error(t, &format!("rows of {} values", self.cfg.n_embd)));
+        }
+        let mut out = Vec::with_capacity(tokens.len() * self.cfg.n_embd);
+        for &id in tokens {
+            if id as u64 >= t.n_rows() {
+                return Err(EngineError::TokenOutOfRange { id, vocab: t.n_rows() });
+            }
+            out.extend(self.model.read_f32_rows(t, id as u64..id as u64 + 1)?);
+        }
+        let row_bytes = t.n_bytes / t.n_rows().max(1);
+        Ok((out, row_bytes * tokens.len() as u64))
+    }
+
+    /// The output head (or the tied embedding) and the final norm.
+    pub fn output_head(&self) -> Result<(&'m Tensor, Vec<f32>, u64), EngineError> {
+        let head = self.tensor(Role::Output).map(Ok).unwrap_or_else(|| self.require(Role::TokenEmbd))?;
+        let mut bytes = 0;
+        let norm = self.vector(Role::OutputNorm, self.cfg.n_embd, &mut bytes)?;
+        Ok((head, norm, bytes))
+    }
+}
+
+fn shape_error(t: &Tensor, expected: &str) -> EngineError {
+    EngineError::BadModel {
+        message: format!(
+            "tensor `{}` has shape {:?} (ne0 first), but the architecture needs {expected}",
+            t.name, t.ne
+        ),
+    }
+}

@@ -1,0 +1,694 @@
+//! AVX2 + FMA (+ F16C) twins of the scalar fused dot products in [`crate::generic`].
+//!
+//! Every kernel has exactly the signature of its scalar twin and computes the same integer sums
+//! per block (or sub-block): only the float combination of those sums is reassociated (one
+//! float multiply-add per block instead of ggml's 8 float lanes). `tests/simd_parity.rs` holds
+//! them to that: bit-equal results when every float step is exact, tight tolerance otherwise.
+//!
+//! Weight bytes come straight from files (alignment 1), so every vector load is unaligned and
+//! stays inside the block slice it was cut from; a length mismatch shortens the dot to the
+//! blocks both sides have, as in the scalar code.
+//!
+//! Byte products go through `maddubs` (unsigned × signed → saturating i16 pairs). Each use below
+//! states why its pairs cannot saturate: the unsigned side is a weight nibble/crumb (≤ 63), or,
+//! for signed weights, `|activation|` (≤ 128, `vpabsb` maps −128 to unsigned 128) against a
+//! weight that is never −128 (`sign` then negates it safely). Q8_0 weights may hold −128, so
+//! that kernel widens to i16 instead.
+//!
+//! Callers must check [`available`] before calling any `unsafe fn` here.
+
+use core::arch::x86_64::*;
+use std::sync::OnceLock;
+
+use crate::blocks::*;
+use half::{bf16, f16};
+
+/// Whether this CPU runs the kernels of this module: AVX2 and FMA, plus F16C for the f16 scale
+/// conversions (every AVX2 CPU has F16C, but the check costs nothing). Detected once.
+pub fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Four f16 (as bits) → four f32 with one F16C conversion (exact, subnormals included).
+///
+/// The halves travel through a 64-bit GPR → xmm move, which writes the whole register. A
+/// single-value `_mm_cvtsi32_si128` + `vcvtph2ps` was compiled to `vpinsrw` into whatever
+/// register held the accumulator, chaining every block's scale conversion to the previous
+/// block's FMA (Q4_0 ran at half the speed of Q5_0).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn fp16x4(a: u16, b: u16, c: u16, d: u16) -> __m128 {
+    let packed = a as u64 | (b as u64) << 16 | (c as u64) << 32 | (d as u64) << 48;
+    _mm_cvtph_ps(_mm_cvtsi64_si128(packed as i64))
+}
+
+/// Lane `i` of `v` (const-folded after inlining).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn lane(v: __m128, i: usize) -> f32 {
+    let mut out = [0.0f32; 4];
+    _mm_storeu_ps(out.as_mut_ptr(), v);
+    out[i & 3]
+}
+
+/// The little-endian u16 at `b[off..off + 2]`.
+#[inline(always)]
+fn bits_le(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes([b[off], b[off + 1]])
+}
+
+/// Two f16 → f32 (see [`fp16x4`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn fp16x2(a: u16, b: u16) -> (f32, f32) {
+    let v = fp16x4(a, b, a, b);
+    (lane(v, 0), lane(v, 1))
+}
+
+/// One f16 → f32 (see [`fp16x4`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn fp16(a: u16) -> f32 {
+    lane(fp16x4(a, a, a, a), 0)
+}
+
+/// 32 bytes at `p`, unaligned.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load32(p: *const u8) -> __m256i {
+    _mm256_loadu_si256(p as *const __m256i)
+}
+
+/// 16 bytes at `p`, unaligned.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load16(p: *const u8) -> __m128i {
+    _mm_loadu_si128(p as *const __m128i)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    _mm_cvtsi128_si32(s)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum_f32(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// Pairwise i16 sums of `x · y` for signed `x` that is never −128 and any signed `y`.
+/// `|y| ≤ 128` is a valid unsigned byte and `sign(x, y)` cannot overflow, so each i16 pair is
+/// at most 2·128·127 = 32512: no saturation.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn mul_i8_pairs(x: __m256i, y: __m256i) -> __m256i {
+    _mm256_maddubs_epi16(_mm256_abs_epi8(y), _mm256_sign_epi8(x, y))
+}
+
+/// Σ x·y in eight i32 lanes, for `x` as in [`mul_i8_pairs`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
+    _mm256_madd_epi16(mul_i8_pairs(x, y), _mm256_set1_epi16(1))
+}
+
+/// Σ u·y in eight i32 lanes, for unsigned `u ≤ 127` (pairs ≤ 2·127·128 < 2^15).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_u8(u: __m256i, y: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), _mm256_set1_epi16(1))
+}
+
+/// 32 bytes, 0xFF where bit `i` of `bits` is set, 0 elsewhere (byte `i` ↔ bit `i`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bytes_from_bits(bits: u32) -> __m256i {
+    let v = _mm256_set1_epi32(bits as i32);
+    // Byte i takes byte i/8 of `bits`; every 128-bit lane holds all four bytes of `bits`.
+    let spread = _mm256_setr_epi64x(
+        0,
+        0x0101_0101_0101_0101,
+        0x0202_0202_0202_0202,
+        0x0303_0303_0303_0303,
+    );
+    let b = _mm256_shuffle_epi8(v, spread);
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    _mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit)
+}
+
+/// The 16 bytes of block nibbles as 32 bytes: low nibbles (values 0..16) then high (16..32).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn nibbles_32(p: *const u8) -> __m256i {
+    let q = load16(p);
+    let x = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+    _mm256_and_si256(x, _mm256_set1_epi8(0x0F))
+}
+
+/// i16 scale vector for a 32-value group made of two 16-value sub-blocks `2c` and `2c + 1`:
+/// `scales[2c]` in the low 8 lanes, `scales[2c + 1]` in the high 8 (matching the i16 pair lanes
+/// that `maddubs` produces from 32 bytes). `scales` holds 16 signed bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scale_pair(scales: __m128i, c: usize) -> __m256i {
+    let lo = (2 * c) as i64 * 0x0101_0101_0101_0101;
+    let hi = (2 * c + 1) as i64 * 0x0101_0101_0101_0101;
+    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, _mm_set_epi64x(hi, lo)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 32-value formats × Q8_0 / Q8_1
+// ---------------------------------------------------------------------------------------------
+
+/// Q4_0 × Q8_0. Weights `q − 8 ∈ [−8, 7]`, never −128.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q4_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.chunks_exact(Q4_0_BYTES).zip(a) {
+        let (dx, dy) = fp16x2(bits_le(x, 0), y.d.to_bits());
+        let d = dx * dy;
+        let q = _mm256_sub_epi8(nibbles_32(x.as_ptr().add(2)), _mm256_set1_epi8(8));
+        let p = dot_i8(q, load32(y.qs.as_ptr() as *const u8));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+    }
+    hsum_f32(acc)
+}
+
+/// Q4_1 × Q8_1. Weights are unsigned nibbles.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q4_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut summ = 0.0f32;
+    for (x, y) in w.chunks_exact(Q4_1_BYTES).zip(a) {
+        let v = fp16x4(bits_le(x, 0), y.d.to_bits(), bits_le(x, 2), y.s.to_bits());
+        let d = lane(v, 0) * lane(v, 1);
+        summ += lane(v, 2) * lane(v, 3);
+        let p = dot_u8(
+            nibbles_32(x.as_ptr().add(4)),
+            load32(y.qs.as_ptr() as *const u8),
+        );
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+    }
+    hsum_f32(acc) + summ
+}
+
+/// Q5_0 × Q8_0. Weights `(nibble | bit·16) − 16 ∈ [−16, 15]`, never −128.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q5_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.chunks_exact(Q5_0_BYTES).zip(a) {
+        let (dx, dy) = fp16x2(bits_le(x, 0), y.d.to_bits());
+        let d = dx * dy;
+        let qh = u32::from_le_bytes([x[2], x[3], x[4], x[5]]);
+        // Where the 5th bit is clear, setting the high nibble to 0xF makes the i8 `nibble − 16`;
+        // where it is set, the byte stays `nibble` = `(nibble + 16) − 16`.
+        let hi = _mm256_andnot_si256(bytes_from_bits(qh), _mm256_set1_epi8(0xF0u8 as i8));
+        let q = _mm256_or_si256(nibbles_32(x.as_ptr().add(6)), hi);
+        let p = dot_i8(q, load32(y.qs.as_ptr() as *const u8));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+    }
+    hsum_f32(acc)
+}
+
+/// Q5_1 × Q8_1. Weights `nibble | bit·16 ∈ [0, 31]`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q5_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut summ = 0.0f32;
+    for (x, y) in w.chunks_exact(Q5_1_BYTES).zip(a) {
+        let v = fp16x4(bits_le(x, 0), y.d.to_bits(), bits_le(x, 2), y.s.to_bits());
+        let d = lane(v, 0) * lane(v, 1);
+        summ += lane(v, 2) * lane(v, 3);
+        let qh = u32::from_le_bytes([x[4], x[5], x[6], x[7]]);
+        let hi = _mm256_and_si256(bytes_from_bits(qh), _mm256_set1_epi8(0x10));
+        let q = _mm256_or_si256(nibbles_32(x.as_ptr().add(8)), hi);
+        let p = dot_u8(q, load32(y.qs.as_ptr() as *const u8));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+    }
+    hsum_f32(acc) + summ
+}
+
+/// Q8_0 × Q8_0. File weights may hold −128, which the `maddubs` sign trick cannot take, so
+/// both sides are widened to i16 and multiplied with `madd` (exact for all bytes).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q8_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.chunks_exact(Q8_0_BYTES).zip(a) {
+        let (dx, dy) = fp16x2(bits_le(x, 0), y.d.to_bits());
+        let d = dx * dy;
+        let xp = x.as_ptr().add(2);
+        let yp = y.qs.as_ptr() as *const u8;
+        let x0 = _mm256_cvtepi8_epi16(load16(xp));
+        let x1 = _mm256_cvtepi8_epi16(load16(xp.add(16)));
+        let y0 = _mm256_cvtepi8_epi16(load16(yp));
+        let y1 = _mm256_cvtepi8_epi16(load16(yp.add(16)));
+        let p = _mm256_add_epi32(_mm256_madd_epi16(x0, y0), _mm256_madd_epi16(x1, y1));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+    }
+    hsum_f32(acc)
+}
+
+/// The IQ4_NL levels as a byte-shuffle table (levels are in [−127, 113], never −128).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq4nl_table() -> __m128i {
+    load16(KVALUES_IQ4NL.as_ptr() as *const u8)
+}
+
+/// IQ4_NL × Q8_0.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_iq4_nl_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+    let table = _mm256_broadcastsi128_si256(iq4nl_table());
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.chunks_exact(IQ4_NL_BYTES).zip(a) {
+        let (dx, dy) = fp16x2(bits_le(x, 0), y.d.to_bits());
+        let d = dy * dx;
+        let q = _mm256_shuffle_epi8(table, nibbles_32(x.as_ptr().add(2)));
+        let p = dot_i8(q, load32(y.qs.as_ptr() as *const u8));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+    }
+    hsum_f32(acc)
+}
+
+// ---------------------------------------------------------------------------------------------
+// k-quants and IQ4_XS × Q8_K. Each block's integer sum is reduced to one i32 (exact: the
+// largest, Q6_K, is below 2^29) and converted once, so the float error per block is one
+// rounding of the exact integer.
+// ---------------------------------------------------------------------------------------------
+
+/// Q2_K × Q8_K: `d_a·d·Σ sc·q·q8 − d_a·dmin·Σ min·bsum` with 2-bit `q` (unsigned).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q2_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+    let m3 = _mm256_set1_epi8(3);
+    let m4 = _mm_set1_epi8(0x0F);
+    let mut sumf = 0.0f32;
+    for (x, y) in w.chunks_exact(Q2_K_BYTES).zip(a) {
+        let xp = x.as_ptr();
+        let yp = y.qs.as_ptr() as *const u8;
+        let sc = load16(xp);
+        let scales = _mm_and_si128(sc, m4);
+        let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
+        let bsums = load32(y.bsums.as_ptr() as *const u8);
+        let summs = hsum_i32(_mm256_madd_epi16(mins, bsums));
+
+        let mut sumi = _mm256_setzero_si256();
+        for k in 0..2 {
+            let q2 = load32(xp.add(16 + 32 * k));
+            for j in 0..4 {
+                let g = 4 * k + j;
+                let q = _mm256_and_si256(_mm256_srl_epi16(q2, _mm_cvtsi32_si128(2 * j as i32)), m3);
+                // q ≤ 3: pairs ≤ 2·3·128.
+                let p = _mm256_maddubs_epi16(q, load32(yp.add(32 * g)));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(scales, g)));
+            }
+        }
+        let (xd, xmin) = fp16x2(bits_le(x, 80), bits_le(x, 82));
+        let dall = y.d * xd;
+        let dmin = y.d * xmin;
+        sumf += dall * hsum_i32(sumi) as f32 - dmin * summs as f32;
+    }
+    sumf
+}
+
+/// Q3_K × Q8_K: values `(q2bits) − 4·(hmask bit clear) ∈ [−4, 3]`, scales `s − 32`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q3_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+    let m3 = _mm256_set1_epi8(3);
+    let four = _mm256_set1_epi8(4);
+    let mut sumf = 0.0f32;
+    for (x, y) in w.chunks_exact(Q3_K_BYTES).zip(a) {
+        let xp = x.as_ptr();
+        let yp = y.qs.as_ptr() as *const u8;
+        let mut raw = [0u8; 12];
+        raw.copy_from_slice(&x[96..108]);
+        let s = scales_q3_k(&raw);
+        let scales = _mm_sub_epi8(load16(s.as_ptr() as *const u8), _mm_set1_epi8(32));
+        let hm = load32(xp);
+
+        let mut sumi = _mm256_setzero_si256();
+        for k in 0..2 {
+            let q3 = load32(xp.add(32 + 32 * k));
+            for j in 0..4 {
+                let g = 4 * k + j;
+                let lo =
+                    _mm256_and_si256(_mm256_srl_epi16(q3, _mm_cvtsi32_si128(2 * j as i32)), m3);
+                let bit = _mm256_set1_epi8((1u8 << g) as i8);
+                let set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
+                let sub4 = _mm256_andnot_si256(set, four);
+                let y8 = load32(yp.add(32 * g));
+                // Both products have unsigned sides ≤ 4; their difference is Σ (lo − sub4)·q8
+                // per pair, within ±1024.
+                let p =
+                    _mm256_sub_epi16(_mm256_maddubs_epi16(lo, y8), _mm256_maddubs_epi16(sub4, y8));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(scales, g)));
+            }
+        }
+        let d = fp16(bits_le(x, 108)) * y.d;
+        sumf += d * hsum_i32(sumi) as f32;
+    }
+    sumf
+}
+
+/// `Σ_j bsums[j]·mins[j/2]` for the Q4_K/Q5_K min term.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k4_min_sum(mins: &[u8; 8], bsums: &[i16; 16]) -> i32 {
+    let m = _mm_loadl_epi64(mins.as_ptr() as *const __m128i);
+    let m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+    hsum_i32(_mm256_madd_epi16(m16, load32(bsums.as_ptr() as *const u8)))
+}
+
+/// Q4_K × Q8_K: 8 sub-blocks of 32 with 6-bit scale and min.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let mut sumf = 0.0f32;
+    for (x, y) in w.chunks_exact(Q4_K_BYTES).zip(a) {
+        let xp = x.as_ptr();
+        let yp = y.qs.as_ptr() as *const u8;
+        let mut raw = [0u8; 12];
+        raw.copy_from_slice(&x[4..16]);
+        let (sc, mn) = scale_min_k4(&raw);
+        let summ = k4_min_sum(&mn, &y.bsums);
+
+        let mut sumi = _mm256_setzero_si256();
+        for j in 0..4 {
+            let q4 = load32(xp.add(16 + 32 * j));
+            // Nibbles ≤ 15: pairs ≤ 2·15·128; times scale ≤ 63 in i32.
+            let p0 = _mm256_maddubs_epi16(_mm256_and_si256(q4, m4), load32(yp.add(64 * j)));
+            let p1 = _mm256_maddubs_epi16(
+                _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4),
+                load32(yp.add(64 * j + 32)),
+            );
+            sumi = _mm256_add_epi32(
+                sumi,
+                _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * j] as i16)),
+            );
+            sumi = _mm256_add_epi32(
+                sumi,
+                _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * j + 1] as i16)),
+            );
+        }
+        let (xd, xmin) = fp16x2(bits_le(x, 0), bits_le(x, 2));
+        let d = xd * y.d;
+        let dmin = xmin * y.d;
+        sumf += d * hsum_i32(sumi) as f32 - dmin * summ as f32;
+    }
+    sumf
+}
+
+/// Q5_K × Q8_K: Q4_K plus a 5th bit per value from `qh`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q5_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let b16 = _mm256_set1_epi8(0x10);
+    let mut sumf = 0.0f32;
+    for (x, y) in w.chunks_exact(Q5_K_BYTES).zip(a) {
+        let xp = x.as_ptr();
+        let yp = y.qs.as_ptr() as *const u8;
+        let mut raw = [0u8; 12];
+        raw.copy_from_slice(&x[4..16]);
+        let (sc, mn) = scale_min_k4(&raw);
+        let summ = k4_min_sum(&mn, &y.bsums);
+        let qh = load32(xp.add(16));
+
+        let mut sumi = _mm256_setzero_si256();
+        for j in 0..4 {
+            let q4 = load32(xp.add(48 + 32 * j));
+            let bit0 = _mm256_set1_epi8((1u8 << (2 * j)) as i8);
+            let bit1 = _mm256_set1_epi8((1u8 << (2 * j + 1)) as i8);
+            let h0 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit0), bit0), b16);
+            let h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit1), bit1), b16);
+            let q0 = _mm256_or_si256(_mm256_and_si256(q4, m4), h0);
+            let q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), h1);
+            // Values ≤ 31: pairs ≤ 2·31·128.
+            let p0 = _mm256_maddubs_epi16(q0, load32(yp.add(64 * j)));
+            let p1 = _mm256_maddubs_epi16(q1, load32(yp.add(64 * j + 32)));
+            sumi = _mm256_add_epi32(
+                sumi,
+                _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * j] as i16)),
+            );
+            sumi = _mm256_add_epi32(
+                sumi,
+                _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * j + 1] as i16)),
+            );
+        }
+        let (xd, xmin) = fp16x2(bits_le(x, 0), bits_le(x, 2));
+        let d = xd * y.d;
+        let dmin = xmin * y.d;
+        sumf += d * hsum_i32(sumi) as f32 - dmin * summ as f32;
+    }
+    sumf
+}
+
+/// Q6_K × Q8_K: values `q − 32` with 6-bit `q`, signed 8-bit scales per 16 values.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let m32 = _mm256_set1_epi8(32);
+    let mut sumf = 0.0f32;
+    for (x, y) in w.chunks_exact(Q6_K_BYTES).zip(a) {
+        let xp = x.as_ptr();
+        let yp = y.qs.as_ptr() as *const u8;
+        let scales = load16(xp.add(192));
+
+        let mut sumi = _mm256_setzero_si256();
+        for h in 0..2 {
+            let ql0 = load32(xp.add(64 * h));
+            let ql1 = load32(xp.add(64 * h + 32));
+            let qh = load32(xp.add(128 + 32 * h));
+            // Masking before shifting keeps every bit inside its own byte.
+            let q = [
+                _mm256_or_si256(
+                    _mm256_and_si256(ql0, m4),
+                    _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql1, m4),
+                    _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                    _mm256_and_si256(qh, _mm256_set1_epi8(0x30)),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                    _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0xC0u8 as i8)), 2),
+                ),
+            ];
+            for (g, qg) in q.iter().enumerate() {
+                let c = 4 * h + g;
+                let y8 = load32(yp.add(32 * c));
+                // q ≤ 63: pairs ≤ 2·63·128 = 16128; the 32·q8 pairs ≤ 8192; their difference,
+                // Σ (q − 32)·q8 per pair, lies within ±8192.
+                let p =
+                    _mm256_sub_epi16(_mm256_maddubs_epi16(*qg, y8), _mm256_maddubs_epi16(m32, y8));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(scales, c)));
+            }
+        }
+        let d = fp16(bits_le(x, 208)) * y.d;
+        sumf += d * hsum_i32(sumi) as f32;
+    }
+    sumf
+}
+
+/// IQ4_XS × Q8_K: IQ4_NL levels with 6-bit sub-block scales biased by 32.
+///
+/// The scalar code applies each sub-block scale in float; here `(ls − 32)·Σ level·q8` is summed
+/// in integers per super-block (exact) and scaled once.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_iq4_xs_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+    let table = _mm256_broadcastsi128_si256(iq4nl_table());
+    let m4 = _mm256_set1_epi8(0x0F);
+    let mut sumf = 0.0f32;
+    for (x, y) in w.chunks_exact(IQ4_XS_BYTES).zip(a) {
+        let xp = x.as_ptr();
+        let yp = y.qs.as_ptr() as *const u8;
+        let h = u16::from_le_bytes([x[2], x[3]]) as i32;
+        let ls = |ib: usize| -> i16 {
+            let l = ((x[4 + ib / 2] >> (4 * (ib % 2))) & 0xF) as i32 | (((h >> (2 * ib)) & 3) << 4);
+            (l - 32) as i16
+        };
+        let mut sumi = _mm256_setzero_si256();
+        for ib in (0..8).step_by(2) {
+            // Sub-block `ib` in the low 128-bit lane, `ib + 1` in the high one.
+            let q = load32(xp.add(8 + 16 * ib));
+            let vlo = _mm256_shuffle_epi8(table, _mm256_and_si256(q, m4));
+            let vhi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+            let ylo = _mm256_set_m128i(load16(yp.add(32 * ib + 32)), load16(yp.add(32 * ib)));
+            let yhi = _mm256_set_m128i(load16(yp.add(32 * ib + 48)), load16(yp.add(32 * ib + 16)));
+            let sc = _mm256_set_m128i(_mm_set1_epi16(ls(ib + 1)), _mm_set1_epi16(ls(ib)));
+            // Pairs ≤ 32512 (see `mul_i8_pairs`); times |scale| ≤ 32 in i32.
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(mul_i8_pairs(vlo, ylo), sc));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(mul_i8_pairs(vhi, yhi), sc));
+        }
+        let d4d8 = fp16(bits_le(x, 0)) * y.d;
+        sumf += d4d8 * hsum_i32(sumi) as f32;
+    }
+    sumf
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float dots. Products are exact or singly rounded (FMA); the sum is f32 in 32 lanes where the
+// scalar reference sums in f64, so results agree to within n·2⁻²⁴·Σ|xᵢyᵢ|.
+// ---------------------------------------------------------------------------------------------
+
+/// F32 × F32.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, s) in acc.iter_mut().enumerate() {
+            let o = i + 8 * k;
+            *s = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(o)), _mm256_loadu_ps(pb.add(o)), *s);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        acc[0] = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i)),
+            _mm256_loadu_ps(pb.add(i)),
+            acc[0],
+        );
+        i += 8;
+    }
+    let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut sum = hsum_f32(v);
+    for k in i..n {
+        sum += a[k] * b[k];
+    }
+    sum
+}
+
+/// F16 weights (raw LE bytes) × F16 activations.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_f16(w: &[u8], a: &[f16]) -> f32 {
+    let n = a.len().min(w.len() / 2);
+    let (pw, pa) = (w.as_ptr(), a.as_ptr() as *const u8);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, s) in acc.iter_mut().enumerate() {
+            let o = 2 * (i + 8 * k);
+            let x = _mm256_cvtph_ps(load16(pw.add(o)));
+            let y = _mm256_cvtph_ps(load16(pa.add(o)));
+            *s = _mm256_fmadd_ps(x, y, *s);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        let x = _mm256_cvtph_ps(load16(pw.add(2 * i)));
+        let y = _mm256_cvtph_ps(load16(pa.add(2 * i)));
+        acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+        i += 8;
+    }
+    let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut sum = hsum_f32(v);
+    for k in i..n {
+        let (x, y) = fp16x2(bits_le(w, 2 * k), a[k].to_bits());
+        sum += x * y;
+    }
+    sum
+}
+
+/// Eight bf16 (16 bytes at `p`) widened to f32: a bf16 is the top half of an f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load_bf16x8(p: *const u8) -> __m256 {
+    _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(load16(p)), 16))
+}
+
+/// BF16 weights (raw LE bytes) × BF16 activations.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_bf16(w: &[u8], a: &[bf16]) -> f32 {
+    let n = a.len().min(w.len() / 2);
+    let (pw, pa) = (w.as_ptr(), a.as_ptr() as *const u8);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, s) in acc.iter_mut().enumerate() {
+            let o = 2 * (i + 8 * k);
+            *s = _mm256_fmadd_ps(load_bf16x8(pw.add(o)), load_bf16x8(pa.add(o)), *s);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        acc[0] = _mm256_fmadd_ps(
+            load_bf16x8(pw.add(2 * i)),
+            load_bf16x8(pa.add(2 * i)),
+            acc[0],
+        );
+        i += 8;
+    }
+    let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut sum = hsum_f32(v);
+    for k in i..n {
+        sum += bf16::from_le_bytes([w[2 * k], w[2 * k + 1]]).to_f32() * a[k].to_f32();
+    }
+    sum
+}

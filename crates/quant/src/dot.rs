@@ -1,0 +1,357 @@
+//! Fused dot products: the checked entry points ([`vec_dot`], [`matvec`]) and the per-pairing
+//! dispatchers that pick the fastest available twin (AVX2 / simd128) or fall back to the
+//! scalar reference in [`crate::generic`].
+//!
+//! The per-pairing functions check nothing (see `generic.rs`); only [`vec_dot`] and [`matvec`]
+//! validate types and lengths, once per call, so the inner loops stay branch-free.
+
+use crate::blocks::{BlockQ8K, BlockQ8_0, BlockQ8_1, QK, QK_K};
+use crate::generic;
+use crate::{GgmlType, QuantError};
+use half::{bf16, f16};
+
+/// A quantized (or converted) activation row, in the type llama.cpp's CPU backend pairs with a
+/// weight type (see [`GgmlType::vec_dot_type`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Activation {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    BF16(Vec<bf16>),
+    Q8_0(Vec<BlockQ8_0>),
+    Q8_1(Vec<BlockQ8_1>),
+    Q8K(Vec<BlockQ8K>),
+}
+
+impl Activation {
+    /// Number of values the row holds.
+    pub fn n_values(&self) -> usize {
+        match self {
+            Activation::F32(v) => v.len(),
+            Activation::F16(v) => v.len(),
+            Activation::BF16(v) => v.len(),
+            Activation::Q8_0(v) => v.len() * QK,
+            Activation::Q8_1(v) => v.len() * QK,
+            Activation::Q8K(v) => v.len() * QK_K,
+        }
+    }
+
+    /// The GGML type of the row.
+    pub fn ty(&self) -> GgmlType {
+        match self {
+            Activation::F32(_) => GgmlType::F32,
+            Activation::F16(_) => GgmlType::F16,
+            Activation::BF16(_) => GgmlType::BF16,
+            Activation::Q8_0(_) => GgmlType::Q8_0,
+            Activation::Q8_1(_) => GgmlType::Q8_1,
+            Activation::Q8K(_) => GgmlType::Q8_K,
+        }
+    }
+}
+
+// ---- per-pairing dispatchers (unchecked; same signatures as `generic`) ----
+
+pub fn vec_dot_q4_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_q4_0_q8_0(w, a) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if crate::simd128::available() {
+        return crate::simd128::vec_dot_q4_0_q8_0(w, a);
+    }
+    generic::vec_dot_q4_0_q8_0(w, a)
+}
+
+pub fn vec_dot_q4_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_q4_1_q8_1(w, a) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if crate::simd128::available() {
+        return crate::simd128::vec_dot_q4_1_q8_1(w, a);
+    }
+    generic::vec_dot_q4_1_q8_1(w, a)
+}
+
+pub fn vec_dot_q5_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_q5_0_q8_0(w, a) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if crate::simd128::available() {
+        return crate::simd128::vec_dot_q5_0_q8_0(w, a);
+    }
+    generic::vec_dot_q5_0_q8_0(w, a)
+}
+
+pub fn vec_dot_q5_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_q5_1_q8_1(w, a) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if crate::simd128::available() {
+        return crate::simd128::vec_dot_q5_1_q8_1(w, a);
+    }
+    generic::vec_dot_q5_1_q8_1(w, a)
+}
+
+pub fn vec_dot_q8_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_q8_0_q8_0(w, a) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if crate::simd128::available() {
+        return crate::simd128::vec_dot_q8_0_q8_0(w, a);
+    }
+    generic::vec_dot_q8_0_q8_0(w, a)
+}
+
+pub fn vec_dot_iq4_nl_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_iq4_nl_q8_0(w, a) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if crate::simd128::available() {
+        return crate::simd128::vec_dot_iq4_nl_q8_0(w, a);
+    }
+    generic::vec_dot_iq4_nl_q8_0(w, a)
+}
+
+pub fn vec_dot_q2_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_q2_k_q8_k(w, a) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if crate::simd128::available() {
+        return crate::simd128::vec_dot_q2_k_q8_k(w, a);
+    }
+    generic::vec_dot_q2_k_q8_k(w, a)
+}
+
+pub fn vec_dot_q3_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_q3_k_q8_k(w, a) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if crate::simd128::available() {
+        return crate::simd128::vec_dot_q3_k_q8_k(w, a);
+    }
+    generic::vec_dot_q3_k_q8_k(w, a)
+}
+
+pub fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_q4_k_q8_k(w, a) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if crate::simd128::available() {
+        return crate::simd128::vec_dot_q4_k_q8_k(w, a);
+    }
+    generic::vec_dot_q4_k_q8_k(w, a)
+}
+
+pub fn vec_dot_q5_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_q5_k_q8_k(w, a) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if crate::simd128::available() {
+        return crate::simd128::vec_dot_q5_k_q8_k(w, a);
+    }
+    generic::vec_dot_q5_k_q8_k(w, a)
+}
+
+pub fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_q6_k_q8_k(w, a) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if crate::simd128::available() {
+        return crate::simd128::vec_dot_q6_k_q8_k(w, a);
+    }
+    generic::vec_dot_q6_k_q8_k(w, a)
+}
+
+pub fn vec_dot_iq4_xs_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_iq4_xs_q8_k(w, a) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if crate::simd128::available() {
+        return crate::simd128::vec_dot_iq4_xs_q8_k(w, a);
+    }
+    generic::vec_dot_iq4_xs_q8_k(w, a)
+}
+
+pub fn vec_dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_f32(a, b) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if crate::simd128::available() {
+        return crate::simd128::vec_dot_f32(a, b);
+    }
+    generic::vec_dot_f32(a, b)
+}
+
+pub fn vec_dot_f16(w: &[u8], a: &[f16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_f16(w, a) };
+    }
+    generic::vec_dot_f16(w, a)
+}
+
+pub fn vec_dot_bf16(w: &[u8], a: &[bf16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_bf16(w, a) };
+    }
+    generic::vec_dot_bf16(w, a)
+}
+
+// ---- checked entry points ----
+
+/// Checks that weights of type `ty` can be dotted with `a` and returns the weight bytes one
+/// row of `a.n_values()` values takes.
+fn row_bytes(ty: GgmlType, a: &Activation) -> Result<usize, QuantError> {
+    let want = ty.vec_dot_type().ok_or(QuantError::Unsupported {
+        ty,
+        what: "fused dot product",
+    })?;
+    if a.ty() != want {
+        return Err(QuantError::Mismatch {
+            message: format!(
+                "{ty} weights pair with {want} activations, but {} was given",
+                a.ty()
+            ),
+        });
+    }
+    let n = a.n_values();
+    ty.bytes_for(n as u64)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or(QuantError::NotWholeBlocks { ty, values: n })
+}
+
+/// One row of weights dotted with an activation; lengths already checked.
+fn dot_unchecked(
+    ty: GgmlType,
+    w: &[u8],
+    a: &Activation,
+    scratch: &mut Vec<f32>,
+) -> Result<f32, QuantError> {
+    use GgmlType as T;
+    Ok(match (ty, a) {
+        (T::Q4_0, Activation::Q8_0(a)) => vec_dot_q4_0_q8_0(w, a),
+        (T::Q5_0, Activation::Q8_0(a)) => vec_dot_q5_0_q8_0(w, a),
+        (T::Q8_0, Activation::Q8_0(a)) => vec_dot_q8_0_q8_0(w, a),
+        (T::IQ4_NL, Activation::Q8_0(a)) => vec_dot_iq4_nl_q8_0(w, a),
+        (T::Q4_1, Activation::Q8_1(a)) => vec_dot_q4_1_q8_1(w, a),
+        (T::Q5_1, Activation::Q8_1(a)) => vec_dot_q5_1_q8_1(w, a),
+        (T::Q2_K, Activation::Q8K(a)) => vec_dot_q2_k_q8_k(w, a),
+        (T::Q3_K, Activation::Q8K(a)) => vec_dot_q3_k_q8_k(w, a),
+        (T::Q4_K, Activation::Q8K(a)) => vec_dot_q4_k_q8_k(w, a),
+        (T::Q5_K, Activation::Q8K(a)) => vec_dot_q5_k_q8_k(w, a),
+        (T::Q6_K, Activation::Q8K(a)) => vec_dot_q6_k_q8_k(w, a),
+        (T::IQ4_XS, Activation::Q8K(a)) => vec_dot_iq4_xs_q8_k(w, a),
+        (T::F16, Activation::F16(a)) => vec_dot_f16(w, a),
+        (T::BF16, Activation::BF16(a)) => vec_dot_bf16(w, a),
+        (T::F32, Activation::F32(a)) => {
+            // F32 weights arrive as unaligned bytes; widen them once into a reused buffer so
+            // the kernel keeps ggml's `(a: &[f32], b: &[f32])` shape.
+            scratch.clear();
+            scratch.extend(w.as_chunks::<4>().0.iter().map(|b| f32::from_le_bytes(*b)));
+            vec_dot_f32(scratch, a)
+        }
+        _ => {
+            // `row_bytes` already rejected every other pairing; keep a typed error anyway.
+            return Err(QuantError::Mismatch {
+                message: format!("{ty} weights cannot be dotted with {} activations", a.ty()),
+            });
+        }
+    })
+}
+
+/// Dot product of one row of weights (`w`: the raw bytes of `a.n_values()` values of type `ty`)
+/// with an activation of the matching type, as llama.cpp's CPU backend computes it.
+pub fn vec_dot(ty: GgmlType, w: &[u8], a: &Activation) -> Result<f32, QuantError> {
+    let expected = row_bytes(ty, a)?;
+    if w.len() != expected {
+        return Err(QuantError::WrongByteLength {
+            ty,
+            values: a.n_values(),
+            expected,
+            got: w.len(),
+        });
+    }
+    dot_unchecked(ty, w, a, &mut Vec::new())
+}
+
+/// Matrix × vector: `out[i] = vec_dot(row i, a)` where row `i` is
+/// `weights[i * row_bytes .. (i + 1) * row_bytes]` and a row holds `n_cols` values.
+/// `out.len()` is the number of rows; `weights` must hold exactly that many rows.
+pub fn matvec(
+    ty: GgmlType,
+    weights: &[u8],
+    n_cols: usize,
+    a: &Activation,
+    out: &mut [f32],
+) -> Result<(), QuantError> {
+    if a.n_values() != n_cols {
+        return Err(QuantError::Mismatch {
+            message: format!(
+                "matvec over {n_cols} columns was given an activation of {} values",
+                a.n_values()
+            ),
+        });
+    }
+    let rb = row_bytes(ty, a)?;
+    let rows = out.len();
+    let expected = rows.checked_mul(rb).ok_or(QuantError::Mismatch {
+        message: format!("{rows} rows of {rb} bytes overflow the address space"),
+    })?;
+    if weights.len() != expected {
+        return Err(QuantError::WrongByteLength {
+            ty,
+            values: rows.saturating_mul(n_cols),
+            expected,
+            got: weights.len(),
+        });
+    }
+    if rb == 0 {
+        out.fill(0.0);
+        return Ok(());
+    }
+    let mut scratch = Vec::new();
+    for (o, row) in out.iter_mut().zip(weights.chunks_exact(rb)) {
+        *o = dot_unchecked(ty, row, a, &mut scratch)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! GGML block formats and the arithmetic on them.
+//!
+//! Owns: the type table ([`GgmlType`]), dequantization of every supported weight type to f32
+//! (bit-exact with ggml/gguf-py), the activation quantizers llama.cpp's CPU backend uses
+//! (Q8_0, Q8_1, Q8_K, with its reference rounding), and the fused integer dot products for
+//! each (weight, activation) pairing — a scalar reference (`generic`) always compiled, plus
+//! AVX2 (runtime-detected) and wasm simd128 twins with the same signatures.
+//!
+//! Knows nothing about files, tensors, models or I/O: inputs are byte slices of whole blocks.
+
+pub mod blocks;
+pub mod dequant;
+pub mod dot;
+pub mod generic;
+pub mod quantize;
+mod types;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "wasm32")]
+pub mod simd128;
+
+pub use blocks::{BlockQ8K, BlockQ8_0, BlockQ8_1};
+pub use dequant::dequantize;
+pub use dot::{matvec, vec_dot, Activation};
+pub use quantize::{quantize_activation, quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k};
+pub use types::GgmlType;
+
+/// What went wrong in a kernel call; always a caller error (wrong lengths or types), never data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QuantError {
+    /// The type cannot be dequantized or dotted by this crate.
+    Unsupported { ty: GgmlType, what: &'static str },
+    /// `values` is not a whole number of blocks of the type.
+    NotWholeBlocks { ty: GgmlType, values: usize },
+    /// The byte slice does not hold exactly the blocks for the requested values.
+    WrongByteLength { ty: GgmlType, values: usize, expected: usize, got: usize },
+    /// Weight and activation do not pair (wrong activation type or length).
+    Mismatch { message: String },
+}
+
+impl std::fmt::Display for QuantError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QuantError::Unsupported { ty, what } => write!(f, "{what} is not supported for tensor type {ty}"),
+            QuantError::NotWholeBlocks { ty, values } => write!(
+                f,
+                "{values} values is not a whole number of {ty} blocks ({} values each)",
+                ty.block_size()
+            ),
+            QuantError::WrongByteLength { ty, values, expected, got } => {
+                write!(f, "{values} values of {ty} take {expected} bytes, but {got} were given")
+            }
+            QuantError::Mismatch { message } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for QuantError {}

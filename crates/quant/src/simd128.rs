@@ -1,0 +1,401 @@
+//! wasm32 simd128 twins of the scalar fused dot products in [`crate::generic`].
+//!
+//! Compiled only when the build enables simd128 (`RUSTFLAGS="-C target-feature=+simd128"`):
+//! wasm has no runtime feature detection, so a module either validates with SIMD or not at all.
+//! Without the feature this module only says so ([`available`] is `false`) and the dispatcher
+//! keeps the scalar code.
+//!
+//! Same contract as the AVX2 twins: identical signatures, identical integer sums per block or
+//! sub-block, only the float combination of those sums reassociated. Byte products widen to
+//! i16 and go through `i32x4.dot_i16x8_s`, which is exact for every i8 input (no saturation
+//! cases to reason about). Loads are 1-aligned `v128.load`s of 16 bytes cut from the block by
+//! slice indexing, so they cannot leave the block.
+
+/// Whether this build carries the simd128 kernels (decided at compile time).
+pub fn available() -> bool {
+    cfg!(target_feature = "simd128")
+}
+
+#[cfg(target_feature = "simd128")]
+pub use imp::*;
+
+#[cfg(target_feature = "simd128")]
+mod imp {
+    use core::arch::wasm32::*;
+
+    use crate::blocks::*;
+
+    /// 16 bytes of `b` from `off` (bounds-checked; the constant offsets below make the check
+    /// vanish on fixed-size block arrays).
+    #[inline(always)]
+    fn load(b: &[u8], off: usize) -> v128 {
+        let s = &b[off..off + 16];
+        // SAFETY: `s` has exactly 16 readable bytes and `v128_load` is a 1-aligned load.
+        unsafe { v128_load(s.as_ptr() as *const v128) }
+    }
+
+    /// 16 signed activation bytes from `off`.
+    #[inline(always)]
+    fn load_i8(b: &[i8], off: usize) -> v128 {
+        let s = &b[off..off + 16];
+        // SAFETY: as in `load`.
+        unsafe { v128_load(s.as_ptr() as *const v128) }
+    }
+
+    /// Σ x·y of 16 signed bytes into four i32 lanes (widened: exact for every input).
+    #[inline(always)]
+    fn dot16(x: v128, y: v128) -> v128 {
+        let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(x), i16x8_extend_low_i8x16(y));
+        let hi = i32x4_dot_i16x8(i16x8_extend_high_i8x16(x), i16x8_extend_high_i8x16(y));
+        i32x4_add(lo, hi)
+    }
+
+    #[inline(always)]
+    fn hsum_i32(v: v128) -> i32 {
+        i32x4_extract_lane::<0>(v)
+            + i32x4_extract_lane::<1>(v)
+            + i32x4_extract_lane::<2>(v)
+            + i32x4_extract_lane::<3>(v)
+    }
+
+    #[inline(always)]
+    fn hsum_f32(v: v128) -> f32 {
+        (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v))
+            + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v))
+    }
+
+    /// Low nibbles of 16 bytes.
+    #[inline(always)]
+    fn lo4(q: v128) -> v128 {
+        v128_and(q, u8x16_splat(0x0F))
+    }
+
+    /// High nibbles of 16 bytes.
+    #[inline(always)]
+    fn hi4(q: v128) -> v128 {
+        u8x16_shr(q, 4)
+    }
+
+    /// 16 bytes, 0xFF where bit `16·half + i` of `bits` is set.
+    #[inline(always)]
+    fn bytes_from_bits16(bits: u32, half: u8) -> v128 {
+        let b0 = 2 * half;
+        let b1 = b0 + 1;
+        let spread = u8x16(
+            b0, b0, b0, b0, b0, b0, b0, b0, b1, b1, b1, b1, b1, b1, b1, b1,
+        );
+        let b = i8x16_swizzle(u32x4_splat(bits), spread);
+        let mask = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+        i8x16_eq(v128_and(b, mask), mask)
+    }
+
+    /// Q4_0 × Q8_0.
+    pub fn vec_dot_q4_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+        let eight = i8x16_splat(8);
+        let mut acc = f32x4_splat(0.0);
+        for (x, y) in w.as_chunks::<Q4_0_BYTES>().0.iter().zip(a) {
+            let d = f16_at(x, 0) * y.d.to_f32();
+            let q = load(x, 2);
+            let p = i32x4_add(
+                dot16(i8x16_sub(lo4(q), eight), load_i8(&y.qs, 0)),
+                dot16(i8x16_sub(hi4(q), eight), load_i8(&y.qs, 16)),
+            );
+            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(d), f32x4_convert_i32x4(p)));
+        }
+        hsum_f32(acc)
+    }
+
+    /// Q5_0 × Q8_0.
+    pub fn vec_dot_q5_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+        let f0 = u8x16_splat(0xF0);
+        let mut acc = f32x4_splat(0.0);
+        for (x, y) in w.as_chunks::<Q5_0_BYTES>().0.iter().zip(a) {
+            let d = f16_at(x, 0) * y.d.to_f32();
+            let qh = u32_at(x, 2);
+            let q = load(x, 6);
+            // Where the 5th bit is clear, a high nibble of 0xF makes the i8 `nibble − 16`;
+            // where it is set, the byte stays `nibble` = `(nibble + 16) − 16`.
+            let x0 = v128_or(lo4(q), v128_andnot(f0, bytes_from_bits16(qh, 0)));
+            let x1 = v128_or(hi4(q), v128_andnot(f0, bytes_from_bits16(qh, 1)));
+            let p = i32x4_add(dot16(x0, load_i8(&y.qs, 0)), dot16(x1, load_i8(&y.qs, 16)));
+            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(d), f32x4_convert_i32x4(p)));
+        }
+        hsum_f32(acc)
+    }
+
+    /// Q4_1 × Q8_1 (unsigned nibbles; the min enters through the activation's `s`).
+    pub fn vec_dot_q4_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
+        let mut acc = f32x4_splat(0.0);
+        let mut summ = 0.0f32;
+        for (x, y) in w.as_chunks::<Q4_1_BYTES>().0.iter().zip(a) {
+            let d = f16_at(x, 0) * y.d.to_f32();
+            summ += f16_at(x, 2) * y.s.to_f32();
+            let q = load(x, 4);
+            let p = i32x4_add(
+                dot16(lo4(q), load_i8(&y.qs, 0)),
+                dot16(hi4(q), load_i8(&y.qs, 16)),
+            );
+            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(d), f32x4_convert_i32x4(p)));
+        }
+        hsum_f32(acc) + summ
+    }
+
+    /// Q5_1 × Q8_1 (values `nibble | bit·16 ∈ [0, 31]`).
+    pub fn vec_dot_q5_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
+        let b16 = u8x16_splat(0x10);
+        let mut acc = f32x4_splat(0.0);
+        let mut summ = 0.0f32;
+        for (x, y) in w.as_chunks::<Q5_1_BYTES>().0.iter().zip(a) {
+            let d = f16_at(x, 0) * y.d.to_f32();
+            summ += f16_at(x, 2) * y.s.to_f32();
+            let qh = u32_at(x, 4);
+            let q = load(x, 8);
+            let x0 = v128_or(lo4(q), v128_and(bytes_from_bits16(qh, 0), b16));
+            let x1 = v128_or(hi4(q), v128_and(bytes_from_bits16(qh, 1), b16));
+            let p = i32x4_add(dot16(x0, load_i8(&y.qs, 0)), dot16(x1, load_i8(&y.qs, 16)));
+            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(d), f32x4_convert_i32x4(p)));
+        }
+        hsum_f32(acc) + summ
+    }
+
+    /// Q8_0 × Q8_0.
+    pub fn vec_dot_q8_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+        let mut acc = f32x4_splat(0.0);
+        for (x, y) in w.as_chunks::<Q8_0_BYTES>().0.iter().zip(a) {
+            let d = f16_at(x, 0) * y.d.to_f32();
+            let p = i32x4_add(
+                dot16(load(x, 2), load_i8(&y.qs, 0)),
+                dot16(load(x, 18), load_i8(&y.qs, 16)),
+            );
+            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(d), f32x4_convert_i32x4(p)));
+        }
+        hsum_f32(acc)
+    }
+
+    /// IQ4_NL × Q8_0 (levels looked up with a byte swizzle).
+    pub fn vec_dot_iq4_nl_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+        let table = load_i8(&KVALUES_IQ4NL, 0);
+        let mut acc = f32x4_splat(0.0);
+        for (x, y) in w.as_chunks::<IQ4_NL_BYTES>().0.iter().zip(a) {
+            let d = y.d.to_f32() * f16_at(x, 0);
+            let q = load(x, 2);
+            let x0 = i8x16_swizzle(table, lo4(q));
+            let x1 = i8x16_swizzle(table, hi4(q));
+            let p = i32x4_add(dot16(x0, load_i8(&y.qs, 0)), dot16(x1, load_i8(&y.qs, 16)));
+            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(d), f32x4_convert_i32x4(p)));
+        }
+        hsum_f32(acc)
+    }
+
+    /// Q2_K × Q8_K. Each 16-byte piece of a 2-bit plane is one 16-value sub-block.
+    pub fn vec_dot_q2_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+        let m3 = u8x16_splat(3);
+        let mut sumf = 0.0f32;
+        for (x, y) in w.as_chunks::<Q2_K_BYTES>().0.iter().zip(a) {
+            let mut summs = 0i32;
+            for j in 0..16 {
+                summs += y.bsums[j] as i32 * (x[j] >> 4) as i32;
+            }
+            let mut sumi = i32x4_splat(0);
+            for k in 0..2 {
+                for t in 0..2 {
+                    let q2 = load(x, 16 + 32 * k + 16 * t);
+                    for j in 0..4 {
+                        let g = 4 * k + j;
+                        let sub = 2 * g + t;
+                        let v = v128_and(u8x16_shr(q2, 2 * j as u32), m3);
+                        let p = dot16(v, load_i8(&y.qs, 16 * sub));
+                        sumi = i32x4_add(sumi, i32x4_mul(p, i32x4_splat((x[sub] & 0xF) as i32)));
+                    }
+                }
+            }
+            let dall = y.d * f16_at(x, 80);
+            let dmin = y.d * f16_at(x, 82);
+            sumf += dall * hsum_i32(sumi) as f32 - dmin * summs as f32;
+        }
+        sumf
+    }
+
+    /// Q3_K × Q8_K: values `(2 low bits) − 4·(hmask bit clear) ∈ [−4, 3]`, scales `s − 32`.
+    pub fn vec_dot_q3_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+        let m3 = u8x16_splat(3);
+        let four = u8x16_splat(4);
+        let mut sumf = 0.0f32;
+        for (x, y) in w.as_chunks::<Q3_K_BYTES>().0.iter().zip(a) {
+            let scales = scales_q3_k(arr12(x, 96));
+            let hm = [load(x, 0), load(x, 16)];
+            let mut sumi = i32x4_splat(0);
+            for k in 0..2 {
+                for t in 0..2 {
+                    let q3 = load(x, 32 + 32 * k + 16 * t);
+                    for j in 0..4 {
+                        let g = 4 * k + j;
+                        let sub = 2 * g + t;
+                        let lo = v128_and(u8x16_shr(q3, 2 * j as u32), m3);
+                        let bit = u8x16_splat(1 << g);
+                        let sub4 = v128_andnot(four, i8x16_eq(v128_and(hm[t], bit), bit));
+                        let p = dot16(i8x16_sub(lo, sub4), load_i8(&y.qs, 16 * sub));
+                        sumi = i32x4_add(sumi, i32x4_mul(p, i32x4_splat(scales[sub] as i32 - 32)));
+                    }
+                }
+            }
+            let d = f16_at(x, 108) * y.d;
+            sumf += d * hsum_i32(sumi) as f32;
+        }
+        sumf
+    }
+
+    /// `Σ_j bsums[j]·mins[j/2]` for the Q4_K/Q5_K min term.
+    #[inline(always)]
+    fn k4_min_sum(mins: &[u8; 8], bsums: &[i16; 16]) -> i32 {
+        let mut s = 0i32;
+        for j in 0..16 {
+            s += bsums[j] as i32 * mins[j / 2] as i32;
+        }
+        s
+    }
+
+    /// Q4_K × Q8_K.
+    pub fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+        let mut sumf = 0.0f32;
+        for (x, y) in w.as_chunks::<Q4_K_BYTES>().0.iter().zip(a) {
+            let (sc, mn) = scale_min_k4(arr12(x, 4));
+            let summ = k4_min_sum(&mn, &y.bsums);
+            let mut sumi = i32x4_splat(0);
+            for j in 0..4 {
+                let qa = load(x, 16 + 32 * j);
+                let qb = load(x, 32 + 32 * j);
+                let o = 64 * j;
+                let p0 = i32x4_add(
+                    dot16(lo4(qa), load_i8(&y.qs, o)),
+                    dot16(lo4(qb), load_i8(&y.qs, o + 16)),
+                );
+                let p1 = i32x4_add(
+                    dot16(hi4(qa), load_i8(&y.qs, o + 32)),
+                    dot16(hi4(qb), load_i8(&y.qs, o + 48)),
+                );
+                sumi = i32x4_add(sumi, i32x4_mul(p0, i32x4_splat(sc[2 * j] as i32)));
+                sumi = i32x4_add(sumi, i32x4_mul(p1, i32x4_splat(sc[2 * j + 1] as i32)));
+            }
+            let d = f16_at(x, 0) * y.d;
+            let dmin = f16_at(x, 2) * y.d;
+            sumf += d * hsum_i32(sumi) as f32 - dmin * summ as f32;
+        }
+        sumf
+    }
+
+    /// Q5_K × Q8_K.
+    pub fn vec_dot_q5_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+        let b16 = u8x16_splat(0x10);
+        let mut sumf = 0.0f32;
+        for (x, y) in w.as_chunks::<Q5_K_BYTES>().0.iter().zip(a) {
+            let (sc, mn) = scale_min_k4(arr12(x, 4));
+            let summ = k4_min_sum(&mn, &y.bsums);
+            let qh = [load(x, 16), load(x, 32)];
+            let mut sumi = i32x4_splat(0);
+            for j in 0..4 {
+                let q = [load(x, 48 + 32 * j), load(x, 64 + 32 * j)];
+                let bit0 = u8x16_splat(1 << (2 * j));
+                let bit1 = u8x16_splat(1 << (2 * j + 1));
+                let mut p0 = i32x4_splat(0);
+                let mut p1 = i32x4_splat(0);
+                for t in 0..2 {
+                    let h0 = v128_and(i8x16_eq(v128_and(qh[t], bit0), bit0), b16);
+                    let h1 = v128_and(i8x16_eq(v128_and(qh[t], bit1), bit1), b16);
+                    let o = 64 * j + 16 * t;
+                    p0 = i32x4_add(p0, dot16(v128_or(lo4(q[t]), h0), load_i8(&y.qs, o)));
+                    p1 = i32x4_add(p1, dot16(v128_or(hi4(q[t]), h1), load_i8(&y.qs, o + 32)));
+                }
+                sumi = i32x4_add(sumi, i32x4_mul(p0, i32x4_splat(sc[2 * j] as i32)));
+                sumi = i32x4_add(sumi, i32x4_mul(p1, i32x4_splat(sc[2 * j + 1] as i32)));
+            }
+            let d = f16_at(x, 0) * y.d;
+            let dmin = f16_at(x, 2) * y.d;
+            sumf += d * hsum_i32(sumi) as f32 - dmin * summ as f32;
+        }
+        sumf
+    }
+
+    /// Q6_K × Q8_K. Each 16-byte piece below is exactly one 16-value sub-block.
+    pub fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+        let m32 = i8x16_splat(32);
+        let mut sumf = 0.0f32;
+        for (x, y) in w.as_chunks::<Q6_K_BYTES>().0.iter().zip(a) {
+            let mut sumi = i32x4_splat(0);
+            for h in 0..2 {
+                for t in 0..2 {
+                    let ql0 = load(x, 64 * h + 16 * t);
+                    let ql1 = load(x, 64 * h + 32 + 16 * t);
+                    let qh = load(x, 128 + 32 * h + 16 * t);
+                    // Masking before shifting keeps every bit inside its own byte.
+                    let v = [
+                        v128_or(lo4(ql0), i8x16_shl(v128_and(qh, u8x16_splat(0x03)), 4)),
+                        v128_or(lo4(ql1), i8x16_shl(v128_and(qh, u8x16_splat(0x0C)), 2)),
+                        v128_or(hi4(ql0), v128_and(qh, u8x16_splat(0x30))),
+                        v128_or(hi4(ql1), u8x16_shr(v128_and(qh, u8x16_splat(0xC0)), 2)),
+                    ];
+                    for (g, vg) in v.iter().enumerate() {
+                        let sub = 8 * h + 2 * g + t;
+                        let scale = x[192 + sub] as i8 as i32;
+                        let p = dot16(i8x16_sub(*vg, m32), load_i8(&y.qs, 16 * sub));
+                        sumi = i32x4_add(sumi, i32x4_mul(p, i32x4_splat(scale)));
+                    }
+                }
+            }
+            let d = f16_at(x, 208) * y.d;
+            sumf += d * hsum_i32(sumi) as f32;
+        }
+        sumf
+    }
+
+    /// IQ4_XS × Q8_K: `(ls − 32)·Σ level·q8` summed in integers per super-block, scaled once.
+    pub fn vec_dot_iq4_xs_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+        let table = load_i8(&KVALUES_IQ4NL, 0);
+        let mut sumf = 0.0f32;
+        for (x, y) in w.as_chunks::<IQ4_XS_BYTES>().0.iter().zip(a) {
+            let h = u16_at(x, 2) as i32;
+            let mut sumi = i32x4_splat(0);
+            for ib in 0..8 {
+                let ls =
+                    ((x[4 + ib / 2] >> (4 * (ib % 2))) & 0xF) as i32 | (((h >> (2 * ib)) & 3) << 4);
+                let q = load(x, 8 + 16 * ib);
+                let p = i32x4_add(
+                    dot16(i8x16_swizzle(table, lo4(q)), load_i8(&y.qs, 32 * ib)),
+                    dot16(i8x16_swizzle(table, hi4(q)), load_i8(&y.qs, 32 * ib + 16)),
+                );
+                sumi = i32x4_add(sumi, i32x4_mul(p, i32x4_splat(ls - 32)));
+            }
+            sumf += f16_at(x, 0) * y.d * hsum_i32(sumi) as f32;
+        }
+        sumf
+    }
+
+    /// F32 × F32: four f32x4 accumulators (no FMA in base simd128), scalar tail.
+    pub fn vec_dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let ld = |s: &[f32], i: usize| -> v128 {
+            let s = &s[i..i + 4];
+            // SAFETY: `s` has exactly 4 readable f32s; `v128_load` is 1-aligned.
+            unsafe { v128_load(s.as_ptr() as *const v128) }
+        };
+        let mut acc = [f32x4_splat(0.0); 4];
+        let mut i = 0;
+        while i + 16 <= n {
+            for (k, s) in acc.iter_mut().enumerate() {
+                *s = f32x4_add(*s, f32x4_mul(ld(a, i + 4 * k), ld(b, i + 4 * k)));
+            }
+            i += 16;
+        }
+        while i + 4 <= n {
+            acc[0] = f32x4_add(acc[0], f32x4_mul(ld(a, i), ld(b, i)));
+            i += 4;
+        }
+        let v = f32x4_add(f32x4_add(acc[0], acc[1]), f32x4_add(acc[2], acc[3]));
+        let mut sum = hsum_f32(v);
+        for k in i..n {
+            sum += a[k] * b[k];
+        }
+        sum
+    }
+}

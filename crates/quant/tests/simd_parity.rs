@@ -1,0 +1,710 @@
+//! Parity of every fast fused-dot kernel with the scalar reference (`parallax_quant::generic`).
+//!
+//! One harness, [`check_pair`], runs each (weight, activation) kernel on three kinds of input:
+//!
+//! * **exact** — every float scale is a power of two and the integers stay small enough that
+//!   each float operation of either implementation is exact. Any difference then comes from the
+//!   integer part, so the results must be bit-equal (`==`). This is the exactness check of the
+//!   per-block integer sums (those sums are not exposed as an API).
+//! * **random** — random bytes, random f16/f32 scales of both signs and wide range.
+//! * **extreme** — all nibbles max / zero / sign patterns, activations all −128 / 127, scales
+//!   0, negative, and the f16 maximum.
+//!
+//! For random and extreme inputs the float combination of block sums may be reassociated, so
+//! the tolerance is `1e-6 · M`, where `M = Σ |term|` over every product `|d·scale·q|·|a|` and
+//! every block's min term (see [`magnitude`]). Relative to the result itself no tolerance
+//! would do: ggml's scalar code rounds 8 float lanes per block whose integer sums can be
+//! ~100× the block total, so the *reference* is off by that much (seen: Q6_K, one block,
+//! scalar 13910.784 vs exact 13910.991, AVX2 13910.991). Float dots (F32/F16/BF16) use
+//! the rigorous summation bound `(n + 8)·2⁻²⁴·Σ|xᵢ·yᵢ|`.
+//!
+//! Fast implementations checked: AVX2 (when the CPU has it), simd128 (when built for wasm with
+//! `+simd128`), and the `dot` dispatchers (whatever they pick). Failures name the kernel, the
+//! implementation, the input kind and the seed.
+
+use half::{bf16, f16};
+use parallax_quant::{dequantize, dot, generic, BlockQ8K, BlockQ8_0, BlockQ8_1, GgmlType};
+
+#[cfg(target_arch = "x86_64")]
+use parallax_quant::avx2;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+use parallax_quant::simd128;
+
+// ---------------------------------------------------------------------------------------------
+// Random numbers (SplitMix64: tiny, seedable, good enough for test data)
+// ---------------------------------------------------------------------------------------------
+
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo + 1) as u64) as i64
+    }
+    fn sign(&mut self) -> f32 {
+        if self.next() & 1 == 0 {
+            1.0
+        } else {
+            -1.0
+        }
+    }
+    /// A float spread over many binades, either sign, sometimes zero.
+    fn wide(&mut self, max_exp: i32) -> f32 {
+        if self.below(16) == 0 {
+            return 0.0;
+        }
+        let m = 1.0 + (self.below(1 << 20) as f32) / (1u32 << 20) as f32;
+        self.sign() * m * 2f32.powi(self.range(-14, max_exp as i64) as i32)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input kinds
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// Power-of-two scales, small integers: both sides must be bit-equal.
+    Exact,
+    Random,
+    /// Index into the extreme patterns.
+    Extreme(usize),
+}
+
+const WEIGHT_PATTERNS: [Option<u8>; 7] = [
+    None,
+    Some(0xFF),
+    Some(0x00),
+    Some(0x80),
+    Some(0x7F),
+    Some(0x55),
+    Some(0xAA),
+];
+const ACT_PATTERNS: [Option<i8>; 5] = [None, Some(-128), Some(127), Some(0), Some(-1)];
+const EXTREME_SCALES: [f32; 6] = [0.0, 1.0, -1.0, 65504.0, -0.5, 6.1035156e-5];
+
+fn extreme_count() -> usize {
+    WEIGHT_PATTERNS.len() * ACT_PATTERNS.len() * EXTREME_SCALES.len()
+}
+
+fn extreme_parts(i: usize) -> (Option<u8>, Option<i8>, f32) {
+    let w = WEIGHT_PATTERNS[i % WEIGHT_PATTERNS.len()];
+    let a = ACT_PATTERNS[(i / WEIGHT_PATTERNS.len()) % ACT_PATTERNS.len()];
+    let s = EXTREME_SCALES[i / (WEIGHT_PATTERNS.len() * ACT_PATTERNS.len())];
+    (w, a, s)
+}
+
+/// A scale for a weight block's f16 field.
+fn weight_scale(rng: &mut Rng, kind: Kind, exact_exp: i32) -> f32 {
+    match kind {
+        Kind::Exact => rng.sign() * 2f32.powi(exact_exp + rng.range(0, 1) as i32),
+        Kind::Random => rng.wide(8),
+        Kind::Extreme(i) => extreme_parts(i).2 * if rng.below(4) == 0 { -1.0 } else { 1.0 },
+    }
+}
+
+/// An activation byte.
+fn act_byte(rng: &mut Rng, kind: Kind, exact_max: i64) -> i8 {
+    match kind {
+        Kind::Exact => rng.range(-exact_max, exact_max - 1) as i8,
+        Kind::Random => rng.next() as i8,
+        Kind::Extreme(i) => match extreme_parts(i).1 {
+            Some(v) => v,
+            None => rng.next() as i8,
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weight formats: block geometry and where the float fields are
+// ---------------------------------------------------------------------------------------------
+
+struct Format {
+    ty: GgmlType,
+    bytes: usize,
+    values: usize,
+    /// Byte offsets of the f16 fields; the first is the main scale, any second is a min.
+    floats: &'static [usize],
+}
+
+const Q4_0: Format = Format {
+    ty: GgmlType::Q4_0,
+    bytes: 18,
+    values: 32,
+    floats: &[0],
+};
+const Q4_1: Format = Format {
+    ty: GgmlType::Q4_1,
+    bytes: 20,
+    values: 32,
+    floats: &[0, 2],
+};
+const Q5_0: Format = Format {
+    ty: GgmlType::Q5_0,
+    bytes: 22,
+    values: 32,
+    floats: &[0],
+};
+const Q5_1: Format = Format {
+    ty: GgmlType::Q5_1,
+    bytes: 24,
+    values: 32,
+    floats: &[0, 2],
+};
+const Q8_0: Format = Format {
+    ty: GgmlType::Q8_0,
+    bytes: 34,
+    values: 32,
+    floats: &[0],
+};
+const IQ4_NL: Format = Format {
+    ty: GgmlType::IQ4_NL,
+    bytes: 18,
+    values: 32,
+    floats: &[0],
+};
+const Q2_K: Format = Format {
+    ty: GgmlType::Q2_K,
+    bytes: 84,
+    values: 256,
+    floats: &[80, 82],
+};
+const Q3_K: Format = Format {
+    ty: GgmlType::Q3_K,
+    bytes: 110,
+    values: 256,
+    floats: &[108],
+};
+const Q4_K: Format = Format {
+    ty: GgmlType::Q4_K,
+    bytes: 144,
+    values: 256,
+    floats: &[0, 2],
+};
+const Q5_K: Format = Format {
+    ty: GgmlType::Q5_K,
+    bytes: 176,
+    values: 256,
+    floats: &[0, 2],
+};
+const Q6_K: Format = Format {
+    ty: GgmlType::Q6_K,
+    bytes: 210,
+    values: 256,
+    floats: &[208],
+};
+const IQ4_XS: Format = Format {
+    ty: GgmlType::IQ4_XS,
+    bytes: 136,
+    values: 256,
+    floats: &[0],
+};
+
+fn put_f16(b: &mut [u8], off: usize, v: f32) {
+    b[off..off + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
+}
+
+fn gen_weights(fmt: &Format, nb: usize, rng: &mut Rng, kind: Kind, exact_exp: i32) -> Vec<u8> {
+    let fill = match kind {
+        Kind::Extreme(i) => extreme_parts(i).0,
+        _ => None,
+    };
+    let mut w: Vec<u8> = (0..nb * fmt.bytes)
+        .map(|_| fill.unwrap_or(rng.next() as u8))
+        .collect();
+    for blk in w.chunks_exact_mut(fmt.bytes) {
+        for &off in fmt.floats {
+            let s = weight_scale(rng, kind, exact_exp);
+            put_f16(blk, off, s);
+        }
+    }
+    w
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activation blocks
+// ---------------------------------------------------------------------------------------------
+
+trait Act: Copy + std::fmt::Debug {
+    const VALUES: usize;
+    fn gen(rng: &mut Rng, kind: Kind, exact_exp: i32) -> Self;
+    /// |value i| of the block, in f64.
+    fn abs_value(&self, i: usize) -> f64;
+}
+
+fn act_scale(rng: &mut Rng, kind: Kind, exact_exp: i32) -> f32 {
+    match kind {
+        Kind::Exact => 2f32.powi(exact_exp),
+        Kind::Random => rng.wide(4),
+        Kind::Extreme(i) => {
+            let s = extreme_parts(i).2;
+            if rng.below(3) == 0 {
+                -s
+            } else {
+                s
+            }
+        }
+    }
+}
+
+impl Act for BlockQ8_0 {
+    const VALUES: usize = 32;
+    fn gen(rng: &mut Rng, kind: Kind, exact_exp: i32) -> Self {
+        let mut b = BlockQ8_0::ZERO;
+        b.d = f16::from_f32(act_scale(rng, kind, exact_exp));
+        for q in b.qs.iter_mut() {
+            *q = act_byte(rng, kind, 128);
+        }
+        b
+    }
+    fn abs_value(&self, i: usize) -> f64 {
+        (self.d.to_f64() * self.qs[i] as f64).abs()
+    }
+}
+
+impl Act for BlockQ8_1 {
+    const VALUES: usize = 32;
+    fn gen(rng: &mut Rng, kind: Kind, exact_exp: i32) -> Self {
+        let mut b = BlockQ8_1::ZERO;
+        b.d = f16::from_f32(act_scale(rng, kind, exact_exp));
+        for q in b.qs.iter_mut() {
+            *q = act_byte(rng, kind, 128);
+        }
+        // `s` is d·Σqs in real data; the kernels only carry it through, so any value tests
+        // that. In exact mode keep it a power of two so the min term is exact.
+        let s = match kind {
+            Kind::Exact => 2f32.powi(exact_exp + 3),
+            _ => b.d.to_f32() * b.qs.iter().map(|&q| q as f32).sum::<f32>(),
+        };
+        // Clamped so that extreme scales give a large finite `s`, not infinity (0·∞ = NaN).
+        b.s = f16::from_f32(s.clamp(-65504.0, 65504.0));
+        b
+    }
+    fn abs_value(&self, i: usize) -> f64 {
+        (self.d.to_f64() * self.qs[i] as f64).abs()
+    }
+}
+
+impl Act for BlockQ8K {
+    const VALUES: usize = 256;
+    fn gen(rng: &mut Rng, kind: Kind, exact_exp: i32) -> Self {
+        let mut b = BlockQ8K::ZERO;
+        b.d = match kind {
+            Kind::Random => rng.wide(10),
+            _ => act_scale(rng, kind, exact_exp),
+        };
+        // Small integers in exact mode keep every k-quant partial sum below 2^24 units.
+        for q in b.qs.iter_mut() {
+            *q = act_byte(rng, kind, 32);
+        }
+        // bsums are an invariant of the block type (sums of 16 qs); keep them consistent.
+        for (s, chunk) in b.bsums.iter_mut().zip(b.qs.chunks_exact(16)) {
+            *s = chunk.iter().map(|&q| q as i16).sum();
+        }
+        b
+    }
+    fn abs_value(&self, i: usize) -> f64 {
+        (self.d as f64 * self.qs[i] as f64).abs()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The harness
+// ---------------------------------------------------------------------------------------------
+
+type Kernel<'a, A> = &'a dyn Fn(&[u8], &[A]) -> f32;
+
+/// `M = Σ |term|`: every scale product `|d·sc·q|·|a|` (from the weights dequantized with the
+/// min field zeroed), plus each block's min term measured with the scalar kernel on that block
+/// alone with the main scale zeroed. Rounding in either implementation (ggml's 8 float lanes,
+/// block partial sums, one multiply per block) is bounded by a few ulps of `M`.
+fn magnitude<A: Act>(fmt: &Format, scalar: Kernel<A>, w: &[u8], a: &[A]) -> f64 {
+    let mut scale_only = w.to_vec();
+    if let Some(&min_off) = fmt.floats.get(1) {
+        for blk in scale_only.chunks_exact_mut(fmt.bytes) {
+            put_f16(blk, min_off, 0.0);
+        }
+    }
+    let mut deq = vec![0.0f32; a.len() * fmt.values];
+    dequantize(fmt.ty, &scale_only, &mut deq).expect("test weights are whole blocks");
+    let mut m: f64 = deq
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| (x as f64).abs() * a[i / A::VALUES].abs_value(i % A::VALUES))
+        .sum();
+    if fmt.floats.len() > 1 {
+        for (blk, act) in w.chunks_exact(fmt.bytes).zip(a) {
+            let mut b = blk.to_vec();
+            put_f16(&mut b, fmt.floats[0], 0.0);
+            m += (scalar(&b, std::slice::from_ref(act)) as f64).abs();
+        }
+    }
+    m
+}
+
+/// Compares `fast` with `scalar` on many inputs of every kind; panics naming the kernel,
+/// implementation, kind and seed on the first disagreement.
+fn check_pair<A: Act>(name: &str, fmt: &Format, scalar: Kernel<A>, fast: Kernel<A>) {
+    assert_eq!(
+        fmt.values,
+        A::VALUES,
+        "{name}: format/activation block sizes differ"
+    );
+    let max_blocks = if fmt.values == 256 { 8 } else { 40 };
+    let mut cases: Vec<(Kind, u64)> = Vec::new();
+    for seed in 0..200 {
+        cases.push((Kind::Exact, seed));
+        cases.push((Kind::Random, seed));
+    }
+    for i in 0..extreme_count() {
+        cases.push((Kind::Extreme(i), i as u64));
+    }
+    let mut worst = 0.0f64;
+    for (kind, seed) in cases {
+        let mut rng = Rng::new(seed ^ (fmt.bytes as u64) << 32);
+        let nb = 1 + rng.below(max_blocks) as usize;
+        // Exact mode: one exponent per case keeps every value on a common grid.
+        let exact_exp = rng.range(-6, 2) as i32;
+        let w = gen_weights(fmt, nb, &mut rng, kind, exact_exp);
+        let a: Vec<A> = (0..nb).map(|_| A::gen(&mut rng, kind, exact_exp)).collect();
+        let want = scalar(&w, &a);
+        let got = fast(&w, &a);
+        assert!(
+            want.is_finite(),
+            "{name} [{}]: scalar result {want} not finite ({kind:?}, seed {seed})",
+            fmt.ty
+        );
+        match kind {
+            Kind::Exact => assert!(
+                got == want,
+                "{name} [{}]: integer parts differ: fast {got} != scalar {want} \
+                 (exact input, seed {seed}, {nb} blocks)",
+                fmt.ty
+            ),
+            _ => {
+                let tol = 1e-6 * magnitude(fmt, scalar, &w, &a);
+                let diff = (got as f64 - want as f64).abs();
+                if tol > 0.0 {
+                    worst = worst.max(diff / tol * 1e-6);
+                }
+                assert!(
+                    diff <= tol,
+                    "{name} [{}]: fast {got} vs scalar {want}, |diff| {diff:e} > tol {tol:e} \
+                     ({kind:?}, seed {seed}, {nb} blocks)",
+                    fmt.ty
+                );
+            }
+        }
+    }
+    eprintln!("{name}: worst |diff|/M = {worst:.2e} (tolerance 1e-6)");
+}
+
+/// The fast implementations of one kernel available in this build and on this CPU.
+macro_rules! fast_impls {
+    ($f:ident, $act:ty, [$($target:ident),*]) => {{
+        #[allow(unused_mut)]
+        let mut v: Vec<(&'static str, Box<dyn Fn(&[u8], &[$act]) -> f32>)> = Vec::new();
+        v.push(("dispatch", Box::new(dot::$f)));
+        $(fast_impls!(@push v, $target, $f);)*
+        v
+    }};
+    (@push $v:ident, avx2, $f:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        if avx2::available() {
+            // SAFETY: guarded by runtime detection of the features the kernel needs.
+            $v.push(("avx2", Box::new(|w: &[u8], a| unsafe { avx2::$f(w, a) })));
+        } else {
+            eprintln!("{}: this CPU lacks AVX2/FMA/F16C, AVX2 kernel not checked", stringify!($f));
+        }
+    };
+    (@push $v:ident, simd128, $f:ident) => {
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        $v.push(("simd128", Box::new(simd128::$f)));
+    };
+}
+
+macro_rules! quant_test {
+    ($test:ident, $f:ident, $act:ty, $fmt:expr, [$($target:ident),*]) => {
+        #[test]
+        fn $test() {
+            for (target, fast) in fast_impls!($f, $act, [$($target),*]) {
+                let name = format!("{}/{}", stringify!($f), target);
+                check_pair::<$act>(&name, &$fmt, &generic::$f, &*fast);
+            }
+        }
+    };
+}
+
+quant_test!(
+    q4_0_q8_0,
+    vec_dot_q4_0_q8_0,
+    BlockQ8_0,
+    Q4_0,
+    [avx2, simd128]
+);
+quant_test!(
+    q4_1_q8_1,
+    vec_dot_q4_1_q8_1,
+    BlockQ8_1,
+    Q4_1,
+    [avx2, simd128]
+);
+quant_test!(
+    q5_0_q8_0,
+    vec_dot_q5_0_q8_0,
+    BlockQ8_0,
+    Q5_0,
+    [avx2, simd128]
+);
+quant_test!(
+    q5_1_q8_1,
+    vec_dot_q5_1_q8_1,
+    BlockQ8_1,
+    Q5_1,
+    [avx2, simd128]
+);
+quant_test!(
+    q8_0_q8_0,
+    vec_dot_q8_0_q8_0,
+    BlockQ8_0,
+    Q8_0,
+    [avx2, simd128]
+);
+quant_test!(
+    iq4_nl_q8_0,
+    vec_dot_iq4_nl_q8_0,
+    BlockQ8_0,
+    IQ4_NL,
+    [avx2, simd128]
+);
+quant_test!(
+    q2_k_q8_k,
+    vec_dot_q2_k_q8_k,
+    BlockQ8K,
+    Q2_K,
+    [avx2, simd128]
+);
+quant_test!(
+    q3_k_q8_k,
+    vec_dot_q3_k_q8_k,
+    BlockQ8K,
+    Q3_K,
+    [avx2, simd128]
+);
+quant_test!(
+    q4_k_q8_k,
+    vec_dot_q4_k_q8_k,
+    BlockQ8K,
+    Q4_K,
+    [avx2, simd128]
+);
+quant_test!(
+    q5_k_q8_k,
+    vec_dot_q5_k_q8_k,
+    BlockQ8K,
+    Q5_K,
+    [avx2, simd128]
+);
+quant_test!(
+    q6_k_q8_k,
+    vec_dot_q6_k_q8_k,
+    BlockQ8K,
+    Q6_K,
+    [avx2, simd128]
+);
+quant_test!(
+    iq4_xs_q8_k,
+    vec_dot_iq4_xs_q8_k,
+    BlockQ8K,
+    IQ4_XS,
+    [avx2, simd128]
+);
+
+// ---------------------------------------------------------------------------------------------
+// Float dots
+// ---------------------------------------------------------------------------------------------
+
+/// Compares float dots: bit-equal on small-integer inputs (every step exact), otherwise within
+/// `(n + 8)·2⁻²⁴·Σ|xᵢyᵢ|`. `gen(rng, n, exact)` yields the two operands as f32 plus the
+/// kernel-ready form.
+fn check_float<T>(
+    name: &str,
+    gen: impl Fn(&mut Rng, usize, bool) -> (Vec<f32>, Vec<f32>, T),
+    scalar: impl Fn(&T) -> f32,
+    fast: impl Fn(&T) -> f32,
+) {
+    for seed in 0..300u64 {
+        let mut rng = Rng::new(seed);
+        let n = rng.below(600) as usize;
+        let exact = seed % 2 == 0;
+        let (x, y, input) = gen(&mut rng, n, exact);
+        let want = scalar(&input);
+        let got = fast(&input);
+        if exact {
+            assert!(
+                got == want,
+                "{name}: fast {got} != scalar {want} on exact input (seed {seed}, n {n})"
+            );
+        } else {
+            let mag: f64 = x
+                .iter()
+                .zip(&y)
+                .map(|(a, b)| (*a as f64 * *b as f64).abs())
+                .sum();
+            let tol = (n as f64 + 8.0) * 2f64.powi(-24) * mag;
+            let diff = (got as f64 - want as f64).abs();
+            assert!(diff <= tol, "{name}: fast {got} vs scalar {want}, |diff| {diff:e} > {tol:e} (seed {seed}, n {n})");
+        }
+    }
+}
+
+/// A value for a float dot: small integers (exact products and sums) or spread-out floats.
+fn float_val(rng: &mut Rng, exact: bool) -> f32 {
+    if exact {
+        rng.range(-100, 100) as f32 * 0.25
+    } else {
+        rng.wide(6)
+    }
+}
+
+#[test]
+fn f32_dot() {
+    let gen = |rng: &mut Rng, n: usize, exact: bool| {
+        let x: Vec<f32> = (0..n).map(|_| float_val(rng, exact)).collect();
+        let y: Vec<f32> = (0..n).map(|_| float_val(rng, exact)).collect();
+        (x.clone(), y.clone(), (x, y))
+    };
+    let scalar = |p: &(Vec<f32>, Vec<f32>)| generic::vec_dot_f32(&p.0, &p.1);
+    check_float("vec_dot_f32/dispatch", gen, scalar, |p| {
+        dot::vec_dot_f32(&p.0, &p.1)
+    });
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: features detected at runtime.
+        check_float("vec_dot_f32/avx2", gen, scalar, |p| unsafe {
+            avx2::vec_dot_f32(&p.0, &p.1)
+        });
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    check_float("vec_dot_f32/simd128", gen, scalar, |p| {
+        simd128::vec_dot_f32(&p.0, &p.1)
+    });
+}
+
+#[test]
+fn f16_dot() {
+    let gen = |rng: &mut Rng, n: usize, exact: bool| {
+        let w: Vec<f16> = (0..n)
+            .map(|_| f16::from_f32(float_val(rng, exact)))
+            .collect();
+        let a: Vec<f16> = (0..n)
+            .map(|_| f16::from_f32(float_val(rng, exact)))
+            .collect();
+        let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let x = w.iter().map(|v| v.to_f32()).collect();
+        let y = a.iter().map(|v| v.to_f32()).collect();
+        (x, y, (bytes, a))
+    };
+    let scalar = |p: &(Vec<u8>, Vec<f16>)| generic::vec_dot_f16(&p.0, &p.1);
+    check_float("vec_dot_f16/dispatch", gen, scalar, |p| {
+        dot::vec_dot_f16(&p.0, &p.1)
+    });
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: features detected at runtime.
+        check_float("vec_dot_f16/avx2", gen, scalar, |p| unsafe {
+            avx2::vec_dot_f16(&p.0, &p.1)
+        });
+    }
+}
+
+#[test]
+fn bf16_dot() {
+    let gen = |rng: &mut Rng, n: usize, exact: bool| {
+        let w: Vec<bf16> = (0..n)
+            .map(|_| bf16::from_f32(float_val(rng, exact)))
+            .collect();
+        let a: Vec<bf16> = (0..n)
+            .map(|_| bf16::from_f32(float_val(rng, exact)))
+            .collect();
+        let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let x = w.iter().map(|v| v.to_f32()).collect();
+        let y = a.iter().map(|v| v.to_f32()).collect();
+        (x, y, (bytes, a))
+    };
+    let scalar = |p: &(Vec<u8>, Vec<bf16>)| generic::vec_dot_bf16(&p.0, &p.1);
+    check_float("vec_dot_bf16/dispatch", gen, scalar, |p| {
+        dot::vec_dot_bf16(&p.0, &p.1)
+    });
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: features detected at runtime.
+        check_float("vec_dot_bf16/avx2", gen, scalar, |p| unsafe {
+            avx2::vec_dot_bf16(&p.0, &p.1)
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The harness itself must be able to fail
+// ---------------------------------------------------------------------------------------------
+
+/// A kernel that is off by one integer in one value must be caught by the exact inputs.
+#[test]
+#[should_panic(expected = "integer parts differ")]
+fn harness_catches_an_off_by_one_integer() {
+    let broken = |w: &[u8], a: &[BlockQ8_0]| {
+        let mut w = w.to_vec();
+        // Perturb the first quant of the first block by one step.
+        w[2] = w[2].wrapping_add(1);
+        generic::vec_dot_q8_0_q8_0(&w, a)
+    };
+    check_pair::<BlockQ8_0>("broken_q8_0", &Q8_0, &generic::vec_dot_q8_0_q8_0, &broken);
+}
+
+/// On an x86_64 CPU that has the features, the AVX2 kernels must actually be exercised.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_detection_matches_cpu() {
+    let cpu = is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c");
+    assert_eq!(avx2::available(), cpu);
+}
+
+/// Mismatched lengths shorten the fast dots to the blocks both sides have (no reads past
+/// either slice), as the scalar code's zip does.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_mismatched_lengths_use_common_blocks() {
+    if !avx2::available() {
+        return;
+    }
+    let mut rng = Rng::new(7);
+    let w = gen_weights(&Q4_K, 3, &mut rng, Kind::Random, 0);
+    let a: Vec<BlockQ8K> = (0..3)
+        .map(|_| BlockQ8K::gen(&mut rng, Kind::Random, 0))
+        .collect();
+    // SAFETY: features detected at runtime.
+    unsafe {
+        let two = avx2::vec_dot_q4_k_q8_k(&w[..2 * 144], &a[..2]);
+        assert_eq!(avx2::vec_dot_q4_k_q8_k(&w, &a[..2]), two);
+        assert_eq!(avx2::vec_dot_q4_k_q8_k(&w[..2 * 144 + 100], &a), two);
+        assert_eq!(avx2::vec_dot_q4_k_q8_k(&[], &a), 0.0);
+        let f = [1.0f32; 13];
+        assert_eq!(avx2::vec_dot_f32(&f, &f[..9]), 9.0);
+    }
+}

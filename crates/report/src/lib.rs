@@ -1,0 +1,169 @@
+//! The parity report: schema `parallax.report/1`.
+//!
+//! Owns the report's data model — what a run measured, with every statistic's element count and
+//! token scope — and its JSON form. The CLI writes it, the page shows it, `parallax check`
+//! re-reads it. Later versions extend it and never break it: readers ignore unknown keys.
+//! Knows nothing about models, kernels or how the numbers were computed.
+
+use indexmap::IndexMap;
+use parallax_parity::{Compare, LogitsCompare, Stats};
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "parallax.report/1";
+
+/// Which tokens a statistic is taken over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every prompt position × every feature.
+    All,
+    /// The last prompt position only (what a generating runtime sees).
+    Last,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::All => "all",
+            Scope::Last => "last",
+        }
+    }
+}
+
+/// How the non-reference paths were fed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Each path keeps its own residual stream: differences accumulate.
+    Free,
+    /// Additionally, every matmul of each path is fed the reference path's input, so the local
+    /// error of each op is measured apart from the accumulated one (`local` in site records).
+    Replay,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub model: ModelInfo,
+    pub prompt: Prompt,
+    /// Path ids in run order; the first is the reference.
+    pub paths: Vec<String>,
+    pub reference: String,
+    pub mode: Mode,
+    /// The scope of the statistics in `embed`, `layers`, `final_norm` (per-token ones are in
+    /// `per_token`).
+    pub scope: Scope,
+    pub std_kind: String,
+    /// Site names in execution order within a layer.
+    pub site_order: Vec<String>,
+    pub embed: SiteRecord,
+    pub layers: Vec<LayerRecord>,
+    pub final_norm: SiteRecord,
+    pub logits: LogitsRecord,
+    pub per_token: PerToken,
+    /// Where each op ran and which kernels each path used.
+    pub execution: Execution,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub name: Option<String>,
+    pub file_name: String,
+    pub format: String,
+    pub arch: String,
+    pub n_layers: u32,
+    pub n_embd: u64,
+    pub n_vocab: u64,
+    pub file_bytes: u64,
+    /// sha256 of the whole file, when it was computed.
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prompt {
+    /// The text, when the run started from text (`None` for `--tokens`).
+    pub text: Option<String>,
+    pub tokens: Vec<u32>,
+    /// The token pieces as the tokenizer prints them.
+    pub pieces: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerRecord {
+    pub index: u32,
+    pub sites: IndexMap<String, SiteRecord>,
+}
+
+/// One capture point: each path's statistics and each non-reference path against the reference.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SiteRecord {
+    /// Values per token at this site (the feature width).
+    pub width: u64,
+    #[serde(flatten)]
+    pub paths: IndexMap<String, Stats>,
+    pub compare: IndexMap<String, Compare>,
+    /// Replay mode, matmul sites only: the path's op fed the reference's input, against the
+    /// reference's output.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub local: IndexMap<String, Compare>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogitsRecord {
+    /// Position the logits below belong to (the last prompt token).
+    pub position: u32,
+    #[serde(flatten)]
+    pub paths: IndexMap<String, PathLogits>,
+    pub compare: IndexMap<String, LogitsCompare>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathLogits {
+    /// Top-10 `[id, value]`, largest first.
+    pub top: Vec<(u32, f32)>,
+    pub stats: Stats,
+}
+
+/// Statistics per prompt position: which token dominates a site's std.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerToken {
+    pub embed: TokenSite,
+    pub layers: Vec<IndexMap<String, TokenSite>>,
+    pub final_norm: TokenSite,
+}
+
+/// One site, per position: for each path the statistics of each token's row, and for each
+/// non-reference path the comparison of each row.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokenSite {
+    #[serde(flatten)]
+    pub paths: IndexMap<String, Vec<Stats>>,
+    pub compare: IndexMap<String, Vec<Compare>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    /// Per path: how its matmuls were computed (e.g. "Q4_K×Q8_K fused integer dot (avx2)").
+    pub matmuls: IndexMap<String, Vec<String>>,
+    /// Ops that all paths share, computed once per path on the CPU in f32.
+    pub shared_ops: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_string_pretty(self).expect("report serializes")
+    }
+
+    pub fn from_json(text: &str) -> Result<Report, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        match value.get("schema").and_then(|s| s.as_str()) {
+            Some(SCHEMA) => {}
+            Some(other) => return Err(format!("unsupported report schema `{other}` (this Parallax reads {SCHEMA})")),
+            None => return Err(format!("not a Parallax report: no `schema` key (expected {SCHEMA})")),
+        }
+        serde_json::from_value(value).map_err(|e| format!("malformed {SCHEMA} report: {e}"))
+    }
+}
