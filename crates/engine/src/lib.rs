@@ -19,7 +19,7 @@ use std::fmt;
 
 pub use arch::{ArchConfig, ArchKind, RopeStyle, SUPPORTED};
 pub use matmul::PathKind;
-pub use run::{layer_sites, run, Phase, Progress, RunInput, RunOptions};
+pub use run::{layer_sites, run, run_with_logits, Phase, Progress, RunInput, RunOptions};
 pub use tokenize::tokenizer_for;
 
 /// Why a run could not start or finish. Each variant reads as a sentence a user can act on.

@@ -32,6 +32,12 @@ impl PathKind {
         }
     }
 
+    /// Whether the path also follows llama.cpp's CPU backend in the ops around the weight
+    /// matmuls (f16 KV cache and attention operands, table GELU), not only in the matmuls.
+    pub fn llamacpp_ops(self) -> bool {
+        self == PathKind::Q8
+    }
+
     pub fn parse(s: &str) -> Option<PathKind> {
         match s {
             "f32" => Some(PathKind::F32),

@@ -68,6 +68,10 @@ pub fn rope(x: &mut [f32], positions: &[u32], n_heads: usize, head_dim: usize, b
 /// Causal multi-head attention with grouped KV heads over one sequence. `q` is tokens ×
 /// (n_head·d), `k`/`v` tokens × (n_head_kv·d); returns tokens × (n_head·d) (heads concatenated).
 /// Softmax as ggml_soft_max_ext: scaled scores, max subtracted, exp summed in f64.
+///
+/// With `f16_operands`, the two attention matmuls see what llama.cpp's CPU backend gives them
+/// with its default F16 KV cache (no flash attention): K and V stored as f16, and each matmul's
+/// other input (q, then the softmax probabilities) converted to f16, products summed in f32.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &[f32],
@@ -79,7 +83,16 @@ pub fn attention(
     head_dim: usize,
     scale: f32,
     window: Option<usize>,
+    f16_operands: bool,
 ) -> Vec<f32> {
+    let round = |x: &[f32]| -> Vec<f32> {
+        if f16_operands {
+            x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()
+        } else {
+            x.to_vec()
+        }
+    };
+    let (q, k, v) = (&round(q)[..], &round(k)[..], &round(v)[..]);
     let group = n_head / n_head_kv;
     let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
     let mut out = vec![0f32; n_tokens * qw];
@@ -109,6 +122,7 @@ pub fn attention(
             let o = &mut out[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
             for j in first..=i {
                 let p = scores[j] * inv;
+                let p = if f16_operands { half::f16::from_f32(p).to_f32() } else { p };
                 let vj = &v[j * kw + kvh * head_dim..j * kw + (kvh + 1) * head_dim];
                 for (o, &x) in o.iter_mut().zip(vj) {
                     *o += p * x;
@@ -128,11 +142,24 @@ pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
-/// ggml_gelu (tanh approximation), computed in f32.
+/// GELU, tanh approximation, computed in f32 (ggml_gelu_f32).
 pub fn gelu_tanh(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_560_802_865_4;
     const GELU_COEF_A: f32 = 0.044715;
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
+}
+
+/// GELU as llama.cpp's CPU backend evaluates it (GGML_GELU_FP16): the input rounded to f16 and
+/// looked up in a table of f16 results; 0 below −10 and the identity above 10.
+pub fn gelu_tanh_f16_table(x: f32) -> f32 {
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        let xh = half::f16::from_f32(x).to_f32();
+        half::f16::from_f32(gelu_tanh(xh)).to_f32()
+    }
 }
 
 #[cfg(test)]
@@ -165,10 +192,10 @@ mod tests {
         let q = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
         let k = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
         let v = [1.0, 0.0, 0.0, 1.0, 5.0, 5.0];
-        let out = attention(&q, &k, &v, 3, 1, 1, 2, 1.0, None);
+        let out = attention(&q, &k, &v, 3, 1, 1, 2, 1.0, None, false);
         assert_eq!(&out[..2], &[1.0, 0.0]);
         assert!((out[2] - 0.5).abs() < 1e-6 && (out[3] - 0.5).abs() < 1e-6);
-        let windowed = attention(&q, &k, &v, 3, 1, 1, 2, 1.0, Some(1));
+        let windowed = attention(&q, &k, &v, 3, 1, 1, 2, 1.0, Some(1), false);
         assert_eq!(&windowed[4..], &[5.0, 5.0]);
     }
 

@@ -204,7 +204,7 @@ impl<S: ByteSource> Lockstep<'_, S> {
         let (base, freq_scale) = c.rope_for(il);
         let window = if c.is_swa(il) { c.sliding_window } else { None };
         let mut att = Vec::with_capacity(q.len());
-        for ((q, k), v) in q.iter_mut().zip(k.iter_mut()).zip(&v) {
+        for (((q, k), v), path) in q.iter_mut().zip(k.iter_mut()).zip(&v).zip(&self.opts.paths) {
             if let Some(qn) = &w.q_norm {
                 *q = ops::rms_norm(q, c.head_dim, qn, c.rms_eps);
             }
@@ -213,7 +213,8 @@ impl<S: ByteSource> Lockstep<'_, S> {
             }
             ops::rope(q, &self.positions, c.n_head, c.head_dim, base, freq_scale, c.rope_style);
             ops::rope(k, &self.positions, c.n_head_kv, c.head_dim, base, freq_scale, c.rope_style);
-            att.push(ops::attention(q, k, v, n, c.n_head, c.n_head_kv, c.head_dim, c.attn_scale, window));
+            let f16 = path.llamacpp_ops();
+            att.push(ops::attention(q, k, v, n, c.n_head, c.n_head_kv, c.head_dim, c.attn_scale, window, f16));
         }
         drop((q, k, v));
         record("attn_out", &att, q_dim, IndexMap::new());
@@ -238,11 +239,18 @@ impl<S: ByteSource> Lockstep<'_, S> {
         let mut site = SiteRecord::default();
         let up = self.matmul_site(&w.up, &h, None, &mut site)?;
         record("ffn_up", &up, c.n_ff, site.local);
-        let act: fn(f32) -> f32 = match c.activation {
-            Activation::Silu => ops::silu,
-            Activation::GeluTanh => ops::gelu_tanh,
-        };
-        let activated = map(&gate, &|g| g.iter().map(|&x| act(x)).collect());
+        let activated: Vec<Vec<f32>> = gate
+            .iter()
+            .zip(&self.opts.paths)
+            .map(|(g, path)| {
+                let act: fn(f32) -> f32 = match (c.activation, path.llamacpp_ops()) {
+                    (Activation::Silu, _) => ops::silu,
+                    (Activation::GeluTanh, false) => ops::gelu_tanh,
+                    (Activation::GeluTanh, true) => ops::gelu_tanh_f16_table,
+                };
+                g.iter().map(|&x| act(x)).collect()
+            })
+            .collect();
         record("ffn_silu", &activated, c.n_ff, IndexMap::new());
         let swigl: Vec<Vec<f32>> =
             activated.iter().zip(&up).map(|(a, u)| a.iter().zip(u).map(|(a, u)| a * u).collect()).collect();
@@ -272,6 +280,18 @@ pub fn run<S: ByteSource>(
     on_progress: &mut dyn FnMut(&Progress),
     cancel: &AtomicBool,
 ) -> Result<Report, EngineError> {
+    run_with_logits(model, input, opts, on_progress, cancel).map(|(report, _)| report)
+}
+
+/// [`run`], also returning each path's full last-position logits (in path order), for checks
+/// against other implementations' logits.
+pub fn run_with_logits<S: ByteSource>(
+    model: &Model<S>,
+    input: &RunInput,
+    opts: &RunOptions,
+    on_progress: &mut dyn FnMut(&Progress),
+    cancel: &AtomicBool,
+) -> Result<(Report, Vec<Vec<f32>>), EngineError> {
     let cfg = ArchConfig::from_model(model)?;
     let tokens = &input.tokens;
     if tokens.is_empty() {
@@ -312,11 +332,17 @@ pub fn run<S: ByteSource>(
         shared_ops: vec![
             "embedding lookup (dequantized rows)".into(),
             "RMSNorm (f64 sum of squares, as ggml)".into(),
-            "RoPE".into(),
-            "attention: q·k, softmax, ·v in f32 on the CPU (no KV-cache quantization)".into(),
+            "RoPE (ggml's angle recurrence)".into(),
+            "attention softmax (f64 sum, as ggml)".into(),
             format!("FFN activation: {}", if cfg.activation == Activation::Silu { "SiLU" } else { "GELU (tanh)" }),
         ],
-        notes: vec![format!("kernels: {}", crate::kernel_backend())],
+        notes: vec![
+            format!("kernels: {}", crate::kernel_backend()),
+            "f32 path: attention q·k and p·v in f32".into(),
+            "q8 path: llama.cpp CPU semantics beyond the weight matmuls — K/V as f16 (default KV cache), \
+             q and softmax probabilities converted to f16 for the two attention matmuls, GELU from ggml's f16 table"
+                .into(),
+        ],
         ..Default::default()
     };
     let mut layers = Vec::with_capacity(cfg.n_layers as usize);
@@ -388,8 +414,10 @@ pub fn run<S: ByteSource>(
     progress.phase = Phase::Done;
     on_progress(&progress);
 
+    let last_logits: Vec<Vec<f32>> = logits.iter().map(last).collect();
+    drop(logits);
     let summary = model.summary();
-    Ok(Report {
+    let report = Report {
         schema: SCHEMA.into(),
         model: ModelInfo {
             name: model.gguf().and_then(|g| g.get_str("general.name").map(str::to_string)).or_else(|| {
@@ -417,7 +445,8 @@ pub fn run<S: ByteSource>(
         logits: logits_rec,
         per_token: PerToken { embed: embed_tok, layers: per_token_layers, final_norm: final_tok },
         execution,
-    })
+    };
+    Ok((report, last_logits))
 }
 
 /// Bytes the run will read: every layer tensor, the prompt's embedding rows, the output head.

@@ -646,8 +646,8 @@ pub unsafe fn vec_dot_f16(w: &[u8], a: &[f16]) -> f32 {
     }
     let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
     let mut sum = hsum_f32(v);
-    for k in i..n {
-        let (x, y) = fp16x2(bits_le(w, 2 * k), a[k].to_bits());
+    for (xb, y) in w[2 * i..2 * n].chunks_exact(2).zip(&a[i..n]) {
+        let (x, y) = fp16x2(bits_le(xb, 0), y.to_bits());
         sum += x * y;
     }
     sum

@@ -192,10 +192,12 @@ mod imp {
         let m3 = u8x16_splat(3);
         let mut sumf = 0.0f32;
         for (x, y) in w.as_chunks::<Q2_K_BYTES>().0.iter().zip(a) {
-            let mut summs = 0i32;
-            for j in 0..16 {
-                summs += y.bsums[j] as i32 * (x[j] >> 4) as i32;
-            }
+            let summs: i32 = y
+                .bsums
+                .iter()
+                .zip(&x[..16])
+                .map(|(&b, &sc)| b as i32 * (sc >> 4) as i32)
+                .sum();
             let mut sumi = i32x4_splat(0);
             for k in 0..2 {
                 for t in 0..2 {
@@ -226,14 +228,14 @@ mod imp {
             let hm = [load(x, 0), load(x, 16)];
             let mut sumi = i32x4_splat(0);
             for k in 0..2 {
-                for t in 0..2 {
+                for (t, hm_t) in hm.iter().enumerate() {
                     let q3 = load(x, 32 + 32 * k + 16 * t);
                     for j in 0..4 {
                         let g = 4 * k + j;
                         let sub = 2 * g + t;
                         let lo = v128_and(u8x16_shr(q3, 2 * j as u32), m3);
                         let bit = u8x16_splat(1 << g);
-                        let sub4 = v128_andnot(four, i8x16_eq(v128_and(hm[t], bit), bit));
+                        let sub4 = v128_andnot(four, i8x16_eq(v128_and(*hm_t, bit), bit));
                         let p = dot16(i8x16_sub(lo, sub4), load_i8(&y.qs, 16 * sub));
                         sumi = i32x4_add(sumi, i32x4_mul(p, i32x4_splat(scales[sub] as i32 - 32)));
                     }

@@ -126,24 +126,25 @@ fn gemma_metadata_is_honoured() {
 }
 
 /// decode(encode(x)) == x on every golden text: byte-level BPE loses nothing, and Gemma's
-/// SentencePiece (no space prefix, byte fallback) does not either.
+/// SentencePiece (no space prefix, byte fallback) loses only one thing: a literal U+2581 in
+/// the input is indistinguishable from an escaped space, so it decodes as a space (llama.cpp
+/// does the same). Such texts are checked for exactly that.
 fn check_roundtrip(model: &str) {
     let Some(tok) = load(model) else { return };
+    let spm = tok.kind() == TokenizerKind::SentencePiece;
     let mut bad = Vec::new();
     let mut n = 0;
     for c in golden_cases(model).iter().filter(|c| !c.add_special) {
         n += 1;
         let back = tok.decode(&tok.encode(&c.text, false)).expect("decode");
-        if back != c.text {
+        let expected = if spm { c.text.replace('\u{2581}', " ") } else { c.text.clone() };
+        if back != expected {
             bad.push(format!("{:?} -> {:?}", c.text, back));
         }
     }
     eprintln!("{model}: {}/{n} texts round-trip", n - bad.len());
-    assert!(
-        bad.is_empty(),
-        "{model}: round trip differs:\n{}",
-        bad.join("\n")
-    );
+    assert!(n >= 50, "{model}: only {n} texts");
+    assert!(bad.is_empty(), "{model}: round trip differs:\n{}", bad.join("\n"));
 }
 
 #[test]

@@ -139,6 +139,10 @@ mod app {
         }
     }
 
+    fn add(parent: &Element, child: &Element) -> Result<(), JsValue> {
+        parent.append_child(child).map(|_| ())
+    }
+
     fn el(document: &Document, tag: &str, text: Option<&str>, class: Option<&str>) -> Result<Element, JsValue> {
         let e = document.create_element(tag)?;
         if let Some(t) = text {
@@ -159,7 +163,7 @@ mod app {
             false,
         );
 
-        root.append_child(&el(document, "h2", Some("Model"), None)?)?;
+        add(&root, &el(document, "h2", Some("Model"), None)?)?;
         let dl = el(document, "dl", None, Some("meta"))?;
         let mut facts: Vec<(String, String)> = vec![
             ("architecture".into(), s.architecture.clone().unwrap_or_else(|| "unknown".into())),
@@ -168,51 +172,51 @@ mod app {
             facts.extend(h.facts());
         }
         for (k, v) in facts {
-            dl.append_child(&el(document, "dt", Some(&k), None)?)?;
-            dl.append_child(&el(document, "dd", Some(&v), None)?)?;
+            add(&dl, &el(document, "dt", Some(&k), None)?)?;
+            add(&dl, &el(document, "dd", Some(&v), None)?)?;
         }
         root.append_child(&dl)?;
 
-        root.append_child(&el(document, "h2", Some("Tensor types"), None)?)?;
+        add(&root, &el(document, "h2", Some("Tensor types"), None)?)?;
         let types = el(document, "p", None, None)?;
         for t in &s.type_histogram {
             let text = format!("{} × {} ({})", t.tensors, t.ty, human_bytes(t.bytes));
-            types.append_child(&el(document, "span", Some(&text), Some("pill"))?)?;
+            add(&types, &el(document, "span", Some(&text), Some("pill"))?)?;
         }
         root.append_child(&types)?;
 
-        root.append_child(&el(document, "h2", Some("Metadata"), None)?)?;
+        add(&root, &el(document, "h2", Some("Metadata"), None)?)?;
         let table = el(document, "table", None, None)?;
         let head = el(document, "tr", None, None)?;
         for h in ["key", "type", "value"] {
-            head.append_child(&el(document, "th", Some(h), None)?)?;
+            add(&head, &el(document, "th", Some(h), None)?)?;
         }
         table.append_child(&head)?;
         for m in &s.metadata {
             let tr = el(document, "tr", None, None)?;
-            tr.append_child(&el(document, "td", Some(&m.key), Some("mono"))?)?;
-            tr.append_child(&el(document, "td", Some(&m.value_type), None)?)?;
-            tr.append_child(&el(document, "td", Some(&m.value), Some("mono"))?)?;
+            add(&tr, &el(document, "td", Some(&m.key), Some("mono"))?)?;
+            add(&tr, &el(document, "td", Some(&m.value_type), None)?)?;
+            add(&tr, &el(document, "td", Some(&m.value), Some("mono"))?)?;
             table.append_child(&tr)?;
         }
         root.append_child(&table)?;
 
-        root.append_child(&el(document, "h2", Some("Tensors"), None)?)?;
+        add(&root, &el(document, "h2", Some("Tensors"), None)?)?;
         let table = el(document, "table", None, None)?;
         let head = el(document, "tr", None, None)?;
         for (h, num) in [("name", false), ("role", false), ("type", false), ("shape (ne0, ne1, …)", false), ("offset", true), ("bytes", true)] {
-            head.append_child(&el(document, "th", Some(h), if num { Some("num") } else { None })?)?;
+            add(&head, &el(document, "th", Some(h), if num { Some("num") } else { None })?)?;
         }
         table.append_child(&head)?;
         for t in &s.tensors {
             let tr = el(document, "tr", None, None)?;
-            tr.append_child(&el(document, "td", Some(&t.name), Some("mono"))?)?;
-            tr.append_child(&el(document, "td", Some(t.role.as_deref().unwrap_or("—")), Some("mono"))?)?;
-            tr.append_child(&el(document, "td", Some(&t.ty), None)?)?;
+            add(&tr, &el(document, "td", Some(&t.name), Some("mono"))?)?;
+            add(&tr, &el(document, "td", Some(t.role.as_deref().unwrap_or("—")), Some("mono"))?)?;
+            add(&tr, &el(document, "td", Some(&t.ty), None)?)?;
             let shape: Vec<String> = t.ne.iter().map(|d| d.to_string()).collect();
-            tr.append_child(&el(document, "td", Some(&shape.join(" × ")), Some("mono"))?)?;
-            tr.append_child(&el(document, "td", Some(&t.offset.to_string()), Some("num"))?)?;
-            tr.append_child(&el(document, "td", Some(&t.bytes.to_string()), Some("num"))?)?;
+            add(&tr, &el(document, "td", Some(&shape.join(" × ")), Some("mono"))?)?;
+            add(&tr, &el(document, "td", Some(&t.offset.to_string()), Some("num"))?)?;
+            add(&tr, &el(document, "td", Some(&t.bytes.to_string()), Some("num"))?)?;
             table.append_child(&tr)?;
         }
         root.append_child(&table)?;

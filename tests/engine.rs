@@ -1,0 +1,127 @@
+//! The engine on the real shared models, against independent implementations:
+//! llama.cpp's logits (tools/reference/llamacpp_logits.py) and a numpy F32 forward pass
+//! (tools/reference/numpy_forward.py). Goldens live in tests/golden/reference/.
+
+use std::sync::atomic::AtomicBool;
+
+use parallax_engine::{run_with_logits, PathKind, RunInput, RunOptions};
+use parallax_model::Model;
+use parallax_report::{Mode, Report, Scope};
+use parallax_source::FileSource;
+use parallax_tests::{model_path, repo_root, GEMMA_270M, QWEN_0_5B};
+use serde_json::Value;
+
+fn golden_json(name: &str) -> Value {
+    let path = repo_root().join("tests/golden/reference").join(name);
+    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+fn golden_logits(name: &str) -> Vec<f32> {
+    let bytes = std::fs::read(repo_root().join("tests/golden/reference").join(name)).unwrap();
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+fn run_model(file: &str, tokens: &[u32], opts: &RunOptions) -> Option<(Report, Vec<Vec<f32>>)> {
+    let path = model_path(file)?;
+    let model = Model::open(FileSource::open(path).unwrap()).unwrap();
+    let input = RunInput { tokens: tokens.to_vec(), ..Default::default() };
+    Some(run_with_logits(&model, &input, opts, &mut |_| {}, &AtomicBool::new(false)).unwrap())
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        ab += x as f64 * y as f64;
+        aa += x as f64 * x as f64;
+        bb += y as f64 * y as f64;
+    }
+    ab / (aa.sqrt() * bb.sqrt())
+}
+
+fn top(v: &[f32], k: usize) -> Vec<u32> {
+    parallax_parity::top_k(v, k).into_iter().map(|(i, _)| i).collect()
+}
+
+/// Both paths' last-token logits against llama.cpp's: cosine, top-1, top-5 set.
+fn check_against_llamacpp(file: &str, golden: &str, min_cosine: f64) {
+    let meta = golden_json(&format!("{golden}.json"));
+    let tokens: Vec<u32> = meta["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let reference = golden_logits(&format!("{golden}.last-logits.f32"));
+    let Some((_, logits)) = run_model(file, &tokens, &RunOptions::default()) else { return };
+    for (path, l) in ["f32", "q8"].iter().zip(&logits) {
+        eprintln!("{file} {path}: cosine vs llama.cpp {:.7}", cosine(l, &reference));
+    }
+    for (path, l) in ["f32", "q8"].iter().zip(&logits) {
+        assert_eq!(l.len(), reference.len(), "{path}: vocabulary");
+        let cos = cosine(l, &reference);
+        assert!(cos >= min_cosine, "{file} {path}: cosine {cos} vs llama.cpp is below {min_cosine}");
+        assert_eq!(top(l, 1), top(&reference, 1), "{file} {path}: top-1 differs from llama.cpp");
+        let (mut a, mut b) = (top(l, 5), top(&reference, 5));
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{file} {path}: top-5 set differs from llama.cpp");
+    }
+}
+
+#[test]
+fn qwen_logits_match_llamacpp() {
+    check_against_llamacpp(QWEN_0_5B, "llamacpp-qwen2.5-coder-0.5b-instruct-q4_k_m", 0.9999);
+}
+
+/// Gemma-3: top-1 and the top-5 set equal llama.cpp's on both paths, but the cosine is 0.998
+/// (f32) and 0.996 (q8), short of the 0.9999 that Qwen reaches: something in llama.cpp's Gemma-3
+/// CPU graph is not reproduced yet (open in issue 3). The floor here guards against regressions.
+#[test]
+fn gemma_logits_match_llamacpp() {
+    check_against_llamacpp(GEMMA_270M, "llamacpp-gemma-3-270m-q4_k_m", 0.995);
+}
+
+/// The F32 path's per-site std equals the numpy reference's within 1e-4 relative, at every site
+/// of every layer, for the all-token and the last-token scope.
+fn check_against_numpy(file: &str, golden: &str) {
+    let g = golden_json(golden);
+    let tokens: Vec<u32> = g["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    assert_eq!(g["std_kind"], "sample");
+    for scope in [Scope::All, Scope::Last] {
+        let opts = RunOptions { paths: vec![PathKind::F32], scope, ..Default::default() };
+        let Some((report, _)) = run_model(file, &tokens, &opts) else { return };
+        let key = scope.as_str();
+        let mut checked = 0;
+        for layer in g["layers"].as_array().unwrap() {
+            let i = layer["index"].as_u64().unwrap() as usize;
+            for (site, want) in layer["sites"].as_object().unwrap() {
+                let ours = &report.layers[i].sites.get(site).unwrap_or_else(|| panic!("site {site} missing")).paths["f32"];
+                let (a, b) = (ours.std.unwrap(), want[key]["std"].as_f64().unwrap());
+                assert!((a - b).abs() <= 1e-4 * b.abs(), "{file} layer {i} {site} ({key}): std {a} vs numpy {b}");
+                assert_eq!(ours.count, want[key]["count"].as_u64().unwrap(), "{file} layer {i} {site}: count");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "{file}: only {checked} sites compared");
+    }
+}
+
+#[test]
+fn qwen_f32_path_matches_numpy_reference() {
+    check_against_numpy(QWEN_0_5B, "numpy-f32-qwen2.5-coder-0.5b-instruct-q4_k_m.json");
+}
+
+#[test]
+fn gemma_f32_path_matches_numpy_reference() {
+    check_against_numpy(GEMMA_270M, "numpy-f32-gemma-3-270m-q4_k_m.json");
+}
+
+#[test]
+fn report_is_byte_identical_across_thread_counts_and_runs() {
+    let tokens = [3838, 374, 220, 17, 10, 17, 30];
+    let opts = RunOptions { mode: Mode::Replay, ..Default::default() };
+    let run_in = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| run_model(QWEN_0_5B, &tokens, &opts)).map(|(r, _)| r.to_json())
+    };
+    let Some(one) = run_in(1) else { return };
+    let two = run_in(2).unwrap();
+    let three = run_in(3).unwrap();
+    assert!(one == two && two == three, "report JSON differs between thread counts");
+    assert_eq!(run_in(2).unwrap(), two, "report JSON differs between runs");
+}
