@@ -13,6 +13,7 @@ Only ids are written (no vocabulary dump): the Rust test reads the vocabulary fr
 import argparse
 import json
 import os
+import random
 import sys
 
 MODELS = [
@@ -104,6 +105,22 @@ STRINGS = [
     "ab" * 150 + " " + "1" * 40,
 ]
 
+# Seeded random strings over an alphabet of the hard cases (whitespace kinds, contractions,
+# scripts, marks, emoji, unassigned code points, literal special-token text). Run against
+# llama.cpp, 3000 such strings matched exactly; 200 are kept as goldens.
+FUZZ_ALPHABET = list("abcXYZ019 '\t\n\r.,!?-_()[]{}<>|/\\\"$+=^~`@#%&*:;") + [
+    "  ", "\n\n", "'s", "'RE", "'ll", "é", "ü", "ß", "中", "文", "日", "한", "😀", "👍🏽",
+    "\u200d", "\u0301", "\u0308", "\u00a0", "\u3000", "\u2028", "\u0085", "\u2581", "\ufffd",
+    "\u0378", "\U000E0001", "²", "Ⅻ", "١", "٣", "۵", "<|im_start|>", "<tool_call>",
+    "<start_of_turn>", "[multimodal]", "<unused1>", "<eos>", "<0x41>", "\x0b", "\x0c", "\x1c",
+    "\x7f", "ǅ", "ﬁ", "\U0001F1EB\U0001F1F7", "ʼ", "’",
+]
+
+
+def fuzz_strings(n=200, seed=7):
+    rng = random.Random(seed)
+    return ["".join(rng.choice(FUZZ_ALPHABET) for _ in range(rng.randint(0, 40))) for _ in range(n)]
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,6 +148,9 @@ def main():
             for add_special in (False, True):
                 ids = llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=False)
                 cases.append({"text": text, "add_special": add_special, "ids": ids})
+        for text in fuzz_strings():
+            ids = llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+            cases.append({"text": text, "add_special": True, "ids": ids})
         result["models"][name] = cases
         print(f"{name}: {len(cases)} cases", file=sys.stderr)
         del llm

@@ -1,0 +1,80 @@
+// The built page (dist/) in headless Chromium: a GGUF chosen with the file picker is read in the
+// worker and its tensor table shown; a file that is not a model gives a readable error.
+// Run by `./dev test` after `trunk build`; needs /usr/bin/chromium.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { readFile, mkdtemp, writeFile, mkdir } from 'node:fs/promises';
+import { join, extname, dirname } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const dist = join(root, 'dist');
+const shared = join(root, '..', 'shared');
+const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
+
+let server, browser, base;
+
+before(async () => {
+  server = createServer(async (req, res) => {
+    const path = join(dist, decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/\/$/, '/index.html'));
+    try {
+      const body = await readFile(path);
+      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end('not found');
+    }
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  base = `http://127.0.0.1:${server.address().port}/`;
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-gpu'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+async function openPage() {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(base);
+  return { page, errors };
+}
+
+test('a GGUF chosen in the picker shows its metadata and tensor table', async () => {
+  const { page, errors } = await openPage();
+  await page.setInputFiles('#file', join(shared, 'fixtures/apr/tiny-qwen2.gguf'));
+  await page.waitForSelector('#model table', { timeout: 20000 });
+  const text = await page.textContent('#model');
+  assert.match(text, /qwen2/);
+  assert.match(text, /blk\.0\.ffn_gate\.weight/);
+  assert.match(text, /Q8_0/);
+  const rows = await page.$$eval('#model table:last-of-type tr', (r) => r.length);
+  assert.equal(rows, 1 + 27, 'header row + 27 tensors');
+  assert.match(await page.textContent('#status'), /GGUF v3/);
+  await mkdir(join(root, 'target', 'screenshots'), { recursive: true });
+  await page.screenshot({ path: join(root, 'target', 'screenshots', 'inspect.png'), fullPage: false });
+  assert.deepEqual(errors, []);
+});
+
+test('a file that is not a model gives an error sentence, not a crash', async () => {
+  const { page, errors } = await openPage();
+  const dir = await mkdtemp(join(tmpdir(), 'parallax-'));
+  const notModel = join(dir, 'notes.gguf');
+  await writeFile(notModel, 'hello, this is not a model');
+  await page.setInputFiles('#file', notModel);
+  await page.waitForSelector('#status .error', { timeout: 20000 });
+  assert.match(await page.textContent('#status'), /not a GGUF or APR model file/);
+  assert.deepEqual(errors, []);
+});
