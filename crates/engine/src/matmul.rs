@@ -112,7 +112,8 @@ pub fn matmul(path: PathKind, m: &Matrix, x: &[f32], n_tokens: usize) -> Result<
         (Storage::Ggml { ty, bytes, row_bytes }, PathKind::Q8) => {
             let acts: Vec<Activation> = x
                 .chunks_exact(m.cols)
-                .map(|row| parallax_quant::quantize_activation(*ty, row))
+                // llama.cpp as built for x86 (AVX2/AVX-512): its Q8_0/Q8_1 rounding.
+                .map(|row| parallax_quant::quantize_activation_with(*ty, row, parallax_quant::Q8Rounding::X86))
                 .collect::<Result<_, _>>()
                 .map_err(|e| quant_error(m, e))?;
             for_each_tile(&mut by_row, n_tokens, |r0, out| {

@@ -169,8 +169,8 @@ mod tests {
     #[test]
     fn rms_norm_unit_rows() {
         let x = [3.0f32, 4.0, 0.0, 0.0];
-        let out = rms_norm(&x, 2, &[1.0, 2.0], 0.0);
-        let s = 1.0 / (12.5f32).sqrt();
+        let out = rms_norm(&x, 2, &[1.0, 2.0], 1e-6);
+        let s = 1.0 / (12.5f32 + 1e-6).sqrt();
         assert_eq!(out, vec![3.0 * s, 8.0 * s, 0.0, 0.0]);
     }
 

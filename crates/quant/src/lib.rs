@@ -23,7 +23,7 @@ pub mod simd128;
 pub use blocks::{BlockQ8K, BlockQ8_0, BlockQ8_1};
 pub use dequant::dequantize;
 pub use dot::{matvec, vec_dot, Activation};
-pub use quantize::{quantize_activation, quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k};
+pub use quantize::{quantize_activation, quantize_activation_with, Q8Rounding, quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k};
 pub use types::GgmlType;
 
 /// What went wrong in a kernel call; always a caller error (wrong lengths or types), never data.

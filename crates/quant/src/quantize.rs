@@ -77,6 +77,48 @@ pub fn quantize_row_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
     }
 }
 
+/// How Q8_0/Q8_1 activations are rounded. llama.cpp's builds do not all agree: the portable
+/// reference divides by `d` and rounds half away from zero; the x86 builds (AVX, AVX2, AVX-512,
+/// `ggml-cpu/arch/x86/quants.c`) multiply by `127/amax` and round half to even. The two differ
+/// by one step on a few values per block, enough to make a forward pass drift measurably.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Q8Rounding {
+    /// `quantize_row_q8_{0,1}_ref`.
+    #[default]
+    Reference,
+    /// `quantize_row_q8_{0,1}` of llama.cpp's x86 SIMD builds.
+    X86,
+}
+
+/// As llama.cpp's x86 `quantize_row_q8_0`: `d = amax/127` stored as f16,
+/// `q = round_half_even(x · (127/amax))`.
+pub fn quantize_row_q8_0_x86(x: &[f32], out: &mut [BlockQ8_0]) {
+    for (xb, y) in x.as_chunks::<QK>().0.iter().zip(out.iter_mut()) {
+        let amax = xb.iter().fold(0.0f32, |m, v| c_max(m, v.abs()));
+        y.d = f16::from_f32(amax / 127.0);
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        for (q, &v) in y.qs.iter_mut().zip(xb) {
+            *q = (v * id).round_ties_even() as i8;
+        }
+    }
+}
+
+/// As llama.cpp's x86 `quantize_row_q8_1`: Q8_0's x86 rounding plus `s = f16(d · Σq)`.
+pub fn quantize_row_q8_1_x86(x: &[f32], out: &mut [BlockQ8_1]) {
+    for (xb, y) in x.as_chunks::<QK>().0.iter().zip(out.iter_mut()) {
+        let amax = xb.iter().fold(0.0f32, |m, v| c_max(m, v.abs()));
+        let d = amax / 127.0;
+        y.d = f16::from_f32(d);
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let mut sum = 0i32;
+        for (q, &v) in y.qs.iter_mut().zip(xb) {
+            *q = (v * id).round_ties_even() as i8;
+            sum += *q as i32;
+        }
+        y.s = f16::from_f32(d * sum as f32);
+    }
+}
+
 /// As `quantize_row_q8_K_ref`: the value of largest magnitude `max` (first one on ties) sets
 /// `iscale = -127/max`; `q = min(127, nearest_int(iscale·x))`; `d = 1/iscale`; `bsums` are the
 /// sums of 16 consecutive `q`. An all-zero block gets `d = 0`, `q = 0` (and, unlike ggml, which
@@ -118,8 +160,14 @@ pub fn f32_to_bf16(v: f32) -> bf16 {
 }
 
 /// Quantizes (or converts) an f32 activation row to the type llama.cpp's CPU backend pairs with
-/// `weight_ty` ([`GgmlType::vec_dot_type`]).
+/// `weight_ty` ([`GgmlType::vec_dot_type`]), with the reference rounding.
 pub fn quantize_activation(weight_ty: GgmlType, x: &[f32]) -> Result<Activation, QuantError> {
+    quantize_activation_with(weight_ty, x, Q8Rounding::Reference)
+}
+
+/// [`quantize_activation`] with a chosen Q8_0/Q8_1 rounding (Q8_K is the reference on every
+/// llama.cpp build).
+pub fn quantize_activation_with(weight_ty: GgmlType, x: &[f32], rounding: Q8Rounding) -> Result<Activation, QuantError> {
     let act_ty = weight_ty.vec_dot_type().ok_or(QuantError::Unsupported {
         ty: weight_ty,
         what: "activation quantization",
@@ -138,12 +186,18 @@ pub fn quantize_activation(weight_ty: GgmlType, x: &[f32]) -> Result<Activation,
         GgmlType::BF16 => Activation::BF16(x.iter().map(|&v| f32_to_bf16(v)).collect()),
         GgmlType::Q8_0 => {
             let mut out = vec![BlockQ8_0::ZERO; x.len() / QK];
-            quantize_row_q8_0(x, &mut out);
+            match rounding {
+                Q8Rounding::Reference => quantize_row_q8_0(x, &mut out),
+                Q8Rounding::X86 => quantize_row_q8_0_x86(x, &mut out),
+            }
             Activation::Q8_0(out)
         }
         GgmlType::Q8_1 => {
             let mut out = vec![BlockQ8_1::ZERO; x.len() / QK];
-            quantize_row_q8_1(x, &mut out);
+            match rounding {
+                Q8Rounding::Reference => quantize_row_q8_1(x, &mut out),
+                Q8Rounding::X86 => quantize_row_q8_1_x86(x, &mut out),
+            }
             Activation::Q8_1(out)
         }
         GgmlType::Q8_K => {
