@@ -78,3 +78,44 @@ test('a file that is not a model gives an error sentence, not a crash', async ()
   assert.match(await page.textContent('#status'), /not a GGUF or APR model file/);
   assert.deepEqual(errors, []);
 });
+
+test('a parity run in the worker shows progress, the report charts and downloads', async () => {
+  const { page, errors } = await openPage();
+  await page.setInputFiles('#file', join(shared, 'fixtures/apr/tiny-qwen2.gguf'));
+  await page.waitForSelector('#run:not([disabled])', { timeout: 20000 });
+  await page.fill('#tokens', '87, 104, 97, 116');
+  await page.click('#run');
+  await page.waitForSelector('#report .px-report', { timeout: 60000 });
+  const text = await page.textContent('#report');
+  assert.match(text, /σ ratio q8 \/ f32 per layer/);
+  assert.match(text, /all 4 tokens/);
+  // 2 layers × 14 sites, one point each.
+  assert.equal(await page.$$eval('#report .px-ratio circle', (c) => c.length), 2 * 14);
+  assert.match(await page.textContent('#status'), /Done in/);
+  const href = await page.getAttribute('#dl-json', 'href');
+  assert.match(href, /^blob:/);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
+  const report = JSON.parse(await readFile(await download.path(), 'utf8'));
+  const [htmlDownload] = await Promise.all([page.waitForEvent('download'), page.click('#dl-html')]);
+  const standalone = await readFile(await htmlDownload.path(), 'utf8');
+  assert.match(standalone, /^<!doctype html>/);
+  assert.doesNotMatch(standalone, /<script/i);
+  assert.equal(report.schema, 'parallax.report/1');
+  assert.deepEqual(report.prompt.tokens, [87, 104, 97, 116]);
+  assert.equal(report.layers.length, 2);
+  await page.screenshot({ path: join(root, 'target', 'screenshots', 'report.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+});
+
+test('bad token ids are refused with a sentence', async () => {
+  const { page } = await openPage();
+  await page.setInputFiles('#file', join(shared, 'fixtures/apr/tiny-qwen2.gguf'));
+  await page.waitForSelector('#run:not([disabled])', { timeout: 20000 });
+  await page.fill('#tokens', '1, two');
+  await page.click('#run');
+  await page.waitForSelector('#status .error');
+  assert.match(await page.textContent('#status'), /`two` is not a token id/);
+  await page.fill('#tokens', '99999');
+  await page.click('#run');
+  await page.waitForFunction(() => /outside the model's vocabulary/.test(document.querySelector('#status').textContent), null, { timeout: 20000 });
+});

@@ -7,15 +7,46 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What the page asks the worker to do with the file it sends along.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Request {
+    /// Read the header and answer with the model summary.
+    Inspect,
+    /// Run the parity engine.
+    Run(RunRequest),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// Prompt text, tokenized with the model's tokenizer; ignored when `tokens` is set.
+    pub prompt: Option<String>,
+    pub tokens: Option<Vec<u32>>,
+    /// Path ids, the first being the reference.
+    pub paths: Vec<String>,
+    pub scope: String,
+    pub mode: String,
+}
+
 /// Messages from the worker to the page, posted as JSON strings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WorkerMessage {
     /// The worker's wasm has loaded; the page may send work now.
     Ready,
-    Progress { bytes_read: u64, total: u64 },
+    Progress { phase: String, layers_done: u32, n_layers: u32, bytes_read: u64, bytes_total: u64 },
     Inspected { summary: parallax_model::ModelSummary },
+    /// The finished run: the report as JSON and rendered by the shared renderer.
+    Report { json: String, html: String, standalone: String },
     Error { message: String },
+}
+
+/// Parse the page's token field: ids separated by commas or spaces.
+pub fn parse_tokens(text: &str) -> Result<Vec<u32>, String> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<u32>().map_err(|_| format!("`{s}` is not a token id (a whole number)")))
+        .collect()
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -59,5 +90,17 @@ pub mod browser {
         fn name(&self) -> String {
             self.name.clone()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_field_parses_commas_and_spaces() {
+        assert_eq!(parse_tokens("3838, 374 220,17").unwrap(), vec![3838, 374, 220, 17]);
+        assert!(parse_tokens("1, x").unwrap_err().contains("`x`"));
+        assert_eq!(parse_tokens("  ").unwrap(), Vec::<u32>::new());
     }
 }

@@ -85,6 +85,9 @@ struct RunArgs {
     /// Write the report (schema parallax.report/1) to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write a standalone HTML report (charts, no script, opens offline) to this file.
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,

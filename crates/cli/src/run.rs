@@ -92,6 +92,10 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     if let Some(path) = &args.json {
         std::fs::write(path, report.to_json() + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
+    if let Some(path) = &args.html {
+        std::fs::write(path, parallax_report::html::render_standalone(&report))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     print_table(&report);
     Ok(())
 }

@@ -95,3 +95,65 @@ fn input_errors_exit_2_with_a_sentence() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn tokenize_prints_llamacpp_ids() {
+    let Some(path) = model_path(QWEN_0_5B) else { return };
+    let o = parallax(&["tokenize", "-m", path.to_str().unwrap(), "-p", "What is 2+2?"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.starts_with("7 tokens: [3838, 374, 220, 17, 10, 17, 30]"), "{out}");
+    assert!(out.contains("\"Ġis\""), "{out}");
+}
+
+#[test]
+fn run_prints_a_layer_table_and_writes_the_report() {
+    let Some(path) = model_path(QWEN_0_5B) else { return };
+    let dir = std::env::temp_dir().join(format!("parallax-cli-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let o = parallax(&["run", "-m", path.to_str().unwrap(), "-p", "What is 2+2?", "--json", json.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("statistics over all 7 tokens (sample std)"), "{out}");
+    assert!(out.contains("each ffn site holds 34048 elements per path (4864 per token)"), "{out}");
+    assert!(out.contains("q8 vs f32"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.trim_start().split_whitespace().next().is_some_and(|w| w.parse::<u32>().is_ok())).count(), 24, "{out}");
+    assert!(out.contains("top-1 f32 Some(576) vs q8 Some(576) (agree)"), "{out}");
+
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["schema"], "parallax.report/1");
+    assert_eq!(report["prompt"]["tokens"], serde_json::json!([3838, 374, 220, 17, 10, 17, 30]));
+    assert_eq!(report["prompt"]["text"], "What is 2+2?");
+    assert_eq!(report["paths"], serde_json::json!(["f32", "q8"]));
+    assert_eq!(report["model"]["sha256"], "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32");
+    let swigl = &report["layers"][3]["sites"]["ffn_swigl"];
+    assert_eq!(swigl["f32"]["count"], 7 * 4864);
+    assert_eq!(swigl["q8"]["count"], 7 * 4864);
+    assert_eq!(swigl["compare"]["q8"]["count"], 7 * 4864);
+    assert_eq!(report["per_token"]["layers"][3]["ffn_swigl"]["f32"].as_array().unwrap().len(), 7);
+
+    // Scope `last` counts one token's worth of values on both paths.
+    let o = parallax(&["run", "-m", path.to_str().unwrap(), "--tokens", "3838,374,220", "--scope", "last", "--no-hash", "--json", json.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["layers"][0]["sites"]["ffn_swigl"]["q8"]["count"], 4864);
+    assert_eq!(report["model"]["sha256"], serde_json::Value::Null);
+
+    // Bad options are input errors.
+    for (args, needle) in [
+        (vec!["--paths", "f32,gpu2"], "unknown path"),
+        (vec!["--tokens", "999999999"], "outside the model's vocabulary"),
+        (vec!["--tokens", "1,2,3", "--max-tokens", "2"], "more than the limit of 2"),
+    ] {
+        let mut full = vec!["run", "-m", path.to_str().unwrap(), "-q", "--no-hash"];
+        if !args.contains(&"--tokens") {
+            full.extend(["--tokens", "1,2"]);
+        }
+        full.extend(args.iter().copied());
+        let o = parallax(&full);
+        assert_eq!(o.status.code(), Some(2), "{full:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{full:?}: {}", stderr(&o));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -69,9 +69,8 @@ pub fn rope(x: &mut [f32], positions: &[u32], n_heads: usize, head_dim: usize, b
 /// (n_head·d), `k`/`v` tokens × (n_head_kv·d); returns tokens × (n_head·d) (heads concatenated).
 /// Softmax as ggml_soft_max_ext: scaled scores, max subtracted, exp summed in f64.
 ///
-/// With `f16_operands`, the two attention matmuls see what llama.cpp's CPU backend gives them
-/// with its default F16 KV cache (no flash attention): K and V stored as f16, and each matmul's
-/// other input (q, then the softmax probabilities) converted to f16, products summed in f32.
+/// With `f16_operands`, the attention is llama.cpp's CPU graph with its default F16 KV cache (no
+/// flash attention), as built for x86 with AVX-512, bit for bit (see [`attention_ggml_f16`]).
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &[f32],
@@ -85,14 +84,9 @@ pub fn attention(
     window: Option<usize>,
     f16_operands: bool,
 ) -> Vec<f32> {
-    let round = |x: &[f32]| -> Vec<f32> {
-        if f16_operands {
-            x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()
-        } else {
-            x.to_vec()
-        }
-    };
-    let (q, k, v) = (&round(q)[..], &round(k)[..], &round(v)[..]);
+    if f16_operands {
+        return attention_ggml_f16(q, k, v, n_tokens, n_head, n_head_kv, head_dim, scale, window);
+    }
     let group = n_head / n_head_kv;
     let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
     let mut out = vec![0f32; n_tokens * qw];
@@ -101,11 +95,7 @@ pub fn attention(
         let kvh = h / group;
         for i in 0..n_tokens {
             let qi = &q[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
-            // Keys visible from position i: causal, and within the window on sliding layers.
-            let first = match window {
-                Some(w) if w > 0 => (i + 1).saturating_sub(w),
-                _ => 0,
-            };
+            let first = first_visible(i, window);
             let mut max = f32::NEG_INFINITY;
             for j in first..=i {
                 let kj = &k[j * kw + kvh * head_dim..j * kw + (kvh + 1) * head_dim];
@@ -122,11 +112,119 @@ pub fn attention(
             let o = &mut out[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
             for j in first..=i {
                 let p = scores[j] * inv;
-                let p = if f16_operands { half::f16::from_f32(p).to_f32() } else { p };
                 let vj = &v[j * kw + kvh * head_dim..j * kw + (kvh + 1) * head_dim];
                 for (o, &x) in o.iter_mut().zip(vj) {
                     *o += p * x;
                 }
+            }
+        }
+    }
+    out
+}
+
+/// First key position visible from query position `i`: causal, and within the window on
+/// sliding layers.
+fn first_visible(i: usize, window: Option<usize>) -> usize {
+    match window {
+        Some(w) if w > 0 => (i + 1).saturating_sub(w),
+        _ => 0,
+    }
+}
+
+/// Lanes of llama.cpp's AVX-512 kernels (tinyBLAS `__m512`, `ggml_vec_soft_max_f32`).
+const LANES: usize = 16;
+
+/// `_mm512_reduce_add_ps` as GCC expands it: halves added 256 → 128 bits, then the two 64-bit
+/// halves, then the last pair.
+fn reduce_add_16(l: &[f32; LANES]) -> f32 {
+    let t3: [f32; 8] = std::array::from_fn(|i| l[i + 8] + l[i]);
+    let t6: [f32; 4] = std::array::from_fn(|i| t3[i + 4] + t3[i]);
+    (t6[0] + t6[2]) + (t6[1] + t6[3])
+}
+
+/// Σ a·b in llama.cpp's F16 tinyBLAS order (llamafile sgemm, AVX-512): lane `l` accumulates
+/// elements `l, l+16, …` with FMAs, then [`reduce_add_16`]. `a` and `b` hold f16 values, so
+/// every product is exact in f32 and the FMA is an add of the exact product.
+fn dot_tinyblas_f16(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    for (ca, cb) in a.chunks(LANES).zip(b.chunks(LANES)) {
+        for ((s, &x), &y) in acc.iter_mut().zip(ca).zip(cb) {
+            *s = x.mul_add(y, *s);
+        }
+    }
+    reduce_add_16(&acc)
+}
+
+/// Attention exactly as llama.cpp's CPU backend computes it with an F16 KV cache and no flash
+/// attention, as built for x86 with AVX-512 (checked bit for bit against llama.cpp's `kq`,
+/// `kq_soft_max` and `kqv_out` tensors, tools/reference/llamacpp_site_stats.py):
+///
+/// * `kq = K·q`: K stored as f16, q converted to f16 (`vec_dot_type` of F16), dotted in
+///   tinyBLAS order ([`dot_tinyblas_f16`]; needs `head_dim % 16 == 0`, as tinyBLAS does —
+///   otherwise plain sequential f32 sums, an approximation of ggml's fallback);
+/// * softmax (`ggml_soft_max_ext`): `kq · scale` (masked cells −∞), max subtracted,
+///   `exp` = ggml's AVX-512 `ggml_v_expf` ([`expf_ggml`]), summed per 16 KV cells from cell 0
+///   with [`reduce_add_16`] into an f64 total, then multiplied by `(f32)(1/total)`;
+/// * `kqv = V·p`: V stored as f16, probabilities converted to f16, summed over the KV cells
+///   in tinyBLAS order.
+///
+/// KV cell `j` is token position `j` (a fresh cache holding one sequence).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_ggml_f16(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    n_tokens: usize,
+    n_head: usize,
+    n_head_kv: usize,
+    head_dim: usize,
+    scale: f32,
+    window: Option<usize>,
+) -> Vec<f32> {
+    let round = |x: &[f32]| -> Vec<f32> { x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect() };
+    let (q, k, v) = (round(q), round(k), round(v));
+    let tiny = head_dim.is_multiple_of(LANES);
+    let group = n_head / n_head_kv;
+    let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
+    // Cells seen by the last query, padded to whole 16-lane chunks (masked cells are 0).
+    let padded = n_tokens.div_ceil(LANES) * LANES;
+    let mut out = vec![0f32; n_tokens * qw];
+    let mut p = vec![0f32; padded];
+    let mut vcol = vec![0f32; padded];
+    for h in 0..n_head {
+        let kvh = h / group;
+        for i in 0..n_tokens {
+            let qi = &q[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
+            let first = first_visible(i, window);
+            let cells = (i + 1).div_ceil(LANES) * LANES;
+            p[..cells].fill(0.0);
+            let mut max = f32::NEG_INFINITY;
+            for j in first..=i {
+                let kj = &k[j * kw + kvh * head_dim..j * kw + (kvh + 1) * head_dim];
+                let s = if tiny { dot_tinyblas_f16(qi, kj) } else { dot(qi, kj) } * scale;
+                p[j] = s;
+                max = max.max(s);
+            }
+            for s in &mut p[first..=i] {
+                *s = expf_ggml(*s - max);
+            }
+            let sum: f64 = p[..cells]
+                .as_chunks::<LANES>()
+                .0
+                .iter()
+                .map(|c| reduce_add_16(c) as f64)
+                .sum();
+            let inv = (1.0 / sum) as f32;
+            for s in &mut p[first..=i] {
+                *s = half::f16::from_f32(*s * inv).to_f32();
+            }
+            let o = &mut out[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
+            for (d, o) in o.iter_mut().enumerate() {
+                vcol[..cells].fill(0.0);
+                for j in first..=i {
+                    vcol[j] = v[j * kw + kvh * head_dim + d];
+                }
+                *o = dot_tinyblas_f16(&p[..cells], &vcol[..cells]);
             }
         }
     }
@@ -150,16 +248,54 @@ pub fn gelu_tanh(x: f32) -> f32 {
 }
 
 /// GELU as llama.cpp's CPU backend evaluates it (GGML_GELU_FP16): the input rounded to f16 and
-/// looked up in a table of f16 results; 0 below −10 and the identity above 10.
+/// looked up in a table of f16 results; 0 below −10 and the identity above 10. The table is
+/// `ggml_gelu_f32` as GCC compiles it for x86 with FMA: `1 + GELU_COEF_A·x·x` is contracted to
+/// `fma(GELU_COEF_A·x, x, 1)` (checked against llama.cpp's `ffn_geglu` tensors: without the FMA,
+/// one table entry in a few thousand differs by one f16 step).
 pub fn gelu_tanh_f16_table(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_560_802_865_4;
+    const GELU_COEF_A: f32 = 0.044715;
     if x <= -10.0 {
         0.0
     } else if x >= 10.0 {
         x
     } else {
-        let xh = half::f16::from_f32(x).to_f32();
-        half::f16::from_f32(gelu_tanh(xh)).to_f32()
+        let x = half::f16::from_f32(x).to_f32();
+        let inner = (GELU_COEF_A * x).mul_add(x, 1.0);
+        let g = 0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * inner).tanh());
+        half::f16::from_f32(g).to_f32()
     }
+}
+
+/// `ggml_v_expf`, the AVX-512 exp of llama.cpp's CPU backend (softmax, SiLU), one lane at a
+/// time: `n = round(x·log2 e)`, `b = x − n·ln 2` (two-part ln 2), a degree-5 polynomial `j` in `b`,
+/// result `j·2^n` (`_mm512_scalef_ps`: one rounding); 0 or +∞ when |n| > 192.
+pub fn expf_ggml(x: f32) -> f32 {
+    const R: f32 = 12_582_912.0; // 0x1.8p23: adding it rounds to an integer
+    let z = x.mul_add(f32::from_bits(0x3fb8_aa3b), R); // 0x1.715476p+0
+    let n = z - R;
+    let b = (-n).mul_add(f32::from_bits(0x3f31_7200), x); // 0x1.62e4p-1
+    let b = (-n).mul_add(f32::from_bits(0x35bf_be8e), b); // 0x1.7f7d1cp-20
+    if n.is_nan() {
+        return f32::NAN;
+    }
+    if n.abs() > 192.0 {
+        return if n < 0.0 { 0.0 } else { f32::INFINITY };
+    }
+    let u = b * b;
+    let c4 = f32::from_bits(0x3c07_2010); // 0x1.0e4020p-7
+    let c3 = f32::from_bits(0x3d2b_9f17); // 0x1.573e2ep-5
+    let c2 = f32::from_bits(0x3e2a_af33); // 0x1.555e66p-3
+    let c1 = f32::from_bits(0x3eff_fedb); // 0x1.fffdb6p-2
+    let c0 = f32::from_bits(0x3f7f_fff6); // 0x1.ffffecp-1
+    let j = c4.mul_add(b, c3).mul_add(u, c2.mul_add(b, c1)).mul_add(u, c0.mul_add(b, 1.0));
+    // j·2^n is exact in f64 for |n| ≤ 192; the cast is the one rounding scalef makes.
+    (j as f64 * 2f64.powi(n as i32)) as f32
+}
+
+/// `ggml_v_silu` (AVX-512): `x / (1 + ggml_v_expf(−x))`.
+pub fn silu_ggml(x: f32) -> f32 {
+    x / (1.0 + expf_ggml(0.0 - x))
 }
 
 #[cfg(test)]

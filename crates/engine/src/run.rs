@@ -214,7 +214,16 @@ impl<S: ByteSource> Lockstep<'_, S> {
             ops::rope(q, &self.positions, c.n_head, c.head_dim, base, freq_scale, c.rope_style);
             ops::rope(k, &self.positions, c.n_head_kv, c.head_dim, base, freq_scale, c.rope_style);
             let f16 = path.llamacpp_ops();
-            att.push(ops::attention(q, k, v, n, c.n_head, c.n_head_kv, c.head_dim, c.attn_scale, window, f16));
+            // llama.cpp's Gemma 3 graph scales Q (ggml_scale) before the f16 KQ product and
+            // uses kq_scale 1; the other graphs scale the scores in the softmax. The two differ
+            // where q·scale falls into f16's subnormal range, so the q8 path follows the graph.
+            let scale = if f16 && c.kind == crate::ArchKind::Gemma3 {
+                q.iter_mut().for_each(|x| *x *= c.attn_scale);
+                1.0
+            } else {
+                c.attn_scale
+            };
+            att.push(ops::attention(q, k, v, n, c.n_head, c.n_head_kv, c.head_dim, scale, window, f16));
         }
         drop((q, k, v));
         record("attn_out", &att, q_dim, IndexMap::new());
@@ -243,12 +252,18 @@ impl<S: ByteSource> Lockstep<'_, S> {
             .iter()
             .zip(&self.opts.paths)
             .map(|(g, path)| {
-                let act: fn(f32) -> f32 = match (c.activation, path.llamacpp_ops()) {
-                    (Activation::Silu, _) => ops::silu,
-                    (Activation::GeluTanh, false) => ops::gelu_tanh,
-                    (Activation::GeluTanh, true) => ops::gelu_tanh_f16_table,
+                let (act, tail): (fn(f32) -> f32, fn(f32) -> f32) = match (c.activation, path.llamacpp_ops()) {
+                    (Activation::Silu, false) => (ops::silu, ops::silu),
+                    // ggml_vec_swiglu_f32 (AVX-512): ggml_v_silu on whole 16-lane chunks of a
+                    // row, the scalar ggml_silu_f32 (libm expf) on the rest.
+                    (Activation::Silu, true) => (ops::silu_ggml, ops::silu),
+                    (Activation::GeluTanh, false) => (ops::gelu_tanh, ops::gelu_tanh),
+                    (Activation::GeluTanh, true) => (ops::gelu_tanh_f16_table, ops::gelu_tanh_f16_table),
                 };
-                g.iter().map(|&x| act(x)).collect()
+                let simd = c.n_ff - c.n_ff % 16;
+                g.chunks_exact(c.n_ff)
+                    .flat_map(|row| row.iter().enumerate().map(move |(i, &x)| if i < simd { act(x) } else { tail(x) }))
+                    .collect()
             })
             .collect();
         record("ffn_silu", &activated, c.n_ff, IndexMap::new());

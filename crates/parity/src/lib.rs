@@ -1,11 +1,22 @@
-//! Parity metrics.
+//! Parity metrics, contracts and verdicts.
 //!
 //! Owns the statistics recorded at every capture point ([`Stats`]: count, moments, extremes,
 //! NaN/Inf/zero counts, accumulated in f64), the comparison of one path against the reference on
 //! the *same* sample ([`Compare`]), and logits agreement ([`LogitsCompare`]). Every comparison
 //! takes two equally long slices of the same site and scope, so the upstream artefact — a std
 //! over 7 tokens divided by a std over 1 token — cannot be expressed.
-//! Knows nothing about models, paths or files: inputs are slices of f32.
+//! Also owns contracts ([`contract`]: the `pv` YAML schema read unchanged, predictions parsed into
+//! checks, Parallax's own embedded contracts), the verdict data model ([`verdict`]) that a report
+//! carries, and imported traces of other tools ([`trace`]). Judging a report lives in
+//! `parallax-judge`, which knows the report model.
+//! Knows nothing about models, paths or files: inputs are slices of f32 and texts.
+
+pub mod contract;
+pub mod trace;
+pub mod verdict;
+
+pub use contract::{default_contracts, Contract, ContractError};
+pub use verdict::{Outcome, Verdicts};
 
 use serde::{Deserialize, Serialize};
 

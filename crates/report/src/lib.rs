@@ -5,6 +5,8 @@
 //! re-reads it. Later versions extend it and never break it: readers ignore unknown keys.
 //! Knows nothing about models, kernels or how the numbers were computed.
 
+pub mod html;
+
 use indexmap::IndexMap;
 use parallax_parity::{Compare, LogitsCompare, Stats};
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,7 @@
-//! The page: picks or receives a dropped file, hands it to the worker, and shows what comes back.
-//! Every string from a model file is inserted as text (`textContent`), never as HTML.
+//! The page: takes a file (picker or drop), hands it to the worker with the run settings, shows
+//! progress with a cancel button, then the report from the shared renderer. Strings from model
+//! files are inserted as text (`textContent`); the report fragment comes from the renderer, which
+//! escapes every string it prints, and the page's CSP forbids inline script anyway.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
@@ -16,108 +18,286 @@ fn main() {
 
 #[cfg(target_arch = "wasm32")]
 mod app {
-    use parallax_model::ModelSummary;
-    use parallax_web::WorkerMessage;
     use std::cell::RefCell;
     use std::rc::Rc;
+
+    use parallax_model::ModelSummary;
+    use parallax_web::{parse_tokens, Request, RunRequest, WorkerMessage};
     use wasm_bindgen::{prelude::*, JsCast};
-    use web_sys::{Document, Element, HtmlInputElement, Worker};
+    use web_sys::{Document, Element, HtmlInputElement, HtmlSelectElement, Worker};
 
     struct State {
+        document: Document,
         worker: Worker,
         ready: bool,
-        /// A file chosen before the worker finished loading; sent on "ready".
-        pending: Option<web_sys::File>,
+        /// A job sent before the worker finished loading; posted on "ready".
+        pending: Option<js_sys::Array>,
+        file: Option<web_sys::File>,
+        running: bool,
+        started_ms: f64,
+        /// Object URLs of the current downloads, revoked when replaced.
+        urls: Vec<String>,
     }
+
+    type Shared = Rc<RefCell<State>>;
 
     pub fn start() -> Result<(), JsValue> {
         let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
-        // Classic worker built by trunk (`data-type="worker" data-loader-shim`).
-        let worker = Worker::new("./worker_loader.js")?;
-        let state = Rc::new(RefCell::new(State { worker: worker.clone(), ready: false, pending: None }));
+        let state: Shared = Rc::new(RefCell::new(State {
+            document: document.clone(),
+            worker: Worker::new("./worker_loader.js")?,
+            ready: false,
+            pending: None,
+            file: None,
+            running: false,
+            started_ms: 0.0,
+            urls: Vec::new(),
+        }));
+        attach_worker(&state);
 
+        let input: HtmlInputElement = by_id(&document, "file")?.dyn_into()?;
         {
             let state = state.clone();
-            let document = document.clone();
-            let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
-                let Some(text) = event.data().as_string() else { return };
-                match serde_json::from_str::<WorkerMessage>(&text) {
-                    Ok(WorkerMessage::Ready) => {
-                        let mut s = state.borrow_mut();
-                        s.ready = true;
-                        if let Some(file) = s.pending.take() {
-                            let _ = s.worker.post_message(&file);
-                        }
-                    }
-                    Ok(WorkerMessage::Progress { bytes_read, total }) => set_status(
-                        &document,
-                        &format!("Read {} of {} (only the header and index).", human_bytes(bytes_read), human_bytes(total)),
-                        false,
-                    ),
-                    Ok(WorkerMessage::Inspected { summary }) => {
-                        if let Err(e) = render_summary(&document, &summary) {
-                            web_sys::console::error_1(&e);
-                        }
-                    }
-                    Ok(WorkerMessage::Error { message }) => set_status(&document, &message, true),
-                    Err(e) => set_status(&document, &format!("unexpected message from the worker: {e}"), true),
-                }
-            });
-            worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
-            onmessage.forget();
-        }
-
-        let send = {
-            let state = state.clone();
-            let document = document.clone();
-            move |file: web_sys::File| {
-                set_status(&document, &format!("Reading {} …", file.name()), false);
-                clear(&document, "model");
-                let mut s = state.borrow_mut();
-                if s.ready {
-                    let _ = s.worker.post_message(&file);
-                } else {
-                    s.pending = Some(file);
-                }
-            }
-        };
-
-        let input: HtmlInputElement = document.get_element_by_id("file").ok_or("no #file")?.dyn_into()?;
-        {
-            let send = send.clone();
             let input2 = input.clone();
-            let onchange = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            on(&input, "change", move |_| {
                 if let Some(file) = input2.files().and_then(|f| f.get(0)) {
-                    send(file);
+                    choose_file(&state, file);
                 }
-            });
-            input.add_event_listener_with_callback("change", onchange.as_ref().unchecked_ref())?;
-            onchange.forget();
+            })?;
         }
-
-        let drop_zone = document.get_element_by_id("drop").ok_or("no #drop")?;
+        let drop_zone = by_id(&document, "drop")?;
         for (event, over) in [("dragover", true), ("dragenter", true), ("dragleave", false)] {
             let zone = drop_zone.clone();
-            let cb = Closure::<dyn FnMut(web_sys::DragEvent)>::new(move |e: web_sys::DragEvent| {
+            on(&drop_zone, event, move |e| {
                 e.prevent_default();
                 let _ = zone.class_list().toggle_with_force("over", over);
-            });
-            drop_zone.add_event_listener_with_callback(event, cb.as_ref().unchecked_ref())?;
-            cb.forget();
+            })?;
         }
         {
+            let state = state.clone();
             let zone = drop_zone.clone();
-            let cb = Closure::<dyn FnMut(web_sys::DragEvent)>::new(move |e: web_sys::DragEvent| {
+            on(&drop_zone, "drop", move |e| {
                 e.prevent_default();
                 let _ = zone.class_list().remove_1("over");
-                if let Some(file) = e.data_transfer().and_then(|d| d.files()).and_then(|f| f.get(0)) {
-                    send(file);
+                let drag: Option<&web_sys::DragEvent> = e.dyn_ref();
+                if let Some(file) = drag.and_then(|d| d.data_transfer()).and_then(|d| d.files()).and_then(|f| f.get(0)) {
+                    choose_file(&state, file);
                 }
-            });
-            drop_zone.add_event_listener_with_callback("drop", cb.as_ref().unchecked_ref())?;
-            cb.forget();
+            })?;
+        }
+        {
+            let state = state.clone();
+            on(&by_id(&document, "run")?, "click", move |_| start_run(&state))?;
+        }
+        {
+            let state = state.clone();
+            on(&by_id(&document, "cancel")?, "click", move |_| cancel(&state))?;
         }
         Ok(())
+    }
+
+    fn on(target: &Element, event: &str, f: impl FnMut(web_sys::Event) + 'static) -> Result<(), JsValue> {
+        let cb = Closure::<dyn FnMut(web_sys::Event)>::new(f);
+        target.add_event_listener_with_callback(event, cb.as_ref().unchecked_ref())?;
+        cb.forget();
+        Ok(())
+    }
+
+    fn by_id(document: &Document, id: &str) -> Result<Element, JsValue> {
+        document.get_element_by_id(id).ok_or_else(|| JsValue::from_str(&format!("no #{id}")))
+    }
+
+    fn attach_worker(state: &Shared) {
+        let handler_state = state.clone();
+        let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+            let Some(text) = event.data().as_string() else { return };
+            match serde_json::from_str::<WorkerMessage>(&text) {
+                Ok(msg) => on_worker_message(&handler_state, msg),
+                Err(e) => set_status(&handler_state.borrow().document, &format!("unexpected message from the worker: {e}"), true),
+            }
+        });
+        state.borrow().worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+        onmessage.forget();
+    }
+
+    fn post(state: &Shared, request: &Request) {
+        let Some(file) = state.borrow().file.clone() else { return };
+        let job = js_sys::Array::new();
+        job.push(&JsValue::from_str(&serde_json::to_string(request).unwrap_or_default()));
+        job.push(&file);
+        let mut s = state.borrow_mut();
+        if s.ready {
+            let _ = s.worker.post_message(&job);
+        } else {
+            s.pending = Some(job);
+        }
+    }
+
+    fn choose_file(state: &Shared, file: web_sys::File) {
+        {
+            let mut s = state.borrow_mut();
+            if s.running {
+                return;
+            }
+            set_status(&s.document, &format!("Reading {} …", file.name()), false);
+            clear(&s.document, "model");
+            clear(&s.document, "report");
+            set_hidden(&s.document, "downloads", true);
+            s.file = Some(file);
+        }
+        post(state, &Request::Inspect);
+    }
+
+    fn value(document: &Document, id: &str) -> String {
+        if let Some(i) = document.get_element_by_id(id).and_then(|e| e.dyn_into::<HtmlInputElement>().ok()) {
+            return i.value();
+        }
+        document.get_element_by_id(id).and_then(|e| e.dyn_into::<HtmlSelectElement>().ok()).map(|s| s.value()).unwrap_or_default()
+    }
+
+    fn start_run(state: &Shared) {
+        let document = state.borrow().document.clone();
+        if state.borrow().file.is_none() {
+            return set_status(&document, "Choose a model file first.", true);
+        }
+        let tokens_text = value(&document, "tokens");
+        let tokens = match parse_tokens(&tokens_text) {
+            Ok(t) => t,
+            Err(e) => return set_status(&document, &format!("Token ids: {e}."), true),
+        };
+        let prompt = value(&document, "prompt");
+        if tokens.is_empty() && prompt.is_empty() {
+            return set_status(&document, "Give a prompt or token ids.", true);
+        }
+        let request = Request::Run(RunRequest {
+            prompt: (!prompt.is_empty()).then_some(prompt),
+            tokens: (!tokens.is_empty()).then_some(tokens),
+            paths: value(&document, "paths").split(',').map(str::to_string).collect(),
+            scope: value(&document, "scope"),
+            mode: value(&document, "mode"),
+        });
+        {
+            let mut s = state.borrow_mut();
+            s.running = true;
+            s.started_ms = now_ms();
+        }
+        set_running(&document, true);
+        clear(&document, "report");
+        set_hidden(&document, "downloads", true);
+        set_status(&document, "Running …", false);
+        post(state, &request);
+    }
+
+    /// A run cannot be interrupted from outside a busy worker: end the worker and start a fresh
+    /// one (it loads in well under a second).
+    fn cancel(state: &Shared) {
+        {
+            let mut s = state.borrow_mut();
+            s.worker.terminate();
+            match Worker::new("./worker_loader.js") {
+                Ok(w) => s.worker = w,
+                Err(e) => web_sys::console::error_1(&e),
+            }
+            s.ready = false;
+            s.pending = None;
+            s.running = false;
+            set_running(&s.document, false);
+            set_status(&s.document, "Cancelled. Nothing was kept from the stopped run.", false);
+        }
+        attach_worker(state);
+    }
+
+    fn on_worker_message(state: &Shared, msg: WorkerMessage) {
+        let document = state.borrow().document.clone();
+        match msg {
+            WorkerMessage::Ready => {
+                let mut s = state.borrow_mut();
+                s.ready = true;
+                if let Some(job) = s.pending.take() {
+                    let _ = s.worker.post_message(&job);
+                }
+            }
+            WorkerMessage::Progress { phase, layers_done, n_layers, bytes_read, bytes_total } => {
+                set_hidden(&document, "progress", false);
+                let frac = if bytes_total > 0 { bytes_read as f64 / bytes_total as f64 } else { 0.0 };
+                if let Some(bar) = document.get_element_by_id("bar").and_then(|e| e.dyn_into::<web_sys::HtmlProgressElement>().ok()) {
+                    bar.set_value(frac);
+                }
+                let elapsed = (now_ms() - state.borrow().started_ms) / 1000.0;
+                let eta = if frac > 0.02 { format!(", about {:.0} s left", elapsed * (1.0 - frac) / frac) } else { String::new() };
+                let text = format!(
+                    "{phase}: layer {layers_done}/{n_layers} · {} of {} of weights read{eta}",
+                    parallax_model::human_bytes(bytes_read),
+                    parallax_model::human_bytes(bytes_total)
+                );
+                if let Some(p) = document.get_element_by_id("progress-text") {
+                    p.set_text_content(Some(&text));
+                }
+            }
+            WorkerMessage::Inspected { summary } => {
+                if let Err(e) = render_summary(&document, &summary) {
+                    web_sys::console::error_1(&e);
+                }
+                if let Some(b) = document.get_element_by_id("run") {
+                    let _ = b.remove_attribute("disabled");
+                }
+            }
+            WorkerMessage::Report { json, html, standalone } => {
+                let secs = (now_ms() - state.borrow().started_ms) / 1000.0;
+                state.borrow_mut().running = false;
+                set_running(&document, false);
+                set_hidden(&document, "progress", true);
+                set_status(&document, &format!("Done in {secs:.1} s."), false);
+                if let Some(root) = document.get_element_by_id("report") {
+                    // Built by the shared renderer, which escapes every string it prints.
+                    root.set_inner_html(&html);
+                }
+                offer_downloads(state, &json, &standalone);
+            }
+            WorkerMessage::Error { message } => {
+                state.borrow_mut().running = false;
+                set_running(&document, false);
+                set_hidden(&document, "progress", true);
+                set_status(&document, &message, true);
+            }
+        }
+    }
+
+    fn offer_downloads(state: &Shared, json: &str, html: &str) {
+        let mut s = state.borrow_mut();
+        for url in s.urls.drain(..) {
+            let _ = web_sys::Url::revoke_object_url(&url);
+        }
+        for (id, text, mime) in [("dl-json", json, "application/json"), ("dl-html", html, "text/html")] {
+            let parts = js_sys::Array::of1(&JsValue::from_str(text));
+            let opts = web_sys::BlobPropertyBag::new();
+            opts.set_type(mime);
+            let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts) else { continue };
+            let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { continue };
+            if let Some(a) = s.document.get_element_by_id(id) {
+                let _ = a.set_attribute("href", &url);
+            }
+            s.urls.push(url);
+        }
+        set_hidden(&s.document, "downloads", false);
+    }
+
+    fn now_ms() -> f64 {
+        web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or(0.0)
+    }
+
+    fn set_running(document: &Document, running: bool) {
+        for (id, disabled) in [("run", running), ("cancel", !running)] {
+            if let Some(b) = document.get_element_by_id(id) {
+                let _ = if disabled { b.set_attribute("disabled", "") } else { b.remove_attribute("disabled") };
+            }
+        }
+    }
+
+    fn set_hidden(document: &Document, id: &str, hidden: bool) {
+        if let Some(e) = document.get_element_by_id(id) {
+            let _ = if hidden { e.set_attribute("hidden", "") } else { e.remove_attribute("hidden") };
+        }
     }
 
     fn set_status(document: &Document, text: &str, error: bool) {
@@ -155,19 +335,24 @@ mod app {
     }
 
     fn render_summary(document: &Document, s: &ModelSummary) -> Result<(), JsValue> {
-        let root = document.get_element_by_id("model").ok_or("no #model")?;
+        let root = by_id(document, "model")?;
         root.set_text_content(None);
         set_status(
             document,
-            &format!("{} — {}, {} tensors, {}.", s.file_name, s.format, s.tensors.len(), human_bytes(s.file_bytes)),
+            &format!(
+                "{} — {}, {} tensors, {}. Choose the run settings above and press Run parity.",
+                s.file_name,
+                s.format,
+                s.tensors.len(),
+                parallax_model::human_bytes(s.file_bytes)
+            ),
             false,
         );
 
         add(&root, &el(document, "h2", Some("Model"), None)?)?;
         let dl = el(document, "dl", None, Some("meta"))?;
-        let mut facts: Vec<(String, String)> = vec![
-            ("architecture".into(), s.architecture.clone().unwrap_or_else(|| "unknown".into())),
-        ];
+        let mut facts: Vec<(String, String)> =
+            vec![("architecture".into(), s.architecture.clone().unwrap_or_else(|| "unknown".into()))];
         if let Some(h) = &s.hyperparameters {
             facts.extend(h.facts());
         }
@@ -175,15 +360,15 @@ mod app {
             add(&dl, &el(document, "dt", Some(&k), None)?)?;
             add(&dl, &el(document, "dd", Some(&v), None)?)?;
         }
-        root.append_child(&dl)?;
+        add(&root, &dl)?;
 
         add(&root, &el(document, "h2", Some("Tensor types"), None)?)?;
         let types = el(document, "p", None, None)?;
         for t in &s.type_histogram {
-            let text = format!("{} × {} ({})", t.tensors, t.ty, human_bytes(t.bytes));
+            let text = format!("{} × {} ({})", t.tensors, t.ty, parallax_model::human_bytes(t.bytes));
             add(&types, &el(document, "span", Some(&text), Some("pill"))?)?;
         }
-        root.append_child(&types)?;
+        add(&root, &types)?;
 
         add(&root, &el(document, "h2", Some("Metadata"), None)?)?;
         let table = el(document, "table", None, None)?;
@@ -191,23 +376,23 @@ mod app {
         for h in ["key", "type", "value"] {
             add(&head, &el(document, "th", Some(h), None)?)?;
         }
-        table.append_child(&head)?;
+        add(&table, &head)?;
         for m in &s.metadata {
             let tr = el(document, "tr", None, None)?;
             add(&tr, &el(document, "td", Some(&m.key), Some("mono"))?)?;
             add(&tr, &el(document, "td", Some(&m.value_type), None)?)?;
             add(&tr, &el(document, "td", Some(&m.value), Some("mono"))?)?;
-            table.append_child(&tr)?;
+            add(&table, &tr)?;
         }
-        root.append_child(&table)?;
+        add(&root, &table)?;
 
         add(&root, &el(document, "h2", Some("Tensors"), None)?)?;
-        let table = el(document, "table", None, None)?;
+        let table = el(document, "table", None, Some("tensors"))?;
         let head = el(document, "tr", None, None)?;
         for (h, num) in [("name", false), ("role", false), ("type", false), ("shape (ne0, ne1, …)", false), ("offset", true), ("bytes", true)] {
             add(&head, &el(document, "th", Some(h), if num { Some("num") } else { None })?)?;
         }
-        table.append_child(&head)?;
+        add(&table, &head)?;
         for t in &s.tensors {
             let tr = el(document, "tr", None, None)?;
             add(&tr, &el(document, "td", Some(&t.name), Some("mono"))?)?;
@@ -217,13 +402,9 @@ mod app {
             add(&tr, &el(document, "td", Some(&shape.join(" × ")), Some("mono"))?)?;
             add(&tr, &el(document, "td", Some(&t.offset.to_string()), Some("num"))?)?;
             add(&tr, &el(document, "td", Some(&t.bytes.to_string()), Some("num"))?)?;
-            table.append_child(&tr)?;
+            add(&table, &tr)?;
         }
-        root.append_child(&table)?;
+        add(&root, &table)?;
         Ok(())
-    }
-
-    fn human_bytes(n: u64) -> String {
-        parallax_model::human_bytes(n)
     }
 }

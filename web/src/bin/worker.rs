@@ -1,45 +1,122 @@
-//! The Web Worker: receives a `File` from the page, reads it in slices and answers with the
-//! model's summary. Heavy work lives here so the page never blocks.
+//! The Web Worker: receives a request and a `File` from the page, reads the file in slices and
+//! answers with the model summary or a full parity report. Heavy work lives here so the page
+//! never blocks; cancelling a run terminates this worker.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
-    use parallax_source::{ByteSource, CountingSource};
-    use parallax_web::{browser::FileSliceSource, WorkerMessage};
+    use parallax_web::WorkerMessage;
     use wasm_bindgen::{prelude::*, JsCast};
 
     console_error_panic_hook::set_once();
     let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-
     let post = {
         let scope = scope.clone();
         move |msg: &WorkerMessage| {
-            let text = serde_json::to_string(msg).unwrap_or_else(|e| format!(r#"{{"kind":"error","message":"{e}"}}"#));
+            let text = serde_json::to_string(msg)
+                .unwrap_or_else(|e| format!(r#"{{"kind":"error","message":"cannot encode a message: {e}"}}"#));
             let _ = scope.post_message(&JsValue::from_str(&text));
         }
     };
-
     let post_for_handler = post.clone();
     let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
         let post = &post_for_handler;
-        let file: Result<web_sys::File, _> = event.data().dyn_into();
-        let Ok(file) = file else {
-            post(&WorkerMessage::Error { message: "the worker expected a file".into() });
-            return;
+        // The page posts [request JSON, File].
+        let data: js_sys::Array = match event.data().dyn_into() {
+            Ok(a) => a,
+            Err(_) => return post(&WorkerMessage::Error { message: "the worker expected [request, file]".into() }),
         };
-        let source = match FileSliceSource::new(file) {
-            Ok(s) => CountingSource::new(s),
-            Err(message) => return post(&WorkerMessage::Error { message }),
-        };
-        let result = parallax_model::Model::open(&source);
-        post(&WorkerMessage::Progress { bytes_read: source.bytes_read(), total: source.len() });
-        match result {
-            Ok(model) => post(&WorkerMessage::Inspected { summary: model.summary() }),
-            Err(e) => post(&WorkerMessage::Error { message: format!("{}: {e}", source.name()) }),
+        let request = data.get(0).as_string().and_then(|t| serde_json::from_str(&t).ok());
+        let file: Option<web_sys::File> = data.get(1).dyn_into().ok();
+        match (request, file) {
+            (Some(request), Some(file)) => {
+                if let Err(message) = job::handle(request, file, post) {
+                    post(&WorkerMessage::Error { message });
+                }
+            }
+            _ => post(&WorkerMessage::Error { message: "the worker received a malformed request".into() }),
         }
     });
     scope.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
     onmessage.forget();
     post(&WorkerMessage::Ready);
+}
+
+#[cfg(target_arch = "wasm32")]
+mod job {
+    use std::sync::atomic::AtomicBool;
+
+    use parallax_engine::{PathKind, Phase, RunInput, RunOptions};
+    use parallax_model::Model;
+    use parallax_report::{Mode, Scope};
+    use parallax_source::CountingSource;
+    use parallax_web::{browser::FileSliceSource, Request, WorkerMessage};
+
+    pub fn handle(request: Request, file: web_sys::File, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
+        let name = file.name();
+        let source = CountingSource::new(FileSliceSource::new(file)?);
+        let model = Model::open(&source).map_err(|e| format!("{name}: {e}"))?;
+        match request {
+            Request::Inspect => {
+                post(&WorkerMessage::Inspected { summary: model.summary() });
+                Ok(())
+            }
+            Request::Run(r) => {
+                let paths = r
+                    .paths
+                    .iter()
+                    .map(|p| PathKind::parse(p).ok_or_else(|| format!("unknown path `{p}`")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let opts = RunOptions {
+                    paths,
+                    scope: if r.scope == "last" { Scope::Last } else { Scope::All },
+                    mode: if r.mode == "replay" { Mode::Replay } else { Mode::Free },
+                    ..Default::default()
+                };
+                let tokenizer = parallax_engine::tokenizer_for(&model);
+                let (tokens, text) = match (r.tokens, r.prompt) {
+                    (Some(t), _) if !t.is_empty() => (t, None),
+                    (_, Some(p)) => {
+                        let tok = tokenizer.as_ref().map_err(|e| e.to_string())?;
+                        (tok.encode(&p, true), Some(p))
+                    }
+                    _ => return Err("give a prompt or token ids".into()),
+                };
+                let pieces = match &tokenizer {
+                    Ok(t) => tokens.iter().map(|&id| t.token_text(id).unwrap_or("?").to_string()).collect(),
+                    Err(_) => Vec::new(),
+                };
+                let input = RunInput { tokens, text, pieces, sha256: None };
+                let report = parallax_engine::run(
+                    &model,
+                    &input,
+                    &opts,
+                    &mut |p| {
+                        post(&WorkerMessage::Progress {
+                            phase: match p.phase {
+                                Phase::Embedding => "embedding",
+                                Phase::Layer => "layers",
+                                Phase::OutputHead => "output head",
+                                Phase::Done => "done",
+                            }
+                            .into(),
+                            layers_done: p.layers_done,
+                            n_layers: p.n_layers,
+                            bytes_read: p.bytes_read,
+                            bytes_total: p.bytes_total,
+                        })
+                    },
+                    &AtomicBool::new(false),
+                )
+                .map_err(|e| e.to_string())?;
+                post(&WorkerMessage::Report {
+                    json: report.to_json(),
+                    html: parallax_report::html::render_fragment(&report),
+                    standalone: parallax_report::html::render_standalone(&report),
+                });
+                Ok(())
+            }
+        }
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]

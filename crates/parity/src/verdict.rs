@@ -1,0 +1,272 @@
+//! Verdicts: what judging a report against contracts found, as data (the report's `verdicts`
+//! section) and as terminal lines.
+//!
+//! Every falsification test of every contract appears, measured or not: a test Parallax cannot
+//! measure is listed as NOT MEASURABLE with its reason, never dropped.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    /// The prediction names nothing a report holds (a command, upstream code), or the report
+    /// lacks what it names (a path not run, a layer the model does not have).
+    NotMeasurable,
+    /// The two samples cannot honestly be compared: unknown or unequal element counts, or a
+    /// different prompt (the FALSIFY-007 lesson). Never a pass.
+    Refused,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Pass => "PASS",
+            Outcome::Fail => "FAIL",
+            Outcome::NotMeasurable => "NOT MEASURABLE",
+            Outcome::Refused => "REFUSED",
+        })
+    }
+}
+
+/// The element count one path's sample had at a measured point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathCount {
+    pub path: String,
+    /// `None` when the source (an imported trace) did not say.
+    pub count: Option<u64>,
+}
+
+/// One measured value at one place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// `None` for sites outside the layers (embed, final_norm, logits).
+    pub layer: Option<u32>,
+    /// The site as the contract names it (`qkv`, `ffn_swigl`…).
+    pub site: String,
+    /// `None` when the value could not be computed (a non-finite sample, a zero std).
+    pub value: Option<f64>,
+    /// The counts the value was computed from, per path.
+    pub counts: Vec<PathCount>,
+}
+
+impl Measurement {
+    pub fn place(&self) -> String {
+        match self.layer {
+            Some(l) => format!("layer {l} {}", self.site),
+            None => self.site.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Measurement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.value {
+            Some(v) => write!(f, "{} at {}", fmt_value(v), self.place())?,
+            None => write!(f, "no value at {}", self.place())?,
+        }
+        let counts: Vec<String> = self
+            .counts
+            .iter()
+            .map(|c| format!("{} n={}", c.path, c.count.map_or("?".to_string(), |n| n.to_string())))
+            .collect();
+        if !counts.is_empty() {
+            write!(f, " ({})", counts.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+fn fmt_value(v: f64) -> String {
+    if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e6) {
+        format!("{v:.4e}")
+    } else {
+        format!("{v:.6}")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestVerdict {
+    pub id: String,
+    pub rule: String,
+    pub outcome: Outcome,
+    /// The check as Parallax measured it, in its own names (`std(f32) / std(q8) at ffn_swigl,
+    /// layers [0, 28) ∈ [0.5, 2]`); `None` for tests that name nothing measurable.
+    pub check: Option<String>,
+    /// The band, as written (`∈ [0.5, 2]`).
+    pub band: Option<String>,
+    /// Points (layer × site) judged, and how many left the band.
+    pub evaluated: u32,
+    pub failed: u32,
+    /// The value closest to leaving the band (or furthest outside it).
+    pub worst: Option<Measurement>,
+    /// The first point in execution order that left the band.
+    pub first_failure: Option<Measurement>,
+    /// Why a test was not measurable or refused; how its layers were adapted to the model.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContractVerdict {
+    pub name: String,
+    pub version: Option<String>,
+    pub source: Option<String>,
+    /// How the contract's path names were read (`apr → f32`).
+    pub mapping: Vec<(String, String)>,
+    pub tests: Vec<TestVerdict>,
+}
+
+/// Whether the first divergence starts at its own site or arrives from upstream of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// Replay mode: the op alone, fed the reference's input, already leaves the band.
+    Root,
+    /// Replay mode: the op alone stays within the band; the accumulated error leaves it.
+    Propagated,
+    /// Free mode, or a site without a local (replayed) comparison.
+    Unknown,
+}
+
+/// The earliest (layer, site) in execution order where any test's value left its band.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirstDivergence {
+    pub contract: String,
+    pub test: String,
+    pub at: Measurement,
+    pub band: String,
+    pub cause: Cause,
+    /// Replay mode: the local (op-alone) value against the same band.
+    pub local_value: Option<f64>,
+    pub explanation: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdicts {
+    pub contracts: Vec<ContractVerdict>,
+    pub first_divergence: Option<FirstDivergence>,
+}
+
+impl Verdicts {
+    /// Overall: no test failed or was refused. NOT MEASURABLE tests are listed, not held against
+    /// the run.
+    pub fn passed(&self) -> bool {
+        self.contracts.iter().flat_map(|c| &c.tests).all(|t| matches!(t.outcome, Outcome::Pass | Outcome::NotMeasurable))
+    }
+
+    /// How many tests had each outcome: (pass, fail, not measurable, refused).
+    pub fn tally(&self) -> (usize, usize, usize, usize) {
+        let mut t = (0, 0, 0, 0);
+        for v in self.contracts.iter().flat_map(|c| &c.tests) {
+            match v.outcome {
+                Outcome::Pass => t.0 += 1,
+                Outcome::Fail => t.1 += 1,
+                Outcome::NotMeasurable => t.2 += 1,
+                Outcome::Refused => t.3 += 1,
+            }
+        }
+        t
+    }
+
+    /// Plain text for a terminal: one line per test, notes indented below, then the first
+    /// divergence and the overall verdict.
+    pub fn render_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.contracts {
+            let mut head = format!("contract {}", c.name);
+            if let Some(v) = &c.version {
+                head.push_str(&format!(" v{v}"));
+            }
+            if !c.mapping.is_empty() {
+                let m: Vec<String> = c.mapping.iter().map(|(a, b)| format!("{a} → {b}")).collect();
+                head.push_str(&format!(" ({})", m.join(", ")));
+            }
+            out.push(head);
+            if let Some(s) = &c.source {
+                out.push(format!("  restated from {s}"));
+            }
+            for t in &c.tests {
+                let mut line = format!("  {:<14} {}  {}", t.outcome.to_string(), t.id, t.rule);
+                match (&t.outcome, &t.first_failure, &t.worst) {
+                    (Outcome::Fail, Some(m), _) => {
+                        line.push_str(&format!(" — {}/{} outside {}; first: {m}", t.failed, t.evaluated, t.band.as_deref().unwrap_or("")))
+                    }
+                    (Outcome::Pass, _, Some(m)) => line.push_str(&format!(" — worst {m}, {} {} points", t.band.as_deref().unwrap_or(""), t.evaluated)),
+                    _ => {}
+                }
+                out.push(line);
+                for n in &t.notes {
+                    out.push(format!("                 {n}"));
+                }
+            }
+        }
+        if let Some(d) = &self.first_divergence {
+            out.push(format!(
+                "first divergence: {} ({} {}): {} outside {}",
+                d.at.place(),
+                d.contract,
+                d.test,
+                d.at.value.map_or("no value".to_string(), fmt_value),
+                d.band
+            ));
+            out.push(format!("  {}", d.explanation));
+        }
+        let (p, f, n, r) = self.tally();
+        out.push(format!(
+            "verdict: {} — {p} passed, {f} failed, {r} refused, {n} not measurable",
+            if self.passed() { "PASS" } else { "FAIL" }
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test(outcome: Outcome) -> TestVerdict {
+        TestVerdict {
+            id: "X-001".into(),
+            rule: "r".into(),
+            outcome,
+            check: None,
+            band: Some("∈ [0.5, 2]".into()),
+            evaluated: 3,
+            failed: 0,
+            worst: Some(Measurement { layer: Some(3), site: "ffn_swigl".into(), value: Some(1.2), counts: vec![] }),
+            first_failure: None,
+            notes: vec!["a note".into()],
+        }
+    }
+
+    #[test]
+    fn overall_verdict_counts_fail_and_refused_against_the_run() {
+        let mut v = Verdicts {
+            contracts: vec![ContractVerdict {
+                name: "c".into(),
+                version: Some("1".into()),
+                source: None,
+                mapping: vec![("apr".into(), "f32".into())],
+                tests: vec![test(Outcome::Pass), test(Outcome::NotMeasurable)],
+            }],
+            first_divergence: None,
+        };
+        assert!(v.passed());
+        let lines = v.render_lines();
+        assert!(lines[0].contains("apr → f32"), "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("NOT MEASURABLE")), "{lines:?}");
+        assert!(lines.last().unwrap().starts_with("verdict: PASS"));
+        v.contracts[0].tests.push(test(Outcome::Refused));
+        assert!(!v.passed());
+        assert_eq!(v.tally(), (1, 0, 1, 1));
+        let json = serde_json_roundtrip(&v);
+        assert_eq!(json, v);
+    }
+
+    fn serde_json_roundtrip(v: &Verdicts) -> Verdicts {
+        // serde_norway is this crate's only serializer; YAML round-trips the same data model.
+        serde_norway::from_str(&serde_norway::to_string(v).unwrap()).unwrap()
+    }
+}
