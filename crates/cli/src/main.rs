@@ -48,6 +48,16 @@ enum Command {
     },
     /// Run the model along several paths with the same probes and print where they part ways.
     Run(RunArgs),
+    /// Re-judge a saved report against contracts, without the model. Exit 0 pass, 1 fail.
+    Check {
+        /// A report written by `parallax run --json`.
+        report: PathBuf,
+        #[command(flatten)]
+        judge: JudgeArgs,
+        /// Write the report with the new verdicts as standalone HTML.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
     /// Print the token ids and pieces the model's tokenizer makes of a text.
     Tokenize {
         #[arg(short, long)]
@@ -100,6 +110,27 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Break one op of the q8 path on purpose, to see the contracts catch it:
+    /// KIND@LAYER[:SITE] with KIND one of q4k-scales, drop-bias, swap-gate-up, scope-mismatch.
+    #[arg(long = "inject", value_name = "KIND@LAYER[:SITE]")]
+    inject: Vec<String>,
+    #[command(flatten)]
+    judge: JudgeArgs,
+}
+
+#[derive(clap::Args)]
+pub struct JudgeArgs {
+    /// A contract YAML (pv schema) to judge by; repeatable. Default: Parallax's own contract and
+    /// the restated upstream apr-vs-gguf-forward-parity-v1.
+    #[arg(long = "contract", value_name = "FILE")]
+    contracts: Vec<PathBuf>,
+    /// How contract path names map to Parallax's paths. Default: apr=f32,gguf=q8.
+    #[arg(long, value_name = "NAME=PATH,…")]
+    map: Option<String>,
+    /// An external trace to judge as an extra path, ID=FILE (upstream `apr trace --payload`
+    /// text or llama.cpp `llama-eval-callback` output); repeatable.
+    #[arg(long = "trace", value_name = "ID=FILE")]
+    traces: Vec<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -112,6 +143,12 @@ enum ScopeArg {
 enum ModeArg {
     Free,
     Replay,
+}
+
+/// What a successful command concluded: exit 0, or exit 1 when a contract failed.
+pub enum Verdict {
+    Pass,
+    Fail,
 }
 
 fn parse_rows(s: &str) -> Result<Range<u64>, String> {
@@ -127,13 +164,15 @@ fn parse_rows(s: &str) -> Result<Range<u64>, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Inspect { model, json, full } => inspect(&model, json, full),
-        Command::Dump { model, tensor, rows } => dump(&model, &tensor, rows),
+        Command::Inspect { model, json, full } => inspect(&model, json, full).map(|_| Verdict::Pass),
+        Command::Dump { model, tensor, rows } => dump(&model, &tensor, rows).map(|_| Verdict::Pass),
         Command::Run(args) => run::run(args),
-        Command::Tokenize { model, prompt, no_special } => tokenize(&model, &prompt, !no_special),
+        Command::Check { report, judge, html } => run::check(&report, &judge, html.as_deref()),
+        Command::Tokenize { model, prompt, no_special } => tokenize(&model, &prompt, !no_special).map(|_| Verdict::Pass),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Verdict::Pass) => ExitCode::SUCCESS,
+        Ok(Verdict::Fail) => ExitCode::from(1),
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::from(2)

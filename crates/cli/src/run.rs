@@ -10,9 +10,84 @@ use parallax_report::{Mode, Report, Scope};
 use parallax_source::{ByteSource, FileSource};
 use sha2::{Digest, Sha256};
 
-use crate::{open, ModeArg, RunArgs, ScopeArg};
+use crate::{open, JudgeArgs, ModeArg, RunArgs, ScopeArg, Verdict};
 
-pub fn run(args: RunArgs) -> Result<(), String> {
+/// Contracts, path mapping and traces as the user gave them, read and checked before any work.
+struct Judging {
+    contracts: Vec<parallax_parity::contract::Contract>,
+    mapping: parallax_judge::PathMapping,
+    traces: Vec<(String, parallax_parity::trace::Trace)>,
+}
+
+fn load_judging(args: &JudgeArgs) -> Result<Judging, String> {
+    let contracts = if args.contracts.is_empty() {
+        parallax_judge::default_contracts()
+    } else {
+        args.contracts
+            .iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read contract {}: {e}", p.display()))?;
+                parallax_parity::contract::Contract::from_yaml_str(&text).map_err(|e| format!("contract {}: {e}", p.display()))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let mapping = match &args.map {
+        Some(spec) => parallax_judge::PathMapping::parse(spec)?,
+        None => parallax_judge::PathMapping::default(),
+    };
+    let traces = args
+        .traces
+        .iter()
+        .map(|spec| {
+            let (id, file) = spec.split_once('=').ok_or_else(|| format!("--trace takes ID=FILE, e.g. apr=trace.txt; got `{spec}`"))?;
+            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read trace {file}: {e}"))?;
+            let trace = parallax_parity::trace::parse_trace(&text).map_err(|e| format!("{file}: {e}"))?;
+            Ok((id.to_string(), trace))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Judging { contracts, mapping, traces })
+}
+
+/// Judge `report`, store the verdicts in it, print them, and say pass or fail.
+fn judge(report: &mut Report, j: &Judging) -> Verdict {
+    let traces: Vec<(&str, &parallax_parity::trace::Trace)> = j.traces.iter().map(|(id, t)| (id.as_str(), t)).collect();
+    let verdicts = parallax_judge::evaluate_with_traces(report, &traces, &j.contracts, &j.mapping);
+    println!();
+    for line in verdicts.render_lines() {
+        println!("{line}");
+    }
+    let passed = verdicts.passed();
+    report.verdicts = Some(verdicts);
+    if passed {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    }
+}
+
+pub fn check(path: &std::path::Path, args: &JudgeArgs, html: Option<&std::path::Path>) -> Result<Verdict, String> {
+    let judging = load_judging(args)?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut report = Report::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!(
+        "{} ({}, {} layers) · {} tokens · paths {} · scope {} · mode {:?}",
+        report.model.file_name,
+        report.model.arch,
+        report.model.n_layers,
+        report.prompt.tokens.len(),
+        report.paths.join(","),
+        report.scope.as_str(),
+        report.mode
+    );
+    let verdict = judge(&mut report, &judging);
+    if let Some(out) = html {
+        std::fs::write(out, parallax_report::html::render_standalone(&report)).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    }
+    Ok(verdict)
+}
+
+pub fn run(args: RunArgs) -> Result<Verdict, String> {
+    let judging = load_judging(&args.judge)?;
     let paths = args
         .paths
         .iter()
@@ -46,7 +121,16 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         }
         (None, None) => return Err("give a prompt (-p TEXT) or token ids (--tokens 1,2,3)".into()),
     };
+    let faults = args
+        .inject
+        .iter()
+        .map(|spec| parallax_engine::Fault::parse(spec, PathKind::Q8))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !faults.is_empty() && !paths.contains(&PathKind::Q8) {
+        return Err("--inject breaks the q8 path, which is not among --paths".into());
+    }
     let opts = RunOptions {
+        faults,
         paths,
         mode: match args.mode {
             ModeArg::Free => Mode::Free,
@@ -67,7 +151,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     );
     let cancel = AtomicBool::new(false);
     let started = std::time::Instant::now();
-    let report = parallax_engine::run(
+    let mut report = parallax_engine::run(
         &model,
         &input,
         &opts,
@@ -89,6 +173,8 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         eprintln!("ran {} layers × {} paths in {:.2} s", report.layers.len(), report.paths.len(), started.elapsed().as_secs_f64());
     }
 
+    print_table(&report);
+    let verdict = judge(&mut report, &judging);
     if let Some(path) = &args.json {
         std::fs::write(path, report.to_json() + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
@@ -96,8 +182,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         std::fs::write(path, parallax_report::html::render_standalone(&report))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    print_table(&report);
-    Ok(())
+    Ok(verdict)
 }
 
 fn hash_file(path: &std::path::Path, len: u64, quiet: bool) -> Result<String, String> {

@@ -9,6 +9,7 @@
 //! the DOM.
 
 mod arch;
+mod inject;
 mod matmul;
 pub mod ops;
 mod run;
@@ -17,6 +18,7 @@ mod weights;
 
 use std::fmt;
 
+pub use inject::{swap_q4k_scale_min, Fault, FaultKind};
 pub use arch::{ArchConfig, ArchKind, RopeStyle, SUPPORTED};
 pub use matmul::PathKind;
 pub use run::{layer_sites, run, run_with_logits, Phase, Progress, RunInput, RunOptions};

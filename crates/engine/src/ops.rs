@@ -336,6 +336,51 @@ mod tests {
     }
 
     #[test]
+    fn ggml_exp_is_close_to_exp_and_exact_at_the_ends() {
+        assert_eq!(expf_ggml(0.0), 1.0);
+        assert_eq!(expf_ggml(f32::NEG_INFINITY), 0.0);
+        assert_eq!(expf_ggml(-200.0), 0.0);
+        assert_eq!(expf_ggml(200.0), f32::INFINITY);
+        assert!(expf_ggml(f32::NAN).is_nan());
+        for i in -800..=800 {
+            let x = i as f32 * 0.1;
+            let (got, want) = (expf_ggml(x) as f64, (x as f64).exp());
+            // ggml documents ≤ 1.45 + 0.5 ulp; 3e-7 relative is about 2.5 ulp.
+            assert!((got - want).abs() <= 3e-7 * want, "x {x}: {got} vs {want}");
+        }
+        assert!((silu_ggml(2.0) - silu(2.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn gelu_table_uses_the_contracted_inner_term() {
+        // An input where fma(a·x, x, 1) and (a·x)·x + 1 round to different f16 table entries
+        // (found in gemma-3-270m's layer 0; llama.cpp's table holds the FMA value).
+        let x = -1.999_039_2f32;
+        assert_eq!(gelu_tanh_f16_table(x), half::f16::from_f32(-0.045_486_46).to_f32());
+        assert!((gelu_tanh_f16_table(0.5) - gelu_tanh(0.5)).abs() < 1e-3);
+        assert_eq!(gelu_tanh_f16_table(-10.0), 0.0);
+        assert_eq!(gelu_tanh_f16_table(12.0), 12.0);
+    }
+
+    #[test]
+    fn f16_attention_is_close_to_f32_attention() {
+        // Two heads sharing one KV head, d = 32 (two 16-lane chunks), 20 tokens (two cell chunks).
+        let (t, d) = (20usize, 32usize);
+        let val = |i: usize, s: usize| ((i * s % 97) as f32 - 48.0) / 40.0;
+        let q: Vec<f32> = (0..t * 2 * d).map(|i| val(i, 31)).collect();
+        let k: Vec<f32> = (0..t * d).map(|i| val(i, 17)).collect();
+        let v: Vec<f32> = (0..t * d).map(|i| val(i, 13)).collect();
+        for window in [None, Some(5)] {
+            let a = attention(&q, &k, &v, t, 2, 1, d, 0.25, window, false);
+            let b = attention(&q, &k, &v, t, 2, 1, d, 0.25, window, true);
+            let err = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(err > 0.0 && err < 5e-3, "window {window:?}: {err}");
+            // Token 0 sees only itself: its output is V's first row (rounded to f16).
+            assert_eq!(b[..d], v[..d].iter().map(|&x| half::f16::from_f32(x).to_f32()).collect::<Vec<_>>()[..]);
+        }
+    }
+
+    #[test]
     fn activations() {
         assert_eq!(silu(0.0), 0.0);
         assert!((silu(2.0) - 1.761_594_2).abs() < 1e-6);

@@ -14,7 +14,8 @@ use parallax_report::{
 use parallax_source::ByteSource;
 
 use crate::arch::{Activation, ArchConfig};
-use crate::matmul::{matmul, Matrix, PathKind};
+use crate::inject::{self, Fault, FaultKind};
+use crate::matmul::{matmul, Matrix, PathKind, Storage};
 use crate::ops;
 use crate::weights::{LayerWeights, Loader};
 use crate::EngineError;
@@ -31,11 +32,19 @@ pub struct RunOptions {
     pub scope: Scope,
     /// Refuse prompts longer than this (memory and time grow with it).
     pub max_tokens: usize,
+    /// Ops broken on purpose (`--inject`).
+    pub faults: Vec<Fault>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { paths: vec![PathKind::F32, PathKind::Q8], mode: Mode::Free, scope: Scope::All, max_tokens: 512 }
+        RunOptions {
+            paths: vec![PathKind::F32, PathKind::Q8],
+            mode: Mode::Free,
+            scope: Scope::All,
+            max_tokens: 512,
+            faults: Vec::new(),
+        }
     }
 }
 
@@ -96,18 +105,35 @@ impl Probe<'_> {
         }
     }
 
+    /// The other scope, for a path whose probe is broken on purpose (`scope-mismatch`).
+    fn mismatched<'b>(&self, buf: &'b [f32], width: usize) -> &'b [f32] {
+        match self.scope {
+            Scope::All => &buf[(self.n_tokens - 1) * width..],
+            Scope::Last => buf,
+        }
+    }
+
     /// Statistics of each path and comparisons against the reference, for the run's scope and
-    /// per token. All slices are cut with the same `width` and token range on every path.
-    fn site(&self, bufs: &[Vec<f32>], width: usize) -> (SiteRecord, TokenSite) {
+    /// per token. All slices are cut with the same `width` and token range on every path —
+    /// unless `broken` names a path whose probe was made to take the other scope on purpose;
+    /// then its comparison is refused (unequal samples), as `Compare` refuses all such.
+    fn site_with(&self, bufs: &[Vec<f32>], width: usize, broken: &[PathKind]) -> (SiteRecord, TokenSite) {
         let mut rec = SiteRecord { width: width as u64, ..Default::default() };
         let mut tok = TokenSite::default();
         let reference = &bufs[0];
+        let sample = |p: &PathKind, buf: &'_ Vec<f32>| -> Vec<f32> {
+            if broken.contains(p) {
+                self.mismatched(buf, width).to_vec()
+            } else {
+                self.scoped(buf, width).to_vec()
+            }
+        };
         for (p, buf) in self.paths.iter().zip(bufs) {
-            rec.paths.insert(p.id().into(), Stats::of(self.scoped(buf, width)));
+            rec.paths.insert(p.id().into(), Stats::of(&sample(p, buf)));
             tok.paths.insert(p.id().into(), buf.chunks_exact(width).map(Stats::of).collect());
         }
         for (p, buf) in self.paths.iter().zip(bufs).skip(1) {
-            if let Some(c) = Compare::of(self.scoped(reference, width), self.scoped(buf, width)) {
+            if let Some(c) = Compare::of(&sample(&self.paths[0], reference), &sample(p, buf)) {
                 rec.compare.insert(p.id().into(), c);
             }
             let per: Vec<Compare> =
@@ -115,6 +141,10 @@ impl Probe<'_> {
             tok.compare.insert(p.id().into(), per);
         }
         (rec, tok)
+    }
+
+    fn site(&self, bufs: &[Vec<f32>], width: usize) -> (SiteRecord, TokenSite) {
+        self.site_with(bufs, width, &[])
     }
 }
 
@@ -138,35 +168,52 @@ impl<S: ByteSource> Lockstep<'_, S> {
 
     /// Each path multiplies its own input; in replay mode every other path also multiplies the
     /// reference's input, and that local result is compared with the reference's output.
-    fn matmul_site(
+    /// `pick` chooses the matrix per path (a `swap-gate-up` fault hands one path the other's).
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_site<'w>(
         &self,
-        m: &Matrix,
+        il: u32,
+        site: &str,
+        pick: &dyn Fn(PathKind) -> &'w Matrix,
         inputs: &[Vec<f32>],
         bias: Option<&[f32]>,
         rec: &mut SiteRecord,
     ) -> Result<Vec<Vec<f32>>, EngineError> {
         let n = self.probe.n_tokens;
+        let faults = &self.opts.faults;
+        let apply = |p: PathKind, x: &[f32]| -> Result<Vec<f32>, EngineError> {
+            let m = pick(p);
+            let mut y = if inject::any(faults, FaultKind::Q4kScales, il, site, p) {
+                matmul(p, &broken_q4k(m, il)?, x, n)?
+            } else {
+                matmul(p, m, x, n)?
+            };
+            if let Some(b) = bias {
+                if !inject::any(faults, FaultKind::DropBias, il, site, p) {
+                    ops::add_bias(&mut y, b);
+                }
+            }
+            Ok(y)
+        };
         let mut outs = Vec::with_capacity(inputs.len());
         for (p, x) in self.opts.paths.iter().zip(inputs) {
             self.check_cancel()?;
-            let mut y = matmul(*p, m, x, n)?;
-            if let Some(b) = bias {
-                ops::add_bias(&mut y, b);
-            }
-            outs.push(y);
+            outs.push(apply(*p, x)?);
         }
         if self.opts.mode == Mode::Replay {
+            let rows = pick(self.opts.paths[0]).rows;
             for p in self.opts.paths.iter().skip(1) {
-                let mut y = matmul(*p, m, &inputs[0], n)?;
-                if let Some(b) = bias {
-                    ops::add_bias(&mut y, b);
-                }
-                if let Some(c) = Compare::of(self.probe.scoped(&outs[0], m.rows), self.probe.scoped(&y, m.rows)) {
+                let y = apply(*p, &inputs[0])?;
+                if let Some(c) = Compare::of(self.probe.scoped(&outs[0], rows), self.probe.scoped(&y, rows)) {
                     rec.local.insert(p.id().into(), c);
                 }
             }
         }
         Ok(outs)
+    }
+
+    fn swapped(&self, il: u32, p: PathKind) -> bool {
+        self.opts.faults.iter().any(|f| f.kind == FaultKind::SwapGateUp && f.layer == il && f.path == p)
     }
 
     fn layer(
@@ -180,8 +227,11 @@ impl<S: ByteSource> Lockstep<'_, S> {
         let c = self.cfg;
         let n = self.probe.n_tokens;
         let (q_dim, kv_dim) = (c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
+        let broken_scope = |name: &str| -> Vec<PathKind> {
+            self.opts.paths.iter().copied().filter(|p| inject::any(&self.opts.faults, FaultKind::ScopeMismatch, il, name, *p)).collect()
+        };
         let mut record = |name: &str, bufs: &[Vec<f32>], width: usize, local: IndexMap<String, Compare>| {
-            let (mut rec, tok) = self.probe.site(bufs, width);
+            let (mut rec, tok) = self.probe.site_with(bufs, width, &broken_scope(name));
             rec.local = local;
             layer_rec.sites.insert(name.into(), rec);
             tok_rec.insert(name.into(), tok);
@@ -192,13 +242,13 @@ impl<S: ByteSource> Lockstep<'_, S> {
         let h = map(resid, &|x| ops::rms_norm(x, c.n_embd, &w.attn_norm, c.rms_eps));
         record("attn_norm", &h, c.n_embd, IndexMap::new());
         let mut site = SiteRecord::default();
-        let mut q = self.matmul_site(&w.wq, &h, w.bq.as_deref(), &mut site)?;
+        let mut q = self.matmul_site(il, "q", &|_| &w.wq, &h, w.bq.as_deref(), &mut site)?;
         record("q", &q, q_dim, site.local);
         let mut site = SiteRecord::default();
-        let mut k = self.matmul_site(&w.wk, &h, w.bk.as_deref(), &mut site)?;
+        let mut k = self.matmul_site(il, "k", &|_| &w.wk, &h, w.bk.as_deref(), &mut site)?;
         record("k", &k, kv_dim, site.local);
         let mut site = SiteRecord::default();
-        let v = self.matmul_site(&w.wv, &h, w.bv.as_deref(), &mut site)?;
+        let v = self.matmul_site(il, "v", &|_| &w.wv, &h, w.bv.as_deref(), &mut site)?;
         record("v", &v, kv_dim, site.local);
 
         let (base, freq_scale) = c.rope_for(il);
@@ -228,7 +278,7 @@ impl<S: ByteSource> Lockstep<'_, S> {
         drop((q, k, v));
         record("attn_out", &att, q_dim, IndexMap::new());
         let mut site = SiteRecord::default();
-        let mut proj = self.matmul_site(&w.wo, &att, None, &mut site)?;
+        let mut proj = self.matmul_site(il, "attn_proj", &|_| &w.wo, &att, None, &mut site)?;
         record("attn_proj", &proj, c.n_embd, site.local);
         if let Some(pn) = &w.post_attn_norm {
             proj = map(&proj, &|x| ops::rms_norm(x, c.n_embd, pn, c.rms_eps));
@@ -243,10 +293,10 @@ impl<S: ByteSource> Lockstep<'_, S> {
         let h = map(resid, &|x| ops::rms_norm(x, c.n_embd, &w.ffn_norm, c.rms_eps));
         record("ffn_norm", &h, c.n_embd, IndexMap::new());
         let mut site = SiteRecord::default();
-        let gate = self.matmul_site(&w.gate, &h, None, &mut site)?;
+        let gate = self.matmul_site(il, "ffn_gate", &|p| if self.swapped(il, p) { &w.up } else { &w.gate }, &h, None, &mut site)?;
         record("ffn_gate", &gate, c.n_ff, site.local);
         let mut site = SiteRecord::default();
-        let up = self.matmul_site(&w.up, &h, None, &mut site)?;
+        let up = self.matmul_site(il, "ffn_up", &|p| if self.swapped(il, p) { &w.gate } else { &w.up }, &h, None, &mut site)?;
         record("ffn_up", &up, c.n_ff, site.local);
         let activated: Vec<Vec<f32>> = gate
             .iter()
@@ -272,7 +322,7 @@ impl<S: ByteSource> Lockstep<'_, S> {
         drop((gate, up, activated));
         record("ffn_swigl", &swigl, c.n_ff, IndexMap::new());
         let mut site = SiteRecord::default();
-        let mut down = self.matmul_site(&w.down, &swigl, None, &mut site)?;
+        let mut down = self.matmul_site(il, "ffn_down", &|_| &w.down, &swigl, None, &mut site)?;
         record("ffn_down", &down, c.n_embd, site.local);
         if let Some(pn) = &w.post_ffw_norm {
             down = map(&down, &|x| ops::rms_norm(x, c.n_embd, pn, c.rms_eps));
@@ -318,6 +368,16 @@ pub fn run_with_logits<S: ByteSource>(
     if opts.paths.is_empty() {
         return Err(EngineError::BadOptions { message: "no paths to run".into() });
     }
+    for f in &opts.faults {
+        if f.layer >= cfg.n_layers {
+            return Err(EngineError::BadOptions {
+                message: format!("cannot inject {f}: the model has layers 0..{}", cfg.n_layers),
+            });
+        }
+        if Some(&f.path) == opts.paths.first() {
+            return Err(EngineError::BadOptions { message: format!("cannot inject {f}: that is the reference path") });
+        }
+    }
     let n = tokens.len();
     let loader = Loader { model, cfg: &cfg };
     let step = Lockstep::<S> {
@@ -351,6 +411,7 @@ pub fn run_with_logits<S: ByteSource>(
             "attention softmax (f64 sum, as ggml)".into(),
             format!("FFN activation: {}", if cfg.activation == Activation::Silu { "SiLU" } else { "GELU (tanh)" }),
         ],
+        injected: opts.faults.iter().map(|f| f.to_string()).collect(),
         notes: vec![
             format!("kernels: {}", crate::kernel_backend()),
             "f32 path: attention q·k and p·v in f32".into(),
@@ -460,6 +521,7 @@ pub fn run_with_logits<S: ByteSource>(
         logits: logits_rec,
         per_token: PerToken { embed: embed_tok, layers: per_token_layers, final_norm: final_tok },
         execution,
+        verdicts: None,
     };
     Ok((report, last_logits))
 }
@@ -478,4 +540,27 @@ fn estimate_bytes<S: ByteSource>(model: &Model<S>, cfg: &ArchConfig, head: &para
         .unwrap_or(0);
     let norm = model.tensor_by_role(parallax_model::Role::OutputNorm).map(|t| t.n_bytes).unwrap_or(0);
     layers + embd + head.n_bytes + norm
+}
+
+/// A copy of `m` whose Q4_K blocks a kernel with swapped scale/min unpacking would see.
+fn broken_q4k(m: &Matrix, il: u32) -> Result<Matrix, EngineError> {
+    match &m.storage {
+        Storage::Ggml { ty: parallax_quant::GgmlType::Q4_K, bytes, row_bytes } => {
+            let mut bytes = bytes.clone();
+            inject::swap_q4k_scale_min(&mut bytes);
+            Ok(Matrix {
+                name: m.name.clone(),
+                rows: m.rows,
+                cols: m.cols,
+                storage: Storage::Ggml { ty: parallax_quant::GgmlType::Q4_K, bytes, row_bytes: *row_bytes },
+            })
+        }
+        _ => Err(EngineError::BadOptions {
+            message: format!(
+                "cannot inject q4k-scales at layer {il}: `{}` is {}, not Q4_K; pick a site whose weights are Q4_K (see `parallax inspect`)",
+                m.name,
+                m.kernel_label(PathKind::F32).split(' ').next().unwrap_or("?")
+            ),
+        }),
+    }
 }

@@ -10,7 +10,9 @@
 //! paths ([`evaluate_with_traces`]).
 //! Knows nothing about models, kernels or terminals.
 
-use parallax_parity::contract::{Band, Check, Contract, Layers, LogitsMetric, Metric, SiteRef, Stat};
+use parallax_parity::contract::{
+    Band, Check, Contract, Layers, LogitsMetric, Metric, SiteRef, Stat,
+};
 use parallax_parity::trace::Trace;
 use parallax_parity::verdict::{
     Cause, ContractVerdict, FirstDivergence, Measurement, Outcome, PathCount, TestVerdict, Verdicts,
@@ -29,7 +31,9 @@ pub struct PathMapping {
 
 impl Default for PathMapping {
     fn default() -> Self {
-        PathMapping { pairs: vec![("apr".into(), "f32".into()), ("gguf".into(), "q8".into())] }
+        PathMapping {
+            pairs: vec![("apr".into(), "f32".into()), ("gguf".into(), "q8".into())],
+        }
     }
 }
 
@@ -51,7 +55,9 @@ impl PathMapping {
         let mut m = PathMapping::default();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((a, b)) = part.split_once('=') else {
-                return Err(format!("path mapping `{part}`: write NAME=PATH, e.g. apr=f32"));
+                return Err(format!(
+                    "path mapping `{part}`: write NAME=PATH, e.g. apr=f32"
+                ));
             };
             let (a, b) = (a.trim(), b.trim());
             if a.is_empty() || b.is_empty() {
@@ -63,7 +69,10 @@ impl PathMapping {
     }
 
     pub fn resolve<'a>(&'a self, name: &'a str) -> &'a str {
-        self.pairs.iter().find(|(n, _)| n == name).map_or(name, |(_, p)| p.as_str())
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(name, |(_, p)| p.as_str())
     }
 }
 
@@ -82,8 +91,15 @@ pub fn evaluate_with_traces(
     contracts: &[Contract],
     mapping: &PathMapping,
 ) -> Verdicts {
-    let j = Judge { report, traces, n_layers: report.layers.len() as u32 };
-    let mut out = Verdicts { contracts: Vec::new(), first_divergence: None };
+    let j = Judge {
+        report,
+        traces,
+        n_layers: report.layers.len() as u32,
+    };
+    let mut out = Verdicts {
+        contracts: Vec::new(),
+        first_divergence: None,
+    };
     let mut first: Option<(u64, FirstDivergence)> = None;
     for c in contracts {
         let mut used: Vec<(String, String)> = Vec::new();
@@ -157,17 +173,30 @@ impl Sample {
         }
         let sum_u = |f: fn(&Sample) -> Option<u64>| parts.iter().map(f).sum::<Option<u64>>();
         let fold = |f: fn(&Sample) -> Option<f64>, g: fn(f64, f64) -> f64| {
-            parts.iter().map(f).try_fold(None, |acc: Option<f64>, v| v.map(|v| Some(acc.map_or(v, |a| g(a, v)))))?
+            parts.iter().map(f).try_fold(None, |acc: Option<f64>, v| {
+                v.map(|v| Some(acc.map_or(v, |a| g(a, v))))
+            })?
         };
         let finite = sum_u(|s| s.finite);
         let mut mean = None;
         let mut std = None;
         if let Some(n) = finite.filter(|&n| n > 0) {
-            let moments: Option<Vec<(f64, f64, f64)>> =
-                parts.iter().map(|p| Some((p.finite? as f64, p.mean.unwrap_or(0.0), p.std.unwrap_or(0.0)))).collect();
+            let moments: Option<Vec<(f64, f64, f64)>> = parts
+                .iter()
+                .map(|p| {
+                    Some((
+                        p.finite? as f64,
+                        p.mean.unwrap_or(0.0),
+                        p.std.unwrap_or(0.0),
+                    ))
+                })
+                .collect();
             if let Some(m) = moments {
                 let mu = m.iter().map(|(k, mk, _)| k * mk).sum::<f64>() / n as f64;
-                let ss: f64 = m.iter().map(|(k, mk, sk)| (k - 1.0).max(0.0) * sk * sk + k * (mk - mu).powi(2)).sum();
+                let ss: f64 = m
+                    .iter()
+                    .map(|(k, mk, sk)| (k - 1.0).max(0.0) * sk * sk + k * (mk - mu).powi(2))
+                    .sum();
                 mean = Some(mu);
                 std = (n > 1).then(|| (ss / (n - 1) as f64).sqrt());
             }
@@ -235,7 +264,10 @@ impl Judge<'_> {
     }
 
     fn trace(&self, path: &str) -> Option<&Trace> {
-        self.traces.iter().find(|(id, _)| *id == path).map(|(_, t)| *t)
+        self.traces
+            .iter()
+            .find(|(id, _)| *id == path)
+            .map(|(_, t)| *t)
     }
 
     /// Why a trace's samples cannot stand beside the report's at all, if they cannot.
@@ -295,16 +327,29 @@ impl Judge<'_> {
             ..Default::default()
         };
         let sites: &[parallax_parity::trace::TraceStat] = match p.layer {
-            Some(i) => t.layers.iter().find(|l| l.index == i).map_or(&[], |l| &l.sites),
+            Some(i) => t
+                .layers
+                .iter()
+                .find(|l| l.index == i)
+                .map_or(&[], |l| &l.sites),
             None => &[],
         };
-        let globals: Vec<&parallax_parity::trace::TraceStat> =
-            [&t.embed, &t.final_norm, &t.logits].into_iter().flatten().collect();
-        let candidates: Vec<&parallax_parity::trace::TraceStat> =
-            if p.layer.is_some() { sites.iter().collect() } else { globals };
+        let globals: Vec<&parallax_parity::trace::TraceStat> = [&t.embed, &t.final_norm, &t.logits]
+            .into_iter()
+            .flatten()
+            .collect();
+        let candidates: Vec<&parallax_parity::trace::TraceStat> = if p.layer.is_some() {
+            sites.iter().collect()
+        } else {
+            globals
+        };
         // The same union of sites under whatever name the trace uses (`qkv` = q ∪ k ∪ v) …
-        let resolved = |ts: &&parallax_parity::trace::TraceStat| SiteRef::resolve(&ts.site).map(|r| r.sites);
-        if let Some(ts) = candidates.iter().find(|ts| resolved(ts).as_ref() == Some(&p.site.sites)) {
+        let resolved =
+            |ts: &&parallax_parity::trace::TraceStat| SiteRef::resolve(&ts.site).map(|r| r.sites);
+        if let Some(ts) = candidates
+            .iter()
+            .find(|ts| resolved(ts).as_ref() == Some(&p.site.sites))
+        {
             return Ok(from(ts));
         }
         // … or pooled from its parts.
@@ -312,15 +357,31 @@ impl Judge<'_> {
             .site
             .sites
             .iter()
-            .map(|s| candidates.iter().find(|ts| resolved(ts).as_deref() == Some(std::slice::from_ref(s))).map(|ts| from(ts)))
+            .map(|s| {
+                candidates
+                    .iter()
+                    .find(|ts| resolved(ts).as_deref() == Some(std::slice::from_ref(s)))
+                    .map(|ts| from(ts))
+            })
             .collect();
         parts.map(|p| Sample::pool(&p)).ok_or_else(|| {
-            Skip::Missing(format!("trace `{id}` ({}) has no `{}` {}", t.format.as_str(), p.site.name, place(p.layer)))
+            Skip::Missing(format!(
+                "trace `{id}` ({}) has no `{}` {}",
+                t.format.as_str(),
+                p.site.name,
+                place(p.layer)
+            ))
         })
     }
 
     /// `path` against the report's reference at a point (pooled over the site's parts).
-    fn compare(&self, path: &str, reference: &str, p: &Point, local: bool) -> Result<Compare, Skip> {
+    fn compare(
+        &self,
+        path: &str,
+        reference: &str,
+        p: &Point,
+        local: bool,
+    ) -> Result<Compare, Skip> {
         for x in [path, reference] {
             if self.trace(x).is_some() {
                 return Err(Skip::Missing(format!(
@@ -328,19 +389,32 @@ impl Judge<'_> {
                 )));
             }
             if !self.report.paths.iter().any(|y| y == x) {
-                return Err(Skip::Missing(format!("path `{x}` is not in the report (paths: {})", self.report.paths.join(", "))));
+                return Err(Skip::Missing(format!(
+                    "path `{x}` is not in the report (paths: {})",
+                    self.report.paths.join(", ")
+                )));
             }
         }
         let r = &self.report.reference;
-        let (path, reference) = if reference == r { (path, reference) } else { (reference, path) };
+        let (path, reference) = if reference == r {
+            (path, reference)
+        } else {
+            (reference, path)
+        };
         if reference != r || path == r {
-            return Err(Skip::Missing(format!("the report compares each path with the reference `{r}` only")));
+            return Err(Skip::Missing(format!(
+                "the report compares each path with the reference `{r}` only"
+            )));
         }
         let mut parts = Vec::new();
         for s in &p.site.sites {
-            let rec = self.site_record(p.layer, s).ok_or_else(|| Skip::Missing(format!("site `{s}` is not in this model")))?;
+            let rec = self
+                .site_record(p.layer, s)
+                .ok_or_else(|| Skip::Missing(format!("site `{s}` is not in this model")))?;
             let map = if local { &rec.local } else { &rec.compare };
-            let c = map.get(path).ok_or_else(|| Skip::Missing(format!("no comparison of `{path}` at `{s}`")))?;
+            let c = map
+                .get(path)
+                .ok_or_else(|| Skip::Missing(format!("no comparison of `{path}` at `{s}`")))?;
             let (rs, ps) = (rec.paths.get(reference), rec.paths.get(path));
             parts.push((c, rs, ps));
         }
@@ -356,7 +430,14 @@ impl Judge<'_> {
         let (mut rr, mut pp, mut dd, mut count, mut max_abs) = (0.0, 0.0, 0.0, 0u64, 0f64);
         for (c, rs, ps) in &parts {
             let (Some(rs), Some(ps), Some(rel)) = (rs, ps, c.rel_l2) else {
-                return Ok(Compare { count: c.count, std_ratio: None, cosine: None, rel_l2: None, sqnr_db: None, max_abs: None });
+                return Ok(Compare {
+                    count: c.count,
+                    std_ratio: None,
+                    cosine: None,
+                    rel_l2: None,
+                    sqnr_db: None,
+                    max_abs: None,
+                });
             };
             let r2 = sq(rs);
             rr += r2;
@@ -366,8 +447,14 @@ impl Judge<'_> {
             max_abs = max_abs.max(c.max_abs.unwrap_or(f64::NAN));
         }
         let rp = (rr + pp - dd) / 2.0;
-        let ref_s: Vec<Sample> = parts.iter().filter_map(|(_, r, _)| r.map(sample_of)).collect();
-        let path_s: Vec<Sample> = parts.iter().filter_map(|(_, _, q)| q.map(sample_of)).collect();
+        let ref_s: Vec<Sample> = parts
+            .iter()
+            .filter_map(|(_, r, _)| r.map(sample_of))
+            .collect();
+        let path_s: Vec<Sample> = parts
+            .iter()
+            .filter_map(|(_, _, q)| q.map(sample_of))
+            .collect();
         let ratio = match (Sample::pool(&ref_s).std, Sample::pool(&path_s).std) {
             (Some(a), Some(b)) if a > 0.0 => Some(b / a),
             _ => None,
@@ -384,16 +471,27 @@ impl Judge<'_> {
 
     /// The points a check covers, in execution order, and notes on how its layers and sites
     /// were fitted to this model; `Err` when nothing of it exists here.
-    fn points<'s>(&self, sites: &'s [SiteRef], layers: Layers) -> Result<(Vec<Point<'s>>, Vec<String>), String> {
+    fn points<'s>(
+        &self,
+        sites: &'s [SiteRef],
+        layers: Layers,
+    ) -> Result<(Vec<Point<'s>>, Vec<String>), String> {
         let mut notes = Vec::new();
         let n = self.n_layers;
         let idx: Vec<Option<u32>> = match layers {
             Layers::None => vec![None],
             Layers::All => (0..n).map(Some).collect(),
             Layers::One(i) if i < n => vec![Some(i)],
-            Layers::One(i) => return Err(format!("the contract names layer {i}; this model has {n} layers (0..{})", n.saturating_sub(1))),
+            Layers::One(i) => {
+                return Err(format!(
+                    "the contract names layer {i}; this model has {n} layers (0..{})",
+                    n.saturating_sub(1)
+                ))
+            }
             Layers::Range { start, .. } if start >= n => {
-                return Err(format!("the contract names layers from {start}; this model has {n}"))
+                return Err(format!(
+                    "the contract names layers from {start}; this model has {n}"
+                ))
             }
             Layers::Range { start, end } => {
                 if end != n {
@@ -407,16 +505,32 @@ impl Judge<'_> {
         };
         let order = &self.report.site_order;
         let present = |s: &SiteRef| {
-            s.sites.iter().all(|x| if layers == Layers::None { true } else { order.iter().any(|o| o == x) })
+            s.sites.iter().all(|x| {
+                if layers == Layers::None {
+                    true
+                } else {
+                    order.iter().any(|o| o == x)
+                }
+            })
         };
-        let mut absent: Vec<&str> = sites.iter().filter(|s| !present(s)).map(|s| s.name.as_str()).collect();
+        let mut absent: Vec<&str> = sites
+            .iter()
+            .filter(|s| !present(s))
+            .map(|s| s.name.as_str())
+            .collect();
         absent.dedup();
         if !absent.is_empty() && absent.len() < sites.len() {
-            notes.push(format!("sites this model does not have, skipped: {}", absent.join(", ")));
+            notes.push(format!(
+                "sites this model does not have, skipped: {}",
+                absent.join(", ")
+            ));
         }
         let mut kept: Vec<&SiteRef> = sites.iter().filter(|s| present(s)).collect();
         if kept.is_empty() {
-            return Err(format!("this model has none of the sites {}", absent.join(", ")));
+            return Err(format!(
+                "this model has none of the sites {}",
+                absent.join(", ")
+            ));
         }
         // Execution order within a layer, whatever order the contract listed them in.
         kept.sort_by_key(|s| self.site_pos(s));
@@ -430,7 +544,11 @@ impl Judge<'_> {
     }
 
     fn site_pos(&self, s: &SiteRef) -> u64 {
-        s.sites.iter().filter_map(|x| self.report.site_order.iter().position(|o| o == x)).min().unwrap_or(0) as u64
+        s.sites
+            .iter()
+            .filter_map(|x| self.report.site_order.iter().position(|o| o == x))
+            .min()
+            .unwrap_or(0) as u64
     }
 
     /// Execution-order key: embed, then layer by layer in site order, then final_norm, logits.
@@ -447,7 +565,10 @@ impl Judge<'_> {
     fn counts(&self, paths: &[&str], p: &Point) -> Vec<PathCount> {
         paths
             .iter()
-            .map(|x| PathCount { path: x.to_string(), count: self.sample(x, p).ok().and_then(|s| s.count) })
+            .map(|x| PathCount {
+                path: x.to_string(),
+                count: self.sample(x, p).ok().and_then(|s| s.count),
+            })
             .collect()
     }
 
@@ -467,7 +588,13 @@ impl Judge<'_> {
         }
     }
 
-    fn test(&self, id: &str, rule: &str, check: &Check, mapping: &PathMapping) -> (TestVerdict, Option<(u64, FirstDivergence)>) {
+    fn test(
+        &self,
+        id: &str,
+        rule: &str,
+        check: &Check,
+        mapping: &PathMapping,
+    ) -> (TestVerdict, Option<(u64, FirstDivergence)>) {
         let mut v = TestVerdict {
             id: id.into(),
             rule: rule.into(),
@@ -481,34 +608,111 @@ impl Judge<'_> {
             notes: Vec::new(),
         };
         let m = |x: &str| mapping.resolve(x).to_string();
-        let names = |sites: &[SiteRef]| sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+        let names = |sites: &[SiteRef]| {
+            sites
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         // (sites, layers, band, description, paths for counts)
         let (sites, layers, band, paths): (&[SiteRef], Layers, Band, Vec<String>) = match check {
             Check::NotMeasurable { reason } => {
                 v.notes.push(reason.clone());
                 return (v, None);
             }
-            Check::StatRatio { stat, num, den, sites, layers, band } => {
-                v.check = Some(format!("{0}({1}) / {0}({2}) at {3}, {4}", stat.as_str(), m(num), m(den), names(sites), layers));
+            Check::StatRatio {
+                stat,
+                num,
+                den,
+                sites,
+                layers,
+                band,
+            } => {
+                v.check = Some(format!(
+                    "{0}({1}) / {0}({2}) at {3}, {4}",
+                    stat.as_str(),
+                    m(num),
+                    m(den),
+                    names(sites),
+                    layers
+                ));
                 (sites, *layers, *band, vec![m(num), m(den)])
             }
-            Check::StatEqual { stat, a, b, sites, layers } => {
-                v.check = Some(format!("{0}({1}) == {0}({2}) at {3}, {4}", stat.as_str(), m(a), m(b), names(sites), layers));
-                let eq = Band { lo: Some(0.0), hi: Some(0.0), lo_open: false, hi_open: false };
+            Check::StatEqual {
+                stat,
+                a,
+                b,
+                sites,
+                layers,
+            } => {
+                v.check = Some(format!(
+                    "{0}({1}) == {0}({2}) at {3}, {4}",
+                    stat.as_str(),
+                    m(a),
+                    m(b),
+                    names(sites),
+                    layers
+                ));
+                let eq = Band {
+                    lo: Some(0.0),
+                    hi: Some(0.0),
+                    lo_open: false,
+                    hi_open: false,
+                };
                 (sites, *layers, eq, vec![m(a), m(b)])
             }
-            Check::StatBand { stat, path, sites, layers, band } => {
-                v.check = Some(format!("{}({}) at {}, {}", stat.as_str(), m(path), names(sites), layers));
+            Check::StatBand {
+                stat,
+                path,
+                sites,
+                layers,
+                band,
+            } => {
+                v.check = Some(format!(
+                    "{}({}) at {}, {}",
+                    stat.as_str(),
+                    m(path),
+                    names(sites),
+                    layers
+                ));
                 (sites, *layers, *band, vec![m(path)])
             }
-            Check::Compare { metric, path, reference, sites, layers, band } => {
-                v.check = Some(format!("{}({}, {}) at {}, {}", metric.as_str(), m(path), m(reference), names(sites), layers));
+            Check::Compare {
+                metric,
+                path,
+                reference,
+                sites,
+                layers,
+                band,
+            } => {
+                v.check = Some(format!(
+                    "{}({}, {}) at {}, {}",
+                    metric.as_str(),
+                    m(path),
+                    m(reference),
+                    names(sites),
+                    layers
+                ));
                 (sites, *layers, *band, vec![m(path), m(reference)])
             }
-            Check::Logits { metric, path, reference, band } => {
-                v.check = Some(format!("{}({}, {}) on the last-position logits", metric.as_str(), m(path), m(reference)));
+            Check::Logits {
+                metric,
+                path,
+                reference,
+                band,
+            } => {
+                v.check = Some(format!(
+                    "{}({}, {}) on the last-position logits",
+                    metric.as_str(),
+                    m(path),
+                    m(reference)
+                ));
                 v.band = Some(band.to_string());
-                return (self.logits_test(v, *metric, &m(path), &m(reference), *band), None);
+                return (
+                    self.logits_test(v, *metric, &m(path), &m(reference), *band),
+                    None,
+                );
             }
         };
         v.band = Some(match check {
@@ -547,7 +751,12 @@ impl Judge<'_> {
                 }
             };
             v.evaluated += 1;
-            let meas = Measurement { layer: p.layer, site: p.site.name.clone(), value, counts: self.counts(&paths, p) };
+            let meas = Measurement {
+                layer: p.layer,
+                site: p.site.name.clone(),
+                value,
+                counts: self.counts(&paths, p),
+            };
             let slack = value.map_or(f64::NEG_INFINITY, |x| band.slack(x));
             let inside = value.is_some_and(|x| band.contains(x));
             if !inside {
@@ -595,30 +804,53 @@ impl Judge<'_> {
                 let (a, b) = (self.sample(paths[0], p)?, self.sample(paths[1], p)?);
                 match (a.get(*stat), b.get(*stat)) {
                     (Some(x), Some(y)) => Ok(Some(x - y)),
-                    _ if *stat == Stat::Count => self.same_sample(paths[0], &a, paths[1], &b).map(|_| None),
+                    _ if *stat == Stat::Count => {
+                        self.same_sample(paths[0], &a, paths[1], &b).map(|_| None)
+                    }
                     _ => Ok(None),
                 }
             }
             Check::StatBand { stat, .. } => Ok(self.sample(paths[0], p)?.get(*stat)),
-            Check::Compare { metric, .. } => Ok(metric_of(&self.compare(paths[0], paths[1], p, false)?, *metric)),
+            Check::Compare { metric, .. } => Ok(metric_of(
+                &self.compare(paths[0], paths[1], p, false)?,
+                *metric,
+            )),
             _ => Err(Skip::Missing("not a site check".into())),
         }
     }
 
-    fn divergence(&self, id: &str, check: &Check, paths: &[&str], p: &Point, at: Measurement, band: &Band) -> FirstDivergence {
+    fn divergence(
+        &self,
+        id: &str,
+        check: &Check,
+        paths: &[&str],
+        p: &Point,
+        at: Measurement,
+        band: &Band,
+    ) -> FirstDivergence {
         let replay = self.report.mode == Mode::Replay;
         // The op alone (fed the reference's input), measured with the same metric.
         let local: Option<f64> = if !replay {
             None
         } else {
             match check {
-                Check::Compare { metric, .. } => {
-                    self.compare(paths[0], paths[1], p, true).ok().and_then(|c| metric_of(&c, *metric))
-                }
-                Check::StatRatio { stat: Stat::Std, .. } => {
+                Check::Compare { metric, .. } => self
+                    .compare(paths[0], paths[1], p, true)
+                    .ok()
+                    .and_then(|c| metric_of(&c, *metric)),
+                Check::StatRatio {
+                    stat: Stat::Std, ..
+                } => {
                     let r = &self.report.reference;
-                    let (other, inverted) = if paths[1] == r { (paths[0], false) } else { (paths[1], true) };
-                    self.compare(other, r, p, true).ok().and_then(|c| c.std_ratio).map(|x| if inverted { 1.0 / x } else { x })
+                    let (other, inverted) = if paths[1] == r {
+                        (paths[0], false)
+                    } else {
+                        (paths[1], true)
+                    };
+                    self.compare(other, r, p, true)
+                        .ok()
+                        .and_then(|c| c.std_ratio)
+                        .map(|x| if inverted { 1.0 / x } else { x })
                 }
                 _ => None,
             }
@@ -652,15 +884,31 @@ impl Judge<'_> {
         }
     }
 
-    fn logits_test(&self, mut v: TestVerdict, metric: LogitsMetric, path: &str, reference: &str, band: Band) -> TestVerdict {
+    fn logits_test(
+        &self,
+        mut v: TestVerdict,
+        metric: LogitsMetric,
+        path: &str,
+        reference: &str,
+        band: Band,
+    ) -> TestVerdict {
         let r = &self.report.reference;
-        let other = if reference == r { path } else if path == r { reference } else { "" };
+        let other = if reference == r {
+            path
+        } else if path == r {
+            reference
+        } else {
+            ""
+        };
         let lc = self.report.logits.compare.get(other);
         let Some(lc) = lc else {
             v.notes.push(if other.is_empty() {
                 format!("the report compares logits with the reference `{r}` only")
             } else {
-                format!("no logits comparison of `{other}` in the report (paths: {})", self.report.paths.join(", "))
+                format!(
+                    "no logits comparison of `{other}` in the report (paths: {})",
+                    self.report.paths.join(", ")
+                )
             });
             return v;
         };
@@ -672,7 +920,10 @@ impl Judge<'_> {
         };
         let counts = [r.as_str(), other]
             .iter()
-            .map(|x| PathCount { path: x.to_string(), count: self.report.logits.paths.get(*x).map(|l| l.stats.count) })
+            .map(|x| PathCount {
+                path: x.to_string(),
+                count: self.report.logits.paths.get(*x).map(|l| l.stats.count),
+            })
             .collect();
         let meas = Measurement {
             layer: None,
@@ -703,7 +954,9 @@ fn metric_of(c: &Compare, m: Metric) -> Option<f64> {
 }
 
 fn place(layer: Option<u32>) -> String {
-    layer.map_or("outside the layers".to_string(), |l| format!("at layer {l}"))
+    layer.map_or("outside the layers".to_string(), |l| {
+        format!("at layer {l}")
+    })
 }
 
 fn place_site(layer: Option<u32>, site: &str) -> String {
@@ -719,7 +972,10 @@ mod tests {
         let a = [1.0f32, 2.0, 3.0, 10.0];
         let b = [-4.0f32, 0.5, 7.0];
         let all: Vec<f32> = a.iter().chain(&b).copied().collect();
-        let p = Sample::pool(&[sample_of(&parallax_parity::Stats::of(&a)), sample_of(&parallax_parity::Stats::of(&b))]);
+        let p = Sample::pool(&[
+            sample_of(&parallax_parity::Stats::of(&a)),
+            sample_of(&parallax_parity::Stats::of(&b)),
+        ]);
         let u = parallax_parity::Stats::of(&all);
         assert_eq!(p.count, Some(7));
         assert!((p.mean.unwrap() - u.mean.unwrap()).abs() < 1e-12);
@@ -730,7 +986,10 @@ mod tests {
     #[test]
     fn mapping_parses_and_overrides() {
         let m = PathMapping::parse("gguf=llama").unwrap();
-        assert_eq!((m.resolve("apr"), m.resolve("gguf"), m.resolve("q8")), ("f32", "llama", "q8"));
+        assert_eq!(
+            (m.resolve("apr"), m.resolve("gguf"), m.resolve("q8")),
+            ("f32", "llama", "q8")
+        );
         assert!(PathMapping::parse("apr").is_err());
         assert!(PathMapping::parse("=x").is_err());
     }

@@ -67,12 +67,18 @@ impl SiteRef {
     /// Resolve a contract's site name; `None` when neither Parallax nor upstream knows it.
     pub fn resolve(name: &str) -> Option<SiteRef> {
         if LAYER_SITES.contains(&name) || GLOBAL_SITES.contains(&name) {
-            return Some(SiteRef { name: name.into(), sites: vec![name.into()] });
+            return Some(SiteRef {
+                name: name.into(),
+                sites: vec![name.into()],
+            });
         }
-        SITE_ALIASES.iter().find(|(alias, _)| *alias == name).map(|(alias, sites)| SiteRef {
-            name: (*alias).into(),
-            sites: sites.iter().map(|s| (*s).to_string()).collect(),
-        })
+        SITE_ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == name)
+            .map(|(alias, sites)| SiteRef {
+                name: (*alias).into(),
+                sites: sites.iter().map(|s| (*s).to_string()).collect(),
+            })
     }
 
     pub fn is_global(&self) -> bool {
@@ -86,7 +92,10 @@ pub enum Layers {
     /// Every layer the model has.
     All,
     /// `[start, end)`, as the contract wrote it (a model with fewer layers is judged on its own).
-    Range { start: u32, end: u32 },
+    Range {
+        start: u32,
+        end: u32,
+    },
     One(u32),
     /// A site outside the layers.
     None,
@@ -250,7 +259,8 @@ impl Band {
         if v.is_nan() {
             return f64::NEG_INFINITY;
         }
-        let log = matches!((self.lo, self.hi), (Some(lo), Some(hi)) if lo > 0.0 && hi > 0.0) && v > 0.0;
+        let log =
+            matches!((self.lo, self.hi), (Some(lo), Some(hi)) if lo > 0.0 && hi > 0.0) && v > 0.0;
         let mut s = f64::INFINITY;
         if let Some(lo) = self.lo {
             s = s.min(if log { (v / lo).ln() } else { v - lo });
@@ -267,7 +277,12 @@ impl fmt::Display for Band {
         match (self.lo, self.hi) {
             (Some(lo), Some(hi)) if lo == hi => write!(f, "== {lo}"),
             (Some(lo), Some(hi)) => {
-                write!(f, "∈ {}{lo}, {hi}{}", if self.lo_open { "(" } else { "[" }, if self.hi_open { ")" } else { "]" })
+                write!(
+                    f,
+                    "∈ {}{lo}, {hi}{}",
+                    if self.lo_open { "(" } else { "[" },
+                    if self.hi_open { ")" } else { "]" }
+                )
             }
             (Some(lo), None) => write!(f, "{} {lo}", if self.lo_open { ">" } else { "≥" }),
             (None, Some(hi)) => write!(f, "{} {hi}", if self.hi_open { "<" } else { "≤" }),
@@ -280,15 +295,46 @@ impl fmt::Display for Band {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Check {
     /// `stat(num) / stat(den)` at each site of each layer, within `band`.
-    StatRatio { stat: Stat, num: String, den: String, sites: Vec<SiteRef>, layers: Layers, band: Band },
+    StatRatio {
+        stat: Stat,
+        num: String,
+        den: String,
+        sites: Vec<SiteRef>,
+        layers: Layers,
+        band: Band,
+    },
     /// `stat(a) == stat(b)`: with `Stat::Count`, sample-size parity (FALSIFY-007).
-    StatEqual { stat: Stat, a: String, b: String, sites: Vec<SiteRef>, layers: Layers },
+    StatEqual {
+        stat: Stat,
+        a: String,
+        b: String,
+        sites: Vec<SiteRef>,
+        layers: Layers,
+    },
     /// One path's statistic within `band`.
-    StatBand { stat: Stat, path: String, sites: Vec<SiteRef>, layers: Layers, band: Band },
+    StatBand {
+        stat: Stat,
+        path: String,
+        sites: Vec<SiteRef>,
+        layers: Layers,
+        band: Band,
+    },
     /// An element-wise comparison of `path` against `reference` within `band`.
-    Compare { metric: Metric, path: String, reference: String, sites: Vec<SiteRef>, layers: Layers, band: Band },
+    Compare {
+        metric: Metric,
+        path: String,
+        reference: String,
+        sites: Vec<SiteRef>,
+        layers: Layers,
+        band: Band,
+    },
     /// A logits comparison within `band`.
-    Logits { metric: LogitsMetric, path: String, reference: String, band: Band },
+    Logits {
+        metric: LogitsMetric,
+        path: String,
+        reference: String,
+        band: Band,
+    },
     /// The prediction names nothing Parallax measures (a command, prose about upstream code).
     NotMeasurable { reason: String },
 }
@@ -300,7 +346,12 @@ impl Check {
             Check::StatRatio { num, den, .. } => vec![num, den],
             Check::StatEqual { a, b, .. } => vec![a, b],
             Check::StatBand { path, .. } => vec![path],
-            Check::Compare { path, reference, .. } | Check::Logits { path, reference, .. } => vec![path, reference],
+            Check::Compare {
+                path, reference, ..
+            }
+            | Check::Logits {
+                path, reference, ..
+            } => vec![path, reference],
             Check::NotMeasurable { .. } => vec![],
         }
     }
@@ -339,17 +390,27 @@ pub enum ContractError {
 impl fmt::Display for ContractError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ContractError::Yaml(m) => write!(f, "the contract is not valid YAML of the pv schema: {m}"),
+            ContractError::Yaml(m) => {
+                write!(f, "the contract is not valid YAML of the pv schema: {m}")
+            }
             ContractError::NoTests => write!(f, "the contract has no `falsification_tests`"),
-            ContractError::MissingField { test, field } => write!(f, "{test}: the test has no `{field}`"),
+            ContractError::MissingField { test, field } => {
+                write!(f, "{test}: the test has no `{field}`")
+            }
             ContractError::DuplicateId(id) => write!(f, "{id}: the test id appears twice"),
-            ContractError::Prediction { test, message } => write!(f, "{test}: the prediction does not parse: {message}"),
+            ContractError::Prediction { test, message } => {
+                write!(f, "{test}: the prediction does not parse: {message}")
+            }
             ContractError::UnknownSite { test, site } => write!(
                 f,
                 "{test}: unknown site `{site}` (Parallax sites: {}, {}; upstream names: {})",
                 LAYER_SITES.join(", "),
                 GLOBAL_SITES.join(", "),
-                SITE_ALIASES.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(", ")
+                SITE_ALIASES
+                    .iter()
+                    .map(|(a, _)| *a)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }
@@ -388,30 +449,65 @@ struct RawTest {
 
 impl Contract {
     pub fn from_yaml_str(text: &str) -> Result<Contract, ContractError> {
-        let raw: RawContract = serde_norway::from_str(text).map_err(|e| ContractError::Yaml(e.to_string()))?;
-        let raw_tests = raw.falsification_tests.filter(|t| !t.is_empty()).ok_or(ContractError::NoTests)?;
+        let raw: RawContract =
+            serde_norway::from_str(text).map_err(|e| ContractError::Yaml(e.to_string()))?;
+        let raw_tests = raw
+            .falsification_tests
+            .filter(|t| !t.is_empty())
+            .ok_or(ContractError::NoTests)?;
         let mut tests: Vec<ContractTest> = Vec::with_capacity(raw_tests.len());
         for (n, t) in raw_tests.into_iter().enumerate() {
-            let id = t.id.ok_or(ContractError::MissingField { test: format!("test #{}", n + 1), field: "id" })?;
+            let id = t.id.ok_or(ContractError::MissingField {
+                test: format!("test #{}", n + 1),
+                field: "id",
+            })?;
             if tests.iter().any(|x| x.id == id) {
                 return Err(ContractError::DuplicateId(id));
             }
-            let rule = t.rule.ok_or(ContractError::MissingField { test: id.clone(), field: "rule" })?;
-            let prediction = t.prediction.ok_or(ContractError::MissingField { test: id.clone(), field: "prediction" })?;
-            let check = parse_prediction(&prediction).map_err(|e| match e {
-                PredError::Syntax(message) => ContractError::Prediction { test: id.clone(), message },
-                PredError::UnknownSite(site) => ContractError::UnknownSite { test: id.clone(), site },
+            let rule = t.rule.ok_or(ContractError::MissingField {
+                test: id.clone(),
+                field: "rule",
             })?;
-            tests.push(ContractTest { id, rule, prediction, check });
+            let prediction = t.prediction.ok_or(ContractError::MissingField {
+                test: id.clone(),
+                field: "prediction",
+            })?;
+            let check = parse_prediction(&prediction).map_err(|e| match e {
+                PredError::Syntax(message) => ContractError::Prediction {
+                    test: id.clone(),
+                    message,
+                },
+                PredError::UnknownSite(site) => ContractError::UnknownSite {
+                    test: id.clone(),
+                    site,
+                },
+            })?;
+            tests.push(ContractTest {
+                id,
+                rule,
+                prediction,
+                check,
+            });
         }
         let meta = raw.metadata;
-        let name = meta.as_ref().and_then(|m| m.name.clone()).unwrap_or_else(|| id_prefix(&tests));
-        let version = meta.as_ref().and_then(|m| m.version.as_ref()).and_then(|v| match v {
-            serde_norway::Value::String(s) => Some(s.clone()),
-            serde_norway::Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        });
-        Ok(Contract { name, version, source: meta.and_then(|m| m.source), tests })
+        let name = meta
+            .as_ref()
+            .and_then(|m| m.name.clone())
+            .unwrap_or_else(|| id_prefix(&tests));
+        let version = meta
+            .as_ref()
+            .and_then(|m| m.version.as_ref())
+            .and_then(|v| match v {
+                serde_norway::Value::String(s) => Some(s.clone()),
+                serde_norway::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+        Ok(Contract {
+            name,
+            version,
+            source: meta.and_then(|m| m.source),
+            tests,
+        })
     }
 }
 
@@ -420,8 +516,15 @@ fn id_prefix(tests: &[ContractTest]) -> String {
     let first = &tests[0].id;
     let mut prefix = first.as_str();
     for t in &tests[1..] {
-        let common = prefix.chars().zip(t.id.chars()).take_while(|(a, b)| a == b).count();
-        prefix = &prefix[..prefix.char_indices().nth(common).map_or(prefix.len(), |(i, _)| i)];
+        let common = prefix
+            .chars()
+            .zip(t.id.chars())
+            .take_while(|(a, b)| a == b)
+            .count();
+        prefix = &prefix[..prefix
+            .char_indices()
+            .nth(common)
+            .map_or(prefix.len(), |(i, _)| i)];
     }
     let trimmed = prefix.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '_');
     if trimmed.is_empty() {
@@ -437,7 +540,8 @@ pub const PARALLAX_DEFAULT_YAML: &str = include_str!("../contracts/parallax-defa
 
 /// Upstream's `apr-vs-gguf-forward-parity-v1` facts (ids, bands, sites, version) restated in
 /// Parallax's words; the upstream file itself is read unchanged by `Contract::from_yaml_str`.
-pub const UPSTREAM_RESTATED_YAML: &str = include_str!("../contracts/apr-vs-gguf-forward-parity-v1.restated.yaml");
+pub const UPSTREAM_RESTATED_YAML: &str =
+    include_str!("../contracts/apr-vs-gguf-forward-parity-v1.restated.yaml");
 
 /// The contracts a run is judged against when the user names none.
 pub fn default_contracts() -> Vec<Contract> {
@@ -459,7 +563,25 @@ enum PredError {
 
 /// A prediction names a measurable quantity when it addresses a path's layer or a global site.
 fn looks_measurable(text: &str) -> bool {
-    text.contains("_layer[") || text.contains(".logits") || text.contains("_stats.")
+    if text.contains("_layer[") || text.contains("_stats.") {
+        return true;
+    }
+    // `<path>.embed`, `<path>.final_norm`, `<path>.logits`: a global site right after a name and
+    // ending there (`notes.embed.md` is a file name, not a site).
+    GLOBAL_SITES.iter().any(|g| {
+        let pat = format!(".{g}");
+        text.match_indices(&pat).any(|(at, _)| {
+            let before = text[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            let after = text[at + pat.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '.'));
+            before && after
+        })
+    })
 }
 
 fn parse_prediction(text: &str) -> Result<Check, PredError> {
@@ -469,7 +591,8 @@ fn parse_prediction(text: &str) -> Result<Check, PredError> {
             let cmd = t.trim_start_matches('`').split('`').next().unwrap_or("");
             format!("runs a command (`{cmd}`), not a quantity a report holds")
         } else {
-            "prose about the upstream code base: it names no `<path>_layer[i].<site>` quantity".to_string()
+            "prose about the upstream code base: it names no `<path>_layer[i].<site>` quantity"
+                .to_string()
         };
         return Ok(Check::NotMeasurable { reason });
     }
@@ -495,7 +618,9 @@ fn parse_prediction(text: &str) -> Result<Check, PredError> {
             }
         }
     }
-    Err(best.map(|(_, e)| e).unwrap_or_else(|| PredError::Syntax("empty prediction".into())))
+    Err(best
+        .map(|(_, e)| e)
+        .unwrap_or_else(|| PredError::Syntax("empty prediction".into())))
 }
 
 struct Parser<'a> {
@@ -571,7 +696,9 @@ impl<'a> Parser<'a> {
     fn ident(&mut self) -> Option<&'a str> {
         self.ws();
         let r = self.rest();
-        let n = r.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(r.len());
+        let n = r
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(r.len());
         if n == 0 {
             return None;
         }
@@ -599,7 +726,9 @@ impl<'a> Parser<'a> {
         if v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f64 {
             Ok(v as u32)
         } else {
-            Err(PredError::Syntax(format!("expected a layer index, found {v}")))
+            Err(PredError::Syntax(format!(
+                "expected a layer index, found {v}"
+            )))
         }
     }
 
@@ -607,9 +736,14 @@ impl<'a> Parser<'a> {
         let mut layers = None;
         let mut site_set: Option<Vec<String>> = None;
         self.ws();
-        if self.rest().to_ascii_lowercase().starts_with("for each layer") {
+        if self
+            .rest()
+            .to_ascii_lowercase()
+            .starts_with("for each layer")
+        {
             self.pos += "for each layer".len();
-            self.ident().map_or_else(|| self.err("the layer variable (`i`)"), Ok)?;
+            self.ident()
+                .map_or_else(|| self.err("the layer variable (`i`)"), Ok)?;
             if self.eat("∈") || self.eat("in ") {
                 self.expect("[")?;
                 let start = self.uint()?;
@@ -623,7 +757,9 @@ impl<'a> Parser<'a> {
                     return self.err("`)` or `]` closing the layer range");
                 };
                 if end <= start {
-                    return Err(PredError::Syntax(format!("the layer range [{start}, {end}) is empty")));
+                    return Err(PredError::Syntax(format!(
+                        "the layer range [{start}, {end}) is empty"
+                    )));
                 }
                 layers = Some(Layers::Range { start, end });
             } else {
@@ -632,7 +768,9 @@ impl<'a> Parser<'a> {
             if self.eat("and each") {
                 // `and each ActivationStats slot s ∈ {…}`: words up to the `∈`.
                 let r = self.rest();
-                let Some(at) = r.find('∈') else { return self.err("`∈` after `and each …`") };
+                let Some(at) = r.find('∈') else {
+                    return self.err("`∈` after `and each …`");
+                };
                 self.pos += at + '∈'.len_utf8();
                 if self.eat("*") {
                     site_set = Some(LAYER_SITES.iter().map(|s| s.to_string()).collect());
@@ -640,7 +778,9 @@ impl<'a> Parser<'a> {
                     self.expect("{")?;
                     let mut set = Vec::new();
                     loop {
-                        let Some(name) = self.ident() else { return self.err("a site name") };
+                        let Some(name) = self.ident() else {
+                            return self.err("a site name");
+                        };
                         set.push(name.to_string());
                         if self.eat("}") {
                             break;
@@ -665,7 +805,9 @@ impl<'a> Parser<'a> {
     }
 
     fn accessor(&mut self) -> Result<Accessor, PredError> {
-        let Some(word) = self.ident() else { return self.err("a path accessor like `apr_layer[i].ffn_swigl_stats.std`") };
+        let Some(word) = self.ident() else {
+            return self.err("a path accessor like `apr_layer[i].ffn_swigl_stats.std`");
+        };
         let (path, layer) = if let Some(path) = word.strip_suffix("_layer") {
             self.expect("[")?;
             let layer = if self.eat("i") {
@@ -680,29 +822,49 @@ impl<'a> Parser<'a> {
         };
         self.expect(".")?;
         let site = if self.eat("<") {
-            self.ident().map_or_else(|| self.err("the site variable"), Ok)?;
+            self.ident()
+                .map_or_else(|| self.err("the site variable"), Ok)?;
             self.expect(">")?;
             if self.rest().starts_with("_stats") {
                 self.pos += "_stats".len();
                 self.expect(".")?;
                 let stat = self.stat()?;
-                return Ok(Accessor { path, layer, site: SiteTok::Var, stat: Some(stat) });
+                return Ok(Accessor {
+                    path,
+                    layer,
+                    site: SiteTok::Var,
+                    stat: Some(stat),
+                });
             }
             SiteTok::Var
         } else {
-            let Some(name) = self.ident() else { return self.err("a site name") };
+            let Some(name) = self.ident() else {
+                return self.err("a site name");
+            };
             if let Some(site) = name.strip_suffix("_stats") {
                 self.expect(".")?;
                 let stat = self.stat()?;
-                return Ok(Accessor { path, layer, site: SiteTok::Name(site.into()), stat: Some(stat) });
+                return Ok(Accessor {
+                    path,
+                    layer,
+                    site: SiteTok::Name(site.into()),
+                    stat: Some(stat),
+                });
             }
             SiteTok::Name(name.into())
         };
-        Ok(Accessor { path, layer, site, stat: None })
+        Ok(Accessor {
+            path,
+            layer,
+            site,
+            stat: None,
+        })
     }
 
     fn stat(&mut self) -> Result<Stat, PredError> {
-        let Some(name) = self.ident() else { return self.err("a statistic") };
+        let Some(name) = self.ident() else {
+            return self.err("a statistic");
+        };
         Stat::parse(name).ok_or_else(|| {
             PredError::Syntax(format!(
                 "unknown statistic `{name}` (count, mean, std, min, max, absmax, nan, inf, nonfinite, zeros)"
@@ -732,7 +894,12 @@ impl<'a> Parser<'a> {
     }
 
     fn band(&mut self) -> Result<Band, PredError> {
-        let open = Band { lo: None, hi: None, lo_open: false, hi_open: false };
+        let open = Band {
+            lo: None,
+            hi: None,
+            lo_open: false,
+            hi_open: false,
+        };
         if self.eat("∈") || self.eat("in ") {
             let lo_open = if self.eat("[") {
                 false
@@ -754,31 +921,67 @@ impl<'a> Parser<'a> {
             if hi < lo {
                 return Err(PredError::Syntax(format!("the band [{lo}, {hi}] is empty")));
             }
-            return Ok(Band { lo: Some(lo), hi: Some(hi), lo_open, hi_open });
+            return Ok(Band {
+                lo: Some(lo),
+                hi: Some(hi),
+                lo_open,
+                hi_open,
+            });
         }
-        for (tok, is_hi, strict) in [("≤", true, false), ("<=", true, false), ("≥", false, false), (">=", false, false), ("<", true, true), (">", false, true)] {
+        for (tok, is_hi, strict) in [
+            ("≤", true, false),
+            ("<=", true, false),
+            ("≥", false, false),
+            (">=", false, false),
+            ("<", true, true),
+            (">", false, true),
+        ] {
             if self.eat(tok) {
                 let v = self.number()?;
                 return Ok(if is_hi {
-                    Band { hi: Some(v), hi_open: strict, ..open }
+                    Band {
+                        hi: Some(v),
+                        hi_open: strict,
+                        ..open
+                    }
                 } else {
-                    Band { lo: Some(v), lo_open: strict, ..open }
+                    Band {
+                        lo: Some(v),
+                        lo_open: strict,
+                        ..open
+                    }
                 });
             }
         }
         if self.eat("==") {
             let v = self.number()?;
-            return Ok(Band { lo: Some(v), hi: Some(v), ..open });
+            return Ok(Band {
+                lo: Some(v),
+                hi: Some(v),
+                ..open
+            });
         }
         self.err("a band (`∈ [lo, hi]`, `≤ x`, `≥ x`, `== x`)")
     }
 
-    fn comparison(&mut self, lhs: Operand, layers: Option<Layers>, set: Option<&[String]>) -> Result<Check, PredError> {
+    fn comparison(
+        &mut self,
+        lhs: Operand,
+        layers: Option<Layers>,
+        set: Option<&[String]>,
+    ) -> Result<Check, PredError> {
         match lhs {
             Operand::Ratio(a, b) => {
                 let (stat, sites, layers) = self.pair(&a, &b, layers, set)?;
                 let band = self.band()?;
-                Ok(Check::StatRatio { stat, num: a.path, den: b.path, sites, layers, band })
+                Ok(Check::StatRatio {
+                    stat,
+                    num: a.path,
+                    den: b.path,
+                    sites,
+                    layers,
+                    band,
+                })
             }
             Operand::Acc(a) => {
                 let save = self.pos;
@@ -787,7 +990,13 @@ impl<'a> Parser<'a> {
                     if self.rest().starts_with(|c: char| c.is_ascii_alphabetic()) {
                         let b = self.accessor()?;
                         let (stat, sites, layers) = self.pair(&a, &b, layers, set)?;
-                        return Ok(Check::StatEqual { stat, a: a.path, b: b.path, sites, layers });
+                        return Ok(Check::StatEqual {
+                            stat,
+                            a: a.path,
+                            b: b.path,
+                            sites,
+                            layers,
+                        });
                     }
                 }
                 self.pos = save;
@@ -799,14 +1008,24 @@ impl<'a> Parser<'a> {
                 };
                 let (sites, layers) = self.where_(&a, layers, set)?;
                 let band = self.band()?;
-                Ok(Check::StatBand { stat, path: a.path, sites, layers, band })
+                Ok(Check::StatBand {
+                    stat,
+                    path: a.path,
+                    sites,
+                    layers,
+                    band,
+                })
             }
             Operand::Func(name, a, b) => {
                 if a.stat.is_some() || b.stat.is_some() {
-                    return Err(PredError::Syntax(format!("`{name}(…)` compares sites' values, not statistics")));
+                    return Err(PredError::Syntax(format!(
+                        "`{name}(…)` compares sites' values, not statistics"
+                    )));
                 }
                 if a.site != b.site || a.layer != b.layer {
-                    return Err(PredError::Syntax(format!("`{name}(…)` must compare the same site of the same layer")));
+                    return Err(PredError::Syntax(format!(
+                        "`{name}(…)` must compare the same site of the same layer"
+                    )));
                 }
                 let is_logits = a.site == SiteTok::Name("logits".into());
                 if is_logits {
@@ -817,8 +1036,17 @@ impl<'a> Parser<'a> {
                     };
                     let band = self.band()?;
                     // kl(reference, path) reads as KL(P_ref ‖ P_path); the others take (path, reference).
-                    let (path, reference) = if metric == LogitsMetric::Kl { (b.path, a.path) } else { (a.path, b.path) };
-                    return Ok(Check::Logits { metric, path, reference, band });
+                    let (path, reference) = if metric == LogitsMetric::Kl {
+                        (b.path, a.path)
+                    } else {
+                        (a.path, b.path)
+                    };
+                    return Ok(Check::Logits {
+                        metric,
+                        path,
+                        reference,
+                        band,
+                    });
                 }
                 let Some(metric) = Metric::parse(&name) else {
                     return Err(PredError::Syntax(format!(
@@ -827,7 +1055,14 @@ impl<'a> Parser<'a> {
                 };
                 let (sites, layers) = self.where_(&a, layers, set)?;
                 let band = self.band()?;
-                Ok(Check::Compare { metric, path: a.path, reference: b.path, sites, layers, band })
+                Ok(Check::Compare {
+                    metric,
+                    path: a.path,
+                    reference: b.path,
+                    sites,
+                    layers,
+                    band,
+                })
             }
         }
     }
@@ -840,25 +1075,40 @@ impl<'a> Parser<'a> {
         set: Option<&[String]>,
     ) -> Result<(Stat, Vec<SiteRef>, Layers), PredError> {
         let (Some(sa), Some(sb)) = (a.stat, b.stat) else {
-            return Err(PredError::Syntax("both sides must name a statistic (`…_stats.std`)".into()));
+            return Err(PredError::Syntax(
+                "both sides must name a statistic (`…_stats.std`)".into(),
+            ));
         };
         if sa != sb {
-            return Err(PredError::Syntax(format!("the two sides compare different statistics ({} vs {})", sa.as_str(), sb.as_str())));
+            return Err(PredError::Syntax(format!(
+                "the two sides compare different statistics ({} vs {})",
+                sa.as_str(),
+                sb.as_str()
+            )));
         }
         if a.site != b.site || a.layer != b.layer {
-            return Err(PredError::Syntax("the two sides must address the same site of the same layer".into()));
+            return Err(PredError::Syntax(
+                "the two sides must address the same site of the same layer".into(),
+            ));
         }
         let (sites, layers) = self.where_(a, layers, set)?;
         Ok((sa, sites, layers))
     }
 
     /// The sites and layers an accessor covers under the quantifier.
-    fn where_(&self, a: &Accessor, layers: Option<Layers>, set: Option<&[String]>) -> Result<(Vec<SiteRef>, Layers), PredError> {
+    fn where_(
+        &self,
+        a: &Accessor,
+        layers: Option<Layers>,
+        set: Option<&[String]>,
+    ) -> Result<(Vec<SiteRef>, Layers), PredError> {
         let names: Vec<String> = match (&a.site, set) {
             (SiteTok::Name(n), _) => vec![n.clone()],
             (SiteTok::Var, Some(set)) => set.to_vec(),
             (SiteTok::Var, None) => {
-                return Err(PredError::Syntax("`<s>` is used but no `and each … s ∈ {…}` quantifier defines it".into()))
+                return Err(PredError::Syntax(
+                    "`<s>` is used but no `and each … s ∈ {…}` quantifier defines it".into(),
+                ))
             }
         };
         let sites = names
@@ -868,7 +1118,9 @@ impl<'a> Parser<'a> {
         let layers = match (a.layer, layers) {
             (LayerIdx::Var, Some(l)) => l,
             (LayerIdx::Var, None) => {
-                return Err(PredError::Syntax("`[i]` is used but no `For each layer i …` quantifier defines it".into()))
+                return Err(PredError::Syntax(
+                    "`[i]` is used but no `For each layer i …` quantifier defines it".into(),
+                ))
             }
             (LayerIdx::Fixed(n), _) => Layers::One(n),
             (LayerIdx::Global, _) => Layers::None,
@@ -897,34 +1149,112 @@ mod tests {
     #[test]
     fn upstream_shapes_parse() {
         let c = parse("For each layer i ∈ [0, 28),\n  apr_layer[i].ffn_swigl_stats.std / gguf_layer[i].ffn_swigl_stats.std ∈ [0.5, 2.0]\n").unwrap();
-        let Check::StatRatio { stat, num, den, sites, layers, band } = c else { panic!("{c:?}") };
-        assert_eq!((stat, num.as_str(), den.as_str()), (Stat::Std, "apr", "gguf"));
+        let Check::StatRatio {
+            stat,
+            num,
+            den,
+            sites,
+            layers,
+            band,
+        } = c
+        else {
+            panic!("{c:?}")
+        };
+        assert_eq!(
+            (stat, num.as_str(), den.as_str()),
+            (Stat::Std, "apr", "gguf")
+        );
         assert_eq!(sites[0].sites, vec!["ffn_swigl"]);
         assert_eq!(layers, Layers::Range { start: 0, end: 28 });
         assert_eq!((band.lo, band.hi), (Some(0.5), Some(2.0)));
-        let c = parse("apr_layer[3].ffn_gate_stats.std / gguf_layer[3].ffn_gate_stats.std ∈ [0.7, 1.4]").unwrap();
-        assert!(matches!(c, Check::StatRatio { layers: Layers::One(3), .. }));
+        let c = parse(
+            "apr_layer[3].ffn_gate_stats.std / gguf_layer[3].ffn_gate_stats.std ∈ [0.7, 1.4]",
+        )
+        .unwrap();
+        assert!(matches!(
+            c,
+            Check::StatRatio {
+                layers: Layers::One(3),
+                ..
+            }
+        ));
         let c = parse(
             "For each layer i ∈ [0, 28) and each ActivationStats slot s ∈\n{attn_norm, qkv, ffn_out}:\n\n  apr_layer[i].<s>_stats.count == gguf_layer[i].<s>_stats.count\n\nEither both stats reflect 7 × hidden_dim.\n",
         )
         .unwrap();
-        let Check::StatEqual { stat: Stat::Count, sites, .. } = c else { panic!("{c:?}") };
+        let Check::StatEqual {
+            stat: Stat::Count,
+            sites,
+            ..
+        } = c
+        else {
+            panic!("{c:?}")
+        };
         assert_eq!(sites[1].sites, vec!["q", "k", "v"]);
         assert_eq!(sites[2].sites, vec!["ffn_down"]);
-        assert!(matches!(parse("`pv validate x.yaml` exits 0").unwrap(), Check::NotMeasurable { .. }));
-        assert!(matches!(parse("F32-native APR models still use F32 matmul.").unwrap(), Check::NotMeasurable { .. }));
+        assert!(matches!(
+            parse("`pv validate x.yaml` exits 0").unwrap(),
+            Check::NotMeasurable { .. }
+        ));
+        assert!(matches!(
+            parse("F32-native APR models still use F32 matmul.").unwrap(),
+            Check::NotMeasurable { .. }
+        ));
     }
 
     #[test]
     fn own_shapes_parse() {
         let c = parse("For each layer i and each site s ∈ {q, k}: cosine(q8_layer[i].<s>, f32_layer[i].<s>) ≥ 0.999").unwrap();
-        assert!(matches!(c, Check::Compare { metric: Metric::Cosine, layers: Layers::All, .. }));
+        assert!(matches!(
+            c,
+            Check::Compare {
+                metric: Metric::Cosine,
+                layers: Layers::All,
+                ..
+            }
+        ));
         let c = parse("kl(f32.logits, q8.logits) ≤ 0.01").unwrap();
-        let Check::Logits { metric: LogitsMetric::Kl, path, reference, band } = c else { panic!() };
-        assert_eq!((path.as_str(), reference.as_str(), band.hi), ("q8", "f32", Some(0.01)));
-        let c = parse("For each layer i and each site s ∈ *: q8_layer[i].<s>_stats.nonfinite == 0").unwrap();
-        assert!(matches!(c, Check::StatBand { stat: Stat::NonFinite, .. }));
-        assert!(matches!(parse("q8.final_norm_stats.nonfinite == 0").unwrap(), Check::StatBand { layers: Layers::None, .. }));
+        let Check::Logits {
+            metric: LogitsMetric::Kl,
+            path,
+            reference,
+            band,
+        } = c
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (path.as_str(), reference.as_str(), band.hi),
+            ("q8", "f32", Some(0.01))
+        );
+        let c = parse("For each layer i and each site s ∈ *: q8_layer[i].<s>_stats.nonfinite == 0")
+            .unwrap();
+        assert!(matches!(
+            c,
+            Check::StatBand {
+                stat: Stat::NonFinite,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse("q8.final_norm_stats.nonfinite == 0").unwrap(),
+            Check::StatBand {
+                layers: Layers::None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse("rel_l2(q8.embed, f32.embed) ≤ 0.000001").unwrap(),
+            Check::Compare {
+                layers: Layers::None,
+                ..
+            }
+        ));
+        // Prose that merely mentions a file name with a dot is not a quantity.
+        assert!(matches!(
+            parse("see notes.embed.md for details").unwrap(),
+            Check::NotMeasurable { .. }
+        ));
     }
 
     #[test]
@@ -937,7 +1267,10 @@ mod tests {
             "apr_layer[3].ffn_swigl_stats.std / gguf_layer[3].ffn_swigl_stats.std ~ 1",
             "q8_layer[3].logits_stats.nan == 0",
         ] {
-            assert!(matches!(parse_prediction(bad), Err(PredError::Syntax(_))), "{bad}");
+            assert!(
+                matches!(parse_prediction(bad), Err(PredError::Syntax(_))),
+                "{bad}"
+            );
         }
         assert!(matches!(
             parse_prediction("apr_layer[3].ffn_swiggle_stats.std / gguf_layer[3].ffn_swiggle_stats.std ∈ [0.5, 2]"),
@@ -946,11 +1279,36 @@ mod tests {
     }
 
     #[test]
+    fn embedded_contracts_parse_and_measure_every_test() {
+        let all = default_contracts();
+        assert_eq!(all[0].name, "parallax-default-v1");
+        assert!(
+            all[0]
+                .tests
+                .iter()
+                .all(|t| !matches!(t.check, Check::NotMeasurable { .. })),
+            "{:?}",
+            all[0].tests
+        );
+        assert_eq!(all[1].version.as_deref(), Some("1.2.0"));
+    }
+
+    #[test]
     fn bands_judge_ratios_in_log_space() {
-        let b = Band { lo: Some(0.5), hi: Some(2.0), lo_open: false, hi_open: false };
+        let b = Band {
+            lo: Some(0.5),
+            hi: Some(2.0),
+            lo_open: false,
+            hi_open: false,
+        };
         assert!((b.slack(0.5) - b.slack(2.0)).abs() < 1e-12);
         assert!(b.slack(18.23) < 0.0 && !b.contains(18.23) && b.contains(1.245));
-        let le = Band { lo: None, hi: Some(0.1), lo_open: false, hi_open: false };
+        let le = Band {
+            lo: None,
+            hi: Some(0.1),
+            lo_open: false,
+            hi_open: false,
+        };
         assert!(le.slack(0.2) < 0.0 && le.slack(0.05) > 0.0);
         assert!(!b.contains(f64::NAN));
     }

@@ -69,8 +69,17 @@ impl Trace {
     /// The statistic of `site` (a name as the trace keeps it) at `layer` (`None`: outside layers).
     pub fn stat(&self, layer: Option<u32>, site: &str) -> Option<&TraceStat> {
         match layer {
-            None => [&self.embed, &self.final_norm, &self.logits].into_iter().flatten().find(|s| s.site == site),
-            Some(i) => self.layers.iter().find(|l| l.index == i)?.sites.iter().find(|s| s.site == site),
+            None => [&self.embed, &self.final_norm, &self.logits]
+                .into_iter()
+                .flatten()
+                .find(|s| s.site == site),
+            Some(i) => self
+                .layers
+                .iter()
+                .find(|l| l.index == i)?
+                .sites
+                .iter()
+                .find(|s| s.site == site),
         }
     }
 }
@@ -95,7 +104,10 @@ impl fmt::Display for TraceError {
 impl std::error::Error for TraceError {}
 
 fn err<T>(line: usize, message: impl Into<String>) -> Result<T, TraceError> {
-    Err(TraceError { line, message: message.into() })
+    Err(TraceError {
+        line,
+        message: message.into(),
+    })
 }
 
 /// Read either format, telling them apart by their markers.
@@ -105,7 +117,10 @@ pub fn parse_trace(text: &str) -> Result<Trace, TraceError> {
     } else if text.contains("LAYER-BY-LAYER") || text.contains("APR-TRACE") {
         parse_apr_payload(text)
     } else {
-        err(0, "neither an `apr trace --payload` output nor a `llama-eval-callback` output")
+        err(
+            0,
+            "neither an `apr trace --payload` output nor a `llama-eval-callback` output",
+        )
     }
 }
 
@@ -125,9 +140,13 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 }
 
 fn range(line: &str, n: usize) -> Result<(f64, f64), TraceError> {
-    let (Some(a), Some(b)) = (line.find('['), line.rfind(']')) else { return err(n, "expected `Range: [min, max]`") };
+    let (Some(a), Some(b)) = (line.find('['), line.rfind(']')) else {
+        return err(n, "expected `Range: [min, max]`");
+    };
     let inner = &line[a + 1..b];
-    let Some((lo, hi)) = inner.split_once(',') else { return err(n, "expected `Range: [min, max]`") };
+    let Some((lo, hi)) = inner.split_once(',') else {
+        return err(n, "expected `Range: [min, max]`");
+    };
     Ok((num(lo, n, "range min")?, num(hi, n, "range max")?))
 }
 
@@ -164,33 +183,66 @@ pub fn parse_apr_payload(text: &str) -> Result<Trace, TraceError> {
             let ids = inner
                 .split(',')
                 .filter(|s| !s.trim().is_empty())
-                .map(|s| s.trim().parse::<u32>().map_err(|_| TraceError { line: n, message: format!("token id `{}`", s.trim()) }))
+                .map(|s| {
+                    s.trim().parse::<u32>().map_err(|_| TraceError {
+                        line: n,
+                        message: format!("token id `{}`", s.trim()),
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             t.tokens = Some(ids);
         } else if let Some(l) = line.strip_prefix("Layers:") {
             t.n_layers = Some(num(l, n, "layer count")? as u32);
         } else if line == "EMBEDDING:" {
             block = Block::Embed;
-            cur = TraceStat { site: "embed".into(), source_name: "EMBEDDING".into(), ..Default::default() };
+            cur = TraceStat {
+                site: "embed".into(),
+                source_name: "EMBEDDING".into(),
+                ..Default::default()
+            };
         } else if line.starts_with("LAYER-BY-LAYER") {
             block = Block::Layers;
         } else if line == "FINAL LAYER NORM:" {
             block = Block::Final;
-            cur = TraceStat { site: "final_norm".into(), source_name: "FINAL LAYER NORM".into(), ..Default::default() };
+            cur = TraceStat {
+                site: "final_norm".into(),
+                source_name: "FINAL LAYER NORM".into(),
+                ..Default::default()
+            };
         } else if line.starts_with("LM_HEAD") {
             block = Block::Head;
-            cur = TraceStat { site: "logits".into(), source_name: "LM_HEAD output".into(), ..Default::default() };
-        } else if line.starts_with("Top ") || line.starts_with("TRACE SUMMARY") || line.starts_with("GENERATION") {
+            cur = TraceStat {
+                site: "logits".into(),
+                source_name: "LM_HEAD output".into(),
+                ..Default::default()
+            };
+        } else if line.starts_with("Top ")
+            || line.starts_with("TRACE SUMMARY")
+            || line.starts_with("GENERATION")
+        {
             block = Block::None;
         } else if block == Block::Layers && line.starts_with("Layer ") {
             // `Layer  0/2 [OK]`
-            let idx = line["Layer ".len()..].trim_start().split('/').next().unwrap_or("");
-            let Ok(index) = idx.trim().parse::<u32>() else { return err(n, format!("layer header `{line}`")) };
-            t.layers.push(TraceLayer { index, sites: Vec::new() });
+            let idx = line["Layer ".len()..]
+                .trim_start()
+                .split('/')
+                .next()
+                .unwrap_or("");
+            let Ok(index) = idx.trim().parse::<u32>() else {
+                return err(n, format!("layer header `{line}`"));
+            };
+            t.layers.push(TraceLayer {
+                index,
+                sites: Vec::new(),
+            });
         } else if block == Block::Layers && line.contains("mean=") && line.contains("std=") {
-            let Some(layer) = t.layers.last_mut() else { return err(n, "a layer statistic before any `Layer N/M` header") };
+            let Some(layer) = t.layers.last_mut() else {
+                return err(n, "a layer statistic before any `Layer N/M` header");
+            };
             let name = line.split(':').next().unwrap_or("").trim();
-            let (Some(m), Some(s)) = (field(line, "mean="), field(line, "std=")) else { return err(n, "expected `mean= x std= y`") };
+            let (Some(m), Some(s)) = (field(line, "mean="), field(line, "std=")) else {
+                return err(n, "expected `mean= x std= y`");
+            };
             layer.sites.push(TraceStat {
                 site: name.to_string(),
                 source_name: name.to_string(),
@@ -220,11 +272,20 @@ pub fn parse_apr_payload(text: &str) -> Result<Trace, TraceError> {
         }
     }
     if t.layers.is_empty() {
-        return err(0, "no `Layer N/M` blocks: not an `apr trace --payload` output");
+        return err(
+            0,
+            "no `Layer N/M` blocks: not an `apr trace --payload` output",
+        );
     }
     if let Some(n) = t.n_layers {
         if n as usize != t.layers.len() {
-            return err(0, format!("the trace announces {n} layers but lists {}", t.layers.len()));
+            return err(
+                0,
+                format!(
+                    "the trace announces {n} layers but lists {}",
+                    t.layers.len()
+                ),
+            );
         }
     }
     Ok(t)
@@ -254,11 +315,24 @@ const LLAMA_NAMES: &[(&str, &str)] = &[
     ("l_out", "resid_ffn"),
 ];
 
-const LLAMA_GLOBAL: &[(&str, &str)] = &[("inp_embd", "embed"), ("result_norm", "final_norm"), ("result_output", "logits")];
+const LLAMA_GLOBAL: &[(&str, &str)] = &[
+    ("inp_embd", "embed"),
+    ("result_norm", "final_norm"),
+    ("result_output", "logits"),
+];
 
 /// Ops that only relabel or move a tensor (or rotate it, for q/k): the capture point is the op
 /// before them.
-const LLAMA_SKIP_OPS: &[&str] = &["RESHAPE", "VIEW", "PERMUTE", "TRANSPOSE", "CONT", "CPY", "ROPE", "GET_ROWS_BACK"];
+const LLAMA_SKIP_OPS: &[&str] = &[
+    "RESHAPE",
+    "VIEW",
+    "PERMUTE",
+    "TRANSPOSE",
+    "CONT",
+    "CPY",
+    "ROPE",
+    "GET_ROWS_BACK",
+];
 
 /// `llama-eval-callback`.
 pub fn parse_llama_eval_callback(text: &str) -> Result<Trace, TraceError> {
@@ -275,12 +349,24 @@ pub fn parse_llama_eval_callback(text: &str) -> Result<Trace, TraceError> {
         let n = i + 1;
         if let Some(at) = raw.find("ggml_debug:") {
             let rest = &raw[at + "ggml_debug:".len()..];
-            let Some(eq) = rest.find(" = (") else { return err(n, "expected `NAME = (type) OP(…) = {ne0, ne1, ne2, ne3}`") };
+            let Some(eq) = rest.find(" = (") else {
+                return err(n, "expected `NAME = (type) OP(…) = {ne0, ne1, ne2, ne3}`");
+            };
             let name = rest[..eq].trim();
             let after = &rest[eq + " = (".len()..];
-            let Some(close) = after.find(')') else { return err(n, "unclosed tensor type") };
-            let op = after[close + 1..].trim_start().split('(').next().unwrap_or("").trim().to_string();
-            let Some(shape_at) = after.rfind("= {") else { return err(n, "no output shape `= {…}`") };
+            let Some(close) = after.find(')') else {
+                return err(n, "unclosed tensor type");
+            };
+            let op = after[close + 1..]
+                .trim_start()
+                .split('(')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let Some(shape_at) = after.rfind("= {") else {
+                return err(n, "no output shape `= {…}`");
+            };
             let shape_txt = after[shape_at + 3..].trim_end().trim_end_matches('}');
             let mut shape = Vec::with_capacity(4);
             for d in shape_txt.split(',') {
@@ -297,15 +383,27 @@ pub fn parse_llama_eval_callback(text: &str) -> Result<Trace, TraceError> {
                 },
                 _ => (name.to_string(), None),
             };
-            entries.push(Entry { name: base, layer, op, shape, sum: None, line: n });
+            entries.push(Entry {
+                name: base,
+                layer,
+                op,
+                shape,
+                sum: None,
+                line: n,
+            });
         } else if let Some(s) = raw.trim().strip_prefix("sum = ") {
-            let Some(e) = entries.last_mut() else { return err(n, "`sum = …` before any tensor header") };
+            let Some(e) = entries.last_mut() else {
+                return err(n, "`sum = …` before any tensor header");
+            };
             // With ne3 > 1 one sum is printed per i3, running over the whole tensor: keep the last.
             e.sum = Some(num(s.split(',').next().unwrap_or(""), n, "sum")?);
         }
     }
     if entries.is_empty() {
-        return err(0, "no `ggml_debug:` lines: not a llama-eval-callback output");
+        return err(
+            0,
+            "no `ggml_debug:` lines: not a llama-eval-callback output",
+        );
     }
     let mut t = Trace {
         format: TraceFormat::LlamaEvalCallback,
@@ -338,7 +436,11 @@ pub fn parse_llama_eval_callback(text: &str) -> Result<Trace, TraceError> {
         if e.name.contains(' ') || LLAMA_SKIP_OPS.contains(&e.op.as_str()) {
             continue;
         }
-        let table = if e.layer.is_some() { LLAMA_NAMES } else { LLAMA_GLOBAL };
+        let table = if e.layer.is_some() {
+            LLAMA_NAMES
+        } else {
+            LLAMA_GLOBAL
+        };
         let Some(pri) = table.iter().position(|(n, _)| *n == e.name) else {
             if t.ignored.len() < 16 && !t.ignored.contains(&e.name) {
                 t.ignored.push(e.name.clone());
@@ -366,7 +468,10 @@ pub fn parse_llama_eval_callback(text: &str) -> Result<Trace, TraceError> {
             },
             Some(l) => match t.layers.iter_mut().find(|x| x.index == l) {
                 Some(x) => x.sites.push(stat),
-                None => t.layers.push(TraceLayer { index: l, sites: vec![stat] }),
+                None => t.layers.push(TraceLayer {
+                    index: l,
+                    sites: vec![stat],
+                }),
             },
         }
     }
@@ -415,7 +520,10 @@ ggml_debug:                 kq_mask = (f32)       SCALE(x{1, 1, 1, 1}, }) = {32,
         let q = t.stat(Some(0), "q").unwrap();
         assert!((q.mean.unwrap() - 0.01).abs() < 1e-12, "{q:?}");
         assert_eq!(q.std, None);
-        assert_eq!(t.stat(Some(0), "ffn_down").unwrap().source_name, "ffn_out-0");
+        assert_eq!(
+            t.stat(Some(0), "ffn_down").unwrap().source_name,
+            "ffn_out-0"
+        );
         assert!(t.stat(Some(0), "resid_ffn").is_some());
         assert_eq!(t.ignored, vec!["kq_mask".to_string()]);
         assert_eq!(t.n_layers, Some(1));

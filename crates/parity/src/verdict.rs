@@ -70,7 +70,13 @@ impl fmt::Display for Measurement {
         let counts: Vec<String> = self
             .counts
             .iter()
-            .map(|c| format!("{} n={}", c.path, c.count.map_or("?".to_string(), |n| n.to_string())))
+            .map(|c| {
+                format!(
+                    "{} n={}",
+                    c.path,
+                    c.count.map_or("?".to_string(), |n| n.to_string())
+                )
+            })
             .collect();
         if !counts.is_empty() {
             write!(f, " ({})", counts.join(", "))?;
@@ -153,7 +159,10 @@ impl Verdicts {
     /// Overall: no test failed or was refused. NOT MEASURABLE tests are listed, not held against
     /// the run.
     pub fn passed(&self) -> bool {
-        self.contracts.iter().flat_map(|c| &c.tests).all(|t| matches!(t.outcome, Outcome::Pass | Outcome::NotMeasurable))
+        self.contracts
+            .iter()
+            .flat_map(|c| &c.tests)
+            .all(|t| matches!(t.outcome, Outcome::Pass | Outcome::NotMeasurable))
     }
 
     /// How many tests had each outcome: (pass, fail, not measurable, refused).
@@ -180,7 +189,11 @@ impl Verdicts {
                 head.push_str(&format!(" v{v}"));
             }
             if !c.mapping.is_empty() {
-                let m: Vec<String> = c.mapping.iter().map(|(a, b)| format!("{a} → {b}")).collect();
+                let m: Vec<String> = c
+                    .mapping
+                    .iter()
+                    .map(|(a, b)| format!("{a} → {b}"))
+                    .collect();
                 head.push_str(&format!(" ({})", m.join(", ")));
             }
             out.push(head);
@@ -190,10 +203,17 @@ impl Verdicts {
             for t in &c.tests {
                 let mut line = format!("  {:<14} {}  {}", t.outcome.to_string(), t.id, t.rule);
                 match (&t.outcome, &t.first_failure, &t.worst) {
-                    (Outcome::Fail, Some(m), _) => {
-                        line.push_str(&format!(" — {}/{} outside {}; first: {m}", t.failed, t.evaluated, t.band.as_deref().unwrap_or("")))
-                    }
-                    (Outcome::Pass, _, Some(m)) => line.push_str(&format!(" — worst {m}, {} {} points", t.band.as_deref().unwrap_or(""), t.evaluated)),
+                    (Outcome::Fail, Some(m), _) => line.push_str(&format!(
+                        " — {}/{} outside {}; first: {m}",
+                        t.failed,
+                        t.evaluated,
+                        t.band.as_deref().unwrap_or("")
+                    )),
+                    (Outcome::Pass, _, Some(m)) => line.push_str(&format!(
+                        " — worst {m}; band {}, {} points",
+                        t.band.as_deref().unwrap_or(""),
+                        t.evaluated
+                    )),
                     _ => {}
                 }
                 out.push(line);
@@ -235,7 +255,12 @@ mod tests {
             band: Some("∈ [0.5, 2]".into()),
             evaluated: 3,
             failed: 0,
-            worst: Some(Measurement { layer: Some(3), site: "ffn_swigl".into(), value: Some(1.2), counts: vec![] }),
+            worst: Some(Measurement {
+                layer: Some(3),
+                site: "ffn_swigl".into(),
+                value: Some(1.2),
+                counts: vec![],
+            }),
             first_failure: None,
             notes: vec!["a note".into()],
         }
@@ -256,7 +281,10 @@ mod tests {
         assert!(v.passed());
         let lines = v.render_lines();
         assert!(lines[0].contains("apr → f32"), "{lines:?}");
-        assert!(lines.iter().any(|l| l.contains("NOT MEASURABLE")), "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l.contains("NOT MEASURABLE")),
+            "{lines:?}"
+        );
         assert!(lines.last().unwrap().starts_with("verdict: PASS"));
         v.contracts[0].tests.push(test(Outcome::Refused));
         assert!(!v.passed());

@@ -65,6 +65,9 @@ pub struct Report {
     pub per_token: PerToken,
     /// Where each op ran and which kernels each path used.
     pub execution: Execution,
+    /// The run judged against contracts (absent when no contract was evaluated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdicts: Option<parallax_parity::verdict::Verdicts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +152,9 @@ pub struct Execution {
     pub matmuls: IndexMap<String, Vec<String>>,
     /// Ops that all paths share, computed once per path on the CPU in f32.
     pub shared_ops: Vec<String>,
+    /// Faults injected on purpose (`--inject`); empty for an honest run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub injected: Vec<String>,
     pub notes: Vec<String>,
 }
 
