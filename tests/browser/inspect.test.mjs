@@ -119,3 +119,19 @@ test('bad token ids are refused with a sentence', async () => {
   await page.click('#run');
   await page.waitForFunction(() => /outside the model's vocabulary/.test(document.querySelector('#status').textContent), null, { timeout: 20000 });
 });
+
+test('the bundled demo runs offline and passes; the faulty demo fails at the injected layer and site', async () => {
+  const { page, errors } = await openPage();
+  await page.click('#demo');
+  await page.waitForSelector('#report .px-verdicts', { timeout: 60000 });
+  assert.match(await page.textContent('#report .px-verdicts h3'), /Verdict: PASS/);
+  assert.match(await page.textContent('#report'), /Parallax demo \(synthetic qwen2\)/);
+  await page.screenshot({ path: join(root, 'target', 'screenshots', 'demo.png'), fullPage: false });
+
+  await page.click('#demo-fault');
+  await page.waitForFunction(() => /Verdict: FAIL/.test(document.querySelector('#report .px-verdicts h3')?.textContent ?? ''), null, { timeout: 60000 });
+  const callout = await page.textContent('#report .px-callout');
+  assert.match(callout, /First divergence: layer 1 ffn_gate/);
+  await page.screenshot({ path: join(root, 'target', 'screenshots', 'demo-fault.png'), fullPage: false });
+  assert.deepEqual(errors, []);
+});

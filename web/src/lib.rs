@@ -26,6 +26,9 @@ pub struct RunRequest {
     pub paths: Vec<String>,
     pub scope: String,
     pub mode: String,
+    /// Faults to inject into the q8 path (`KIND@LAYER[:SITE]`), for demonstrations.
+    #[serde(default)]
+    pub faults: Vec<String>,
 }
 
 /// Messages from the worker to the page, posted as JSON strings.

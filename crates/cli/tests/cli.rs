@@ -157,3 +157,40 @@ fn run_prints_a_layer_table_and_writes_the_report() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn run_exit_code_is_the_verdict_and_check_rejudges_a_saved_report() {
+    let Some(path) = model_path(QWEN_0_5B) else { return };
+    let dir = std::env::temp_dir().join(format!("parallax-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("faulty.json");
+    let model = path.to_str().unwrap();
+    let o = parallax(&["run", "-m", model, "-p", "What is 2+2?", "-q", "--no-hash", "--inject", "swap-gate-up@7", "--json", json.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "an injected fault fails the contracts: {}", stderr(&o));
+    let run_out = String::from_utf8(o.stdout).unwrap();
+    assert!(run_out.contains("first divergence: layer 7 ffn_gate"), "{run_out}");
+    let verdict_lines = |text: &str| -> Vec<String> {
+        text.lines().filter(|l| l.starts_with("  PASS") || l.starts_with("  FAIL") || l.starts_with("first divergence") || l.starts_with("verdict")).map(String::from).collect()
+    };
+
+    // Re-judged from the saved report alone: the same verdicts and the same exit code.
+    let o = parallax(&["check", json.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let check_out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(verdict_lines(&check_out), verdict_lines(&run_out));
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(saved["execution"]["injected"], serde_json::json!(["swap-gate-up@7 on path q8"]));
+    assert_eq!(saved["verdicts"]["first_divergence"]["at"]["layer"], 7);
+
+    // A contract that does not parse is an input error naming the test.
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "metadata:\n  version: 1.0.0\nfalsification_tests:\n- id: BAD-1\n  rule: r\n  prediction: 'q8_layer[i].nosuchsite_stats.std / f32_layer[i].ffn_gate_stats.std ∈ [0.5, 2.0]'\n").unwrap();
+    let o = parallax(&["check", json.to_str().unwrap(), "--contract", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("BAD-1"), "{}", stderr(&o));
+    // Not a report at all.
+    let o = parallax(&["check", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not valid JSON"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).ok();
+}

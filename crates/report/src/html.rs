@@ -108,6 +108,8 @@ pub fn render_fragment(r: &Report) -> String {
         },
     );
 
+    verdicts(&mut h, r);
+
     // Logits agreement.
     h.push_str("<section class=\"px-logits\"><h3>Logits at the last position</h3><table><tr><th>path</th><th>top-1</th><th>top-10 ids</th><th>KL vs reference (nats)</th><th>top-10 overlap</th><th>cosine</th></tr>");
     for p in &r.paths {
@@ -136,6 +138,68 @@ pub fn render_fragment(r: &Report) -> String {
     execution(&mut h, r);
     h.push_str("</div>\n");
     h
+}
+
+/// The verdict table and the first-divergence callout, when the report was judged.
+fn verdicts(h: &mut String, r: &Report) {
+    use parallax_parity::verdict::{Cause, Outcome};
+    let Some(v) = &r.verdicts else { return };
+    let (pass, fail, nm, refused) = v.tally();
+    let overall = if v.passed() { "<span class=\"pass\">PASS</span>" } else { "<span class=\"fail\">FAIL</span>" };
+    let _ = write!(
+        h,
+        "<section class=\"px-verdicts\"><h3>Verdict: {overall}</h3><p class=\"px-note\">{pass} passed, {fail} failed, {refused} refused (unequal or unknown samples), {nm} not measurable.</p>"
+    );
+    if let Some(d) = &v.first_divergence {
+        let cause = match d.cause {
+            Cause::Root => "root: the op alone, fed the reference's input, already leaves the band",
+            Cause::Propagated => "propagated: the op alone stays inside the band; the accumulated error leaves it",
+            Cause::Unknown => "run in replay mode to tell whether the op itself is at fault",
+        };
+        let _ = write!(
+            h,
+            "<div class=\"px-callout\"><b>First divergence: {}</b> — {} {} ({}, band {}). {}.<br><span class=\"px-note\">{}</span></div>",
+            esc(&d.at.place()),
+            esc(&d.test),
+            esc(&d.at.value.map(|x| format!("{x:.6}")).unwrap_or_else(|| "no value".into())),
+            esc(&d.contract),
+            esc(&d.band),
+            esc(cause),
+            esc(&d.explanation)
+        );
+    }
+    for c in &v.contracts {
+        let _ = write!(
+            h,
+            "<h4>{}{}</h4><table><tr><th>outcome</th><th>test</th><th>rule</th><th>worst / first failure (elements per path)</th></tr>",
+            esc(&c.name),
+            esc(&c.version.as_deref().map(|v| format!(" v{v}")).unwrap_or_default())
+        );
+        for t in &c.tests {
+            let class = match t.outcome {
+                Outcome::Pass => "pass",
+                Outcome::Fail | Outcome::Refused => "fail",
+                Outcome::NotMeasurable => "nm",
+            };
+            let at = t.first_failure.as_ref().or(t.worst.as_ref()).map(|m| m.to_string()).unwrap_or_default();
+            let mut detail = esc(&at);
+            if let Some(b) = &t.band {
+                detail.push_str(&format!(" · band {}", esc(b)));
+            }
+            for n in &t.notes {
+                detail.push_str(&format!("<br><span class=\"px-note\">{}</span>", esc(n)));
+            }
+            let _ = write!(
+                h,
+                "<tr><td class=\"{class}\">{}</td><td><code>{}</code></td><td>{}</td><td>{detail}</td></tr>",
+                t.outcome,
+                esc(&t.id),
+                esc(&t.rule)
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</section>\n");
 }
 
 fn num(v: Option<f64>, digits: usize) -> String {

@@ -89,11 +89,57 @@ mod app {
             let state = state.clone();
             on(&by_id(&document, "run")?, "click", move |_| start_run(&state))?;
         }
+        for (id, fault) in [("demo", ""), ("demo-fault", DEMO_FAULT)] {
+            let state = state.clone();
+            on(&by_id(&document, id)?, "click", move |_| run_demo(&state, fault))?;
+        }
         {
             let state = state.clone();
             on(&by_id(&document, "cancel")?, "click", move |_| cancel(&state))?;
         }
         Ok(())
+    }
+
+    /// The demo model ships with the page (www/demo, made by tools/demo-model).
+    const DEMO_URL: &str = "./demo/parallax-demo-qwen2.gguf";
+    /// Layer 1's gate projection is Q4_K in the demo: break its scale/min unpacking on q8.
+    const DEMO_FAULT: &str = "q4k-scales@1:ffn_gate";
+
+    /// Fetch the bundled demo (same origin, so it works offline) and run it with the default
+    /// settings, optionally with one injected fault.
+    fn run_demo(state: &Shared, fault: &'static str) {
+        if state.borrow().running {
+            return;
+        }
+        let document = state.borrow().document.clone();
+        set_status(&document, "Loading the demo model …", false);
+        let state = state.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let document = state.borrow().document.clone();
+            let file = match fetch_file(DEMO_URL, "parallax-demo-qwen2.gguf").await {
+                Ok(f) => f,
+                Err(e) => return set_status(&document, &format!("Could not load the demo model: {e}"), true),
+            };
+            for (id, value) in [("tokens", ""), ("prompt", "What is 2+2?"), ("faults", fault)] {
+                if let Some(i) = document.get_element_by_id(id).and_then(|e| e.dyn_into::<HtmlInputElement>().ok()) {
+                    i.set_value(value);
+                }
+            }
+            choose_file(&state, file);
+            start_run(&state);
+        });
+    }
+
+    async fn fetch_file(url: &str, name: &str) -> Result<web_sys::File, String> {
+        let window = web_sys::window().ok_or("no window")?;
+        let resp = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| format!("{e:?}"))?;
+        let resp: web_sys::Response = resp.dyn_into().map_err(|_| "not a response".to_string())?;
+        if !resp.ok() {
+            return Err(format!("the server answered {} for {url}", resp.status()));
+        }
+        let blob = wasm_bindgen_futures::JsFuture::from(resp.blob().map_err(|e| format!("{e:?}"))?).await.map_err(|e| format!("{e:?}"))?;
+        let parts = js_sys::Array::of1(&blob);
+        web_sys::File::new_with_blob_sequence(&parts, name).map_err(|e| format!("{e:?}"))
     }
 
     fn on(target: &Element, event: &str, f: impl FnMut(web_sys::Event) + 'static) -> Result<(), JsValue> {
@@ -175,6 +221,7 @@ mod app {
             paths: value(&document, "paths").split(',').map(str::to_string).collect(),
             scope: value(&document, "scope"),
             mode: value(&document, "mode"),
+            faults: value(&document, "faults").split([',', ' ']).filter(|f| !f.is_empty()).map(str::to_string).collect(),
         });
         {
             let mut s = state.borrow_mut();

@@ -66,7 +66,13 @@ mod job {
                     .iter()
                     .map(|p| PathKind::parse(p).ok_or_else(|| format!("unknown path `{p}`")))
                     .collect::<Result<Vec<_>, _>>()?;
+                let faults = r
+                    .faults
+                    .iter()
+                    .map(|f| parallax_engine::Fault::parse(f, PathKind::Q8))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let opts = RunOptions {
+                    faults,
                     paths,
                     scope: if r.scope == "last" { Scope::Last } else { Scope::All },
                     mode: if r.mode == "replay" { Mode::Replay } else { Mode::Free },
@@ -86,7 +92,7 @@ mod job {
                     Err(_) => Vec::new(),
                 };
                 let input = RunInput { tokens, text, pieces, sha256: None };
-                let report = parallax_engine::run(
+                let mut report = parallax_engine::run(
                     &model,
                     &input,
                     &opts,
@@ -108,6 +114,11 @@ mod job {
                     &AtomicBool::new(false),
                 )
                 .map_err(|e| e.to_string())?;
+                report.verdicts = Some(parallax_judge::evaluate(
+                    &report,
+                    &parallax_judge::default_contracts(),
+                    &parallax_judge::PathMapping::default(),
+                ));
                 post(&WorkerMessage::Report {
                     json: report.to_json(),
                     html: parallax_report::html::render_fragment(&report),
