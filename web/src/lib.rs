@@ -71,6 +71,101 @@ pub mod browser {
         }
     }
 
+    /// A file on a web server, read with synchronous `Range` requests (allowed in workers): each
+    /// read is one request for exactly its bytes. The server must answer 206 with the right
+    /// `Content-Range`; a change of its `ETag`/`Last-Modified` between reads is an error.
+    pub struct HttpRangeSource {
+        url: String,
+        len: u64,
+        validator: Option<String>,
+    }
+
+    fn xhr_range(url: &str, first: u64, last: u64) -> Result<web_sys::XmlHttpRequest, String> {
+        let xhr = web_sys::XmlHttpRequest::new().map_err(|e| format!("{e:?}"))?;
+        xhr.open_with_async("GET", url, false).map_err(|e| format!("{e:?}"))?;
+        xhr.set_response_type(web_sys::XmlHttpRequestResponseType::Arraybuffer);
+        xhr.set_request_header("Range", &format!("bytes={first}-{last}")).map_err(|e| format!("{e:?}"))?;
+        // A failed synchronous request throws (network error, CORS refusal).
+        xhr.send().map_err(|_| {
+            format!(
+                "could not fetch {url}: the network failed, or the server does not allow this page to read it \
+                 (cross-origin requests need CORS headers: Access-Control-Allow-Origin, and Range in \
+                 Access-Control-Allow-Headers)"
+            )
+        })?;
+        Ok(xhr)
+    }
+
+    fn validator(xhr: &web_sys::XmlHttpRequest) -> Option<String> {
+        xhr.get_response_header("ETag").ok().flatten().or_else(|| xhr.get_response_header("Last-Modified").ok().flatten())
+    }
+
+    impl HttpRangeSource {
+        pub fn open(url: &str) -> Result<Self, String> {
+            let xhr = xhr_range(url, 0, 0)?;
+            let status = xhr.status().unwrap_or(0);
+            match status {
+                206 => {}
+                200 => {
+                    return Err(format!(
+                        "{url}: the server ignores Range requests (it sent the whole file), so the model cannot be \
+                         streamed a layer at a time; serve it with a server that supports Range (e.g. `npx http-server`), \
+                         or download it and drop the file here"
+                    ))
+                }
+                404 => return Err(format!("{url}: the server has no such file (404 Not Found)")),
+                s => return Err(format!("{url}: the server answered {s} {}", xhr.status_text().unwrap_or_default())),
+            }
+            let range = xhr.get_response_header("Content-Range").ok().flatten().ok_or_else(|| {
+                format!("{url}: the server sent no Content-Range header (or does not expose it to this page via CORS)")
+            })?;
+            let (_, len) = crate::parse_content_range(&range)
+                .ok_or_else(|| format!("{url}: cannot read the server's Content-Range `{range}`"))?;
+            Ok(HttpRangeSource { url: url.to_string(), len, validator: validator(&xhr) })
+        }
+    }
+
+    impl ByteSource for HttpRangeSource {
+        fn len(&self) -> u64 {
+            self.len
+        }
+        fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+            check_bounds(offset, buf.len() as u64, self.len)?;
+            if buf.is_empty() {
+                return Ok(());
+            }
+            let io = |message: String| SourceError::Io { offset, len: buf.len() as u64, message };
+            let xhr = xhr_range(&self.url, offset, offset + buf.len() as u64 - 1).map_err(io)?;
+            let status = xhr.status().unwrap_or(0);
+            if status != 206 {
+                return Err(io(format!("the server answered {status} to a Range request")));
+            }
+            if let (Some(was), Some(now)) = (&self.validator, validator(&xhr)) {
+                if *was != now {
+                    return Err(SourceError::Changed { message: format!("{} changed on the server ({was} → {now})", self.url) });
+                }
+            }
+            let start = xhr.get_response_header("Content-Range").ok().flatten().and_then(|h| crate::parse_content_range(&h));
+            if let Some((start, total)) = start {
+                if start != offset || total != self.len {
+                    return Err(SourceError::Changed {
+                        message: format!("the server sent bytes from {start} of a {total}-byte file, not {offset} of {}", self.len),
+                    });
+                }
+            }
+            let body = xhr.response().map_err(|e| io(format!("{e:?}")))?;
+            let bytes = js_sys::Uint8Array::new(&body);
+            if bytes.length() as usize != buf.len() {
+                return Err(io(format!("the server sent {} bytes", bytes.length())));
+            }
+            bytes.copy_to(buf);
+            Ok(())
+        }
+        fn name(&self) -> String {
+            self.url.clone()
+        }
+    }
+
     impl ByteSource for FileSliceSource {
         fn len(&self) -> u64 {
             self.blob.size() as u64
@@ -96,9 +191,25 @@ pub mod browser {
     }
 }
 
+/// The byte length declared by a `Content-Range: bytes A-B/TOTAL` header, and its start.
+pub fn parse_content_range(header: &str) -> Option<(u64, u64)> {
+    let rest = header.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (start, _) = range.split_once('-')?;
+    Some((start.trim().parse().ok()?, total.trim().parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_range_header() {
+        assert_eq!(parse_content_range("bytes 0-0/491400064"), Some((0, 491400064)));
+        assert_eq!(parse_content_range("bytes 100-199/1000"), Some((100, 1000)));
+        assert_eq!(parse_content_range("bytes */1000"), None);
+        assert_eq!(parse_content_range("items 0-0/5"), None);
+    }
 
     #[test]
     fn token_field_parses_commas_and_spaces() {

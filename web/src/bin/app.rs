@@ -32,7 +32,8 @@ mod app {
         ready: bool,
         /// A job sent before the worker finished loading; posted on "ready".
         pending: Option<js_sys::Array>,
-        file: Option<web_sys::File>,
+        /// What the worker reads: a local file or a URL.
+        target: Option<Target>,
         running: bool,
         started_ms: f64,
         /// Object URLs of the current downloads, revoked when replaced.
@@ -41,6 +42,12 @@ mod app {
 
     type Shared = Rc<RefCell<State>>;
 
+    #[derive(Clone)]
+    enum Target {
+        File(web_sys::File),
+        Url(String),
+    }
+
     pub fn start() -> Result<(), JsValue> {
         let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
         let state: Shared = Rc::new(RefCell::new(State {
@@ -48,7 +55,7 @@ mod app {
             worker: Worker::new("./worker_loader.js")?,
             ready: false,
             pending: None,
-            file: None,
+            target: None,
             running: false,
             started_ms: 0.0,
             urls: Vec::new(),
@@ -88,6 +95,22 @@ mod app {
         {
             let state = state.clone();
             on(&by_id(&document, "run")?, "click", move |_| start_run(&state))?;
+        }
+        {
+            let state = state.clone();
+            let document2 = document.clone();
+            on(&by_id(&document, "open-url")?, "click", move |_| choose_url(&state, &value(&document2, "url")))?;
+        }
+        // `?model=<url>`: open that model right away (a shareable "look at this model" link).
+        if let Some(model) = web_sys::window()
+            .and_then(|w| w.location().search().ok())
+            .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
+            .and_then(|p| p.get("model"))
+        {
+            if let Some(i) = document.get_element_by_id("url").and_then(|e| e.dyn_into::<HtmlInputElement>().ok()) {
+                i.set_value(&model);
+            }
+            choose_url(&state, &model);
         }
         for (id, fault) in [("demo", ""), ("demo-fault", DEMO_FAULT)] {
             let state = state.clone();
@@ -167,10 +190,13 @@ mod app {
     }
 
     fn post(state: &Shared, request: &Request) {
-        let Some(file) = state.borrow().file.clone() else { return };
+        let Some(target) = state.borrow().target.clone() else { return };
         let job = js_sys::Array::new();
         job.push(&JsValue::from_str(&serde_json::to_string(request).unwrap_or_default()));
-        job.push(&file);
+        match target {
+            Target::File(file) => job.push(&file),
+            Target::Url(url) => job.push(&JsValue::from_str(&url)),
+        };
         let mut s = state.borrow_mut();
         if s.ready {
             let _ = s.worker.post_message(&job);
@@ -180,18 +206,39 @@ mod app {
     }
 
     fn choose_file(state: &Shared, file: web_sys::File) {
+        let name = file.name();
+        choose(state, Target::File(file), &name);
+    }
+
+    fn choose(state: &Shared, target: Target, name: &str) {
         {
             let mut s = state.borrow_mut();
             if s.running {
                 return;
             }
-            set_status(&s.document, &format!("Reading {} …", file.name()), false);
+            set_status(&s.document, &format!("Reading {name} …"), false);
             clear(&s.document, "model");
             clear(&s.document, "report");
             set_hidden(&s.document, "downloads", true);
-            s.file = Some(file);
+            s.target = Some(target);
         }
         post(state, &Request::Inspect);
+    }
+
+    /// Open a model by URL (resolved against the page, so relative paths work).
+    fn choose_url(state: &Shared, url: &str) {
+        let url = url.trim();
+        if url.is_empty() {
+            return set_status(&state.borrow().document, "Give the model's URL.", true);
+        }
+        let base = web_sys::window().and_then(|w| w.location().href().ok()).unwrap_or_default();
+        match web_sys::Url::new_with_base(url, &base) {
+            Ok(u) if u.protocol() == "http:" || u.protocol() == "https:" => {
+                let href = u.href();
+                choose(state, Target::Url(href.clone()), &href)
+            }
+            _ => set_status(&state.borrow().document, &format!("`{url}` is not an http(s) URL."), true),
+        }
     }
 
     fn value(document: &Document, id: &str) -> String {
@@ -203,7 +250,7 @@ mod app {
 
     fn start_run(state: &Shared) {
         let document = state.borrow().document.clone();
-        if state.borrow().file.is_none() {
+        if state.borrow().target.is_none() {
             return set_status(&document, "Choose a model file first.", true);
         }
         let tokens_text = value(&document, "tokens");

@@ -20,20 +20,20 @@ fn main() {
     let post_for_handler = post.clone();
     let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
         let post = &post_for_handler;
-        // The page posts [request JSON, File].
+        // The page posts [request JSON, File] or [request JSON, URL].
         let data: js_sys::Array = match event.data().dyn_into() {
             Ok(a) => a,
-            Err(_) => return post(&WorkerMessage::Error { message: "the worker expected [request, file]".into() }),
+            Err(_) => return post(&WorkerMessage::Error { message: "the worker expected [request, file or URL]".into() }),
         };
         let request = data.get(0).as_string().and_then(|t| serde_json::from_str(&t).ok());
-        let file: Option<web_sys::File> = data.get(1).dyn_into().ok();
-        match (request, file) {
-            (Some(request), Some(file)) => {
-                if let Err(message) = job::handle(request, file, post) {
-                    post(&WorkerMessage::Error { message });
-                }
-            }
-            _ => post(&WorkerMessage::Error { message: "the worker received a malformed request".into() }),
+        let target = data.get(1);
+        let result = match (request, target.as_string(), target.dyn_into::<web_sys::File>()) {
+            (Some(request), Some(url), _) => job::handle_url(request, &url, post),
+            (Some(request), None, Ok(file)) => job::handle_file(request, file, post),
+            _ => Err("the worker received a malformed request".into()),
+        };
+        if let Err(message) = result {
+            post(&WorkerMessage::Error { message });
         }
     });
     scope.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
@@ -48,12 +48,22 @@ mod job {
     use parallax_engine::{PathKind, Phase, RunInput, RunOptions};
     use parallax_model::Model;
     use parallax_report::{Mode, Scope};
-    use parallax_source::CountingSource;
-    use parallax_web::{browser::FileSliceSource, Request, WorkerMessage};
+    use parallax_source::ByteSource;
+    use parallax_web::{
+        browser::{FileSliceSource, HttpRangeSource},
+        Request, WorkerMessage,
+    };
 
-    pub fn handle(request: Request, file: web_sys::File, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
-        let name = file.name();
-        let source = CountingSource::new(FileSliceSource::new(file)?);
+    pub fn handle_file(request: Request, file: web_sys::File, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
+        handle(request, FileSliceSource::new(file)?, post)
+    }
+
+    pub fn handle_url(request: Request, url: &str, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
+        handle(request, HttpRangeSource::open(url)?, post)
+    }
+
+    fn handle<S: ByteSource>(request: Request, source: S, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
+        let name = source.name();
         let model = Model::open(&source).map_err(|e| format!("{name}: {e}"))?;
         match request {
             Request::Inspect => {
