@@ -40,3 +40,18 @@ fn standalone_report_has_charts_no_script_and_escapes_hostile_strings() {
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     }
 }
+
+#[test]
+fn permalink_round_trips_what_the_page_draws() {
+    let Some(path) = model_path(QWEN_0_5B) else { return };
+    let model = Model::open(FileSource::open(path).unwrap()).unwrap();
+    let input = RunInput { tokens: vec![3838, 374, 220, 17, 10, 17, 30], ..Default::default() };
+    let report = run(&model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    let link = parallax_report::permalink::encode(&report);
+    assert!(link.len() < 150_000, "permalink payload is {} bytes", link.len());
+    let back = parallax_report::permalink::decode(&format!("#r={link}")).unwrap();
+    assert!(back == parallax_report::permalink::slim(&report), "the permalink does not restore the slim report exactly");
+    // The view drawn from the link is the view drawn from the full report.
+    assert_eq!(render_fragment(&back), render_fragment(&report));
+    eprintln!("permalink payload: {} bytes for a 24-layer, 7-token report", link.len());
+}

@@ -214,3 +214,32 @@ test('a URL that is not there gives a sentence', async () => {
   await page.waitForSelector('#status .error', { timeout: 20000 });
   assert.match(await page.textContent('#status'), /404 Not Found/);
 });
+
+test('a permalink restores the report without the model, and a saved report opens from a file', async () => {
+  const { page, errors } = await openPage();
+  await page.click('#demo-fault');
+  await page.waitForFunction(() => /Verdict: FAIL/.test(document.querySelector('#report .px-verdicts h3')?.textContent ?? ''), null, { timeout: 60000 });
+  const link = await page.getAttribute('#permalink', 'href');
+  assert.match(link, /#r=[A-Za-z0-9_-]+$/);
+  const original = await page.innerHTML('#report');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
+  const saved = await download.path();
+
+  const linked = await browser.newPage();
+  await linked.goto(link);
+  await linked.waitForSelector('#report .px-verdicts', { timeout: 20000 });
+  assert.equal(await linked.innerHTML('#report'), original, 'the permalink redraws the same view');
+  assert.equal(await linked.$('#model table'), null, 'no model was loaded');
+
+  const fresh = await browser.newPage();
+  await fresh.goto(base);
+  await fresh.setInputFiles('#report-file', saved);
+  await fresh.waitForSelector('#report .px-callout', { timeout: 20000 });
+  assert.match(await fresh.textContent('#report .px-callout'), /First divergence: layer 1 ffn_gate/);
+
+  const broken = await browser.newPage();
+  await broken.goto(base + '#r=not-a-report');
+  await broken.waitForSelector('#status .error', { timeout: 20000 });
+  assert.match(await broken.textContent('#status'), /permalink cannot be opened/);
+  assert.deepEqual(errors, []);
+});

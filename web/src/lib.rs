@@ -15,6 +15,15 @@ pub enum Request {
     Inspect,
     /// Run the parity engine.
     Run(RunRequest),
+    /// Show a report without the model: from a permalink payload (`#r=…`) or report JSON.
+    Show { permalink: Option<String>, json: Option<String> },
+}
+
+impl Request {
+    /// Whether the request reads a model (and so needs a file or URL alongside).
+    pub fn needs_model(&self) -> bool {
+        !matches!(self, Request::Show { .. })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,9 +47,9 @@ pub enum WorkerMessage {
     /// The worker's wasm has loaded; the page may send work now.
     Ready,
     Progress { phase: String, layers_done: u32, n_layers: u32, bytes_read: u64, bytes_total: u64 },
-    Inspected { summary: parallax_model::ModelSummary },
+    Inspected { summary: Box<parallax_model::ModelSummary> },
     /// The finished run: the report as JSON and rendered by the shared renderer.
-    Report { json: String, html: String, standalone: String },
+    Report { json: String, html: String, standalone: String, permalink: String },
     Error { message: String },
 }
 

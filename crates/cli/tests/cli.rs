@@ -118,7 +118,7 @@ fn run_prints_a_layer_table_and_writes_the_report() {
     assert!(out.contains("statistics over all 7 tokens (sample std)"), "{out}");
     assert!(out.contains("each ffn site holds 34048 elements per path (4864 per token)"), "{out}");
     assert!(out.contains("q8 vs f32"), "{out}");
-    assert_eq!(out.lines().filter(|l| l.trim_start().split_whitespace().next().is_some_and(|w| w.parse::<u32>().is_ok())).count(), 24, "{out}");
+    assert_eq!(out.lines().filter(|l| l.split_whitespace().next().is_some_and(|w| w.parse::<u32>().is_ok())).count(), 24, "{out}");
     assert!(out.contains("top-1 f32 Some(576) vs q8 Some(576) (agree)"), "{out}");
 
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();

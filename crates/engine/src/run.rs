@@ -302,7 +302,8 @@ impl<S: ByteSource> Lockstep<'_, S> {
             .iter()
             .zip(&self.opts.paths)
             .map(|(g, path)| {
-                let (act, tail): (fn(f32) -> f32, fn(f32) -> f32) = match (c.activation, path.llamacpp_ops()) {
+                type Act = fn(f32) -> f32;
+                let (act, tail): (Act, Act) = match (c.activation, path.llamacpp_ops()) {
                     (Activation::Silu, false) => (ops::silu, ops::silu),
                     // ggml_vec_swiglu_f32 (AVX-512): ggml_v_silu on whole 16-lane chunks of a
                     // row, the scalar ggml_silu_f32 (libm expf) on the rest.

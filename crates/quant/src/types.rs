@@ -121,7 +121,7 @@ impl GgmlType {
     /// blocks or the size overflows `u64`.
     pub fn bytes_for(self, n_values: u64) -> Option<u64> {
         let bs = self.block_size() as u64;
-        if n_values % bs != 0 {
+        if !n_values.is_multiple_of(bs) {
             return None;
         }
         (n_values / bs).checked_mul(self.type_size() as u64)

@@ -97,7 +97,7 @@ pub fn render_fragment(r: &Report) -> String {
     let _ = write!(
         h,
         "<p class=\"px-scope\">Every statistic is over <b>{per}</b> ({} std); an FFN site holds <b>{}</b> values per path \
-         ({} per token). Reference path <b>{}</b>; mode <b>{}</b>.</p></header>\n",
+         ({} per token). Reference path <b>{}</b>; mode <b>{}</b>.</p></header>",
         esc(&r.std_kind),
         if r.scope == crate::Scope::All { width * n_tokens as u64 } else { width },
         width,
@@ -107,6 +107,7 @@ pub fn render_fragment(r: &Report) -> String {
             crate::Mode::Replay => "replay (matmuls also fed the reference's input)",
         },
     );
+    h.push('\n');
 
     verdicts(&mut h, r);
 

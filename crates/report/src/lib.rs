@@ -6,6 +6,7 @@
 //! Knows nothing about models, kernels or how the numbers were computed.
 
 pub mod html;
+pub mod permalink;
 
 use indexmap::IndexMap;
 use parallax_parity::{Compare, LogitsCompare, Stats};

@@ -101,6 +101,28 @@ mod app {
             let document2 = document.clone();
             on(&by_id(&document, "open-url")?, "click", move |_| choose_url(&state, &value(&document2, "url")))?;
         }
+        // `#r=…`: a permalink; show its report without any model.
+        if let Some(hash) = web_sys::window().and_then(|w| w.location().hash().ok()) {
+            if let Some(payload) = hash.strip_prefix(&format!("#{}=", parallax_report::permalink::FRAGMENT_KEY)) {
+                set_status(&document, "Opening the report from the link …", false);
+                post(&state, &Request::Show { permalink: Some(payload.to_string()), json: None });
+            }
+        }
+        {
+            let state = state.clone();
+            let input: HtmlInputElement = by_id(&document, "report-file")?.dyn_into()?;
+            let input2 = input.clone();
+            on(&input, "change", move |_| {
+                let Some(file) = input2.files().and_then(|f| f.get(0)) else { return };
+                let state = state.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    match wasm_bindgen_futures::JsFuture::from(file.text()).await.ok().and_then(|t| t.as_string()) {
+                        Some(json) => post(&state, &Request::Show { permalink: None, json: Some(json) }),
+                        None => set_status(&state.borrow().document, "Could not read that file.", true),
+                    }
+                });
+            })?;
+        }
         // `?model=<url>`: open that model right away (a shareable "look at this model" link).
         if let Some(model) = web_sys::window()
             .and_then(|w| w.location().search().ok())
@@ -190,12 +212,14 @@ mod app {
     }
 
     fn post(state: &Shared, request: &Request) {
-        let Some(target) = state.borrow().target.clone() else { return };
+        let target = state.borrow().target.clone();
         let job = js_sys::Array::new();
         job.push(&JsValue::from_str(&serde_json::to_string(request).unwrap_or_default()));
-        match target {
-            Target::File(file) => job.push(&file),
-            Target::Url(url) => job.push(&JsValue::from_str(&url)),
+        match (request.needs_model(), target) {
+            (false, _) => job.push(&JsValue::NULL),
+            (true, Some(Target::File(file))) => job.push(&file),
+            (true, Some(Target::Url(url))) => job.push(&JsValue::from_str(&url)),
+            (true, None) => return,
         };
         let mut s = state.borrow_mut();
         if s.ready {
@@ -336,7 +360,7 @@ mod app {
                     let _ = b.remove_attribute("disabled");
                 }
             }
-            WorkerMessage::Report { json, html, standalone } => {
+            WorkerMessage::Report { json, html, standalone, permalink } => {
                 let secs = (now_ms() - state.borrow().started_ms) / 1000.0;
                 state.borrow_mut().running = false;
                 set_running(&document, false);
@@ -347,6 +371,7 @@ mod app {
                     root.set_inner_html(&html);
                 }
                 offer_downloads(state, &json, &standalone);
+                offer_permalink(&document, &permalink);
             }
             WorkerMessage::Error { message } => {
                 state.borrow_mut().running = false;
@@ -354,6 +379,15 @@ mod app {
                 set_hidden(&document, "progress", true);
                 set_status(&document, &message, true);
             }
+        }
+    }
+
+    fn offer_permalink(document: &Document, payload: &str) {
+        let Some(window) = web_sys::window() else { return };
+        let (origin, path) = (window.location().origin().unwrap_or_default(), window.location().pathname().unwrap_or_default());
+        if let Some(a) = document.get_element_by_id("permalink") {
+            let _ = a.set_attribute("href", &format!("{origin}{path}#{}={payload}", parallax_report::permalink::FRAGMENT_KEY));
+            a.set_text_content(Some(&format!("Permalink ({} KB, opens without the model)", payload.len().div_ceil(1024))));
         }
     }
 

@@ -28,6 +28,7 @@ fn main() {
         let request = data.get(0).as_string().and_then(|t| serde_json::from_str(&t).ok());
         let target = data.get(1);
         let result = match (request, target.as_string(), target.dyn_into::<web_sys::File>()) {
+            (Some(parallax_web::Request::Show { permalink, json }), _, _) => job::show(permalink, json, post),
             (Some(request), Some(url), _) => job::handle_url(request, &url, post),
             (Some(request), None, Ok(file)) => job::handle_file(request, file, post),
             _ => Err("the worker received a malformed request".into()),
@@ -54,6 +55,26 @@ mod job {
         Request, WorkerMessage,
     };
 
+    /// Render a report that arrives without its model (permalink or saved JSON).
+    pub fn show(permalink: Option<String>, json: Option<String>, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
+        let report = match (permalink, json) {
+            (Some(p), _) => parallax_report::permalink::decode(&p).map_err(|e| format!("This permalink cannot be opened: {e}"))?,
+            (None, Some(j)) => parallax_report::Report::from_json(&j).map_err(|e| format!("This report cannot be opened: {e}"))?,
+            (None, None) => return Err("nothing to show".into()),
+        };
+        post_report(&report, post);
+        Ok(())
+    }
+
+    fn post_report(report: &parallax_report::Report, post: &dyn Fn(&WorkerMessage)) {
+        post(&WorkerMessage::Report {
+            json: report.to_json(),
+            html: parallax_report::html::render_fragment(report),
+            standalone: parallax_report::html::render_standalone(report),
+            permalink: parallax_report::permalink::encode(report),
+        });
+    }
+
     pub fn handle_file(request: Request, file: web_sys::File, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
         handle(request, FileSliceSource::new(file)?, post)
     }
@@ -67,9 +88,10 @@ mod job {
         let model = Model::open(&source).map_err(|e| format!("{name}: {e}"))?;
         match request {
             Request::Inspect => {
-                post(&WorkerMessage::Inspected { summary: model.summary() });
+                post(&WorkerMessage::Inspected { summary: Box::new(model.summary()) });
                 Ok(())
             }
+            Request::Show { .. } => Err("internal: a report needs no model".into()),
             Request::Run(r) => {
                 let paths = r
                     .paths
@@ -129,11 +151,7 @@ mod job {
                     &parallax_judge::default_contracts(),
                     &parallax_judge::PathMapping::default(),
                 ));
-                post(&WorkerMessage::Report {
-                    json: report.to_json(),
-                    html: parallax_report::html::render_fragment(&report),
-                    standalone: parallax_report::html::render_standalone(&report),
-                });
+                post_report(&report, post);
                 Ok(())
             }
         }
