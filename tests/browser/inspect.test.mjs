@@ -243,3 +243,26 @@ test('a permalink restores the report without the model, and a saved report open
   assert.match(await broken.textContent('#status'), /permalink cannot be opened/);
   assert.deepEqual(errors, []);
 });
+
+test('a contract chosen in the page judges the run; a malformed one is refused with its test id', async () => {
+  const { page, errors } = await openPage();
+  await page.setInputFiles('#file', join(shared, 'fixtures/apr/tiny-qwen2.gguf'));
+  await page.waitForSelector('#run:not([disabled])', { timeout: 20000 });
+  await page.fill('#tokens', '87, 104, 97, 116');
+  // The upstream contract, unchanged, from ../shared.
+  await page.setInputFiles('#contract-file', join(shared, 'contracts/apr-vs-gguf-forward-parity-v1.yaml'));
+  await page.click('#run');
+  await page.waitForSelector('#report .px-verdicts', { timeout: 60000 });
+  const verdicts = await page.textContent('#report .px-verdicts');
+  assert.match(verdicts, /FALSIFY-APR-GGUF-PARITY-001/);
+  assert.match(verdicts, /NOT MEASURABLE/);
+  assert.doesNotMatch(verdicts, /PARALLAX-PARITY-001/, 'only the chosen contract applies');
+
+  const dir = await mkdtemp(join(tmpdir(), 'parallax-'));
+  const bad = join(dir, 'bad.yaml');
+  await writeFile(bad, "falsification_tests:\n- id: BAD-7\n  rule: r\n  prediction: 'q8_layer[i].nosuch_stats.std / f32_layer[i].ffn_gate_stats.std ∈ [0.5, 2.0]'\n");
+  await page.setInputFiles('#contract-file', bad);
+  await page.click('#run');
+  await page.waitForFunction(() => /BAD-7/.test(document.querySelector('#status')?.textContent ?? ''), null, { timeout: 20000 });
+  assert.deepEqual(errors, []);
+});

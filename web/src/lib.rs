@@ -38,6 +38,9 @@ pub struct RunRequest {
     /// Faults to inject into the q8 path (`KIND@LAYER[:SITE]`), for demonstrations.
     #[serde(default)]
     pub faults: Vec<String>,
+    /// Contract YAML texts (pv schema) to judge by; empty: the embedded defaults.
+    #[serde(default)]
+    pub contracts: Vec<(String, String)>,
 }
 
 /// Messages from the worker to the page, posted as JSON strings.

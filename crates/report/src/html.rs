@@ -422,17 +422,24 @@ fn heatmaps(h: &mut String, r: &Report, other: &str) {
 }
 
 /// Which prompt position dominates a site's std: per-token std of the reference path, token ×
-/// layer, for the sites where upstream's artefact showed up.
+/// layer, for any site (radio buttons pick it; `ffn_swigl` first, where upstream's artefact was).
 fn per_token(h: &mut String, r: &Report) {
-    let sites = ["resid_ffn", "ffn_swigl", "attn_out"];
     let n_tokens = r.prompt.tokens.len();
+    let sites: Vec<&str> = r.site_order.iter().map(String::as_str).filter(|s| KNOWN_SITES.contains(s)).collect();
     let _ = write!(
         h,
         "<section class=\"px-tokens\"><h3>Per token: std of each prompt position on {}</h3>\
          <p class=\"px-note\">An all-token std is dominated by the largest row: position 0 often carries activations 10–100× the others. \
-         This is why a statistic over all tokens must never be compared with one over the last token.</p>",
+         This is why a statistic over all tokens must never be compared with one over the last token. Pick a site:</p><div class=\"px-token-sites\">",
         esc(&r.reference)
     );
+    for site in &sites {
+        let _ = write!(
+            h,
+            "<input type=\"radio\" name=\"px-ptk\" id=\"ptk-{site}\" class=\"px-ptk-{site}\"{}><label for=\"ptk-{site}\">{site}</label>",
+            if *site == "ffn_swigl" { " checked" } else { "" }
+        );
+    }
     for site in sites {
         let rows: Vec<Vec<Option<f64>>> = (0..n_tokens)
             .map(|t| {
@@ -452,7 +459,14 @@ fn per_token(h: &mut String, r: &Report) {
         let left = 150.0;
         let cols = r.per_token.layers.len();
         let (w, ht) = (left + cell * cols as f64 + 10.0, 20.0 + cell * n_tokens as f64 + 10.0);
-        let _ = write!(h, "<figure class=\"px-tok\"><figcaption>{} (log colour: darker = larger std)</figcaption><svg class=\"px-svg px-fixed\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\">", esc(site));
+        let _ = write!(
+            h,
+            "<figure class=\"px-tok px-tok-{site}\"><figcaption>{site}: std per position (rows) and layer (columns); log colour, darker = larger</figcaption>\
+             <svg class=\"px-svg px-fixed\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\">"
+        );
+        for i in (0..cols).step_by((cols / 12).max(1)) {
+            let _ = write!(h, "<text class=\"px-tick\" x=\"{:.1}\" y=\"14\" text-anchor=\"middle\">{i}</text>", left + cell * (i as f64 + 0.5));
+        }
         for (t, row) in rows.iter().enumerate() {
             let piece = r.prompt.pieces.get(t).map(String::as_str).unwrap_or("");
             let id = r.prompt.tokens.get(t).copied().unwrap_or(0);
@@ -473,7 +487,7 @@ fn per_token(h: &mut String, r: &Report) {
         }
         h.push_str("</svg></figure>");
     }
-    h.push_str("</section>\n");
+    h.push_str("</div></section>\n");
 }
 
 fn execution(h: &mut String, r: &Report) {

@@ -10,8 +10,6 @@ use base64::Engine;
 
 use crate::Report;
 
-/// The per-token sites the renderer draws.
-pub const PER_TOKEN_SITES: &[&str] = &["resid_ffn", "ffn_swigl", "attn_out"];
 /// The largest report a permalink may unpack to.
 pub const MAX_UNPACKED: usize = 32 << 20;
 /// The fragment key: `#r=<payload>`.
@@ -20,14 +18,20 @@ pub const FRAGMENT_KEY: &str = "r";
 /// The report as the page needs it to redraw the view.
 pub fn slim(report: &Report) -> Report {
     let mut r = report.clone();
+    // Per token, the page draws the reference path's std only.
     let keep = |site: &mut crate::TokenSite| {
         site.paths.retain(|p, _| *p == report.reference);
         site.compare.clear();
+        for stats in site.paths.values_mut().flatten() {
+            stats.mean = None;
+            stats.min = None;
+            stats.max = None;
+            stats.absmax = None;
+        }
     };
     keep(&mut r.per_token.embed);
     keep(&mut r.per_token.final_norm);
     for layer in &mut r.per_token.layers {
-        layer.retain(|site, _| PER_TOKEN_SITES.contains(&site.as_str()));
         layer.values_mut().for_each(keep);
     }
     r

@@ -286,14 +286,39 @@ mod app {
         if tokens.is_empty() && prompt.is_empty() {
             return set_status(&document, "Give a prompt or token ids.", true);
         }
-        let request = Request::Run(RunRequest {
+        let contract_file = document
+            .get_element_by_id("contract-file")
+            .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
+            .and_then(|i| i.files())
+            .and_then(|f| f.get(0));
+        let mut run = RunRequest {
             prompt: (!prompt.is_empty()).then_some(prompt),
             tokens: (!tokens.is_empty()).then_some(tokens),
             paths: value(&document, "paths").split(',').map(str::to_string).collect(),
             scope: value(&document, "scope"),
             mode: value(&document, "mode"),
             faults: value(&document, "faults").split([',', ' ']).filter(|f| !f.is_empty()).map(str::to_string).collect(),
-        });
+            contracts: Vec::new(),
+        };
+        match contract_file {
+            None => begin_run(state, Request::Run(run)),
+            Some(file) => {
+                let state = state.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    match wasm_bindgen_futures::JsFuture::from(file.text()).await.ok().and_then(|t| t.as_string()) {
+                        Some(text) => {
+                            run.contracts.push((file.name(), text));
+                            begin_run(&state, Request::Run(run));
+                        }
+                        None => set_status(&state.borrow().document, &format!("Could not read the contract {}.", file.name()), true),
+                    }
+                });
+            }
+        }
+    }
+
+    fn begin_run(state: &Shared, request: Request) {
+        let document = state.borrow().document.clone();
         {
             let mut s = state.borrow_mut();
             s.running = true;

@@ -98,6 +98,17 @@ mod job {
                     .iter()
                     .map(|p| PathKind::parse(p).ok_or_else(|| format!("unknown path `{p}`")))
                     .collect::<Result<Vec<_>, _>>()?;
+                // Contracts first: a bad one is reported before any weight is read.
+                let contracts = if r.contracts.is_empty() {
+                    parallax_judge::default_contracts()
+                } else {
+                    r.contracts
+                        .iter()
+                        .map(|(name, text)| {
+                            parallax_parity::contract::Contract::from_yaml_str(text).map_err(|e| format!("contract {name}: {e}"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?
+                };
                 let faults = r
                     .faults
                     .iter()
@@ -146,11 +157,7 @@ mod job {
                     &AtomicBool::new(false),
                 )
                 .map_err(|e| e.to_string())?;
-                report.verdicts = Some(parallax_judge::evaluate(
-                    &report,
-                    &parallax_judge::default_contracts(),
-                    &parallax_judge::PathMapping::default(),
-                ));
+                report.verdicts = Some(parallax_judge::evaluate(&report, &contracts, &parallax_judge::PathMapping::default()));
                 post_report(&report, post);
                 Ok(())
             }
