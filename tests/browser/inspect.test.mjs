@@ -151,6 +151,7 @@ test('the bundled demo runs offline and passes; the faulty demo fails at the inj
   await page.waitForSelector('#report .px-verdicts', { timeout: 60000 });
   assert.match(await page.textContent('#report .px-verdicts h3'), /Verdict: PASS/);
   assert.match(await page.textContent('#report'), /Parallax demo \(synthetic qwen2\)/);
+  assert.match(await page.textContent('#report .px-head'), /sha256 2684bb85e633f59e0d7aa4936848476f6abcf3eca960ab78151c74ada7734d52/);
   await page.screenshot({ path: join(root, 'target', 'screenshots', 'demo.png'), fullPage: false });
 
   await page.click('#demo-fault');
@@ -168,7 +169,7 @@ test('?model=<url> streams the real Qwen2.5-0.5B over Range requests and matches
   const dir = await mkdtemp(join(tmpdir(), 'parallax-native-'));
   const nativeJson = join(dir, 'native.json');
   try {
-    execFileSync(bin, ['run', '-m', join(models, qwenFile), '--tokens', tokens, '--no-hash', '-q', '--json', nativeJson]);
+    execFileSync(bin, ['run', '-m', join(models, qwenFile), '--tokens', tokens, '-q', '--json', nativeJson]);
   } catch (e) {
     if (e.status !== 1) throw e; // 1 = a contract failed; the numbers are still compared below
   }
@@ -184,6 +185,8 @@ test('?model=<url> streams the real Qwen2.5-0.5B over Range requests and matches
   const web = JSON.parse(await readFile(await download.path(), 'utf8'));
 
   assert.deepEqual(web.prompt.tokens, native.prompt.tokens);
+  assert.equal(web.model.sha256, '1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32', 'hashed while streaming');
+  assert.equal(web.model.sha256, native.model.sha256);
   assert.equal(web.layers.length, 24);
   const worst = { f32: [0, ''], q8: [0, ''] };
   for (const [i, layer] of native.layers.entries()) {

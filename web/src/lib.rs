@@ -38,6 +38,9 @@ pub struct RunRequest {
     /// Faults to inject into the q8 path (`KIND@LAYER[:SITE]`), for demonstrations.
     #[serde(default)]
     pub faults: Vec<String>,
+    /// Hash the whole file (sha256, recorded in the report) before the run.
+    #[serde(default)]
+    pub sha256: bool,
     /// Contract YAML texts (pv schema) to judge by; empty: the embedded defaults.
     #[serde(default)]
     pub contracts: Vec<(String, String)>,

@@ -298,6 +298,10 @@ mod app {
             scope: value(&document, "scope"),
             mode: value(&document, "mode"),
             faults: value(&document, "faults").split([',', ' ']).filter(|f| !f.is_empty()).map(str::to_string).collect(),
+            sha256: document
+                .get_element_by_id("hash")
+                .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
+                .is_some_and(|i| i.checked()),
             contracts: Vec::new(),
         };
         match contract_file {
@@ -368,11 +372,19 @@ mod app {
                 }
                 let elapsed = (now_ms() - state.borrow().started_ms) / 1000.0;
                 let eta = if frac > 0.02 { format!(", about {:.0} s left", elapsed * (1.0 - frac) / frac) } else { String::new() };
-                let text = format!(
-                    "{phase}: layer {layers_done}/{n_layers} · {} of {} of weights read{eta}",
-                    parallax_model::human_bytes(bytes_read),
-                    parallax_model::human_bytes(bytes_total)
-                );
+                let text = if phase == "sha256" {
+                    format!(
+                        "sha256 of the file: {} of {} read",
+                        parallax_model::human_bytes(bytes_read),
+                        parallax_model::human_bytes(bytes_total)
+                    )
+                } else {
+                    format!(
+                        "{phase}: layer {layers_done}/{n_layers} · {} of {} of weights read{eta}",
+                        parallax_model::human_bytes(bytes_read),
+                        parallax_model::human_bytes(bytes_total)
+                    )
+                };
                 if let Some(p) = document.get_element_by_id("progress-text") {
                     p.set_text_content(Some(&text));
                 }

@@ -66,6 +66,24 @@ mod job {
         Ok(())
     }
 
+    /// sha256 of the whole source, read front to back in 8 MiB slices, with progress.
+    fn hash<S: ByteSource>(source: &S, post: &dyn Fn(&WorkerMessage)) -> Result<String, String> {
+        use sha2::{Digest, Sha256};
+        const CHUNK: u64 = 8 << 20;
+        let total = source.len();
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; CHUNK.min(total) as usize];
+        let mut at = 0u64;
+        while at < total {
+            let n = CHUNK.min(total - at) as usize;
+            source.read_exact_at(at, &mut buf[..n]).map_err(|e| format!("hashing {}: {e}", source.name()))?;
+            hasher.update(&buf[..n]);
+            at += n as u64;
+            post(&WorkerMessage::Progress { phase: "sha256".into(), layers_done: 0, n_layers: 0, bytes_read: at, bytes_total: total });
+        }
+        Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
     fn post_report(report: &parallax_report::Report, post: &dyn Fn(&WorkerMessage)) {
         post(&WorkerMessage::Report {
             json: report.to_json(),
@@ -134,7 +152,8 @@ mod job {
                     Ok(t) => tokens.iter().map(|&id| t.token_text(id).unwrap_or("?").to_string()).collect(),
                     Err(_) => Vec::new(),
                 };
-                let input = RunInput { tokens, text, pieces, sha256: None };
+                let sha256 = if r.sha256 { Some(hash(&source, post)?) } else { None };
+                let input = RunInput { tokens, text, pieces, sha256 };
                 let mut report = parallax_engine::run(
                     &model,
                     &input,
