@@ -45,6 +45,13 @@ before(async () => {
   server = createServer(async (req, res) => {
     const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     if (pathname.startsWith('/models/')) return serveModel(req, res, pathname.slice('/models/'.length));
+    if (pathname.startsWith('/norange/')) {
+      // A server that ignores Range: always 200 with the whole body (like `python3 -m http.server`).
+      const body = await readFile(join(dist, pathname.slice('/norange/'.length))).catch(() => null);
+      res.writeHead(body ? 200 : 404, { 'content-type': 'application/octet-stream' });
+      res.end(body ?? 'not found');
+      return;
+    }
     const path = join(dist, pathname.replace(/\/$/, '/index.html'));
     try {
       const body = await readFile(path);
@@ -267,5 +274,15 @@ test('a contract chosen in the page judges the run; a malformed one is refused w
   await page.setInputFiles('#contract-file', bad);
   await page.click('#run');
   await page.waitForFunction(() => /BAD-7/.test(document.querySelector('#status')?.textContent ?? ''), null, { timeout: 20000 });
+  assert.deepEqual(errors, []);
+});
+
+test('a server without Range support is read whole, with a warning, and the run still works', async () => {
+  const { page, errors } = await openPage('?model=/norange/demo/parallax-demo-qwen2.gguf');
+  await page.waitForSelector('#run:not([disabled])', { timeout: 30000 });
+  assert.match(await page.textContent('#warning'), /ignores Range requests, so the whole file \(2\.26 MiB\) was downloaded at once/);
+  await page.click('#run');
+  await page.waitForSelector('#report .px-verdicts', { timeout: 60000 });
+  assert.match(await page.textContent('#report .px-verdicts h3'), /Verdict: PASS/);
   assert.deepEqual(errors, []);
 });

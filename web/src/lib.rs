@@ -56,6 +56,8 @@ pub enum WorkerMessage {
     Inspected { summary: Box<parallax_model::ModelSummary> },
     /// The finished run: the report as JSON and rendered by the shared renderer.
     Report { json: String, html: String, standalone: String, permalink: String },
+    /// Something the user should know that does not stop the work.
+    Warning { message: String },
     Error { message: String },
 }
 
@@ -93,7 +95,13 @@ pub mod browser {
         url: String,
         len: u64,
         validator: Option<String>,
+        /// The whole file, when the server ignored Range and sent it all (kept as a JS buffer,
+        /// outside wasm memory).
+        whole: Option<js_sys::Uint8Array>,
     }
+
+    /// The largest file read whole from a server that ignores Range requests.
+    pub const MAX_WHOLE_BYTES: u64 = 2 << 30;
 
     fn xhr_range(url: &str, first: u64, last: u64) -> Result<web_sys::XmlHttpRequest, String> {
         let xhr = web_sys::XmlHttpRequest::new().map_err(|e| format!("{e:?}"))?;
@@ -122,11 +130,17 @@ pub mod browser {
             match status {
                 206 => {}
                 200 => {
-                    return Err(format!(
-                        "{url}: the server ignores Range requests (it sent the whole file), so the model cannot be \
-                         streamed a layer at a time; serve it with a server that supports Range (e.g. `npx http-server`), \
-                         or download it and drop the file here"
-                    ))
+                    // The server ignored Range and sent the whole body: keep it and read from it.
+                    let body = xhr.response().map_err(|e| format!("{url}: {e:?}"))?;
+                    let whole = js_sys::Uint8Array::new(&body);
+                    let len = whole.length() as u64;
+                    if len > MAX_WHOLE_BYTES {
+                        return Err(format!(
+                            "{url}: the server ignores Range requests and the file ({len} bytes) is too large to hold whole; \
+                             serve it with a server that supports Range (e.g. `npx http-server`), or drop the file here"
+                        ));
+                    }
+                    return Ok(HttpRangeSource { url: url.to_string(), len, validator: None, whole: Some(whole) });
                 }
                 404 => return Err(format!("{url}: the server has no such file (404 Not Found)")),
                 s => return Err(format!("{url}: the server answered {s} {}", xhr.status_text().unwrap_or_default())),
@@ -136,7 +150,12 @@ pub mod browser {
             })?;
             let (_, len) = crate::parse_content_range(&range)
                 .ok_or_else(|| format!("{url}: cannot read the server's Content-Range `{range}`"))?;
-            Ok(HttpRangeSource { url: url.to_string(), len, validator: validator(&xhr) })
+            Ok(HttpRangeSource { url: url.to_string(), len, validator: validator(&xhr), whole: None })
+        }
+
+        /// Whether the server ignored Range requests, so the whole file was downloaded at once.
+        pub fn read_whole(&self) -> bool {
+            self.whole.is_some()
         }
     }
 
@@ -147,6 +166,10 @@ pub mod browser {
         fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
             check_bounds(offset, buf.len() as u64, self.len)?;
             if buf.is_empty() {
+                return Ok(());
+            }
+            if let Some(whole) = &self.whole {
+                whole.subarray(offset as u32, (offset + buf.len() as u64) as u32).copy_to(buf);
                 return Ok(());
             }
             let io = |message: String| SourceError::Io { offset, len: buf.len() as u64, message };

@@ -244,6 +244,7 @@ mod app {
             clear(&s.document, "model");
             clear(&s.document, "report");
             set_hidden(&s.document, "downloads", true);
+            set_hidden(&s.document, "warning", true);
             s.target = Some(target);
         }
         post(state, &Request::Inspect);
@@ -409,6 +410,12 @@ mod app {
                 }
                 offer_downloads(state, &json, &standalone);
                 offer_permalink(&document, &permalink);
+            }
+            WorkerMessage::Warning { message } => {
+                if let Some(w) = document.get_element_by_id("warning") {
+                    w.set_text_content(Some(&message));
+                    let _ = w.remove_attribute("hidden");
+                }
             }
             WorkerMessage::Error { message } => {
                 state.borrow_mut().running = false;

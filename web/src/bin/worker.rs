@@ -98,7 +98,16 @@ mod job {
     }
 
     pub fn handle_url(request: Request, url: &str, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
-        handle(request, HttpRangeSource::open(url)?, post)
+        let source = HttpRangeSource::open(url)?;
+        if source.read_whole() {
+            post(&WorkerMessage::Warning {
+                message: format!(
+                    "{url}: the server ignores Range requests, so the whole file ({}) was downloaded at once instead of a layer at a time.",
+                    parallax_model::human_bytes(source.len())
+                ),
+            });
+        }
+        handle(request, source, post)
     }
 
     fn handle<S: ByteSource>(request: Request, source: S, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
