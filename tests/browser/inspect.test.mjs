@@ -286,3 +286,23 @@ test('a server without Range support is read whole, with a warning, and the run 
   assert.match(await page.textContent('#report .px-verdicts h3'), /Verdict: PASS/);
   assert.deepEqual(errors, []);
 });
+
+test('a 7B-shaped Q4_K_M model (28 layers, 4.4 GB) runs in the wasm32 worker within 1.2 GB', { timeout: 900000 }, async () => {
+  const file = 'synthetic-7b-shaped-q4_k_m.gguf';
+  const { page, errors } = await openPage(`?model=/models/${file}`);
+  await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
+  assert.match(await page.textContent('#status'), /4\.36 GiB/);
+  await page.fill('#tokens', '3838, 374, 220, 17, 10, 17, 30');
+  await page.uncheck('#hash');
+  const t0 = performance.now();
+  await page.click('#run');
+  await page.waitForSelector('#report .px-verdicts', { timeout: 840000 });
+  const status = await page.textContent('#status');
+  const m = /worker memory ([\d.]+) (MiB|GiB)/.exec(status);
+  assert.ok(m, status);
+  const bytes = Number(m[1]) * (m[2] === 'GiB' ? 2 ** 30 : 2 ** 20);
+  console.log(`7B-shaped run in the browser: ${((performance.now() - t0) / 1000).toFixed(1)} s, peak wasm memory ${m[1]} ${m[2]}`);
+  assert.ok(bytes < 1.2e9, `peak wasm memory ${m[1]} ${m[2]}`);
+  assert.equal(await page.$$eval('#report .px-ratio circle', (c) => c.length), 28 * 14);
+  assert.deepEqual(errors, []);
+});

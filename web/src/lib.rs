@@ -55,7 +55,14 @@ pub enum WorkerMessage {
     Progress { phase: String, layers_done: u32, n_layers: u32, bytes_read: u64, bytes_total: u64 },
     Inspected { summary: Box<parallax_model::ModelSummary> },
     /// The finished run: the report as JSON and rendered by the shared renderer.
-    Report { json: String, html: String, standalone: String, permalink: String },
+    Report {
+        json: String,
+        html: String,
+        standalone: String,
+        permalink: String,
+        /// The worker's wasm memory after the run: it never shrinks, so this is its peak.
+        wasm_memory_bytes: u64,
+    },
     /// Something the user should know that does not stop the work.
     Warning { message: String },
     Error { message: String },

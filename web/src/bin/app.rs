@@ -398,12 +398,16 @@ mod app {
                     let _ = b.remove_attribute("disabled");
                 }
             }
-            WorkerMessage::Report { json, html, standalone, permalink } => {
+            WorkerMessage::Report { json, html, standalone, permalink, wasm_memory_bytes } => {
                 let secs = (now_ms() - state.borrow().started_ms) / 1000.0;
                 state.borrow_mut().running = false;
                 set_running(&document, false);
                 set_hidden(&document, "progress", true);
-                set_status(&document, &format!("Done in {secs:.1} s."), false);
+                set_status(
+                    &document,
+                    &format!("Done in {secs:.1} s · worker memory {}.", parallax_model::human_bytes(wasm_memory_bytes)),
+                    false,
+                );
                 if let Some(root) = document.get_element_by_id("report") {
                     // Built by the shared renderer, which escapes every string it prints.
                     root.set_inner_html(&html);

@@ -90,7 +90,16 @@ mod job {
             html: parallax_report::html::render_fragment(report),
             standalone: parallax_report::html::render_standalone(report),
             permalink: parallax_report::permalink::encode(report),
+            wasm_memory_bytes: wasm_memory_bytes(),
         });
+    }
+
+    fn wasm_memory_bytes() -> u64 {
+        use wasm_bindgen::JsCast;
+        wasm_bindgen::memory()
+            .dyn_into::<js_sys::WebAssembly::Memory>()
+            .map(|m| m.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as u64)
+            .unwrap_or(0)
     }
 
     pub fn handle_file(request: Request, file: web_sys::File, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
