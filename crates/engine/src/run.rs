@@ -76,19 +76,15 @@ pub struct Progress {
     pub bytes_total: u64,
 }
 
-/// Site names within a layer, in execution order (Gemma 3 adds the two post-norms).
+/// Site names within a layer, in execution order: parity's canonical list, without Gemma 3's two
+/// post-norms on architectures that have none.
 pub fn layer_sites(cfg: &ArchConfig) -> Vec<&'static str> {
     let post = cfg.kind == crate::ArchKind::Gemma3;
-    let mut s = vec!["attn_norm", "q", "k", "v", "attn_out", "attn_proj"];
-    if post {
-        s.push("attn_post_norm");
-    }
-    s.extend(["resid_attn", "ffn_norm", "ffn_gate", "ffn_up", "ffn_silu", "ffn_swigl", "ffn_down"]);
-    if post {
-        s.push("ffn_post_norm");
-    }
-    s.push("resid_ffn");
-    s
+    parallax_parity::contract::LAYER_SITES
+        .iter()
+        .copied()
+        .filter(|s| post || !matches!(*s, "attn_post_norm" | "ffn_post_norm"))
+        .collect()
 }
 
 struct Probe<'a> {

@@ -12,25 +12,9 @@ use crate::{Report, SiteRecord};
 /// The stylesheet of the rendered report (also served to the page as `report.css`).
 pub const REPORT_CSS: &str = include_str!("report.css");
 
-/// Sites that get a colour and a legend toggle, in execution order.
-pub const KNOWN_SITES: &[&str] = &[
-    "attn_norm",
-    "q",
-    "k",
-    "v",
-    "attn_out",
-    "attn_proj",
-    "attn_post_norm",
-    "resid_attn",
-    "ffn_norm",
-    "ffn_gate",
-    "ffn_up",
-    "ffn_silu",
-    "ffn_swigl",
-    "ffn_down",
-    "ffn_post_norm",
-    "resid_ffn",
-];
+/// Sites that get a colour and a legend toggle, in execution order: the one list of
+/// `parallax-parity`, which the engine and the contracts use too.
+pub use parallax_parity::contract::LAYER_SITES as KNOWN_SITES;
 
 /// Escape text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
