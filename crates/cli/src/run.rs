@@ -105,21 +105,9 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
     let model = open(&args.model)?;
     let sha256 = if args.no_hash { None } else { Some(hash_file(&args.model, model.source().len(), args.quiet)?) };
 
-    let input = match (&args.prompt, &args.tokens) {
-        (Some(text), _) => {
-            let tok = parallax_engine::tokenizer_for(&model).map_err(|e| e.to_string())?;
-            let tokens = tok.encode(text, true);
-            let pieces = tokens.iter().map(|&id| tok.token_text(id).unwrap_or("?").to_string()).collect();
-            RunInput { tokens, text: Some(text.clone()), pieces, sha256 }
-        }
-        (None, Some(tokens)) => {
-            let pieces = match parallax_engine::tokenizer_for(&model) {
-                Ok(tok) => tokens.iter().map(|&id| tok.token_text(id).unwrap_or("?").to_string()).collect(),
-                Err(_) => Vec::new(),
-            };
-            RunInput { tokens: tokens.clone(), text: None, pieces, sha256 }
-        }
-        (None, None) => return Err("give a prompt (-p TEXT) or token ids (--tokens 1,2,3)".into()),
+    let input = RunInput {
+        sha256,
+        ..RunInput::from_prompt(&model, args.prompt.clone(), args.tokens.clone()).map_err(|e| e.to_string())?
     };
     let faults = args
         .inject

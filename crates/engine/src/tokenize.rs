@@ -4,7 +4,30 @@ use parallax_model::Model;
 use parallax_source::ByteSource;
 use parallax_tokenizer::{Tokenizer, TokenizerConfig};
 
-use crate::EngineError;
+use crate::{EngineError, RunInput};
+
+impl RunInput {
+    /// The run's input from token ids (used as given when there are any) or else prompt text,
+    /// tokenized with the model's own tokenizer (BOS/EOS as the model asks). Token pieces come
+    /// from the tokenizer when the model carries one. The sha256 is left for the caller.
+    pub fn from_prompt<S: ByteSource>(
+        model: &Model<S>,
+        text: Option<String>,
+        tokens: Option<Vec<u32>>,
+    ) -> Result<RunInput, EngineError> {
+        let tokenizer = tokenizer_for(model);
+        let (tokens, text) = match (tokens, text) {
+            (Some(t), _) if !t.is_empty() => (t, None),
+            (_, Some(text)) => (tokenizer.as_ref().map_err(Clone::clone)?.encode(&text, true), Some(text)),
+            _ => return Err(EngineError::BadOptions { message: "give a prompt or token ids".into() }),
+        };
+        let pieces = match &tokenizer {
+            Ok(t) => tokens.iter().map(|&id| t.token_text(id).unwrap_or("?").to_string()).collect(),
+            Err(_) => Vec::new(),
+        };
+        Ok(RunInput { tokens, text, pieces, sha256: None })
+    }
+}
 
 /// The tokenizer described by the model's metadata (GGUF `tokenizer.ggml.*`, or APR
 /// `tokenizer.*` as upstream's import writes it).

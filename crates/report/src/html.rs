@@ -383,13 +383,10 @@ fn heatmaps(h: &mut String, r: &Report, other: &str) {
                 let (x, y) = (left + cell * i as f64, 20.0 + cell * j as f64);
                 let count = r.layers[i].sites.get(site).and_then(|s| s.compare.get(other)).map(|c| c.count).unwrap_or(0);
                 match v {
-                    Some(v) if hi > lo => {
-                        // 0 = closest in this run, 9 = furthest: a sequential scale.
-                        let level = (9.0 * (hi - v) / (hi - lo)).round() as u32;
-                        let _ = write!(h, "<rect class=\"px-c{level}\" x=\"{x}\" y=\"{y}\" width=\"{cell}\" height=\"{cell}\"><title>layer {i} · {} · {} · {count} values</title></rect>", esc(site), show(*v));
-                    }
                     Some(v) => {
-                        let _ = write!(h, "<rect class=\"px-c0\" x=\"{x}\" y=\"{y}\" width=\"{cell}\" height=\"{cell}\"><title>layer {i} · {} · {} · {count} values</title></rect>", esc(site), show(*v));
+                        // 0 = closest in this run, 9 = furthest: a sequential scale.
+                        let level = if hi > lo { (9.0 * (hi - v) / (hi - lo)).round() as u32 } else { 0 };
+                        let _ = write!(h, "<rect class=\"px-c{level}\" x=\"{x}\" y=\"{y}\" width=\"{cell}\" height=\"{cell}\"><title>layer {i} · {} · {} · {count} values</title></rect>", esc(site), show(*v));
                     }
                     None => {
                         let _ = write!(h, "<rect class=\"px-na\" x=\"{x}\" y=\"{y}\" width=\"{cell}\" height=\"{cell}\"><title>layer {i} · {} · identical or undefined</title></rect>", esc(site));

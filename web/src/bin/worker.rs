@@ -157,21 +157,11 @@ mod job {
                     mode: if r.mode == "replay" { Mode::Replay } else { Mode::Free },
                     ..Default::default()
                 };
-                let tokenizer = parallax_engine::tokenizer_for(&model);
-                let (tokens, text) = match (r.tokens, r.prompt) {
-                    (Some(t), _) if !t.is_empty() => (t, None),
-                    (_, Some(p)) => {
-                        let tok = tokenizer.as_ref().map_err(|e| e.to_string())?;
-                        (tok.encode(&p, true), Some(p))
-                    }
-                    _ => return Err("give a prompt or token ids".into()),
-                };
-                let pieces = match &tokenizer {
-                    Ok(t) => tokens.iter().map(|&id| t.token_text(id).unwrap_or("?").to_string()).collect(),
-                    Err(_) => Vec::new(),
-                };
-                let sha256 = if r.sha256 { Some(hash(&source, post)?) } else { None };
-                let input = RunInput { tokens, text, pieces, sha256 };
+                // Tokenize first: a bad prompt is reported before the whole file is hashed.
+                let mut input = RunInput::from_prompt(&model, r.prompt, r.tokens).map_err(|e| e.to_string())?;
+                if r.sha256 {
+                    input.sha256 = Some(hash(&source, post)?);
+                }
                 let mut report = parallax_engine::run(
                     &model,
                     &input,

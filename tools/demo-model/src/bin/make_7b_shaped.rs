@@ -162,7 +162,7 @@ fn main() {
         sizes.push(size);
         offset += size.div_ceil(ALIGN) * ALIGN;
     }
-    while header.len() as u64 % ALIGN != 0 {
+    while !(header.len() as u64).is_multiple_of(ALIGN) {
         header.push(0);
     }
 
