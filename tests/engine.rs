@@ -127,3 +127,34 @@ fn report_is_byte_identical_across_thread_counts_and_runs() {
     assert!(one == two && two == three, "report JSON differs between thread counts");
     assert_eq!(run_in(2).unwrap(), two, "report JSON differs between runs");
 }
+
+/// The memory budget is checked from the tensor table before a layer is read: a run refused at
+/// layer 0 has pulled the header, the prompt's embedding rows and the output norm, and not one
+/// byte of layer 0's ~15 MB of weights. The error names the layer and the sizes.
+#[test]
+fn a_layer_over_the_memory_budget_is_refused_before_any_of_it_is_read() {
+    use parallax_source::CountingSource;
+    let Some(path) = model_path(QWEN_0_5B) else { return };
+    let source = CountingSource::new(FileSource::open(&path).unwrap());
+    let model = Model::open(&source).unwrap();
+    let layer0: u64 = model
+        .tensors()
+        .iter()
+        .filter(|t| matches!(t.role, Some(parallax_model::Role::Layer { layer: 0, .. })))
+        .map(|t| t.n_bytes)
+        .sum();
+    let header = model.gguf().unwrap().data_offset();
+    let input = RunInput { tokens: vec![3838, 374, 220, 17, 10, 17, 30], ..Default::default() };
+    let opts = RunOptions { memory_budget_bytes: Some(8 << 20), ..Default::default() };
+    let before = source.bytes_read();
+    let err = parallax_engine::run(&model, &input, &opts, &mut |_| {}, &AtomicBool::new(false)).unwrap_err();
+    let pulled = source.bytes_read() - before;
+    let message = err.to_string();
+    assert!(matches!(err, parallax_engine::EngineError::OverMemoryBudget { layer: 0, .. }), "{message}");
+    assert!(message.contains("layer 0 would need about") && message.contains("8.00 MiB"), "{message}");
+    eprintln!("refused: {message}; pulled {pulled} bytes during the run (layer 0 holds {layer0}, header {header})");
+    assert!(pulled < layer0 / 4, "the run pulled {pulled} bytes; layer 0 has {layer0}");
+    // The same run with room for a layer goes through.
+    let opts = RunOptions { memory_budget_bytes: Some(64 << 20), paths: vec![PathKind::F32], ..Default::default() };
+    parallax_engine::run(&model, &input, &opts, &mut |_| {}, &AtomicBool::new(false)).unwrap();
+}

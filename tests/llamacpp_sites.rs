@@ -35,9 +35,12 @@ use serde_json::Value;
 
 /// Layers 0 and 1: every site's std, all tokens and last token, relative to llama.cpp's.
 const FIRST_LAYERS_STD_REL: f64 = 2e-6;
-/// Every layer (chaotic drift from layer 2 on: measured worst 5.6e-3 qwen, 1.9e-3 gemma on
-/// the all-token std; 1.5e-2 on a last-token std).
-const ALL_LAYERS_STD_REL: f64 = 5e-2;
+/// Every layer: a gross-error bound only. Drift is chaotic from layer 2 on and depends on the
+/// float order of every dot: with `parallax_quant::order` (the one order shared by the scalar,
+/// AVX2 and simd128 kernels, which llama.cpp's AVX2 kernels do not follow) Gemma's worst is
+/// 6.6e-2 on a last-token std (layer 9 `ffn_post_norm`, one 640-value row); with the previous
+/// order it was 1.5e-2. A wrong site definition moves a std by far more.
+const ALL_LAYERS_STD_REL: f64 = 1.5e-1;
 
 fn golden(model_file: &str) -> Value {
     let stem = model_file.trim_end_matches(".gguf");

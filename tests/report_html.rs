@@ -55,3 +55,32 @@ fn permalink_round_trips_what_the_page_draws() {
     assert_eq!(render_fragment(&back), render_fragment(&report));
     eprintln!("permalink payload: {} bytes for a 24-layer, 7-token report", link.len());
 }
+
+/// The σ-ratio chart shades the bands of the contracts the report was judged by — not a fixed
+/// range — marks the points outside them, and says so when no contract bounds the ratio.
+#[test]
+fn ratio_chart_draws_the_judging_contracts_bands() {
+    let demo = parallax_tests::repo_root().join("www/demo/parallax-demo-qwen2.gguf");
+    let model = Model::open(FileSource::open(&demo).unwrap()).unwrap();
+    let input = RunInput { tokens: vec![3838, 374, 220, 17, 10, 17, 30], ..Default::default() };
+    let mut report = run(&model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap();
+
+    let unjudged = render_fragment(&report);
+    assert!(unjudged.contains("No contract this report was judged by bounds this ratio"));
+    assert!(!unjudged.contains("class=\"px-band\""));
+
+    // Push one point of the default contract's all-site band [0.8, 1.25] out, and bring the
+    // band into view.
+    let gate = report.layers[1].sites.get_mut("ffn_gate").unwrap();
+    gate.compare.get_mut("q8").unwrap().std_ratio = Some(1.5);
+    let contracts = parallax_judge::default_contracts();
+    report.verdicts = Some(parallax_judge::evaluate(&report, &contracts, &parallax_judge::PathMapping::default()));
+    let html = render_fragment(&report);
+    assert!(html.contains("<title>PARALLAX-PARITY-012 band [0.8, 1.25] at every site</title>"), "the default contract's band");
+    assert!(html.contains("FALSIFY-APR-GGUF-PARITY-001 band [0.5, 2] at ffn_swigl"), "upstream's band, oriented q8 / f32");
+    assert!(
+        html.contains("layer 1 · ffn_gate · ratio 1.500000 — outside [0.8, 1.25] (PARALLAX-PARITY-012)"),
+        "the out-of-band point names its band and test"
+    );
+    assert_eq!(html.matches("class=\"px-out\"").count(), 1, "only that point is out of band");
+}

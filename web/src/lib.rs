@@ -44,7 +44,19 @@ pub struct RunRequest {
     /// Contract YAML texts (pv schema) to judge by; empty: the embedded defaults.
     #[serde(default)]
     pub contracts: Vec<(String, String)>,
+    /// Refuse prompts longer than this many tokens (default [`DEFAULT_MAX_TOKENS`]).
+    #[serde(default)]
+    pub max_tokens: Option<usize>,
+    /// Refuse a layer that would need more bytes than this (default [`DEFAULT_MEMORY_BUDGET`]).
+    #[serde(default)]
+    pub memory_budget_bytes: Option<u64>,
 }
+
+/// The page's default prompt cap (the CLI's too).
+pub const DEFAULT_MAX_TOKENS: usize = 512;
+/// The page's default memory budget per layer: 1.5 GiB leaves room below wasm32's 4 GiB heap
+/// (and a browser tab's limits) for the file's buffers and the report.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 3 << 29;
 
 /// Messages from the worker to the page, posted as JSON strings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +78,63 @@ pub enum WorkerMessage {
     /// Something the user should know that does not stop the work.
     Warning { message: String },
     Error { message: String },
+}
+
+/// How patient the URL source is with a server: every request has a time limit, and transient
+/// failures (a stalled or dropped connection, a short body, a 5xx answer) are retried a few
+/// times — each retry asks again for exactly the bytes still missing — before a clear error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpPolicy {
+    /// Time allowed for any request, before its size is counted.
+    pub timeout_base_ms: u32,
+    /// Slowest transfer waited for: a request of `n` bytes gets `n / min_bytes_per_s` seconds
+    /// on top of the base.
+    pub min_bytes_per_s: u32,
+    /// Further tries after a transient failure.
+    pub retries: u32,
+}
+
+impl Default for HttpPolicy {
+    fn default() -> Self {
+        HttpPolicy { timeout_base_ms: 60_000, min_bytes_per_s: 1 << 20, retries: 2 }
+    }
+}
+
+impl HttpPolicy {
+    /// The page's `?http_timeout=SECONDS` (for slow servers, and for tests of stalled ones).
+    pub fn with_timeout_s(mut self, seconds: f64) -> Self {
+        if seconds.is_finite() && seconds > 0.0 {
+            self.timeout_base_ms = (seconds * 1000.0).min(u32::MAX as f64) as u32;
+        }
+        self
+    }
+
+    /// The time limit of a request for `bytes` bytes, in milliseconds (at most ~49 days, the
+    /// largest value `XMLHttpRequest.timeout` holds).
+    pub fn timeout_ms(&self, bytes: u64) -> u32 {
+        let transfer = bytes.saturating_mul(1000) / u64::from(self.min_bytes_per_s.max(1));
+        u64::from(self.timeout_base_ms).saturating_add(transfer).min(u32::MAX as u64) as u32
+    }
+}
+
+/// What an HTTP status means for a read: `Ok(())` for the expected one, else whether trying
+/// again may help and what to tell the user.
+pub fn judge_status(status: u16, expected: u16, status_text: &str) -> Result<(), (bool, String)> {
+    let text = if status_text.is_empty() { String::new() } else { format!(" {status_text}") };
+    match status {
+        s if s == expected => Ok(()),
+        0 => Err((true, "the request failed before any answer (network error)".into())),
+        404 | 410 => Err((false, format!("the server has no such file ({status}{text})"))),
+        401 | 403 => Err((false, format!("the server refuses to give this file ({status}{text})"))),
+        416 => Err((false, format!("the server refused the byte range asked for ({status}{text}); has the file shrunk?"))),
+        408 | 429 | 500..=599 => Err((true, format!("the server failed ({status}{text})"))),
+        206 => Err((false, "the server answered a whole-file request with a part (206)".into())),
+        200 => Err((
+            false,
+            "the server stopped honouring Range requests (it answered 200 with the whole file) in the middle of the read".into(),
+        )),
+        s => Err((false, format!("the server answered {s}{text}"))),
+    }
 }
 
 /// Parse the page's token field: ids separated by commas or spaces.
@@ -97,11 +166,14 @@ pub mod browser {
 
     /// A file on a web server, read with synchronous `Range` requests (allowed in workers): each
     /// read is one request for exactly its bytes. The server must answer 206 with the right
-    /// `Content-Range`; a change of its `ETag`/`Last-Modified` between reads is an error.
+    /// `Content-Range`; a change of its `ETag`/`Last-Modified` or of the file's size between
+    /// reads is an error. Every request has a time limit ([`crate::HttpPolicy`]), and a transient
+    /// failure is retried for the bytes still missing before a clear error.
     pub struct HttpRangeSource {
         url: String,
         len: u64,
         validator: Option<String>,
+        policy: crate::HttpPolicy,
         /// The whole file, when the server ignored Range and sent it all (kept as a JS buffer,
         /// outside wasm memory).
         whole: Option<js_sys::Uint8Array>,
@@ -110,18 +182,43 @@ pub mod browser {
     /// The largest file read whole from a server that ignores Range requests.
     pub const MAX_WHOLE_BYTES: u64 = 2 << 30;
 
-    fn xhr_range(url: &str, first: u64, last: u64) -> Result<web_sys::XmlHttpRequest, String> {
-        let xhr = web_sys::XmlHttpRequest::new().map_err(|e| format!("{e:?}"))?;
-        xhr.open_with_async("GET", url, false).map_err(|e| format!("{e:?}"))?;
+    /// Why a request failed: whether trying again may help, and what to tell the user.
+    struct Failure {
+        transient: bool,
+        message: String,
+    }
+
+    fn permanent(message: String) -> Failure {
+        Failure { transient: false, message }
+    }
+
+    fn xhr_range(url: &str, first: u64, last: u64, timeout_ms: u32) -> Result<web_sys::XmlHttpRequest, Failure> {
+        use wasm_bindgen::JsCast;
+        let js = |e: wasm_bindgen::JsValue| permanent(format!("{e:?}"));
+        let xhr = web_sys::XmlHttpRequest::new().map_err(js)?;
+        xhr.open_with_async("GET", url, false).map_err(js)?;
         xhr.set_response_type(web_sys::XmlHttpRequestResponseType::Arraybuffer);
-        xhr.set_request_header("Range", &format!("bytes={first}-{last}")).map_err(|e| format!("{e:?}"))?;
-        // A failed synchronous request throws (network error, CORS refusal).
-        xhr.send().map_err(|_| {
-            format!(
-                "could not fetch {url}: the network failed, or the server does not allow this page to read it \
-                 (cross-origin requests need CORS headers: Access-Control-Allow-Origin, and Range in \
+        // Synchronous requests may have a time limit inside a worker: a stalled server cannot
+        // hang the run.
+        xhr.set_timeout(timeout_ms);
+        xhr.set_request_header("Range", &format!("bytes={first}-{last}")).map_err(js)?;
+        // A failed synchronous request throws: TimeoutError, or NetworkError (connection refused or
+        // dropped, a body shorter than its Content-Length, a CORS refusal).
+        xhr.send().map_err(|e| {
+            let name = e.dyn_ref::<web_sys::DomException>().map(|d| d.name()).unwrap_or_default();
+            let message = if name == "TimeoutError" {
+                format!(
+                    "no complete answer within {:.0} s (the server stalled or is too slow; open the page with \
+                     ?http_timeout=SECONDS to wait longer)",
+                    f64::from(timeout_ms) / 1000.0
+                )
+            } else {
+                "the connection failed or broke before all bytes arrived (or the server does not allow this page \
+                 to read it: cross-origin requests need CORS headers, Access-Control-Allow-Origin and Range in \
                  Access-Control-Allow-Headers)"
-            )
+                    .to_string()
+            };
+            Failure { transient: true, message }
         })?;
         Ok(xhr)
     }
@@ -130,39 +227,113 @@ pub mod browser {
         xhr.get_response_header("ETag").ok().flatten().or_else(|| xhr.get_response_header("Last-Modified").ok().flatten())
     }
 
+    fn status_of(xhr: &web_sys::XmlHttpRequest, expected: u16) -> Result<u16, Failure> {
+        let status = xhr.status().unwrap_or(0);
+        crate::judge_status(status, expected, &xhr.status_text().unwrap_or_default())
+            .map(|()| status)
+            .map_err(|(transient, message)| Failure { transient, message })
+    }
+
+    /// Run `attempt` until it succeeds, fails for good, or has failed transiently
+    /// `1 + policy.retries` times; the error names the reason and the tries (the caller names
+    /// the URL).
+    fn with_retries<T>(url: &str, policy: &crate::HttpPolicy, mut attempt: impl FnMut() -> Result<T, Failure>) -> Result<T, String> {
+        let tries = 1 + policy.retries;
+        let mut n = 0;
+        loop {
+            n += 1;
+            match attempt() {
+                Ok(v) => return Ok(v),
+                Err(f) if f.transient && n < tries => {
+                    web_sys::console::warn_1(&format!("{url}: {} — trying again ({n}/{tries})", f.message).into());
+                }
+                Err(f) if f.transient => return Err(format!("{} ({n} tries)", f.message)),
+                Err(f) => return Err(f.message),
+            }
+        }
+    }
+
     impl HttpRangeSource {
         pub fn open(url: &str) -> Result<Self, String> {
-            let xhr = xhr_range(url, 0, 0)?;
-            let status = xhr.status().unwrap_or(0);
-            match status {
-                206 => {}
-                200 => {
-                    // The server ignored Range and sent the whole body: keep it and read from it.
-                    let body = xhr.response().map_err(|e| format!("{url}: {e:?}"))?;
-                    let whole = js_sys::Uint8Array::new(&body);
-                    let len = whole.length() as u64;
-                    if len > MAX_WHOLE_BYTES {
-                        return Err(format!(
-                            "{url}: the server ignores Range requests and the file ({len} bytes) is too large to hold whole; \
-                             serve it with a server that supports Range (e.g. `npx http-server`), or drop the file here"
-                        ));
-                    }
-                    return Ok(HttpRangeSource { url: url.to_string(), len, validator: None, whole: Some(whole) });
+            Self::open_with(url, crate::HttpPolicy::default())
+        }
+
+        /// Ask for the first byte: a 206 gives the length and validator; a 200 means the server
+        /// ignores Range and sent the whole file, which is then kept and read from.
+        pub fn open_with(url: &str, policy: crate::HttpPolicy) -> Result<Self, String> {
+            with_retries(url, &policy, || Self::try_open(url, policy)).map_err(|e| format!("{url}: {e}"))
+        }
+
+        fn try_open(url: &str, policy: crate::HttpPolicy) -> Result<Self, Failure> {
+            let xhr = xhr_range(url, 0, 0, policy.timeout_base_ms)?;
+            if xhr.status().unwrap_or(0) == 200 {
+                // The server ignored Range and sent the whole body: keep it and read from it.
+                let body = xhr.response().map_err(|e| permanent(format!("{e:?}")))?;
+                let whole = js_sys::Uint8Array::new(&body);
+                let len = whole.length() as u64;
+                let declared = xhr.get_response_header("Content-Length").ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
+                if let Some(declared) = declared.filter(|&d| d != len) {
+                    return Err(Failure {
+                        transient: true,
+                        message: format!("the server sent {len} of the {declared} bytes it announced (the body ended early)"),
+                    });
                 }
-                404 => return Err(format!("{url}: the server has no such file (404 Not Found)")),
-                s => return Err(format!("{url}: the server answered {s} {}", xhr.status_text().unwrap_or_default())),
+                if len > MAX_WHOLE_BYTES {
+                    return Err(permanent(format!(
+                        "the server ignores Range requests and the file ({len} bytes) is too large to hold whole; \
+                         serve it with a server that supports Range (e.g. `npx http-server`), or drop the file here"
+                    )));
+                }
+                return Ok(HttpRangeSource { url: url.to_string(), len, validator: None, policy, whole: Some(whole) });
             }
+            status_of(&xhr, 206)?;
             let range = xhr.get_response_header("Content-Range").ok().flatten().ok_or_else(|| {
-                format!("{url}: the server sent no Content-Range header (or does not expose it to this page via CORS)")
+                permanent("the server sent no Content-Range header (or does not expose it to this page via CORS)".into())
             })?;
             let (_, len) = crate::parse_content_range(&range)
-                .ok_or_else(|| format!("{url}: cannot read the server's Content-Range `{range}`"))?;
-            Ok(HttpRangeSource { url: url.to_string(), len, validator: validator(&xhr), whole: None })
+                .ok_or_else(|| permanent(format!("cannot read the server's Content-Range `{range}`")))?;
+            Ok(HttpRangeSource { url: url.to_string(), len, validator: validator(&xhr), policy, whole: None })
         }
 
         /// Whether the server ignored Range requests, so the whole file was downloaded at once.
         pub fn read_whole(&self) -> bool {
             self.whole.is_some()
+        }
+
+        /// One request for `buf`'s bytes at `offset`. A change of the file is reported as such
+        /// (never retried: the bytes already read belong to another version).
+        fn try_read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Result<Failure, SourceError>> {
+            let want = buf.len() as u64;
+            let xhr = xhr_range(&self.url, offset, offset + want - 1, self.policy.timeout_ms(want)).map_err(Ok)?;
+            status_of(&xhr, 206).map_err(Ok)?;
+            if let (Some(was), Some(now)) = (&self.validator, validator(&xhr)) {
+                if *was != now {
+                    return Err(Err(SourceError::Changed {
+                        message: format!("its version tag on the server went from {was} to {now}; open it again"),
+                    }));
+                }
+            }
+            let range = xhr.get_response_header("Content-Range").ok().flatten().and_then(|h| crate::parse_content_range(&h));
+            if let Some((start, total)) = range {
+                if total != self.len {
+                    return Err(Err(SourceError::Changed {
+                        message: format!("it is now {total} bytes long on the server, not {}; open it again", self.len),
+                    }));
+                }
+                if start != offset {
+                    return Err(Ok(permanent(format!("the server sent bytes from {start}, not the {offset} asked for"))));
+                }
+            }
+            let body = xhr.response().map_err(|e| Ok(permanent(format!("{e:?}"))))?;
+            let bytes = js_sys::Uint8Array::new(&body);
+            if bytes.length() as u64 != want {
+                return Err(Ok(Failure {
+                    transient: true,
+                    message: format!("the server sent {} of the {want} bytes asked for (the body ended early)", bytes.length()),
+                }));
+            }
+            bytes.copy_to(buf);
+            Ok(())
         }
     }
 
@@ -179,32 +350,22 @@ pub mod browser {
                 whole.subarray(offset as u32, (offset + buf.len() as u64) as u32).copy_to(buf);
                 return Ok(());
             }
-            let io = |message: String| SourceError::Io { offset, len: buf.len() as u64, message };
-            let xhr = xhr_range(&self.url, offset, offset + buf.len() as u64 - 1).map_err(io)?;
-            let status = xhr.status().unwrap_or(0);
-            if status != 206 {
-                return Err(io(format!("the server answered {status} to a Range request")));
-            }
-            if let (Some(was), Some(now)) = (&self.validator, validator(&xhr)) {
-                if *was != now {
-                    return Err(SourceError::Changed { message: format!("{} changed on the server ({was} → {now})", self.url) });
+            let len = buf.len() as u64;
+            let mut changed = None;
+            let result = with_retries(&self.url, &self.policy, || match self.try_read(offset, buf) {
+                Ok(()) => Ok(()),
+                Err(Ok(failure)) => Err(failure),
+                Err(Err(e)) => {
+                    let message = e.to_string();
+                    changed = Some(e);
+                    Err(permanent(message))
                 }
+            });
+            match (result, changed) {
+                (Ok(()), _) => Ok(()),
+                (Err(_), Some(e)) => Err(e),
+                (Err(message), None) => Err(SourceError::Io { offset, len, message }),
             }
-            let start = xhr.get_response_header("Content-Range").ok().flatten().and_then(|h| crate::parse_content_range(&h));
-            if let Some((start, total)) = start {
-                if start != offset || total != self.len {
-                    return Err(SourceError::Changed {
-                        message: format!("the server sent bytes from {start} of a {total}-byte file, not {offset} of {}", self.len),
-                    });
-                }
-            }
-            let body = xhr.response().map_err(|e| io(format!("{e:?}")))?;
-            let bytes = js_sys::Uint8Array::new(&body);
-            if bytes.length() as usize != buf.len() {
-                return Err(io(format!("the server sent {} bytes", bytes.length())));
-            }
-            bytes.copy_to(buf);
-            Ok(())
         }
         fn name(&self) -> String {
             self.url.clone()
@@ -254,6 +415,31 @@ mod tests {
         assert_eq!(parse_content_range("bytes 100-199/1000"), Some((100, 1000)));
         assert_eq!(parse_content_range("bytes */1000"), None);
         assert_eq!(parse_content_range("items 0-0/5"), None);
+    }
+
+    #[test]
+    fn request_time_limits_grow_with_size_and_saturate() {
+        let p = HttpPolicy::default();
+        assert_eq!(p.timeout_ms(0), 60_000);
+        assert_eq!(p.timeout_ms(10 << 20), 70_000);
+        assert_eq!(p.timeout_ms(u64::MAX), u32::MAX);
+        assert_eq!(HttpPolicy::default().with_timeout_s(2.5).timeout_ms(0), 2_500);
+        assert_eq!(HttpPolicy::default().with_timeout_s(f64::NAN), HttpPolicy::default());
+        assert_eq!(HttpPolicy::default().with_timeout_s(-1.0), HttpPolicy::default());
+    }
+
+    #[test]
+    fn statuses_are_judged_transient_or_final_with_a_sentence() {
+        assert_eq!(judge_status(206, 206, "Partial Content"), Ok(()));
+        let (retry, msg) = judge_status(404, 206, "Not Found").unwrap_err();
+        assert!(!retry && msg.contains("no such file (404 Not Found)"), "{msg}");
+        let (retry, msg) = judge_status(500, 206, "Internal Server Error").unwrap_err();
+        assert!(retry && msg.contains("server failed (500 Internal Server Error)"), "{msg}");
+        assert!(judge_status(503, 206, "").unwrap_err().0);
+        assert!(judge_status(0, 206, "").unwrap_err().0);
+        let (retry, msg) = judge_status(200, 206, "OK").unwrap_err();
+        assert!(!retry && msg.contains("stopped honouring Range"), "{msg}");
+        assert!(!judge_status(416, 206, "").unwrap_err().0);
     }
 
     #[test]

@@ -81,8 +81,9 @@ struct RunArgs {
     /// Token ids instead of a prompt, comma separated: `--tokens 3838,374,220`.
     #[arg(long, value_delimiter = ',')]
     tokens: Option<Vec<u32>>,
-    /// Paths to run, the first being the reference: f32 (dequantized weights, f32 activations)
-    /// and q8 (activations quantized per block as llama.cpp does, fused integer dots).
+    /// Paths to run, the first being the reference: f32 (dequantized weights, f32 activations),
+    /// q8 (activations quantized per block as llama.cpp does, fused integer dots) and gpu (the
+    /// matmuls as WGSL kernels through wgpu; dropped with a warning when no adapter exists).
     #[arg(long, value_delimiter = ',', default_value = "f32,q8")]
     paths: Vec<String>,
     /// Token scope of the per-site statistics: every prompt position or the last one.
@@ -107,6 +108,10 @@ struct RunArgs {
     /// Refuse prompts longer than this many tokens.
     #[arg(long, default_value_t = 512)]
     max_tokens: usize,
+    /// Refuse to load a layer that would need more memory than this (weights plus activations,
+    /// estimated before it is read), e.g. 1.5G, 800M. Default: no limit.
+    #[arg(long, value_name = "SIZE", value_parser = parallax_model::parse_bytes)]
+    memory_budget: Option<u64>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,

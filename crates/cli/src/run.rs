@@ -91,7 +91,7 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
     let paths = args
         .paths
         .iter()
-        .map(|p| PathKind::parse(p.trim()).ok_or_else(|| format!("unknown path `{p}`; the paths are f32 and q8")))
+        .map(|p| PathKind::parse(p.trim()).ok_or_else(|| format!("unknown path `{p}`; the paths are f32, q8 and gpu")))
         .collect::<Result<Vec<_>, _>>()?;
     if paths.is_empty() || paths.iter().enumerate().any(|(i, p)| paths[..i].contains(p)) {
         return Err("--paths needs at least one path and no path twice, e.g. --paths f32,q8".into());
@@ -102,6 +102,14 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
             .build_global()
             .map_err(|e| format!("cannot start {n} threads: {e}"))?;
     }
+    // Ctrl-C asks the engine to stop at the next layer (the run then ends with a sentence and
+    // writes nothing); a second Ctrl-C ends the process at once.
+    static CANCEL: AtomicBool = AtomicBool::new(false);
+    let _ = ctrlc::set_handler(|| {
+        if CANCEL.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
     let model = open(&args.model)?;
     let sha256 = if args.no_hash { None } else { Some(hash_file(&args.model, model.source().len(), args.quiet)?) };
 
@@ -129,6 +137,8 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
             ScopeArg::Last => Scope::Last,
         },
         max_tokens: args.max_tokens,
+        memory_budget_bytes: args.memory_budget,
+        gpu: Default::default(),
     };
 
     let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
@@ -137,7 +147,7 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let cancel = AtomicBool::new(false);
+    let cancel = &CANCEL;
     let started = std::time::Instant::now();
     let mut report = parallax_engine::run(
         &model,
@@ -153,12 +163,18 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
                 Phase::Done => "done".to_string(),
             });
         },
-        &cancel,
+        cancel,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| match e {
+        parallax_engine::EngineError::Cancelled => "the run was cancelled (Ctrl-C); no report was written".to_string(),
+        e => e.to_string(),
+    })?;
     bar.finish_and_clear();
     if !args.quiet {
         eprintln!("ran {} layers × {} paths in {:.2} s", report.layers.len(), report.paths.len(), started.elapsed().as_secs_f64());
+    }
+    if let Some(why) = &report.execution.gpu_unavailable {
+        eprintln!("warning: {why}");
     }
 
     print_table(&report);
@@ -213,6 +229,10 @@ fn print_table(r: &Report) {
     };
     println!("{} ({}, {} layers) · prompt {} tokens {:?}", r.model.file_name, r.model.arch, r.model.n_layers, n_tokens, r.prompt.tokens);
     println!("statistics over {scope} ({} std) · reference {reference} · mode {:?}", r.std_kind, r.mode);
+    if let Some(g) = &r.execution.gpu {
+        let binding = g.limits.get("maxStorageBufferBindingSize").map(|b| format!(", bindings ≤ {} MiB", b >> 20)).unwrap_or_default();
+        println!("gpu: {} ({}, {}{binding})", g.adapter, g.backend, g.device_type);
+    }
     if let Some(site) = r.layers.first().and_then(|l| l.sites.get("ffn_swigl")) {
         if let Some(s) = site.paths.get(reference) {
             println!("each ffn site holds {} elements per path ({} per token)", s.count, site.width);

@@ -194,3 +194,90 @@ fn run_exit_code_is_the_verdict_and_check_rejudges_a_saved_report() {
     assert!(stderr(&o).contains("not valid JSON"), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--paths f32,gpu`: the run prints the adapter and a `gpu vs f32` table, and the report records
+/// the adapter; where no adapter exists the run goes on with `f32` and warns (a failure only
+/// when `PARALLAX_REQUIRE_GPU=1`, as `./dev test` sets).
+#[test]
+fn run_with_the_gpu_path_names_the_adapter_or_says_why_not() {
+    let demo = repo_root().join("www/demo/parallax-demo-qwen2.gguf");
+    let dir = std::env::temp_dir().join(format!("parallax-cli-gpu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let o = parallax(&[
+        "run", "-m", demo.to_str().unwrap(), "-p", "What is 2+2?", "--paths", "f32,gpu", "--no-hash", "-q", "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    if let Some(why) = report["execution"]["gpu_unavailable"].as_str() {
+        assert!(stderr(&o).contains(why), "the CLI prints why: {}", stderr(&o));
+        assert_eq!(report["paths"], serde_json::json!(["f32"]));
+        assert_ne!(std::env::var("PARALLAX_REQUIRE_GPU").as_deref(), Ok("1"), "PARALLAX_REQUIRE_GPU=1 but {why}");
+        eprintln!("\n*** SKIPPED the gpu half: {why} ***\n");
+        return;
+    }
+    assert_eq!(report["paths"], serde_json::json!(["f32", "gpu"]));
+    let adapter = report["execution"]["gpu"]["adapter"].as_str().unwrap();
+    assert!(out.contains(&format!("gpu: {adapter} (")), "{out}");
+    assert!(out.contains("gpu vs f32"), "{out}");
+}
+
+/// The page's demo model (committed, small): a 3-layer qwen2 whose layers are ~370 KiB of weights.
+fn demo_model() -> String {
+    repo_root().join("www/demo/parallax-demo-qwen2.gguf").to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_prompt_over_the_token_cap_ends_with_exit_2_and_a_sentence() {
+    let o = parallax(&["run", "-m", &demo_model(), "-p", "What is 2+2? And 3+3?", "--max-tokens", "3", "-q", "--no-hash"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("more than the limit of 3") && e.contains("--max-tokens"), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+}
+
+#[test]
+fn a_layer_over_the_memory_budget_is_refused_before_it_is_read_with_exit_2() {
+    let o = parallax(&["run", "-m", &demo_model(), "-p", "What is 2+2?", "--memory-budget", "100K", "-q", "--no-hash"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("layer 0 would need about") && e.contains("of weights"), "{e}");
+    assert!(e.contains("more than the memory budget of 100.00 KiB") && e.contains("--memory-budget"), "{e}");
+    // A budget the layers fit in runs to the verdict.
+    let o = parallax(&["run", "-m", &demo_model(), "-p", "What is 2+2?", "--memory-budget", "64M", "-q", "--no-hash"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = parallax(&["run", "-m", &demo_model(), "-p", "Hi", "--memory-budget", "lots", "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not a size"), "{}", stderr(&o));
+}
+
+/// Ctrl-C (SIGINT) during a run of the 0.5B stops it at the next layer: exit 2, a sentence, and
+/// no report file.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_cancels_a_run_cleanly() {
+    let Some(path) = model_path(QWEN_0_5B) else { return };
+    let dir = std::env::temp_dir().join(format!("parallax-cancel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .args(["run", "-m", path.to_str().unwrap(), "--tokens", "3838,374,220,17,10,17,30", "-q", "--threads", "1"])
+        .arg("--json")
+        .arg(&json)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While it hashes the 491 MB file (the handler is installed before that).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the run was cancelled (Ctrl-C); no report was written"), "{}", stderr(&o));
+    assert!(!json.exists(), "a report was written");
+    let _ = std::fs::remove_dir_all(&dir);
+}

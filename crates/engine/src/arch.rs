@@ -88,6 +88,16 @@ impl ArchConfig {
         let head_dim = need(h.head_dim, "attention head dimension")?;
         let n_ff = need(h.n_ff, "feed-forward length")?;
         let n_vocab = need(h.n_vocab, "vocabulary size")?;
+        // Each layer has at least its norms and seven matrices: a block count the tensors cannot
+        // back is refused here, before anything is sized by it.
+        let n_tensors = model.tensors().len();
+        if n_layers as usize > n_tensors / 9 {
+            return Err(EngineError::BadModel {
+                message: format!(
+                    "the model declares {n_layers} layers but holds only {n_tensors} tensors (each layer needs at least 9)"
+                ),
+            });
+        }
         if n_head % n_head_kv != 0 {
             return Err(EngineError::BadModel {
                 message: format!("{n_head} attention heads are not a multiple of {n_head_kv} KV heads"),

@@ -4,6 +4,9 @@
 //!   dotted with f32 activations.
 //! * `q8`: each activation row quantized once to the weight type's llama.cpp partner (Q8_K for
 //!   k-quants, Q8_0 / Q8_1 for legacy types), then fused integer dots with the packed rows.
+//! * `gpu`: the packed rows uploaded to a WGSL kernel that dequantizes them in the shader and
+//!   dots them with f32 activations (`parallax-gpu`, feature `gpu`); asynchronous, so only
+//!   [`matmul_async`] runs it.
 //!
 //! Output element (token t, row r) is computed by exactly one task in a fixed order, so the
 //! result is the same whatever the number of threads.
@@ -22,6 +25,9 @@ pub enum PathKind {
     F32,
     /// llama.cpp CPU semantics: quantized activations, fused integer dots.
     Q8,
+    /// WGSL kernels through wgpu: in-shader dequantization, f32 dots (feature `gpu`; without
+    /// it, or without an adapter, a run drops this path and says why).
+    Gpu,
 }
 
 impl PathKind {
@@ -29,6 +35,7 @@ impl PathKind {
         match self {
             PathKind::F32 => "f32",
             PathKind::Q8 => "q8",
+            PathKind::Gpu => "gpu",
         }
     }
 
@@ -42,6 +49,7 @@ impl PathKind {
         match s {
             "f32" => Some(PathKind::F32),
             "q8" => Some(PathKind::Q8),
+            "gpu" => Some(PathKind::Gpu),
             _ => None,
         }
     }
@@ -72,15 +80,60 @@ impl Matrix {
                 Some(act) => format!("{ty} × {act} fused dot"),
                 None => format!("{ty} dequantized → f32 dot (no llama.cpp pairing)"),
             },
+            #[cfg(feature = "gpu")]
+            (Storage::Ggml { ty, .. }, PathKind::Gpu) => parallax_gpu::kernel_label(*ty),
+            #[cfg(not(feature = "gpu"))]
+            (Storage::Ggml { ty, .. }, PathKind::Gpu) => format!("{ty}: no GPU kernels in this build"),
+            (Storage::F32 { from, .. }, PathKind::Gpu) => format!("{from} dequantized on the CPU, uploaded as f32 → f32 dot (WGSL)"),
             (Storage::F32 { from, .. }, _) => format!("{from} dequantized → f32 dot (no llama.cpp kernel)"),
         }
     }
 }
 
-/// `x` is `n_tokens` rows of `m.cols`; returns `n_tokens` rows of `m.rows`.
+/// The GPU the `gpu` path runs on: a wgpu device with the feature, nothing without it.
+#[cfg(feature = "gpu")]
+pub type Gpu = parallax_gpu::GpuMatmul;
+#[cfg(not(feature = "gpu"))]
+pub enum Gpu {}
+
+/// [`matmul`] for every path, `gpu` included (on `gpu`, which must be `Some` for that path).
+/// A GPU failure is [`EngineError::GpuUnavailable`]: the run goes on without the path.
+pub async fn matmul_async(
+    path: PathKind,
+    m: &Matrix,
+    x: &[f32],
+    n_tokens: usize,
+    gpu: Option<&Gpu>,
+) -> Result<Vec<f32>, EngineError> {
+    if path != PathKind::Gpu {
+        return matmul(path, m, x, n_tokens);
+    }
+    let Some(gpu) = gpu else {
+        return Err(EngineError::GpuUnavailable { reason: "the GPU was not opened".into() });
+    };
+    #[cfg(feature = "gpu")]
+    {
+        let result = match &m.storage {
+            Storage::Ggml { ty, bytes, .. } => gpu.matmul(*ty, bytes, m.rows, m.cols, x, n_tokens).await,
+            Storage::F32 { values, .. } => {
+                let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                gpu.matmul(GgmlType::F32, &bytes, m.rows, m.cols, x, n_tokens).await
+            }
+        };
+        result.map_err(|e| EngineError::GpuUnavailable { reason: format!("tensor `{}`: {e}", m.name) })
+    }
+    #[cfg(not(feature = "gpu"))]
+    match *gpu {}
+}
+
+/// `x` is `n_tokens` rows of `m.cols`; returns `n_tokens` rows of `m.rows`. The `gpu` path is
+/// asynchronous: see [`matmul_async`].
 pub fn matmul(path: PathKind, m: &Matrix, x: &[f32], n_tokens: usize) -> Result<Vec<f32>, EngineError> {
     debug_assert_eq!(x.len(), n_tokens * m.cols);
     // Computed as rows × tokens (each tile owns a contiguous block), transposed at the end.
+    if path == PathKind::Gpu {
+        return Err(EngineError::GpuUnavailable { reason: "the gpu path needs the asynchronous run".into() });
+    }
     let mut by_row = vec![0f32; m.rows * n_tokens];
     match (&m.storage, path) {
         (Storage::F32 { values, .. }, _) => {
@@ -94,7 +147,7 @@ pub fn matmul(path: PathKind, m: &Matrix, x: &[f32], n_tokens: usize) -> Result<
                 Ok(())
             })?;
         }
-        (Storage::Ggml { ty, bytes, row_bytes }, PathKind::F32) => {
+        (Storage::Ggml { ty, bytes, row_bytes }, PathKind::F32 | PathKind::Gpu) => {
             for_each_tile(&mut by_row, n_tokens, |r0, out| {
                 let n_rows = out.len() / n_tokens;
                 let mut tile = vec![0f32; n_rows * m.cols];

@@ -4,6 +4,33 @@
 
 use crate::arch::RopeStyle;
 
+/// Transcendental functions from the `libm` crate, never the platform's: glibc natively and
+/// Rust's own port in wasm round differently in the last place, and a report must be
+/// byte-identical wherever it was computed. Evaluated in f64 and rounded once, as glibc's
+/// f32 functions do internally, so they also track llama.cpp's results closely.
+mod math {
+    #[inline]
+    pub fn exp(x: f32) -> f32 {
+        libm::exp(x as f64) as f32
+    }
+    #[inline]
+    pub fn tanh(x: f32) -> f32 {
+        libm::tanh(x as f64) as f32
+    }
+    #[inline]
+    pub fn sin(x: f32) -> f32 {
+        libm::sin(x as f64) as f32
+    }
+    #[inline]
+    pub fn cos(x: f32) -> f32 {
+        libm::cos(x as f64) as f32
+    }
+    #[inline]
+    pub fn pow(x: f32, y: f32) -> f32 {
+        libm::pow(x as f64, y as f64) as f32
+    }
+}
+
 /// RMSNorm of each row of `x` (rows of `width`) times `weight`: ggml_rms_norm sums squares in
 /// f64 (`ggml_float`), scales in f32, then ggml_mul applies the weight.
 pub fn rms_norm(x: &[f32], width: usize, weight: &[f32], eps: f32) -> Vec<f32> {
@@ -38,7 +65,7 @@ pub fn add_into(acc: &mut [f32], x: &[f32]) {
 /// ggml_rope_ext with no YaRN: the angle of pair `i` is `p · freq_scale · base^(−2i/d)`, built
 /// by ggml's running product `theta *= theta_scale` in f32.
 pub fn rope(x: &mut [f32], positions: &[u32], n_heads: usize, head_dim: usize, base: f32, freq_scale: f32, style: RopeStyle) {
-    let theta_scale = base.powf(-2.0 / head_dim as f32);
+    let theta_scale = math::pow(base, -2.0 / head_dim as f32);
     let half = head_dim / 2;
     let mut cos = vec![0f32; half];
     let mut sin = vec![0f32; half];
@@ -46,8 +73,8 @@ pub fn rope(x: &mut [f32], positions: &[u32], n_heads: usize, head_dim: usize, b
         let mut theta = p as f32;
         for i in 0..half {
             let angle = freq_scale * theta;
-            cos[i] = angle.cos();
-            sin[i] = angle.sin();
+            cos[i] = math::cos(angle);
+            sin[i] = math::sin(angle);
             theta *= theta_scale;
         }
         let row = &mut x[t * n_heads * head_dim..(t + 1) * n_heads * head_dim];
@@ -105,7 +132,7 @@ pub fn attention(
             }
             let mut sum = 0f64;
             for s in &mut scores[first..=i] {
-                *s = (*s - max).exp();
+                *s = math::exp(*s - max);
                 sum += *s as f64;
             }
             let inv = (1.0 / sum) as f32;
@@ -237,14 +264,14 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// ggml_silu_f32.
 pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
+    x / (1.0 + math::exp(-x))
 }
 
 /// GELU, tanh approximation, computed in f32 (ggml_gelu_f32).
 pub fn gelu_tanh(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     const GELU_COEF_A: f32 = 0.044715;
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
+    0.5 * x * (1.0 + math::tanh(SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)))
 }
 
 /// GELU as llama.cpp's CPU backend evaluates it (GGML_GELU_FP16): the input rounded to f16 and
@@ -262,7 +289,7 @@ pub fn gelu_tanh_f16_table(x: f32) -> f32 {
     } else {
         let x = half::f16::from_f32(x).to_f32();
         let inner = (GELU_COEF_A * x).mul_add(x, 1.0);
-        let g = 0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * inner).tanh());
+        let g = 0.5 * x * (1.0 + math::tanh(SQRT_2_OVER_PI * x * inner));
         half::f16::from_f32(g).to_f32()
     }
 }

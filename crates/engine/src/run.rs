@@ -15,7 +15,7 @@ use parallax_source::ByteSource;
 
 use crate::arch::{Activation, ArchConfig};
 use crate::inject::{self, Fault, FaultKind};
-use crate::matmul::{matmul, Matrix, PathKind, Storage};
+use crate::matmul::{matmul_async, Gpu, Matrix, PathKind, Storage};
 use crate::ops;
 use crate::weights::{LayerWeights, Loader};
 use crate::EngineError;
@@ -34,6 +34,21 @@ pub struct RunOptions {
     pub max_tokens: usize,
     /// Ops broken on purpose (`--inject`).
     pub faults: Vec<Fault>,
+    /// Refuse to load a layer whose weights and activations would take more bytes than this
+    /// (checked before the layer is read; `None`: no limit).
+    pub memory_budget_bytes: Option<u64>,
+    /// How the `gpu` path finds its device (only read when `paths` holds it).
+    pub gpu: GpuSettings,
+}
+
+/// How the `gpu` path finds its device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GpuSettings {
+    /// Act as if there were no adapter (tests of the fallback; a user's "CPU only" switch).
+    pub disabled: bool,
+    /// Destroy the device after this many GPU matmuls, as a driver reset would (tests of the
+    /// mid-run fallback).
+    pub lose_device_after: Option<u32>,
 }
 
 impl Default for RunOptions {
@@ -44,6 +59,8 @@ impl Default for RunOptions {
             scope: Scope::All,
             max_tokens: 512,
             faults: Vec::new(),
+            memory_budget_bytes: None,
+            gpu: GpuSettings::default(),
         }
     }
 }
@@ -150,6 +167,9 @@ struct Lockstep<'a, S: ByteSource> {
     probe: Probe<'a>,
     positions: Vec<u32>,
     cancel: &'a AtomicBool,
+    gpu: Option<&'a Gpu>,
+    /// GPU matmuls so far (for `GpuSettings::lose_device_after`).
+    gpu_calls: std::cell::Cell<u32>,
     _source: std::marker::PhantomData<S>,
 }
 
@@ -162,11 +182,50 @@ impl<S: ByteSource> Lockstep<'_, S> {
         }
     }
 
+    /// One path's matmul, on the GPU for `gpu`.
+    async fn matmul(&self, p: PathKind, m: &Matrix, x: &[f32]) -> Result<Vec<f32>, EngineError> {
+        if p == PathKind::Gpu {
+            let calls = self.gpu_calls.get() + 1;
+            self.gpu_calls.set(calls);
+            #[cfg(feature = "gpu")]
+            if let (Some(after), Some(gpu)) = (self.opts.gpu.lose_device_after, self.gpu) {
+                if calls > after {
+                    gpu.destroy();
+                }
+            }
+        }
+        matmul_async(p, m, x, self.probe.n_tokens, self.gpu).await
+    }
+
+    /// `m · x` on path `p`, with the bias unless a fault drops it.
+    async fn apply(
+        &self,
+        il: u32,
+        site: &str,
+        m: &Matrix,
+        p: PathKind,
+        x: &[f32],
+        bias: Option<&[f32]>,
+    ) -> Result<Vec<f32>, EngineError> {
+        let faults = &self.opts.faults;
+        let mut y = if inject::any(faults, FaultKind::Q4kScales, il, site, p) {
+            self.matmul(p, &broken_q4k(m, il)?, x).await?
+        } else {
+            self.matmul(p, m, x).await?
+        };
+        if let Some(b) = bias {
+            if !inject::any(faults, FaultKind::DropBias, il, site, p) {
+                ops::add_bias(&mut y, b);
+            }
+        }
+        Ok(y)
+    }
+
     /// Each path multiplies its own input; in replay mode every other path also multiplies the
     /// reference's input, and that local result is compared with the reference's output.
     /// `pick` chooses the matrix per path (a `swap-gate-up` fault hands one path the other's).
     #[allow(clippy::too_many_arguments)]
-    fn matmul_site<'w>(
+    async fn matmul_site<'w>(
         &self,
         il: u32,
         site: &str,
@@ -175,31 +234,15 @@ impl<S: ByteSource> Lockstep<'_, S> {
         bias: Option<&[f32]>,
         rec: &mut SiteRecord,
     ) -> Result<Vec<Vec<f32>>, EngineError> {
-        let n = self.probe.n_tokens;
-        let faults = &self.opts.faults;
-        let apply = |p: PathKind, x: &[f32]| -> Result<Vec<f32>, EngineError> {
-            let m = pick(p);
-            let mut y = if inject::any(faults, FaultKind::Q4kScales, il, site, p) {
-                matmul(p, &broken_q4k(m, il)?, x, n)?
-            } else {
-                matmul(p, m, x, n)?
-            };
-            if let Some(b) = bias {
-                if !inject::any(faults, FaultKind::DropBias, il, site, p) {
-                    ops::add_bias(&mut y, b);
-                }
-            }
-            Ok(y)
-        };
         let mut outs = Vec::with_capacity(inputs.len());
         for (p, x) in self.opts.paths.iter().zip(inputs) {
             self.check_cancel()?;
-            outs.push(apply(*p, x)?);
+            outs.push(self.apply(il, site, pick(*p), *p, x, bias).await?);
         }
         if self.opts.mode == Mode::Replay {
             let rows = pick(self.opts.paths[0]).rows;
             for p in self.opts.paths.iter().skip(1) {
-                let y = apply(*p, &inputs[0])?;
+                let y = self.apply(il, site, pick(*p), *p, &inputs[0], bias).await?;
                 if let Some(c) = Compare::of(self.probe.scoped(&outs[0], rows), self.probe.scoped(&y, rows)) {
                     rec.local.insert(p.id().into(), c);
                 }
@@ -212,7 +255,7 @@ impl<S: ByteSource> Lockstep<'_, S> {
         self.opts.faults.iter().any(|f| f.kind == FaultKind::SwapGateUp && f.layer == il && f.path == p)
     }
 
-    fn layer(
+    async fn layer(
         &self,
         il: u32,
         w: &LayerWeights,
@@ -238,13 +281,13 @@ impl<S: ByteSource> Lockstep<'_, S> {
         let h = map(resid, &|x| ops::rms_norm(x, c.n_embd, &w.attn_norm, c.rms_eps));
         record("attn_norm", &h, c.n_embd, IndexMap::new());
         let mut site = SiteRecord::default();
-        let mut q = self.matmul_site(il, "q", &|_| &w.wq, &h, w.bq.as_deref(), &mut site)?;
+        let mut q = self.matmul_site(il, "q", &|_| &w.wq, &h, w.bq.as_deref(), &mut site).await?;
         record("q", &q, q_dim, site.local);
         let mut site = SiteRecord::default();
-        let mut k = self.matmul_site(il, "k", &|_| &w.wk, &h, w.bk.as_deref(), &mut site)?;
+        let mut k = self.matmul_site(il, "k", &|_| &w.wk, &h, w.bk.as_deref(), &mut site).await?;
         record("k", &k, kv_dim, site.local);
         let mut site = SiteRecord::default();
-        let v = self.matmul_site(il, "v", &|_| &w.wv, &h, w.bv.as_deref(), &mut site)?;
+        let v = self.matmul_site(il, "v", &|_| &w.wv, &h, w.bv.as_deref(), &mut site).await?;
         record("v", &v, kv_dim, site.local);
 
         let (base, freq_scale) = c.rope_for(il);
@@ -274,7 +317,7 @@ impl<S: ByteSource> Lockstep<'_, S> {
         drop((q, k, v));
         record("attn_out", &att, q_dim, IndexMap::new());
         let mut site = SiteRecord::default();
-        let mut proj = self.matmul_site(il, "attn_proj", &|_| &w.wo, &att, None, &mut site)?;
+        let mut proj = self.matmul_site(il, "attn_proj", &|_| &w.wo, &att, None, &mut site).await?;
         record("attn_proj", &proj, c.n_embd, site.local);
         if let Some(pn) = &w.post_attn_norm {
             proj = map(&proj, &|x| ops::rms_norm(x, c.n_embd, pn, c.rms_eps));
@@ -289,10 +332,10 @@ impl<S: ByteSource> Lockstep<'_, S> {
         let h = map(resid, &|x| ops::rms_norm(x, c.n_embd, &w.ffn_norm, c.rms_eps));
         record("ffn_norm", &h, c.n_embd, IndexMap::new());
         let mut site = SiteRecord::default();
-        let gate = self.matmul_site(il, "ffn_gate", &|p| if self.swapped(il, p) { &w.up } else { &w.gate }, &h, None, &mut site)?;
+        let gate = self.matmul_site(il, "ffn_gate", &|p| if self.swapped(il, p) { &w.up } else { &w.gate }, &h, None, &mut site).await?;
         record("ffn_gate", &gate, c.n_ff, site.local);
         let mut site = SiteRecord::default();
-        let up = self.matmul_site(il, "ffn_up", &|p| if self.swapped(il, p) { &w.gate } else { &w.up }, &h, None, &mut site)?;
+        let up = self.matmul_site(il, "ffn_up", &|p| if self.swapped(il, p) { &w.gate } else { &w.up }, &h, None, &mut site).await?;
         record("ffn_up", &up, c.n_ff, site.local);
         let activated: Vec<Vec<f32>> = gate
             .iter()
@@ -319,7 +362,7 @@ impl<S: ByteSource> Lockstep<'_, S> {
         drop((gate, up, activated));
         record("ffn_swigl", &swigl, c.n_ff, IndexMap::new());
         let mut site = SiteRecord::default();
-        let mut down = self.matmul_site(il, "ffn_down", &|_| &w.down, &swigl, None, &mut site)?;
+        let mut down = self.matmul_site(il, "ffn_down", &|_| &w.down, &swigl, None, &mut site).await?;
         record("ffn_down", &down, c.n_embd, site.local);
         if let Some(pn) = &w.post_ffw_norm {
             down = map(&down, &|x| ops::rms_norm(x, c.n_embd, pn, c.rms_eps));
@@ -334,7 +377,8 @@ impl<S: ByteSource> Lockstep<'_, S> {
 }
 
 /// Run the model over `input.tokens` along every path of `opts`, streaming one layer's weights at
-/// a time, and return the report.
+/// a time, and return the report. Natively this blocks on the GPU when `opts` has the `gpu`
+/// path; in the browser, where nothing may block on the GPU, use [`run_async`].
 pub fn run<S: ByteSource>(
     model: &Model<S>,
     input: &RunInput,
@@ -351,6 +395,112 @@ pub fn run_with_logits<S: ByteSource>(
     model: &Model<S>,
     input: &RunInput,
     opts: &RunOptions,
+    on_progress: &mut dyn FnMut(&Progress),
+    cancel: &AtomicBool,
+) -> Result<(Report, Vec<Vec<f32>>), EngineError> {
+    if cfg!(target_arch = "wasm32") && opts.paths.contains(&PathKind::Gpu) {
+        return Err(EngineError::BadOptions {
+            message: "in the browser the gpu path cannot be waited for synchronously; use run_async".into(),
+        });
+    }
+    crate::block_on(run_with_logits_async(model, input, opts, on_progress, cancel))
+}
+
+/// [`run`] as a future: the `gpu` path awaits the GPU's results.
+pub async fn run_async<S: ByteSource>(
+    model: &Model<S>,
+    input: &RunInput,
+    opts: &RunOptions,
+    on_progress: &mut dyn FnMut(&Progress),
+    cancel: &AtomicBool,
+) -> Result<Report, EngineError> {
+    run_with_logits_async(model, input, opts, on_progress, cancel).await.map(|(report, _)| report)
+}
+
+/// [`run_with_logits`] as a future. If the `gpu` path cannot start (no adapter, a build without
+/// GPU support) or fails on the way (device lost, out of memory), the run goes on — from the
+/// start, so every path sees the same ops — without it, and the report says why
+/// (`execution.gpu_unavailable`).
+pub async fn run_with_logits_async<S: ByteSource>(
+    model: &Model<S>,
+    input: &RunInput,
+    opts: &RunOptions,
+    on_progress: &mut dyn FnMut(&Progress),
+    cancel: &AtomicBool,
+) -> Result<(Report, Vec<Vec<f32>>), EngineError> {
+    if !opts.paths.contains(&PathKind::Gpu) {
+        return run_paths(model, input, opts, None, on_progress, cancel).await;
+    }
+    let without_gpu = |reason: String| -> Result<RunOptions, EngineError> {
+        let paths: Vec<PathKind> = opts.paths.iter().copied().filter(|p| *p != PathKind::Gpu).collect();
+        if paths.is_empty() {
+            return Err(EngineError::GpuUnavailable { reason });
+        }
+        Ok(RunOptions { paths, ..opts.clone() })
+    };
+    let (result, reason) = match open_gpu(&opts.gpu).await {
+        Ok(gpu) => match run_paths(model, input, opts, Some(&gpu), on_progress, cancel).await {
+            Ok((mut report, logits)) => {
+                report.execution.gpu = Some(gpu_record(&gpu));
+                return Ok((report, logits));
+            }
+            Err(EngineError::GpuUnavailable { reason }) => {
+                let rest = without_gpu(reason.clone())?;
+                (run_paths(model, input, &rest, None, on_progress, cancel).await, reason)
+            }
+            Err(e) => return Err(e),
+        },
+        Err(reason) => {
+            let rest = without_gpu(reason.clone())?;
+            (run_paths(model, input, &rest, None, on_progress, cancel).await, reason)
+        }
+    };
+    let (mut report, logits) = result?;
+    report.execution.gpu_unavailable = Some(format!("the gpu path was dropped: {reason}"));
+    Ok((report, logits))
+}
+
+#[cfg(feature = "gpu")]
+async fn open_gpu(settings: &GpuSettings) -> Result<Gpu, String> {
+    if settings.disabled {
+        return Err("the GPU was switched off for this run".into());
+    }
+    parallax_gpu::GpuMatmul::new().await.map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "gpu"))]
+async fn open_gpu(_settings: &GpuSettings) -> Result<Gpu, String> {
+    Err("this build of Parallax has no GPU support (the engine's `gpu` feature)".into())
+}
+
+#[cfg(feature = "gpu")]
+fn gpu_record(gpu: &Gpu) -> parallax_report::GpuRecord {
+    let f = gpu.facts();
+    parallax_report::GpuRecord {
+        adapter: f.name.clone(),
+        backend: f.backend.clone(),
+        device_type: f.device_type.clone(),
+        driver: f.driver.clone(),
+        features: f.features.clone(),
+        limits: f.limits.iter().cloned().collect(),
+        placement: GPU_PLACEMENT.into(),
+    }
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_record(gpu: &Gpu) -> parallax_report::GpuRecord {
+    match *gpu {}
+}
+
+/// Where the `gpu` path's ops run.
+pub const GPU_PLACEMENT: &str = "matmuls (weights dequantized in the shader, f32 dots) on the GPU; embedding lookup, \
+     norms, RoPE, attention and activations on the CPU, in f32 as on the f32 path";
+
+async fn run_paths<S: ByteSource>(
+    model: &Model<S>,
+    input: &RunInput,
+    opts: &RunOptions,
+    gpu: Option<&Gpu>,
     on_progress: &mut dyn FnMut(&Progress),
     cancel: &AtomicBool,
 ) -> Result<(Report, Vec<Vec<f32>>), EngineError> {
@@ -383,6 +533,8 @@ pub fn run_with_logits<S: ByteSource>(
         probe: Probe { paths: &opts.paths, scope: opts.scope, n_tokens: n },
         positions: (0..n as u32).collect(),
         cancel,
+        gpu,
+        gpu_calls: std::cell::Cell::new(0),
         _source: std::marker::PhantomData,
     };
 
@@ -423,6 +575,7 @@ pub fn run_with_logits<S: ByteSource>(
     for il in 0..cfg.n_layers {
         step.check_cancel()?;
         progress.phase = Phase::Layer;
+        loader.check_memory_budget(il, n, opts.paths.len(), opts.memory_budget_bytes)?;
         let w = loader.layer(il)?;
         progress.bytes_read += w.bytes;
         for m in [&w.wq, &w.wk, &w.wv, &w.wo, &w.gate, &w.up, &w.down] {
@@ -436,7 +589,7 @@ pub fn run_with_logits<S: ByteSource>(
         }
         let mut rec = LayerRecord { index: il, sites: IndexMap::new() };
         let mut tok = IndexMap::new();
-        step.layer(il, &w, &mut resid, &mut rec, &mut tok)?;
+        step.layer(il, &w, &mut resid, &mut rec, &mut tok).await?;
         drop(w);
         layers.push(rec);
         per_token_layers.push(tok);
@@ -458,7 +611,7 @@ pub fn run_with_logits<S: ByteSource>(
         let (m, read) = loader.matrix_rows(head, cfg.n_embd, start..end)?;
         progress.bytes_read += read;
         for ((p, x), out) in opts.paths.iter().zip(&normed).zip(&mut logits) {
-            let y = matmul(*p, &m, x, n)?;
+            let y = step.matmul(*p, &m, x).await?;
             for t in 0..n {
                 let dst = &mut out[t * vocab as usize + start as usize..t * vocab as usize + end as usize];
                 dst.copy_from_slice(&y[t * m.rows..(t + 1) * m.rows]);

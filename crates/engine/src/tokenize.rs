@@ -15,18 +15,33 @@ impl RunInput {
         text: Option<String>,
         tokens: Option<Vec<u32>>,
     ) -> Result<RunInput, EngineError> {
-        let tokenizer = tokenizer_for(model);
-        let (tokens, text) = match (tokens, text) {
-            (Some(t), _) if !t.is_empty() => (t, None),
-            (_, Some(text)) => (tokenizer.as_ref().map_err(Clone::clone)?.encode(&text, true), Some(text)),
-            _ => return Err(EngineError::BadOptions { message: "give a prompt or token ids".into() }),
+        if let Some(tokens) = tokens.filter(|t| !t.is_empty()) {
+            // Token ids need no tokenizer, only the vocabulary for their pieces: building the
+            // BPE merge table of a 150k vocabulary would cost more than some runs.
+            let pieces = match vocabulary(model) {
+                Some(vocab) => tokens.iter().map(|&id| vocab.get(id as usize).map_or("?", String::as_str).to_string()).collect(),
+                None => Vec::new(),
+            };
+            return Ok(RunInput { tokens, text: None, pieces, sha256: None });
+        }
+        let Some(text) = text else {
+            return Err(EngineError::BadOptions { message: "give a prompt or token ids".into() });
         };
-        let pieces = match &tokenizer {
-            Ok(t) => tokens.iter().map(|&id| t.token_text(id).unwrap_or("?").to_string()).collect(),
-            Err(_) => Vec::new(),
-        };
-        Ok(RunInput { tokens, text, pieces, sha256: None })
+        let tokenizer = tokenizer_for(model)?;
+        let tokens = tokenizer.encode(&text, true);
+        let pieces = tokens.iter().map(|&id| tokenizer.token_text(id).unwrap_or("?").to_string()).collect();
+        Ok(RunInput { tokens, text: Some(text), pieces, sha256: None })
     }
+}
+
+/// The token strings the model carries (GGUF `tokenizer.ggml.tokens`, APR `tokenizer.vocabulary`).
+fn vocabulary<S: ByteSource>(model: &Model<S>) -> Option<Vec<String>> {
+    if let Some(g) = model.gguf() {
+        return g.get_str_arr("tokenizer.ggml.tokens").map(|v| v.to_vec());
+    }
+    let m = model.apr()?.metadata();
+    let arr = m.get("tokenizer.vocabulary")?.as_array()?;
+    Some(arr.iter().map(|s| s.as_str().unwrap_or("?").to_string()).collect())
 }
 
 /// The tokenizer described by the model's metadata (GGUF `tokenizer.ggml.*`, or APR

@@ -28,6 +28,23 @@ pub struct LayerWeights {
     pub bytes: u64,
 }
 
+/// What one layer will hold in memory while it runs, estimated from the tensor table and the
+/// shapes before a byte of it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerMemory {
+    /// The layer's weights as held (packed bytes; values as f32 for types the dots cannot read).
+    pub weights: u64,
+    /// Activations of every path for every prompt position, attention scores and the f32 row
+    /// tiles of dequantizing matmuls.
+    pub work: u64,
+}
+
+impl LayerMemory {
+    pub fn total(&self) -> u64 {
+        self.weights.saturating_add(self.work)
+    }
+}
+
 /// Reads tensors of one model and counts the bytes it pulled.
 pub struct Loader<'m, S: ByteSource> {
     pub model: &'m Model<S>,
@@ -87,6 +104,41 @@ impl<'m, S: ByteSource> Loader<'m, S> {
         let (m, read) = self.matrix_rows(t, cols, 0..rows as u64)?;
         *bytes += read;
         Ok(m)
+    }
+
+    /// [`LayerMemory`] of layer `il` for `n_tokens` prompt positions on `n_paths` paths.
+    pub fn layer_memory(&self, il: u32, n_tokens: usize, n_paths: usize) -> LayerMemory {
+        let c = self.cfg;
+        let weights = self
+            .model
+            .tensors()
+            .iter()
+            .filter(|t| matches!(t.role, Some(Role::Layer { layer, .. }) if layer == il))
+            .map(|t| match t.ty {
+                TensorType::Ggml(_) => t.n_bytes,
+                // Read, then held as f32 values.
+                _ => t.n_bytes.saturating_add(t.n_elements().saturating_mul(4)),
+            })
+            .fold(0u64, u64::saturating_add);
+        let (n, q_dim, kv_dim) = (n_tokens as u64, (c.n_head * c.head_dim) as u64, (c.n_head_kv * c.head_dim) as u64);
+        // Per path: residual, norm and projection outputs, attention output, the FFN's four
+        // buffers, and one head's scores at a time per position pair.
+        let per_path = n
+            .saturating_mul(4 * c.n_embd as u64 + 2 * q_dim + 2 * kv_dim + 4 * c.n_ff as u64)
+            .saturating_add((c.n_head as u64).saturating_mul(n).saturating_mul(n));
+        let tiles = 32 * (c.n_embd.max(c.n_ff).max(c.n_head * c.head_dim) as u64) * crate::worker_threads() as u64;
+        let work = per_path.saturating_mul(n_paths as u64).saturating_add(tiles).saturating_mul(4);
+        LayerMemory { weights, work }
+    }
+
+    /// Refuse to load layer `il` when its [`LayerMemory`] exceeds `budget` bytes.
+    pub fn check_memory_budget(&self, il: u32, n_tokens: usize, n_paths: usize, budget: Option<u64>) -> Result<(), EngineError> {
+        let Some(budget) = budget else { return Ok(()) };
+        let need = self.layer_memory(il, n_tokens, n_paths);
+        if need.total() > budget {
+            return Err(EngineError::OverMemoryBudget { layer: il, weights: need.weights, work: need.work, budget });
+        }
+        Ok(())
     }
 
     pub fn layer(&self, il: u32) -> Result<LayerWeights, EngineError> {

@@ -2,6 +2,12 @@
 //! elements must be refused without allocating more than about the file's size, and even
 //! counts that pass the size check cost at most a small multiple of the file.
 //!
+//! Declared counts of 2^40, 2^48, 2^62, 2^63 and u64::MAX in every place a GGUF header declares a
+//! size (metadata and tensor counts, string and array lengths — `tokenizer.ggml.tokens` is such
+//! an array — nested arrays, tensor name lengths, dimensions whose product is the tensor size) are
+//! each refused with an error naming the count, and no single allocation made while reading
+//! exceeds twice the file plus a small constant.
+//!
 //! One #[test] only: the allocator is process-wide, so concurrent tests would blur the numbers.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -14,6 +20,8 @@ use parallax_source::MemorySource;
 struct Counting;
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// The largest single allocation since the last reset.
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -21,6 +29,17 @@ unsafe impl GlobalAlloc for Counting {
         if !p.is_null() {
             let now = CURRENT.fetch_add(layout.size(), Relaxed) + layout.size();
             PEAK.fetch_max(now, Relaxed);
+            LARGEST.fetch_max(layout.size(), Relaxed);
+        }
+        p
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            CURRENT.fetch_sub(layout.size(), Relaxed);
+            let now = CURRENT.fetch_add(new_size, Relaxed) + new_size;
+            PEAK.fetch_max(now, Relaxed);
+            LARGEST.fetch_max(new_size, Relaxed);
         }
         p
     }
@@ -38,8 +57,69 @@ fn peak_while_reading(bytes: &[u8]) -> (usize, Result<GgufFile, parallax_gguf::G
     let src = MemorySource::new(bytes.to_vec());
     let base = CURRENT.load(Relaxed);
     PEAK.store(base, Relaxed);
+    LARGEST.store(0, Relaxed);
     let result = GgufFile::read(&src);
     (PEAK.load(Relaxed) - base, result)
+}
+
+/// Declared counts no file of a few KiB can back.
+const HOSTILE_COUNTS: [(&str, u64); 5] = [
+    ("2^40", 1 << 40),
+    ("2^48", 1 << 48),
+    ("2^62", 1 << 62),
+    ("2^63", 1 << 63),
+    ("u64::MAX", u64::MAX),
+];
+
+/// A header with `n_tensors` tensor infos and no metadata, then `body`, padded to 4 KiB.
+fn file_with_tensors(n_tensors: u64, n_kv: u64, body: &[u8]) -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend_from_slice(&n_tensors.to_le_bytes());
+    b.extend_from_slice(&n_kv.to_le_bytes());
+    b.extend_from_slice(body);
+    b.resize(b.len().max(4096), 0);
+    b
+}
+
+/// One tensor info: name, dims, type id, offset 0.
+fn tensor_info(name_len: u64, name: &[u8], dims: &[u64], ty: u32) -> Vec<u8> {
+    let mut v = name_len.to_le_bytes().to_vec();
+    v.extend_from_slice(name);
+    v.extend_from_slice(&(dims.len() as u32).to_le_bytes());
+    for d in dims {
+        v.extend_from_slice(&d.to_le_bytes());
+    }
+    v.extend_from_slice(&ty.to_le_bytes());
+    v.extend_from_slice(&0u64.to_le_bytes());
+    v
+}
+
+/// Read `bytes`, expect an error `ok(kind)` accepts, and check the allocations it cost.
+fn assert_refused_cheaply(what: &str, bytes: &[u8], ok: impl Fn(&GgufErrorKind) -> bool) {
+    let (peak, result) = peak_while_reading(bytes);
+    let largest = LARGEST.load(Relaxed);
+    let err = match result {
+        Ok(_) => panic!("{what}: accepted"),
+        Err(e) => e,
+    };
+    assert!(ok(err.kind()), "{what}: unexpected error {err}");
+    // The message names the problem for a person (not a Debug dump).
+    assert!(
+        !err.to_string().is_empty() && !err.to_string().contains("{"),
+        "{what}: {err}"
+    );
+    let bound = 2 * bytes.len() + 1024;
+    assert!(
+        largest <= bound,
+        "{what}: one allocation of {largest} bytes for a file of {}",
+        bytes.len()
+    );
+    assert!(
+        peak <= bound + 4096,
+        "{what}: peak {peak} bytes for a file of {}",
+        bytes.len()
+    );
 }
 
 /// A file with one metadata key `k` whose value starts with `value` and is padded with `pad`
@@ -65,6 +145,105 @@ fn array_header(elem: u32, count: u64) -> Vec<u8> {
 
 #[test]
 fn allocations_stay_bounded_by_the_file_size() {
+    every_declared_count_from_2_40_to_u64_max_is_refused_without_allocating();
+    counts_that_fit_cost_a_small_multiple_of_the_file();
+}
+
+/// What a case is called, its bytes, and which error kinds are the right answer.
+type Case = (String, Vec<u8>, fn(&GgufErrorKind) -> bool);
+
+fn every_declared_count_from_2_40_to_u64_max_is_refused_without_allocating() {
+    use GgufErrorKind as K;
+    for (label, n) in HOSTILE_COUNTS {
+        let cases: Vec<Case> = vec![
+            (
+                format!("{label} tensors"),
+                file_with_tensors(n, 0, &[]),
+                |k| matches!(k, K::CountTooLarge { .. }),
+            ),
+            (
+                format!("{label} metadata pairs"),
+                file_with_tensors(0, n, &[]),
+                |k| matches!(k, K::CountTooLarge { .. }),
+            ),
+            (
+                format!("a key of {label} bytes"),
+                file_with_tensors(0, 1, &n.to_le_bytes()),
+                |k| matches!(k, K::CountTooLarge { .. }),
+            ),
+            (
+                format!("tokenizer.ggml.tokens with {label} strings"),
+                file_with_value(9, &array_header(8, n), 4000),
+                |k| matches!(k, K::CountTooLarge { .. }),
+            ),
+            (
+                format!("{label} u8"),
+                file_with_value(9, &array_header(0, n), 4000),
+                |k| matches!(k, K::CountTooLarge { .. }),
+            ),
+            (
+                format!("{label} f32 scores"),
+                file_with_value(9, &array_header(6, n), 4000),
+                |k| matches!(k, K::CountTooLarge { .. }),
+            ),
+            (
+                format!("{label} i64"),
+                file_with_value(9, &array_header(11, n), 4000),
+                |k| matches!(k, K::CountTooLarge { .. }),
+            ),
+            (
+                format!("{label} arrays"),
+                file_with_value(9, &array_header(9, n), 4000),
+                |k| matches!(k, K::CountTooLarge { .. }),
+            ),
+            (
+                format!("{label} strings inside an array"),
+                file_with_value(9, &[array_header(9, 1), array_header(8, n)].concat(), 4000),
+                |k| matches!(k, K::CountTooLarge { .. }),
+            ),
+            (
+                format!("a string value of {label} bytes"),
+                file_with_value(8, &n.to_le_bytes(), 4000),
+                |k| matches!(k, K::CountTooLarge { .. }),
+            ),
+            (
+                format!("a tensor name of {label} bytes"),
+                file_with_tensors(1, 0, &tensor_info(n, b"", &[], 0)),
+                |k| matches!(k, K::CountTooLarge { .. }),
+            ),
+            (
+                format!("a tensor of {label} f32 values"),
+                file_with_tensors(1, 0, &tensor_info(1, b"t", &[n], 0)),
+                |k| {
+                    matches!(
+                        k,
+                        K::TensorOutOfBounds { .. } | K::ElementCountOverflow { .. }
+                    )
+                },
+            ),
+            (
+                format!("a tensor of {label} x {label} values"),
+                file_with_tensors(1, 0, &tensor_info(1, b"t", &[n, n], 0)),
+                |k| matches!(k, K::ElementCountOverflow { .. }),
+            ),
+            (
+                format!("a Q4_K tensor of 256 x {label} rows"),
+                file_with_tensors(1, 0, &tensor_info(1, b"t", &[256, n], 12)),
+                |k| {
+                    matches!(
+                        k,
+                        K::TensorOutOfBounds { .. } | K::ElementCountOverflow { .. }
+                    )
+                },
+            ),
+        ];
+        for (what, bytes, ok) in &cases {
+            assert_refused_cheaply(what, bytes, ok);
+        }
+    }
+}
+
+fn counts_that_fit_cost_a_small_multiple_of_the_file() {
     let slack = 4096;
     // Hostile declared counts: refused before any allocation proportional to the count.
     let mut string_count = 8u64.to_le_bytes().to_vec();

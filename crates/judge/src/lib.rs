@@ -15,7 +15,7 @@ use parallax_parity::contract::{
 };
 use parallax_parity::trace::Trace;
 use parallax_parity::verdict::{
-    Cause, ContractVerdict, FirstDivergence, Measurement, Outcome, PathCount, TestVerdict, Verdicts,
+    Cause, ContractVerdict, FirstDivergence, Measurement, Outcome, PathCount, RatioBand, TestVerdict, Verdicts,
 };
 use parallax_parity::Compare;
 use parallax_report::{Mode, Report, SiteRecord};
@@ -195,7 +195,7 @@ impl Sample {
                 let mu = m.iter().map(|(k, mk, _)| k * mk).sum::<f64>() / n as f64;
                 let ss: f64 = m
                     .iter()
-                    .map(|(k, mk, sk)| (k - 1.0).max(0.0) * sk * sk + k * (mk - mu).powi(2))
+                    .map(|(k, mk, sk)| (k - 1.0).max(0.0) * sk * sk + k * ((mk - mu) * (mk - mu)))
                     .sum();
                 mean = Some(mu);
                 std = (n > 1).then(|| (ss / (n - 1) as f64).sqrt());
@@ -464,7 +464,7 @@ impl Judge<'_> {
             std_ratio: ratio,
             cosine: (rr > 0.0 && pp > 0.0).then(|| rp / (rr.sqrt() * pp.sqrt())),
             rel_l2: (rr > 0.0).then(|| (dd / rr).sqrt()),
-            sqnr_db: (dd > 0.0 && rr > 0.0).then(|| 10.0 * (rr / dd).log10()),
+            sqnr_db: (dd > 0.0 && rr > 0.0).then(|| 10.0 * parallax_parity::log10(rr / dd)),
             max_abs: Some(max_abs),
         })
     }
@@ -606,6 +606,7 @@ impl Judge<'_> {
             worst: None,
             first_failure: None,
             notes: Vec::new(),
+            ratio_band: None,
         };
         let m = |x: &str| mapping.resolve(x).to_string();
         let names = |sites: &[SiteRef]| {
@@ -637,6 +638,23 @@ impl Judge<'_> {
                     names(sites),
                     layers
                 ));
+                // Charts draw per-layer std ratios; a band on a site outside the layers has no
+                // place on them.
+                if *stat == Stat::Std && *layers != Layers::None {
+                    let layer_range = match *layers {
+                        Layers::Range { start, end } => Some((start, end)),
+                        Layers::One(i) => Some((i, i + 1)),
+                        _ => None,
+                    };
+                    v.ratio_band = Some(RatioBand {
+                        num: m(num),
+                        den: m(den),
+                        lo: band.lo,
+                        hi: band.hi,
+                        sites: sites.iter().flat_map(|s| s.sites.iter().cloned()).collect(),
+                        layers: layer_range,
+                    });
+                }
                 (sites, *layers, *band, vec![m(num), m(den)])
             }
             Check::StatEqual {

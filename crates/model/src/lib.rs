@@ -19,7 +19,7 @@ use parallax_source::ByteSource;
 
 pub use names::{LayerTensor, Param, Role};
 pub use parallax_apr::TensorType;
-pub use summary::{human_bytes, Hyperparameters, MetaEntry, ModelSummary, TensorSummary, TypeCount};
+pub use summary::{human_bytes, parse_bytes, Hyperparameters, MetaEntry, ModelSummary, TensorSummary, TypeCount};
 
 /// Which container the bytes are in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -289,6 +289,29 @@ fn json_value(v: &serde_json::Value, full: bool) -> String {
 }
 
 /// `1.23 GiB`-style sizes for people.
+/// A size as a person writes it: `1.5 GiB`, `1.5G`, `800M`, `800 MB`, `4096` (bytes). Units are
+/// binary (K = KiB = 1024); `KB`/`MB`/`GB` are read as their binary twins too, since a budget is
+/// an estimate. Refuses negative, non-finite and absurd (≥ 2^64) sizes with a sentence.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = (&t[..split], t[split..].trim());
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size (try 1.5G, 800M or 4096)"))?;
+    let scale: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" | "tib" => 1024.0f64.powi(4),
+        _ => return Err(format!("`{text}`: unknown unit `{unit}` (use K, M, G or T)")),
+    };
+    let bytes = value * scale;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("`{text}` is too large a size"));
+    }
+    Ok(bytes as u64)
+}
+
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
@@ -301,5 +324,23 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.2} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod parse_bytes_tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_parse_with_binary_units_and_bad_ones_are_refused() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("1.5 GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_bytes("800M"), Ok(800 << 20));
+        assert_eq!(parse_bytes(" 64 kb "), Ok(64 << 10));
+        assert!(parse_bytes("-1G").unwrap_err().contains("not a size"));
+        assert!(parse_bytes("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("99999999999T").unwrap_err().contains("too large"));
+        assert!(parse_bytes("").is_err());
     }
 }

@@ -263,10 +263,10 @@ impl Band {
             matches!((self.lo, self.hi), (Some(lo), Some(hi)) if lo > 0.0 && hi > 0.0) && v > 0.0;
         let mut s = f64::INFINITY;
         if let Some(lo) = self.lo {
-            s = s.min(if log { (v / lo).ln() } else { v - lo });
+            s = s.min(if log { libm::log(v / lo) } else { v - lo });
         }
         if let Some(hi) = self.hi {
-            s = s.min(if log { (hi / v).ln() } else { hi - v });
+            s = s.min(if log { libm::log(hi / v) } else { hi - v });
         }
         s
     }

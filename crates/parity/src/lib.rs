@@ -20,6 +20,12 @@ pub use verdict::{Outcome, Verdicts};
 
 use serde::{Deserialize, Serialize};
 
+/// `log10` from the `libm` crate: every number in a report is computed by the same code
+/// natively and in wasm, so reports are byte-identical across targets.
+pub fn log10(x: f64) -> f64 {
+    libm::log10(x)
+}
+
 /// Which standard deviation every [`Stats::std`] is: the sample std (n − 1), as upstream's
 /// traces use, so imported traces compare like with like.
 pub const STD_KIND: &str = "sample";
@@ -68,7 +74,7 @@ impl Stats {
             return Stats { count: values.len() as u64, mean: None, std: None, min: None, max: None, absmax: None, nan, inf, zeros };
         }
         let mean = sum / n as f64;
-        let ss: f64 = values.iter().filter(|v| v.is_finite()).map(|&v| (v as f64 - mean).powi(2)).sum();
+        let ss: f64 = values.iter().filter(|v| v.is_finite()).map(|&v| (v as f64 - mean) * (v as f64 - mean)).sum();
         Stats {
             count: values.len() as u64,
             mean: Some(mean),
@@ -139,7 +145,7 @@ impl Compare {
             std_ratio: ratio,
             cosine,
             rel_l2: (rr > 0.0).then(|| (dd / rr).sqrt()),
-            sqnr_db: (dd > 0.0 && rr > 0.0).then(|| 10.0 * (rr / dd).log10()),
+            sqnr_db: (dd > 0.0 && rr > 0.0).then(|| 10.0 * log10(rr / dd)),
             max_abs: Some(max_abs),
         })
     }
@@ -164,7 +170,7 @@ impl LogitsCompare {
         let (tr, tp) = (top_k(reference, 10), top_k(path, 10));
         let overlap = tr.iter().filter(|(id, _)| tp.iter().any(|(j, _)| j == id)).count() as u32;
         let kl = match (log_softmax(reference), log_softmax(path)) {
-            (Some(lr), Some(lp)) => Some(lr.iter().zip(&lp).map(|(a, b)| a.exp() * (a - b)).sum::<f64>().max(0.0)),
+            (Some(lr), Some(lp)) => Some(lr.iter().zip(&lp).map(|(a, b)| libm::exp(*a) * (a - b)).sum::<f64>().max(0.0)),
             _ => None,
         };
         Some(LogitsCompare {
@@ -199,7 +205,7 @@ fn log_softmax(x: &[f32]) -> Option<Vec<f64>> {
         return None;
     }
     let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-    let lse = max + x.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+    let lse = max + libm::log(x.iter().map(|&v| libm::exp(v as f64 - max)).sum::<f64>());
     Some(x.iter().map(|&v| v as f64 - lse).collect())
 }
 

@@ -140,10 +140,14 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 }
 
 fn range(line: &str, n: usize) -> Result<(f64, f64), TraceError> {
-    let (Some(a), Some(b)) = (line.find('['), line.rfind(']')) else {
+    // The `]` is looked for after the `[` (a `]` before it made an inverted slice).
+    let Some(a) = line.find('[') else {
         return err(n, "expected `Range: [min, max]`");
     };
-    let inner = &line[a + 1..b];
+    let Some(len) = line[a + 1..].rfind(']') else {
+        return err(n, "expected `Range: [min, max]`");
+    };
+    let inner = &line[a + 1..a + 1 + len];
     let Some((lo, hi)) = inner.split_once(',') else {
         return err(n, "expected `Range: [min, max]`");
     };
@@ -375,6 +379,10 @@ pub fn parse_llama_eval_callback(text: &str) -> Result<Trace, TraceError> {
                     _ => return err(n, format!("bad shape `{{{shape_txt}}}`")),
                 }
             }
+            // The element count is the product: refuse shapes no tensor can have.
+            if shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).is_none() {
+                return err(n, format!("shape `{{{shape_txt}}}` has more than 2^64 elements"));
+            }
             // `attn_norm-3` → layer 3; views are printed as `name (view)` and skipped below.
             let (base, layer) = match name.rsplit_once('-') {
                 Some((b, l)) if !name.contains(' ') => match l.parse::<u32>() {
@@ -417,7 +425,8 @@ pub fn parse_llama_eval_callback(text: &str) -> Result<Trace, TraceError> {
         ignored: Vec::new(),
     };
     let to_stat = |e: &Entry, site: &str| {
-        let count: u64 = e.shape.iter().product();
+        // Checked when the line was parsed: the product fits.
+        let count: u64 = e.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).unwrap_or(u64::MAX);
         TraceStat {
             site: site.to_string(),
             source_name: match e.layer {
@@ -538,5 +547,23 @@ ggml_debug:                 kq_mask = (f32)       SCALE(x{1, 1, 1, 1}, }) = {32,
         assert!(parse_trace("hello").is_err());
         let apr = "LAYER-BY-LAYER ACTIVATIONS:\n  Layer  0/2 [OK]\n    qkv : mean= x std= 1\n";
         assert_eq!(parse_trace(apr).unwrap_err().line, 3);
+    }
+
+    #[test]
+    fn a_range_line_with_brackets_in_the_wrong_order_is_refused() {
+        // Regression (fuzzing, trace_import): `]` before `[` sliced the line backwards and panicked.
+        let text = "APR-TRACE\nFINAL LAYER NORM:\n  Range: 63] x [1, \n";
+        let e = parse_trace(text).unwrap_err();
+        assert_eq!(e.line, 3, "{}", e.message);
+        assert!(e.message.contains("Range: [min, max]"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_shape_whose_element_count_overflows_is_refused() {
+        // Regression (fuzzing): the element count was an unchecked product and overflowed.
+        let huge = "ggml_debug: attn_norm-0 = (f32) MUL(a{1}, }) = {4294967296, 4294967296, 1, 1}\n sum = 1.0\n";
+        let e = parse_trace(huge).unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.message.contains("more than 2^64 elements"), "{}", e.message);
     }
 }

@@ -112,6 +112,44 @@ pub struct TestVerdict {
     pub first_failure: Option<Measurement>,
     /// Why a test was not measurable or refused; how its layers were adapted to the model.
     pub notes: Vec<String>,
+    /// A std-ratio test's band as numbers, for charts (absent for every other kind of test).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio_band: Option<RatioBand>,
+}
+
+/// Where a `std(num) / std(den)` band applies, in report terms (path ids, site names, layers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RatioBand {
+    pub num: String,
+    pub den: String,
+    pub lo: Option<f64>,
+    pub hi: Option<f64>,
+    /// The sites the test names (aliases expanded to Parallax's site names).
+    pub sites: Vec<String>,
+    /// `[first, end)`; absent: every layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<(u32, u32)>,
+}
+
+impl RatioBand {
+    /// The band for `path / reference`, whichever way round the test wrote its ratio; `None`
+    /// when the test compares other paths.
+    pub fn oriented(&self, path: &str, reference: &str) -> Option<(Option<f64>, Option<f64>)> {
+        if self.num == path && self.den == reference {
+            Some((self.lo, self.hi))
+        } else if self.num == reference && self.den == path {
+            // x ∈ [lo, hi] ⇔ 1/x ∈ [1/hi, 1/lo] for positive bounds.
+            let inv = |v: Option<f64>| v.filter(|v| *v > 0.0).map(|v| 1.0 / v);
+            Some((inv(self.hi), inv(self.lo)))
+        } else {
+            None
+        }
+    }
+
+    /// Whether the band covers `site` at `layer`.
+    pub fn applies(&self, site: &str, layer: u32) -> bool {
+        self.sites.iter().any(|s| s == site) && self.layers.is_none_or(|(a, b)| (a..b).contains(&layer))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -263,6 +301,7 @@ mod tests {
             }),
             first_failure: None,
             notes: vec!["a note".into()],
+            ratio_band: None,
         }
     }
 

@@ -1,9 +1,9 @@
 //! AVX2 + FMA (+ F16C) twins of the scalar fused dot products in [`crate::generic`].
 //!
-//! Every kernel has exactly the signature of its scalar twin and computes the same integer sums
-//! per block (or sub-block): only the float combination of those sums is reassociated (one
-//! float multiply-add per block instead of ggml's 8 float lanes). `tests/simd_parity.rs` holds
-//! them to that: bit-equal results when every float step is exact, tight tolerance otherwise.
+//! Every kernel has exactly the signature of its scalar twin, computes the same exact integer
+//! sums per block, and combines them in floats in [`crate::order`]'s order, so its result is
+//! bit-identical to the scalar reference's (and to the simd128 twin's): `tests/simd_parity.rs`
+//! holds them to `==` on exact, random and extreme inputs.
 //!
 //! Weight bytes come straight from files (alignment 1), so every vector load is unaligned and
 //! stays inside the block slice it was cut from; a length mismatch shortens the dot to the
@@ -104,15 +104,6 @@ unsafe fn hsum_i32(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn hsum_f32(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
-}
-
 /// Pairwise i16 sums of `x · y` for signed `x` that is never −128 and any signed `y`.
 /// `|y| ≤ 128` is a valid unsigned byte and `sign(x, y)` cannot overflow, so each i16 pair is
 /// at most 2·128·127 = 32512: no saturation.
@@ -177,107 +168,178 @@ unsafe fn scale_pair(scales: __m128i, c: usize) -> __m256i {
 // 32-value formats × Q8_0 / Q8_1
 // ---------------------------------------------------------------------------------------------
 
-/// Q4_0 × Q8_0. Weights `q − 8 ∈ [−8, 7]`, never −128.
+/// The exact totals of four blocks' 8-lane integer sums, `[t0, t1, t2, t3]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn totals4(p0: __m256i, p1: __m256i, p2: __m256i, p3: __m256i) -> __m128i {
+    // Per 128-bit half: [p0 pairs, p1 pairs] → [p0 half-sum, p1, p2, p3]; then add the halves.
+    let t = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+    _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1))
+}
+
+/// The driver shared by the 32-value block formats, in [`crate::order`]'s block order: four
+/// blocks at a time, their exact integer totals converted together and added to the four
+/// accumulators as `(d_w·d_a)·isum` (+ `m_w·s_a` for the `_1` formats); leftover blocks one by
+/// one into the same accumulators.
+///
+/// `$block(x, y) -> __m256i` gives one block's integer sum in 8 lanes; `$scale(x, y) -> f32`
+/// its `d_w·d_a`; `$min(x, y) -> f32`, when given, its `m_w·s_a`.
+macro_rules! legacy_dot {
+    ($w:expr, $a:expr, $bytes:expr, $block:ident, $scale:ident $(, $min:ident)?) => {{
+        let wb = $w.as_chunks::<{ $bytes }>().0;
+        let a = $a;
+        let n = wb.len().min(a.len());
+        let mut acc = _mm_setzero_ps();
+        let mut b = 0;
+        while b + 4 <= n {
+            let (x, y) = (&wb[b..b + 4], &a[b..b + 4]);
+            let t = totals4($block(&x[0], &y[0]), $block(&x[1], &y[1]), $block(&x[2], &y[2]), $block(&x[3], &y[3]));
+            let d = _mm_setr_ps($scale(&x[0], &y[0]), $scale(&x[1], &y[1]), $scale(&x[2], &y[2]), $scale(&x[3], &y[3]));
+            #[allow(unused_mut)]
+            let mut term = _mm_mul_ps(d, _mm_cvtepi32_ps(t));
+            $(
+                let m = _mm_setr_ps($min(&x[0], &y[0]), $min(&x[1], &y[1]), $min(&x[2], &y[2]), $min(&x[3], &y[3]));
+                term = _mm_add_ps(term, m);
+            )?
+            acc = _mm_add_ps(acc, term);
+            b += 4;
+        }
+        let mut lanes = [0f32; 4];
+        _mm_storeu_ps(lanes.as_mut_ptr(), acc);
+        let mut acc = crate::order::BlockAcc4(lanes);
+        while b < n {
+            #[allow(unused_mut)]
+            let mut term = $scale(&wb[b], &a[b]) * hsum_i32($block(&wb[b], &a[b])) as f32;
+            $( term += $min(&wb[b], &a[b]); )?
+            acc.add(b, term);
+            b += 1;
+        }
+        acc.total()
+    }};
+}
+
+/// `d_w·d_a` of a block whose weight scale is the f16 at byte 0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn d_x0<const B: usize>(x: &[u8; B], d_a: f16) -> f32 {
+    let (dx, dy) = fp16x2(bits_le(x, 0), d_a.to_bits());
+    dx * dy
+}
+
+/// `m_w·s_a` of a `_1`-format block (weight min: the f16 at byte 2).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn ms_x2<const B: usize>(x: &[u8; B], y: &BlockQ8_1) -> f32 {
+    let (m, s) = fp16x2(bits_le(x, 2), y.s.to_bits());
+    m * s
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scale_q8_0<const B: usize>(x: &[u8; B], y: &BlockQ8_0) -> f32 {
+    d_x0(x, y.d)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scale_q8_1<const B: usize>(x: &[u8; B], y: &BlockQ8_1) -> f32 {
+    d_x0(x, y.d)
+}
+
+/// Q4_0 block: weights `q − 8 ∈ [−8, 7]`, never −128.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn block_q4_0(x: &[u8; Q4_0_BYTES], y: &BlockQ8_0) -> __m256i {
+    let q = _mm256_sub_epi8(nibbles_32(x.as_ptr().add(2)), _mm256_set1_epi8(8));
+    dot_i8(q, load32(y.qs.as_ptr() as *const u8))
+}
+
+/// Q4_0 × Q8_0.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_q4_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in w.chunks_exact(Q4_0_BYTES).zip(a) {
-        let (dx, dy) = fp16x2(bits_le(x, 0), y.d.to_bits());
-        let d = dx * dy;
-        let q = _mm256_sub_epi8(nibbles_32(x.as_ptr().add(2)), _mm256_set1_epi8(8));
-        let p = dot_i8(q, load32(y.qs.as_ptr() as *const u8));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
-    }
-    hsum_f32(acc)
+    legacy_dot!(w, a, Q4_0_BYTES, block_q4_0, scale_q8_0)
 }
 
-/// Q4_1 × Q8_1. Weights are unsigned nibbles.
+/// Q4_1 block: unsigned nibbles.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn block_q4_1(x: &[u8; Q4_1_BYTES], y: &BlockQ8_1) -> __m256i {
+    dot_u8(nibbles_32(x.as_ptr().add(4)), load32(y.qs.as_ptr() as *const u8))
+}
+
+/// Q4_1 × Q8_1.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_q4_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut summ = 0.0f32;
-    for (x, y) in w.chunks_exact(Q4_1_BYTES).zip(a) {
-        let v = fp16x4(bits_le(x, 0), y.d.to_bits(), bits_le(x, 2), y.s.to_bits());
-        let d = lane(v, 0) * lane(v, 1);
-        summ += lane(v, 2) * lane(v, 3);
-        let p = dot_u8(
-            nibbles_32(x.as_ptr().add(4)),
-            load32(y.qs.as_ptr() as *const u8),
-        );
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
-    }
-    hsum_f32(acc) + summ
+    legacy_dot!(w, a, Q4_1_BYTES, block_q4_1, scale_q8_1, ms_x2)
 }
 
-/// Q5_0 × Q8_0. Weights `(nibble | bit·16) − 16 ∈ [−16, 15]`, never −128.
+/// Q5_0 block: weights `(nibble | bit·16) − 16 ∈ [−16, 15]`, never −128.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn block_q5_0(x: &[u8; Q5_0_BYTES], y: &BlockQ8_0) -> __m256i {
+    let qh = u32::from_le_bytes([x[2], x[3], x[4], x[5]]);
+    // Where the 5th bit is clear, setting the high nibble to 0xF makes the i8 `nibble − 16`;
+    // where it is set, the byte stays `nibble` = `(nibble + 16) − 16`.
+    let hi = _mm256_andnot_si256(bytes_from_bits(qh), _mm256_set1_epi8(0xF0u8 as i8));
+    let q = _mm256_or_si256(nibbles_32(x.as_ptr().add(6)), hi);
+    dot_i8(q, load32(y.qs.as_ptr() as *const u8))
+}
+
+/// Q5_0 × Q8_0.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_q5_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in w.chunks_exact(Q5_0_BYTES).zip(a) {
-        let (dx, dy) = fp16x2(bits_le(x, 0), y.d.to_bits());
-        let d = dx * dy;
-        let qh = u32::from_le_bytes([x[2], x[3], x[4], x[5]]);
-        // Where the 5th bit is clear, setting the high nibble to 0xF makes the i8 `nibble − 16`;
-        // where it is set, the byte stays `nibble` = `(nibble + 16) − 16`.
-        let hi = _mm256_andnot_si256(bytes_from_bits(qh), _mm256_set1_epi8(0xF0u8 as i8));
-        let q = _mm256_or_si256(nibbles_32(x.as_ptr().add(6)), hi);
-        let p = dot_i8(q, load32(y.qs.as_ptr() as *const u8));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
-    }
-    hsum_f32(acc)
+    legacy_dot!(w, a, Q5_0_BYTES, block_q5_0, scale_q8_0)
 }
 
-/// Q5_1 × Q8_1. Weights `nibble | bit·16 ∈ [0, 31]`.
+/// Q5_1 block: weights `nibble | bit·16 ∈ [0, 31]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn block_q5_1(x: &[u8; Q5_1_BYTES], y: &BlockQ8_1) -> __m256i {
+    let qh = u32::from_le_bytes([x[4], x[5], x[6], x[7]]);
+    let hi = _mm256_and_si256(bytes_from_bits(qh), _mm256_set1_epi8(0x10));
+    let q = _mm256_or_si256(nibbles_32(x.as_ptr().add(8)), hi);
+    dot_u8(q, load32(y.qs.as_ptr() as *const u8))
+}
+
+/// Q5_1 × Q8_1.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_q5_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut summ = 0.0f32;
-    for (x, y) in w.chunks_exact(Q5_1_BYTES).zip(a) {
-        let v = fp16x4(bits_le(x, 0), y.d.to_bits(), bits_le(x, 2), y.s.to_bits());
-        let d = lane(v, 0) * lane(v, 1);
-        summ += lane(v, 2) * lane(v, 3);
-        let qh = u32::from_le_bytes([x[4], x[5], x[6], x[7]]);
-        let hi = _mm256_and_si256(bytes_from_bits(qh), _mm256_set1_epi8(0x10));
-        let q = _mm256_or_si256(nibbles_32(x.as_ptr().add(8)), hi);
-        let p = dot_u8(q, load32(y.qs.as_ptr() as *const u8));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
-    }
-    hsum_f32(acc) + summ
+    legacy_dot!(w, a, Q5_1_BYTES, block_q5_1, scale_q8_1, ms_x2)
 }
 
-/// Q8_0 × Q8_0. File weights may hold −128, which the `maddubs` sign trick cannot take, so
-/// both sides are widened to i16 and multiplied with `madd` (exact for all bytes).
+/// Q8_0 block. File weights may hold −128, which the `maddubs` sign trick cannot take, so
+/// this one widens both sides to i16 (`madd` pairs ≤ 2·128² < 2^31).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn block_q8_0(x: &[u8; Q8_0_BYTES], y: &BlockQ8_0) -> __m256i {
+    let xp = x.as_ptr().add(2);
+    let yp = y.qs.as_ptr() as *const u8;
+    let x0 = _mm256_cvtepi8_epi16(load16(xp));
+    let x1 = _mm256_cvtepi8_epi16(load16(xp.add(16)));
+    let y0 = _mm256_cvtepi8_epi16(load16(yp));
+    let y1 = _mm256_cvtepi8_epi16(load16(yp.add(16)));
+    _mm256_add_epi32(_mm256_madd_epi16(x0, y0), _mm256_madd_epi16(x1, y1))
+}
+
+/// Q8_0 × Q8_0.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_q8_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in w.chunks_exact(Q8_0_BYTES).zip(a) {
-        let (dx, dy) = fp16x2(bits_le(x, 0), y.d.to_bits());
-        let d = dx * dy;
-        let xp = x.as_ptr().add(2);
-        let yp = y.qs.as_ptr() as *const u8;
-        let x0 = _mm256_cvtepi8_epi16(load16(xp));
-        let x1 = _mm256_cvtepi8_epi16(load16(xp.add(16)));
-        let y0 = _mm256_cvtepi8_epi16(load16(yp));
-        let y1 = _mm256_cvtepi8_epi16(load16(yp.add(16)));
-        let p = _mm256_add_epi32(_mm256_madd_epi16(x0, y0), _mm256_madd_epi16(x1, y1));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
-    }
-    hsum_f32(acc)
+    legacy_dot!(w, a, Q8_0_BYTES, block_q8_0, scale_q8_0)
 }
 
 /// The IQ4_NL levels as a byte-shuffle table (levels are in [−127, 113], never −128).
@@ -287,22 +349,22 @@ unsafe fn iq4nl_table() -> __m128i {
     load16(KVALUES_IQ4NL.as_ptr() as *const u8)
 }
 
+/// IQ4_NL block: nibbles mapped through the level table.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn block_iq4_nl(x: &[u8; IQ4_NL_BYTES], y: &BlockQ8_0) -> __m256i {
+    let table = _mm256_broadcastsi128_si256(iq4nl_table());
+    let q = _mm256_shuffle_epi8(table, nibbles_32(x.as_ptr().add(2)));
+    dot_i8(q, load32(y.qs.as_ptr() as *const u8))
+}
+
 /// IQ4_NL × Q8_0.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_iq4_nl_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-    let table = _mm256_broadcastsi128_si256(iq4nl_table());
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in w.chunks_exact(IQ4_NL_BYTES).zip(a) {
-        let (dx, dy) = fp16x2(bits_le(x, 0), y.d.to_bits());
-        let d = dy * dx;
-        let q = _mm256_shuffle_epi8(table, nibbles_32(x.as_ptr().add(2)));
-        let p = dot_i8(q, load32(y.qs.as_ptr() as *const u8));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
-    }
-    hsum_f32(acc)
+    legacy_dot!(w, a, IQ4_NL_BYTES, block_iq4_nl, scale_q8_0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -399,7 +461,42 @@ unsafe fn k4_min_sum(mins: &[u8; 8], bsums: &[i16; 16]) -> i32 {
     hsum_i32(_mm256_madd_epi16(m16, load32(bsums.as_ptr() as *const u8)))
 }
 
-/// Q4_K × Q8_K: 8 sub-blocks of 32 with 6-bit scale and min.
+/// The 12-byte Q4_K/Q5_K scale field at `p` as 16 i16: the 8 scales, then the 8 mins (ggml's
+/// `get_scale_min_k4` for j = 0..8, done on three little-endian words).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k4_scales_mins(p: *const u8) -> __m256i {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let w = |o: usize| u32::from_le_bytes([*p.add(o), *p.add(o + 1), *p.add(o + 2), *p.add(o + 3)]);
+    let (u0, u1, u2) = (w(0), w(4), w(8));
+    let scales_lo = u0 & LOW6;
+    let scales_hi = (u2 & LOW4) | (((u0 >> 6) & LOW2) << 4);
+    let mins_lo = u1 & LOW6;
+    let mins_hi = ((u2 >> 4) & LOW4) | (((u1 >> 6) & LOW2) << 4);
+    _mm256_cvtepu8_epi16(_mm_setr_epi32(scales_lo as i32, scales_hi as i32, mins_lo as i32, mins_hi as i32))
+}
+
+/// i16 lane `k` of each 128-bit half of `v`, broadcast over that half.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn broadcast_i16(v: __m256i, k: i16) -> __m256i {
+    _mm256_shuffle_epi8(v, _mm256_set1_epi16((2 * k) | ((2 * k + 1) << 8)))
+}
+
+/// `(Σ sumi, Σ mins)`: the exact totals of an 8-lane and a 4-lane i32 vector, reduced together.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum2_i32(sumi: __m256i, mins: __m128i) -> (i32, i32) {
+    let s4 = _mm_add_epi32(_mm256_castsi256_si128(sumi), _mm256_extracti128_si256(sumi, 1));
+    let t = _mm_hadd_epi32(s4, mins);
+    let t = _mm_hadd_epi32(t, t);
+    (_mm_cvtsi128_si32(t), _mm_extract_epi32(t, 1))
+}
+
+/// Q4_K × Q8_K: 8 sub-blocks of 32 with 6-bit scale and min. Scales and mins unpacked with word
+/// operations and kept in registers; the min term is `mins · (pairwise sums of bsums)`.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]).
@@ -410,33 +507,28 @@ pub unsafe fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     for (x, y) in w.chunks_exact(Q4_K_BYTES).zip(a) {
         let xp = x.as_ptr();
         let yp = y.qs.as_ptr() as *const u8;
-        let mut raw = [0u8; 12];
-        raw.copy_from_slice(&x[4..16]);
-        let (sc, mn) = scale_min_k4(&raw);
-        let summ = k4_min_sum(&mn, &y.bsums);
+        let sm = k4_scales_mins(xp.add(4));
+        // bsums: 16 sums of 16 activations (|·| ≤ 2032), paired per 32-value sub-block.
+        let bsums = load32(y.bsums.as_ptr() as *const u8);
+        let pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+        let mins = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pair_sums);
+        let scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
 
         let mut sumi = _mm256_setzero_si256();
         for j in 0..4 {
             let q4 = load32(xp.add(16 + 32 * j));
             // Nibbles ≤ 15: pairs ≤ 2·15·128; times scale ≤ 63 in i32.
             let p0 = _mm256_maddubs_epi16(_mm256_and_si256(q4, m4), load32(yp.add(64 * j)));
-            let p1 = _mm256_maddubs_epi16(
-                _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4),
-                load32(yp.add(64 * j + 32)),
-            );
-            sumi = _mm256_add_epi32(
-                sumi,
-                _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * j] as i16)),
-            );
-            sumi = _mm256_add_epi32(
-                sumi,
-                _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * j + 1] as i16)),
-            );
+            let p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), load32(yp.add(64 * j + 32)));
+            let s0 = _mm256_madd_epi16(p0, broadcast_i16(scales, 2 * j as i16));
+            let s1 = _mm256_madd_epi16(p1, broadcast_i16(scales, 2 * j as i16 + 1));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(s0, s1));
         }
+        let (isum, summ) = hsum2_i32(sumi, mins);
         let (xd, xmin) = fp16x2(bits_le(x, 0), bits_le(x, 2));
         let d = xd * y.d;
         let dmin = xmin * y.d;
-        sumf += d * hsum_i32(sumi) as f32 - dmin * summ as f32;
+        sumf += d * isum as f32 - dmin * summ as f32;
     }
     sumf
 }
@@ -495,12 +587,15 @@ pub unsafe fn vec_dot_q5_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     let m4 = _mm256_set1_epi8(0x0F);
-    let m32 = _mm256_set1_epi8(32);
     let mut sumf = 0.0f32;
     for (x, y) in w.chunks_exact(Q6_K_BYTES).zip(a) {
         let xp = x.as_ptr();
         let yp = y.qs.as_ptr() as *const u8;
         let scales = load16(xp.add(192));
+        // Σ (q − 32)·q8 per sub-block = Σ q·q8 − 32·bsum: the offset for all 16 sub-blocks at
+        // once from the activation's block sums (|scale·bsum| ≤ 127·2032, pairs fit in i32).
+        let offsets = _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), load32(y.bsums.as_ptr() as *const u8));
+        let offsets = _mm_add_epi32(_mm256_castsi256_si128(offsets), _mm256_extracti128_si256(offsets, 1));
 
         let mut sumi = _mm256_setzero_si256();
         for h in 0..2 {
@@ -528,16 +623,14 @@ pub unsafe fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
             ];
             for (g, qg) in q.iter().enumerate() {
                 let c = 4 * h + g;
-                let y8 = load32(yp.add(32 * c));
-                // q ≤ 63: pairs ≤ 2·63·128 = 16128; the 32·q8 pairs ≤ 8192; their difference,
-                // Σ (q − 32)·q8 per pair, lies within ±8192.
-                let p =
-                    _mm256_sub_epi16(_mm256_maddubs_epi16(*qg, y8), _mm256_maddubs_epi16(m32, y8));
+                // q ≤ 63 unsigned: pairs ≤ 2·63·128 = 16128, no saturation.
+                let p = _mm256_maddubs_epi16(*qg, load32(yp.add(32 * c)));
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(scales, c)));
             }
         }
+        let (isum, offset) = hsum2_i32(sumi, offsets);
         let d = fp16(bits_le(x, 208)) * y.d;
-        sumf += d * hsum_i32(sumi) as f32;
+        sumf += d * (isum - 32 * offset) as f32;
     }
     sumf
 }
@@ -582,11 +675,22 @@ pub unsafe fn vec_dot_iq4_xs_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Float dots. Products are exact or singly rounded (FMA); the sum is f32 in 32 lanes where the
-// scalar reference sums in f64, so results agree to within n·2⁻²⁴·Σ|xᵢyᵢ|.
+// Float dots, in [`crate::order`]'s 32 lanes: four 8-wide accumulators hold lanes 0..32, the
+// tail goes lane by lane, and the lanes are summed by the shared halving tree.
 // ---------------------------------------------------------------------------------------------
 
-/// F32 × F32.
+/// The four accumulators as lanes 0..32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn store_lanes(acc: &[__m256; 4]) -> [f32; 32] {
+    let mut lanes = [0f32; 32];
+    for (k, v) in acc.iter().enumerate() {
+        _mm256_storeu_ps(lanes.as_mut_ptr().add(8 * k), *v);
+    }
+    lanes
+}
+
+/// F32 × F32 (products rounded, then added: no fused multiply-add, as in the other twins).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]).
@@ -599,27 +703,19 @@ pub unsafe fn vec_dot_f32(a: &[f32], b: &[f32]) -> f32 {
     while i + 32 <= n {
         for (k, s) in acc.iter_mut().enumerate() {
             let o = i + 8 * k;
-            *s = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(o)), _mm256_loadu_ps(pb.add(o)), *s);
+            *s = _mm256_add_ps(*s, _mm256_mul_ps(_mm256_loadu_ps(pa.add(o)), _mm256_loadu_ps(pb.add(o))));
         }
         i += 32;
     }
-    while i + 8 <= n {
-        acc[0] = _mm256_fmadd_ps(
-            _mm256_loadu_ps(pa.add(i)),
-            _mm256_loadu_ps(pb.add(i)),
-            acc[0],
-        );
-        i += 8;
+    let mut lanes = store_lanes(&acc);
+    for (lane, k) in lanes.iter_mut().zip(i..n) {
+        *lane += a[k] * b[k];
     }
-    let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let mut sum = hsum_f32(v);
-    for k in i..n {
-        sum += a[k] * b[k];
-    }
-    sum
+    crate::order::reduce32(&lanes)
 }
 
-/// F16 weights (raw LE bytes) × F16 activations.
+/// F16 weights (raw LE bytes) × F16 activations. The products are exact in f32, so the fused
+/// multiply-add rounds exactly as a multiply then an add would.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]).
@@ -638,19 +734,11 @@ pub unsafe fn vec_dot_f16(w: &[u8], a: &[f16]) -> f32 {
         }
         i += 32;
     }
-    while i + 8 <= n {
-        let x = _mm256_cvtph_ps(load16(pw.add(2 * i)));
-        let y = _mm256_cvtph_ps(load16(pa.add(2 * i)));
-        acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
-        i += 8;
+    let mut lanes = store_lanes(&acc);
+    for (lane, k) in lanes.iter_mut().zip(i..n) {
+        *lane += f16::from_le_bytes([w[2 * k], w[2 * k + 1]]).to_f32() * a[k].to_f32();
     }
-    let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let mut sum = hsum_f32(v);
-    for (xb, y) in w[2 * i..2 * n].chunks_exact(2).zip(&a[i..n]) {
-        let (x, y) = fp16x2(bits_le(xb, 0), y.to_bits());
-        sum += x * y;
-    }
-    sum
+    crate::order::reduce32(&lanes)
 }
 
 /// Eight bf16 (16 bytes at `p`) widened to f32: a bf16 is the top half of an f32.
@@ -660,7 +748,8 @@ unsafe fn load_bf16x8(p: *const u8) -> __m256 {
     _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(load16(p)), 16))
 }
 
-/// BF16 weights (raw LE bytes) × BF16 activations.
+/// BF16 weights (raw LE bytes) × BF16 activations. Multiply then add: bf16 spans f32's exponent
+/// range, so a product can fall into subnormals and round.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]).
@@ -673,22 +762,13 @@ pub unsafe fn vec_dot_bf16(w: &[u8], a: &[bf16]) -> f32 {
     while i + 32 <= n {
         for (k, s) in acc.iter_mut().enumerate() {
             let o = 2 * (i + 8 * k);
-            *s = _mm256_fmadd_ps(load_bf16x8(pw.add(o)), load_bf16x8(pa.add(o)), *s);
+            *s = _mm256_add_ps(*s, _mm256_mul_ps(load_bf16x8(pw.add(o)), load_bf16x8(pa.add(o))));
         }
         i += 32;
     }
-    while i + 8 <= n {
-        acc[0] = _mm256_fmadd_ps(
-            load_bf16x8(pw.add(2 * i)),
-            load_bf16x8(pa.add(2 * i)),
-            acc[0],
-        );
-        i += 8;
+    let mut lanes = store_lanes(&acc);
+    for (lane, k) in lanes.iter_mut().zip(i..n) {
+        *lane += bf16::from_le_bytes([w[2 * k], w[2 * k + 1]]).to_f32() * a[k].to_f32();
     }
-    let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let mut sum = hsum_f32(v);
-    for k in i..n {
-        sum += bf16::from_le_bytes([w[2 * k], w[2 * k + 1]]).to_f32() * a[k].to_f32();
-    }
-    sum
+    crate::order::reduce32(&lanes)
 }

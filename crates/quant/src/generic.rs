@@ -1,11 +1,10 @@
 //! Scalar reference fused dot products — llama.cpp's `ggml_vec_dot_*_generic` semantics.
 //!
 //! Each function multiplies one row of packed weights (`w`: raw bytes of whole blocks, straight
-//! from the file) with a quantized activation row, accumulating integers inside a block and
-//! combining the float scales per block (or per sub-block, or in ggml's 8 float lanes) in the
-//! same order as ggml's portable C code, so results track llama.cpp's own CPU fallback.
-//! Followed: ggml-org/llama.cpp `ggml/src/ggml-cpu/quants.c` (`ggml_vec_dot_*_generic`) at commit
-//! `01c20eae`, and `ggml/src/ggml-cpu/vec.cpp` (`ggml_vec_dot_f32/f16/bf16` scalar paths).
+//! from the file) with a quantized activation row: the integer sums inside a block are ggml's
+//! (`ggml_vec_dot_*_generic` in llama.cpp's `ggml/src/ggml-cpu/quants.c`, commit `01c20eae`),
+//! and the float combination of those sums follows [`crate::order`] — the one order the AVX2
+//! and simd128 twins follow too, so all three give bit-identical results.
 //!
 //! These are internal kernels: `dot.rs` checks lengths first. Here a length mismatch only
 //! shortens the dot to the blocks both sides have (zip), it never panics.
@@ -16,6 +15,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::blocks::*;
+use crate::order::BlockAcc4;
 use half::{bf16, f16};
 
 #[inline(always)]
@@ -26,8 +26,8 @@ fn fp16(h: f16) -> f32 {
 /// Q4_0 weights × Q8_0 activations: `Σ_b (Σ q·q8)·d_w·d_a`.
 pub fn vec_dot_q4_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
     debug_assert_eq!(w.len(), a.len() * Q4_0_BYTES);
-    let mut sumf = 0.0f32;
-    for (x, y) in w.as_chunks::<Q4_0_BYTES>().0.iter().zip(a) {
+    let mut acc = BlockAcc4::default();
+    for (b, (x, y)) in w.as_chunks::<Q4_0_BYTES>().0.iter().zip(a).enumerate() {
         let mut sumi0 = 0i32;
         let mut sumi1 = 0i32;
         for j in 0..QK / 2 {
@@ -38,16 +38,16 @@ pub fn vec_dot_q4_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
             sumi1 += v1 * y.qs[j + QK / 2] as i32;
         }
         let sumi = sumi0 + sumi1;
-        sumf += sumi as f32 * f16_at(x, 0) * fp16(y.d);
+        acc.add(b, (f16_at(x, 0) * fp16(y.d)) * sumi as f32);
     }
-    sumf
+    acc.total()
 }
 
 /// Q4_1 weights × Q8_1 activations: `Σ_b (d_w·d_a)·Σ q·q8 + m_w·s_a`.
 pub fn vec_dot_q4_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
     debug_assert_eq!(w.len(), a.len() * Q4_1_BYTES);
-    let mut sumf = 0.0f32;
-    for (x, y) in w.as_chunks::<Q4_1_BYTES>().0.iter().zip(a) {
+    let mut acc = BlockAcc4::default();
+    for (b, (x, y)) in w.as_chunks::<Q4_1_BYTES>().0.iter().zip(a).enumerate() {
         let mut sumi0 = 0i32;
         let mut sumi1 = 0i32;
         for j in 0..QK / 2 {
@@ -56,16 +56,16 @@ pub fn vec_dot_q4_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
             sumi1 += (q >> 4) as i32 * y.qs[j + QK / 2] as i32;
         }
         let sumi = sumi0 + sumi1;
-        sumf += (f16_at(x, 0) * fp16(y.d)) * sumi as f32 + f16_at(x, 2) * fp16(y.s);
+        acc.add(b, (f16_at(x, 0) * fp16(y.d)) * sumi as f32 + f16_at(x, 2) * fp16(y.s));
     }
-    sumf
+    acc.total()
 }
 
 /// Q5_0 weights × Q8_0 activations.
 pub fn vec_dot_q5_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
     debug_assert_eq!(w.len(), a.len() * Q5_0_BYTES);
-    let mut sumf = 0.0f32;
-    for (x, y) in w.as_chunks::<Q5_0_BYTES>().0.iter().zip(a) {
+    let mut acc = BlockAcc4::default();
+    for (b, (x, y)) in w.as_chunks::<Q5_0_BYTES>().0.iter().zip(a).enumerate() {
         let qh = u32_at(x, 2);
         let mut sumi0 = 0i32;
         let mut sumi1 = 0i32;
@@ -79,16 +79,16 @@ pub fn vec_dot_q5_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
             sumi1 += x1 * y.qs[j + QK / 2] as i32;
         }
         let sumi = sumi0 + sumi1;
-        sumf += (f16_at(x, 0) * fp16(y.d)) * sumi as f32;
+        acc.add(b, (f16_at(x, 0) * fp16(y.d)) * sumi as f32);
     }
-    sumf
+    acc.total()
 }
 
 /// Q5_1 weights × Q8_1 activations.
 pub fn vec_dot_q5_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
     debug_assert_eq!(w.len(), a.len() * Q5_1_BYTES);
-    let mut sumf = 0.0f32;
-    for (x, y) in w.as_chunks::<Q5_1_BYTES>().0.iter().zip(a) {
+    let mut acc = BlockAcc4::default();
+    for (b, (x, y)) in w.as_chunks::<Q5_1_BYTES>().0.iter().zip(a).enumerate() {
         let qh = u32_at(x, 4);
         let mut sumi0 = 0i32;
         let mut sumi1 = 0i32;
@@ -102,31 +102,31 @@ pub fn vec_dot_q5_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
             sumi1 += x1 * y.qs[j + QK / 2] as i32;
         }
         let sumi = sumi0 + sumi1;
-        sumf += (f16_at(x, 0) * fp16(y.d)) * sumi as f32 + f16_at(x, 2) * fp16(y.s);
+        acc.add(b, (f16_at(x, 0) * fp16(y.d)) * sumi as f32 + f16_at(x, 2) * fp16(y.s));
     }
-    sumf
+    acc.total()
 }
 
 /// Q8_0 weights × Q8_0 activations.
 pub fn vec_dot_q8_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
     debug_assert_eq!(w.len(), a.len() * Q8_0_BYTES);
-    let mut sumf = 0.0f32;
-    for (x, y) in w.as_chunks::<Q8_0_BYTES>().0.iter().zip(a) {
+    let mut acc = BlockAcc4::default();
+    for (b, (x, y)) in w.as_chunks::<Q8_0_BYTES>().0.iter().zip(a).enumerate() {
         let mut sumi = 0i32;
         for j in 0..QK {
             sumi += (x[2 + j] as i8) as i32 * y.qs[j] as i32;
         }
-        sumf += sumi as f32 * (f16_at(x, 0) * fp16(y.d));
+        acc.add(b, (f16_at(x, 0) * fp16(y.d)) * sumi as f32);
     }
-    sumf
+    acc.total()
 }
 
 /// IQ4_NL weights × Q8_0 activations.
 pub fn vec_dot_iq4_nl_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
     debug_assert_eq!(w.len(), a.len() * IQ4_NL_BYTES);
-    let mut sumf = 0.0f32;
-    for (x, y) in w.as_chunks::<IQ4_NL_BYTES>().0.iter().zip(a) {
-        let d = fp16(y.d) * f16_at(x, 0);
+    let mut acc = BlockAcc4::default();
+    for (b, (x, y)) in w.as_chunks::<IQ4_NL_BYTES>().0.iter().zip(a).enumerate() {
+        let d = f16_at(x, 0) * fp16(y.d);
         let mut sumi1 = 0i32;
         let mut sumi2 = 0i32;
         for j in 0..QK / 2 {
@@ -134,9 +134,9 @@ pub fn vec_dot_iq4_nl_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
             sumi1 += y.qs[j] as i32 * KVALUES_IQ4NL[(q & 0xF) as usize] as i32;
             sumi2 += y.qs[j + QK / 2] as i32 * KVALUES_IQ4NL[(q >> 4) as usize] as i32;
         }
-        sumf += d * (sumi1 + sumi2) as f32;
+        acc.add(b, d * (sumi1 + sumi2) as f32);
     }
-    sumf
+    acc.total()
 }
 
 /// Q2_K weights × Q8_K activations: `Σ_b d_a·d·Σ sc·q·q8 − d_a·dmin·Σ min·bsum`.
@@ -194,10 +194,10 @@ fn lanes_16(aux32: &mut [i32; 8], scale: i32, a: &[i8], q8: &[i8]) {
     }
 }
 
-/// Q3_K weights × Q8_K activations (ggml's 8-lane float accumulation).
+/// Q3_K weights × Q8_K activations.
 pub fn vec_dot_q3_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     debug_assert_eq!(w.len(), a.len() * Q3_K_BYTES);
-    let mut sums = [0.0f32; 8];
+    let mut sumf = 0.0f32;
     let mut aux8 = [0i8; QK_K];
     for (x, y) in w.as_chunks::<Q3_K_BYTES>().0.iter().zip(a) {
         let hm = &x[0..32];
@@ -227,21 +227,14 @@ pub fn vec_dot_q3_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
             );
         }
         let d = f16_at(x, 108) * y.d;
-        for l in 0..8 {
-            sums[l] += d * aux32[l] as f32;
-        }
-    }
-    let mut sumf = 0.0f32;
-    for s in sums {
-        sumf += s;
+        sumf += d * isum8(&aux32) as f32;
     }
     sumf
 }
 
-/// Q4_K weights × Q8_K activations (ggml's 8-lane float accumulation; mins via bsums).
+/// Q4_K weights × Q8_K activations (mins via bsums).
 pub fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     debug_assert_eq!(w.len(), a.len() * Q4_K_BYTES);
-    let mut sums = [0.0f32; 8];
     let mut sumf = 0.0f32;
     let mut aux8 = [0i8; QK_K];
     for (x, y) in w.as_chunks::<Q4_K_BYTES>().0.iter().zip(a) {
@@ -266,14 +259,8 @@ pub fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
             }
         }
         let d = f16_at(x, 0) * y.d;
-        for l in 0..8 {
-            sums[l] += d * aux32[l] as f32;
-        }
         let dmin = f16_at(x, 2) * y.d;
-        sumf -= dmin * sumi as f32;
-    }
-    for s in sums {
-        sumf += s;
+        sumf += d * isum8(&aux32) as f32 - dmin * sumi as f32;
     }
     sumf
 }
@@ -281,7 +268,6 @@ pub fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
 /// Q5_K weights × Q8_K activations (as Q4_K plus a 5th bit from `qh`).
 pub fn vec_dot_q5_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     debug_assert_eq!(w.len(), a.len() * Q5_K_BYTES);
-    let mut sums = [0.0f32; 8];
     let mut sumf = 0.0f32;
     let mut aux8 = [0i8; QK_K];
     for (x, y) in w.as_chunks::<Q5_K_BYTES>().0.iter().zip(a) {
@@ -312,22 +298,16 @@ pub fn vec_dot_q5_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
             }
         }
         let d = f16_at(x, 0) * y.d;
-        for l in 0..8 {
-            sums[l] += d * aux32[l] as f32;
-        }
         let dmin = f16_at(x, 2) * y.d;
-        sumf -= dmin * sumi as f32;
-    }
-    for s in sums {
-        sumf += s;
+        sumf += d * isum8(&aux32) as f32 - dmin * sumi as f32;
     }
     sumf
 }
 
-/// Q6_K weights × Q8_K activations (ggml's 8-lane float accumulation).
+/// Q6_K weights × Q8_K activations.
 pub fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     debug_assert_eq!(w.len(), a.len() * Q6_K_BYTES);
-    let mut sums = [0.0f32; 8];
+    let mut sumf = 0.0f32;
     let mut aux8 = [0i8; QK_K];
     for (x, y) in w.as_chunks::<Q6_K_BYTES>().0.iter().zip(a) {
         for chunk in 0..QK_K / 128 {
@@ -352,13 +332,7 @@ pub fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
             );
         }
         let d = f16_at(x, 208) * y.d;
-        for l in 0..8 {
-            sums[l] += d * aux32[l] as f32;
-        }
-    }
-    let mut sumf = 0.0f32;
-    for s in sums {
-        sumf += s;
+        sumf += d * isum8(&aux32) as f32;
     }
     sumf
 }
@@ -370,14 +344,13 @@ pub fn vec_dot_iq4_xs_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     for (x, y) in w.as_chunks::<IQ4_XS_BYTES>().0.iter().zip(a) {
         let d4d8 = f16_at(x, 0) * y.d;
         let mut h = u16_at(x, 2);
+        let mut isum = 0i32;
         for ib in (0..QK_K / 32).step_by(2) {
             let sl = x[4 + ib / 2];
             let ls1 = ((sl & 0xF) as u16 | ((h << 4) & 0x30)) as i32;
             let ls2 = ((sl >> 4) as u16 | ((h << 2) & 0x30)) as i32;
             h >>= 4;
-            let d1 = d4d8 * (ls1 - 32) as f32;
-            let d2 = d4d8 * (ls2 - 32) as f32;
-            for (k, dk) in [(0, d1), (1, d2)] {
+            for (k, ls) in [(0, ls1 - 32), (1, ls2 - 32)] {
                 let sub = ib + k;
                 let qs = &x[8 + 16 * sub..8 + 16 * sub + 16];
                 let q8 = &y.qs[32 * sub..32 * sub + 32];
@@ -387,42 +360,51 @@ pub fn vec_dot_iq4_xs_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
                     sumi1 += q8[j] as i32 * KVALUES_IQ4NL[(qs[j] & 0xF) as usize] as i32;
                     sumi2 += q8[j + 16] as i32 * KVALUES_IQ4NL[(qs[j] >> 4) as usize] as i32;
                 }
-                sumf += dk * (sumi1 + sumi2) as f32;
+                isum += ls * (sumi1 + sumi2);
             }
         }
+        sumf += d4d8 * isum as f32;
     }
     sumf
 }
 
-/// F32 × F32 (`ggml_vec_dot_f32` scalar path): f32 products accumulated in f64.
+/// F32 × F32 in [`crate::order`]'s 32 lanes (products rounded, then added).
 pub fn vec_dot_f32(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
-    let mut sumf = 0.0f64;
-    for (&x, &y) in a.iter().zip(b) {
-        sumf += (x * y) as f64;
-    }
-    sumf as f32
+    lanes32(a.len().min(b.len()), |i| a[i] * b[i])
 }
 
-/// F16 weights (raw LE bytes) × F16 activations (`ggml_vec_dot_f16` scalar path): products of
-/// the widened values in f32 (exact: 11 × 11 significant bits), accumulated in f64.
+/// F16 weights (raw LE bytes) × F16 activations: products of the widened values (exact in f32:
+/// 11 × 11 significant bits) in [`crate::order`]'s 32 lanes.
 pub fn vec_dot_f16(w: &[u8], a: &[f16]) -> f32 {
     debug_assert_eq!(w.len(), a.len() * 2);
-    let mut sumf = 0.0f64;
-    for (x, y) in w.as_chunks::<2>().0.iter().zip(a) {
-        let xv = f16::from_le_bytes(*x).to_f32();
-        sumf += (xv * y.to_f32()) as f64;
-    }
-    sumf as f32
+    lanes32(a.len().min(w.len() / 2), |i| f16::from_le_bytes([w[2 * i], w[2 * i + 1]]).to_f32() * a[i].to_f32())
 }
 
-/// BF16 weights (raw LE bytes) × BF16 activations (`ggml_vec_dot_bf16` scalar path).
+/// BF16 weights (raw LE bytes) × BF16 activations (products exact: 8 × 8 significant bits).
 pub fn vec_dot_bf16(w: &[u8], a: &[bf16]) -> f32 {
     debug_assert_eq!(w.len(), a.len() * 2);
-    let mut sumf = 0.0f64;
-    for (x, y) in w.as_chunks::<2>().0.iter().zip(a) {
-        let xv = bf16::from_le_bytes(*x).to_f32();
-        sumf += (xv * y.to_f32()) as f64;
+    lanes32(a.len().min(w.len() / 2), |i| bf16::from_le_bytes([w[2 * i], w[2 * i + 1]]).to_f32() * a[i].to_f32())
+}
+
+/// Product `i` (of `n`) into lane `i mod 32`, then the halving tree.
+#[inline(always)]
+fn lanes32(n: usize, product: impl Fn(usize) -> f32) -> f32 {
+    let mut lanes = [0f32; 32];
+    let whole = n - n % 32;
+    for base in (0..whole).step_by(32) {
+        for (j, lane) in lanes.iter_mut().enumerate() {
+            *lane += product(base + j);
+        }
     }
-    sumf as f32
+    for (j, lane) in lanes.iter_mut().enumerate().take(n - whole) {
+        *lane += product(whole + j);
+    }
+    crate::order::reduce32(&lanes)
+}
+
+/// The exact sum of ggml's 8 integer lanes.
+#[inline(always)]
+fn isum8(aux32: &[i32; 8]) -> i32 {
+    aux32.iter().sum()
 }

@@ -12,6 +12,7 @@ pub mod blocks;
 pub mod dequant;
 pub mod dot;
 pub mod generic;
+pub mod order;
 pub mod quantize;
 mod types;
 

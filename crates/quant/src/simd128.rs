@@ -5,8 +5,8 @@
 //! Without the feature this module only says so ([`available`] is `false`) and the dispatcher
 //! keeps the scalar code.
 //!
-//! Same contract as the AVX2 twins: identical signatures, identical integer sums per block or
-//! sub-block, only the float combination of those sums reassociated. Byte products widen to
+//! Same contract as the AVX2 twins: identical signatures, identical exact integer sums per
+//! block, floats combined in [`crate::order`]'s order — bit-identical results. Byte products widen to
 //! i16 and go through `i32x4.dot_i16x8_s`, which is exact for every i8 input (no saturation
 //! cases to reason about). Loads are 1-aligned `v128.load`s of 16 bytes cut from the block by
 //! slice indexing, so they cannot leave the block.
@@ -58,12 +58,6 @@ mod imp {
             + i32x4_extract_lane::<3>(v)
     }
 
-    #[inline(always)]
-    fn hsum_f32(v: v128) -> f32 {
-        (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v))
-            + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v))
-    }
-
     /// Low nibbles of 16 bytes.
     #[inline(always)]
     fn lo4(q: v128) -> v128 {
@@ -89,102 +83,140 @@ mod imp {
         i8x16_eq(v128_and(b, mask), mask)
     }
 
+    /// The exact totals of four blocks' 4-lane integer sums, `[t0, t1, t2, t3]` (a transpose
+    /// by shuffles, then two adds).
+    #[inline(always)]
+    fn totals4(p0: v128, p1: v128, p2: v128, p3: v128) -> v128 {
+        let s01 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(p0, p1), i32x4_shuffle::<2, 6, 3, 7>(p0, p1));
+        let s23 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(p2, p3), i32x4_shuffle::<2, 6, 3, 7>(p2, p3));
+        // s01 = [p0a, p1a, p0b, p1b] with a = lanes 0+2, b = lanes 1+3.
+        i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(s01, s23), i32x4_shuffle::<2, 3, 6, 7>(s01, s23))
+    }
+
+    /// The driver shared by the 32-value block formats, in [`crate::order`]'s block order (see
+    /// the AVX2 twin): four blocks at a time into four f32 lanes, leftovers one by one.
+    /// `block(x, y)` gives one block's integer sum in 4 lanes, `scale` its `d_w·d_a`, `min`
+    /// (when present) its `m_w·s_a`.
+    #[inline(always)]
+    fn legacy_dot<const B: usize, A>(
+        w: &[u8],
+        a: &[A],
+        block: impl Fn(&[u8; B], &A) -> v128,
+        scale: impl Fn(&[u8; B], &A) -> f32,
+        min: Option<&dyn Fn(&[u8; B], &A) -> f32>,
+    ) -> f32 {
+        let wb = w.as_chunks::<B>().0;
+        let n = wb.len().min(a.len());
+        let mut acc = f32x4_splat(0.0);
+        let mut b = 0;
+        while b + 4 <= n {
+            let (x, y) = (&wb[b..b + 4], &a[b..b + 4]);
+            let t = totals4(block(&x[0], &y[0]), block(&x[1], &y[1]), block(&x[2], &y[2]), block(&x[3], &y[3]));
+            let d = f32x4(scale(&x[0], &y[0]), scale(&x[1], &y[1]), scale(&x[2], &y[2]), scale(&x[3], &y[3]));
+            let mut term = f32x4_mul(d, f32x4_convert_i32x4(t));
+            if let Some(min) = min {
+                term = f32x4_add(term, f32x4(min(&x[0], &y[0]), min(&x[1], &y[1]), min(&x[2], &y[2]), min(&x[3], &y[3])));
+            }
+            acc = f32x4_add(acc, term);
+            b += 4;
+        }
+        let mut acc = crate::order::BlockAcc4([
+            f32x4_extract_lane::<0>(acc),
+            f32x4_extract_lane::<1>(acc),
+            f32x4_extract_lane::<2>(acc),
+            f32x4_extract_lane::<3>(acc),
+        ]);
+        while b < n {
+            let mut term = scale(&wb[b], &a[b]) * hsum_i32(block(&wb[b], &a[b])) as f32;
+            if let Some(min) = min {
+                term += min(&wb[b], &a[b]);
+            }
+            acc.add(b, term);
+            b += 1;
+        }
+        acc.total()
+    }
+
+    fn scale_q8_0<const B: usize>(x: &[u8; B], y: &BlockQ8_0) -> f32 {
+        f16_at(x, 0) * y.d.to_f32()
+    }
+
+    fn scale_q8_1<const B: usize>(x: &[u8; B], y: &BlockQ8_1) -> f32 {
+        f16_at(x, 0) * y.d.to_f32()
+    }
+
+    fn min_q8_1<const B: usize>(x: &[u8; B], y: &BlockQ8_1) -> f32 {
+        f16_at(x, 2) * y.s.to_f32()
+    }
+
     /// Q4_0 × Q8_0.
     pub fn vec_dot_q4_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
         let eight = i8x16_splat(8);
-        let mut acc = f32x4_splat(0.0);
-        for (x, y) in w.as_chunks::<Q4_0_BYTES>().0.iter().zip(a) {
-            let d = f16_at(x, 0) * y.d.to_f32();
+        let block = |x: &[u8; Q4_0_BYTES], y: &BlockQ8_0| {
             let q = load(x, 2);
-            let p = i32x4_add(
+            i32x4_add(
                 dot16(i8x16_sub(lo4(q), eight), load_i8(&y.qs, 0)),
                 dot16(i8x16_sub(hi4(q), eight), load_i8(&y.qs, 16)),
-            );
-            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(d), f32x4_convert_i32x4(p)));
-        }
-        hsum_f32(acc)
+            )
+        };
+        legacy_dot(w, a, block, scale_q8_0, None)
     }
 
     /// Q5_0 × Q8_0.
     pub fn vec_dot_q5_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
         let f0 = u8x16_splat(0xF0);
-        let mut acc = f32x4_splat(0.0);
-        for (x, y) in w.as_chunks::<Q5_0_BYTES>().0.iter().zip(a) {
-            let d = f16_at(x, 0) * y.d.to_f32();
+        let block = |x: &[u8; Q5_0_BYTES], y: &BlockQ8_0| {
             let qh = u32_at(x, 2);
             let q = load(x, 6);
             // Where the 5th bit is clear, a high nibble of 0xF makes the i8 `nibble − 16`;
             // where it is set, the byte stays `nibble` = `(nibble + 16) − 16`.
             let x0 = v128_or(lo4(q), v128_andnot(f0, bytes_from_bits16(qh, 0)));
             let x1 = v128_or(hi4(q), v128_andnot(f0, bytes_from_bits16(qh, 1)));
-            let p = i32x4_add(dot16(x0, load_i8(&y.qs, 0)), dot16(x1, load_i8(&y.qs, 16)));
-            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(d), f32x4_convert_i32x4(p)));
-        }
-        hsum_f32(acc)
+            i32x4_add(dot16(x0, load_i8(&y.qs, 0)), dot16(x1, load_i8(&y.qs, 16)))
+        };
+        legacy_dot(w, a, block, scale_q8_0, None)
     }
 
     /// Q4_1 × Q8_1 (unsigned nibbles; the min enters through the activation's `s`).
     pub fn vec_dot_q4_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
-        let mut acc = f32x4_splat(0.0);
-        let mut summ = 0.0f32;
-        for (x, y) in w.as_chunks::<Q4_1_BYTES>().0.iter().zip(a) {
-            let d = f16_at(x, 0) * y.d.to_f32();
-            summ += f16_at(x, 2) * y.s.to_f32();
+        let block = |x: &[u8; Q4_1_BYTES], y: &BlockQ8_1| {
             let q = load(x, 4);
-            let p = i32x4_add(
-                dot16(lo4(q), load_i8(&y.qs, 0)),
-                dot16(hi4(q), load_i8(&y.qs, 16)),
-            );
-            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(d), f32x4_convert_i32x4(p)));
-        }
-        hsum_f32(acc) + summ
+            i32x4_add(dot16(lo4(q), load_i8(&y.qs, 0)), dot16(hi4(q), load_i8(&y.qs, 16)))
+        };
+        legacy_dot(w, a, block, scale_q8_1, Some(&min_q8_1))
     }
 
     /// Q5_1 × Q8_1 (values `nibble | bit·16 ∈ [0, 31]`).
     pub fn vec_dot_q5_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
         let b16 = u8x16_splat(0x10);
-        let mut acc = f32x4_splat(0.0);
-        let mut summ = 0.0f32;
-        for (x, y) in w.as_chunks::<Q5_1_BYTES>().0.iter().zip(a) {
-            let d = f16_at(x, 0) * y.d.to_f32();
-            summ += f16_at(x, 2) * y.s.to_f32();
+        let block = |x: &[u8; Q5_1_BYTES], y: &BlockQ8_1| {
             let qh = u32_at(x, 4);
             let q = load(x, 8);
             let x0 = v128_or(lo4(q), v128_and(bytes_from_bits16(qh, 0), b16));
             let x1 = v128_or(hi4(q), v128_and(bytes_from_bits16(qh, 1), b16));
-            let p = i32x4_add(dot16(x0, load_i8(&y.qs, 0)), dot16(x1, load_i8(&y.qs, 16)));
-            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(d), f32x4_convert_i32x4(p)));
-        }
-        hsum_f32(acc) + summ
+            i32x4_add(dot16(x0, load_i8(&y.qs, 0)), dot16(x1, load_i8(&y.qs, 16)))
+        };
+        legacy_dot(w, a, block, scale_q8_1, Some(&min_q8_1))
     }
 
     /// Q8_0 × Q8_0.
     pub fn vec_dot_q8_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-        let mut acc = f32x4_splat(0.0);
-        for (x, y) in w.as_chunks::<Q8_0_BYTES>().0.iter().zip(a) {
-            let d = f16_at(x, 0) * y.d.to_f32();
-            let p = i32x4_add(
-                dot16(load(x, 2), load_i8(&y.qs, 0)),
-                dot16(load(x, 18), load_i8(&y.qs, 16)),
-            );
-            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(d), f32x4_convert_i32x4(p)));
-        }
-        hsum_f32(acc)
+        let block = |x: &[u8; Q8_0_BYTES], y: &BlockQ8_0| {
+            i32x4_add(dot16(load(x, 2), load_i8(&y.qs, 0)), dot16(load(x, 18), load_i8(&y.qs, 16)))
+        };
+        legacy_dot(w, a, block, scale_q8_0, None)
     }
 
     /// IQ4_NL × Q8_0 (levels looked up with a byte swizzle).
     pub fn vec_dot_iq4_nl_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
         let table = load_i8(&KVALUES_IQ4NL, 0);
-        let mut acc = f32x4_splat(0.0);
-        for (x, y) in w.as_chunks::<IQ4_NL_BYTES>().0.iter().zip(a) {
-            let d = y.d.to_f32() * f16_at(x, 0);
+        let block = |x: &[u8; IQ4_NL_BYTES], y: &BlockQ8_0| {
             let q = load(x, 2);
             let x0 = i8x16_swizzle(table, lo4(q));
             let x1 = i8x16_swizzle(table, hi4(q));
-            let p = i32x4_add(dot16(x0, load_i8(&y.qs, 0)), dot16(x1, load_i8(&y.qs, 16)));
-            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(d), f32x4_convert_i32x4(p)));
-        }
-        hsum_f32(acc)
+            i32x4_add(dot16(x0, load_i8(&y.qs, 0)), dot16(x1, load_i8(&y.qs, 16)))
+        };
+        legacy_dot(w, a, block, scale_q8_0, None)
     }
 
     /// Q2_K × Q8_K. Each 16-byte piece of a 2-bit plane is one 16-value sub-block.
@@ -372,7 +404,8 @@ mod imp {
         sumf
     }
 
-    /// F32 × F32: four f32x4 accumulators (no FMA in base simd128), scalar tail.
+    /// F32 × F32 in [`crate::order`]'s 32 lanes: eight f32x4 accumulators, products rounded
+    /// then added (base simd128 has no fused multiply-add), the tail lane by lane.
     pub fn vec_dot_f32(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
         let (a, b) = (&a[..n], &b[..n]);
@@ -381,23 +414,24 @@ mod imp {
             // SAFETY: `s` has exactly 4 readable f32s; `v128_load` is 1-aligned.
             unsafe { v128_load(s.as_ptr() as *const v128) }
         };
-        let mut acc = [f32x4_splat(0.0); 4];
+        let mut acc = [f32x4_splat(0.0); 8];
         let mut i = 0;
-        while i + 16 <= n {
+        while i + 32 <= n {
             for (k, s) in acc.iter_mut().enumerate() {
                 *s = f32x4_add(*s, f32x4_mul(ld(a, i + 4 * k), ld(b, i + 4 * k)));
             }
-            i += 16;
+            i += 32;
         }
-        while i + 4 <= n {
-            acc[0] = f32x4_add(acc[0], f32x4_mul(ld(a, i), ld(b, i)));
-            i += 4;
+        let mut lanes = [0f32; 32];
+        for (k, v) in acc.iter().enumerate() {
+            lanes[4 * k] = f32x4_extract_lane::<0>(*v);
+            lanes[4 * k + 1] = f32x4_extract_lane::<1>(*v);
+            lanes[4 * k + 2] = f32x4_extract_lane::<2>(*v);
+            lanes[4 * k + 3] = f32x4_extract_lane::<3>(*v);
         }
-        let v = f32x4_add(f32x4_add(acc[0], acc[1]), f32x4_add(acc[2], acc[3]));
-        let mut sum = hsum_f32(v);
-        for k in i..n {
-            sum += a[k] * b[k];
+        for (lane, k) in lanes.iter_mut().zip(i..n) {
+            *lane += a[k] * b[k];
         }
-        sum
+        crate::order::reduce32(&lanes)
     }
 }

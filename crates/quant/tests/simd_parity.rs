@@ -3,20 +3,14 @@
 //! One harness, [`check_pair`], runs each (weight, activation) kernel on three kinds of input:
 //!
 //! * **exact** — every float scale is a power of two and the integers stay small enough that
-//!   each float operation of either implementation is exact. Any difference then comes from the
-//!   integer part, so the results must be bit-equal (`==`). This is the exactness check of the
-//!   per-block integer sums (those sums are not exposed as an API).
+//!   each float operation is exact: a difference can only come from the integer part.
 //! * **random** — random bytes, random f16/f32 scales of both signs and wide range.
 //! * **extreme** — all nibbles max / zero / sign patterns, activations all −128 / 127, scales
 //!   0, negative, and the f16 maximum.
 //!
-//! For random and extreme inputs the float combination of block sums may be reassociated, so
-//! the tolerance is `1e-6 · M`, where `M = Σ |term|` over every product `|d·scale·q|·|a|` and
-//! every block's min term (see [`magnitude`]). Relative to the result itself no tolerance
-//! would do: ggml's scalar code rounds 8 float lanes per block whose integer sums can be
-//! ~100× the block total, so the *reference* is off by that much (seen: Q6_K, one block,
-//! scalar 13910.784 vs exact 13910.991, AVX2 13910.991). Float dots (F32/F16/BF16) use
-//! the rigorous summation bound `(n + 8)·2⁻²⁴·Σ|xᵢ·yᵢ|`.
+//! On every kind the results must be **bit-identical**: all implementations share
+//! `parallax_quant::order`'s float order, which is what makes a report computed in a browser
+//! (simd128) byte-identical to one computed natively (AVX2). Float dots (F32/F16/BF16) likewise.
 //!
 //! Fast implementations checked: AVX2 (when the CPU has it), simd128 (when built for wasm with
 //! `+simd128`), and the `dot` dispatchers (whatever they pick). Failures name the kernel, the
@@ -327,34 +321,6 @@ impl Act for BlockQ8K {
 
 type Kernel<'a, A> = &'a dyn Fn(&[u8], &[A]) -> f32;
 
-/// `M = Σ |term|`: every scale product `|d·sc·q|·|a|` (from the weights dequantized with the
-/// min field zeroed), plus each block's min term measured with the scalar kernel on that block
-/// alone with the main scale zeroed. Rounding in either implementation (ggml's 8 float lanes,
-/// block partial sums, one multiply per block) is bounded by a few ulps of `M`.
-fn magnitude<A: Act>(fmt: &Format, scalar: Kernel<A>, w: &[u8], a: &[A]) -> f64 {
-    let mut scale_only = w.to_vec();
-    if let Some(&min_off) = fmt.floats.get(1) {
-        for blk in scale_only.chunks_exact_mut(fmt.bytes) {
-            put_f16(blk, min_off, 0.0);
-        }
-    }
-    let mut deq = vec![0.0f32; a.len() * fmt.values];
-    dequantize(fmt.ty, &scale_only, &mut deq).expect("test weights are whole blocks");
-    let mut m: f64 = deq
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| (x as f64).abs() * a[i / A::VALUES].abs_value(i % A::VALUES))
-        .sum();
-    if fmt.floats.len() > 1 {
-        for (blk, act) in w.chunks_exact(fmt.bytes).zip(a) {
-            let mut b = blk.to_vec();
-            put_f16(&mut b, fmt.floats[0], 0.0);
-            m += (scalar(&b, std::slice::from_ref(act)) as f64).abs();
-        }
-    }
-    m
-}
-
 /// Compares `fast` with `scalar` on many inputs of every kind; panics naming the kernel,
 /// implementation, kind and seed on the first disagreement.
 fn check_pair<A: Act>(name: &str, fmt: &Format, scalar: Kernel<A>, fast: Kernel<A>) {
@@ -372,7 +338,6 @@ fn check_pair<A: Act>(name: &str, fmt: &Format, scalar: Kernel<A>, fast: Kernel<
     for i in 0..extreme_count() {
         cases.push((Kind::Extreme(i), i as u64));
     }
-    let mut worst = 0.0f64;
     for (kind, seed) in cases {
         let mut rng = Rng::new(seed ^ (fmt.bytes as u64) << 32);
         let nb = 1 + rng.below(max_blocks) as usize;
@@ -387,29 +352,15 @@ fn check_pair<A: Act>(name: &str, fmt: &Format, scalar: Kernel<A>, fast: Kernel<
             "{name} [{}]: scalar result {want} not finite ({kind:?}, seed {seed})",
             fmt.ty
         );
-        match kind {
-            Kind::Exact => assert!(
-                got == want,
-                "{name} [{}]: integer parts differ: fast {got} != scalar {want} \
-                 (exact input, seed {seed}, {nb} blocks)",
-                fmt.ty
-            ),
-            _ => {
-                let tol = 1e-6 * magnitude(fmt, scalar, &w, &a);
-                let diff = (got as f64 - want as f64).abs();
-                if tol > 0.0 {
-                    worst = worst.max(diff / tol * 1e-6);
-                }
-                assert!(
-                    diff <= tol,
-                    "{name} [{}]: fast {got} vs scalar {want}, |diff| {diff:e} > tol {tol:e} \
-                     ({kind:?}, seed {seed}, {nb} blocks)",
-                    fmt.ty
-                );
-            }
-        }
+        assert!(
+            got.to_bits() == want.to_bits(),
+            "{name} [{}]: fast {got} ({:#010x}) != scalar {want} ({:#010x}) — the twins must \
+             agree bit for bit ({kind:?}, seed {seed}, {nb} blocks)",
+            fmt.ty,
+            got.to_bits(),
+            want.to_bits()
+        );
     }
-    eprintln!("{name}: worst |diff|/M = {worst:.2e} (tolerance 1e-6)");
 }
 
 /// The fast implementations of one kernel available in this build and on this CPU.
@@ -537,8 +488,8 @@ quant_test!(
 // Float dots
 // ---------------------------------------------------------------------------------------------
 
-/// Compares float dots: bit-equal on small-integer inputs (every step exact), otherwise within
-/// `(n + 8)·2⁻²⁴·Σ|xᵢyᵢ|`. `gen(rng, n, exact)` yields the two operands as f32 plus the
+/// Compares float dots bit for bit, on small-integer inputs (every step exact) and on
+/// spread-out floats (where only a shared summation order can make them equal). `gen(rng, n, exact)` yields the two operands as f32 plus the
 /// kernel-ready form.
 fn check_float<T>(
     name: &str,
@@ -553,21 +504,11 @@ fn check_float<T>(
         let (x, y, input) = gen(&mut rng, n, exact);
         let want = scalar(&input);
         let got = fast(&input);
-        if exact {
-            assert!(
-                got == want,
-                "{name}: fast {got} != scalar {want} on exact input (seed {seed}, n {n})"
-            );
-        } else {
-            let mag: f64 = x
-                .iter()
-                .zip(&y)
-                .map(|(a, b)| (*a as f64 * *b as f64).abs())
-                .sum();
-            let tol = (n as f64 + 8.0) * 2f64.powi(-24) * mag;
-            let diff = (got as f64 - want as f64).abs();
-            assert!(diff <= tol, "{name}: fast {got} vs scalar {want}, |diff| {diff:e} > {tol:e} (seed {seed}, n {n})");
-        }
+        let _ = (&x, &y, exact);
+        assert!(
+            got.to_bits() == want.to_bits(),
+            "{name}: fast {got} != scalar {want} — the twins must agree bit for bit (seed {seed}, n {n})"
+        );
     }
 }
 
@@ -664,7 +605,7 @@ fn bf16_dot() {
 
 /// A kernel that is off by one integer in one value must be caught by the exact inputs.
 #[test]
-#[should_panic(expected = "integer parts differ")]
+#[should_panic(expected = "must agree bit for bit (Exact")]
 fn harness_catches_an_off_by_one_integer() {
     let broken = |w: &[u8], a: &[BlockQ8_0]| {
         let mut w = w.to_vec();
@@ -673,6 +614,21 @@ fn harness_catches_an_off_by_one_integer() {
         generic::vec_dot_q8_0_q8_0(&w, a)
     };
     check_pair::<BlockQ8_0>("broken_q8_0", &Q8_0, &generic::vec_dot_q8_0_q8_0, &broken);
+}
+
+/// A kernel with the right integers but another float order (one running sum, as a naive port
+/// would write) must be caught: that is exactly what would make native and browser reports differ.
+#[test]
+#[should_panic(expected = "must agree bit for bit (Random")]
+fn harness_catches_a_reassociated_float_sum() {
+    let reordered = |w: &[u8], a: &[BlockQ8_0]| {
+        let mut sum = 0.0f32;
+        for (blk, act) in w.chunks_exact(34).zip(a) {
+            sum += generic::vec_dot_q8_0_q8_0(blk, std::slice::from_ref(act));
+        }
+        sum
+    };
+    check_pair::<BlockQ8_0>("reordered_q8_0", &Q8_0, &generic::vec_dot_q8_0_q8_0, &reordered);
 }
 
 /// On an x86_64 CPU that has the features, the AVX2 kernels must actually be exercised.

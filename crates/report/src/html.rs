@@ -38,7 +38,7 @@ pub fn render_standalone(report: &Report) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n\
          <title>{}</title>\n<style>\n{}</style>\n</head>\n<body class=\"px-standalone\">\n{}\n</body>\n</html>\n",
         esc(&title),
         REPORT_CSS,
@@ -200,6 +200,92 @@ fn site_class(site: &str) -> String {
     }
 }
 
+/// One shaded band of the σ-ratio chart: a contract's `std(path) / std(reference)` bounds and
+/// the sites and layers they apply to (several tests with the same bounds share one band).
+struct ChartBand {
+    lo: Option<f64>,
+    hi: Option<f64>,
+    tests: Vec<String>,
+    /// Sites, layers, and how to say them.
+    places: Vec<(Vec<String>, Option<(u32, u32)>, String)>,
+}
+
+impl ChartBand {
+    fn contains(&self, v: f64) -> bool {
+        self.lo.is_none_or(|lo| v >= lo) && self.hi.is_none_or(|hi| v <= hi)
+    }
+
+    fn applies(&self, site: &str, layer: u32) -> bool {
+        self.places.iter().any(|(sites, layers, _)| sites.iter().any(|s| s == site) && layers.is_none_or(|(a, b)| (a..b).contains(&layer)))
+    }
+
+    fn range(&self) -> String {
+        let f = |v: Option<f64>, open: &str| v.map(|v| format!("{}", (v * 1e6).round() / 1e6)).unwrap_or_else(|| open.into());
+        format!("[{}, {}]", f(self.lo, "0"), f(self.hi, "∞"))
+    }
+
+    fn describe(&self) -> String {
+        let places: Vec<&str> = self.places.iter().map(|(_, _, label)| label.as_str()).collect();
+        format!("{} band {} at {}", self.tests.join(", "), self.range(), places.join("; "))
+    }
+}
+
+/// The std-ratio bands of the contracts this report was judged by, oriented as
+/// `path / reference` and merged by bounds.
+fn ratio_bands(r: &Report, path: &str) -> Vec<ChartBand> {
+    let mut out: Vec<ChartBand> = Vec::new();
+    let Some(verdicts) = &r.verdicts else { return out };
+    for c in &verdicts.contracts {
+        for t in &c.tests {
+            let Some(rb) = &t.ratio_band else { continue };
+            if t.outcome == parallax_parity::Outcome::NotMeasurable {
+                continue; // e.g. a layer this model does not have
+            }
+            let Some((lo, hi)) = rb.oriented(path, &r.reference) else { continue };
+            if lo.is_none() && hi.is_none() {
+                continue;
+            }
+            // Layers clipped to the model's; a range covering them all is no qualifier.
+            let n = r.layers.len() as u32;
+            let layers = rb.layers.map(|(a, b)| (a.min(n), b.min(n))).filter(|&(a, b)| !(a == 0 && b >= n));
+            let every_site = r.site_order.iter().all(|s| rb.sites.contains(s));
+            let label = match (every_site, layers) {
+                (true, None) => "every site".to_string(),
+                (true, Some((a, b))) => format!("every site, layers {a}–{}", b.saturating_sub(1)),
+                (false, None) => rb.sites.join(", "),
+                (false, Some((a, b))) if b == a + 1 => format!("{} (layer {a})", rb.sites.join(", ")),
+                (false, Some((a, b))) => format!("{} (layers {a}–{})", rb.sites.join(", "), b.saturating_sub(1)),
+            };
+            let place = (rb.sites.clone(), layers, label);
+            match out.iter_mut().find(|b| b.lo == lo && b.hi == hi) {
+                Some(b) => {
+                    if !b.tests.contains(&t.id) {
+                        b.tests.push(t.id.clone());
+                    }
+                    if !b.places.contains(&place) {
+                        b.places.push(place);
+                    }
+                }
+                None => out.push(ChartBand { lo, hi, tests: vec![t.id.clone()], places: vec![place] }),
+            }
+        }
+    }
+    out
+}
+
+/// The chart note's sentence about bands.
+fn band_note(bands: &[ChartBand], visible: bool) -> String {
+    if bands.is_empty() {
+        return "No contract this report was judged by bounds this ratio, so no band is drawn.".into();
+    }
+    let list: Vec<String> = bands.iter().map(|b| b.describe()).collect();
+    format!(
+        "Shaded: {}{}.",
+        esc(&list.join("; ")),
+        if visible { "" } else { " (outside this view: every point lies well inside)" }
+    )
+}
+
 /// Per-layer std ratio (path / reference) per site, log axis, with the contract band shaded.
 fn ratio_chart(h: &mut String, r: &Report, other: &str) {
     let (w, ht, left, right, top, bottom) = (880.0, 320.0, 60.0, 20.0, 16.0, 36.0);
@@ -217,14 +303,28 @@ fn ratio_chart(h: &mut String, r: &Report, other: &str) {
     if !lo.is_finite() {
         return;
     }
-    // Upstream's FALSIFY-001 band, [0.5, 2.0], drawn when it lies in (or near) the view.
-    let band = (0.5f64.log10(), 2.0f64.log10());
+    // The contracts' std-ratio bands for this pair of paths, drawn when they lie in (or near)
+    // the view; a bound the band leaves open is drawn to the chart's edge.
+    let bands = ratio_bands(r, other);
     let pad = ((hi - lo) * 0.1).max(0.002);
     let (mut y0, mut y1) = (lo - pad, hi + pad);
-    let band_visible = band.0 > y0 - 3.0 * (y1 - y0) && band.1 < y1 + 3.0 * (y1 - y0);
+    let span = y1 - y0;
+    let log_bounds = |b: &ChartBand| (b.lo.map(f64::log10), b.hi.map(f64::log10));
+    let band_visible = !bands.is_empty()
+        && bands.iter().all(|b| {
+            let (l, h) = log_bounds(b);
+            l.is_none_or(|l| l > y0 - 3.0 * span) && h.is_none_or(|h| h < y1 + 3.0 * span)
+        });
     if band_visible {
-        y0 = y0.min(band.0 - 0.05);
-        y1 = y1.max(band.1 + 0.05);
+        for b in &bands {
+            let (l, h) = log_bounds(b);
+            if let Some(l) = l {
+                y0 = y0.min(l - 0.05);
+            }
+            if let Some(h) = h {
+                y1 = y1.max(h + 0.05);
+            }
+        }
     }
     let x = |i: usize| left + (w - left - right) * (i as f64 + 0.5) / n_layers as f64;
     let y = |v: f64| top + (ht - top - bottom) * (1.0 - (v - y0) / (y1 - y0));
@@ -233,23 +333,27 @@ fn ratio_chart(h: &mut String, r: &Report, other: &str) {
         h,
         "<section class=\"px-chart\"><h3>σ ratio {} / {} per layer</h3>\
          <p class=\"px-note\">std of each site on <b>{}</b> divided by its std on <b>{}</b>, same tokens, same element count. \
-         Log axis. Shaded: the upstream contract's band [0.5, 2.0]{}. Hover a point for its value; untick a site to hide it.</p>",
+         Log axis. {} Hover a point or band for its value; untick a site to hide it.</p>",
         esc(other),
         esc(&r.reference),
         esc(other),
         esc(&r.reference),
-        if band_visible { "" } else { " (outside this view: every point lies well inside it)" },
+        band_note(&bands, band_visible),
     );
     legend(h, &format!("rt-{}", esc(other)), r);
     let _ = write!(h, "<svg class=\"px-svg px-ratio\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-label=\"std ratio per layer\">");
     if band_visible {
-        let _ = write!(
-            h,
-            "<rect class=\"px-band\" x=\"{left}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>contract band [0.5, 2.0]</title></rect>",
-            y(band.1),
-            w - left - right,
-            y(band.0) - y(band.1)
-        );
+        for b in &bands {
+            let (l, hb) = log_bounds(b);
+            let (top_y, bottom_y) = (y(hb.unwrap_or(y1)), y(l.unwrap_or(y0)));
+            let _ = write!(
+                h,
+                "<rect class=\"px-band\" x=\"{left}\" y=\"{top_y:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>{}</title></rect>",
+                w - left - right,
+                bottom_y - top_y,
+                esc(&b.describe())
+            );
+        }
     }
     // Grid and labels: ratio ticks at "nice" values.
     for t in ticks(y0, y1) {
@@ -283,7 +387,9 @@ fn ratio_chart(h: &mut String, r: &Report, other: &str) {
         let path: Vec<String> = pts.iter().map(|(i, v)| format!("{:.1},{:.1}", x(*i), y(v.log10()))).collect();
         let _ = write!(h, "<g class=\"px-series {cls}\"><polyline points=\"{}\"/>", path.join(" "));
         for (i, v) in pts {
-            let out = !(0.5..=2.0).contains(&v);
+            let violated: Vec<&ChartBand> = bands.iter().filter(|b| b.applies(site, i as u32) && !b.contains(v)).collect();
+            let out = !violated.is_empty();
+            let why = violated.iter().map(|b| format!(" — outside {} ({})", b.range(), b.tests.join(", "))).collect::<String>();
             let _ = write!(
                 h,
                 "<circle class=\"{}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"{}\"><title>layer {i} · {} · ratio {:.6}{}</title></circle>",
@@ -293,7 +399,7 @@ fn ratio_chart(h: &mut String, r: &Report, other: &str) {
                 if out { 5 } else { 3 },
                 esc(site),
                 v,
-                if out { " — outside [0.5, 2.0]" } else { "" }
+                esc(&why)
             );
         }
         h.push_str("</g>");
@@ -479,6 +585,23 @@ fn execution(h: &mut String, r: &Report) {
     let _ = write!(h, "<li>shared: {}</li>", esc(&r.execution.shared_ops.join("; ")));
     for n in &r.execution.notes {
         let _ = write!(h, "<li>{}</li>", esc(n));
+    }
+    if let Some(g) = &r.execution.gpu {
+        let limits: Vec<String> = g.limits.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = write!(
+            h,
+            "<li><b>gpu</b> adapter: {} ({}, {}{}); features: {}; limits: {}</li><li>gpu placement: {}</li>",
+            esc(&g.adapter),
+            esc(&g.backend),
+            esc(&g.device_type),
+            if g.driver.is_empty() { String::new() } else { format!(", {}", esc(&g.driver)) },
+            esc(&if g.features.is_empty() { "none".to_string() } else { g.features.join(", ") }),
+            esc(&limits.join(", ")),
+            esc(&g.placement)
+        );
+    }
+    if let Some(why) = &r.execution.gpu_unavailable {
+        let _ = write!(h, "<li class=\"px-warn\"><b>gpu unavailable</b>: {}</li>", esc(why));
     }
     h.push_str("</ul></section>\n");
 }

@@ -125,7 +125,9 @@ pub struct LogitsRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PathLogits {
-    /// Top-10 `[id, value]`, largest first.
+    /// Top-10 `[id, value]`, largest first. A non-finite logit is written `"inf"`, `"-inf"` or
+    /// `"nan"` (JSON has no such numbers; `null` — what older reports hold — reads as NaN).
+    #[serde(with = "top_logits")]
     pub top: Vec<(u32, f32)>,
     pub stats: Stats,
 }
@@ -157,6 +159,34 @@ pub struct Execution {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub injected: Vec<String>,
     pub notes: Vec<String>,
+    /// The adapter the `gpu` path ran on (absent when it did not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuRecord>,
+    /// Why a requested `gpu` path was dropped (no adapter, device lost, out of memory, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_unavailable: Option<String>,
+}
+
+/// The GPU behind the `gpu` path, and which ops ran on it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GpuRecord {
+    /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" or "SwiftShader".
+    pub adapter: String,
+    /// `vulkan`, `metal`, `dx12`, `webgpu`, …
+    pub backend: String,
+    /// `cpu` for software adapters (lavapipe, SwiftShader), `discrete-gpu`, …
+    pub device_type: String,
+    #[serde(default)]
+    pub driver: String,
+    /// The adapter's optional features, WebGPU names.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// The limits the tiling reads (maxStorageBufferBindingSize, maxBufferSize, …).
+    #[serde(default)]
+    pub limits: IndexMap<String, u64>,
+    /// Which ops ran on the GPU and which on the CPU.
+    #[serde(default)]
+    pub placement: String,
 }
 
 impl Report {
@@ -174,5 +204,54 @@ impl Report {
             None => return Err(format!("not a Parallax report: no `schema` key (expected {SCHEMA})")),
         }
         serde_json::from_value(value).map_err(|e| format!("malformed {SCHEMA} report: {e}"))
+    }
+}
+
+/// `[id, value]` pairs whose value may be non-finite: a model that produces infinite logits is
+/// exactly what a report must be able to describe, save and reopen.
+mod top_logits {
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Out {
+        Finite(f32),
+        NonFinite(&'static str),
+    }
+
+    pub fn serialize<S: Serializer>(top: &[(u32, f32)], s: S) -> Result<S::Ok, S::Error> {
+        let out: Vec<(u32, Out)> = top
+            .iter()
+            .map(|&(id, v)| {
+                let v = match v {
+                    v if v.is_finite() => Out::Finite(v),
+                    v if v.is_nan() => Out::NonFinite("nan"),
+                    v if v > 0.0 => Out::NonFinite("inf"),
+                    _ => Out::NonFinite("-inf"),
+                };
+                (id, v)
+            })
+            .collect();
+        out.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(u32, f32)>, D::Error> {
+        let raw: Vec<(u32, serde_json::Value)> = Vec::deserialize(d)?;
+        raw.into_iter()
+            .map(|(id, v)| {
+                let v = match &v {
+                    serde_json::Value::Number(n) => n.as_f64().map(|x| x as f32),
+                    serde_json::Value::Null => Some(f32::NAN),
+                    serde_json::Value::String(t) => match t.as_str() {
+                        "inf" => Some(f32::INFINITY),
+                        "-inf" => Some(f32::NEG_INFINITY),
+                        "nan" => Some(f32::NAN),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                v.map(|v| (id, v)).ok_or_else(|| D::Error::custom(format!("logit of token {id} is not a number")))
+            })
+            .collect()
     }
 }

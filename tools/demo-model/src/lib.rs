@@ -8,6 +8,7 @@
 //! the engine or of files: it takes the Qwen2.5 GGUF's parsed header and returns bytes; the
 //! `make-demo-model` binary does the I/O.
 
+pub mod hostile;
 pub mod quant;
 
 use std::collections::HashSet;

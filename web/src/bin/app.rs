@@ -218,7 +218,10 @@ mod app {
         match (request.needs_model(), target) {
             (false, _) => job.push(&JsValue::NULL),
             (true, Some(Target::File(file))) => job.push(&file),
-            (true, Some(Target::Url(url))) => job.push(&JsValue::from_str(&url)),
+            (true, Some(Target::Url(url))) => {
+                job.push(&JsValue::from_str(&url));
+                job.push(&JsValue::from_str(&serde_json::to_string(&http_policy()).unwrap_or_default()))
+            }
             (true, None) => return,
         };
         let mut s = state.borrow_mut();
@@ -226,6 +229,20 @@ mod app {
             let _ = s.worker.post_message(&job);
         } else {
             s.pending = Some(job);
+        }
+    }
+
+    /// How long the worker waits for a model's server: the default, or `?http_timeout=SECONDS`.
+    fn http_policy() -> parallax_web::HttpPolicy {
+        let seconds = web_sys::window()
+            .and_then(|w| w.location().search().ok())
+            .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
+            .and_then(|p| p.get("http_timeout"))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        let policy = parallax_web::HttpPolicy::default();
+        match seconds {
+            Some(s) => policy.with_timeout_s(s),
+            None => policy,
         }
     }
 
@@ -295,7 +312,17 @@ mod app {
         let mut run = RunRequest {
             prompt: (!prompt.is_empty()).then_some(prompt),
             tokens: (!tokens.is_empty()).then_some(tokens),
-            paths: value(&document, "paths").split(',').map(str::to_string).collect(),
+            paths: value(&document, "paths")
+                .split(',')
+                .map(str::to_string)
+                .chain(
+                    document
+                        .get_element_by_id("gpu")
+                        .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
+                        .is_some_and(|i| i.checked())
+                        .then(|| "gpu".to_string()),
+                )
+                .collect(),
             scope: value(&document, "scope"),
             mode: value(&document, "mode"),
             faults: value(&document, "faults").split([',', ' ']).filter(|f| !f.is_empty()).map(str::to_string).collect(),
@@ -304,7 +331,24 @@ mod app {
                 .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
                 .is_some_and(|i| i.checked()),
             contracts: Vec::new(),
+            max_tokens: None,
+            memory_budget_bytes: None,
         };
+        // Resource limits (empty: the defaults).
+        let max_tokens = value(&document, "max-tokens");
+        if !max_tokens.trim().is_empty() {
+            match max_tokens.trim().parse::<usize>() {
+                Ok(n) if n > 0 => run.max_tokens = Some(n),
+                _ => return set_status(&document, &format!("Token limit: `{max_tokens}` is not a whole number above 0."), true),
+            }
+        }
+        let budget = value(&document, "memory-budget");
+        if !budget.trim().is_empty() {
+            match parallax_model::parse_bytes(&budget) {
+                Ok(b) => run.memory_budget_bytes = Some(b),
+                Err(e) => return set_status(&document, &format!("Memory budget: {e}."), true),
+            }
+        }
         match contract_file {
             None => begin_run(state, Request::Run(run)),
             Some(file) => {

@@ -9,14 +9,7 @@ fn main() {
 
     console_error_panic_hook::set_once();
     let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-    let post = {
-        let scope = scope.clone();
-        move |msg: &WorkerMessage| {
-            let text = serde_json::to_string(msg)
-                .unwrap_or_else(|e| format!(r#"{{"kind":"error","message":"cannot encode a message: {e}"}}"#));
-            let _ = scope.post_message(&JsValue::from_str(&text));
-        }
-    };
+    let post = job::poster();
     let post_for_handler = post.clone();
     let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
         let post = &post_for_handler;
@@ -29,7 +22,11 @@ fn main() {
         let target = data.get(1);
         let result = match (request, target.as_string(), target.dyn_into::<web_sys::File>()) {
             (Some(parallax_web::Request::Show { permalink, json }), _, _) => job::show(permalink, json, post),
-            (Some(request), Some(url), _) => job::handle_url(request, &url, post),
+            (Some(request), Some(url), _) => {
+                // A URL comes with the page's patience for its server (third element).
+                let policy = data.get(2).as_string().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+                job::handle_url(request, &url, policy, post)
+            }
             (Some(request), None, Ok(file)) => job::handle_file(request, file, post),
             _ => Err("the worker received a malformed request".into()),
         };
@@ -54,6 +51,46 @@ mod job {
         browser::{FileSliceSource, HttpRangeSource},
         Request, WorkerMessage,
     };
+
+    /// Posts a message to the page (JSON text).
+    pub fn poster() -> impl Fn(&WorkerMessage) + Clone + 'static {
+        use wasm_bindgen::{JsCast, JsValue};
+        let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+        move |msg: &WorkerMessage| {
+            let text = serde_json::to_string(msg)
+                .unwrap_or_else(|e| format!(r#"{{"kind":"error","message":"cannot encode a message: {e}"}}"#));
+            let _ = scope.post_message(&JsValue::from_str(&text));
+        }
+    }
+
+    fn progress_message(p: &parallax_engine::Progress) -> WorkerMessage {
+        WorkerMessage::Progress {
+            phase: match p.phase {
+                Phase::Embedding => "embedding",
+                Phase::Layer => "layers",
+                Phase::OutputHead => "output head",
+                Phase::Done => "done",
+            }
+            .into(),
+            layers_done: p.layers_done,
+            n_layers: p.n_layers,
+            bytes_read: p.bytes_read,
+            bytes_total: p.bytes_total,
+        }
+    }
+
+    /// Judge, warn if the gpu path was dropped, and post the report.
+    fn finish(
+        mut report: parallax_report::Report,
+        contracts: &[parallax_parity::contract::Contract],
+        post: &dyn Fn(&WorkerMessage),
+    ) {
+        if let Some(why) = &report.execution.gpu_unavailable {
+            post(&WorkerMessage::Warning { message: format!("{why}. The other paths ran as usual.") });
+        }
+        report.verdicts = Some(parallax_judge::evaluate(&report, contracts, &parallax_judge::PathMapping::default()));
+        post_report(&report, post);
+    }
 
     /// Render a report that arrives without its model (permalink or saved JSON).
     pub fn show(permalink: Option<String>, json: Option<String>, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
@@ -106,8 +143,13 @@ mod job {
         handle(request, FileSliceSource::new(file)?, post)
     }
 
-    pub fn handle_url(request: Request, url: &str, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
-        let source = HttpRangeSource::open(url)?;
+    pub fn handle_url(
+        request: Request,
+        url: &str,
+        policy: parallax_web::HttpPolicy,
+        post: &dyn Fn(&WorkerMessage),
+    ) -> Result<(), String> {
+        let source = HttpRangeSource::open_with(url, policy)?;
         if source.read_whole() {
             post(&WorkerMessage::Warning {
                 message: format!(
@@ -119,7 +161,7 @@ mod job {
         handle(request, source, post)
     }
 
-    fn handle<S: ByteSource>(request: Request, source: S, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
+    fn handle<S: ByteSource + 'static>(request: Request, source: S, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
         let name = source.name();
         let model = Model::open(&source).map_err(|e| format!("{name}: {e}"))?;
         match request {
@@ -155,6 +197,8 @@ mod job {
                     paths,
                     scope: if r.scope == "last" { Scope::Last } else { Scope::All },
                     mode: if r.mode == "replay" { Mode::Replay } else { Mode::Free },
+                    max_tokens: r.max_tokens.unwrap_or(parallax_web::DEFAULT_MAX_TOKENS),
+                    memory_budget_bytes: Some(r.memory_budget_bytes.unwrap_or(parallax_web::DEFAULT_MEMORY_BUDGET)),
                     ..Default::default()
                 };
                 // Tokenize first: a bad prompt is reported before the whole file is hashed.
@@ -162,30 +206,30 @@ mod job {
                 if r.sha256 {
                     input.sha256 = Some(hash(&source, post)?);
                 }
-                let mut report = parallax_engine::run(
-                    &model,
-                    &input,
-                    &opts,
-                    &mut |p| {
-                        post(&WorkerMessage::Progress {
-                            phase: match p.phase {
-                                Phase::Embedding => "embedding",
-                                Phase::Layer => "layers",
-                                Phase::OutputHead => "output head",
-                                Phase::Done => "done",
-                            }
-                            .into(),
-                            layers_done: p.layers_done,
-                            n_layers: p.n_layers,
-                            bytes_read: p.bytes_read,
-                            bytes_total: p.bytes_total,
-                        })
-                    },
-                    &AtomicBool::new(false),
-                )
-                .map_err(|e| e.to_string())?;
-                report.verdicts = Some(parallax_judge::evaluate(&report, &contracts, &parallax_judge::PathMapping::default()));
-                post_report(&report, post);
+                if opts.paths.contains(&PathKind::Gpu) {
+                    // The browser answers GPU work only through its event loop: run as a task
+                    // that awaits it. The source is read synchronously as before.
+                    drop(model);
+                    let post = poster();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let result = async {
+                            let model = Model::open(&source).map_err(|e| format!("{}: {e}", source.name()))?;
+                            let mut on_progress = |p: &parallax_engine::Progress| post(&progress_message(p));
+                            parallax_engine::run_async(&model, &input, &opts, &mut on_progress, &AtomicBool::new(false))
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                        .await;
+                        match result {
+                            Ok(report) => finish(report, &contracts, &post),
+                            Err(message) => post(&WorkerMessage::Error { message }),
+                        }
+                    });
+                    return Ok(());
+                }
+                let report = parallax_engine::run(&model, &input, &opts, &mut |p| post(&progress_message(p)), &AtomicBool::new(false))
+                    .map_err(|e| e.to_string())?;
+                finish(report, &contracts, post);
                 Ok(())
             }
         }

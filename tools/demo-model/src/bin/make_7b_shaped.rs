@@ -1,6 +1,8 @@
-//! `make-7b-shaped OUT.gguf`: a GGUF with the shape of Qwen2.5-7B Q4_K_M (28 layers, hidden 3584,
-//! FFN 18944, 28 heads / 4 KV heads, vocabulary 152064; ~4.7 GB) and synthetic weights, for the
-//! memory test of the page (a 7B-class model must run inside a wasm32 tab).
+//! `make-7b-shaped [--layers N] OUT.gguf`: a GGUF with the shape of Qwen2.5-7B Q4_K_M (28 layers,
+//! hidden 3584, FFN 18944, 28 heads / 4 KV heads, vocabulary 152064; ~4.7 GB) and synthetic
+//! weights, for the memory test of the page (a 7B-class model must run inside a wasm32 tab).
+//! `--layers N` keeps the width and changes the depth (bench/peak_memory.py sweeps it to show
+//! that peak memory does not grow with the number of layers).
 //!
 //! The file is written front to back (header, then each tensor), so the generator itself holds
 //! no more than one block pool in memory. Weights are valid Q4_K / Q6_K blocks with small, fixed
@@ -90,11 +92,19 @@ fn pool(ty: Ty, rng: &mut Rng, n: usize) -> Vec<u8> {
 }
 
 fn main() {
-    let out = std::env::args().nth(1).unwrap_or_else(|| {
-        eprintln!("usage: make-7b-shaped OUT.gguf");
+    let usage = || -> ! {
+        eprintln!("usage: make-7b-shaped [--layers N] OUT.gguf   (N from 1 to 1000, default 28)");
         std::process::exit(2)
-    });
-    let (n_layers, n_embd, n_ff, n_head, n_head_kv, vocab) = (28u64, 3584u64, 18944u64, 28u64, 4u64, 152064u64);
+    };
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut n_layers = 28u64;
+    if let Some(i) = args.iter().position(|a| a == "--layers") {
+        let n = args.get(i + 1).and_then(|v| v.parse::<u64>().ok()).filter(|n| (1..=1000).contains(n));
+        n_layers = n.unwrap_or_else(|| usage());
+        args.drain(i..i + 2);
+    }
+    let [out] = <[String; 1]>::try_from(args).unwrap_or_else(|_| usage());
+    let (n_embd, n_ff, n_head, n_head_kv, vocab) = (3584u64, 18944u64, 28u64, 4u64, 152064u64);
     let head_dim = n_embd / n_head;
     let kv = n_head_kv * head_dim;
 

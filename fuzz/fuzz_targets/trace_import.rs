@@ -1,0 +1,35 @@
+//! Trace import (`parallax check --trace`): upstream `apr trace --payload` text and llama.cpp
+//! `llama-eval-callback` output, detected and parsed, then judged beside a small real report.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use parallax_judge::{evaluate_with_traces, PathMapping};
+use parallax_parity::trace::{parse_apr_payload, parse_llama_eval_callback, parse_trace};
+use parallax_report::Report;
+
+fn report() -> &'static Report {
+    static REPORT: OnceLock<Report> = OnceLock::new();
+    REPORT.get_or_init(|| {
+        Report::from_json(include_str!("../corpus/report_json/tiny-report.json"))
+            .expect("seed report parses")
+    })
+}
+
+/// The embedded contracts, parsed once.
+fn contracts() -> &'static [parallax_parity::Contract] {
+    static CONTRACTS: std::sync::OnceLock<Vec<parallax_parity::Contract>> =
+        std::sync::OnceLock::new();
+    CONTRACTS.get_or_init(parallax_parity::default_contracts)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(trace) = parse_trace(&text) {
+        let mapping = PathMapping::parse("apr=t,gguf=q8").unwrap();
+        let _ = evaluate_with_traces(report(), &[("t", &trace)], contracts(), &mapping);
+    }
+    let _ = parse_apr_payload(&text);
+    let _ = parse_llama_eval_callback(&text);
+});

@@ -1,0 +1,109 @@
+// Resource limits in the page: a prompt over the token limit, a layer over the memory budget
+// and a cancelled run each end cleanly with the reason shown, and the page runs again after.
+// Run by `./dev test` after `trunk build`; needs /usr/bin/chromium and the shared 0.5B model.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { readFile, access } from 'node:fs/promises';
+import { join, extname, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = process.env.PARALLAX_DIST ?? join(here, '..', '..', 'dist');
+const models = process.env.PARALLAX_MODELS ?? join(process.env.HOME ?? '', '.cache/parallax/models');
+const qwen = join(models, 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf');
+const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
+
+let server, browser, base;
+
+before(async () => {
+  server = createServer(async (req, res) => {
+    const path = join(dist, decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/\/$/, '/index.html'));
+    try {
+      const body = await readFile(path);
+      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end('not found');
+    }
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  base = `http://127.0.0.1:${server.address().port}/`;
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-gpu'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+async function openPage() {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(base);
+  return { page, errors };
+}
+
+async function statusMatches(page, re, timeout = 60000) {
+  await page.waitForFunction((src) => new RegExp(src).test(document.querySelector('#status')?.textContent ?? ''), re.source, { timeout });
+}
+
+/// The demo runs to a passing verdict: the page is usable.
+async function demoPasses(page) {
+  await page.fill('#max-tokens', '512');
+  await page.fill('#memory-budget', '1.5 GiB');
+  await page.click('#demo');
+  await page.waitForFunction(() => /Verdict: PASS/.test(document.querySelector('#report .px-verdicts h3')?.textContent ?? ''), null, { timeout: 60000 });
+}
+
+test('a prompt over the token limit is refused with the reason, and the page runs again', async () => {
+  const { page, errors } = await openPage();
+  await page.fill('#max-tokens', '3');
+  await page.click('#demo');
+  await statusMatches(page, /the prompt has 7 tokens, more than the limit of 3; shorten it or raise the limit/);
+  assert.ok(await page.$('#status .error'));
+  await page.fill('#max-tokens', 'many');
+  await page.click('#run');
+  await statusMatches(page, /Token limit: `many` is not a whole number/);
+  await demoPasses(page);
+  assert.deepEqual(errors, []);
+});
+
+test('a layer over the memory budget is refused before it is loaded, with the layer and sizes', async () => {
+  const { page, errors } = await openPage();
+  await page.fill('#memory-budget', '100K');
+  await page.click('#demo');
+  await statusMatches(page, /layer 0 would need about [\d.]+ KiB \([\d.]+ KiB of weights, [\d.]+ KiB of activations\), more than the memory budget of 100\.00 KiB/);
+  await page.fill('#memory-budget', 'lots');
+  await page.click('#run');
+  await statusMatches(page, /Memory budget: `lots` is not a size/);
+  await demoPasses(page);
+  assert.deepEqual(errors, []);
+});
+
+test('a cancelled run of the 0.5B stops, says so, and a new run works', async (t) => {
+  if (!(await access(qwen).then(() => true, () => false))) return t.skip(`no ${qwen}`);
+  const { page, errors } = await openPage();
+  await page.setInputFiles('#file', qwen);
+  await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
+  await page.fill('#tokens', '3838, 374, 220, 17, 10, 17, 30');
+  await page.click('#run');
+  // Cancel in the middle of the layers.
+  await page.waitForFunction(() => /layers: layer [1-9]\d*\/24/.test(document.querySelector('#progress-text')?.textContent ?? ''), null, { timeout: 120000 });
+  const t0 = Date.now();
+  await page.click('#cancel');
+  await statusMatches(page, /Cancelled\. Nothing was kept from the stopped run\./, 5000);
+  console.log(`cancel acknowledged in ${Date.now() - t0} ms`);
+  assert.equal(await page.$('#report .px-report'), null, 'no report from the stopped run');
+  assert.ok(await page.$('#run:not([disabled])'), 'Run is enabled again');
+  assert.ok(await page.$('#cancel[disabled]'), 'Cancel is disabled again');
+  await demoPasses(page);
+  assert.deepEqual(errors, []);
+});

@@ -1,0 +1,117 @@
+// Broken streams: the page opens models by URL from a server that misbehaves on purpose
+// (misbehaving_server.mjs). Each case must end in a clear sentence within a bounded time, with
+// a retry where one makes sense, and leave the page usable.
+// Run by `./dev test` after `trunk build`; needs /usr/bin/chromium.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { join, extname, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { createMisbehaving } from './misbehaving_server.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+// The built page: dist/ (./dev test), or PARALLAX_DIST.
+const dist = process.env.PARALLAX_DIST ?? join(here, '..', '..', 'dist');
+const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
+const MODEL = 'parallax-demo-qwen2.gguf';
+// The page waits this long for a request (plus 1 s per MiB asked for) before giving up on it.
+const TIMEOUT_S = 1;
+
+let server, browser, base, mis;
+
+before(async () => {
+  mis = createMisbehaving(join(dist, 'demo'));
+  server = createServer(async (req, res) => {
+    const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    if (pathname.startsWith('/mis/')) return mis.handle(req, res, pathname.slice('/mis/'.length));
+    const path = join(dist, pathname.replace(/\/$/, '/index.html'));
+    try {
+      const body = await readFile(path);
+      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end('not found');
+    }
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  base = `http://127.0.0.1:${server.address().port}/`;
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-gpu'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  mis?.close();
+  server?.closeAllConnections?.();
+  server?.close();
+});
+
+/// Open the page on `?model=/mis/<mode>/MODEL` and wait for the status to show an error or the
+/// tensor table; returns what happened and how long it took.
+async function openModel(mode, key) {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  const url = `/mis/${mode}/${MODEL}?k=${key}`;
+  const t0 = Date.now();
+  await page.goto(`${base}?http_timeout=${TIMEOUT_S}&model=${encodeURIComponent(url)}`);
+  await page.waitForSelector('#status .error, #model table', { timeout: 30000 });
+  const seconds = (Date.now() - t0) / 1000;
+  const failed = (await page.$('#status .error')) !== null;
+  return { page, errors, seconds, failed, status: await page.textContent('#status'), url };
+}
+
+/// After a failure the page still works: a good URL opens.
+async function stillUsable(page) {
+  await page.fill('#url', `/mis/ok/${MODEL}`);
+  await page.click('#open-url');
+  await page.waitForSelector('#model table', { timeout: 20000 });
+  assert.match(await page.textContent('#status'), /GGUF v3/);
+}
+
+const failures = [
+  ['404', /no such file \(404 Not Found\)/],
+  ['500', /the server failed \(500 Internal Server Error\) \(3 tries\)/],
+  ['drop', /connection failed or broke before all bytes arrived.*\(3 tries\)/],
+  ['short', /(broke before all bytes arrived|the body ended early).*\(3 tries\)/],
+  ['stall', /no complete answer within \d+ s \(the server stalled.*\(3 tries\)/],
+  ['changed', /the file changed while it was being read: its version tag on the server went from "v1" to "v2"; open it again/],
+  ['norange-drop', /(broke before all bytes arrived|the body ended early).*\(3 tries\)/],
+];
+
+for (const [mode, message] of failures) {
+  test(`a server that misbehaves (${mode}) ends in a clear sentence, in bounded time, and the page stays usable`, async () => {
+    const { page, errors, seconds, failed, status, url } = await openModel(mode, `fail-${mode}`);
+    console.log(`${mode}: ${seconds.toFixed(1)} s, ${mis.count(url)} requests: ${status}`);
+    assert.ok(failed, `${mode}: no error shown (status: ${status})`);
+    assert.match(status, message);
+    // Three tries of (1 s + the size's allowance) at most, plus page start-up.
+    assert.ok(seconds < 20, `${mode}: took ${seconds} s`);
+    if (/3 tries/.test(status)) assert.ok(mis.count(url) >= 3, `${mode}: retried (${mis.count(url)} requests)`);
+    await stillUsable(page);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+}
+
+for (const mode of ['drop-once', 'short-once', '500-once']) {
+  test(`a transient failure (${mode}) is retried for the missing bytes and the model opens and runs`, async () => {
+    const { page, errors, failed, status, url } = await openModel(mode, `once-${mode}`);
+    assert.ok(!failed, `${mode}: ${status}`);
+    const requests = mis.count(url);
+    // The opening request, the failed read, and its retry at least.
+    assert.ok(requests >= 3, `${mode}: ${requests} requests`);
+    await page.waitForSelector('#run:not([disabled])', { timeout: 20000 });
+    await page.click('#run');
+    await page.waitForSelector('#report .px-verdicts', { timeout: 60000 });
+    assert.match(await page.textContent('#report .px-verdicts h3'), /Verdict: PASS/);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+}
