@@ -20,7 +20,7 @@ use half::{bf16, f16};
 
 #[inline(always)]
 fn fp16(h: f16) -> f32 {
-    h.to_f32()
+    crate::blocks::f16_to_f32(h.to_bits())
 }
 
 /// Q4_0 weights × Q8_0 activations: `Σ_b (Σ q·q8)·d_w·d_a`.

@@ -138,15 +138,15 @@ mod imp {
     }
 
     fn scale_q8_0<const B: usize>(x: &[u8; B], y: &BlockQ8_0) -> f32 {
-        f16_at(x, 0) * y.d.to_f32()
+        f16_at(x, 0) * crate::blocks::f16_to_f32(y.d.to_bits())
     }
 
     fn scale_q8_1<const B: usize>(x: &[u8; B], y: &BlockQ8_1) -> f32 {
-        f16_at(x, 0) * y.d.to_f32()
+        f16_at(x, 0) * crate::blocks::f16_to_f32(y.d.to_bits())
     }
 
     fn min_q8_1<const B: usize>(x: &[u8; B], y: &BlockQ8_1) -> f32 {
-        f16_at(x, 2) * y.s.to_f32()
+        f16_at(x, 2) * crate::blocks::f16_to_f32(y.s.to_bits())
     }
 
     /// Q4_0 × Q8_0.
@@ -289,27 +289,47 @@ mod imp {
         s
     }
 
+    /// Σ of the 32 products `a·ya ‖ b·yb` for weights `a`, `b` in [0, 15], in eight i16 lanes of
+    /// four products each (|lane| ≤ 4·15·128 = 7680: no overflow).
+    #[inline(always)]
+    fn nibble_dot32(a: v128, b: v128, ya: v128, yb: v128) -> v128 {
+        i16x8_add(
+            i16x8_add(i16x8_extmul_low_i8x16(a, ya), i16x8_extmul_high_i8x16(a, ya)),
+            i16x8_add(i16x8_extmul_low_i8x16(b, yb), i16x8_extmul_high_i8x16(b, yb)),
+        )
+    }
+
     /// Q4_K × Q8_K.
     pub fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
         let mut sumf = 0.0f32;
         for (x, y) in w.as_chunks::<Q4_K_BYTES>().0.iter().zip(a) {
-            let (sc, mn) = scale_min_k4(arr12(x, 4));
-            let summ = k4_min_sum(&mn, &y.bsums);
+            // ggml's get_scale_min_k4 on three words: bytes 0..8 scales, 8..16 mins.
+            let (u0, u1, u2) = (u32_at(x, 4), u32_at(x, 8), u32_at(x, 12));
+            let sc_words = [u0 & 0x3f3f_3f3f, (u2 & 0x0f0f_0f0f) | (((u0 >> 6) & 0x0303_0303) << 4)];
+            let mins_lo = u1 & 0x3f3f_3f3f;
+            let mins_hi = ((u2 >> 4) & 0x0f0f_0f0f) | (((u1 >> 6) & 0x0303_0303) << 4);
+            let sc = |k: usize| ((sc_words[k / 4] >> (8 * (k % 4))) & 0xff) as i16;
+            // Σ_j mins[j]·(bsums[2j] + bsums[2j+1]): each min doubled into an i16 pair.
+            let mins = u32x4(mins_lo, mins_hi, 0, 0);
+            let dup_lo = u16x8_extend_low_u8x16(i8x16_swizzle(mins, u8x16(0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0)));
+            let dup_hi = u16x8_extend_low_u8x16(i8x16_swizzle(mins, u8x16(4, 4, 5, 5, 6, 6, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0)));
+            // SAFETY: `bsums` is 16 i16 = 32 readable bytes; `v128_load` is 1-aligned.
+            let (bs_lo, bs_hi) = unsafe {
+                let p = y.bsums.as_ptr() as *const v128;
+                (v128_load(p), v128_load(p.add(1)))
+            };
+            let summ = hsum_i32(i32x4_add(i32x4_dot_i16x8(bs_lo, dup_lo), i32x4_dot_i16x8(bs_hi, dup_hi)));
             let mut sumi = i32x4_splat(0);
             for j in 0..4 {
                 let qa = load(x, 16 + 32 * j);
                 let qb = load(x, 32 + 32 * j);
                 let o = 64 * j;
-                let p0 = i32x4_add(
-                    dot16(lo4(qa), load_i8(&y.qs, o)),
-                    dot16(lo4(qb), load_i8(&y.qs, o + 16)),
-                );
-                let p1 = i32x4_add(
-                    dot16(hi4(qa), load_i8(&y.qs, o + 32)),
-                    dot16(hi4(qb), load_i8(&y.qs, o + 48)),
-                );
-                sumi = i32x4_add(sumi, i32x4_mul(p0, i32x4_splat(sc[2 * j] as i32)));
-                sumi = i32x4_add(sumi, i32x4_mul(p1, i32x4_splat(sc[2 * j + 1] as i32)));
+                // Nibble × activation products (|·| ≤ 15·128) summed four to an i16 lane
+                // (≤ 7680), then scaled and widened in one dot with the sub-block's scale.
+                let p0 = nibble_dot32(lo4(qa), lo4(qb), load_i8(&y.qs, o), load_i8(&y.qs, o + 16));
+                let p1 = nibble_dot32(hi4(qa), hi4(qb), load_i8(&y.qs, o + 32), load_i8(&y.qs, o + 48));
+                sumi = i32x4_add(sumi, i32x4_dot_i16x8(p0, i16x8_splat(sc(2 * j))));
+                sumi = i32x4_add(sumi, i32x4_dot_i16x8(p1, i16x8_splat(sc(2 * j + 1))));
             }
             let d = f16_at(x, 0) * y.d;
             let dmin = f16_at(x, 2) * y.d;

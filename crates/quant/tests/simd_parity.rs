@@ -17,7 +17,7 @@
 //! implementation, the input kind and the seed.
 
 use half::{bf16, f16};
-use parallax_quant::{dequantize, dot, generic, BlockQ8K, BlockQ8_0, BlockQ8_1, GgmlType};
+use parallax_quant::{dot, generic, BlockQ8K, BlockQ8_0, BlockQ8_1, GgmlType};
 
 #[cfg(target_arch = "x86_64")]
 use parallax_quant::avx2;
@@ -235,8 +235,6 @@ fn gen_weights(fmt: &Format, nb: usize, rng: &mut Rng, kind: Kind, exact_exp: i3
 trait Act: Copy + std::fmt::Debug {
     const VALUES: usize;
     fn gen(rng: &mut Rng, kind: Kind, exact_exp: i32) -> Self;
-    /// |value i| of the block, in f64.
-    fn abs_value(&self, i: usize) -> f64;
 }
 
 fn act_scale(rng: &mut Rng, kind: Kind, exact_exp: i32) -> f32 {
@@ -264,9 +262,6 @@ impl Act for BlockQ8_0 {
         }
         b
     }
-    fn abs_value(&self, i: usize) -> f64 {
-        (self.d.to_f64() * self.qs[i] as f64).abs()
-    }
 }
 
 impl Act for BlockQ8_1 {
@@ -287,9 +282,6 @@ impl Act for BlockQ8_1 {
         b.s = f16::from_f32(s.clamp(-65504.0, 65504.0));
         b
     }
-    fn abs_value(&self, i: usize) -> f64 {
-        (self.d.to_f64() * self.qs[i] as f64).abs()
-    }
 }
 
 impl Act for BlockQ8K {
@@ -309,9 +301,6 @@ impl Act for BlockQ8K {
             *s = chunk.iter().map(|&q| q as i16).sum();
         }
         b
-    }
-    fn abs_value(&self, i: usize) -> f64 {
-        (self.d as f64 * self.qs[i] as f64).abs()
     }
 }
 
