@@ -50,6 +50,18 @@ mod imp {
         i32x4_add(lo, hi)
     }
 
+    /// Σ x·y over two 16-byte halves (x0·y0 ‖ x1·y1) for weights with |x| ≤ 31: the products
+    /// (|·| ≤ 31·128) are summed four to an i16 lane (≤ 15872, no overflow) and widened once —
+    /// half the work of two [`dot16`]s.
+    #[inline(always)]
+    fn small_dot32(x0: v128, x1: v128, y0: v128, y1: v128) -> v128 {
+        let p = i16x8_add(
+            i16x8_add(i16x8_extmul_low_i8x16(x0, y0), i16x8_extmul_high_i8x16(x0, y0)),
+            i16x8_add(i16x8_extmul_low_i8x16(x1, y1), i16x8_extmul_high_i8x16(x1, y1)),
+        );
+        i32x4_extadd_pairwise_i16x8(p)
+    }
+
     #[inline(always)]
     fn hsum_i32(v: v128) -> i32 {
         i32x4_extract_lane::<0>(v)
@@ -154,10 +166,7 @@ mod imp {
         let eight = i8x16_splat(8);
         let block = |x: &[u8; Q4_0_BYTES], y: &BlockQ8_0| {
             let q = load(x, 2);
-            i32x4_add(
-                dot16(i8x16_sub(lo4(q), eight), load_i8(&y.qs, 0)),
-                dot16(i8x16_sub(hi4(q), eight), load_i8(&y.qs, 16)),
-            )
+            small_dot32(i8x16_sub(lo4(q), eight), i8x16_sub(hi4(q), eight), load_i8(&y.qs, 0), load_i8(&y.qs, 16))
         };
         legacy_dot(w, a, block, scale_q8_0, None)
     }
@@ -172,7 +181,7 @@ mod imp {
             // where it is set, the byte stays `nibble` = `(nibble + 16) − 16`.
             let x0 = v128_or(lo4(q), v128_andnot(f0, bytes_from_bits16(qh, 0)));
             let x1 = v128_or(hi4(q), v128_andnot(f0, bytes_from_bits16(qh, 1)));
-            i32x4_add(dot16(x0, load_i8(&y.qs, 0)), dot16(x1, load_i8(&y.qs, 16)))
+            small_dot32(x0, x1, load_i8(&y.qs, 0), load_i8(&y.qs, 16))
         };
         legacy_dot(w, a, block, scale_q8_0, None)
     }
@@ -181,7 +190,7 @@ mod imp {
     pub fn vec_dot_q4_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
         let block = |x: &[u8; Q4_1_BYTES], y: &BlockQ8_1| {
             let q = load(x, 4);
-            i32x4_add(dot16(lo4(q), load_i8(&y.qs, 0)), dot16(hi4(q), load_i8(&y.qs, 16)))
+            small_dot32(lo4(q), hi4(q), load_i8(&y.qs, 0), load_i8(&y.qs, 16))
         };
         legacy_dot(w, a, block, scale_q8_1, Some(&min_q8_1))
     }
@@ -194,7 +203,7 @@ mod imp {
             let q = load(x, 8);
             let x0 = v128_or(lo4(q), v128_and(bytes_from_bits16(qh, 0), b16));
             let x1 = v128_or(hi4(q), v128_and(bytes_from_bits16(qh, 1), b16));
-            i32x4_add(dot16(x0, load_i8(&y.qs, 0)), dot16(x1, load_i8(&y.qs, 16)))
+            small_dot32(x0, x1, load_i8(&y.qs, 0), load_i8(&y.qs, 16))
         };
         legacy_dot(w, a, block, scale_q8_1, Some(&min_q8_1))
     }
