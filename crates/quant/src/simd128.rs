@@ -438,19 +438,19 @@ mod imp {
     pub fn vec_dot_f32(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
         let (a, b) = (&a[..n], &b[..n]);
-        let ld = |s: &[f32], i: usize| -> v128 {
-            let s = &s[i..i + 4];
+        // Whole 32-value chunks as arrays: the loads below need no bounds checks.
+        let ld = |s: &[f32; 32], k: usize| -> v128 {
+            let s = &s[4 * k..4 * k + 4];
             // SAFETY: `s` has exactly 4 readable f32s; `v128_load` is 1-aligned.
             unsafe { v128_load(s.as_ptr() as *const v128) }
         };
         let mut acc = [f32x4_splat(0.0); 8];
-        let mut i = 0;
-        while i + 32 <= n {
+        for (ca, cb) in a.as_chunks::<32>().0.iter().zip(b.as_chunks::<32>().0) {
             for (k, s) in acc.iter_mut().enumerate() {
-                *s = f32x4_add(*s, f32x4_mul(ld(a, i + 4 * k), ld(b, i + 4 * k)));
+                *s = f32x4_add(*s, f32x4_mul(ld(ca, k), ld(cb, k)));
             }
-            i += 32;
         }
+        let i = n - n % 32;
         let mut lanes = [0f32; 32];
         for (k, v) in acc.iter().enumerate() {
             lanes[4 * k] = f32x4_extract_lane::<0>(*v);
