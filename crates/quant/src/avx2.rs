@@ -60,6 +60,13 @@ unsafe fn lane(v: __m128, i: usize) -> f32 {
     out[i & 3]
 }
 
+/// The 12 bytes of a block's scale field at `off`, as the unpacking helpers of `blocks` take
+/// them (the callers' offsets lie inside the block, so the slice always has 12 bytes).
+#[inline(always)]
+fn arr12_at(x: &[u8], off: usize) -> &[u8; 12] {
+    x[off..off + 12].as_chunks::<12>().0.first().unwrap_or(&[0; 12])
+}
+
 /// The little-endian u16 at `b[off..off + 2]`.
 #[inline(always)]
 fn bits_le(b: &[u8], off: usize) -> u16 {
@@ -422,9 +429,7 @@ pub unsafe fn vec_dot_q3_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     for (x, y) in w.chunks_exact(Q3_K_BYTES).zip(a) {
         let xp = x.as_ptr();
         let yp = y.qs.as_ptr() as *const u8;
-        let mut raw = [0u8; 12];
-        raw.copy_from_slice(&x[96..108]);
-        let s = scales_q3_k(&raw);
+        let s = scales_q3_k(arr12_at(x, 96));
         let scales = _mm_sub_epi8(load16(s.as_ptr() as *const u8), _mm_set1_epi8(32));
         let hm = load32(xp);
 
@@ -465,17 +470,9 @@ unsafe fn k4_min_sum(mins: &[u8; 8], bsums: &[i16; 16]) -> i32 {
 /// `get_scale_min_k4` for j = 0..8, done on three little-endian words).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn k4_scales_mins(p: *const u8) -> __m256i {
-    const LOW6: u32 = 0x3f3f_3f3f;
-    const LOW4: u32 = 0x0f0f_0f0f;
-    const LOW2: u32 = 0x0303_0303;
-    let w = |o: usize| u32::from_le_bytes([*p.add(o), *p.add(o + 1), *p.add(o + 2), *p.add(o + 3)]);
-    let (u0, u1, u2) = (w(0), w(4), w(8));
-    let scales_lo = u0 & LOW6;
-    let scales_hi = (u2 & LOW4) | (((u0 >> 6) & LOW2) << 4);
-    let mins_lo = u1 & LOW6;
-    let mins_hi = ((u2 >> 4) & LOW4) | (((u1 >> 6) & LOW2) << 4);
-    _mm256_cvtepu8_epi16(_mm_setr_epi32(scales_lo as i32, scales_hi as i32, mins_lo as i32, mins_hi as i32))
+unsafe fn k4_scales_mins(q: &[u8; 12]) -> __m256i {
+    let [s0, s1, m0, m1] = scale_min_k4_words(q);
+    _mm256_cvtepu8_epi16(_mm_setr_epi32(s0 as i32, s1 as i32, m0 as i32, m1 as i32))
 }
 
 /// i16 lane `k` of each 128-bit half of `v`, broadcast over that half.
@@ -507,7 +504,7 @@ pub unsafe fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     for (x, y) in w.chunks_exact(Q4_K_BYTES).zip(a) {
         let xp = x.as_ptr();
         let yp = y.qs.as_ptr() as *const u8;
-        let sm = k4_scales_mins(xp.add(4));
+        let sm = k4_scales_mins(arr12_at(x, 4));
         // bsums: 16 sums of 16 activations (|·| ≤ 2032), paired per 32-value sub-block.
         let bsums = load32(y.bsums.as_ptr() as *const u8);
         let pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
@@ -545,9 +542,7 @@ pub unsafe fn vec_dot_q5_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     for (x, y) in w.chunks_exact(Q5_K_BYTES).zip(a) {
         let xp = x.as_ptr();
         let yp = y.qs.as_ptr() as *const u8;
-        let mut raw = [0u8; 12];
-        raw.copy_from_slice(&x[4..16]);
-        let (sc, mn) = scale_min_k4(&raw);
+        let (sc, mn) = scale_min_k4(arr12_at(x, 4));
         let summ = k4_min_sum(&mn, &y.bsums);
         let qh = load32(xp.add(16));
 

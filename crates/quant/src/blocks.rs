@@ -189,17 +189,26 @@ pub(crate) fn u32_at<const N: usize>(b: &[u8; N], off: usize) -> u32 {
 /// (ggml's `get_scale_min_k4` for j = 0..8).
 #[inline(always)]
 pub(crate) fn scale_min_k4(q: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
-    let mut sc = [0u8; 8];
-    let mut m = [0u8; 8];
-    for j in 0..4 {
-        sc[j] = q[j] & 63;
-        m[j] = q[j + 4] & 63;
-    }
-    for j in 4..8 {
-        sc[j] = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        m[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-    (sc, m)
+    let [s0, s1, m0, m1] = scale_min_k4_words(q).map(u32::to_le_bytes);
+    let join = |a: [u8; 4], b: [u8; 4]| [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]];
+    (join(s0, s1), join(m0, m1))
+}
+
+/// [`scale_min_k4`] on little-endian words, as SIMD kernels load it: `[scales 0..4, scales 4..8,
+/// mins 0..4, mins 4..8]`, one six-bit value per byte.
+#[inline(always)]
+pub(crate) fn scale_min_k4_words(q: &[u8; 12]) -> [u32; 4] {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let u = |o: usize| u32::from_le_bytes([q[o], q[o + 1], q[o + 2], q[o + 3]]);
+    let (u0, u1, u2) = (u(0), u(4), u(8));
+    [
+        u0 & LOW6,
+        (u2 & LOW4) | (((u0 >> 6) & LOW2) << 4),
+        u1 & LOW6,
+        ((u2 >> 4) & LOW4) | (((u1 >> 6) & LOW2) << 4),
+    ]
 }
 
 /// Unpacks the 12-byte Q3_K scale field into 16 six-bit scales, still biased by 32 (ggml's

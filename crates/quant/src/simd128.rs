@@ -312,12 +312,8 @@ mod imp {
     pub fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
         let mut sumf = 0.0f32;
         for (x, y) in w.as_chunks::<Q4_K_BYTES>().0.iter().zip(a) {
-            // ggml's get_scale_min_k4 on three words: bytes 0..8 scales, 8..16 mins.
-            let (u0, u1, u2) = (u32_at(x, 4), u32_at(x, 8), u32_at(x, 12));
-            let sc_words = [u0 & 0x3f3f_3f3f, (u2 & 0x0f0f_0f0f) | (((u0 >> 6) & 0x0303_0303) << 4)];
-            let mins_lo = u1 & 0x3f3f_3f3f;
-            let mins_hi = ((u2 >> 4) & 0x0f0f_0f0f) | (((u1 >> 6) & 0x0303_0303) << 4);
-            let sc = |k: usize| ((sc_words[k / 4] >> (8 * (k % 4))) & 0xff) as i16;
+            let [s0, s1, mins_lo, mins_hi] = scale_min_k4_words(arr12(x, 4));
+            let sc = |k: usize| (([s0, s1][k / 4] >> (8 * (k % 4))) & 0xff) as i16;
             // Σ_j mins[j]·(bsums[2j] + bsums[2j+1]): each min doubled into an i16 pair.
             let mins = u32x4(mins_lo, mins_hi, 0, 0);
             let dup_lo = u16x8_extend_low_u8x16(i8x16_swizzle(mins, u8x16(0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0)));
