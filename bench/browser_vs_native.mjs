@@ -5,19 +5,13 @@
 //   ./dev bench-web        (builds the page and the CLI first)
 //
 // Needs dist/ (trunk build), PARALLAX_BIN (native binary) and /usr/bin/chromium.
-import { createServer } from 'node:http';
 import { readFile, readdir } from 'node:fs/promises';
-import { join, extname, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
-import { createRequire } from 'node:module';
+// The browser tests' harness (and their playwright-core install).
+import { dist, models, launchChromium, serveDist } from '../tests/browser/harness.mjs';
 
-const require = createRequire(join(dirname(fileURLToPath(import.meta.url)), '..', 'tests', 'browser', 'package.json'));
-const { chromium } = require('playwright-core');
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const dist = join(root, 'dist');
-const models = process.env.PARALLAX_MODELS ?? join(process.env.HOME ?? '', '.cache/parallax/models');
 const model = join(models, 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf');
 const tokens = '3838,374,220,17,10,17,30';
 const repeats = Number(process.env.REPEATS ?? 3);
@@ -32,21 +26,12 @@ for (let i = 0; i < repeats; i++) {
   native.push((performance.now() - t0) / 1000);
 }
 
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
-const server = createServer(async (req, res) => {
-  const path = join(dist, decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/\/$/, '/index.html'));
-  let body;
-  try { body = await readFile(path); } catch { res.writeHead(404); res.end(); return; }
-  res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
-  res.end(body);
-});
-await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+const { server, base } = await serveDist();
+const browser = await launchChromium();
 const web = [];
 for (let i = 0; i < repeats; i++) {
   const page = await browser.newPage();
-  await page.goto(`http://127.0.0.1:${server.address().port}/`);
+  await page.goto(base);
   await page.setInputFiles('#file', model);
   await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
   await page.fill('#tokens', tokens);

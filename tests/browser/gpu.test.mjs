@@ -5,36 +5,14 @@
 // PARALLAX_DIST overrides the built page's folder (default dist/).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import { readFile, mkdir } from 'node:fs/promises';
-import { join, extname, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
-const dist = process.env.PARALLAX_DIST ?? join(root, 'dist');
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
-const baseArgs = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
+import { join } from 'node:path';
+import { root, launchChromium, serveDist, openPage } from './harness.mjs';
 
 let server, base;
 
 before(async () => {
-  server = createServer(async (req, res) => {
-    const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    const path = join(dist, pathname.replace(/\/$/, '/index.html'));
-    try {
-      const body = await readFile(path);
-      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
-      res.end(body);
-    } catch {
-      res.writeHead(404);
-      res.end('not found');
-    }
-  });
-  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-  base = `http://127.0.0.1:${server.address().port}/`;
+  ({ server, base } = await serveDist());
 });
 
 after(() => server?.close());
@@ -42,11 +20,8 @@ after(() => server?.close());
 /// Runs the demo with the gpu box ticked in a browser launched with `args`; returns the page, the
 /// report JSON and page errors.
 async function runDemoWithGpu(args) {
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...baseArgs, ...args] });
-  const page = await browser.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(base);
+  const browser = await launchChromium(args);
+  const { page, errors } = await openPage(browser, base);
   await page.check('#gpu');
   await page.click('#demo');
   await page.waitForSelector('#report .px-verdicts', { timeout: 120000 });

@@ -6,16 +6,11 @@
 // Run by `./dev test` (which makes the model and sets PARALLAX_HOSTILE_MODEL); needs chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { join, extname, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import { dist, launchChromium, serveDist, openPage } from './harness.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const dist = process.env.PARALLAX_DIST ?? join(here, '..', '..', 'dist');
 const hostile = process.env.PARALLAX_HOSTILE_MODEL;
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
 // The strings of tools/demo-model/src/hostile.rs, as a user should see them: as text.
 const NAME = `<script>window.__pwned='name-script'</script><img src=x onerror="window.__pwned='name-img'">`;
 const TENSOR = `blk.0."><svg onload=window.__pwned='tensor'>`;
@@ -28,29 +23,13 @@ let standaloneHtml = '';
 
 before(async () => {
   assert.ok(hostile, 'PARALLAX_HOSTILE_MODEL must name the hostile model (./dev test makes it)');
-  server = createServer(async (req, res) => {
-    if (req.url === '/standalone.html') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end(standaloneHtml);
-      return;
-    }
-    const path = join(dist, decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/\/$/, '/index.html'));
-    try {
-      const body = await readFile(path);
-      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
-      res.end(body);
-    } catch {
-      res.writeHead(404);
-      res.end('not found');
-    }
-  });
-  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-  base = `http://127.0.0.1:${server.address().port}/`;
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-gpu'],
-  });
+  ({ server, base } = await serveDist(async (req, res) => {
+    if (req.url !== '/standalone.html') return false;
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(standaloneHtml);
+    return true;
+  }));
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -60,9 +39,7 @@ after(async () => {
 
 /// A page that records CSP violations and anything a payload would do.
 async function watchedPage() {
-  const page = await browser.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const { page, errors } = await openPage(browser);
   await page.addInitScript(() => {
     window.__violations = [];
     document.addEventListener('securitypolicyviolation', (e) => {

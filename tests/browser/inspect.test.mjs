@@ -3,22 +3,13 @@
 // Run by `./dev test` after `trunk build`; needs /usr/bin/chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import { readFile, mkdtemp, writeFile, mkdir, open } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
-import { join, extname, dirname } from 'node:path';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
-const dist = process.env.PARALLAX_DIST ?? join(root, 'dist');
-const shared = join(root, '..', 'shared');
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
+import { root, dist, shared, models, launchChromium, serveDist, openPage as openAt } from './harness.mjs';
 
 let server, browser, base;
-const models = process.env.PARALLAX_MODELS ?? join(process.env.HOME ?? '', '.cache/parallax/models');
 const qwenFile = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 
 // dist/ as the page's origin, plus /models/ from the shared model cache with Range support
@@ -42,33 +33,21 @@ async function serveModel(req, res, name) {
 }
 
 before(async () => {
-  server = createServer(async (req, res) => {
-    const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    if (pathname.startsWith('/models/')) return serveModel(req, res, pathname.slice('/models/'.length));
+  ({ server, base } = await serveDist(async (req, res, pathname) => {
+    if (pathname.startsWith('/models/')) {
+      await serveModel(req, res, pathname.slice('/models/'.length));
+      return true;
+    }
     if (pathname.startsWith('/norange/')) {
       // A server that ignores Range: always 200 with the whole body (like `python3 -m http.server`).
       const body = await readFile(join(dist, pathname.slice('/norange/'.length))).catch(() => null);
       res.writeHead(body ? 200 : 404, { 'content-type': 'application/octet-stream' });
       res.end(body ?? 'not found');
-      return;
+      return true;
     }
-    const path = join(dist, pathname.replace(/\/$/, '/index.html'));
-    try {
-      const body = await readFile(path);
-      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
-      res.end(body);
-    } catch {
-      res.writeHead(404);
-      res.end('not found');
-    }
-  });
-  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-  base = `http://127.0.0.1:${server.address().port}/`;
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-gpu'],
-  });
+    return false;
+  }));
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -76,12 +55,8 @@ after(async () => {
   server?.close();
 });
 
-async function openPage(query = '') {
-  const page = await browser.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(base + query);
-  return { page, errors };
+function openPage(query = '') {
+  return openAt(browser, base + query);
 }
 
 test('a GGUF chosen in the picker shows its metadata and tensor table', async () => {

@@ -3,39 +3,17 @@
 // Run by `./dev test` after `trunk build`; needs /usr/bin/chromium and the shared 0.5B model.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { readFile, access } from 'node:fs/promises';
-import { join, extname, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { models, launchChromium, serveDist, openPage as openAt } from './harness.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const dist = process.env.PARALLAX_DIST ?? join(here, '..', '..', 'dist');
-const models = process.env.PARALLAX_MODELS ?? join(process.env.HOME ?? '', '.cache/parallax/models');
 const qwen = join(models, 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf');
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
 
 let server, browser, base;
 
 before(async () => {
-  server = createServer(async (req, res) => {
-    const path = join(dist, decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/\/$/, '/index.html'));
-    try {
-      const body = await readFile(path);
-      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
-      res.end(body);
-    } catch {
-      res.writeHead(404);
-      res.end('not found');
-    }
-  });
-  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-  base = `http://127.0.0.1:${server.address().port}/`;
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-gpu'],
-  });
+  ({ server, base } = await serveDist());
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -43,12 +21,8 @@ after(async () => {
   server?.close();
 });
 
-async function openPage() {
-  const page = await browser.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(base);
-  return { page, errors };
+function openPage() {
+  return openAt(browser, base);
 }
 
 async function statusMatches(page, re, timeout = 60000) {

@@ -4,17 +4,10 @@
 // Run by `./dev test` after `trunk build`; needs /usr/bin/chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
-import { join, extname, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
 import { createMisbehaving } from './misbehaving_server.mjs';
+import { dist, launchChromium, serveDist, openPage } from './harness.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-// The built page: dist/ (./dev test), or PARALLAX_DIST.
-const dist = process.env.PARALLAX_DIST ?? join(here, '..', '..', 'dist');
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
 const MODEL = 'parallax-demo-qwen2.gguf';
 // The page waits this long for a request (plus 1 s per MiB asked for) before giving up on it.
 const TIMEOUT_S = 1;
@@ -23,26 +16,12 @@ let server, browser, base, mis;
 
 before(async () => {
   mis = createMisbehaving(join(dist, 'demo'));
-  server = createServer(async (req, res) => {
-    const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    if (pathname.startsWith('/mis/')) return mis.handle(req, res, pathname.slice('/mis/'.length));
-    const path = join(dist, pathname.replace(/\/$/, '/index.html'));
-    try {
-      const body = await readFile(path);
-      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
-      res.end(body);
-    } catch {
-      res.writeHead(404);
-      res.end('not found');
-    }
-  });
-  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-  base = `http://127.0.0.1:${server.address().port}/`;
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-gpu'],
-  });
+  ({ server, base } = await serveDist(async (req, res, pathname) => {
+    if (!pathname.startsWith('/mis/')) return false;
+    await mis.handle(req, res, pathname.slice('/mis/'.length));
+    return true;
+  }));
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -55,9 +34,7 @@ after(async () => {
 /// Open the page on `?model=/mis/<mode>/MODEL` and wait for the status to show an error or the
 /// tensor table; returns what happened and how long it took.
 async function openModel(mode, key) {
-  const page = await browser.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const { page, errors } = await openPage(browser);
   const url = `/mis/${mode}/${MODEL}?k=${key}`;
   const t0 = Date.now();
   await page.goto(`${base}?http_timeout=${TIMEOUT_S}&model=${encodeURIComponent(url)}`);
