@@ -109,6 +109,13 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// Fills `b` with the generator's output, eight little-endian bytes per draw.
+    pub fn fill_bytes(&mut self, b: &mut [u8]) {
+        for chunk in b.chunks_mut(8) {
+            chunk.copy_from_slice(&self.next_u64().to_le_bytes()[..chunk.len()]);
+        }
+    }
+
     /// Uniform in [0, 1) with 53 random bits.
     pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)

@@ -11,6 +11,8 @@
 
 use std::io::{BufWriter, Write};
 
+use parallax_demo_model::Rng;
+
 const QK_K: usize = 256;
 const ALIGN: u64 = 32;
 
@@ -38,24 +40,6 @@ impl Ty {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // SplitMix64.
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn fill(&mut self, b: &mut [u8]) {
-        for chunk in b.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-}
-
 /// A pool of valid blocks: Q4_K with d = 2^-11, dmin = 7.5·d·(scale/min ratio 1) so values are
 /// centred, scales and mins 40; Q6_K with d = 2^-10 and scales 12. Quants are random.
 fn pool(ty: Ty, rng: &mut Rng, n: usize) -> Vec<u8> {
@@ -76,10 +60,10 @@ fn pool(ty: Ty, rng: &mut Rng, n: usize) -> Vec<u8> {
                     b[4 + j + 4] = (v & 63) | ((v >> 4) << 6);
                     b[4 + j + 8] = (v & 0xF) | ((v & 0xF) << 4);
                 }
-                rng.fill(&mut b[16..]);
+                rng.fill_bytes(&mut b[16..]);
             }
             Ty::Q6K => {
-                rng.fill(&mut b[..192]);
+                rng.fill_bytes(&mut b[..192]);
                 for s in &mut b[192..208] {
                     *s = 12;
                 }
@@ -181,7 +165,7 @@ fn main() {
         std::process::exit(2)
     });
     let mut w = BufWriter::with_capacity(8 << 20, file);
-    let mut rng = Rng(0x7B);
+    let mut rng = Rng::new(0x7B);
     let pools = [(Ty::Q4K, pool(Ty::Q4K, &mut rng, 509)), (Ty::Q6K, pool(Ty::Q6K, &mut rng, 509))];
     let io = |e: std::io::Error| -> ! {
         eprintln!("make-7b-shaped: writing {out}: {e}");
