@@ -47,14 +47,11 @@ def llama_child(model: str, threads: int, tokens: list[int]) -> None:
     import llama_cpp
     import llama_cpp.llama as llama_mod
 
-    orig = llama_mod.llama_cpp.llama_model_default_params
+    # The golden generator's switch to llama.cpp's plain CPU kernels (no AMX / repacking).
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools" / "reference"))
+    from llamacpp_logits import plain_cpu_kernels
 
-    def defaults():
-        p = orig()
-        p.use_extra_bufts = False
-        return p
-
-    llama_mod.llama_cpp.llama_model_default_params = defaults
+    plain_cpu_kernels(llama_mod)
     t_import = time.perf_counter()
     c_import = time.process_time()
     llm = llama_mod.Llama(model_path=model, n_ctx=64, n_batch=64, n_threads=threads, n_threads_batch=threads,

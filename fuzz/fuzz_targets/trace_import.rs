@@ -2,20 +2,13 @@
 //! `llama-eval-callback` output, detected and parsed, then judged beside a small real report.
 #![no_main]
 
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
 use parallax_judge::{evaluate_with_traces, PathMapping};
 use parallax_parity::trace::{parse_apr_payload, parse_llama_eval_callback, parse_trace};
-use parallax_report::Report;
 
-fn report() -> &'static Report {
-    static REPORT: OnceLock<Report> = OnceLock::new();
-    REPORT.get_or_init(|| {
-        Report::from_json(include_str!("../corpus/report_json/tiny-report.json"))
-            .expect("seed report parses")
-    })
-}
+#[path = "seed_report.rs"]
+mod seed_report;
+use seed_report::report;
 
 /// The embedded contracts, parsed once.
 fn contracts() -> &'static [parallax_parity::Contract] {
