@@ -457,15 +457,6 @@ pub unsafe fn vec_dot_q3_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     sumf
 }
 
-/// `Σ_j bsums[j]·mins[j/2]` for the Q4_K/Q5_K min term.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn k4_min_sum(mins: &[u8; 8], bsums: &[i16; 16]) -> i32 {
-    let m = _mm_loadl_epi64(mins.as_ptr() as *const __m128i);
-    let m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
-    hsum_i32(_mm256_madd_epi16(m16, load32(bsums.as_ptr() as *const u8)))
-}
-
 /// The 12-byte Q4_K/Q5_K scale field at `p` as 16 i16: the 8 scales, then the 8 mins (ggml's
 /// `get_scale_min_k4` for j = 0..8, done on three little-endian words).
 #[inline]
@@ -473,6 +464,19 @@ unsafe fn k4_min_sum(mins: &[u8; 8], bsums: &[i16; 16]) -> i32 {
 unsafe fn k4_scales_mins(q: &[u8; 12]) -> __m256i {
     let [s0, s1, m0, m1] = scale_min_k4_words(q);
     _mm256_cvtepu8_epi16(_mm_setr_epi32(s0 as i32, s1 as i32, m0 as i32, m1 as i32))
+}
+
+/// A Q4_K/Q5_K block's 8 scales as i16 in both 128-bit halves (for [`broadcast_i16`]), and its
+/// min term `Σ_j mins[j]·(bsums[2j] + bsums[2j+1])` in four i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k4_scales_and_mins(x: &[u8], y: &BlockQ8K) -> (__m256i, __m128i) {
+    let sm = k4_scales_mins(arr12_at(x, 4));
+    // bsums: 16 sums of 16 activations (|·| ≤ 2032), paired per 32-value sub-block.
+    let bsums = load32(y.bsums.as_ptr() as *const u8);
+    let pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+    let mins = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pair_sums);
+    (_mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm)), mins)
 }
 
 /// i16 lane `k` of each 128-bit half of `v`, broadcast over that half.
@@ -504,12 +508,7 @@ pub unsafe fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     for (x, y) in w.chunks_exact(Q4_K_BYTES).zip(a) {
         let xp = x.as_ptr();
         let yp = y.qs.as_ptr() as *const u8;
-        let sm = k4_scales_mins(arr12_at(x, 4));
-        // bsums: 16 sums of 16 activations (|·| ≤ 2032), paired per 32-value sub-block.
-        let bsums = load32(y.bsums.as_ptr() as *const u8);
-        let pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-        let mins = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pair_sums);
-        let scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
+        let (scales, mins) = k4_scales_and_mins(x, y);
 
         let mut sumi = _mm256_setzero_si256();
         for j in 0..4 {
@@ -542,8 +541,7 @@ pub unsafe fn vec_dot_q5_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     for (x, y) in w.chunks_exact(Q5_K_BYTES).zip(a) {
         let xp = x.as_ptr();
         let yp = y.qs.as_ptr() as *const u8;
-        let (sc, mn) = scale_min_k4(arr12_at(x, 4));
-        let summ = k4_min_sum(&mn, &y.bsums);
+        let (scales, mins) = k4_scales_and_mins(x, y);
         let qh = load32(xp.add(16));
 
         let mut sumi = _mm256_setzero_si256();
@@ -558,19 +556,15 @@ pub unsafe fn vec_dot_q5_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
             // Values ≤ 31: pairs ≤ 2·31·128.
             let p0 = _mm256_maddubs_epi16(q0, load32(yp.add(64 * j)));
             let p1 = _mm256_maddubs_epi16(q1, load32(yp.add(64 * j + 32)));
-            sumi = _mm256_add_epi32(
-                sumi,
-                _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * j] as i16)),
-            );
-            sumi = _mm256_add_epi32(
-                sumi,
-                _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * j + 1] as i16)),
-            );
+            let s0 = _mm256_madd_epi16(p0, broadcast_i16(scales, 2 * j as i16));
+            let s1 = _mm256_madd_epi16(p1, broadcast_i16(scales, 2 * j as i16 + 1));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(s0, s1));
         }
+        let (isum, summ) = hsum2_i32(sumi, mins);
         let (xd, xmin) = fp16x2(bits_le(x, 0), bits_le(x, 2));
         let d = xd * y.d;
         let dmin = xmin * y.d;
-        sumf += d * hsum_i32(sumi) as f32 - dmin * summ as f32;
+        sumf += d * isum as f32 - dmin * summ as f32;
     }
     sumf
 }

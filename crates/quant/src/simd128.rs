@@ -288,14 +288,27 @@ mod imp {
         sumf
     }
 
-    /// `Σ_j bsums[j]·mins[j/2]` for the Q4_K/Q5_K min term.
+    /// A Q4_K/Q5_K block's 8 scales (as the two words of [`scale_min_k4_words`]) and its min
+    /// term `Σ_j mins[j]·(bsums[2j] + bsums[2j+1])`, each min doubled into an i16 pair.
     #[inline(always)]
-    fn k4_min_sum(mins: &[u8; 8], bsums: &[i16; 16]) -> i32 {
-        let mut s = 0i32;
-        for j in 0..16 {
-            s += bsums[j] as i32 * mins[j / 2] as i32;
-        }
-        s
+    fn k4_scales_and_min_sum<const N: usize>(x: &[u8; N], y: &BlockQ8K) -> ([u32; 2], i32) {
+        let [s0, s1, mins_lo, mins_hi] = scale_min_k4_words(arr12(x, 4));
+        let mins = u32x4(mins_lo, mins_hi, 0, 0);
+        let dup_lo = u16x8_extend_low_u8x16(i8x16_swizzle(mins, u8x16(0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0)));
+        let dup_hi = u16x8_extend_low_u8x16(i8x16_swizzle(mins, u8x16(4, 4, 5, 5, 6, 6, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0)));
+        // SAFETY: `bsums` is 16 i16 = 32 readable bytes; `v128_load` is 1-aligned.
+        let (bs_lo, bs_hi) = unsafe {
+            let p = y.bsums.as_ptr() as *const v128;
+            (v128_load(p), v128_load(p.add(1)))
+        };
+        let summ = hsum_i32(i32x4_add(i32x4_dot_i16x8(bs_lo, dup_lo), i32x4_dot_i16x8(bs_hi, dup_hi)));
+        ([s0, s1], summ)
+    }
+
+    /// Scale `k` (0..8) out of the two scale words.
+    #[inline(always)]
+    fn k4_scale(words: [u32; 2], k: usize) -> i16 {
+        ((words[k / 4] >> (8 * (k % 4))) & 0xff) as i16
     }
 
     /// Σ of the 32 products `a·ya ‖ b·yb` for weights `a`, `b` in [0, 15], in eight i16 lanes of
@@ -312,18 +325,7 @@ mod imp {
     pub fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
         let mut sumf = 0.0f32;
         for (x, y) in w.as_chunks::<Q4_K_BYTES>().0.iter().zip(a) {
-            let [s0, s1, mins_lo, mins_hi] = scale_min_k4_words(arr12(x, 4));
-            let sc = |k: usize| (([s0, s1][k / 4] >> (8 * (k % 4))) & 0xff) as i16;
-            // Σ_j mins[j]·(bsums[2j] + bsums[2j+1]): each min doubled into an i16 pair.
-            let mins = u32x4(mins_lo, mins_hi, 0, 0);
-            let dup_lo = u16x8_extend_low_u8x16(i8x16_swizzle(mins, u8x16(0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0)));
-            let dup_hi = u16x8_extend_low_u8x16(i8x16_swizzle(mins, u8x16(4, 4, 5, 5, 6, 6, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0)));
-            // SAFETY: `bsums` is 16 i16 = 32 readable bytes; `v128_load` is 1-aligned.
-            let (bs_lo, bs_hi) = unsafe {
-                let p = y.bsums.as_ptr() as *const v128;
-                (v128_load(p), v128_load(p.add(1)))
-            };
-            let summ = hsum_i32(i32x4_add(i32x4_dot_i16x8(bs_lo, dup_lo), i32x4_dot_i16x8(bs_hi, dup_hi)));
+            let (sc, summ) = k4_scales_and_min_sum(x, y);
             let mut sumi = i32x4_splat(0);
             for j in 0..4 {
                 let qa = load(x, 16 + 32 * j);
@@ -333,8 +335,8 @@ mod imp {
                 // (≤ 7680), then scaled and widened in one dot with the sub-block's scale.
                 let p0 = nibble_dot32(lo4(qa), lo4(qb), load_i8(&y.qs, o), load_i8(&y.qs, o + 16));
                 let p1 = nibble_dot32(hi4(qa), hi4(qb), load_i8(&y.qs, o + 32), load_i8(&y.qs, o + 48));
-                sumi = i32x4_add(sumi, i32x4_dot_i16x8(p0, i16x8_splat(sc(2 * j))));
-                sumi = i32x4_add(sumi, i32x4_dot_i16x8(p1, i16x8_splat(sc(2 * j + 1))));
+                sumi = i32x4_add(sumi, i32x4_dot_i16x8(p0, i16x8_splat(k4_scale(sc, 2 * j))));
+                sumi = i32x4_add(sumi, i32x4_dot_i16x8(p1, i16x8_splat(k4_scale(sc, 2 * j + 1))));
             }
             let d = f16_at(x, 0) * y.d;
             let dmin = f16_at(x, 2) * y.d;
@@ -348,8 +350,7 @@ mod imp {
         let b16 = u8x16_splat(0x10);
         let mut sumf = 0.0f32;
         for (x, y) in w.as_chunks::<Q5_K_BYTES>().0.iter().zip(a) {
-            let (sc, mn) = scale_min_k4(arr12(x, 4));
-            let summ = k4_min_sum(&mn, &y.bsums);
+            let (sc, summ) = k4_scales_and_min_sum(x, y);
             let qh = [load(x, 16), load(x, 32)];
             let mut sumi = i32x4_splat(0);
             for j in 0..4 {
@@ -365,8 +366,8 @@ mod imp {
                     p0 = i32x4_add(p0, dot16(v128_or(lo4(q[t]), h0), load_i8(&y.qs, o)));
                     p1 = i32x4_add(p1, dot16(v128_or(hi4(q[t]), h1), load_i8(&y.qs, o + 32)));
                 }
-                sumi = i32x4_add(sumi, i32x4_mul(p0, i32x4_splat(sc[2 * j] as i32)));
-                sumi = i32x4_add(sumi, i32x4_mul(p1, i32x4_splat(sc[2 * j + 1] as i32)));
+                sumi = i32x4_add(sumi, i32x4_mul(p0, i32x4_splat(k4_scale(sc, 2 * j) as i32)));
+                sumi = i32x4_add(sumi, i32x4_mul(p1, i32x4_splat(k4_scale(sc, 2 * j + 1) as i32)));
             }
             let d = f16_at(x, 0) * y.d;
             let dmin = f16_at(x, 2) * y.d;
