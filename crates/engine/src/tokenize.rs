@@ -18,10 +18,7 @@ impl RunInput {
         if let Some(tokens) = tokens.filter(|t| !t.is_empty()) {
             // Token ids need no tokenizer, only the vocabulary for their pieces: building the
             // BPE merge table of a 150k vocabulary would cost more than some runs.
-            let pieces = match vocabulary(model) {
-                Some(vocab) => tokens.iter().map(|&id| vocab.get(id as usize).map_or("?", String::as_str).to_string()).collect(),
-                None => Vec::new(),
-            };
+            let pieces = token_pieces(model, &tokens);
             return Ok(RunInput { tokens, text: None, pieces, sha256: None });
         }
         let Some(text) = text else {
@@ -34,14 +31,18 @@ impl RunInput {
     }
 }
 
-/// The token strings the model carries (GGUF `tokenizer.ggml.tokens`, APR `tokenizer.vocabulary`).
-fn vocabulary<S: ByteSource>(model: &Model<S>) -> Option<Vec<String>> {
+/// The strings of `tokens` in the vocabulary the model carries (GGUF `tokenizer.ggml.tokens`,
+/// APR `tokenizer.vocabulary`): "?" for an id it lacks, nothing when it carries none.
+fn token_pieces<S: ByteSource>(model: &Model<S>, tokens: &[u32]) -> Vec<String> {
+    let piece = |s: Option<&str>| s.unwrap_or("?").to_string();
     if let Some(g) = model.gguf() {
-        return g.get_str_arr("tokenizer.ggml.tokens").map(|v| v.to_vec());
+        let Some(vocab) = g.get_str_arr("tokenizer.ggml.tokens") else { return Vec::new() };
+        return tokens.iter().map(|&id| piece(vocab.get(id as usize).map(String::as_str))).collect();
     }
-    let m = model.apr()?.metadata();
-    let arr = m.get("tokenizer.vocabulary")?.as_array()?;
-    Some(arr.iter().map(|s| s.as_str().unwrap_or("?").to_string()).collect())
+    let Some(vocab) = model.apr().and_then(|a| a.metadata().get("tokenizer.vocabulary")?.as_array()) else {
+        return Vec::new();
+    };
+    tokens.iter().map(|&id| piece(vocab.get(id as usize).and_then(|v| v.as_str()))).collect()
 }
 
 /// The tokenizer described by the model's metadata (GGUF `tokenizer.ggml.*`, or APR
