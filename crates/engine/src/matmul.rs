@@ -140,14 +140,13 @@ pub fn matmul(path: PathKind, m: &Matrix, x: &[f32], n_tokens: usize) -> Result<
         return Err(EngineError::GpuUnavailable { reason: "the gpu path needs the asynchronous run".into() });
     }
     let mut by_row = vec![0f32; m.rows * n_tokens];
+    let tokens: Vec<&[f32]> = x.chunks_exact(m.cols.max(1)).collect();
     match (&m.storage, path) {
         (Storage::F32 { values, .. }, _) => {
             for_each_tile(&mut by_row, n_tokens, |r0, out| {
                 for (i, o) in out.chunks_exact_mut(n_tokens).enumerate() {
                     let w = &values[(r0 + i) * m.cols..(r0 + i + 1) * m.cols];
-                    for (t, o) in o.iter_mut().enumerate() {
-                        *o = parallax_quant::dot::vec_dot_f32(w, &x[t * m.cols..(t + 1) * m.cols]);
-                    }
+                    parallax_quant::dot::vec_dot_f32_tokens(w, &tokens, o);
                 }
                 Ok(())
             })?;
@@ -164,10 +163,7 @@ pub fn matmul(path: PathKind, m: &Matrix, x: &[f32], n_tokens: usize) -> Result<
                     let tile = &mut tile[..n_rows * m.cols];
                     parallax_quant::dequantize(*ty, src, tile).map_err(|e| quant_error(m, e))?;
                     for (i, o) in out.chunks_exact_mut(n_tokens).enumerate() {
-                        let w = &tile[i * m.cols..(i + 1) * m.cols];
-                        for (t, o) in o.iter_mut().enumerate() {
-                            *o = parallax_quant::dot::vec_dot_f32(w, &x[t * m.cols..(t + 1) * m.cols]);
-                        }
+                        parallax_quant::dot::vec_dot_f32_tokens(&tile[i * m.cols..(i + 1) * m.cols], &tokens, o);
                     }
                     Ok(())
                 })
@@ -183,9 +179,8 @@ pub fn matmul(path: PathKind, m: &Matrix, x: &[f32], n_tokens: usize) -> Result<
             for_each_tile(&mut by_row, n_tokens, |r0, out| {
                 for (i, o) in out.chunks_exact_mut(n_tokens).enumerate() {
                     let w = &bytes[(r0 + i) * row_bytes..(r0 + i + 1) * row_bytes];
-                    for (o, act) in o.iter_mut().zip(&acts) {
-                        *o = parallax_quant::vec_dot(*ty, w, act).map_err(|e| quant_error(m, e))?;
-                    }
+                    // Every token at once: each weight block is decoded once, not once a token.
+                    parallax_quant::dot::vec_dot_tokens(*ty, w, &acts, o).map_err(|e| quant_error(m, e))?;
                 }
                 Ok(())
             })?;

@@ -130,28 +130,36 @@ impl Probe<'_> {
     /// per token. All slices are cut with the same `width` and token range on every path —
     /// unless `broken` names a path whose probe was made to take the other scope on purpose;
     /// then its comparison is refused (unequal samples), as `Compare` refuses all such.
-    fn site_with(&self, bufs: &[Vec<f32>], width: usize, broken: &[PathKind]) -> (SiteRecord, TokenSite) {
+    fn site_with<'b>(&self, bufs: &'b [Vec<f32>], width: usize, broken: &[PathKind]) -> (SiteRecord, TokenSite) {
         let mut rec = SiteRecord { width: width as u64, ..Default::default() };
         let mut tok = TokenSite::default();
         let reference = &bufs[0];
-        let sample = |p: &PathKind, buf: &'_ Vec<f32>| -> Vec<f32> {
+        let sample = |p: &PathKind, buf: &'b Vec<f32>| -> &'b [f32] {
             if broken.contains(p) {
-                self.mismatched(buf, width).to_vec()
+                self.mismatched(buf, width)
             } else {
-                self.scoped(buf, width).to_vec()
+                self.scoped(buf, width)
             }
         };
-        for (p, buf) in self.paths.iter().zip(bufs) {
-            rec.paths.insert(p.id().into(), Stats::of(&sample(p, buf)));
-            tok.paths.insert(p.id().into(), buf.chunks_exact(width).map(Stats::of).collect());
-        }
-        for (p, buf) in self.paths.iter().zip(bufs).skip(1) {
-            if let Some(c) = Compare::of(&sample(&self.paths[0], reference), &sample(p, buf)) {
+        // Each path's statistics once; the comparisons reuse their stds (same slices).
+        let samples: Vec<&[f32]> = self.paths.iter().zip(bufs).map(|(p, buf)| sample(p, buf)).collect();
+        let stats: Vec<Stats> = samples.iter().map(|s| Stats::of(s)).collect();
+        let per_token: Vec<Vec<Stats>> = bufs.iter().map(|buf| buf.chunks_exact(width).map(Stats::of).collect()).collect();
+        for (i, p) in self.paths.iter().enumerate().skip(1) {
+            if let Some(c) = Compare::of_with_stats(samples[0], samples[i], &stats[0], &stats[i]) {
                 rec.compare.insert(p.id().into(), c);
             }
-            let per: Vec<Compare> =
-                reference.chunks_exact(width).zip(buf.chunks_exact(width)).filter_map(|(r, b)| Compare::of(r, b)).collect();
+            let per: Vec<Compare> = reference
+                .chunks_exact(width)
+                .zip(bufs[i].chunks_exact(width))
+                .zip(per_token[0].iter().zip(&per_token[i]))
+                .filter_map(|((r, b), (sr, sb))| Compare::of_with_stats(r, b, sr, sb))
+                .collect();
             tok.compare.insert(p.id().into(), per);
+        }
+        for ((p, s), per) in self.paths.iter().zip(stats).zip(per_token) {
+            rec.paths.insert(p.id().into(), s);
+            tok.paths.insert(p.id().into(), per);
         }
         (rec, tok)
     }

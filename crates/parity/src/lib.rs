@@ -47,38 +47,47 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Two passes in f64 (mean, then squared deviations): exact enough that the order of the
-    /// values is the only thing that could change the last bit, and that order is fixed.
+    /// Two passes in f64 (mean, then squared deviations), each summed in [`LANES`] lanes
+    /// (value `i` into lane `i mod LANES`, lanes combined as a halving tree). The order is
+    /// fixed, so the result is the same on every target; the lanes are independent add chains
+    /// and the loops branch-free, so they run several times faster than one running sum.
     pub fn of(values: &[f32]) -> Stats {
-        let (mut n, mut sum, mut nan, mut inf, mut zeros) = (0u64, 0f64, 0u64, 0u64, 0u64);
-        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-        for &v in values {
-            if v.is_nan() {
-                nan += 1;
-                continue;
-            }
-            if v.is_infinite() {
-                inf += 1;
-                continue;
-            }
-            if v == 0.0 {
-                zeros += 1;
-            }
-            let v = v as f64;
-            n += 1;
-            sum += v;
-            min = min.min(v);
-            max = max.max(v);
-        }
+        // Counting first, on the bits, lets the common all-finite case sum without selects.
+        let (mut non_finite, mut nan, mut zeros) = ([0u32; LANES], [0u32; LANES], [0u32; LANES]);
+        for_lanes(values, |j, v| {
+            let bits = v.to_bits() & 0x7fff_ffff;
+            non_finite[j] += (bits >= 0x7f80_0000) as u32;
+            nan[j] += (bits > 0x7f80_0000) as u32;
+            zeros[j] += (bits == 0) as u32;
+        });
+        let total = |c: [u32; LANES]| c.iter().map(|&v| v as u64).sum::<u64>();
+        let (non_finite, nan, zeros) = (total(non_finite), total(nan), total(zeros));
+        let all_finite = non_finite == 0;
+        let mut sum = [0f64; LANES];
+        let (mut min, mut max) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
+        for_lanes(values, |j, v| {
+            let ok = all_finite || v.is_finite();
+            let x = v as f64;
+            sum[j] = if ok { sum[j] + x } else { sum[j] };
+            min[j] = if ok && x < min[j] { x } else { min[j] };
+            max[j] = if ok && x > max[j] { x } else { max[j] };
+        });
+        let n = values.len() as u64 - non_finite;
+        let inf = non_finite - nan;
         if n == 0 {
             return Stats { count: values.len() as u64, mean: None, std: None, min: None, max: None, absmax: None, nan, inf, zeros };
         }
-        let mean = sum / n as f64;
-        let ss: f64 = values.iter().filter(|v| v.is_finite()).map(|&v| (v as f64 - mean) * (v as f64 - mean)).sum();
+        let mean = reduce_lanes(sum) / n as f64;
+        let mut ss = [0f64; LANES];
+        for_lanes(values, |j, v| {
+            let d = v as f64 - mean;
+            ss[j] = if all_finite || v.is_finite() { ss[j] + d * d } else { ss[j] };
+        });
+        let (min, max) = (min.into_iter().fold(f64::INFINITY, f64::min), max.into_iter().fold(f64::NEG_INFINITY, f64::max));
         Stats {
             count: values.len() as u64,
             mean: Some(mean),
-            std: (n > 1).then(|| (ss / (n - 1) as f64).sqrt()),
+            std: (n > 1).then(|| (reduce_lanes(ss) / (n - 1) as f64).sqrt()),
             min: Some(min),
             max: Some(max),
             absmax: Some(min.abs().max(max.abs())),
@@ -92,6 +101,38 @@ impl Stats {
     pub fn has_non_finite(&self) -> bool {
         self.nan > 0 || self.inf > 0
     }
+}
+
+/// Lanes of every f64 sum over a sample (see [`Stats::of`]).
+const LANES: usize = 8;
+
+/// `f(i mod LANES, values[i])` for every value, in order, in an unrolled shape the compiler
+/// vectorizes.
+#[inline(always)]
+fn for_lanes(values: &[f32], mut f: impl FnMut(usize, f32)) {
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (j, &v) in c.iter().enumerate() {
+            f(j, v);
+        }
+    }
+    for (j, &v) in tail.iter().enumerate() {
+        f(j, v);
+    }
+}
+
+/// Lane sums combined as a halving tree: lane `j` += lane `j + 4`, then `+ 2`, then `+ 1`.
+#[inline(always)]
+fn reduce_lanes(mut v: [f64; LANES]) -> f64 {
+    let mut width = LANES / 2;
+    while width > 0 {
+        for j in 0..width {
+            v[j] += v[j + width];
+        }
+        width /= 2;
+    }
+    v[0]
 }
 
 /// One path against the reference on the same site and the same values (same count).
@@ -113,32 +154,56 @@ impl Compare {
     /// Compare `path` with `reference`. Returns `None` when the lengths differ: unequal samples
     /// are never compared (FALSIFY-007).
     pub fn of(reference: &[f32], path: &[f32]) -> Option<Compare> {
+        Compare::with_stds(reference, path, || (Stats::of(reference).std, Stats::of(path).std))
+    }
+
+    /// [`Compare::of`] for a caller that already holds both sides' [`Stats`] of these very
+    /// slices (a probe records them anyway): `stds` gives their `std`s, so the two extra passes
+    /// over the values are skipped. The result is the same, bit for bit.
+    pub fn of_with_stats(reference: &[f32], path: &[f32], ref_stats: &Stats, path_stats: &Stats) -> Option<Compare> {
+        debug_assert!(ref_stats.count == reference.len() as u64 && path_stats.count == path.len() as u64);
+        Compare::with_stds(reference, path, || (ref_stats.std, path_stats.std))
+    }
+
+    fn with_stds(reference: &[f32], path: &[f32], stds: impl FnOnce() -> (Option<f64>, Option<f64>)) -> Option<Compare> {
         if reference.len() != path.len() {
             return None;
         }
-        let (mut rr, mut pp, mut rp, mut dd, mut max_abs) = (0f64, 0f64, 0f64, 0f64, 0f64);
-        let mut finite = true;
-        for (&r, &p) in reference.iter().zip(path) {
-            if !(r.is_finite() && p.is_finite()) {
-                finite = false;
-                break;
+        // The same lanes as `Stats::of`; a non-finite value anywhere voids every sum, so the
+        // loop need not stop at it.
+        let (mut rr, mut pp, mut rp, mut dd, mut max_abs) = ([0f64; LANES], [0f64; LANES], [0f64; LANES], [0f64; LANES], [0f64; LANES]);
+        let finite = reference.iter().chain(path).all(|v| v.is_finite());
+        if finite {
+            let mut add = |j: usize, r: f32, p: f32| {
+                let (r, p) = (r as f64, p as f64);
+                rr[j] += r * r;
+                pp[j] += p * p;
+                rp[j] += r * p;
+                let d = p - r;
+                dd[j] += d * d;
+                max_abs[j] = max_abs[j].max(d.abs());
+            };
+            let (rc, pc) = (reference.chunks_exact(LANES), path.chunks_exact(LANES));
+            let (rt, pt) = (rc.remainder(), pc.remainder());
+            for (r, p) in rc.zip(pc) {
+                for j in 0..LANES {
+                    add(j, r[j], p[j]);
+                }
             }
-            let (r, p) = (r as f64, p as f64);
-            rr += r * r;
-            pp += p * p;
-            rp += r * p;
-            let d = p - r;
-            dd += d * d;
-            max_abs = max_abs.max(d.abs());
+            for (j, (&r, &p)) in rt.iter().zip(pt).enumerate() {
+                add(j, r, p);
+            }
         }
         let count = reference.len() as u64;
         if !finite {
             return Some(Compare { count, std_ratio: None, cosine: None, rel_l2: None, sqnr_db: None, max_abs: None });
         }
-        let ratio = match (Stats::of(reference).std, Stats::of(path).std) {
+        let ratio = match stds() {
             (Some(r), Some(p)) if r > 0.0 => Some(p / r),
             _ => None,
         };
+        let (rr, pp, rp, dd) = (reduce_lanes(rr), reduce_lanes(pp), reduce_lanes(rp), reduce_lanes(dd));
+        let max_abs = max_abs.into_iter().fold(0f64, f64::max);
         let cosine = (rr > 0.0 && pp > 0.0).then(|| rp / (rr.sqrt() * pp.sqrt()));
         Some(Compare {
             count,

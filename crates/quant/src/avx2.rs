@@ -375,6 +375,133 @@ pub unsafe fn vec_dot_iq4_nl_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 32-value formats × Q8_0, several activation rows (tokens) at once
+// ---------------------------------------------------------------------------------------------
+
+/// Activation rows one multi-token call takes; more are done in groups of this many.
+pub const TOKENS_PER_PASS: usize = 8;
+
+/// One weight row against several Q8_0 activation rows: `out[t]` equals the single-row kernel's
+/// result for `acts[t]` bit for bit (the same exact integer sums, the same [`crate::order`]
+/// block order per token), but each group of four weight blocks is decoded once for all the
+/// tokens instead of once per token — for Q5_0 the decode is most of the work.
+///
+/// `$decode(x) -> W` turns one weight block into its integer form, `$dot(&W, y) -> __m256i`
+/// gives that block's integer sum with activation block `y` in 8 lanes.
+macro_rules! legacy_dot_tokens {
+    ($w:expr, $acts:expr, $out:expr, $bytes:expr, $decode:ident, $dot:ident) => {{
+        let wb = $w.as_chunks::<{ $bytes }>().0;
+        for (acts, out) in $acts.chunks(TOKENS_PER_PASS).zip($out.chunks_mut(TOKENS_PER_PASS)) {
+            let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
+            let mut acc = [_mm_setzero_ps(); TOKENS_PER_PASS];
+            let mut b = 0;
+            while b + 4 <= n {
+                let x = &wb[b..b + 4];
+                let q = [$decode(&x[0]), $decode(&x[1]), $decode(&x[2]), $decode(&x[3])];
+                let dw = fp16x4(bits_le(&x[0], 0), bits_le(&x[1], 0), bits_le(&x[2], 0), bits_le(&x[3], 0));
+                for (acc, a) in acc.iter_mut().zip(acts) {
+                    let y = &a[b..b + 4];
+                    let t = totals4($dot(&q[0], &y[0]), $dot(&q[1], &y[1]), $dot(&q[2], &y[2]), $dot(&q[3], &y[3]));
+                    let da = fp16x4(y[0].d.to_bits(), y[1].d.to_bits(), y[2].d.to_bits(), y[3].d.to_bits());
+                    *acc = _mm_add_ps(*acc, _mm_mul_ps(_mm_mul_ps(dw, da), _mm_cvtepi32_ps(t)));
+                }
+                b += 4;
+            }
+            for ((acc, a), o) in acc.iter().zip(acts).zip(out.iter_mut()) {
+                let mut lanes = [0f32; 4];
+                _mm_storeu_ps(lanes.as_mut_ptr(), *acc);
+                let mut acc = crate::order::BlockAcc4(lanes);
+                for (k, (x, y)) in wb[b..n].iter().zip(&a[b..n]).enumerate() {
+                    let (dx, dy) = fp16x2(bits_le(x, 0), y.d.to_bits());
+                    acc.add(b + k, (dx * dy) * hsum_i32($dot(&$decode(x), y)) as f32);
+                }
+                *o = acc.total();
+            }
+        }
+    }};
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode_q4_0(x: &[u8; Q4_0_BYTES]) -> __m256i {
+    _mm256_sub_epi8(nibbles_32(x.as_ptr().add(2)), _mm256_set1_epi8(8))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode_q5_0(x: &[u8; Q5_0_BYTES]) -> __m256i {
+    let qh = u32::from_le_bytes([x[2], x[3], x[4], x[5]]);
+    let hi = _mm256_andnot_si256(bytes_from_bits(qh), _mm256_set1_epi8(0xF0u8 as i8));
+    _mm256_or_si256(nibbles_32(x.as_ptr().add(6)), hi)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode_iq4_nl(x: &[u8; IQ4_NL_BYTES]) -> __m256i {
+    _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(iq4nl_table()), nibbles_32(x.as_ptr().add(2)))
+}
+
+/// Signed weights that are never −128 (Q4_0, Q5_0, IQ4_NL) × a Q8_0 block.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_decoded_i8(q: &__m256i, y: &BlockQ8_0) -> __m256i {
+    dot_i8(*q, load32(y.qs.as_ptr() as *const u8))
+}
+
+/// A Q8_0 weight block widened to i16 halves (it may hold −128: see [`block_q8_0`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode_q8_0(x: &[u8; Q8_0_BYTES]) -> [__m256i; 2] {
+    let xp = x.as_ptr().add(2);
+    [_mm256_cvtepi8_epi16(load16(xp)), _mm256_cvtepi8_epi16(load16(xp.add(16)))]
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_decoded_i16(q: &[__m256i; 2], y: &BlockQ8_0) -> __m256i {
+    let yp = y.qs.as_ptr() as *const u8;
+    let y0 = _mm256_cvtepi8_epi16(load16(yp));
+    let y1 = _mm256_cvtepi8_epi16(load16(yp.add(16)));
+    _mm256_add_epi32(_mm256_madd_epi16(q[0], y0), _mm256_madd_epi16(q[1], y1))
+}
+
+/// Q4_0 × several Q8_0 rows (see [`legacy_dot_tokens`]).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]); `out.len() == acts.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q4_0_q8_0_tokens(w: &[u8], acts: &[&[BlockQ8_0]], out: &mut [f32]) {
+    legacy_dot_tokens!(w, acts, out, Q4_0_BYTES, decode_q4_0, dot_decoded_i8)
+}
+
+/// Q5_0 × several Q8_0 rows (see [`legacy_dot_tokens`]).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]); `out.len() == acts.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q5_0_q8_0_tokens(w: &[u8], acts: &[&[BlockQ8_0]], out: &mut [f32]) {
+    legacy_dot_tokens!(w, acts, out, Q5_0_BYTES, decode_q5_0, dot_decoded_i8)
+}
+
+/// Q8_0 × several Q8_0 rows (see [`legacy_dot_tokens`]).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]); `out.len() == acts.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q8_0_q8_0_tokens(w: &[u8], acts: &[&[BlockQ8_0]], out: &mut [f32]) {
+    legacy_dot_tokens!(w, acts, out, Q8_0_BYTES, decode_q8_0, dot_decoded_i16)
+}
+
+/// IQ4_NL × several Q8_0 rows (see [`legacy_dot_tokens`]).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]); `out.len() == acts.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_iq4_nl_q8_0_tokens(w: &[u8], acts: &[&[BlockQ8_0]], out: &mut [f32]) {
+    legacy_dot_tokens!(w, acts, out, IQ4_NL_BYTES, decode_iq4_nl, dot_decoded_i8)
+}
+
+// ---------------------------------------------------------------------------------------------
 // k-quants and IQ4_XS × Q8_K. Each block's integer sum is reduced to one i32 (exact: the
 // largest, Q6_K, is below 2^29) and converted once, so the float error per block is one
 // rounding of the exact integer.
@@ -703,6 +830,50 @@ pub unsafe fn vec_dot_f32(a: &[f32], b: &[f32]) -> f32 {
     crate::order::reduce32(&lanes)
 }
 
+/// One f32 row against several f32 rows: `out[t]` equals [`vec_dot_f32`]`(w, xs[t])` bit for
+/// bit. Tokens go in pairs, so each loaded weight vector serves two dots and eight independent
+/// add chains hide the add latency that four leave exposed.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]); `out.len() == xs.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_f32_tokens(w: &[f32], xs: &[&[f32]], out: &mut [f32]) {
+    let mut t = 0;
+    while t + 2 <= xs.len() {
+        let (a, b) = (xs[t], xs[t + 1]);
+        let n = w.len().min(a.len());
+        if b.len().min(w.len()) != n {
+            out[t] = vec_dot_f32(w, a);
+            t += 1;
+            continue;
+        }
+        let (pw, pa, pb) = (w.as_ptr(), a.as_ptr(), b.as_ptr());
+        let mut acc_a = [_mm256_setzero_ps(); 4];
+        let mut acc_b = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for k in 0..4 {
+                let o = i + 8 * k;
+                let x = _mm256_loadu_ps(pw.add(o));
+                acc_a[k] = _mm256_add_ps(acc_a[k], _mm256_mul_ps(x, _mm256_loadu_ps(pa.add(o))));
+                acc_b[k] = _mm256_add_ps(acc_b[k], _mm256_mul_ps(x, _mm256_loadu_ps(pb.add(o))));
+            }
+            i += 32;
+        }
+        let (mut lanes_a, mut lanes_b) = (store_lanes(&acc_a), store_lanes(&acc_b));
+        for ((la, lb), k) in lanes_a.iter_mut().zip(lanes_b.iter_mut()).zip(i..n) {
+            *la += w[k] * a[k];
+            *lb += w[k] * b[k];
+        }
+        out[t] = crate::order::reduce32(&lanes_a);
+        out[t + 1] = crate::order::reduce32(&lanes_b);
+        t += 2;
+    }
+    if t < xs.len() {
+        out[t] = vec_dot_f32(w, xs[t]);
+    }
+}
+
 /// F16 weights (raw LE bytes) × F16 activations. The products are exact in f32, so the fused
 /// multiply-add rounds exactly as a multiply then an add would.
 ///
@@ -760,4 +931,124 @@ pub unsafe fn vec_dot_bf16(w: &[u8], a: &[bf16]) -> f32 {
         *lane += bf16::from_le_bytes([w[2 * k], w[2 * k + 1]]).to_f32() * a[k].to_f32();
     }
     crate::order::reduce32(&lanes)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dequantization (the f32 path's weight rows). Each value is the scalar twin's expression in the
+// same float steps — an exact integer converted, times the f32 scale, minus the f32 min where
+// the format has one (a product then a difference, never fused) — so the rows are bit-identical
+// to `crate::dequant`'s; `tests/real_models.rs` holds every tensor of the shared models to
+// gguf-py's bits through these.
+// ---------------------------------------------------------------------------------------------
+
+/// `i8` lanes `[8k, 8k + 8)` of `q` as f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn i8_group_ps(q: __m256i, k: usize) -> __m256 {
+    let half = if k < 2 { _mm256_castsi256_si128(q) } else { _mm256_extracti128_si256(q, 1) };
+    let bytes = if k.is_multiple_of(2) { half } else { _mm_srli_si128(half, 8) };
+    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes))
+}
+
+/// 32 signed values `q` times `d`, stored to `y`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn store_scaled32(q: __m256i, d: __m256, y: &mut [f32; 32]) {
+    for k in 0..4 {
+        _mm256_storeu_ps(y.as_mut_ptr().add(8 * k), _mm256_mul_ps(i8_group_ps(q, k), d));
+    }
+}
+
+/// Q5_0 rows to f32: `(q − 16)·d`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dequantize_row_q5_0(bytes: &[u8], out: &mut [f32]) {
+    for (x, y) in bytes.as_chunks::<Q5_0_BYTES>().0.iter().zip(out.as_chunks_mut::<QK>().0) {
+        store_scaled32(decode_q5_0(x), _mm256_set1_ps(fp16(bits_le(x, 0))), y);
+    }
+}
+
+/// Q8_0 rows to f32: `q·d`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dequantize_row_q8_0(bytes: &[u8], out: &mut [f32]) {
+    for (x, y) in bytes.as_chunks::<Q8_0_BYTES>().0.iter().zip(out.as_chunks_mut::<QK>().0) {
+        store_scaled32(load32(x.as_ptr().add(2)), _mm256_set1_ps(fp16(bits_le(x, 0))), y);
+    }
+}
+
+/// Q4_K rows to f32: per 32-value group `(d·sc)·q − (dmin·m)`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dequantize_row_q4_k(bytes: &[u8], out: &mut [f32]) {
+    for (x, y) in bytes.as_chunks::<Q4_K_BYTES>().0.iter().zip(out.as_chunks_mut::<QK_K>().0) {
+        let (d, dmin) = fp16x2(bits_le(x, 0), bits_le(x, 2));
+        let (sc, mn) = scale_min_k4(arr12_at(x, 4));
+        for j in 0..QK_K / 64 {
+            let q = load32(x.as_ptr().add(16 + 32 * j));
+            let halves = [_mm256_and_si256(q, _mm256_set1_epi8(0x0F)), _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0F))];
+            for (h, nib) in halves.into_iter().enumerate() {
+                let g = 2 * j + h;
+                let d1 = _mm256_set1_ps(d * sc[g] as f32);
+                let m1 = _mm256_set1_ps(dmin * mn[g] as f32);
+                let dst = y.as_mut_ptr().add(32 * g);
+                for k in 0..4 {
+                    _mm256_storeu_ps(dst.add(8 * k), _mm256_sub_ps(_mm256_mul_ps(d1, i8_group_ps(nib, k)), m1));
+                }
+            }
+        }
+    }
+}
+
+/// Bits `2·part, 2·part + 1` of every `qh` byte, moved to bits 4 and 5 (a Q6_K value's top bits).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6k_high(qh: __m256i, part: usize) -> __m256i {
+    let bits = match part {
+        0 => qh,
+        1 => _mm256_srli_epi16(qh, 2),
+        2 => _mm256_srli_epi16(qh, 4),
+        _ => _mm256_srli_epi16(qh, 6),
+    };
+    _mm256_slli_epi16(_mm256_and_si256(bits, _mm256_set1_epi8(3)), 4)
+}
+
+/// Q6_K rows to f32: `(d·sc)·(q − 32)`, a scale per 16 values.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dequantize_row_q6_k(bytes: &[u8], out: &mut [f32]) {
+    let m4 = _mm256_set1_epi8(0x0F);
+    for (x, y) in bytes.as_chunks::<Q6_K_BYTES>().0.iter().zip(out.as_chunks_mut::<QK_K>().0) {
+        let d = fp16(bits_le(x, 208));
+        for n in 0..QK_K / 128 {
+            let xp = x.as_ptr();
+            let ql0 = load32(xp.add(64 * n));
+            let ql1 = load32(xp.add(64 * n + 32));
+            let qh = load32(xp.add(128 + 32 * n));
+            let low = [
+                _mm256_and_si256(ql0, m4),
+                _mm256_and_si256(ql1, m4),
+                _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+            ];
+            for (part, lo) in low.into_iter().enumerate() {
+                let q = _mm256_sub_epi8(_mm256_or_si256(lo, q6k_high(qh, part)), _mm256_set1_epi8(32));
+                let dst = y.as_mut_ptr().add(128 * n + 32 * part);
+                for k in 0..4 {
+                    // Values l and l + 16 of the part take scales `2·part` and `2·part + 1`.
+                    let sc = x[192 + 8 * n + 2 * part + k / 2] as i8;
+                    let ds = _mm256_set1_ps(d * sc as f32);
+                    _mm256_storeu_ps(dst.add(8 * k), _mm256_mul_ps(ds, i8_group_ps(q, k)));
+                }
+            }
+        }
+    }
 }

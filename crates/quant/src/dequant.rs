@@ -31,6 +31,23 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Qua
             got: bytes.len(),
         });
     }
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        use crate::avx2 as k;
+        // SAFETY (each call): the CPU features the kernels need were detected at runtime.
+        type Rows = unsafe fn(&[u8], &mut [f32]);
+        let kernel: Option<Rows> = match ty {
+            T::Q5_0 => Some(k::dequantize_row_q5_0),
+            T::Q8_0 => Some(k::dequantize_row_q8_0),
+            T::Q4_K => Some(k::dequantize_row_q4_k),
+            T::Q6_K => Some(k::dequantize_row_q6_k),
+            _ => None,
+        };
+        if let Some(kernel) = kernel {
+            unsafe { kernel(bytes, out) };
+            return Ok(());
+        }
+    }
     match ty {
         T::F32 => dequantize_row_f32(bytes, out),
         T::F16 => dequantize_row_f16(bytes, out),

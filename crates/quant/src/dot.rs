@@ -314,6 +314,70 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &Activation) -> Result<f32, QuantError
     dot_unchecked(ty, w, a, &mut Vec::new())
 }
 
+/// One row of weights against several activation rows of its pairing type (the tokens of a
+/// prompt): `out[t] = vec_dot(ty, w, acts[t])`, bit for bit. Where a multi-token kernel exists
+/// (AVX2: the 32-value formats × Q8_0) each weight block is decoded once for every token.
+pub fn vec_dot_tokens(ty: GgmlType, w: &[u8], acts: &[Activation], out: &mut [f32]) -> Result<(), QuantError> {
+    if out.len() != acts.len() {
+        return Err(QuantError::Mismatch {
+            message: format!("{} activation rows but room for {} results", acts.len(), out.len()),
+        });
+    }
+    for a in acts {
+        let expected = row_bytes(ty, a)?;
+        if w.len() != expected {
+            return Err(QuantError::WrongByteLength { ty, values: a.n_values(), expected, got: w.len() });
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() && acts.len() > 1 {
+        use crate::avx2 as k;
+        // SAFETY (each call): the CPU features were detected at runtime; lengths checked above.
+        type Tokens = unsafe fn(&[u8], &[&[BlockQ8_0]], &mut [f32]);
+        let kernel: Option<Tokens> = match ty {
+            GgmlType::Q4_0 => Some(k::vec_dot_q4_0_q8_0_tokens),
+            GgmlType::Q5_0 => Some(k::vec_dot_q5_0_q8_0_tokens),
+            GgmlType::Q8_0 => Some(k::vec_dot_q8_0_q8_0_tokens),
+            GgmlType::IQ4_NL => Some(k::vec_dot_iq4_nl_q8_0_tokens),
+            _ => None,
+        };
+        if let Some(kernel) = kernel {
+            let mut rows: [&[BlockQ8_0]; k::TOKENS_PER_PASS] = [&[]; k::TOKENS_PER_PASS];
+            for (acts, out) in acts.chunks(k::TOKENS_PER_PASS).zip(out.chunks_mut(k::TOKENS_PER_PASS)) {
+                for (row, a) in rows.iter_mut().zip(acts) {
+                    let Activation::Q8_0(blocks) = a else {
+                        return Err(QuantError::Mismatch { message: format!("{ty} weights pair with Q8_0, not {}", a.ty()) });
+                    };
+                    *row = blocks;
+                }
+                unsafe { kernel(w, &rows[..acts.len()], out) };
+            }
+            return Ok(());
+        }
+    }
+    let mut scratch = Vec::new();
+    for (o, a) in out.iter_mut().zip(acts) {
+        *o = dot_unchecked(ty, w, a, &mut scratch)?;
+    }
+    Ok(())
+}
+
+/// One f32 row against several f32 rows: `out[t] = vec_dot_f32(w, xs[t])`, bit for bit, with
+/// each loaded weight vector reused across tokens where a kernel allows (AVX2).
+/// Extra rows on either side are ignored.
+pub fn vec_dot_f32_tokens(w: &[f32], xs: &[&[f32]], out: &mut [f32]) {
+    let n = xs.len().min(out.len());
+    let (xs, out) = (&xs[..n], &mut out[..n]);
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime.
+        return unsafe { crate::avx2::vec_dot_f32_tokens(w, xs, out) };
+    }
+    for (o, x) in out.iter_mut().zip(xs) {
+        *o = vec_dot_f32(w, x);
+    }
+}
+
 /// Matrix × vector: `out[i] = vec_dot(row i, a)` where row `i` is
 /// `weights[i * row_bytes .. (i + 1) * row_bytes]` and a row holds `n_cols` values.
 /// `out.len()` is the number of rows; `weights` must hold exactly that many rows.

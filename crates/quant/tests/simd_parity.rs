@@ -653,3 +653,134 @@ fn avx2_mismatched_lengths_use_common_blocks() {
         assert_eq!(avx2::vec_dot_f32(&f, &f[..9]), 9.0);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Several tokens per weight row, and dequantization: the fast forms against the scalar ones
+// ---------------------------------------------------------------------------------------------
+
+/// Random and extreme input kinds (the multi-token checks need no exact kind: they compare
+/// against the single-token kernels, which the harness above already holds to the scalar bits).
+fn token_cases() -> Vec<(Kind, u64)> {
+    let mut cases: Vec<(Kind, u64)> = (0..60).map(|s| (Kind::Random, s)).collect();
+    cases.extend((0..extreme_count()).map(|i| (Kind::Extreme(i), i as u64)));
+    cases
+}
+
+/// `dot::vec_dot_tokens` against `generic`'s single-token kernel, token by token, for every
+/// pairing: 1 to 11 tokens (more than one multi-token pass), block counts with and without a
+/// tail of fewer than four blocks.
+#[test]
+fn multi_token_dots_equal_the_scalar_dots_bit_for_bit() {
+    use parallax_quant::Activation;
+    type One<'a> = &'a dyn Fn(&[u8], &Activation) -> f32;
+    let q8_0: One = &|w, a| match a {
+        Activation::Q8_0(a) => match w.len() / a.len() {
+            18 => generic::vec_dot_q4_0_q8_0(w, a),
+            22 => generic::vec_dot_q5_0_q8_0(w, a),
+            34 => generic::vec_dot_q8_0_q8_0(w, a),
+            _ => unreachable!(),
+        },
+        _ => unreachable!(),
+    };
+    let iq4: One = &|w, a| match a {
+        Activation::Q8_0(a) => generic::vec_dot_iq4_nl_q8_0(w, a),
+        _ => unreachable!(),
+    };
+    let q8_1: One = &|w, a| match a {
+        Activation::Q8_1(a) => match w.len() / a.len() {
+            20 => generic::vec_dot_q4_1_q8_1(w, a),
+            _ => generic::vec_dot_q5_1_q8_1(w, a),
+        },
+        _ => unreachable!(),
+    };
+    let q8_k: One = &|w, a| match a {
+        Activation::Q8K(a) => match w.len() / a.len() {
+            144 => generic::vec_dot_q4_k_q8_k(w, a),
+            210 => generic::vec_dot_q6_k_q8_k(w, a),
+            _ => unreachable!(),
+        },
+        _ => unreachable!(),
+    };
+    let formats: [(&Format, One); 8] =
+        [(&Q4_0, q8_0), (&Q5_0, q8_0), (&Q8_0, q8_0), (&IQ4_NL, iq4), (&Q4_1, q8_1), (&Q5_1, q8_1), (&Q4_K, q8_k), (&Q6_K, q8_k)];
+    for (fmt, scalar) in formats {
+        for (kind, seed) in token_cases() {
+            let mut rng = Rng::new(seed ^ 0x70_6b);
+            let nb = 1 + rng.below(if fmt.values == 256 { 3 } else { 11 }) as usize;
+            let n_tokens = 1 + rng.below(11) as usize;
+            let w = gen_weights(fmt, nb, &mut rng, kind, -4);
+            let acts: Vec<Activation> = (0..n_tokens)
+                .map(|_| match fmt.ty.vec_dot_type() {
+                    Some(GgmlType::Q8_0) => Activation::Q8_0((0..nb).map(|_| BlockQ8_0::gen(&mut rng, kind, -3)).collect()),
+                    Some(GgmlType::Q8_1) => Activation::Q8_1((0..nb).map(|_| BlockQ8_1::gen(&mut rng, kind, -3)).collect()),
+                    _ => Activation::Q8K((0..nb).map(|_| BlockQ8K::gen(&mut rng, kind, -3)).collect()),
+                })
+                .collect();
+            let mut out = vec![f32::NAN; n_tokens];
+            dot::vec_dot_tokens(fmt.ty, &w, &acts, &mut out).unwrap();
+            for (t, (a, got)) in acts.iter().zip(&out).enumerate() {
+                let want = scalar(&w, a);
+                assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "{}: token {t} of {n_tokens}, {nb} blocks, {kind:?} seed {seed}: {got} vs scalar {want}",
+                    fmt.ty
+                );
+            }
+        }
+    }
+    // Mismatched activation types and lengths are errors, not wrong numbers.
+    let w = gen_weights(&Q5_0, 2, &mut Rng::new(1), Kind::Random, 0);
+    let short = Activation::Q8_0(vec![BlockQ8_0::ZERO]);
+    assert!(dot::vec_dot_tokens(GgmlType::Q5_0, &w, &[short.clone(), short], &mut [0.0; 2]).is_err());
+    let wrong = Activation::Q8_1(vec![BlockQ8_1::ZERO; 2]);
+    assert!(dot::vec_dot_tokens(GgmlType::Q5_0, &w, &[wrong], &mut [0.0]).is_err());
+}
+
+#[test]
+fn multi_token_f32_dots_equal_the_scalar_dots_bit_for_bit() {
+    for seed in 0..200u64 {
+        let mut rng = Rng::new(seed);
+        let n = rng.below(300) as usize;
+        let exact = seed % 2 == 0;
+        let w: Vec<f32> = (0..n).map(|_| float_val(&mut rng, exact)).collect();
+        let xs: Vec<Vec<f32>> = (0..1 + rng.below(7)).map(|_| (0..n).map(|_| float_val(&mut rng, exact)).collect()).collect();
+        let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+        let mut out = vec![f32::NAN; xs.len()];
+        dot::vec_dot_f32_tokens(&w, &refs, &mut out);
+        for (t, (x, got)) in xs.iter().zip(&out).enumerate() {
+            let want = generic::vec_dot_f32(&w, x);
+            assert_eq!(got.to_bits(), want.to_bits(), "seed {seed}, {n} values, token {t}: {got} vs scalar {want}");
+        }
+    }
+}
+
+/// The dispatching `dequantize` (AVX2 for Q5_0, Q8_0, Q4_K and Q6_K where the CPU has it)
+/// against the scalar `dequantize_row_*`, on random blocks with random and extreme scales.
+#[test]
+fn dequantization_twins_equal_the_scalar_rows_bit_for_bit() {
+    use parallax_quant::dequant;
+    type Rows = fn(&[u8], &mut [f32]);
+    let scalar: [(&Format, Rows); 4] = [
+        (&Q5_0, dequant::dequantize_row_q5_0),
+        (&Q8_0, dequant::dequantize_row_q8_0),
+        (&Q4_K, dequant::dequantize_row_q4_k),
+        (&Q6_K, dequant::dequantize_row_q6_k),
+    ];
+    for (fmt, reference) in scalar {
+        for (kind, seed) in token_cases() {
+            let mut rng = Rng::new(seed ^ 0xdec0);
+            let nb = 1 + rng.below(5) as usize;
+            let w = gen_weights(fmt, nb, &mut rng, kind, -4);
+            let (mut want, mut got) = (vec![0f32; nb * fmt.values], vec![f32::NAN; nb * fmt.values]);
+            reference(&w, &mut want);
+            parallax_quant::dequantize(fmt.ty, &w, &mut got).unwrap();
+            for (i, (g, r)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    g.to_bits() == r.to_bits() || (g.is_nan() && r.is_nan()),
+                    "{}: value {i} of {nb} blocks, {kind:?} seed {seed}: {g} vs scalar {r}",
+                    fmt.ty
+                );
+            }
+        }
+    }
+}
