@@ -68,14 +68,66 @@ fn qwen_logits_match_llamacpp() {
     check_against_llamacpp(QWEN_0_5B, "llamacpp-qwen2.5-coder-0.5b-instruct-q4_k_m", 0.9999);
 }
 
-/// Gemma-3: top-1 and the top-5 set equal llama.cpp's on both paths, but the last-token cosine is
-/// 0.998 (f32) and 0.99 (q8), short of the 0.9999 Qwen reaches. Gemma's activations reach ~1500,
-/// so a 1e-5 difference flips Q8 roundings downstream and the divergence grows chaotically with
-/// depth (tools/reference/README.md); per-site agreement layer by layer is the sharper check
-/// (tests/llamacpp_sites.rs). This floor guards against gross regressions only.
+/// Gemma-3: top-1 and the top-5 set equal llama.cpp's on both paths; the cosine is held to
+/// llama.cpp's own spread below, not to Qwen's 0.9999. This floor guards against gross errors.
 #[test]
 fn gemma_logits_match_llamacpp() {
     check_against_llamacpp(GEMMA_270M, "llamacpp-gemma-3-270m-q4_k_m", 0.98);
+}
+
+/// llama.cpp evaluated under its own everyday settings (one token per batch, f32 K/V cache,
+/// flash attention; tools/reference/llamacpp_variants.py) disagrees with its default evaluation
+/// by up to 1 − 0.99686 on Gemma-3 (1 − 0.99991 on Qwen2.5): Gemma's activations reach ~1500,
+/// so a last-ulp change flips Q8 roundings and grows with depth. No implementation can be held
+/// closer to the golden than llama.cpp is to itself; each path is held to the next best thing —
+/// it must sit at least as close to one of llama.cpp's settings as those settings sit to each
+/// other, i.e. inside llama.cpp's own spread. (Measured: Gemma f32 0.99849 to the default,
+/// q8 0.99770 to one-token batches; llama.cpp's widest pair 0.99686.)
+fn check_within_llamacpp_spread(file: &str, stem: &str) {
+    let meta = golden_json(&format!("llamacpp-variants-{stem}.json"));
+    let tokens: Vec<u32> = meta["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let mut settings: Vec<(String, Vec<f32>)> = Vec::new();
+    for (name, s) in meta["settings"].as_object().unwrap() {
+        let f = s["logits_file"].as_str().unwrap();
+        let logits = if f.ends_with(".f16") {
+            let bytes = std::fs::read(repo_root().join("tests/golden/reference").join(f)).unwrap();
+            let mut v = vec![0f32; bytes.len() / 2];
+            parallax_quant::dequantize(parallax_quant::GgmlType::F16, &bytes, &mut v).unwrap();
+            v
+        } else {
+            golden_logits(f)
+        };
+        settings.push((name.clone(), logits));
+    }
+    assert!(settings.len() >= 4, "{stem}: only {} llama.cpp settings", settings.len());
+    let mut spread: f64 = 0.0;
+    for (i, (_, a)) in settings.iter().enumerate() {
+        for (_, b) in &settings[i + 1..] {
+            spread = spread.max(1.0 - cosine(a, b));
+        }
+    }
+    let Some((_, logits)) = run_model(file, &tokens, &RunOptions::default()) else { return };
+    for (path, l) in ["f32", "q8"].iter().zip(&logits) {
+        let (nearest, distance) = settings
+            .iter()
+            .map(|(name, v)| (name.as_str(), 1.0 - cosine(l, v)))
+            .fold(("", f64::INFINITY), |best, d| if d.1 < best.1 { d } else { best });
+        eprintln!("{file} {path}: nearest llama.cpp setting {nearest} at 1 − cos = {distance:.2e}; llama.cpp's own spread {spread:.2e}");
+        assert!(
+            distance <= spread,
+            "{file} {path}: 1 − cosine {distance:.3e} to the nearest llama.cpp setting ({nearest}) is outside llama.cpp's own spread {spread:.3e}"
+        );
+    }
+}
+
+#[test]
+fn gemma_logits_lie_within_llamacpps_own_spread() {
+    check_within_llamacpp_spread(GEMMA_270M, "gemma-3-270m-q4_k_m");
+}
+
+#[test]
+fn qwen_logits_lie_within_llamacpps_own_spread() {
+    check_within_llamacpp_spread(QWEN_0_5B, "qwen2.5-coder-0.5b-instruct-q4_k_m");
 }
 
 /// The F32 path's per-site std equals the numpy reference's within 1e-4 relative, at every site
