@@ -48,6 +48,19 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Qua
             return Ok(());
         }
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        type Rows = fn(&[u8], &mut [f32]);
+        let kernel: Option<Rows> = match ty {
+            T::Q5_0 => Some(crate::simd128::dequantize_row_q5_0),
+            T::Q8_0 => Some(crate::simd128::dequantize_row_q8_0),
+            _ => None,
+        };
+        if let Some(kernel) = kernel {
+            kernel(bytes, out);
+            return Ok(());
+        }
+    }
     match ty {
         T::F32 => dequantize_row_f32(bytes, out),
         T::F16 => dequantize_row_f16(bytes, out),

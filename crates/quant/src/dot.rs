@@ -355,6 +355,31 @@ pub fn vec_dot_tokens(ty: GgmlType, w: &[u8], acts: &[Activation], out: &mut [f3
             return Ok(());
         }
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if acts.len() > 1 {
+        use crate::simd128 as k;
+        type Tokens = fn(&[u8], &[&[BlockQ8_0]], &mut [f32]);
+        let kernel: Option<Tokens> = match ty {
+            GgmlType::Q4_0 => Some(k::vec_dot_q4_0_q8_0_tokens),
+            GgmlType::Q5_0 => Some(k::vec_dot_q5_0_q8_0_tokens),
+            GgmlType::Q8_0 => Some(k::vec_dot_q8_0_q8_0_tokens),
+            GgmlType::IQ4_NL => Some(k::vec_dot_iq4_nl_q8_0_tokens),
+            _ => None,
+        };
+        if let Some(kernel) = kernel {
+            let mut rows: [&[BlockQ8_0]; k::TOKENS_PER_PASS] = [&[]; k::TOKENS_PER_PASS];
+            for (acts, out) in acts.chunks(k::TOKENS_PER_PASS).zip(out.chunks_mut(k::TOKENS_PER_PASS)) {
+                for (row, a) in rows.iter_mut().zip(acts) {
+                    let Activation::Q8_0(blocks) = a else {
+                        return Err(QuantError::Mismatch { message: format!("{ty} weights pair with Q8_0, not {}", a.ty()) });
+                    };
+                    *row = blocks;
+                }
+                kernel(w, &rows[..acts.len()], out);
+            }
+            return Ok(());
+        }
+    }
     let mut scratch = Vec::new();
     for (o, a) in out.iter_mut().zip(acts) {
         *o = dot_unchecked(ty, w, a, &mut scratch)?;
@@ -373,6 +398,9 @@ pub fn vec_dot_f32_tokens(w: &[f32], xs: &[&[f32]], out: &mut [f32]) {
         // SAFETY: the CPU features the kernel needs were detected at runtime.
         return unsafe { crate::avx2::vec_dot_f32_tokens(w, xs, out) };
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    crate::simd128::vec_dot_f32_tokens(w, xs, out);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     for (o, x) in out.iter_mut().zip(xs) {
         *o = vec_dot_f32(w, x);
     }

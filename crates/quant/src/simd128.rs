@@ -228,6 +228,100 @@ mod imp {
         legacy_dot(w, a, block, scale_q8_0, None)
     }
 
+    /// Activation rows one multi-token call takes; more are done in groups of this many.
+    pub const TOKENS_PER_PASS: usize = 8;
+
+    /// One weight row against several Q8_0 activation rows, each group of four weight blocks
+    /// decoded once for all the tokens; `out[t]` equals the one-row kernel's result for
+    /// `acts[t]` bit for bit (see the AVX2 twin). `decode` gives a block's weights as two
+    /// 16-byte halves, `dot` their exact sum with an activation block in four lanes.
+    #[inline(always)]
+    fn legacy_dot_tokens<const B: usize>(
+        w: &[u8],
+        acts: &[&[BlockQ8_0]],
+        out: &mut [f32],
+        decode: impl Fn(&[u8; B]) -> [v128; 2],
+        dot: impl Fn([v128; 2], &BlockQ8_0) -> v128,
+    ) {
+        let wb = w.as_chunks::<B>().0;
+        let d_a = |y: &BlockQ8_0| crate::blocks::f16_to_f32(y.d.to_bits());
+        for (acts, out) in acts.chunks(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS)) {
+            let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
+            let mut acc = [f32x4_splat(0.0); TOKENS_PER_PASS];
+            let mut b = 0;
+            while b + 4 <= n {
+                let x = &wb[b..b + 4];
+                let q = [decode(&x[0]), decode(&x[1]), decode(&x[2]), decode(&x[3])];
+                let dw = f32x4(f16_at(&x[0], 0), f16_at(&x[1], 0), f16_at(&x[2], 0), f16_at(&x[3], 0));
+                for (acc, a) in acc.iter_mut().zip(acts) {
+                    let y = &a[b..b + 4];
+                    let t = totals4(dot(q[0], &y[0]), dot(q[1], &y[1]), dot(q[2], &y[2]), dot(q[3], &y[3]));
+                    let da = f32x4(d_a(&y[0]), d_a(&y[1]), d_a(&y[2]), d_a(&y[3]));
+                    *acc = f32x4_add(*acc, f32x4_mul(f32x4_mul(dw, da), f32x4_convert_i32x4(t)));
+                }
+                b += 4;
+            }
+            for ((acc, a), o) in acc.iter().zip(acts).zip(out.iter_mut()) {
+                let mut acc = crate::order::BlockAcc4([
+                    f32x4_extract_lane::<0>(*acc),
+                    f32x4_extract_lane::<1>(*acc),
+                    f32x4_extract_lane::<2>(*acc),
+                    f32x4_extract_lane::<3>(*acc),
+                ]);
+                for (k, (x, y)) in wb[b..n].iter().zip(&a[b..n]).enumerate() {
+                    acc.add(b + k, (f16_at(x, 0) * d_a(y)) * hsum_i32(dot(decode(x), y)) as f32);
+                }
+                *o = acc.total();
+            }
+        }
+    }
+
+    fn q5_0_values(x: &[u8; Q5_0_BYTES]) -> [v128; 2] {
+        let f0 = u8x16_splat(0xF0);
+        let (qh, q) = (u32_at(x, 2), load(x, 6));
+        [v128_or(lo4(q), v128_andnot(f0, bytes_from_bits16(qh, 0))), v128_or(hi4(q), v128_andnot(f0, bytes_from_bits16(qh, 1)))]
+    }
+
+    fn q4_0_values(x: &[u8; Q4_0_BYTES]) -> [v128; 2] {
+        let (eight, q) = (i8x16_splat(8), load(x, 2));
+        [i8x16_sub(lo4(q), eight), i8x16_sub(hi4(q), eight)]
+    }
+
+    fn iq4_nl_values(x: &[u8; IQ4_NL_BYTES]) -> [v128; 2] {
+        let (table, q) = (load_i8(&KVALUES_IQ4NL, 0), load(x, 2));
+        [i8x16_swizzle(table, lo4(q)), i8x16_swizzle(table, hi4(q))]
+    }
+
+    /// Weights with |x| ≤ 31 (Q4_0, Q5_0) × a Q8_0 block.
+    fn small_dot(q: [v128; 2], y: &BlockQ8_0) -> v128 {
+        small_dot32(q[0], q[1], load_i8(&y.qs, 0), load_i8(&y.qs, 16))
+    }
+
+    /// Any signed weights (Q8_0, IQ4_NL) × a Q8_0 block.
+    fn wide_dot(q: [v128; 2], y: &BlockQ8_0) -> v128 {
+        i32x4_add(dot16(q[0], load_i8(&y.qs, 0)), dot16(q[1], load_i8(&y.qs, 16)))
+    }
+
+    /// Q4_0 × several Q8_0 rows; `out.len() == acts.len()`.
+    pub fn vec_dot_q4_0_q8_0_tokens(w: &[u8], acts: &[&[BlockQ8_0]], out: &mut [f32]) {
+        legacy_dot_tokens(w, acts, out, q4_0_values, small_dot)
+    }
+
+    /// Q5_0 × several Q8_0 rows; `out.len() == acts.len()`.
+    pub fn vec_dot_q5_0_q8_0_tokens(w: &[u8], acts: &[&[BlockQ8_0]], out: &mut [f32]) {
+        legacy_dot_tokens(w, acts, out, q5_0_values, small_dot)
+    }
+
+    /// Q8_0 × several Q8_0 rows; `out.len() == acts.len()`.
+    pub fn vec_dot_q8_0_q8_0_tokens(w: &[u8], acts: &[&[BlockQ8_0]], out: &mut [f32]) {
+        legacy_dot_tokens(w, acts, out, |x: &[u8; Q8_0_BYTES]| [load(x, 2), load(x, 18)], wide_dot)
+    }
+
+    /// IQ4_NL × several Q8_0 rows; `out.len() == acts.len()`.
+    pub fn vec_dot_iq4_nl_q8_0_tokens(w: &[u8], acts: &[&[BlockQ8_0]], out: &mut [f32]) {
+        legacy_dot_tokens(w, acts, out, iq4_nl_values, wide_dot)
+    }
+
     /// Q2_K × Q8_K. Each 16-byte piece of a 2-bit plane is one 16-value sub-block.
     pub fn vec_dot_q2_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
         let m3 = u8x16_splat(3);
@@ -459,5 +553,90 @@ mod imp {
             *lane += a[k] * b[k];
         }
         crate::order::reduce32(&lanes)
+    }
+
+    /// One f32 row against several: `out[t]` equals [`vec_dot_f32`]`(w, xs[t])` bit for bit,
+    /// tokens in pairs so each loaded weight vector serves two dots (see the AVX2 twin).
+    pub fn vec_dot_f32_tokens(w: &[f32], xs: &[&[f32]], out: &mut [f32]) {
+        let ld = |s: &[f32; 32], k: usize| -> v128 {
+            let s = &s[4 * k..4 * k + 4];
+            // SAFETY: `s` has exactly 4 readable f32s; `v128_load` is 1-aligned.
+            unsafe { v128_load(s.as_ptr() as *const v128) }
+        };
+        let lanes_of = |acc: &[v128; 8]| {
+            let mut lanes = [0f32; 32];
+            for (k, v) in acc.iter().enumerate() {
+                lanes[4 * k] = f32x4_extract_lane::<0>(*v);
+                lanes[4 * k + 1] = f32x4_extract_lane::<1>(*v);
+                lanes[4 * k + 2] = f32x4_extract_lane::<2>(*v);
+                lanes[4 * k + 3] = f32x4_extract_lane::<3>(*v);
+            }
+            lanes
+        };
+        let mut t = 0;
+        while t + 2 <= xs.len().min(out.len()) {
+            let n = w.len().min(xs[t].len());
+            if xs[t + 1].len().min(w.len()) != n {
+                out[t] = vec_dot_f32(w, xs[t]);
+                t += 1;
+                continue;
+            }
+            let (w, a, b) = (&w[..n], &xs[t][..n], &xs[t + 1][..n]);
+            let (mut acc_a, mut acc_b) = ([f32x4_splat(0.0); 8], [f32x4_splat(0.0); 8]);
+            for ((cw, ca), cb) in w.as_chunks::<32>().0.iter().zip(a.as_chunks::<32>().0).zip(b.as_chunks::<32>().0) {
+                for k in 0..8 {
+                    let x = ld(cw, k);
+                    acc_a[k] = f32x4_add(acc_a[k], f32x4_mul(x, ld(ca, k)));
+                    acc_b[k] = f32x4_add(acc_b[k], f32x4_mul(x, ld(cb, k)));
+                }
+            }
+            let i = n - n % 32;
+            let (mut la, mut lb) = (lanes_of(&acc_a), lanes_of(&acc_b));
+            for ((la, lb), k) in la.iter_mut().zip(lb.iter_mut()).zip(i..n) {
+                *la += w[k] * a[k];
+                *lb += w[k] * b[k];
+            }
+            out[t] = crate::order::reduce32(&la);
+            out[t + 1] = crate::order::reduce32(&lb);
+            t += 2;
+        }
+        if t < xs.len().min(out.len()) {
+            out[t] = vec_dot_f32(w, xs[t]);
+        }
+    }
+
+    /// 16 signed bytes times `d`, as 16 f32 stored to `y` (each an exact integer times `d`:
+    /// one rounding, as the scalar `q as f32 * d`).
+    #[inline(always)]
+    fn store_scaled16(q: v128, d: v128, y: &mut [f32]) {
+        let lo = i16x8_extend_low_i8x16(q);
+        let hi = i16x8_extend_high_i8x16(q);
+        let parts = [i32x4_extend_low_i16x8(lo), i32x4_extend_high_i16x8(lo), i32x4_extend_low_i16x8(hi), i32x4_extend_high_i16x8(hi)];
+        for (k, p) in parts.into_iter().enumerate() {
+            let v = f32x4_mul(f32x4_convert_i32x4(p), d);
+            let dst = &mut y[4 * k..4 * k + 4];
+            // SAFETY: `dst` has exactly 4 writable f32s; `v128_store` is 1-aligned.
+            unsafe { v128_store(dst.as_mut_ptr() as *mut v128, v) };
+        }
+    }
+
+    /// Q5_0 rows to f32, bit-identical to `crate::dequant`'s.
+    pub fn dequantize_row_q5_0(bytes: &[u8], out: &mut [f32]) {
+        for (x, y) in bytes.as_chunks::<Q5_0_BYTES>().0.iter().zip(out.as_chunks_mut::<QK>().0) {
+            // `q5_0_values` gives `(nibble | bit·16) − 16` directly.
+            let d = f32x4_splat(f16_at(x, 0));
+            let [x0, x1] = q5_0_values(x);
+            store_scaled16(x0, d, &mut y[..16]);
+            store_scaled16(x1, d, &mut y[16..]);
+        }
+    }
+
+    /// Q8_0 rows to f32, bit-identical to `crate::dequant`'s.
+    pub fn dequantize_row_q8_0(bytes: &[u8], out: &mut [f32]) {
+        for (x, y) in bytes.as_chunks::<Q8_0_BYTES>().0.iter().zip(out.as_chunks_mut::<QK>().0) {
+            let d = f32x4_splat(f16_at(x, 0));
+            store_scaled16(load(x, 2), d, &mut y[..16]);
+            store_scaled16(load(x, 18), d, &mut y[16..]);
+        }
     }
 }
