@@ -180,6 +180,29 @@ fn report_is_byte_identical_across_thread_counts_and_runs() {
     assert_eq!(run_in(2).unwrap(), two, "report JSON differs between runs");
 }
 
+/// With a read-ahead source (the browser's), each layer of the 0.5B is one read instead of a
+/// dozen, and the report is the same byte for byte.
+#[test]
+fn layers_read_through_a_read_ahead_window_in_one_read_each_and_change_nothing() {
+    use parallax_source::{CountingSource, ReadAhead};
+    let Some(path) = model_path(QWEN_0_5B) else { return };
+    let tokens = [3838, 374, 220, 17, 10, 17, 30];
+    fn run_on<S: parallax_source::ByteSource>(model: &Model<S>, tokens: &[u32]) -> String {
+        let input = RunInput { tokens: tokens.to_vec(), ..Default::default() };
+        run_with_logits(model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap().0.to_json()
+    }
+    let plain = CountingSource::new(FileSource::open(&path).unwrap());
+    let plain_json = run_on(&Model::open(&plain).unwrap(), &tokens);
+    let ahead = ReadAhead::new(CountingSource::new(FileSource::open(&path).unwrap()), 32 << 20);
+    let ahead_json = run_on(&Model::open(&ahead).unwrap(), &tokens);
+    assert!(plain_json == ahead_json, "the report changed when read through a read-ahead window");
+    let (before, after) = (plain.reads(), ahead.inner().reads());
+    eprintln!("reads: {before} one by one, {after} with read-ahead");
+    // 24 layers × 12 tensors become 24 layer reads; the header, embedding rows and head stay.
+    assert!(before >= after + 24 * 10, "read-ahead saved too few reads: {before} → {after}");
+    assert!(ahead.inner().bytes_read() <= plain.bytes_read() + (1 << 20), "read-ahead fetched bytes the run did not need");
+}
+
 /// The memory budget is checked from the tensor table before a layer is read: a run refused at
 /// layer 0 has pulled the header, the prompt's embedding rows and the output norm, and not one
 /// byte of layer 0's ~15 MB of weights. The error names the layer and the sizes.

@@ -584,6 +584,7 @@ async fn run_paths<S: ByteSource>(
         step.check_cancel()?;
         progress.phase = Phase::Layer;
         loader.check_memory_budget(il, n, opts.paths.len(), opts.memory_budget_bytes)?;
+        loader.prefetch_layer(il)?;
         let w = loader.layer(il)?;
         progress.bytes_read += w.bytes;
         for m in [&w.wq, &w.wk, &w.wv, &w.wo, &w.gate, &w.up, &w.down] {
@@ -606,6 +607,7 @@ async fn run_paths<S: ByteSource>(
     }
 
     // Final norm and the output head, read in row chunks.
+    loader.release_prefetch()?;
     progress.phase = Phase::OutputHead;
     let normed: Vec<Vec<f32>> = resid.iter().map(|x| ops::rms_norm(x, cfg.n_embd, &out_norm, cfg.rms_eps)).collect();
     drop(resid);

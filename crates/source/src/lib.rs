@@ -65,6 +65,15 @@ pub trait ByteSource {
         self.len() == 0
     }
 
+    /// A hint: the caller is about to read (most of) `range`, in pieces and in any order. A
+    /// source whose every read costs a round trip (a browser `File` slice, an HTTP request) may
+    /// fetch the whole range at once and serve the pieces from memory ([`ReadAhead`]); an empty
+    /// range releases whatever such a source holds. The default does nothing.
+    fn prefetch(&self, range: Range<u64>) -> Result<(), SourceError> {
+        let _ = range;
+        Ok(())
+    }
+
     /// Read `range` into a new vector. The bounds are checked against [`ByteSource::len`]
     /// *before* allocating, so a hostile length never allocates more than the source holds.
     fn read_range(&self, range: Range<u64>) -> Result<Vec<u8>, SourceError> {
@@ -91,6 +100,9 @@ impl<S: ByteSource + ?Sized> ByteSource for &S {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
         (**self).read_exact_at(offset, buf)
     }
+    fn prefetch(&self, range: Range<u64>) -> Result<(), SourceError> {
+        (**self).prefetch(range)
+    }
     fn name(&self) -> String {
         (**self).name()
     }
@@ -103,6 +115,9 @@ impl<S: ByteSource + ?Sized> ByteSource for Box<S> {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
         (**self).read_exact_at(offset, buf)
     }
+    fn prefetch(&self, range: Range<u64>) -> Result<(), SourceError> {
+        (**self).prefetch(range)
+    }
     fn name(&self) -> String {
         (**self).name()
     }
@@ -114,6 +129,9 @@ impl<S: ByteSource + ?Sized> ByteSource for std::sync::Arc<S> {
     }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
         (**self).read_exact_at(offset, buf)
+    }
+    fn prefetch(&self, range: Range<u64>) -> Result<(), SourceError> {
+        (**self).prefetch(range)
     }
     fn name(&self) -> String {
         (**self).name()
@@ -246,6 +264,10 @@ impl<S: ByteSource> ByteSource for CountingSource<S> {
     fn len(&self) -> u64 {
         self.inner.len()
     }
+    /// Forwarded; bytes count when a read returns them, not when they are prefetched.
+    fn prefetch(&self, range: Range<u64>) -> Result<(), SourceError> {
+        self.inner.prefetch(range)
+    }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
         self.inner.read_exact_at(offset, buf)?;
         self.bytes_read.fetch_add(buf.len() as u64, Ordering::Relaxed);
@@ -254,6 +276,65 @@ impl<S: ByteSource> ByteSource for CountingSource<S> {
     }
     fn name(&self) -> String {
         self.inner.name()
+    }
+}
+
+/// Serves [`ByteSource::prefetch`] for a source whose reads each cost a round trip: a hinted
+/// range of at most `max_window` bytes is read in one call and held, and reads inside it are
+/// copied from memory; every other read goes straight through. One window at a time — the next
+/// hint (or an empty one) drops it — so the memory it adds is bounded by `max_window`.
+///
+/// In the browser a `FileReaderSync` call costs ~2 ms beyond its bytes and an HTTP Range
+/// request a round trip, and a layer is a dozen tensors lying next to each other in the file:
+/// one read per layer instead of one per tensor.
+pub struct ReadAhead<S> {
+    inner: S,
+    max_window: u64,
+    window: std::sync::Mutex<Option<(u64, Vec<u8>)>>,
+}
+
+impl<S: ByteSource> ReadAhead<S> {
+    pub fn new(inner: S, max_window: u64) -> Self {
+        ReadAhead { inner, max_window, window: std::sync::Mutex::new(None) }
+    }
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+    fn window(&self) -> std::sync::MutexGuard<'_, Option<(u64, Vec<u8>)>> {
+        // A panic while holding the lock leaves nothing half-written that matters: the window
+        // is only ever replaced whole.
+        self.window.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<S: ByteSource> ByteSource for ReadAhead<S> {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        check_bounds(offset, buf.len() as u64, self.len())?;
+        if let Some((start, bytes)) = self.window().as_ref() {
+            let end = start + bytes.len() as u64;
+            if offset >= *start && offset + buf.len() as u64 <= end {
+                let at = (offset - start) as usize;
+                buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                return Ok(());
+            }
+        }
+        self.inner.read_exact_at(offset, buf)
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn prefetch(&self, range: Range<u64>) -> Result<(), SourceError> {
+        let mut window = self.window();
+        *window = None;
+        let len = range.end.saturating_sub(range.start);
+        if len == 0 || len > self.max_window {
+            return Ok(());
+        }
+        *window = Some((range.start, self.inner.read_range(range)?));
+        Ok(())
     }
 }
 
@@ -371,6 +452,34 @@ mod tests {
         // A huge declared length is refused without allocating.
         assert!(src.read_range(0..u64::MAX).is_err());
         assert!(check_bounds(u64::MAX, 2, 10).is_err());
+    }
+
+    #[test]
+    fn read_ahead_serves_a_hinted_range_from_one_read() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        let src = ReadAhead::new(CountingSource::new(MemorySource::new(data.clone())), 1024);
+        src.prefetch(100..900).unwrap();
+        assert_eq!((src.inner().reads(), src.inner().bytes_read()), (1, 800));
+        // Pieces inside the window, in any order, cost nothing more and are the right bytes.
+        for r in [500..900u64, 100..101, 300..700, 899..900] {
+            assert_eq!(src.read_range(r.clone()).unwrap(), data[r.start as usize..r.end as usize]);
+        }
+        assert_eq!(src.inner().reads(), 1);
+        // A read that leaves the window goes straight through, whole.
+        assert_eq!(src.read_range(850..950).unwrap(), data[850..950]);
+        assert_eq!((src.inner().reads(), src.inner().bytes_read()), (2, 900));
+        // A range over the limit is not fetched (and drops the old window); an empty one releases.
+        src.prefetch(0..2000).unwrap();
+        assert_eq!(src.inner().reads(), 2);
+        src.read_range(200..300).unwrap();
+        assert_eq!(src.inner().reads(), 3);
+        src.prefetch(0..1000).unwrap();
+        src.prefetch(0..0).unwrap();
+        src.read_range(10..20).unwrap();
+        assert_eq!(src.inner().reads(), 5);
+        // A hint past the end is the source's error, and reads stay bounds-checked.
+        assert!(matches!(src.prefetch(4000..4100), Err(SourceError::OutOfBounds { .. })));
+        assert!(src.read_range(4090..4100).is_err());
     }
 
     #[test]

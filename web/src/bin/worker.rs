@@ -161,7 +161,18 @@ mod job {
         handle(request, source, post)
     }
 
+    /// The most a layer's read-ahead holds (see `ReadAhead`): a 0.5B layer (~15 MB) is one
+    /// `FileReaderSync` call or HTTP request instead of a dozen; larger layers' tensors are big
+    /// enough that reading them one by one costs little extra. Never more than a quarter of the
+    /// run's memory budget (the budget's field says so).
+    const READ_AHEAD_WINDOW: u64 = 32 << 20;
+
     fn handle<S: ByteSource + 'static>(request: Request, source: S, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
+        let budget = match &request {
+            Request::Run(r) => r.memory_budget_bytes.unwrap_or(parallax_web::DEFAULT_MEMORY_BUDGET),
+            _ => parallax_web::DEFAULT_MEMORY_BUDGET,
+        };
+        let source = parallax_source::ReadAhead::new(source, READ_AHEAD_WINDOW.min(budget / 4));
         let name = source.name();
         let model = Model::open(&source).map_err(|e| format!("{name}: {e}"))?;
         match request {
@@ -198,7 +209,7 @@ mod job {
                     scope: if r.scope == "last" { Scope::Last } else { Scope::All },
                     mode: if r.mode == "replay" { Mode::Replay } else { Mode::Free },
                     max_tokens: r.max_tokens.unwrap_or(parallax_web::DEFAULT_MAX_TOKENS),
-                    memory_budget_bytes: Some(r.memory_budget_bytes.unwrap_or(parallax_web::DEFAULT_MEMORY_BUDGET)),
+                    memory_budget_bytes: Some(budget),
                     ..Default::default()
                 };
                 // Tokenize first: a bad prompt is reported before the whole file is hashed.
