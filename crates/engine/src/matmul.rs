@@ -144,11 +144,9 @@ pub fn matmul(path: PathKind, m: &Matrix, x: &[f32], n_tokens: usize) -> Result<
     match (&m.storage, path) {
         (Storage::F32 { values, .. }, _) => {
             for_each_tile(&mut by_row, n_tokens, |r0, out| {
-                for (i, o) in out.chunks_exact_mut(n_tokens).enumerate() {
-                    let w = &values[(r0 + i) * m.cols..(r0 + i + 1) * m.cols];
-                    parallax_quant::dot::vec_dot_f32_tokens(w, &tokens, o);
-                }
-                Ok(())
+                let n_rows = out.len() / n_tokens;
+                let w = &values[r0 * m.cols..(r0 + n_rows) * m.cols];
+                parallax_quant::dot::vec_dot_f32_rows_tokens(w, m.cols, &tokens, out).map_err(|e| quant_error(m, e))
             })?;
         }
         (Storage::Ggml { ty, bytes, row_bytes }, PathKind::F32 | PathKind::Gpu) => {
@@ -162,10 +160,7 @@ pub fn matmul(path: PathKind, m: &Matrix, x: &[f32], n_tokens: usize) -> Result<
                     tile.resize(n_rows * m.cols, 0.0);
                     let tile = &mut tile[..n_rows * m.cols];
                     parallax_quant::dequantize(*ty, src, tile).map_err(|e| quant_error(m, e))?;
-                    for (i, o) in out.chunks_exact_mut(n_tokens).enumerate() {
-                        parallax_quant::dot::vec_dot_f32_tokens(&tile[i * m.cols..(i + 1) * m.cols], &tokens, o);
-                    }
-                    Ok(())
+                    parallax_quant::dot::vec_dot_f32_rows_tokens(tile, m.cols, &tokens, out).map_err(|e| quant_error(m, e))
                 })
             })?;
         }

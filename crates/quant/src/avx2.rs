@@ -830,47 +830,100 @@ pub unsafe fn vec_dot_f32(a: &[f32], b: &[f32]) -> f32 {
     crate::order::reduce32(&lanes)
 }
 
-/// One f32 row against several f32 rows: `out[t]` equals [`vec_dot_f32`]`(w, xs[t])` bit for
-/// bit. Tokens go in pairs, so each loaded weight vector serves two dots and eight independent
-/// add chains hide the add latency that four leave exposed.
+/// `(vec_dot_f32(w, a), vec_dot_f32(w, b))` bit for bit, for `a` and `b` as long as `w`: each
+/// loaded weight vector serves two dots, and eight independent add chains hide the add latency
+/// that four leave exposed.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f32_pair(w: &[f32], a: &[f32], b: &[f32]) -> (f32, f32) {
+    let n = w.len();
+    let (pw, pa, pb) = (w.as_ptr(), a.as_ptr(), b.as_ptr());
+    let mut acc_a = [_mm256_setzero_ps(); 4];
+    let mut acc_b = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for k in 0..4 {
+            let o = i + 8 * k;
+            let x = _mm256_loadu_ps(pw.add(o));
+            acc_a[k] = _mm256_add_ps(acc_a[k], _mm256_mul_ps(x, _mm256_loadu_ps(pa.add(o))));
+            acc_b[k] = _mm256_add_ps(acc_b[k], _mm256_mul_ps(x, _mm256_loadu_ps(pb.add(o))));
+        }
+        i += 32;
+    }
+    let (mut lanes_a, mut lanes_b) = (store_lanes(&acc_a), store_lanes(&acc_b));
+    for ((la, lb), k) in lanes_a.iter_mut().zip(lanes_b.iter_mut()).zip(i..n) {
+        *la += w[k] * a[k];
+        *lb += w[k] * b[k];
+    }
+    (crate::order::reduce32(&lanes_a), crate::order::reduce32(&lanes_b))
+}
+
+/// [`dot_f32_pair`] for three rows at once (twelve add chains in registers): an odd number of
+/// tokens ends in one of these instead of a lone single-token dot.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f32_triple(w: &[f32], a: &[f32], b: &[f32], c: &[f32]) -> [f32; 3] {
+    let n = w.len();
+    let (pw, p) = (w.as_ptr(), [a.as_ptr(), b.as_ptr(), c.as_ptr()]);
+    let mut acc = [[_mm256_setzero_ps(); 4]; 3];
+    let mut i = 0;
+    while i + 32 <= n {
+        for k in 0..4 {
+            let o = i + 8 * k;
+            let x = _mm256_loadu_ps(pw.add(o));
+            for (acc, p) in acc.iter_mut().zip(p) {
+                acc[k] = _mm256_add_ps(acc[k], _mm256_mul_ps(x, _mm256_loadu_ps(p.add(o))));
+            }
+        }
+        i += 32;
+    }
+    let mut out = [0f32; 3];
+    for ((acc, x), o) in acc.iter().zip([a, b, c]).zip(out.iter_mut()) {
+        let mut lanes = store_lanes(acc);
+        for (lane, k) in lanes.iter_mut().zip(i..n) {
+            *lane += w[k] * x[k];
+        }
+        *o = crate::order::reduce32(&lanes);
+    }
+    out
+}
+
+/// Rows of `cols` f32 weights against several f32 rows: `out[r * xs.len() + t]` equals
+/// [`vec_dot_f32`]`(row r, xs[t])` bit for bit. Tokens go in pairs (see [`dot_f32_pair`]; an
+/// odd count ends in a triple) and the pair is the outer loop, so its activation rows stay in L1
+/// while the weight rows stream past — half the cache traffic of taking the rows one by one.
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA and F16C ([`available`]); `out.len() == xs.len()`.
+/// The CPU must support AVX2, FMA and F16C ([`available`]); `w.len()` is a multiple of `cols`,
+/// every `xs[t]` has `cols` values and `out.len() == w.len() / cols * xs.len()`.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn vec_dot_f32_tokens(w: &[f32], xs: &[&[f32]], out: &mut [f32]) {
+pub unsafe fn vec_dot_f32_rows_tokens(w: &[f32], cols: usize, xs: &[&[f32]], out: &mut [f32]) {
+    let nt = xs.len();
+    let rows = w.chunks_exact(cols.max(1));
     let mut t = 0;
-    while t + 2 <= xs.len() {
-        let (a, b) = (xs[t], xs[t + 1]);
-        let n = w.len().min(a.len());
-        if b.len().min(w.len()) != n {
-            out[t] = vec_dot_f32(w, a);
-            t += 1;
-            continue;
-        }
-        let (pw, pa, pb) = (w.as_ptr(), a.as_ptr(), b.as_ptr());
-        let mut acc_a = [_mm256_setzero_ps(); 4];
-        let mut acc_b = [_mm256_setzero_ps(); 4];
-        let mut i = 0;
-        while i + 32 <= n {
-            for k in 0..4 {
-                let o = i + 8 * k;
-                let x = _mm256_loadu_ps(pw.add(o));
-                acc_a[k] = _mm256_add_ps(acc_a[k], _mm256_mul_ps(x, _mm256_loadu_ps(pa.add(o))));
-                acc_b[k] = _mm256_add_ps(acc_b[k], _mm256_mul_ps(x, _mm256_loadu_ps(pb.add(o))));
+    while t < nt {
+        match nt - t {
+            1 => {
+                for (r, row) in rows.clone().enumerate() {
+                    out[r * nt + t] = vec_dot_f32(row, xs[t]);
+                }
+                t += 1;
             }
-            i += 32;
+            3 => {
+                for (r, row) in rows.clone().enumerate() {
+                    out[r * nt + t..r * nt + t + 3].copy_from_slice(&dot_f32_triple(row, xs[t], xs[t + 1], xs[t + 2]));
+                }
+                t += 3;
+            }
+            _ => {
+                for (r, row) in rows.clone().enumerate() {
+                    let (da, db) = dot_f32_pair(row, xs[t], xs[t + 1]);
+                    out[r * nt + t] = da;
+                    out[r * nt + t + 1] = db;
+                }
+                t += 2;
+            }
         }
-        let (mut lanes_a, mut lanes_b) = (store_lanes(&acc_a), store_lanes(&acc_b));
-        for ((la, lb), k) in lanes_a.iter_mut().zip(lanes_b.iter_mut()).zip(i..n) {
-            *la += w[k] * a[k];
-            *lb += w[k] * b[k];
-        }
-        out[t] = crate::order::reduce32(&lanes_a);
-        out[t + 1] = crate::order::reduce32(&lanes_b);
-        t += 2;
-    }
-    if t < xs.len() {
-        out[t] = vec_dot_f32(w, xs[t]);
     }
 }
 

@@ -387,23 +387,37 @@ pub fn vec_dot_tokens(ty: GgmlType, w: &[u8], acts: &[Activation], out: &mut [f3
     Ok(())
 }
 
-/// One f32 row against several f32 rows: `out[t] = vec_dot_f32(w, xs[t])`, bit for bit, with
-/// each loaded weight vector reused across tokens where a kernel allows (AVX2).
-/// Extra rows on either side are ignored.
-pub fn vec_dot_f32_tokens(w: &[f32], xs: &[&[f32]], out: &mut [f32]) {
-    let n = xs.len().min(out.len());
-    let (xs, out) = (&xs[..n], &mut out[..n]);
+/// Rows of `cols` f32 weights (`w`, row-major) against several f32 rows (the tokens):
+/// `out[r * xs.len() + t] = vec_dot_f32(row r, xs[t])`, bit for bit, with each loaded weight
+/// vector reused across tokens and the tokens kept in cache across rows where a kernel allows
+/// (AVX2, simd128).
+pub fn vec_dot_f32_rows_tokens(w: &[f32], cols: usize, xs: &[&[f32]], out: &mut [f32]) -> Result<(), QuantError> {
+    let rows = if cols == 0 { 0 } else { w.len() / cols };
+    if cols == 0 || w.len() % cols != 0 || xs.iter().any(|x| x.len() != cols) || out.len() != rows * xs.len() {
+        return Err(QuantError::Mismatch {
+            message: format!(
+                "f32 rows: {} weights in rows of {cols}, {} token rows, room for {} results",
+                w.len(),
+                xs.len(),
+                out.len()
+            ),
+        });
+    }
     #[cfg(target_arch = "x86_64")]
     if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_f32_tokens(w, xs, out) };
+        // SAFETY: the CPU features the kernel needs were detected at runtime; shapes checked.
+        unsafe { crate::avx2::vec_dot_f32_rows_tokens(w, cols, xs, out) };
+        return Ok(());
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    crate::simd128::vec_dot_f32_tokens(w, xs, out);
+    crate::simd128::vec_dot_f32_rows_tokens(w, cols, xs, out);
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    for (o, x) in out.iter_mut().zip(xs) {
-        *o = vec_dot_f32(w, x);
+    for (row, o) in w.chunks_exact(cols).zip(out.chunks_exact_mut(xs.len().max(1))) {
+        for (o, x) in o.iter_mut().zip(xs) {
+            *o = vec_dot_f32(row, x);
+        }
     }
+    Ok(())
 }
 
 /// Matrix × vector: `out[i] = vec_dot(row i, a)` where row `i` is

@@ -555,9 +555,10 @@ mod imp {
         crate::order::reduce32(&lanes)
     }
 
-    /// One f32 row against several: `out[t]` equals [`vec_dot_f32`]`(w, xs[t])` bit for bit,
-    /// tokens in pairs so each loaded weight vector serves two dots (see the AVX2 twin).
-    pub fn vec_dot_f32_tokens(w: &[f32], xs: &[&[f32]], out: &mut [f32]) {
+    /// `(vec_dot_f32(w, a), vec_dot_f32(w, b))` bit for bit, for `a` and `b` as long as `w`.
+    #[inline(always)]
+    fn dot_f32_pair(w: &[f32], a: &[f32], b: &[f32]) -> (f32, f32) {
+        let n = w.len();
         let ld = |s: &[f32; 32], k: usize| -> v128 {
             let s = &s[4 * k..4 * k + 4];
             // SAFETY: `s` has exactly 4 readable f32s; `v128_load` is 1-aligned.
@@ -573,35 +574,43 @@ mod imp {
             }
             lanes
         };
+        let (mut acc_a, mut acc_b) = ([f32x4_splat(0.0); 8], [f32x4_splat(0.0); 8]);
+        for ((cw, ca), cb) in w.as_chunks::<32>().0.iter().zip(a.as_chunks::<32>().0).zip(b.as_chunks::<32>().0) {
+            for k in 0..8 {
+                let x = ld(cw, k);
+                acc_a[k] = f32x4_add(acc_a[k], f32x4_mul(x, ld(ca, k)));
+                acc_b[k] = f32x4_add(acc_b[k], f32x4_mul(x, ld(cb, k)));
+            }
+        }
+        let i = n - n % 32;
+        let (mut la, mut lb) = (lanes_of(&acc_a), lanes_of(&acc_b));
+        for ((la, lb), k) in la.iter_mut().zip(lb.iter_mut()).zip(i..n) {
+            *la += w[k] * a[k];
+            *lb += w[k] * b[k];
+        }
+        (crate::order::reduce32(&la), crate::order::reduce32(&lb))
+    }
+
+    /// Rows of `cols` weights against several token rows, `out[r * xs.len() + t]`, bit for bit
+    /// [`vec_dot_f32`]; token pairs outside, rows inside (see the AVX2 twin). Shapes are the
+    /// caller's to check (`dot::vec_dot_f32_rows_tokens`).
+    pub fn vec_dot_f32_rows_tokens(w: &[f32], cols: usize, xs: &[&[f32]], out: &mut [f32]) {
+        let nt = xs.len();
+        let rows = w.chunks_exact(cols.max(1));
         let mut t = 0;
-        while t + 2 <= xs.len().min(out.len()) {
-            let n = w.len().min(xs[t].len());
-            if xs[t + 1].len().min(w.len()) != n {
-                out[t] = vec_dot_f32(w, xs[t]);
-                t += 1;
-                continue;
+        while t + 2 <= nt {
+            let (a, b) = (&xs[t][..cols], &xs[t + 1][..cols]);
+            for (r, row) in rows.clone().enumerate() {
+                let (da, db) = dot_f32_pair(row, a, b);
+                out[r * nt + t] = da;
+                out[r * nt + t + 1] = db;
             }
-            let (w, a, b) = (&w[..n], &xs[t][..n], &xs[t + 1][..n]);
-            let (mut acc_a, mut acc_b) = ([f32x4_splat(0.0); 8], [f32x4_splat(0.0); 8]);
-            for ((cw, ca), cb) in w.as_chunks::<32>().0.iter().zip(a.as_chunks::<32>().0).zip(b.as_chunks::<32>().0) {
-                for k in 0..8 {
-                    let x = ld(cw, k);
-                    acc_a[k] = f32x4_add(acc_a[k], f32x4_mul(x, ld(ca, k)));
-                    acc_b[k] = f32x4_add(acc_b[k], f32x4_mul(x, ld(cb, k)));
-                }
-            }
-            let i = n - n % 32;
-            let (mut la, mut lb) = (lanes_of(&acc_a), lanes_of(&acc_b));
-            for ((la, lb), k) in la.iter_mut().zip(lb.iter_mut()).zip(i..n) {
-                *la += w[k] * a[k];
-                *lb += w[k] * b[k];
-            }
-            out[t] = crate::order::reduce32(&la);
-            out[t + 1] = crate::order::reduce32(&lb);
             t += 2;
         }
-        if t < xs.len().min(out.len()) {
-            out[t] = vec_dot_f32(w, xs[t]);
+        if t < nt {
+            for (r, row) in rows.enumerate() {
+                out[r * nt + t] = vec_dot_f32(row, xs[t]);
+            }
         }
     }
 

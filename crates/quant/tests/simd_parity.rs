@@ -740,18 +740,27 @@ fn multi_token_dots_equal_the_scalar_dots_bit_for_bit() {
 fn multi_token_f32_dots_equal_the_scalar_dots_bit_for_bit() {
     for seed in 0..200u64 {
         let mut rng = Rng::new(seed);
-        let n = rng.below(300) as usize;
+        let cols = 1 + rng.below(300) as usize;
+        let rows = 1 + rng.below(5) as usize;
         let exact = seed % 2 == 0;
-        let w: Vec<f32> = (0..n).map(|_| float_val(&mut rng, exact)).collect();
-        let xs: Vec<Vec<f32>> = (0..1 + rng.below(7)).map(|_| (0..n).map(|_| float_val(&mut rng, exact)).collect()).collect();
+        let w: Vec<f32> = (0..rows * cols).map(|_| float_val(&mut rng, exact)).collect();
+        let xs: Vec<Vec<f32>> = (0..1 + rng.below(7)).map(|_| (0..cols).map(|_| float_val(&mut rng, exact)).collect()).collect();
         let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
-        let mut out = vec![f32::NAN; xs.len()];
-        dot::vec_dot_f32_tokens(&w, &refs, &mut out);
-        for (t, (x, got)) in xs.iter().zip(&out).enumerate() {
-            let want = generic::vec_dot_f32(&w, x);
-            assert_eq!(got.to_bits(), want.to_bits(), "seed {seed}, {n} values, token {t}: {got} vs scalar {want}");
+        let mut out = vec![f32::NAN; rows * xs.len()];
+        dot::vec_dot_f32_rows_tokens(&w, cols, &refs, &mut out).unwrap();
+        for (r, row) in w.chunks_exact(cols).enumerate() {
+            for (t, x) in xs.iter().enumerate() {
+                let (got, want) = (out[r * xs.len() + t], generic::vec_dot_f32(row, x));
+                assert_eq!(got.to_bits(), want.to_bits(), "seed {seed}, row {r} of {rows}, {cols} values, token {t}: {got} vs scalar {want}");
+            }
         }
     }
+    // Shapes that do not fit are errors.
+    let w = vec![0f32; 10];
+    assert!(dot::vec_dot_f32_rows_tokens(&w, 3, &[&[0.0; 3]], &mut [0.0; 3]).is_err());
+    assert!(dot::vec_dot_f32_rows_tokens(&w, 5, &[&[0.0; 4]], &mut [0.0; 2]).is_err());
+    assert!(dot::vec_dot_f32_rows_tokens(&w, 5, &[&[0.0; 5]], &mut [0.0; 3]).is_err());
+    assert!(dot::vec_dot_f32_rows_tokens(&w, 0, &[], &mut []).is_err());
 }
 
 /// The dispatching `dequantize` (AVX2 for Q5_0, Q8_0, Q4_K and Q6_K where the CPU has it)
