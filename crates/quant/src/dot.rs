@@ -392,8 +392,8 @@ pub fn vec_dot_tokens(ty: GgmlType, w: &[u8], acts: &[Activation], out: &mut [f3
 /// vector reused across tokens and the tokens kept in cache across rows where a kernel allows
 /// (AVX2, simd128).
 pub fn vec_dot_f32_rows_tokens(w: &[f32], cols: usize, xs: &[&[f32]], out: &mut [f32]) -> Result<(), QuantError> {
-    let rows = if cols == 0 { 0 } else { w.len() / cols };
-    if cols == 0 || w.len() % cols != 0 || xs.iter().any(|x| x.len() != cols) || out.len() != rows * xs.len() {
+    let rows = w.len().checked_div(cols).unwrap_or(0);
+    if cols == 0 || !w.len().is_multiple_of(cols) || xs.iter().any(|x| x.len() != cols) || out.len() != rows * xs.len() {
         return Err(QuantError::Mismatch {
             message: format!(
                 "f32 rows: {} weights in rows of {cols}, {} token rows, room for {} results",
