@@ -171,11 +171,12 @@ pub fn matmul(path: PathKind, m: &Matrix, x: &[f32], n_tokens: usize) -> Result<
                 .map(|row| parallax_quant::quantize_activation_with(*ty, row, parallax_quant::Q8Rounding::X86))
                 .collect::<Result<_, _>>()
                 .map_err(|e| quant_error(m, e))?;
+            let tokens = parallax_quant::dot::TokenActivations::new(*ty, &acts).map_err(|e| quant_error(m, e))?;
             for_each_tile(&mut by_row, n_tokens, |r0, out| {
                 for (i, o) in out.chunks_exact_mut(n_tokens).enumerate() {
                     let w = &bytes[(r0 + i) * row_bytes..(r0 + i + 1) * row_bytes];
                     // Every token at once: each weight block is decoded once, not once a token.
-                    parallax_quant::dot::vec_dot_tokens(*ty, w, &acts, o).map_err(|e| quant_error(m, e))?;
+                    tokens.dot_row(w, o).map_err(|e| quant_error(m, e))?;
                 }
                 Ok(())
             })?;

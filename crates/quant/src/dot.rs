@@ -316,75 +316,97 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &Activation) -> Result<f32, QuantError
 
 /// One row of weights against several activation rows of its pairing type (the tokens of a
 /// prompt): `out[t] = vec_dot(ty, w, acts[t])`, bit for bit. Where a multi-token kernel exists
-/// (AVX2: the 32-value formats × Q8_0) each weight block is decoded once for every token.
+/// (AVX2 and simd128: the 32-value formats × Q8_0) each weight block is decoded once for every
+/// token. For many rows against the same tokens, [`TokenActivations`] checks the tokens once.
 pub fn vec_dot_tokens(ty: GgmlType, w: &[u8], acts: &[Activation], out: &mut [f32]) -> Result<(), QuantError> {
-    if out.len() != acts.len() {
-        return Err(QuantError::Mismatch {
-            message: format!("{} activation rows but room for {} results", acts.len(), out.len()),
-        });
-    }
-    for a in acts {
-        let expected = row_bytes(ty, a)?;
-        if w.len() != expected {
-            return Err(QuantError::WrongByteLength { ty, values: a.n_values(), expected, got: w.len() });
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() && acts.len() > 1 {
-        use crate::avx2 as k;
-        // SAFETY (each call): the CPU features were detected at runtime; lengths checked above.
-        type Tokens = unsafe fn(&[u8], &[&[BlockQ8_0]], &mut [f32]);
-        let kernel: Option<Tokens> = match ty {
-            GgmlType::Q4_0 => Some(k::vec_dot_q4_0_q8_0_tokens),
-            GgmlType::Q5_0 => Some(k::vec_dot_q5_0_q8_0_tokens),
-            GgmlType::Q8_0 => Some(k::vec_dot_q8_0_q8_0_tokens),
-            GgmlType::IQ4_NL => Some(k::vec_dot_iq4_nl_q8_0_tokens),
-            _ => None,
-        };
-        if let Some(kernel) = kernel {
-            let mut rows: [&[BlockQ8_0]; k::TOKENS_PER_PASS] = [&[]; k::TOKENS_PER_PASS];
-            for (acts, out) in acts.chunks(k::TOKENS_PER_PASS).zip(out.chunks_mut(k::TOKENS_PER_PASS)) {
-                for (row, a) in rows.iter_mut().zip(acts) {
-                    let Activation::Q8_0(blocks) = a else {
-                        return Err(QuantError::Mismatch { message: format!("{ty} weights pair with Q8_0, not {}", a.ty()) });
-                    };
-                    *row = blocks;
-                }
-                unsafe { kernel(w, &rows[..acts.len()], out) };
+    TokenActivations::new(ty, acts)?.dot_row(w, out)
+}
+
+/// Activation rows (the tokens) checked once against a weight type, for dotting many weight
+/// rows with them ([`TokenActivations::dot_row`]); the per-row check is then one length compare.
+pub struct TokenActivations<'a> {
+    ty: GgmlType,
+    acts: &'a [Activation],
+    row_bytes: usize,
+    /// The Q8_0 rows, for the multi-token kernels; empty for other pairings.
+    q8_0: Vec<&'a [BlockQ8_0]>,
+}
+
+impl<'a> TokenActivations<'a> {
+    /// Checks that every row pairs with `ty` and that all have the same length.
+    pub fn new(ty: GgmlType, acts: &'a [Activation]) -> Result<Self, QuantError> {
+        let mut row_bytes = None;
+        for a in acts {
+            let rb = self::row_bytes(ty, a)?;
+            if *row_bytes.get_or_insert(rb) != rb {
+                return Err(QuantError::Mismatch { message: format!("token rows of different lengths ({} values and more)", a.n_values()) });
             }
+        }
+        let q8_0 = acts
+            .iter()
+            .filter_map(|a| match a {
+                Activation::Q8_0(blocks) => Some(blocks.as_slice()),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        let q8_0 = if q8_0.len() == acts.len() { q8_0 } else { Vec::new() };
+        Ok(TokenActivations { ty, acts, row_bytes: row_bytes.unwrap_or(0), q8_0 })
+    }
+
+    /// `out[t] = vec_dot(ty, w, acts[t])` for one weight row `w`.
+    pub fn dot_row(&self, w: &[u8], out: &mut [f32]) -> Result<(), QuantError> {
+        let ty = self.ty;
+        if out.len() != self.acts.len() {
+            return Err(QuantError::Mismatch {
+                message: format!("{} activation rows but room for {} results", self.acts.len(), out.len()),
+            });
+        }
+        if let Some(a) = self.acts.first() {
+            if w.len() != self.row_bytes {
+                return Err(QuantError::WrongByteLength { ty, values: a.n_values(), expected: self.row_bytes, got: w.len() });
+            }
+        }
+        let kernel: Option<TokensKernel> = if self.acts.len() > 1 && !self.q8_0.is_empty() { multi_token_kernel(ty) } else { None };
+        if let Some(kernel) = kernel {
+            kernel(w, &self.q8_0, out);
             return Ok(());
         }
+        let mut scratch = Vec::new();
+        for (o, a) in out.iter_mut().zip(self.acts) {
+            *o = dot_unchecked(ty, w, a, &mut scratch)?;
+        }
+        Ok(())
+    }
+}
+
+/// A multi-token kernel: one weight row, several Q8_0 rows, one result per row.
+type TokensKernel = fn(&[u8], &[&[BlockQ8_0]], &mut [f32]);
+
+/// The multi-token kernel for `ty` × Q8_0 on this CPU / build, if there is one.
+#[allow(unused_variables)]
+fn multi_token_kernel(ty: GgmlType) -> Option<TokensKernel> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY (each wrapper): AVX2, FMA and F16C were detected at runtime; the caller passes
+        // rows whose lengths `TokenActivations` checked.
+        return match ty {
+            GgmlType::Q4_0 => Some(|w, a, o| unsafe { crate::avx2::vec_dot_q4_0_q8_0_tokens(w, a, o) }),
+            GgmlType::Q5_0 => Some(|w, a, o| unsafe { crate::avx2::vec_dot_q5_0_q8_0_tokens(w, a, o) }),
+            GgmlType::Q8_0 => Some(|w, a, o| unsafe { crate::avx2::vec_dot_q8_0_q8_0_tokens(w, a, o) }),
+            GgmlType::IQ4_NL => Some(|w, a, o| unsafe { crate::avx2::vec_dot_iq4_nl_q8_0_tokens(w, a, o) }),
+            _ => None,
+        };
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if acts.len() > 1 {
-        use crate::simd128 as k;
-        type Tokens = fn(&[u8], &[&[BlockQ8_0]], &mut [f32]);
-        let kernel: Option<Tokens> = match ty {
-            GgmlType::Q4_0 => Some(k::vec_dot_q4_0_q8_0_tokens),
-            GgmlType::Q5_0 => Some(k::vec_dot_q5_0_q8_0_tokens),
-            GgmlType::Q8_0 => Some(k::vec_dot_q8_0_q8_0_tokens),
-            GgmlType::IQ4_NL => Some(k::vec_dot_iq4_nl_q8_0_tokens),
-            _ => None,
-        };
-        if let Some(kernel) = kernel {
-            let mut rows: [&[BlockQ8_0]; k::TOKENS_PER_PASS] = [&[]; k::TOKENS_PER_PASS];
-            for (acts, out) in acts.chunks(k::TOKENS_PER_PASS).zip(out.chunks_mut(k::TOKENS_PER_PASS)) {
-                for (row, a) in rows.iter_mut().zip(acts) {
-                    let Activation::Q8_0(blocks) = a else {
-                        return Err(QuantError::Mismatch { message: format!("{ty} weights pair with Q8_0, not {}", a.ty()) });
-                    };
-                    *row = blocks;
-                }
-                kernel(w, &rows[..acts.len()], out);
-            }
-            return Ok(());
-        }
-    }
-    let mut scratch = Vec::new();
-    for (o, a) in out.iter_mut().zip(acts) {
-        *o = dot_unchecked(ty, w, a, &mut scratch)?;
-    }
-    Ok(())
+    return match ty {
+        GgmlType::Q4_0 => Some(crate::simd128::vec_dot_q4_0_q8_0_tokens),
+        GgmlType::Q5_0 => Some(crate::simd128::vec_dot_q5_0_q8_0_tokens),
+        GgmlType::Q8_0 => Some(crate::simd128::vec_dot_q8_0_q8_0_tokens),
+        GgmlType::IQ4_NL => Some(crate::simd128::vec_dot_iq4_nl_q8_0_tokens),
+        _ => None,
+    };
+    #[allow(unreachable_code)]
+    None
 }
 
 /// Rows of `cols` f32 weights (`w`, row-major) against several f32 rows (the tokens):
