@@ -143,12 +143,19 @@ def run_model(llama_cpp, path: Path, out_dir: Path) -> dict:
     return {"last": last}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def model_arguments(doc: str) -> argparse.ArgumentParser:
+    """The options every llama.cpp reference tool takes: which models, where they are, where the
+    goldens go."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", help="GGUF name (repeatable; default: both shared models)")
     ap.add_argument("--models-dir", default=os.environ.get("PARALLAX_MODELS",
                                                           str(Path.home() / ".cache/parallax/models")))
     ap.add_argument("--out-dir", default=str(Path(__file__).resolve().parents[2] / "tests/golden/reference"))
+    return ap
+
+
+def main():
+    ap = model_arguments(__doc__)
     ap.add_argument("--compare-numpy", metavar="DIR",
                     help="folder holding numpy-f32-<model>.last-logits.f32 dumps to compare against")
     args = ap.parse_args()

@@ -28,9 +28,7 @@ f32 logits are the golden itself and are not written again.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -68,12 +66,7 @@ def evaluate(llama_mod, path: Path, tokens: list[int], extra: dict) -> np.ndarra
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", help="GGUF name (repeatable; default: both shared models)")
-    ap.add_argument("--models-dir", default=os.environ.get("PARALLAX_MODELS",
-                                                          str(Path.home() / ".cache/parallax/models")))
-    ap.add_argument("--out-dir", default=str(Path(__file__).resolve().parents[2] / "tests/golden/reference"))
-    args = ap.parse_args()
+    args = golden.model_arguments(__doc__).parse_args()
 
     import llama_cpp
     import llama_cpp.llama as llama_mod

@@ -529,19 +529,32 @@ mod imp {
     pub fn vec_dot_f32(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
         let (a, b) = (&a[..n], &b[..n]);
-        // Whole 32-value chunks as arrays: the loads below need no bounds checks.
-        let ld = |s: &[f32; 32], k: usize| -> v128 {
-            let s = &s[4 * k..4 * k + 4];
-            // SAFETY: `s` has exactly 4 readable f32s; `v128_load` is 1-aligned.
-            unsafe { v128_load(s.as_ptr() as *const v128) }
-        };
         let mut acc = [f32x4_splat(0.0); 8];
         for (ca, cb) in a.as_chunks::<32>().0.iter().zip(b.as_chunks::<32>().0) {
             for (k, s) in acc.iter_mut().enumerate() {
-                *s = f32x4_add(*s, f32x4_mul(ld(ca, k), ld(cb, k)));
+                *s = f32x4_add(*s, f32x4_mul(load4(ca, k), load4(cb, k)));
             }
         }
         let i = n - n % 32;
+        let mut lanes = lanes32(&acc);
+        for (lane, k) in lanes.iter_mut().zip(i..n) {
+            *lane += a[k] * b[k];
+        }
+        crate::order::reduce32(&lanes)
+    }
+
+    /// Values `4k .. 4k + 4` of a 32-value chunk (whole chunks as arrays: no bounds checks).
+    #[inline(always)]
+    fn load4(s: &[f32; 32], k: usize) -> v128 {
+        let s = &s[4 * k..4 * k + 4];
+        // SAFETY: `s` has exactly 4 readable f32s; `v128_load` is 1-aligned.
+        unsafe { v128_load(s.as_ptr() as *const v128) }
+    }
+
+    /// Eight 4-lane accumulators as the 32 lanes of [`crate::order`] (lane `4k + j` = lane `j`
+    /// of accumulator `k`).
+    #[inline(always)]
+    fn lanes32(acc: &[v128; 8]) -> [f32; 32] {
         let mut lanes = [0f32; 32];
         for (k, v) in acc.iter().enumerate() {
             lanes[4 * k] = f32x4_extract_lane::<0>(*v);
@@ -549,41 +562,23 @@ mod imp {
             lanes[4 * k + 2] = f32x4_extract_lane::<2>(*v);
             lanes[4 * k + 3] = f32x4_extract_lane::<3>(*v);
         }
-        for (lane, k) in lanes.iter_mut().zip(i..n) {
-            *lane += a[k] * b[k];
-        }
-        crate::order::reduce32(&lanes)
+        lanes
     }
 
     /// `(vec_dot_f32(w, a), vec_dot_f32(w, b))` bit for bit, for `a` and `b` as long as `w`.
     #[inline(always)]
     fn dot_f32_pair(w: &[f32], a: &[f32], b: &[f32]) -> (f32, f32) {
         let n = w.len();
-        let ld = |s: &[f32; 32], k: usize| -> v128 {
-            let s = &s[4 * k..4 * k + 4];
-            // SAFETY: `s` has exactly 4 readable f32s; `v128_load` is 1-aligned.
-            unsafe { v128_load(s.as_ptr() as *const v128) }
-        };
-        let lanes_of = |acc: &[v128; 8]| {
-            let mut lanes = [0f32; 32];
-            for (k, v) in acc.iter().enumerate() {
-                lanes[4 * k] = f32x4_extract_lane::<0>(*v);
-                lanes[4 * k + 1] = f32x4_extract_lane::<1>(*v);
-                lanes[4 * k + 2] = f32x4_extract_lane::<2>(*v);
-                lanes[4 * k + 3] = f32x4_extract_lane::<3>(*v);
-            }
-            lanes
-        };
         let (mut acc_a, mut acc_b) = ([f32x4_splat(0.0); 8], [f32x4_splat(0.0); 8]);
         for ((cw, ca), cb) in w.as_chunks::<32>().0.iter().zip(a.as_chunks::<32>().0).zip(b.as_chunks::<32>().0) {
             for k in 0..8 {
-                let x = ld(cw, k);
-                acc_a[k] = f32x4_add(acc_a[k], f32x4_mul(x, ld(ca, k)));
-                acc_b[k] = f32x4_add(acc_b[k], f32x4_mul(x, ld(cb, k)));
+                let x = load4(cw, k);
+                acc_a[k] = f32x4_add(acc_a[k], f32x4_mul(x, load4(ca, k)));
+                acc_b[k] = f32x4_add(acc_b[k], f32x4_mul(x, load4(cb, k)));
             }
         }
         let i = n - n % 32;
-        let (mut la, mut lb) = (lanes_of(&acc_a), lanes_of(&acc_b));
+        let (mut la, mut lb) = (lanes32(&acc_a), lanes32(&acc_b));
         for ((la, lb), k) in la.iter_mut().zip(lb.iter_mut()).zip(i..n) {
             *la += w[k] * a[k];
             *lb += w[k] * b[k];
