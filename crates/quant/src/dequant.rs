@@ -54,6 +54,8 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Qua
         let kernel: Option<Rows> = match ty {
             T::Q5_0 => Some(crate::simd128::dequantize_row_q5_0),
             T::Q8_0 => Some(crate::simd128::dequantize_row_q8_0),
+            T::Q4_K => Some(crate::simd128::dequantize_row_q4_k),
+            T::Q6_K => Some(crate::simd128::dequantize_row_q6_k),
             _ => None,
         };
         if let Some(kernel) = kernel {

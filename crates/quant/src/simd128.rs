@@ -635,6 +635,69 @@ mod imp {
         }
     }
 
+    /// 16 unsigned bytes `q` as `d·q − m`, 16 f32 stored to `y` (the scalar's product, then
+    /// difference: no fused multiply-add).
+    #[inline(always)]
+    fn store_affine16(q: v128, d: v128, m: v128, y: &mut [f32]) {
+        let lo = u16x8_extend_low_u8x16(q);
+        let hi = u16x8_extend_high_u8x16(q);
+        let parts = [u32x4_extend_low_u16x8(lo), u32x4_extend_high_u16x8(lo), u32x4_extend_low_u16x8(hi), u32x4_extend_high_u16x8(hi)];
+        for (k, p) in parts.into_iter().enumerate() {
+            let v = f32x4_sub(f32x4_mul(d, f32x4_convert_i32x4(p)), m);
+            let dst = &mut y[4 * k..4 * k + 4];
+            // SAFETY: `dst` has exactly 4 writable f32s; `v128_store` is 1-aligned.
+            unsafe { v128_store(dst.as_mut_ptr() as *mut v128, v) };
+        }
+    }
+
+    /// Q4_K rows to f32, bit-identical to `crate::dequant`'s: per 32 values `(d·sc)·q − (dmin·m)`.
+    pub fn dequantize_row_q4_k(bytes: &[u8], out: &mut [f32]) {
+        for (x, y) in bytes.as_chunks::<Q4_K_BYTES>().0.iter().zip(out.as_chunks_mut::<QK_K>().0) {
+            let (d, dmin) = (f16_at(x, 0), f16_at(x, 2));
+            let (sc, mn) = scale_min_k4(arr12(x, 4));
+            for j in 0..QK_K / 64 {
+                for (h, nib) in [lo4 as fn(v128) -> v128, hi4].into_iter().enumerate() {
+                    let g = 2 * j + h;
+                    let d1 = f32x4_splat(d * sc[g] as f32);
+                    let m1 = f32x4_splat(dmin * mn[g] as f32);
+                    for half in 0..2 {
+                        let q = nib(load(x, 16 + 32 * j + 16 * half));
+                        store_affine16(q, d1, m1, &mut y[32 * g + 16 * half..32 * g + 16 * half + 16]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Q6_K rows to f32, bit-identical to `crate::dequant`'s: `(d·sc)·(q − 32)`, a scale per 16.
+    pub fn dequantize_row_q6_k(bytes: &[u8], out: &mut [f32]) {
+        let m3 = u8x16_splat(3);
+        let thirty_two = i8x16_splat(32);
+        for (x, y) in bytes.as_chunks::<Q6_K_BYTES>().0.iter().zip(out.as_chunks_mut::<QK_K>().0) {
+            let d = f16_at(x, 208);
+            for n in 0..QK_K / 128 {
+                for h in 0..2 {
+                    // Values l = 16h .. 16h + 16 of each of the four 32-value parts.
+                    let ql0 = load(x, 64 * n + 16 * h);
+                    let ql1 = load(x, 64 * n + 32 + 16 * h);
+                    let qh = load(x, 128 + 32 * n + 16 * h);
+                    let parts = [
+                        v128_or(lo4(ql0), u8x16_shl(v128_and(qh, m3), 4)),
+                        v128_or(lo4(ql1), u8x16_shl(v128_and(u8x16_shr(qh, 2), m3), 4)),
+                        v128_or(hi4(ql0), u8x16_shl(v128_and(u8x16_shr(qh, 4), m3), 4)),
+                        v128_or(hi4(ql1), u8x16_shl(u8x16_shr(qh, 6), 4)),
+                    ];
+                    for (part, q) in parts.into_iter().enumerate() {
+                        let sc = x[192 + 8 * n + 2 * part + h] as i8;
+                        let ds = f32x4_splat(d * sc as f32);
+                        let at = 128 * n + 32 * part + 16 * h;
+                        store_scaled16(i8x16_sub(q, thirty_two), ds, &mut y[at..at + 16]);
+                    }
+                }
+            }
+        }
+    }
+
     /// Q8_0 rows to f32, bit-identical to `crate::dequant`'s.
     pub fn dequantize_row_q8_0(bytes: &[u8], out: &mut [f32]) {
         for (x, y) in bytes.as_chunks::<Q8_0_BYTES>().0.iter().zip(out.as_chunks_mut::<QK>().0) {
