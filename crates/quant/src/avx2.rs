@@ -751,6 +751,108 @@ pub unsafe fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     sumf
 }
 
+/// Q4_K × several Q8_K rows: `out[t]` equals [`vec_dot_q4_k_q8_k`]`(w, acts[t])` bit for bit
+/// (the same exact integer sums, each token's super-blocks added in order), with each
+/// super-block's nibbles and scales unpacked once for all the tokens.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]); `out.len() == acts.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q4_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let wb = w.as_chunks::<Q4_K_BYTES>().0;
+    for (acts, out) in acts.chunks(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS)) {
+        let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
+        let mut sumf = [0f32; TOKENS_PER_PASS];
+        for (b, x) in wb[..n].iter().enumerate() {
+            let xp = x.as_ptr();
+            let sm = k4_scales_mins(arr12_at(x, 4));
+            let scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
+            let mins16 = _mm256_extracti128_si256(sm, 1);
+            let mut nib = [_mm256_setzero_si256(); 8];
+            let mut sc = [_mm256_setzero_si256(); 8];
+            for j in 0..4 {
+                let q4 = load32(xp.add(16 + 32 * j));
+                nib[2 * j] = _mm256_and_si256(q4, m4);
+                nib[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+                sc[2 * j] = broadcast_i16(scales, 2 * j as i16);
+                sc[2 * j + 1] = broadcast_i16(scales, 2 * j as i16 + 1);
+            }
+            let (xd, xmin) = fp16x2(bits_le(x, 0), bits_le(x, 2));
+            for (sumf, a) in sumf.iter_mut().zip(acts) {
+                let y = &a[b];
+                let yp = y.qs.as_ptr() as *const u8;
+                let bsums = load32(y.bsums.as_ptr() as *const u8);
+                let pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+                let mins = _mm_madd_epi16(mins16, pair_sums);
+                let mut sumi = _mm256_setzero_si256();
+                for k in 0..8 {
+                    let p = _mm256_maddubs_epi16(nib[k], load32(yp.add(32 * k)));
+                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc[k]));
+                }
+                let (isum, summ) = hsum2_i32(sumi, mins);
+                let d = xd * y.d;
+                let dmin = xmin * y.d;
+                *sumf += d * isum as f32 - dmin * summ as f32;
+            }
+        }
+        out.copy_from_slice(&sumf[..out.len()]);
+    }
+}
+
+/// Q6_K × several Q8_K rows: `out[t]` equals [`vec_dot_q6_k_q8_k`]`(w, acts[t])` bit for bit,
+/// with each super-block's 6-bit values and scales unpacked once for all the tokens.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]); `out.len() == acts.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q6_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let wb = w.as_chunks::<Q6_K_BYTES>().0;
+    for (acts, out) in acts.chunks(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS)) {
+        let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
+        let mut sumf = [0f32; TOKENS_PER_PASS];
+        for (b, x) in wb[..n].iter().enumerate() {
+            let xp = x.as_ptr();
+            let scales = load16(xp.add(192));
+            let scales16 = _mm256_cvtepi8_epi16(scales);
+            let mut q = [_mm256_setzero_si256(); 8];
+            let mut sc = [_mm256_setzero_si256(); 8];
+            for h in 0..2 {
+                let ql0 = load32(xp.add(64 * h));
+                let ql1 = load32(xp.add(64 * h + 32));
+                let qh = load32(xp.add(128 + 32 * h));
+                q[4 * h] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
+                q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
+                q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
+                q[4 * h + 3] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                    _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0xC0u8 as i8)), 2),
+                );
+            }
+            for (c, s) in sc.iter_mut().enumerate() {
+                *s = scale_pair(scales, c);
+            }
+            let xd = fp16(bits_le(x, 208));
+            for (sumf, a) in sumf.iter_mut().zip(acts) {
+                let y = &a[b];
+                let yp = y.qs.as_ptr() as *const u8;
+                let offsets = _mm256_madd_epi16(scales16, load32(y.bsums.as_ptr() as *const u8));
+                let offsets = _mm_add_epi32(_mm256_castsi256_si128(offsets), _mm256_extracti128_si256(offsets, 1));
+                let mut sumi = _mm256_setzero_si256();
+                for c in 0..8 {
+                    let p = _mm256_maddubs_epi16(q[c], load32(yp.add(32 * c)));
+                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc[c]));
+                }
+                let (isum, offset) = hsum2_i32(sumi, offsets);
+                let d = xd * y.d;
+                *sumf += d * (isum - 32 * offset) as f32;
+            }
+        }
+        out.copy_from_slice(&sumf[..out.len()]);
+    }
+}
+
 /// IQ4_XS × Q8_K: IQ4_NL levels with 6-bit sub-block scales biased by 32.
 ///
 /// The scalar code applies each sub-block scale in float; here `(ls − 32)·Σ level·q8` is summed

@@ -316,8 +316,9 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &Activation) -> Result<f32, QuantError
 
 /// One row of weights against several activation rows of its pairing type (the tokens of a
 /// prompt): `out[t] = vec_dot(ty, w, acts[t])`, bit for bit. Where a multi-token kernel exists
-/// (AVX2 and simd128: the 32-value formats × Q8_0) each weight block is decoded once for every
-/// token. For many rows against the same tokens, [`TokenActivations`] checks the tokens once.
+/// (AVX2 and simd128: the 32-value formats × Q8_0; AVX2: Q4_K and Q6_K × Q8_K) each weight block
+/// is decoded once for every token. For many rows against the same tokens, [`TokenActivations`]
+/// checks the tokens once.
 pub fn vec_dot_tokens(ty: GgmlType, w: &[u8], acts: &[Activation], out: &mut [f32]) -> Result<(), QuantError> {
     TokenActivations::new(ty, acts)?.dot_row(w, out)
 }
@@ -330,6 +331,8 @@ pub struct TokenActivations<'a> {
     row_bytes: usize,
     /// The Q8_0 rows, for the multi-token kernels; empty for other pairings.
     q8_0: Vec<&'a [BlockQ8_0]>,
+    /// The Q8_K rows, likewise.
+    q8_k: Vec<&'a [BlockQ8K]>,
 }
 
 impl<'a> TokenActivations<'a> {
@@ -350,7 +353,15 @@ impl<'a> TokenActivations<'a> {
             })
             .collect::<Vec<_>>();
         let q8_0 = if q8_0.len() == acts.len() { q8_0 } else { Vec::new() };
-        Ok(TokenActivations { ty, acts, row_bytes: row_bytes.unwrap_or(0), q8_0 })
+        let q8_k = acts
+            .iter()
+            .filter_map(|a| match a {
+                Activation::Q8K(blocks) => Some(blocks.as_slice()),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        let q8_k = if q8_k.len() == acts.len() { q8_k } else { Vec::new() };
+        Ok(TokenActivations { ty, acts, row_bytes: row_bytes.unwrap_or(0), q8_0, q8_k })
     }
 
     /// `out[t] = vec_dot(ty, w, acts[t])` for one weight row `w`.
@@ -366,10 +377,15 @@ impl<'a> TokenActivations<'a> {
                 return Err(QuantError::WrongByteLength { ty, values: a.n_values(), expected: self.row_bytes, got: w.len() });
             }
         }
-        let kernel: Option<TokensKernel> = if self.acts.len() > 1 && !self.q8_0.is_empty() { multi_token_kernel(ty) } else { None };
-        if let Some(kernel) = kernel {
-            kernel(w, &self.q8_0, out);
-            return Ok(());
+        if self.acts.len() > 1 {
+            if let (false, Some(kernel)) = (self.q8_0.is_empty(), multi_token_kernel(ty)) {
+                kernel(w, &self.q8_0, out);
+                return Ok(());
+            }
+            if let (false, Some(kernel)) = (self.q8_k.is_empty(), multi_token_kernel_k(ty)) {
+                kernel(w, &self.q8_k, out);
+                return Ok(());
+            }
         }
         let mut scratch = Vec::new();
         for (o, a) in out.iter_mut().zip(self.acts) {
@@ -381,6 +397,24 @@ impl<'a> TokenActivations<'a> {
 
 /// A multi-token kernel: one weight row, several Q8_0 rows, one result per row.
 type TokensKernel = fn(&[u8], &[&[BlockQ8_0]], &mut [f32]);
+
+/// A multi-token kernel for a k-quant: one weight row, several Q8_K rows.
+type TokensKernelK = fn(&[u8], &[&[BlockQ8K]], &mut [f32]);
+
+/// The multi-token kernel for k-quant `ty` × Q8_K on this CPU / build, if there is one.
+#[allow(unused_variables)]
+fn multi_token_kernel_k(ty: GgmlType) -> Option<TokensKernelK> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2::available() {
+        // SAFETY (each wrapper): as in `multi_token_kernel`.
+        return match ty {
+            GgmlType::Q4_K => Some(|w, a, o| unsafe { crate::avx2::vec_dot_q4_k_q8_k_tokens(w, a, o) }),
+            GgmlType::Q6_K => Some(|w, a, o| unsafe { crate::avx2::vec_dot_q6_k_q8_k_tokens(w, a, o) }),
+            _ => None,
+        };
+    }
+    None
+}
 
 /// The multi-token kernel for `ty` × Q8_0 on this CPU / build, if there is one.
 #[allow(unused_variables)]
