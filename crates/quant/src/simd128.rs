@@ -387,6 +387,12 @@ mod imp {
     #[inline(always)]
     fn k4_scales_and_min_sum<const N: usize>(x: &[u8; N], y: &BlockQ8K) -> ([u32; 2], i32) {
         let [s0, s1, mins_lo, mins_hi] = scale_min_k4_words(arr12(x, 4));
+        ([s0, s1], k4_min_sum(mins_lo, mins_hi, y))
+    }
+
+    /// `Σ_j mins[j]·(bsums[2j] + bsums[2j+1])` for the two min words of a Q4_K/Q5_K block.
+    #[inline(always)]
+    fn k4_min_sum(mins_lo: u32, mins_hi: u32, y: &BlockQ8K) -> i32 {
         let mins = u32x4(mins_lo, mins_hi, 0, 0);
         let dup_lo = u16x8_extend_low_u8x16(i8x16_swizzle(mins, u8x16(0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0)));
         let dup_hi = u16x8_extend_low_u8x16(i8x16_swizzle(mins, u8x16(4, 4, 5, 5, 6, 6, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0)));
@@ -395,8 +401,7 @@ mod imp {
             let p = y.bsums.as_ptr() as *const v128;
             (v128_load(p), v128_load(p.add(1)))
         };
-        let summ = hsum_i32(i32x4_add(i32x4_dot_i16x8(bs_lo, dup_lo), i32x4_dot_i16x8(bs_hi, dup_hi)));
-        ([s0, s1], summ)
+        hsum_i32(i32x4_add(i32x4_dot_i16x8(bs_lo, dup_lo), i32x4_dot_i16x8(bs_hi, dup_hi)))
     }
 
     /// Scale `k` (0..8) out of the two scale words.
@@ -437,6 +442,44 @@ mod imp {
             sumf += d * hsum_i32(sumi) as f32 - dmin * summ as f32;
         }
         sumf
+    }
+
+    /// Q4_K × several Q8_K rows: `out[t]` equals [`vec_dot_q4_k_q8_k`]`(w, acts[t])` bit for
+    /// bit, each super-block's nibbles and scales unpacked once for all the tokens.
+    pub fn vec_dot_q4_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
+        let wb = w.as_chunks::<Q4_K_BYTES>().0;
+        for (acts, out) in acts.chunks(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS)) {
+            let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
+            let mut sumf = [0f32; TOKENS_PER_PASS];
+            for (b, x) in wb[..n].iter().enumerate() {
+                let [s0, s1, mins_lo, mins_hi] = scale_min_k4_words(arr12(x, 4));
+                let mut nib = [i8x16_splat(0); 16];
+                let mut scale = [i16x8_splat(0); 8];
+                for j in 0..4 {
+                    let (qa, qb) = (load(x, 16 + 32 * j), load(x, 32 + 32 * j));
+                    nib[4 * j..4 * j + 4].copy_from_slice(&[lo4(qa), lo4(qb), hi4(qa), hi4(qb)]);
+                    scale[2 * j] = i16x8_splat(k4_scale([s0, s1], 2 * j));
+                    scale[2 * j + 1] = i16x8_splat(k4_scale([s0, s1], 2 * j + 1));
+                }
+                let (dx, mx) = (f16_at(x, 0), f16_at(x, 2));
+                for (sumf, a) in sumf.iter_mut().zip(acts) {
+                    let y = &a[b];
+                    let summ = k4_min_sum(mins_lo, mins_hi, y);
+                    let mut sumi = i32x4_splat(0);
+                    for j in 0..4 {
+                        let o = 64 * j;
+                        let p0 = nibble_dot32(nib[4 * j], nib[4 * j + 1], load_i8(&y.qs, o), load_i8(&y.qs, o + 16));
+                        let p1 = nibble_dot32(nib[4 * j + 2], nib[4 * j + 3], load_i8(&y.qs, o + 32), load_i8(&y.qs, o + 48));
+                        sumi = i32x4_add(sumi, i32x4_dot_i16x8(p0, scale[2 * j]));
+                        sumi = i32x4_add(sumi, i32x4_dot_i16x8(p1, scale[2 * j + 1]));
+                    }
+                    let d = dx * y.d;
+                    let dmin = mx * y.d;
+                    *sumf += d * hsum_i32(sumi) as f32 - dmin * summ as f32;
+                }
+            }
+            out.copy_from_slice(&sumf[..out.len()]);
+        }
     }
 
     /// Q5_K × Q8_K.
@@ -500,6 +543,52 @@ mod imp {
             sumf += d * hsum_i32(sumi) as f32;
         }
         sumf
+    }
+
+    /// Q6_K × several Q8_K rows: `out[t]` equals [`vec_dot_q6_k_q8_k`]`(w, acts[t])` bit for
+    /// bit, each super-block's values and scales unpacked once for all the tokens.
+    pub fn vec_dot_q6_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
+        let m32 = i8x16_splat(32);
+        let wb = w.as_chunks::<Q6_K_BYTES>().0;
+        for (acts, out) in acts.chunks(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS)) {
+            let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
+            let mut sumf = [0f32; TOKENS_PER_PASS];
+            for (b, x) in wb[..n].iter().enumerate() {
+                // Sub-block `sub` (16 values): its signed values and its scale.
+                let mut v = [i8x16_splat(0); 16];
+                let mut scale = [i32x4_splat(0); 16];
+                for h in 0..2 {
+                    for t in 0..2 {
+                        let ql0 = load(x, 64 * h + 16 * t);
+                        let ql1 = load(x, 64 * h + 32 + 16 * t);
+                        let qh = load(x, 128 + 32 * h + 16 * t);
+                        let parts = [
+                            v128_or(lo4(ql0), i8x16_shl(v128_and(qh, u8x16_splat(0x03)), 4)),
+                            v128_or(lo4(ql1), i8x16_shl(v128_and(qh, u8x16_splat(0x0C)), 2)),
+                            v128_or(hi4(ql0), v128_and(qh, u8x16_splat(0x30))),
+                            v128_or(hi4(ql1), u8x16_shr(v128_and(qh, u8x16_splat(0xC0)), 2)),
+                        ];
+                        for (g, vg) in parts.into_iter().enumerate() {
+                            let sub = 8 * h + 2 * g + t;
+                            v[sub] = i8x16_sub(vg, m32);
+                            scale[sub] = i32x4_splat(x[192 + sub] as i8 as i32);
+                        }
+                    }
+                }
+                let dx = f16_at(x, 208);
+                for (sumf, a) in sumf.iter_mut().zip(acts) {
+                    let y = &a[b];
+                    let mut sumi = i32x4_splat(0);
+                    for sub in 0..16 {
+                        let p = dot16(v[sub], load_i8(&y.qs, 16 * sub));
+                        sumi = i32x4_add(sumi, i32x4_mul(p, scale[sub]));
+                    }
+                    let d = dx * y.d;
+                    *sumf += d * hsum_i32(sumi) as f32;
+                }
+            }
+            out.copy_from_slice(&sumf[..out.len()]);
+        }
     }
 
     /// IQ4_XS × Q8_K: `(ls − 32)·Σ level·q8` summed in integers per super-block, scaled once.
