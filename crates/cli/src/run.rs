@@ -7,10 +7,10 @@ use std::sync::atomic::AtomicBool;
 use indicatif::{ProgressBar, ProgressStyle};
 use parallax_engine::{PathKind, Phase, RunInput, RunOptions};
 use parallax_report::{Mode, Report, Scope};
-use parallax_source::{ByteSource, FileSource};
+use parallax_source::{BackgroundReadAhead, ByteSource, FileSource};
 use sha2::{Digest, Sha256};
 
-use crate::{open, JudgeArgs, ModeArg, RunArgs, ScopeArg, Verdict};
+use crate::{JudgeArgs, ModeArg, RunArgs, ScopeArg, Verdict};
 
 /// Contracts, path mapping and traces as the user gave them, read and checked before any work.
 struct Judging {
@@ -112,7 +112,7 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
             std::process::exit(130);
         }
     });
-    let model = open(&args.model)?;
+    let model = open_reading_ahead(&args.model, args.memory_budget)?;
     let sha256 = if args.no_hash { None } else { Some(hash_file(&args.model, model.source().len(), args.quiet)?) };
 
     let input = RunInput {
@@ -192,6 +192,19 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(verdict)
+}
+
+/// The model for a run, its file read through a [`BackgroundReadAhead`]: the engine hints each
+/// next layer, which is then read on a second thread while the current layer computes. The
+/// window holds one layer's span, at most 256 MiB and at most a quarter of `--memory-budget`.
+fn open_reading_ahead(
+    path: &std::path::Path,
+    memory_budget: Option<u64>,
+) -> Result<parallax_model::Model<BackgroundReadAhead<FileSource>>, String> {
+    const MAX_WINDOW: u64 = 256 << 20;
+    let source = FileSource::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let window = memory_budget.map_or(MAX_WINDOW, |b| MAX_WINDOW.min(b / 4));
+    parallax_model::Model::open(BackgroundReadAhead::new(source, window)).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn hash_file(path: &std::path::Path, len: u64, quiet: bool) -> Result<String, String> {

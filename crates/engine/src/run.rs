@@ -583,9 +583,19 @@ async fn run_paths<S: ByteSource>(
     for il in 0..cfg.n_layers {
         step.check_cancel()?;
         progress.phase = Phase::Layer;
-        loader.check_memory_budget(il, n, opts.paths.len(), opts.memory_budget_bytes)?;
-        loader.prefetch_layer(il)?;
+        if il == 0 {
+            loader.check_memory_budget(il, n, opts.paths.len(), opts.memory_budget_bytes)?;
+            loader.prefetch_layer(il)?;
+        }
         let w = loader.layer(il)?;
+        // The next layer is hinted before this one computes, so a source that reads in the
+        // background (the CLI's) has it ready; its budget is checked before any of it is read.
+        if il + 1 < cfg.n_layers {
+            loader.check_memory_budget(il + 1, n, opts.paths.len(), opts.memory_budget_bytes)?;
+            loader.prefetch_layer(il + 1)?;
+        } else {
+            loader.release_prefetch()?;
+        }
         progress.bytes_read += w.bytes;
         for m in [&w.wq, &w.wk, &w.wv, &w.wo, &w.gate, &w.up, &w.down] {
             for p in &opts.paths {
@@ -607,7 +617,6 @@ async fn run_paths<S: ByteSource>(
     }
 
     // Final norm and the output head, read in row chunks.
-    loader.release_prefetch()?;
     progress.phase = Phase::OutputHead;
     let normed: Vec<Vec<f32>> = resid.iter().map(|x| ops::rms_norm(x, cfg.n_embd, &out_norm, cfg.rms_eps)).collect();
     drop(resid);

@@ -2,7 +2,9 @@
 //!
 //! Owns the [`ByteSource`] trait ("give me bytes `[a, b)`") and its native implementations
 //! ([`FileSource`], [`MemorySource`]) plus [`CountingSource`], which records how many bytes were
-//! pulled (progress bars, and tests proving readers never touch more than they need).
+//! pulled (progress bars, and tests proving readers never touch more than they need), and the
+//! read-ahead wrappers that serve the trait's `prefetch` hint ([`ReadAhead`], and natively
+//! [`BackgroundReadAhead`], which reads the next layer while the current one computes).
 //! Knows nothing about file formats, tensors or HTTP: a Range-request source and a browser
 //! `File` source implement the same trait in their own crates.
 //!
@@ -338,6 +340,92 @@ impl<S: ByteSource> ByteSource for ReadAhead<S> {
     }
 }
 
+/// [`ReadAhead`] that reads the hinted range on a background thread: the caller hints the next
+/// layer and goes on computing the current one while the bytes arrive (native only). A read
+/// inside the hinted range waits for that thread and is then served from memory; any other
+/// read goes straight through. One window at a time, at most `max_window` bytes.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct BackgroundReadAhead<S> {
+    inner: std::sync::Arc<S>,
+    max_window: u64,
+    window: std::sync::Mutex<Background>,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+enum Background {
+    Empty,
+    Reading { start: u64, len: u64, thread: std::thread::JoinHandle<Result<Vec<u8>, SourceError>> },
+    Ready { start: u64, bytes: Vec<u8> },
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<S: ByteSource + Send + Sync + 'static> BackgroundReadAhead<S> {
+    pub fn new(inner: S, max_window: u64) -> Self {
+        BackgroundReadAhead { inner: std::sync::Arc::new(inner), max_window, window: std::sync::Mutex::new(Background::Empty) }
+    }
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+    fn window(&self) -> std::sync::MutexGuard<'_, Background> {
+        // The window is only ever replaced whole, so a poisoned lock holds nothing half-made.
+        self.window.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<S: ByteSource + Send + Sync + 'static> ByteSource for BackgroundReadAhead<S> {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        check_bounds(offset, buf.len() as u64, self.len())?;
+        let end = offset + buf.len() as u64;
+        let mut window = self.window();
+        let pending = matches!(&*window, Background::Reading { start, len, .. } if offset >= *start && end <= start + len);
+        if pending {
+            if let Background::Reading { start, thread, .. } = std::mem::replace(&mut *window, Background::Empty) {
+                // A failed or panicked background read leaves the window empty: the read below
+                // then goes to the source itself and reports its own error.
+                if let Ok(Ok(bytes)) = thread.join() {
+                    *window = Background::Ready { start, bytes };
+                }
+            }
+        }
+        if let Background::Ready { start, bytes } = &*window {
+            if offset >= *start && end <= start + bytes.len() as u64 {
+                let at = (offset - start) as usize;
+                buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                return Ok(());
+            }
+        }
+        drop(window);
+        self.inner.read_exact_at(offset, buf)
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn prefetch(&self, range: Range<u64>) -> Result<(), SourceError> {
+        let mut window = self.window();
+        if let Background::Reading { thread, .. } = std::mem::replace(&mut *window, Background::Empty) {
+            // Not wanted any more; wait for it rather than leave a thread reading behind us.
+            let _ = thread.join();
+        }
+        let len = range.end.saturating_sub(range.start);
+        if len == 0 || len > self.max_window {
+            return Ok(());
+        }
+        check_bounds(range.start, len, self.len())?;
+        let inner = std::sync::Arc::clone(&self.inner);
+        let start = range.start;
+        let thread = std::thread::Builder::new()
+            .name("parallax-read-ahead".into())
+            .spawn(move || inner.read_range(range))
+            .map_err(|e| SourceError::Io { offset: start, len, message: format!("cannot start a reading thread: {e}") })?;
+        *window = Background::Reading { start, len, thread };
+        Ok(())
+    }
+}
+
 /// A forward-only reader over a source with a small buffer, for parsing headers that are a long
 /// run of small fields (GGUF metadata). It reads ahead in chunks but never past the source's end.
 pub struct Cursor<'a, S: ByteSource + ?Sized> {
@@ -480,6 +568,50 @@ mod tests {
         // A hint past the end is the source's error, and reads stay bounds-checked.
         assert!(matches!(src.prefetch(4000..4100), Err(SourceError::OutOfBounds { .. })));
         assert!(src.read_range(4090..4100).is_err());
+    }
+
+    #[test]
+    fn background_read_ahead_serves_the_hinted_range_and_passes_the_rest_through() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        let src = BackgroundReadAhead::new(CountingSource::new(MemorySource::new(data.clone())), 1024);
+        src.prefetch(100..900).unwrap();
+        for r in [500..900u64, 100..101, 300..700] {
+            assert_eq!(src.read_range(r.clone()).unwrap(), data[r.start as usize..r.end as usize]);
+        }
+        assert_eq!((src.inner().reads(), src.inner().bytes_read()), (1, 800));
+        assert_eq!(src.read_range(850..950).unwrap(), data[850..950]);
+        assert_eq!(src.inner().reads(), 2);
+        // A hint replaced before it was used is waited for, then dropped.
+        src.prefetch(0..1000).unwrap();
+        src.prefetch(2000..2500).unwrap();
+        assert_eq!(src.read_range(2100..2200).unwrap(), data[2100..2200]);
+        src.prefetch(0..0).unwrap();
+        assert_eq!(src.read_range(2100..2200).unwrap(), data[2100..2200]);
+        assert_eq!(src.inner().reads(), 5);
+        assert!(matches!(src.prefetch(4000..4100), Err(SourceError::OutOfBounds { .. })));
+        src.prefetch(0..2000).unwrap(); // over the limit: nothing read
+        assert_eq!(src.inner().reads(), 5);
+    }
+
+    /// A background read that fails leaves the error to the read that wanted the bytes.
+    #[test]
+    fn background_read_ahead_reports_a_failed_read_from_the_source() {
+        struct Failing;
+        impl ByteSource for Failing {
+            fn len(&self) -> u64 {
+                100
+            }
+            fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+                Err(SourceError::Io { offset, len: buf.len() as u64, message: "disk on fire".into() })
+            }
+            fn name(&self) -> String {
+                "failing".into()
+            }
+        }
+        let src = BackgroundReadAhead::new(Failing, 1024);
+        src.prefetch(0..50).unwrap();
+        let err = src.read_range(10..20).unwrap_err();
+        assert_eq!(err, SourceError::Io { offset: 10, len: 10, message: "disk on fire".into() });
     }
 
     #[test]
