@@ -141,25 +141,23 @@ impl<'m, S: ByteSource> Loader<'m, S> {
         Ok(())
     }
 
-    /// Tells the source that layer `il`'s tensors are read next ([`ByteSource::prefetch`]):
-    /// they lie side by side in the file, so a source whose reads cost a round trip each (the
-    /// browser's) fetches them in one. A layer whose tensors are scattered (its bytes fill less
-    /// than ¾ of their span) is not hinted, so no window ever holds bytes nobody asked for.
+    /// Tells the source that layer `il`'s tensors are read next ([`ByteSource::prefetch`]): a
+    /// source whose reads cost a round trip each (the browser's) fetches them in one go, a local
+    /// file (the CLI's) reads them on another thread while the current layer computes.
     pub fn prefetch_layer(&self, il: u32) -> Result<(), EngineError> {
-        let (mut lo, mut hi, mut sum) = (u64::MAX, 0u64, 0u64);
-        for t in self.model.tensors().iter().filter(|t| matches!(t.role, Some(Role::Layer { layer, .. }) if layer == il)) {
-            lo = lo.min(t.offset);
-            hi = hi.max(t.offset.saturating_add(t.n_bytes));
-            sum = sum.saturating_add(t.n_bytes);
-        }
-        let dense = sum > 0 && sum.saturating_mul(4) >= (hi - lo).saturating_mul(3);
-        let range = if dense { lo..hi } else { 0..0 };
-        self.model.source().prefetch(range).map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
+        let ranges: Vec<std::ops::Range<u64>> = self
+            .model
+            .tensors()
+            .iter()
+            .filter(|t| matches!(t.role, Some(Role::Layer { layer, .. }) if layer == il))
+            .map(|t| t.offset..t.offset.saturating_add(t.n_bytes))
+            .collect();
+        self.model.source().prefetch(&ranges).map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
     }
 
     /// Releases what [`Loader::prefetch_layer`] made the source hold.
     pub fn release_prefetch(&self) -> Result<(), EngineError> {
-        self.model.source().prefetch(0..0).map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
+        self.model.source().prefetch(&[]).map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
     }
 
     pub fn layer(&self, il: u32) -> Result<LayerWeights, EngineError> {

@@ -696,13 +696,33 @@ pub unsafe fn vec_dot_q5_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     sumf
 }
 
+/// Half `h` of a Q6_K block's unsigned 6-bit values as four 32-byte vectors: values
+/// `128h + 32g .. 128h + 32g + 32` in vector `g`. Masking before shifting keeps every bit inside
+/// its own byte.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6k_half(xp: *const u8, h: usize) -> [__m256i; 4] {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let ql0 = load32(xp.add(64 * h));
+    let ql1 = load32(xp.add(64 * h + 32));
+    let qh = load32(xp.add(128 + 32 * h));
+    [
+        _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4)),
+        _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, _mm256_set1_epi8(0x30))),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+            _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0xC0u8 as i8)), 2),
+        ),
+    ]
+}
+
 /// Q6_K × Q8_K: values `q − 32` with 6-bit `q`, signed 8-bit scales per 16 values.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-    let m4 = _mm256_set1_epi8(0x0F);
     let mut sumf = 0.0f32;
     for (x, y) in w.chunks_exact(Q6_K_BYTES).zip(a) {
         let xp = x.as_ptr();
@@ -715,29 +735,7 @@ pub unsafe fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
 
         let mut sumi = _mm256_setzero_si256();
         for h in 0..2 {
-            let ql0 = load32(xp.add(64 * h));
-            let ql1 = load32(xp.add(64 * h + 32));
-            let qh = load32(xp.add(128 + 32 * h));
-            // Masking before shifting keeps every bit inside its own byte.
-            let q = [
-                _mm256_or_si256(
-                    _mm256_and_si256(ql0, m4),
-                    _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(ql1, m4),
-                    _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                    _mm256_and_si256(qh, _mm256_set1_epi8(0x30)),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                    _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0xC0u8 as i8)), 2),
-                ),
-            ];
-            for (g, qg) in q.iter().enumerate() {
+            for (g, qg) in q6k_half(xp, h).iter().enumerate() {
                 let c = 4 * h + g;
                 // q ≤ 63 unsigned: pairs ≤ 2·63·128 = 16128, no saturation.
                 let p = _mm256_maddubs_epi16(*qg, load32(yp.add(32 * c)));
@@ -807,7 +805,6 @@ pub unsafe fn vec_dot_q4_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut
 /// The CPU must support AVX2, FMA and F16C ([`available`]); `out.len() == acts.len()`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_q6_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
-    let m4 = _mm256_set1_epi8(0x0F);
     let wb = w.as_chunks::<Q6_K_BYTES>().0;
     for (acts, out) in acts.chunks(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS)) {
         let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
@@ -819,16 +816,7 @@ pub unsafe fn vec_dot_q6_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut
             let mut q = [_mm256_setzero_si256(); 8];
             let mut sc = [_mm256_setzero_si256(); 8];
             for h in 0..2 {
-                let ql0 = load32(xp.add(64 * h));
-                let ql1 = load32(xp.add(64 * h + 32));
-                let qh = load32(xp.add(128 + 32 * h));
-                q[4 * h] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
-                q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
-                q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
-                q[4 * h + 3] = _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                    _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0xC0u8 as i8)), 2),
-                );
+                q[4 * h..4 * h + 4].copy_from_slice(&q6k_half(xp, h));
             }
             for (c, s) in sc.iter_mut().enumerate() {
                 *s = scale_pair(scales, c);

@@ -513,6 +513,21 @@ mod imp {
         sumf
     }
 
+    /// The unsigned 6-bit values of a Q6_K block's sub-blocks `8h + 2g + t`, g = 0..4 (16
+    /// values each). Masking before shifting keeps every bit inside its own byte.
+    #[inline(always)]
+    fn q6k_parts(x: &[u8; Q6_K_BYTES], h: usize, t: usize) -> [v128; 4] {
+        let ql0 = load(x, 64 * h + 16 * t);
+        let ql1 = load(x, 64 * h + 32 + 16 * t);
+        let qh = load(x, 128 + 32 * h + 16 * t);
+        [
+            v128_or(lo4(ql0), i8x16_shl(v128_and(qh, u8x16_splat(0x03)), 4)),
+            v128_or(lo4(ql1), i8x16_shl(v128_and(qh, u8x16_splat(0x0C)), 2)),
+            v128_or(hi4(ql0), v128_and(qh, u8x16_splat(0x30))),
+            v128_or(hi4(ql1), u8x16_shr(v128_and(qh, u8x16_splat(0xC0)), 2)),
+        ]
+    }
+
     /// Q6_K × Q8_K. Each 16-byte piece below is exactly one 16-value sub-block.
     pub fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
         let m32 = i8x16_splat(32);
@@ -521,17 +536,7 @@ mod imp {
             let mut sumi = i32x4_splat(0);
             for h in 0..2 {
                 for t in 0..2 {
-                    let ql0 = load(x, 64 * h + 16 * t);
-                    let ql1 = load(x, 64 * h + 32 + 16 * t);
-                    let qh = load(x, 128 + 32 * h + 16 * t);
-                    // Masking before shifting keeps every bit inside its own byte.
-                    let v = [
-                        v128_or(lo4(ql0), i8x16_shl(v128_and(qh, u8x16_splat(0x03)), 4)),
-                        v128_or(lo4(ql1), i8x16_shl(v128_and(qh, u8x16_splat(0x0C)), 2)),
-                        v128_or(hi4(ql0), v128_and(qh, u8x16_splat(0x30))),
-                        v128_or(hi4(ql1), u8x16_shr(v128_and(qh, u8x16_splat(0xC0)), 2)),
-                    ];
-                    for (g, vg) in v.iter().enumerate() {
+                    for (g, vg) in q6k_parts(x, h, t).iter().enumerate() {
                         let sub = 8 * h + 2 * g + t;
                         let scale = x[192 + sub] as i8 as i32;
                         let p = dot16(i8x16_sub(*vg, m32), load_i8(&y.qs, 16 * sub));
@@ -559,16 +564,7 @@ mod imp {
                 let mut scale = [i32x4_splat(0); 16];
                 for h in 0..2 {
                     for t in 0..2 {
-                        let ql0 = load(x, 64 * h + 16 * t);
-                        let ql1 = load(x, 64 * h + 32 + 16 * t);
-                        let qh = load(x, 128 + 32 * h + 16 * t);
-                        let parts = [
-                            v128_or(lo4(ql0), i8x16_shl(v128_and(qh, u8x16_splat(0x03)), 4)),
-                            v128_or(lo4(ql1), i8x16_shl(v128_and(qh, u8x16_splat(0x0C)), 2)),
-                            v128_or(hi4(ql0), v128_and(qh, u8x16_splat(0x30))),
-                            v128_or(hi4(ql1), u8x16_shr(v128_and(qh, u8x16_splat(0xC0)), 2)),
-                        ];
-                        for (g, vg) in parts.into_iter().enumerate() {
+                        for (g, vg) in q6k_parts(x, h, t).into_iter().enumerate() {
                             let sub = 8 * h + 2 * g + t;
                             v[sub] = i8x16_sub(vg, m32);
                             scale[sub] = i32x4_splat(x[192 + sub] as i8 as i32);

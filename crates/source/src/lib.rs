@@ -67,12 +67,13 @@ pub trait ByteSource {
         self.len() == 0
     }
 
-    /// A hint: the caller is about to read (most of) `range`, in pieces and in any order. A
-    /// source whose every read costs a round trip (a browser `File` slice, an HTTP request) may
-    /// fetch the whole range at once and serve the pieces from memory ([`ReadAhead`]); an empty
-    /// range releases whatever such a source holds. The default does nothing.
-    fn prefetch(&self, range: Range<u64>) -> Result<(), SourceError> {
-        let _ = range;
+    /// A hint: the caller is about to read each of `ranges` (a model layer's tensors), in any
+    /// order. A source whose every read costs a round trip (a browser `File` slice, an HTTP
+    /// request) may fetch them in one go ([`ReadAhead`]); a local file may read them on another
+    /// thread meanwhile ([`BackgroundReadAhead`]). No ranges releases whatever such a source
+    /// holds. The default does nothing.
+    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
+        let _ = ranges;
         Ok(())
     }
 
@@ -102,8 +103,8 @@ impl<S: ByteSource + ?Sized> ByteSource for &S {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
         (**self).read_exact_at(offset, buf)
     }
-    fn prefetch(&self, range: Range<u64>) -> Result<(), SourceError> {
-        (**self).prefetch(range)
+    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
+        (**self).prefetch(ranges)
     }
     fn name(&self) -> String {
         (**self).name()
@@ -117,8 +118,8 @@ impl<S: ByteSource + ?Sized> ByteSource for Box<S> {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
         (**self).read_exact_at(offset, buf)
     }
-    fn prefetch(&self, range: Range<u64>) -> Result<(), SourceError> {
-        (**self).prefetch(range)
+    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
+        (**self).prefetch(ranges)
     }
     fn name(&self) -> String {
         (**self).name()
@@ -132,8 +133,8 @@ impl<S: ByteSource + ?Sized> ByteSource for std::sync::Arc<S> {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
         (**self).read_exact_at(offset, buf)
     }
-    fn prefetch(&self, range: Range<u64>) -> Result<(), SourceError> {
-        (**self).prefetch(range)
+    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
+        (**self).prefetch(ranges)
     }
     fn name(&self) -> String {
         (**self).name()
@@ -267,8 +268,8 @@ impl<S: ByteSource> ByteSource for CountingSource<S> {
         self.inner.len()
     }
     /// Forwarded; bytes count when a read returns them, not when they are prefetched.
-    fn prefetch(&self, range: Range<u64>) -> Result<(), SourceError> {
-        self.inner.prefetch(range)
+    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
+        self.inner.prefetch(ranges)
     }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
         self.inner.read_exact_at(offset, buf)?;
@@ -281,10 +282,11 @@ impl<S: ByteSource> ByteSource for CountingSource<S> {
     }
 }
 
-/// Serves [`ByteSource::prefetch`] for a source whose reads each cost a round trip: a hinted
-/// range of at most `max_window` bytes is read in one call and held, and reads inside it are
-/// copied from memory; every other read goes straight through. One window at a time — the next
-/// hint (or an empty one) drops it — so the memory it adds is bounded by `max_window`.
+/// Serves [`ByteSource::prefetch`] for a source whose reads each cost a round trip: the span
+/// covering the hinted ranges — when it is at most `max_window` bytes and the ranges fill at
+/// least ¾ of it — is read in one call and held, and reads inside it are copied from memory;
+/// every other read goes straight through. One window at a time — the next hint (or an empty
+/// one) drops it — so the memory it adds is bounded by `max_window`.
 ///
 /// In the browser a `FileReaderSync` call costs ~2 ms beyond its bytes and an HTTP Range
 /// request a round trip, and a layer is a dozen tensors lying next to each other in the file:
@@ -328,47 +330,72 @@ impl<S: ByteSource> ByteSource for ReadAhead<S> {
     fn name(&self) -> String {
         self.inner.name()
     }
-    fn prefetch(&self, range: Range<u64>) -> Result<(), SourceError> {
+    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
         let mut window = self.window();
         *window = None;
-        let len = range.end.saturating_sub(range.start);
-        if len == 0 || len > self.max_window {
+        let (mut lo, mut hi, mut sum) = (u64::MAX, 0u64, 0u64);
+        for r in ranges.iter().filter(|r| r.end > r.start) {
+            lo = lo.min(r.start);
+            hi = hi.max(r.end);
+            sum = sum.saturating_add(r.end - r.start);
+        }
+        let span = hi.saturating_sub(lo);
+        // Scattered ranges would make the window hold bytes nobody asked for.
+        if sum == 0 || span > self.max_window || sum.saturating_mul(4) < span.saturating_mul(3) {
             return Ok(());
         }
-        *window = Some((range.start, self.inner.read_range(range)?));
+        *window = Some((lo, self.inner.read_range(lo..hi)?));
         Ok(())
     }
 }
 
-/// [`ReadAhead`] that reads the hinted range on a background thread: the caller hints the next
-/// layer and goes on computing the current one while the bytes arrive (native only). A read
-/// inside the hinted range waits for that thread and is then served from memory; any other
-/// read goes straight through. One window at a time, at most `max_window` bytes.
+/// Serves [`ByteSource::prefetch`] natively by reading the hinted ranges on a background
+/// thread, each into its own vector, while the caller goes on (the CLI computes one layer while
+/// the next one's tensors arrive). A `read_range` of exactly a hinted range waits for that
+/// thread and takes its vector — no copy; a read inside one is copied from it; any other read
+/// goes straight through. One hint at a time, at most `max_window` bytes in all.
 #[cfg(not(target_arch = "wasm32"))]
 pub struct BackgroundReadAhead<S> {
     inner: std::sync::Arc<S>,
     max_window: u64,
-    window: std::sync::Mutex<Background>,
+    state: std::sync::Mutex<Background>,
 }
+
+/// Bytes read ahead, by range.
+#[cfg(not(target_arch = "wasm32"))]
+type Pieces = Vec<(Range<u64>, Vec<u8>)>;
 
 #[cfg(not(target_arch = "wasm32"))]
 enum Background {
     Empty,
-    Reading { start: u64, len: u64, thread: std::thread::JoinHandle<Result<Vec<u8>, SourceError>> },
-    Ready { start: u64, bytes: Vec<u8> },
+    Reading { ranges: Vec<Range<u64>>, thread: std::thread::JoinHandle<Result<Pieces, SourceError>> },
+    Ready(Pieces),
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 impl<S: ByteSource + Send + Sync + 'static> BackgroundReadAhead<S> {
     pub fn new(inner: S, max_window: u64) -> Self {
-        BackgroundReadAhead { inner: std::sync::Arc::new(inner), max_window, window: std::sync::Mutex::new(Background::Empty) }
+        BackgroundReadAhead { inner: std::sync::Arc::new(inner), max_window, state: std::sync::Mutex::new(Background::Empty) }
     }
     pub fn inner(&self) -> &S {
         &self.inner
     }
-    fn window(&self) -> std::sync::MutexGuard<'_, Background> {
-        // The window is only ever replaced whole, so a poisoned lock holds nothing half-made.
-        self.window.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+
+    /// The state, with a read of a hinted range waited for first. A failed or panicked
+    /// background read leaves it empty: the caller's read then goes to the source itself and
+    /// reports its own error.
+    fn settled(&self, wanted: &Range<u64>) -> std::sync::MutexGuard<'_, Background> {
+        // The state is only ever replaced whole, so a poisoned lock holds nothing half-made.
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let covered = |ranges: &[Range<u64>]| ranges.iter().any(|r| r.start <= wanted.start && wanted.end <= r.end);
+        if matches!(&*state, Background::Reading { ranges, .. } if covered(ranges)) {
+            if let Background::Reading { thread, .. } = std::mem::replace(&mut *state, Background::Empty) {
+                if let Ok(Ok(pieces)) = thread.join() {
+                    *state = Background::Ready(pieces);
+                }
+            }
+        }
+        state
     }
 }
 
@@ -379,49 +406,57 @@ impl<S: ByteSource + Send + Sync + 'static> ByteSource for BackgroundReadAhead<S
     }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
         check_bounds(offset, buf.len() as u64, self.len())?;
-        let end = offset + buf.len() as u64;
-        let mut window = self.window();
-        let pending = matches!(&*window, Background::Reading { start, len, .. } if offset >= *start && end <= start + len);
-        if pending {
-            if let Background::Reading { start, thread, .. } = std::mem::replace(&mut *window, Background::Empty) {
-                // A failed or panicked background read leaves the window empty: the read below
-                // then goes to the source itself and reports its own error.
-                if let Ok(Ok(bytes)) = thread.join() {
-                    *window = Background::Ready { start, bytes };
-                }
-            }
-        }
-        if let Background::Ready { start, bytes } = &*window {
-            if offset >= *start && end <= start + bytes.len() as u64 {
-                let at = (offset - start) as usize;
+        let wanted = offset..offset + buf.len() as u64;
+        if let Background::Ready(pieces) = &*self.settled(&wanted) {
+            if let Some((r, bytes)) = pieces.iter().find(|(r, _)| r.start <= wanted.start && wanted.end <= r.end) {
+                let at = (offset - r.start) as usize;
                 buf.copy_from_slice(&bytes[at..at + buf.len()]);
                 return Ok(());
             }
         }
-        drop(window);
         self.inner.read_exact_at(offset, buf)
+    }
+    fn read_range(&self, range: Range<u64>) -> Result<Vec<u8>, SourceError> {
+        check_bounds(range.start, range.end.saturating_sub(range.start), self.len())?;
+        if let Background::Ready(pieces) = &mut *self.settled(&range) {
+            if let Some(i) = pieces.iter().position(|(r, _)| *r == range) {
+                return Ok(pieces.swap_remove(i).1);
+            }
+            if let Some((r, bytes)) = pieces.iter().find(|(r, _)| r.start <= range.start && range.end <= r.end) {
+                let at = (range.start - r.start) as usize;
+                return Ok(bytes[at..at + (range.end - range.start) as usize].to_vec());
+            }
+        }
+        self.inner.read_range(range)
     }
     fn name(&self) -> String {
         self.inner.name()
     }
-    fn prefetch(&self, range: Range<u64>) -> Result<(), SourceError> {
-        let mut window = self.window();
-        if let Background::Reading { thread, .. } = std::mem::replace(&mut *window, Background::Empty) {
+    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Background::Reading { thread, .. } = std::mem::replace(&mut *state, Background::Empty) {
             // Not wanted any more; wait for it rather than leave a thread reading behind us.
             let _ = thread.join();
         }
-        let len = range.end.saturating_sub(range.start);
-        if len == 0 || len > self.max_window {
+        let ranges: Vec<Range<u64>> = ranges.iter().filter(|r| r.end > r.start).cloned().collect();
+        let total = ranges.iter().fold(0u64, |t, r| t.saturating_add(r.end - r.start));
+        if total == 0 || total > self.max_window {
             return Ok(());
         }
-        check_bounds(range.start, len, self.len())?;
+        for r in &ranges {
+            check_bounds(r.start, r.end - r.start, self.len())?;
+        }
         let inner = std::sync::Arc::clone(&self.inner);
-        let start = range.start;
+        let todo = ranges.clone();
         let thread = std::thread::Builder::new()
             .name("parallax-read-ahead".into())
-            .spawn(move || inner.read_range(range))
-            .map_err(|e| SourceError::Io { offset: start, len, message: format!("cannot start a reading thread: {e}") })?;
-        *window = Background::Reading { start, len, thread };
+            .spawn(move || todo.into_iter().map(|r| inner.read_range(r.clone()).map(|bytes| (r, bytes))).collect())
+            .map_err(|e| SourceError::Io {
+                offset: ranges[0].start,
+                len: total,
+                message: format!("cannot start a reading thread: {e}"),
+            })?;
+        *state = Background::Reading { ranges, thread };
         Ok(())
     }
 }
@@ -527,6 +562,8 @@ impl<'a, S: ByteSource + ?Sized> Cursor<'a, S> {
 }
 
 #[cfg(test)]
+// One-range hints are what these tests mean, not a typo for a range.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 
@@ -543,10 +580,10 @@ mod tests {
     }
 
     #[test]
-    fn read_ahead_serves_a_hinted_range_from_one_read() {
+    fn read_ahead_serves_hinted_ranges_from_one_read() {
         let data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
         let src = ReadAhead::new(CountingSource::new(MemorySource::new(data.clone())), 1024);
-        src.prefetch(100..900).unwrap();
+        src.prefetch(&[500..900, 100..480]).unwrap();
         assert_eq!((src.inner().reads(), src.inner().bytes_read()), (1, 800));
         // Pieces inside the window, in any order, cost nothing more and are the right bytes.
         for r in [500..900u64, 100..101, 300..700, 899..900] {
@@ -556,41 +593,49 @@ mod tests {
         // A read that leaves the window goes straight through, whole.
         assert_eq!(src.read_range(850..950).unwrap(), data[850..950]);
         assert_eq!((src.inner().reads(), src.inner().bytes_read()), (2, 900));
-        // A range over the limit is not fetched (and drops the old window); an empty one releases.
-        src.prefetch(0..2000).unwrap();
+        // Over the limit, or scattered (filling under ¾ of their span): nothing is fetched, and
+        // the old window is gone; no ranges releases.
+        src.prefetch(&[0..2000]).unwrap();
+        src.prefetch(&[0..100, 900..1000]).unwrap();
         assert_eq!(src.inner().reads(), 2);
         src.read_range(200..300).unwrap();
         assert_eq!(src.inner().reads(), 3);
-        src.prefetch(0..1000).unwrap();
-        src.prefetch(0..0).unwrap();
+        src.prefetch(&[0..1000]).unwrap();
+        src.prefetch(&[]).unwrap();
         src.read_range(10..20).unwrap();
         assert_eq!(src.inner().reads(), 5);
         // A hint past the end is the source's error, and reads stay bounds-checked.
-        assert!(matches!(src.prefetch(4000..4100), Err(SourceError::OutOfBounds { .. })));
+        assert!(matches!(src.prefetch(&[4000..4100]), Err(SourceError::OutOfBounds { .. })));
         assert!(src.read_range(4090..4100).is_err());
     }
 
     #[test]
-    fn background_read_ahead_serves_the_hinted_range_and_passes_the_rest_through() {
+    fn background_read_ahead_hands_over_hinted_ranges_and_passes_the_rest_through() {
         let data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
         let src = BackgroundReadAhead::new(CountingSource::new(MemorySource::new(data.clone())), 1024);
-        src.prefetch(100..900).unwrap();
-        for r in [500..900u64, 100..101, 300..700] {
-            assert_eq!(src.read_range(r.clone()).unwrap(), data[r.start as usize..r.end as usize]);
+        src.prefetch(&[100..400, 400..900]).unwrap();
+        // Exactly a hinted range: its vector; inside one: a copy; either way no new source read.
+        let mut b = [0u8; 10];
+        src.read_exact_at(120, &mut b).unwrap();
+        assert_eq!(b, data[120..130]);
+        for r in [400..900u64, 150..250, 100..400] {
+            assert_eq!(src.read_range(r.clone()).unwrap(), data[r.start as usize..r.end as usize], "{r:?}");
         }
-        assert_eq!((src.inner().reads(), src.inner().bytes_read()), (1, 800));
+        assert_eq!((src.inner().reads(), src.inner().bytes_read()), (2, 800));
+        // Not hinted (or already handed over whole): straight through.
         assert_eq!(src.read_range(850..950).unwrap(), data[850..950]);
-        assert_eq!(src.inner().reads(), 2);
-        // A hint replaced before it was used is waited for, then dropped.
-        src.prefetch(0..1000).unwrap();
-        src.prefetch(2000..2500).unwrap();
+        assert_eq!(src.read_range(400..900).unwrap(), data[400..900]);
+        assert_eq!(src.inner().reads(), 4);
+        // A hint replaced before it was used is waited for, then dropped; no ranges releases.
+        src.prefetch(&[0..1000]).unwrap();
+        src.prefetch(&[2000..2500]).unwrap();
         assert_eq!(src.read_range(2100..2200).unwrap(), data[2100..2200]);
-        src.prefetch(0..0).unwrap();
+        src.prefetch(&[]).unwrap();
         assert_eq!(src.read_range(2100..2200).unwrap(), data[2100..2200]);
-        assert_eq!(src.inner().reads(), 5);
-        assert!(matches!(src.prefetch(4000..4100), Err(SourceError::OutOfBounds { .. })));
-        src.prefetch(0..2000).unwrap(); // over the limit: nothing read
-        assert_eq!(src.inner().reads(), 5);
+        assert_eq!(src.inner().reads(), 7);
+        assert!(matches!(src.prefetch(&[4000..4100]), Err(SourceError::OutOfBounds { .. })));
+        src.prefetch(&[0..2000]).unwrap(); // over the limit: nothing read
+        assert_eq!(src.inner().reads(), 7);
     }
 
     /// A background read that fails leaves the error to the read that wanted the bytes.
@@ -609,7 +654,7 @@ mod tests {
             }
         }
         let src = BackgroundReadAhead::new(Failing, 1024);
-        src.prefetch(0..50).unwrap();
+        src.prefetch(&[0..50]).unwrap();
         let err = src.read_range(10..20).unwrap_err();
         assert_eq!(err, SourceError::Io { offset: 10, len: 10, message: "disk on fire".into() });
     }
