@@ -749,53 +749,100 @@ pub unsafe fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     sumf
 }
 
+/// The multi-token driver of the Q4_K and Q5_K dots: `out[t]` equals the one-token kernel's
+/// result for `acts[t]` bit for bit (the same exact integer sums, each token's super-blocks
+/// added in order), with each super-block's values and scales unpacked once for all tokens.
+/// `$values(x) -> [__m256i; 8]` gives sub-block `k`'s 32 unsigned values (≤ 31) in vector `k`.
+macro_rules! k4_dot_tokens {
+    ($w:expr, $acts:expr, $out:expr, $bytes:expr, $values:ident) => {{
+        let wb = $w.as_chunks::<{ $bytes }>().0;
+        for (acts, out) in $acts.chunks(TOKENS_PER_PASS).zip($out.chunks_mut(TOKENS_PER_PASS)) {
+            let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
+            let mut sumf = [0f32; TOKENS_PER_PASS];
+            for (b, x) in wb[..n].iter().enumerate() {
+                let sm = k4_scales_mins(arr12_at(x, 4));
+                let scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
+                let mins16 = _mm256_extracti128_si256(sm, 1);
+                let q = $values(x);
+                let mut sc = [_mm256_setzero_si256(); 8];
+                for (k, s) in sc.iter_mut().enumerate() {
+                    *s = broadcast_i16(scales, k as i16);
+                }
+                let (xd, xmin) = fp16x2(bits_le(x, 0), bits_le(x, 2));
+                for (sumf, a) in sumf.iter_mut().zip(acts) {
+                    let y = &a[b];
+                    let yp = y.qs.as_ptr() as *const u8;
+                    let bsums = load32(y.bsums.as_ptr() as *const u8);
+                    let pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+                    let mins = _mm_madd_epi16(mins16, pair_sums);
+                    let mut sumi = _mm256_setzero_si256();
+                    for k in 0..8 {
+                        // Values ≤ 31: pairs ≤ 2·31·128; times scale ≤ 63 in i32.
+                        let p = _mm256_maddubs_epi16(q[k], load32(yp.add(32 * k)));
+                        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc[k]));
+                    }
+                    let (isum, summ) = hsum2_i32(sumi, mins);
+                    let d = xd * y.d;
+                    let dmin = xmin * y.d;
+                    *sumf += d * isum as f32 - dmin * summ as f32;
+                }
+            }
+            out.copy_from_slice(&sumf[..out.len()]);
+        }
+    }};
+}
+
+/// A Q4_K block's values, sub-block `k` in vector `k`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4k_values(x: &[u8; Q4_K_BYTES]) -> [__m256i; 8] {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let mut v = [_mm256_setzero_si256(); 8];
+    for j in 0..4 {
+        let q4 = load32(x.as_ptr().add(16 + 32 * j));
+        v[2 * j] = _mm256_and_si256(q4, m4);
+        v[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+    }
+    v
+}
+
+/// A Q5_K block's values (nibble | fifth bit · 16), sub-block `k` in vector `k`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5k_values(x: &[u8; Q5_K_BYTES]) -> [__m256i; 8] {
+    let (m4, b16) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x10));
+    let qh = load32(x.as_ptr().add(16));
+    let mut v = [_mm256_setzero_si256(); 8];
+    for j in 0..4 {
+        let q4 = load32(x.as_ptr().add(48 + 32 * j));
+        let bit0 = _mm256_set1_epi8((1u8 << (2 * j)) as i8);
+        let bit1 = _mm256_set1_epi8((1u8 << (2 * j + 1)) as i8);
+        let h0 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit0), bit0), b16);
+        let h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit1), bit1), b16);
+        v[2 * j] = _mm256_or_si256(_mm256_and_si256(q4, m4), h0);
+        v[2 * j + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), h1);
+    }
+    v
+}
+
 /// Q4_K × several Q8_K rows: `out[t]` equals [`vec_dot_q4_k_q8_k`]`(w, acts[t])` bit for bit
-/// (the same exact integer sums, each token's super-blocks added in order), with each
-/// super-block's nibbles and scales unpacked once for all the tokens.
+/// (see [`k4_dot_tokens`]).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]); `out.len() == acts.len()`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_q4_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
-    let m4 = _mm256_set1_epi8(0x0F);
-    let wb = w.as_chunks::<Q4_K_BYTES>().0;
-    for (acts, out) in acts.chunks(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS)) {
-        let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
-        let mut sumf = [0f32; TOKENS_PER_PASS];
-        for (b, x) in wb[..n].iter().enumerate() {
-            let xp = x.as_ptr();
-            let sm = k4_scales_mins(arr12_at(x, 4));
-            let scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
-            let mins16 = _mm256_extracti128_si256(sm, 1);
-            let mut nib = [_mm256_setzero_si256(); 8];
-            let mut sc = [_mm256_setzero_si256(); 8];
-            for j in 0..4 {
-                let q4 = load32(xp.add(16 + 32 * j));
-                nib[2 * j] = _mm256_and_si256(q4, m4);
-                nib[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-                sc[2 * j] = broadcast_i16(scales, 2 * j as i16);
-                sc[2 * j + 1] = broadcast_i16(scales, 2 * j as i16 + 1);
-            }
-            let (xd, xmin) = fp16x2(bits_le(x, 0), bits_le(x, 2));
-            for (sumf, a) in sumf.iter_mut().zip(acts) {
-                let y = &a[b];
-                let yp = y.qs.as_ptr() as *const u8;
-                let bsums = load32(y.bsums.as_ptr() as *const u8);
-                let pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-                let mins = _mm_madd_epi16(mins16, pair_sums);
-                let mut sumi = _mm256_setzero_si256();
-                for k in 0..8 {
-                    let p = _mm256_maddubs_epi16(nib[k], load32(yp.add(32 * k)));
-                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc[k]));
-                }
-                let (isum, summ) = hsum2_i32(sumi, mins);
-                let d = xd * y.d;
-                let dmin = xmin * y.d;
-                *sumf += d * isum as f32 - dmin * summ as f32;
-            }
-        }
-        out.copy_from_slice(&sumf[..out.len()]);
-    }
+    k4_dot_tokens!(w, acts, out, Q4_K_BYTES, q4k_values)
+}
+
+/// Q5_K × several Q8_K rows: `out[t]` equals [`vec_dot_q5_k_q8_k`]`(w, acts[t])` bit for bit
+/// (see [`k4_dot_tokens`]).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]); `out.len() == acts.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q5_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
+    k4_dot_tokens!(w, acts, out, Q5_K_BYTES, q5k_values)
 }
 
 /// Q6_K × several Q8_K rows: `out[t]` equals [`vec_dot_q6_k_q8_k`]`(w, acts[t])` bit for bit,

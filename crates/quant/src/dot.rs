@@ -316,7 +316,7 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &Activation) -> Result<f32, QuantError
 
 /// One row of weights against several activation rows of its pairing type (the tokens of a
 /// prompt): `out[t] = vec_dot(ty, w, acts[t])`, bit for bit. Where a multi-token kernel exists
-/// (AVX2 and simd128: the 32-value formats × Q8_0, Q4_K and Q6_K × Q8_K) each weight block
+/// (AVX2 and simd128: the 32-value formats × Q8_0, Q4_K, Q5_K and Q6_K × Q8_K) each weight block
 /// is decoded once for every token. For many rows against the same tokens, [`TokenActivations`]
 /// checks the tokens once.
 pub fn vec_dot_tokens(ty: GgmlType, w: &[u8], acts: &[Activation], out: &mut [f32]) -> Result<(), QuantError> {
@@ -409,6 +409,7 @@ fn multi_token_kernel_k(ty: GgmlType) -> Option<TokensKernelK> {
         // SAFETY (each wrapper): as in `multi_token_kernel`.
         return match ty {
             GgmlType::Q4_K => Some(|w, a, o| unsafe { crate::avx2::vec_dot_q4_k_q8_k_tokens(w, a, o) }),
+            GgmlType::Q5_K => Some(|w, a, o| unsafe { crate::avx2::vec_dot_q5_k_q8_k_tokens(w, a, o) }),
             GgmlType::Q6_K => Some(|w, a, o| unsafe { crate::avx2::vec_dot_q6_k_q8_k_tokens(w, a, o) }),
             _ => None,
         };
@@ -416,6 +417,7 @@ fn multi_token_kernel_k(ty: GgmlType) -> Option<TokensKernelK> {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     return match ty {
         GgmlType::Q4_K => Some(crate::simd128::vec_dot_q4_k_q8_k_tokens),
+        GgmlType::Q5_K => Some(crate::simd128::vec_dot_q5_k_q8_k_tokens),
         GgmlType::Q6_K => Some(crate::simd128::vec_dot_q6_k_q8_k_tokens),
         _ => None,
     };

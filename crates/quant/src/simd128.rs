@@ -410,8 +410,9 @@ mod imp {
         ((words[k / 4] >> (8 * (k % 4))) & 0xff) as i16
     }
 
-    /// Σ of the 32 products `a·ya ‖ b·yb` for weights `a`, `b` in [0, 15], in eight i16 lanes of
-    /// four products each (|lane| ≤ 4·15·128 = 7680: no overflow).
+    /// Σ of the 32 products `a·ya ‖ b·yb` for weights `a`, `b` in [0, 31] (Q4_K nibbles, Q5_K
+    /// values), in eight i16 lanes of four products each (|lane| ≤ 4·31·128 = 15872: no
+    /// overflow).
     #[inline(always)]
     fn nibble_dot32(a: v128, b: v128, ya: v128, yb: v128) -> v128 {
         i16x8_add(
@@ -444,34 +445,33 @@ mod imp {
         sumf
     }
 
-    /// Q4_K × several Q8_K rows: `out[t]` equals [`vec_dot_q4_k_q8_k`]`(w, acts[t])` bit for
-    /// bit, each super-block's nibbles and scales unpacked once for all the tokens.
-    pub fn vec_dot_q4_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
-        let wb = w.as_chunks::<Q4_K_BYTES>().0;
+    /// The multi-token driver of the Q4_K and Q5_K dots: `out[t]` equals the one-token
+    /// kernel's result for `acts[t]` bit for bit, each super-block's values and scales unpacked
+    /// once for all the tokens. `values(x)` gives the 256 unsigned values (≤ 31) as 16 vectors:
+    /// sub-block `k`'s first and second 16 in vectors `2k` and `2k + 1`.
+    #[inline(always)]
+    fn k4_dot_tokens<const B: usize>(
+        w: &[u8],
+        acts: &[&[BlockQ8K]],
+        out: &mut [f32],
+        values: impl Fn(&[u8; B]) -> [v128; 16],
+    ) {
+        let wb = w.as_chunks::<B>().0;
         for (acts, out) in acts.chunks(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS)) {
             let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
             let mut sumf = [0f32; TOKENS_PER_PASS];
             for (b, x) in wb[..n].iter().enumerate() {
                 let [s0, s1, mins_lo, mins_hi] = scale_min_k4_words(arr12(x, 4));
-                let mut nib = [i8x16_splat(0); 16];
-                let mut scale = [i16x8_splat(0); 8];
-                for j in 0..4 {
-                    let (qa, qb) = (load(x, 16 + 32 * j), load(x, 32 + 32 * j));
-                    nib[4 * j..4 * j + 4].copy_from_slice(&[lo4(qa), lo4(qb), hi4(qa), hi4(qb)]);
-                    scale[2 * j] = i16x8_splat(k4_scale([s0, s1], 2 * j));
-                    scale[2 * j + 1] = i16x8_splat(k4_scale([s0, s1], 2 * j + 1));
-                }
+                let v = values(x);
+                let scale: [v128; 8] = std::array::from_fn(|k| i16x8_splat(k4_scale([s0, s1], k)));
                 let (dx, mx) = (f16_at(x, 0), f16_at(x, 2));
                 for (sumf, a) in sumf.iter_mut().zip(acts) {
                     let y = &a[b];
                     let summ = k4_min_sum(mins_lo, mins_hi, y);
                     let mut sumi = i32x4_splat(0);
-                    for j in 0..4 {
-                        let o = 64 * j;
-                        let p0 = nibble_dot32(nib[4 * j], nib[4 * j + 1], load_i8(&y.qs, o), load_i8(&y.qs, o + 16));
-                        let p1 = nibble_dot32(nib[4 * j + 2], nib[4 * j + 3], load_i8(&y.qs, o + 32), load_i8(&y.qs, o + 48));
-                        sumi = i32x4_add(sumi, i32x4_dot_i16x8(p0, scale[2 * j]));
-                        sumi = i32x4_add(sumi, i32x4_dot_i16x8(p1, scale[2 * j + 1]));
+                    for k in 0..8 {
+                        let p = nibble_dot32(v[2 * k], v[2 * k + 1], load_i8(&y.qs, 32 * k), load_i8(&y.qs, 32 * k + 16));
+                        sumi = i32x4_add(sumi, i32x4_dot_i16x8(p, scale[k]));
                     }
                     let d = dx * y.d;
                     let dmin = mx * y.d;
@@ -480,6 +480,41 @@ mod imp {
             }
             out.copy_from_slice(&sumf[..out.len()]);
         }
+    }
+
+    /// Q4_K × several Q8_K rows: `out[t]` equals [`vec_dot_q4_k_q8_k`]`(w, acts[t])` bit for
+    /// bit (see [`k4_dot_tokens`]).
+    pub fn vec_dot_q4_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
+        k4_dot_tokens(w, acts, out, |x: &[u8; Q4_K_BYTES]| {
+            let mut v = [i8x16_splat(0); 16];
+            for j in 0..4 {
+                let (qa, qb) = (load(x, 16 + 32 * j), load(x, 32 + 32 * j));
+                v[4 * j..4 * j + 4].copy_from_slice(&[lo4(qa), lo4(qb), hi4(qa), hi4(qb)]);
+            }
+            v
+        })
+    }
+
+    /// Q5_K × several Q8_K rows: `out[t]` equals [`vec_dot_q5_k_q8_k`]`(w, acts[t])` bit for
+    /// bit (see [`k4_dot_tokens`]).
+    pub fn vec_dot_q5_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
+        let b16 = u8x16_splat(0x10);
+        k4_dot_tokens(w, acts, out, |x: &[u8; Q5_K_BYTES]| {
+            let qh = [load(x, 16), load(x, 32)];
+            let mut v = [i8x16_splat(0); 16];
+            for j in 0..4 {
+                let q = [load(x, 48 + 32 * j), load(x, 64 + 32 * j)];
+                let bit0 = u8x16_splat(1 << (2 * j));
+                let bit1 = u8x16_splat(1 << (2 * j + 1));
+                for t in 0..2 {
+                    let h0 = v128_and(i8x16_eq(v128_and(qh[t], bit0), bit0), b16);
+                    let h1 = v128_and(i8x16_eq(v128_and(qh[t], bit1), bit1), b16);
+                    v[4 * j + t] = v128_or(lo4(q[t]), h0);
+                    v[4 * j + 2 + t] = v128_or(hi4(q[t]), h1);
+                }
+            }
+            v
+        })
     }
 
     /// Q5_K × Q8_K.

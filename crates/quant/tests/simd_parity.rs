@@ -696,13 +696,23 @@ fn multi_token_dots_equal_the_scalar_dots_bit_for_bit() {
     let q8_k: One = &|w, a| match a {
         Activation::Q8K(a) => match w.len() / a.len() {
             144 => generic::vec_dot_q4_k_q8_k(w, a),
+            176 => generic::vec_dot_q5_k_q8_k(w, a),
             210 => generic::vec_dot_q6_k_q8_k(w, a),
             _ => unreachable!(),
         },
         _ => unreachable!(),
     };
-    let formats: [(&Format, One); 8] =
-        [(&Q4_0, q8_0), (&Q5_0, q8_0), (&Q8_0, q8_0), (&IQ4_NL, iq4), (&Q4_1, q8_1), (&Q5_1, q8_1), (&Q4_K, q8_k), (&Q6_K, q8_k)];
+    let formats: [(&Format, One); 9] = [
+        (&Q4_0, q8_0),
+        (&Q5_0, q8_0),
+        (&Q8_0, q8_0),
+        (&IQ4_NL, iq4),
+        (&Q4_1, q8_1),
+        (&Q5_1, q8_1),
+        (&Q4_K, q8_k),
+        (&Q5_K, q8_k),
+        (&Q6_K, q8_k),
+    ];
     for (fmt, scalar) in formats {
         for (kind, seed) in token_cases() {
             let mut rng = Rng::new(seed ^ 0x70_6b);
