@@ -88,6 +88,20 @@ pub trait ByteSource {
     }
 }
 
+/// The span covering `ranges`, when it is at most `max` bytes and the ranges fill at least ¾ of
+/// it — worth reading in one go; `None` otherwise (nothing hinted, too large, or so scattered
+/// that one read would fetch bytes nobody asked for).
+fn covering_span(ranges: &[Range<u64>], max: u64) -> Option<Range<u64>> {
+    let (mut lo, mut hi, mut sum) = (u64::MAX, 0u64, 0u64);
+    for r in ranges.iter().filter(|r| r.end > r.start) {
+        lo = lo.min(r.start);
+        hi = hi.max(r.end);
+        sum = sum.saturating_add(r.end - r.start);
+    }
+    let span = hi.saturating_sub(lo);
+    (sum > 0 && span <= max && sum.saturating_mul(4) >= span.saturating_mul(3)).then_some(lo..hi)
+}
+
 /// Check that `[offset, offset + len)` lies inside a source of `source_len` bytes.
 pub fn check_bounds(offset: u64, len: u64, source_len: u64) -> Result<(), SourceError> {
     match offset.checked_add(len) {
@@ -333,18 +347,9 @@ impl<S: ByteSource> ByteSource for ReadAhead<S> {
     fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
         let mut window = self.window();
         *window = None;
-        let (mut lo, mut hi, mut sum) = (u64::MAX, 0u64, 0u64);
-        for r in ranges.iter().filter(|r| r.end > r.start) {
-            lo = lo.min(r.start);
-            hi = hi.max(r.end);
-            sum = sum.saturating_add(r.end - r.start);
+        if let Some(span) = covering_span(ranges, self.max_window) {
+            *window = Some((span.start, self.inner.read_range(span)?));
         }
-        let span = hi.saturating_sub(lo);
-        // Scattered ranges would make the window hold bytes nobody asked for.
-        if sum == 0 || span > self.max_window || sum.saturating_mul(4) < span.saturating_mul(3) {
-            return Ok(());
-        }
-        *window = Some((lo, self.inner.read_range(lo..hi)?));
         Ok(())
     }
 }
