@@ -257,8 +257,7 @@ unsafe fn scale_q8_1<const B: usize>(x: &[u8; B], y: &BlockQ8_1) -> f32 {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn block_q4_0(x: &[u8; Q4_0_BYTES], y: &BlockQ8_0) -> __m256i {
-    let q = _mm256_sub_epi8(nibbles_32(x.as_ptr().add(2)), _mm256_set1_epi8(8));
-    dot_i8(q, load32(y.qs.as_ptr() as *const u8))
+    dot_decoded_i8(&decode_q4_0(x), y)
 }
 
 /// Q4_0 × Q8_0.
@@ -290,12 +289,7 @@ pub unsafe fn vec_dot_q4_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn block_q5_0(x: &[u8; Q5_0_BYTES], y: &BlockQ8_0) -> __m256i {
-    let qh = u32::from_le_bytes([x[2], x[3], x[4], x[5]]);
-    // Where the 5th bit is clear, setting the high nibble to 0xF makes the i8 `nibble − 16`;
-    // where it is set, the byte stays `nibble` = `(nibble + 16) − 16`.
-    let hi = _mm256_andnot_si256(bytes_from_bits(qh), _mm256_set1_epi8(0xF0u8 as i8));
-    let q = _mm256_or_si256(nibbles_32(x.as_ptr().add(6)), hi);
-    dot_i8(q, load32(y.qs.as_ptr() as *const u8))
+    dot_decoded_i8(&decode_q5_0(x), y)
 }
 
 /// Q5_0 × Q8_0.
@@ -331,13 +325,7 @@ pub unsafe fn vec_dot_q5_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn block_q8_0(x: &[u8; Q8_0_BYTES], y: &BlockQ8_0) -> __m256i {
-    let xp = x.as_ptr().add(2);
-    let yp = y.qs.as_ptr() as *const u8;
-    let x0 = _mm256_cvtepi8_epi16(load16(xp));
-    let x1 = _mm256_cvtepi8_epi16(load16(xp.add(16)));
-    let y0 = _mm256_cvtepi8_epi16(load16(yp));
-    let y1 = _mm256_cvtepi8_epi16(load16(yp.add(16)));
-    _mm256_add_epi32(_mm256_madd_epi16(x0, y0), _mm256_madd_epi16(x1, y1))
+    dot_decoded_i16(&decode_q8_0(x), y)
 }
 
 /// Q8_0 × Q8_0.
@@ -360,9 +348,7 @@ unsafe fn iq4nl_table() -> __m128i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn block_iq4_nl(x: &[u8; IQ4_NL_BYTES], y: &BlockQ8_0) -> __m256i {
-    let table = _mm256_broadcastsi128_si256(iq4nl_table());
-    let q = _mm256_shuffle_epi8(table, nibbles_32(x.as_ptr().add(2)));
-    dot_i8(q, load32(y.qs.as_ptr() as *const u8))
+    dot_decoded_i8(&decode_iq4_nl(x), y)
 }
 
 /// IQ4_NL × Q8_0.
@@ -421,20 +407,25 @@ macro_rules! legacy_dot_tokens {
     }};
 }
 
+/// A Q4_0 block's weights as i8.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn decode_q4_0(x: &[u8; Q4_0_BYTES]) -> __m256i {
     _mm256_sub_epi8(nibbles_32(x.as_ptr().add(2)), _mm256_set1_epi8(8))
 }
 
+/// A Q5_0 block's weights as i8.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn decode_q5_0(x: &[u8; Q5_0_BYTES]) -> __m256i {
     let qh = u32::from_le_bytes([x[2], x[3], x[4], x[5]]);
+    // Where the 5th bit is clear, setting the high nibble to 0xF makes the i8 `nibble − 16`;
+    // where it is set, the byte stays `nibble` = `(nibble + 16) − 16`.
     let hi = _mm256_andnot_si256(bytes_from_bits(qh), _mm256_set1_epi8(0xF0u8 as i8));
     _mm256_or_si256(nibbles_32(x.as_ptr().add(6)), hi)
 }
 
+/// An IQ4_NL block's weights (the levels its nibbles index) as i8.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn decode_iq4_nl(x: &[u8; IQ4_NL_BYTES]) -> __m256i {
@@ -456,6 +447,7 @@ unsafe fn decode_q8_0(x: &[u8; Q8_0_BYTES]) -> [__m256i; 2] {
     [_mm256_cvtepi8_epi16(load16(xp)), _mm256_cvtepi8_epi16(load16(xp.add(16)))]
 }
 
+/// Q8_0 weights widened by [`decode_q8_0`] × a Q8_0 block, in i16 (`madd` pairs ≤ 2·128²).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_decoded_i16(q: &[__m256i; 2], y: &BlockQ8_0) -> __m256i {
@@ -1196,41 +1188,17 @@ pub unsafe fn dequantize_row_q4_k(bytes: &[u8], out: &mut [f32]) {
     }
 }
 
-/// Bits `2·part, 2·part + 1` of every `qh` byte, moved to bits 4 and 5 (a Q6_K value's top bits).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q6k_high(qh: __m256i, part: usize) -> __m256i {
-    let bits = match part {
-        0 => qh,
-        1 => _mm256_srli_epi16(qh, 2),
-        2 => _mm256_srli_epi16(qh, 4),
-        _ => _mm256_srli_epi16(qh, 6),
-    };
-    _mm256_slli_epi16(_mm256_and_si256(bits, _mm256_set1_epi8(3)), 4)
-}
-
 /// Q6_K rows to f32: `(d·sc)·(q − 32)`, a scale per 16 values.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dequantize_row_q6_k(bytes: &[u8], out: &mut [f32]) {
-    let m4 = _mm256_set1_epi8(0x0F);
     for (x, y) in bytes.as_chunks::<Q6_K_BYTES>().0.iter().zip(out.as_chunks_mut::<QK_K>().0) {
         let d = fp16(bits_le(x, 208));
         for n in 0..QK_K / 128 {
-            let xp = x.as_ptr();
-            let ql0 = load32(xp.add(64 * n));
-            let ql1 = load32(xp.add(64 * n + 32));
-            let qh = load32(xp.add(128 + 32 * n));
-            let low = [
-                _mm256_and_si256(ql0, m4),
-                _mm256_and_si256(ql1, m4),
-                _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-            ];
-            for (part, lo) in low.into_iter().enumerate() {
-                let q = _mm256_sub_epi8(_mm256_or_si256(lo, q6k_high(qh, part)), _mm256_set1_epi8(32));
+            for (part, v) in q6k_half(x.as_ptr(), n).into_iter().enumerate() {
+                let q = _mm256_sub_epi8(v, _mm256_set1_epi8(32));
                 let dst = y.as_mut_ptr().add(128 * n + 32 * part);
                 for k in 0..4 {
                     // Values l and l + 16 of the part take scales `2·part` and `2·part + 1`.

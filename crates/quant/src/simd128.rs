@@ -163,27 +163,12 @@ mod imp {
 
     /// Q4_0 × Q8_0.
     pub fn vec_dot_q4_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-        let eight = i8x16_splat(8);
-        let block = |x: &[u8; Q4_0_BYTES], y: &BlockQ8_0| {
-            let q = load(x, 2);
-            small_dot32(i8x16_sub(lo4(q), eight), i8x16_sub(hi4(q), eight), load_i8(&y.qs, 0), load_i8(&y.qs, 16))
-        };
-        legacy_dot(w, a, block, scale_q8_0, None)
+        legacy_dot(w, a, |x, y| small_dot(q4_0_values(x), y), scale_q8_0, None)
     }
 
     /// Q5_0 × Q8_0.
     pub fn vec_dot_q5_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-        let f0 = u8x16_splat(0xF0);
-        let block = |x: &[u8; Q5_0_BYTES], y: &BlockQ8_0| {
-            let qh = u32_at(x, 2);
-            let q = load(x, 6);
-            // Where the 5th bit is clear, a high nibble of 0xF makes the i8 `nibble − 16`;
-            // where it is set, the byte stays `nibble` = `(nibble + 16) − 16`.
-            let x0 = v128_or(lo4(q), v128_andnot(f0, bytes_from_bits16(qh, 0)));
-            let x1 = v128_or(hi4(q), v128_andnot(f0, bytes_from_bits16(qh, 1)));
-            small_dot32(x0, x1, load_i8(&y.qs, 0), load_i8(&y.qs, 16))
-        };
-        legacy_dot(w, a, block, scale_q8_0, None)
+        legacy_dot(w, a, |x, y| small_dot(q5_0_values(x), y), scale_q8_0, None)
     }
 
     /// Q4_1 × Q8_1 (unsigned nibbles; the min enters through the activation's `s`).
@@ -210,22 +195,12 @@ mod imp {
 
     /// Q8_0 × Q8_0.
     pub fn vec_dot_q8_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-        let block = |x: &[u8; Q8_0_BYTES], y: &BlockQ8_0| {
-            i32x4_add(dot16(load(x, 2), load_i8(&y.qs, 0)), dot16(load(x, 18), load_i8(&y.qs, 16)))
-        };
-        legacy_dot(w, a, block, scale_q8_0, None)
+        legacy_dot(w, a, |x: &[u8; Q8_0_BYTES], y| wide_dot([load(x, 2), load(x, 18)], y), scale_q8_0, None)
     }
 
     /// IQ4_NL × Q8_0 (levels looked up with a byte swizzle).
     pub fn vec_dot_iq4_nl_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-        let table = load_i8(&KVALUES_IQ4NL, 0);
-        let block = |x: &[u8; IQ4_NL_BYTES], y: &BlockQ8_0| {
-            let q = load(x, 2);
-            let x0 = i8x16_swizzle(table, lo4(q));
-            let x1 = i8x16_swizzle(table, hi4(q));
-            i32x4_add(dot16(x0, load_i8(&y.qs, 0)), dot16(x1, load_i8(&y.qs, 16)))
-        };
-        legacy_dot(w, a, block, scale_q8_0, None)
+        legacy_dot(w, a, |x, y| wide_dot(iq4_nl_values(x), y), scale_q8_0, None)
     }
 
     /// Activation rows one multi-token call takes; more are done in groups of this many.
@@ -276,28 +251,38 @@ mod imp {
         }
     }
 
+    /// A Q5_0 block's weights as two halves of i8.
+    #[inline(always)]
     fn q5_0_values(x: &[u8; Q5_0_BYTES]) -> [v128; 2] {
         let f0 = u8x16_splat(0xF0);
         let (qh, q) = (u32_at(x, 2), load(x, 6));
+        // Where the 5th bit is clear, a high nibble of 0xF makes the i8 `nibble − 16`; where it
+        // is set, the byte stays `nibble` = `(nibble + 16) − 16`.
         [v128_or(lo4(q), v128_andnot(f0, bytes_from_bits16(qh, 0))), v128_or(hi4(q), v128_andnot(f0, bytes_from_bits16(qh, 1)))]
     }
 
+    /// A Q4_0 block's weights as two halves of i8.
+    #[inline(always)]
     fn q4_0_values(x: &[u8; Q4_0_BYTES]) -> [v128; 2] {
         let (eight, q) = (i8x16_splat(8), load(x, 2));
         [i8x16_sub(lo4(q), eight), i8x16_sub(hi4(q), eight)]
     }
 
+    /// An IQ4_NL block's weights (the levels its nibbles index) as two halves of i8.
+    #[inline(always)]
     fn iq4_nl_values(x: &[u8; IQ4_NL_BYTES]) -> [v128; 2] {
         let (table, q) = (load_i8(&KVALUES_IQ4NL, 0), load(x, 2));
         [i8x16_swizzle(table, lo4(q)), i8x16_swizzle(table, hi4(q))]
     }
 
     /// Weights with |x| ≤ 31 (Q4_0, Q5_0) × a Q8_0 block.
+    #[inline(always)]
     fn small_dot(q: [v128; 2], y: &BlockQ8_0) -> v128 {
         small_dot32(q[0], q[1], load_i8(&y.qs, 0), load_i8(&y.qs, 16))
     }
 
     /// Any signed weights (Q8_0, IQ4_NL) × a Q8_0 block.
+    #[inline(always)]
     fn wide_dot(q: [v128; 2], y: &BlockQ8_0) -> v128 {
         i32x4_add(dot16(q[0], load_i8(&y.qs, 0)), dot16(q[1], load_i8(&y.qs, 16)))
     }
@@ -791,23 +776,13 @@ mod imp {
 
     /// Q6_K rows to f32, bit-identical to `crate::dequant`'s: `(d·sc)·(q − 32)`, a scale per 16.
     pub fn dequantize_row_q6_k(bytes: &[u8], out: &mut [f32]) {
-        let m3 = u8x16_splat(3);
         let thirty_two = i8x16_splat(32);
         for (x, y) in bytes.as_chunks::<Q6_K_BYTES>().0.iter().zip(out.as_chunks_mut::<QK_K>().0) {
             let d = f16_at(x, 208);
             for n in 0..QK_K / 128 {
                 for h in 0..2 {
                     // Values l = 16h .. 16h + 16 of each of the four 32-value parts.
-                    let ql0 = load(x, 64 * n + 16 * h);
-                    let ql1 = load(x, 64 * n + 32 + 16 * h);
-                    let qh = load(x, 128 + 32 * n + 16 * h);
-                    let parts = [
-                        v128_or(lo4(ql0), u8x16_shl(v128_and(qh, m3), 4)),
-                        v128_or(lo4(ql1), u8x16_shl(v128_and(u8x16_shr(qh, 2), m3), 4)),
-                        v128_or(hi4(ql0), u8x16_shl(v128_and(u8x16_shr(qh, 4), m3), 4)),
-                        v128_or(hi4(ql1), u8x16_shl(u8x16_shr(qh, 6), 4)),
-                    ];
-                    for (part, q) in parts.into_iter().enumerate() {
+                    for (part, q) in q6k_parts(x, n, h).into_iter().enumerate() {
                         let sc = x[192 + 8 * n + 2 * part + h] as i8;
                         let ds = f32x4_splat(d * sc as f32);
                         let at = 128 * n + 32 * part + 16 * h;
