@@ -197,8 +197,13 @@ fn tokenize(path: &PathBuf, prompt: &str, add_special: bool) -> Result<(), Strin
 }
 
 fn open(path: &PathBuf) -> Result<Model<FileSource>, String> {
+    open_with(path, |file| file)
+}
+
+/// The model at `path`, its file read through `wrap` (e.g. a read-ahead).
+fn open_with<S: parallax_source::ByteSource>(path: &std::path::Path, wrap: impl FnOnce(FileSource) -> S) -> Result<Model<S>, String> {
     let source = FileSource::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    Model::open(source).map_err(|e| format!("{}: {e}", path.display()))
+    Model::open(wrap(source)).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn inspect(path: &PathBuf, json: bool, full: bool) -> Result<(), String> {

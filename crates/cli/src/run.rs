@@ -202,9 +202,8 @@ fn open_reading_ahead(
     memory_budget: Option<u64>,
 ) -> Result<parallax_model::Model<BackgroundReadAhead<FileSource>>, String> {
     const MAX_WINDOW: u64 = 256 << 20;
-    let source = FileSource::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let window = memory_budget.map_or(MAX_WINDOW, |b| MAX_WINDOW.min(b / 4));
-    parallax_model::Model::open(BackgroundReadAhead::new(source, window)).map_err(|e| format!("{}: {e}", path.display()))
+    crate::open_with(path, |file| BackgroundReadAhead::new(file, window))
 }
 
 fn hash_file(path: &std::path::Path, len: u64, quiet: bool) -> Result<String, String> {
