@@ -32,10 +32,7 @@ fn demo_has_the_documented_shape_and_type_mix() {
     let model = demo();
     assert_eq!(model.architecture(), Some("qwen2"));
     let g = model.gguf().expect("a GGUF file");
-    assert_eq!(
-        g.get_str("general.name"),
-        Some("Parallax demo (synthetic qwen2)")
-    );
+    assert_eq!(g.get_str("general.name"), Some("Parallax demo (synthetic qwen2)"));
     assert_eq!(g.get_bool("tokenizer.ggml.add_bos_token"), Some(false));
     assert_eq!(
         g.get_u32("tokenizer.ggml.eos_token_id"),
@@ -44,46 +41,19 @@ fn demo_has_the_documented_shape_and_type_mix() {
     );
     let h = model.hyperparameters();
     assert_eq!(
-        (
-            h.n_layers,
-            h.n_embd,
-            h.n_head,
-            h.n_head_kv,
-            h.head_dim,
-            h.n_ff,
-            h.n_vocab,
-            h.n_ctx
-        ),
-        (
-            Some(3),
-            Some(256),
-            Some(4),
-            Some(2),
-            Some(64),
-            Some(512),
-            Some(4096),
-            Some(2048)
-        )
+        (h.n_layers, h.n_embd, h.n_head, h.n_head_kv, h.head_dim, h.n_ff, h.n_vocab, h.n_ctx),
+        (Some(3), Some(256), Some(4), Some(2), Some(64), Some(512), Some(4096), Some(2048))
     );
     assert_eq!((h.rope_theta, h.rms_eps), (Some(1e6), Some(1e-6)));
 
-    let ty = |name: &str| match model
-        .tensor(name)
-        .unwrap_or_else(|| panic!("no tensor {name}"))
-        .ty
+    let ty = |name: &str| match model.tensor(name).unwrap_or_else(|| panic!("no tensor {name}")).ty
     {
         TensorType::Ggml(t) => t,
         other => panic!("{name}: {other:?}"),
     };
     assert_eq!(ty("token_embd.weight"), GgmlType::Q8_0);
-    assert_eq!(
-        model.tensor("token_embd.weight").unwrap().ne,
-        vec![256, 4096]
-    );
-    assert!(
-        model.tensor("output.weight").is_none(),
-        "the head is tied to token_embd"
-    );
+    assert_eq!(model.tensor("token_embd.weight").unwrap().ne, vec![256, 4096]);
+    assert!(model.tensor("output.weight").is_none(), "the head is tied to token_embd");
     assert_eq!(ty("output_norm.weight"), GgmlType::F32);
     for il in 0..3 {
         for (role, want, ne) in [
@@ -109,11 +79,7 @@ fn demo_has_the_documented_shape_and_type_mix() {
 
     // The README states the committed file's size and hash.
     let bytes = std::fs::read(demo_dir().join("parallax-demo-qwen2.gguf")).unwrap();
-    assert!(
-        bytes.len() <= 2_500_000,
-        "the demo is {} bytes, over the 2.5 MB budget",
-        bytes.len()
-    );
+    assert!(bytes.len() <= 2_500_000, "the demo is {} bytes, over the 2.5 MB budget", bytes.len());
     let readme = std::fs::read_to_string(demo_dir().join("README.md")).unwrap();
     assert!(
         readme.contains(&sha256_hex(&bytes)),
@@ -157,30 +123,19 @@ fn demo_tokenizes_the_contract_prompt_as_qwen_does() {
             compared += 1;
         }
     }
-    assert!(
-        compared >= 5,
-        "only {compared} texts lie inside the demo vocabulary"
-    );
+    assert!(compared >= 5, "only {compared} texts lie inside the demo vocabulary");
 }
 
 fn finite(what: &str, s: &Stats) {
-    assert!(
-        s.nan == 0 && s.inf == 0,
-        "{what}: {} NaN, {} Inf",
-        s.nan,
-        s.inf
-    );
+    assert!(s.nan == 0 && s.inf == 0, "{what}: {} NaN, {} Inf", s.nan, s.inf);
     assert!(s.count > 0, "{what}: no values");
 }
 
 #[test]
 fn demo_runs_cleanly_on_both_paths() {
     let model = demo();
-    let input = RunInput {
-        tokens: PROMPT_IDS.to_vec(),
-        text: Some(PROMPT.into()),
-        ..Default::default()
-    };
+    let input =
+        RunInput { tokens: PROMPT_IDS.to_vec(), text: Some(PROMPT.into()), ..Default::default() };
     let (report, logits) = run_with_logits(
         &model,
         &input,
@@ -197,18 +152,12 @@ fn demo_runs_cleanly_on_both_paths() {
         for (path, stats) in &site.paths {
             finite(&format!("{where_} {path}"), stats);
         }
-        let c = site
-            .compare
-            .get("q8")
-            .unwrap_or_else(|| panic!("{where_}: no q8 comparison"));
+        let c = site.compare.get("q8").unwrap_or_else(|| panic!("{where_}: no q8 comparison"));
         let cos = c.cosine.unwrap_or_else(|| panic!("{where_}: no cosine"));
         if cos < worst.0 {
             worst = (cos, where_.clone());
         }
-        assert!(
-            cos >= 0.99,
-            "{where_}: q8 vs f32 cosine {cos} is below 0.99"
-        );
+        assert!(cos >= 0.99, "{where_}: q8 vs f32 cosine {cos} is below 0.99");
     };
     check_site("embed".into(), &report.embed);
     let sites = layer_sites(&ArchConfig::from_model(&model).unwrap());
@@ -240,10 +189,7 @@ fn demo_runs_cleanly_on_both_paths() {
         report.logits.paths["f32"].stats.std.unwrap()
     );
     let lc = &report.logits.compare["q8"];
-    let (top_f32, top_q8) = (
-        &report.logits.paths["f32"].top,
-        &report.logits.paths["q8"].top,
-    );
+    let (top_f32, top_q8) = (&report.logits.paths["f32"].top, &report.logits.paths["q8"].top);
     eprintln!(
         "demo: worst per-site cosine {:.6} at {}; logits cosine {:.6}, KL {:.3e}, top-1 f32 {:?} q8 {:?} \
          (f32 margin to #2 {:.4}), top-10 overlap {}",
@@ -256,11 +202,7 @@ fn demo_runs_cleanly_on_both_paths() {
         top_f32[0].1 - top_f32[1].1,
         lc.top10_overlap
     );
-    assert!(
-        lc.top1_agree,
-        "logits top-1 differ: f32 {:?}, q8 {:?}",
-        top_f32[0], top_q8[0]
-    );
+    assert!(lc.top1_agree, "logits top-1 differ: f32 {:?}, q8 {:?}", top_f32[0], top_q8[0]);
     assert!(lc.cosine.unwrap() >= 0.99, "logits cosine {:?}", lc.cosine);
     // llama.cpp (llama-cpp-python 0.3.36, CPU, use_extra_bufts off as in
     // tools/reference/llamacpp_logits.py) on the same tokens: top-5 ids 304, 3967, 688, 387,
@@ -293,7 +235,9 @@ fn committed_generator_reproduces_the_demo() {
     let header = parallax_gguf::GgufFile::read(&source).unwrap();
     let fresh = parallax_demo_model::generate(&header).unwrap();
     let fresh_readme = parallax_demo_model::readme(&fresh);
-    for (file, fresh) in [("parallax-demo-qwen2.gguf", fresh.clone()), ("README.md", fresh_readme.into_bytes())] {
+    for (file, fresh) in
+        [("parallax-demo-qwen2.gguf", fresh.clone()), ("README.md", fresh_readme.into_bytes())]
+    {
         let committed = std::fs::read(demo_dir().join(file)).unwrap();
         assert!(
             fresh == committed,

@@ -13,7 +13,10 @@ use serde_json::Value;
 
 fn golden_json(name: &str) -> Value {
     let path = repo_root().join("tests/golden/reference").join(name);
-    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    serde_json::from_slice(
+        &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
 }
 
 fn golden_logits(name: &str) -> Vec<f32> {
@@ -45,7 +48,8 @@ fn top(v: &[f32], k: usize) -> Vec<u32> {
 /// Both paths' last-token logits against llama.cpp's: cosine, top-1, top-5 set.
 fn check_against_llamacpp(file: &str, golden: &str, min_cosine: f64) {
     let meta = golden_json(&format!("{golden}.json"));
-    let tokens: Vec<u32> = meta["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let tokens: Vec<u32> =
+        meta["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
     let reference = golden_logits(&format!("{golden}.last-logits.f32"));
     let Some((_, logits)) = run_model(file, &tokens, &RunOptions::default()) else { return };
     for (path, l) in ["f32", "q8"].iter().zip(&logits) {
@@ -54,7 +58,10 @@ fn check_against_llamacpp(file: &str, golden: &str, min_cosine: f64) {
     for (path, l) in ["f32", "q8"].iter().zip(&logits) {
         assert_eq!(l.len(), reference.len(), "{path}: vocabulary");
         let cos = cosine(l, &reference);
-        assert!(cos >= min_cosine, "{file} {path}: cosine {cos} vs llama.cpp is below {min_cosine}");
+        assert!(
+            cos >= min_cosine,
+            "{file} {path}: cosine {cos} vs llama.cpp is below {min_cosine}"
+        );
         assert_eq!(top(l, 1), top(&reference, 1), "{file} {path}: top-1 differs from llama.cpp");
         let (mut a, mut b) = (top(l, 5), top(&reference, 5));
         a.sort();
@@ -85,7 +92,8 @@ fn gemma_logits_match_llamacpp() {
 /// q8 0.99770 to one-token batches; llama.cpp's widest pair 0.99686.)
 fn check_within_llamacpp_spread(file: &str, stem: &str) {
     let meta = golden_json(&format!("llamacpp-variants-{stem}.json"));
-    let tokens: Vec<u32> = meta["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let tokens: Vec<u32> =
+        meta["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
     let mut settings: Vec<(String, Vec<f32>)> = Vec::new();
     for (name, s) in meta["settings"].as_object().unwrap() {
         let f = s["logits_file"].as_str().unwrap();
@@ -134,7 +142,8 @@ fn qwen_logits_lie_within_llamacpps_own_spread() {
 /// of every layer, for the all-token and the last-token scope.
 fn check_against_numpy(file: &str, golden: &str) {
     let g = golden_json(golden);
-    let tokens: Vec<u32> = g["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let tokens: Vec<u32> =
+        g["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
     assert_eq!(g["std_kind"], "sample");
     for scope in [Scope::All, Scope::Last] {
         let opts = RunOptions { paths: vec![PathKind::F32], scope, ..Default::default() };
@@ -144,10 +153,21 @@ fn check_against_numpy(file: &str, golden: &str) {
         for layer in g["layers"].as_array().unwrap() {
             let i = layer["index"].as_u64().unwrap() as usize;
             for (site, want) in layer["sites"].as_object().unwrap() {
-                let ours = &report.layers[i].sites.get(site).unwrap_or_else(|| panic!("site {site} missing")).paths["f32"];
+                let ours = &report.layers[i]
+                    .sites
+                    .get(site)
+                    .unwrap_or_else(|| panic!("site {site} missing"))
+                    .paths["f32"];
                 let (a, b) = (ours.std.unwrap(), want[key]["std"].as_f64().unwrap());
-                assert!((a - b).abs() <= 1e-4 * b.abs(), "{file} layer {i} {site} ({key}): std {a} vs numpy {b}");
-                assert_eq!(ours.count, want[key]["count"].as_u64().unwrap(), "{file} layer {i} {site}: count");
+                assert!(
+                    (a - b).abs() <= 1e-4 * b.abs(),
+                    "{file} layer {i} {site} ({key}): std {a} vs numpy {b}"
+                );
+                assert_eq!(
+                    ours.count,
+                    want[key]["count"].as_u64().unwrap(),
+                    "{file} layer {i} {site}: count"
+                );
                 checked += 1;
             }
         }
@@ -189,7 +209,10 @@ fn layers_read_through_a_read_ahead_window_in_one_read_each_and_change_nothing()
     let tokens = [3838, 374, 220, 17, 10, 17, 30];
     fn run_on<S: parallax_source::ByteSource>(model: &Model<S>, tokens: &[u32]) -> String {
         let input = RunInput { tokens: tokens.to_vec(), ..Default::default() };
-        run_with_logits(model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap().0.to_json()
+        run_with_logits(model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false))
+            .unwrap()
+            .0
+            .to_json()
     }
     let plain = CountingSource::new(FileSource::open(&path).unwrap());
     let plain_json = run_on(&Model::open(&plain).unwrap(), &tokens);
@@ -200,7 +223,10 @@ fn layers_read_through_a_read_ahead_window_in_one_read_each_and_change_nothing()
     eprintln!("reads: {before} one by one, {after} with read-ahead");
     // 24 layers × 12 tensors become 24 layer reads; the header, embedding rows and head stay.
     assert!(before >= after + 24 * 10, "read-ahead saved too few reads: {before} → {after}");
-    assert!(ahead.inner().bytes_read() <= plain.bytes_read() + (1 << 20), "read-ahead fetched bytes the run did not need");
+    assert!(
+        ahead.inner().bytes_read() <= plain.bytes_read() + (1 << 20),
+        "read-ahead fetched bytes the run did not need"
+    );
 }
 
 /// The memory budget is checked from the tensor table before a layer is read: a run refused at
@@ -222,14 +248,25 @@ fn a_layer_over_the_memory_budget_is_refused_before_any_of_it_is_read() {
     let input = RunInput { tokens: vec![3838, 374, 220, 17, 10, 17, 30], ..Default::default() };
     let opts = RunOptions { memory_budget_bytes: Some(8 << 20), ..Default::default() };
     let before = source.bytes_read();
-    let err = parallax_engine::run(&model, &input, &opts, &mut |_| {}, &AtomicBool::new(false)).unwrap_err();
+    let err = parallax_engine::run(&model, &input, &opts, &mut |_| {}, &AtomicBool::new(false))
+        .unwrap_err();
     let pulled = source.bytes_read() - before;
     let message = err.to_string();
-    assert!(matches!(err, parallax_engine::EngineError::OverMemoryBudget { layer: 0, .. }), "{message}");
-    assert!(message.contains("layer 0 would need about") && message.contains("8.00 MiB"), "{message}");
+    assert!(
+        matches!(err, parallax_engine::EngineError::OverMemoryBudget { layer: 0, .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains("layer 0 would need about") && message.contains("8.00 MiB"),
+        "{message}"
+    );
     eprintln!("refused: {message}; pulled {pulled} bytes during the run (layer 0 holds {layer0}, header {header})");
     assert!(pulled < layer0 / 4, "the run pulled {pulled} bytes; layer 0 has {layer0}");
     // The same run with room for a layer goes through.
-    let opts = RunOptions { memory_budget_bytes: Some(64 << 20), paths: vec![PathKind::F32], ..Default::default() };
+    let opts = RunOptions {
+        memory_budget_bytes: Some(64 << 20),
+        paths: vec![PathKind::F32],
+        ..Default::default()
+    };
     parallax_engine::run(&model, &input, &opts, &mut |_| {}, &AtomicBool::new(false)).unwrap();
 }

@@ -31,7 +31,8 @@ fn judge(faults: &[&str], mode: Mode) -> Option<Verdicts> {
 fn assert_localized(fault: &str, layer: u32, site: &str) -> Option<Verdicts> {
     let v = judge(&[fault], Mode::Free)?;
     assert!(!v.passed(), "{fault}: the contracts must catch it");
-    let first = v.first_divergence.clone().unwrap_or_else(|| panic!("{fault}: no first divergence"));
+    let first =
+        v.first_divergence.clone().unwrap_or_else(|| panic!("{fault}: no first divergence"));
     assert_eq!(first.at.layer, Some(layer), "{fault}: first divergence at {}", first.at.place());
     assert!(
         first.at.site == site || (site == "ffn_swigl" && first.at.site == "ffn_swiglu_inner"),
@@ -71,7 +72,10 @@ fn probe_scope_mismatch_is_caught_as_unequal_samples() {
     let Some(v) = assert_localized("scope-mismatch@9:ffn_swigl", 9, "ffn_swigl") else { return };
     let lines = v.render_lines().join("\n");
     assert!(lines.contains("FALSIFY-APR-GGUF-PARITY-007"), "{lines}");
-    assert!(lines.contains("n=34048") && lines.contains("n=4864"), "both counts are shown: {lines}");
+    assert!(
+        lines.contains("n=34048") && lines.contains("n=4864"),
+        "both counts are shown: {lines}"
+    );
 }
 
 #[test]
@@ -79,5 +83,10 @@ fn replay_mode_tells_root_from_propagated() {
     let Some(v) = judge(&["q4k-scales@4:ffn_down"], Mode::Replay) else { return };
     let first = v.first_divergence.unwrap();
     assert_eq!((first.at.layer, first.at.site.as_str()), (Some(4), "ffn_down"));
-    assert_eq!(first.cause, Cause::Root, "the broken matmul itself leaves the band: {}", first.explanation);
+    assert_eq!(
+        first.cause,
+        Cause::Root,
+        "the broken matmul itself leaves the band: {}",
+        first.explanation
+    );
 }

@@ -27,7 +27,9 @@ fn gpu() -> Option<&'static GpuMatmul> {
             panic!("PARALLAX_REQUIRE_GPU=1 but {e}")
         }
         Err(e) => {
-            eprintln!("\n*** SKIPPED: {e} (set PARALLAX_REQUIRE_GPU=1 to make this a failure) ***\n");
+            eprintln!(
+                "\n*** SKIPPED: {e} (set PARALLAX_REQUIRE_GPU=1 to make this a failure) ***\n"
+            );
             None
         }
     })
@@ -64,10 +66,15 @@ fn check_real_tensors(file: &str) -> Vec<String> {
         if parallax_gpu::dequantized_in_shader(ty) {
             let g = pollster::block_on(gpu.dequantize(ty, &bytes, rows, cols)).unwrap();
             let bad = g.iter().zip(&w).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-            assert_eq!(bad, 0, "{file} {}: {bad} values dequantized differently by the shader", t.name);
+            assert_eq!(
+                bad, 0,
+                "{file} {}: {bad} values dequantized differently by the shader",
+                t.name
+            );
         }
         let n = 3;
-        let x: Vec<f32> = (0..n * cols).map(|i| ((i * 7919 % 2003) as f32 / 1001.0 - 1.0) * 2.0).collect();
+        let x: Vec<f32> =
+            (0..n * cols).map(|i| ((i * 7919 % 2003) as f32 / 1001.0 - 1.0) * 2.0).collect();
         let y = pollster::block_on(gpu.matmul(ty, &bytes, rows, cols, &x, n)).unwrap();
         let mut worst = 0f64;
         for tk in 0..n {
@@ -75,7 +82,8 @@ fn check_real_tensors(file: &str) -> Vec<String> {
             for r in 0..rows {
                 let wr = &w[r * cols..(r + 1) * cols];
                 let cpu = parallax_quant::dot::vec_dot_f32(wr, xt) as f64;
-                let scale: f64 = wr.iter().zip(xt).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
+                let scale: f64 =
+                    wr.iter().zip(xt).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
                 let err = (y[tk * rows + r] as f64 - cpu).abs() / scale.max(f64::MIN_POSITIVE);
                 worst = worst.max(err);
             }
@@ -97,7 +105,10 @@ fn qwen_real_tensors_match_cpu() {
     let types = check_real_tensors(QWEN_0_5B);
     if gpu().is_some() {
         for ty in ["Q4_K", "Q6_K", "Q5_0", "Q8_0"] {
-            assert!(types.iter().any(|t| t == ty), "Qwen2.5 0.5B should have {ty} matrices; saw {types:?}");
+            assert!(
+                types.iter().any(|t| t == ty),
+                "Qwen2.5 0.5B should have {ty} matrices; saw {types:?}"
+            );
         }
     }
 }
@@ -129,20 +140,30 @@ fn qwen_gpu_path_matches_f32() {
         return;
     }
     let Some(path) = model_path(QWEN_0_5B) else { return };
-    let report = run_paths(&path, vec![PathKind::F32, PathKind::Gpu], GpuSettings::default()).unwrap();
+    let report =
+        run_paths(&path, vec![PathKind::F32, PathKind::Gpu], GpuSettings::default()).unwrap();
     assert_eq!(report.paths, ["f32", "gpu"], "{:?}", report.execution.gpu_unavailable);
     let g = report.execution.gpu.as_ref().expect("the report names the adapter");
-    assert!(!g.adapter.is_empty() && !g.backend.is_empty() && g.limits.contains_key("maxStorageBufferBindingSize"));
-    assert!(g.placement.contains("matmuls") && g.placement.contains("attention"), "{}", g.placement);
+    assert!(
+        !g.adapter.is_empty()
+            && !g.backend.is_empty()
+            && g.limits.contains_key("maxStorageBufferBindingSize")
+    );
+    assert!(
+        g.placement.contains("matmuls") && g.placement.contains("attention"),
+        "{}",
+        g.placement
+    );
     let labels = &report.execution.matmuls["gpu"];
     assert!(labels.iter().any(|l| l.contains("Q4_K dequantized in WGSL")), "{labels:?}");
     let mut worst = (1.0f64, String::new());
     let mut sites = 0;
-    let all = std::iter::once(("embed".to_string(), &report.embed))
-        .chain(
-            report.layers.iter().flat_map(|l| l.sites.iter().map(move |(s, r)| (format!("layer {} {s}", l.index), r))),
-        )
-        .chain(std::iter::once(("final_norm".to_string(), &report.final_norm)));
+    let all =
+        std::iter::once(("embed".to_string(), &report.embed))
+            .chain(report.layers.iter().flat_map(|l| {
+                l.sites.iter().map(move |(s, r)| (format!("layer {} {s}", l.index), r))
+            }))
+            .chain(std::iter::once(("final_norm".to_string(), &report.final_norm)));
     for (name, rec) in all {
         let c = rec.compare.get("gpu").unwrap_or_else(|| panic!("{name}: no gpu comparison"));
         let cos = c.cosine.expect("cosine");
@@ -151,12 +172,24 @@ fn qwen_gpu_path_matches_f32() {
             worst = (cos, name);
         }
     }
-    eprintln!("qwen gpu vs f32: {sites} sites, worst cosine 1 − {:.2e} at {}", 1.0 - worst.0, worst.1);
+    eprintln!(
+        "qwen gpu vs f32: {sites} sites, worst cosine 1 − {:.2e} at {}",
+        1.0 - worst.0,
+        worst.1
+    );
     assert!(sites > 24 * 14, "{sites} sites compared");
-    assert!(worst.0 >= 0.99999, "worst per-site cosine {:.9} at {} is below 0.99999", worst.0, worst.1);
+    assert!(
+        worst.0 >= 0.99999,
+        "worst per-site cosine {:.9} at {} is below 0.99999",
+        worst.0,
+        worst.1
+    );
     let lc = &report.logits.compare["gpu"];
     eprintln!("qwen gpu vs f32 logits: {lc:?}");
-    assert_eq!(report.logits.paths["f32"].top[0].0, report.logits.paths["gpu"].top[0].0, "top-1 differs");
+    assert_eq!(
+        report.logits.paths["f32"].top[0].0, report.logits.paths["gpu"].top[0].0,
+        "top-1 differs"
+    );
 }
 
 fn demo_model() -> std::path::PathBuf {
@@ -175,7 +208,8 @@ fn without_gpu_record(mut r: Report) -> String {
 #[test]
 fn without_an_adapter_the_run_goes_on() {
     let demo = demo_model();
-    let plain = run_paths(&demo, vec![PathKind::F32, PathKind::Q8], GpuSettings::default()).unwrap();
+    let plain =
+        run_paths(&demo, vec![PathKind::F32, PathKind::Q8], GpuSettings::default()).unwrap();
     let asked = run_paths(
         &demo,
         vec![PathKind::F32, PathKind::Gpu, PathKind::Q8],
@@ -190,7 +224,9 @@ fn without_an_adapter_the_run_goes_on() {
     // A CPU-only report has no gpu keys at all (schema parallax.report/1 unchanged for it).
     assert!(!plain.to_json().contains("\"gpu"), "a CPU-only report mentions gpu");
     // Only `gpu` asked and none available: an error that says why.
-    let err = run_paths(&demo, vec![PathKind::Gpu], GpuSettings { disabled: true, ..Default::default() }).unwrap_err();
+    let err =
+        run_paths(&demo, vec![PathKind::Gpu], GpuSettings { disabled: true, ..Default::default() })
+            .unwrap_err();
     assert!(err.to_string().contains("gpu path cannot run"), "{err}");
 }
 
@@ -202,7 +238,8 @@ fn a_lost_device_drops_the_path_mid_run() {
         return;
     }
     let demo = demo_model();
-    let plain = run_paths(&demo, vec![PathKind::F32, PathKind::Q8], GpuSettings::default()).unwrap();
+    let plain =
+        run_paths(&demo, vec![PathKind::F32, PathKind::Q8], GpuSettings::default()).unwrap();
     let lost = run_paths(
         &demo,
         vec![PathKind::F32, PathKind::Q8, PathKind::Gpu],

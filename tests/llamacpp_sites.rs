@@ -44,9 +44,12 @@ const ALL_LAYERS_STD_REL: f64 = 1.5e-1;
 
 fn golden(model_file: &str) -> Value {
     let stem = model_file.trim_end_matches(".gguf");
-    let path = repo_root().join("tests/golden/reference").join(format!("llamacpp-sites-{stem}.json"));
-    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    let path =
+        repo_root().join("tests/golden/reference").join(format!("llamacpp-sites-{stem}.json"));
+    serde_json::from_slice(
+        &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn run_q8(file: &str, tokens: &[u32]) -> Option<Report> {
@@ -64,7 +67,8 @@ fn rel(ours: f64, theirs: f64) -> f64 {
 /// Worst (relative difference, layer, site, scope) per layer.
 fn check(file: &str) {
     let gold = golden(file);
-    let tokens: Vec<u32> = gold["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let tokens: Vec<u32> =
+        gold["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
     let Some(report) = run_q8(file, &tokens) else { return };
     let layers = gold["layers"].as_array().unwrap();
     assert_eq!(layers.len(), report.layers.len(), "{file}: layer count");
@@ -74,18 +78,21 @@ fn check(file: &str) {
         let bound = if il < 2 { FIRST_LAYERS_STD_REL } else { ALL_LAYERS_STD_REL };
         let mut worst = (0f64, "");
         for (site, g) in g_layer["sites"].as_object().unwrap() {
-            let ours_all = r_layer.sites.get(site).unwrap_or_else(|| panic!("{file}: no site {site}")).paths["q8"]
-                .std
-                .unwrap();
+            let ours_all =
+                r_layer.sites.get(site).unwrap_or_else(|| panic!("{file}: no site {site}")).paths
+                    ["q8"]
+                    .std
+                    .unwrap();
             let ours_last = tok[site].paths["q8"].last().unwrap().std.unwrap();
             assert_eq!(
                 r_layer.sites[site].paths["q8"].count,
                 g["all"]["count"].as_u64().unwrap(),
                 "{file} L{il} {site}: element count"
             );
-            for (scope, ours, theirs) in
-                [("all", ours_all, g["all"]["std"].as_f64().unwrap()), ("last", ours_last, g["last"]["std"].as_f64().unwrap())]
-            {
+            for (scope, ours, theirs) in [
+                ("all", ours_all, g["all"]["std"].as_f64().unwrap()),
+                ("last", ours_last, g["last"]["std"].as_f64().unwrap()),
+            ] {
                 let d = rel(ours, theirs);
                 if d > worst.0 {
                     worst = (d, site);
@@ -97,7 +104,11 @@ fn check(file: &str) {
         }
         eprintln!("{file} L{il}: worst std rel {:.2e} at {}", worst.0, worst.1);
     }
-    assert!(failures.is_empty(), "{file}: q8 path departs from llama.cpp:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{file}: q8 path departs from llama.cpp:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

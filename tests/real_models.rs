@@ -32,7 +32,8 @@ fn check_model(key: &str, file: &str, expected_tensors: usize) {
         let name = g["name"].as_str().unwrap();
         let t = model.tensor(name).unwrap_or_else(|| panic!("{file}: tensor {name} missing"));
         assert_eq!(t.ty.name(), g["type"].as_str().unwrap(), "{name}: type");
-        let ne: Vec<u64> = g["ne"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        let ne: Vec<u64> =
+            g["ne"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
         assert_eq!(t.ne, ne, "{name}: shape");
         types_seen.insert(t.ty.name().to_string());
 
@@ -55,8 +56,14 @@ fn check_model(key: &str, file: &str, expected_tensors: usize) {
                 let row: u64 = row.parse().unwrap();
                 let values = model.read_f32_rows(t, row..row + 1).unwrap();
                 let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                let want_head: Vec<u64> = sample["head_bits"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-                let got_head: Vec<u64> = values.iter().take(4).map(|v| v.to_bits() as u64).collect();
+                let want_head: Vec<u64> = sample["head_bits"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap())
+                    .collect();
+                let got_head: Vec<u64> =
+                    values.iter().take(4).map(|v| v.to_bits() as u64).collect();
                 assert_eq!(
                     sha256_hex(&bytes),
                     sample["sha256"].as_str().unwrap(),
@@ -64,7 +71,10 @@ fn check_model(key: &str, file: &str, expected_tensors: usize) {
                     t.ty.name()
                 );
             }
-            panic!("{file}: {name} ({}) differs from gguf-py in a row that was not sampled", t.ty.name());
+            panic!(
+                "{file}: {name} ({}) differs from gguf-py in a row that was not sampled",
+                t.ty.name()
+            );
         }
     }
     for ty in ["F32", "Q4_K", "Q5_0", "Q6_K", "Q8_0"] {

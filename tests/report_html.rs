@@ -13,8 +13,13 @@ use parallax_tests::{model_path, QWEN_0_5B};
 fn standalone_report_has_charts_no_script_and_escapes_hostile_strings() {
     let Some(path) = model_path(QWEN_0_5B) else { return };
     let model = Model::open(FileSource::open(path).unwrap()).unwrap();
-    let input = RunInput { tokens: vec![3838, 374, 220], pieces: vec!["What".into(), "Ġis".into(), "Ġ".into()], ..Default::default() };
-    let mut report = run(&model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    let input = RunInput {
+        tokens: vec![3838, 374, 220],
+        pieces: vec!["What".into(), "Ġis".into(), "Ġ".into()],
+        ..Default::default()
+    };
+    let mut report =
+        run(&model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap();
 
     let html = render_standalone(&report);
     assert!(html.starts_with("<!doctype html>"));
@@ -46,11 +51,15 @@ fn permalink_round_trips_what_the_page_draws() {
     let Some(path) = model_path(QWEN_0_5B) else { return };
     let model = Model::open(FileSource::open(path).unwrap()).unwrap();
     let input = RunInput { tokens: vec![3838, 374, 220, 17, 10, 17, 30], ..Default::default() };
-    let report = run(&model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    let report =
+        run(&model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap();
     let link = parallax_report::permalink::encode(&report);
     assert!(link.len() < 150_000, "permalink payload is {} bytes", link.len());
     let back = parallax_report::permalink::decode(&format!("#r={link}")).unwrap();
-    assert!(back == parallax_report::permalink::slim(&report), "the permalink does not restore the slim report exactly");
+    assert!(
+        back == parallax_report::permalink::slim(&report),
+        "the permalink does not restore the slim report exactly"
+    );
     // The view drawn from the link is the view drawn from the full report.
     assert_eq!(render_fragment(&back), render_fragment(&report));
     eprintln!("permalink payload: {} bytes for a 24-layer, 7-token report", link.len());
@@ -63,7 +72,8 @@ fn ratio_chart_draws_the_judging_contracts_bands() {
     let demo = parallax_tests::repo_root().join("www/demo/parallax-demo-qwen2.gguf");
     let model = Model::open(FileSource::open(&demo).unwrap()).unwrap();
     let input = RunInput { tokens: vec![3838, 374, 220, 17, 10, 17, 30], ..Default::default() };
-    let mut report = run(&model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    let mut report =
+        run(&model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap();
 
     let unjudged = render_fragment(&report);
     assert!(unjudged.contains("No contract this report was judged by bounds this ratio"));
@@ -74,12 +84,24 @@ fn ratio_chart_draws_the_judging_contracts_bands() {
     let gate = report.layers[1].sites.get_mut("ffn_gate").unwrap();
     gate.compare.get_mut("q8").unwrap().std_ratio = Some(1.5);
     let contracts = parallax_judge::default_contracts();
-    report.verdicts = Some(parallax_judge::evaluate(&report, &contracts, &parallax_judge::PathMapping::default()));
+    report.verdicts = Some(parallax_judge::evaluate(
+        &report,
+        &contracts,
+        &parallax_judge::PathMapping::default(),
+    ));
     let html = render_fragment(&report);
-    assert!(html.contains("<title>PARALLAX-PARITY-012 band [0.8, 1.25] at every site</title>"), "the default contract's band");
-    assert!(html.contains("FALSIFY-APR-GGUF-PARITY-001 band [0.5, 2] at ffn_swigl"), "upstream's band, oriented q8 / f32");
     assert!(
-        html.contains("layer 1 · ffn_gate · ratio 1.500000 — outside [0.8, 1.25] (PARALLAX-PARITY-012)"),
+        html.contains("<title>PARALLAX-PARITY-012 band [0.8, 1.25] at every site</title>"),
+        "the default contract's band"
+    );
+    assert!(
+        html.contains("FALSIFY-APR-GGUF-PARITY-001 band [0.5, 2] at ffn_swigl"),
+        "upstream's band, oriented q8 / f32"
+    );
+    assert!(
+        html.contains(
+            "layer 1 · ffn_gate · ratio 1.500000 — outside [0.8, 1.25] (PARALLAX-PARITY-012)"
+        ),
         "the out-of-band point names its band and test"
     );
     assert_eq!(html.matches("class=\"px-out\"").count(), 1, "only that point is out of band");

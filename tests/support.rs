@@ -10,9 +10,9 @@ pub const GEMMA_270M: &str = "gemma-3-270m-q4_k_m.gguf";
 /// `PARALLAX_ALLOW_MISSING_MODELS=1`, in which case it returns `None` and the test is skipped
 /// with a message (never silently).
 pub fn model_path(file: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("PARALLAX_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/parallax/models"));
+    let dir = std::env::var_os("PARALLAX_MODELS").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/parallax/models")
+    });
     let path = dir.join(file);
     if path.is_file() {
         return Some(path);

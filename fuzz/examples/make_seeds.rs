@@ -40,10 +40,7 @@ fn main() {
     let (real, out) = (&args[1], std::path::Path::new(&args[2]));
     let src = FileSource::open(real).expect("the real tiny-qwen2.gguf");
     let real = GgufFile::read(&src).expect("it parses");
-    let n_vocab = real
-        .get_str_arr("tokenizer.ggml.tokens")
-        .expect("a vocabulary")
-        .len() as u64;
+    let n_vocab = real.get_str_arr("tokenizer.ggml.tokens").expect("a vocabulary").len() as u64;
 
     let mut w = GgufWriter::new();
     for (key, value) in real.metadata() {
@@ -57,32 +54,12 @@ fn main() {
     put(&mut w, "general.name", "parallax fuzz seed".into());
     put(&mut w, "qwen2.block_count", MetaValue::U32(1));
     put(&mut w, "qwen2.context_length", MetaValue::U32(64));
-    put(
-        &mut w,
-        "qwen2.embedding_length",
-        MetaValue::U32(N_EMBD as u32),
-    );
-    put(
-        &mut w,
-        "qwen2.feed_forward_length",
-        MetaValue::U32(N_FF as u32),
-    );
-    put(
-        &mut w,
-        "qwen2.attention.head_count",
-        MetaValue::U32(N_HEAD as u32),
-    );
-    put(
-        &mut w,
-        "qwen2.attention.head_count_kv",
-        MetaValue::U32(N_HEAD_KV as u32),
-    );
+    put(&mut w, "qwen2.embedding_length", MetaValue::U32(N_EMBD as u32));
+    put(&mut w, "qwen2.feed_forward_length", MetaValue::U32(N_FF as u32));
+    put(&mut w, "qwen2.attention.head_count", MetaValue::U32(N_HEAD as u32));
+    put(&mut w, "qwen2.attention.head_count_kv", MetaValue::U32(N_HEAD_KV as u32));
     put(&mut w, "qwen2.rope.freq_base", MetaValue::F32(1e6));
-    put(
-        &mut w,
-        "qwen2.attention.layer_norm_rms_epsilon",
-        MetaValue::F32(1e-6),
-    );
+    put(&mut w, "qwen2.attention.layer_norm_rms_epsilon", MetaValue::F32(1e-6));
 
     let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
     let kv = N_EMBD / N_HEAD * N_HEAD_KV;
@@ -102,12 +79,7 @@ fn main() {
             q8_0(N_EMBD, ne1, &mut noise),
         )
         .unwrap();
-        w.add_f32_tensor(
-            format!("blk.0.{name}.bias"),
-            &[ne1],
-            &vec![0.01; ne1 as usize],
-        )
-        .unwrap();
+        w.add_f32_tensor(format!("blk.0.{name}.bias"), &[ne1], &vec![0.01; ne1 as usize]).unwrap();
     }
     w.add_tensor(
         "blk.0.attn_output.weight",
@@ -116,10 +88,8 @@ fn main() {
         q8_0(N_EMBD, N_EMBD, &mut noise),
     )
     .unwrap();
-    w.add_f32_tensor("blk.0.attn_norm.weight", &[N_EMBD], &ones)
-        .unwrap();
-    w.add_f32_tensor("blk.0.ffn_norm.weight", &[N_EMBD], &ones)
-        .unwrap();
+    w.add_f32_tensor("blk.0.attn_norm.weight", &[N_EMBD], &ones).unwrap();
+    w.add_f32_tensor("blk.0.ffn_norm.weight", &[N_EMBD], &ones).unwrap();
     w.add_tensor(
         "blk.0.ffn_gate.weight",
         &[N_EMBD, N_FF],
@@ -141,8 +111,7 @@ fn main() {
         q8_0(N_FF, N_EMBD, &mut noise),
     )
     .unwrap();
-    w.add_f32_tensor("output_norm.weight", &[N_EMBD], &ones)
-        .unwrap();
+    w.add_f32_tensor("output_norm.weight", &[N_EMBD], &ones).unwrap();
     let gguf = w.to_bytes();
 
     std::fs::create_dir_all(out.join("gguf_reader")).unwrap();
@@ -154,15 +123,9 @@ fn main() {
         (AprVariant::F32, "tiny-qwen2-h32.f32.apr"),
         (AprVariant::Quantized, "tiny-qwen2-h32.raw.apr"),
     ] {
-        let apr = gguf_to_apr(&file, &mem, &ConvertOptions::new(variant, name))
-            .unwrap()
-            .write()
-            .unwrap();
+        let apr =
+            gguf_to_apr(&file, &mem, &ConvertOptions::new(variant, name)).unwrap().write().unwrap();
         std::fs::write(out.join("apr_reader").join(name), apr).unwrap();
     }
-    eprintln!(
-        "wrote {} bytes of GGUF and its APR conversions under {}",
-        gguf.len(),
-        out.display()
-    );
+    eprintln!("wrote {} bytes of GGUF and its APR conversions under {}", gguf.len(), out.display());
 }

@@ -14,10 +14,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(contract) = Contract::from_yaml_str(text) {
-        let _ = evaluate(
-            report(),
-            &[contract],
-            &PathMapping::parse("apr=f32,gguf=q8").unwrap(),
-        );
+        let _ = evaluate(report(), &[contract], &PathMapping::parse("apr=f32,gguf=q8").unwrap());
     }
 });

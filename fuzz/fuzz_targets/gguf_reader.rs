@@ -14,10 +14,7 @@ fuzz_target!(|data: &[u8]| {
         // A file the strict reader accepts is accepted by the lenient one, identically
         // (compared through Debug: a NaN value is not equal to itself).
         let other = lenient.as_ref().expect("strict accepted, lenient refused");
-        assert_eq!(
-            format!("{:?}", file.metadata()),
-            format!("{:?}", other.metadata())
-        );
+        assert_eq!(format!("{:?}", file.metadata()), format!("{:?}", other.metadata()));
         assert_eq!(file.tensors(), other.tensors());
     }
     if let Ok(file) = lenient {

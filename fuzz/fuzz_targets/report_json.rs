@@ -20,18 +20,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(report) = Report::from_json(text) else {
         return;
     };
-    let verdicts = evaluate(
-        &report,
-        contracts(),
-        &PathMapping::parse("apr=f32,gguf=q8").unwrap(),
-    );
+    let verdicts = evaluate(&report, contracts(), &PathMapping::parse("apr=f32,gguf=q8").unwrap());
     let _ = verdicts;
     let page = html::render_standalone(&report);
     // Every string of the report is escaped: the only tags are the renderer's own.
-    assert!(
-        !page.contains("<script"),
-        "the rendered report contains a script tag"
-    );
+    assert!(!page.contains("<script"), "the rendered report contains a script tag");
     let _ = html::render_fragment(&report);
     let link = permalink::encode(&report);
     permalink::decode(&link).expect("a permalink of a parsed report unpacks");

@@ -64,8 +64,16 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 3 << 29;
 pub enum WorkerMessage {
     /// The worker's wasm has loaded; the page may send work now.
     Ready,
-    Progress { phase: String, layers_done: u32, n_layers: u32, bytes_read: u64, bytes_total: u64 },
-    Inspected { summary: Box<parallax_model::ModelSummary> },
+    Progress {
+        phase: String,
+        layers_done: u32,
+        n_layers: u32,
+        bytes_read: u64,
+        bytes_total: u64,
+    },
+    Inspected {
+        summary: Box<parallax_model::ModelSummary>,
+    },
     /// The finished run: the report as JSON and rendered by the shared renderer.
     Report {
         json: String,
@@ -76,8 +84,12 @@ pub enum WorkerMessage {
         wasm_memory_bytes: u64,
     },
     /// Something the user should know that does not stop the work.
-    Warning { message: String },
-    Error { message: String },
+    Warning {
+        message: String,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// How patient the URL source is with a server: every request has a time limit, and transient
@@ -158,7 +170,8 @@ pub mod browser {
 
     impl FileSliceSource {
         pub fn new(file: web_sys::File) -> Result<Self, String> {
-            let reader = web_sys::FileReaderSync::new().map_err(|e| format!("cannot read files here: {e:?}"))?;
+            let reader = web_sys::FileReaderSync::new()
+                .map_err(|e| format!("cannot read files here: {e:?}"))?;
             let name = file.name();
             Ok(FileSliceSource { blob: file.into(), name, reader })
         }
@@ -192,7 +205,12 @@ pub mod browser {
         Failure { transient: false, message }
     }
 
-    fn xhr_range(url: &str, first: u64, last: u64, timeout_ms: u32) -> Result<web_sys::XmlHttpRequest, Failure> {
+    fn xhr_range(
+        url: &str,
+        first: u64,
+        last: u64,
+        timeout_ms: u32,
+    ) -> Result<web_sys::XmlHttpRequest, Failure> {
         use wasm_bindgen::JsCast;
         let js = |e: wasm_bindgen::JsValue| permanent(format!("{e:?}"));
         let xhr = web_sys::XmlHttpRequest::new().map_err(js)?;
@@ -224,7 +242,10 @@ pub mod browser {
     }
 
     fn validator(xhr: &web_sys::XmlHttpRequest) -> Option<String> {
-        xhr.get_response_header("ETag").ok().flatten().or_else(|| xhr.get_response_header("Last-Modified").ok().flatten())
+        xhr.get_response_header("ETag")
+            .ok()
+            .flatten()
+            .or_else(|| xhr.get_response_header("Last-Modified").ok().flatten())
     }
 
     fn status_of(xhr: &web_sys::XmlHttpRequest, expected: u16) -> Result<u16, Failure> {
@@ -237,7 +258,11 @@ pub mod browser {
     /// Run `attempt` until it succeeds, fails for good, or has failed transiently
     /// `1 + policy.retries` times; the error names the reason and the tries (the caller names
     /// the URL).
-    fn with_retries<T>(url: &str, policy: &crate::HttpPolicy, mut attempt: impl FnMut() -> Result<T, Failure>) -> Result<T, String> {
+    fn with_retries<T>(
+        url: &str,
+        policy: &crate::HttpPolicy,
+        mut attempt: impl FnMut() -> Result<T, Failure>,
+    ) -> Result<T, String> {
         let tries = 1 + policy.retries;
         let mut n = 0;
         loop {
@@ -245,7 +270,9 @@ pub mod browser {
             match attempt() {
                 Ok(v) => return Ok(v),
                 Err(f) if f.transient && n < tries => {
-                    web_sys::console::warn_1(&format!("{url}: {} — trying again ({n}/{tries})", f.message).into());
+                    web_sys::console::warn_1(
+                        &format!("{url}: {} — trying again ({n}/{tries})", f.message).into(),
+                    );
                 }
                 Err(f) if f.transient => return Err(format!("{} ({n} tries)", f.message)),
                 Err(f) => return Err(f.message),
@@ -261,7 +288,8 @@ pub mod browser {
         /// Ask for the first byte: a 206 gives the length and validator; a 200 means the server
         /// ignores Range and sent the whole file, which is then kept and read from.
         pub fn open_with(url: &str, policy: crate::HttpPolicy) -> Result<Self, String> {
-            with_retries(url, &policy, || Self::try_open(url, policy)).map_err(|e| format!("{url}: {e}"))
+            with_retries(url, &policy, || Self::try_open(url, policy))
+                .map_err(|e| format!("{url}: {e}"))
         }
 
         fn try_open(url: &str, policy: crate::HttpPolicy) -> Result<Self, Failure> {
@@ -271,7 +299,11 @@ pub mod browser {
                 let body = xhr.response().map_err(|e| permanent(format!("{e:?}")))?;
                 let whole = js_sys::Uint8Array::new(&body);
                 let len = whole.length() as u64;
-                let declared = xhr.get_response_header("Content-Length").ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
+                let declared = xhr
+                    .get_response_header("Content-Length")
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.trim().parse::<u64>().ok());
                 if let Some(declared) = declared.filter(|&d| d != len) {
                     return Err(Failure {
                         transient: true,
@@ -284,15 +316,28 @@ pub mod browser {
                          serve it with a server that supports Range (e.g. `npx http-server`), or drop the file here"
                     )));
                 }
-                return Ok(HttpRangeSource { url: url.to_string(), len, validator: None, policy, whole: Some(whole) });
+                return Ok(HttpRangeSource {
+                    url: url.to_string(),
+                    len,
+                    validator: None,
+                    policy,
+                    whole: Some(whole),
+                });
             }
             status_of(&xhr, 206)?;
             let range = xhr.get_response_header("Content-Range").ok().flatten().ok_or_else(|| {
                 permanent("the server sent no Content-Range header (or does not expose it to this page via CORS)".into())
             })?;
-            let (_, len) = crate::parse_content_range(&range)
-                .ok_or_else(|| permanent(format!("cannot read the server's Content-Range `{range}`")))?;
-            Ok(HttpRangeSource { url: url.to_string(), len, validator: validator(&xhr), policy, whole: None })
+            let (_, len) = crate::parse_content_range(&range).ok_or_else(|| {
+                permanent(format!("cannot read the server's Content-Range `{range}`"))
+            })?;
+            Ok(HttpRangeSource {
+                url: url.to_string(),
+                len,
+                validator: validator(&xhr),
+                policy,
+                whole: None,
+            })
         }
 
         /// Whether the server ignored Range requests, so the whole file was downloaded at once.
@@ -302,26 +347,42 @@ pub mod browser {
 
         /// One request for `buf`'s bytes at `offset`. A change of the file is reported as such
         /// (never retried: the bytes already read belong to another version).
-        fn try_read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Result<Failure, SourceError>> {
+        fn try_read(
+            &self,
+            offset: u64,
+            buf: &mut [u8],
+        ) -> Result<(), Result<Failure, SourceError>> {
             let want = buf.len() as u64;
-            let xhr = xhr_range(&self.url, offset, offset + want - 1, self.policy.timeout_ms(want)).map_err(Ok)?;
+            let xhr = xhr_range(&self.url, offset, offset + want - 1, self.policy.timeout_ms(want))
+                .map_err(Ok)?;
             status_of(&xhr, 206).map_err(Ok)?;
             if let (Some(was), Some(now)) = (&self.validator, validator(&xhr)) {
                 if *was != now {
                     return Err(Err(SourceError::Changed {
-                        message: format!("its version tag on the server went from {was} to {now}; open it again"),
+                        message: format!(
+                            "its version tag on the server went from {was} to {now}; open it again"
+                        ),
                     }));
                 }
             }
-            let range = xhr.get_response_header("Content-Range").ok().flatten().and_then(|h| crate::parse_content_range(&h));
+            let range = xhr
+                .get_response_header("Content-Range")
+                .ok()
+                .flatten()
+                .and_then(|h| crate::parse_content_range(&h));
             if let Some((start, total)) = range {
                 if total != self.len {
                     return Err(Err(SourceError::Changed {
-                        message: format!("it is now {total} bytes long on the server, not {}; open it again", self.len),
+                        message: format!(
+                            "it is now {total} bytes long on the server, not {}; open it again",
+                            self.len
+                        ),
                     }));
                 }
                 if start != offset {
-                    return Err(Ok(permanent(format!("the server sent bytes from {start}, not the {offset} asked for"))));
+                    return Err(Ok(permanent(format!(
+                        "the server sent bytes from {start}, not the {offset} asked for"
+                    ))));
                 }
             }
             let body = xhr.response().map_err(|e| Ok(permanent(format!("{e:?}"))))?;
@@ -329,7 +390,10 @@ pub mod browser {
             if bytes.length() as u64 != want {
                 return Err(Ok(Failure {
                     transient: true,
-                    message: format!("the server sent {} of the {want} bytes asked for (the body ended early)", bytes.length()),
+                    message: format!(
+                        "the server sent {} of the {want} bytes asked for (the body ended early)",
+                        bytes.length()
+                    ),
                 }));
             }
             bytes.copy_to(buf);
@@ -352,15 +416,16 @@ pub mod browser {
             }
             let len = buf.len() as u64;
             let mut changed = None;
-            let result = with_retries(&self.url, &self.policy, || match self.try_read(offset, buf) {
-                Ok(()) => Ok(()),
-                Err(Ok(failure)) => Err(failure),
-                Err(Err(e)) => {
-                    let message = e.to_string();
-                    changed = Some(e);
-                    Err(permanent(message))
-                }
-            });
+            let result =
+                with_retries(&self.url, &self.policy, || match self.try_read(offset, buf) {
+                    Ok(()) => Ok(()),
+                    Err(Ok(failure)) => Err(failure),
+                    Err(Err(e)) => {
+                        let message = e.to_string();
+                        changed = Some(e);
+                        Err(permanent(message))
+                    }
+                });
             match (result, changed) {
                 (Ok(()), _) => Ok(()),
                 (Err(_), Some(e)) => Err(e),
@@ -383,7 +448,8 @@ pub mod browser {
                 .blob
                 .slice_with_f64_and_f64(offset as f64, (offset + buf.len() as u64) as f64)
                 .map_err(|e| io(format!("{e:?}")))?;
-            let array = self.reader.read_as_array_buffer(&slice).map_err(|e| io(format!("{e:?}")))?;
+            let array =
+                self.reader.read_as_array_buffer(&slice).map_err(|e| io(format!("{e:?}")))?;
             let bytes = js_sys::Uint8Array::new(&array);
             if bytes.length() as usize != buf.len() {
                 return Err(io(format!("the browser returned {} bytes", bytes.length())));

@@ -100,10 +100,7 @@ fn activation_bytes(a: &Activation) -> Vec<u8> {
         Activation::Q8_0(v) => raw(v),
         Activation::Q8K(v) => raw(v),
         Activation::F32(v) => raw(v),
-        other => panic!(
-            "no candle pairing benchmarked for {:?} activations",
-            other.ty()
-        ),
+        other => panic!("no candle pairing benchmarked for {:?} activations", other.ty()),
     }
 }
 
@@ -180,10 +177,7 @@ fn thread_cpu_time() -> Option<f64> {
             fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
         }
         const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-        let mut ts = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
+        let mut ts = Timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: a valid out-pointer to a C timespec (64-bit Linux layout).
         let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
         (rc == 0).then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
@@ -289,10 +283,7 @@ where
     // Weights: candle's quantizer, row by row (the same bytes either way).
     let blocks_per_row = COLS / W::BLCK_SIZE;
     let mut wq: Vec<W> = (0..ROWS * blocks_per_row).map(|_| W::zeros()).collect();
-    for (src, dst) in wf
-        .chunks_exact(COLS)
-        .zip(wq.chunks_exact_mut(blocks_per_row))
-    {
+    for (src, dst) in wf.chunks_exact(COLS).zip(wq.chunks_exact_mut(blocks_per_row)) {
         W::from_float(src, dst);
     }
     drop(wf);
@@ -313,9 +304,8 @@ where
         .expect("pairing exists");
     let act_bytes = activation_bytes(&act);
     let cact: Vec<W::VecDotType> = blocks_from_bytes(&act_bytes);
-    let mut cand_own: Vec<W::VecDotType> = (0..cact.len())
-        .map(|_| <W::VecDotType as CandleType>::zeros())
-        .collect();
+    let mut cand_own: Vec<W::VecDotType> =
+        (0..cact.len()).map(|_| <W::VecDotType as CandleType>::zeros()).collect();
     <W::VecDotType as CandleType>::from_float(&x, &mut cand_own);
     let same_activation = block_bytes(&cand_own) == act_bytes.as_slice();
 
@@ -371,67 +361,30 @@ where
             ov[0]
         });
         let candle_qmatmul: Box<dyn FnMut() -> f32 + '_> = Box::new(move || {
-            let y = qmms[next(&mut im)]
-                .forward(black_box(xt))
-                .expect("candle forward");
-            let y = y
-                .flatten_all()
-                .expect("flatten")
-                .to_vec1::<f32>()
-                .expect("to_vec1");
+            let y = qmms[next(&mut im)].forward(black_box(xt)).expect("candle forward");
+            let y = y.flatten_all().expect("flatten").to_vec1::<f32>().expect("to_vec1");
             om.copy_from_slice(&y);
             om[0]
         });
         let memory: Box<dyn FnMut() -> f32 + '_> =
             Box::new(move || memory_read(black_box(block_bytes(&copies[next(&mut ir)]))) as f32);
         let mut variants = vec![
-            Variant {
-                name: "parallax",
-                run: parallax,
-                samples: vec![],
-                iters: 1,
-            },
-            Variant {
-                name: "candle vec_dot",
-                run: candle_vec_dot,
-                samples: vec![],
-                iters: 1,
-            },
-            Variant {
-                name: "candle QMatMul",
-                run: candle_qmatmul,
-                samples: vec![],
-                iters: 1,
-            },
-            Variant {
-                name: "memory read",
-                run: memory,
-                samples: vec![],
-                iters: 1,
-            },
+            Variant { name: "parallax", run: parallax, samples: vec![], iters: 1 },
+            Variant { name: "candle vec_dot", run: candle_vec_dot, samples: vec![], iters: 1 },
+            Variant { name: "candle QMatMul", run: candle_qmatmul, samples: vec![], iters: 1 },
+            Variant { name: "memory read", run: memory, samples: vec![], iters: 1 },
         ];
         let clock = measure(&mut variants, repeats, sample, n_copies);
         let gb = (row_bytes * ROWS) as f64 / 1e9;
-        let gbs = variants
-            .iter()
-            .map(|v| (v.name, gb / median(&v.samples)))
-            .collect();
+        let gbs = variants.iter().map(|v| (v.name, gb / median(&v.samples))).collect();
         drop(variants);
         let tol_same = 1e-5;
         // QMatMul quantizes the activation itself (candle's repacked x86 tiles use Q8_K for every
         // weight type), so it agrees to within quantization noise, not rounding noise.
         let tol_qmm = if ty == GgmlType::F32 { 1e-5 } else { 2e-2 };
         let checks = vec![
-            (
-                "candle vec_dot vs parallax",
-                rel_l2(&out_v, &out_p),
-                tol_same,
-            ),
-            (
-                "candle QMatMul vs parallax",
-                rel_l2(&out_m, &out_p),
-                tol_qmm,
-            ),
+            ("candle vec_dot vs parallax", rel_l2(&out_v, &out_p), tol_same),
+            ("candle QMatMul vs parallax", rel_l2(&out_m, &out_p), tol_qmm),
         ];
         let name = ty.name();
         if !same_activation {
@@ -459,10 +412,7 @@ fn sched_times() -> Option<(f64, f64)> {
 }
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
+    std::env::var(key).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
 fn main() {
@@ -513,34 +463,17 @@ fn main() {
     let wall0 = Instant::now();
     let mut rng = Rng(0x5EED_0000_0007);
     let mut rows = Vec::new();
-    let cfg = Config {
-        repeats,
-        sample,
-        min_mb,
-    };
+    let cfg = Config { repeats, sample, min_mb };
     type Pairing = fn(&mut Rng, &Config) -> Row;
     let pairings: [(&str, Pairing); 5] = [
-        ("Q4_K", |r, c| {
-            bench_pairing::<BlockQ4K>(GgmlType::Q4_K, GgmlDType::Q4K, c, r)
-        }),
-        ("Q6_K", |r, c| {
-            bench_pairing::<BlockQ6K>(GgmlType::Q6_K, GgmlDType::Q6K, c, r)
-        }),
-        ("Q5_0", |r, c| {
-            bench_pairing::<BlockQ5_0>(GgmlType::Q5_0, GgmlDType::Q5_0, c, r)
-        }),
-        ("Q8_0", |r, c| {
-            bench_pairing::<BlockQ8_0>(GgmlType::Q8_0, GgmlDType::Q8_0, c, r)
-        }),
-        ("F32", |r, c| {
-            bench_pairing::<f32>(GgmlType::F32, GgmlDType::F32, c, r)
-        }),
+        ("Q4_K", |r, c| bench_pairing::<BlockQ4K>(GgmlType::Q4_K, GgmlDType::Q4K, c, r)),
+        ("Q6_K", |r, c| bench_pairing::<BlockQ6K>(GgmlType::Q6_K, GgmlDType::Q6K, c, r)),
+        ("Q5_0", |r, c| bench_pairing::<BlockQ5_0>(GgmlType::Q5_0, GgmlDType::Q5_0, c, r)),
+        ("Q8_0", |r, c| bench_pairing::<BlockQ8_0>(GgmlType::Q8_0, GgmlDType::Q8_0, c, r)),
+        ("F32", |r, c| bench_pairing::<f32>(GgmlType::F32, GgmlDType::F32, c, r)),
     ];
     for (name, f) in pairings {
-        if only
-            .as_deref()
-            .is_some_and(|o| !o.split(',').any(|t| t.eq_ignore_ascii_case(name)))
-        {
+        if only.as_deref().is_some_and(|o| !o.split(',').any(|t| t.eq_ignore_ascii_case(name))) {
             continue;
         }
         let row = f(&mut rng, &cfg);
@@ -552,19 +485,9 @@ fn main() {
     println!("| type | MB × copies | parallax GB/s | candle vec_dot GB/s | candle QMatMul GB/s | × vec_dot | × QMatMul | memory read GB/s | parallax / memory |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
-        let g = |n: &str| {
-            r.gbs
-                .iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| *v)
-                .unwrap_or(f64::NAN)
-        };
-        let (p, v, m, mem) = (
-            g("parallax"),
-            g("candle vec_dot"),
-            g("candle QMatMul"),
-            g("memory read"),
-        );
+        let g = |n: &str| r.gbs.iter().find(|(k, _)| *k == n).map(|(_, v)| *v).unwrap_or(f64::NAN);
+        let (p, v, m, mem) =
+            (g("parallax"), g("candle vec_dot"), g("candle QMatMul"), g("memory read"));
         println!(
             "| {} | {:.1} × {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} % |",
             r.ty,
@@ -632,11 +555,7 @@ fn native_description() -> String {
     let forced = std::env::var("MISTRALRS_FORCE_AVX2").as_deref() == Ok("1");
     format!(
         "x86_64; parallax AVX2 {}, candle vec_dot AVX2+FMA {}; candle QMatMul repacked tiles: {}",
-        if parallax_quant::avx2::available() {
-            "yes"
-        } else {
-            "no"
-        },
+        if parallax_quant::avx2::available() { "yes" } else { "no" },
         if avx2 { "yes" } else { "no" },
         if forced {
             "AVX2 (MISTRALRS_FORCE_AVX2=1)"

@@ -70,9 +70,7 @@ impl TensorType {
     pub fn bytes_for(self, n_values: u64) -> Option<u64> {
         match self {
             TensorType::Ggml(t) => t.bytes_for(n_values),
-            TensorType::AprQ4 => n_values
-                .div_ceil(APR_Q4_BLOCK)
-                .checked_mul(APR_Q4_BLOCK_BYTES),
+            TensorType::AprQ4 => n_values.div_ceil(APR_Q4_BLOCK).checked_mul(APR_Q4_BLOCK_BYTES),
             TensorType::AprQ8 if n_values == 0 => Some(0),
             TensorType::AprQ8 => n_values.checked_add(4),
             TensorType::U8 => Some(n_values),
@@ -86,18 +84,10 @@ impl TensorType {
         match id {
             128 => out.push(TensorType::AprQ4),
             129 => out.push(TensorType::AprQ8),
-            3 => out.extend(
-                [ggml(3), Some(TensorType::Ggml(GgmlType::F64))]
-                    .into_iter()
-                    .flatten(),
-            ),
+            3 => out.extend([ggml(3), Some(TensorType::Ggml(GgmlType::F64))].into_iter().flatten()),
             4 => out.push(TensorType::Ggml(GgmlType::I32)),
             5 => out.push(TensorType::Ggml(GgmlType::I64)),
-            6 => out.extend(
-                [ggml(6), Some(TensorType::Ggml(GgmlType::I8))]
-                    .into_iter()
-                    .flatten(),
-            ),
+            6 => out.extend([ggml(6), Some(TensorType::Ggml(GgmlType::I8))].into_iter().flatten()),
             7 => out.extend([ggml(7), Some(TensorType::U8)].into_iter().flatten()),
             8 => out.extend([ggml(8), Some(TensorType::AprQ4)].into_iter().flatten()),
             9 => out.extend([ggml(9), Some(TensorType::AprQ8)].into_iter().flatten()),
@@ -112,28 +102,18 @@ impl TensorType {
         if candidates.is_empty() {
             return Err(Resolve::Unknown);
         }
-        if let Some(t) = candidates
-            .iter()
-            .find(|t| t.bytes_for(n_values) == Some(size))
-        {
+        if let Some(t) = candidates.iter().find(|t| t.bytes_for(n_values) == Some(size)) {
             return Ok(*t);
         }
         let expected = candidates
             .iter()
             .map(|t| match t.bytes_for(n_values) {
                 Some(b) => format!("{b} as {}", t.name()),
-                None => format!(
-                    "whole blocks as {} ({} values per block)",
-                    t.name(),
-                    block_of(*t)
-                ),
+                None => format!("whole blocks as {} ({} values per block)", t.name(), block_of(*t)),
             })
             .collect::<Vec<_>>()
             .join(" or ");
-        Err(Resolve::SizeMismatch {
-            dtype: candidates[0].name().to_string(),
-            expected,
-        })
+        Err(Resolve::SizeMismatch { dtype: candidates[0].name().to_string(), expected })
     }
 }
 
@@ -165,36 +145,18 @@ mod tests {
     #[test]
     fn legacy_ids_are_told_apart_by_size() {
         // 8: Q8_0 (34 bytes / 32) vs legacy APR-Q4 (18 bytes / 32).
-        assert_eq!(
-            TensorType::resolve(8, 64, 68),
-            Ok(TensorType::Ggml(GgmlType::Q8_0))
-        );
+        assert_eq!(TensorType::resolve(8, 64, 68), Ok(TensorType::Ggml(GgmlType::Q8_0)));
         assert_eq!(TensorType::resolve(8, 64, 36), Ok(TensorType::AprQ4));
         // 9: Q8_1 (36 / 32) vs legacy APR-Q8 (4 + n).
-        assert_eq!(
-            TensorType::resolve(9, 64, 72),
-            Ok(TensorType::Ggml(GgmlType::Q8_1))
-        );
+        assert_eq!(TensorType::resolve(9, 64, 72), Ok(TensorType::Ggml(GgmlType::Q8_1)));
         assert_eq!(TensorType::resolve(9, 64, 68), Ok(TensorType::AprQ8));
         // 32 values: both readings of id 9 take 36 bytes; the GGML one wins.
-        assert_eq!(
-            TensorType::resolve(9, 32, 36),
-            Ok(TensorType::Ggml(GgmlType::Q8_1))
-        );
+        assert_eq!(TensorType::resolve(9, 32, 36), Ok(TensorType::Ggml(GgmlType::Q8_1)));
         // 6: Q5_0 vs APR I8; 7: Q5_1 vs U8; 3: Q4_1 vs F64.
-        assert_eq!(
-            TensorType::resolve(6, 32, 22),
-            Ok(TensorType::Ggml(GgmlType::Q5_0))
-        );
-        assert_eq!(
-            TensorType::resolve(6, 32, 32),
-            Ok(TensorType::Ggml(GgmlType::I8))
-        );
+        assert_eq!(TensorType::resolve(6, 32, 22), Ok(TensorType::Ggml(GgmlType::Q5_0)));
+        assert_eq!(TensorType::resolve(6, 32, 32), Ok(TensorType::Ggml(GgmlType::I8)));
         assert_eq!(TensorType::resolve(7, 32, 32), Ok(TensorType::U8));
-        assert_eq!(
-            TensorType::resolve(3, 32, 256),
-            Ok(TensorType::Ggml(GgmlType::F64))
-        );
+        assert_eq!(TensorType::resolve(3, 32, 256), Ok(TensorType::Ggml(GgmlType::F64)));
         assert_eq!(TensorType::resolve(128, 33, 36), Ok(TensorType::AprQ4));
         assert_eq!(TensorType::resolve(129, 0, 0), Ok(TensorType::AprQ8));
     }
@@ -209,10 +171,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            TensorType::resolve(12, 100, 144),
-            Err(Resolve::SizeMismatch { .. })
-        ));
+        assert!(matches!(TensorType::resolve(12, 100, 144), Err(Resolve::SizeMismatch { .. })));
     }
 
     #[test]

@@ -17,10 +17,7 @@ impl AprError {
         AprError { kind, offset }
     }
     pub(crate) fn at(kind: AprErrorKind, offset: u64) -> Self {
-        AprError {
-            kind,
-            offset: Some(offset),
-        }
+        AprError { kind, offset: Some(offset) }
     }
     pub(crate) fn nowhere(kind: AprErrorKind) -> Self {
         AprError { kind, offset: None }
@@ -252,11 +249,7 @@ impl std::error::Error for AprError {}
 /// Turn a source error into an APR error: reading past the end is a truncation of `what`.
 pub(crate) fn source_error(e: SourceError, what: &'static str) -> AprError {
     match e {
-        SourceError::OutOfBounds {
-            offset,
-            len,
-            source_len,
-        } => AprError::at(
+        SourceError::OutOfBounds { offset, len, source_len } => AprError::at(
             AprErrorKind::Truncated {
                 what,
                 needed_end: offset.saturating_add(len),

@@ -71,20 +71,14 @@ impl Header {
         let magic = [b[0], b[1], b[2], b[3]];
         if magic != MAGIC {
             return Err(AprError::at(
-                AprErrorKind::BadMagic {
-                    found: magic,
-                    hint: magic_hint(b),
-                },
+                AprErrorKind::BadMagic { found: magic, hint: magic_hint(b) },
                 0,
             ));
         }
         let version = (b[4], b[5]);
         if version.0 != 2 {
             return Err(AprError::at(
-                AprErrorKind::UnsupportedVersion {
-                    major: b[4],
-                    minor: b[5],
-                },
+                AprErrorKind::UnsupportedVersion { major: b[4], minor: b[5] },
                 4,
             ));
         }
@@ -110,10 +104,7 @@ impl Header {
         let computed = header_crc(b);
         if computed != h.checksum {
             return Err(AprError::at(
-                AprErrorKind::HeaderChecksum {
-                    stored: h.checksum,
-                    computed,
-                },
+                AprErrorKind::HeaderChecksum { stored: h.checksum, computed },
                 40,
             ));
         }

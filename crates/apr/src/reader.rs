@@ -79,9 +79,7 @@ impl<S: ByteSource> AprFile<S> {
         let len = source.len();
         let mut head = [0u8; 64];
         let got = len.min(HEADER_SIZE) as usize;
-        source
-            .read_exact_at(0, &mut head[..got])
-            .map_err(|e| source_error(e, "header"))?;
+        source.read_exact_at(0, &mut head[..got]).map_err(|e| source_error(e, "header"))?;
         if got < 64 {
             if got >= 4 && head[0..4] != MAGIC {
                 // Report what the short file is rather than that it is short.
@@ -98,20 +96,10 @@ impl<S: ByteSource> AprFile<S> {
         }
         let header = Header::parse(&head)?;
         if header.flags & FLAG_COLUMN_MAJOR != 0 {
-            return Err(AprError::at(
-                AprErrorKind::ColumnMajor {
-                    flags: header.flags,
-                },
-                6,
-            ));
+            return Err(AprError::at(AprErrorKind::ColumnMajor { flags: header.flags }, 6));
         }
         if header.flags & FLAG_ENCRYPTED != 0 {
-            return Err(AprError::at(
-                AprErrorKind::Encrypted {
-                    flags: header.flags,
-                },
-                6,
-            ));
+            return Err(AprError::at(AprErrorKind::Encrypted { flags: header.flags }, 6));
         }
 
         let layout =
@@ -163,18 +151,11 @@ impl<S: ByteSource> AprFile<S> {
             // Upstream's writer sets the compression flags without compressing, so a flagged
             // file is read plainly when it parses; one that does not is really compressed.
             Err(_) if header.flags & (FLAG_LZ4 | FLAG_ZSTD) != 0 => {
-                return Err(AprError::at(
-                    AprErrorKind::Compressed {
-                        flags: header.flags,
-                    },
-                    6,
-                ))
+                return Err(AprError::at(AprErrorKind::Compressed { flags: header.flags }, 6))
             }
             Err(e) => {
                 return Err(AprError::at(
-                    AprErrorKind::MetadataJson {
-                        message: e.to_string(),
-                    },
+                    AprErrorKind::MetadataJson { message: e.to_string() },
                     meta_off + json_error_offset(&metadata_json, &e),
                 ))
             }
@@ -185,36 +166,21 @@ impl<S: ByteSource> AprFile<S> {
 
         // The payloads of the last tensor are padded to 64 bytes by upstream's writers; a 4-byte
         // CRC32 of everything before it may follow.
-        let padded_end = header
-            .data_offset
-            .saturating_add(align64(data_end - header.data_offset));
+        let padded_end = header.data_offset.saturating_add(align64(data_end - header.data_offset));
         let footer = if len == padded_end + 4 || (len == data_end + 4 && len != padded_end) {
             let mut b = [0u8; 4];
-            source
-                .read_exact_at(len - 4, &mut b)
-                .map_err(|e| source_error(e, "the CRC footer"))?;
+            source.read_exact_at(len - 4, &mut b).map_err(|e| source_error(e, "the CRC footer"))?;
             Some(u32::from_le_bytes(b))
         } else if len == padded_end || len == data_end {
             None
         } else {
             return Err(AprError::at(
-                AprErrorKind::TrailingBytes {
-                    data_end,
-                    file_len: len,
-                },
+                AprErrorKind::TrailingBytes { data_end, file_len: len },
                 data_end,
             ));
         };
 
-        Ok(AprFile {
-            source,
-            header,
-            metadata_json,
-            metadata,
-            tensors,
-            data_end,
-            footer,
-        })
+        Ok(AprFile { source, header, metadata_json, metadata, tensors, data_end, footer })
     }
 
     pub fn header(&self) -> &Header {
@@ -240,10 +206,7 @@ impl<S: ByteSource> AprFile<S> {
         &self.tensors
     }
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
-        self.tensors
-            .binary_search_by(|t| t.name.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.tensors[i])
+        self.tensors.binary_search_by(|t| t.name.as_str().cmp(name)).ok().map(|i| &self.tensors[i])
     }
     /// The stored CRC32 footer, when the file has one.
     pub fn footer_crc(&self) -> Option<u32> {
@@ -280,19 +243,14 @@ impl<S: ByteSource> AprFile<S> {
         }
         let computed = hasher.finalize();
         if computed != stored {
-            return Err(AprError::at(
-                AprErrorKind::FooterChecksum { stored, computed },
-                end,
-            ));
+            return Err(AprError::at(AprErrorKind::FooterChecksum { stored, computed }, end));
         }
         Ok(Some(stored))
     }
 
     fn find(&self, name: &str) -> Result<&TensorInfo, AprError> {
         self.tensor(name).ok_or_else(|| {
-            AprError::nowhere(AprErrorKind::TensorNotFound {
-                name: name.to_string(),
-            })
+            AprError::nowhere(AprErrorKind::TensorNotFound { name: name.to_string() })
         })
     }
 
@@ -323,11 +281,7 @@ impl<S: ByteSource> AprFile<S> {
         .ok_or_else(|| {
             unsupported(
                 t,
-                format!(
-                    "rows of {} values are not whole {} blocks",
-                    t.row_len(),
-                    t.dtype
-                ),
+                format!("rows of {} values are not whole {} blocks", t.row_len(), t.dtype),
             )
         })?;
         self.read(t, rows.start * row_bytes..rows.end * row_bytes)
@@ -352,10 +306,7 @@ impl<S: ByteSource> AprFile<S> {
                 }
                 let scale = self.read(t, 0..4)?;
                 let scale = f32::from_le_bytes([scale[0], scale[1], scale[2], scale[3]]);
-                Ok(dequantize_apr_q8_values(
-                    scale,
-                    &self.read(t, 4 + v0..4 + v1)?,
-                ))
+                Ok(dequantize_apr_q8_values(scale, &self.read(t, 4 + v0..4 + v1)?))
             }
             TensorType::AprQ4 => {
                 // Blocks run across row ends: read the blocks covering the values, then cut.
@@ -387,36 +338,22 @@ fn check_rows(t: &TensorInfo, rows: &Range<u64>) -> Result<(), AprError> {
 }
 
 fn unsupported(t: &TensorInfo, message: String) -> AprError {
-    AprError::at(
-        AprErrorKind::Unsupported {
-            name: t.name.clone(),
-            message,
-        },
-        t.file_offset,
-    )
+    AprError::at(AprErrorKind::Unsupported { name: t.name.clone(), message }, t.file_offset)
 }
 
 /// Turn `n` values of `dtype` held in `bytes` into f32.
 fn to_f32(t: &TensorInfo, dtype: TensorType, bytes: &[u8], n: u64) -> Result<Vec<f32>, AprError> {
     let n = usize::try_from(n)
         .map_err(|_| unsupported(t, "too many values for this platform".into()))?;
-    let bad_len = || {
-        unsupported(
-            t,
-            format!("{} bytes do not hold {n} values of {dtype}", bytes.len()),
-        )
-    };
+    let bad_len =
+        || unsupported(t, format!("{} bytes do not hold {n} values of {dtype}", bytes.len()));
     match dtype {
         TensorType::AprQ4 => dequantize_apr_q4(bytes, n).ok_or_else(bad_len),
         TensorType::AprQ8 => dequantize_apr_q8(bytes, n).ok_or_else(bad_len),
-        TensorType::U8 => Err(unsupported(
-            t,
-            "U8 tensors hold integers, not weights".into(),
-        )),
-        TensorType::Ggml(g) if !g.is_dequantizable() => Err(unsupported(
-            t,
-            format!("{g} cannot be turned into f32 by parallax-quant"),
-        )),
+        TensorType::U8 => Err(unsupported(t, "U8 tensors hold integers, not weights".into())),
+        TensorType::Ggml(g) if !g.is_dequantizable() => {
+            Err(unsupported(t, format!("{g} cannot be turned into f32 by parallax-quant")))
+        }
         TensorType::Ggml(g) => {
             // The payload was checked against dims and dtype, so the output is no larger than
             // the file allows.
@@ -469,11 +406,7 @@ fn parse_index(
     let max = buf.len() as u64 / MIN_ENTRY_BYTES;
     if count > max {
         return Err(AprError::at(
-            AprErrorKind::CountTooLarge {
-                what: "tensor_count",
-                count,
-                max,
-            },
+            AprErrorKind::CountTooLarge { what: "tensor_count", count, max },
             8,
         ));
     }
@@ -511,10 +444,7 @@ fn parse_index(
             (b[0], b[1])
         };
         if ndim > MAX_DIMS {
-            return Err(AprError::at(
-                AprErrorKind::TooManyDims { name, ndim },
-                dtype_at + 1,
-            ));
+            return Err(AprError::at(AprErrorKind::TooManyDims { name, ndim }, dtype_at + 1));
         }
         let mut dims = Vec::with_capacity(ndim as usize);
         for _ in 0..ndim {
@@ -523,21 +453,13 @@ fn parse_index(
         let offset = u64_of(take(&mut pos, 8)?);
         let size = u64_of(take(&mut pos, 8)?);
 
-        let n_values = dims
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| {
-                AprError::at(
-                    AprErrorKind::DimsOverflow { name: name.clone() },
-                    dtype_at + 2,
-                )
+        let n_values =
+            dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
+                AprError::at(AprErrorKind::DimsOverflow { name: name.clone() }, dtype_at + 2)
             })?;
         let dtype = TensorType::resolve(dtype_id, n_values, size).map_err(|r| match r {
             Resolve::Unknown => AprError::at(
-                AprErrorKind::UnknownDtype {
-                    name: name.clone(),
-                    id: dtype_id,
-                },
+                AprErrorKind::UnknownDtype { name: name.clone(), id: dtype_id },
                 dtype_at,
             ),
             Resolve::SizeMismatch { dtype, expected } => AprError::at(
@@ -569,17 +491,11 @@ fn parse_index(
         };
         if let Some(prev) = tensors.last() {
             if prev.name == name {
-                return Err(AprError::at(
-                    AprErrorKind::DuplicateTensor { name },
-                    entry_at,
-                ));
+                return Err(AprError::at(AprErrorKind::DuplicateTensor { name }, entry_at));
             }
             if prev.name > name {
                 return Err(AprError::at(
-                    AprErrorKind::UnsortedIndex {
-                        previous: prev.name.clone(),
-                        name,
-                    },
+                    AprErrorKind::UnsortedIndex { previous: prev.name.clone(), name },
                     entry_at,
                 ));
             }

@@ -35,12 +35,7 @@ impl AprWriter {
     /// [`crate::FLAG_ROW_MAJOR`] with a footer; `--preserve-q4k` writes [`crate::FLAG_QUANTIZED`]
     /// without one), empty metadata `{}` and a CRC footer.
     pub fn new(flags: u16) -> Self {
-        AprWriter {
-            flags,
-            metadata_json: b"{}".to_vec(),
-            footer: true,
-            tensors: Vec::new(),
-        }
+        AprWriter { flags, metadata_json: b"{}".to_vec(), footer: true, tensors: Vec::new() }
     }
 
     /// Whether to append the 4-byte CRC32 footer (default: yes).
@@ -63,10 +58,9 @@ impl AprWriter {
                 self.metadata_json = json;
                 Ok(())
             }
-            Ok(Value::Object(_)) => Err(writer_error(format!(
-                "metadata of {} bytes is too large",
-                json.len()
-            ))),
+            Ok(Value::Object(_)) => {
+                Err(writer_error(format!("metadata of {} bytes is too large", json.len())))
+            }
             Ok(_) => Err(writer_error("metadata must be a JSON object".into())),
             Err(e) => Err(writer_error(format!("metadata is not valid JSON: {e}"))),
         }
@@ -111,9 +105,7 @@ impl AprWriter {
         match TensorType::resolve(dtype_id, n, data.len() as u64) {
             Ok(_) => {}
             Err(Resolve::Unknown) => {
-                return Err(writer_error(format!(
-                    "tensor \"{name}\": unknown dtype id {dtype_id}"
-                )))
+                return Err(writer_error(format!("tensor \"{name}\": unknown dtype id {dtype_id}")))
             }
             Err(Resolve::SizeMismatch { expected, .. }) => {
                 return Err(writer_error(format!(
@@ -125,12 +117,7 @@ impl AprWriter {
         if self.tensors.iter().any(|t| t.name == name) {
             return Err(writer_error(format!("tensor \"{name}\" added twice")));
         }
-        self.tensors.push(PendingTensor {
-            name,
-            dtype_id,
-            dims,
-            data,
-        });
+        self.tensors.push(PendingTensor { name, dtype_id, dims, data });
         Ok(())
     }
 
@@ -177,10 +164,7 @@ impl AprWriter {
         };
         header.checksum = header.compute_checksum();
 
-        let mut w = HashingWriter {
-            inner: w,
-            hasher: crc32fast::Hasher::new(),
-        };
+        let mut w = HashingWriter { inner: w, hasher: crc32fast::Hasher::new() };
         let io = |e: std::io::Error| writer_error(e.to_string());
         w.write_all(&header.to_bytes()).map_err(io)?;
         write_padded(&mut w, &self.metadata_json).map_err(io)?;

@@ -53,13 +53,8 @@ fn valid() -> (Vec<u8>, usize) {
     let mut w = AprWriter::new(FLAG_ROW_MAJOR).with_footer(false);
     let meta = serde_json::json!({"architecture": "qwen2", "vocab_size": 2});
     w.set_metadata(meta.as_object().unwrap());
-    w.add_tensor(
-        "w",
-        TensorType::Ggml(parallax_quant::GgmlType::F32),
-        vec![2, 32],
-        vec![0u8; 256],
-    )
-    .unwrap();
+    w.add_tensor("w", TensorType::Ggml(parallax_quant::GgmlType::F32), vec![2, 32], vec![0u8; 256])
+        .unwrap();
     let bytes = w.write().unwrap();
     let index = u64::from_le_bytes(bytes[24..32].try_into().unwrap()) as usize;
     (bytes, index)
@@ -101,11 +96,9 @@ fn declared_sizes_from_2_40_to_u64_max_are_refused_without_allocating() {
     let (dim0, dim1, offset, size) = (index + 5, index + 13, index + 21, index + 29);
     for (label, n) in HOSTILE_COUNTS {
         let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
-        for (field, at) in [
-            ("metadata offset", 12),
-            ("tensor index offset", 24),
-            ("data offset", 32),
-        ] {
+        for (field, at) in
+            [("metadata offset", 12), ("tensor index offset", 24), ("data offset", 32)]
+        {
             let mut b = good.clone();
             put_u64(&mut b, at, n);
             common::fix_header_crc(&mut b);

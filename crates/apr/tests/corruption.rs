@@ -26,8 +26,7 @@ fn kind_of(bytes: Vec<u8>) -> AprErrorKind {
 /// A small file with one tensor of each APR-specific kind, values chosen to be exact.
 fn synthetic() -> (Vec<u8>, Vec<(String, Vec<f32>)>) {
     let mut w = AprWriter::new(FLAG_QUANTIZED);
-    w.set_metadata_json(br#"{"architecture":"test","num_hidden_layers":1}"#.to_vec())
-        .unwrap();
+    w.set_metadata_json(br#"{"architecture":"test","num_hidden_layers":1}"#.to_vec()).unwrap();
     let mut expect = Vec::new();
 
     // APR-Q4, 3 rows of 40 values: blocks of 32 cross row ends; last block partial.
@@ -45,24 +44,18 @@ fn synthetic() -> (Vec<u8>, Vec<(String, Vec<f32>)>) {
         }
     }
     q4_values.truncate(n as usize);
-    w.add_tensor("a.q4", TensorType::AprQ4, vec![3, 40], q4.clone())
-        .unwrap();
+    w.add_tensor("a.q4", TensorType::AprQ4, vec![3, 40], q4.clone()).unwrap();
     expect.push(("a.q4".to_string(), q4_values.clone()));
     // The same bytes under the legacy id 8 (told apart from Q8_0 by size).
-    w.add_tensor_with_id("b.q4_legacy", 8, vec![3, 40], q4)
-        .unwrap();
+    w.add_tensor_with_id("b.q4_legacy", 8, vec![3, 40], q4).unwrap();
     expect.push(("b.q4_legacy".to_string(), q4_values));
 
     // APR-Q8, 2 x 5.
     let mut q8 = 0.5f32.to_le_bytes().to_vec();
     let qs: [i8; 10] = [-127, -3, 0, 1, 2, 3, 4, 5, 100, 127];
     q8.extend(qs.iter().map(|&q| q as u8));
-    w.add_tensor("c.q8", TensorType::AprQ8, vec![2, 5], q8)
-        .unwrap();
-    expect.push((
-        "c.q8".to_string(),
-        qs.iter().map(|&q| q as f32 * 0.5).collect(),
-    ));
+    w.add_tensor("c.q8", TensorType::AprQ8, vec![2, 5], q8).unwrap();
+    expect.push(("c.q8".to_string(), qs.iter().map(|&q| q as f32 * 0.5).collect()));
 
     // GGML Q8_0, 2 rows of 32: d = 1.0, q = i - 16.
     let mut q8_0 = Vec::new();
@@ -74,13 +67,7 @@ fn synthetic() -> (Vec<u8>, Vec<(String, Vec<f32>)>) {
             q8_0_values.push((i - 16) as f32);
         }
     }
-    w.add_tensor(
-        "d.q8_0",
-        TensorType::Ggml(GgmlType::Q8_0),
-        vec![2, 32],
-        q8_0,
-    )
-    .unwrap();
+    w.add_tensor("d.q8_0", TensorType::Ggml(GgmlType::Q8_0), vec![2, 32], q8_0).unwrap();
     expect.push(("d.q8_0".to_string(), q8_0_values));
 
     // F16 and an empty APR-Q8.
@@ -89,14 +76,11 @@ fn synthetic() -> (Vec<u8>, Vec<(String, Vec<f32>)>) {
         "e.f16",
         TensorType::Ggml(GgmlType::F16),
         vec![4],
-        f16.iter()
-            .flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes())
-            .collect(),
+        f16.iter().flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes()).collect(),
     )
     .unwrap();
     expect.push(("e.f16".to_string(), f16));
-    w.add_tensor("f.empty", TensorType::AprQ8, vec![0, 8], Vec::new())
-        .unwrap();
+    w.add_tensor("f.empty", TensorType::AprQ8, vec![0, 8], Vec::new()).unwrap();
     expect.push(("f.empty".to_string(), Vec::new()));
     (w.write().unwrap(), expect)
 }
@@ -108,10 +92,7 @@ fn synthetic_file_round_trips_and_dequantizes() {
     assert_eq!(file.hyperparameters().unwrap().num_layers, Some(1));
     assert_eq!(file.tensor("b.q4_legacy").unwrap().dtype, TensorType::AprQ4);
     assert_eq!(file.tensor("b.q4_legacy").unwrap().dtype_id, 8);
-    assert_eq!(
-        file.tensor("d.q8_0").unwrap().dtype,
-        TensorType::Ggml(GgmlType::Q8_0)
-    );
+    assert_eq!(file.tensor("d.q8_0").unwrap().dtype, TensorType::Ggml(GgmlType::Q8_0));
     assert_eq!(file.tensor("a.q4").unwrap().ne(), vec![40, 3]);
     assert_eq!(file.verify_footer().unwrap(), file.footer_crc());
     for (name, values) in &expect {
@@ -125,18 +106,13 @@ fn synthetic_file_round_trips_and_dequantizes() {
             }
         }
         assert!(matches!(
-            file.tensor_rows_f32(name, 0..t.n_rows() + 1)
-                .unwrap_err()
-                .kind(),
+            file.tensor_rows_f32(name, 0..t.n_rows() + 1).unwrap_err().kind(),
             AprErrorKind::BadRowRange { .. }
         ));
     }
     // Raw rows: whole blocks only; APR-Q8 rows need the scale, so they are refused.
     assert!(file.tensor_rows("c.q8", 0..1).is_err());
-    assert!(
-        file.tensor_rows("a.q4", 0..1).is_err(),
-        "40-value rows are not whole APR-Q4 blocks"
-    );
+    assert!(file.tensor_rows("a.q4", 0..1).is_err(), "40-value rows are not whole APR-Q4 blocks");
     assert_eq!(file.tensor_rows("d.q8_0", 1..2).unwrap().len(), 34);
     assert!(matches!(
         file.tensor_f32("nope").unwrap_err().kind(),
@@ -172,32 +148,13 @@ fn row_reads_pull_only_their_bytes() {
 #[test]
 fn writer_rejects_bad_input() {
     let mut w = AprWriter::new(0);
-    assert!(w
-        .add_tensor(
-            "x",
-            TensorType::Ggml(GgmlType::Q8_0),
-            vec![2, 32],
-            vec![0; 67]
-        )
-        .is_err());
-    assert!(w
-        .add_tensor(
-            "x",
-            TensorType::Ggml(GgmlType::Q4_K),
-            vec![100],
-            vec![0; 144]
-        )
-        .is_err());
-    assert!(w
-        .add_tensor("x", TensorType::AprQ8, vec![u64::MAX, 2], vec![])
-        .is_err());
+    assert!(w.add_tensor("x", TensorType::Ggml(GgmlType::Q8_0), vec![2, 32], vec![0; 67]).is_err());
+    assert!(w.add_tensor("x", TensorType::Ggml(GgmlType::Q4_K), vec![100], vec![0; 144]).is_err());
+    assert!(w.add_tensor("x", TensorType::AprQ8, vec![u64::MAX, 2], vec![]).is_err());
     assert!(w.add_tensor("", TensorType::U8, vec![1], vec![0]).is_err());
     assert!(w.add_tensor_with_id("x", 200, vec![1], vec![0]).is_err());
     w.add_tensor("x", TensorType::U8, vec![1], vec![0]).unwrap();
-    assert!(
-        w.add_tensor("x", TensorType::U8, vec![1], vec![0]).is_err(),
-        "duplicate"
-    );
+    assert!(w.add_tensor("x", TensorType::U8, vec![1], vec![0]).is_err(), "duplicate");
     assert!(w.set_metadata_json(b"[1]".to_vec()).is_err());
     assert!(w.set_metadata_json(b"{".to_vec()).is_err());
 }
@@ -228,16 +185,7 @@ fn footer_crc_mismatch_is_found_on_verify() {
     b[at] ^= 0x40;
     let file = open(b).unwrap();
     let err = file.verify_footer().unwrap_err();
-    assert!(
-        matches!(
-            err.kind(),
-            AprErrorKind::FooterChecksum {
-                stored: 0x0913bf72,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err.kind(), AprErrorKind::FooterChecksum { stored: 0x0913bf72, .. }), "{err}");
 }
 
 #[test]
@@ -255,9 +203,7 @@ fn truncation_anywhere_is_an_error() {
             assert_eq!(file.footer_crc(), None);
             continue;
         }
-        let err = result
-            .err()
-            .unwrap_or_else(|| panic!("cut at {cut} was accepted"));
+        let err = result.err().unwrap_or_else(|| panic!("cut at {cut} was accepted"));
         assert!(
             matches!(
                 err.kind(),
@@ -279,21 +225,9 @@ fn mutated_counts_offsets_dtypes_and_dims_are_named() {
         kind_of(b)
     };
     let k = mutate(&|b| b[8..12].copy_from_slice(&u32::MAX.to_le_bytes()));
-    assert!(
-        matches!(
-            k,
-            AprErrorKind::CountTooLarge {
-                what: "tensor_count",
-                ..
-            }
-        ),
-        "{k:?}"
-    );
+    assert!(matches!(k, AprErrorKind::CountTooLarge { what: "tensor_count", .. }), "{k:?}");
     let k = mutate(&|b| b[8..12].copy_from_slice(&28u32.to_le_bytes()));
-    assert!(
-        matches!(k, AprErrorKind::BadTensorName { index: 27 }),
-        "{k:?}"
-    );
+    assert!(matches!(k, AprErrorKind::BadTensorName { index: 27 }), "{k:?}");
     let k = mutate(&|b| b[20..24].copy_from_slice(&u32::MAX.to_le_bytes()));
     assert!(matches!(k, AprErrorKind::BadLayout { .. }), "{k:?}");
     let k = mutate(&|b| b[12..20].copy_from_slice(&u64::MAX.to_le_bytes()));
@@ -304,15 +238,9 @@ fn mutated_counts_offsets_dtypes_and_dims_are_named() {
     assert!(matches!(k, AprErrorKind::BadLayout { .. }), "{k:?}");
 
     let k = mutate(&|b| b[DTYPE] = 200);
-    assert!(
-        matches!(k, AprErrorKind::UnknownDtype { id: 200, .. }),
-        "{k:?}"
-    );
+    assert!(matches!(k, AprErrorKind::UnknownDtype { id: 200, .. }), "{k:?}");
     let k = mutate(&|b| b[DTYPE] = 1);
-    assert!(
-        matches!(&k, AprErrorKind::PayloadSize { found: 327680, .. }),
-        "{k:?}"
-    );
+    assert!(matches!(&k, AprErrorKind::PayloadSize { found: 327680, .. }), "{k:?}");
     let k = mutate(&|b| b[DTYPE] = 8);
     match &k {
         AprErrorKind::PayloadSize { expected, .. } => {
@@ -325,10 +253,7 @@ fn mutated_counts_offsets_dtypes_and_dims_are_named() {
     let k = mutate(&|b| b[DIM0..DIM0 + 8].copy_from_slice(&(1u64 << 60).to_le_bytes()));
     assert!(matches!(k, AprErrorKind::DimsOverflow { .. }), "{k:?}");
     let k = mutate(&|b| b[NDIM] = 9);
-    assert!(
-        matches!(k, AprErrorKind::TooManyDims { ndim: 9, .. }),
-        "{k:?}"
-    );
+    assert!(matches!(k, AprErrorKind::TooManyDims { ndim: 9, .. }), "{k:?}");
     let k = mutate(&|b| b[OFFSET..OFFSET + 8].copy_from_slice(&(6_000_000u64).to_le_bytes()));
     assert!(matches!(k, AprErrorKind::TensorOutOfBounds { .. }), "{k:?}");
     let k = mutate(&|b| b[OFFSET..OFFSET + 8].copy_from_slice(&u64::MAX.to_le_bytes()));
@@ -337,10 +262,7 @@ fn mutated_counts_offsets_dtypes_and_dims_are_named() {
     let k = mutate(&|b| b[ENTRY + 2] = b'z');
     assert!(matches!(k, AprErrorKind::UnsortedIndex { .. }), "{k:?}");
     let k = mutate(&|b| b[ENTRY + 2] = 0xff);
-    assert!(
-        matches!(k, AprErrorKind::BadTensorName { index: 0 }),
-        "{k:?}"
-    );
+    assert!(matches!(k, AprErrorKind::BadTensorName { index: 0 }), "{k:?}");
     let k = mutate(&|b| b[64] = b'[');
     assert!(matches!(k, AprErrorKind::MetadataJson { .. }), "{k:?}");
 }
@@ -348,10 +270,8 @@ fn mutated_counts_offsets_dtypes_and_dims_are_named() {
 #[test]
 fn duplicate_names_are_rejected() {
     let mut w = AprWriter::new(0);
-    w.add_tensor("t1", TensorType::U8, vec![1], vec![1])
-        .unwrap();
-    w.add_tensor("t2", TensorType::U8, vec![1], vec![2])
-        .unwrap();
+    w.add_tensor("t1", TensorType::U8, vec![1], vec![1]).unwrap();
+    w.add_tensor("t2", TensorType::U8, vec![1], vec![2]).unwrap();
     let mut b = w.write().unwrap();
     let second_name = 64 + 64 + (2 + 2 + 1 + 1 + 8 + 16) + 2;
     assert_eq!(&b[second_name..second_name + 2], b"t2");
@@ -372,10 +292,7 @@ fn flags_and_magic_are_checked() {
         kind_of(with_flags(FLAG_ROW_MAJOR | FLAG_COLUMN_MAJOR)),
         AprErrorKind::ColumnMajor { .. }
     ));
-    assert!(matches!(
-        kind_of(with_flags(FLAG_ENCRYPTED)),
-        AprErrorKind::Encrypted { .. }
-    ));
+    assert!(matches!(kind_of(with_flags(FLAG_ENCRYPTED)), AprErrorKind::Encrypted { .. }));
     // Upstream's writer sets the LZ4 flag without compressing: such a file reads plainly.
     let file = open(with_flags(FLAG_ROW_MAJOR | FLAG_LZ4)).unwrap();
     assert_eq!(file.tensors().len(), 27);
@@ -390,10 +307,7 @@ fn flags_and_magic_are_checked() {
     let mut b = f32_fixture();
     b[4] = 3;
     fix_header_crc(&mut b);
-    assert!(matches!(
-        kind_of(b),
-        AprErrorKind::UnsupportedVersion { major: 3, minor: 0 }
-    ));
+    assert!(matches!(kind_of(b), AprErrorKind::UnsupportedVersion { major: 3, minor: 0 }));
 
     let gguf = fixture("tiny-qwen2.gguf");
     let err = open(gguf).err().unwrap();
@@ -402,18 +316,9 @@ fn flags_and_magic_are_checked() {
         kind_of(b"GGUF\x03\0\0".to_vec()),
         AprErrorKind::BadMagic { hint: Some(_), .. }
     ));
-    assert!(matches!(
-        kind_of(b"APR\0\x02\0".to_vec()),
-        AprErrorKind::Truncated { .. }
-    ));
-    assert!(matches!(
-        kind_of(Vec::new()),
-        AprErrorKind::Truncated { .. }
-    ));
-    assert!(matches!(
-        kind_of(b"AP".to_vec()),
-        AprErrorKind::Truncated { .. }
-    ));
+    assert!(matches!(kind_of(b"APR\0\x02\0".to_vec()), AprErrorKind::Truncated { .. }));
+    assert!(matches!(kind_of(Vec::new()), AprErrorKind::Truncated { .. }));
+    assert!(matches!(kind_of(b"AP".to_vec()), AprErrorKind::Truncated { .. }));
 }
 
 /// Deterministic byte flips (a fixed LCG): the reader may accept or reject, never panic.
@@ -423,9 +328,7 @@ fn random_byte_flips_never_panic() {
     let fixture = f32_fixture();
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut next = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (state >> 33) as usize
     };
     for round in 0..1000 {

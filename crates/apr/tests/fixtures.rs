@@ -57,23 +57,11 @@ fn f32_fixture_loads_with_hf_names_and_metadata() {
     assert_eq!(h.rope_theta, Some(10000.0));
     assert_eq!(h.rope_type, Some(2));
     let golden = golden();
-    let eps_bits = golden["metadata"]["rms_norm_eps_f32_bits"]
-        .as_u64()
-        .unwrap() as u32;
-    assert_eq!(
-        h.rms_norm_eps.map(f32::to_bits),
-        Some(eps_bits),
-        "same f32 as the GGUF"
-    );
+    let eps_bits = golden["metadata"]["rms_norm_eps_f32_bits"].as_u64().unwrap() as u32;
+    assert_eq!(h.rms_norm_eps.map(f32::to_bits), Some(eps_bits), "same f32 as the GGUF");
     let meta = file.metadata();
-    assert_eq!(
-        meta["tokenizer.vocabulary"],
-        golden["metadata"]["tokenizer.vocabulary"]
-    );
-    assert_eq!(
-        meta["tokenizer.merges"],
-        golden["metadata"]["tokenizer.merges"]
-    );
+    assert_eq!(meta["tokenizer.vocabulary"], golden["metadata"]["tokenizer.vocabulary"]);
+    assert_eq!(meta["tokenizer.merges"], golden["metadata"]["tokenizer.merges"]);
     assert_eq!(meta["tokenizer.bos_token_id"], 1);
     assert_eq!(meta["tokenizer.eos_token_id"], 2);
 
@@ -93,31 +81,17 @@ fn f32_fixture_tensors_equal_gguf_py_dequantization() {
     assert_eq!(tensors.len(), file.tensors().len());
     for g in tensors {
         let name = g["hf_name"].as_str().unwrap();
-        let t = file
-            .tensor(name)
-            .unwrap_or_else(|| panic!("{name} missing"));
-        let dims: Vec<u64> = g["dims"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap())
-            .collect();
+        let t = file.tensor(name).unwrap_or_else(|| panic!("{name} missing"));
+        let dims: Vec<u64> =
+            g["dims"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
         assert_eq!(t.dims, dims, "{name}");
         assert_eq!(t.dtype_id, 0, "{name}");
         let values = file.tensor_f32(name).unwrap();
-        assert_eq!(
-            sha256_hex(&f32_bytes(&values)),
-            g["f32_sha256"].as_str().unwrap(),
-            "{name}"
-        );
+        assert_eq!(sha256_hex(&f32_bytes(&values)), g["f32_sha256"].as_str().unwrap(), "{name}");
         // Row reads give the same values as the whole tensor.
         let rows = t.n_rows();
         let mid = file.tensor_rows_f32(name, rows / 2..rows).unwrap();
-        assert_eq!(
-            &values[(rows / 2 * t.row_len()) as usize..],
-            &mid[..],
-            "{name}"
-        );
+        assert_eq!(&values[(rows / 2 * t.row_len()) as usize..], &mid[..], "{name}");
     }
 }
 
@@ -137,34 +111,16 @@ fn raw_fixture_matches_gguf_bytes() {
     let bytes = fixture("tiny-qwen2.raw.apr");
     let file = open(bytes.clone()).unwrap();
     assert_eq!(file.flags(), FLAG_QUANTIZED);
-    assert_eq!(
-        file.footer_crc(),
-        None,
-        "upstream's --preserve-q4k file has no footer"
-    );
+    assert_eq!(file.footer_crc(), None, "upstream's --preserve-q4k file has no footer");
     let golden = golden();
     for g in golden["tensors"].as_array().unwrap() {
         let name = g["gguf_name"].as_str().unwrap();
-        let t = file
-            .tensor(name)
-            .unwrap_or_else(|| panic!("{name} missing"));
-        assert_eq!(
-            t.dtype_id as u64,
-            g["ggml_type"].as_u64().unwrap(),
-            "{name}"
-        );
+        let t = file.tensor(name).unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(t.dtype_id as u64, g["ggml_type"].as_u64().unwrap(), "{name}");
         let raw = file.tensor_bytes(name).unwrap();
-        assert_eq!(
-            sha256_hex(&raw),
-            g["raw_sha256"].as_str().unwrap(),
-            "{name}"
-        );
+        assert_eq!(sha256_hex(&raw), g["raw_sha256"].as_str().unwrap(), "{name}");
         let values = file.tensor_f32(name).unwrap();
-        assert_eq!(
-            sha256_hex(&f32_bytes(&values)),
-            g["f32_sha256"].as_str().unwrap(),
-            "{name}"
-        );
+        assert_eq!(sha256_hex(&f32_bytes(&values)), g["f32_sha256"].as_str().unwrap(), "{name}");
     }
     assert_eq!(rewrite(&file), bytes, "writer reproduces the raw fixture");
 }

@@ -15,7 +15,11 @@ use parallax_source::FileSource;
 mod run;
 
 #[derive(Parser)]
-#[command(name = "parallax", version, about = "Shows where two forward paths of one quantized LLM part ways.")]
+#[command(
+    name = "parallax",
+    version,
+    about = "Shows where two forward paths of one quantized LLM part ways."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -157,7 +161,8 @@ pub enum Verdict {
 }
 
 fn parse_rows(s: &str) -> Result<Range<u64>, String> {
-    let (a, b) = s.split_once("..").ok_or_else(|| format!("expected A..B, e.g. 0..16, got `{s}`"))?;
+    let (a, b) =
+        s.split_once("..").ok_or_else(|| format!("expected A..B, e.g. 0..16, got `{s}`"))?;
     let a: u64 = a.trim().parse().map_err(|_| format!("`{a}` is not a row number"))?;
     let b: u64 = b.trim().parse().map_err(|_| format!("`{b}` is not a row number"))?;
     if b <= a {
@@ -169,11 +174,15 @@ fn parse_rows(s: &str) -> Result<Range<u64>, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Inspect { model, json, full } => inspect(&model, json, full).map(|_| Verdict::Pass),
+        Command::Inspect { model, json, full } => {
+            inspect(&model, json, full).map(|_| Verdict::Pass)
+        }
         Command::Dump { model, tensor, rows } => dump(&model, &tensor, rows).map(|_| Verdict::Pass),
         Command::Run(args) => run::run(args),
         Command::Check { report, judge, html } => run::check(&report, &judge, html.as_deref()),
-        Command::Tokenize { model, prompt, no_special } => tokenize(&model, &prompt, !no_special).map(|_| Verdict::Pass),
+        Command::Tokenize { model, prompt, no_special } => {
+            tokenize(&model, &prompt, !no_special).map(|_| Verdict::Pass)
+        }
     };
     match result {
         Ok(Verdict::Pass) => ExitCode::SUCCESS,
@@ -201,8 +210,12 @@ fn open(path: &PathBuf) -> Result<Model<FileSource>, String> {
 }
 
 /// The model at `path`, its file read through `wrap` (e.g. a read-ahead).
-fn open_with<S: parallax_source::ByteSource>(path: &std::path::Path, wrap: impl FnOnce(FileSource) -> S) -> Result<Model<S>, String> {
-    let source = FileSource::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+fn open_with<S: parallax_source::ByteSource>(
+    path: &std::path::Path,
+    wrap: impl FnOnce(FileSource) -> S,
+) -> Result<Model<S>, String> {
+    let source =
+        FileSource::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     Model::open(wrap(source)).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -211,7 +224,9 @@ fn inspect(path: &PathBuf, json: bool, full: bool) -> Result<(), String> {
     let summary = if full { model.summary_full() } else { model.summary() };
     let mut out = io::stdout().lock();
     let written = if json {
-        serde_json::to_writer_pretty(&mut out, &summary).map_err(io::Error::other).and_then(|_| writeln!(out))
+        serde_json::to_writer_pretty(&mut out, &summary)
+            .map_err(io::Error::other)
+            .and_then(|_| writeln!(out))
     } else {
         print_summary(&mut out, &summary)
     };
@@ -224,7 +239,14 @@ fn inspect(path: &PathBuf, json: bool, full: bool) -> Result<(), String> {
 }
 
 fn print_summary(out: &mut impl Write, s: &ModelSummary) -> io::Result<()> {
-    writeln!(out, "{}  ({}, {}, {} tensors)", s.file_name, s.format, human_bytes(s.file_bytes), s.tensors.len())?;
+    writeln!(
+        out,
+        "{}  ({}, {}, {} tensors)",
+        s.file_name,
+        s.format,
+        human_bytes(s.file_bytes),
+        s.tensors.len()
+    )?;
     writeln!(out)?;
     writeln!(out, "architecture  {}", s.architecture.as_deref().unwrap_or("unknown"))?;
     if let Some(h) = &s.hyperparameters {
@@ -235,7 +257,14 @@ fn print_summary(out: &mut impl Write, s: &ModelSummary) -> io::Result<()> {
     writeln!(out)?;
     writeln!(out, "tensor types")?;
     for t in &s.type_histogram {
-        writeln!(out, "  {:<8} {:>5} tensors {:>14} elements {:>10}", t.ty, t.tensors, t.elements, human_bytes(t.bytes))?;
+        writeln!(
+            out,
+            "  {:<8} {:>5} tensors {:>14} elements {:>10}",
+            t.ty,
+            t.tensors,
+            t.elements,
+            human_bytes(t.bytes)
+        )?;
     }
     writeln!(out)?;
     writeln!(out, "metadata ({} keys)", s.metadata.len())?;
@@ -247,13 +276,30 @@ fn print_summary(out: &mut impl Write, s: &ModelSummary) -> io::Result<()> {
     let name_w = s.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
     // HF-named files (APR from `apr import`) get a column with the canonical GGUF name.
     let show_role = s.tensors.iter().any(|t| t.role.as_deref().is_some_and(|r| r != t.name));
-    let role_w = if show_role { s.tensors.iter().filter_map(|t| t.role.as_ref()).map(|r| r.len()).max().unwrap_or(4) } else { 0 };
+    let role_w = if show_role {
+        s.tensors.iter().filter_map(|t| t.role.as_ref()).map(|r| r.len()).max().unwrap_or(4)
+    } else {
+        0
+    };
     let role = |r: &str| if show_role { format!("{r:<role_w$}  ") } else { String::new() };
-    writeln!(out, "{:<name_w$}  {}{:<7} {:<22} {:>12} {:>12}", "name", role("role"), "type", "shape (ne0, ne1, …)", "offset", "bytes")?;
+    writeln!(
+        out,
+        "{:<name_w$}  {}{:<7} {:<22} {:>12} {:>12}",
+        "name",
+        role("role"),
+        "type",
+        "shape (ne0, ne1, …)",
+        "offset",
+        "bytes"
+    )?;
     for t in &s.tensors {
         let shape = t.ne.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" × ");
         let r = role(t.role.as_deref().unwrap_or("—"));
-        writeln!(out, "{:<name_w$}  {r}{:<7} {:<22} {:>12} {:>12}", t.name, t.ty, shape, t.offset, t.bytes)?;
+        writeln!(
+            out,
+            "{:<name_w$}  {r}{:<7} {:<22} {:>12} {:>12}",
+            t.name, t.ty, shape, t.offset, t.bytes
+        )?;
     }
     Ok(())
 }
@@ -261,10 +307,18 @@ fn print_summary(out: &mut impl Write, s: &ModelSummary) -> io::Result<()> {
 fn dump(path: &PathBuf, name: &str, rows: Option<Range<u64>>) -> Result<(), String> {
     let model = open(path)?;
     let tensor = model.tensor(name).ok_or_else(|| {
-        let similar: Vec<&str> =
-            model.tensors().iter().map(|t| t.name.as_str()).filter(|n| n.contains(name) || name.contains(*n)).take(5).collect();
+        let similar: Vec<&str> = model
+            .tensors()
+            .iter()
+            .map(|t| t.name.as_str())
+            .filter(|n| n.contains(name) || name.contains(*n))
+            .take(5)
+            .collect();
         if similar.is_empty() {
-            format!("no tensor named `{name}` (see `parallax inspect -m {}` for the list)", path.display())
+            format!(
+                "no tensor named `{name}` (see `parallax inspect -m {}` for the list)",
+                path.display()
+            )
         } else {
             format!("no tensor named `{name}`; similar: {}", similar.join(", "))
         }
@@ -272,11 +326,17 @@ fn dump(path: &PathBuf, name: &str, rows: Option<Range<u64>>) -> Result<(), Stri
     let n_rows = tensor.n_rows();
     let rows = rows.unwrap_or(0..n_rows);
     if rows.end > n_rows {
-        return Err(format!("`{}` has {n_rows} rows (0..{n_rows}); asked for {}..{}", tensor.name, rows.start, rows.end));
+        return Err(format!(
+            "`{}` has {n_rows} rows (0..{n_rows}); asked for {}..{}",
+            tensor.name, rows.start, rows.end
+        ));
     }
     let stdout = io::stdout();
     if stdout.is_terminal() {
-        return Err("refusing to write binary f32 data to a terminal; redirect it, e.g. `> rows.f32`".into());
+        return Err(
+            "refusing to write binary f32 data to a terminal; redirect it, e.g. `> rows.f32`"
+                .into(),
+        );
     }
     let mut out = io::BufWriter::new(stdout.lock());
     // Bounded memory: a few MiB of dequantized values at a time, whatever the tensor's size.
@@ -297,7 +357,9 @@ fn dump(path: &PathBuf, name: &str, rows: Option<Range<u64>>) -> Result<(), Stri
         start = end;
     }
     match out.flush() {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(format!("cannot write to stdout: {e}")),
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to stdout: {e}"))
+        }
         _ => Ok(()),
     }
 }

@@ -26,8 +26,10 @@ fn load_judging(args: &JudgeArgs) -> Result<Judging, String> {
         args.contracts
             .iter()
             .map(|p| {
-                let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read contract {}: {e}", p.display()))?;
-                parallax_parity::contract::Contract::from_yaml_str(&text).map_err(|e| format!("contract {}: {e}", p.display()))
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read contract {}: {e}", p.display()))?;
+                parallax_parity::contract::Contract::from_yaml_str(&text)
+                    .map_err(|e| format!("contract {}: {e}", p.display()))
             })
             .collect::<Result<_, _>>()?
     };
@@ -39,9 +41,13 @@ fn load_judging(args: &JudgeArgs) -> Result<Judging, String> {
         .traces
         .iter()
         .map(|spec| {
-            let (id, file) = spec.split_once('=').ok_or_else(|| format!("--trace takes ID=FILE, e.g. apr=trace.txt; got `{spec}`"))?;
-            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read trace {file}: {e}"))?;
-            let trace = parallax_parity::trace::parse_trace(&text).map_err(|e| format!("{file}: {e}"))?;
+            let (id, file) = spec.split_once('=').ok_or_else(|| {
+                format!("--trace takes ID=FILE, e.g. apr=trace.txt; got `{spec}`")
+            })?;
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read trace {file}: {e}"))?;
+            let trace =
+                parallax_parity::trace::parse_trace(&text).map_err(|e| format!("{file}: {e}"))?;
             Ok((id.to_string(), trace))
         })
         .collect::<Result<_, String>>()?;
@@ -50,7 +56,8 @@ fn load_judging(args: &JudgeArgs) -> Result<Judging, String> {
 
 /// Judge `report`, store the verdicts in it, print them, and say pass or fail.
 fn judge(report: &mut Report, j: &Judging) -> Verdict {
-    let traces: Vec<(&str, &parallax_parity::trace::Trace)> = j.traces.iter().map(|(id, t)| (id.as_str(), t)).collect();
+    let traces: Vec<(&str, &parallax_parity::trace::Trace)> =
+        j.traces.iter().map(|(id, t)| (id.as_str(), t)).collect();
     let verdicts = parallax_judge::evaluate_with_traces(report, &traces, &j.contracts, &j.mapping);
     println!();
     for line in verdicts.render_lines() {
@@ -65,9 +72,14 @@ fn judge(report: &mut Report, j: &Judging) -> Verdict {
     }
 }
 
-pub fn check(path: &std::path::Path, args: &JudgeArgs, html: Option<&std::path::Path>) -> Result<Verdict, String> {
+pub fn check(
+    path: &std::path::Path,
+    args: &JudgeArgs,
+    html: Option<&std::path::Path>,
+) -> Result<Verdict, String> {
     let judging = load_judging(args)?;
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut report = Report::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     println!(
         "{} ({}, {} layers) · {} tokens · paths {} · scope {} · mode {:?}",
@@ -81,7 +93,8 @@ pub fn check(path: &std::path::Path, args: &JudgeArgs, html: Option<&std::path::
     );
     let verdict = judge(&mut report, &judging);
     if let Some(out) = html {
-        std::fs::write(out, parallax_report::html::render_standalone(&report)).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        std::fs::write(out, parallax_report::html::render_standalone(&report))
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     }
     Ok(verdict)
 }
@@ -91,7 +104,10 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
     let paths = args
         .paths
         .iter()
-        .map(|p| PathKind::parse(p.trim()).ok_or_else(|| format!("unknown path `{p}`; the paths are f32, q8 and gpu")))
+        .map(|p| {
+            PathKind::parse(p.trim())
+                .ok_or_else(|| format!("unknown path `{p}`; the paths are f32, q8 and gpu"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if paths.is_empty() || paths.iter().enumerate().any(|(i, p)| paths[..i].contains(p)) {
         return Err("--paths needs at least one path and no path twice, e.g. --paths f32,q8".into());
@@ -113,11 +129,16 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
         }
     });
     let model = open_reading_ahead(&args.model, args.memory_budget)?;
-    let sha256 = if args.no_hash { None } else { Some(hash_file(&args.model, model.source().len(), args.quiet)?) };
+    let sha256 = if args.no_hash {
+        None
+    } else {
+        Some(hash_file(&args.model, model.source().len(), args.quiet)?)
+    };
 
     let input = RunInput {
         sha256,
-        ..RunInput::from_prompt(&model, args.prompt.clone(), args.tokens.clone()).map_err(|e| e.to_string())?
+        ..RunInput::from_prompt(&model, args.prompt.clone(), args.tokens.clone())
+            .map_err(|e| e.to_string())?
     };
     let faults = args
         .inject
@@ -145,9 +166,11 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
 
     let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg:<22} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {msg:<22} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     let cancel = &CANCEL;
     let started = std::time::Instant::now();
@@ -171,12 +194,19 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
             )
         })
         .map_err(|e| match e {
-        parallax_engine::EngineError::Cancelled => "the run was cancelled (Ctrl-C); no report was written".to_string(),
-        e => e.to_string(),
-    })?;
+            parallax_engine::EngineError::Cancelled => {
+                "the run was cancelled (Ctrl-C); no report was written".to_string()
+            }
+            e => e.to_string(),
+        })?;
     bar.finish_and_clear();
     if !args.quiet {
-        eprintln!("ran {} layers × {} paths in {:.2} s", report.layers.len(), report.paths.len(), started.elapsed().as_secs_f64());
+        eprintln!(
+            "ran {} layers × {} paths in {:.2} s",
+            report.layers.len(),
+            report.paths.len(),
+            started.elapsed().as_secs_f64()
+        );
     }
     if let Some(why) = &report.execution.gpu_unavailable {
         eprintln!("warning: {why}");
@@ -185,7 +215,8 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
     print_table(&report);
     let verdict = judge(&mut report, &judging);
     if let Some(path) = &args.json {
-        std::fs::write(path, report.to_json() + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(path, report.to_json() + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     if let Some(path) = &args.html {
         std::fs::write(path, parallax_report::html::render_standalone(&report))
@@ -207,14 +238,18 @@ fn open_reading_ahead(
 }
 
 fn hash_file(path: &std::path::Path, len: u64, quiet: bool) -> Result<String, String> {
-    let source = FileSource::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let source =
+        FileSource::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(len) };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} sha256                 [{bar:30}] {bytes}/{total_bytes}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} sha256                 [{bar:30}] {bytes}/{total_bytes}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
-    let mut file = std::fs::File::open(source.path()).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut file = std::fs::File::open(source.path())
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 8 << 20];
     loop {
@@ -244,15 +279,28 @@ fn print_table(r: &Report) {
         Scope::All => format!("all {n_tokens} tokens"),
         Scope::Last => "the last token".to_string(),
     };
-    println!("{} ({}, {} layers) · prompt {} tokens {:?}", r.model.file_name, r.model.arch, r.model.n_layers, n_tokens, r.prompt.tokens);
-    println!("statistics over {scope} ({} std) · reference {reference} · mode {:?}", r.std_kind, r.mode);
+    println!(
+        "{} ({}, {} layers) · prompt {} tokens {:?}",
+        r.model.file_name, r.model.arch, r.model.n_layers, n_tokens, r.prompt.tokens
+    );
+    println!(
+        "statistics over {scope} ({} std) · reference {reference} · mode {:?}",
+        r.std_kind, r.mode
+    );
     if let Some(g) = &r.execution.gpu {
-        let binding = g.limits.get("maxStorageBufferBindingSize").map(|b| format!(", bindings ≤ {} MiB", b >> 20)).unwrap_or_default();
+        let binding = g
+            .limits
+            .get("maxStorageBufferBindingSize")
+            .map(|b| format!(", bindings ≤ {} MiB", b >> 20))
+            .unwrap_or_default();
         println!("gpu: {} ({}, {}{binding})", g.adapter, g.backend, g.device_type);
     }
     if let Some(site) = r.layers.first().and_then(|l| l.sites.get("ffn_swigl")) {
         if let Some(s) = site.paths.get(reference) {
-            println!("each ffn site holds {} elements per path ({} per token)", s.count, site.width);
+            println!(
+                "each ffn site holds {} elements per path ({} per token)",
+                s.count, site.width
+            );
         }
     }
     for other in &others {
@@ -263,7 +311,9 @@ fn print_table(r: &Report) {
             "layer", "swigl σ ratio", "gate σ ratio", "worst cosine", "at site", "min SQNR"
         );
         for l in &r.layers {
-            let ratio = |site: &str| l.sites.get(site).and_then(|s| s.compare.get(*other)).and_then(|c| c.std_ratio);
+            let ratio = |site: &str| {
+                l.sites.get(site).and_then(|s| s.compare.get(*other)).and_then(|c| c.std_ratio)
+            };
             let mut worst: Option<(f64, &str)> = None;
             let mut min_sqnr: Option<f64> = None;
             let mut flags = Vec::new();

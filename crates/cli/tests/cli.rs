@@ -34,7 +34,8 @@ fn inspect_lists_every_tensor_as_text_and_json() {
     let hist = v["type_histogram"].as_array().unwrap();
     let total: u64 = hist.iter().map(|t| t["tensors"].as_u64().unwrap()).sum();
     assert_eq!(total, 291);
-    let out = v["tensors"].as_array().unwrap().iter().find(|t| t["name"] == "output.weight").unwrap();
+    let out =
+        v["tensors"].as_array().unwrap().iter().find(|t| t["name"] == "output.weight").unwrap();
     assert_eq!(out["ty"], "Q8_0");
     assert_eq!(out["ne"], serde_json::json!([896, 151936]));
     assert_eq!(out["offset"], 5947776);
@@ -43,17 +44,33 @@ fn inspect_lists_every_tensor_as_text_and_json() {
 #[test]
 fn dump_writes_rows_bit_exact_with_gguf_py() {
     let Some(path) = model_path(QWEN_0_5B) else { return };
-    let golden: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(repo_root().join("tests/golden/real-model-rows.json")).unwrap()).unwrap();
+    let golden: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo_root().join("tests/golden/real-model-rows.json")).unwrap(),
+    )
+    .unwrap();
     let tensors = golden["models"]["qwen2.5-coder-0.5b"]["tensors"].as_array().unwrap();
-    for name in ["blk.0.ffn_down.weight", "blk.5.ffn_gate.weight", "output.weight", "blk.3.attn_q.bias"] {
+    for name in
+        ["blk.0.ffn_down.weight", "blk.5.ffn_gate.weight", "output.weight", "blk.3.attn_q.bias"]
+    {
         let g = tensors.iter().find(|t| t["name"] == name).unwrap();
         for (row, sample) in g["rows"].as_object().unwrap() {
             let r: u64 = row.parse().unwrap();
             let range = format!("{r}..{}", r + 1);
-            let o = parallax(&["dump", "-m", path.to_str().unwrap(), "--tensor", name, "--rows", &range]);
+            let o = parallax(&[
+                "dump",
+                "-m",
+                path.to_str().unwrap(),
+                "--tensor",
+                name,
+                "--rows",
+                &range,
+            ]);
             assert!(o.status.success(), "{name} {range}: {}", stderr(&o));
-            assert_eq!(o.stdout.len() as u64, g["ne"][0].as_u64().unwrap() * 4, "{name}: one row of f32");
+            assert_eq!(
+                o.stdout.len() as u64,
+                g["ne"][0].as_u64().unwrap() * 4,
+                "{name}: one row of f32"
+            );
             assert_eq!(sha256_hex(&o.stdout), sample["sha256"].as_str().unwrap(), "{name} row {r}");
         }
     }
@@ -69,8 +86,14 @@ fn input_errors_exit_2_with_a_sentence() {
     std::fs::write(&truncated, b"GGUF\x03\x00\x00\x00\x01").unwrap();
 
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["inspect".into(), "-m".into(), dir.join("missing.gguf").display().to_string()], "cannot open"),
-        (vec!["inspect".into(), "-m".into(), not_a_model.display().to_string()], "not a GGUF or APR model file"),
+        (
+            vec!["inspect".into(), "-m".into(), dir.join("missing.gguf").display().to_string()],
+            "cannot open",
+        ),
+        (
+            vec!["inspect".into(), "-m".into(), not_a_model.display().to_string()],
+            "not a GGUF or APR model file",
+        ),
         (vec!["inspect".into(), "-m".into(), truncated.display().to_string()], "truncated"),
         (vec!["inspect".into(), "-m".into(), dir.display().to_string()], "directory"),
     ];
@@ -87,10 +110,19 @@ fn input_errors_exit_2_with_a_sentence() {
         let o = parallax(&["dump", "-m", path, "--tensor", "blk.0.ffn_gat", "--rows", "0..1"]);
         assert_eq!(o.status.code(), Some(2));
         assert!(stderr(&o).contains("no tensor named"), "{}", stderr(&o));
-        let o = parallax(&["dump", "-m", path, "--tensor", "blk.0.ffn_gate.weight", "--rows", "4860..4870"]);
+        let o = parallax(&[
+            "dump",
+            "-m",
+            path,
+            "--tensor",
+            "blk.0.ffn_gate.weight",
+            "--rows",
+            "4860..4870",
+        ]);
         assert_eq!(o.status.code(), Some(2));
         assert!(stderr(&o).contains("has 4864 rows"), "{}", stderr(&o));
-        let o = parallax(&["dump", "-m", path, "--tensor", "blk.0.ffn_gate.weight", "--rows", "5..5"]);
+        let o =
+            parallax(&["dump", "-m", path, "--tensor", "blk.0.ffn_gate.weight", "--rows", "5..5"]);
         assert_eq!(o.status.code(), Some(2), "empty range is a usage error");
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -112,13 +144,28 @@ fn run_prints_a_layer_table_and_writes_the_report() {
     let dir = std::env::temp_dir().join(format!("parallax-cli-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("report.json");
-    let o = parallax(&["run", "-m", path.to_str().unwrap(), "-p", "What is 2+2?", "--json", json.to_str().unwrap(), "-q"]);
+    let o = parallax(&[
+        "run",
+        "-m",
+        path.to_str().unwrap(),
+        "-p",
+        "What is 2+2?",
+        "--json",
+        json.to_str().unwrap(),
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(out.contains("statistics over all 7 tokens (sample std)"), "{out}");
     assert!(out.contains("each ffn site holds 34048 elements per path (4864 per token)"), "{out}");
     assert!(out.contains("q8 vs f32"), "{out}");
-    assert_eq!(out.lines().filter(|l| l.split_whitespace().next().is_some_and(|w| w.parse::<u32>().is_ok())).count(), 24, "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.split_whitespace().next().is_some_and(|w| w.parse::<u32>().is_ok()))
+            .count(),
+        24,
+        "{out}"
+    );
     assert!(out.contains("top-1 f32 Some(576) vs q8 Some(576) (agree)"), "{out}");
 
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -126,7 +173,10 @@ fn run_prints_a_layer_table_and_writes_the_report() {
     assert_eq!(report["prompt"]["tokens"], serde_json::json!([3838, 374, 220, 17, 10, 17, 30]));
     assert_eq!(report["prompt"]["text"], "What is 2+2?");
     assert_eq!(report["paths"], serde_json::json!(["f32", "q8"]));
-    assert_eq!(report["model"]["sha256"], "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32");
+    assert_eq!(
+        report["model"]["sha256"],
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+    );
     let swigl = &report["layers"][3]["sites"]["ffn_swigl"];
     assert_eq!(swigl["f32"]["count"], 7 * 4864);
     assert_eq!(swigl["q8"]["count"], 7 * 4864);
@@ -134,7 +184,19 @@ fn run_prints_a_layer_table_and_writes_the_report() {
     assert_eq!(report["per_token"]["layers"][3]["ffn_swigl"]["f32"].as_array().unwrap().len(), 7);
 
     // Scope `last` counts one token's worth of values on both paths.
-    let o = parallax(&["run", "-m", path.to_str().unwrap(), "--tokens", "3838,374,220", "--scope", "last", "--no-hash", "--json", json.to_str().unwrap(), "-q"]);
+    let o = parallax(&[
+        "run",
+        "-m",
+        path.to_str().unwrap(),
+        "--tokens",
+        "3838,374,220",
+        "--scope",
+        "last",
+        "--no-hash",
+        "--json",
+        json.to_str().unwrap(),
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["layers"][0]["sites"]["ffn_swigl"]["q8"]["count"], 4864);
@@ -165,12 +227,32 @@ fn run_exit_code_is_the_verdict_and_check_rejudges_a_saved_report() {
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("faulty.json");
     let model = path.to_str().unwrap();
-    let o = parallax(&["run", "-m", model, "-p", "What is 2+2?", "-q", "--no-hash", "--inject", "swap-gate-up@7", "--json", json.to_str().unwrap()]);
+    let o = parallax(&[
+        "run",
+        "-m",
+        model,
+        "-p",
+        "What is 2+2?",
+        "-q",
+        "--no-hash",
+        "--inject",
+        "swap-gate-up@7",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "an injected fault fails the contracts: {}", stderr(&o));
     let run_out = String::from_utf8(o.stdout).unwrap();
     assert!(run_out.contains("first divergence: layer 7 ffn_gate"), "{run_out}");
     let verdict_lines = |text: &str| -> Vec<String> {
-        text.lines().filter(|l| l.starts_with("  PASS") || l.starts_with("  FAIL") || l.starts_with("first divergence") || l.starts_with("verdict")).map(String::from).collect()
+        text.lines()
+            .filter(|l| {
+                l.starts_with("  PASS")
+                    || l.starts_with("  FAIL")
+                    || l.starts_with("first divergence")
+                    || l.starts_with("verdict")
+            })
+            .map(String::from)
+            .collect()
     };
 
     // Re-judged from the saved report alone: the same verdicts and the same exit code.
@@ -205,7 +287,16 @@ fn run_with_the_gpu_path_names_the_adapter_or_says_why_not() {
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("report.json");
     let o = parallax(&[
-        "run", "-m", demo.to_str().unwrap(), "-p", "What is 2+2?", "--paths", "f32,gpu", "--no-hash", "-q", "--json",
+        "run",
+        "-m",
+        demo.to_str().unwrap(),
+        "-p",
+        "What is 2+2?",
+        "--paths",
+        "f32,gpu",
+        "--no-hash",
+        "-q",
+        "--json",
         json.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -215,7 +306,11 @@ fn run_with_the_gpu_path_names_the_adapter_or_says_why_not() {
     if let Some(why) = report["execution"]["gpu_unavailable"].as_str() {
         assert!(stderr(&o).contains(why), "the CLI prints why: {}", stderr(&o));
         assert_eq!(report["paths"], serde_json::json!(["f32"]));
-        assert_ne!(std::env::var("PARALLAX_REQUIRE_GPU").as_deref(), Ok("1"), "PARALLAX_REQUIRE_GPU=1 but {why}");
+        assert_ne!(
+            std::env::var("PARALLAX_REQUIRE_GPU").as_deref(),
+            Ok("1"),
+            "PARALLAX_REQUIRE_GPU=1 but {why}"
+        );
         eprintln!("\n*** SKIPPED the gpu half: {why} ***\n");
         return;
     }
@@ -232,7 +327,17 @@ fn demo_model() -> String {
 
 #[test]
 fn a_prompt_over_the_token_cap_ends_with_exit_2_and_a_sentence() {
-    let o = parallax(&["run", "-m", &demo_model(), "-p", "What is 2+2? And 3+3?", "--max-tokens", "3", "-q", "--no-hash"]);
+    let o = parallax(&[
+        "run",
+        "-m",
+        &demo_model(),
+        "-p",
+        "What is 2+2? And 3+3?",
+        "--max-tokens",
+        "3",
+        "-q",
+        "--no-hash",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(e.contains("more than the limit of 3") && e.contains("--max-tokens"), "{e}");
@@ -241,13 +346,36 @@ fn a_prompt_over_the_token_cap_ends_with_exit_2_and_a_sentence() {
 
 #[test]
 fn a_layer_over_the_memory_budget_is_refused_before_it_is_read_with_exit_2() {
-    let o = parallax(&["run", "-m", &demo_model(), "-p", "What is 2+2?", "--memory-budget", "100K", "-q", "--no-hash"]);
+    let o = parallax(&[
+        "run",
+        "-m",
+        &demo_model(),
+        "-p",
+        "What is 2+2?",
+        "--memory-budget",
+        "100K",
+        "-q",
+        "--no-hash",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(e.contains("layer 0 would need about") && e.contains("of weights"), "{e}");
-    assert!(e.contains("more than the memory budget of 100.00 KiB") && e.contains("--memory-budget"), "{e}");
+    assert!(
+        e.contains("more than the memory budget of 100.00 KiB") && e.contains("--memory-budget"),
+        "{e}"
+    );
     // A budget the layers fit in runs to the verdict.
-    let o = parallax(&["run", "-m", &demo_model(), "-p", "What is 2+2?", "--memory-budget", "64M", "-q", "--no-hash"]);
+    let o = parallax(&[
+        "run",
+        "-m",
+        &demo_model(),
+        "-p",
+        "What is 2+2?",
+        "--memory-budget",
+        "64M",
+        "-q",
+        "--no-hash",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = parallax(&["run", "-m", &demo_model(), "-p", "Hi", "--memory-budget", "lots", "-q"]);
     assert_eq!(o.status.code(), Some(2));
@@ -264,7 +392,16 @@ fn ctrl_c_cancels_a_run_cleanly() {
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("report.json");
     let child = Command::new(env!("CARGO_BIN_EXE_parallax"))
-        .args(["run", "-m", path.to_str().unwrap(), "--tokens", "3838,374,220,17,10,17,30", "-q", "--threads", "1"])
+        .args([
+            "run",
+            "-m",
+            path.to_str().unwrap(),
+            "--tokens",
+            "3838,374,220,17,10,17,30",
+            "-q",
+            "--threads",
+            "1",
+        ])
         .arg("--json")
         .arg(&json)
         .stderr(std::process::Stdio::piped())
@@ -277,7 +414,11 @@ fn ctrl_c_cancels_a_run_cleanly() {
     assert!(sent.success());
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("the run was cancelled (Ctrl-C); no report was written"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the run was cancelled (Ctrl-C); no report was written"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!json.exists(), "a report was written");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -72,7 +72,9 @@ impl ArchConfig {
             "llama" | "mistral" => ArchKind::Llama,
             "qwen3" => ArchKind::Qwen3,
             "gemma3" => ArchKind::Gemma3,
-            _ => return Err(EngineError::UnsupportedArch { arch, supported: SUPPORTED.join(", ") }),
+            _ => {
+                return Err(EngineError::UnsupportedArch { arch, supported: SUPPORTED.join(", ") })
+            }
         };
         let h = model.hyperparameters();
         let need = |v: Option<u64>, what: &'static str| -> Result<usize, EngineError> {
@@ -100,19 +102,24 @@ impl ArchConfig {
         }
         if n_head % n_head_kv != 0 {
             return Err(EngineError::BadModel {
-                message: format!("{n_head} attention heads are not a multiple of {n_head_kv} KV heads"),
+                message: format!(
+                    "{n_head} attention heads are not a multiple of {n_head_kv} KV heads"
+                ),
             });
         }
         let rms_eps = h.rms_eps.unwrap_or(1e-6);
         let rope_theta = h.rope_theta.unwrap_or(10_000.0);
         let gguf_f32 = |k: &str| model.gguf().and_then(|g| g.get_f32(&format!("{arch}.{k}")));
         let scaling_factor = gguf_f32("rope.scaling.factor").filter(|f| *f > 0.0);
-        let rope_freq_scale = match model.gguf().and_then(|g| g.get_str(&format!("{arch}.rope.scaling.type"))) {
-            Some("linear") | None => scaling_factor.map(|f| 1.0 / f).unwrap_or(1.0),
-            Some(other) => {
-                return Err(EngineError::BadModel { message: format!("RoPE scaling `{other}` is not supported yet") })
-            }
-        };
+        let rope_freq_scale =
+            match model.gguf().and_then(|g| g.get_str(&format!("{arch}.rope.scaling.type"))) {
+                Some("linear") | None => scaling_factor.map(|f| 1.0 / f).unwrap_or(1.0),
+                Some(other) => {
+                    return Err(EngineError::BadModel {
+                        message: format!("RoPE scaling `{other}` is not supported yet"),
+                    })
+                }
+            };
         let mut cfg = ArchConfig {
             kind,
             name: arch.clone(),

@@ -71,7 +71,8 @@ impl Fault {
             Some((l, s)) => (l, Some(s.to_string())),
             None => (rest, None),
         };
-        let layer: u32 = layer.parse().map_err(|_| format!("`{layer}` is not a layer number; {usage}"))?;
+        let layer: u32 =
+            layer.parse().map_err(|_| format!("`{layer}` is not a layer number; {usage}"))?;
         if let Some(s) = &site {
             let allowed: &[&str] = match kind {
                 FaultKind::Q4kScales => MATMUL_SITES,
@@ -80,7 +81,11 @@ impl Fault {
                 FaultKind::ScopeMismatch => &[],
             };
             if !allowed.is_empty() && !allowed.contains(&s.as_str()) {
-                return Err(format!("{} cannot apply to site `{s}`; it applies to {}", kind.name(), allowed.join(", ")));
+                return Err(format!(
+                    "{} cannot apply to site `{s}`; it applies to {}",
+                    kind.name(),
+                    allowed.join(", ")
+                ));
             }
         }
         Ok(Fault { kind, layer, site, path })
@@ -96,7 +101,13 @@ impl Fault {
 }
 
 /// Whether any of `faults` applies here.
-pub(crate) fn any(faults: &[Fault], kind: FaultKind, layer: u32, site: &str, path: PathKind) -> bool {
+pub(crate) fn any(
+    faults: &[Fault],
+    kind: FaultKind,
+    layer: u32,
+    site: &str,
+    path: PathKind,
+) -> bool {
     faults.iter().any(|f| f.hits(kind, layer, site, path))
 }
 
@@ -124,12 +135,19 @@ mod tests {
     #[test]
     fn parse_faults() {
         let f = Fault::parse("q4k-scales@3:ffn_down", PathKind::Q8).unwrap();
-        assert_eq!((f.kind, f.layer, f.site.as_deref()), (FaultKind::Q4kScales, 3, Some("ffn_down")));
+        assert_eq!(
+            (f.kind, f.layer, f.site.as_deref()),
+            (FaultKind::Q4kScales, 3, Some("ffn_down"))
+        );
         assert_eq!(f.to_string(), "q4k-scales@3:ffn_down on path q8");
         assert_eq!(Fault::parse("drop-bias@0", PathKind::Q8).unwrap().site, None);
-        assert!(Fault::parse("drop-bias@x", PathKind::Q8).unwrap_err().contains("not a layer number"));
+        assert!(Fault::parse("drop-bias@x", PathKind::Q8)
+            .unwrap_err()
+            .contains("not a layer number"));
         assert!(Fault::parse("melt@1", PathKind::Q8).unwrap_err().contains("not a fault kind"));
-        assert!(Fault::parse("drop-bias@1:ffn_up", PathKind::Q8).unwrap_err().contains("applies to q, k, v"));
+        assert!(Fault::parse("drop-bias@1:ffn_up", PathKind::Q8)
+            .unwrap_err()
+            .contains("applies to q, k, v"));
         assert!(Fault::parse("nolayer", PathKind::Q8).is_err());
     }
 
@@ -139,7 +157,8 @@ mod tests {
         let mut block = vec![0u8; 144];
         block[0..2].copy_from_slice(&half::f16::from_f32(0.5).to_le_bytes());
         block[2..4].copy_from_slice(&half::f16::from_f32(0.25).to_le_bytes());
-        let (sc, mn): ([u8; 8], [u8; 8]) = ([1, 2, 3, 4, 50, 40, 30, 20], [5, 6, 7, 8, 9, 63, 33, 17]);
+        let (sc, mn): ([u8; 8], [u8; 8]) =
+            ([1, 2, 3, 4, 50, 40, 30, 20], [5, 6, 7, 8, 9, 63, 33, 17]);
         let q = &mut block[4..16];
         for j in 0..4 {
             q[j] = sc[j] | ((sc[j + 4] >> 4) << 6);

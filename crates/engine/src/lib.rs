@@ -18,12 +18,12 @@ mod weights;
 
 use std::fmt;
 
-pub use inject::{swap_q4k_scale_min, Fault, FaultKind};
 pub use arch::{ArchConfig, ArchKind, RopeStyle, SUPPORTED};
+pub use inject::{swap_q4k_scale_min, Fault, FaultKind};
 pub use matmul::PathKind;
 pub use run::{
-    layer_sites, run, run_async, run_with_logits, run_with_logits_async, GpuSettings, Phase, Progress, RunInput,
-    RunOptions, GPU_PLACEMENT,
+    layer_sites, run, run_async, run_with_logits, run_with_logits_async, GpuSettings, Phase,
+    Progress, RunInput, RunOptions, GPU_PLACEMENT,
 };
 pub use tokenize::tokenizer_for;
 
@@ -32,21 +32,49 @@ pub use tokenize::tokenizer_for;
 #[non_exhaustive]
 pub enum EngineError {
     Model(parallax_model::ModelError),
-    UnsupportedArch { arch: String, supported: String },
-    MissingHyperparameter { what: &'static str, arch: String },
-    MissingTensor { name: String, arch: String },
-    BadModel { message: String },
-    BadOptions { message: String },
-    Tokenizer { message: String },
+    UnsupportedArch {
+        arch: String,
+        supported: String,
+    },
+    MissingHyperparameter {
+        what: &'static str,
+        arch: String,
+    },
+    MissingTensor {
+        name: String,
+        arch: String,
+    },
+    BadModel {
+        message: String,
+    },
+    BadOptions {
+        message: String,
+    },
+    Tokenizer {
+        message: String,
+    },
     EmptyPrompt,
-    PromptTooLong { tokens: usize, max: usize },
+    PromptTooLong {
+        tokens: usize,
+        max: usize,
+    },
     /// A layer would need more memory than the run's budget (checked before it is loaded).
-    OverMemoryBudget { layer: u32, weights: u64, work: u64, budget: u64 },
-    TokenOutOfRange { id: u32, vocab: u64 },
+    OverMemoryBudget {
+        layer: u32,
+        weights: u64,
+        work: u64,
+        budget: u64,
+    },
+    TokenOutOfRange {
+        id: u32,
+        vocab: u64,
+    },
     Cancelled,
     /// The `gpu` path cannot run (no adapter, device lost, out of memory, …); a run drops the
     /// path, records `reason` in the report and goes on.
-    GpuUnavailable { reason: String },
+    GpuUnavailable {
+        reason: String,
+    },
 }
 
 impl fmt::Display for EngineError {

@@ -88,9 +88,15 @@ impl Matrix {
             #[cfg(feature = "gpu")]
             (Storage::Ggml { ty, .. }, PathKind::Gpu) => parallax_gpu::kernel_label(*ty),
             #[cfg(not(feature = "gpu"))]
-            (Storage::Ggml { ty, .. }, PathKind::Gpu) => format!("{ty}: no GPU kernels in this build"),
-            (Storage::F32 { from, .. }, PathKind::Gpu) => format!("{from} dequantized on the CPU, uploaded as f32 → f32 dot (WGSL)"),
-            (Storage::F32 { from, .. }, _) => format!("{from} dequantized → f32 dot (no llama.cpp kernel)"),
+            (Storage::Ggml { ty, .. }, PathKind::Gpu) => {
+                format!("{ty}: no GPU kernels in this build")
+            }
+            (Storage::F32 { from, .. }, PathKind::Gpu) => {
+                format!("{from} dequantized on the CPU, uploaded as f32 → f32 dot (WGSL)")
+            }
+            (Storage::F32 { from, .. }, _) => {
+                format!("{from} dequantized → f32 dot (no llama.cpp kernel)")
+            }
         }
     }
 }
@@ -119,13 +125,17 @@ pub async fn matmul_async(
     #[cfg(feature = "gpu")]
     {
         let result = match &m.storage {
-            Storage::Ggml { ty, bytes, .. } => gpu.matmul(*ty, bytes, m.rows, m.cols, x, n_tokens).await,
+            Storage::Ggml { ty, bytes, .. } => {
+                gpu.matmul(*ty, bytes, m.rows, m.cols, x, n_tokens).await
+            }
             Storage::F32 { values, .. } => {
                 let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
                 gpu.matmul(GgmlType::F32, &bytes, m.rows, m.cols, x, n_tokens).await
             }
         };
-        result.map_err(|e| EngineError::GpuUnavailable { reason: format!("tensor `{}`: {e}", m.name) })
+        result.map_err(|e| EngineError::GpuUnavailable {
+            reason: format!("tensor `{}`: {e}", m.name),
+        })
     }
     #[cfg(not(feature = "gpu"))]
     match *gpu {}
@@ -133,11 +143,18 @@ pub async fn matmul_async(
 
 /// `x` is `n_tokens` rows of `m.cols`; returns `n_tokens` rows of `m.rows`. The `gpu` path is
 /// asynchronous: see [`matmul_async`].
-pub fn matmul(path: PathKind, m: &Matrix, x: &[f32], n_tokens: usize) -> Result<Vec<f32>, EngineError> {
+pub fn matmul(
+    path: PathKind,
+    m: &Matrix,
+    x: &[f32],
+    n_tokens: usize,
+) -> Result<Vec<f32>, EngineError> {
     debug_assert_eq!(x.len(), n_tokens * m.cols);
     // Computed as rows × tokens (each tile owns a contiguous block), transposed at the end.
     if path == PathKind::Gpu {
-        return Err(EngineError::GpuUnavailable { reason: "the gpu path needs the asynchronous run".into() });
+        return Err(EngineError::GpuUnavailable {
+            reason: "the gpu path needs the asynchronous run".into(),
+        });
     }
     let mut by_row = vec![0f32; m.rows * n_tokens];
     let tokens: Vec<&[f32]> = x.chunks_exact(m.cols.max(1)).collect();
@@ -146,7 +163,8 @@ pub fn matmul(path: PathKind, m: &Matrix, x: &[f32], n_tokens: usize) -> Result<
             for_each_tile(&mut by_row, n_tokens, |r0, out| {
                 let n_rows = out.len() / n_tokens;
                 let w = &values[r0 * m.cols..(r0 + n_rows) * m.cols];
-                parallax_quant::dot::vec_dot_f32_rows_tokens(w, m.cols, &tokens, out).map_err(|e| quant_error(m, e))
+                parallax_quant::dot::vec_dot_f32_rows_tokens(w, m.cols, &tokens, out)
+                    .map_err(|e| quant_error(m, e))
             })?;
         }
         (Storage::Ggml { ty, bytes, row_bytes }, PathKind::F32 | PathKind::Gpu) => {
@@ -160,7 +178,8 @@ pub fn matmul(path: PathKind, m: &Matrix, x: &[f32], n_tokens: usize) -> Result<
                     tile.resize(n_rows * m.cols, 0.0);
                     let tile = &mut tile[..n_rows * m.cols];
                     parallax_quant::dequantize(*ty, src, tile).map_err(|e| quant_error(m, e))?;
-                    parallax_quant::dot::vec_dot_f32_rows_tokens(tile, m.cols, &tokens, out).map_err(|e| quant_error(m, e))
+                    parallax_quant::dot::vec_dot_f32_rows_tokens(tile, m.cols, &tokens, out)
+                        .map_err(|e| quant_error(m, e))
                 })
             })?;
         }
@@ -168,10 +187,17 @@ pub fn matmul(path: PathKind, m: &Matrix, x: &[f32], n_tokens: usize) -> Result<
             let acts: Vec<Activation> = x
                 .chunks_exact(m.cols)
                 // llama.cpp as built for x86 (AVX2/AVX-512): its Q8_0/Q8_1 rounding.
-                .map(|row| parallax_quant::quantize_activation_with(*ty, row, parallax_quant::Q8Rounding::X86))
+                .map(|row| {
+                    parallax_quant::quantize_activation_with(
+                        *ty,
+                        row,
+                        parallax_quant::Q8Rounding::X86,
+                    )
+                })
                 .collect::<Result<_, _>>()
                 .map_err(|e| quant_error(m, e))?;
-            let tokens = parallax_quant::dot::TokenActivations::new(*ty, &acts).map_err(|e| quant_error(m, e))?;
+            let tokens = parallax_quant::dot::TokenActivations::new(*ty, &acts)
+                .map_err(|e| quant_error(m, e))?;
             for_each_tile(&mut by_row, n_tokens, |r0, out| {
                 for (i, o) in out.chunks_exact_mut(n_tokens).enumerate() {
                     let w = &bytes[(r0 + i) * row_bytes..(r0 + i + 1) * row_bytes];
@@ -228,7 +254,8 @@ mod tests {
         let values: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
         let mut bytes = Vec::new();
         for row in values.chunks_exact(cols) {
-            let mut blocks = vec![parallax_quant::BlockQ8_0 { d: half::f16::ZERO, qs: [0; 32] }; cols / 32];
+            let mut blocks =
+                vec![parallax_quant::BlockQ8_0 { d: half::f16::ZERO, qs: [0; 32] }; cols / 32];
             parallax_quant::quantize_row_q8_0(row, &mut blocks);
             for b in &blocks {
                 bytes.extend_from_slice(&b.d.to_le_bytes());
@@ -238,7 +265,15 @@ mod tests {
         let mut deq = vec![0f32; rows * cols];
         parallax_quant::dequantize(GgmlType::Q8_0, &bytes, &mut deq).unwrap();
         let row_bytes = cols / 32 * 34;
-        (Matrix { name: "w".into(), rows, cols, storage: Storage::Ggml { ty: GgmlType::Q8_0, bytes, row_bytes } }, deq)
+        (
+            Matrix {
+                name: "w".into(),
+                rows,
+                cols,
+                storage: Storage::Ggml { ty: GgmlType::Q8_0, bytes, row_bytes },
+            },
+            deq,
+        )
     }
 
     #[test]
@@ -248,7 +283,10 @@ mod tests {
         let f = matmul(PathKind::F32, &m, &x, 3).unwrap();
         for t in 0..3 {
             for r in 0..70 {
-                let want: f32 = parallax_quant::dot::vec_dot_f32(&w[r * 64..(r + 1) * 64], &x[t * 64..(t + 1) * 64]);
+                let want: f32 = parallax_quant::dot::vec_dot_f32(
+                    &w[r * 64..(r + 1) * 64],
+                    &x[t * 64..(t + 1) * 64],
+                );
                 assert_eq!(f[t * 70 + r], want, "t {t} r {r}");
             }
         }

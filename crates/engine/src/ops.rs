@@ -64,7 +64,15 @@ pub fn add_into(acc: &mut [f32], x: &[f32]) {
 /// Rotary position embedding in place on `x` = rows (tokens) × `n_heads` × `head_dim`, as
 /// ggml_rope_ext with no YaRN: the angle of pair `i` is `p · freq_scale · base^(−2i/d)`, built
 /// by ggml's running product `theta *= theta_scale` in f32.
-pub fn rope(x: &mut [f32], positions: &[u32], n_heads: usize, head_dim: usize, base: f32, freq_scale: f32, style: RopeStyle) {
+pub fn rope(
+    x: &mut [f32],
+    positions: &[u32],
+    n_heads: usize,
+    head_dim: usize,
+    base: f32,
+    freq_scale: f32,
+    style: RopeStyle,
+) {
     let theta_scale = math::pow(base, -2.0 / head_dim as f32);
     let half = head_dim / 2;
     let mut cos = vec![0f32; half];
@@ -208,7 +216,8 @@ pub fn attention_ggml_f16(
     scale: f32,
     window: Option<usize>,
 ) -> Vec<f32> {
-    let round = |x: &[f32]| -> Vec<f32> { x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect() };
+    let round =
+        |x: &[f32]| -> Vec<f32> { x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect() };
     let (q, k, v) = (round(q), round(k), round(v));
     let tiny = head_dim.is_multiple_of(LANES);
     let group = n_head / n_head_kv;
@@ -235,12 +244,8 @@ pub fn attention_ggml_f16(
             for s in &mut p[first..=i] {
                 *s = expf_ggml(*s - max);
             }
-            let sum: f64 = p[..cells]
-                .as_chunks::<LANES>()
-                .0
-                .iter()
-                .map(|c| reduce_add_16(c) as f64)
-                .sum();
+            let sum: f64 =
+                p[..cells].as_chunks::<LANES>().0.iter().map(|c| reduce_add_16(c) as f64).sum();
             let inv = (1.0 / sum) as f32;
             for s in &mut p[first..=i] {
                 *s = half::f16::from_f32(*s * inv).to_f32();
@@ -417,7 +422,10 @@ mod tests {
             let err = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
             assert!(err > 0.0 && err < 5e-3, "window {window:?}: {err}");
             // Token 0 sees only itself: its output is V's first row (rounded to f16).
-            assert_eq!(b[..d], v[..d].iter().map(|&x| half::f16::from_f32(x).to_f32()).collect::<Vec<_>>()[..]);
+            assert_eq!(
+                b[..d],
+                v[..d].iter().map(|&x| half::f16::from_f32(x).to_f32()).collect::<Vec<_>>()[..]
+            );
         }
     }
 

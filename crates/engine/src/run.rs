@@ -8,8 +8,8 @@ use indexmap::IndexMap;
 use parallax_model::Model;
 use parallax_parity::{top_k, Compare, LogitsCompare, Stats, STD_KIND};
 use parallax_report::{
-    Execution, LayerRecord, LogitsRecord, Mode, ModelInfo, PathLogits, PerToken, Prompt, Report, Scope, SiteRecord,
-    TokenSite, SCHEMA,
+    Execution, LayerRecord, LogitsRecord, Mode, ModelInfo, PathLogits, PerToken, Prompt, Report,
+    Scope, SiteRecord, TokenSite, SCHEMA,
 };
 use parallax_source::ByteSource;
 
@@ -130,7 +130,12 @@ impl Probe<'_> {
     /// per token. All slices are cut with the same `width` and token range on every path —
     /// unless `broken` names a path whose probe was made to take the other scope on purpose;
     /// then its comparison is refused (unequal samples), as `Compare` refuses all such.
-    fn site_with<'b>(&self, bufs: &'b [Vec<f32>], width: usize, broken: &[PathKind]) -> (SiteRecord, TokenSite) {
+    fn site_with<'b>(
+        &self,
+        bufs: &'b [Vec<f32>],
+        width: usize,
+        broken: &[PathKind],
+    ) -> (SiteRecord, TokenSite) {
         let mut rec = SiteRecord { width: width as u64, ..Default::default() };
         let mut tok = TokenSite::default();
         let reference = &bufs[0];
@@ -142,9 +147,11 @@ impl Probe<'_> {
             }
         };
         // Each path's statistics once; the comparisons reuse their stds (same slices).
-        let samples: Vec<&[f32]> = self.paths.iter().zip(bufs).map(|(p, buf)| sample(p, buf)).collect();
+        let samples: Vec<&[f32]> =
+            self.paths.iter().zip(bufs).map(|(p, buf)| sample(p, buf)).collect();
         let stats: Vec<Stats> = samples.iter().map(|s| Stats::of(s)).collect();
-        let per_token: Vec<Vec<Stats>> = bufs.iter().map(|buf| buf.chunks_exact(width).map(Stats::of).collect()).collect();
+        let per_token: Vec<Vec<Stats>> =
+            bufs.iter().map(|buf| buf.chunks_exact(width).map(Stats::of).collect()).collect();
         for (i, p) in self.paths.iter().enumerate().skip(1) {
             if let Some(c) = Compare::of_with_stats(samples[0], samples[i], &stats[0], &stats[i]) {
                 rec.compare.insert(p.id().into(), c);
@@ -251,7 +258,9 @@ impl<S: ByteSource> Lockstep<'_, S> {
             let rows = pick(self.opts.paths[0]).rows;
             for p in self.opts.paths.iter().skip(1) {
                 let y = self.apply(il, site, pick(*p), *p, &inputs[0], bias).await?;
-                if let Some(c) = Compare::of(self.probe.scoped(&outs[0], rows), self.probe.scoped(&y, rows)) {
+                if let Some(c) =
+                    Compare::of(self.probe.scoped(&outs[0], rows), self.probe.scoped(&y, rows))
+                {
                     rec.local.insert(p.id().into(), c);
                 }
             }
@@ -260,7 +269,10 @@ impl<S: ByteSource> Lockstep<'_, S> {
     }
 
     fn swapped(&self, il: u32, p: PathKind) -> bool {
-        self.opts.faults.iter().any(|f| f.kind == FaultKind::SwapGateUp && f.layer == il && f.path == p)
+        self.opts
+            .faults
+            .iter()
+            .any(|f| f.kind == FaultKind::SwapGateUp && f.layer == il && f.path == p)
     }
 
     async fn layer(
@@ -275,15 +287,23 @@ impl<S: ByteSource> Lockstep<'_, S> {
         let n = self.probe.n_tokens;
         let (q_dim, kv_dim) = (c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
         let broken_scope = |name: &str| -> Vec<PathKind> {
-            self.opts.paths.iter().copied().filter(|p| inject::any(&self.opts.faults, FaultKind::ScopeMismatch, il, name, *p)).collect()
+            self.opts
+                .paths
+                .iter()
+                .copied()
+                .filter(|p| inject::any(&self.opts.faults, FaultKind::ScopeMismatch, il, name, *p))
+                .collect()
         };
-        let mut record = |name: &str, bufs: &[Vec<f32>], width: usize, local: IndexMap<String, Compare>| {
-            let (mut rec, tok) = self.probe.site_with(bufs, width, &broken_scope(name));
-            rec.local = local;
-            layer_rec.sites.insert(name.into(), rec);
-            tok_rec.insert(name.into(), tok);
+        let mut record =
+            |name: &str, bufs: &[Vec<f32>], width: usize, local: IndexMap<String, Compare>| {
+                let (mut rec, tok) = self.probe.site_with(bufs, width, &broken_scope(name));
+                rec.local = local;
+                layer_rec.sites.insert(name.into(), rec);
+                tok_rec.insert(name.into(), tok);
+            };
+        let map = |bufs: &[Vec<f32>], f: &dyn Fn(&[f32]) -> Vec<f32>| -> Vec<Vec<f32>> {
+            bufs.iter().map(|b| f(b)).collect()
         };
-        let map = |bufs: &[Vec<f32>], f: &dyn Fn(&[f32]) -> Vec<f32>| -> Vec<Vec<f32>> { bufs.iter().map(|b| f(b)).collect() };
 
         // Attention block.
         let h = map(resid, &|x| ops::rms_norm(x, c.n_embd, &w.attn_norm, c.rms_eps));
@@ -320,7 +340,18 @@ impl<S: ByteSource> Lockstep<'_, S> {
             } else {
                 c.attn_scale
             };
-            att.push(ops::attention(q, k, v, n, c.n_head, c.n_head_kv, c.head_dim, scale, window, f16));
+            att.push(ops::attention(
+                q,
+                k,
+                v,
+                n,
+                c.n_head,
+                c.n_head_kv,
+                c.head_dim,
+                scale,
+                window,
+                f16,
+            ));
         }
         drop((q, k, v));
         record("attn_out", &att, q_dim, IndexMap::new());
@@ -340,10 +371,28 @@ impl<S: ByteSource> Lockstep<'_, S> {
         let h = map(resid, &|x| ops::rms_norm(x, c.n_embd, &w.ffn_norm, c.rms_eps));
         record("ffn_norm", &h, c.n_embd, IndexMap::new());
         let mut site = SiteRecord::default();
-        let gate = self.matmul_site(il, "ffn_gate", &|p| if self.swapped(il, p) { &w.up } else { &w.gate }, &h, None, &mut site).await?;
+        let gate = self
+            .matmul_site(
+                il,
+                "ffn_gate",
+                &|p| if self.swapped(il, p) { &w.up } else { &w.gate },
+                &h,
+                None,
+                &mut site,
+            )
+            .await?;
         record("ffn_gate", &gate, c.n_ff, site.local);
         let mut site = SiteRecord::default();
-        let up = self.matmul_site(il, "ffn_up", &|p| if self.swapped(il, p) { &w.gate } else { &w.up }, &h, None, &mut site).await?;
+        let up = self
+            .matmul_site(
+                il,
+                "ffn_up",
+                &|p| if self.swapped(il, p) { &w.gate } else { &w.up },
+                &h,
+                None,
+                &mut site,
+            )
+            .await?;
         record("ffn_up", &up, c.n_ff, site.local);
         let activated: Vec<Vec<f32>> = gate
             .iter()
@@ -356,21 +405,31 @@ impl<S: ByteSource> Lockstep<'_, S> {
                     // row, the scalar ggml_silu_f32 (libm expf) on the rest.
                     (Activation::Silu, true) => (ops::silu_ggml, ops::silu),
                     (Activation::GeluTanh, false) => (ops::gelu_tanh, ops::gelu_tanh),
-                    (Activation::GeluTanh, true) => (ops::gelu_tanh_f16_table, ops::gelu_tanh_f16_table),
+                    (Activation::GeluTanh, true) => {
+                        (ops::gelu_tanh_f16_table, ops::gelu_tanh_f16_table)
+                    }
                 };
                 let simd = c.n_ff - c.n_ff % 16;
                 g.chunks_exact(c.n_ff)
-                    .flat_map(|row| row.iter().enumerate().map(move |(i, &x)| if i < simd { act(x) } else { tail(x) }))
+                    .flat_map(|row| {
+                        row.iter()
+                            .enumerate()
+                            .map(move |(i, &x)| if i < simd { act(x) } else { tail(x) })
+                    })
                     .collect()
             })
             .collect();
         record("ffn_silu", &activated, c.n_ff, IndexMap::new());
-        let swigl: Vec<Vec<f32>> =
-            activated.iter().zip(&up).map(|(a, u)| a.iter().zip(u).map(|(a, u)| a * u).collect()).collect();
+        let swigl: Vec<Vec<f32>> = activated
+            .iter()
+            .zip(&up)
+            .map(|(a, u)| a.iter().zip(u).map(|(a, u)| a * u).collect())
+            .collect();
         drop((gate, up, activated));
         record("ffn_swigl", &swigl, c.n_ff, IndexMap::new());
         let mut site = SiteRecord::default();
-        let mut down = self.matmul_site(il, "ffn_down", &|_| &w.down, &swigl, None, &mut site).await?;
+        let mut down =
+            self.matmul_site(il, "ffn_down", &|_| &w.down, &swigl, None, &mut site).await?;
         record("ffn_down", &down, c.n_embd, site.local);
         if let Some(pn) = &w.post_ffw_norm {
             down = map(&down, &|x| ops::rms_norm(x, c.n_embd, pn, c.rms_eps));
@@ -408,7 +467,9 @@ pub fn run_with_logits<S: ByteSource>(
 ) -> Result<(Report, Vec<Vec<f32>>), EngineError> {
     if cfg!(target_arch = "wasm32") && opts.paths.contains(&PathKind::Gpu) {
         return Err(EngineError::BadOptions {
-            message: "in the browser the gpu path cannot be waited for synchronously; use run_async".into(),
+            message:
+                "in the browser the gpu path cannot be waited for synchronously; use run_async"
+                    .into(),
         });
     }
     crate::block_on(run_with_logits_async(model, input, opts, on_progress, cancel))
@@ -440,7 +501,8 @@ pub async fn run_with_logits_async<S: ByteSource>(
         return run_paths(model, input, opts, None, on_progress, cancel).await;
     }
     let without_gpu = |reason: String| -> Result<RunOptions, EngineError> {
-        let paths: Vec<PathKind> = opts.paths.iter().copied().filter(|p| *p != PathKind::Gpu).collect();
+        let paths: Vec<PathKind> =
+            opts.paths.iter().copied().filter(|p| *p != PathKind::Gpu).collect();
         if paths.is_empty() {
             return Err(EngineError::GpuUnavailable { reason });
         }
@@ -501,7 +563,8 @@ fn gpu_record(gpu: &Gpu) -> parallax_report::GpuRecord {
 }
 
 /// Where the `gpu` path's ops run.
-pub const GPU_PLACEMENT: &str = "matmuls (weights dequantized in the shader, f32 dots) on the GPU; embedding lookup, \
+pub const GPU_PLACEMENT: &str =
+    "matmuls (weights dequantized in the shader, f32 dots) on the GPU; embedding lookup, \
      norms, RoPE, attention and activations on the CPU, in f32 as on the f32 path";
 
 async fn run_paths<S: ByteSource>(
@@ -530,7 +593,9 @@ async fn run_paths<S: ByteSource>(
             });
         }
         if Some(&f.path) == opts.paths.first() {
-            return Err(EngineError::BadOptions { message: format!("cannot inject {f}: that is the reference path") });
+            return Err(EngineError::BadOptions {
+                message: format!("cannot inject {f}: that is the reference path"),
+            });
         }
     }
     let n = tokens.len();
@@ -548,7 +613,13 @@ async fn run_paths<S: ByteSource>(
 
     let (head, out_norm, norm_bytes) = loader.output_head()?;
     let bytes_total = estimate_bytes(model, &cfg, head, n);
-    let mut progress = Progress { phase: Phase::Embedding, layers_done: 0, n_layers: cfg.n_layers, bytes_read: norm_bytes, bytes_total };
+    let mut progress = Progress {
+        phase: Phase::Embedding,
+        layers_done: 0,
+        n_layers: cfg.n_layers,
+        bytes_read: norm_bytes,
+        bytes_total,
+    };
     on_progress(&progress);
 
     let (mut x, read) = loader.embeddings(tokens)?;
@@ -618,11 +689,13 @@ async fn run_paths<S: ByteSource>(
 
     // Final norm and the output head, read in row chunks.
     progress.phase = Phase::OutputHead;
-    let normed: Vec<Vec<f32>> = resid.iter().map(|x| ops::rms_norm(x, cfg.n_embd, &out_norm, cfg.rms_eps)).collect();
+    let normed: Vec<Vec<f32>> =
+        resid.iter().map(|x| ops::rms_norm(x, cfg.n_embd, &out_norm, cfg.rms_eps)).collect();
     drop(resid);
     let (final_norm, final_tok) = step.probe.site(&normed, cfg.n_embd);
     let vocab = head.n_rows();
-    let mut logits: Vec<Vec<f32>> = opts.paths.iter().map(|_| vec![0f32; n * vocab as usize]).collect();
+    let mut logits: Vec<Vec<f32>> =
+        opts.paths.iter().map(|_| vec![0f32; n * vocab as usize]).collect();
     let mut start = 0;
     while start < vocab {
         step.check_cancel()?;
@@ -632,23 +705,32 @@ async fn run_paths<S: ByteSource>(
         for ((p, x), out) in opts.paths.iter().zip(&normed).zip(&mut logits) {
             let y = step.matmul(*p, &m, x).await?;
             for t in 0..n {
-                let dst = &mut out[t * vocab as usize + start as usize..t * vocab as usize + end as usize];
+                let dst = &mut out
+                    [t * vocab as usize + start as usize..t * vocab as usize + end as usize];
                 dst.copy_from_slice(&y[t * m.rows..(t + 1) * m.rows]);
             }
         }
         if start == 0 {
             for p in &opts.paths {
-                execution.matmuls.entry(p.id().into()).or_default().push(format!("output head: {}", m.kernel_label(*p)));
+                execution
+                    .matmuls
+                    .entry(p.id().into())
+                    .or_default()
+                    .push(format!("output head: {}", m.kernel_label(*p)));
             }
         }
         on_progress(&progress);
         start = end;
     }
     let last = |l: &Vec<f32>| l[(n - 1) * vocab as usize..].to_vec();
-    let mut logits_rec = LogitsRecord { position: (n - 1) as u32, paths: IndexMap::new(), compare: IndexMap::new() };
+    let mut logits_rec =
+        LogitsRecord { position: (n - 1) as u32, paths: IndexMap::new(), compare: IndexMap::new() };
     for (p, l) in opts.paths.iter().zip(&logits) {
         let scoped = step.probe.scoped(l, vocab as usize);
-        logits_rec.paths.insert(p.id().into(), PathLogits { top: top_k(&last(l), 10), stats: Stats::of(scoped) });
+        logits_rec.paths.insert(
+            p.id().into(),
+            PathLogits { top: top_k(&last(l), 10), stats: Stats::of(scoped) },
+        );
     }
     let ref_last = last(&logits[0]);
     for (p, l) in opts.paths.iter().zip(&logits).skip(1) {
@@ -665,9 +747,13 @@ async fn run_paths<S: ByteSource>(
     let report = Report {
         schema: SCHEMA.into(),
         model: ModelInfo {
-            name: model.gguf().and_then(|g| g.get_str("general.name").map(str::to_string)).or_else(|| {
-                model.apr().and_then(|a| a.metadata().get("name").and_then(|v| v.as_str()).map(str::to_string))
-            }),
+            name: model.gguf().and_then(|g| g.get_str("general.name").map(str::to_string)).or_else(
+                || {
+                    model.apr().and_then(|a| {
+                        a.metadata().get("name").and_then(|v| v.as_str()).map(str::to_string)
+                    })
+                },
+            ),
             file_name: summary.file_name,
             format: summary.format,
             arch: cfg.name.clone(),
@@ -677,7 +763,11 @@ async fn run_paths<S: ByteSource>(
             file_bytes: model.source().len(),
             sha256: input.sha256.clone(),
         },
-        prompt: Prompt { text: input.text.clone(), tokens: tokens.clone(), pieces: input.pieces.clone() },
+        prompt: Prompt {
+            text: input.text.clone(),
+            tokens: tokens.clone(),
+            pieces: input.pieces.clone(),
+        },
         paths: opts.paths.iter().map(|p| p.id().to_string()).collect(),
         reference: opts.paths[0].id().into(),
         mode: opts.mode,
@@ -696,7 +786,12 @@ async fn run_paths<S: ByteSource>(
 }
 
 /// Bytes the run will read: every layer tensor, the prompt's embedding rows, the output head.
-fn estimate_bytes<S: ByteSource>(model: &Model<S>, cfg: &ArchConfig, head: &parallax_model::Tensor, n_tokens: usize) -> u64 {
+fn estimate_bytes<S: ByteSource>(
+    model: &Model<S>,
+    cfg: &ArchConfig,
+    head: &parallax_model::Tensor,
+    n_tokens: usize,
+) -> u64 {
     let layers: u64 = model
         .tensors()
         .iter()
@@ -707,7 +802,8 @@ fn estimate_bytes<S: ByteSource>(model: &Model<S>, cfg: &ArchConfig, head: &para
         .tensor_by_role(parallax_model::Role::TokenEmbd)
         .map(|t| t.n_bytes / t.n_rows().max(1) * n_tokens as u64)
         .unwrap_or(0);
-    let norm = model.tensor_by_role(parallax_model::Role::OutputNorm).map(|t| t.n_bytes).unwrap_or(0);
+    let norm =
+        model.tensor_by_role(parallax_model::Role::OutputNorm).map(|t| t.n_bytes).unwrap_or(0);
     layers + embd + head.n_bytes + norm
 }
 

@@ -26,7 +26,8 @@ impl RunInput {
         };
         let tokenizer = tokenizer_for(model)?;
         let tokens = tokenizer.encode(&text, true);
-        let pieces = tokens.iter().map(|&id| tokenizer.token_text(id).unwrap_or("?").to_string()).collect();
+        let pieces =
+            tokens.iter().map(|&id| tokenizer.token_text(id).unwrap_or("?").to_string()).collect();
         Ok(RunInput { tokens, text: Some(text), pieces, sha256: None })
     }
 }
@@ -37,9 +38,14 @@ fn token_pieces<S: ByteSource>(model: &Model<S>, tokens: &[u32]) -> Vec<String> 
     let piece = |s: Option<&str>| s.unwrap_or("?").to_string();
     if let Some(g) = model.gguf() {
         let Some(vocab) = g.get_str_arr("tokenizer.ggml.tokens") else { return Vec::new() };
-        return tokens.iter().map(|&id| piece(vocab.get(id as usize).map(String::as_str))).collect();
+        return tokens
+            .iter()
+            .map(|&id| piece(vocab.get(id as usize).map(String::as_str)))
+            .collect();
     }
-    let Some(vocab) = model.apr().and_then(|a| a.metadata().get("tokenizer.vocabulary")?.as_array()) else {
+    let Some(vocab) =
+        model.apr().and_then(|a| a.metadata().get("tokenizer.vocabulary")?.as_array())
+    else {
         return Vec::new();
     };
     tokens.iter().map(|&id| piece(vocab.get(id as usize).and_then(|v| v.as_str()))).collect()
@@ -54,10 +60,13 @@ pub fn tokenizer_for<S: ByteSource>(model: &Model<S>) -> Result<Tokenizer, Engin
             model: g.get_str("tokenizer.ggml.model").unwrap_or_default().to_string(),
             pre: g.get_str("tokenizer.ggml.pre").map(str::to_string),
             tokens: strs("tokenizer.ggml.tokens").unwrap_or_default(),
-            token_types: g
-                .get_arr("tokenizer.ggml.token_type")
-                .and_then(|a| a.to_i64s())
-                .map(|v| v.into_iter().map(|x| x.clamp(i32::MIN as i64, i32::MAX as i64) as i32).collect()),
+            token_types: g.get_arr("tokenizer.ggml.token_type").and_then(|a| a.to_i64s()).map(
+                |v| {
+                    v.into_iter()
+                        .map(|x| x.clamp(i32::MIN as i64, i32::MAX as i64) as i32)
+                        .collect()
+                },
+            ),
             scores: g.get_arr("tokenizer.ggml.scores").and_then(|a| a.to_f32s()),
             merges: strs("tokenizer.ggml.merges"),
             bos_token_id: g.get_u32("tokenizer.ggml.bos_token_id"),
@@ -71,12 +80,16 @@ pub fn tokenizer_for<S: ByteSource>(model: &Model<S>) -> Result<Tokenizer, Engin
     } else if let Some(a) = model.apr() {
         let m = a.metadata();
         let strs = |k: &str| {
-            m.get(k).and_then(|v| v.as_array()).map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            m.get(k)
+                .and_then(|v| v.as_array())
+                .map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
         };
         let id = |k: &str| m.get(k).and_then(|v| v.as_u64()).and_then(|v| u32::try_from(v).ok());
         let text = |k: &str| m.get(k).and_then(|v| v.as_str()).map(str::to_string);
         TokenizerConfig {
-            model: text("tokenizer.model").or_else(|| text("tokenizer.model_type")).unwrap_or_default(),
+            model: text("tokenizer.model")
+                .or_else(|| text("tokenizer.model_type"))
+                .unwrap_or_default(),
             pre: text("tokenizer.pre_type").or_else(|| model.architecture().map(str::to_string)),
             tokens: strs("tokenizer.vocabulary").unwrap_or_default(),
             token_types: m
@@ -97,7 +110,8 @@ pub fn tokenizer_for<S: ByteSource>(model: &Model<S>) -> Result<Tokenizer, Engin
     };
     if cfg.tokens.is_empty() {
         return Err(EngineError::Tokenizer {
-            message: "the model carries no tokenizer vocabulary; pass token ids with --tokens".into(),
+            message: "the model carries no tokenizer vocabulary; pass token ids with --tokens"
+                .into(),
         });
     }
     Tokenizer::new(cfg).map_err(|e| EngineError::Tokenizer { message: e.to_string() })

@@ -57,7 +57,10 @@ impl<'m, S: ByteSource> Loader<'m, S> {
     }
 
     fn require(&self, role: Role) -> Result<&'m Tensor, EngineError> {
-        self.tensor(role).ok_or_else(|| EngineError::MissingTensor { name: role.canonical_name(), arch: self.cfg.name.clone() })
+        self.tensor(role).ok_or_else(|| EngineError::MissingTensor {
+            name: role.canonical_name(),
+            arch: self.cfg.name.clone(),
+        })
     }
 
     /// A 1-D tensor (norm weight, bias) of `len` values, as f32.
@@ -71,7 +74,12 @@ impl<'m, S: ByteSource> Loader<'m, S> {
         Ok(self.model.read_f32_rows(t, 0..rows)?)
     }
 
-    fn optional_vector(&self, role: Role, len: usize, bytes: &mut u64) -> Result<Option<Vec<f32>>, EngineError> {
+    fn optional_vector(
+        &self,
+        role: Role,
+        len: usize,
+        bytes: &mut u64,
+    ) -> Result<Option<Vec<f32>>, EngineError> {
         match self.tensor(role) {
             Some(_) => self.vector(role, len, bytes).map(Some),
             None => Ok(None),
@@ -79,7 +87,12 @@ impl<'m, S: ByteSource> Loader<'m, S> {
     }
 
     /// Rows `rows` of a matrix tensor with `cols` inputs.
-    pub fn matrix_rows(&self, t: &Tensor, cols: usize, rows: std::ops::Range<u64>) -> Result<(Matrix, u64), EngineError> {
+    pub fn matrix_rows(
+        &self,
+        t: &Tensor,
+        cols: usize,
+        rows: std::ops::Range<u64>,
+    ) -> Result<(Matrix, u64), EngineError> {
         if t.row_values() != cols || t.ne.len() > 2 {
             return Err(shape_error(t, &format!("a matrix with rows of {cols} values")));
         }
@@ -90,13 +103,22 @@ impl<'m, S: ByteSource> Loader<'m, S> {
                 let row_bytes = bytes.len() / n.max(1);
                 Storage::Ggml { ty, bytes, row_bytes }
             }
-            other => Storage::F32 { values: self.model.read_f32_rows(t, rows)?, from: other.name().to_string() },
+            other => Storage::F32 {
+                values: self.model.read_f32_rows(t, rows)?,
+                from: other.name().to_string(),
+            },
         };
         let read = t.n_bytes / t.n_rows().max(1) * n as u64;
         Ok((Matrix { name: t.name.clone(), rows: n, cols, storage }, read))
     }
 
-    fn matrix(&self, role: Role, rows: usize, cols: usize, bytes: &mut u64) -> Result<Matrix, EngineError> {
+    fn matrix(
+        &self,
+        role: Role,
+        rows: usize,
+        cols: usize,
+        bytes: &mut u64,
+    ) -> Result<Matrix, EngineError> {
         let t = self.require(role)?;
         if t.n_rows() != rows as u64 {
             return Err(shape_error(t, &format!("{rows} rows of {cols} values")));
@@ -120,23 +142,37 @@ impl<'m, S: ByteSource> Loader<'m, S> {
                 _ => t.n_bytes.saturating_add(t.n_elements().saturating_mul(4)),
             })
             .fold(0u64, u64::saturating_add);
-        let (n, q_dim, kv_dim) = (n_tokens as u64, (c.n_head * c.head_dim) as u64, (c.n_head_kv * c.head_dim) as u64);
+        let (n, q_dim, kv_dim) =
+            (n_tokens as u64, (c.n_head * c.head_dim) as u64, (c.n_head_kv * c.head_dim) as u64);
         // Per path: residual, norm and projection outputs, attention output, the FFN's four
         // buffers, and one head's scores at a time per position pair.
         let per_path = n
             .saturating_mul(4 * c.n_embd as u64 + 2 * q_dim + 2 * kv_dim + 4 * c.n_ff as u64)
             .saturating_add((c.n_head as u64).saturating_mul(n).saturating_mul(n));
-        let tiles = 32 * (c.n_embd.max(c.n_ff).max(c.n_head * c.head_dim) as u64) * crate::worker_threads() as u64;
+        let tiles = 32
+            * (c.n_embd.max(c.n_ff).max(c.n_head * c.head_dim) as u64)
+            * crate::worker_threads() as u64;
         let work = per_path.saturating_mul(n_paths as u64).saturating_add(tiles).saturating_mul(4);
         LayerMemory { weights, work }
     }
 
     /// Refuse to load layer `il` when its [`LayerMemory`] exceeds `budget` bytes.
-    pub fn check_memory_budget(&self, il: u32, n_tokens: usize, n_paths: usize, budget: Option<u64>) -> Result<(), EngineError> {
+    pub fn check_memory_budget(
+        &self,
+        il: u32,
+        n_tokens: usize,
+        n_paths: usize,
+        budget: Option<u64>,
+    ) -> Result<(), EngineError> {
         let Some(budget) = budget else { return Ok(()) };
         let need = self.layer_memory(il, n_tokens, n_paths);
         if need.total() > budget {
-            return Err(EngineError::OverMemoryBudget { layer: il, weights: need.weights, work: need.work, budget });
+            return Err(EngineError::OverMemoryBudget {
+                layer: il,
+                weights: need.weights,
+                work: need.work,
+                budget,
+            });
         }
         Ok(())
     }
@@ -152,12 +188,18 @@ impl<'m, S: ByteSource> Loader<'m, S> {
             .filter(|t| matches!(t.role, Some(Role::Layer { layer, .. }) if layer == il))
             .map(|t| t.offset..t.offset.saturating_add(t.n_bytes))
             .collect();
-        self.model.source().prefetch(&ranges).map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
+        self.model
+            .source()
+            .prefetch(&ranges)
+            .map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
     }
 
     /// Releases what [`Loader::prefetch_layer`] made the source hold.
     pub fn release_prefetch(&self) -> Result<(), EngineError> {
-        self.model.source().prefetch(&[]).map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
+        self.model
+            .source()
+            .prefetch(&[])
+            .map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
     }
 
     pub fn layer(&self, il: u32) -> Result<LayerWeights, EngineError> {
@@ -207,7 +249,8 @@ impl<'m, S: ByteSource> Loader<'m, S> {
 
     /// The output head (or the tied embedding) and the final norm.
     pub fn output_head(&self) -> Result<(&'m Tensor, Vec<f32>, u64), EngineError> {
-        let head = self.tensor(Role::Output).map(Ok).unwrap_or_else(|| self.require(Role::TokenEmbd))?;
+        let head =
+            self.tensor(Role::Output).map(Ok).unwrap_or_else(|| self.require(Role::TokenEmbd))?;
         let mut bytes = 0;
         let norm = self.vector(Role::OutputNorm, self.cfg.n_embd, &mut bytes)?;
         Ok((head, norm, bytes))

@@ -32,18 +32,10 @@ pub enum GgufErrorKind {
     /// A version other than 2 or 3.
     UnsupportedVersion { version: u32 },
     /// The byte source failed; `OutOfBounds` means the file ends early (truncated).
-    Source {
-        what: &'static str,
-        error: SourceError,
-    },
+    Source { what: &'static str, error: SourceError },
     /// A count or length declares more items than the remaining bytes could hold even at each
     /// item's smallest encoding. Checked before anything is allocated.
-    CountTooLarge {
-        what: &'static str,
-        count: u64,
-        min_bytes_each: u64,
-        remaining: u64,
-    },
+    CountTooLarge { what: &'static str, count: u64, min_bytes_each: u64, remaining: u64 },
     /// A count that fits in the file but not in this machine's memory (32-bit targets).
     TooLargeForMemory { what: &'static str, count: u64 },
     /// A metadata value type id outside 0..=12.
@@ -53,10 +45,7 @@ pub enum GgufErrorKind {
     /// Arrays nested deeper than the reader allows.
     NestingTooDeep { max: usize },
     /// A key, tensor name or (in strict mode) string value that is not UTF-8.
-    InvalidUtf8 {
-        what: &'static str,
-        valid_up_to: usize,
-    },
+    InvalidUtf8 { what: &'static str, valid_up_to: usize },
     /// A bool stored as a byte other than 0 or 1.
     InvalidBool { byte: u8 },
     /// The same metadata key appears twice.
@@ -66,10 +55,7 @@ pub enum GgufErrorKind {
     /// `general.alignment` is not a nonzero power of two that fits in u32.
     BadAlignment { value: String },
     /// A metadata value has a type other than the one the format (or the caller) requires.
-    WrongType {
-        expected: &'static str,
-        found: ValueType,
-    },
+    WrongType { expected: &'static str, found: ValueType },
     /// A required metadata key is absent.
     MissingKey,
     /// A tensor declares more than 4 dimensions.
@@ -85,12 +71,7 @@ pub enum GgufErrorKind {
     /// A tensor's bytes lie (partly) past the end of the file.
     TensorOutOfBounds { start: u64, end: u64, file_len: u64 },
     /// Two tensors share bytes.
-    OverlappingTensors {
-        other: String,
-        other_start: u64,
-        other_end: u64,
-        start: u64,
-    },
+    OverlappingTensors { other: String, other_start: u64, other_end: u64, start: u64 },
     /// A row range asked of [`crate::GgufFile::tensor_rows`] is outside the tensor.
     RowsOutOfRange { start: u64, end: u64, n_rows: u64 },
     /// The source handed to a data read is not the file the header was read from.
@@ -99,12 +80,7 @@ pub enum GgufErrorKind {
 
 impl GgufError {
     pub(crate) fn new(kind: GgufErrorKind, offset: u64) -> Self {
-        GgufError {
-            kind,
-            offset,
-            key: None,
-            tensor: None,
-        }
+        GgufError { kind, offset, key: None, tensor: None }
     }
     pub(crate) fn with_key(mut self, key: &str) -> Self {
         if self.key.is_none() {
@@ -144,27 +120,12 @@ impl GgufError {
     }
     /// Whether the file simply ends too early (an incomplete download, a cut file).
     pub fn is_truncated(&self) -> bool {
-        matches!(
-            self.kind,
-            GgufErrorKind::Source {
-                error: SourceError::OutOfBounds { .. },
-                ..
-            }
-        )
+        matches!(self.kind, GgufErrorKind::Source { error: SourceError::OutOfBounds { .. }, .. })
     }
 }
 
 fn printable(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                b as char
-            } else {
-                '.'
-            }
-        })
-        .collect()
+    bytes.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }).collect()
 }
 
 impl fmt::Display for GgufErrorKind {

@@ -41,10 +41,7 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions {
-            strict_utf8: false,
-            max_array_depth: 8,
-        }
+        ReadOptions { strict_utf8: false, max_array_depth: 8 }
     }
 }
 
@@ -149,12 +146,7 @@ impl GgufFile {
         source: &S,
         options: ReadOptions,
     ) -> Result<GgufFile, GgufError> {
-        Parser {
-            cur: Cursor::new(source, 0),
-            options,
-            repaired: Vec::new(),
-        }
-        .parse()
+        Parser { cur: Cursor::new(source, 0), options, repaired: Vec::new() }.parse()
     }
 
     /// 2 or 3 (they differ only in big-endian support, which this reader refuses).
@@ -244,14 +236,8 @@ impl GgufFile {
         let v = self.require(key)?;
         f(v).ok_or_else(|| {
             let at = self.metadata_offset(key).unwrap_or(METADATA_START);
-            GgufError::new(
-                GgufErrorKind::WrongType {
-                    expected,
-                    found: v.value_type(),
-                },
-                at,
-            )
-            .with_key(key)
+            GgufError::new(GgufErrorKind::WrongType { expected, found: v.value_type() }, at)
+                .with_key(key)
         })
     }
     pub fn require_str(&self, key: &str) -> Result<&str, GgufError> {
@@ -340,11 +326,7 @@ impl GgufFile {
         let n_rows = info.n_rows();
         if rows.start > rows.end || rows.end > n_rows {
             return Err(GgufError::new(
-                GgufErrorKind::RowsOutOfRange {
-                    start: rows.start,
-                    end: rows.end,
-                    n_rows,
-                },
+                GgufErrorKind::RowsOutOfRange { start: rows.start, end: rows.end, n_rows },
                 info.offset,
             )
             .with_tensor(&info.name));
@@ -353,12 +335,8 @@ impl GgufFile {
         // the tensor lies inside the file); saturating keeps hand-made infos from panicking, and
         // the source then refuses the range.
         let row_bytes = info.row_bytes();
-        let start = info
-            .offset
-            .saturating_add(rows.start.saturating_mul(row_bytes));
-        let end = info
-            .offset
-            .saturating_add(rows.end.saturating_mul(row_bytes));
+        let start = info.offset.saturating_add(rows.start.saturating_mul(row_bytes));
+        let end = info.offset.saturating_add(rows.end.saturating_mul(row_bytes));
         source
             .read_range(start..end)
             .map_err(|e| GgufError::source("tensor rows", e, start).with_tensor(&info.name))
@@ -396,9 +374,7 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
 
     fn bytes(&mut self, what: &'static str, len: u64) -> Result<Vec<u8>, GgufError> {
         let at = self.pos();
-        self.cur
-            .read_vec(len)
-            .map_err(|e| GgufError::source(what, e, at))
+        self.cur.read_vec(len).map_err(|e| GgufError::source(what, e, at))
     }
 
     /// Fail unless `count` items of at least `min_each` bytes fit in what is left of the file.
@@ -413,12 +389,7 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
         match count.checked_mul(min_each) {
             Some(need) if need <= remaining => Ok(()),
             _ => Err(GgufError::new(
-                GgufErrorKind::CountTooLarge {
-                    what,
-                    count,
-                    min_bytes_each: min_each,
-                    remaining,
-                },
+                GgufErrorKind::CountTooLarge { what, count, min_bytes_each: min_each, remaining },
                 at,
             )),
         }
@@ -439,18 +410,12 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
             Ok(s) => Ok(s),
             Err(e) => match role {
                 StrRole::Value(key) if !self.options.strict_utf8 => {
-                    self.repaired.push(RepairedString {
-                        key: key.to_string(),
-                        offset: at,
-                    });
+                    self.repaired.push(RepairedString { key: key.to_string(), offset: at });
                     Ok(String::from_utf8_lossy(e.as_bytes()).into_owned())
                 }
                 _ => {
                     let valid_up_to = e.utf8_error().valid_up_to();
-                    Err(GgufError::new(
-                        GgufErrorKind::InvalidUtf8 { what, valid_up_to },
-                        at,
-                    ))
+                    Err(GgufError::new(GgufErrorKind::InvalidUtf8 { what, valid_up_to }, at))
                 }
             },
         }
@@ -487,10 +452,7 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
             ValueType::F64 => scalar!(F64, f64, "an f64 value"),
             ValueType::Bool => {
                 let at = self.pos();
-                let b = self
-                    .cur
-                    .u8()
-                    .map_err(|e| GgufError::source("a bool value", e, at))?;
+                let b = self.cur.u8().map_err(|e| GgufError::source("a bool value", e, at))?;
                 MetaValue::Bool(to_bool(b, at)?)
             }
             ValueType::String => MetaValue::String(self.string(StrRole::Value(key))?),
@@ -502,21 +464,14 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
         let type_at = self.pos();
         if depth > self.options.max_array_depth {
             return Err(GgufError::new(
-                GgufErrorKind::NestingTooDeep {
-                    max: self.options.max_array_depth,
-                },
+                GgufErrorKind::NestingTooDeep { max: self.options.max_array_depth },
                 type_at,
             ));
         }
         let elem = self.value_type("the element type of an array")?;
         let count_at = self.pos();
         let count = self.u64("the length of an array")?;
-        self.check_count(
-            "the length of an array",
-            count,
-            elem.min_encoded_size(),
-            count_at,
-        )?;
+        self.check_count("the length of an array", count, elem.min_encoded_size(), count_at)?;
 
         if let Some(size) = elem.fixed_size() {
             // Checked above: count * size <= remaining bytes.
@@ -547,10 +502,8 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
 
     fn parse(mut self) -> Result<GgufFile, GgufError> {
         let file_len = self.cur.source_len();
-        let magic: [u8; 4] = self
-            .cur
-            .read_array()
-            .map_err(|e| GgufError::source("the magic bytes", e, 0))?;
+        let magic: [u8; 4] =
+            self.cur.read_array().map_err(|e| GgufError::source("the magic bytes", e, 0))?;
         if magic == *b"FUGG" {
             return Err(GgufError::new(GgufErrorKind::BigEndian, 0));
         }
@@ -563,10 +516,7 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
             return Err(GgufError::new(GgufErrorKind::BigEndian, 4));
         }
         if version != 2 && version != 3 {
-            return Err(GgufError::new(
-                GgufErrorKind::UnsupportedVersion { version },
-                4,
-            ));
+            return Err(GgufError::new(GgufErrorKind::UnsupportedVersion { version }, 4));
         }
         let n_tensors = self.u64("the tensor count")?;
         let n_kv = self.u64("the metadata count")?;
@@ -599,9 +549,7 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
             if meta_index.contains_key(&key) {
                 return Err(GgufError::new(GgufErrorKind::DuplicateKey, kv_at).with_key(&key));
             }
-            let ty = self
-                .value_type("the value type")
-                .map_err(|e| e.with_key(&key))?;
+            let ty = self.value_type("the value type").map_err(|e| e.with_key(&key))?;
             let value_at = self.pos();
             let value = self.value(ty, &key).map_err(|e| e.with_key(&key))?;
             if key == ALIGNMENT_KEY {
@@ -617,10 +565,8 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
         for _ in 0..n_tensors {
             let info = self.tensor_info(alignment)?;
             if tensor_index.contains_key(&info.name) {
-                return Err(
-                    GgufError::new(GgufErrorKind::DuplicateTensor, info.info_offset)
-                        .with_tensor(&info.name),
-                );
+                return Err(GgufError::new(GgufErrorKind::DuplicateTensor, info.info_offset)
+                    .with_tensor(&info.name));
             }
             tensor_index.insert(info.name.clone(), tensors.len());
             tensors.push(info);
@@ -640,9 +586,7 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
                     return Err(GgufError::new(
                         GgufErrorKind::TensorOutOfBounds {
                             start: data_offset.saturating_add(t.rel_offset),
-                            end: data_offset
-                                .saturating_add(t.rel_offset)
-                                .saturating_add(t.n_bytes),
+                            end: data_offset.saturating_add(t.rel_offset).saturating_add(t.n_bytes),
                             file_len,
                         },
                         field_at,
@@ -676,7 +620,7 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
         let n_dims = self.u32("the dimension count").map_err(named)?;
         if n_dims > MAX_DIMS {
             return Err(
-                GgufError::new(GgufErrorKind::TooManyDims { n_dims }, n_dims_at).with_tensor(&name),
+                GgufError::new(GgufErrorKind::TooManyDims { n_dims }, n_dims_at).with_tensor(&name)
             );
         }
         let dims_at = self.pos();
@@ -693,53 +637,35 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
             .try_fold(1u64, |acc, &d| acc.checked_mul(d))
             .filter(|&n| n <= i64::MAX as u64);
         let Some(n_elements) = n_elements else {
-            return Err(
-                GgufError::new(GgufErrorKind::ElementCountOverflow { dims }, dims_at)
-                    .with_tensor(&name),
-            );
+            return Err(GgufError::new(GgufErrorKind::ElementCountOverflow { dims }, dims_at)
+                .with_tensor(&name));
         };
         let type_at = self.pos();
         let id = self.u32("the tensor type").map_err(named)?;
         let Some(ty) = GgmlType::from_id(id) else {
             return Err(
-                GgufError::new(GgufErrorKind::UnknownTensorType { id }, type_at).with_tensor(&name),
+                GgufError::new(GgufErrorKind::UnknownTensorType { id }, type_at).with_tensor(&name)
             );
         };
         let ne0 = dims.first().copied().unwrap_or(1);
         if ne0 % ty.block_size() as u64 != 0 {
-            return Err(
-                GgufError::new(GgufErrorKind::RowNotWholeBlocks { ty, ne0 }, dims_at)
-                    .with_tensor(&name),
-            );
+            return Err(GgufError::new(GgufErrorKind::RowNotWholeBlocks { ty, ne0 }, dims_at)
+                .with_tensor(&name));
         }
         let Some(n_bytes) = ty.bytes_for(n_elements).filter(|&n| n <= i64::MAX as u64) else {
-            return Err(
-                GgufError::new(GgufErrorKind::ElementCountOverflow { dims }, dims_at)
-                    .with_tensor(&name),
-            );
+            return Err(GgufError::new(GgufErrorKind::ElementCountOverflow { dims }, dims_at)
+                .with_tensor(&name));
         };
         let offset_at = self.pos();
         let rel_offset = self.u64("the tensor data offset").map_err(named)?;
         if rel_offset % alignment != 0 {
             return Err(GgufError::new(
-                GgufErrorKind::MisalignedTensor {
-                    rel_offset,
-                    alignment,
-                },
+                GgufErrorKind::MisalignedTensor { rel_offset, alignment },
                 offset_at,
             )
             .with_tensor(&name));
         }
-        Ok(TensorInfo {
-            name,
-            dims,
-            ty,
-            rel_offset,
-            offset: 0,
-            n_elements,
-            n_bytes,
-            info_offset,
-        })
+        Ok(TensorInfo { name, dims, ty, rel_offset, offset: 0, n_elements, n_bytes, info_offset })
     }
 }
 
@@ -751,13 +677,7 @@ fn alloc_vec<T>(count: u64, at: u64) -> Result<Vec<T>, GgufError> {
     let mut v = Vec::new();
     match usize::try_from(count).ok().map(|n| v.try_reserve_exact(n)) {
         Some(Ok(())) => Ok(v),
-        _ => Err(GgufError::new(
-            GgufErrorKind::TooLargeForMemory {
-                what: "an array",
-                count,
-            },
-            at,
-        )),
+        _ => Err(GgufError::new(GgufErrorKind::TooLargeForMemory { what: "an array", count }, at)),
     }
 }
 
@@ -815,13 +735,8 @@ fn check_alignment(value: &MetaValue, at: u64) -> Result<u64, GgufError> {
     let err = |kind| Err(GgufError::new(kind, at).with_key(ALIGNMENT_KEY));
     match *value {
         MetaValue::U32(a) if a.is_power_of_two() => Ok(a.into()),
-        MetaValue::U32(a) => err(GgufErrorKind::BadAlignment {
-            value: a.to_string(),
-        }),
-        _ => err(GgufErrorKind::WrongType {
-            expected: "a u32",
-            found: value.value_type(),
-        }),
+        MetaValue::U32(a) => err(GgufErrorKind::BadAlignment { value: a.to_string() }),
+        _ => err(GgufErrorKind::WrongType { expected: "a u32", found: value.value_type() }),
     }
 }
 

@@ -216,10 +216,7 @@ impl MetaValue {
         match *self {
             MetaValue::F32(v) => Some(v),
             MetaValue::F64(v) => Some(v as f32),
-            _ => self
-                .as_i64()
-                .map(|v| v as f32)
-                .or_else(|| self.as_u64().map(|v| v as f32)),
+            _ => self.as_i64().map(|v| v as f32).or_else(|| self.as_u64().map(|v| v as f32)),
         }
     }
 
@@ -228,10 +225,7 @@ impl MetaValue {
         match *self {
             MetaValue::F32(v) => Some(v.into()),
             MetaValue::F64(v) => Some(v),
-            _ => self
-                .as_i64()
-                .map(|v| v as f64)
-                .or_else(|| self.as_u64().map(|v| v as f64)),
+            _ => self.as_i64().map(|v| v as f64).or_else(|| self.as_u64().map(|v| v as f64)),
         }
     }
 
@@ -393,9 +387,7 @@ impl From<&str> for MetaValue {
 
 impl From<Vec<&str>> for MetaValue {
     fn from(v: Vec<&str>) -> Self {
-        MetaValue::Array(MetaArray::String(
-            v.into_iter().map(str::to_string).collect(),
-        ))
+        MetaValue::Array(MetaArray::String(v.into_iter().map(str::to_string).collect()))
     }
 }
 

@@ -48,20 +48,11 @@ impl fmt::Display for WriteError {
             WriteError::DuplicateKey { key } => write!(f, "metadata key \"{key}\" was added twice"),
             WriteError::DuplicateTensor { name } => write!(f, "tensor \"{name}\" was added twice"),
             WriteError::BadAlignment { message } => write!(f, "bad alignment: {message}"),
-            WriteError::BadShape {
-                name,
-                dims,
-                message,
-            } => write!(f, "tensor \"{name}\" with shape {dims:?}: {message}"),
-            WriteError::DataLength {
-                name,
-                expected,
-                got,
-            } => {
-                write!(
-                    f,
-                    "tensor \"{name}\" needs {expected} bytes of data, got {got}"
-                )
+            WriteError::BadShape { name, dims, message } => {
+                write!(f, "tensor \"{name}\" with shape {dims:?}: {message}")
+            }
+            WriteError::DataLength { name, expected, got } => {
+                write!(f, "tensor \"{name}\" needs {expected} bytes of data, got {got}")
             }
         }
     }
@@ -233,19 +224,10 @@ impl GgufWriter {
             .and_then(|n| ty.bytes_for(n))
             .ok_or_else(|| bad("the size overflows".into()))?;
         if data.len() as u64 != expected {
-            return Err(WriteError::DataLength {
-                name,
-                expected,
-                got: data.len() as u64,
-            });
+            return Err(WriteError::DataLength { name, expected, got: data.len() as u64 });
         }
         self.names.insert(name.clone());
-        self.tensors.push(PendingTensor {
-            name,
-            dims: dims.to_vec(),
-            ty,
-            data,
-        });
+        self.tensors.push(PendingTensor { name, dims: dims.to_vec(), ty, data });
         Ok(self)
     }
 
@@ -289,13 +271,7 @@ impl GgufWriter {
             out.extend_from_slice(&value.value_type().id().to_le_bytes());
             let value_at = out.len() as u64;
             put_value(&mut out, value);
-            kvs.push(KvLayout {
-                key: key.clone(),
-                at,
-                type_at,
-                value_at,
-                end: out.len() as u64,
-            });
+            kvs.push(KvLayout { key: key.clone(), at, type_at, value_at, end: out.len() as u64 });
         }
 
         let mut tensors = Vec::with_capacity(self.tensors.len());

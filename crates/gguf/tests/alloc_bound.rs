@@ -105,21 +105,14 @@ fn assert_refused_cheaply(what: &str, bytes: &[u8], ok: impl Fn(&GgufErrorKind) 
     };
     assert!(ok(err.kind()), "{what}: unexpected error {err}");
     // The message names the problem for a person (not a Debug dump).
-    assert!(
-        !err.to_string().is_empty() && !err.to_string().contains("{"),
-        "{what}: {err}"
-    );
+    assert!(!err.to_string().is_empty() && !err.to_string().contains("{"), "{what}: {err}");
     let bound = 2 * bytes.len() + 1024;
     assert!(
         largest <= bound,
         "{what}: one allocation of {largest} bytes for a file of {}",
         bytes.len()
     );
-    assert!(
-        peak <= bound + 4096,
-        "{what}: peak {peak} bytes for a file of {}",
-        bytes.len()
-    );
+    assert!(peak <= bound + 4096, "{what}: peak {peak} bytes for a file of {}", bytes.len());
 }
 
 /// A file with one metadata key `k` whose value starts with `value` and is padded with `pad`
@@ -156,46 +149,32 @@ fn every_declared_count_from_2_40_to_u64_max_is_refused_without_allocating() {
     use GgufErrorKind as K;
     for (label, n) in HOSTILE_COUNTS {
         let cases: Vec<Case> = vec![
-            (
-                format!("{label} tensors"),
-                file_with_tensors(n, 0, &[]),
-                |k| matches!(k, K::CountTooLarge { .. }),
-            ),
-            (
-                format!("{label} metadata pairs"),
-                file_with_tensors(0, n, &[]),
-                |k| matches!(k, K::CountTooLarge { .. }),
-            ),
-            (
-                format!("a key of {label} bytes"),
-                file_with_tensors(0, 1, &n.to_le_bytes()),
-                |k| matches!(k, K::CountTooLarge { .. }),
-            ),
+            (format!("{label} tensors"), file_with_tensors(n, 0, &[]), |k| {
+                matches!(k, K::CountTooLarge { .. })
+            }),
+            (format!("{label} metadata pairs"), file_with_tensors(0, n, &[]), |k| {
+                matches!(k, K::CountTooLarge { .. })
+            }),
+            (format!("a key of {label} bytes"), file_with_tensors(0, 1, &n.to_le_bytes()), |k| {
+                matches!(k, K::CountTooLarge { .. })
+            }),
             (
                 format!("tokenizer.ggml.tokens with {label} strings"),
                 file_with_value(9, &array_header(8, n), 4000),
                 |k| matches!(k, K::CountTooLarge { .. }),
             ),
-            (
-                format!("{label} u8"),
-                file_with_value(9, &array_header(0, n), 4000),
-                |k| matches!(k, K::CountTooLarge { .. }),
-            ),
-            (
-                format!("{label} f32 scores"),
-                file_with_value(9, &array_header(6, n), 4000),
-                |k| matches!(k, K::CountTooLarge { .. }),
-            ),
-            (
-                format!("{label} i64"),
-                file_with_value(9, &array_header(11, n), 4000),
-                |k| matches!(k, K::CountTooLarge { .. }),
-            ),
-            (
-                format!("{label} arrays"),
-                file_with_value(9, &array_header(9, n), 4000),
-                |k| matches!(k, K::CountTooLarge { .. }),
-            ),
+            (format!("{label} u8"), file_with_value(9, &array_header(0, n), 4000), |k| {
+                matches!(k, K::CountTooLarge { .. })
+            }),
+            (format!("{label} f32 scores"), file_with_value(9, &array_header(6, n), 4000), |k| {
+                matches!(k, K::CountTooLarge { .. })
+            }),
+            (format!("{label} i64"), file_with_value(9, &array_header(11, n), 4000), |k| {
+                matches!(k, K::CountTooLarge { .. })
+            }),
+            (format!("{label} arrays"), file_with_value(9, &array_header(9, n), 4000), |k| {
+                matches!(k, K::CountTooLarge { .. })
+            }),
             (
                 format!("{label} strings inside an array"),
                 file_with_value(9, &[array_header(9, 1), array_header(8, n)].concat(), 4000),
@@ -214,12 +193,7 @@ fn every_declared_count_from_2_40_to_u64_max_is_refused_without_allocating() {
             (
                 format!("a tensor of {label} f32 values"),
                 file_with_tensors(1, 0, &tensor_info(1, b"t", &[n], 0)),
-                |k| {
-                    matches!(
-                        k,
-                        K::TensorOutOfBounds { .. } | K::ElementCountOverflow { .. }
-                    )
-                },
+                |k| matches!(k, K::TensorOutOfBounds { .. } | K::ElementCountOverflow { .. }),
             ),
             (
                 format!("a tensor of {label} x {label} values"),
@@ -229,12 +203,7 @@ fn every_declared_count_from_2_40_to_u64_max_is_refused_without_allocating() {
             (
                 format!("a Q4_K tensor of 256 x {label} rows"),
                 file_with_tensors(1, 0, &tensor_info(1, b"t", &[256, n], 12)),
-                |k| {
-                    matches!(
-                        k,
-                        K::TensorOutOfBounds { .. } | K::ElementCountOverflow { .. }
-                    )
-                },
+                |k| matches!(k, K::TensorOutOfBounds { .. } | K::ElementCountOverflow { .. }),
             ),
         ];
         for (what, bytes, ok) in &cases {
@@ -249,51 +218,22 @@ fn counts_that_fit_cost_a_small_multiple_of_the_file() {
     let mut string_count = 8u64.to_le_bytes().to_vec();
     string_count[7] = 0x40; // 2^62
     let hostile: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "2^62 strings",
-            file_with_value(9, &array_header(8, 1 << 62), 4000),
-        ),
-        (
-            "2^62 u8",
-            file_with_value(9, &array_header(0, 1 << 62), 4000),
-        ),
-        (
-            "2^62 arrays",
-            file_with_value(9, &array_header(9, 1 << 62), 4000),
-        ),
-        (
-            "2^62 i64",
-            file_with_value(9, &array_header(11, 1 << 62), 4000),
-        ),
-        (
-            "string of 2^62 bytes",
-            file_with_value(8, &string_count, 4000),
-        ),
+        ("2^62 strings", file_with_value(9, &array_header(8, 1 << 62), 4000)),
+        ("2^62 u8", file_with_value(9, &array_header(0, 1 << 62), 4000)),
+        ("2^62 arrays", file_with_value(9, &array_header(9, 1 << 62), 4000)),
+        ("2^62 i64", file_with_value(9, &array_header(11, 1 << 62), 4000)),
+        ("string of 2^62 bytes", file_with_value(8, &string_count, 4000)),
         (
             "2^62 strings, nested",
-            file_with_value(
-                9,
-                &[array_header(9, 1), array_header(8, 1 << 62)].concat(),
-                4000,
-            ),
+            file_with_value(9, &[array_header(9, 1), array_header(8, 1 << 62)].concat(), 4000),
         ),
     ];
     for (what, bytes) in &hostile {
         let (peak, result) = peak_while_reading(bytes);
         let err = result.expect_err(what);
-        assert!(
-            matches!(err.kind(), GgufErrorKind::CountTooLarge { .. }),
-            "{what}: {err}"
-        );
-        eprintln!(
-            "{what}: file {} bytes, peak allocation {peak} bytes",
-            bytes.len()
-        );
-        assert!(
-            peak <= bytes.len() + slack,
-            "{what}: peak {peak} for a file of {}",
-            bytes.len()
-        );
+        assert!(matches!(err.kind(), GgufErrorKind::CountTooLarge { .. }), "{what}: {err}");
+        eprintln!("{what}: file {} bytes, peak allocation {peak} bytes", bytes.len());
+        assert!(peak <= bytes.len() + slack, "{what}: peak {peak} for a file of {}", bytes.len());
     }
     let mut counts = GgufWriter::new().to_bytes();
     counts.truncate(24);
@@ -301,45 +241,26 @@ fn counts_that_fit_cost_a_small_multiple_of_the_file() {
     counts.resize(4096, 0);
     let (peak, result) = peak_while_reading(&counts);
     assert!(result.is_err());
-    assert!(
-        peak <= counts.len() + slack,
-        "tensor count 2^62: peak {peak}"
-    );
+    assert!(peak <= counts.len() + slack, "tensor count 2^62: peak {peak}");
 
     // A count that passes the size check but lies (the strings are not there): at most 3x the
     // file (24-byte String per 8-byte minimum element), then an error.
     let n = 100_000u64;
     let first_len = (1u64 << 40).to_le_bytes();
-    let lying = file_with_value(
-        9,
-        &[array_header(8, n), first_len.to_vec()].concat(),
-        n as usize * 8,
-    );
+    let lying =
+        file_with_value(9, &[array_header(8, n), first_len.to_vec()].concat(), n as usize * 8);
     let (peak, result) = peak_while_reading(&lying);
     assert!(
         matches!(result.unwrap_err().kind(), GgufErrorKind::CountTooLarge { what, .. } if what.contains("string"))
     );
-    eprintln!(
-        "lying string count: file {} bytes, peak {peak}",
-        lying.len()
-    );
-    assert!(
-        peak <= 3 * lying.len() + slack + (1 << 20).min(lying.len()),
-        "peak {peak}"
-    );
+    eprintln!("lying string count: file {} bytes, peak {peak}", lying.len());
+    assert!(peak <= 3 * lying.len() + slack + (1 << 20).min(lying.len()), "peak {peak}");
 
     // Honest files: a big string array and a big nested array cost a small multiple of the file.
     let mut w = GgufWriter::new();
-    w.add(
-        "tokens",
-        MetaValue::Array(MetaArray::String(vec![String::new(); 100_000])),
-    )
-    .unwrap();
-    w.add(
-        "nested",
-        MetaValue::Array(MetaArray::Array(vec![MetaArray::U8(vec![]); 50_000])),
-    )
-    .unwrap();
+    w.add("tokens", MetaValue::Array(MetaArray::String(vec![String::new(); 100_000]))).unwrap();
+    w.add("nested", MetaValue::Array(MetaArray::Array(vec![MetaArray::U8(vec![]); 50_000])))
+        .unwrap();
     let honest = w.to_bytes();
     let (peak, result) = peak_while_reading(&honest);
     result.unwrap();

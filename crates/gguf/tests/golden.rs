@@ -52,18 +52,11 @@ fn golden_writer() -> GgufWriter {
     for (k, v) in values {
         w.add(k, v).unwrap();
     }
-    w.add_f32_tensor(
-        "f32.vec",
-        &[8],
-        &(0..8).map(|i| i as f32 * 0.5 - 3.0).collect::<Vec<_>>(),
-    )
-    .unwrap();
-    w.add_tensor("q8_0.mat", &[32, 3], GgmlType::Q8_0, pattern(3 * 34, 1))
+    w.add_f32_tensor("f32.vec", &[8], &(0..8).map(|i| i as f32 * 0.5 - 3.0).collect::<Vec<_>>())
         .unwrap();
-    w.add_tensor("q4_k.mat", &[256, 2], GgmlType::Q4_K, pattern(2 * 144, 2))
-        .unwrap();
-    w.add_tensor("f16.mat", &[3, 2], GgmlType::F16, pattern(12, 3))
-        .unwrap();
+    w.add_tensor("q8_0.mat", &[32, 3], GgmlType::Q8_0, pattern(3 * 34, 1)).unwrap();
+    w.add_tensor("q4_k.mat", &[256, 2], GgmlType::Q4_K, pattern(2 * 144, 2)).unwrap();
+    w.add_tensor("f16.mat", &[3, 2], GgmlType::F16, pattern(12, 3)).unwrap();
     w
 }
 
@@ -78,16 +71,10 @@ fn reader_sees_what_gguf_py_wrote() {
     assert_eq!(file.get("t.i64"), Some(&MetaValue::I64(-(1 << 62))));
     assert_eq!(file.get_str("t.string"), Some("héllo ✓"));
     assert_eq!(file.get_str_arr("t.arr.str").unwrap(), ["a", "", "日本"]);
-    assert_eq!(
-        file.get_arr("t.arr.bool"),
-        Some(&MetaArray::Bool(vec![true, false, true]))
-    );
+    assert_eq!(file.get_arr("t.arr.bool"), Some(&MetaArray::Bool(vec![true, false, true])));
     assert_eq!(
         file.get_arr("t.arr.nested"),
-        Some(&MetaArray::Array(vec![
-            MetaArray::I32(vec![1, 2]),
-            MetaArray::I32(vec![3])
-        ]))
+        Some(&MetaArray::Array(vec![MetaArray::I32(vec![1, 2]), MetaArray::I32(vec![3])]))
     );
     // Offsets and sizes as gguf-py's own reader reports them (data_offset, n_bytes).
     let got: Vec<_> = file
@@ -113,9 +100,6 @@ fn writer_matches_gguf_py_byte_for_byte() {
     let ours = golden_writer().to_bytes();
     assert_eq!(ours.len(), GOLDEN.len());
     if let Some(i) = ours.iter().zip(GOLDEN).position(|(a, b)| a != b) {
-        panic!(
-            "first difference at byte {i}: ours {:#04x}, gguf-py {:#04x}",
-            ours[i], GOLDEN[i]
-        );
+        panic!("first difference at byte {i}: ours {:#04x}, gguf-py {:#04x}", ours[i], GOLDEN[i]);
     }
 }

@@ -37,12 +37,7 @@ fn corrupt(patch: impl FnOnce(&mut Vec<u8>, &Layout)) -> GgufError {
 #[test]
 fn truncation_at_every_length_is_an_error() {
     let (bytes, layout) = sample();
-    let data_end = layout
-        .tensors
-        .iter()
-        .map(|t| t.data_at + t.n_bytes)
-        .max()
-        .unwrap();
+    let data_end = layout.tensors.iter().map(|t| t.data_at + t.n_bytes).max().unwrap();
     for len in 0..bytes.len() {
         match read(&bytes[..len]) {
             // Only the trailing padding after the last tensor may be cut.
@@ -65,10 +60,7 @@ fn truncation_at_every_length_is_an_error() {
     assert!(e.to_string().contains("truncated"), "{e}");
     let e = read(&bytes[..data_end as usize - 1]).unwrap_err();
     assert!(matches!(e.kind(), K::TensorOutOfBounds { .. }), "{e}");
-    assert_eq!(
-        e.tensor(),
-        Some(layout.tensors.last().unwrap().name.as_str())
-    );
+    assert_eq!(e.tensor(), Some(layout.tensors.last().unwrap().name.as_str()));
 }
 
 #[test]
@@ -82,10 +74,7 @@ fn magic_and_version() {
     let e = corrupt(|b, _| b[..4].copy_from_slice(b"<!DO"));
     assert!(e.to_string().contains("HTML"), "{e}");
     let e = corrupt(|b, l| put_u32(b, l.version_at, 1));
-    assert_eq!(
-        (e.kind(), e.offset()),
-        (&K::UnsupportedVersion { version: 1 }, 4)
-    );
+    assert_eq!((e.kind(), e.offset()), (&K::UnsupportedVersion { version: 1 }, 4));
     assert!(e.to_string().contains("version 1"), "{e}");
     let e = corrupt(|b, l| put_u32(b, l.version_at, 3u32.swap_bytes()));
     assert_eq!(e.kind(), &K::BigEndian);
@@ -99,16 +88,10 @@ fn magic_and_version() {
 fn huge_header_counts_fail_fast() {
     for count in [1u64 << 40, 1 << 50, 1 << 62, 1 << 63, u64::MAX] {
         let e = corrupt(|b, l| put_u64(b, l.tensor_count_at, count));
-        assert!(
-            matches!(e.kind(), K::CountTooLarge { count: c, .. } if *c == count),
-            "{e}"
-        );
+        assert!(matches!(e.kind(), K::CountTooLarge { count: c, .. } if *c == count), "{e}");
         assert_eq!(e.offset(), 8);
         let e = corrupt(|b, l| put_u64(b, l.kv_count_at, count));
-        assert!(
-            matches!(e.kind(), K::CountTooLarge { count: c, .. } if *c == count),
-            "{e}"
-        );
+        assert!(matches!(e.kind(), K::CountTooLarge { count: c, .. } if *c == count), "{e}");
         assert_eq!(e.offset(), 16);
     }
     // Plausible alone, impossible together.
@@ -126,27 +109,20 @@ fn huge_lengths_inside_metadata_fail_fast_at_their_field() {
         // Key length.
         let e = corrupt(|b, l| put_u64(b, kv(l, "v.u32").at, count));
         assert!(matches!(e.kind(), K::CountTooLarge { .. }), "{e}");
-        assert_eq!(
-            e.offset(),
-            sample().1.kvs.iter().find(|k| k.key == "v.u32").unwrap().at
-        );
+        assert_eq!(e.offset(), sample().1.kvs.iter().find(|k| k.key == "v.u32").unwrap().at);
         // String value length.
         let e = corrupt(|b, l| put_u64(b, kv(l, "v.string").value_at, count));
         assert!(matches!(e.kind(), K::CountTooLarge { .. }), "{e}");
         assert_eq!(e.key(), Some("v.string"));
         // Array counts of every element type, and of the inner array of a nested one.
-        for key in [
-            "a.u8", "a.i16", "a.u32", "a.f64", "a.bool", "a.string", "a.nested", "a.empty",
-        ] {
+        for key in ["a.u8", "a.i16", "a.u32", "a.f64", "a.bool", "a.string", "a.nested", "a.empty"]
+        {
             let e = corrupt(|b, l| put_u64(b, kv(l, key).value_at + 4, count));
             assert!(
                 matches!(e.kind(), K::CountTooLarge { count: c, .. } if *c == count),
                 "{key}: {e}"
             );
-            assert_eq!(
-                (e.key(), e.offset()),
-                (Some(key), kv(&sample().1, key).value_at + 4)
-            );
+            assert_eq!((e.key(), e.offset()), (Some(key), kv(&sample().1, key).value_at + 4));
         }
         let e = corrupt(|b, l| put_u64(b, kv(l, "a.nested").value_at + 12 + 4, count));
         assert!(matches!(e.kind(), K::CountTooLarge { .. }), "{e}");
@@ -161,18 +137,12 @@ fn huge_lengths_inside_metadata_fail_fast_at_their_field() {
 fn bad_type_ids_and_values() {
     for id in [13u32, 99, u32::MAX] {
         let e = corrupt(|b, l| put_u32(b, kv(l, "v.u16").type_at, id));
-        assert_eq!(
-            (e.kind(), e.key()),
-            (&K::UnknownValueType { id }, Some("v.u16"))
-        );
+        assert_eq!((e.kind(), e.key()), (&K::UnknownValueType { id }, Some("v.u16")));
         assert_eq!(e.offset(), kv(&sample().1, "v.u16").type_at);
         let e = corrupt(|b, l| put_u32(b, kv(l, "a.i32").value_at, id));
         assert_eq!(
             (e.kind(), e.offset()),
-            (
-                &K::UnknownValueType { id },
-                kv(&sample().1, "a.i32").value_at
-            )
+            (&K::UnknownValueType { id }, kv(&sample().1, "a.i32").value_at)
         );
     }
     let e = corrupt(|b, l| b[kv(l, "v.bool").value_at as usize] = 2);
@@ -180,23 +150,11 @@ fn bad_type_ids_and_values() {
     let e = corrupt(|b, l| b[kv(l, "a.bool").value_at as usize + 12 + 1] = 7);
     assert_eq!(
         (e.kind(), e.offset()),
-        (
-            &K::InvalidBool { byte: 7 },
-            kv(&sample().1, "a.bool").value_at + 13
-        )
+        (&K::InvalidBool { byte: 7 }, kv(&sample().1, "a.bool").value_at + 13)
     );
     // A key that is not UTF-8 is refused even in the lenient mode.
     let e = corrupt(|b, l| b[kv(l, "v.f32").at as usize + 8] = 0xc3);
-    assert!(
-        matches!(
-            e.kind(),
-            K::InvalidUtf8 {
-                what: "a metadata key",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e.kind(), K::InvalidUtf8 { what: "a metadata key", .. }), "{e}");
 }
 
 #[test]
@@ -209,10 +167,7 @@ fn duplicate_keys_and_tensors() {
     );
     // "q4_k.mat" becomes a second "q8_0.mat" (same length).
     let e = corrupt(|b, l| b[ti(l, "q4_k.mat").at as usize + 8..][..4].copy_from_slice(b"q8_0"));
-    assert_eq!(
-        (e.kind(), e.tensor()),
-        (&K::DuplicateTensor, Some("q8_0.mat"))
-    );
+    assert_eq!((e.kind(), e.tensor()), (&K::DuplicateTensor, Some("q8_0.mat")));
 }
 
 #[test]
@@ -224,10 +179,7 @@ fn nesting_depth_is_limited() {
     let mut w = GgufWriter::new();
     w.add("deep", a).unwrap();
     let e = read(&w.to_bytes()).unwrap_err();
-    assert_eq!(
-        (e.kind(), e.key()),
-        (&K::NestingTooDeep { max: 8 }, Some("deep"))
-    );
+    assert_eq!((e.kind(), e.key()), (&K::NestingTooDeep { max: 8 }, Some("deep")));
     let opts = ReadOptions::default().max_array_depth(21);
     assert!(GgufFile::read_with(&MemorySource::new(w.to_bytes()), opts).is_ok());
     // Deep nesting declared in a hand-made header (each level 12 bytes) cannot blow the stack.
@@ -241,10 +193,7 @@ fn nesting_depth_is_limited() {
         b.extend_from_slice(&9u32.to_le_bytes());
         b.extend_from_slice(&1u64.to_le_bytes());
     }
-    assert!(matches!(
-        read(&b).unwrap_err().kind(),
-        K::NestingTooDeep { .. }
-    ));
+    assert!(matches!(read(&b).unwrap_err().kind(), K::NestingTooDeep { .. }));
 }
 
 #[test]
@@ -258,33 +207,16 @@ fn alignment_must_be_a_u32_power_of_two() {
         let mut b = bytes.clone();
         put_u32(&mut b, at.value_at, bad);
         let e = read(&b).unwrap_err();
-        assert_eq!(
-            e.kind(),
-            &K::BadAlignment {
-                value: bad.to_string()
-            }
-        );
-        assert_eq!(
-            (e.offset(), e.key()),
-            (at.value_at, Some("general.alignment"))
-        );
+        assert_eq!(e.kind(), &K::BadAlignment { value: bad.to_string() });
+        assert_eq!((e.offset(), e.key()), (at.value_at, Some("general.alignment")));
     }
     let mut b = bytes.clone();
     put_u32(&mut b, at.type_at, 5); // i32 instead of u32
-    assert!(matches!(
-        read(&b).unwrap_err().kind(),
-        K::WrongType {
-            expected: "a u32",
-            ..
-        }
-    ));
+    assert!(matches!(read(&b).unwrap_err().kind(), K::WrongType { expected: "a u32", .. }));
     // Alignment 128 makes the (64-aligned) offsets misaligned.
     let mut b = bytes.clone();
     put_u32(&mut b, at.value_at, 128);
-    assert!(matches!(
-        read(&b).unwrap_err().kind(),
-        K::MisalignedTensor { alignment: 128, .. }
-    ));
+    assert!(matches!(read(&b).unwrap_err().kind(), K::MisalignedTensor { alignment: 128, .. }));
 }
 
 #[test]
@@ -296,70 +228,26 @@ fn bad_tensor_infos() {
         assert!(e.to_string().contains("tensor \"q4_k.mat\""), "{e}");
         e
     };
-    let e = check(
-        corrupt(|b, l| put_u32(b, ti(l, "q4_k.mat").n_dims_at, 5)),
-        q4.n_dims_at,
-    );
+    let e = check(corrupt(|b, l| put_u32(b, ti(l, "q4_k.mat").n_dims_at, 5)), q4.n_dims_at);
     assert_eq!(e.kind(), &K::TooManyDims { n_dims: 5 });
-    let e = check(
-        corrupt(|b, l| put_u32(b, ti(l, "q4_k.mat").n_dims_at, u32::MAX)),
-        q4.n_dims_at,
-    );
+    let e = check(corrupt(|b, l| put_u32(b, ti(l, "q4_k.mat").n_dims_at, u32::MAX)), q4.n_dims_at);
     assert_eq!(e.kind(), &K::TooManyDims { n_dims: u32::MAX });
-    let e = check(
-        corrupt(|b, l| put_u64(b, ti(l, "q4_k.mat").dims_at + 8, 0)),
-        q4.dims_at,
-    );
+    let e = check(corrupt(|b, l| put_u64(b, ti(l, "q4_k.mat").dims_at + 8, 0)), q4.dims_at);
     assert_eq!(e.kind(), &K::ZeroDim { dims: vec![256, 0] });
-    let e = check(
-        corrupt(|b, l| put_u64(b, ti(l, "q4_k.mat").dims_at + 8, 1 << 60)),
-        q4.dims_at,
-    );
-    assert_eq!(
-        e.kind(),
-        &K::ElementCountOverflow {
-            dims: vec![256, 1 << 60]
-        }
-    );
-    let e = check(
-        corrupt(|b, l| put_u64(b, ti(l, "q4_k.mat").dims_at, 1 << 63)),
-        q4.dims_at,
-    );
+    let e = check(corrupt(|b, l| put_u64(b, ti(l, "q4_k.mat").dims_at + 8, 1 << 60)), q4.dims_at);
+    assert_eq!(e.kind(), &K::ElementCountOverflow { dims: vec![256, 1 << 60] });
+    let e = check(corrupt(|b, l| put_u64(b, ti(l, "q4_k.mat").dims_at, 1 << 63)), q4.dims_at);
     assert!(matches!(e.kind(), K::ElementCountOverflow { .. }));
-    let e = check(
-        corrupt(|b, l| put_u64(b, ti(l, "q4_k.mat").dims_at, 100)),
-        q4.dims_at,
-    );
-    assert_eq!(
-        e.kind(),
-        &K::RowNotWholeBlocks {
-            ty: GgmlType::Q4_K,
-            ne0: 100
-        }
-    );
+    let e = check(corrupt(|b, l| put_u64(b, ti(l, "q4_k.mat").dims_at, 100)), q4.dims_at);
+    assert_eq!(e.kind(), &K::RowNotWholeBlocks { ty: GgmlType::Q4_K, ne0: 100 });
     for id in [4u32, 5, 31, 40, u32::MAX] {
-        let e = check(
-            corrupt(|b, l| put_u32(b, ti(l, "q4_k.mat").type_at, id)),
-            q4.type_at,
-        );
+        let e = check(corrupt(|b, l| put_u32(b, ti(l, "q4_k.mat").type_at, id)), q4.type_at);
         assert_eq!(e.kind(), &K::UnknownTensorType { id });
     }
-    let e = check(
-        corrupt(|b, l| put_u64(b, ti(l, "q4_k.mat").offset_at, 1)),
-        q4.offset_at,
-    );
-    assert_eq!(
-        e.kind(),
-        &K::MisalignedTensor {
-            rel_offset: 1,
-            alignment: 32
-        }
-    );
+    let e = check(corrupt(|b, l| put_u64(b, ti(l, "q4_k.mat").offset_at, 1)), q4.offset_at);
+    assert_eq!(e.kind(), &K::MisalignedTensor { rel_offset: 1, alignment: 32 });
     for off in [1u64 << 40, 1 << 62, u64::MAX - 31] {
-        let e = check(
-            corrupt(|b, l| put_u64(b, ti(l, "q4_k.mat").offset_at, off)),
-            q4.offset_at,
-        );
+        let e = check(corrupt(|b, l| put_u64(b, ti(l, "q4_k.mat").offset_at, off)), q4.offset_at);
         assert!(matches!(e.kind(), K::TensorOutOfBounds { .. }), "{e}");
     }
     // Pointing q4_k.mat at q8_0.mat's data: an overlap naming both.
@@ -379,16 +267,7 @@ fn bad_tensor_infos() {
     assert!(matches!(e.kind(), K::RowNotWholeBlocks { .. }), "{e}");
     // Tensor name not UTF-8.
     let e = corrupt(|b, l| b[ti(l, "f16.cube").at as usize + 8] = 0xff);
-    assert!(
-        matches!(
-            e.kind(),
-            K::InvalidUtf8 {
-                what: "a tensor name",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e.kind(), K::InvalidUtf8 { what: "a tensor name", .. }), "{e}");
 }
 
 /// splitmix64: a fixed-seed generator so failures reproduce.
@@ -478,9 +357,6 @@ fn random_corruption_never_panics() {
 fn empty_metadata_arrays_are_accepted() {
     // Empty arrays occur in real files (gguf-py cannot write them, llama.cpp can).
     let (bytes, _) = sample();
-    assert_eq!(
-        read(&bytes).unwrap().get_arr("a.empty"),
-        Some(&MetaArray::U32(vec![]))
-    );
+    assert_eq!(read(&bytes).unwrap().get_arr("a.empty"), Some(&MetaArray::U32(vec![])));
     assert_eq!(read(&bytes).unwrap().get("v.u8"), Some(&MetaValue::U8(200)));
 }

@@ -59,40 +59,23 @@ fn check(e: &Expect) {
 
     assert_eq!(file.version(), 3);
     assert_eq!(file.get_str("general.architecture"), Some(e.arch));
-    assert_eq!(
-        file.get_u64(&format!("{}.block_count", e.arch)),
-        Some(e.block_count)
-    );
+    assert_eq!(file.get_u64(&format!("{}.block_count", e.arch)), Some(e.block_count));
     assert_eq!(file.metadata().len(), e.n_kv);
     assert_eq!(file.tensors().len(), e.n_tensors);
     assert_eq!(file.alignment(), 32);
     assert_eq!(file.data_offset(), e.data_offset);
-    assert_eq!(
-        file.get_str_arr("tokenizer.ggml.tokens").map(<[_]>::len),
-        Some(e.n_tokens)
-    );
+    assert_eq!(file.get_str_arr("tokenizer.ggml.tokens").map(<[_]>::len), Some(e.n_tokens));
     match file.get_arr("tokenizer.ggml.token_type") {
         Some(MetaArray::I32(v)) => assert_eq!(v.len(), e.n_tokens),
         other => panic!("token_type: {other:?}"),
     }
-    assert!(
-        file.repaired_strings().is_empty(),
-        "{:?}",
-        file.repaired_strings()
-    );
+    assert!(file.repaired_strings().is_empty(), "{:?}", file.repaired_strings());
 
     let t = &file.tensors()[0];
     let (name, ty, [ne0, ne1], n_bytes) = e.first;
-    assert_eq!(
-        (t.name.as_str(), t.ty, t.ne(0), t.ne(1), t.n_bytes),
-        (name, ty, ne0, ne1, n_bytes)
-    );
+    assert_eq!((t.name.as_str(), t.ty, t.ne(0), t.ne(1), t.n_bytes), (name, ty, ne0, ne1, n_bytes));
     for t in file.tensors() {
-        assert!(
-            t.offset >= file.data_offset() && t.offset + t.n_bytes <= src.len(),
-            "{}",
-            t.name
-        );
+        assert!(t.offset >= file.data_offset() && t.offset + t.n_bytes <= src.len(), "{}", t.name);
         assert_eq!(t.offset % 32, 0);
         assert_eq!(Some(t.n_bytes), t.ty.bytes_for(t.n_elements));
         assert!(
@@ -106,12 +89,7 @@ fn check(e: &Expect) {
         );
     }
     // The whole data section is accounted for: the last tensor ends within one alignment of EOF.
-    let end = file
-        .tensors()
-        .iter()
-        .map(|t| t.offset + t.n_bytes)
-        .max()
-        .unwrap();
+    let end = file.tensors().iter().map(|t| t.offset + t.n_bytes).max().unwrap();
     assert!(src.len() - end < 32);
 
     // The header read pulls the header plus at most one read-ahead chunk, never the data, and no
@@ -134,21 +112,11 @@ fn qwen2_5_coder_0_5b_header() {
         return;
     };
     let file = GgufFile::read(&FileSource::open(path).unwrap()).unwrap();
-    assert_eq!(
-        file.get_str_arr("tokenizer.ggml.merges").map(<[_]>::len),
-        Some(151387)
-    );
+    assert_eq!(file.get_str_arr("tokenizer.ggml.merges").map(<[_]>::len), Some(151387));
     assert_eq!(file.get_str("tokenizer.ggml.model"), Some("gpt2"));
     let counts = |ty| file.tensors().iter().filter(|t| t.ty == ty).count();
     assert_eq!(
-        [
-            GgmlType::Q5_0,
-            GgmlType::F32,
-            GgmlType::Q8_0,
-            GgmlType::Q6_K,
-            GgmlType::Q4_K
-        ]
-        .map(counts),
+        [GgmlType::Q5_0, GgmlType::F32, GgmlType::Q8_0, GgmlType::Q6_K, GgmlType::Q4_K].map(counts),
         [133, 121, 13, 12, 12]
     );
 }

@@ -41,10 +41,12 @@ fn random_matrix(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
     };
     let n = rows * cols;
     let mut bytes: Vec<u8> = match ty {
-        GgmlType::F32 => (0..n).flat_map(|_| ((next() % 2000) as f32 / 1000.0 - 1.0).to_le_bytes()).collect(),
-        GgmlType::F16 => {
-            (0..n).flat_map(|_| half::f16::from_f32((next() % 2000) as f32 / 1000.0 - 1.0).to_le_bytes()).collect()
+        GgmlType::F32 => {
+            (0..n).flat_map(|_| ((next() % 2000) as f32 / 1000.0 - 1.0).to_le_bytes()).collect()
         }
+        GgmlType::F16 => (0..n)
+            .flat_map(|_| half::f16::from_f32((next() % 2000) as f32 / 1000.0 - 1.0).to_le_bytes())
+            .collect(),
         _ => (0..n / ty.block_size() * ty.type_size()).map(|_| next() as u8).collect(),
     };
     // Finite scales: the d (and dmin) fields of each block.
@@ -65,7 +67,15 @@ fn random_matrix(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
 }
 
 /// The engine's f32 path: 32-row tiles dequantized, dotted with each token.
-fn cpu_f32_path(ty: GgmlType, bytes: &[u8], rows: usize, cols: usize, x: &[f32], n: usize, parallel: bool) -> Vec<f32> {
+fn cpu_f32_path(
+    ty: GgmlType,
+    bytes: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n: usize,
+    parallel: bool,
+) -> Vec<f32> {
     const TILE: usize = 32;
     let row_bytes = bytes.len() / rows;
     let mut by_row = vec![0f32; rows * n];
@@ -73,10 +83,14 @@ fn cpu_f32_path(ty: GgmlType, bytes: &[u8], rows: usize, cols: usize, x: &[f32],
         let r0 = i * TILE;
         let n_rows = out.len() / n;
         let mut w = vec![0f32; n_rows * cols];
-        parallax_quant::dequantize(ty, &bytes[r0 * row_bytes..(r0 + n_rows) * row_bytes], &mut w).unwrap();
+        parallax_quant::dequantize(ty, &bytes[r0 * row_bytes..(r0 + n_rows) * row_bytes], &mut w)
+            .unwrap();
         for (r, o) in out.chunks_exact_mut(n).enumerate() {
             for (t, o) in o.iter_mut().enumerate() {
-                *o = parallax_quant::dot::vec_dot_f32(&w[r * cols..(r + 1) * cols], &x[t * cols..(t + 1) * cols]);
+                *o = parallax_quant::dot::vec_dot_f32(
+                    &w[r * cols..(r + 1) * cols],
+                    &x[t * cols..(t + 1) * cols],
+                );
             }
         }
     };
@@ -111,13 +125,31 @@ fn main() {
     println!("matrix {rows} × {cols}; GPU time includes upload and read-back (one engine call)\n");
     println!(
         "{:<5} {:>3} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8}",
-        "type", "tok", "gpu ms", "GFLOP/s", "w GB/s", "cpu1 ms", "GFLOP/s", "w GB/s", "cpuN ms", "GFLOP/s", "w GB/s"
+        "type",
+        "tok",
+        "gpu ms",
+        "GFLOP/s",
+        "w GB/s",
+        "cpu1 ms",
+        "GFLOP/s",
+        "w GB/s",
+        "cpuN ms",
+        "GFLOP/s",
+        "w GB/s"
     );
-    for ty in [GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::F16, GgmlType::F32] {
+    for ty in [
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+        GgmlType::Q5_0,
+        GgmlType::Q8_0,
+        GgmlType::F16,
+        GgmlType::F32,
+    ] {
         let bytes = random_matrix(ty, rows, cols, ty.id() as u64 + 11);
         for n in [1usize, 7] {
             let x: Vec<f32> = (0..n * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 48.0).collect();
-            let gpu_y = pollster::block_on(gpu.matmul(ty, &bytes, rows, cols, &x, n)).expect("gpu matmul");
+            let gpu_y =
+                pollster::block_on(gpu.matmul(ty, &bytes, rows, cols, &x, n)).expect("gpu matmul");
             let cpu_y = cpu_f32_path(ty, &bytes, rows, cols, &x, n, true);
             // Same numbers, or the timing means nothing (cpu_y is rows × tokens).
             let max = cpu_y.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-30);
@@ -139,7 +171,12 @@ fn main() {
             let flops = 2.0 * (rows * cols * n) as f64;
             let cell = |t: Duration| {
                 let s = t.as_secs_f64();
-                format!("{:>10.2} {:>8.2} {:>8.2}", s * 1e3, flops / s / 1e9, bytes.len() as f64 / s / 1e9)
+                format!(
+                    "{:>10.2} {:>8.2} {:>8.2}",
+                    s * 1e3,
+                    flops / s / 1e9,
+                    bytes.len() as f64 / s / 1e9
+                )
             };
             println!("{:<5} {:>3} | {} | {} | {}", ty.to_string(), n, cell(tg), cell(t1), cell(tn));
         }

@@ -45,7 +45,10 @@ pub enum GpuError {
 impl GpuError {
     /// Whether the run should carry on without the GPU path (as opposed to a caller bug).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, GpuError::NoAdapter { .. } | GpuError::DeviceLost { .. } | GpuError::OutOfMemory { .. })
+        matches!(
+            self,
+            GpuError::NoAdapter { .. } | GpuError::DeviceLost { .. } | GpuError::OutOfMemory { .. }
+        )
     }
 }
 
@@ -104,7 +107,8 @@ enum Kernel {
     Q6K,
 }
 
-const KERNELS: [Kernel; 6] = [Kernel::F32, Kernel::F16, Kernel::Q8_0, Kernel::Q5_0, Kernel::Q4K, Kernel::Q6K];
+const KERNELS: [Kernel; 6] =
+    [Kernel::F32, Kernel::F16, Kernel::Q8_0, Kernel::Q5_0, Kernel::Q4K, Kernel::Q6K];
 
 impl Kernel {
     fn for_type(ty: GgmlType) -> Option<Kernel> {
@@ -193,8 +197,10 @@ impl GpuMatmul {
 
     pub async fn with_options(opts: GpuOptions) -> Result<GpuMatmul, GpuError> {
         #[cfg(target_arch = "wasm32")]
-        let (mut desc, default_backends) =
-            (wgpu::InstanceDescriptor::new_without_display_handle(), wgpu::Backends::BROWSER_WEBGPU);
+        let (mut desc, default_backends) = (
+            wgpu::InstanceDescriptor::new_without_display_handle(),
+            wgpu::Backends::BROWSER_WEBGPU,
+        );
         #[cfg(not(target_arch = "wasm32"))]
         let (mut desc, default_backends) = {
             let d = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
@@ -209,7 +215,9 @@ impl GpuMatmul {
                 ..Default::default()
             })
             .await
-            .map_err(|e| GpuError::NoAdapter { reason: no_adapter_reason(&e.to_string(), opts.backends) })?;
+            .map_err(|e| GpuError::NoAdapter {
+                reason: no_adapter_reason(&e.to_string(), opts.backends),
+            })?;
         let info = adapter.get_info();
         let limits = adapter.limits();
         let features = adapter.features();
@@ -221,7 +229,9 @@ impl GpuMatmul {
                 ..Default::default()
             })
             .await
-            .map_err(|e| GpuError::NoAdapter { reason: format!("adapter `{}` refused a device: {e}", info.name) })?;
+            .map_err(|e| GpuError::NoAdapter {
+                reason: format!("adapter `{}` refused a device: {e}", info.name),
+            })?;
         let state = Arc::new(Mutex::new(DeviceState::default()));
         {
             let state = state.clone();
@@ -270,9 +280,18 @@ impl GpuMatmul {
             limits: vec![
                 ("maxStorageBufferBindingSize".into(), limits.max_storage_buffer_binding_size),
                 ("maxBufferSize".into(), limits.max_buffer_size),
-                ("maxComputeWorkgroupsPerDimension".into(), limits.max_compute_workgroups_per_dimension as u64),
-                ("maxComputeInvocationsPerWorkgroup".into(), limits.max_compute_invocations_per_workgroup as u64),
-                ("maxComputeWorkgroupStorageSize".into(), limits.max_compute_workgroup_storage_size as u64),
+                (
+                    "maxComputeWorkgroupsPerDimension".into(),
+                    limits.max_compute_workgroups_per_dimension as u64,
+                ),
+                (
+                    "maxComputeInvocationsPerWorkgroup".into(),
+                    limits.max_compute_invocations_per_workgroup as u64,
+                ),
+                (
+                    "maxComputeWorkgroupStorageSize".into(),
+                    limits.max_compute_workgroup_storage_size as u64,
+                ),
             ],
         };
         Ok(GpuMatmul {
@@ -320,7 +339,10 @@ impl GpuMatmul {
         let row_bytes = check_shape(ty, bytes, rows, cols)?;
         if x.len() != n_tokens.saturating_mul(cols) || n_tokens == 0 {
             return Err(GpuError::BadInput {
-                message: format!("the input holds {} values, not {n_tokens} tokens × {cols}", x.len()),
+                message: format!(
+                    "the input holds {} values, not {n_tokens} tokens × {cols}",
+                    x.len()
+                ),
             });
         }
         self.check_device()?;
@@ -346,7 +368,11 @@ impl GpuMatmul {
             Some(k) => (k, row_bytes),
             None => (Kernel::F32, cols * 4),
         };
-        let tile_rows = self.tile_rows(upload_row_bytes as u64, n_tokens as u64, Kernel::for_type(ty).is_none())?;
+        let tile_rows = self.tile_rows(
+            upload_row_bytes as u64,
+            n_tokens as u64,
+            Kernel::for_type(ty).is_none(),
+        )?;
         let pipes = self.pipelines(kernel).await?;
         let x_buf = self.upload("activations", &f32_bytes(x)).await?;
 
@@ -366,7 +392,14 @@ impl GpuMatmul {
             };
             let params = [n as u32, cols as u32, n_tokens as u32, upload_row_bytes as u32];
             let y = self
-                .dispatch(&pipes.matmul, &w_buf, Some(&x_buf), &params, n_tokens * n, (n as u32, groups as u32))
+                .dispatch(
+                    &pipes.matmul,
+                    &w_buf,
+                    Some(&x_buf),
+                    &params,
+                    n_tokens * n,
+                    (n as u32, groups as u32),
+                )
                 .await?;
             for t in 0..n_tokens {
                 out[t * rows + r0..t * rows + r0 + n].copy_from_slice(&y[t * n..(t + 1) * n]);
@@ -378,14 +411,23 @@ impl GpuMatmul {
 
     /// The shader's dequantization of `rows` rows of `ty` (one tile: small matrices only), to
     /// check it against the CPU's bit for bit.
-    pub async fn dequantize(&self, ty: GgmlType, bytes: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, GpuError> {
+    pub async fn dequantize(
+        &self,
+        ty: GgmlType,
+        bytes: &[u8],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Vec<f32>, GpuError> {
         let row_bytes = check_shape(ty, bytes, rows, cols)?;
         let kernel = Kernel::for_type(ty).ok_or_else(|| GpuError::BadInput {
             message: format!("{ty} is dequantized on the CPU, not in a shader"),
         })?;
         self.check_device()?;
         let out_bytes = (rows * cols * 4) as u64;
-        if out_bytes > self.max_binding || bytes.len() as u64 > self.max_binding || rows as u64 > self.max_workgroups {
+        if out_bytes > self.max_binding
+            || bytes.len() as u64 > self.max_binding
+            || rows as u64 > self.max_workgroups
+        {
             return Err(GpuError::TooLarge {
                 message: format!("{rows} × {cols} is too large for one dequantization tile"),
             });
@@ -397,7 +439,12 @@ impl GpuMatmul {
     }
 
     /// Rows per tile so that the weights, the output and the dispatch stay within the limits.
-    fn tile_rows(&self, row_bytes: u64, n_tokens: u64, cpu_dequant: bool) -> Result<usize, GpuError> {
+    fn tile_rows(
+        &self,
+        row_bytes: u64,
+        n_tokens: u64,
+        cpu_dequant: bool,
+    ) -> Result<usize, GpuError> {
         let mut limit = self.max_binding / 4 * 4;
         if cpu_dequant {
             limit = limit.min(CPU_DEQUANT_TILE_BYTES);
@@ -418,7 +465,10 @@ impl GpuMatmul {
     }
 
     fn check_device(&self) -> Result<(), GpuError> {
-        let s = self.state.lock().map_err(|_| GpuError::Internal { message: "device state poisoned".into() })?;
+        let s = self
+            .state
+            .lock()
+            .map_err(|_| GpuError::Internal { message: "device state poisoned".into() })?;
         if let Some(reason) = &s.lost {
             return Err(GpuError::DeviceLost { reason: reason.clone() });
         }
@@ -469,8 +519,9 @@ impl GpuMatmul {
             return Err(GpuError::OutOfMemory { what: what.into(), bytes: size });
         }
         {
-            let mut view =
-                buf.get_mapped_range_mut(..).map_err(|e| self.lost_or(format!("cannot map the {what} buffer: {e}")))?;
+            let mut view = buf
+                .get_mapped_range_mut(..)
+                .map_err(|e| self.lost_or(format!("cannot map the {what} buffer: {e}")))?;
             view.slice(..data.len()).copy_from_slice(data);
         }
         buf.unmap();
@@ -526,9 +577,13 @@ impl GpuMatmul {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        let mut enc =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: None,
+            });
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &bind, &[]);
             pass.dispatch_workgroups(grid.0, grid.1, 1);
@@ -555,7 +610,10 @@ impl GpuMatmul {
             let view = readback
                 .get_mapped_range(..)
                 .map_err(|e| self.lost_or(format!("cannot read the GPU's results: {e}")))?;
-            view.chunks_exact(4).take(out_len).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            view.chunks_exact(4)
+                .take(out_len)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
         };
         readback.unmap();
         self.check_device()?;
@@ -578,11 +636,18 @@ fn f32_bytes(values: &[f32]) -> Vec<u8> {
 /// Bytes per row, after checking that `bytes` holds exactly `rows` rows of `cols` values of `ty`.
 fn check_shape(ty: GgmlType, bytes: &[u8], rows: usize, cols: usize) -> Result<usize, GpuError> {
     if !ty.is_dequantizable() {
-        return Err(GpuError::BadInput { message: format!("tensor type {ty} cannot be dequantized") });
+        return Err(GpuError::BadInput {
+            message: format!("tensor type {ty} cannot be dequantized"),
+        });
     }
     let row_bytes =
-        ty.bytes_for(cols as u64).and_then(|b| usize::try_from(b).ok()).ok_or_else(|| GpuError::BadInput {
-            message: format!("{cols} values is not a whole number of {ty} blocks ({} values each)", ty.block_size()),
+        ty.bytes_for(cols as u64).and_then(|b| usize::try_from(b).ok()).ok_or_else(|| {
+            GpuError::BadInput {
+                message: format!(
+                    "{cols} values is not a whole number of {ty} blocks ({} values each)",
+                    ty.block_size()
+                ),
+            }
         })?;
     if rows.checked_mul(row_bytes) != Some(bytes.len()) || rows == 0 || cols == 0 {
         return Err(GpuError::BadInput {
@@ -593,7 +658,9 @@ fn check_shape(ty: GgmlType, bytes: &[u8], rows: usize, cols: usize) -> Result<u
         });
     }
     if u32::try_from(cols).is_err() || u32::try_from(row_bytes).is_err() {
-        return Err(GpuError::TooLarge { message: format!("rows of {cols} values are too wide for the GPU kernels") });
+        return Err(GpuError::TooLarge {
+            message: format!("rows of {cols} values are too wide for the GPU kernels"),
+        });
     }
     Ok(row_bytes)
 }

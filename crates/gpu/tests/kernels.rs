@@ -21,14 +21,21 @@ fn gpu() -> Option<&'static GpuMatmul> {
 fn open(opts: GpuOptions) -> Option<GpuMatmul> {
     match pollster::block_on(GpuMatmul::with_options(opts)) {
         Ok(g) => {
-            eprintln!("adapter: {} ({}, {})", g.facts().name, g.facts().backend, g.facts().device_type);
+            eprintln!(
+                "adapter: {} ({}, {})",
+                g.facts().name,
+                g.facts().backend,
+                g.facts().device_type
+            );
             Some(g)
         }
         Err(e) if std::env::var("PARALLAX_REQUIRE_GPU").as_deref() == Ok("1") => {
             panic!("PARALLAX_REQUIRE_GPU=1 but {e}")
         }
         Err(e) => {
-            eprintln!("\n*** SKIPPED: {e} (set PARALLAX_REQUIRE_GPU=1 to make this a failure) ***\n");
+            eprintln!(
+                "\n*** SKIPPED: {e} (set PARALLAX_REQUIRE_GPU=1 to make this a failure) ***\n"
+            );
             None
         }
     }
@@ -71,8 +78,12 @@ fn random_matrix(ty: GgmlType, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u
     let n = rows * cols;
     match ty {
         GgmlType::F32 => (0..n).flat_map(|_| rng.f32().to_le_bytes()).collect(),
-        GgmlType::F16 => (0..n).flat_map(|_| half::f16::from_f32(rng.f32() * 2.0).to_le_bytes()).collect(),
-        GgmlType::BF16 => (0..n).flat_map(|_| half::bf16::from_f32(rng.f32() * 2.0).to_le_bytes()).collect(),
+        GgmlType::F16 => {
+            (0..n).flat_map(|_| half::f16::from_f32(rng.f32() * 2.0).to_le_bytes()).collect()
+        }
+        GgmlType::BF16 => {
+            (0..n).flat_map(|_| half::bf16::from_f32(rng.f32() * 2.0).to_le_bytes()).collect()
+        }
         _ => {
             let size = ty.type_size();
             let blocks = n / ty.block_size();
@@ -103,7 +114,14 @@ fn cpu_dequantize(ty: GgmlType, bytes: &[u8], rows: usize, cols: usize) -> Vec<f
 }
 
 /// Worst |gpu − cpu| / Σ|w·x| over all outputs; the CPU side is the engine's f32 path arithmetic.
-fn worst_error(w: &[f32], rows: usize, cols: usize, x: &[f32], n_tokens: usize, gpu: &[f32]) -> f64 {
+fn worst_error(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_tokens: usize,
+    gpu: &[f32],
+) -> f64 {
     assert_eq!(gpu.len(), rows * n_tokens);
     let mut worst = 0f64;
     for t in 0..n_tokens {
@@ -129,7 +147,8 @@ fn check_type(ty: GgmlType, shapes: &[(usize, usize)], tokens: &[usize]) {
         let w = cpu_dequantize(ty, &bytes, rows, cols);
         if parallax_gpu::dequantized_in_shader(ty) {
             let g = pollster::block_on(gpu.dequantize(ty, &bytes, rows, cols)).unwrap();
-            let mismatches: Vec<usize> = (0..w.len()).filter(|&i| g[i].to_bits() != w[i].to_bits()).collect();
+            let mismatches: Vec<usize> =
+                (0..w.len()).filter(|&i| g[i].to_bits() != w[i].to_bits()).collect();
             assert!(
                 mismatches.is_empty(),
                 "{ty} {rows}×{cols}: shader dequantization differs at {} values, first at {} (gpu {} cpu {})",
@@ -144,7 +163,10 @@ fn check_type(ty: GgmlType, shapes: &[(usize, usize)], tokens: &[usize]) {
             let y = pollster::block_on(gpu.matmul(ty, &bytes, rows, cols, &x, n)).unwrap();
             let err = worst_error(&w, rows, cols, &x, n, &y);
             eprintln!("{ty} {rows}×{cols} × {n} tokens: worst error {err:.2e} of Σ|w·x|");
-            assert!(err <= TOLERANCE, "{ty} {rows}×{cols} × {n} tokens: error {err:.3e} > {TOLERANCE:e}");
+            assert!(
+                err <= TOLERANCE,
+                "{ty} {rows}×{cols} × {n} tokens: error {err:.3e} > {TOLERANCE:e}"
+            );
         }
     }
 }
@@ -185,7 +207,8 @@ fn f32_matches_cpu() {
 #[test]
 fn cpu_dequantized_types_match_cpu() {
     use GgmlType as T;
-    for ty in [T::Q4_0, T::Q4_1, T::Q5_1, T::Q2_K, T::Q3_K, T::Q5_K, T::BF16, T::IQ4_NL, T::IQ4_XS] {
+    for ty in [T::Q4_0, T::Q4_1, T::Q5_1, T::Q2_K, T::Q3_K, T::Q5_K, T::BF16, T::IQ4_NL, T::IQ4_XS]
+    {
         assert!(!parallax_gpu::dequantized_in_shader(ty));
         check_type(ty, &[(13, 512)], &[1, 7]);
     }
@@ -196,18 +219,30 @@ fn cpu_dequantized_types_match_cpu() {
 #[test]
 fn tiling_gives_the_same_bits() {
     let Some(whole) = gpu() else { return };
-    let Some(tiled) = open(GpuOptions { max_binding_bytes: Some(8192), ..Default::default() }) else { return };
+    let Some(tiled) = open(GpuOptions { max_binding_bytes: Some(8192), ..Default::default() })
+    else {
+        return;
+    };
     let mut rng = Rng(99);
-    for (ty, rows, cols) in [(GgmlType::Q6_K, 97, 512), (GgmlType::Q8_0, 300, 256), (GgmlType::Q2_K, 50, 512)] {
+    for (ty, rows, cols) in
+        [(GgmlType::Q6_K, 97, 512), (GgmlType::Q8_0, 300, 256), (GgmlType::Q2_K, 50, 512)]
+    {
         let bytes = random_matrix(ty, rows, cols, &mut rng);
         let n = 3;
         let x: Vec<f32> = (0..n * cols).map(|_| rng.f32()).collect();
         let a = pollster::block_on(whole.matmul(ty, &bytes, rows, cols, &x, n)).unwrap();
         let b = pollster::block_on(tiled.matmul(ty, &bytes, rows, cols, &x, n)).unwrap();
         // What is uploaded per row: the packed bytes, or f32 for types dequantized on the CPU.
-        let row_bytes = if parallax_gpu::dequantized_in_shader(ty) { bytes.len() / rows } else { cols * 4 };
-        assert!(row_bytes * 2 < 8192 && rows * row_bytes > 8192 * 2, "{ty}: the test must need several tiles");
-        assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "{ty}: tiled result differs");
+        let row_bytes =
+            if parallax_gpu::dequantized_in_shader(ty) { bytes.len() / rows } else { cols * 4 };
+        assert!(
+            row_bytes * 2 < 8192 && rows * row_bytes > 8192 * 2,
+            "{ty}: the test must need several tiles"
+        );
+        assert!(
+            a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()),
+            "{ty}: tiled result differs"
+        );
     }
     // One row wider than the binding cannot be tiled: an error, not a panic.
     let bytes = random_matrix(GgmlType::F32, 1, 4096, &mut rng);
@@ -236,11 +271,16 @@ fn output_head_sized_matrix() {
         sub_bytes.extend_from_slice(&bytes[r * row_bytes..(r + 1) * row_bytes]);
     }
     let w = cpu_dequantize(GgmlType::Q8_0, &sub_bytes, picks.len(), cols);
-    let sub_y: Vec<f32> =
-        (0..n).flat_map(|t| picks.iter().map(move |&r| (t, r))).map(|(t, r)| y[t * rows + r]).collect();
+    let sub_y: Vec<f32> = (0..n)
+        .flat_map(|t| picks.iter().map(move |&r| (t, r)))
+        .map(|(t, r)| y[t * rows + r])
+        .collect();
     let err = worst_error(&w, picks.len(), cols, &x, n, &sub_y);
     assert!(err <= TOLERANCE, "head: error {err:.3e}");
-    eprintln!("head 151936×896 Q8_0 in {} byte bindings: worst error {err:.2e}", gpu.max_binding_bytes());
+    eprintln!(
+        "head 151936×896 Q8_0 in {} byte bindings: worst error {err:.2e}",
+        gpu.max_binding_bytes()
+    );
 }
 
 #[test]
@@ -263,7 +303,9 @@ fn no_adapter_is_an_error() {
         ..Default::default()
     }));
     match r {
-        Err(e @ GpuError::NoAdapter { .. }) => assert!(e.is_unavailable() && e.to_string().contains("no GPU")),
+        Err(e @ GpuError::NoAdapter { .. }) => {
+            assert!(e.is_unavailable() && e.to_string().contains("no GPU"))
+        }
         Err(e) => panic!("expected NoAdapter, got {e}"),
         Ok(_) => panic!("expected NoAdapter, got an adapter"),
     }

@@ -15,7 +15,8 @@ use parallax_parity::contract::{
 };
 use parallax_parity::trace::Trace;
 use parallax_parity::verdict::{
-    Cause, ContractVerdict, FirstDivergence, Measurement, Outcome, PathCount, RatioBand, TestVerdict, Verdicts,
+    Cause, ContractVerdict, FirstDivergence, Measurement, Outcome, PathCount, RatioBand,
+    TestVerdict, Verdicts,
 };
 use parallax_parity::Compare;
 use parallax_report::{Mode, Report, SiteRecord};
@@ -31,9 +32,7 @@ pub struct PathMapping {
 
 impl Default for PathMapping {
     fn default() -> Self {
-        PathMapping {
-            pairs: vec![("apr".into(), "f32".into()), ("gguf".into(), "q8".into())],
-        }
+        PathMapping { pairs: vec![("apr".into(), "f32".into()), ("gguf".into(), "q8".into())] }
     }
 }
 
@@ -55,9 +54,7 @@ impl PathMapping {
         let mut m = PathMapping::default();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((a, b)) = part.split_once('=') else {
-                return Err(format!(
-                    "path mapping `{part}`: write NAME=PATH, e.g. apr=f32"
-                ));
+                return Err(format!("path mapping `{part}`: write NAME=PATH, e.g. apr=f32"));
             };
             let (a, b) = (a.trim(), b.trim());
             if a.is_empty() || b.is_empty() {
@@ -69,10 +66,7 @@ impl PathMapping {
     }
 
     pub fn resolve<'a>(&'a self, name: &'a str) -> &'a str {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(name, |(_, p)| p.as_str())
+        self.pairs.iter().find(|(n, _)| n == name).map_or(name, |(_, p)| p.as_str())
     }
 }
 
@@ -91,15 +85,8 @@ pub fn evaluate_with_traces(
     contracts: &[Contract],
     mapping: &PathMapping,
 ) -> Verdicts {
-    let j = Judge {
-        report,
-        traces,
-        n_layers: report.layers.len() as u32,
-    };
-    let mut out = Verdicts {
-        contracts: Vec::new(),
-        first_divergence: None,
-    };
+    let j = Judge { report, traces, n_layers: report.layers.len() as u32 };
+    let mut out = Verdicts { contracts: Vec::new(), first_divergence: None };
     let mut first: Option<(u64, FirstDivergence)> = None;
     for c in contracts {
         let mut used: Vec<(String, String)> = Vec::new();
@@ -173,9 +160,10 @@ impl Sample {
         }
         let sum_u = |f: fn(&Sample) -> Option<u64>| parts.iter().map(f).sum::<Option<u64>>();
         let fold = |f: fn(&Sample) -> Option<f64>, g: fn(f64, f64) -> f64| {
-            parts.iter().map(f).try_fold(None, |acc: Option<f64>, v| {
-                v.map(|v| Some(acc.map_or(v, |a| g(a, v))))
-            })?
+            parts
+                .iter()
+                .map(f)
+                .try_fold(None, |acc: Option<f64>, v| v.map(|v| Some(acc.map_or(v, |a| g(a, v)))))?
         };
         let finite = sum_u(|s| s.finite);
         let mut mean = None;
@@ -183,13 +171,7 @@ impl Sample {
         if let Some(n) = finite.filter(|&n| n > 0) {
             let moments: Option<Vec<(f64, f64, f64)>> = parts
                 .iter()
-                .map(|p| {
-                    Some((
-                        p.finite? as f64,
-                        p.mean.unwrap_or(0.0),
-                        p.std.unwrap_or(0.0),
-                    ))
-                })
+                .map(|p| Some((p.finite? as f64, p.mean.unwrap_or(0.0), p.std.unwrap_or(0.0))))
                 .collect();
             if let Some(m) = moments {
                 let mu = m.iter().map(|(k, mk, _)| k * mk).sum::<f64>() / n as f64;
@@ -264,10 +246,7 @@ impl Judge<'_> {
     }
 
     fn trace(&self, path: &str) -> Option<&Trace> {
-        self.traces
-            .iter()
-            .find(|(id, _)| *id == path)
-            .map(|(_, t)| *t)
+        self.traces.iter().find(|(id, _)| *id == path).map(|(_, t)| *t)
     }
 
     /// Why a trace's samples cannot stand beside the report's at all, if they cannot.
@@ -327,28 +306,17 @@ impl Judge<'_> {
             ..Default::default()
         };
         let sites: &[parallax_parity::trace::TraceStat] = match p.layer {
-            Some(i) => t
-                .layers
-                .iter()
-                .find(|l| l.index == i)
-                .map_or(&[], |l| &l.sites),
+            Some(i) => t.layers.iter().find(|l| l.index == i).map_or(&[], |l| &l.sites),
             None => &[],
         };
-        let globals: Vec<&parallax_parity::trace::TraceStat> = [&t.embed, &t.final_norm, &t.logits]
-            .into_iter()
-            .flatten()
-            .collect();
-        let candidates: Vec<&parallax_parity::trace::TraceStat> = if p.layer.is_some() {
-            sites.iter().collect()
-        } else {
-            globals
-        };
+        let globals: Vec<&parallax_parity::trace::TraceStat> =
+            [&t.embed, &t.final_norm, &t.logits].into_iter().flatten().collect();
+        let candidates: Vec<&parallax_parity::trace::TraceStat> =
+            if p.layer.is_some() { sites.iter().collect() } else { globals };
         // The same union of sites under whatever name the trace uses (`qkv` = q ∪ k ∪ v) …
         let resolved =
             |ts: &&parallax_parity::trace::TraceStat| SiteRef::resolve(&ts.site).map(|r| r.sites);
-        if let Some(ts) = candidates
-            .iter()
-            .find(|ts| resolved(ts).as_ref() == Some(&p.site.sites))
+        if let Some(ts) = candidates.iter().find(|ts| resolved(ts).as_ref() == Some(&p.site.sites))
         {
             return Ok(from(ts));
         }
@@ -396,11 +364,7 @@ impl Judge<'_> {
             }
         }
         let r = &self.report.reference;
-        let (path, reference) = if reference == r {
-            (path, reference)
-        } else {
-            (reference, path)
-        };
+        let (path, reference) = if reference == r { (path, reference) } else { (reference, path) };
         if reference != r || path == r {
             return Err(Skip::Missing(format!(
                 "the report compares each path with the reference `{r}` only"
@@ -447,14 +411,8 @@ impl Judge<'_> {
             max_abs = max_abs.max(c.max_abs.unwrap_or(f64::NAN));
         }
         let rp = (rr + pp - dd) / 2.0;
-        let ref_s: Vec<Sample> = parts
-            .iter()
-            .filter_map(|(_, r, _)| r.map(sample_of))
-            .collect();
-        let path_s: Vec<Sample> = parts
-            .iter()
-            .filter_map(|(_, _, q)| q.map(sample_of))
-            .collect();
+        let ref_s: Vec<Sample> = parts.iter().filter_map(|(_, r, _)| r.map(sample_of)).collect();
+        let path_s: Vec<Sample> = parts.iter().filter_map(|(_, _, q)| q.map(sample_of)).collect();
         let ratio = match (Sample::pool(&ref_s).std, Sample::pool(&path_s).std) {
             (Some(a), Some(b)) if a > 0.0 => Some(b / a),
             _ => None,
@@ -489,9 +447,7 @@ impl Judge<'_> {
                 ))
             }
             Layers::Range { start, .. } if start >= n => {
-                return Err(format!(
-                    "the contract names layers from {start}; this model has {n}"
-                ))
+                return Err(format!("the contract names layers from {start}; this model has {n}"))
             }
             Layers::Range { start, end } => {
                 if end != n {
@@ -513,24 +469,15 @@ impl Judge<'_> {
                 }
             })
         };
-        let mut absent: Vec<&str> = sites
-            .iter()
-            .filter(|s| !present(s))
-            .map(|s| s.name.as_str())
-            .collect();
+        let mut absent: Vec<&str> =
+            sites.iter().filter(|s| !present(s)).map(|s| s.name.as_str()).collect();
         absent.dedup();
         if !absent.is_empty() && absent.len() < sites.len() {
-            notes.push(format!(
-                "sites this model does not have, skipped: {}",
-                absent.join(", ")
-            ));
+            notes.push(format!("sites this model does not have, skipped: {}", absent.join(", ")));
         }
         let mut kept: Vec<&SiteRef> = sites.iter().filter(|s| present(s)).collect();
         if kept.is_empty() {
-            return Err(format!(
-                "this model has none of the sites {}",
-                absent.join(", ")
-            ));
+            return Err(format!("this model has none of the sites {}", absent.join(", ")));
         }
         // Execution order within a layer, whatever order the contract listed them in.
         kept.sort_by_key(|s| self.site_pos(s));
@@ -610,11 +557,7 @@ impl Judge<'_> {
         };
         let m = |x: &str| mapping.resolve(x).to_string();
         let names = |sites: &[SiteRef]| {
-            sites
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
         };
         // (sites, layers, band, description, paths for counts)
         let (sites, layers, band, paths): (&[SiteRef], Layers, Band, Vec<String>) = match check {
@@ -622,14 +565,7 @@ impl Judge<'_> {
                 v.notes.push(reason.clone());
                 return (v, None);
             }
-            Check::StatRatio {
-                stat,
-                num,
-                den,
-                sites,
-                layers,
-                band,
-            } => {
+            Check::StatRatio { stat, num, den, sites, layers, band } => {
                 v.check = Some(format!(
                     "{0}({1}) / {0}({2}) at {3}, {4}",
                     stat.as_str(),
@@ -657,13 +593,7 @@ impl Judge<'_> {
                 }
                 (sites, *layers, *band, vec![m(num), m(den)])
             }
-            Check::StatEqual {
-                stat,
-                a,
-                b,
-                sites,
-                layers,
-            } => {
+            Check::StatEqual { stat, a, b, sites, layers } => {
                 v.check = Some(format!(
                     "{0}({1}) == {0}({2}) at {3}, {4}",
                     stat.as_str(),
@@ -672,38 +602,15 @@ impl Judge<'_> {
                     names(sites),
                     layers
                 ));
-                let eq = Band {
-                    lo: Some(0.0),
-                    hi: Some(0.0),
-                    lo_open: false,
-                    hi_open: false,
-                };
+                let eq = Band { lo: Some(0.0), hi: Some(0.0), lo_open: false, hi_open: false };
                 (sites, *layers, eq, vec![m(a), m(b)])
             }
-            Check::StatBand {
-                stat,
-                path,
-                sites,
-                layers,
-                band,
-            } => {
-                v.check = Some(format!(
-                    "{}({}) at {}, {}",
-                    stat.as_str(),
-                    m(path),
-                    names(sites),
-                    layers
-                ));
+            Check::StatBand { stat, path, sites, layers, band } => {
+                v.check =
+                    Some(format!("{}({}) at {}, {}", stat.as_str(), m(path), names(sites), layers));
                 (sites, *layers, *band, vec![m(path)])
             }
-            Check::Compare {
-                metric,
-                path,
-                reference,
-                sites,
-                layers,
-                band,
-            } => {
+            Check::Compare { metric, path, reference, sites, layers, band } => {
                 v.check = Some(format!(
                     "{}({}, {}) at {}, {}",
                     metric.as_str(),
@@ -714,12 +621,7 @@ impl Judge<'_> {
                 ));
                 (sites, *layers, *band, vec![m(path), m(reference)])
             }
-            Check::Logits {
-                metric,
-                path,
-                reference,
-                band,
-            } => {
+            Check::Logits { metric, path, reference, band } => {
                 v.check = Some(format!(
                     "{}({}, {}) on the last-position logits",
                     metric.as_str(),
@@ -727,10 +629,7 @@ impl Judge<'_> {
                     m(reference)
                 ));
                 v.band = Some(band.to_string());
-                return (
-                    self.logits_test(v, *metric, &m(path), &m(reference), *band),
-                    None,
-                );
+                return (self.logits_test(v, *metric, &m(path), &m(reference), *band), None);
             }
         };
         v.band = Some(match check {
@@ -829,10 +728,9 @@ impl Judge<'_> {
                 }
             }
             Check::StatBand { stat, .. } => Ok(self.sample(paths[0], p)?.get(*stat)),
-            Check::Compare { metric, .. } => Ok(metric_of(
-                &self.compare(paths[0], paths[1], p, false)?,
-                *metric,
-            )),
+            Check::Compare { metric, .. } => {
+                Ok(metric_of(&self.compare(paths[0], paths[1], p, false)?, *metric))
+            }
             _ => Err(Skip::Missing("not a site check".into())),
         }
     }
@@ -856,19 +754,17 @@ impl Judge<'_> {
                     .compare(paths[0], paths[1], p, true)
                     .ok()
                     .and_then(|c| metric_of(&c, *metric)),
-                Check::StatRatio {
-                    stat: Stat::Std, ..
-                } => {
+                Check::StatRatio { stat: Stat::Std, .. } => {
                     let r = &self.report.reference;
-                    let (other, inverted) = if paths[1] == r {
-                        (paths[0], false)
-                    } else {
-                        (paths[1], true)
-                    };
-                    self.compare(other, r, p, true)
-                        .ok()
-                        .and_then(|c| c.std_ratio)
-                        .map(|x| if inverted { 1.0 / x } else { x })
+                    let (other, inverted) =
+                        if paths[1] == r { (paths[0], false) } else { (paths[1], true) };
+                    self.compare(other, r, p, true).ok().and_then(|c| c.std_ratio).map(|x| {
+                        if inverted {
+                            1.0 / x
+                        } else {
+                            x
+                        }
+                    })
                 }
                 _ => None,
             }
@@ -972,9 +868,7 @@ fn metric_of(c: &Compare, m: Metric) -> Option<f64> {
 }
 
 fn place(layer: Option<u32>) -> String {
-    layer.map_or("outside the layers".to_string(), |l| {
-        format!("at layer {l}")
-    })
+    layer.map_or("outside the layers".to_string(), |l| format!("at layer {l}"))
 }
 
 fn place_site(layer: Option<u32>, site: &str) -> String {
@@ -1004,10 +898,7 @@ mod tests {
     #[test]
     fn mapping_parses_and_overrides() {
         let m = PathMapping::parse("gguf=llama").unwrap();
-        assert_eq!(
-            (m.resolve("apr"), m.resolve("gguf"), m.resolve("q8")),
-            ("f32", "llama", "q8")
-        );
+        assert_eq!((m.resolve("apr"), m.resolve("gguf"), m.resolve("q8")), ("f32", "llama", "q8"));
         assert!(PathMapping::parse("apr").is_err());
         assert!(PathMapping::parse("=x").is_err());
     }

@@ -25,56 +25,34 @@ fn shared() -> PathBuf {
 /// Same rule as tests/support.rs: PARALLAX_MODELS or ~/.cache/parallax/models; missing models
 /// fail the test unless PARALLAX_ALLOW_MISSING_MODELS=1.
 fn model_path(file: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("PARALLAX_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/parallax/models")
-        });
+    let dir = std::env::var_os("PARALLAX_MODELS").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/parallax/models")
+    });
     let path = dir.join(file);
     if path.is_file() {
         return Some(path);
     }
     if std::env::var("PARALLAX_ALLOW_MISSING_MODELS").as_deref() == Ok("1") {
-        eprintln!(
-            "SKIPPED: {} is missing (PARALLAX_ALLOW_MISSING_MODELS=1)",
-            path.display()
-        );
+        eprintln!("SKIPPED: {} is missing (PARALLAX_ALLOW_MISSING_MODELS=1)", path.display());
         return None;
     }
-    panic!(
-        "{} is missing: run `../shared/models/fetch.sh` or set PARALLAX_MODELS",
-        path.display()
-    );
+    panic!("{} is missing: run `../shared/models/fetch.sh` or set PARALLAX_MODELS", path.display());
 }
 
 fn run_at(path: PathBuf, tokens: Option<Vec<u32>>, mode: Mode, scope: Scope) -> Report {
     let model = Model::open(FileSource::open(&path).unwrap()).unwrap();
     let tokens = tokens.unwrap_or_else(|| tokenizer_for(&model).unwrap().encode(PROMPT, true));
-    let input = RunInput {
-        tokens,
-        text: None,
-        ..Default::default()
-    };
-    let opts = RunOptions {
-        paths: vec![PathKind::F32, PathKind::Q8],
-        mode,
-        scope,
-        ..Default::default()
-    };
+    let input = RunInput { tokens, text: None, ..Default::default() };
+    let opts =
+        RunOptions { paths: vec![PathKind::F32, PathKind::Q8], mode, scope, ..Default::default() };
     run(&model, &input, &opts, &mut |_| {}, &AtomicBool::new(false)).unwrap()
 }
 
 /// Runs are shared between tests: each model once per (mode, scope) used.
 fn report(file: &'static str, mode: Mode, scope: Scope) -> Option<&'static Report> {
     type Cell = OnceLock<Option<Report>>;
-    static CELLS: [Cell; 5] = [
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-    ];
+    static CELLS: [Cell; 5] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
     let i = match (file, mode, scope) {
         (QWEN, Mode::Free, Scope::All) => 0,
         (GEMMA, Mode::Free, Scope::All) => 1,
@@ -83,9 +61,7 @@ fn report(file: &'static str, mode: Mode, scope: Scope) -> Option<&'static Repor
         (GEMMA, Mode::Free, Scope::Last) => 4,
         _ => unreachable!(),
     };
-    CELLS[i]
-        .get_or_init(|| model_path(file).map(|p| run_at(p, None, mode, scope)))
-        .as_ref()
+    CELLS[i].get_or_init(|| model_path(file).map(|p| run_at(p, None, mode, scope))).as_ref()
 }
 
 fn upstream_text() -> String {
@@ -120,9 +96,7 @@ fn upstream_contract_loads_unchanged_and_matches_the_restatement() {
     assert_eq!(ids.len(), 7);
     for t in &up.tests {
         let measurable = !matches!(t.check, Check::NotMeasurable { .. });
-        let expect = ["001", "002", "003", "007"]
-            .iter()
-            .any(|n| t.id.ends_with(n));
+        let expect = ["001", "002", "003", "007"].iter().any(|n| t.id.ends_with(n));
         assert_eq!(measurable, expect, "{}: {:?}", t.id, t.check);
     }
     // The embedded restatement carries the same facts: same ids, same checks.
@@ -141,10 +115,7 @@ fn upstream_contract_loads_unchanged_and_matches_the_restatement() {
         }
     }
     // And it is not the upstream text.
-    assert_ne!(
-        parallax_parity::contract::UPSTREAM_RESTATED_YAML,
-        upstream_text()
-    );
+    assert_ne!(parallax_parity::contract::UPSTREAM_RESTATED_YAML, upstream_text());
 }
 
 #[test]
@@ -159,25 +130,15 @@ fn honest_runs_pass_every_contract_on_both_models() {
             eprintln!("{file} {scope:?}\n{text}");
             assert!(v.passed(), "{file} {scope:?} should pass:\n{text}");
             // Every test of Parallax's own contract is measured and passes.
-            let own = v
-                .contracts
-                .iter()
-                .find(|c| c.name == "parallax-default-v1")
-                .unwrap();
-            assert!(
-                own.tests.iter().all(|t| t.outcome == Outcome::Pass),
-                "{text}"
-            );
+            let own = v.contracts.iter().find(|c| c.name == "parallax-default-v1").unwrap();
+            assert!(own.tests.iter().all(|t| t.outcome == Outcome::Pass), "{text}");
             assert!(v.first_divergence.is_none());
             for id in ["001", "002", "003", "007"] {
                 let t = test(&v, &format!("FALSIFY-APR-GGUF-PARITY-{id}"));
                 assert_eq!(t.outcome, Outcome::Pass, "{id}");
                 assert!(t.evaluated > 0);
                 let w = t.worst.as_ref().unwrap();
-                assert!(
-                    w.counts.iter().all(|c| c.count.is_some_and(|n| n > 0)),
-                    "{w:?}"
-                );
+                assert!(w.counts.iter().all(|c| c.count.is_some_and(|n| n > 0)), "{w:?}");
             }
             for id in ["004", "005", "006"] {
                 let t = test(&v, &format!("FALSIFY-APR-GGUF-PARITY-{id}"));
@@ -188,18 +149,12 @@ fn honest_runs_pass_every_contract_on_both_models() {
             let t = test(&v, "FALSIFY-APR-GGUF-PARITY-001");
             assert_eq!(t.evaluated, n_layers);
             assert!(
-                t.notes
-                    .iter()
-                    .any(|n| n.contains(&format!("this model has {n_layers}"))),
+                t.notes.iter().any(|n| n.contains(&format!("this model has {n_layers}"))),
                 "{:?}",
                 t.notes
             );
             // The upstream mapping is shown.
-            let up = v
-                .contracts
-                .iter()
-                .find(|c| c.name == "FALSIFY-APR-GGUF-PARITY")
-                .unwrap();
+            let up = v.contracts.iter().find(|c| c.name == "FALSIFY-APR-GGUF-PARITY").unwrap();
             assert!(
                 up.mapping.contains(&("apr".into(), "f32".into()))
                     && up.mapping.contains(&("gguf".into(), "q8".into()))
@@ -219,10 +174,7 @@ fn saved_report_is_rejudged_alike_and_carries_its_verdicts() {
     with.verdicts = Some(v.clone());
     let back = Report::from_json(&with.to_json()).unwrap();
     // JSON keeps f64 to within a unit in the last place: compare what a reader sees.
-    assert_eq!(
-        back.verdicts.as_ref().unwrap().render_lines(),
-        v.render_lines()
-    );
+    assert_eq!(back.verdicts.as_ref().unwrap().render_lines(), v.render_lines());
     assert_eq!(
         evaluate(&back, &all_contracts(), &PathMapping::default()).render_lines(),
         v.render_lines()
@@ -238,22 +190,14 @@ fn scaled_swigl_std_at_layer_3_fails_with_the_first_divergence_there() {
             return;
         };
         let mut bad = r.clone();
-        let st = bad.layers[3]
-            .sites
-            .get_mut("ffn_swigl")
-            .unwrap()
-            .paths
-            .get_mut("q8")
-            .unwrap();
+        let st = bad.layers[3].sites.get_mut("ffn_swigl").unwrap().paths.get_mut("q8").unwrap();
         st.std = st.std.map(|s| s * 18.0);
         let v = evaluate(&bad, &all_contracts(), &PathMapping::default());
         eprintln!("{}", v.render_lines().join("\n"));
         assert!(!v.passed());
-        for id in [
-            "FALSIFY-APR-GGUF-PARITY-001",
-            "FALSIFY-APR-GGUF-PARITY-002",
-            "PARALLAX-PARITY-012",
-        ] {
+        for id in
+            ["FALSIFY-APR-GGUF-PARITY-001", "FALSIFY-APR-GGUF-PARITY-002", "PARALLAX-PARITY-012"]
+        {
             let t = test(&v, id);
             assert_eq!(t.outcome, Outcome::Fail, "{id}");
             assert_eq!(t.failed, 1, "{id}");
@@ -261,15 +205,9 @@ fn scaled_swigl_std_at_layer_3_fails_with_the_first_divergence_there() {
             assert_eq!((f.layer, f.site.as_str()), (Some(3), "ffn_swigl"), "{id}");
         }
         // apr / gguf = f32 / q8 ≈ 1/18.
-        let f = test(&v, "FALSIFY-APR-GGUF-PARITY-002")
-            .first_failure
-            .clone()
-            .unwrap();
+        let f = test(&v, "FALSIFY-APR-GGUF-PARITY-002").first_failure.clone().unwrap();
         assert!((f.value.unwrap() - 1.0 / 18.0).abs() < 0.01, "{f:?}");
-        assert_eq!(
-            test(&v, "FALSIFY-APR-GGUF-PARITY-003").outcome,
-            Outcome::Pass
-        );
+        assert_eq!(test(&v, "FALSIFY-APR-GGUF-PARITY-003").outcome, Outcome::Pass);
         let d = v.first_divergence.as_ref().unwrap();
         assert_eq!((d.at.layer, d.at.site.as_str()), (Some(3), "ffn_swigl"));
         assert_eq!(d.cause, Cause::Unknown);
@@ -284,14 +222,7 @@ fn unequal_counts_fail_sample_parity_and_refuse_the_ratio() {
     let mut bad = r.clone();
     // The upstream artefact: one side over the last token only.
     let width = bad.layers[3].sites["ffn_swigl"].width;
-    bad.layers[3]
-        .sites
-        .get_mut("ffn_swigl")
-        .unwrap()
-        .paths
-        .get_mut("f32")
-        .unwrap()
-        .count = width;
+    bad.layers[3].sites.get_mut("ffn_swigl").unwrap().paths.get_mut("f32").unwrap().count = width;
     let v = evaluate(&bad, &all_contracts(), &PathMapping::default());
     assert!(!v.passed());
     let t = test(&v, "FALSIFY-APR-GGUF-PARITY-007");
@@ -305,19 +236,13 @@ fn unequal_counts_fail_sample_parity_and_refuse_the_ratio() {
         let t = test(&v, id);
         assert_eq!(t.outcome, Outcome::Refused, "{id}: {t:?}");
         assert!(
-            t.notes
-                .iter()
-                .any(|n| n.contains("FALSIFY-007") && n.contains("layer 3")),
+            t.notes.iter().any(|n| n.contains("FALSIFY-007") && n.contains("layer 3")),
             "{id}: {:?}",
             t.notes
         );
     }
     let d = v.first_divergence.as_ref().unwrap();
-    assert_eq!(
-        (d.at.layer, d.at.site.as_str()),
-        (Some(3), "ffn_swigl"),
-        "{d:?}"
-    );
+    assert_eq!((d.at.layer, d.at.site.as_str()), (Some(3), "ffn_swigl"), "{d:?}");
 }
 
 #[test]
@@ -340,30 +265,13 @@ fn replay_tells_root_from_propagated() {
     assert_eq!(d.cause, Cause::Propagated, "{d:?}");
     assert!(d.local_value.unwrap() > 0.999);
     // The op alone leaves it too: root.
-    bad.layers[2]
-        .sites
-        .get_mut("ffn_gate")
-        .unwrap()
-        .local
-        .get_mut("q8")
-        .unwrap()
-        .cosine = Some(0.9);
-    let d = evaluate(&bad, &default_contracts(), &PathMapping::default())
-        .first_divergence
-        .unwrap();
+    bad.layers[2].sites.get_mut("ffn_gate").unwrap().local.get_mut("q8").unwrap().cosine =
+        Some(0.9);
+    let d = evaluate(&bad, &default_contracts(), &PathMapping::default()).first_divergence.unwrap();
     assert_eq!(d.cause, Cause::Root, "{d:?}");
     // An earlier site's failure becomes the first divergence.
-    bad.layers[1]
-        .sites
-        .get_mut("k")
-        .unwrap()
-        .compare
-        .get_mut("q8")
-        .unwrap()
-        .rel_l2 = Some(0.5);
-    let d = evaluate(&bad, &default_contracts(), &PathMapping::default())
-        .first_divergence
-        .unwrap();
+    bad.layers[1].sites.get_mut("k").unwrap().compare.get_mut("q8").unwrap().rel_l2 = Some(0.5);
+    let d = evaluate(&bad, &default_contracts(), &PathMapping::default()).first_divergence.unwrap();
     assert_eq!(
         (d.at.layer, d.at.site.as_str(), d.test.as_str()),
         (Some(1), "k", "PARALLAX-PARITY-010")
@@ -389,10 +297,7 @@ fn malformed_contracts_name_the_test_and_the_problem() {
             "FALSIFY-APR-GGUF-PARITY-002",
         ),
         (
-            base.replace(
-                "ffn_silu_gate, ffn_swiglu_inner",
-                "ffn_silu_gate, ffn_swiggle",
-            ),
+            base.replace("ffn_silu_gate, ffn_swiglu_inner", "ffn_silu_gate, ffn_swiggle"),
             "FALSIFY-APR-GGUF-PARITY-007",
         ),
     ];
@@ -402,34 +307,21 @@ fn malformed_contracts_name_the_test_and_the_problem() {
         let msg = e.to_string();
         assert!(msg.starts_with(id), "{msg}");
     }
-    let e = Contract::from_yaml_str(&base.replace(
-        "ffn_silu_gate, ffn_swiglu_inner",
-        "ffn_silu_gate, ffn_swiggle",
-    ))
+    let e = Contract::from_yaml_str(
+        &base.replace("ffn_silu_gate, ffn_swiglu_inner", "ffn_silu_gate, ffn_swiggle"),
+    )
     .unwrap_err();
-    assert!(
-        matches!(&e, ContractError::UnknownSite { site, .. } if site == "ffn_swiggle"),
-        "{e}"
-    );
-    assert!(
-        e.to_string().contains("ffn_swigl"),
-        "lists the known sites: {e}"
-    );
+    assert!(matches!(&e, ContractError::UnknownSite { site, .. } if site == "ffn_swiggle"), "{e}");
+    assert!(e.to_string().contains("ffn_swigl"), "lists the known sites: {e}");
     let e = Contract::from_yaml_str("falsification_tests:\n- id: X-1\n  rule: r\n").unwrap_err();
     assert_eq!(e.to_string(), "X-1: the test has no `prediction`");
-    assert!(matches!(
-        Contract::from_yaml_str("metadata: [unclosed"),
-        Err(ContractError::Yaml(_))
-    ));
+    assert!(matches!(Contract::from_yaml_str("metadata: [unclosed"), Err(ContractError::Yaml(_))));
     assert!(matches!(
         Contract::from_yaml_str("metadata: {version: 1}"),
         Err(ContractError::NoTests)
     ));
     let dup = "falsification_tests:\n- {id: A, rule: r, prediction: x}\n- {id: A, rule: r, prediction: x}\n";
-    assert_eq!(
-        Contract::from_yaml_str(dup).unwrap_err(),
-        ContractError::DuplicateId("A".into())
-    );
+    assert_eq!(Contract::from_yaml_str(dup).unwrap_err(), ContractError::DuplicateId("A".into()));
 }
 
 #[test]
@@ -443,15 +335,8 @@ fn upstream_traces_import_and_are_refused_without_counts() {
         assert_eq!(t.format, TraceFormat::AprPayload);
         assert_eq!(t.layers.len(), 2);
         assert_eq!(t.layers[0].sites.len(), 10);
-        assert_eq!(
-            t.tokens.as_deref(),
-            Some(&[87u32, 104, 97, 116, 105, 115, 50, 43, 50, 63][..])
-        );
-        assert!(t
-            .layers
-            .iter()
-            .flat_map(|l| &l.sites)
-            .all(|s| s.count.is_none()));
+        assert_eq!(t.tokens.as_deref(), Some(&[87u32, 104, 97, 116, 105, 115, 50, 43, 50, 63][..]));
+        assert!(t.layers.iter().flat_map(|l| &l.sites).all(|s| s.count.is_none()));
     }
     assert_eq!(apr.stat(Some(1), "ffn_swigl").unwrap().std, Some(0.0008));
     assert_eq!(gguf.stat(Some(0), "qkv").unwrap().std, Some(0.0381));
@@ -475,11 +360,7 @@ fn upstream_traces_import_and_are_refused_without_counts() {
     for id in ["001", "007"] {
         let t = test(&v, &format!("FALSIFY-APR-GGUF-PARITY-{id}"));
         assert_eq!(t.outcome, Outcome::Refused, "{id}: {t:?}");
-        assert!(
-            t.notes.iter().any(|n| n.contains("no element count")),
-            "{id}: {:?}",
-            t.notes
-        );
+        assert!(t.notes.iter().any(|n| n.contains("no element count")), "{id}: {:?}", t.notes);
     }
     // 002 and 003 name layer 3; the tiny model has 2.
     for id in ["002", "003"] {
@@ -537,9 +418,5 @@ fn llama_eval_callback_trace_with_unequal_counts_is_refused() {
     let t = test(&v, "FALSIFY-APR-GGUF-PARITY-007");
     assert_eq!(t.outcome, Outcome::Fail);
     // Sites the trace lacks are listed, not judged.
-    assert!(
-        t.notes.iter().any(|x| x.contains("has no")),
-        "{:?}",
-        t.notes
-    );
+    assert!(t.notes.iter().any(|x| x.contains("has no")), "{:?}", t.notes);
 }

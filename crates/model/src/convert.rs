@@ -44,11 +44,7 @@ pub struct ConvertOptions {
 
 impl ConvertOptions {
     pub fn new(variant: AprVariant, name: impl Into<String>) -> Self {
-        ConvertOptions {
-            variant,
-            name: name.into(),
-            model_type: "Auto".to_string(),
-        }
+        ConvertOptions { variant, name: name.into(), model_type: "Auto".to_string() }
     }
 }
 
@@ -66,10 +62,7 @@ pub fn gguf_to_apr<S: ByteSource + ?Sized>(
     source: &S,
     options: &ConvertOptions,
 ) -> Result<AprWriter, ModelError> {
-    let arch = gguf
-        .get_str("general.architecture")
-        .unwrap_or("")
-        .to_string();
+    let arch = gguf.get_str("general.architecture").unwrap_or("").to_string();
 
     // Names in the APR file, sorted (the APR index is sorted by name).
     let mut planned: BTreeMap<String, Planned> = BTreeMap::new();
@@ -81,32 +74,23 @@ pub fn gguf_to_apr<S: ByteSource + ?Sized>(
         planned.insert(name.clone(), Planned { name, source: t });
     }
     // Tied embeddings: upstream stores an explicit lm_head copied from the token embedding.
-    let has_output = planned
-        .keys()
-        .any(|k| k == "lm_head.weight" || k == "output.weight");
+    let has_output = planned.keys().any(|k| k == "lm_head.weight" || k == "output.weight");
     let mut tied = false;
     if !has_output {
-        let embed = planned
-            .values()
-            .find(|p| p.source.name == "token_embd.weight")
-            .map(|p| p.source);
+        let embed =
+            planned.values().find(|p| p.source.name == "token_embd.weight").map(|p| p.source);
         if let Some(embed) = embed {
             planned.insert(
                 "lm_head.weight".into(),
-                Planned {
-                    name: "lm_head.weight".into(),
-                    source: embed,
-                },
+                Planned { name: "lm_head.weight".into(), source: embed },
             );
             tied = true;
         }
     }
 
     let param_count: u64 = planned.values().map(|p| p.source.n_elements).sum();
-    let shapes: serde_json::Map<String, Value> = planned
-        .values()
-        .map(|p| (p.name.clone(), Value::from(apr_dims(p.source))))
-        .collect();
+    let shapes: serde_json::Map<String, Value> =
+        planned.values().map(|p| (p.name.clone(), Value::from(apr_dims(p.source)))).collect();
 
     let meta = match options.variant {
         AprVariant::F32 => {
@@ -135,9 +119,7 @@ pub fn gguf_to_apr<S: ByteSource + ?Sized>(
         AprVariant::Quantized => (FLAG_QUANTIZED, false),
     };
     let mut writer = AprWriter::new(flags).with_footer(footer);
-    writer
-        .set_metadata_json(meta.to_json())
-        .map_err(ModelError::Apr)?;
+    writer.set_metadata_json(meta.to_json()).map_err(ModelError::Apr)?;
 
     for p in planned.values() {
         let t = p.source;
@@ -161,12 +143,8 @@ pub fn gguf_to_apr<S: ByteSource + ?Sized>(
                     ty: "too many values".into(),
                 })?;
                 let mut values = vec![0f32; n];
-                parallax_quant::dequantize(t.ty, &bytes, &mut values).map_err(|error| {
-                    ModelError::Quant {
-                        tensor: t.name.clone(),
-                        error,
-                    }
-                })?;
+                parallax_quant::dequantize(t.ty, &bytes, &mut values)
+                    .map_err(|error| ModelError::Quant { tensor: t.name.clone(), error })?;
                 drop(bytes);
                 let f32_bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
                 writer
@@ -255,8 +233,13 @@ fn quantized_metadata(gguf: &GgufFile, arch: &str) -> Ordered {
     let mut meta = Ordered::default();
     let key = |k: &str| format!("{arch}.{k}");
     let u = |k: &str| gguf.get_u64(&key(k));
-    let f = |k: &str| gguf.get_f32(&key(k)).and_then(|v| serde_json::Number::from_f64(v as f64)).map(Value::Number);
-    let vocab = u("vocab_size").or_else(|| gguf.get_arr("tokenizer.ggml.tokens").map(|a| a.len() as u64));
+    let f = |k: &str| {
+        gguf.get_f32(&key(k))
+            .and_then(|v| serde_json::Number::from_f64(v as f64))
+            .map(Value::Number)
+    };
+    let vocab =
+        u("vocab_size").or_else(|| gguf.get_arr("tokenizer.ggml.tokens").map(|a| a.len() as u64));
     meta.push("model_type", Value::from("transformer_lm_q4k"));
     if !arch.is_empty() {
         meta.push("architecture", Value::from(arch));
@@ -319,10 +302,9 @@ fn model_config(gguf: &GgufFile, arch: &str) -> Vec<(String, Vec<u8>)> {
     let int = |v: u64| serde_json::to_vec(&v).unwrap_or_default();
     let float = |v: f32| serde_json::to_vec(&v).unwrap_or_default();
     let u = |k: &str| gguf.get_u64(&key(k)).map(int);
-    let vocab = gguf.get_u64(&key("vocab_size")).or_else(|| {
-        gguf.get_arr("tokenizer.ggml.tokens")
-            .map(|a| a.len() as u64)
-    });
+    let vocab = gguf
+        .get_u64(&key("vocab_size"))
+        .or_else(|| gguf.get_arr("tokenizer.ggml.tokens").map(|a| a.len() as u64));
     let entries: [(&str, Option<Vec<u8>>); 12] = [
         ("architecture", serde_json::to_vec(arch).ok()),
         ("hidden_size", u("embedding_length")),
@@ -332,16 +314,9 @@ fn model_config(gguf: &GgufFile, arch: &str) -> Vec<(String, Vec<u8>)> {
         ("vocab_size", vocab.map(int)),
         ("intermediate_size", u("feed_forward_length")),
         ("max_position_embeddings", u("context_length")),
-        (
-            "rope_theta",
-            gguf.get_f32(&key("rope.freq_base")).map(float),
-        ),
+        ("rope_theta", gguf.get_f32(&key("rope.freq_base")).map(float)),
         ("rope_type", Some(int(rope_type(arch)))),
-        (
-            "rms_norm_eps",
-            gguf.get_f32(&key("attention.layer_norm_rms_epsilon"))
-                .map(float),
-        ),
+        ("rms_norm_eps", gguf.get_f32(&key("attention.layer_norm_rms_epsilon")).map(float)),
         ("head_dim", u("attention.key_length")),
     ];
     for (k, v) in entries {
@@ -398,9 +373,7 @@ fn tokenizer_metadata(gguf: &GgufFile, arch: &str, variant: AprVariant, meta: &m
         }
     }
     if variant == AprVariant::Quantized {
-        if let Some(types) = gguf
-            .get_arr("tokenizer.ggml.token_type")
-            .and_then(MetaArray::to_i64s)
+        if let Some(types) = gguf.get_arr("tokenizer.ggml.token_type").and_then(MetaArray::to_i64s)
         {
             if !types.is_empty() {
                 meta.push("tokenizer.token_type", Value::from(types));
@@ -453,19 +426,14 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixture(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/fixtures/apr")
-            .join(name)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/apr").join(name)
     }
 
     fn convert(variant: AprVariant, name: &str) -> Vec<u8> {
         let src =
             FileSource::open(fixture("tiny-qwen2.gguf")).expect("shared fixture tiny-qwen2.gguf");
         let gguf = GgufFile::read(&src).unwrap();
-        gguf_to_apr(&gguf, &src, &ConvertOptions::new(variant, name))
-            .unwrap()
-            .write()
-            .unwrap()
+        gguf_to_apr(&gguf, &src, &ConvertOptions::new(variant, name)).unwrap().write().unwrap()
     }
 
     /// Our F32 conversion equals upstream's file except for the metadata key order (upstream's
@@ -484,11 +452,7 @@ mod tests {
         let data = a.header().data_offset as usize;
         let index = a.header().tensor_index_offset as usize;
         assert_eq!(ours[index..data], theirs[index..data], "tensor index");
-        assert_eq!(
-            ours[data..ours.len() - 4],
-            theirs[data..theirs.len() - 4],
-            "payloads"
-        );
+        assert_eq!(ours[data..ours.len() - 4], theirs[data..theirs.len() - 4], "payloads");
         assert_eq!(a.verify_footer().unwrap(), a.footer_crc());
     }
 
@@ -514,20 +478,23 @@ mod tests {
             );
         }
         let h = file.hyperparameters().unwrap();
-        assert_eq!(
-            (h.num_layers, h.num_heads, h.num_kv_heads),
-            (Some(2), Some(4), Some(2))
-        );
+        assert_eq!((h.num_layers, h.num_heads, h.num_kv_heads), (Some(2), Some(4), Some(2)));
         assert_eq!(file.metadata()["tokenizer.model"], "gpt2");
 
         // Against upstream's own `apr import --preserve-q4k` output of the same GGUF: the same
         // index (names, GGML ids, dims) and the same payload bytes.
-        let theirs = AprFile::open(FileSource::open(fixture("tiny-qwen2.raw.apr")).unwrap()).unwrap();
+        let theirs =
+            AprFile::open(FileSource::open(fixture("tiny-qwen2.raw.apr")).unwrap()).unwrap();
         assert_eq!(theirs.flags(), file.flags());
         assert_eq!(theirs.tensors().len(), file.tensors().len());
         for (a, b) in file.tensors().iter().zip(theirs.tensors()) {
             assert_eq!((&a.name, a.dtype_id, &a.dims), (&b.name, b.dtype_id, &b.dims));
-            assert_eq!(file.tensor_bytes(&a.name).unwrap(), theirs.tensor_bytes(&b.name).unwrap(), "{}", a.name);
+            assert_eq!(
+                file.tensor_bytes(&a.name).unwrap(),
+                theirs.tensor_bytes(&b.name).unwrap(),
+                "{}",
+                a.name
+            );
         }
         assert_eq!(file.metadata(), theirs.metadata(), "metadata equals upstream's (as JSON)");
         // Same bytes too, except for key order where upstream iterates a HashMap.
@@ -537,18 +504,20 @@ mod tests {
         let theirs_bytes = std::fs::read(fixture("tiny-qwen2.raw.apr")).unwrap();
         let ours_bytes = file.source().bytes();
         assert_eq!(ours_bytes.len(), theirs_bytes.len());
-        let meta = file.header().metadata_offset as usize..(file.header().metadata_offset as usize + file.header().metadata_size as usize);
-        let outside_meta_differs = (0..ours_bytes.len()).find(|i| !meta.contains(i) && ours_bytes[*i] != theirs_bytes[*i]);
-        assert_eq!(outside_meta_differs, None, "first byte differing from upstream outside the metadata");
+        let meta = file.header().metadata_offset as usize
+            ..(file.header().metadata_offset as usize + file.header().metadata_size as usize);
+        let outside_meta_differs =
+            (0..ours_bytes.len()).find(|i| !meta.contains(i) && ours_bytes[*i] != theirs_bytes[*i]);
+        assert_eq!(
+            outside_meta_differs, None,
+            "first byte differing from upstream outside the metadata"
+        );
     }
 
     #[test]
     fn hf_names_round_trip_through_roles() {
         for (gguf, hf) in [
-            (
-                "blk.3.ffn_norm.weight",
-                "model.layers.3.post_attention_layernorm.weight",
-            ),
+            ("blk.3.ffn_norm.weight", "model.layers.3.post_attention_layernorm.weight"),
             ("blk.0.attn_q.bias", "model.layers.0.self_attn.q_proj.bias"),
             ("output.weight", "lm_head.weight"),
         ] {

@@ -19,7 +19,9 @@ use parallax_source::ByteSource;
 
 pub use names::{LayerTensor, Param, Role};
 pub use parallax_apr::TensorType;
-pub use summary::{human_bytes, parse_bytes, Hyperparameters, MetaEntry, ModelSummary, TensorSummary, TypeCount};
+pub use summary::{
+    human_bytes, parse_bytes, Hyperparameters, MetaEntry, ModelSummary, TensorSummary, TypeCount,
+};
 
 /// Which container the bytes are in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,12 +76,22 @@ pub enum ModelError {
     Apr(parallax_apr::AprError),
     Source(parallax_source::SourceError),
     /// The first bytes are neither GGUF nor APR.
-    UnknownFormat { magic: [u8; 4] },
+    UnknownFormat {
+        magic: [u8; 4],
+    },
     /// The file holds no tensor of that name or role.
-    NoSuchTensor { name: String },
+    NoSuchTensor {
+        name: String,
+    },
     /// The tensor's type cannot be turned into f32 here.
-    Unsupported { tensor: String, ty: String },
-    Quant { tensor: String, error: parallax_quant::QuantError },
+    Unsupported {
+        tensor: String,
+        ty: String,
+    },
+    Quant {
+        tensor: String,
+        error: parallax_quant::QuantError,
+    },
 }
 
 impl fmt::Display for ModelError {
@@ -161,7 +173,11 @@ impl<S: ByteSource> Model<S> {
                 n_bytes: t.n_bytes,
             })
             .collect();
-        Ok(Model { container: Container::Gguf { file: Box::new(file), source }, tensors, architecture })
+        Ok(Model {
+            container: Container::Gguf { file: Box::new(file), source },
+            tensors,
+            architecture,
+        })
     }
 
     fn open_apr(source: S) -> Result<Self, ModelError> {
@@ -253,10 +269,15 @@ impl<S: ByteSource> Model<S> {
     /// Rows `rows` of `tensor` dequantized to f32 (bit-exact with ggml for GGML types).
     pub fn read_f32_rows(&self, tensor: &Tensor, rows: Range<u64>) -> Result<Vec<f32>, ModelError> {
         match (&self.container, tensor.ty) {
-            (Container::Apr(file), _) => file.tensor_rows_f32(&tensor.name, rows).map_err(ModelError::Apr),
+            (Container::Apr(file), _) => {
+                file.tensor_rows_f32(&tensor.name, rows).map_err(ModelError::Apr)
+            }
             (Container::Gguf { .. }, TensorType::Ggml(ty)) => {
                 if !ty.is_dequantizable() {
-                    return Err(ModelError::Unsupported { tensor: tensor.name.clone(), ty: ty.name().into() });
+                    return Err(ModelError::Unsupported {
+                        tensor: tensor.name.clone(),
+                        ty: ty.name().into(),
+                    });
                 }
                 let bytes = self.read_raw_rows(tensor, rows.clone())?;
                 let n = (rows.end - rows.start) as usize * tensor.row_values();
@@ -265,9 +286,10 @@ impl<S: ByteSource> Model<S> {
                     .map_err(|error| ModelError::Quant { tensor: tensor.name.clone(), error })?;
                 Ok(out)
             }
-            (Container::Gguf { .. }, other) => {
-                Err(ModelError::Unsupported { tensor: tensor.name.clone(), ty: other.name().into() })
-            }
+            (Container::Gguf { .. }, other) => Err(ModelError::Unsupported {
+                tensor: tensor.name.clone(),
+                ty: other.name().into(),
+            }),
         }
     }
 

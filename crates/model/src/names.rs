@@ -16,7 +16,11 @@ pub enum Role {
     OutputNorm,
     /// Rotary-embedding frequency factors (llama3-style rope scaling), when present.
     RopeFreqs,
-    Layer { layer: u32, kind: LayerTensor, param: Param },
+    Layer {
+        layer: u32,
+        kind: LayerTensor,
+        param: Param,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -108,7 +112,11 @@ impl Role {
         let (layer, rest) = rest.split_once('.')?;
         let layer = parse_layer(layer)?;
         let (kind, param) = rest.rsplit_once('.')?;
-        Some(Role::Layer { layer, kind: LayerTensor::from_gguf_name(kind)?, param: parse_param(param)? })
+        Some(Role::Layer {
+            layer,
+            kind: LayerTensor::from_gguf_name(kind)?,
+            param: parse_param(param)?,
+        })
     }
 
     fn from_hf_name(name: &str, arch: &str) -> Option<Role> {
@@ -149,7 +157,11 @@ impl Role {
 
 fn parse_layer(s: &str) -> Option<u32> {
     // Reject "+1", "01" and the like: a layer index is written plainly.
-    if s.is_empty() || s.len() > 6 || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
+    if s.is_empty()
+        || s.len() > 6
+        || !s.bytes().all(|b| b.is_ascii_digit())
+        || (s.len() > 1 && s.starts_with('0'))
+    {
         return None;
     }
     s.parse().ok()
@@ -177,10 +189,26 @@ mod tests {
         check("blk.0.ffn_gate.weight", "qwen2", Some("blk.0.ffn_gate.weight"));
         check("model.layers.0.mlp.gate_proj.weight", "qwen2", Some("blk.0.ffn_gate.weight"));
         check("model.layers.27.self_attn.q_proj.bias", "qwen2", Some("blk.27.attn_q.bias"));
-        check("model.layers.3.post_attention_layernorm.weight", "qwen2", Some("blk.3.ffn_norm.weight"));
-        check("model.layers.3.post_attention_layernorm.weight", "gemma3", Some("blk.3.post_attention_norm.weight"));
-        check("model.layers.3.pre_feedforward_layernorm.weight", "gemma3", Some("blk.3.ffn_norm.weight"));
-        check("model.layers.3.post_feedforward_layernorm.weight", "gemma3", Some("blk.3.post_ffw_norm.weight"));
+        check(
+            "model.layers.3.post_attention_layernorm.weight",
+            "qwen2",
+            Some("blk.3.ffn_norm.weight"),
+        );
+        check(
+            "model.layers.3.post_attention_layernorm.weight",
+            "gemma3",
+            Some("blk.3.post_attention_norm.weight"),
+        );
+        check(
+            "model.layers.3.pre_feedforward_layernorm.weight",
+            "gemma3",
+            Some("blk.3.ffn_norm.weight"),
+        );
+        check(
+            "model.layers.3.post_feedforward_layernorm.weight",
+            "gemma3",
+            Some("blk.3.post_ffw_norm.weight"),
+        );
         check("model.layers.1.self_attn.k_norm.weight", "qwen3", Some("blk.1.attn_k_norm.weight"));
         check("model.embed_tokens.weight", "qwen2", Some("token_embd.weight"));
         check("lm_head.weight", "qwen2", Some("output.weight"));

@@ -117,7 +117,8 @@ pub(crate) fn hyperparameters<S: ByteSource>(model: &Model<S>) -> Hyperparameter
             n_embd,
             n_head,
             n_head_kv: u("attention.head_count_kv").or(n_head),
-            head_dim: u("attention.key_length").or_else(|| Some(n_embd? / n_head.filter(|h| *h > 0)?)),
+            head_dim: u("attention.key_length")
+                .or_else(|| Some(n_embd? / n_head.filter(|h| *h > 0)?)),
             n_ff: u("feed_forward_length"),
             n_vocab,
             n_ctx: u("context_length"),
@@ -133,7 +134,9 @@ pub(crate) fn hyperparameters<S: ByteSource>(model: &Model<S>) -> Hyperparameter
                 n_embd: h.hidden_size,
                 n_head: h.num_heads,
                 n_head_kv: h.num_kv_heads.or(h.num_heads),
-                head_dim: h.head_dim.or_else(|| Some(h.hidden_size? / h.num_heads.filter(|n| *n > 0)?)),
+                head_dim: h
+                    .head_dim
+                    .or_else(|| Some(h.hidden_size? / h.num_heads.filter(|n| *n > 0)?)),
                 n_ff: h.intermediate_size,
                 n_vocab: h.vocab_size,
                 n_ctx: h.max_position_embeddings,
@@ -150,12 +153,20 @@ pub(crate) fn summarize<S: ByteSource>(model: &Model<S>, full: bool) -> ModelSum
     let metadata = if let Some(file) = model.gguf() {
         file.metadata()
             .iter()
-            .map(|(key, value)| MetaEntry { key: key.clone(), value_type: gguf_type(value), value: gguf_value(value, full) })
+            .map(|(key, value)| MetaEntry {
+                key: key.clone(),
+                value_type: gguf_type(value),
+                value: gguf_value(value, full),
+            })
             .collect()
     } else if let Some(file) = model.apr() {
         file.metadata()
             .iter()
-            .map(|(key, value)| MetaEntry { key: key.clone(), value_type: json_type(value), value: json_value(value, full) })
+            .map(|(key, value)| MetaEntry {
+                key: key.clone(),
+                value_type: json_type(value),
+                value: json_value(value, full),
+            })
             .collect()
     } else {
         Vec::new()
@@ -276,8 +287,13 @@ fn json_value(v: &serde_json::Value, full: bool) -> String {
         String(s) => format!("{:?}", cut(s, full)),
         Array(a) => {
             let shown = if full { a.len() } else { a.len().min(ARRAY_PREVIEW) };
-            let items: Vec<std::string::String> = a.iter().take(shown).map(|x| json_value(x, full)).collect();
-            let more = if shown < a.len() { format!(", … {} more", a.len() - shown) } else { std::string::String::new() };
+            let items: Vec<std::string::String> =
+                a.iter().take(shown).map(|x| json_value(x, full)).collect();
+            let more = if shown < a.len() {
+                format!(", … {} more", a.len() - shown)
+            } else {
+                std::string::String::new()
+            };
             format!("[{}{more}]", items.join(", "))
         }
         Object(o) if !full && o.len() > ARRAY_PREVIEW => {
@@ -296,7 +312,8 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (number, unit) = (&t[..split], t[split..].trim());
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size (try 1.5G, 800M or 4096)"))?;
+    let value: f64 =
+        number.parse().map_err(|_| format!("`{text}` is not a size (try 1.5G, 800M or 4096)"))?;
     let scale: f64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kb" | "kib" => 1024.0,

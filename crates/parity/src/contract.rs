@@ -67,18 +67,12 @@ impl SiteRef {
     /// Resolve a contract's site name; `None` when neither Parallax nor upstream knows it.
     pub fn resolve(name: &str) -> Option<SiteRef> {
         if LAYER_SITES.contains(&name) || GLOBAL_SITES.contains(&name) {
-            return Some(SiteRef {
-                name: name.into(),
-                sites: vec![name.into()],
-            });
+            return Some(SiteRef { name: name.into(), sites: vec![name.into()] });
         }
-        SITE_ALIASES
-            .iter()
-            .find(|(alias, _)| *alias == name)
-            .map(|(alias, sites)| SiteRef {
-                name: (*alias).into(),
-                sites: sites.iter().map(|s| (*s).to_string()).collect(),
-            })
+        SITE_ALIASES.iter().find(|(alias, _)| *alias == name).map(|(alias, sites)| SiteRef {
+            name: (*alias).into(),
+            sites: sites.iter().map(|s| (*s).to_string()).collect(),
+        })
     }
 
     pub fn is_global(&self) -> bool {
@@ -304,21 +298,9 @@ pub enum Check {
         band: Band,
     },
     /// `stat(a) == stat(b)`: with `Stat::Count`, sample-size parity (FALSIFY-007).
-    StatEqual {
-        stat: Stat,
-        a: String,
-        b: String,
-        sites: Vec<SiteRef>,
-        layers: Layers,
-    },
+    StatEqual { stat: Stat, a: String, b: String, sites: Vec<SiteRef>, layers: Layers },
     /// One path's statistic within `band`.
-    StatBand {
-        stat: Stat,
-        path: String,
-        sites: Vec<SiteRef>,
-        layers: Layers,
-        band: Band,
-    },
+    StatBand { stat: Stat, path: String, sites: Vec<SiteRef>, layers: Layers, band: Band },
     /// An element-wise comparison of `path` against `reference` within `band`.
     Compare {
         metric: Metric,
@@ -329,12 +311,7 @@ pub enum Check {
         band: Band,
     },
     /// A logits comparison within `band`.
-    Logits {
-        metric: LogitsMetric,
-        path: String,
-        reference: String,
-        band: Band,
-    },
+    Logits { metric: LogitsMetric, path: String, reference: String, band: Band },
     /// The prediction names nothing Parallax measures (a command, prose about upstream code).
     NotMeasurable { reason: String },
 }
@@ -346,12 +323,9 @@ impl Check {
             Check::StatRatio { num, den, .. } => vec![num, den],
             Check::StatEqual { a, b, .. } => vec![a, b],
             Check::StatBand { path, .. } => vec![path],
-            Check::Compare {
-                path, reference, ..
+            Check::Compare { path, reference, .. } | Check::Logits { path, reference, .. } => {
+                vec![path, reference]
             }
-            | Check::Logits {
-                path, reference, ..
-            } => vec![path, reference],
             Check::NotMeasurable { .. } => vec![],
         }
     }
@@ -406,11 +380,7 @@ impl fmt::Display for ContractError {
                 "{test}: unknown site `{site}` (Parallax sites: {}, {}; upstream names: {})",
                 LAYER_SITES.join(", "),
                 GLOBAL_SITES.join(", "),
-                SITE_ALIASES
-                    .iter()
-                    .map(|(a, _)| *a)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                SITE_ALIASES.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(", ")
             ),
         }
     }
@@ -451,10 +421,8 @@ impl Contract {
     pub fn from_yaml_str(text: &str) -> Result<Contract, ContractError> {
         let raw: RawContract =
             serde_norway::from_str(text).map_err(|e| ContractError::Yaml(e.to_string()))?;
-        let raw_tests = raw
-            .falsification_tests
-            .filter(|t| !t.is_empty())
-            .ok_or(ContractError::NoTests)?;
+        let raw_tests =
+            raw.falsification_tests.filter(|t| !t.is_empty()).ok_or(ContractError::NoTests)?;
         let mut tests: Vec<ContractTest> = Vec::with_capacity(raw_tests.len());
         for (n, t) in raw_tests.into_iter().enumerate() {
             let id = t.id.ok_or(ContractError::MissingField {
@@ -464,50 +432,29 @@ impl Contract {
             if tests.iter().any(|x| x.id == id) {
                 return Err(ContractError::DuplicateId(id));
             }
-            let rule = t.rule.ok_or(ContractError::MissingField {
-                test: id.clone(),
-                field: "rule",
-            })?;
-            let prediction = t.prediction.ok_or(ContractError::MissingField {
-                test: id.clone(),
-                field: "prediction",
-            })?;
+            let rule =
+                t.rule.ok_or(ContractError::MissingField { test: id.clone(), field: "rule" })?;
+            let prediction = t
+                .prediction
+                .ok_or(ContractError::MissingField { test: id.clone(), field: "prediction" })?;
             let check = parse_prediction(&prediction).map_err(|e| match e {
-                PredError::Syntax(message) => ContractError::Prediction {
-                    test: id.clone(),
-                    message,
-                },
-                PredError::UnknownSite(site) => ContractError::UnknownSite {
-                    test: id.clone(),
-                    site,
-                },
+                PredError::Syntax(message) => {
+                    ContractError::Prediction { test: id.clone(), message }
+                }
+                PredError::UnknownSite(site) => {
+                    ContractError::UnknownSite { test: id.clone(), site }
+                }
             })?;
-            tests.push(ContractTest {
-                id,
-                rule,
-                prediction,
-                check,
-            });
+            tests.push(ContractTest { id, rule, prediction, check });
         }
         let meta = raw.metadata;
-        let name = meta
-            .as_ref()
-            .and_then(|m| m.name.clone())
-            .unwrap_or_else(|| id_prefix(&tests));
-        let version = meta
-            .as_ref()
-            .and_then(|m| m.version.as_ref())
-            .and_then(|v| match v {
-                serde_norway::Value::String(s) => Some(s.clone()),
-                serde_norway::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            });
-        Ok(Contract {
-            name,
-            version,
-            source: meta.and_then(|m| m.source),
-            tests,
-        })
+        let name = meta.as_ref().and_then(|m| m.name.clone()).unwrap_or_else(|| id_prefix(&tests));
+        let version = meta.as_ref().and_then(|m| m.version.as_ref()).and_then(|v| match v {
+            serde_norway::Value::String(s) => Some(s.clone()),
+            serde_norway::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+        Ok(Contract { name, version, source: meta.and_then(|m| m.source), tests })
     }
 }
 
@@ -516,15 +463,8 @@ fn id_prefix(tests: &[ContractTest]) -> String {
     let first = &tests[0].id;
     let mut prefix = first.as_str();
     for t in &tests[1..] {
-        let common = prefix
-            .chars()
-            .zip(t.id.chars())
-            .take_while(|(a, b)| a == b)
-            .count();
-        prefix = &prefix[..prefix
-            .char_indices()
-            .nth(common)
-            .map_or(prefix.len(), |(i, _)| i)];
+        let common = prefix.chars().zip(t.id.chars()).take_while(|(a, b)| a == b).count();
+        prefix = &prefix[..prefix.char_indices().nth(common).map_or(prefix.len(), |(i, _)| i)];
     }
     let trimmed = prefix.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '_');
     if trimmed.is_empty() {
@@ -618,9 +558,7 @@ fn parse_prediction(text: &str) -> Result<Check, PredError> {
             }
         }
     }
-    Err(best
-        .map(|(_, e)| e)
-        .unwrap_or_else(|| PredError::Syntax("empty prediction".into())))
+    Err(best.map(|(_, e)| e).unwrap_or_else(|| PredError::Syntax("empty prediction".into())))
 }
 
 struct Parser<'a> {
@@ -696,9 +634,7 @@ impl<'a> Parser<'a> {
     fn ident(&mut self) -> Option<&'a str> {
         self.ws();
         let r = self.rest();
-        let n = r
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(r.len());
+        let n = r.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(r.len());
         if n == 0 {
             return None;
         }
@@ -726,9 +662,7 @@ impl<'a> Parser<'a> {
         if v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f64 {
             Ok(v as u32)
         } else {
-            Err(PredError::Syntax(format!(
-                "expected a layer index, found {v}"
-            )))
+            Err(PredError::Syntax(format!("expected a layer index, found {v}")))
         }
     }
 
@@ -736,14 +670,9 @@ impl<'a> Parser<'a> {
         let mut layers = None;
         let mut site_set: Option<Vec<String>> = None;
         self.ws();
-        if self
-            .rest()
-            .to_ascii_lowercase()
-            .starts_with("for each layer")
-        {
+        if self.rest().to_ascii_lowercase().starts_with("for each layer") {
             self.pos += "for each layer".len();
-            self.ident()
-                .map_or_else(|| self.err("the layer variable (`i`)"), Ok)?;
+            self.ident().map_or_else(|| self.err("the layer variable (`i`)"), Ok)?;
             if self.eat("∈") || self.eat("in ") {
                 self.expect("[")?;
                 let start = self.uint()?;
@@ -810,11 +739,7 @@ impl<'a> Parser<'a> {
         };
         let (path, layer) = if let Some(path) = word.strip_suffix("_layer") {
             self.expect("[")?;
-            let layer = if self.eat("i") {
-                LayerIdx::Var
-            } else {
-                LayerIdx::Fixed(self.uint()?)
-            };
+            let layer = if self.eat("i") { LayerIdx::Var } else { LayerIdx::Fixed(self.uint()?) };
             self.expect("]")?;
             (path.to_string(), layer)
         } else {
@@ -822,19 +747,13 @@ impl<'a> Parser<'a> {
         };
         self.expect(".")?;
         let site = if self.eat("<") {
-            self.ident()
-                .map_or_else(|| self.err("the site variable"), Ok)?;
+            self.ident().map_or_else(|| self.err("the site variable"), Ok)?;
             self.expect(">")?;
             if self.rest().starts_with("_stats") {
                 self.pos += "_stats".len();
                 self.expect(".")?;
                 let stat = self.stat()?;
-                return Ok(Accessor {
-                    path,
-                    layer,
-                    site: SiteTok::Var,
-                    stat: Some(stat),
-                });
+                return Ok(Accessor { path, layer, site: SiteTok::Var, stat: Some(stat) });
             }
             SiteTok::Var
         } else {
@@ -853,12 +772,7 @@ impl<'a> Parser<'a> {
             }
             SiteTok::Name(name.into())
         };
-        Ok(Accessor {
-            path,
-            layer,
-            site,
-            stat: None,
-        })
+        Ok(Accessor { path, layer, site, stat: None })
     }
 
     fn stat(&mut self) -> Result<Stat, PredError> {
@@ -894,12 +808,7 @@ impl<'a> Parser<'a> {
     }
 
     fn band(&mut self) -> Result<Band, PredError> {
-        let open = Band {
-            lo: None,
-            hi: None,
-            lo_open: false,
-            hi_open: false,
-        };
+        let open = Band { lo: None, hi: None, lo_open: false, hi_open: false };
         if self.eat("∈") || self.eat("in ") {
             let lo_open = if self.eat("[") {
                 false
@@ -921,12 +830,7 @@ impl<'a> Parser<'a> {
             if hi < lo {
                 return Err(PredError::Syntax(format!("the band [{lo}, {hi}] is empty")));
             }
-            return Ok(Band {
-                lo: Some(lo),
-                hi: Some(hi),
-                lo_open,
-                hi_open,
-            });
+            return Ok(Band { lo: Some(lo), hi: Some(hi), lo_open, hi_open });
         }
         for (tok, is_hi, strict) in [
             ("≤", true, false),
@@ -939,27 +843,15 @@ impl<'a> Parser<'a> {
             if self.eat(tok) {
                 let v = self.number()?;
                 return Ok(if is_hi {
-                    Band {
-                        hi: Some(v),
-                        hi_open: strict,
-                        ..open
-                    }
+                    Band { hi: Some(v), hi_open: strict, ..open }
                 } else {
-                    Band {
-                        lo: Some(v),
-                        lo_open: strict,
-                        ..open
-                    }
+                    Band { lo: Some(v), lo_open: strict, ..open }
                 });
             }
         }
         if self.eat("==") {
             let v = self.number()?;
-            return Ok(Band {
-                lo: Some(v),
-                hi: Some(v),
-                ..open
-            });
+            return Ok(Band { lo: Some(v), hi: Some(v), ..open });
         }
         self.err("a band (`∈ [lo, hi]`, `≤ x`, `≥ x`, `== x`)")
     }
@@ -974,14 +866,7 @@ impl<'a> Parser<'a> {
             Operand::Ratio(a, b) => {
                 let (stat, sites, layers) = self.pair(&a, &b, layers, set)?;
                 let band = self.band()?;
-                Ok(Check::StatRatio {
-                    stat,
-                    num: a.path,
-                    den: b.path,
-                    sites,
-                    layers,
-                    band,
-                })
+                Ok(Check::StatRatio { stat, num: a.path, den: b.path, sites, layers, band })
             }
             Operand::Acc(a) => {
                 let save = self.pos;
@@ -990,13 +875,7 @@ impl<'a> Parser<'a> {
                     if self.rest().starts_with(|c: char| c.is_ascii_alphabetic()) {
                         let b = self.accessor()?;
                         let (stat, sites, layers) = self.pair(&a, &b, layers, set)?;
-                        return Ok(Check::StatEqual {
-                            stat,
-                            a: a.path,
-                            b: b.path,
-                            sites,
-                            layers,
-                        });
+                        return Ok(Check::StatEqual { stat, a: a.path, b: b.path, sites, layers });
                     }
                 }
                 self.pos = save;
@@ -1008,13 +887,7 @@ impl<'a> Parser<'a> {
                 };
                 let (sites, layers) = self.where_(&a, layers, set)?;
                 let band = self.band()?;
-                Ok(Check::StatBand {
-                    stat,
-                    path: a.path,
-                    sites,
-                    layers,
-                    band,
-                })
+                Ok(Check::StatBand { stat, path: a.path, sites, layers, band })
             }
             Operand::Func(name, a, b) => {
                 if a.stat.is_some() || b.stat.is_some() {
@@ -1041,12 +914,7 @@ impl<'a> Parser<'a> {
                     } else {
                         (a.path, b.path)
                     };
-                    return Ok(Check::Logits {
-                        metric,
-                        path,
-                        reference,
-                        band,
-                    });
+                    return Ok(Check::Logits { metric, path, reference, band });
                 }
                 let Some(metric) = Metric::parse(&name) else {
                     return Err(PredError::Syntax(format!(
@@ -1055,14 +923,7 @@ impl<'a> Parser<'a> {
                 };
                 let (sites, layers) = self.where_(&a, layers, set)?;
                 let band = self.band()?;
-                Ok(Check::Compare {
-                    metric,
-                    path: a.path,
-                    reference: b.path,
-                    sites,
-                    layers,
-                    band,
-                })
+                Ok(Check::Compare { metric, path: a.path, reference: b.path, sites, layers, band })
             }
         }
     }
@@ -1149,21 +1010,8 @@ mod tests {
     #[test]
     fn upstream_shapes_parse() {
         let c = parse("For each layer i ∈ [0, 28),\n  apr_layer[i].ffn_swigl_stats.std / gguf_layer[i].ffn_swigl_stats.std ∈ [0.5, 2.0]\n").unwrap();
-        let Check::StatRatio {
-            stat,
-            num,
-            den,
-            sites,
-            layers,
-            band,
-        } = c
-        else {
-            panic!("{c:?}")
-        };
-        assert_eq!(
-            (stat, num.as_str(), den.as_str()),
-            (Stat::Std, "apr", "gguf")
-        );
+        let Check::StatRatio { stat, num, den, sites, layers, band } = c else { panic!("{c:?}") };
+        assert_eq!((stat, num.as_str(), den.as_str()), (Stat::Std, "apr", "gguf"));
         assert_eq!(sites[0].sites, vec!["ffn_swigl"]);
         assert_eq!(layers, Layers::Range { start: 0, end: 28 });
         assert_eq!((band.lo, band.hi), (Some(0.5), Some(2.0)));
@@ -1171,25 +1019,12 @@ mod tests {
             "apr_layer[3].ffn_gate_stats.std / gguf_layer[3].ffn_gate_stats.std ∈ [0.7, 1.4]",
         )
         .unwrap();
-        assert!(matches!(
-            c,
-            Check::StatRatio {
-                layers: Layers::One(3),
-                ..
-            }
-        ));
+        assert!(matches!(c, Check::StatRatio { layers: Layers::One(3), .. }));
         let c = parse(
             "For each layer i ∈ [0, 28) and each ActivationStats slot s ∈\n{attn_norm, qkv, ffn_out}:\n\n  apr_layer[i].<s>_stats.count == gguf_layer[i].<s>_stats.count\n\nEither both stats reflect 7 × hidden_dim.\n",
         )
         .unwrap();
-        let Check::StatEqual {
-            stat: Stat::Count,
-            sites,
-            ..
-        } = c
-        else {
-            panic!("{c:?}")
-        };
+        let Check::StatEqual { stat: Stat::Count, sites, .. } = c else { panic!("{c:?}") };
         assert_eq!(sites[1].sites, vec!["q", "k", "v"]);
         assert_eq!(sites[2].sites, vec!["ffn_down"]);
         assert!(matches!(
@@ -1205,50 +1040,20 @@ mod tests {
     #[test]
     fn own_shapes_parse() {
         let c = parse("For each layer i and each site s ∈ {q, k}: cosine(q8_layer[i].<s>, f32_layer[i].<s>) ≥ 0.999").unwrap();
-        assert!(matches!(
-            c,
-            Check::Compare {
-                metric: Metric::Cosine,
-                layers: Layers::All,
-                ..
-            }
-        ));
+        assert!(matches!(c, Check::Compare { metric: Metric::Cosine, layers: Layers::All, .. }));
         let c = parse("kl(f32.logits, q8.logits) ≤ 0.01").unwrap();
-        let Check::Logits {
-            metric: LogitsMetric::Kl,
-            path,
-            reference,
-            band,
-        } = c
-        else {
-            panic!()
-        };
-        assert_eq!(
-            (path.as_str(), reference.as_str(), band.hi),
-            ("q8", "f32", Some(0.01))
-        );
+        let Check::Logits { metric: LogitsMetric::Kl, path, reference, band } = c else { panic!() };
+        assert_eq!((path.as_str(), reference.as_str(), band.hi), ("q8", "f32", Some(0.01)));
         let c = parse("For each layer i and each site s ∈ *: q8_layer[i].<s>_stats.nonfinite == 0")
             .unwrap();
-        assert!(matches!(
-            c,
-            Check::StatBand {
-                stat: Stat::NonFinite,
-                ..
-            }
-        ));
+        assert!(matches!(c, Check::StatBand { stat: Stat::NonFinite, .. }));
         assert!(matches!(
             parse("q8.final_norm_stats.nonfinite == 0").unwrap(),
-            Check::StatBand {
-                layers: Layers::None,
-                ..
-            }
+            Check::StatBand { layers: Layers::None, .. }
         ));
         assert!(matches!(
             parse("rel_l2(q8.embed, f32.embed) ≤ 0.000001").unwrap(),
-            Check::Compare {
-                layers: Layers::None,
-                ..
-            }
+            Check::Compare { layers: Layers::None, .. }
         ));
         // Prose that merely mentions a file name with a dot is not a quantity.
         assert!(matches!(
@@ -1267,10 +1072,7 @@ mod tests {
             "apr_layer[3].ffn_swigl_stats.std / gguf_layer[3].ffn_swigl_stats.std ~ 1",
             "q8_layer[3].logits_stats.nan == 0",
         ] {
-            assert!(
-                matches!(parse_prediction(bad), Err(PredError::Syntax(_))),
-                "{bad}"
-            );
+            assert!(matches!(parse_prediction(bad), Err(PredError::Syntax(_))), "{bad}");
         }
         assert!(matches!(
             parse_prediction("apr_layer[3].ffn_swiggle_stats.std / gguf_layer[3].ffn_swiggle_stats.std ∈ [0.5, 2]"),
@@ -1283,10 +1085,7 @@ mod tests {
         let all = default_contracts();
         assert_eq!(all[0].name, "parallax-default-v1");
         assert!(
-            all[0]
-                .tests
-                .iter()
-                .all(|t| !matches!(t.check, Check::NotMeasurable { .. })),
+            all[0].tests.iter().all(|t| !matches!(t.check, Check::NotMeasurable { .. })),
             "{:?}",
             all[0].tests
         );
@@ -1295,20 +1094,10 @@ mod tests {
 
     #[test]
     fn bands_judge_ratios_in_log_space() {
-        let b = Band {
-            lo: Some(0.5),
-            hi: Some(2.0),
-            lo_open: false,
-            hi_open: false,
-        };
+        let b = Band { lo: Some(0.5), hi: Some(2.0), lo_open: false, hi_open: false };
         assert!((b.slack(0.5) - b.slack(2.0)).abs() < 1e-12);
         assert!(b.slack(18.23) < 0.0 && !b.contains(18.23) && b.contains(1.245));
-        let le = Band {
-            lo: None,
-            hi: Some(0.1),
-            lo_open: false,
-            hi_open: false,
-        };
+        let le = Band { lo: None, hi: Some(0.1), lo_open: false, hi_open: false };
         assert!(le.slack(0.2) < 0.0 && le.slack(0.05) > 0.0);
         assert!(!b.contains(f64::NAN));
     }

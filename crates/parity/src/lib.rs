@@ -75,7 +75,17 @@ impl Stats {
         let n = values.len() as u64 - non_finite;
         let inf = non_finite - nan;
         if n == 0 {
-            return Stats { count: values.len() as u64, mean: None, std: None, min: None, max: None, absmax: None, nan, inf, zeros };
+            return Stats {
+                count: values.len() as u64,
+                mean: None,
+                std: None,
+                min: None,
+                max: None,
+                absmax: None,
+                nan,
+                inf,
+                zeros,
+            };
         }
         let mean = reduce_lanes(sum) / n as f64;
         let mut ss = [0f64; LANES];
@@ -83,7 +93,10 @@ impl Stats {
             let d = v as f64 - mean;
             ss[j] = if all_finite || v.is_finite() { ss[j] + d * d } else { ss[j] };
         });
-        let (min, max) = (min.into_iter().fold(f64::INFINITY, f64::min), max.into_iter().fold(f64::NEG_INFINITY, f64::max));
+        let (min, max) = (
+            min.into_iter().fold(f64::INFINITY, f64::min),
+            max.into_iter().fold(f64::NEG_INFINITY, f64::max),
+        );
         Stats {
             count: values.len() as u64,
             mean: Some(mean),
@@ -160,18 +173,30 @@ impl Compare {
     /// [`Compare::of`] for a caller that already holds both sides' [`Stats`] of these very
     /// slices (a probe records them anyway): `stds` gives their `std`s, so the two extra passes
     /// over the values are skipped. The result is the same, bit for bit.
-    pub fn of_with_stats(reference: &[f32], path: &[f32], ref_stats: &Stats, path_stats: &Stats) -> Option<Compare> {
-        debug_assert!(ref_stats.count == reference.len() as u64 && path_stats.count == path.len() as u64);
+    pub fn of_with_stats(
+        reference: &[f32],
+        path: &[f32],
+        ref_stats: &Stats,
+        path_stats: &Stats,
+    ) -> Option<Compare> {
+        debug_assert!(
+            ref_stats.count == reference.len() as u64 && path_stats.count == path.len() as u64
+        );
         Compare::with_stds(reference, path, || (ref_stats.std, path_stats.std))
     }
 
-    fn with_stds(reference: &[f32], path: &[f32], stds: impl FnOnce() -> (Option<f64>, Option<f64>)) -> Option<Compare> {
+    fn with_stds(
+        reference: &[f32],
+        path: &[f32],
+        stds: impl FnOnce() -> (Option<f64>, Option<f64>),
+    ) -> Option<Compare> {
         if reference.len() != path.len() {
             return None;
         }
         // The same lanes as `Stats::of`; a non-finite value anywhere voids every sum, so the
         // loop need not stop at it.
-        let (mut rr, mut pp, mut rp, mut dd, mut max_abs) = ([0f64; LANES], [0f64; LANES], [0f64; LANES], [0f64; LANES], [0f64; LANES]);
+        let (mut rr, mut pp, mut rp, mut dd, mut max_abs) =
+            ([0f64; LANES], [0f64; LANES], [0f64; LANES], [0f64; LANES], [0f64; LANES]);
         let finite = reference.iter().chain(path).all(|v| v.is_finite());
         if finite {
             let mut add = |j: usize, r: f32, p: f32| {
@@ -196,13 +221,21 @@ impl Compare {
         }
         let count = reference.len() as u64;
         if !finite {
-            return Some(Compare { count, std_ratio: None, cosine: None, rel_l2: None, sqnr_db: None, max_abs: None });
+            return Some(Compare {
+                count,
+                std_ratio: None,
+                cosine: None,
+                rel_l2: None,
+                sqnr_db: None,
+                max_abs: None,
+            });
         }
         let ratio = match stds() {
             (Some(r), Some(p)) if r > 0.0 => Some(p / r),
             _ => None,
         };
-        let (rr, pp, rp, dd) = (reduce_lanes(rr), reduce_lanes(pp), reduce_lanes(rp), reduce_lanes(dd));
+        let (rr, pp, rp, dd) =
+            (reduce_lanes(rr), reduce_lanes(pp), reduce_lanes(rp), reduce_lanes(dd));
         let max_abs = max_abs.into_iter().fold(0f64, f64::max);
         let cosine = (rr > 0.0 && pp > 0.0).then(|| rp / (rr.sqrt() * pp.sqrt()));
         Some(Compare {
@@ -235,7 +268,9 @@ impl LogitsCompare {
         let (tr, tp) = (top_k(reference, 10), top_k(path, 10));
         let overlap = tr.iter().filter(|(id, _)| tp.iter().any(|(j, _)| j == id)).count() as u32;
         let kl = match (log_softmax(reference), log_softmax(path)) {
-            (Some(lr), Some(lp)) => Some(lr.iter().zip(&lp).map(|(a, b)| libm::exp(*a) * (a - b)).sum::<f64>().max(0.0)),
+            (Some(lr), Some(lp)) => {
+                Some(lr.iter().zip(&lp).map(|(a, b)| libm::exp(*a) * (a - b)).sum::<f64>().max(0.0))
+            }
             _ => None,
         };
         Some(LogitsCompare {
@@ -307,7 +342,10 @@ mod tests {
 
     #[test]
     fn logits_compare_and_top_k() {
-        assert_eq!(top_k(&[0.5, 3.0, 3.0, -1.0, f32::NAN, 2.0], 3), vec![(1, 3.0), (2, 3.0), (5, 2.0)]);
+        assert_eq!(
+            top_k(&[0.5, 3.0, 3.0, -1.0, f32::NAN, 2.0], 3),
+            vec![(1, 3.0), (2, 3.0), (5, 2.0)]
+        );
         let a = [1.0f32, 2.0, 3.0, 0.0];
         let l = LogitsCompare::of(&a, &a).unwrap();
         assert!(l.kl.unwrap().abs() < 1e-12);

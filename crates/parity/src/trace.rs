@@ -73,13 +73,9 @@ impl Trace {
                 .into_iter()
                 .flatten()
                 .find(|s| s.site == site),
-            Some(i) => self
-                .layers
-                .iter()
-                .find(|l| l.index == i)?
-                .sites
-                .iter()
-                .find(|s| s.site == site),
+            Some(i) => {
+                self.layers.iter().find(|l| l.index == i)?.sites.iter().find(|s| s.site == site)
+            }
         }
     }
 }
@@ -104,10 +100,7 @@ impl fmt::Display for TraceError {
 impl std::error::Error for TraceError {}
 
 fn err<T>(line: usize, message: impl Into<String>) -> Result<T, TraceError> {
-    Err(TraceError {
-        line,
-        message: message.into(),
-    })
+    Err(TraceError { line, message: message.into() })
 }
 
 /// Read either format, telling them apart by their markers.
@@ -117,10 +110,7 @@ pub fn parse_trace(text: &str) -> Result<Trace, TraceError> {
     } else if text.contains("LAYER-BY-LAYER") || text.contains("APR-TRACE") {
         parse_apr_payload(text)
     } else {
-        err(
-            0,
-            "neither an `apr trace --payload` output nor a `llama-eval-callback` output",
-        )
+        err(0, "neither an `apr trace --payload` output nor a `llama-eval-callback` output")
     }
 }
 
@@ -227,18 +217,11 @@ pub fn parse_apr_payload(text: &str) -> Result<Trace, TraceError> {
             block = Block::None;
         } else if block == Block::Layers && line.starts_with("Layer ") {
             // `Layer  0/2 [OK]`
-            let idx = line["Layer ".len()..]
-                .trim_start()
-                .split('/')
-                .next()
-                .unwrap_or("");
+            let idx = line["Layer ".len()..].trim_start().split('/').next().unwrap_or("");
             let Ok(index) = idx.trim().parse::<u32>() else {
                 return err(n, format!("layer header `{line}`"));
             };
-            t.layers.push(TraceLayer {
-                index,
-                sites: Vec::new(),
-            });
+            t.layers.push(TraceLayer { index, sites: Vec::new() });
         } else if block == Block::Layers && line.contains("mean=") && line.contains("std=") {
             let Some(layer) = t.layers.last_mut() else {
                 return err(n, "a layer statistic before any `Layer N/M` header");
@@ -276,20 +259,11 @@ pub fn parse_apr_payload(text: &str) -> Result<Trace, TraceError> {
         }
     }
     if t.layers.is_empty() {
-        return err(
-            0,
-            "no `Layer N/M` blocks: not an `apr trace --payload` output",
-        );
+        return err(0, "no `Layer N/M` blocks: not an `apr trace --payload` output");
     }
     if let Some(n) = t.n_layers {
         if n as usize != t.layers.len() {
-            return err(
-                0,
-                format!(
-                    "the trace announces {n} layers but lists {}",
-                    t.layers.len()
-                ),
-            );
+            return err(0, format!("the trace announces {n} layers but lists {}", t.layers.len()));
         }
     }
     Ok(t)
@@ -319,24 +293,13 @@ const LLAMA_NAMES: &[(&str, &str)] = &[
     ("l_out", "resid_ffn"),
 ];
 
-const LLAMA_GLOBAL: &[(&str, &str)] = &[
-    ("inp_embd", "embed"),
-    ("result_norm", "final_norm"),
-    ("result_output", "logits"),
-];
+const LLAMA_GLOBAL: &[(&str, &str)] =
+    &[("inp_embd", "embed"), ("result_norm", "final_norm"), ("result_output", "logits")];
 
 /// Ops that only relabel or move a tensor (or rotate it, for q/k): the capture point is the op
 /// before them.
-const LLAMA_SKIP_OPS: &[&str] = &[
-    "RESHAPE",
-    "VIEW",
-    "PERMUTE",
-    "TRANSPOSE",
-    "CONT",
-    "CPY",
-    "ROPE",
-    "GET_ROWS_BACK",
-];
+const LLAMA_SKIP_OPS: &[&str] =
+    &["RESHAPE", "VIEW", "PERMUTE", "TRANSPOSE", "CONT", "CPY", "ROPE", "GET_ROWS_BACK"];
 
 /// `llama-eval-callback`.
 pub fn parse_llama_eval_callback(text: &str) -> Result<Trace, TraceError> {
@@ -361,13 +324,8 @@ pub fn parse_llama_eval_callback(text: &str) -> Result<Trace, TraceError> {
             let Some(close) = after.find(')') else {
                 return err(n, "unclosed tensor type");
             };
-            let op = after[close + 1..]
-                .trim_start()
-                .split('(')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
+            let op =
+                after[close + 1..].trim_start().split('(').next().unwrap_or("").trim().to_string();
             let Some(shape_at) = after.rfind("= {") else {
                 return err(n, "no output shape `= {…}`");
             };
@@ -391,14 +349,7 @@ pub fn parse_llama_eval_callback(text: &str) -> Result<Trace, TraceError> {
                 },
                 _ => (name.to_string(), None),
             };
-            entries.push(Entry {
-                name: base,
-                layer,
-                op,
-                shape,
-                sum: None,
-                line: n,
-            });
+            entries.push(Entry { name: base, layer, op, shape, sum: None, line: n });
         } else if let Some(s) = raw.trim().strip_prefix("sum = ") {
             let Some(e) = entries.last_mut() else {
                 return err(n, "`sum = …` before any tensor header");
@@ -408,10 +359,7 @@ pub fn parse_llama_eval_callback(text: &str) -> Result<Trace, TraceError> {
         }
     }
     if entries.is_empty() {
-        return err(
-            0,
-            "no `ggml_debug:` lines: not a llama-eval-callback output",
-        );
+        return err(0, "no `ggml_debug:` lines: not a llama-eval-callback output");
     }
     let mut t = Trace {
         format: TraceFormat::LlamaEvalCallback,
@@ -426,7 +374,8 @@ pub fn parse_llama_eval_callback(text: &str) -> Result<Trace, TraceError> {
     };
     let to_stat = |e: &Entry, site: &str| {
         // Checked when the line was parsed: the product fits.
-        let count: u64 = e.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).unwrap_or(u64::MAX);
+        let count: u64 =
+            e.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).unwrap_or(u64::MAX);
         TraceStat {
             site: site.to_string(),
             source_name: match e.layer {
@@ -445,11 +394,7 @@ pub fn parse_llama_eval_callback(text: &str) -> Result<Trace, TraceError> {
         if e.name.contains(' ') || LLAMA_SKIP_OPS.contains(&e.op.as_str()) {
             continue;
         }
-        let table = if e.layer.is_some() {
-            LLAMA_NAMES
-        } else {
-            LLAMA_GLOBAL
-        };
+        let table = if e.layer.is_some() { LLAMA_NAMES } else { LLAMA_GLOBAL };
         let Some(pri) = table.iter().position(|(n, _)| *n == e.name) else {
             if t.ignored.len() < 16 && !t.ignored.contains(&e.name) {
                 t.ignored.push(e.name.clone());
@@ -477,10 +422,7 @@ pub fn parse_llama_eval_callback(text: &str) -> Result<Trace, TraceError> {
             },
             Some(l) => match t.layers.iter_mut().find(|x| x.index == l) {
                 Some(x) => x.sites.push(stat),
-                None => t.layers.push(TraceLayer {
-                    index: l,
-                    sites: vec![stat],
-                }),
+                None => t.layers.push(TraceLayer { index: l, sites: vec![stat] }),
             },
         }
     }
@@ -529,10 +471,7 @@ ggml_debug:                 kq_mask = (f32)       SCALE(x{1, 1, 1, 1}, }) = {32,
         let q = t.stat(Some(0), "q").unwrap();
         assert!((q.mean.unwrap() - 0.01).abs() < 1e-12, "{q:?}");
         assert_eq!(q.std, None);
-        assert_eq!(
-            t.stat(Some(0), "ffn_down").unwrap().source_name,
-            "ffn_out-0"
-        );
+        assert_eq!(t.stat(Some(0), "ffn_down").unwrap().source_name, "ffn_out-0");
         assert!(t.stat(Some(0), "resid_ffn").is_some());
         assert_eq!(t.ignored, vec!["kq_mask".to_string()]);
         assert_eq!(t.n_layers, Some(1));

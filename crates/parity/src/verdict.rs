@@ -70,13 +70,7 @@ impl fmt::Display for Measurement {
         let counts: Vec<String> = self
             .counts
             .iter()
-            .map(|c| {
-                format!(
-                    "{} n={}",
-                    c.path,
-                    c.count.map_or("?".to_string(), |n| n.to_string())
-                )
-            })
+            .map(|c| format!("{} n={}", c.path, c.count.map_or("?".to_string(), |n| n.to_string())))
             .collect();
         if !counts.is_empty() {
             write!(f, " ({})", counts.join(", "))?;
@@ -148,7 +142,8 @@ impl RatioBand {
 
     /// Whether the band covers `site` at `layer`.
     pub fn applies(&self, site: &str, layer: u32) -> bool {
-        self.sites.iter().any(|s| s == site) && self.layers.is_none_or(|(a, b)| (a..b).contains(&layer))
+        self.sites.iter().any(|s| s == site)
+            && self.layers.is_none_or(|(a, b)| (a..b).contains(&layer))
     }
 }
 
@@ -227,11 +222,7 @@ impl Verdicts {
                 head.push_str(&format!(" v{v}"));
             }
             if !c.mapping.is_empty() {
-                let m: Vec<String> = c
-                    .mapping
-                    .iter()
-                    .map(|(a, b)| format!("{a} → {b}"))
-                    .collect();
+                let m: Vec<String> = c.mapping.iter().map(|(a, b)| format!("{a} → {b}")).collect();
                 head.push_str(&format!(" ({})", m.join(", ")));
             }
             out.push(head);
@@ -320,10 +311,7 @@ mod tests {
         assert!(v.passed());
         let lines = v.render_lines();
         assert!(lines[0].contains("apr → f32"), "{lines:?}");
-        assert!(
-            lines.iter().any(|l| l.contains("NOT MEASURABLE")),
-            "{lines:?}"
-        );
+        assert!(lines.iter().any(|l| l.contains("NOT MEASURABLE")), "{lines:?}");
         assert!(lines.last().unwrap().starts_with("verdict: PASS"));
         v.contracts[0].tests.push(test(Outcome::Refused));
         assert!(!v.passed());

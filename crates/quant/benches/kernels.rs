@@ -56,12 +56,8 @@ fn weights(ty: GgmlType, rng: &mut Rng) -> Vec<u8> {
     let n = ROWS * COLS;
     match ty {
         GgmlType::F32 => (0..n).flat_map(|_| rng.unit().to_le_bytes()).collect(),
-        GgmlType::F16 => (0..n)
-            .flat_map(|_| f16::from_f32(rng.unit()).to_le_bytes())
-            .collect(),
-        GgmlType::BF16 => (0..n)
-            .flat_map(|_| bf16::from_f32(rng.unit()).to_le_bytes())
-            .collect(),
+        GgmlType::F16 => (0..n).flat_map(|_| f16::from_f32(rng.unit()).to_le_bytes()).collect(),
+        GgmlType::BF16 => (0..n).flat_map(|_| bf16::from_f32(rng.unit()).to_le_bytes()).collect(),
         _ => {
             let bytes = ty.bytes_for(n as u64).expect("whole blocks") as usize;
             let mut w: Vec<u8> = (0..bytes).map(|_| rng.next() as u8).collect();
@@ -155,39 +151,23 @@ fn bench_type(c: &mut Criterion, ty: GgmlType, rng: &mut Rng) {
 
     if ty == GgmlType::F32 {
         // F32 weights: the kernels take f32 slices, so widen once outside the timing.
-        let wf: Vec<f32> = w
-            .as_chunks::<4>()
-            .0
-            .iter()
-            .map(|b| f32::from_le_bytes(*b))
-            .collect();
+        let wf: Vec<f32> = w.as_chunks::<4>().0.iter().map(|b| f32::from_le_bytes(*b)).collect();
         let mut run = |name: &str, f: &dyn Fn(&[f32], &[f32]) -> f32| {
             g.bench_function(BenchmarkId::new("dot", name), |b| {
-                b.iter(|| {
-                    wf.chunks_exact(COLS)
-                        .map(|r| f(black_box(r), &x))
-                        .sum::<f32>()
-                })
+                b.iter(|| wf.chunks_exact(COLS).map(|r| f(black_box(r), &x)).sum::<f32>())
             });
         };
         run("scalar", &generic::vec_dot_f32);
         #[cfg(target_arch = "x86_64")]
         if parallax_quant::avx2::available() {
             // SAFETY: runtime-detected features.
-            run("avx2", &|a, b| unsafe {
-                parallax_quant::avx2::vec_dot_f32(a, b)
-            });
+            run("avx2", &|a, b| unsafe { parallax_quant::avx2::vec_dot_f32(a, b) });
         }
     } else {
         let (scalar, fast) = kernels(ty);
         let mut run = |name: &str, f: &RowDot| {
             g.bench_function(BenchmarkId::new("dot", name), |b| {
-                b.iter(|| {
-                    black_box(&w)
-                        .chunks_exact(row_bytes)
-                        .map(|r| f(r, &act))
-                        .sum::<f32>()
-                })
+                b.iter(|| black_box(&w).chunks_exact(row_bytes).map(|r| f(r, &act)).sum::<f32>())
             });
         };
         run("scalar", &scalar);
@@ -201,9 +181,9 @@ fn bench_type(c: &mut Criterion, ty: GgmlType, rng: &mut Rng) {
 fn kernels_bench(c: &mut Criterion) {
     use GgmlType::*;
     let mut rng = Rng(0x5EED);
-    for ty in [
-        Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS, F16, BF16, F32,
-    ] {
+    for ty in
+        [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS, F16, BF16, F32]
+    {
         bench_type(c, ty, &mut rng);
     }
 }

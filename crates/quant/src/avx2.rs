@@ -140,12 +140,8 @@ unsafe fn dot_u8(u: __m256i, y: __m256i) -> __m256i {
 unsafe fn bytes_from_bits(bits: u32) -> __m256i {
     let v = _mm256_set1_epi32(bits as i32);
     // Byte i takes byte i/8 of `bits`; every 128-bit lane holds all four bytes of `bits`.
-    let spread = _mm256_setr_epi64x(
-        0,
-        0x0101_0101_0101_0101,
-        0x0202_0202_0202_0202,
-        0x0303_0303_0303_0303,
-    );
+    let spread =
+        _mm256_setr_epi64x(0, 0x0101_0101_0101_0101, 0x0202_0202_0202_0202, 0x0303_0303_0303_0303);
     let b = _mm256_shuffle_epi8(v, spread);
     let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
     _mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit)
@@ -384,11 +380,26 @@ macro_rules! legacy_dot_tokens {
             while b + 4 <= n {
                 let x = &wb[b..b + 4];
                 let q = [$decode(&x[0]), $decode(&x[1]), $decode(&x[2]), $decode(&x[3])];
-                let dw = fp16x4(bits_le(&x[0], 0), bits_le(&x[1], 0), bits_le(&x[2], 0), bits_le(&x[3], 0));
+                let dw = fp16x4(
+                    bits_le(&x[0], 0),
+                    bits_le(&x[1], 0),
+                    bits_le(&x[2], 0),
+                    bits_le(&x[3], 0),
+                );
                 for (acc, a) in acc.iter_mut().zip(acts) {
                     let y = &a[b..b + 4];
-                    let t = totals4($dot(&q[0], &y[0]), $dot(&q[1], &y[1]), $dot(&q[2], &y[2]), $dot(&q[3], &y[3]));
-                    let da = fp16x4(y[0].d.to_bits(), y[1].d.to_bits(), y[2].d.to_bits(), y[3].d.to_bits());
+                    let t = totals4(
+                        $dot(&q[0], &y[0]),
+                        $dot(&q[1], &y[1]),
+                        $dot(&q[2], &y[2]),
+                        $dot(&q[3], &y[3]),
+                    );
+                    let da = fp16x4(
+                        y[0].d.to_bits(),
+                        y[1].d.to_bits(),
+                        y[2].d.to_bits(),
+                        y[3].d.to_bits(),
+                    );
                     *acc = _mm_add_ps(*acc, _mm_mul_ps(_mm_mul_ps(dw, da), _mm_cvtepi32_ps(t)));
                 }
                 b += 4;
@@ -593,7 +604,8 @@ unsafe fn k4_scales_and_mins(x: &[u8], y: &BlockQ8K) -> (__m256i, __m128i) {
     let sm = k4_scales_mins(arr12_at(x, 4));
     // bsums: 16 sums of 16 activations (|·| ≤ 2032), paired per 32-value sub-block.
     let bsums = load32(y.bsums.as_ptr() as *const u8);
-    let pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+    let pair_sums =
+        _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
     let mins = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pair_sums);
     (_mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm)), mins)
 }
@@ -634,7 +646,10 @@ pub unsafe fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
             let q4 = load32(xp.add(16 + 32 * j));
             // Nibbles ≤ 15: pairs ≤ 2·15·128; times scale ≤ 63 in i32.
             let p0 = _mm256_maddubs_epi16(_mm256_and_si256(q4, m4), load32(yp.add(64 * j)));
-            let p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), load32(yp.add(64 * j + 32)));
+            let p1 = _mm256_maddubs_epi16(
+                _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4),
+                load32(yp.add(64 * j + 32)),
+            );
             let s0 = _mm256_madd_epi16(p0, broadcast_i16(scales, 2 * j as i16));
             let s1 = _mm256_madd_epi16(p1, broadcast_i16(scales, 2 * j as i16 + 1));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(s0, s1));
@@ -699,9 +714,18 @@ unsafe fn q6k_half(xp: *const u8, h: usize) -> [__m256i; 4] {
     let ql1 = load32(xp.add(64 * h + 32));
     let qh = load32(xp.add(128 + 32 * h));
     [
-        _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4)),
-        _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2)),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, _mm256_set1_epi8(0x30))),
+        _mm256_or_si256(
+            _mm256_and_si256(ql0, m4),
+            _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(ql1, m4),
+            _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+            _mm256_and_si256(qh, _mm256_set1_epi8(0x30)),
+        ),
         _mm256_or_si256(
             _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
             _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0xC0u8 as i8)), 2),
@@ -722,8 +746,10 @@ pub unsafe fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
         let scales = load16(xp.add(192));
         // Σ (q − 32)·q8 per sub-block = Σ q·q8 − 32·bsum: the offset for all 16 sub-blocks at
         // once from the activation's block sums (|scale·bsum| ≤ 127·2032, pairs fit in i32).
-        let offsets = _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), load32(y.bsums.as_ptr() as *const u8));
-        let offsets = _mm_add_epi32(_mm256_castsi256_si128(offsets), _mm256_extracti128_si256(offsets, 1));
+        let offsets =
+            _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), load32(y.bsums.as_ptr() as *const u8));
+        let offsets =
+            _mm_add_epi32(_mm256_castsi256_si128(offsets), _mm256_extracti128_si256(offsets, 1));
 
         let mut sumi = _mm256_setzero_si256();
         for h in 0..2 {
@@ -765,7 +791,10 @@ macro_rules! k4_dot_tokens {
                     let y = &a[b];
                     let yp = y.qs.as_ptr() as *const u8;
                     let bsums = load32(y.bsums.as_ptr() as *const u8);
-                    let pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+                    let pair_sums = _mm_hadd_epi16(
+                        _mm256_castsi256_si128(bsums),
+                        _mm256_extracti128_si256(bsums, 1),
+                    );
                     let mins = _mm_madd_epi16(mins16, pair_sums);
                     let mut sumi = _mm256_setzero_si256();
                     for k in 0..8 {
@@ -865,7 +894,10 @@ pub unsafe fn vec_dot_q6_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut
                 let y = &a[b];
                 let yp = y.qs.as_ptr() as *const u8;
                 let offsets = _mm256_madd_epi16(scales16, load32(y.bsums.as_ptr() as *const u8));
-                let offsets = _mm_add_epi32(_mm256_castsi256_si128(offsets), _mm256_extracti128_si256(offsets, 1));
+                let offsets = _mm_add_epi32(
+                    _mm256_castsi256_si128(offsets),
+                    _mm256_extracti128_si256(offsets, 1),
+                );
                 let mut sumi = _mm256_setzero_si256();
                 for c in 0..8 {
                     let p = _mm256_maddubs_epi16(q[c], load32(yp.add(32 * c)));
@@ -948,7 +980,10 @@ pub unsafe fn vec_dot_f32(a: &[f32], b: &[f32]) -> f32 {
     while i + 32 <= n {
         for (k, s) in acc.iter_mut().enumerate() {
             let o = i + 8 * k;
-            *s = _mm256_add_ps(*s, _mm256_mul_ps(_mm256_loadu_ps(pa.add(o)), _mm256_loadu_ps(pb.add(o))));
+            *s = _mm256_add_ps(
+                *s,
+                _mm256_mul_ps(_mm256_loadu_ps(pa.add(o)), _mm256_loadu_ps(pb.add(o))),
+            );
         }
         i += 32;
     }
@@ -1040,7 +1075,12 @@ pub unsafe fn vec_dot_f32_rows_tokens(w: &[f32], cols: usize, xs: &[&[f32]], out
             }
             3 => {
                 for (r, row) in rows.clone().enumerate() {
-                    out[r * nt + t..r * nt + t + 3].copy_from_slice(&dot_f32_triple(row, xs[t], xs[t + 1], xs[t + 2]));
+                    out[r * nt + t..r * nt + t + 3].copy_from_slice(&dot_f32_triple(
+                        row,
+                        xs[t],
+                        xs[t + 1],
+                        xs[t + 2],
+                    ));
                 }
                 t += 3;
             }
@@ -1174,14 +1214,20 @@ pub unsafe fn dequantize_row_q4_k(bytes: &[u8], out: &mut [f32]) {
         let (sc, mn) = scale_min_k4(arr12_at(x, 4));
         for j in 0..QK_K / 64 {
             let q = load32(x.as_ptr().add(16 + 32 * j));
-            let halves = [_mm256_and_si256(q, _mm256_set1_epi8(0x0F)), _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0F))];
+            let halves = [
+                _mm256_and_si256(q, _mm256_set1_epi8(0x0F)),
+                _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0F)),
+            ];
             for (h, nib) in halves.into_iter().enumerate() {
                 let g = 2 * j + h;
                 let d1 = _mm256_set1_ps(d * sc[g] as f32);
                 let m1 = _mm256_set1_ps(dmin * mn[g] as f32);
                 let dst = y.as_mut_ptr().add(32 * g);
                 for k in 0..4 {
-                    _mm256_storeu_ps(dst.add(8 * k), _mm256_sub_ps(_mm256_mul_ps(d1, i8_group_ps(nib, k)), m1));
+                    _mm256_storeu_ps(
+                        dst.add(8 * k),
+                        _mm256_sub_ps(_mm256_mul_ps(d1, i8_group_ps(nib, k)), m1),
+                    );
                 }
             }
         }

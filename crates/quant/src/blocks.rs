@@ -52,9 +52,8 @@ pub const IQ4_NL_BYTES: usize = 18;
 pub const IQ4_XS_BYTES: usize = 136;
 
 /// The 16 non-linear levels of IQ4_NL / IQ4_XS (`kvalues_iq4nl` in ggml).
-pub const KVALUES_IQ4NL: [i8; 16] = [
-    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
-];
+pub const KVALUES_IQ4NL: [i8; 16] =
+    [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
 /// Activation block for Q4_0/Q5_0/Q8_0/IQ4_NL weights: 32 values, 8.5 bits/value.
 #[repr(C)]
@@ -92,10 +91,7 @@ const _: () = assert!(std::mem::size_of::<BlockQ8_1>() == Q8_1_BYTES);
 const _: () = assert!(std::mem::size_of::<BlockQ8K>() == Q8_K_BYTES);
 
 impl BlockQ8_0 {
-    pub const ZERO: BlockQ8_0 = BlockQ8_0 {
-        d: f16::ZERO,
-        qs: [0; QK],
-    };
+    pub const ZERO: BlockQ8_0 = BlockQ8_0 { d: f16::ZERO, qs: [0; QK] };
 
     /// The block as ggml stores it (34 bytes), e.g. for a GGUF writer or golden comparison.
     pub fn to_bytes(&self) -> [u8; Q8_0_BYTES] {
@@ -109,11 +105,7 @@ impl BlockQ8_0 {
 }
 
 impl BlockQ8_1 {
-    pub const ZERO: BlockQ8_1 = BlockQ8_1 {
-        d: f16::ZERO,
-        s: f16::ZERO,
-        qs: [0; QK],
-    };
+    pub const ZERO: BlockQ8_1 = BlockQ8_1 { d: f16::ZERO, s: f16::ZERO, qs: [0; QK] };
 
     /// The block as ggml stores it (36 bytes).
     pub fn to_bytes(&self) -> [u8; Q8_1_BYTES] {
@@ -128,11 +120,7 @@ impl BlockQ8_1 {
 }
 
 impl BlockQ8K {
-    pub const ZERO: BlockQ8K = BlockQ8K {
-        d: 0.0,
-        qs: [0; QK_K],
-        bsums: [0; QK_K / 16],
-    };
+    pub const ZERO: BlockQ8K = BlockQ8K { d: 0.0, qs: [0; QK_K], bsums: [0; QK_K / 16] };
 
     /// The block as ggml stores it (292 bytes: d, qs, bsums).
     pub fn to_bytes(&self) -> [u8; Q8_K_BYTES] {

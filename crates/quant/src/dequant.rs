@@ -13,10 +13,7 @@ use half::{bf16, f16};
 pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), QuantError> {
     use GgmlType as T;
     if !ty.is_dequantizable() {
-        return Err(QuantError::Unsupported {
-            ty,
-            what: "dequantization",
-        });
+        return Err(QuantError::Unsupported { ty, what: "dequantization" });
     }
     let values = out.len();
     let expected = ty
@@ -24,12 +21,7 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Qua
         .and_then(|b| usize::try_from(b).ok())
         .ok_or(QuantError::NotWholeBlocks { ty, values })?;
     if bytes.len() != expected {
-        return Err(QuantError::WrongByteLength {
-            ty,
-            values,
-            expected,
-            got: bytes.len(),
-        });
+        return Err(QuantError::WrongByteLength { ty, values, expected, got: bytes.len() });
     }
     #[cfg(target_arch = "x86_64")]
     if crate::avx2::available() {
@@ -81,12 +73,7 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Qua
         T::Q8_K => dequantize_row_q8_k(bytes, out),
         T::IQ4_NL => dequantize_row_iq4_nl(bytes, out),
         T::IQ4_XS => dequantize_row_iq4_xs(bytes, out),
-        _ => {
-            return Err(QuantError::Unsupported {
-                ty,
-                what: "dequantization",
-            })
-        }
+        _ => return Err(QuantError::Unsupported { ty, what: "dequantization" }),
     }
     Ok(())
 }
@@ -110,12 +97,7 @@ pub fn dequantize_row_bf16(bytes: &[u8], out: &mut [f32]) {
 }
 
 pub fn dequantize_row_q4_0(bytes: &[u8], out: &mut [f32]) {
-    for (x, y) in bytes
-        .as_chunks::<Q4_0_BYTES>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<QK>().0)
-    {
+    for (x, y) in bytes.as_chunks::<Q4_0_BYTES>().0.iter().zip(out.as_chunks_mut::<QK>().0) {
         let d = f16_at(x, 0);
         for j in 0..QK / 2 {
             let q = x[2 + j];
@@ -126,12 +108,7 @@ pub fn dequantize_row_q4_0(bytes: &[u8], out: &mut [f32]) {
 }
 
 pub fn dequantize_row_q4_1(bytes: &[u8], out: &mut [f32]) {
-    for (x, y) in bytes
-        .as_chunks::<Q4_1_BYTES>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<QK>().0)
-    {
+    for (x, y) in bytes.as_chunks::<Q4_1_BYTES>().0.iter().zip(out.as_chunks_mut::<QK>().0) {
         let d = f16_at(x, 0);
         let m = f16_at(x, 2);
         for j in 0..QK / 2 {
@@ -143,12 +120,7 @@ pub fn dequantize_row_q4_1(bytes: &[u8], out: &mut [f32]) {
 }
 
 pub fn dequantize_row_q5_0(bytes: &[u8], out: &mut [f32]) {
-    for (x, y) in bytes
-        .as_chunks::<Q5_0_BYTES>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<QK>().0)
-    {
+    for (x, y) in bytes.as_chunks::<Q5_0_BYTES>().0.iter().zip(out.as_chunks_mut::<QK>().0) {
         let d = f16_at(x, 0);
         let qh = u32_at(x, 2);
         for j in 0..QK / 2 {
@@ -162,12 +134,7 @@ pub fn dequantize_row_q5_0(bytes: &[u8], out: &mut [f32]) {
 }
 
 pub fn dequantize_row_q5_1(bytes: &[u8], out: &mut [f32]) {
-    for (x, y) in bytes
-        .as_chunks::<Q5_1_BYTES>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<QK>().0)
-    {
+    for (x, y) in bytes.as_chunks::<Q5_1_BYTES>().0.iter().zip(out.as_chunks_mut::<QK>().0) {
         let d = f16_at(x, 0);
         let m = f16_at(x, 2);
         let qh = u32_at(x, 4);
@@ -182,12 +149,7 @@ pub fn dequantize_row_q5_1(bytes: &[u8], out: &mut [f32]) {
 }
 
 pub fn dequantize_row_q8_0(bytes: &[u8], out: &mut [f32]) {
-    for (x, y) in bytes
-        .as_chunks::<Q8_0_BYTES>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<QK>().0)
-    {
+    for (x, y) in bytes.as_chunks::<Q8_0_BYTES>().0.iter().zip(out.as_chunks_mut::<QK>().0) {
         let d = f16_at(x, 0);
         for j in 0..QK {
             y[j] = (x[2 + j] as i8) as f32 * d;
@@ -198,12 +160,7 @@ pub fn dequantize_row_q8_0(bytes: &[u8], out: &mut [f32]) {
 /// Q8_1 (an activation format; ggml has no `dequantize_row_q8_1`): `qs·d`, the stored sum `s`
 /// is redundant and ignored — the same as gguf-py.
 pub fn dequantize_row_q8_1(bytes: &[u8], out: &mut [f32]) {
-    for (x, y) in bytes
-        .as_chunks::<Q8_1_BYTES>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<QK>().0)
-    {
+    for (x, y) in bytes.as_chunks::<Q8_1_BYTES>().0.iter().zip(out.as_chunks_mut::<QK>().0) {
         let d = f16_at(x, 0);
         for j in 0..QK {
             y[j] = (x[4 + j] as i8) as f32 * d;
@@ -212,12 +169,7 @@ pub fn dequantize_row_q8_1(bytes: &[u8], out: &mut [f32]) {
 }
 
 pub fn dequantize_row_q2_k(bytes: &[u8], out: &mut [f32]) {
-    for (x, y) in bytes
-        .as_chunks::<Q2_K_BYTES>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<QK_K>().0)
-    {
+    for (x, y) in bytes.as_chunks::<Q2_K_BYTES>().0.iter().zip(out.as_chunks_mut::<QK_K>().0) {
         let d = f16_at(x, 80);
         let min = f16_at(x, 82);
         let mut is = 0;
@@ -241,12 +193,7 @@ pub fn dequantize_row_q2_k(bytes: &[u8], out: &mut [f32]) {
 }
 
 pub fn dequantize_row_q3_k(bytes: &[u8], out: &mut [f32]) {
-    for (x, y) in bytes
-        .as_chunks::<Q3_K_BYTES>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<QK_K>().0)
-    {
+    for (x, y) in bytes.as_chunks::<Q3_K_BYTES>().0.iter().zip(out.as_chunks_mut::<QK_K>().0) {
         let d_all = f16_at(x, 108);
         let hm = &x[0..32];
         let scales = scales_q3_k(arr12(x, 96));
@@ -273,12 +220,7 @@ pub fn dequantize_row_q3_k(bytes: &[u8], out: &mut [f32]) {
 }
 
 pub fn dequantize_row_q4_k(bytes: &[u8], out: &mut [f32]) {
-    for (x, y) in bytes
-        .as_chunks::<Q4_K_BYTES>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<QK_K>().0)
-    {
+    for (x, y) in bytes.as_chunks::<Q4_K_BYTES>().0.iter().zip(out.as_chunks_mut::<QK_K>().0) {
         let d = f16_at(x, 0);
         let min = f16_at(x, 2);
         let (sc, mn) = scale_min_k4(arr12(x, 4));
@@ -297,12 +239,7 @@ pub fn dequantize_row_q4_k(bytes: &[u8], out: &mut [f32]) {
 }
 
 pub fn dequantize_row_q5_k(bytes: &[u8], out: &mut [f32]) {
-    for (x, y) in bytes
-        .as_chunks::<Q5_K_BYTES>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<QK_K>().0)
-    {
+    for (x, y) in bytes.as_chunks::<Q5_K_BYTES>().0.iter().zip(out.as_chunks_mut::<QK_K>().0) {
         let d = f16_at(x, 0);
         let min = f16_at(x, 2);
         let (sc, mn) = scale_min_k4(arr12(x, 4));
@@ -328,12 +265,7 @@ pub fn dequantize_row_q5_k(bytes: &[u8], out: &mut [f32]) {
 }
 
 pub fn dequantize_row_q6_k(bytes: &[u8], out: &mut [f32]) {
-    for (x, y) in bytes
-        .as_chunks::<Q6_K_BYTES>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<QK_K>().0)
-    {
+    for (x, y) in bytes.as_chunks::<Q6_K_BYTES>().0.iter().zip(out.as_chunks_mut::<QK_K>().0) {
         let d = f16_at(x, 208);
         for n in 0..QK_K / 128 {
             let ql = &x[64 * n..64 * n + 64];
@@ -358,12 +290,7 @@ pub fn dequantize_row_q6_k(bytes: &[u8], out: &mut [f32]) {
 
 /// Q8_K: f32 scale `d @0`, `qs: i8[256] @4`, `bsums: i16[16] @260` (ignored here).
 pub fn dequantize_row_q8_k(bytes: &[u8], out: &mut [f32]) {
-    for (x, y) in bytes
-        .as_chunks::<Q8_K_BYTES>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<QK_K>().0)
-    {
+    for (x, y) in bytes.as_chunks::<Q8_K_BYTES>().0.iter().zip(out.as_chunks_mut::<QK_K>().0) {
         let d = f32::from_le_bytes([x[0], x[1], x[2], x[3]]);
         for j in 0..QK_K {
             y[j] = d * (x[4 + j] as i8) as f32;
@@ -372,12 +299,7 @@ pub fn dequantize_row_q8_k(bytes: &[u8], out: &mut [f32]) {
 }
 
 pub fn dequantize_row_iq4_nl(bytes: &[u8], out: &mut [f32]) {
-    for (x, y) in bytes
-        .as_chunks::<IQ4_NL_BYTES>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<QK>().0)
-    {
+    for (x, y) in bytes.as_chunks::<IQ4_NL_BYTES>().0.iter().zip(out.as_chunks_mut::<QK>().0) {
         let d = f16_at(x, 0);
         for j in 0..QK / 2 {
             let q = x[2 + j];
@@ -388,12 +310,7 @@ pub fn dequantize_row_iq4_nl(bytes: &[u8], out: &mut [f32]) {
 }
 
 pub fn dequantize_row_iq4_xs(bytes: &[u8], out: &mut [f32]) {
-    for (x, y) in bytes
-        .as_chunks::<IQ4_XS_BYTES>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<QK_K>().0)
-    {
+    for (x, y) in bytes.as_chunks::<IQ4_XS_BYTES>().0.iter().zip(out.as_chunks_mut::<QK_K>().0) {
         let d = f16_at(x, 0);
         let scales_h = u16_at(x, 2) as i32;
         for ib in 0..QK_K / 32 {

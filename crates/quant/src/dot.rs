@@ -242,16 +242,11 @@ pub fn vec_dot_bf16(w: &[u8], a: &[bf16]) -> f32 {
 /// Checks that weights of type `ty` can be dotted with `a` and returns the weight bytes one
 /// row of `a.n_values()` values takes.
 fn row_bytes(ty: GgmlType, a: &Activation) -> Result<usize, QuantError> {
-    let want = ty.vec_dot_type().ok_or(QuantError::Unsupported {
-        ty,
-        what: "fused dot product",
-    })?;
+    let want =
+        ty.vec_dot_type().ok_or(QuantError::Unsupported { ty, what: "fused dot product" })?;
     if a.ty() != want {
         return Err(QuantError::Mismatch {
-            message: format!(
-                "{ty} weights pair with {want} activations, but {} was given",
-                a.ty()
-            ),
+            message: format!("{ty} weights pair with {want} activations, but {} was given", a.ty()),
         });
     }
     let n = a.n_values();
@@ -319,7 +314,12 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &Activation) -> Result<f32, QuantError
 /// (AVX2 and simd128: the 32-value formats × Q8_0, Q4_K, Q5_K and Q6_K × Q8_K) each weight block
 /// is decoded once for every token. For many rows against the same tokens, [`TokenActivations`]
 /// checks the tokens once.
-pub fn vec_dot_tokens(ty: GgmlType, w: &[u8], acts: &[Activation], out: &mut [f32]) -> Result<(), QuantError> {
+pub fn vec_dot_tokens(
+    ty: GgmlType,
+    w: &[u8],
+    acts: &[Activation],
+    out: &mut [f32],
+) -> Result<(), QuantError> {
     TokenActivations::new(ty, acts)?.dot_row(w, out)
 }
 
@@ -342,7 +342,12 @@ impl<'a> TokenActivations<'a> {
         for a in acts {
             let rb = self::row_bytes(ty, a)?;
             if *row_bytes.get_or_insert(rb) != rb {
-                return Err(QuantError::Mismatch { message: format!("token rows of different lengths ({} values and more)", a.n_values()) });
+                return Err(QuantError::Mismatch {
+                    message: format!(
+                        "token rows of different lengths ({} values and more)",
+                        a.n_values()
+                    ),
+                });
             }
         }
         let q8_0 = acts
@@ -369,12 +374,21 @@ impl<'a> TokenActivations<'a> {
         let ty = self.ty;
         if out.len() != self.acts.len() {
             return Err(QuantError::Mismatch {
-                message: format!("{} activation rows but room for {} results", self.acts.len(), out.len()),
+                message: format!(
+                    "{} activation rows but room for {} results",
+                    self.acts.len(),
+                    out.len()
+                ),
             });
         }
         if let Some(a) = self.acts.first() {
             if w.len() != self.row_bytes {
-                return Err(QuantError::WrongByteLength { ty, values: a.n_values(), expected: self.row_bytes, got: w.len() });
+                return Err(QuantError::WrongByteLength {
+                    ty,
+                    values: a.n_values(),
+                    expected: self.row_bytes,
+                    got: w.len(),
+                });
             }
         }
         if self.acts.len() > 1 {
@@ -408,9 +422,15 @@ fn multi_token_kernel_k(ty: GgmlType) -> Option<TokensKernelK> {
     if crate::avx2::available() {
         // SAFETY (each wrapper): as in `multi_token_kernel`.
         return match ty {
-            GgmlType::Q4_K => Some(|w, a, o| unsafe { crate::avx2::vec_dot_q4_k_q8_k_tokens(w, a, o) }),
-            GgmlType::Q5_K => Some(|w, a, o| unsafe { crate::avx2::vec_dot_q5_k_q8_k_tokens(w, a, o) }),
-            GgmlType::Q6_K => Some(|w, a, o| unsafe { crate::avx2::vec_dot_q6_k_q8_k_tokens(w, a, o) }),
+            GgmlType::Q4_K => {
+                Some(|w, a, o| unsafe { crate::avx2::vec_dot_q4_k_q8_k_tokens(w, a, o) })
+            }
+            GgmlType::Q5_K => {
+                Some(|w, a, o| unsafe { crate::avx2::vec_dot_q5_k_q8_k_tokens(w, a, o) })
+            }
+            GgmlType::Q6_K => {
+                Some(|w, a, o| unsafe { crate::avx2::vec_dot_q6_k_q8_k_tokens(w, a, o) })
+            }
             _ => None,
         };
     }
@@ -433,10 +453,18 @@ fn multi_token_kernel(ty: GgmlType) -> Option<TokensKernel> {
         // SAFETY (each wrapper): AVX2, FMA and F16C were detected at runtime; the caller passes
         // rows whose lengths `TokenActivations` checked.
         return match ty {
-            GgmlType::Q4_0 => Some(|w, a, o| unsafe { crate::avx2::vec_dot_q4_0_q8_0_tokens(w, a, o) }),
-            GgmlType::Q5_0 => Some(|w, a, o| unsafe { crate::avx2::vec_dot_q5_0_q8_0_tokens(w, a, o) }),
-            GgmlType::Q8_0 => Some(|w, a, o| unsafe { crate::avx2::vec_dot_q8_0_q8_0_tokens(w, a, o) }),
-            GgmlType::IQ4_NL => Some(|w, a, o| unsafe { crate::avx2::vec_dot_iq4_nl_q8_0_tokens(w, a, o) }),
+            GgmlType::Q4_0 => {
+                Some(|w, a, o| unsafe { crate::avx2::vec_dot_q4_0_q8_0_tokens(w, a, o) })
+            }
+            GgmlType::Q5_0 => {
+                Some(|w, a, o| unsafe { crate::avx2::vec_dot_q5_0_q8_0_tokens(w, a, o) })
+            }
+            GgmlType::Q8_0 => {
+                Some(|w, a, o| unsafe { crate::avx2::vec_dot_q8_0_q8_0_tokens(w, a, o) })
+            }
+            GgmlType::IQ4_NL => {
+                Some(|w, a, o| unsafe { crate::avx2::vec_dot_iq4_nl_q8_0_tokens(w, a, o) })
+            }
             _ => None,
         };
     }
@@ -456,9 +484,18 @@ fn multi_token_kernel(ty: GgmlType) -> Option<TokensKernel> {
 /// `out[r * xs.len() + t] = vec_dot_f32(row r, xs[t])`, bit for bit, with each loaded weight
 /// vector reused across tokens and the tokens kept in cache across rows where a kernel allows
 /// (AVX2, simd128).
-pub fn vec_dot_f32_rows_tokens(w: &[f32], cols: usize, xs: &[&[f32]], out: &mut [f32]) -> Result<(), QuantError> {
+pub fn vec_dot_f32_rows_tokens(
+    w: &[f32],
+    cols: usize,
+    xs: &[&[f32]],
+    out: &mut [f32],
+) -> Result<(), QuantError> {
     let rows = w.len().checked_div(cols).unwrap_or(0);
-    if cols == 0 || !w.len().is_multiple_of(cols) || xs.iter().any(|x| x.len() != cols) || out.len() != rows * xs.len() {
+    if cols == 0
+        || !w.len().is_multiple_of(cols)
+        || xs.iter().any(|x| x.len() != cols)
+        || out.len() != rows * xs.len()
+    {
         return Err(QuantError::Mismatch {
             message: format!(
                 "f32 rows: {} weights in rows of {cols}, {} token rows, room for {} results",

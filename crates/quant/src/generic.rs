@@ -219,12 +219,7 @@ pub fn vec_dot_q3_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
         let mut aux32 = [0i32; 8];
         for j in 0..QK_K / 16 {
             let s = scales[j] as i32 - 32;
-            lanes_16(
-                &mut aux32,
-                s,
-                &aux8[16 * j..16 * j + 16],
-                &y.qs[16 * j..16 * j + 16],
-            );
+            lanes_16(&mut aux32, s, &aux8[16 * j..16 * j + 16], &y.qs[16 * j..16 * j + 16]);
         }
         let d = f16_at(x, 108) * y.d;
         sumf += d * isum8(&aux32) as f32;
@@ -324,12 +319,7 @@ pub fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
         let mut aux32 = [0i32; 8];
         for j in 0..QK_K / 16 {
             let s = x[192 + j] as i8 as i32;
-            lanes_16(
-                &mut aux32,
-                s,
-                &aux8[16 * j..16 * j + 16],
-                &y.qs[16 * j..16 * j + 16],
-            );
+            lanes_16(&mut aux32, s, &aux8[16 * j..16 * j + 16], &y.qs[16 * j..16 * j + 16]);
         }
         let d = f16_at(x, 208) * y.d;
         sumf += d * isum8(&aux32) as f32;
@@ -378,13 +368,17 @@ pub fn vec_dot_f32(a: &[f32], b: &[f32]) -> f32 {
 /// 11 × 11 significant bits) in [`crate::order`]'s 32 lanes.
 pub fn vec_dot_f16(w: &[u8], a: &[f16]) -> f32 {
     debug_assert_eq!(w.len(), a.len() * 2);
-    lanes32(a.len().min(w.len() / 2), |i| f16::from_le_bytes([w[2 * i], w[2 * i + 1]]).to_f32() * a[i].to_f32())
+    lanes32(a.len().min(w.len() / 2), |i| {
+        f16::from_le_bytes([w[2 * i], w[2 * i + 1]]).to_f32() * a[i].to_f32()
+    })
 }
 
 /// BF16 weights (raw LE bytes) × BF16 activations (products exact: 8 × 8 significant bits).
 pub fn vec_dot_bf16(w: &[u8], a: &[bf16]) -> f32 {
     debug_assert_eq!(w.len(), a.len() * 2);
-    lanes32(a.len().min(w.len() / 2), |i| bf16::from_le_bytes([w[2 * i], w[2 * i + 1]]).to_f32() * a[i].to_f32())
+    lanes32(a.len().min(w.len() / 2), |i| {
+        bf16::from_le_bytes([w[2 * i], w[2 * i + 1]]).to_f32() * a[i].to_f32()
+    })
 }
 
 /// Product `i` (of `n`) into lane `i mod 32`, then the halving tree.

@@ -24,7 +24,10 @@ pub mod simd128;
 pub use blocks::{BlockQ8K, BlockQ8_0, BlockQ8_1};
 pub use dequant::dequantize;
 pub use dot::{matvec, vec_dot, Activation};
-pub use quantize::{quantize_activation, quantize_activation_with, Q8Rounding, quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k};
+pub use quantize::{
+    quantize_activation, quantize_activation_with, quantize_row_q8_0, quantize_row_q8_1,
+    quantize_row_q8_k, Q8Rounding,
+};
 pub use types::GgmlType;
 
 /// What went wrong in a kernel call; always a caller error (wrong lengths or types), never data.
@@ -44,7 +47,9 @@ pub enum QuantError {
 impl std::fmt::Display for QuantError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            QuantError::Unsupported { ty, what } => write!(f, "{what} is not supported for tensor type {ty}"),
+            QuantError::Unsupported { ty, what } => {
+                write!(f, "{what} is not supported for tensor type {ty}")
+            }
             QuantError::NotWholeBlocks { ty, values } => write!(
                 f,
                 "{values} values is not a whole number of {ty} blocks ({} values each)",

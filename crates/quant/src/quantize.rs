@@ -167,17 +167,17 @@ pub fn quantize_activation(weight_ty: GgmlType, x: &[f32]) -> Result<Activation,
 
 /// [`quantize_activation`] with a chosen Q8_0/Q8_1 rounding (Q8_K is the reference on every
 /// llama.cpp build).
-pub fn quantize_activation_with(weight_ty: GgmlType, x: &[f32], rounding: Q8Rounding) -> Result<Activation, QuantError> {
-    let act_ty = weight_ty.vec_dot_type().ok_or(QuantError::Unsupported {
-        ty: weight_ty,
-        what: "activation quantization",
-    })?;
+pub fn quantize_activation_with(
+    weight_ty: GgmlType,
+    x: &[f32],
+    rounding: Q8Rounding,
+) -> Result<Activation, QuantError> {
+    let act_ty = weight_ty
+        .vec_dot_type()
+        .ok_or(QuantError::Unsupported { ty: weight_ty, what: "activation quantization" })?;
     let bs = act_ty.block_size();
     if !x.len().is_multiple_of(bs) || !x.len().is_multiple_of(weight_ty.block_size()) {
-        return Err(QuantError::NotWholeBlocks {
-            ty: weight_ty,
-            values: x.len(),
-        });
+        return Err(QuantError::NotWholeBlocks { ty: weight_ty, values: x.len() });
     }
     Ok(match act_ty {
         GgmlType::F32 => Activation::F32(x.to_vec()),
@@ -206,10 +206,7 @@ pub fn quantize_activation_with(weight_ty: GgmlType, x: &[f32], rounding: Q8Roun
             Activation::Q8K(out)
         }
         other => {
-            return Err(QuantError::Unsupported {
-                ty: other,
-                what: "activation quantization",
-            })
+            return Err(QuantError::Unsupported { ty: other, what: "activation quantization" })
         }
     })
 }

@@ -87,9 +87,7 @@ mod imp {
     fn bytes_from_bits16(bits: u32, half: u8) -> v128 {
         let b0 = 2 * half;
         let b1 = b0 + 1;
-        let spread = u8x16(
-            b0, b0, b0, b0, b0, b0, b0, b0, b1, b1, b1, b1, b1, b1, b1, b1,
-        );
+        let spread = u8x16(b0, b0, b0, b0, b0, b0, b0, b0, b1, b1, b1, b1, b1, b1, b1, b1);
         let b = i8x16_swizzle(u32x4_splat(bits), spread);
         let mask = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
         i8x16_eq(v128_and(b, mask), mask)
@@ -99,8 +97,10 @@ mod imp {
     /// by shuffles, then two adds).
     #[inline(always)]
     fn totals4(p0: v128, p1: v128, p2: v128, p3: v128) -> v128 {
-        let s01 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(p0, p1), i32x4_shuffle::<2, 6, 3, 7>(p0, p1));
-        let s23 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(p2, p3), i32x4_shuffle::<2, 6, 3, 7>(p2, p3));
+        let s01 =
+            i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(p0, p1), i32x4_shuffle::<2, 6, 3, 7>(p0, p1));
+        let s23 =
+            i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(p2, p3), i32x4_shuffle::<2, 6, 3, 7>(p2, p3));
         // s01 = [p0a, p1a, p0b, p1b] with a = lanes 0+2, b = lanes 1+3.
         i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(s01, s23), i32x4_shuffle::<2, 3, 6, 7>(s01, s23))
     }
@@ -123,11 +123,29 @@ mod imp {
         let mut b = 0;
         while b + 4 <= n {
             let (x, y) = (&wb[b..b + 4], &a[b..b + 4]);
-            let t = totals4(block(&x[0], &y[0]), block(&x[1], &y[1]), block(&x[2], &y[2]), block(&x[3], &y[3]));
-            let d = f32x4(scale(&x[0], &y[0]), scale(&x[1], &y[1]), scale(&x[2], &y[2]), scale(&x[3], &y[3]));
+            let t = totals4(
+                block(&x[0], &y[0]),
+                block(&x[1], &y[1]),
+                block(&x[2], &y[2]),
+                block(&x[3], &y[3]),
+            );
+            let d = f32x4(
+                scale(&x[0], &y[0]),
+                scale(&x[1], &y[1]),
+                scale(&x[2], &y[2]),
+                scale(&x[3], &y[3]),
+            );
             let mut term = f32x4_mul(d, f32x4_convert_i32x4(t));
             if let Some(min) = min {
-                term = f32x4_add(term, f32x4(min(&x[0], &y[0]), min(&x[1], &y[1]), min(&x[2], &y[2]), min(&x[3], &y[3])));
+                term = f32x4_add(
+                    term,
+                    f32x4(
+                        min(&x[0], &y[0]),
+                        min(&x[1], &y[1]),
+                        min(&x[2], &y[2]),
+                        min(&x[3], &y[3]),
+                    ),
+                );
             }
             acc = f32x4_add(acc, term);
             b += 4;
@@ -195,7 +213,13 @@ mod imp {
 
     /// Q8_0 × Q8_0.
     pub fn vec_dot_q8_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-        legacy_dot(w, a, |x: &[u8; Q8_0_BYTES], y| wide_dot([load(x, 2), load(x, 18)], y), scale_q8_0, None)
+        legacy_dot(
+            w,
+            a,
+            |x: &[u8; Q8_0_BYTES], y| wide_dot([load(x, 2), load(x, 18)], y),
+            scale_q8_0,
+            None,
+        )
     }
 
     /// IQ4_NL × Q8_0 (levels looked up with a byte swizzle).
@@ -227,10 +251,16 @@ mod imp {
             while b + 4 <= n {
                 let x = &wb[b..b + 4];
                 let q = [decode(&x[0]), decode(&x[1]), decode(&x[2]), decode(&x[3])];
-                let dw = f32x4(f16_at(&x[0], 0), f16_at(&x[1], 0), f16_at(&x[2], 0), f16_at(&x[3], 0));
+                let dw =
+                    f32x4(f16_at(&x[0], 0), f16_at(&x[1], 0), f16_at(&x[2], 0), f16_at(&x[3], 0));
                 for (acc, a) in acc.iter_mut().zip(acts) {
                     let y = &a[b..b + 4];
-                    let t = totals4(dot(q[0], &y[0]), dot(q[1], &y[1]), dot(q[2], &y[2]), dot(q[3], &y[3]));
+                    let t = totals4(
+                        dot(q[0], &y[0]),
+                        dot(q[1], &y[1]),
+                        dot(q[2], &y[2]),
+                        dot(q[3], &y[3]),
+                    );
                     let da = f32x4(d_a(&y[0]), d_a(&y[1]), d_a(&y[2]), d_a(&y[3]));
                     *acc = f32x4_add(*acc, f32x4_mul(f32x4_mul(dw, da), f32x4_convert_i32x4(t)));
                 }
@@ -258,7 +288,10 @@ mod imp {
         let (qh, q) = (u32_at(x, 2), load(x, 6));
         // Where the 5th bit is clear, a high nibble of 0xF makes the i8 `nibble − 16`; where it
         // is set, the byte stays `nibble` = `(nibble + 16) − 16`.
-        [v128_or(lo4(q), v128_andnot(f0, bytes_from_bits16(qh, 0))), v128_or(hi4(q), v128_andnot(f0, bytes_from_bits16(qh, 1)))]
+        [
+            v128_or(lo4(q), v128_andnot(f0, bytes_from_bits16(qh, 0))),
+            v128_or(hi4(q), v128_andnot(f0, bytes_from_bits16(qh, 1))),
+        ]
     }
 
     /// A Q4_0 block's weights as two halves of i8.
@@ -312,12 +345,8 @@ mod imp {
         let m3 = u8x16_splat(3);
         let mut sumf = 0.0f32;
         for (x, y) in w.as_chunks::<Q2_K_BYTES>().0.iter().zip(a) {
-            let summs: i32 = y
-                .bsums
-                .iter()
-                .zip(&x[..16])
-                .map(|(&b, &sc)| b as i32 * (sc >> 4) as i32)
-                .sum();
+            let summs: i32 =
+                y.bsums.iter().zip(&x[..16]).map(|(&b, &sc)| b as i32 * (sc >> 4) as i32).sum();
             let mut sumi = i32x4_splat(0);
             for k in 0..2 {
                 for t in 0..2 {
@@ -379,8 +408,14 @@ mod imp {
     #[inline(always)]
     fn k4_min_sum(mins_lo: u32, mins_hi: u32, y: &BlockQ8K) -> i32 {
         let mins = u32x4(mins_lo, mins_hi, 0, 0);
-        let dup_lo = u16x8_extend_low_u8x16(i8x16_swizzle(mins, u8x16(0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0)));
-        let dup_hi = u16x8_extend_low_u8x16(i8x16_swizzle(mins, u8x16(4, 4, 5, 5, 6, 6, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0)));
+        let dup_lo = u16x8_extend_low_u8x16(i8x16_swizzle(
+            mins,
+            u8x16(0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0),
+        ));
+        let dup_hi = u16x8_extend_low_u8x16(i8x16_swizzle(
+            mins,
+            u8x16(4, 4, 5, 5, 6, 6, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0),
+        ));
         // SAFETY: `bsums` is 16 i16 = 32 readable bytes; `v128_load` is 1-aligned.
         let (bs_lo, bs_hi) = unsafe {
             let p = y.bsums.as_ptr() as *const v128;
@@ -419,7 +454,8 @@ mod imp {
                 // Nibble × activation products (|·| ≤ 15·128) summed four to an i16 lane
                 // (≤ 7680), then scaled and widened in one dot with the sub-block's scale.
                 let p0 = nibble_dot32(lo4(qa), lo4(qb), load_i8(&y.qs, o), load_i8(&y.qs, o + 16));
-                let p1 = nibble_dot32(hi4(qa), hi4(qb), load_i8(&y.qs, o + 32), load_i8(&y.qs, o + 48));
+                let p1 =
+                    nibble_dot32(hi4(qa), hi4(qb), load_i8(&y.qs, o + 32), load_i8(&y.qs, o + 48));
                 sumi = i32x4_add(sumi, i32x4_dot_i16x8(p0, i16x8_splat(k4_scale(sc, 2 * j))));
                 sumi = i32x4_add(sumi, i32x4_dot_i16x8(p1, i16x8_splat(k4_scale(sc, 2 * j + 1))));
             }
@@ -455,7 +491,12 @@ mod imp {
                     let summ = k4_min_sum(mins_lo, mins_hi, y);
                     let mut sumi = i32x4_splat(0);
                     for k in 0..8 {
-                        let p = nibble_dot32(v[2 * k], v[2 * k + 1], load_i8(&y.qs, 32 * k), load_i8(&y.qs, 32 * k + 16));
+                        let p = nibble_dot32(
+                            v[2 * k],
+                            v[2 * k + 1],
+                            load_i8(&y.qs, 32 * k),
+                            load_i8(&y.qs, 32 * k + 16),
+                        );
                         sumi = i32x4_add(sumi, i32x4_dot_i16x8(p, scale[k]));
                     }
                     let d = dx * y.d;
@@ -675,7 +716,9 @@ mod imp {
     fn dot_f32_pair(w: &[f32], a: &[f32], b: &[f32]) -> (f32, f32) {
         let n = w.len();
         let (mut acc_a, mut acc_b) = ([f32x4_splat(0.0); 8], [f32x4_splat(0.0); 8]);
-        for ((cw, ca), cb) in w.as_chunks::<32>().0.iter().zip(a.as_chunks::<32>().0).zip(b.as_chunks::<32>().0) {
+        for ((cw, ca), cb) in
+            w.as_chunks::<32>().0.iter().zip(a.as_chunks::<32>().0).zip(b.as_chunks::<32>().0)
+        {
             for k in 0..8 {
                 let x = load4(cw, k);
                 acc_a[k] = f32x4_add(acc_a[k], f32x4_mul(x, load4(ca, k)));
@@ -720,7 +763,12 @@ mod imp {
     fn store_scaled16(q: v128, d: v128, y: &mut [f32]) {
         let lo = i16x8_extend_low_i8x16(q);
         let hi = i16x8_extend_high_i8x16(q);
-        let parts = [i32x4_extend_low_i16x8(lo), i32x4_extend_high_i16x8(lo), i32x4_extend_low_i16x8(hi), i32x4_extend_high_i16x8(hi)];
+        let parts = [
+            i32x4_extend_low_i16x8(lo),
+            i32x4_extend_high_i16x8(lo),
+            i32x4_extend_low_i16x8(hi),
+            i32x4_extend_high_i16x8(hi),
+        ];
         for (k, p) in parts.into_iter().enumerate() {
             let v = f32x4_mul(f32x4_convert_i32x4(p), d);
             let dst = &mut y[4 * k..4 * k + 4];
@@ -746,7 +794,12 @@ mod imp {
     fn store_affine16(q: v128, d: v128, m: v128, y: &mut [f32]) {
         let lo = u16x8_extend_low_u8x16(q);
         let hi = u16x8_extend_high_u8x16(q);
-        let parts = [u32x4_extend_low_u16x8(lo), u32x4_extend_high_u16x8(lo), u32x4_extend_low_u16x8(hi), u32x4_extend_high_u16x8(hi)];
+        let parts = [
+            u32x4_extend_low_u16x8(lo),
+            u32x4_extend_high_u16x8(lo),
+            u32x4_extend_low_u16x8(hi),
+            u32x4_extend_high_u16x8(hi),
+        ];
         for (k, p) in parts.into_iter().enumerate() {
             let v = f32x4_sub(f32x4_mul(d, f32x4_convert_i32x4(p)), m);
             let dst = &mut y[4 * k..4 * k + 4];
@@ -767,7 +820,12 @@ mod imp {
                     let m1 = f32x4_splat(dmin * mn[g] as f32);
                     for half in 0..2 {
                         let q = nib(load(x, 16 + 32 * j + 16 * half));
-                        store_affine16(q, d1, m1, &mut y[32 * g + 16 * half..32 * g + 16 * half + 16]);
+                        store_affine16(
+                            q,
+                            d1,
+                            m1,
+                            &mut y[32 * g + 16 * half..32 * g + 16 * half + 16],
+                        );
                     }
                 }
             }

@@ -51,10 +51,8 @@ fn generic_dot(ty: GgmlType, w: &[u8], a: &Activation) -> f32 {
         (T::F16, Activation::F16(a)) => generic::vec_dot_f16(w, a),
         (T::BF16, Activation::BF16(a)) => generic::vec_dot_bf16(w, a),
         (T::F32, Activation::F32(a)) => {
-            let wf: Vec<f32> = w
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            let wf: Vec<f32> =
+                w.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
             generic::vec_dot_f32(&wf, a)
         }
         _ => panic!("{ty} has no pairing with {:?}", a.ty()),
@@ -64,10 +62,9 @@ fn generic_dot(ty: GgmlType, w: &[u8], a: &Activation) -> f32 {
 fn check(ty: GgmlType, w: &[u8], a: &Activation, what: &str) {
     let (want, mag) = ref_dot(ty, w, a);
     let tol = 1e-5 * mag;
-    for (path, got) in [
-        ("vec_dot (dispatched)", vec_dot(ty, w, a).unwrap()),
-        ("generic", generic_dot(ty, w, a)),
-    ] {
+    for (path, got) in
+        [("vec_dot (dispatched)", vec_dot(ty, w, a).unwrap()), ("generic", generic_dot(ty, w, a))]
+    {
         let err = (got as f64 - want).abs();
         assert!(
             err <= tol,
@@ -159,16 +156,11 @@ fn dispatchers_equal_generic_bit_for_bit_on_this_machine_or_within_tolerance() {
     let ty = GgmlType::Q4_K;
     let w = random_weights(&mut rng, ty, 1024);
     let a = quantize_activation(ty, &random_row(&mut rng, 1024)).unwrap();
-    let Activation::Q8K(blocks) = &a else {
-        unreachable!()
-    };
+    let Activation::Q8K(blocks) = &a else { unreachable!() };
     let d = dot::vec_dot_q4_k_q8_k(&w, blocks);
     let g = generic::vec_dot_q4_k_q8_k(&w, blocks);
     let (_, mag) = ref_dot(ty, &w, &a);
-    assert!(
-        (d as f64 - g as f64).abs() <= 1e-5 * mag,
-        "dispatch {d:e} vs generic {g:e}"
-    );
+    assert!((d as f64 - g as f64).abs() <= 1e-5 * mag, "dispatch {d:e} vs generic {g:e}");
 }
 
 #[test]
@@ -206,8 +198,5 @@ fn q8_k_bsums_feed_the_min_terms() {
     let a = quantize_activation(ty, &x).unwrap();
     check(ty, &blk, &a, "all-min block");
     let (want, _) = ref_dot(ty, &blk, &a);
-    assert!(
-        want.abs() > 0.0,
-        "test block must exercise a non-zero min term"
-    );
+    assert!(want.abs() > 0.0, "test block must exercise a non-zero min term");
 }

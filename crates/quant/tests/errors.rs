@@ -18,14 +18,8 @@ fn dequantize_rejects_unsupported_types() {
         let bytes = vec![0u8; ty.type_size()];
         let mut out = vec![0f32; ty.block_size()];
         let err = dequantize(ty, &bytes, &mut out).unwrap_err();
-        assert!(
-            matches!(err, QuantError::Unsupported { ty: t, .. } if t == ty),
-            "{ty}: {err:?}"
-        );
-        assert!(
-            err.to_string().contains(ty.name()),
-            "message names the type: {err}"
-        );
+        assert!(matches!(err, QuantError::Unsupported { ty: t, .. } if t == ty), "{ty}: {err:?}");
+        assert!(err.to_string().contains(ty.name()), "message names the type: {err}");
     }
 }
 
@@ -33,24 +27,13 @@ fn dequantize_rejects_unsupported_types() {
 fn dequantize_rejects_partial_blocks_and_wrong_byte_counts() {
     let mut out = vec![0f32; 100];
     let err = dequantize(GgmlType::Q4_K, &[0u8; 144], &mut out).unwrap_err();
-    assert_eq!(
-        err,
-        QuantError::NotWholeBlocks {
-            ty: GgmlType::Q4_K,
-            values: 100
-        }
-    );
+    assert_eq!(err, QuantError::NotWholeBlocks { ty: GgmlType::Q4_K, values: 100 });
 
     let mut out = vec![0f32; 32];
     let err = dequantize(GgmlType::Q4_0, &[0u8; 17], &mut out).unwrap_err();
     assert_eq!(
         err,
-        QuantError::WrongByteLength {
-            ty: GgmlType::Q4_0,
-            values: 32,
-            expected: 18,
-            got: 17
-        }
+        QuantError::WrongByteLength { ty: GgmlType::Q4_0, values: 32, expected: 18, got: 17 }
     );
     let err = dequantize(GgmlType::Q4_0, &[0u8; 19], &mut out).unwrap_err();
     assert!(matches!(err, QuantError::WrongByteLength { got: 19, .. }));
@@ -59,12 +42,7 @@ fn dequantize_rejects_partial_blocks_and_wrong_byte_counts() {
     let err = dequantize(GgmlType::F32, &[0u8; 11], &mut out).unwrap_err();
     assert_eq!(
         err,
-        QuantError::WrongByteLength {
-            ty: GgmlType::F32,
-            values: 3,
-            expected: 12,
-            got: 11
-        }
+        QuantError::WrongByteLength { ty: GgmlType::F32, values: 3, expected: 12, got: 11 }
     );
     assert!(err.to_string().contains("12 bytes"), "{err}");
 }
@@ -80,16 +58,7 @@ fn dequantize_of_nothing_is_ok() {
 fn vec_dot_rejects_unpaired_types_and_wrong_activations() {
     let a = Activation::Q8_0(vec![BlockQ8_0::ZERO]);
     let err = vec_dot(GgmlType::IQ2_XXS, &[0u8; 66], &a).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            QuantError::Unsupported {
-                ty: GgmlType::IQ2_XXS,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, QuantError::Unsupported { ty: GgmlType::IQ2_XXS, .. }), "{err:?}");
 
     // Q4_K pairs with Q8_K, not Q8_0.
     let err = vec_dot(GgmlType::Q4_K, &[0u8; 144], &a).unwrap_err();
@@ -141,35 +110,17 @@ fn matvec_checks_shapes() {
     matvec(GgmlType::Q4_0, &w, 64, &a, &mut out).unwrap();
 
     let err = matvec(GgmlType::Q4_0, &w, 32, &a, &mut out).unwrap_err();
-    assert!(
-        matches!(err, QuantError::Mismatch { .. }),
-        "n_cols vs activation: {err:?}"
-    );
+    assert!(matches!(err, QuantError::Mismatch { .. }), "n_cols vs activation: {err:?}");
 
     let mut out4 = vec![0f32; 4];
     let err = matvec(GgmlType::Q4_0, &w, 64, &a, &mut out4).unwrap_err();
     assert_eq!(
         err,
-        QuantError::WrongByteLength {
-            ty: GgmlType::Q4_0,
-            values: 256,
-            expected: 144,
-            got: 108
-        }
+        QuantError::WrongByteLength { ty: GgmlType::Q4_0, values: 256, expected: 144, got: 108 }
     );
 
     let err = matvec(GgmlType::Q4_0, &w[..107], 64, &a, &mut out).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            QuantError::WrongByteLength {
-                expected: 108,
-                got: 107,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, QuantError::WrongByteLength { expected: 108, got: 107, .. }), "{err:?}");
 
     let err = matvec(GgmlType::Q2_K, &w, 64, &a, &mut out).unwrap_err();
     assert!(matches!(err, QuantError::Mismatch { .. }), "{err:?}");
@@ -181,37 +132,13 @@ fn matvec_checks_shapes() {
 #[test]
 fn quantize_activation_checks_type_and_length() {
     let err = quantize_activation(GgmlType::IQ2_XS, &[0.0; 256]).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            QuantError::Unsupported {
-                ty: GgmlType::IQ2_XS,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, QuantError::Unsupported { ty: GgmlType::IQ2_XS, .. }), "{err:?}");
     let err = quantize_activation(GgmlType::Q4_K, &[0.0; 100]).unwrap_err();
-    assert_eq!(
-        err,
-        QuantError::NotWholeBlocks {
-            ty: GgmlType::Q4_K,
-            values: 100
-        }
-    );
+    assert_eq!(err, QuantError::NotWholeBlocks { ty: GgmlType::Q4_K, values: 100 });
     let err = quantize_activation(GgmlType::Q4_0, &[0.0; 33]).unwrap_err();
-    assert_eq!(
-        err,
-        QuantError::NotWholeBlocks {
-            ty: GgmlType::Q4_0,
-            values: 33
-        }
-    );
+    assert_eq!(err, QuantError::NotWholeBlocks { ty: GgmlType::Q4_0, values: 33 });
     assert!(quantize_activation(GgmlType::F16, &[1.0; 3]).is_ok());
-    assert_eq!(
-        quantize_activation(GgmlType::Q4_K, &[]).unwrap().n_values(),
-        0
-    );
+    assert_eq!(quantize_activation(GgmlType::Q4_K, &[]).unwrap().n_values(), 0);
 }
 
 #[test]
@@ -233,11 +160,7 @@ fn non_finite_inputs_never_panic() {
     for ty in GgmlType::all().filter(|t| t.is_dequantizable()) {
         let bs = ty.block_size();
         let n = 256 / bs * bs;
-        dequantize(
-            ty,
-            &vec![0xFFu8; ty.bytes_for(n as u64).unwrap() as usize],
-            &mut out[..n],
-        )
-        .unwrap();
+        dequantize(ty, &vec![0xFFu8; ty.bytes_for(n as u64).unwrap() as usize], &mut out[..n])
+            .unwrap();
     }
 }

@@ -35,12 +35,8 @@ fn dequantize_matches_gguf_py_bit_exactly_for_every_type() {
         let ty = GgmlType::from_name(name).unwrap_or_else(|| panic!("unknown type {name}"));
         let bytes = unhex(case["bytes"].as_str().unwrap());
         let want = f32s(&unhex(case["values"].as_str().unwrap()));
-        let labels: Vec<&str> = case["labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l.as_str().unwrap())
-            .collect();
+        let labels: Vec<&str> =
+            case["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
         let mut got = vec![0f32; want.len()];
         dequantize(ty, &bytes, &mut got).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut bad = 0;
@@ -63,16 +59,9 @@ fn dequantize_matches_gguf_py_bit_exactly_for_every_type() {
         }
         covered.push(ty);
     }
-    assert!(
-        failures.is_empty(),
-        "dequantization mismatches:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "dequantization mismatches:\n{}", failures.join("\n"));
     for ty in GgmlType::all().filter(|t| t.is_dequantizable()) {
-        assert!(
-            covered.contains(&ty),
-            "golden file has no dequantization case for {ty}"
-        );
+        assert!(covered.contains(&ty), "golden file has no dequantization case for {ty}");
     }
 }
 
@@ -81,19 +70,11 @@ fn golden_f16_and_bf16_cases_include_nan_and_inf() {
     // The NaN policy above is only exercised if the raw-bit cases really contain NaN and Inf.
     let g = golden();
     for name in ["F16", "BF16", "F32"] {
-        let case = g["dequant"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == name)
-            .unwrap();
+        let case = g["dequant"].as_array().unwrap().iter().find(|c| c["type"] == name).unwrap();
         let vals = f32s(&unhex(case["values"].as_str().unwrap()));
         assert!(vals.iter().any(|v| v.is_nan()), "{name} golden has no NaN");
         if name != "F32" {
-            assert!(
-                vals.iter().any(|v| v.is_infinite()),
-                "{name} golden has no Inf"
-            );
+            assert!(vals.iter().any(|v| v.is_infinite()), "{name} golden has no Inf");
         }
     }
 }
@@ -147,11 +128,7 @@ fn activation_quantizers_match_references_bit_exactly() {
         n += 1;
     }
     assert!(n >= 30, "golden file has too few quantizer cases ({n})");
-    assert!(
-        failures.is_empty(),
-        "quantizer mismatches:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "quantizer mismatches:\n{}", failures.join("\n"));
 }
 
 /// The optional second reference: ggml itself via ctypes (tools/golden/quant_ggml_ctypes.py).
@@ -170,9 +147,7 @@ fn ggml_ctypes_goldens_match() {
         let x = f32s(&unhex(case["x"].as_str().unwrap()));
         let want = unhex(case["blocks"].as_str().unwrap());
         if block_bytes(ty, &x) != want {
-            failures.push(format!(
-                "{ty} '{label}' differs from ggml's {ty} _ref quantizer"
-            ));
+            failures.push(format!("{ty} '{label}' differs from ggml's {ty} _ref quantizer"));
         }
     }
     // ggml's CPU vec_dot (its SIMD kernels on this build) vs ours, same inputs: within the
@@ -198,10 +173,7 @@ fn ggml_ctypes_goldens_match() {
             ));
         }
     }
-    assert!(
-        quant.len() >= 30 && dots.len() >= 40,
-        "ggml golden file is incomplete"
-    );
+    assert!(quant.len() >= 30 && dots.len() >= 40, "ggml golden file is incomplete");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -210,16 +182,12 @@ fn activation_from_bytes(ty: &str, b: &[u8]) -> Activation {
     let h = |o: usize| f16::from_le_bytes([b[o], b[o + 1]]);
     match ty {
         "F32" => Activation::F32(f32s(b)),
-        "F16" => Activation::F16(
-            b.chunks_exact(2)
-                .map(|c| f16::from_le_bytes([c[0], c[1]]))
-                .collect(),
-        ),
-        "BF16" => Activation::BF16(
-            b.chunks_exact(2)
-                .map(|c| bf16::from_le_bytes([c[0], c[1]]))
-                .collect(),
-        ),
+        "F16" => {
+            Activation::F16(b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]])).collect())
+        }
+        "BF16" => {
+            Activation::BF16(b.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]])).collect())
+        }
         "Q8_0" => Activation::Q8_0(
             (0..b.len() / 34)
                 .map(|i| BlockQ8_0 {

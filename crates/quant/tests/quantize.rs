@@ -81,11 +81,7 @@ fn q8_k_first_of_equal_magnitudes_sets_the_sign() {
 
 #[test]
 fn q8_k_zero_block_is_all_zero() {
-    let mut b = [BlockQ8K {
-        d: 7.0,
-        qs: [5; 256],
-        bsums: [9; 16],
-    }];
+    let mut b = [BlockQ8K { d: 7.0, qs: [5; 256], bsums: [9; 16] }];
     quantize_row_q8_k(&[0.0; 256], &mut b);
     assert_eq!(b[0], BlockQ8K::ZERO);
     quantize_row_q8_k(&[-0.0; 256], &mut b);
@@ -94,9 +90,7 @@ fn q8_k_zero_block_is_all_zero() {
 
 #[test]
 fn q8_k_bsums_are_sums_of_16() {
-    let x: Vec<f32> = (0..512)
-        .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
-        .collect();
+    let x: Vec<f32> = (0..512).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013).collect();
     let mut b = [BlockQ8K::ZERO; 2];
     quantize_row_q8_k(&x, &mut b);
     for blk in &b {
@@ -132,10 +126,7 @@ fn quantize_activation_picks_the_vec_dot_type() {
         panic!()
     };
     assert_eq!(h[0], f16::from_f32(0.1));
-    assert!(
-        h[1].is_infinite(),
-        "65520 rounds up to +Inf in f16, as ggml's conversion does"
-    );
+    assert!(h[1].is_infinite(), "65520 rounds up to +Inf in f16, as ggml's conversion does");
 }
 
 #[test]

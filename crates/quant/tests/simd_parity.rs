@@ -78,15 +78,8 @@ enum Kind {
     Extreme(usize),
 }
 
-const WEIGHT_PATTERNS: [Option<u8>; 7] = [
-    None,
-    Some(0xFF),
-    Some(0x00),
-    Some(0x80),
-    Some(0x7F),
-    Some(0x55),
-    Some(0xAA),
-];
+const WEIGHT_PATTERNS: [Option<u8>; 7] =
+    [None, Some(0xFF), Some(0x00), Some(0x80), Some(0x7F), Some(0x55), Some(0xAA)];
 const ACT_PATTERNS: [Option<i8>; 5] = [None, Some(-128), Some(127), Some(0), Some(-1)];
 const EXTREME_SCALES: [f32; 6] = [0.0, 1.0, -1.0, 65504.0, -0.5, 6.1035156e-5];
 
@@ -134,78 +127,18 @@ struct Format {
     floats: &'static [usize],
 }
 
-const Q4_0: Format = Format {
-    ty: GgmlType::Q4_0,
-    bytes: 18,
-    values: 32,
-    floats: &[0],
-};
-const Q4_1: Format = Format {
-    ty: GgmlType::Q4_1,
-    bytes: 20,
-    values: 32,
-    floats: &[0, 2],
-};
-const Q5_0: Format = Format {
-    ty: GgmlType::Q5_0,
-    bytes: 22,
-    values: 32,
-    floats: &[0],
-};
-const Q5_1: Format = Format {
-    ty: GgmlType::Q5_1,
-    bytes: 24,
-    values: 32,
-    floats: &[0, 2],
-};
-const Q8_0: Format = Format {
-    ty: GgmlType::Q8_0,
-    bytes: 34,
-    values: 32,
-    floats: &[0],
-};
-const IQ4_NL: Format = Format {
-    ty: GgmlType::IQ4_NL,
-    bytes: 18,
-    values: 32,
-    floats: &[0],
-};
-const Q2_K: Format = Format {
-    ty: GgmlType::Q2_K,
-    bytes: 84,
-    values: 256,
-    floats: &[80, 82],
-};
-const Q3_K: Format = Format {
-    ty: GgmlType::Q3_K,
-    bytes: 110,
-    values: 256,
-    floats: &[108],
-};
-const Q4_K: Format = Format {
-    ty: GgmlType::Q4_K,
-    bytes: 144,
-    values: 256,
-    floats: &[0, 2],
-};
-const Q5_K: Format = Format {
-    ty: GgmlType::Q5_K,
-    bytes: 176,
-    values: 256,
-    floats: &[0, 2],
-};
-const Q6_K: Format = Format {
-    ty: GgmlType::Q6_K,
-    bytes: 210,
-    values: 256,
-    floats: &[208],
-};
-const IQ4_XS: Format = Format {
-    ty: GgmlType::IQ4_XS,
-    bytes: 136,
-    values: 256,
-    floats: &[0],
-};
+const Q4_0: Format = Format { ty: GgmlType::Q4_0, bytes: 18, values: 32, floats: &[0] };
+const Q4_1: Format = Format { ty: GgmlType::Q4_1, bytes: 20, values: 32, floats: &[0, 2] };
+const Q5_0: Format = Format { ty: GgmlType::Q5_0, bytes: 22, values: 32, floats: &[0] };
+const Q5_1: Format = Format { ty: GgmlType::Q5_1, bytes: 24, values: 32, floats: &[0, 2] };
+const Q8_0: Format = Format { ty: GgmlType::Q8_0, bytes: 34, values: 32, floats: &[0] };
+const IQ4_NL: Format = Format { ty: GgmlType::IQ4_NL, bytes: 18, values: 32, floats: &[0] };
+const Q2_K: Format = Format { ty: GgmlType::Q2_K, bytes: 84, values: 256, floats: &[80, 82] };
+const Q3_K: Format = Format { ty: GgmlType::Q3_K, bytes: 110, values: 256, floats: &[108] };
+const Q4_K: Format = Format { ty: GgmlType::Q4_K, bytes: 144, values: 256, floats: &[0, 2] };
+const Q5_K: Format = Format { ty: GgmlType::Q5_K, bytes: 176, values: 256, floats: &[0, 2] };
+const Q6_K: Format = Format { ty: GgmlType::Q6_K, bytes: 210, values: 256, floats: &[208] };
+const IQ4_XS: Format = Format { ty: GgmlType::IQ4_XS, bytes: 136, values: 256, floats: &[0] };
 
 fn put_f16(b: &mut [u8], off: usize, v: f32) {
     b[off..off + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
@@ -216,9 +149,7 @@ fn gen_weights(fmt: &Format, nb: usize, rng: &mut Rng, kind: Kind, exact_exp: i3
         Kind::Extreme(i) => extreme_parts(i).0,
         _ => None,
     };
-    let mut w: Vec<u8> = (0..nb * fmt.bytes)
-        .map(|_| fill.unwrap_or(rng.next() as u8))
-        .collect();
+    let mut w: Vec<u8> = (0..nb * fmt.bytes).map(|_| fill.unwrap_or(rng.next() as u8)).collect();
     for blk in w.chunks_exact_mut(fmt.bytes) {
         for &off in fmt.floats {
             let s = weight_scale(rng, kind, exact_exp);
@@ -313,11 +244,7 @@ type Kernel<'a, A> = &'a dyn Fn(&[u8], &[A]) -> f32;
 /// Compares `fast` with `scalar` on many inputs of every kind; panics naming the kernel,
 /// implementation, kind and seed on the first disagreement.
 fn check_pair<A: Act>(name: &str, fmt: &Format, scalar: Kernel<A>, fast: Kernel<A>) {
-    assert_eq!(
-        fmt.values,
-        A::VALUES,
-        "{name}: format/activation block sizes differ"
-    );
+    assert_eq!(fmt.values, A::VALUES, "{name}: format/activation block sizes differ");
     let max_blocks = if fmt.values == 256 { 8 } else { 40 };
     let mut cases: Vec<(Kind, u64)> = Vec::new();
     for seed in 0..200 {
@@ -388,90 +315,18 @@ macro_rules! quant_test {
     };
 }
 
-quant_test!(
-    q4_0_q8_0,
-    vec_dot_q4_0_q8_0,
-    BlockQ8_0,
-    Q4_0,
-    [avx2, simd128]
-);
-quant_test!(
-    q4_1_q8_1,
-    vec_dot_q4_1_q8_1,
-    BlockQ8_1,
-    Q4_1,
-    [avx2, simd128]
-);
-quant_test!(
-    q5_0_q8_0,
-    vec_dot_q5_0_q8_0,
-    BlockQ8_0,
-    Q5_0,
-    [avx2, simd128]
-);
-quant_test!(
-    q5_1_q8_1,
-    vec_dot_q5_1_q8_1,
-    BlockQ8_1,
-    Q5_1,
-    [avx2, simd128]
-);
-quant_test!(
-    q8_0_q8_0,
-    vec_dot_q8_0_q8_0,
-    BlockQ8_0,
-    Q8_0,
-    [avx2, simd128]
-);
-quant_test!(
-    iq4_nl_q8_0,
-    vec_dot_iq4_nl_q8_0,
-    BlockQ8_0,
-    IQ4_NL,
-    [avx2, simd128]
-);
-quant_test!(
-    q2_k_q8_k,
-    vec_dot_q2_k_q8_k,
-    BlockQ8K,
-    Q2_K,
-    [avx2, simd128]
-);
-quant_test!(
-    q3_k_q8_k,
-    vec_dot_q3_k_q8_k,
-    BlockQ8K,
-    Q3_K,
-    [avx2, simd128]
-);
-quant_test!(
-    q4_k_q8_k,
-    vec_dot_q4_k_q8_k,
-    BlockQ8K,
-    Q4_K,
-    [avx2, simd128]
-);
-quant_test!(
-    q5_k_q8_k,
-    vec_dot_q5_k_q8_k,
-    BlockQ8K,
-    Q5_K,
-    [avx2, simd128]
-);
-quant_test!(
-    q6_k_q8_k,
-    vec_dot_q6_k_q8_k,
-    BlockQ8K,
-    Q6_K,
-    [avx2, simd128]
-);
-quant_test!(
-    iq4_xs_q8_k,
-    vec_dot_iq4_xs_q8_k,
-    BlockQ8K,
-    IQ4_XS,
-    [avx2, simd128]
-);
+quant_test!(q4_0_q8_0, vec_dot_q4_0_q8_0, BlockQ8_0, Q4_0, [avx2, simd128]);
+quant_test!(q4_1_q8_1, vec_dot_q4_1_q8_1, BlockQ8_1, Q4_1, [avx2, simd128]);
+quant_test!(q5_0_q8_0, vec_dot_q5_0_q8_0, BlockQ8_0, Q5_0, [avx2, simd128]);
+quant_test!(q5_1_q8_1, vec_dot_q5_1_q8_1, BlockQ8_1, Q5_1, [avx2, simd128]);
+quant_test!(q8_0_q8_0, vec_dot_q8_0_q8_0, BlockQ8_0, Q8_0, [avx2, simd128]);
+quant_test!(iq4_nl_q8_0, vec_dot_iq4_nl_q8_0, BlockQ8_0, IQ4_NL, [avx2, simd128]);
+quant_test!(q2_k_q8_k, vec_dot_q2_k_q8_k, BlockQ8K, Q2_K, [avx2, simd128]);
+quant_test!(q3_k_q8_k, vec_dot_q3_k_q8_k, BlockQ8K, Q3_K, [avx2, simd128]);
+quant_test!(q4_k_q8_k, vec_dot_q4_k_q8_k, BlockQ8K, Q4_K, [avx2, simd128]);
+quant_test!(q5_k_q8_k, vec_dot_q5_k_q8_k, BlockQ8K, Q5_K, [avx2, simd128]);
+quant_test!(q6_k_q8_k, vec_dot_q6_k_q8_k, BlockQ8K, Q6_K, [avx2, simd128]);
+quant_test!(iq4_xs_q8_k, vec_dot_iq4_xs_q8_k, BlockQ8K, IQ4_XS, [avx2, simd128]);
 
 // ---------------------------------------------------------------------------------------------
 // Float dots
@@ -518,67 +373,47 @@ fn f32_dot() {
         (x.clone(), y.clone(), (x, y))
     };
     let scalar = |p: &(Vec<f32>, Vec<f32>)| generic::vec_dot_f32(&p.0, &p.1);
-    check_float("vec_dot_f32/dispatch", gen, scalar, |p| {
-        dot::vec_dot_f32(&p.0, &p.1)
-    });
+    check_float("vec_dot_f32/dispatch", gen, scalar, |p| dot::vec_dot_f32(&p.0, &p.1));
     #[cfg(target_arch = "x86_64")]
     if avx2::available() {
         // SAFETY: features detected at runtime.
-        check_float("vec_dot_f32/avx2", gen, scalar, |p| unsafe {
-            avx2::vec_dot_f32(&p.0, &p.1)
-        });
+        check_float("vec_dot_f32/avx2", gen, scalar, |p| unsafe { avx2::vec_dot_f32(&p.0, &p.1) });
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    check_float("vec_dot_f32/simd128", gen, scalar, |p| {
-        simd128::vec_dot_f32(&p.0, &p.1)
-    });
+    check_float("vec_dot_f32/simd128", gen, scalar, |p| simd128::vec_dot_f32(&p.0, &p.1));
 }
 
 #[test]
 fn f16_dot() {
     let gen = |rng: &mut Rng, n: usize, exact: bool| {
-        let w: Vec<f16> = (0..n)
-            .map(|_| f16::from_f32(float_val(rng, exact)))
-            .collect();
-        let a: Vec<f16> = (0..n)
-            .map(|_| f16::from_f32(float_val(rng, exact)))
-            .collect();
+        let w: Vec<f16> = (0..n).map(|_| f16::from_f32(float_val(rng, exact))).collect();
+        let a: Vec<f16> = (0..n).map(|_| f16::from_f32(float_val(rng, exact))).collect();
         let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
         let x = w.iter().map(|v| v.to_f32()).collect();
         let y = a.iter().map(|v| v.to_f32()).collect();
         (x, y, (bytes, a))
     };
     let scalar = |p: &(Vec<u8>, Vec<f16>)| generic::vec_dot_f16(&p.0, &p.1);
-    check_float("vec_dot_f16/dispatch", gen, scalar, |p| {
-        dot::vec_dot_f16(&p.0, &p.1)
-    });
+    check_float("vec_dot_f16/dispatch", gen, scalar, |p| dot::vec_dot_f16(&p.0, &p.1));
     #[cfg(target_arch = "x86_64")]
     if avx2::available() {
         // SAFETY: features detected at runtime.
-        check_float("vec_dot_f16/avx2", gen, scalar, |p| unsafe {
-            avx2::vec_dot_f16(&p.0, &p.1)
-        });
+        check_float("vec_dot_f16/avx2", gen, scalar, |p| unsafe { avx2::vec_dot_f16(&p.0, &p.1) });
     }
 }
 
 #[test]
 fn bf16_dot() {
     let gen = |rng: &mut Rng, n: usize, exact: bool| {
-        let w: Vec<bf16> = (0..n)
-            .map(|_| bf16::from_f32(float_val(rng, exact)))
-            .collect();
-        let a: Vec<bf16> = (0..n)
-            .map(|_| bf16::from_f32(float_val(rng, exact)))
-            .collect();
+        let w: Vec<bf16> = (0..n).map(|_| bf16::from_f32(float_val(rng, exact))).collect();
+        let a: Vec<bf16> = (0..n).map(|_| bf16::from_f32(float_val(rng, exact))).collect();
         let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
         let x = w.iter().map(|v| v.to_f32()).collect();
         let y = a.iter().map(|v| v.to_f32()).collect();
         (x, y, (bytes, a))
     };
     let scalar = |p: &(Vec<u8>, Vec<bf16>)| generic::vec_dot_bf16(&p.0, &p.1);
-    check_float("vec_dot_bf16/dispatch", gen, scalar, |p| {
-        dot::vec_dot_bf16(&p.0, &p.1)
-    });
+    check_float("vec_dot_bf16/dispatch", gen, scalar, |p| dot::vec_dot_bf16(&p.0, &p.1));
     #[cfg(target_arch = "x86_64")]
     if avx2::available() {
         // SAFETY: features detected at runtime.
@@ -640,9 +475,7 @@ fn avx2_mismatched_lengths_use_common_blocks() {
     }
     let mut rng = Rng::new(7);
     let w = gen_weights(&Q4_K, 3, &mut rng, Kind::Random, 0);
-    let a: Vec<BlockQ8K> = (0..3)
-        .map(|_| BlockQ8K::gen(&mut rng, Kind::Random, 0))
-        .collect();
+    let a: Vec<BlockQ8K> = (0..3).map(|_| BlockQ8K::gen(&mut rng, Kind::Random, 0)).collect();
     // SAFETY: features detected at runtime.
     unsafe {
         let two = avx2::vec_dot_q4_k_q8_k(&w[..2 * 144], &a[..2]);
@@ -721,9 +554,15 @@ fn multi_token_dots_equal_the_scalar_dots_bit_for_bit() {
             let w = gen_weights(fmt, nb, &mut rng, kind, -4);
             let acts: Vec<Activation> = (0..n_tokens)
                 .map(|_| match fmt.ty.vec_dot_type() {
-                    Some(GgmlType::Q8_0) => Activation::Q8_0((0..nb).map(|_| BlockQ8_0::gen(&mut rng, kind, -3)).collect()),
-                    Some(GgmlType::Q8_1) => Activation::Q8_1((0..nb).map(|_| BlockQ8_1::gen(&mut rng, kind, -3)).collect()),
-                    _ => Activation::Q8K((0..nb).map(|_| BlockQ8K::gen(&mut rng, kind, -3)).collect()),
+                    Some(GgmlType::Q8_0) => Activation::Q8_0(
+                        (0..nb).map(|_| BlockQ8_0::gen(&mut rng, kind, -3)).collect(),
+                    ),
+                    Some(GgmlType::Q8_1) => Activation::Q8_1(
+                        (0..nb).map(|_| BlockQ8_1::gen(&mut rng, kind, -3)).collect(),
+                    ),
+                    _ => Activation::Q8K(
+                        (0..nb).map(|_| BlockQ8K::gen(&mut rng, kind, -3)).collect(),
+                    ),
                 })
                 .collect();
             let mut out = vec![f32::NAN; n_tokens];
@@ -741,7 +580,9 @@ fn multi_token_dots_equal_the_scalar_dots_bit_for_bit() {
     // Mismatched activation types and lengths are errors, not wrong numbers.
     let w = gen_weights(&Q5_0, 2, &mut Rng::new(1), Kind::Random, 0);
     let short = Activation::Q8_0(vec![BlockQ8_0::ZERO]);
-    assert!(dot::vec_dot_tokens(GgmlType::Q5_0, &w, &[short.clone(), short], &mut [0.0; 2]).is_err());
+    assert!(
+        dot::vec_dot_tokens(GgmlType::Q5_0, &w, &[short.clone(), short], &mut [0.0; 2]).is_err()
+    );
     let wrong = Activation::Q8_1(vec![BlockQ8_1::ZERO; 2]);
     assert!(dot::vec_dot_tokens(GgmlType::Q5_0, &w, &[wrong], &mut [0.0]).is_err());
 }
@@ -754,7 +595,9 @@ fn multi_token_f32_dots_equal_the_scalar_dots_bit_for_bit() {
         let rows = 1 + rng.below(5) as usize;
         let exact = seed % 2 == 0;
         let w: Vec<f32> = (0..rows * cols).map(|_| float_val(&mut rng, exact)).collect();
-        let xs: Vec<Vec<f32>> = (0..1 + rng.below(7)).map(|_| (0..cols).map(|_| float_val(&mut rng, exact)).collect()).collect();
+        let xs: Vec<Vec<f32>> = (0..1 + rng.below(7))
+            .map(|_| (0..cols).map(|_| float_val(&mut rng, exact)).collect())
+            .collect();
         let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
         let mut out = vec![f32::NAN; rows * xs.len()];
         dot::vec_dot_f32_rows_tokens(&w, cols, &refs, &mut out).unwrap();
@@ -790,7 +633,8 @@ fn dequantization_twins_equal_the_scalar_rows_bit_for_bit() {
             let mut rng = Rng::new(seed ^ 0xdec0);
             let nb = 1 + rng.below(5) as usize;
             let w = gen_weights(fmt, nb, &mut rng, kind, -4);
-            let (mut want, mut got) = (vec![0f32; nb * fmt.values], vec![f32::NAN; nb * fmt.values]);
+            let (mut want, mut got) =
+                (vec![0f32; nb * fmt.values], vec![f32::NAN; nb * fmt.values]);
             reference(&w, &mut want);
             parallax_quant::dequantize(fmt.ty, &w, &mut got).unwrap();
             for (i, (g, r)) in got.iter().zip(&want).enumerate() {

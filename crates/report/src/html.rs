@@ -49,7 +49,8 @@ pub fn render_standalone(report: &Report) -> String {
 /// The report as an HTML fragment (a `<div class="px-report">`), for the page.
 pub fn render_fragment(r: &Report) -> String {
     let mut h = String::new();
-    let others: Vec<&str> = r.paths.iter().map(String::as_str).filter(|p| *p != r.reference).collect();
+    let others: Vec<&str> =
+        r.paths.iter().map(String::as_str).filter(|p| *p != r.reference).collect();
     let n_tokens = r.prompt.tokens.len();
     h.push_str("<div class=\"px-report\">\n");
 
@@ -73,7 +74,8 @@ pub fn render_fragment(r: &Report) -> String {
         "<p>prompt {prompt}: {n_tokens} tokens <code>{}</code></p>",
         esc(&format!("{:?}", r.prompt.tokens))
     );
-    let width = r.layers.first().and_then(|l| l.sites.get("ffn_swigl")).map(|s| s.width).unwrap_or(0);
+    let width =
+        r.layers.first().and_then(|l| l.sites.get("ffn_swigl")).map(|s| s.width).unwrap_or(0);
     let per = match r.scope {
         crate::Scope::All => format!("all {n_tokens} tokens"),
         crate::Scope::Last => "the last token".to_string(),
@@ -130,7 +132,11 @@ fn verdicts(h: &mut String, r: &Report) {
     use parallax_parity::verdict::{Cause, Outcome};
     let Some(v) = &r.verdicts else { return };
     let (pass, fail, nm, refused) = v.tally();
-    let overall = if v.passed() { "<span class=\"pass\">PASS</span>" } else { "<span class=\"fail\">FAIL</span>" };
+    let overall = if v.passed() {
+        "<span class=\"pass\">PASS</span>"
+    } else {
+        "<span class=\"fail\">FAIL</span>"
+    };
     let _ = write!(
         h,
         "<section class=\"px-verdicts\"><h3>Verdict: {overall}</h3><p class=\"px-note\">{pass} passed, {fail} failed, {refused} refused (unequal or unknown samples), {nm} not measurable.</p>"
@@ -138,7 +144,9 @@ fn verdicts(h: &mut String, r: &Report) {
     if let Some(d) = &v.first_divergence {
         let cause = match d.cause {
             Cause::Root => "root: the op alone, fed the reference's input, already leaves the band",
-            Cause::Propagated => "propagated: the op alone stays inside the band; the accumulated error leaves it",
+            Cause::Propagated => {
+                "propagated: the op alone stays inside the band; the accumulated error leaves it"
+            }
             Cause::Unknown => "run in replay mode to tell whether the op itself is at fault",
         };
         let _ = write!(
@@ -166,7 +174,12 @@ fn verdicts(h: &mut String, r: &Report) {
                 Outcome::Fail | Outcome::Refused => "fail",
                 Outcome::NotMeasurable => "nm",
             };
-            let at = t.first_failure.as_ref().or(t.worst.as_ref()).map(|m| m.to_string()).unwrap_or_default();
+            let at = t
+                .first_failure
+                .as_ref()
+                .or(t.worst.as_ref())
+                .map(|m| m.to_string())
+                .unwrap_or_default();
             let mut detail = esc(&at);
             if let Some(b) = &t.band {
                 detail.push_str(&format!(" · band {}", esc(b)));
@@ -216,11 +229,15 @@ impl ChartBand {
     }
 
     fn applies(&self, site: &str, layer: u32) -> bool {
-        self.places.iter().any(|(sites, layers, _)| sites.iter().any(|s| s == site) && layers.is_none_or(|(a, b)| (a..b).contains(&layer)))
+        self.places.iter().any(|(sites, layers, _)| {
+            sites.iter().any(|s| s == site) && layers.is_none_or(|(a, b)| (a..b).contains(&layer))
+        })
     }
 
     fn range(&self) -> String {
-        let f = |v: Option<f64>, open: &str| v.map(|v| format!("{}", (v * 1e6).round() / 1e6)).unwrap_or_else(|| open.into());
+        let f = |v: Option<f64>, open: &str| {
+            v.map(|v| format!("{}", (v * 1e6).round() / 1e6)).unwrap_or_else(|| open.into())
+        };
         format!("[{}, {}]", f(self.lo, "0"), f(self.hi, "∞"))
     }
 
@@ -247,14 +264,19 @@ fn ratio_bands(r: &Report, path: &str) -> Vec<ChartBand> {
             }
             // Layers clipped to the model's; a range covering them all is no qualifier.
             let n = r.layers.len() as u32;
-            let layers = rb.layers.map(|(a, b)| (a.min(n), b.min(n))).filter(|&(a, b)| !(a == 0 && b >= n));
+            let layers =
+                rb.layers.map(|(a, b)| (a.min(n), b.min(n))).filter(|&(a, b)| !(a == 0 && b >= n));
             let every_site = r.site_order.iter().all(|s| rb.sites.contains(s));
             let label = match (every_site, layers) {
                 (true, None) => "every site".to_string(),
                 (true, Some((a, b))) => format!("every site, layers {a}–{}", b.saturating_sub(1)),
                 (false, None) => rb.sites.join(", "),
-                (false, Some((a, b))) if b == a + 1 => format!("{} (layer {a})", rb.sites.join(", ")),
-                (false, Some((a, b))) => format!("{} (layers {a}–{})", rb.sites.join(", "), b.saturating_sub(1)),
+                (false, Some((a, b))) if b == a + 1 => {
+                    format!("{} (layer {a})", rb.sites.join(", "))
+                }
+                (false, Some((a, b))) => {
+                    format!("{} (layers {a}–{})", rb.sites.join(", "), b.saturating_sub(1))
+                }
             };
             let place = (rb.sites.clone(), layers, label);
             match out.iter_mut().find(|b| b.lo == lo && b.hi == hi) {
@@ -266,7 +288,9 @@ fn ratio_bands(r: &Report, path: &str) -> Vec<ChartBand> {
                         b.places.push(place);
                     }
                 }
-                None => out.push(ChartBand { lo, hi, tests: vec![t.id.clone()], places: vec![place] }),
+                None => {
+                    out.push(ChartBand { lo, hi, tests: vec![t.id.clone()], places: vec![place] })
+                }
             }
         }
     }
@@ -276,7 +300,8 @@ fn ratio_bands(r: &Report, path: &str) -> Vec<ChartBand> {
 /// The chart note's sentence about bands.
 fn band_note(bands: &[ChartBand], visible: bool) -> String {
     if bands.is_empty() {
-        return "No contract this report was judged by bounds this ratio, so no band is drawn.".into();
+        return "No contract this report was judged by bounds this ratio, so no band is drawn."
+            .into();
     }
     let list: Vec<String> = bands.iter().map(|b| b.describe()).collect();
     format!(
@@ -369,27 +394,48 @@ fn ratio_chart(h: &mut String, r: &Report, other: &str) {
         );
     }
     for i in (0..n_layers).step_by((n_layers / 14).max(1)) {
-        let _ = write!(h, "<text class=\"px-tick\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{i}</text>", x(i), ht - bottom + 16.0);
+        let _ = write!(
+            h,
+            "<text class=\"px-tick\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{i}</text>",
+            x(i),
+            ht - bottom + 16.0
+        );
     }
-    let _ = write!(h, "<text class=\"px-axis\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">layer</text>", (left + w - right) / 2.0, ht - 4.0);
+    let _ = write!(
+        h,
+        "<text class=\"px-axis\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">layer</text>",
+        (left + w - right) / 2.0,
+        ht - 4.0
+    );
     for site in &r.site_order {
         let pts: Vec<(usize, f64)> = r
             .layers
             .iter()
             .enumerate()
-            .filter_map(|(i, l)| l.sites.get(site).and_then(|s| s.compare.get(other)).and_then(|c| c.std_ratio).map(|v| (i, v)))
+            .filter_map(|(i, l)| {
+                l.sites
+                    .get(site)
+                    .and_then(|s| s.compare.get(other))
+                    .and_then(|c| c.std_ratio)
+                    .map(|v| (i, v))
+            })
             .filter(|(_, v)| *v > 0.0)
             .collect();
         if pts.is_empty() {
             continue;
         }
         let cls = site_class(site);
-        let path: Vec<String> = pts.iter().map(|(i, v)| format!("{:.1},{:.1}", x(*i), y(v.log10()))).collect();
+        let path: Vec<String> =
+            pts.iter().map(|(i, v)| format!("{:.1},{:.1}", x(*i), y(v.log10()))).collect();
         let _ = write!(h, "<g class=\"px-series {cls}\"><polyline points=\"{}\"/>", path.join(" "));
         for (i, v) in pts {
-            let violated: Vec<&ChartBand> = bands.iter().filter(|b| b.applies(site, i as u32) && !b.contains(v)).collect();
+            let violated: Vec<&ChartBand> =
+                bands.iter().filter(|b| b.applies(site, i as u32) && !b.contains(v)).collect();
             let out = !violated.is_empty();
-            let why = violated.iter().map(|b| format!(" — outside {} ({})", b.range(), b.tests.join(", "))).collect::<String>();
+            let why = violated
+                .iter()
+                .map(|b| format!(" — outside {} ({})", b.range(), b.tests.join(", ")))
+                .collect::<String>();
             let _ = write!(
                 h,
                 "<circle class=\"{}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"{}\"><title>layer {i} · {} · ratio {:.6}{}</title></circle>",
@@ -447,12 +493,39 @@ fn ticks(y0: f64, y1: f64) -> Vec<f64> {
 
 /// Site × layer heatmaps for each metric; radio buttons pick which one shows.
 fn heatmaps(h: &mut String, r: &Report, other: &str) {
-    type Metric = (&'static str, &'static str, fn(&SiteRecord, &str) -> Option<f64>, fn(f64) -> String);
+    type Metric =
+        (&'static str, &'static str, fn(&SiteRecord, &str) -> Option<f64>, fn(f64) -> String);
     let metrics: [Metric; 4] = [
-        ("cosine", "nines of cosine, −log10(1 − cos): more is closer", |s, p| s.compare.get(p)?.cosine.map(|c| -(1.0 - c).max(1e-12).log10()), |v| format!("{:.8}", 1.0 - 10f64.powf(-v))),
-        ("sqnr", "SQNR in dB: more is closer", |s, p| s.compare.get(p)?.sqnr_db, |v| format!("{v:.2} dB")),
-        ("rel_l2", "relative L2 error, −log10: more is closer", |s, p| s.compare.get(p)?.rel_l2.map(|e| -e.max(1e-12).log10()), |v| format!("{:.3e}", 10f64.powf(-v))),
-        ("ratio", "|log10 σ ratio|, inverted: more is closer", |s, p| s.compare.get(p)?.std_ratio.filter(|v| *v > 0.0).map(|v| -v.log10().abs().max(1e-9).log10()), |v| format!("±{:.3e} in log10 σ", 10f64.powf(-v))),
+        (
+            "cosine",
+            "nines of cosine, −log10(1 − cos): more is closer",
+            |s, p| s.compare.get(p)?.cosine.map(|c| -(1.0 - c).max(1e-12).log10()),
+            |v| format!("{:.8}", 1.0 - 10f64.powf(-v)),
+        ),
+        (
+            "sqnr",
+            "SQNR in dB: more is closer",
+            |s, p| s.compare.get(p)?.sqnr_db,
+            |v| format!("{v:.2} dB"),
+        ),
+        (
+            "rel_l2",
+            "relative L2 error, −log10: more is closer",
+            |s, p| s.compare.get(p)?.rel_l2.map(|e| -e.max(1e-12).log10()),
+            |v| format!("{:.3e}", 10f64.powf(-v)),
+        ),
+        (
+            "ratio",
+            "|log10 σ ratio|, inverted: more is closer",
+            |s, p| {
+                s.compare
+                    .get(p)?
+                    .std_ratio
+                    .filter(|v| *v > 0.0)
+                    .map(|v| -v.log10().abs().max(1e-9).log10())
+            },
+            |v| format!("±{:.3e} in log10 σ", 10f64.powf(-v)),
+        ),
     ];
     let group = format!("hm-{}", esc(other));
     let _ = write!(
@@ -478,20 +551,36 @@ fn heatmaps(h: &mut String, r: &Report, other: &str) {
         let values: Vec<Vec<Option<f64>>> = r
             .site_order
             .iter()
-            .map(|site| r.layers.iter().map(|l| l.sites.get(site).and_then(|s| get(s, other))).collect())
+            .map(|site| {
+                r.layers.iter().map(|l| l.sites.get(site).and_then(|s| get(s, other))).collect()
+            })
             .collect();
-        let all: Vec<f64> = values.iter().flatten().flatten().copied().filter(|v| v.is_finite()).collect();
-        let (lo, hi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let all: Vec<f64> =
+            values.iter().flatten().flatten().copied().filter(|v| v.is_finite()).collect();
+        let (lo, hi) =
+            all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
         let _ = write!(h, "<figure class=\"px-hm px-hm-{name}\"><figcaption>{caption}</figcaption><svg class=\"px-svg px-fixed\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\">");
         for (j, site) in r.site_order.iter().enumerate() {
-            let _ = write!(h, "<text class=\"px-tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", left - 6.0, 20.0 + cell * (j as f64 + 0.7), esc(site));
+            let _ = write!(
+                h,
+                "<text class=\"px-tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+                left - 6.0,
+                20.0 + cell * (j as f64 + 0.7),
+                esc(site)
+            );
             for (i, v) in values[j].iter().enumerate() {
                 let (x, y) = (left + cell * i as f64, 20.0 + cell * j as f64);
-                let count = r.layers[i].sites.get(site).and_then(|s| s.compare.get(other)).map(|c| c.count).unwrap_or(0);
+                let count = r.layers[i]
+                    .sites
+                    .get(site)
+                    .and_then(|s| s.compare.get(other))
+                    .map(|c| c.count)
+                    .unwrap_or(0);
                 match v {
                     Some(v) => {
                         // 0 = closest in this run, 9 = furthest: a sequential scale.
-                        let level = if hi > lo { (9.0 * (hi - v) / (hi - lo)).round() as u32 } else { 0 };
+                        let level =
+                            if hi > lo { (9.0 * (hi - v) / (hi - lo)).round() as u32 } else { 0 };
                         let _ = write!(h, "<rect class=\"px-c{level}\" x=\"{x}\" y=\"{y}\" width=\"{cell}\" height=\"{cell}\"><title>layer {i} · {} · {} · {count} values</title></rect>", esc(site), show(*v));
                     }
                     None => {
@@ -501,7 +590,11 @@ fn heatmaps(h: &mut String, r: &Report, other: &str) {
             }
         }
         for i in (0..cols).step_by((cols / 12).max(1)) {
-            let _ = write!(h, "<text class=\"px-tick\" x=\"{:.1}\" y=\"14\" text-anchor=\"middle\">{i}</text>", left + cell * (i as f64 + 0.5));
+            let _ = write!(
+                h,
+                "<text class=\"px-tick\" x=\"{:.1}\" y=\"14\" text-anchor=\"middle\">{i}</text>",
+                left + cell * (i as f64 + 0.5)
+            );
         }
         h.push_str("</svg></figure>");
     }
@@ -512,7 +605,8 @@ fn heatmaps(h: &mut String, r: &Report, other: &str) {
 /// layer, for any site (radio buttons pick it; `ffn_swigl` first, where upstream's artefact was).
 fn per_token(h: &mut String, r: &Report) {
     let n_tokens = r.prompt.tokens.len();
-    let sites: Vec<&str> = r.site_order.iter().map(String::as_str).filter(|s| KNOWN_SITES.contains(s)).collect();
+    let sites: Vec<&str> =
+        r.site_order.iter().map(String::as_str).filter(|s| KNOWN_SITES.contains(s)).collect();
     let _ = write!(
         h,
         "<section class=\"px-tokens\"><h3>Per token: std of each prompt position on {}</h3>\
@@ -533,15 +627,22 @@ fn per_token(h: &mut String, r: &Report) {
                 r.per_token
                     .layers
                     .iter()
-                    .map(|l| l.get(site).and_then(|s| s.paths.get(&r.reference)).and_then(|v| v.get(t)).and_then(|s| s.std))
+                    .map(|l| {
+                        l.get(site)
+                            .and_then(|s| s.paths.get(&r.reference))
+                            .and_then(|v| v.get(t))
+                            .and_then(|s| s.std)
+                    })
                     .collect()
             })
             .collect();
-        let all: Vec<f64> = rows.iter().flatten().flatten().copied().filter(|v| *v > 0.0).map(f64::log10).collect();
+        let all: Vec<f64> =
+            rows.iter().flatten().flatten().copied().filter(|v| *v > 0.0).map(f64::log10).collect();
         if all.is_empty() {
             continue;
         }
-        let (lo, hi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let (lo, hi) =
+            all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
         let cell = 18.0;
         let left = 150.0;
         let cols = r.per_token.layers.len();
@@ -552,18 +653,32 @@ fn per_token(h: &mut String, r: &Report) {
              <svg class=\"px-svg px-fixed\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\">"
         );
         for i in (0..cols).step_by((cols / 12).max(1)) {
-            let _ = write!(h, "<text class=\"px-tick\" x=\"{:.1}\" y=\"14\" text-anchor=\"middle\">{i}</text>", left + cell * (i as f64 + 0.5));
+            let _ = write!(
+                h,
+                "<text class=\"px-tick\" x=\"{:.1}\" y=\"14\" text-anchor=\"middle\">{i}</text>",
+                left + cell * (i as f64 + 0.5)
+            );
         }
         for (t, row) in rows.iter().enumerate() {
             let piece = r.prompt.pieces.get(t).map(String::as_str).unwrap_or("");
             let id = r.prompt.tokens.get(t).copied().unwrap_or(0);
             let label: String = format!("{t}: {piece}").chars().take(20).collect();
-            let _ = write!(h, "<text class=\"px-tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", left - 6.0, 20.0 + cell * (t as f64 + 0.7), esc(&label));
+            let _ = write!(
+                h,
+                "<text class=\"px-tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+                left - 6.0,
+                20.0 + cell * (t as f64 + 0.7),
+                esc(&label)
+            );
             for (i, v) in row.iter().enumerate() {
                 let (x, y) = (left + cell * i as f64, 20.0 + cell * t as f64);
                 match v {
                     Some(v) if *v > 0.0 => {
-                        let level = if hi > lo { (9.0 * (v.log10() - lo) / (hi - lo)).round() as u32 } else { 0 };
+                        let level = if hi > lo {
+                            (9.0 * (v.log10() - lo) / (hi - lo)).round() as u32
+                        } else {
+                            0
+                        };
                         let _ = write!(h, "<rect class=\"px-c{level}\" x=\"{x}\" y=\"{y}\" width=\"{cell}\" height=\"{cell}\"><title>layer {i} · position {t} (id {id}, {}) · std {v:.6}</title></rect>", esc(piece));
                     }
                     _ => {

@@ -200,8 +200,14 @@ impl Report {
             serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
         match value.get("schema").and_then(|s| s.as_str()) {
             Some(SCHEMA) => {}
-            Some(other) => return Err(format!("unsupported report schema `{other}` (this Parallax reads {SCHEMA})")),
-            None => return Err(format!("not a Parallax report: no `schema` key (expected {SCHEMA})")),
+            Some(other) => {
+                return Err(format!(
+                    "unsupported report schema `{other}` (this Parallax reads {SCHEMA})"
+                ))
+            }
+            None => {
+                return Err(format!("not a Parallax report: no `schema` key (expected {SCHEMA})"))
+            }
         }
         serde_json::from_value(value).map_err(|e| format!("malformed {SCHEMA} report: {e}"))
     }
@@ -250,7 +256,8 @@ mod top_logits {
                     },
                     _ => None,
                 };
-                v.map(|v| (id, v)).ok_or_else(|| D::Error::custom(format!("logit of token {id} is not a number")))
+                v.map(|v| (id, v))
+                    .ok_or_else(|| D::Error::custom(format!("logit of token {id} is not a number")))
             })
             .collect()
     }

@@ -52,13 +52,18 @@ pub fn decode(payload: &str) -> Result<Report, String> {
     let packed = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|e| format!("the link is damaged (not base64url: {e}); copy it whole"))?;
-    let json = miniz_oxide::inflate::decompress_to_vec_with_limit(&packed, MAX_UNPACKED).map_err(|e| match e.status {
-        miniz_oxide::inflate::TINFLStatus::HasMoreOutput => {
-            format!("the link unpacks to more than {} MiB; refusing it", MAX_UNPACKED >> 20)
-        }
-        _ => "the link is damaged (its compressed report does not unpack); copy it whole".to_string(),
-    })?;
-    let text = String::from_utf8(json).map_err(|_| "the link's report is not UTF-8 text".to_string())?;
+    let json =
+        miniz_oxide::inflate::decompress_to_vec_with_limit(&packed, MAX_UNPACKED).map_err(|e| {
+            match e.status {
+                miniz_oxide::inflate::TINFLStatus::HasMoreOutput => {
+                    format!("the link unpacks to more than {} MiB; refusing it", MAX_UNPACKED >> 20)
+                }
+                _ => "the link is damaged (its compressed report does not unpack); copy it whole"
+                    .to_string(),
+            }
+        })?;
+    let text =
+        String::from_utf8(json).map_err(|_| "the link's report is not UTF-8 text".to_string())?;
     Report::from_json(&text)
 }
 
@@ -76,6 +81,8 @@ mod tests {
         assert!(decode(&link).unwrap_err().contains("more than 32 MiB"));
         let not_report = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(miniz_oxide::deflate::compress_to_vec(b"{\"schema\":\"other/2\"}", 9));
-        assert!(decode(&format!("#r={not_report}")).unwrap_err().contains("unsupported report schema"));
+        assert!(decode(&format!("#r={not_report}"))
+            .unwrap_err()
+            .contains("unsupported report schema"));
     }
 }

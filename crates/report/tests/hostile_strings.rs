@@ -116,10 +116,7 @@ fn hostile_strings_render_as_text_with_the_honest_tag_vocabulary() {
         "new attributes: {:?}",
         attrs.difference(&honest_attrs).collect::<Vec<_>>()
     );
-    assert!(
-        !attrs.iter().any(|a| a.starts_with("on")),
-        "event handler attributes: {attrs:?}"
-    );
+    assert!(!attrs.iter().any(|a| a.starts_with("on")), "event handler attributes: {attrs:?}");
     assert!(!tags.contains("script"));
     for needle in ["<script", "<img", "javascript:window", "onerror=window"] {
         let raw = page.to_ascii_lowercase().matches(needle).count();
@@ -144,10 +141,7 @@ fn hostile_strings_render_as_text_with_the_honest_tag_vocabulary() {
         .split('"')
         .next()
         .unwrap();
-    assert!(
-        csp.contains("default-src 'none'") && csp.contains("script-src 'none'"),
-        "CSP: {csp}"
-    );
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'none'"), "CSP: {csp}");
     assert!(
         !csp.contains("unsafe-inline'; script") && !csp.contains("script-src 'unsafe"),
         "CSP: {csp}"

@@ -205,7 +205,10 @@ impl FileSource {
         let file = std::fs::File::open(&path)?;
         let meta = file.metadata()?;
         if meta.is_dir() {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory, not a model file"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is a directory, not a model file",
+            ));
         }
         Ok(FileSource { file, len: meta.len(), path })
     }
@@ -235,13 +238,16 @@ impl ByteSource for FileSource {
             use std::os::windows::fs::FileExt;
             let mut done = 0usize;
             while done < buf.len() {
-                let n = self.file.seek_read(&mut buf[done..], offset + done as u64).map_err(|e| SourceError::Io {
-                    offset,
-                    len: buf.len() as u64,
-                    message: e.to_string(),
-                })?;
+                let n =
+                    self.file.seek_read(&mut buf[done..], offset + done as u64).map_err(|e| {
+                        SourceError::Io { offset, len: buf.len() as u64, message: e.to_string() }
+                    })?;
                 if n == 0 {
-                    return Err(SourceError::Io { offset, len: buf.len() as u64, message: "unexpected end of file".into() });
+                    return Err(SourceError::Io {
+                        offset,
+                        len: buf.len() as u64,
+                        message: "unexpected end of file".into(),
+                    });
                 }
                 done += n;
             }
@@ -373,14 +379,21 @@ type Pieces = Vec<(Range<u64>, Vec<u8>)>;
 #[cfg(not(target_arch = "wasm32"))]
 enum Background {
     Empty,
-    Reading { ranges: Vec<Range<u64>>, thread: std::thread::JoinHandle<Result<Pieces, SourceError>> },
+    Reading {
+        ranges: Vec<Range<u64>>,
+        thread: std::thread::JoinHandle<Result<Pieces, SourceError>>,
+    },
     Ready(Pieces),
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 impl<S: ByteSource + Send + Sync + 'static> BackgroundReadAhead<S> {
     pub fn new(inner: S, max_window: u64) -> Self {
-        BackgroundReadAhead { inner: std::sync::Arc::new(inner), max_window, state: std::sync::Mutex::new(Background::Empty) }
+        BackgroundReadAhead {
+            inner: std::sync::Arc::new(inner),
+            max_window,
+            state: std::sync::Mutex::new(Background::Empty),
+        }
     }
     pub fn inner(&self) -> &S {
         &self.inner
@@ -392,9 +405,13 @@ impl<S: ByteSource + Send + Sync + 'static> BackgroundReadAhead<S> {
     fn settled(&self, wanted: &Range<u64>) -> std::sync::MutexGuard<'_, Background> {
         // The state is only ever replaced whole, so a poisoned lock holds nothing half-made.
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let covered = |ranges: &[Range<u64>]| ranges.iter().any(|r| r.start <= wanted.start && wanted.end <= r.end);
+        let covered = |ranges: &[Range<u64>]| {
+            ranges.iter().any(|r| r.start <= wanted.start && wanted.end <= r.end)
+        };
         if matches!(&*state, Background::Reading { ranges, .. } if covered(ranges)) {
-            if let Background::Reading { thread, .. } = std::mem::replace(&mut *state, Background::Empty) {
+            if let Background::Reading { thread, .. } =
+                std::mem::replace(&mut *state, Background::Empty)
+            {
                 if let Ok(Ok(pieces)) = thread.join() {
                     *state = Background::Ready(pieces);
                 }
@@ -413,7 +430,9 @@ impl<S: ByteSource + Send + Sync + 'static> ByteSource for BackgroundReadAhead<S
         check_bounds(offset, buf.len() as u64, self.len())?;
         let wanted = offset..offset + buf.len() as u64;
         if let Background::Ready(pieces) = &*self.settled(&wanted) {
-            if let Some((r, bytes)) = pieces.iter().find(|(r, _)| r.start <= wanted.start && wanted.end <= r.end) {
+            if let Some((r, bytes)) =
+                pieces.iter().find(|(r, _)| r.start <= wanted.start && wanted.end <= r.end)
+            {
                 let at = (offset - r.start) as usize;
                 buf.copy_from_slice(&bytes[at..at + buf.len()]);
                 return Ok(());
@@ -427,7 +446,9 @@ impl<S: ByteSource + Send + Sync + 'static> ByteSource for BackgroundReadAhead<S
             if let Some(i) = pieces.iter().position(|(r, _)| *r == range) {
                 return Ok(pieces.swap_remove(i).1);
             }
-            if let Some((r, bytes)) = pieces.iter().find(|(r, _)| r.start <= range.start && range.end <= r.end) {
+            if let Some((r, bytes)) =
+                pieces.iter().find(|(r, _)| r.start <= range.start && range.end <= r.end)
+            {
                 let at = (range.start - r.start) as usize;
                 return Ok(bytes[at..at + (range.end - range.start) as usize].to_vec());
             }
@@ -439,7 +460,9 @@ impl<S: ByteSource + Send + Sync + 'static> ByteSource for BackgroundReadAhead<S
     }
     fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Background::Reading { thread, .. } = std::mem::replace(&mut *state, Background::Empty) {
+        if let Background::Reading { thread, .. } =
+            std::mem::replace(&mut *state, Background::Empty)
+        {
             // Not wanted any more; wait for it rather than leave a thread reading behind us.
             let _ = thread.join();
         }
@@ -455,7 +478,11 @@ impl<S: ByteSource + Send + Sync + 'static> ByteSource for BackgroundReadAhead<S
         let todo = ranges.clone();
         let thread = std::thread::Builder::new()
             .name("parallax-read-ahead".into())
-            .spawn(move || todo.into_iter().map(|r| inner.read_range(r.clone()).map(|bytes| (r, bytes))).collect())
+            .spawn(move || {
+                todo.into_iter()
+                    .map(|r| inner.read_range(r.clone()).map(|bytes| (r, bytes)))
+                    .collect()
+            })
             .map_err(|e| SourceError::Io {
                 offset: ranges[0].start,
                 len: total,
@@ -617,14 +644,19 @@ mod tests {
     #[test]
     fn background_read_ahead_hands_over_hinted_ranges_and_passes_the_rest_through() {
         let data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
-        let src = BackgroundReadAhead::new(CountingSource::new(MemorySource::new(data.clone())), 1024);
+        let src =
+            BackgroundReadAhead::new(CountingSource::new(MemorySource::new(data.clone())), 1024);
         src.prefetch(&[100..400, 400..900]).unwrap();
         // Exactly a hinted range: its vector; inside one: a copy; either way no new source read.
         let mut b = [0u8; 10];
         src.read_exact_at(120, &mut b).unwrap();
         assert_eq!(b, data[120..130]);
         for r in [400..900u64, 150..250, 100..400] {
-            assert_eq!(src.read_range(r.clone()).unwrap(), data[r.start as usize..r.end as usize], "{r:?}");
+            assert_eq!(
+                src.read_range(r.clone()).unwrap(),
+                data[r.start as usize..r.end as usize],
+                "{r:?}"
+            );
         }
         assert_eq!((src.inner().reads(), src.inner().bytes_read()), (2, 800));
         // Not hinted (or already handed over whole): straight through.
@@ -652,7 +684,11 @@ mod tests {
                 100
             }
             fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
-                Err(SourceError::Io { offset, len: buf.len() as u64, message: "disk on fire".into() })
+                Err(SourceError::Io {
+                    offset,
+                    len: buf.len() as u64,
+                    message: "disk on fire".into(),
+                })
             }
             fn name(&self) -> String {
                 "failing".into()

@@ -74,13 +74,7 @@ fn push_pair(
         return;
     };
     if let Some(m) = t.merges.get(&(left_id, right_id)) {
-        heap.push(Pair {
-            rank: m.rank,
-            left: l,
-            right: r,
-            left_id,
-            right_id,
-        });
+        heap.push(Pair { rank: m.rank, left: l, right: r, left_id, right_id });
     }
 }
 
@@ -112,10 +106,7 @@ pub(crate) fn merge_word(t: &BpeTables, word: &[u8], scratch: &mut BpeScratch, o
         {
             continue;
         }
-        let result = t
-            .merges
-            .get(&(p.left_id, p.right_id))
-            .and_then(|m| m.result);
+        let result = t.merges.get(&(p.left_id, p.right_id)).and_then(|m| m.result);
         syms[p.left].end = r.end;
         syms[p.left].id = result;
         syms[p.left].next = r.next;

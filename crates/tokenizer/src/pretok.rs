@@ -23,16 +23,8 @@ pub enum PreTokenizer {
 }
 
 /// `tokenizer.ggml.pre` values accepted, as llama.cpp maps them.
-pub(crate) const SUPPORTED_PRE: &[&str] = &[
-    "default",
-    "gpt-2",
-    "llama3",
-    "llama-v3",
-    "llama-bpe",
-    "qwen2",
-    "deepseek-r1-qwen",
-    "megrez",
-];
+pub(crate) const SUPPORTED_PRE: &[&str] =
+    &["default", "gpt-2", "llama3", "llama-v3", "llama-bpe", "qwen2", "deepseek-r1-qwen", "megrez"];
 
 impl PreTokenizer {
     /// Maps a `tokenizer.ggml.pre` value; `None` and "" mean "default" as in llama.cpp.
@@ -172,8 +164,7 @@ impl Seg<'_> {
     }
     /// Present and neither whitespace, letter nor number: `[^\s\p{L}\p{N}]`.
     fn other(&self, i: usize) -> bool {
-        self.class(i)
-            .is_some_and(|c| !c.ws && !c.letter() && !c.number())
+        self.class(i).is_some_and(|c| !c.ws && !c.letter() && !c.number())
     }
 }
 
@@ -236,22 +227,15 @@ fn split_llama3_like(
     out.clear();
     let mut start = 0;
     for &len in segs {
-        let s = Seg {
-            cps,
-            cls,
-            end: start + len,
-        };
+        let s = Seg { cps, cls, end: start + len };
         let mut pos = start;
         while pos < s.end {
             let c = cps[pos];
             let cl = cls[pos];
             // ' ?[^\s\p{L}\p{N}]+' can start here. llama.cpp's splitter also lets a space that
             // ends the segment start it, which yields the same one-space word as \s+ would.
-            let other_starts = if c == ' ' {
-                pos + 1 >= s.end || s.other(pos + 1)
-            } else {
-                s.other(pos)
-            };
+            let other_starts =
+                if c == ' ' { pos + 1 >= s.end || s.other(pos + 1) } else { s.other(pos) };
             let word_end = if let Some(n) = contraction(&s, pos, true) {
                 pos + n
             } else if !(c == '\r' || c == '\n' || cl.number()) && (cl.letter() || s.letter(pos + 1))
@@ -293,11 +277,7 @@ fn split_gpt2(cps: &[char], cls: &[Class], segs: &[usize], out: &mut Vec<usize>)
     out.clear();
     let mut start = 0;
     for &len in segs {
-        let s = Seg {
-            cps,
-            cls,
-            end: start + len,
-        };
+        let s = Seg { cps, cls, end: start + len };
         let mut pos = start;
         while pos < s.end {
             let c = cps[pos];
@@ -360,28 +340,19 @@ mod tests {
             words(PreTokenizer::Qwen2, "What is 2+2?"),
             ["What", " is", " ", "2", "+", "2", "?"]
         );
-        assert_eq!(
-            words(PreTokenizer::Qwen2, "x=12345"),
-            ["x", "=", "1", "2", "3", "4", "5"]
-        );
+        assert_eq!(words(PreTokenizer::Qwen2, "x=12345"), ["x", "=", "1", "2", "3", "4", "5"]);
     }
 
     #[test]
     fn llama3_groups_three_digits() {
-        assert_eq!(
-            words(PreTokenizer::Llama3, "12345 678"),
-            ["123", "45", " ", "678"]
-        );
+        assert_eq!(words(PreTokenizer::Llama3, "12345 678"), ["123", "45", " ", "678"]);
     }
 
     #[test]
     fn whitespace_rules() {
         // \s+(?!\S) leaves one space for the next word; \s*[\r\n]+ ends at the last newline.
         assert_eq!(words(PreTokenizer::Qwen2, "a   b"), ["a", "  ", " b"]);
-        assert_eq!(
-            words(PreTokenizer::Qwen2, "a \n\n  b"),
-            ["a", " \n\n", " ", " b"]
-        );
+        assert_eq!(words(PreTokenizer::Qwen2, "a \n\n  b"), ["a", " \n\n", " ", " b"]);
         assert_eq!(words(PreTokenizer::Qwen2, "end  "), ["end", "  "]);
         assert_eq!(words(PreTokenizer::Qwen2, "end "), ["end", " "]);
         assert_eq!(words(PreTokenizer::Qwen2, "\tx"), ["\tx"]);
@@ -389,18 +360,9 @@ mod tests {
 
     #[test]
     fn contractions_and_punctuation() {
-        assert_eq!(
-            words(PreTokenizer::Qwen2, "it's WE'RE"),
-            ["it", "'s", " WE", "'RE"]
-        );
-        assert_eq!(
-            words(PreTokenizer::Gpt2, "it's WE'RE"),
-            ["it", "'s", " WE", "'", "RE"]
-        );
-        assert_eq!(
-            words(PreTokenizer::Qwen2, "a ...!\n\nb"),
-            ["a", " ...!\n\n", "b"]
-        );
+        assert_eq!(words(PreTokenizer::Qwen2, "it's WE'RE"), ["it", "'s", " WE", "'RE"]);
+        assert_eq!(words(PreTokenizer::Gpt2, "it's WE'RE"), ["it", "'s", " WE", "'", "RE"]);
+        assert_eq!(words(PreTokenizer::Qwen2, "a ...!\n\nb"), ["a", " ...!\n\n", "b"]);
     }
 
     #[test]

@@ -70,12 +70,7 @@ fn try_add(
     let piece = &text[syms[l].start..syms[r].end];
     if let Some(&id) = t.token_to_id.get(piece) {
         let score = t.scores.get(id as usize).copied().unwrap_or(0.0);
-        heap.push(Bigram {
-            score,
-            left: l,
-            right: r,
-            size: piece.len(),
-        });
+        heap.push(Bigram { score, left: l, right: r, size: piece.len() });
     }
 }
 

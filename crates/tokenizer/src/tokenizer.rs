@@ -189,10 +189,7 @@ impl Tokenizer {
                 Some(p) => TokenizerKind::Bpe(p),
                 None => {
                     let pre = cfg.pre.clone().unwrap_or_default();
-                    return err(K::UnsupportedPreTokenizer {
-                        pre,
-                        supported: SUPPORTED_PRE,
-                    });
+                    return err(K::UnsupportedPreTokenizer { pre, supported: SUPPORTED_PRE });
                 }
             }
         } else {
@@ -203,21 +200,13 @@ impl Tokenizer {
             return err(K::EmptyVocabulary);
         }
         if n > MAX_TOKENS {
-            return err(K::TooMany {
-                field: "tokenizer.ggml.tokens",
-                count: n,
-                max: MAX_TOKENS,
-            });
+            return err(K::TooMany { field: "tokenizer.ggml.tokens", count: n, max: MAX_TOKENS });
         }
         let check_len = |field: &'static str, found: usize| {
             if found == n {
                 Ok(())
             } else {
-                Err(TokenizerError::new(K::LengthMismatch {
-                    field,
-                    expected: n,
-                    found,
-                }))
+                Err(TokenizerError::new(K::LengthMismatch { field, expected: n, found }))
             }
         };
         if let Some(t) = &cfg.token_types {
@@ -234,11 +223,7 @@ impl Tokenizer {
         let mut token_to_id = HashMap::with_capacity(n);
         for (i, text) in tokens.iter_mut().enumerate() {
             if text.len() > MAX_TOKEN_BYTES {
-                return err(K::TokenTooLong {
-                    id: i,
-                    len: text.len(),
-                    max: MAX_TOKEN_BYTES,
-                });
+                return err(K::TokenTooLong { id: i, len: text.len(), max: MAX_TOKEN_BYTES });
             }
             if text.is_empty() {
                 // llama.cpp renames empty tokens so that they stay distinct.
@@ -275,10 +260,7 @@ impl Tokenizer {
         let mut merges = HashMap::new();
         if is_bpe {
             let Some(rules) = &cfg.merges else {
-                return err(K::MissingField {
-                    field: "tokenizer.ggml.merges",
-                    model: cfg.model,
-                });
+                return err(K::MissingField { field: "tokenizer.ggml.merges", model: cfg.model });
             };
             if rules.len() > MAX_MERGES {
                 return err(K::TooMany {
@@ -289,16 +271,9 @@ impl Tokenizer {
             }
             merges.reserve(rules.len());
             for (index, rule) in rules.iter().enumerate() {
-                let split = rule
-                    .char_indices()
-                    .skip(1)
-                    .find(|&(_, c)| c == ' ')
-                    .map(|(i, _)| i);
+                let split = rule.char_indices().skip(1).find(|&(_, c)| c == ' ').map(|(i, _)| i);
                 let Some(sp) = split else {
-                    return err(K::MalformedMerge {
-                        index,
-                        merge: rule.clone(),
-                    });
+                    return err(K::MalformedMerge { index, merge: rule.clone() });
                 };
                 let (left, right) = (&rule[..sp], &rule[sp + 1..]);
                 let lookup = |piece: &str| {
@@ -312,10 +287,7 @@ impl Tokenizer {
                 };
                 let (l, r) = (lookup(left)?, lookup(right)?);
                 let result = token_to_id.get(&format!("{left}{right}")).copied();
-                merges.entry((l, r)).or_insert(Merge {
-                    rank: index as u32,
-                    result,
-                });
+                merges.entry((l, r)).or_insert(Merge { rank: index as u32, result });
             }
         }
 
@@ -340,18 +312,13 @@ impl Tokenizer {
 
         // Special ids: llama.cpp's per-model defaults, dropped when outside the vocabulary;
         // ids given explicitly must be in range.
-        let (def_bos, def_eos, def_unk) = if is_bpe {
-            (Some(11), Some(11), None)
-        } else {
-            (Some(1), Some(2), Some(0))
-        };
+        let (def_bos, def_eos, def_unk) =
+            if is_bpe { (Some(11), Some(11), None) } else { (Some(1), Some(2), Some(0)) };
         let special = |field: &'static str, given: Option<u32>, default: Option<u32>| match given {
             Some(id) if (id as usize) < n => Ok(Some(id)),
-            Some(id) => Err(TokenizerError::new(K::SpecialTokenOutOfRange {
-                field,
-                id,
-                n_tokens: n,
-            })),
+            Some(id) => {
+                Err(TokenizerError::new(K::SpecialTokenOutOfRange { field, id, n_tokens: n }))
+            }
             None => Ok(default.filter(|&d| (d as usize) < n)),
         };
         let bos = special("tokenizer.ggml.bos_token_id", cfg.bos_token_id, def_bos)?;
@@ -384,10 +351,7 @@ impl Tokenizer {
             })
             .collect();
         literal_tokens.sort_by(|&a, &b| {
-            tokens[b as usize]
-                .len()
-                .cmp(&tokens[a as usize].len())
-                .then(a.cmp(&b))
+            tokens[b as usize].len().cmp(&tokens[a as usize].len()).then(a.cmp(&b))
         });
 
         Ok(Tokenizer {
@@ -565,10 +529,7 @@ impl Tokenizer {
         let cls: Vec<Class> = cps.iter().map(|&c| Class::of(c)).collect();
         let mut lens = Vec::new();
         pre.split(&cps, &cls, &mut lens);
-        let tables = BpeTables {
-            merges: &self.merges,
-            byte_token: &self.byte_token,
-        };
+        let tables = BpeTables { merges: &self.merges, byte_token: &self.byte_token };
         let bytes = text.as_bytes();
         let mut at = 0;
         let mut encoded = String::new();
@@ -596,10 +557,7 @@ impl Tokenizer {
         render_special: bool,
     ) -> Result<Vec<u8>, TokenizerError> {
         let Some(text) = self.tokens.get(id as usize) else {
-            return Err(TokenizerError::new(K::UnknownTokenId {
-                id,
-                n_tokens: self.tokens.len(),
-            }));
+            return Err(TokenizerError::new(K::UnknownTokenId { id, n_tokens: self.tokens.len() }));
         };
         let attr = self.attrs[id as usize];
         if attr & (ATTR_CONTROL | ATTR_UNKNOWN) != 0 && !render_special {

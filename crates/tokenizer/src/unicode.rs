@@ -18,9 +18,7 @@ pub(crate) enum Category {
 pub(crate) fn category(c: char) -> Category {
     let cp = c as u32;
     // The table starts at code point 0, so the partition point is at least 1.
-    let idx = CATEGORY_RANGES
-        .partition_point(|&(start, _)| start <= cp)
-        .saturating_sub(1);
+    let idx = CATEGORY_RANGES.partition_point(|&(start, _)| start <= cp).saturating_sub(1);
     match CATEGORY_RANGES[idx].1 {
         1 => Category::Number,
         2 => Category::Letter,
@@ -62,10 +60,7 @@ pub(crate) struct Class {
 
 impl Class {
     pub fn of(c: char) -> Class {
-        Class {
-            cat: category(c),
-            ws: is_whitespace(c),
-        }
+        Class { cat: category(c), ws: is_whitespace(c) }
     }
     pub fn letter(self) -> bool {
         self.cat == Category::Letter

@@ -44,15 +44,9 @@ fn load(model: &str) -> Option<Tokenizer> {
 fn check_goldens(model: &str) {
     let Some(tok) = load(model) else { return };
     let cases = golden_cases(model);
-    assert!(
-        cases.len() >= 100,
-        "{model}: only {} golden cases",
-        cases.len()
-    );
+    assert!(cases.len() >= 100, "{model}: only {} golden cases", cases.len());
     let pieces = |ids: &[u32]| -> Vec<String> {
-        ids.iter()
-            .map(|&i| tok.token_piece(i).unwrap_or_default())
-            .collect()
+        ids.iter().map(|&i| tok.token_piece(i).unwrap_or_default()).collect()
     };
     let mut failures = Vec::new();
     for c in &cases {
@@ -69,11 +63,7 @@ fn check_goldens(model: &str) {
             ));
         }
     }
-    eprintln!(
-        "{model}: {}/{} golden cases match",
-        cases.len() - failures.len(),
-        cases.len()
-    );
+    eprintln!("{model}: {}/{} golden cases match", cases.len() - failures.len(), cases.len());
     assert!(
         failures.is_empty(),
         "{model}: {} of {} cases differ:\n{}",
@@ -97,29 +87,17 @@ fn gemma_matches_llama_cpp_goldens() {
 fn qwen_contract_prompt() {
     let Some(tok) = load(QWEN) else { return };
     assert_eq!(tok.kind(), TokenizerKind::Bpe(PreTokenizer::Qwen2));
-    assert!(
-        !tok.add_bos(),
-        "Qwen2.5 metadata says add_bos_token = false"
-    );
+    assert!(!tok.add_bos(), "Qwen2.5 metadata says add_bos_token = false");
     // The parity contract's prompt; BOS is not added even with add_special.
-    assert_eq!(
-        tok.encode("What is 2+2?", true),
-        [3838, 374, 220, 17, 10, 17, 30]
-    );
-    assert_eq!(
-        tok.encode("What is 2+2?", false),
-        [3838, 374, 220, 17, 10, 17, 30]
-    );
+    assert_eq!(tok.encode("What is 2+2?", true), [3838, 374, 220, 17, 10, 17, 30]);
+    assert_eq!(tok.encode("What is 2+2?", false), [3838, 374, 220, 17, 10, 17, 30]);
 }
 
 #[test]
 fn gemma_metadata_is_honoured() {
     let Some(tok) = load(GEMMA) else { return };
     assert_eq!(tok.kind(), TokenizerKind::SentencePiece);
-    assert_eq!(
-        (tok.bos(), tok.eos(), tok.unk(), tok.pad()),
-        (Some(2), Some(1), Some(3), Some(0))
-    );
+    assert_eq!((tok.bos(), tok.eos(), tok.unk(), tok.pad()), (Some(2), Some(1), Some(3), Some(0)));
     assert!(tok.add_bos() && !tok.add_eos());
     assert_eq!(tok.encode("", true), [2]);
     assert_eq!(tok.encode("", false), Vec::<u32>::new());
@@ -135,28 +113,17 @@ fn check_roundtrip(model: &str) {
     let mut bad = Vec::new();
     let mut n = 0;
     let mut seen = std::collections::HashSet::new();
-    for c in golden_cases(model)
-        .iter()
-        .filter(|c| seen.insert(c.text.clone()))
-    {
+    for c in golden_cases(model).iter().filter(|c| seen.insert(c.text.clone())) {
         n += 1;
         let back = tok.decode(&tok.encode(&c.text, false)).expect("decode");
-        let expected = if spm {
-            c.text.replace('\u{2581}', " ")
-        } else {
-            c.text.clone()
-        };
+        let expected = if spm { c.text.replace('\u{2581}', " ") } else { c.text.clone() };
         if back != expected {
             bad.push(format!("{:?} -> {:?}", c.text, back));
         }
     }
     eprintln!("{model}: {}/{n} texts round-trip", n - bad.len());
     assert!(n >= 250, "{model}: only {n} texts");
-    assert!(
-        bad.is_empty(),
-        "{model}: round trip differs:\n{}",
-        bad.join("\n")
-    );
+    assert!(bad.is_empty(), "{model}: round trip differs:\n{}", bad.join("\n"));
 }
 
 #[test]
@@ -175,11 +142,8 @@ fn gemma_decode_inverts_encode() {
 fn encode_speed_report() {
     for model in [QWEN, GEMMA] {
         let Some(tok) = load(model) else { return };
-        let base: String = golden_cases(model)
-            .iter()
-            .map(|c| c.text.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let base: String =
+            golden_cases(model).iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join(" ");
         let text = base.repeat((1 << 20) / base.len().max(1) + 1);
         let t = std::time::Instant::now();
         let ids = tok.encode(&text, false);

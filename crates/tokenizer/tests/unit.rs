@@ -27,10 +27,7 @@ fn spm(tokens: &[(&str, f32, i32)]) -> TokenizerConfig {
 }
 
 fn kind(cfg: TokenizerConfig) -> K {
-    Tokenizer::new(cfg)
-        .expect_err("must be rejected")
-        .kind()
-        .clone()
+    Tokenizer::new(cfg).expect_err("must be rejected").kind().clone()
 }
 
 // ---- BPE ----
@@ -57,12 +54,8 @@ fn bpe_equal_ranks_merge_leftmost_first() {
 #[test]
 fn bpe_is_byte_level() {
     // ' ' is byte-mapped to 'Ġ', '\n' to 'Ċ'; "é" is the two bytes C3 A9 -> "Ã" "©".
-    let t = Tokenizer::new(bpe(
-        "qwen2",
-        &["Ġ", "a", "Ġa", "Ċ", "Ã", "©", "Ã©"],
-        &["Ġ a", "Ã ©"],
-    ))
-    .unwrap();
+    let t = Tokenizer::new(bpe("qwen2", &["Ġ", "a", "Ġa", "Ċ", "Ã", "©", "Ã©"], &["Ġ a", "Ã ©"]))
+        .unwrap();
     assert_eq!(t.encode(" a", false), [2]);
     assert_eq!(t.encode("\n", false), [3]);
     assert_eq!(t.encode("é", false), [6]);
@@ -80,22 +73,12 @@ fn bpe_drops_bytes_missing_from_the_vocabulary() {
 #[test]
 fn llama3_takes_whole_word_tokens_without_merging() {
     // No merge path leads to "abc", but LLaMA-3 (ignore_merges) looks the word up first.
-    let cfg = TokenizerConfig {
-        bos_token_id: Some(0),
-        ..bpe("llama-bpe", ABC, &["a b"])
-    };
+    let cfg = TokenizerConfig { bos_token_id: Some(0), ..bpe("llama-bpe", ABC, &["a b"]) };
     let t = Tokenizer::new(cfg.clone()).unwrap();
     assert_eq!(t.encode("abc", false), [5]);
-    assert!(
-        t.add_bos(),
-        "llama-bpe adds BOS unless the metadata says otherwise"
-    );
+    assert!(t.add_bos(), "llama-bpe adds BOS unless the metadata says otherwise");
     assert_eq!(t.encode("abc", true), [0, 5]);
-    let t = Tokenizer::new(TokenizerConfig {
-        pre: Some("qwen2".into()),
-        ..cfg
-    })
-    .unwrap();
+    let t = Tokenizer::new(TokenizerConfig { pre: Some("qwen2".into()), ..cfg }).unwrap();
     assert_eq!(t.encode("abc", false), [3, 2]);
 }
 
@@ -116,20 +99,7 @@ fn forced_control_texts_are_not_matched_even_if_user_defined() {
     // llama.cpp promotes "<|im_end|>" (an end-of-generation marker) to control at load time.
     let mut cfg = bpe(
         "qwen2",
-        &[
-            "<|im_end|>",
-            "<",
-            "|",
-            "im",
-            "_",
-            "end",
-            ">",
-            "i",
-            "m",
-            "e",
-            "n",
-            "d",
-        ],
+        &["<|im_end|>", "<", "|", "im", "_", "end", ">", "i", "m", "e", "n", "d"],
         &[],
     );
     cfg.token_types = Some(vec![4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
@@ -141,21 +111,13 @@ fn forced_control_texts_are_not_matched_even_if_user_defined() {
 
 fn small_spm() -> Vec<(&'static str, f32, i32)> {
     let mut v = vec![("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3)];
-    v.extend([
-        ("▁", -1.0, 1),
-        ("a", -2.0, 1),
-        ("b", -2.0, 1),
-        ("c", -2.0, 1),
-        ("▁a", -0.5, 1),
-    ]);
+    v.extend([("▁", -1.0, 1), ("a", -2.0, 1), ("b", -2.0, 1), ("c", -2.0, 1), ("▁a", -0.5, 1)]);
     v.extend([("ab", -3.0, 1), ("bc", -1.5, 1), ("<X>", 0.0, 4)]);
     v
 }
 
 fn byte_tokens() -> Vec<(String, f32, i32)> {
-    (0..=255u8)
-        .map(|b| (format!("<0x{b:02X}>"), 0.0, 6))
-        .collect()
+    (0..=255u8).map(|b| (format!("<0x{b:02X}>"), 0.0, 6)).collect()
 }
 
 fn spm_with_bytes() -> TokenizerConfig {
@@ -178,33 +140,24 @@ fn spm_merges_by_score_and_prefixes_a_space() {
     // (rendered as nothing) is that first token, so the space then stays.
     assert_eq!(t.decode(&t.encode("abc", false)).unwrap(), "abc");
     assert_eq!(t.decode(&t.encode("abc", true)).unwrap(), " abc");
-    let t = Tokenizer::new(TokenizerConfig {
-        add_space_prefix: Some(false),
-        ..spm(&small_spm())
-    })
-    .unwrap();
+    let t = Tokenizer::new(TokenizerConfig { add_space_prefix: Some(false), ..spm(&small_spm()) })
+        .unwrap();
     assert_eq!(t.encode("abc", false), [4, 9]);
     assert_eq!(t.encode("a b", false), [4, 3, 5]);
 }
 
 #[test]
 fn spm_falls_back_to_bytes() {
-    let t = Tokenizer::new(TokenizerConfig {
-        add_space_prefix: Some(false),
-        ..spm_with_bytes()
-    })
-    .unwrap();
+    let t = Tokenizer::new(TokenizerConfig { add_space_prefix: Some(false), ..spm_with_bytes() })
+        .unwrap();
     let base = small_spm().len() as u32;
     // 'é' = C3 A9, neither a token.
     assert_eq!(t.encode("aé", false), [4, base + 0xC3, base + 0xA9]);
     assert_eq!(t.decode(&t.encode("aé", false)).unwrap(), "aé");
     assert_eq!(t.token_piece_bytes(base + 0xC3, true).unwrap(), [0xC3]);
     // Without byte tokens a missing byte becomes <unk>.
-    let t = Tokenizer::new(TokenizerConfig {
-        add_space_prefix: Some(false),
-        ..spm(&small_spm())
-    })
-    .unwrap();
+    let t = Tokenizer::new(TokenizerConfig { add_space_prefix: Some(false), ..spm(&small_spm()) })
+        .unwrap();
     assert_eq!(t.encode("é", false), [0, 0]);
 }
 
@@ -226,16 +179,10 @@ fn rejects_unsupported_model_and_pre_tokenizer_naming_what_is_supported() {
     })
     .unwrap_err();
     assert!(matches!(e.kind(), K::UnsupportedModel { model, .. } if model == "bert"));
-    assert!(
-        e.to_string().contains("gpt2") && e.to_string().contains("llama"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("gpt2") && e.to_string().contains("llama"), "{e}");
     let e = Tokenizer::new(bpe("starcoder", &["a"], &[])).unwrap_err();
     assert!(matches!(e.kind(), K::UnsupportedPreTokenizer { pre, .. } if pre == "starcoder"));
-    assert!(
-        e.to_string().contains("qwen2") && e.to_string().contains("llama-bpe"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("qwen2") && e.to_string().contains("llama-bpe"), "{e}");
 }
 
 #[test]
@@ -245,90 +192,42 @@ fn rejects_inconsistent_data() {
     c.token_types = Some(vec![1; 5]);
     assert_eq!(
         kind(c),
-        K::LengthMismatch {
-            field: "tokenizer.ggml.token_type",
-            expected: 6,
-            found: 5
-        }
+        K::LengthMismatch { field: "tokenizer.ggml.token_type", expected: 6, found: 5 }
     );
     let mut c = spm(&small_spm());
     c.scores.as_mut().unwrap().push(0.0);
-    assert!(matches!(
-        kind(c),
-        K::LengthMismatch {
-            field: "tokenizer.ggml.scores",
-            ..
-        }
-    ));
+    assert!(matches!(kind(c), K::LengthMismatch { field: "tokenizer.ggml.scores", .. }));
     let mut c = spm(&small_spm());
     c.scores.as_mut().unwrap()[4] = f32::NAN;
     assert!(matches!(kind(c), K::InvalidScore { id: 4, .. }));
     assert!(matches!(
         kind(bpe("qwen2", &["a", "b", "a"], &[])),
-        K::DuplicateToken {
-            first: 0,
-            second: 2,
-            ..
-        }
+        K::DuplicateToken { first: 0, second: 2, .. }
     ));
-    assert!(matches!(
-        kind(bpe("qwen2", ABC, &["a b", "abc"])),
-        K::MalformedMerge { index: 1, .. }
-    ));
+    assert!(matches!(kind(bpe("qwen2", ABC, &["a b", "abc"])), K::MalformedMerge { index: 1, .. }));
     assert!(
         matches!(kind(bpe("qwen2", ABC, &["a z"])), K::MergeUnknownToken { index: 0, piece, .. } if piece == "z")
     );
-    let c = TokenizerConfig {
-        merges: None,
-        ..bpe("qwen2", ABC, &[])
-    };
-    assert!(matches!(
-        kind(c),
-        K::MissingField {
-            field: "tokenizer.ggml.merges",
-            ..
-        }
-    ));
+    let c = TokenizerConfig { merges: None, ..bpe("qwen2", ABC, &[]) };
+    assert!(matches!(kind(c), K::MissingField { field: "tokenizer.ggml.merges", .. }));
 }
 
 #[test]
 fn rejects_bad_special_tokens() {
-    let c = TokenizerConfig {
-        bos_token_id: Some(6),
-        ..bpe("qwen2", ABC, &[])
-    };
+    let c = TokenizerConfig { bos_token_id: Some(6), ..bpe("qwen2", ABC, &[]) };
     assert_eq!(
         kind(c),
-        K::SpecialTokenOutOfRange {
-            field: "tokenizer.ggml.bos_token_id",
-            id: 6,
-            n_tokens: 6
-        }
+        K::SpecialTokenOutOfRange { field: "tokenizer.ggml.bos_token_id", id: 6, n_tokens: 6 }
     );
     // gpt2's default BOS (11) is outside this vocabulary, so adding BOS is impossible.
-    let c = TokenizerConfig {
-        add_bos_token: Some(true),
-        ..bpe("qwen2", ABC, &[])
-    };
-    assert!(matches!(
-        kind(c),
-        K::MissingSpecialToken {
-            field: "tokenizer.ggml.bos_token_id",
-            ..
-        }
-    ));
+    let c = TokenizerConfig { add_bos_token: Some(true), ..bpe("qwen2", ABC, &[]) };
+    assert!(matches!(kind(c), K::MissingSpecialToken { field: "tokenizer.ggml.bos_token_id", .. }));
 }
 
 #[test]
 fn lookups_of_unknown_ids_are_errors() {
     let t = Tokenizer::new(bpe("qwen2", ABC, &[])).unwrap();
-    assert_eq!(
-        t.decode(&[0, 99]).unwrap_err().kind(),
-        &K::UnknownTokenId {
-            id: 99,
-            n_tokens: 6
-        }
-    );
+    assert_eq!(t.decode(&[0, 99]).unwrap_err().kind(), &K::UnknownTokenId { id: 99, n_tokens: 6 });
     assert!(t.token_piece(6).is_err());
     assert_eq!(t.token_text(6), None);
 }

@@ -61,15 +61,11 @@ pub fn hostile_model(demo: &[u8]) -> Result<(Vec<u8>, [u32; 3]), DemoError> {
         };
         w.add(key, value).map_err(bad)?;
     }
-    w.add("tokenizer.chat_template", CHAT_TEMPLATE)
-        .map_err(bad)?;
+    w.add("tokenizer.chat_template", CHAT_TEMPLATE).map_err(bad)?;
     for t in file.tensors() {
-        let bytes = file
-            .tensor_bytes(&src, t)
-            .map_err(|e| DemoError::new(e.to_string()))?;
+        let bytes = file.tensor_bytes(&src, t).map_err(|e| DemoError::new(e.to_string()))?;
         w.add_tensor(&t.name, &t.dims, t.ty, bytes).map_err(bad)?;
     }
-    w.add_tensor(TENSOR, &[32], GgmlType::F32, vec![0u8; 128])
-        .map_err(bad)?;
+    w.add_tensor(TENSOR, &[32], GgmlType::F32, vec![0u8; 128]).map_err(bad)?;
     Ok((w.to_bytes(), ids))
 }

@@ -25,9 +25,7 @@ pub struct DemoError {
 
 impl DemoError {
     pub fn new(message: impl Into<String>) -> Self {
-        DemoError {
-            message: message.into(),
-        }
+        DemoError { message: message.into() }
     }
 }
 
@@ -152,9 +150,7 @@ fn matrix(name: &str, rows: usize, cols: usize, std: f64) -> Vec<f32> {
 /// A vector of `center + spread·N(0, 1)` (norm weights around 1, biases around 0).
 fn vector(name: &str, n: usize, center: f64, spread: f64) -> Vec<f32> {
     let mut rng = Rng::for_name(name);
-    (0..n)
-        .map(|_| (center + spread * rng.normal()) as f32)
-        .collect()
+    (0..n).map(|_| (center + spread * rng.normal()) as f32).collect()
 }
 
 /// One tensor of the demo: name, ggml shape, type.
@@ -170,21 +166,9 @@ pub struct TensorPlan {
 /// embedding (which the output head shares: there is no `output.weight`), F32 for norms and
 /// biases.
 pub fn tensor_plan(s: &Spec) -> Vec<TensorPlan> {
-    let (e, kv, ff) = (
-        s.n_embd as u64,
-        (s.n_head_kv * s.head_dim()) as u64,
-        s.n_ff as u64,
-    );
-    let t = |name: String, ne: &[u64], ty| TensorPlan {
-        name,
-        ne: ne.to_vec(),
-        ty,
-    };
-    let mut plan = vec![t(
-        "token_embd.weight".into(),
-        &[e, s.n_vocab as u64],
-        GgmlType::Q8_0,
-    )];
+    let (e, kv, ff) = (s.n_embd as u64, (s.n_head_kv * s.head_dim()) as u64, s.n_ff as u64);
+    let t = |name: String, ne: &[u64], ty| TensorPlan { name, ne: ne.to_vec(), ty };
+    let mut plan = vec![t("token_embd.weight".into(), &[e, s.n_vocab as u64], GgmlType::Q8_0)];
     for il in 0..s.n_layers {
         let b = |n: &str| format!("blk.{il}.{n}");
         plan.extend([
@@ -212,9 +196,7 @@ fn source_values(t: &TensorPlan) -> Vec<f32> {
     let role = t
         .name
         .rsplit_once("blk.")
-        .map_or(t.name.as_str(), |(_, r)| {
-            r.split_once('.').map_or(r, |(_, r)| r)
-        });
+        .map_or(t.name.as_str(), |(_, r)| r.split_once('.').map_or(r, |(_, r)| r));
     match role {
         // Small embeddings, as trained ones are (Qwen2.5's std is ~0.02); with the tied head
         // they give logits of std ~1, a softmax that is peaked but not one-hot.
@@ -238,12 +220,7 @@ fn quantized_bytes(t: &TensorPlan) -> Result<Vec<u8>, DemoError> {
         GgmlType::Q4_K => quant::quantize_q4_k(&v).map_err(fail)?.bytes,
         GgmlType::Q6_K => quant::quantize_q6_k(&v).map_err(fail)?.bytes,
         GgmlType::Q8_0 => quant::quantize_q8_0(&v).map_err(fail)?.bytes,
-        ty => {
-            return Err(DemoError::new(format!(
-                "tensor {}: no quantizer for {ty}",
-                t.name
-            )))
-        }
+        ty => return Err(DemoError::new(format!("tensor {}: no quantizer for {ty}", t.name))),
     })
 }
 
@@ -272,10 +249,8 @@ pub fn tokenizer_part(qwen: &GgufFile, n_vocab: usize) -> Result<TokenizerPart, 
     let all = qwen.get_str_arr("tokenizer.ggml.tokens").ok_or_else(|| {
         DemoError::new("the Qwen2.5 file has no tokenizer.ggml.tokens string array")
     })?;
-    let types = qwen
-        .get_arr("tokenizer.ggml.token_type")
-        .and_then(|a| a.to_i64s())
-        .ok_or_else(|| {
+    let types =
+        qwen.get_arr("tokenizer.ggml.token_type").and_then(|a| a.to_i64s()).ok_or_else(|| {
             DemoError::new("the Qwen2.5 file has no integer tokenizer.ggml.token_type array")
         })?;
     let merges = qwen.get_str_arr("tokenizer.ggml.merges").ok_or_else(|| {
@@ -311,11 +286,7 @@ pub fn tokenizer_part(qwen: &GgufFile, n_vocab: usize) -> Result<TokenizerPart, 
         })
         .cloned()
         .collect();
-    Ok(TokenizerPart {
-        tokens,
-        token_types,
-        merges,
-    })
+    Ok(TokenizerPart { tokens, token_types, merges })
 }
 
 /// The complete demo GGUF, from the Qwen2.5 file's parsed header (only its tokenizer is used).
@@ -378,10 +349,7 @@ pub fn generate_with(s: &Spec, qwen: &GgufFile) -> Result<Vec<u8>, DemoError> {
 /// Lowercase hex SHA-256 (printed by the binary and written into the README).
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The README that sits beside the demo file: how it was made, what is in it, its hash.
@@ -455,11 +423,7 @@ mod tests {
         w.add("tokenizer.ggml.pre", "qwen2").unwrap();
         w.add("tokenizer.ggml.token_type", vec![1i32; n]).unwrap();
         w.add("tokenizer.ggml.tokens", tokens).unwrap();
-        w.add(
-            "tokenizer.ggml.merges",
-            vec!["a b", "b a", "ab t5", "t1 t2"],
-        )
-        .unwrap();
+        w.add("tokenizer.ggml.merges", vec!["a b", "b a", "ab t5", "t1 t2"]).unwrap();
         GgufFile::read(&MemorySource::new(w.to_bytes())).unwrap()
     }
 
@@ -482,10 +446,7 @@ mod tests {
         let mut w = GgufWriter::new();
         w.add("tokenizer.ggml.model", "llama").unwrap();
         let f = GgufFile::read(&MemorySource::new(w.to_bytes())).unwrap();
-        assert!(tokenizer_part(&f, 10)
-            .unwrap_err()
-            .to_string()
-            .contains("tokenizer.ggml.model"));
+        assert!(tokenizer_part(&f, 10).unwrap_err().to_string().contains("tokenizer.ggml.model"));
     }
 
     #[test]
@@ -501,10 +462,7 @@ mod tests {
         for (t, p) in f.tensors().iter().zip(&plan) {
             assert_eq!((&t.name, t.ty), (&p.name, p.ty));
         }
-        assert!(
-            f.tensor("output.weight").is_none(),
-            "the head is tied to token_embd"
-        );
+        assert!(f.tensor("output.weight").is_none(), "the head is tied to token_embd");
         assert!(a.len() <= 2_500_000, "{} bytes", a.len());
     }
 
@@ -518,18 +476,10 @@ mod tests {
         let get = |n: &str| source_values(plan.iter().find(|t| t.name == n).unwrap());
         let down = get("blk.1.ffn_down.weight");
         let want = 1.0 / (512f64).sqrt();
-        assert!(
-            (std(&down) / want - 1.0).abs() < 0.1,
-            "ffn_down std {} vs {want}",
-            std(&down)
-        );
+        assert!((std(&down) / want - 1.0).abs() < 0.1, "ffn_down std {} vs {want}", std(&down));
         let norm = get("blk.2.attn_norm.weight");
         assert!(norm.iter().all(|&x| (0.3..1.7).contains(&x)));
-        assert_ne!(
-            get("blk.0.attn_q.weight"),
-            get("blk.1.attn_q.weight"),
-            "layers differ"
-        );
+        assert_ne!(get("blk.0.attn_q.weight"), get("blk.1.attn_q.weight"), "layers differ");
     }
 
     #[test]
@@ -541,9 +491,6 @@ mod tests {
         let v: Vec<f64> = (0..n).map(|_| r.normal()).collect();
         let mean = v.iter().sum::<f64>() / n as f64;
         let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(
-            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
-            "mean {mean} var {var}"
-        );
+        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "mean {mean} var {var}");
     }
 }

@@ -22,12 +22,9 @@ fn main() -> ExitCode {
 }
 
 fn default_qwen() -> PathBuf {
-    let dir = std::env::var_os("PARALLAX_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/parallax/models")
-        });
+    let dir = std::env::var_os("PARALLAX_MODELS").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/parallax/models")
+    });
     dir.join(QWEN_FILE)
 }
 
@@ -37,9 +34,7 @@ fn run() -> Result<(), String> {
     let mut args = std::env::args_os().skip(1);
     while let Some(a) = args.next() {
         let mut value = || {
-            args.next()
-                .map(PathBuf::from)
-                .ok_or_else(|| format!("{a:?} needs a value\n{USAGE}"))
+            args.next().map(PathBuf::from).ok_or_else(|| format!("{a:?} needs a value\n{USAGE}"))
         };
         match a.to_str() {
             Some("--qwen") => qwen = value()?,
@@ -52,10 +47,7 @@ fn run() -> Result<(), String> {
         }
     }
     let source = FileSource::open(&qwen).map_err(|e| {
-        format!(
-            "{}: {e} (run ../shared/models/fetch.sh, or pass --qwen PATH)",
-            qwen.display()
-        )
+        format!("{}: {e} (run ../shared/models/fetch.sh, or pass --qwen PATH)", qwen.display())
     })?;
     let header = GgufFile::read(&source).map_err(|e| format!("{}: {e}", qwen.display()))?;
     let bytes = generate(&header).map_err(|e| e.to_string())?;
@@ -65,11 +57,6 @@ fn run() -> Result<(), String> {
     let readme_path = out.join("README.md");
     std::fs::write(&readme_path, readme(&bytes))
         .map_err(|e| format!("{}: {e}", readme_path.display()))?;
-    println!(
-        "{}: {} bytes, sha256 {}",
-        path.display(),
-        bytes.len(),
-        sha256_hex(&bytes)
-    );
+    println!("{}: {} bytes, sha256 {}", path.display(), bytes.len(), sha256_hex(&bytes));
     Ok(())
 }

@@ -45,9 +45,7 @@ fn whole_blocks(what: &str, values: &[f32], block: usize) -> Result<usize, DemoE
 fn to_f16(what: &str, x: f32) -> Result<(f16, f32), DemoError> {
     let h = f16::from_f32(x);
     if !h.is_finite() {
-        return Err(DemoError::new(format!(
-            "{what}: block scale {x} does not fit in an f16"
-        )));
+        return Err(DemoError::new(format!("{what}: block scale {x} does not fit in an f16")));
     }
     Ok((h, h.to_f32()))
 }
@@ -164,10 +162,8 @@ pub fn quantize_q6_k(values: &[f32]) -> Result<Quantized, DemoError> {
         let mut qh = [0u8; 64];
         for half in 0..2 {
             let v = &q[128 * half..128 * (half + 1)];
-            let (ql, qh) = (
-                &mut ql[64 * half..64 * (half + 1)],
-                &mut qh[32 * half..32 * (half + 1)],
-            );
+            let (ql, qh) =
+                (&mut ql[64 * half..64 * (half + 1)], &mut qh[32 * half..32 * (half + 1)]);
             for l in 0..32 {
                 ql[l] = (v[l] & 0x0F) | ((v[l + 64] & 0x0F) << 4);
                 ql[l + 32] = (v[l + 32] & 0x0F) | ((v[l + 96] & 0x0F) << 4);
@@ -232,29 +228,18 @@ mod tests {
     }
 
     fn check(ty: GgmlType, q: &Quantized, src: &[f32], block: usize, max_rel_rms: f64) {
-        assert_eq!(
-            q.bytes.len() as u64,
-            ty.bytes_for(src.len() as u64).unwrap()
-        );
+        assert_eq!(q.bytes.len() as u64, ty.bytes_for(src.len() as u64).unwrap());
         let mut out = vec![0f32; src.len()];
         dequantize(ty, &q.bytes, &mut out).unwrap();
         // Layout: the product's bit-exact dequantizer reads back exactly what was meant.
         for (i, (a, b)) in out.iter().zip(&q.decoded).enumerate() {
-            assert_eq!(
-                a.to_bits(),
-                b.to_bits(),
-                "{ty}: value {i} decodes to {a}, meant {b}"
-            );
+            assert_eq!(a.to_bits(), b.to_bits(), "{ty}: value {i} decodes to {a}, meant {b}");
         }
         // Error: per block, the RMS error is a small fraction of the block's spread, and no
         // value is off by more than a few steps of its block.
         for (b, (s, y)) in src.chunks(block).zip(out.chunks(block)).enumerate() {
             let amax = s.iter().fold(0f32, |a, v| a.max(v.abs())) as f64;
-            let err2: f64 = s
-                .iter()
-                .zip(y)
-                .map(|(&a, &b)| ((a - b) as f64).powi(2))
-                .sum();
+            let err2: f64 = s.iter().zip(y).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum();
             let rms = (err2 / block as f64).sqrt();
             assert!(
                 rms <= max_rel_rms * amax + 1e-12,
@@ -267,10 +252,7 @@ mod tests {
                 );
             }
             if amax == 0.0 {
-                assert!(
-                    y.iter().all(|&v| v == 0.0),
-                    "{ty}: an all-zero block must stay zero"
-                );
+                assert!(y.iter().all(|&v| v == 0.0), "{ty}: an all-zero block must stay zero");
             }
         }
     }
@@ -304,10 +286,7 @@ mod tests {
             if j < 4 {
                 (q[j] & 63, q[j + 4] & 63)
             } else {
-                (
-                    (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
-                    (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-                )
+                ((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
             }
         }
         let mut rng = Rng::new(9);
@@ -332,9 +311,6 @@ mod tests {
         assert!(quantize_q8_0(&[0.0; 33]).is_err());
         let mut v = vec![0.0; 32];
         v[5] = f32::NAN;
-        assert!(quantize_q8_0(&v)
-            .unwrap_err()
-            .to_string()
-            .contains("value 5"));
+        assert!(quantize_q8_0(&v).unwrap_err().to_string().contains("value 5"));
     }
 }

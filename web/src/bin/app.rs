@@ -87,7 +87,11 @@ mod app {
                 e.prevent_default();
                 let _ = zone.class_list().remove_1("over");
                 let drag: Option<&web_sys::DragEvent> = e.dyn_ref();
-                if let Some(file) = drag.and_then(|d| d.data_transfer()).and_then(|d| d.files()).and_then(|f| f.get(0)) {
+                if let Some(file) = drag
+                    .and_then(|d| d.data_transfer())
+                    .and_then(|d| d.files())
+                    .and_then(|f| f.get(0))
+                {
                     choose_file(&state, file);
                 }
             })?;
@@ -99,11 +103,15 @@ mod app {
         {
             let state = state.clone();
             let document2 = document.clone();
-            on(&by_id(&document, "open-url")?, "click", move |_| choose_url(&state, &value(&document2, "url")))?;
+            on(&by_id(&document, "open-url")?, "click", move |_| {
+                choose_url(&state, &value(&document2, "url"))
+            })?;
         }
         // `#r=…`: a permalink; show its report without any model.
         if let Some(hash) = web_sys::window().and_then(|w| w.location().hash().ok()) {
-            if let Some(payload) = hash.strip_prefix(&format!("#{}=", parallax_report::permalink::FRAGMENT_KEY)) {
+            if let Some(payload) =
+                hash.strip_prefix(&format!("#{}=", parallax_report::permalink::FRAGMENT_KEY))
+            {
                 set_status(&document, "Opening the report from the link …", false);
                 post(&state, &Request::Show { permalink: Some(payload.to_string()), json: None });
             }
@@ -116,9 +124,17 @@ mod app {
                 let Some(file) = input2.files().and_then(|f| f.get(0)) else { return };
                 let state = state.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    match wasm_bindgen_futures::JsFuture::from(file.text()).await.ok().and_then(|t| t.as_string()) {
-                        Some(json) => post(&state, &Request::Show { permalink: None, json: Some(json) }),
-                        None => set_status(&state.borrow().document, "Could not read that file.", true),
+                    match wasm_bindgen_futures::JsFuture::from(file.text())
+                        .await
+                        .ok()
+                        .and_then(|t| t.as_string())
+                    {
+                        Some(json) => {
+                            post(&state, &Request::Show { permalink: None, json: Some(json) })
+                        }
+                        None => {
+                            set_status(&state.borrow().document, "Could not read that file.", true)
+                        }
                     }
                 });
             })?;
@@ -129,7 +145,10 @@ mod app {
             .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
             .and_then(|p| p.get("model"))
         {
-            if let Some(i) = document.get_element_by_id("url").and_then(|e| e.dyn_into::<HtmlInputElement>().ok()) {
+            if let Some(i) = document
+                .get_element_by_id("url")
+                .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
+            {
                 i.set_value(&model);
             }
             choose_url(&state, &model);
@@ -163,10 +182,19 @@ mod app {
             let document = state.borrow().document.clone();
             let file = match fetch_file(DEMO_URL, "parallax-demo-qwen2.gguf").await {
                 Ok(f) => f,
-                Err(e) => return set_status(&document, &format!("Could not load the demo model: {e}"), true),
+                Err(e) => {
+                    return set_status(
+                        &document,
+                        &format!("Could not load the demo model: {e}"),
+                        true,
+                    )
+                }
             };
             for (id, value) in [("tokens", ""), ("prompt", "What is 2+2?"), ("faults", fault)] {
-                if let Some(i) = document.get_element_by_id(id).and_then(|e| e.dyn_into::<HtmlInputElement>().ok()) {
+                if let Some(i) = document
+                    .get_element_by_id(id)
+                    .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
+                {
                     i.set_value(value);
                 }
             }
@@ -177,17 +205,25 @@ mod app {
 
     async fn fetch_file(url: &str, name: &str) -> Result<web_sys::File, String> {
         let window = web_sys::window().ok_or("no window")?;
-        let resp = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| format!("{e:?}"))?;
+        let resp = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str(url))
+            .await
+            .map_err(|e| format!("{e:?}"))?;
         let resp: web_sys::Response = resp.dyn_into().map_err(|_| "not a response".to_string())?;
         if !resp.ok() {
             return Err(format!("the server answered {} for {url}", resp.status()));
         }
-        let blob = wasm_bindgen_futures::JsFuture::from(resp.blob().map_err(|e| format!("{e:?}"))?).await.map_err(|e| format!("{e:?}"))?;
+        let blob = wasm_bindgen_futures::JsFuture::from(resp.blob().map_err(|e| format!("{e:?}"))?)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
         let parts = js_sys::Array::of1(&blob);
         web_sys::File::new_with_blob_sequence(&parts, name).map_err(|e| format!("{e:?}"))
     }
 
-    fn on(target: &Element, event: &str, f: impl FnMut(web_sys::Event) + 'static) -> Result<(), JsValue> {
+    fn on(
+        target: &Element,
+        event: &str,
+        f: impl FnMut(web_sys::Event) + 'static,
+    ) -> Result<(), JsValue> {
         let cb = Closure::<dyn FnMut(web_sys::Event)>::new(f);
         target.add_event_listener_with_callback(event, cb.as_ref().unchecked_ref())?;
         cb.forget();
@@ -200,13 +236,19 @@ mod app {
 
     fn attach_worker(state: &Shared) {
         let handler_state = state.clone();
-        let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
-            let Some(text) = event.data().as_string() else { return };
-            match serde_json::from_str::<WorkerMessage>(&text) {
-                Ok(msg) => on_worker_message(&handler_state, msg),
-                Err(e) => set_status(&handler_state.borrow().document, &format!("unexpected message from the worker: {e}"), true),
-            }
-        });
+        let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+            move |event: web_sys::MessageEvent| {
+                let Some(text) = event.data().as_string() else { return };
+                match serde_json::from_str::<WorkerMessage>(&text) {
+                    Ok(msg) => on_worker_message(&handler_state, msg),
+                    Err(e) => set_status(
+                        &handler_state.borrow().document,
+                        &format!("unexpected message from the worker: {e}"),
+                        true,
+                    ),
+                }
+            },
+        );
         state.borrow().worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
         onmessage.forget();
     }
@@ -220,7 +262,9 @@ mod app {
             (true, Some(Target::File(file))) => job.push(&file),
             (true, Some(Target::Url(url))) => {
                 job.push(&JsValue::from_str(&url));
-                job.push(&JsValue::from_str(&serde_json::to_string(&http_policy()).unwrap_or_default()))
+                job.push(&JsValue::from_str(
+                    &serde_json::to_string(&http_policy()).unwrap_or_default(),
+                ))
             }
             (true, None) => return,
         };
@@ -279,15 +323,25 @@ mod app {
                 let href = u.href();
                 choose(state, Target::Url(href.clone()), &href)
             }
-            _ => set_status(&state.borrow().document, &format!("`{url}` is not an http(s) URL."), true),
+            _ => set_status(
+                &state.borrow().document,
+                &format!("`{url}` is not an http(s) URL."),
+                true,
+            ),
         }
     }
 
     fn value(document: &Document, id: &str) -> String {
-        if let Some(i) = document.get_element_by_id(id).and_then(|e| e.dyn_into::<HtmlInputElement>().ok()) {
+        if let Some(i) =
+            document.get_element_by_id(id).and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
+        {
             return i.value();
         }
-        document.get_element_by_id(id).and_then(|e| e.dyn_into::<HtmlSelectElement>().ok()).map(|s| s.value()).unwrap_or_default()
+        document
+            .get_element_by_id(id)
+            .and_then(|e| e.dyn_into::<HtmlSelectElement>().ok())
+            .map(|s| s.value())
+            .unwrap_or_default()
     }
 
     fn start_run(state: &Shared) {
@@ -325,7 +379,11 @@ mod app {
                 .collect(),
             scope: value(&document, "scope"),
             mode: value(&document, "mode"),
-            faults: value(&document, "faults").split([',', ' ']).filter(|f| !f.is_empty()).map(str::to_string).collect(),
+            faults: value(&document, "faults")
+                .split([',', ' '])
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect(),
             sha256: document
                 .get_element_by_id("hash")
                 .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
@@ -339,7 +397,13 @@ mod app {
         if !max_tokens.trim().is_empty() {
             match max_tokens.trim().parse::<usize>() {
                 Ok(n) if n > 0 => run.max_tokens = Some(n),
-                _ => return set_status(&document, &format!("Token limit: `{max_tokens}` is not a whole number above 0."), true),
+                _ => {
+                    return set_status(
+                        &document,
+                        &format!("Token limit: `{max_tokens}` is not a whole number above 0."),
+                        true,
+                    )
+                }
             }
         }
         let budget = value(&document, "memory-budget");
@@ -354,12 +418,20 @@ mod app {
             Some(file) => {
                 let state = state.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    match wasm_bindgen_futures::JsFuture::from(file.text()).await.ok().and_then(|t| t.as_string()) {
+                    match wasm_bindgen_futures::JsFuture::from(file.text())
+                        .await
+                        .ok()
+                        .and_then(|t| t.as_string())
+                    {
                         Some(text) => {
                             run.contracts.push((file.name(), text));
                             begin_run(&state, Request::Run(run));
                         }
-                        None => set_status(&state.borrow().document, &format!("Could not read the contract {}.", file.name()), true),
+                        None => set_status(
+                            &state.borrow().document,
+                            &format!("Could not read the contract {}.", file.name()),
+                            true,
+                        ),
                     }
                 });
             }
@@ -411,12 +483,20 @@ mod app {
             }
             WorkerMessage::Progress { phase, layers_done, n_layers, bytes_read, bytes_total } => {
                 set_hidden(&document, "progress", false);
-                let frac = if bytes_total > 0 { bytes_read as f64 / bytes_total as f64 } else { 0.0 };
-                if let Some(bar) = document.get_element_by_id("bar").and_then(|e| e.dyn_into::<web_sys::HtmlProgressElement>().ok()) {
+                let frac =
+                    if bytes_total > 0 { bytes_read as f64 / bytes_total as f64 } else { 0.0 };
+                if let Some(bar) = document
+                    .get_element_by_id("bar")
+                    .and_then(|e| e.dyn_into::<web_sys::HtmlProgressElement>().ok())
+                {
                     bar.set_value(frac);
                 }
                 let elapsed = (now_ms() - state.borrow().started_ms) / 1000.0;
-                let eta = if frac > 0.02 { format!(", about {:.0} s left", elapsed * (1.0 - frac) / frac) } else { String::new() };
+                let eta = if frac > 0.02 {
+                    format!(", about {:.0} s left", elapsed * (1.0 - frac) / frac)
+                } else {
+                    String::new()
+                };
                 let text = if phase == "sha256" {
                     format!(
                         "sha256 of the file: {} of {} read",
@@ -449,7 +529,10 @@ mod app {
                 set_hidden(&document, "progress", true);
                 set_status(
                     &document,
-                    &format!("Done in {secs:.1} s · worker memory {}.", parallax_model::human_bytes(wasm_memory_bytes)),
+                    &format!(
+                        "Done in {secs:.1} s · worker memory {}.",
+                        parallax_model::human_bytes(wasm_memory_bytes)
+                    ),
                     false,
                 );
                 if let Some(root) = document.get_element_by_id("report") {
@@ -476,10 +559,19 @@ mod app {
 
     fn offer_permalink(document: &Document, payload: &str) {
         let Some(window) = web_sys::window() else { return };
-        let (origin, path) = (window.location().origin().unwrap_or_default(), window.location().pathname().unwrap_or_default());
+        let (origin, path) = (
+            window.location().origin().unwrap_or_default(),
+            window.location().pathname().unwrap_or_default(),
+        );
         if let Some(a) = document.get_element_by_id("permalink") {
-            let _ = a.set_attribute("href", &format!("{origin}{path}#{}={payload}", parallax_report::permalink::FRAGMENT_KEY));
-            a.set_text_content(Some(&format!("Permalink ({} KB, opens without the model)", payload.len().div_ceil(1024))));
+            let _ = a.set_attribute(
+                "href",
+                &format!("{origin}{path}#{}={payload}", parallax_report::permalink::FRAGMENT_KEY),
+            );
+            a.set_text_content(Some(&format!(
+                "Permalink ({} KB, opens without the model)",
+                payload.len().div_ceil(1024)
+            )));
         }
     }
 
@@ -488,11 +580,15 @@ mod app {
         for url in s.urls.drain(..) {
             let _ = web_sys::Url::revoke_object_url(&url);
         }
-        for (id, text, mime) in [("dl-json", json, "application/json"), ("dl-html", html, "text/html")] {
+        for (id, text, mime) in
+            [("dl-json", json, "application/json"), ("dl-html", html, "text/html")]
+        {
             let parts = js_sys::Array::of1(&JsValue::from_str(text));
             let opts = web_sys::BlobPropertyBag::new();
             opts.set_type(mime);
-            let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts) else { continue };
+            let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts) else {
+                continue;
+            };
             let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { continue };
             if let Some(a) = s.document.get_element_by_id(id) {
                 let _ = a.set_attribute("href", &url);
@@ -509,14 +605,19 @@ mod app {
     fn set_running(document: &Document, running: bool) {
         for (id, disabled) in [("run", running), ("cancel", !running)] {
             if let Some(b) = document.get_element_by_id(id) {
-                let _ = if disabled { b.set_attribute("disabled", "") } else { b.remove_attribute("disabled") };
+                let _ = if disabled {
+                    b.set_attribute("disabled", "")
+                } else {
+                    b.remove_attribute("disabled")
+                };
             }
         }
     }
 
     fn set_hidden(document: &Document, id: &str, hidden: bool) {
         if let Some(e) = document.get_element_by_id(id) {
-            let _ = if hidden { e.set_attribute("hidden", "") } else { e.remove_attribute("hidden") };
+            let _ =
+                if hidden { e.set_attribute("hidden", "") } else { e.remove_attribute("hidden") };
         }
     }
 
@@ -543,7 +644,12 @@ mod app {
         parent.append_child(child).map(|_| ())
     }
 
-    fn el(document: &Document, tag: &str, text: Option<&str>, class: Option<&str>) -> Result<Element, JsValue> {
+    fn el(
+        document: &Document,
+        tag: &str,
+        text: Option<&str>,
+        class: Option<&str>,
+    ) -> Result<Element, JsValue> {
         let e = document.create_element(tag)?;
         if let Some(t) = text {
             e.set_text_content(Some(t));
@@ -571,8 +677,10 @@ mod app {
 
         add(&root, &el(document, "h2", Some("Model"), None)?)?;
         let dl = el(document, "dl", None, Some("meta"))?;
-        let mut facts: Vec<(String, String)> =
-            vec![("architecture".into(), s.architecture.clone().unwrap_or_else(|| "unknown".into()))];
+        let mut facts: Vec<(String, String)> = vec![(
+            "architecture".into(),
+            s.architecture.clone().unwrap_or_else(|| "unknown".into()),
+        )];
         if let Some(h) = &s.hyperparameters {
             facts.extend(h.facts());
         }
@@ -585,7 +693,8 @@ mod app {
         add(&root, &el(document, "h2", Some("Tensor types"), None)?)?;
         let types = el(document, "p", None, None)?;
         for t in &s.type_histogram {
-            let text = format!("{} × {} ({})", t.tensors, t.ty, parallax_model::human_bytes(t.bytes));
+            let text =
+                format!("{} × {} ({})", t.tensors, t.ty, parallax_model::human_bytes(t.bytes));
             add(&types, &el(document, "span", Some(&text), Some("pill"))?)?;
         }
         add(&root, &types)?;
@@ -609,7 +718,14 @@ mod app {
         add(&root, &el(document, "h2", Some("Tensors"), None)?)?;
         let table = el(document, "table", None, Some("tensors"))?;
         let head = el(document, "tr", None, None)?;
-        for (h, num) in [("name", false), ("role", false), ("type", false), ("shape (ne0, ne1, …)", false), ("offset", true), ("bytes", true)] {
+        for (h, num) in [
+            ("name", false),
+            ("role", false),
+            ("type", false),
+            ("shape (ne0, ne1, …)", false),
+            ("offset", true),
+            ("bytes", true),
+        ] {
             add(&head, &el(document, "th", Some(h), if num { Some("num") } else { None })?)?;
         }
         add(&table, &head)?;

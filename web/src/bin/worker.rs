@@ -11,29 +11,40 @@ fn main() {
     let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
     let post = job::poster();
     let post_for_handler = post.clone();
-    let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
-        let post = &post_for_handler;
-        // The page posts [request JSON, File] or [request JSON, URL].
-        let data: js_sys::Array = match event.data().dyn_into() {
-            Ok(a) => a,
-            Err(_) => return post(&WorkerMessage::Error { message: "the worker expected [request, file or URL]".into() }),
-        };
-        let request = data.get(0).as_string().and_then(|t| serde_json::from_str(&t).ok());
-        let target = data.get(1);
-        let result = match (request, target.as_string(), target.dyn_into::<web_sys::File>()) {
-            (Some(parallax_web::Request::Show { permalink, json }), _, _) => job::show(permalink, json, post),
-            (Some(request), Some(url), _) => {
-                // A URL comes with the page's patience for its server (third element).
-                let policy = data.get(2).as_string().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-                job::handle_url(request, &url, policy, post)
+    let onmessage =
+        Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+            let post = &post_for_handler;
+            // The page posts [request JSON, File] or [request JSON, URL].
+            let data: js_sys::Array = match event.data().dyn_into() {
+                Ok(a) => a,
+                Err(_) => {
+                    return post(&WorkerMessage::Error {
+                        message: "the worker expected [request, file or URL]".into(),
+                    })
+                }
+            };
+            let request = data.get(0).as_string().and_then(|t| serde_json::from_str(&t).ok());
+            let target = data.get(1);
+            let result = match (request, target.as_string(), target.dyn_into::<web_sys::File>()) {
+                (Some(parallax_web::Request::Show { permalink, json }), _, _) => {
+                    job::show(permalink, json, post)
+                }
+                (Some(request), Some(url), _) => {
+                    // A URL comes with the page's patience for its server (third element).
+                    let policy = data
+                        .get(2)
+                        .as_string()
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or_default();
+                    job::handle_url(request, &url, policy, post)
+                }
+                (Some(request), None, Ok(file)) => job::handle_file(request, file, post),
+                _ => Err("the worker received a malformed request".into()),
+            };
+            if let Err(message) = result {
+                post(&WorkerMessage::Error { message });
             }
-            (Some(request), None, Ok(file)) => job::handle_file(request, file, post),
-            _ => Err("the worker received a malformed request".into()),
-        };
-        if let Err(message) = result {
-            post(&WorkerMessage::Error { message });
-        }
-    });
+        });
     scope.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
     onmessage.forget();
     post(&WorkerMessage::Ready);
@@ -57,8 +68,9 @@ mod job {
         use wasm_bindgen::{JsCast, JsValue};
         let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
         move |msg: &WorkerMessage| {
-            let text = serde_json::to_string(msg)
-                .unwrap_or_else(|e| format!(r#"{{"kind":"error","message":"cannot encode a message: {e}"}}"#));
+            let text = serde_json::to_string(msg).unwrap_or_else(|e| {
+                format!(r#"{{"kind":"error","message":"cannot encode a message: {e}"}}"#)
+            });
             let _ = scope.post_message(&JsValue::from_str(&text));
         }
     }
@@ -86,17 +98,29 @@ mod job {
         post: &dyn Fn(&WorkerMessage),
     ) {
         if let Some(why) = &report.execution.gpu_unavailable {
-            post(&WorkerMessage::Warning { message: format!("{why}. The other paths ran as usual.") });
+            post(&WorkerMessage::Warning {
+                message: format!("{why}. The other paths ran as usual."),
+            });
         }
-        report.verdicts = Some(parallax_judge::evaluate(&report, contracts, &parallax_judge::PathMapping::default()));
+        report.verdicts = Some(parallax_judge::evaluate(
+            &report,
+            contracts,
+            &parallax_judge::PathMapping::default(),
+        ));
         post_report(&report, post);
     }
 
     /// Render a report that arrives without its model (permalink or saved JSON).
-    pub fn show(permalink: Option<String>, json: Option<String>, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
+    pub fn show(
+        permalink: Option<String>,
+        json: Option<String>,
+        post: &dyn Fn(&WorkerMessage),
+    ) -> Result<(), String> {
         let report = match (permalink, json) {
-            (Some(p), _) => parallax_report::permalink::decode(&p).map_err(|e| format!("This permalink cannot be opened: {e}"))?,
-            (None, Some(j)) => parallax_report::Report::from_json(&j).map_err(|e| format!("This report cannot be opened: {e}"))?,
+            (Some(p), _) => parallax_report::permalink::decode(&p)
+                .map_err(|e| format!("This permalink cannot be opened: {e}"))?,
+            (None, Some(j)) => parallax_report::Report::from_json(&j)
+                .map_err(|e| format!("This report cannot be opened: {e}"))?,
             (None, None) => return Err("nothing to show".into()),
         };
         post_report(&report, post);
@@ -113,10 +137,18 @@ mod job {
         let mut at = 0u64;
         while at < total {
             let n = CHUNK.min(total - at) as usize;
-            source.read_exact_at(at, &mut buf[..n]).map_err(|e| format!("hashing {}: {e}", source.name()))?;
+            source
+                .read_exact_at(at, &mut buf[..n])
+                .map_err(|e| format!("hashing {}: {e}", source.name()))?;
             hasher.update(&buf[..n]);
             at += n as u64;
-            post(&WorkerMessage::Progress { phase: "sha256".into(), layers_done: 0, n_layers: 0, bytes_read: at, bytes_total: total });
+            post(&WorkerMessage::Progress {
+                phase: "sha256".into(),
+                layers_done: 0,
+                n_layers: 0,
+                bytes_read: at,
+                bytes_total: total,
+            });
         }
         Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
     }
@@ -139,7 +171,11 @@ mod job {
             .unwrap_or(0)
     }
 
-    pub fn handle_file(request: Request, file: web_sys::File, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
+    pub fn handle_file(
+        request: Request,
+        file: web_sys::File,
+        post: &dyn Fn(&WorkerMessage),
+    ) -> Result<(), String> {
         handle(request, FileSliceSource::new(file)?, post)
     }
 
@@ -167,7 +203,11 @@ mod job {
     /// run's memory budget (the budget's field says so).
     const READ_AHEAD_WINDOW: u64 = 32 << 20;
 
-    fn handle<S: ByteSource + 'static>(request: Request, source: S, post: &dyn Fn(&WorkerMessage)) -> Result<(), String> {
+    fn handle<S: ByteSource + 'static>(
+        request: Request,
+        source: S,
+        post: &dyn Fn(&WorkerMessage),
+    ) -> Result<(), String> {
         let budget = match &request {
             Request::Run(r) => r.memory_budget_bytes.unwrap_or(parallax_web::DEFAULT_MEMORY_BUDGET),
             _ => parallax_web::DEFAULT_MEMORY_BUDGET,
@@ -194,7 +234,8 @@ mod job {
                     r.contracts
                         .iter()
                         .map(|(name, text)| {
-                            parallax_parity::contract::Contract::from_yaml_str(text).map_err(|e| format!("contract {name}: {e}"))
+                            parallax_parity::contract::Contract::from_yaml_str(text)
+                                .map_err(|e| format!("contract {name}: {e}"))
                         })
                         .collect::<Result<Vec<_>, _>>()?
                 };
@@ -213,7 +254,8 @@ mod job {
                     ..Default::default()
                 };
                 // Tokenize first: a bad prompt is reported before the whole file is hashed.
-                let mut input = RunInput::from_prompt(&model, r.prompt, r.tokens).map_err(|e| e.to_string())?;
+                let mut input =
+                    RunInput::from_prompt(&model, r.prompt, r.tokens).map_err(|e| e.to_string())?;
                 if r.sha256 {
                     input.sha256 = Some(hash(&source, post)?);
                 }
@@ -224,11 +266,19 @@ mod job {
                     let post = poster();
                     wasm_bindgen_futures::spawn_local(async move {
                         let result = async {
-                            let model = Model::open(&source).map_err(|e| format!("{}: {e}", source.name()))?;
-                            let mut on_progress = |p: &parallax_engine::Progress| post(&progress_message(p));
-                            parallax_engine::run_async(&model, &input, &opts, &mut on_progress, &AtomicBool::new(false))
-                                .await
-                                .map_err(|e| e.to_string())
+                            let model = Model::open(&source)
+                                .map_err(|e| format!("{}: {e}", source.name()))?;
+                            let mut on_progress =
+                                |p: &parallax_engine::Progress| post(&progress_message(p));
+                            parallax_engine::run_async(
+                                &model,
+                                &input,
+                                &opts,
+                                &mut on_progress,
+                                &AtomicBool::new(false),
+                            )
+                            .await
+                            .map_err(|e| e.to_string())
                         }
                         .await;
                         match result {
@@ -238,8 +288,14 @@ mod job {
                     });
                     return Ok(());
                 }
-                let report = parallax_engine::run(&model, &input, &opts, &mut |p| post(&progress_message(p)), &AtomicBool::new(false))
-                    .map_err(|e| e.to_string())?;
+                let report = parallax_engine::run(
+                    &model,
+                    &input,
+                    &opts,
+                    &mut |p| post(&progress_message(p)),
+                    &AtomicBool::new(false),
+                )
+                .map_err(|e| e.to_string())?;
                 finish(report, &contracts, post);
                 Ok(())
             }

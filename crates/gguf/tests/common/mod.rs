@@ -55,23 +55,11 @@ pub fn sample_writer() -> GgufWriter {
     for (k, v) in all_values() {
         w.add(k, v).unwrap();
     }
-    w.add_f32_tensor(
-        "f32.vec",
-        &[8],
-        &(0..8).map(|i| i as f32 * 0.5 - 3.0).collect::<Vec<_>>(),
-    )
-    .unwrap();
-    w.add_tensor("q8_0.mat", &[32, 3], GgmlType::Q8_0, pattern(3 * 34, 1))
+    w.add_f32_tensor("f32.vec", &[8], &(0..8).map(|i| i as f32 * 0.5 - 3.0).collect::<Vec<_>>())
         .unwrap();
-    w.add_tensor("q4_k.mat", &[256, 2], GgmlType::Q4_K, pattern(2 * 144, 2))
-        .unwrap();
-    w.add_tensor(
-        "f16.cube",
-        &[3, 2, 2],
-        GgmlType::F16,
-        pattern(3 * 2 * 2 * 2, 3),
-    )
-    .unwrap();
+    w.add_tensor("q8_0.mat", &[32, 3], GgmlType::Q8_0, pattern(3 * 34, 1)).unwrap();
+    w.add_tensor("q4_k.mat", &[256, 2], GgmlType::Q4_K, pattern(2 * 144, 2)).unwrap();
+    w.add_tensor("f16.cube", &[3, 2, 2], GgmlType::F16, pattern(3 * 2 * 2 * 2, 3)).unwrap();
     w
 }
 
@@ -104,10 +92,7 @@ pub fn real_model(file: &str) -> Option<std::path::PathBuf> {
         return Some(path);
     }
     if std::env::var("PARALLAX_ALLOW_MISSING_MODELS").as_deref() == Ok("1") {
-        eprintln!(
-            "skipping: {} is missing (PARALLAX_ALLOW_MISSING_MODELS=1)",
-            path.display()
-        );
+        eprintln!("skipping: {} is missing (PARALLAX_ALLOW_MISSING_MODELS=1)", path.display());
         return None;
     }
     panic!(

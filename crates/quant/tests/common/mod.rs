@@ -13,10 +13,7 @@ pub fn unhex(s: &str) -> Vec<u8> {
 }
 
 pub fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
 /// SplitMix64: tiny, seeded, reproducible.
@@ -104,18 +101,13 @@ pub fn activation_values(a: &Activation) -> Vec<f64> {
         Activation::F32(v) => v.iter().map(|&x| x as f64).collect(),
         Activation::F16(v) => v.iter().map(|x| x.to_f64()).collect(),
         Activation::BF16(v) => v.iter().map(|x| x.to_f64()).collect(),
-        Activation::Q8_0(b) => b
-            .iter()
-            .flat_map(|b| b.qs.map(|q| q as f64 * b.d.to_f64()))
-            .collect(),
-        Activation::Q8_1(b) => b
-            .iter()
-            .flat_map(|b| b.qs.map(|q| q as f64 * b.d.to_f64()))
-            .collect(),
-        Activation::Q8K(b) => b
-            .iter()
-            .flat_map(|b| b.qs.map(|q| q as f64 * b.d as f64))
-            .collect(),
+        Activation::Q8_0(b) => {
+            b.iter().flat_map(|b| b.qs.map(|q| q as f64 * b.d.to_f64())).collect()
+        }
+        Activation::Q8_1(b) => {
+            b.iter().flat_map(|b| b.qs.map(|q| q as f64 * b.d.to_f64())).collect()
+        }
+        Activation::Q8K(b) => b.iter().flat_map(|b| b.qs.map(|q| q as f64 * b.d as f64)).collect(),
     }
 }
 

@@ -15,9 +15,7 @@ pub fn real_model(file: &str) -> Option<PathBuf> {
     let dir = match std::env::var_os("PARALLAX_MODELS") {
         Some(d) => PathBuf::from(d),
         None => {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
+            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
             home.join(".cache/parallax/models")
         }
     };
@@ -26,10 +24,7 @@ pub fn real_model(file: &str) -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var("PARALLAX_ALLOW_MISSING_MODELS").as_deref() == Ok("1") {
-        eprintln!(
-            "skipping: {} missing (PARALLAX_ALLOW_MISSING_MODELS=1)",
-            path.display()
-        );
+        eprintln!("skipping: {} missing (PARALLAX_ALLOW_MISSING_MODELS=1)", path.display());
         return None;
     }
     panic!(
@@ -45,15 +40,9 @@ pub fn config_from_gguf(path: &std::path::Path) -> TokenizerConfig {
     let g = GgufFile::read(&src).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let key = |k: &str| format!("tokenizer.ggml.{k}");
     TokenizerConfig {
-        model: g
-            .get_str(&key("model"))
-            .expect("tokenizer.ggml.model")
-            .to_string(),
+        model: g.get_str(&key("model")).expect("tokenizer.ggml.model").to_string(),
         pre: g.get_str(&key("pre")).map(str::to_string),
-        tokens: g
-            .get_str_arr(&key("tokens"))
-            .expect("tokenizer.ggml.tokens")
-            .to_vec(),
+        tokens: g.get_str_arr(&key("tokens")).expect("tokenizer.ggml.tokens").to_vec(),
         token_types: match g.get_arr(&key("token_type")) {
             Some(MetaArray::I32(v)) => Some(v.clone()),
             None => None,

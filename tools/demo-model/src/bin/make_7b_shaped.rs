@@ -83,7 +83,8 @@ fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut n_layers = 28u64;
     if let Some(i) = args.iter().position(|a| a == "--layers") {
-        let n = args.get(i + 1).and_then(|v| v.parse::<u64>().ok()).filter(|n| (1..=1000).contains(n));
+        let n =
+            args.get(i + 1).and_then(|v| v.parse::<u64>().ok()).filter(|n| (1..=1000).contains(n));
         n_layers = n.unwrap_or_else(|| usage());
         args.drain(i..i + 2);
     }
@@ -111,7 +112,11 @@ fn main() {
         tensors.push((b("ffn_norm.weight"), vec![n_embd], Ty::F32));
         tensors.push((b("ffn_gate.weight"), vec![n_embd, n_ff], Ty::Q4K));
         tensors.push((b("ffn_up.weight"), vec![n_embd, n_ff], Ty::Q4K));
-        tensors.push((b("ffn_down.weight"), vec![n_ff, n_embd], if il % 2 == 0 { Ty::Q6K } else { Ty::Q4K }));
+        tensors.push((
+            b("ffn_down.weight"),
+            vec![n_ff, n_embd],
+            if il % 2 == 0 { Ty::Q6K } else { Ty::Q4K },
+        ));
     }
 
     let mut header = Vec::new();
@@ -120,8 +125,16 @@ fn main() {
         h.extend(s.as_bytes());
     };
     let kvs: Vec<(&str, u32, Vec<u8>)> = vec![
-        ("general.architecture", 8, { let mut v = Vec::new(); put_str(&mut v, "qwen2"); v }),
-        ("general.name", 8, { let mut v = Vec::new(); put_str(&mut v, "Parallax synthetic 7B-shaped (qwen2, Q4_K_M-like)"); v }),
+        ("general.architecture", 8, {
+            let mut v = Vec::new();
+            put_str(&mut v, "qwen2");
+            v
+        }),
+        ("general.name", 8, {
+            let mut v = Vec::new();
+            put_str(&mut v, "Parallax synthetic 7B-shaped (qwen2, Q4_K_M-like)");
+            v
+        }),
         ("qwen2.block_count", 4, (n_layers as u32).to_le_bytes().to_vec()),
         ("qwen2.context_length", 4, 32768u32.to_le_bytes().to_vec()),
         ("qwen2.embedding_length", 4, (n_embd as u32).to_le_bytes().to_vec()),
