@@ -4,8 +4,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { access } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { models, launchChromium, serveDist, openPage as openAt } from './harness.mjs';
+import { models, root, launchChromium, serveDist, openPage as openAt } from './harness.mjs';
 
 const qwen = join(models, 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf');
 
@@ -21,8 +22,8 @@ after(async () => {
   server?.close();
 });
 
-function openPage() {
-  return openAt(browser, base);
+function openPage(query = '') {
+  return openAt(browser, base + query);
 }
 
 async function statusMatches(page, re, timeout = 60000) {
@@ -78,6 +79,27 @@ test('a cancelled run of the 0.5B stops, says so, and a new run works', async (t
   assert.equal(await page.$('#report .px-report'), null, 'no report from the stopped run');
   assert.ok(await page.$('#run:not([disabled])'), 'Run is enabled again');
   assert.ok(await page.$('#cancel[disabled]'), 'Cancel is disabled again');
+  await demoPasses(page);
+  assert.deepEqual(errors, []);
+});
+
+test('a bad setting in the link is refused with the CLI\'s own sentence', async () => {
+  // One request, one parser (parallax_session): the native binary and the page must refuse
+  // `scope=bogus` with the same words.
+  const bin = process.env.PARALLAX_BIN;
+  assert.ok(bin, 'PARALLAX_BIN must name the native parallax binary (./dev test sets it)');
+  const cli = spawnSync(bin, ['run', '-m', join(root, 'www/demo/parallax-demo-qwen2.gguf'), '-p', 'What is 2+2?', '-q', '--no-hash', '--scope', 'bogus']);
+  assert.equal(cli.status, 2, String(cli.stderr));
+  const sentence = String(cli.stderr).trim().replace(/^error: /, '');
+  assert.equal(sentence, 'unknown scope `bogus`; the scopes are all and last');
+  const { page, errors } = await openPage('?scope=bogus');
+  await page.click('#demo');
+  await page.waitForSelector('#status .error', { timeout: 60000 });
+  const shown = (await page.textContent('#status')).trim();
+  // The page writes the sentence capitalised and with a full stop, nothing else.
+  assert.equal(shown, sentence[0].toUpperCase() + sentence.slice(1) + '.');
+  assert.equal(await page.$('#report .px-verdicts'), null, 'nothing ran');
+  // The link's setting applied once: the form's own scope runs next.
   await demoPasses(page);
   assert.deepEqual(errors, []);
 });

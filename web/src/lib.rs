@@ -26,37 +26,51 @@ impl Request {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunRequest {
-    /// Prompt text, tokenized with the model's tokenizer; ignored when `tokens` is set.
-    pub prompt: Option<String>,
-    pub tokens: Option<Vec<u32>>,
-    /// Path ids, the first being the reference.
-    pub paths: Vec<String>,
-    pub scope: String,
-    pub mode: String,
-    /// Faults to inject into the q8 path (`KIND@LAYER[:SITE]`), for demonstrations.
-    #[serde(default)]
-    pub faults: Vec<String>,
-    /// Hash the whole file (sha256, recorded in the report) before the run.
-    #[serde(default)]
-    pub sha256: bool,
-    /// Contract YAML texts (pv schema) to judge by; empty: the embedded defaults.
-    #[serde(default)]
-    pub contracts: Vec<(String, String)>,
-    /// Refuse prompts longer than this many tokens (default [`DEFAULT_MAX_TOKENS`]).
-    #[serde(default)]
-    pub max_tokens: Option<usize>,
-    /// Refuse a layer that would need more bytes than this (default [`DEFAULT_MEMORY_BUDGET`]).
-    #[serde(default)]
-    pub memory_budget_bytes: Option<u64>,
-}
+pub use parallax_session::{RunRequest, DEFAULT_MAX_TOKENS};
 
-/// The page's default prompt cap (the CLI's too).
-pub const DEFAULT_MAX_TOKENS: usize = 512;
 /// The page's default memory budget per layer: 1.5 GiB leaves room below wasm32's 4 GiB heap
 /// (and a browser tab's limits) for the file's buffers and the report.
 pub const DEFAULT_MEMORY_BUDGET: u64 = 3 << 29;
+
+/// Run settings a link may carry in its query (`?scope=last&mode=replay&inject=…`): the page
+/// applies them to the run the link opens, checked like the form's own values.
+pub const LINK_SETTINGS: [&str; 8] =
+    ["prompt", "tokens", "paths", "scope", "mode", "inject", "max_tokens", "memory_budget"];
+
+/// Put a link's settings over the form's values (unknown keys are ignored; a bad value is
+/// refused later with the same sentence as a bad form value or CLI argument).
+pub fn apply_link_settings(form: &mut parallax_session::FormValues, link: &[(String, String)]) {
+    for (key, value) in link {
+        let field = match key.as_str() {
+            "prompt" => &mut form.prompt,
+            "tokens" => &mut form.tokens,
+            "paths" => &mut form.paths,
+            "scope" => &mut form.scope,
+            "mode" => &mut form.mode,
+            "inject" => &mut form.faults,
+            "max_tokens" => &mut form.max_tokens,
+            "memory_budget" => &mut form.memory_budget,
+            _ => continue,
+        };
+        *field = value.clone();
+        if key == "tokens" {
+            form.prompt.clear();
+        }
+    }
+}
+
+/// A refusal as the page shows it: the CLI's sentence, capitalised and ended with a full stop.
+pub fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '?', '!']) {
+        out.push('.');
+    }
+    out
+}
 
 /// Messages from the worker to the page, posted as JSON strings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,13 +78,7 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 3 << 29;
 pub enum WorkerMessage {
     /// The worker's wasm has loaded; the page may send work now.
     Ready,
-    Progress {
-        phase: String,
-        layers_done: u32,
-        n_layers: u32,
-        bytes_read: u64,
-        bytes_total: u64,
-    },
+    Progress(parallax_session::ProgressUpdate),
     Inspected {
         summary: Box<parallax_model::ModelSummary>,
     },
@@ -147,14 +155,6 @@ pub fn judge_status(status: u16, expected: u16, status_text: &str) -> Result<(),
         )),
         s => Err((false, format!("the server answered {s}{text}"))),
     }
-}
-
-/// Parse the page's token field: ids separated by commas or spaces.
-pub fn parse_tokens(text: &str) -> Result<Vec<u32>, String> {
-    text.split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<u32>().map_err(|_| format!("`{s}` is not a token id (a whole number)")))
-        .collect()
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -509,9 +509,30 @@ mod tests {
     }
 
     #[test]
-    fn token_field_parses_commas_and_spaces() {
-        assert_eq!(parse_tokens("3838, 374 220,17").unwrap(), vec![3838, 374, 220, 17]);
-        assert!(parse_tokens("1, x").unwrap_err().contains("`x`"));
-        assert_eq!(parse_tokens("  ").unwrap(), Vec::<u32>::new());
+    fn link_settings_override_the_form_and_are_checked_like_it() {
+        use parallax_session::{FormValues, RunRequest, RunSpec};
+        let mut form = FormValues {
+            prompt: "What is 2+2?".into(),
+            paths: "f32,q8".into(),
+            scope: "all".into(),
+            mode: "free".into(),
+            ..Default::default()
+        };
+        let link = [
+            ("scope".to_string(), "bogus".to_string()),
+            ("tokens".to_string(), "1,2".to_string()),
+            ("unknown".to_string(), "x".to_string()),
+        ];
+        apply_link_settings(&mut form, &link);
+        assert_eq!(
+            (form.scope.as_str(), form.tokens.as_str(), form.prompt.as_str()),
+            ("bogus", "1,2", "")
+        );
+        let request = RunRequest::from_form(&form, DEFAULT_MEMORY_BUDGET).unwrap();
+        let refusal = RunSpec::from_request(&request).unwrap_err().to_string();
+        assert_eq!(refusal, "unknown scope `bogus`; the scopes are all and last");
+        assert_eq!(sentence(&refusal), "Unknown scope `bogus`; the scopes are all and last.");
+        assert_eq!(sentence("done."), "Done.");
+        assert_eq!(sentence(""), "");
     }
 }

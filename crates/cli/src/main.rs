@@ -90,13 +90,13 @@ struct RunArgs {
     /// matmuls as WGSL kernels through wgpu; dropped with a warning when no adapter exists).
     #[arg(long, value_delimiter = ',', default_value = "f32,q8")]
     paths: Vec<String>,
-    /// Token scope of the per-site statistics: every prompt position or the last one.
-    #[arg(long, value_enum, default_value = "all")]
-    scope: ScopeArg,
-    /// free: each path keeps its own residual stream; replay: also feed every matmul the
+    /// Token scope of the per-site statistics: `all` prompt positions or the `last` one.
+    #[arg(long, default_value = "all")]
+    scope: String,
+    /// `free`: each path keeps its own residual stream; `replay`: also feed every matmul the
     /// reference's input, separating local error from accumulated error.
-    #[arg(long, value_enum, default_value = "free")]
-    mode: ModeArg,
+    #[arg(long, default_value = "free")]
+    mode: String,
     /// Write the report (schema parallax.report/1) to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -114,8 +114,8 @@ struct RunArgs {
     max_tokens: usize,
     /// Refuse to load a layer that would need more memory than this (weights plus activations,
     /// estimated before it is read), e.g. 1.5G, 800M. Default: no limit.
-    #[arg(long, value_name = "SIZE", value_parser = parallax_model::parse_bytes)]
-    memory_budget: Option<u64>,
+    #[arg(long, value_name = "SIZE")]
+    memory_budget: Option<String>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -140,18 +140,6 @@ pub struct JudgeArgs {
     /// text or llama.cpp `llama-eval-callback` output); repeatable.
     #[arg(long = "trace", value_name = "ID=FILE")]
     traces: Vec<String>,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ScopeArg {
-    All,
-    Last,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ModeArg {
-    Free,
-    Replay,
 }
 
 /// What a successful command concluded: exit 0, or exit 1 when a contract failed.

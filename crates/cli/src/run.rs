@@ -1,70 +1,56 @@
 //! `parallax run`: the engine on the terminal — progress on stderr, a per-layer table on stdout,
 //! the report as JSON on request.
 
-use std::io::Read;
 use std::sync::atomic::AtomicBool;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use parallax_engine::{PathKind, Phase, RunInput, RunOptions};
-use parallax_report::{Mode, Report, Scope};
-use parallax_source::{BackgroundReadAhead, ByteSource, FileSource};
-use sha2::{Digest, Sha256};
+use parallax_report::{Report, Scope};
+use parallax_session::{Judging, ProgressUpdate, RunRequest, RunSpec, SpecError};
+use parallax_source::{BackgroundReadAhead, FileSource};
 
-use crate::{JudgeArgs, ModeArg, RunArgs, ScopeArg, Verdict};
+use crate::{JudgeArgs, RunArgs, Verdict};
 
-/// Contracts, path mapping and traces as the user gave them, read and checked before any work.
-struct Judging {
-    contracts: Vec<parallax_parity::contract::Contract>,
-    mapping: parallax_judge::PathMapping,
-    traces: Vec<(String, parallax_parity::trace::Trace)>,
-}
-
-fn load_judging(args: &JudgeArgs) -> Result<Judging, String> {
-    let contracts = if args.contracts.is_empty() {
-        parallax_judge::default_contracts()
-    } else {
-        args.contracts
-            .iter()
-            .map(|p| {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| format!("cannot read contract {}: {e}", p.display()))?;
-                parallax_parity::contract::Contract::from_yaml_str(&text)
-                    .map_err(|e| format!("contract {}: {e}", p.display()))
-            })
-            .collect::<Result<_, _>>()?
-    };
-    let mapping = match &args.map {
-        Some(spec) => parallax_judge::PathMapping::parse(spec)?,
-        None => parallax_judge::PathMapping::default(),
-    };
+/// Contract and trace files read into (name, text) pairs; the session parses them.
+fn judging_texts(args: &JudgeArgs) -> Result<JudgingTexts, String> {
+    let contracts = args
+        .contracts
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .map(|text| (p.display().to_string(), text))
+                .map_err(|e| format!("cannot read contract {}: {e}", p.display()))
+        })
+        .collect::<Result<_, _>>()?;
     let traces = args
         .traces
         .iter()
         .map(|spec| {
-            let (id, file) = spec.split_once('=').ok_or_else(|| {
-                format!("--trace takes ID=FILE, e.g. apr=trace.txt; got `{spec}`")
-            })?;
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read trace {file}: {e}"))?;
-            let trace =
-                parallax_parity::trace::parse_trace(&text).map_err(|e| format!("{file}: {e}"))?;
-            Ok((id.to_string(), trace))
+            let (id, file) = spec
+                .split_once('=')
+                .ok_or_else(|| SpecError::TraceId { given: spec.clone() }.to_string())?;
+            std::fs::read_to_string(file)
+                .map(|text| (id.to_string(), text))
+                .map_err(|e| format!("cannot read trace {file}: {e}"))
         })
         .collect::<Result<_, String>>()?;
-    Ok(Judging { contracts, mapping, traces })
+    Ok(JudgingTexts { contracts, traces, map: args.map.clone() })
+}
+
+struct JudgingTexts {
+    contracts: Vec<(String, String)>,
+    traces: Vec<(String, String)>,
+    map: Option<String>,
 }
 
 /// Judge `report`, store the verdicts in it, print them, and say pass or fail.
-fn judge(report: &mut Report, j: &Judging) -> Verdict {
-    let traces: Vec<(&str, &parallax_parity::trace::Trace)> =
-        j.traces.iter().map(|(id, t)| (id.as_str(), t)).collect();
-    let verdicts = parallax_judge::evaluate_with_traces(report, &traces, &j.contracts, &j.mapping);
+fn judge(report: &mut Report, judging: &Judging) -> Verdict {
+    let passed = judging.judge(report);
     println!();
-    for line in verdicts.render_lines() {
-        println!("{line}");
+    if let Some(verdicts) = &report.verdicts {
+        for line in verdicts.render_lines() {
+            println!("{line}");
+        }
     }
-    let passed = verdicts.passed();
-    report.verdicts = Some(verdicts);
     if passed {
         Verdict::Pass
     } else {
@@ -77,7 +63,9 @@ pub fn check(
     args: &JudgeArgs,
     html: Option<&std::path::Path>,
 ) -> Result<Verdict, String> {
-    let judging = load_judging(args)?;
+    let texts = judging_texts(args)?;
+    let judging = Judging::from_texts(&texts.contracts, texts.map.as_deref(), &texts.traces)
+        .map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut report = Report::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -99,23 +87,38 @@ pub fn check(
     Ok(verdict)
 }
 
+/// The run request the arguments describe: the same one the page posts to its worker.
+fn request(args: &RunArgs) -> Result<RunRequest, String> {
+    let texts = judging_texts(&args.judge)?;
+    let memory_budget_bytes = args
+        .memory_budget
+        .as_deref()
+        .map(parallax_session::parse_memory_budget)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    Ok(RunRequest {
+        prompt: args.prompt.clone(),
+        tokens: args.tokens.clone(),
+        paths: args.paths.clone(),
+        scope: args.scope.clone(),
+        mode: args.mode.clone(),
+        faults: args.inject.clone(),
+        sha256: !args.no_hash,
+        contracts: texts.contracts,
+        map: texts.map,
+        traces: texts.traces,
+        max_tokens: Some(args.max_tokens),
+        memory_budget_bytes,
+        threads: args.threads,
+    })
+}
+
 pub fn run(args: RunArgs) -> Result<Verdict, String> {
-    let judging = load_judging(&args.judge)?;
-    let paths = args
-        .paths
-        .iter()
-        .map(|p| {
-            PathKind::parse(p.trim())
-                .ok_or_else(|| format!("unknown path `{p}`; the paths are f32, q8 and gpu"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if paths.is_empty() || paths.iter().enumerate().any(|(i, p)| paths[..i].contains(p)) {
-        return Err("--paths needs at least one path and no path twice, e.g. --paths f32,q8".into());
-    }
+    let spec = RunSpec::from_request(&request(&args)?).map_err(|e| e.to_string())?;
     // The run itself executes inside the pool: the engine's parallel loops then start on a pool
     // thread, instead of handing every matmul from the main thread to the pool and back (a
     // wake-up per matmul, a few percent of a 1-thread run). 0 = rayon's default (all cores).
-    let threads = args.threads.map(|n| n.max(1)).unwrap_or(0);
+    let threads = spec.threads.unwrap_or(0);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -128,49 +131,16 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
             std::process::exit(130);
         }
     });
-    let model = open_reading_ahead(&args.model, args.memory_budget)?;
-    let sha256 = if args.no_hash {
-        None
-    } else {
-        Some(hash_file(&args.model, model.source().len(), args.quiet)?)
-    };
-
-    let input = RunInput {
-        sha256,
-        ..RunInput::from_prompt(&model, args.prompt.clone(), args.tokens.clone())
-            .map_err(|e| e.to_string())?
-    };
-    let faults = args
-        .inject
-        .iter()
-        .map(|spec| parallax_engine::Fault::parse(spec, PathKind::Q8))
-        .collect::<Result<Vec<_>, _>>()?;
-    if !faults.is_empty() && !paths.contains(&PathKind::Q8) {
-        return Err("--inject breaks the q8 path, which is not among --paths".into());
+    let model = open_reading_ahead(&args.model, spec.memory_budget_bytes)?;
+    let mut input = spec.input(&model)?;
+    if spec.sha256 {
+        input.sha256 = Some(hash_file(&args.model, args.quiet)?);
     }
-    let opts = RunOptions {
-        faults,
-        paths,
-        mode: match args.mode {
-            ModeArg::Free => Mode::Free,
-            ModeArg::Replay => Mode::Replay,
-        },
-        scope: match args.scope {
-            ScopeArg::All => Scope::All,
-            ScopeArg::Last => Scope::Last,
-        },
-        max_tokens: args.max_tokens,
-        memory_budget_bytes: args.memory_budget,
-        gpu: Default::default(),
-    };
+    let opts = spec.options();
 
-    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {msg:<22} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let bar = progress_bar(
+        args.quiet,
+        "{spinner} {msg:<22} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
     );
     let cancel = &CANCEL;
     let started = std::time::Instant::now();
@@ -181,14 +151,10 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
                 &input,
                 &opts,
                 &mut |p| {
+                    let p = ProgressUpdate::from(p);
                     bar.set_length(p.bytes_total);
                     bar.set_position(p.bytes_read);
-                    bar.set_message(match p.phase {
-                        Phase::Embedding => "embedding".to_string(),
-                        Phase::Layer => format!("layer {}/{}", p.layers_done, p.n_layers),
-                        Phase::OutputHead => "output head".to_string(),
-                        Phase::Done => "done".to_string(),
-                    });
+                    bar.set_message(p.label());
                 },
                 cancel,
             )
@@ -213,7 +179,7 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
     }
 
     print_table(&report);
-    let verdict = judge(&mut report, &judging);
+    let verdict = judge(&mut report, &spec.judging);
     if let Some(path) = &args.json {
         std::fs::write(path, report.to_json() + "\n")
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -223,6 +189,16 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(verdict)
+}
+
+fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
 }
 
 /// The model for a run, its file read through a [`BackgroundReadAhead`]: the engine hints each
@@ -237,31 +213,19 @@ fn open_reading_ahead(
     crate::open_with(path, |file| BackgroundReadAhead::new(file, window))
 }
 
-fn hash_file(path: &std::path::Path, len: u64, quiet: bool) -> Result<String, String> {
+/// The file's sha256 through its own plain source (the run's read-ahead serves layers, not a
+/// front-to-back scan), with a bar of its own.
+fn hash_file(path: &std::path::Path, quiet: bool) -> Result<String, String> {
     let source =
         FileSource::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(len) };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} sha256                 [{bar:30}] {bytes}/{total_bytes}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    let mut file = std::fs::File::open(source.path())
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 8 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        bar.inc(n as u64);
-    }
+    let bar =
+        progress_bar(quiet, "{spinner} sha256                 [{bar:30}] {bytes}/{total_bytes}");
+    let digest = parallax_session::sha256(&source, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
     bar.finish_and_clear();
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(digest)
 }
 
 fn fmt(v: Option<f64>, digits: usize) -> String {

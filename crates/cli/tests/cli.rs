@@ -422,3 +422,34 @@ fn ctrl_c_cancels_a_run_cleanly() {
     assert!(!json.exists(), "a report was written");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The CLI refuses a bad run request with the very sentence the page shows for it (both come
+/// from `parallax_session`; the page's side is `tests/browser/limits.test.mjs`), before any
+/// weight is read.
+#[test]
+fn bad_run_requests_are_refused_with_the_sessions_sentence() {
+    let model = demo_model();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--scope", "bogus"], "unknown scope `bogus`; the scopes are all and last"),
+        (&["--mode", "fast"], "unknown mode `fast`; the modes are free and replay"),
+        (
+            &["--paths", "f32,f32"],
+            "the path `f32` is named twice; name each path once, e.g. f32,q8",
+        ),
+        (
+            &["--paths", "f32", "--inject", "drop-bias@1"],
+            "faults break the q8 path, which is not among the paths",
+        ),
+        (
+            &["--memory-budget", "lots"],
+            "memory budget: `lots` is not a size (try 1.5G, 800M or 4096)",
+        ),
+    ];
+    for (extra, sentence) in cases {
+        let mut args = vec!["run", "-m", &model, "-p", "What is 2+2?", "-q", "--no-hash"];
+        args.extend_from_slice(extra);
+        let o = parallax(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).trim_end(), format!("error: {sentence}"), "{extra:?}");
+    }
+}

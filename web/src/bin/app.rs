@@ -22,7 +22,8 @@ mod app {
     use std::rc::Rc;
 
     use parallax_model::ModelSummary;
-    use parallax_web::{parse_tokens, Request, RunRequest, WorkerMessage};
+    use parallax_session::{FormValues, RunRequest, RunSpec};
+    use parallax_web::{Request, WorkerMessage};
     use wasm_bindgen::{prelude::*, JsCast};
     use web_sys::{Document, Element, HtmlInputElement, HtmlSelectElement, Worker};
 
@@ -36,6 +37,9 @@ mod app {
         target: Option<Target>,
         running: bool,
         started_ms: f64,
+        /// Run settings from the page's address (`?scope=last&mode=replay…`), applied to the
+        /// next run over the form's values, then dropped.
+        link_settings: Vec<(String, String)>,
         /// Object URLs of the current downloads, revoked when replaced.
         urls: Vec<String>,
     }
@@ -59,6 +63,7 @@ mod app {
             running: false,
             started_ms: 0.0,
             urls: Vec::new(),
+            link_settings: query_pairs(),
         }));
         attach_worker(&state);
 
@@ -344,75 +349,66 @@ mod app {
             .unwrap_or_default()
     }
 
+    /// The page's query string as (key, value) pairs.
+    fn query_pairs() -> Vec<(String, String)> {
+        let Some(params) = web_sys::window()
+            .and_then(|w| w.location().search().ok())
+            .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
+        else {
+            return Vec::new();
+        };
+        let mut pairs = Vec::new();
+        for key in parallax_web::LINK_SETTINGS {
+            if let Some(v) = params.get(key) {
+                pairs.push((key.to_string(), v));
+            }
+        }
+        pairs
+    }
+
+    fn checked(document: &Document, id: &str) -> bool {
+        document
+            .get_element_by_id(id)
+            .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
+            .is_some_and(|i| i.checked())
+    }
+
+    /// The form's fields as they stand; the DOM code only moves values, `parallax_session`
+    /// parses and checks them (the CLI's checks, with its sentences).
+    fn form_values(document: &Document) -> FormValues {
+        FormValues {
+            prompt: value(document, "prompt"),
+            tokens: value(document, "tokens"),
+            paths: value(document, "paths"),
+            gpu: checked(document, "gpu"),
+            scope: value(document, "scope"),
+            mode: value(document, "mode"),
+            faults: value(document, "faults"),
+            hash: checked(document, "hash"),
+            max_tokens: value(document, "max-tokens"),
+            memory_budget: value(document, "memory-budget"),
+        }
+    }
+
     fn start_run(state: &Shared) {
         let document = state.borrow().document.clone();
         if state.borrow().target.is_none() {
             return set_status(&document, "Choose a model file first.", true);
         }
-        let tokens_text = value(&document, "tokens");
-        let tokens = match parse_tokens(&tokens_text) {
-            Ok(t) => t,
-            Err(e) => return set_status(&document, &format!("Token ids: {e}."), true),
+        let mut form = form_values(&document);
+        let link = std::mem::take(&mut state.borrow_mut().link_settings);
+        parallax_web::apply_link_settings(&mut form, &link);
+        let checked = RunRequest::from_form(&form, parallax_web::DEFAULT_MEMORY_BUDGET)
+            .and_then(|r| RunSpec::from_request(&r).map(|_| r));
+        let mut run = match checked {
+            Ok(r) => r,
+            Err(e) => return set_status(&document, &parallax_web::sentence(&e.to_string()), true),
         };
-        let prompt = value(&document, "prompt");
-        if tokens.is_empty() && prompt.is_empty() {
-            return set_status(&document, "Give a prompt or token ids.", true);
-        }
         let contract_file = document
             .get_element_by_id("contract-file")
             .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
             .and_then(|i| i.files())
             .and_then(|f| f.get(0));
-        let mut run = RunRequest {
-            prompt: (!prompt.is_empty()).then_some(prompt),
-            tokens: (!tokens.is_empty()).then_some(tokens),
-            paths: value(&document, "paths")
-                .split(',')
-                .map(str::to_string)
-                .chain(
-                    document
-                        .get_element_by_id("gpu")
-                        .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
-                        .is_some_and(|i| i.checked())
-                        .then(|| "gpu".to_string()),
-                )
-                .collect(),
-            scope: value(&document, "scope"),
-            mode: value(&document, "mode"),
-            faults: value(&document, "faults")
-                .split([',', ' '])
-                .filter(|f| !f.is_empty())
-                .map(str::to_string)
-                .collect(),
-            sha256: document
-                .get_element_by_id("hash")
-                .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
-                .is_some_and(|i| i.checked()),
-            contracts: Vec::new(),
-            max_tokens: None,
-            memory_budget_bytes: None,
-        };
-        // Resource limits (empty: the defaults).
-        let max_tokens = value(&document, "max-tokens");
-        if !max_tokens.trim().is_empty() {
-            match max_tokens.trim().parse::<usize>() {
-                Ok(n) if n > 0 => run.max_tokens = Some(n),
-                _ => {
-                    return set_status(
-                        &document,
-                        &format!("Token limit: `{max_tokens}` is not a whole number above 0."),
-                        true,
-                    )
-                }
-            }
-        }
-        let budget = value(&document, "memory-budget");
-        if !budget.trim().is_empty() {
-            match parallax_model::parse_bytes(&budget) {
-                Ok(b) => run.memory_budget_bytes = Some(b),
-                Err(e) => return set_status(&document, &format!("Memory budget: {e}."), true),
-            }
-        }
         match contract_file {
             None => begin_run(state, Request::Run(run)),
             Some(file) => {
@@ -481,10 +477,9 @@ mod app {
                     let _ = s.worker.post_message(&job);
                 }
             }
-            WorkerMessage::Progress { phase, layers_done, n_layers, bytes_read, bytes_total } => {
+            WorkerMessage::Progress(p) => {
                 set_hidden(&document, "progress", false);
-                let frac =
-                    if bytes_total > 0 { bytes_read as f64 / bytes_total as f64 } else { 0.0 };
+                let frac = p.fraction();
                 if let Some(bar) = document
                     .get_element_by_id("bar")
                     .and_then(|e| e.dyn_into::<web_sys::HtmlProgressElement>().ok())
@@ -492,24 +487,12 @@ mod app {
                     bar.set_value(frac);
                 }
                 let elapsed = (now_ms() - state.borrow().started_ms) / 1000.0;
-                let eta = if frac > 0.02 {
+                let eta = if frac > 0.02 && p.step != parallax_session::Step::Hash {
                     format!(", about {:.0} s left", elapsed * (1.0 - frac) / frac)
                 } else {
                     String::new()
                 };
-                let text = if phase == "sha256" {
-                    format!(
-                        "sha256 of the file: {} of {} read",
-                        parallax_model::human_bytes(bytes_read),
-                        parallax_model::human_bytes(bytes_total)
-                    )
-                } else {
-                    format!(
-                        "{phase}: layer {layers_done}/{n_layers} · {} of {} of weights read{eta}",
-                        parallax_model::human_bytes(bytes_read),
-                        parallax_model::human_bytes(bytes_total)
-                    )
-                };
+                let text = p.sentence(&eta);
                 if let Some(p) = document.get_element_by_id("progress-text") {
                     p.set_text_content(Some(&text));
                 }

@@ -54,9 +54,9 @@ fn main() {
 mod job {
     use std::sync::atomic::AtomicBool;
 
-    use parallax_engine::{PathKind, Phase, RunInput, RunOptions};
+    use parallax_engine::PathKind;
     use parallax_model::Model;
-    use parallax_report::{Mode, Scope};
+    use parallax_session::{ProgressUpdate, RunSpec};
     use parallax_source::ByteSource;
     use parallax_web::{
         browser::{FileSliceSource, HttpRangeSource},
@@ -76,37 +76,17 @@ mod job {
     }
 
     fn progress_message(p: &parallax_engine::Progress) -> WorkerMessage {
-        WorkerMessage::Progress {
-            phase: match p.phase {
-                Phase::Embedding => "embedding",
-                Phase::Layer => "layers",
-                Phase::OutputHead => "output head",
-                Phase::Done => "done",
-            }
-            .into(),
-            layers_done: p.layers_done,
-            n_layers: p.n_layers,
-            bytes_read: p.bytes_read,
-            bytes_total: p.bytes_total,
-        }
+        WorkerMessage::Progress(ProgressUpdate::from(p))
     }
 
     /// Judge, warn if the gpu path was dropped, and post the report.
-    fn finish(
-        mut report: parallax_report::Report,
-        contracts: &[parallax_parity::contract::Contract],
-        post: &dyn Fn(&WorkerMessage),
-    ) {
+    fn finish(mut report: parallax_report::Report, spec: &RunSpec, post: &dyn Fn(&WorkerMessage)) {
         if let Some(why) = &report.execution.gpu_unavailable {
             post(&WorkerMessage::Warning {
                 message: format!("{why}. The other paths ran as usual."),
             });
         }
-        report.verdicts = Some(parallax_judge::evaluate(
-            &report,
-            contracts,
-            &parallax_judge::PathMapping::default(),
-        ));
+        spec.judge(&mut report);
         post_report(&report, post);
     }
 
@@ -125,32 +105,6 @@ mod job {
         };
         post_report(&report, post);
         Ok(())
-    }
-
-    /// sha256 of the whole source, read front to back in 8 MiB slices, with progress.
-    fn hash<S: ByteSource>(source: &S, post: &dyn Fn(&WorkerMessage)) -> Result<String, String> {
-        use sha2::{Digest, Sha256};
-        const CHUNK: u64 = 8 << 20;
-        let total = source.len();
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; CHUNK.min(total) as usize];
-        let mut at = 0u64;
-        while at < total {
-            let n = CHUNK.min(total - at) as usize;
-            source
-                .read_exact_at(at, &mut buf[..n])
-                .map_err(|e| format!("hashing {}: {e}", source.name()))?;
-            hasher.update(&buf[..n]);
-            at += n as u64;
-            post(&WorkerMessage::Progress {
-                phase: "sha256".into(),
-                layers_done: 0,
-                n_layers: 0,
-                bytes_read: at,
-                bytes_total: total,
-            });
-        }
-        Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
     }
 
     fn post_report(report: &parallax_report::Report, post: &dyn Fn(&WorkerMessage)) {
@@ -222,42 +176,20 @@ mod job {
             }
             Request::Show { .. } => Err("internal: a report needs no model".into()),
             Request::Run(r) => {
-                let paths = r
-                    .paths
-                    .iter()
-                    .map(|p| PathKind::parse(p).ok_or_else(|| format!("unknown path `{p}`")))
-                    .collect::<Result<Vec<_>, _>>()?;
-                // Contracts first: a bad one is reported before any weight is read.
-                let contracts = if r.contracts.is_empty() {
-                    parallax_judge::default_contracts()
-                } else {
-                    r.contracts
-                        .iter()
-                        .map(|(name, text)| {
-                            parallax_parity::contract::Contract::from_yaml_str(text)
-                                .map_err(|e| format!("contract {name}: {e}"))
-                        })
-                        .collect::<Result<Vec<_>, _>>()?
-                };
-                let faults = r
-                    .faults
-                    .iter()
-                    .map(|f| parallax_engine::Fault::parse(f, PathKind::Q8))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let opts = RunOptions {
-                    faults,
-                    paths,
-                    scope: if r.scope == "last" { Scope::Last } else { Scope::All },
-                    mode: if r.mode == "replay" { Mode::Replay } else { Mode::Free },
-                    max_tokens: r.max_tokens.unwrap_or(parallax_web::DEFAULT_MAX_TOKENS),
+                // Everything the request says is checked before any weight is read: the same
+                // checks, and the same sentences, as the CLI's.
+                let spec = RunSpec::from_request(&r).map_err(|e| e.to_string())?;
+                // The page's default budget also binds requests that name none.
+                let opts = parallax_engine::RunOptions {
                     memory_budget_bytes: Some(budget),
-                    ..Default::default()
+                    ..spec.options()
                 };
                 // Tokenize first: a bad prompt is reported before the whole file is hashed.
-                let mut input =
-                    RunInput::from_prompt(&model, r.prompt, r.tokens).map_err(|e| e.to_string())?;
-                if r.sha256 {
-                    input.sha256 = Some(hash(&source, post)?);
+                let mut input = spec.input(&model)?;
+                if spec.sha256 {
+                    input.sha256 = Some(parallax_session::sha256(&source, |done, total| {
+                        post(&WorkerMessage::Progress(ProgressUpdate::hashing(done, total)))
+                    })?);
                 }
                 if opts.paths.contains(&PathKind::Gpu) {
                     // The browser answers GPU work only through its event loop: run as a task
@@ -282,7 +214,7 @@ mod job {
                         }
                         .await;
                         match result {
-                            Ok(report) => finish(report, &contracts, &post),
+                            Ok(report) => finish(report, &spec, &post),
                             Err(message) => post(&WorkerMessage::Error { message }),
                         }
                     });
@@ -296,7 +228,7 @@ mod job {
                     &AtomicBool::new(false),
                 )
                 .map_err(|e| e.to_string())?;
-                finish(report, &contracts, post);
+                finish(report, &spec, post);
                 Ok(())
             }
         }

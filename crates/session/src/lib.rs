@@ -1,0 +1,22 @@
+//! The run request, once for both front ends.
+//!
+//! Owns [`RunRequest`] (what the CLI's arguments and the page's form say, as plain text, the
+//! same JSON the page posts to its worker), [`RunSpec`] (that request parsed and validated:
+//! typed paths, scope, mode, faults, contracts, limits), [`FormValues`] (the page's form fields,
+//! turned into a request by plain Rust so the DOM code only moves values), the model's sha256
+//! with progress ([`sha256`]), progress in words ([`ProgressUpdate`]) and judging a finished
+//! report ([`RunSpec::judge`]). Every refusal is a [`SpecError`] whose sentence both front ends
+//! show unchanged, so the CLI and the page refuse the same request with the same words.
+//! Knows nothing of terminals, the DOM or files on disk: the front ends read files and hand
+//! over their text.
+
+mod hash;
+mod progress;
+mod request;
+
+pub use hash::sha256;
+pub use progress::{ProgressUpdate, Step};
+pub use request::{
+    parse_memory_budget, parse_tokens, FormValues, Judging, RunRequest, RunSpec, SpecError,
+    DEFAULT_MAX_TOKENS,
+};
