@@ -35,21 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mimic_llamacpp as mm  # noqa: E402
 import numpy_forward as nf  # noqa: E402
-
-GGML_TYPE_F32 = 0
-
-
-class GgmlTensor(ctypes.Structure):
-    # Mirrors struct ggml_tensor in the installed include/ggml.h (GGML_MAX_DIMS 4,
-    # GGML_MAX_OP_PARAMS 64, GGML_MAX_SRC 10, GGML_MAX_NAME 64).
-    _fields_ = [
-        ("type", ctypes.c_int), ("buffer", ctypes.c_void_p),
-        ("ne", ctypes.c_int64 * 4), ("nb", ctypes.c_size_t * 4),
-        ("op", ctypes.c_int), ("op_params", ctypes.c_int32 * 16), ("flags", ctypes.c_int32),
-        ("src", ctypes.c_void_p * 10), ("view_src", ctypes.c_void_p), ("view_offs", ctypes.c_size_t),
-        ("data", ctypes.c_void_p), ("name", ctypes.c_char * 64), ("extra", ctypes.c_void_p),
-        ("padding", ctypes.c_char * 8),
-    ]
+from common import GGML_TYPE_F32, GgmlTensor  # noqa: E402
 
 
 def capture_llamacpp(path: Path, tokens: list[int]) -> dict[str, list[np.ndarray]]:
