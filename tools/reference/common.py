@@ -9,6 +9,7 @@ own folder first on its path.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 from pathlib import Path
@@ -58,6 +59,31 @@ class GgmlTensor(ctypes.Structure):
         ("data", ctypes.c_void_p), ("name", ctypes.c_char * 64), ("extra", ctypes.c_void_p),
         ("padding", ctypes.c_char * 8),
     ]
+
+
+@contextlib.contextmanager
+def eval_callback(C, on_tensor):
+    """While the block runs, llama-cpp-python's models and contexts are made with plain ggml-cpu
+    kernels (`use_extra_bufts = false`, see llamacpp_logits.py) and call `on_tensor(t, ask, ud)`
+    for every graph node (`cb_eval`). `C` is `llama_cpp.llama_cpp`."""
+    callback = C.ggml_backend_sched_eval_callback(on_tensor)
+    orig_model, orig_ctx = C.llama_model_default_params, C.llama_context_default_params
+
+    def model_defaults():
+        p = orig_model()
+        p.use_extra_bufts = False
+        return p
+
+    def ctx_defaults():
+        p = orig_ctx()
+        p.cb_eval = callback
+        return p
+
+    C.llama_model_default_params, C.llama_context_default_params = model_defaults, ctx_defaults
+    try:
+        yield
+    finally:
+        C.llama_model_default_params, C.llama_context_default_params = orig_model, orig_ctx
 
 
 def sha256_file(path: Path) -> str:

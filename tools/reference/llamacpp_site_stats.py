@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CONTRACT_TOKENS, GGML_TYPE_F32, LAYER_SITES, GgmlTensor, moments, sha256_file
+from common import CONTRACT_TOKENS, GGML_TYPE_F32, LAYER_SITES, GgmlTensor, eval_callback, moments, sha256_file
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT_DIR = ROOT / "tests/golden/reference"
@@ -86,21 +86,7 @@ def capture(path: Path, tokens: list[int]):
         nodes.append((tt.name.decode(), ggml.ggml_op_desc(t).decode(), src0, a))
         return True
 
-    callback = C.ggml_backend_sched_eval_callback(on_tensor)
-    orig_model, orig_ctx = C.llama_model_default_params, C.llama_context_default_params
-
-    def model_defaults():
-        p = orig_model()
-        p.use_extra_bufts = False
-        return p
-
-    def ctx_defaults():
-        p = orig_ctx()
-        p.cb_eval = callback
-        return p
-
-    C.llama_model_default_params, C.llama_context_default_params = model_defaults, ctx_defaults
-    try:
+    with eval_callback(C, on_tensor):
         llm = llama_mod.Llama(model_path=str(path), n_ctx=64, n_threads=2, logits_all=True, verbose=False)
         arch = llm.metadata.get("general.architecture", "")
         ctx_params = {f: int(getattr(llm.context_params, f)) for f in
@@ -109,8 +95,6 @@ def capture(path: Path, tokens: list[int]):
         nodes.clear()
         llm.eval(tokens)
         del llm
-    finally:
-        C.llama_model_default_params, C.llama_context_default_params = orig_model, orig_ctx
     info = llama_cpp.llama_print_system_info()
     return arch, nodes, ctx_params, llama_cpp.__version__, info.decode() if isinstance(info, bytes) else str(info)
 
