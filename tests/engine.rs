@@ -138,9 +138,19 @@ fn qwen_logits_lie_within_llamacpps_own_spread() {
     check_within_llamacpp_spread(QWEN_0_5B, "qwen2.5-coder-0.5b-instruct-q4_k_m");
 }
 
-/// The F32 path's per-site std equals the numpy reference's within 1e-4 relative, at every site
-/// of every layer, for the all-token and the last-token scope.
-fn check_against_numpy(file: &str, golden: &str) {
+/// The F32 path's per-site sample std against the numpy reference's (an independent F32
+/// forward pass, `tools/reference/numpy_forward.py`), at every site of every layer, for the
+/// all-token and the last-token scope; and the element counts.
+///
+/// What the bound says: README states ≤ 1.5e-6 (Qwen) and ≤ 1.1e-6 (Gemma) measured, and the
+/// numpy reference itself reproduces its committed golden only to 1.43e-6 relative when rerun
+/// on another BLAS (review-tests.md, finding 2). The F32 path is deterministic on every target,
+/// so its distance to the committed golden is one fixed number per model: the bound sits just
+/// above README's figure, and the worst measured value is printed so a move shows. It still
+/// separates "f32 arithmetic" from quantized activations (numpy F32 vs llama.cpp: 9e-4 to 9e-3
+/// at layer 0). Only std is compared: mean, min, max and absmax are single sums or single
+/// elements whose reproducible distance has not been measured.
+fn check_against_numpy(file: &str, golden: &str, bound: f64) {
     let g = golden_json(golden);
     let tokens: Vec<u32> =
         g["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
@@ -149,7 +159,7 @@ fn check_against_numpy(file: &str, golden: &str) {
         let opts = RunOptions { paths: vec![PathKind::F32], scope, ..Default::default() };
         let Some((report, _)) = run_model(file, &tokens, &opts) else { return };
         let key = scope.as_str();
-        let mut checked = 0;
+        let (mut checked, mut worst) = (0, (0f64, String::new()));
         for layer in g["layers"].as_array().unwrap() {
             let i = layer["index"].as_u64().unwrap() as usize;
             for (site, want) in layer["sites"].as_object().unwrap() {
@@ -159,9 +169,13 @@ fn check_against_numpy(file: &str, golden: &str) {
                     .unwrap_or_else(|| panic!("site {site} missing"))
                     .paths["f32"];
                 let (a, b) = (ours.std.unwrap(), want[key]["std"].as_f64().unwrap());
+                let rel = (a - b).abs() / b.abs();
+                if rel > worst.0 {
+                    worst = (rel, format!("layer {i} {site}"));
+                }
                 assert!(
-                    (a - b).abs() <= 1e-4 * b.abs(),
-                    "{file} layer {i} {site} ({key}): std {a} vs numpy {b}"
+                    rel <= bound,
+                    "{file} layer {i} {site} ({key}): std {a} vs numpy {b}, relative {rel:.2e} > {bound:.1e}"
                 );
                 assert_eq!(
                     ours.count,
@@ -171,18 +185,19 @@ fn check_against_numpy(file: &str, golden: &str) {
                 checked += 1;
             }
         }
+        eprintln!("{file} ({key}): worst std relative difference {:.2e} at {}", worst.0, worst.1);
         assert!(checked > 100, "{file}: only {checked} sites compared");
     }
 }
 
 #[test]
 fn qwen_f32_path_matches_numpy_reference() {
-    check_against_numpy(QWEN_0_5B, "numpy-f32-qwen2.5-coder-0.5b-instruct-q4_k_m.json");
+    check_against_numpy(QWEN_0_5B, "numpy-f32-qwen2.5-coder-0.5b-instruct-q4_k_m.json", 2e-6);
 }
 
 #[test]
 fn gemma_f32_path_matches_numpy_reference() {
-    check_against_numpy(GEMMA_270M, "numpy-f32-gemma-3-270m-q4_k_m.json");
+    check_against_numpy(GEMMA_270M, "numpy-f32-gemma-3-270m-q4_k_m.json", 1.5e-6);
 }
 
 #[test]

@@ -11,6 +11,9 @@ import { root, dist, shared, models, launchChromium, serveDist, openPage as open
 
 let server, browser, base;
 const qwenFile = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
+// A limit, not a speed claim: no main-thread task may block the page longer than this while the
+// worker runs the model (the "long task" threshold of the Long Tasks API).
+const LONG_TASK_LIMIT_MS = 50;
 
 // dist/ as the page's origin, plus /models/ from the shared model cache with Range support
 // (what a user's model server must do).
@@ -230,8 +233,8 @@ test('?model=<url> streams the real Qwen2.5-0.5B over Range requests and matches
   ]);
   const longest = Math.max(0, ...tasks.map((t) => t.ms));
   console.log(`main-thread long tasks while the 0.5B ran: ${tasks.length}, longest ${longest.toFixed(0)} ms; ` +
-    `drawing the arrived report: ${arrival.map((t) => t.ms.toFixed(0) + ' ms').join(', ') || 'under 50 ms'}`);
-  assert.ok(longest <= 50, `a main-thread task took ${longest} ms while the model ran`);
+    `drawing the arrived report: ${arrival.map((t) => t.ms.toFixed(0) + ' ms').join(', ') || `under ${LONG_TASK_LIMIT_MS} ms`}`);
+  assert.ok(longest <= LONG_TASK_LIMIT_MS, `a main-thread task took ${longest} ms while the model ran (limit ${LONG_TASK_LIMIT_MS} ms)`);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
   const webText = await readFile(await download.path(), 'utf8');
   const web = JSON.parse(webText);

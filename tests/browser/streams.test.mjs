@@ -11,6 +11,9 @@ import { dist, launchChromium, serveDist, openPage } from './harness.mjs';
 const MODEL = 'parallax-demo-qwen2.gguf';
 // The page waits this long for a request (plus 1 s per MiB asked for) before giving up on it.
 const TIMEOUT_S = 1;
+// A limit, not a speed claim: three tries of (TIMEOUT_S + the size's allowance) at most, plus
+// page start-up, with room for a loaded machine. A failure sentence later than this is a hang.
+const FAILURE_SENTENCE_LIMIT_S = 20;
 
 let server, browser, base, mis;
 
@@ -68,8 +71,7 @@ for (const [mode, message] of failures) {
     console.log(`${mode}: ${seconds.toFixed(1)} s, ${mis.count(url)} requests: ${status}`);
     assert.ok(failed, `${mode}: no error shown (status: ${status})`);
     assert.match(status, message);
-    // Three tries of (1 s + the size's allowance) at most, plus page start-up.
-    assert.ok(seconds < 20, `${mode}: took ${seconds} s`);
+    assert.ok(seconds < FAILURE_SENTENCE_LIMIT_S, `${mode}: took ${seconds} s (limit ${FAILURE_SENTENCE_LIMIT_S} s)`);
     if (/3 tries/.test(status)) assert.ok(mis.count(url) >= 3, `${mode}: retried (${mis.count(url)} requests)`);
     await stillUsable(page);
     assert.deepEqual(errors, []);

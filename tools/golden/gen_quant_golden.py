@@ -3,9 +3,9 @@
 
 Run from the repository root (needs numpy and gguf-py 0.19, `pip install gguf`):
 
-    python3 tools/golden/gen_quant_golden.py
+    python3 tools/golden/gen_quant_golden.py [OUT]
 
-It writes crates/quant/tests/golden/quant_golden.json (deterministic: fixed seed, no clock).
+It writes OUT, by default crates/quant/tests/golden/quant_golden.json (deterministic: fixed seed, no clock).
 Tests in crates/quant/tests/golden.rs read it.
 
 What comes from where:
@@ -317,11 +317,16 @@ def main() -> int:
         "dequant": d_cases,
         "quantize": q_cases,
     }
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as f:
+    return write_doc(sys.argv[1] if len(sys.argv) > 1 else OUT, doc)
+
+
+def write_doc(out: str, doc: dict) -> int:
+    """Writes a golden as this folder's generators all do (indent 1, final newline)."""
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
-    print(f"wrote {os.path.normpath(OUT)} ({os.path.getsize(OUT)} bytes)")
+    print(f"wrote {os.path.normpath(out)} ({os.path.getsize(out)} bytes)")
     return 0
 
 

@@ -19,7 +19,6 @@ tests/golden.rs checks it when present:
 
 import ctypes
 import importlib.util
-import json
 import os
 import sys
 
@@ -147,11 +146,7 @@ def main() -> int:
     doc = {"generator": "tools/golden/quant_ggml_ctypes.py", "seed": SEED,
            "llama_cpp_python": version("llama_cpp_python"),
            "quantize": quant_cases, "dot": dot_cases}
-    with open(OUT, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    print(f"wrote {os.path.normpath(OUT)} ({os.path.getsize(OUT)} bytes)")
-    return 0
+    return gq.write_doc(sys.argv[1] if len(sys.argv) > 1 else OUT, doc)
 
 
 if __name__ == "__main__":

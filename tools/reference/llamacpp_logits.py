@@ -19,7 +19,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -28,24 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from common import CONTRACT_TOKENS, GEMMA, QWEN, sha256_file
+
 PROMPT = b"What is 2+2?"
-MODELS = ["qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "gemma-3-270m-q4_k_m.gguf"]
-# The contract tokens (see numpy_forward.py). Qwen2.5's come from the contract itself;
-# gemma's are llama.cpp's own tokenization with BOS, checked below on every run.
-CONTRACT_TOKENS = {
-    "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf": [3838, 374, 220, 17, 10, 17, 30],
-    "gemma-3-270m-q4_k_m.gguf": [2, 3689, 563, 236743, 236778, 236862, 236778, 236881],
-}
+MODELS = [QWEN, GEMMA]
 N_THREADS = 2
 N_CTX = 64
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def compare(ref: np.ndarray, got: np.ndarray) -> dict:

@@ -45,51 +45,17 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from common import CONTRACT_TOKENS, GGML_TYPE_F32, LAYER_SITES, GgmlTensor, eval_callback, moments, sha256_file
+
 ROOT = Path(__file__).resolve().parents[2]
 OUT_DIR = ROOT / "tests/golden/reference"
-GGML_TYPE_F32 = 0
 ROW_LAYERS = (0, 1)
-
-CONTRACT_TOKENS = {
-    "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf": [3838, 374, 220, 17, 10, 17, 30],
-    "gemma-3-270m-q4_k_m.gguf": [2, 3689, 563, 236743, 236778, 236862, 236778, 236881],
-}
-
-LAYER_SITES = {
-    "qwen2": ["attn_norm", "q", "k", "v", "attn_out", "attn_proj", "resid_attn", "ffn_norm",
-              "ffn_gate", "ffn_up", "ffn_silu", "ffn_swigl", "ffn_down", "resid_ffn"],
-    "gemma3": ["attn_norm", "q", "k", "v", "attn_out", "attn_proj", "attn_post_norm", "resid_attn",
-               "ffn_norm", "ffn_gate", "ffn_up", "ffn_silu", "ffn_swigl", "ffn_down", "ffn_post_norm",
-               "resid_ffn"],
-}
-
-
-class GgmlTensor(ctypes.Structure):
-    # Mirrors struct ggml_tensor in the installed include/ggml.h (GGML_MAX_DIMS 4,
-    # GGML_MAX_OP_PARAMS 64, GGML_MAX_SRC 10, GGML_MAX_NAME 64).
-    _fields_ = [
-        ("type", ctypes.c_int), ("buffer", ctypes.c_void_p),
-        ("ne", ctypes.c_int64 * 4), ("nb", ctypes.c_size_t * 4),
-        ("op", ctypes.c_int), ("op_params", ctypes.c_int32 * 16), ("flags", ctypes.c_int32),
-        ("src", ctypes.c_void_p * 10), ("view_src", ctypes.c_void_p), ("view_offs", ctypes.c_size_t),
-        ("data", ctypes.c_void_p), ("name", ctypes.c_char * 64), ("extra", ctypes.c_void_p),
-        ("padding", ctypes.c_char * 8),
-    ]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def capture(path: Path, tokens: list[int]):
@@ -120,21 +86,7 @@ def capture(path: Path, tokens: list[int]):
         nodes.append((tt.name.decode(), ggml.ggml_op_desc(t).decode(), src0, a))
         return True
 
-    callback = C.ggml_backend_sched_eval_callback(on_tensor)
-    orig_model, orig_ctx = C.llama_model_default_params, C.llama_context_default_params
-
-    def model_defaults():
-        p = orig_model()
-        p.use_extra_bufts = False
-        return p
-
-    def ctx_defaults():
-        p = orig_ctx()
-        p.cb_eval = callback
-        return p
-
-    C.llama_model_default_params, C.llama_context_default_params = model_defaults, ctx_defaults
-    try:
+    with eval_callback(C, on_tensor):
         llm = llama_mod.Llama(model_path=str(path), n_ctx=64, n_threads=2, logits_all=True, verbose=False)
         arch = llm.metadata.get("general.architecture", "")
         ctx_params = {f: int(getattr(llm.context_params, f)) for f in
@@ -143,26 +95,12 @@ def capture(path: Path, tokens: list[int]):
         nodes.clear()
         llm.eval(tokens)
         del llm
-    finally:
-        C.llama_model_default_params, C.llama_context_default_params = orig_model, orig_ctx
     info = llama_cpp.llama_print_system_info()
     return arch, nodes, ctx_params, llama_cpp.__version__, info.decode() if isinstance(info, bytes) else str(info)
 
 
-def stats(x: np.ndarray) -> dict:
-    v = np.asarray(x, dtype=np.float32).ravel().astype(np.float64)
-    return {
-        "count": int(v.size),
-        "mean": float(v.mean()),
-        "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
-        "min": float(v.min()),
-        "max": float(v.max()),
-        "absmax": float(np.abs(v).max()),
-    }
-
-
 def site_record(rows: np.ndarray, with_row: bool) -> dict:
-    rec = {"width": int(rows.shape[1]), "all": stats(rows), "last": stats(rows[-1])}
+    rec = {"width": int(rows.shape[1]), "all": moments(rows), "last": moments(rows[-1])}
     if with_row:
         rec["last_row_f32le_hex"] = rows[-1].astype("<f4").tobytes().hex()
     return rec
@@ -263,7 +201,7 @@ def run_model(path: Path, out_path: Path) -> dict:
         "embed": site_record(embed, True),
         "layers": layers,
         "final_norm": site_record(final_norm, False),
-        "logits": {"all": stats(logits), "last": stats(logits[-1])},
+        "logits": {"all": moments(logits), "last": moments(logits[-1])},
         "logits_vs_plain_run": same_as_plain,
     }
     out_path.write_text(json.dumps(doc, indent=1) + "\n")

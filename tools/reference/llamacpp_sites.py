@@ -35,21 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mimic_llamacpp as mm  # noqa: E402
 import numpy_forward as nf  # noqa: E402
-
-GGML_TYPE_F32 = 0
-
-
-class GgmlTensor(ctypes.Structure):
-    # Mirrors struct ggml_tensor in the installed include/ggml.h (GGML_MAX_DIMS 4,
-    # GGML_MAX_OP_PARAMS 64, GGML_MAX_SRC 10, GGML_MAX_NAME 64).
-    _fields_ = [
-        ("type", ctypes.c_int), ("buffer", ctypes.c_void_p),
-        ("ne", ctypes.c_int64 * 4), ("nb", ctypes.c_size_t * 4),
-        ("op", ctypes.c_int), ("op_params", ctypes.c_int32 * 16), ("flags", ctypes.c_int32),
-        ("src", ctypes.c_void_p * 10), ("view_src", ctypes.c_void_p), ("view_offs", ctypes.c_size_t),
-        ("data", ctypes.c_void_p), ("name", ctypes.c_char * 64), ("extra", ctypes.c_void_p),
-        ("padding", ctypes.c_char * 8),
-    ]
+from common import GGML_TYPE_F32, GgmlTensor, eval_callback  # noqa: E402
 
 
 def capture_llamacpp(path: Path, tokens: list[int]) -> dict[str, list[np.ndarray]]:
@@ -72,27 +58,11 @@ def capture_llamacpp(path: Path, tokens: list[int]) -> dict[str, list[np.ndarray
         caps.setdefault(tt.name.decode(), []).append(a)
         return True
 
-    callback = C.ggml_backend_sched_eval_callback(on_tensor)
-    orig_model, orig_ctx = C.llama_model_default_params, C.llama_context_default_params
-
-    def model_defaults():
-        p = orig_model()
-        p.use_extra_bufts = False  # plain ggml-cpu kernels, see llamacpp_logits.py
-        return p
-
-    def ctx_defaults():
-        p = orig_ctx()
-        p.cb_eval = callback
-        return p
-
-    C.llama_model_default_params, C.llama_context_default_params = model_defaults, ctx_defaults
-    try:
+    with eval_callback(C, on_tensor):
         llm = llama_mod.Llama(model_path=str(path), n_ctx=64, n_threads=2, logits_all=True, verbose=False)
         caps.clear()
         llm.eval(tokens)
         del llm
-    finally:
-        C.llama_model_default_params, C.llama_context_default_params = orig_model, orig_ctx
     return caps
 
 

@@ -114,24 +114,7 @@ def install(act: bool, kv: bool, gelu: bool):
             f16 = lambda a: a.astype(np.float16).astype(np.float32)  # noqa: E731
             # KQ: mul_mat(K f16, Q -> f16); softmax f32 (scale applied inside soft_max);
             # KQV: mul_mat(V f16, probs -> f16).
-            T, hq, _ = q.shape
-            hkv = k.shape[1]
-            group = hq // hkv
-            qh, kh, vh = f16(q), f16(k), f16(v)
-            p1 = np.arange(T)[:, None]
-            p0 = np.arange(T)[None, :]
-            visible = p0 <= p1
-            if window is not None:
-                visible &= (p1 - p0) < window
-            out = np.empty((T, hq, v.shape[2]), dtype=np.float32)
-            for h in range(hq):
-                s = np.matmul(qh[:, h, :], kh[:, h // group, :].T, dtype=np.float32) * np.float32(scale)
-                s = np.where(visible, s, np.float32(-np.inf))
-                s = s - s.max(axis=1, keepdims=True)
-                e = np.exp(s, dtype=np.float32)
-                pr = e / e.sum(axis=1, keepdims=True, dtype=np.float32)
-                out[:, h, :] = np.matmul(f16(pr), vh[:, h // group, :], dtype=np.float32)
-            return out.reshape(T, hq * v.shape[2])
+            return orig_attention(q, k, v, scale, window, operand=f16)
         return orig_attention(q, k, v, scale, window)
 
     def gelu_tanh(x):

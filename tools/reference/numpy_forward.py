@@ -31,7 +31,6 @@ Options: --models-dir (default $PARALLAX_MODELS or ~/.cache/parallax/models),
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -43,28 +42,9 @@ import numpy as np
 from gguf import GGUFReader
 from gguf.quants import dequantize
 
-# Contract tokens for "What is 2+2?".
-# Qwen2.5: from the contract apr-vs-gguf-forward-parity-v1 (no BOS; add_bos_token = false).
-# Gemma 3: llama.cpp's tokenization with BOS (add_bos_token = true), verified with
-# llama-cpp-python `tokenize(b"What is 2+2?", add_bos=True, special=False)` -- see
-# tools/reference/llamacpp_logits.py, which records what it got.
-CONTRACT_TOKENS = {
-    "qwen2": [3838, 374, 220, 17, 10, 17, 30],
-    "gemma3": [2, 3689, 563, 236743, 236778, 236862, 236778, 236881],
-}
+from common import CONTRACT_TOKENS_BY_ARCH, LAYER_SITES, moments, sha256_file
 
-# Per-layer sites in execution order. Gemma 3 adds its two post-norms where they run.
-LAYER_SITES = {
-    "qwen2": [
-        "attn_norm", "q", "k", "v", "attn_out", "attn_proj", "resid_attn",
-        "ffn_norm", "ffn_gate", "ffn_up", "ffn_silu", "ffn_swigl", "ffn_down", "resid_ffn",
-    ],
-    "gemma3": [
-        "attn_norm", "q", "k", "v", "attn_out", "attn_proj", "attn_post_norm", "resid_attn",
-        "ffn_norm", "ffn_gate", "ffn_up", "ffn_silu", "ffn_swigl", "ffn_down", "ffn_post_norm",
-        "resid_ffn",
-    ],
-}
+CONTRACT_TOKENS = CONTRACT_TOKENS_BY_ARCH
 
 # llama.cpp's gemma3 defaults (src/models/gemma3.cpp load_arch_hparams; older trees:
 # llama-model.cpp load_hparams case LLM_ARCH_GEMMA3): swa pattern 6 -- layer il uses the
@@ -124,14 +104,6 @@ class Model:
             yield s, w.reshape(-1, int(t.shape[0]))
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 # ----------------------------------------------------------------------------- ops
 
 ACCUM = "f32"
@@ -171,17 +143,21 @@ def rope_neox(x: np.ndarray, positions: np.ndarray, base: float, n_rot: int) -> 
     return out
 
 
-def attention(q, k, v, scale: float, window: int | None) -> np.ndarray:
+def attention(q, k, v, scale: float, window: int | None, operand=None) -> np.ndarray:
     """Causal (optionally sliding-window) GQA attention.
 
     q [T, Hq, D], k/v [T, Hkv, D] -> [T, Hq*Dv]. Query head h reads KV head
     h // (Hq/Hkv), as ggml's broadcasting mul_mat does. A key at position p0 is
     visible from p1 when p0 <= p1 and (no window or p1 - p0 < window), matching
     llama.cpp's LLAMA_SWA_TYPE_STANDARD mask (masked when p1 - p0 >= n_swa).
+    `operand`, when given, rounds the operands of both products (q, k, v and the
+    probabilities), as mimic_llamacpp.py does with f16.
     """
     T, hq, _ = q.shape
     hkv = k.shape[1]
     group = hq // hkv
+    if operand is not None:
+        q, k, v = operand(q), operand(k), operand(v)
     p1 = np.arange(T)[:, None]
     p0 = np.arange(T)[None, :]
     visible = p0 <= p1
@@ -196,7 +172,7 @@ def attention(q, k, v, scale: float, window: int | None) -> np.ndarray:
         s = s - s.max(axis=1, keepdims=True)
         e = np.exp(s, dtype=np.float32)
         p = e / e.sum(axis=1, keepdims=True, dtype=np.float32)
-        out[:, h, :] = np.matmul(p, vh, dtype=np.float32)
+        out[:, h, :] = np.matmul(p if operand is None else operand(p), vh, dtype=np.float32)
     return out.reshape(T, hq * v.shape[2])
 
 
@@ -211,19 +187,6 @@ def gelu_tanh(x):
 
 
 # ----------------------------------------------------------------------------- stats
-
-def moments(a: np.ndarray) -> dict:
-    a = a.astype(np.float64).ravel()
-    n = a.size
-    return {
-        "count": int(n),
-        "mean": float(a.mean()),
-        "std": float(a.std(ddof=1)) if n > 1 else 0.0,
-        "min": float(a.min()),
-        "max": float(a.max()),
-        "absmax": float(np.abs(a).max()),
-    }
-
 
 def site_stats(x: np.ndarray) -> dict:
     """x: [T, F] float32."""

@@ -6,46 +6,14 @@
 //!
 //! One #[test] only: the allocator is process-wide, so concurrent tests would blur the numbers.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-
 use parallax_apr::{AprFile, AprWriter, TensorType, FLAG_ROW_MAJOR};
 use parallax_source::MemorySource;
+use parallax_testkit::alloc::{measure, Counting, HOSTILE_COUNTS};
 
 mod common;
 
-struct Counting;
-/// The largest single allocation since the last reset.
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Relaxed);
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-const HOSTILE_COUNTS: [(&str, u64); 5] = [
-    ("2^40", 1 << 40),
-    ("2^48", 1 << 48),
-    ("2^62", 1 << 62),
-    ("2^63", 1 << 63),
-    ("u64::MAX", u64::MAX),
-];
 
 /// A valid file: one F32 tensor "w" of dims [2, 32], no footer. Returns the bytes and where the
 /// index entry starts.
@@ -68,9 +36,8 @@ fn put_u64(bytes: &mut [u8], at: usize, v: u64) {
 fn assert_refused_cheaply(what: &str, bytes: Vec<u8>) {
     let len = bytes.len();
     let source = MemorySource::new(bytes);
-    LARGEST.store(0, Relaxed);
-    let result = AprFile::open(&source);
-    let largest = LARGEST.load(Relaxed);
+    let (allocated, result) = measure(|| AprFile::open(&source));
+    let largest = allocated.largest;
     let err = match result {
         Ok(_) => panic!("{what}: accepted"),
         Err(e) => e,
@@ -87,9 +54,8 @@ fn assert_refused_cheaply(what: &str, bytes: Vec<u8>) {
 fn declared_sizes_from_2_40_to_u64_max_are_refused_without_allocating() {
     let (good, index) = valid();
     // The control: the valid file opens, and reading it allocates something (the counter works).
-    LARGEST.store(0, Relaxed);
-    let file = AprFile::open(MemorySource::new(good.clone())).unwrap();
-    assert!(LARGEST.load(Relaxed) > 0);
+    let (allocated, file) = measure(|| AprFile::open(MemorySource::new(good.clone())).unwrap());
+    assert!(allocated.largest > 0);
     assert_eq!(file.tensor_f32("w").unwrap().len(), 64);
 
     // Index entry of "w": u16 name length, name, dtype, ndim, dims[0], dims[1], offset, size.

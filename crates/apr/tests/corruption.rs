@@ -120,18 +120,7 @@ fn synthetic_file_round_trips_and_dequantizes() {
     ));
 
     // Re-writing what was read gives the same bytes.
-    let mut w = AprWriter::new(file.flags());
-    w.set_metadata_json(file.metadata_json().to_vec()).unwrap();
-    for t in file.tensors() {
-        w.add_tensor_with_id(
-            &t.name,
-            t.dtype_id,
-            t.dims.clone(),
-            file.tensor_bytes(&t.name).unwrap(),
-        )
-        .unwrap();
-    }
-    assert_eq!(w.write().unwrap(), bytes);
+    assert_eq!(rewrite(&file), bytes);
 }
 
 #[test]

@@ -4,25 +4,9 @@
 mod common;
 
 use common::*;
-use parallax_apr::{AprFile, AprWriter, TensorType, FLAG_QUANTIZED, FLAG_ROW_MAJOR};
+use parallax_apr::{AprFile, TensorType, FLAG_QUANTIZED, FLAG_ROW_MAJOR};
 use parallax_quant::GgmlType;
 use parallax_source::{CountingSource, MemorySource};
-
-/// Re-write a file from what the reader exposes; byte equality with the input proves the layout.
-fn rewrite(file: &AprFile<MemorySource>) -> Vec<u8> {
-    let mut w = AprWriter::new(file.flags()).with_footer(file.footer_crc().is_some());
-    w.set_metadata_json(file.metadata_json().to_vec()).unwrap();
-    for t in file.tensors() {
-        w.add_tensor_with_id(
-            &t.name,
-            t.dtype_id,
-            t.dims.clone(),
-            file.tensor_bytes(&t.name).unwrap(),
-        )
-        .unwrap();
-    }
-    w.write().unwrap()
-}
 
 #[test]
 fn f32_fixture_loads_with_hf_names_and_metadata() {

@@ -10,66 +10,19 @@
 //!
 //! One #[test] only: the allocator is process-wide, so concurrent tests would blur the numbers.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-
 use parallax_gguf::writer::GgufWriter;
 use parallax_gguf::{GgufErrorKind, GgufFile, MetaArray, MetaValue};
 use parallax_source::MemorySource;
-
-struct Counting;
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-/// The largest single allocation since the last reset.
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = CURRENT.fetch_add(layout.size(), Relaxed) + layout.size();
-            PEAK.fetch_max(now, Relaxed);
-            LARGEST.fetch_max(layout.size(), Relaxed);
-        }
-        p
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            CURRENT.fetch_sub(layout.size(), Relaxed);
-            let now = CURRENT.fetch_add(new_size, Relaxed) + new_size;
-            PEAK.fetch_max(now, Relaxed);
-            LARGEST.fetch_max(new_size, Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        CURRENT.fetch_sub(layout.size(), Relaxed);
-    }
-}
+use parallax_testkit::alloc::{measure, Allocated, Counting, HOSTILE_COUNTS};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Peak bytes allocated (above what was live before) while reading `bytes`.
-fn peak_while_reading(bytes: &[u8]) -> (usize, Result<GgufFile, parallax_gguf::GgufError>) {
+/// What reading `bytes` allocated, and the outcome.
+fn read_measured(bytes: &[u8]) -> (Allocated, Result<GgufFile, parallax_gguf::GgufError>) {
     let src = MemorySource::new(bytes.to_vec());
-    let base = CURRENT.load(Relaxed);
-    PEAK.store(base, Relaxed);
-    LARGEST.store(0, Relaxed);
-    let result = GgufFile::read(&src);
-    (PEAK.load(Relaxed) - base, result)
+    measure(|| GgufFile::read(&src))
 }
-
-/// Declared counts no file of a few KiB can back.
-const HOSTILE_COUNTS: [(&str, u64); 5] = [
-    ("2^40", 1 << 40),
-    ("2^48", 1 << 48),
-    ("2^62", 1 << 62),
-    ("2^63", 1 << 63),
-    ("u64::MAX", u64::MAX),
-];
 
 /// A header with `n_tensors` tensor infos and no metadata, then `body`, padded to 4 KiB.
 fn file_with_tensors(n_tensors: u64, n_kv: u64, body: &[u8]) -> Vec<u8> {
@@ -97,8 +50,7 @@ fn tensor_info(name_len: u64, name: &[u8], dims: &[u64], ty: u32) -> Vec<u8> {
 
 /// Read `bytes`, expect an error `ok(kind)` accepts, and check the allocations it cost.
 fn assert_refused_cheaply(what: &str, bytes: &[u8], ok: impl Fn(&GgufErrorKind) -> bool) {
-    let (peak, result) = peak_while_reading(bytes);
-    let largest = LARGEST.load(Relaxed);
+    let (Allocated { peak, largest }, result) = read_measured(bytes);
     let err = match result {
         Ok(_) => panic!("{what}: accepted"),
         Err(e) => e,
@@ -229,7 +181,7 @@ fn counts_that_fit_cost_a_small_multiple_of_the_file() {
         ),
     ];
     for (what, bytes) in &hostile {
-        let (peak, result) = peak_while_reading(bytes);
+        let (Allocated { peak, .. }, result) = read_measured(bytes);
         let err = result.expect_err(what);
         assert!(matches!(err.kind(), GgufErrorKind::CountTooLarge { .. }), "{what}: {err}");
         eprintln!("{what}: file {} bytes, peak allocation {peak} bytes", bytes.len());
@@ -239,7 +191,7 @@ fn counts_that_fit_cost_a_small_multiple_of_the_file() {
     counts.truncate(24);
     counts[8..16].copy_from_slice(&(1u64 << 62).to_le_bytes());
     counts.resize(4096, 0);
-    let (peak, result) = peak_while_reading(&counts);
+    let (Allocated { peak, .. }, result) = read_measured(&counts);
     assert!(result.is_err());
     assert!(peak <= counts.len() + slack, "tensor count 2^62: peak {peak}");
 
@@ -249,7 +201,7 @@ fn counts_that_fit_cost_a_small_multiple_of_the_file() {
     let first_len = (1u64 << 40).to_le_bytes();
     let lying =
         file_with_value(9, &[array_header(8, n), first_len.to_vec()].concat(), n as usize * 8);
-    let (peak, result) = peak_while_reading(&lying);
+    let (Allocated { peak, .. }, result) = read_measured(&lying);
     assert!(
         matches!(result.unwrap_err().kind(), GgufErrorKind::CountTooLarge { what, .. } if what.contains("string"))
     );
@@ -262,7 +214,7 @@ fn counts_that_fit_cost_a_small_multiple_of_the_file() {
     w.add("nested", MetaValue::Array(MetaArray::Array(vec![MetaArray::U8(vec![]); 50_000])))
         .unwrap();
     let honest = w.to_bytes();
-    let (peak, result) = peak_while_reading(&honest);
+    let (Allocated { peak, .. }, result) = read_measured(&honest);
     result.unwrap();
     eprintln!("honest: file {} bytes, peak {peak}", honest.len());
     assert!(peak <= 4 * honest.len() + slack, "peak {peak}");

@@ -52,11 +52,7 @@ fn golden_writer() -> GgufWriter {
     for (k, v) in values {
         w.add(k, v).unwrap();
     }
-    w.add_f32_tensor("f32.vec", &[8], &(0..8).map(|i| i as f32 * 0.5 - 3.0).collect::<Vec<_>>())
-        .unwrap();
-    w.add_tensor("q8_0.mat", &[32, 3], GgmlType::Q8_0, pattern(3 * 34, 1)).unwrap();
-    w.add_tensor("q4_k.mat", &[256, 2], GgmlType::Q4_K, pattern(2 * 144, 2)).unwrap();
-    w.add_tensor("f16.mat", &[3, 2], GgmlType::F16, pattern(12, 3)).unwrap();
+    common::add_tensors(&mut w, "f16.mat", &[3, 2]);
     w
 }
 

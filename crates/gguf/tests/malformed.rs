@@ -270,26 +270,11 @@ fn bad_tensor_infos() {
     assert!(matches!(e.kind(), K::InvalidUtf8 { what: "a tensor name", .. }), "{e}");
 }
 
-/// splitmix64: a fixed-seed generator so failures reproduce.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 #[test]
 fn random_corruption_never_panics() {
     let (bytes, layout) = sample();
     let header = layout.header_len;
-    let mut rng = Rng(0x05EE_D0F6_A11A);
+    let mut rng = parallax_testkit::SplitMix64(0x05EE_D0F6_A11A);
     let (mut ok, mut errs) = (0, std::collections::BTreeMap::new());
     for i in 0..5000 {
         let mut b = bytes.clone();
@@ -306,7 +291,7 @@ fn random_corruption_never_panics() {
                 let at = rng.below(header - 8) as usize;
                 let v = match rng.below(3) {
                     0 => 1u64 << (40 + rng.below(24)),
-                    1 => rng.next(),
+                    1 => rng.next_u64(),
                     _ => rng.below(64),
                 };
                 b[at..at + 8].copy_from_slice(&v.to_le_bytes());
@@ -314,7 +299,7 @@ fn random_corruption_never_panics() {
             // Random bytes and a random cut.
             _ => {
                 let at = rng.below(header) as usize;
-                b[at] = rng.next() as u8;
+                b[at] = rng.next_u64() as u8;
                 b.truncate(rng.below(bytes.len() as u64 + 1) as usize);
             }
         }

@@ -4,12 +4,13 @@
 //! of an f32 dot's rounding error: a plain relative error is unbounded where terms cancel).
 //!
 //! Runs on whatever adapter wgpu finds (Mesa lavapipe in `./dev test`). With no adapter the
-//! tests say so loudly and pass, unless `PARALLAX_REQUIRE_GPU=1`, where they fail.
+//! tests say so on stderr and pass, unless `PARALLAX_REQUIRE_GPU=1` or `CI` is set, where they fail.
 
 use std::sync::OnceLock;
 
 use parallax_gpu::{GpuError, GpuMatmul, GpuOptions};
 use parallax_quant::GgmlType;
+use parallax_testkit::SplitMix64 as Rng;
 
 const TOLERANCE: f64 = 1e-5;
 
@@ -29,33 +30,10 @@ fn open(opts: GpuOptions) -> Option<GpuMatmul> {
             );
             Some(g)
         }
-        Err(e) if std::env::var("PARALLAX_REQUIRE_GPU").as_deref() == Ok("1") => {
-            panic!("PARALLAX_REQUIRE_GPU=1 but {e}")
-        }
         Err(e) => {
-            eprintln!(
-                "\n*** SKIPPED: {e} (set PARALLAX_REQUIRE_GPU=1 to make this a failure) ***\n"
-            );
+            parallax_testkit::skip_unless_required("PARALLAX_REQUIRE_GPU", &e.to_string());
             None
         }
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
-    fn f32(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
     }
 }
 
@@ -77,29 +55,29 @@ fn f16_fields(ty: GgmlType) -> &'static [usize] {
 fn random_matrix(ty: GgmlType, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
     let n = rows * cols;
     match ty {
-        GgmlType::F32 => (0..n).flat_map(|_| rng.f32().to_le_bytes()).collect(),
-        GgmlType::F16 => {
-            (0..n).flat_map(|_| half::f16::from_f32(rng.f32() * 2.0).to_le_bytes()).collect()
-        }
-        GgmlType::BF16 => {
-            (0..n).flat_map(|_| half::bf16::from_f32(rng.f32() * 2.0).to_le_bytes()).collect()
-        }
+        GgmlType::F32 => (0..n).flat_map(|_| rng.signed_unit_f32().to_le_bytes()).collect(),
+        GgmlType::F16 => (0..n)
+            .flat_map(|_| half::f16::from_f32(rng.signed_unit_f32() * 2.0).to_le_bytes())
+            .collect(),
+        GgmlType::BF16 => (0..n)
+            .flat_map(|_| half::bf16::from_f32(rng.signed_unit_f32() * 2.0).to_le_bytes())
+            .collect(),
         _ => {
             let size = ty.type_size();
             let blocks = n / ty.block_size();
-            let mut bytes: Vec<u8> = (0..blocks * size).map(|_| rng.next() as u8).collect();
+            let mut bytes: Vec<u8> = (0..blocks * size).map(|_| rng.next_u64() as u8).collect();
             for block in bytes.chunks_exact_mut(size) {
                 for &o in f16_fields(ty) {
-                    let scale = if rng.next().is_multiple_of(16) {
+                    let scale = if rng.next_u64().is_multiple_of(16) {
                         // A subnormal half: the shader's f16 decode must keep it.
-                        half::f16::from_bits((rng.next() % 0x3ff) as u16 + 1).to_f32()
+                        half::f16::from_bits((rng.next_u64() % 0x3ff) as u16 + 1).to_f32()
                     } else {
-                        rng.f32() * 0.05
+                        rng.signed_unit_f32() * 0.05
                     };
                     block[o..o + 2].copy_from_slice(&half::f16::from_f32(scale).to_le_bytes());
                 }
                 if ty == GgmlType::Q8_K {
-                    block[0..4].copy_from_slice(&(rng.f32() * 0.01).to_le_bytes());
+                    block[0..4].copy_from_slice(&(rng.signed_unit_f32() * 0.01).to_le_bytes());
                 }
             }
             bytes
@@ -159,7 +137,7 @@ fn check_type(ty: GgmlType, shapes: &[(usize, usize)], tokens: &[usize]) {
             );
         }
         for &n in tokens {
-            let x: Vec<f32> = (0..n * cols).map(|_| rng.f32() * 3.0).collect();
+            let x: Vec<f32> = (0..n * cols).map(|_| rng.signed_unit_f32() * 3.0).collect();
             let y = pollster::block_on(gpu.matmul(ty, &bytes, rows, cols, &x, n)).unwrap();
             let err = worst_error(&w, rows, cols, &x, n, &y);
             eprintln!("{ty} {rows}×{cols} × {n} tokens: worst error {err:.2e} of Σ|w·x|");
@@ -229,7 +207,7 @@ fn tiling_gives_the_same_bits() {
     {
         let bytes = random_matrix(ty, rows, cols, &mut rng);
         let n = 3;
-        let x: Vec<f32> = (0..n * cols).map(|_| rng.f32()).collect();
+        let x: Vec<f32> = (0..n * cols).map(|_| rng.signed_unit_f32()).collect();
         let a = pollster::block_on(whole.matmul(ty, &bytes, rows, cols, &x, n)).unwrap();
         let b = pollster::block_on(tiled.matmul(ty, &bytes, rows, cols, &x, n)).unwrap();
         // What is uploaded per row: the packed bytes, or f32 for types dequantized on the CPU.
@@ -261,7 +239,7 @@ fn output_head_sized_matrix() {
     let (rows, cols, n) = (151936, 896, 2);
     let mut rng = Rng(5);
     let bytes = random_matrix(GgmlType::Q8_0, rows, cols, &mut rng);
-    let x: Vec<f32> = (0..n * cols).map(|_| rng.f32()).collect();
+    let x: Vec<f32> = (0..n * cols).map(|_| rng.signed_unit_f32()).collect();
     let y = pollster::block_on(gpu.matmul(GgmlType::Q8_0, &bytes, rows, cols, &x, n)).unwrap();
     // Check a sample of rows across the whole head, including the last.
     let picks: Vec<usize> = (0..rows).step_by(997).chain([rows - 1]).collect();

@@ -16,26 +16,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use half::{bf16, f16};
 use parallax_quant::dot::Activation;
 use parallax_quant::{dequantize, generic, quantize_activation, GgmlType};
+use parallax_testkit::SplitMix64 as Rng;
 
 const COLS: usize = 4096;
 const ROWS: usize = 1024;
-
-/// SplitMix64, enough for bench data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-}
 
 /// Byte offsets of the f16 scale fields of a block, so random bytes never hold NaN/Inf scales
 /// (which would be unrealistic and, as subnormal/NaN floats, could slow the float parts).
@@ -55,15 +39,19 @@ fn float_fields(ty: GgmlType) -> &'static [usize] {
 fn weights(ty: GgmlType, rng: &mut Rng) -> Vec<u8> {
     let n = ROWS * COLS;
     match ty {
-        GgmlType::F32 => (0..n).flat_map(|_| rng.unit().to_le_bytes()).collect(),
-        GgmlType::F16 => (0..n).flat_map(|_| f16::from_f32(rng.unit()).to_le_bytes()).collect(),
-        GgmlType::BF16 => (0..n).flat_map(|_| bf16::from_f32(rng.unit()).to_le_bytes()).collect(),
+        GgmlType::F32 => (0..n).flat_map(|_| rng.signed_unit_f32().to_le_bytes()).collect(),
+        GgmlType::F16 => {
+            (0..n).flat_map(|_| f16::from_f32(rng.signed_unit_f32()).to_le_bytes()).collect()
+        }
+        GgmlType::BF16 => {
+            (0..n).flat_map(|_| bf16::from_f32(rng.signed_unit_f32()).to_le_bytes()).collect()
+        }
         _ => {
             let bytes = ty.bytes_for(n as u64).expect("whole blocks") as usize;
-            let mut w: Vec<u8> = (0..bytes).map(|_| rng.next() as u8).collect();
+            let mut w: Vec<u8> = (0..bytes).map(|_| rng.next_u64() as u8).collect();
             for blk in w.chunks_exact_mut(ty.type_size()) {
                 for &off in float_fields(ty) {
-                    let s = f16::from_f32(0.01 + 0.01 * rng.unit());
+                    let s = f16::from_f32(0.01 + 0.01 * rng.signed_unit_f32());
                     blk[off..off + 2].copy_from_slice(&s.to_le_bytes());
                 }
             }
@@ -121,7 +109,7 @@ fn kernels(ty: GgmlType) -> (RowDot, Option<RowDot>) {
 fn bench_type(c: &mut Criterion, ty: GgmlType, rng: &mut Rng) {
     let w = weights(ty, rng);
     let row_bytes = w.len() / ROWS;
-    let x: Vec<f32> = (0..COLS).map(|_| rng.unit()).collect();
+    let x: Vec<f32> = (0..COLS).map(|_| rng.signed_unit_f32()).collect();
     let act = quantize_activation(ty, &x).expect("activation type exists");
 
     let mut g = c.benchmark_group(ty.name());

@@ -50,191 +50,49 @@ impl Activation {
 
 // ---- per-pairing dispatchers (unchecked; same signatures as `generic`) ----
 
-pub fn vec_dot_q4_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_q4_0_q8_0(w, a) };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if crate::simd128::available() {
-        return crate::simd128::vec_dot_q4_0_q8_0(w, a);
-    }
-    generic::vec_dot_q4_0_q8_0(w, a)
+/// One dispatcher per kernel: the AVX2 twin when the CPU has it, the simd128 twin in a wasm
+/// build with simd128 (for the kernels marked `, simd128`), else the scalar reference in
+/// `generic`. The twins share the reference's name and signature, and `tests/simd_parity.rs`
+/// holds each to it bit for bit.
+macro_rules! dispatch {
+    (@one $name:ident($x:ident: $xt:ty, $y:ident: $yt:ty) $($simd:ident)?) => {
+        pub fn $name($x: $xt, $y: $yt) -> f32 {
+            #[cfg(target_arch = "x86_64")]
+            if crate::avx2::available() {
+                // SAFETY: the CPU features the kernel needs were detected at runtime.
+                return unsafe { crate::avx2::$name($x, $y) };
+            }
+            $(
+                #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                if crate::$simd::available() {
+                    return crate::$simd::$name($x, $y);
+                }
+            )?
+            generic::$name($x, $y)
+        }
+    };
+    ($($name:ident($x:ident: $xt:ty, $y:ident: $yt:ty) $(, $simd:ident)?;)*) => {
+        $(dispatch!(@one $name($x: $xt, $y: $yt) $($simd)?);)*
+    };
 }
 
-pub fn vec_dot_q4_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_q4_1_q8_1(w, a) };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if crate::simd128::available() {
-        return crate::simd128::vec_dot_q4_1_q8_1(w, a);
-    }
-    generic::vec_dot_q4_1_q8_1(w, a)
-}
-
-pub fn vec_dot_q5_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_q5_0_q8_0(w, a) };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if crate::simd128::available() {
-        return crate::simd128::vec_dot_q5_0_q8_0(w, a);
-    }
-    generic::vec_dot_q5_0_q8_0(w, a)
-}
-
-pub fn vec_dot_q5_1_q8_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_q5_1_q8_1(w, a) };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if crate::simd128::available() {
-        return crate::simd128::vec_dot_q5_1_q8_1(w, a);
-    }
-    generic::vec_dot_q5_1_q8_1(w, a)
-}
-
-pub fn vec_dot_q8_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_q8_0_q8_0(w, a) };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if crate::simd128::available() {
-        return crate::simd128::vec_dot_q8_0_q8_0(w, a);
-    }
-    generic::vec_dot_q8_0_q8_0(w, a)
-}
-
-pub fn vec_dot_iq4_nl_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_iq4_nl_q8_0(w, a) };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if crate::simd128::available() {
-        return crate::simd128::vec_dot_iq4_nl_q8_0(w, a);
-    }
-    generic::vec_dot_iq4_nl_q8_0(w, a)
-}
-
-pub fn vec_dot_q2_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_q2_k_q8_k(w, a) };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if crate::simd128::available() {
-        return crate::simd128::vec_dot_q2_k_q8_k(w, a);
-    }
-    generic::vec_dot_q2_k_q8_k(w, a)
-}
-
-pub fn vec_dot_q3_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_q3_k_q8_k(w, a) };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if crate::simd128::available() {
-        return crate::simd128::vec_dot_q3_k_q8_k(w, a);
-    }
-    generic::vec_dot_q3_k_q8_k(w, a)
-}
-
-pub fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_q4_k_q8_k(w, a) };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if crate::simd128::available() {
-        return crate::simd128::vec_dot_q4_k_q8_k(w, a);
-    }
-    generic::vec_dot_q4_k_q8_k(w, a)
-}
-
-pub fn vec_dot_q5_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_q5_k_q8_k(w, a) };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if crate::simd128::available() {
-        return crate::simd128::vec_dot_q5_k_q8_k(w, a);
-    }
-    generic::vec_dot_q5_k_q8_k(w, a)
-}
-
-pub fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_q6_k_q8_k(w, a) };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if crate::simd128::available() {
-        return crate::simd128::vec_dot_q6_k_q8_k(w, a);
-    }
-    generic::vec_dot_q6_k_q8_k(w, a)
-}
-
-pub fn vec_dot_iq4_xs_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_iq4_xs_q8_k(w, a) };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if crate::simd128::available() {
-        return crate::simd128::vec_dot_iq4_xs_q8_k(w, a);
-    }
-    generic::vec_dot_iq4_xs_q8_k(w, a)
-}
-
-pub fn vec_dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_f32(a, b) };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if crate::simd128::available() {
-        return crate::simd128::vec_dot_f32(a, b);
-    }
-    generic::vec_dot_f32(a, b)
-}
-
-pub fn vec_dot_f16(w: &[u8], a: &[f16]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_f16(w, a) };
-    }
-    generic::vec_dot_f16(w, a)
-}
-
-pub fn vec_dot_bf16(w: &[u8], a: &[bf16]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY: the CPU features the kernel needs were detected at runtime.
-        return unsafe { crate::avx2::vec_dot_bf16(w, a) };
-    }
-    generic::vec_dot_bf16(w, a)
+dispatch! {
+    vec_dot_q4_0_q8_0(w: &[u8], a: &[BlockQ8_0]), simd128;
+    vec_dot_q4_1_q8_1(w: &[u8], a: &[BlockQ8_1]), simd128;
+    vec_dot_q5_0_q8_0(w: &[u8], a: &[BlockQ8_0]), simd128;
+    vec_dot_q5_1_q8_1(w: &[u8], a: &[BlockQ8_1]), simd128;
+    vec_dot_q8_0_q8_0(w: &[u8], a: &[BlockQ8_0]), simd128;
+    vec_dot_iq4_nl_q8_0(w: &[u8], a: &[BlockQ8_0]), simd128;
+    vec_dot_q2_k_q8_k(w: &[u8], a: &[BlockQ8K]), simd128;
+    vec_dot_q3_k_q8_k(w: &[u8], a: &[BlockQ8K]), simd128;
+    vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]), simd128;
+    vec_dot_q5_k_q8_k(w: &[u8], a: &[BlockQ8K]), simd128;
+    vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]), simd128;
+    vec_dot_iq4_xs_q8_k(w: &[u8], a: &[BlockQ8K]), simd128;
+    vec_dot_f32(a: &[f32], b: &[f32]), simd128;
+    // No simd128 twin: wasm uses the scalar code for the half-precision weights.
+    vec_dot_f16(w: &[u8], a: &[f16]);
+    vec_dot_bf16(w: &[u8], a: &[bf16]);
 }
 
 // ---- checked entry points ----
@@ -415,69 +273,50 @@ type TokensKernel = fn(&[u8], &[&[BlockQ8_0]], &mut [f32]);
 /// A multi-token kernel for a k-quant: one weight row, several Q8_K rows.
 type TokensKernelK = fn(&[u8], &[&[BlockQ8K]], &mut [f32]);
 
-/// The multi-token kernel for k-quant `ty` × Q8_K on this CPU / build, if there is one.
-#[allow(unused_variables)]
-fn multi_token_kernel_k(ty: GgmlType) -> Option<TokensKernelK> {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY (each wrapper): as in `multi_token_kernel`.
-        return match ty {
-            GgmlType::Q4_K => {
-                Some(|w, a, o| unsafe { crate::avx2::vec_dot_q4_k_q8_k_tokens(w, a, o) })
+/// `fn $name(ty) -> Option<$kernel>`: the multi-token kernel of `ty` on this CPU / build (AVX2,
+/// or simd128 in a wasm build with it), if there is one; the same type list for both twins.
+macro_rules! multi_token_kernels {
+    ($(#[$doc:meta])* fn $name:ident -> $kernel:ty { $($ty:ident => $f:ident,)* }) => {
+        $(#[$doc])*
+        #[allow(unused_variables)]
+        fn $name(ty: GgmlType) -> Option<$kernel> {
+            #[cfg(target_arch = "x86_64")]
+            if crate::avx2::available() {
+                // SAFETY (each wrapper): AVX2, FMA and F16C were detected at runtime; the caller
+                // passes rows whose lengths `TokenActivations` checked.
+                return match ty {
+                    $(GgmlType::$ty => Some(|w, a, o| unsafe { crate::avx2::$f(w, a, o) }),)*
+                    _ => None,
+                };
             }
-            GgmlType::Q5_K => {
-                Some(|w, a, o| unsafe { crate::avx2::vec_dot_q5_k_q8_k_tokens(w, a, o) })
-            }
-            GgmlType::Q6_K => {
-                Some(|w, a, o| unsafe { crate::avx2::vec_dot_q6_k_q8_k_tokens(w, a, o) })
-            }
-            _ => None,
-        };
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return match ty {
-        GgmlType::Q4_K => Some(crate::simd128::vec_dot_q4_k_q8_k_tokens),
-        GgmlType::Q5_K => Some(crate::simd128::vec_dot_q5_k_q8_k_tokens),
-        GgmlType::Q6_K => Some(crate::simd128::vec_dot_q6_k_q8_k_tokens),
-        _ => None,
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            return match ty {
+                $(GgmlType::$ty => Some(crate::simd128::$f),)*
+                _ => None,
+            };
+            #[allow(unreachable_code)]
+            None
+        }
     };
-    #[allow(unreachable_code)]
-    None
 }
 
-/// The multi-token kernel for `ty` × Q8_0 on this CPU / build, if there is one.
-#[allow(unused_variables)]
-fn multi_token_kernel(ty: GgmlType) -> Option<TokensKernel> {
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        // SAFETY (each wrapper): AVX2, FMA and F16C were detected at runtime; the caller passes
-        // rows whose lengths `TokenActivations` checked.
-        return match ty {
-            GgmlType::Q4_0 => {
-                Some(|w, a, o| unsafe { crate::avx2::vec_dot_q4_0_q8_0_tokens(w, a, o) })
-            }
-            GgmlType::Q5_0 => {
-                Some(|w, a, o| unsafe { crate::avx2::vec_dot_q5_0_q8_0_tokens(w, a, o) })
-            }
-            GgmlType::Q8_0 => {
-                Some(|w, a, o| unsafe { crate::avx2::vec_dot_q8_0_q8_0_tokens(w, a, o) })
-            }
-            GgmlType::IQ4_NL => {
-                Some(|w, a, o| unsafe { crate::avx2::vec_dot_iq4_nl_q8_0_tokens(w, a, o) })
-            }
-            _ => None,
-        };
+multi_token_kernels! {
+    /// The multi-token kernel for k-quant `ty` × Q8_K on this CPU / build, if there is one.
+    fn multi_token_kernel_k -> TokensKernelK {
+        Q4_K => vec_dot_q4_k_q8_k_tokens,
+        Q5_K => vec_dot_q5_k_q8_k_tokens,
+        Q6_K => vec_dot_q6_k_q8_k_tokens,
     }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return match ty {
-        GgmlType::Q4_0 => Some(crate::simd128::vec_dot_q4_0_q8_0_tokens),
-        GgmlType::Q5_0 => Some(crate::simd128::vec_dot_q5_0_q8_0_tokens),
-        GgmlType::Q8_0 => Some(crate::simd128::vec_dot_q8_0_q8_0_tokens),
-        GgmlType::IQ4_NL => Some(crate::simd128::vec_dot_iq4_nl_q8_0_tokens),
-        _ => None,
-    };
-    #[allow(unreachable_code)]
-    None
+}
+
+multi_token_kernels! {
+    /// The multi-token kernel for `ty` × Q8_0 on this CPU / build, if there is one.
+    fn multi_token_kernel -> TokensKernel {
+        Q4_0 => vec_dot_q4_0_q8_0_tokens,
+        Q5_0 => vec_dot_q5_0_q8_0_tokens,
+        Q8_0 => vec_dot_q8_0_q8_0_tokens,
+        IQ4_NL => vec_dot_iq4_nl_q8_0_tokens,
+    }
 }
 
 /// Rows of `cols` f32 weights (`w`, row-major) against several f32 rows (the tokens):

@@ -131,8 +131,8 @@ fn activation_quantizers_match_references_bit_exactly() {
     assert!(failures.is_empty(), "quantizer mismatches:\n{}", failures.join("\n"));
 }
 
-/// The optional second reference: ggml itself via ctypes (tools/golden/quant_ggml_ctypes.py).
-/// Present only when that generator could run; when present, it must match.
+/// The second reference: ggml itself via ctypes (tools/golden/quant_ggml_ctypes.py, which needs
+/// llama-cpp-python). The golden is committed, so it is always there; a missing file fails.
 #[test]
 fn ggml_ctypes_goldens_match() {
     // Made by tools/golden/quant_ggml_ctypes.py from ggml's own quantizers and CPU vec_dot.

@@ -16,6 +16,7 @@ use std::fmt;
 
 use parallax_gguf::writer::GgufWriter;
 use parallax_gguf::{GgmlType, GgufFile, MetaValue};
+use parallax_testkit::SplitMix64;
 
 /// Why the demo could not be generated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,13 +81,14 @@ pub const PROMPT_IDS: [u32; 7] = [3838, 374, 220, 17, 10, 17, 30];
 /// Every random number comes from this seed (mixed with the tensor's name).
 pub const SEED: u64 = 0x5041_5241_4c4c_4158; // "PARALLAX"
 
-/// SplitMix64: tiny, well-distributed, and defined by integer arithmetic only.
+/// The test kit's SplitMix64 (tiny, well-distributed, and defined by integer arithmetic only),
+/// plus the per-tensor seeding and the normal draws the weights need.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(seed)
+        Rng(SplitMix64(seed))
     }
 
     /// A generator for one tensor: its stream does not depend on the order tensors are made in.
@@ -96,27 +98,21 @@ impl Rng {
         for b in name.bytes() {
             h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
         }
-        Rng(h ^ SEED)
+        Rng::new(h ^ SEED)
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Fills `b` with the generator's output, eight little-endian bytes per draw.
     pub fn fill_bytes(&mut self, b: &mut [u8]) {
-        for chunk in b.chunks_mut(8) {
-            chunk.copy_from_slice(&self.next_u64().to_le_bytes()[..chunk.len()]);
-        }
+        self.0.fill_bytes(b)
     }
 
     /// Uniform in [0, 1) with 53 random bits.
     pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        self.0.unit_f64()
     }
 
     /// Approximately N(0, 1): the Irwin–Hall sum of 12 uniforms minus 6. Exact arithmetic only

@@ -3,10 +3,9 @@
 
 use std::path::PathBuf;
 
-use parallax_apr::{AprError, AprFile};
+use parallax_apr::{AprError, AprFile, AprWriter};
 use parallax_source::MemorySource;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// `../shared/fixtures/apr` beside the repository (upstream-made APR files; see its README).
 pub fn fixture_dir() -> PathBuf {
@@ -29,9 +28,8 @@ pub fn golden() -> Value {
     serde_json::from_str(text).expect("golden JSON parses")
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
+#[allow(unused_imports)] // not every test binary that includes this module hashes
+pub use parallax_testkit::sha256_hex;
 
 pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -48,4 +46,20 @@ pub fn fix_header_crc(bytes: &mut [u8]) {
     h.copy_from_slice(&bytes[..64]);
     let crc = parallax_apr::header_crc(&h);
     bytes[40..44].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Re-write a file from what the reader exposes; byte equality with the input proves the layout.
+pub fn rewrite(file: &AprFile<MemorySource>) -> Vec<u8> {
+    let mut w = AprWriter::new(file.flags()).with_footer(file.footer_crc().is_some());
+    w.set_metadata_json(file.metadata_json().to_vec()).unwrap();
+    for t in file.tensors() {
+        w.add_tensor_with_id(
+            &t.name,
+            t.dtype_id,
+            t.dims.clone(),
+            file.tensor_bytes(&t.name).unwrap(),
+        )
+        .unwrap();
+    }
+    w.write().unwrap()
 }

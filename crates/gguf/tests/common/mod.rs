@@ -55,12 +55,19 @@ pub fn sample_writer() -> GgufWriter {
     for (k, v) in all_values() {
         w.add(k, v).unwrap();
     }
+    add_tensors(&mut w, "f16.cube", &[3, 2, 2]);
+    w
+}
+
+/// The four tensors both the sample and gguf-py's golden hold: an F32 vector, Q8_0 and Q4_K
+/// matrices of patterned bytes, and an F16 tensor named `f16_name` of `f16_dims`.
+pub fn add_tensors(w: &mut GgufWriter, f16_name: &str, f16_dims: &[u64]) {
     w.add_f32_tensor("f32.vec", &[8], &(0..8).map(|i| i as f32 * 0.5 - 3.0).collect::<Vec<_>>())
         .unwrap();
     w.add_tensor("q8_0.mat", &[32, 3], GgmlType::Q8_0, pattern(3 * 34, 1)).unwrap();
     w.add_tensor("q4_k.mat", &[256, 2], GgmlType::Q4_K, pattern(2 * 144, 2)).unwrap();
-    w.add_tensor("f16.cube", &[3, 2, 2], GgmlType::F16, pattern(3 * 2 * 2 * 2, 3)).unwrap();
-    w
+    let f16_bytes = 2 * f16_dims.iter().product::<u64>() as usize;
+    w.add_tensor(f16_name, f16_dims, GgmlType::F16, pattern(f16_bytes, 3)).unwrap();
 }
 
 pub fn sample() -> (Vec<u8>, Layout) {
@@ -75,29 +82,5 @@ pub fn put_u64(bytes: &mut [u8], at: u64, v: u64) {
     bytes[at as usize..at as usize + 8].copy_from_slice(&v.to_le_bytes());
 }
 
-/// Folder of the real models: $PARALLAX_MODELS or ~/.cache/parallax/models.
-pub fn models_dir() -> std::path::PathBuf {
-    if let Some(d) = std::env::var_os("PARALLAX_MODELS") {
-        return d.into();
-    }
-    let home = std::env::var_os("HOME").unwrap_or_default();
-    std::path::Path::new(&home).join(".cache/parallax/models")
-}
-
-/// The path of a real model, `None` (test passes vacuously) only when
-/// PARALLAX_ALLOW_MISSING_MODELS=1; otherwise a missing model fails the test with the fix.
-pub fn real_model(file: &str) -> Option<std::path::PathBuf> {
-    let path = models_dir().join(file);
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("PARALLAX_ALLOW_MISSING_MODELS").as_deref() == Ok("1") {
-        eprintln!("skipping: {} is missing (PARALLAX_ALLOW_MISSING_MODELS=1)", path.display());
-        return None;
-    }
-    panic!(
-        "real model {} is missing: run ../shared/models/fetch.sh (or set PARALLAX_MODELS to the folder \
-         holding it, or PARALLAX_ALLOW_MISSING_MODELS=1 to skip)",
-        path.display()
-    );
-}
+#[allow(unused_imports)] // only the real-model tests use it
+pub use parallax_testkit::model_path as real_model;

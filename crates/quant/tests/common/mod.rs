@@ -5,38 +5,22 @@
 use half::f16;
 use parallax_quant::{dequantize, Activation, GgmlType};
 
-pub fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd hex length");
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex digit"))
-        .collect()
+#[allow(unused_imports)] // each test binary uses its own part
+pub use parallax_testkit::{f32s_le as f32s, unhex, SplitMix64 as Rng};
+
+/// The draws these tests make beyond the kit's.
+pub trait Draws {
+    fn byte(&mut self) -> u8;
+    /// Roughly normal (sum of 4 uniforms, centred), scaled.
+    fn normalish(&mut self, scale: f64) -> f32;
 }
 
-pub fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-}
-
-/// SplitMix64: tiny, seeded, reproducible.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn byte(&mut self) -> u8 {
+impl Draws for Rng {
+    fn byte(&mut self) -> u8 {
         self.next_u64() as u8
     }
-    /// Roughly normal (sum of 4 uniforms, centred), scaled.
-    pub fn normalish(&mut self, scale: f64) -> f32 {
-        let s: f64 = (0..4).map(|_| self.unit()).sum::<f64>() - 2.0;
+    fn normalish(&mut self, scale: f64) -> f32 {
+        let s: f64 = (0..4).map(|_| self.unit_f64()).sum::<f64>() - 2.0;
         (s * scale * 1.7) as f32
     }
 }
@@ -81,8 +65,8 @@ pub fn random_weights(rng: &mut Rng, ty: GgmlType, n_values: usize) -> Vec<u8> {
             let (offs, _) = scale_fields(ty);
             for blk in w.chunks_exact_mut(ty.type_size()) {
                 for &o in offs {
-                    let mag = 2f64.powf(-10.0 + 8.0 * rng.unit());
-                    let sign = if rng.unit() < 0.3 { -1.0 } else { 1.0 };
+                    let mag = 2f64.powf(-10.0 + 8.0 * rng.unit_f64());
+                    let sign = if rng.unit_f64() < 0.3 { -1.0 } else { 1.0 };
                     blk[o..o + 2].copy_from_slice(&f16::from_f64(sign * mag).to_le_bytes());
                 }
             }

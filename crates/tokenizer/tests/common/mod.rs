@@ -1,38 +1,12 @@
 //! Shared helpers: locating the real models and turning GGUF metadata into a TokenizerConfig.
 
-use std::path::PathBuf;
-
 use parallax_gguf::{GgufFile, MetaArray};
 use parallax_source::FileSource;
 use parallax_tokenizer::TokenizerConfig;
 
-pub const QWEN: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
-pub const GEMMA: &str = "gemma-3-270m-q4_k_m.gguf";
+pub use parallax_testkit::{GEMMA_270M as GEMMA, QWEN_0_5B as QWEN};
 
-/// The model's path, or `None` when it is missing and PARALLAX_ALLOW_MISSING_MODELS=1.
-/// Missing models otherwise fail the test: they are part of the test fixture.
-pub fn real_model(file: &str) -> Option<PathBuf> {
-    let dir = match std::env::var_os("PARALLAX_MODELS") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-            home.join(".cache/parallax/models")
-        }
-    };
-    let path = dir.join(file);
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("PARALLAX_ALLOW_MISSING_MODELS").as_deref() == Ok("1") {
-        eprintln!("skipping: {} missing (PARALLAX_ALLOW_MISSING_MODELS=1)", path.display());
-        return None;
-    }
-    panic!(
-        "model {} is missing: run ../shared/models/fetch.sh (or set PARALLAX_MODELS, or \
-         PARALLAX_ALLOW_MISSING_MODELS=1 to skip)",
-        path.display()
-    );
-}
+pub use parallax_testkit::model_path as real_model;
 
 /// Reads the `tokenizer.ggml.*` metadata; the tokenizer crate itself never sees the file.
 pub fn config_from_gguf(path: &std::path::Path) -> TokenizerConfig {
