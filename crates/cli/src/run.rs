@@ -176,11 +176,8 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
     let started = std::time::Instant::now();
     let mut report = pool
         .install(|| {
-            parallax_engine::run(
-                &model,
-                &input,
-                &opts,
-                &mut |p| {
+            parallax_engine::Run::new(&model, &input, &opts)
+                .progress(|p| {
                     bar.set_length(p.bytes_total);
                     bar.set_position(p.bytes_read);
                     bar.set_message(match p.phase {
@@ -189,9 +186,9 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
                         Phase::OutputHead => "output head".to_string(),
                         Phase::Done => "done".to_string(),
                     });
-                },
-                cancel,
-            )
+                })
+                .cancel(cancel)
+                .run()
         })
         .map_err(|e| match e {
             parallax_engine::EngineError::Cancelled => {
