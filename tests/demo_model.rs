@@ -3,11 +3,8 @@
 //! generator still reproduces it byte for byte.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
-use parallax_engine::{
-    layer_sites, run_with_logits, tokenizer_for, ArchConfig, RunInput, RunOptions,
-};
+use parallax_engine::{layer_sites, tokenizer_for, ArchConfig, Run, RunInput, RunOptions};
 use parallax_model::{Model, TensorType};
 use parallax_parity::Stats;
 use parallax_quant::GgmlType;
@@ -136,14 +133,8 @@ fn demo_runs_cleanly_on_both_paths() {
     let model = demo();
     let input =
         RunInput { tokens: PROMPT_IDS.to_vec(), text: Some(PROMPT.into()), ..Default::default() };
-    let (report, logits) = run_with_logits(
-        &model,
-        &input,
-        &RunOptions::default(),
-        &mut |_| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let (report, logits) =
+        Run::new(&model, &input, &RunOptions::default()).with_logits().run().unwrap();
     assert_eq!(report.paths, ["f32", "q8"]);
     assert_eq!(report.layers.len(), 3);
 

@@ -2,9 +2,7 @@
 //! llama.cpp's logits (tools/reference/llamacpp_logits.py) and a numpy F32 forward pass
 //! (tools/reference/numpy_forward.py). Goldens live in tests/golden/reference/.
 
-use std::sync::atomic::AtomicBool;
-
-use parallax_engine::{run_with_logits, PathKind, RunInput, RunOptions};
+use parallax_engine::{PathKind, Run, RunInput, RunOptions};
 use parallax_model::Model;
 use parallax_report::{Mode, Report, Scope};
 use parallax_source::FileSource;
@@ -28,7 +26,7 @@ fn run_model(file: &str, tokens: &[u32], opts: &RunOptions) -> Option<(Report, V
     let path = model_path(file)?;
     let model = Model::open(FileSource::open(path).unwrap()).unwrap();
     let input = RunInput { tokens: tokens.to_vec(), ..Default::default() };
-    Some(run_with_logits(&model, &input, opts, &mut |_| {}, &AtomicBool::new(false)).unwrap())
+    Some(Run::new(&model, &input, opts).with_logits().run().unwrap())
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -224,10 +222,7 @@ fn layers_read_through_a_read_ahead_window_in_one_read_each_and_change_nothing()
     let tokens = [3838, 374, 220, 17, 10, 17, 30];
     fn run_on<S: parallax_source::ByteSource>(model: &Model<S>, tokens: &[u32]) -> String {
         let input = RunInput { tokens: tokens.to_vec(), ..Default::default() };
-        run_with_logits(model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false))
-            .unwrap()
-            .0
-            .to_json()
+        Run::new(model, &input, &RunOptions::default()).with_logits().run().unwrap().0.to_json()
     }
     let plain = CountingSource::new(FileSource::open(&path).unwrap());
     let plain_json = run_on(&Model::open(&plain).unwrap(), &tokens);
@@ -263,8 +258,7 @@ fn a_layer_over_the_memory_budget_is_refused_before_any_of_it_is_read() {
     let input = RunInput { tokens: vec![3838, 374, 220, 17, 10, 17, 30], ..Default::default() };
     let opts = RunOptions { memory_budget_bytes: Some(8 << 20), ..Default::default() };
     let before = source.bytes_read();
-    let err = parallax_engine::run(&model, &input, &opts, &mut |_| {}, &AtomicBool::new(false))
-        .unwrap_err();
+    let err = Run::new(&model, &input, &opts).run().unwrap_err();
     let pulled = source.bytes_read() - before;
     let message = err.to_string();
     assert!(
@@ -283,5 +277,5 @@ fn a_layer_over_the_memory_budget_is_refused_before_any_of_it_is_read() {
         paths: vec![PathKind::F32],
         ..Default::default()
     };
-    parallax_engine::run(&model, &input, &opts, &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    Run::new(&model, &input, &opts).run().unwrap();
 }

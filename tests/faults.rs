@@ -2,9 +2,7 @@
 //! q8 path, makes an embedded contract FAIL, and the first divergence names the injected layer
 //! and site. An honest run passes every embedded contract.
 
-use std::sync::atomic::AtomicBool;
-
-use parallax_engine::{run, Fault, PathKind, RunInput, RunOptions};
+use parallax_engine::{Fault, PathKind, Run, RunInput, RunOptions};
 use parallax_judge::{default_contracts, evaluate, PathMapping};
 use parallax_model::Model;
 use parallax_parity::verdict::{Cause, Verdicts};
@@ -23,7 +21,7 @@ fn judge(faults: &[&str], mode: Mode) -> Option<Verdicts> {
         ..Default::default()
     };
     let input = RunInput { tokens: TOKENS.to_vec(), ..Default::default() };
-    let report = run(&model, &input, &opts, &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    let report = Run::new(&model, &input, &opts).run().unwrap();
     assert_eq!(report.execution.injected.len(), faults.len());
     Some(evaluate(&report, &default_contracts(), &PathMapping::default()))
 }

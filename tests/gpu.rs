@@ -6,10 +6,9 @@
 //! With no adapter these tests say so on stderr and pass, unless `PARALLAX_REQUIRE_GPU=1` (set by
 //! `./dev test`) or `CI` is set, where they fail.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
-use parallax_engine::{run, GpuSettings, PathKind, RunInput, RunOptions};
+use parallax_engine::{GpuSettings, PathKind, Run, RunInput, RunOptions};
 use parallax_gpu::GpuMatmul;
 use parallax_model::{Model, TensorType};
 use parallax_report::Report;
@@ -124,7 +123,7 @@ fn run_paths(
     let model = Model::open(FileSource::open(file).unwrap()).unwrap();
     let input = RunInput { tokens: TOKENS.to_vec(), ..Default::default() };
     let opts = RunOptions { paths, gpu, ..Default::default() };
-    run(&model, &input, &opts, &mut |_| {}, &AtomicBool::new(false))
+    Run::new(&model, &input, &opts).run()
 }
 
 /// The acceptance bar of the `gpu` path: on Qwen2.5-Coder-0.5B every site of every layer has

@@ -24,9 +24,7 @@
 //! loose all-layer bound only catches a gross error (a wrong site definition moves the std by
 //! far more than 1e-1).
 
-use std::sync::atomic::AtomicBool;
-
-use parallax_engine::{run, PathKind, RunInput, RunOptions};
+use parallax_engine::{PathKind, Run, RunInput, RunOptions};
 use parallax_model::Model;
 use parallax_report::Report;
 use parallax_source::FileSource;
@@ -57,7 +55,7 @@ fn run_q8(file: &str, tokens: &[u32]) -> Option<Report> {
     let model = Model::open(FileSource::open(path).unwrap()).unwrap();
     let input = RunInput { tokens: tokens.to_vec(), ..Default::default() };
     let opts = RunOptions { paths: vec![PathKind::Q8], ..Default::default() };
-    Some(run(&model, &input, &opts, &mut |_| {}, &AtomicBool::new(false)).unwrap())
+    Some(Run::new(&model, &input, &opts).run().unwrap())
 }
 
 fn rel(ours: f64, theirs: f64) -> f64 {

@@ -1,9 +1,7 @@
 //! The shared HTML renderer on a real report: charts for every layer and site, no script, and
 //! hostile strings from a model file rendered as text.
 
-use std::sync::atomic::AtomicBool;
-
-use parallax_engine::{run, RunInput, RunOptions};
+use parallax_engine::{Run, RunInput, RunOptions};
 use parallax_model::Model;
 use parallax_report::html::{render_fragment, render_standalone};
 use parallax_source::FileSource;
@@ -18,8 +16,7 @@ fn standalone_report_has_charts_no_script_and_escapes_hostile_strings() {
         pieces: vec!["What".into(), "Ġis".into(), "Ġ".into()],
         ..Default::default()
     };
-    let mut report =
-        run(&model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    let mut report = Run::new(&model, &input, &RunOptions::default()).run().unwrap();
 
     let html = render_standalone(&report);
     assert!(html.starts_with("<!doctype html>"));
@@ -51,8 +48,7 @@ fn permalink_round_trips_what_the_page_draws() {
     let Some(path) = model_path(QWEN_0_5B) else { return };
     let model = Model::open(FileSource::open(path).unwrap()).unwrap();
     let input = RunInput { tokens: vec![3838, 374, 220, 17, 10, 17, 30], ..Default::default() };
-    let report =
-        run(&model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    let report = Run::new(&model, &input, &RunOptions::default()).run().unwrap();
     let link = parallax_report::permalink::encode(&report);
     assert!(link.len() < 150_000, "permalink payload is {} bytes", link.len());
     let back = parallax_report::permalink::decode(&format!("#r={link}")).unwrap();
@@ -72,8 +68,7 @@ fn ratio_chart_draws_the_judging_contracts_bands() {
     let demo = parallax_tests::repo_root().join("www/demo/parallax-demo-qwen2.gguf");
     let model = Model::open(FileSource::open(&demo).unwrap()).unwrap();
     let input = RunInput { tokens: vec![3838, 374, 220, 17, 10, 17, 30], ..Default::default() };
-    let mut report =
-        run(&model, &input, &RunOptions::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    let mut report = Run::new(&model, &input, &RunOptions::default()).run().unwrap();
 
     let unjudged = render_fragment(&report);
     assert!(unjudged.contains("No contract this report was judged by bounds this ratio"));

@@ -146,18 +146,15 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
     let started = std::time::Instant::now();
     let mut report = pool
         .install(|| {
-            parallax_engine::run(
-                &model,
-                &input,
-                &opts,
-                &mut |p| {
+            parallax_engine::Run::new(&model, &input, &opts)
+                .progress(|p| {
                     let p = ProgressUpdate::from(p);
                     bar.set_length(p.bytes_total);
                     bar.set_position(p.bytes_read);
                     bar.set_message(p.label());
-                },
-                cancel,
-            )
+                })
+                .cancel(cancel)
+                .run()
         })
         .map_err(|e| match e {
             parallax_engine::EngineError::Cancelled => {

@@ -1,6 +1,6 @@
 //! Architectures: what the metadata says about the shape of the forward pass.
 
-use parallax_model::{Model, ModelError};
+use parallax_model::Model;
 use parallax_source::ByteSource;
 
 use crate::EngineError;
@@ -94,32 +94,20 @@ impl ArchConfig {
         // back is refused here, before anything is sized by it.
         let n_tensors = model.tensors().len();
         if n_layers as usize > n_tensors / 9 {
-            return Err(EngineError::BadModel {
-                message: format!(
-                    "the model declares {n_layers} layers but holds only {n_tensors} tensors (each layer needs at least 9)"
-                ),
-            });
+            return Err(EngineError::TooFewTensors { n_layers, n_tensors });
         }
         if n_head % n_head_kv != 0 {
-            return Err(EngineError::BadModel {
-                message: format!(
-                    "{n_head} attention heads are not a multiple of {n_head_kv} KV heads"
-                ),
-            });
+            return Err(EngineError::HeadsNotGrouped { n_head, n_head_kv });
         }
         let rms_eps = h.rms_eps.unwrap_or(1e-6);
         let rope_theta = h.rope_theta.unwrap_or(10_000.0);
-        let gguf_f32 = |k: &str| model.gguf().and_then(|g| g.get_f32(&format!("{arch}.{k}")));
-        let scaling_factor = gguf_f32("rope.scaling.factor").filter(|f| *f > 0.0);
-        let rope_freq_scale =
-            match model.gguf().and_then(|g| g.get_str(&format!("{arch}.rope.scaling.type"))) {
-                Some("linear") | None => scaling_factor.map(|f| 1.0 / f).unwrap_or(1.0),
-                Some(other) => {
-                    return Err(EngineError::BadModel {
-                        message: format!("RoPE scaling `{other}` is not supported yet"),
-                    })
-                }
-            };
+        let scaling_factor = h.rope_scaling_factor.filter(|f| *f > 0.0);
+        let rope_freq_scale = match h.rope_scaling_type.as_deref() {
+            Some("linear") | None => scaling_factor.map(|f| 1.0 / f).unwrap_or(1.0),
+            Some(other) => {
+                return Err(EngineError::UnsupportedRopeScaling { kind: other.to_string() })
+            }
+        };
         let mut cfg = ArchConfig {
             kind,
             name: arch.clone(),
@@ -172,11 +160,5 @@ impl ArchConfig {
             Some(theta) if self.is_swa(il) => (theta, 1.0),
             _ => (self.rope_theta, self.rope_freq_scale),
         }
-    }
-}
-
-impl From<ModelError> for EngineError {
-    fn from(e: ModelError) -> Self {
-        EngineError::Model(e)
     }
 }

@@ -1,10 +1,17 @@
 //! Fault injection: break one op of one path on purpose, so a user (and the test suite) can see
 //! that the contract checks catch the classic porting bugs and name the layer and site where
 //! they happen.
+//!
+//! The block asks here, at each op a fault can touch, what that path computes instead:
+//! [`weights`] (the matrix: swapped or with broken Q4_K scales), [`bias`] (dropped) and
+//! [`broken_scope`] (the probe's sample). Nothing else in the engine knows a fault kind.
 
+use std::borrow::Cow;
 use std::fmt;
 
-use crate::matmul::PathKind;
+use crate::paths::{Matrix, PathKind, Storage};
+use crate::weights::LayerWeights;
+use crate::EngineError;
 
 /// The kinds of fault Parallax can inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,20 +102,85 @@ impl Fault {
         self.site.as_deref().is_none_or(|s| s == site)
     }
 
-    pub(crate) fn hits(&self, kind: FaultKind, layer: u32, site: &str, path: PathKind) -> bool {
+    fn hits(&self, kind: FaultKind, layer: u32, site: &str, path: PathKind) -> bool {
         self.kind == kind && self.layer == layer && self.path == path && self.site_matches(site)
     }
 }
 
 /// Whether any of `faults` applies here.
-pub(crate) fn any(
+fn any(faults: &[Fault], kind: FaultKind, layer: u32, site: &str, path: PathKind) -> bool {
+    faults.iter().any(|f| f.hits(kind, layer, site, path))
+}
+
+/// The matrix path `path` multiplies at `site` of layer `il` instead of `m`: the other of the
+/// gate/up pair under `swap-gate-up` (both are swapped, whichever of the two the fault names),
+/// then a copy with broken Q4_K scales under `q4k-scales`.
+pub(crate) fn weights<'a>(
     faults: &[Fault],
-    kind: FaultKind,
-    layer: u32,
+    il: u32,
     site: &str,
     path: PathKind,
-) -> bool {
-    faults.iter().any(|f| f.hits(kind, layer, site, path))
+    m: &'a Matrix,
+    layer: &'a LayerWeights,
+) -> Result<Cow<'a, Matrix>, EngineError> {
+    let swapped =
+        faults.iter().any(|f| f.kind == FaultKind::SwapGateUp && f.layer == il && f.path == path);
+    let m = match site {
+        "ffn_gate" if swapped => &layer.up,
+        "ffn_up" if swapped => &layer.gate,
+        _ => m,
+    };
+    if any(faults, FaultKind::Q4kScales, il, site, path) {
+        Ok(Cow::Owned(broken_q4k(m, il)?))
+    } else {
+        Ok(Cow::Borrowed(m))
+    }
+}
+
+/// The bias path `path` adds at `site` of layer `il`: none under `drop-bias`.
+pub(crate) fn bias<'a>(
+    faults: &[Fault],
+    il: u32,
+    site: &str,
+    path: PathKind,
+    bias: Option<&'a [f32]>,
+) -> Option<&'a [f32]> {
+    bias.filter(|_| !any(faults, FaultKind::DropBias, il, site, path))
+}
+
+/// The paths whose probe at `site` of layer `il` takes the other scope (`scope-mismatch`).
+pub(crate) fn broken_scope(
+    faults: &[Fault],
+    paths: &[PathKind],
+    il: u32,
+    site: &str,
+) -> Vec<PathKind> {
+    paths.iter().copied().filter(|p| any(faults, FaultKind::ScopeMismatch, il, site, *p)).collect()
+}
+
+/// A copy of `m` whose Q4_K blocks a kernel with swapped scale/min unpacking would see.
+fn broken_q4k(m: &Matrix, il: u32) -> Result<Matrix, EngineError> {
+    match &m.storage {
+        Storage::Ggml { ty: parallax_quant::GgmlType::Q4_K, bytes, row_bytes } => {
+            let mut bytes = bytes.clone();
+            swap_q4k_scale_min(&mut bytes);
+            Ok(Matrix {
+                name: m.name.clone(),
+                rows: m.rows,
+                cols: m.cols,
+                storage: Storage::Ggml {
+                    ty: parallax_quant::GgmlType::Q4_K,
+                    bytes,
+                    row_bytes: *row_bytes,
+                },
+            })
+        }
+        _ => Err(EngineError::NotQ4K {
+            layer: il,
+            tensor: m.name.clone(),
+            ty: m.kernel_label(PathKind::F32).split(' ').next().unwrap_or("?").to_string(),
+        }),
+    }
 }
 
 /// Rewrite Q4_K blocks so that the correct kernel computes what a kernel with swapped scale/min

@@ -4,7 +4,7 @@
 use parallax_model::{LayerTensor, Model, Param, Role, Tensor, TensorType};
 use parallax_source::ByteSource;
 
-use crate::matmul::{Matrix, Storage};
+use crate::paths::{Matrix, Storage};
 use crate::{ArchConfig, EngineError};
 
 pub struct LayerWeights {
@@ -258,10 +258,9 @@ impl<'m, S: ByteSource> Loader<'m, S> {
 }
 
 fn shape_error(t: &Tensor, expected: &str) -> EngineError {
-    EngineError::BadModel {
-        message: format!(
-            "tensor `{}` has shape {:?} (ne0 first), but the architecture needs {expected}",
-            t.name, t.ne
-        ),
+    EngineError::BadShape {
+        tensor: t.name.clone(),
+        ne: t.ne.clone(),
+        expected: expected.to_string(),
     }
 }

@@ -10,8 +10,6 @@
 //!
 //! Knows nothing about models, files or reports: a matrix is a GGML type, its bytes and a shape.
 
-mod oneshot;
-
 /// The wgpu this crate is built with (for `GpuOptions::backends`).
 pub use wgpu;
 
@@ -597,14 +595,18 @@ impl GpuMatmul {
             return Err(GpuError::OutOfMemory { what: "the output".into(), bytes: out_size * 2 });
         }
 
-        let (tx, rx) = oneshot::channel();
-        readback.slice(..).map_async(wgpu::MapMode::Read, move |r| tx.send(r));
+        // Natively the callback has run when `rx` is first polled; in the browser it runs from
+        // the event loop. A dropped sender (the callback never runs) is `Canceled`.
+        let (tx, rx) = futures_channel::oneshot::channel();
+        readback.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
         #[cfg(not(target_arch = "wasm32"))]
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| self.lost_or(format!("waiting for the GPU failed: {e}")))?;
         rx.await
-            .ok_or_else(|| self.lost_or("the GPU never answered".into()))?
+            .map_err(|_| self.lost_or("the GPU never answered".into()))?
             .map_err(|e| self.lost_or(format!("cannot read the GPU's results: {e}")))?;
         let y = {
             let view = readback

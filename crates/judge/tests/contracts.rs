@@ -2,10 +2,9 @@
 //! reports, and on imported upstream traces.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
-use parallax_engine::{run, tokenizer_for, PathKind, RunInput, RunOptions};
+use parallax_engine::{tokenizer_for, PathKind, Run, RunInput, RunOptions};
 use parallax_judge::{default_contracts, evaluate, evaluate_with_traces, PathMapping};
 use parallax_model::Model;
 use parallax_parity::contract::{Check, Contract, ContractError};
@@ -45,7 +44,7 @@ fn run_at(path: PathBuf, tokens: Option<Vec<u32>>, mode: Mode, scope: Scope) -> 
     let input = RunInput { tokens, text: None, ..Default::default() };
     let opts =
         RunOptions { paths: vec![PathKind::F32, PathKind::Q8], mode, scope, ..Default::default() };
-    run(&model, &input, &opts, &mut |_| {}, &AtomicBool::new(false)).unwrap()
+    Run::new(&model, &input, &opts).run().unwrap()
 }
 
 /// Runs are shared between tests: each model once per (mode, scope) used.

@@ -9,6 +9,7 @@
 pub mod convert;
 mod names;
 mod summary;
+mod tokenizer;
 
 use std::fmt;
 use std::ops::Range;
@@ -19,6 +20,7 @@ use parallax_source::ByteSource;
 
 pub use names::{LayerTensor, Param, Role};
 pub use parallax_apr::TensorType;
+pub use parallax_tokenizer::TokenizerConfig;
 pub use summary::{
     human_bytes, parse_bytes, Hyperparameters, MetaEntry, ModelSummary, TensorSummary, TypeCount,
 };

@@ -72,6 +72,12 @@ pub struct Hyperparameters {
     pub rope_theta: Option<f32>,
     pub rms_eps: Option<f32>,
     pub sliding_window: Option<u64>,
+    /// RoPE scaling (`{arch}.rope.scaling.type`: "linear", "yarn", …) and its factor
+    /// (`{arch}.rope.scaling.factor`), GGUF only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_scaling_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_scaling_factor: Option<f32>,
 }
 
 impl Hyperparameters {
@@ -125,6 +131,10 @@ pub(crate) fn hyperparameters<S: ByteSource>(model: &Model<S>) -> Hyperparameter
             rope_theta: f("rope.freq_base"),
             rms_eps: f("attention.layer_norm_rms_epsilon"),
             sliding_window: u("attention.sliding_window"),
+            rope_scaling_type: file
+                .get_str(&format!("{arch}.rope.scaling.type"))
+                .map(str::to_string),
+            rope_scaling_factor: f("rope.scaling.factor"),
         };
     }
     if let Some(file) = model.apr() {
@@ -143,6 +153,8 @@ pub(crate) fn hyperparameters<S: ByteSource>(model: &Model<S>) -> Hyperparameter
                 rope_theta: h.rope_theta,
                 rms_eps: h.rms_norm_eps,
                 sliding_window: None,
+                rope_scaling_type: None,
+                rope_scaling_factor: None,
             };
         }
     }

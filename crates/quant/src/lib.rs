@@ -8,6 +8,7 @@
 //!
 //! Knows nothing about files, tensors, models or I/O: inputs are byte slices of whole blocks.
 
+mod backend;
 pub mod blocks;
 pub mod dequant;
 pub mod dot;
@@ -21,6 +22,7 @@ pub mod avx2;
 #[cfg(target_arch = "wasm32")]
 pub mod simd128;
 
+pub use backend::backend;
 pub use blocks::{BlockQ8K, BlockQ8_0, BlockQ8_1};
 pub use dequant::dequantize;
 pub use dot::{matvec, vec_dot, Activation};

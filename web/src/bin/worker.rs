@@ -52,7 +52,6 @@ fn main() {
 
 #[cfg(target_arch = "wasm32")]
 mod job {
-    use std::sync::atomic::AtomicBool;
 
     use parallax_engine::PathKind;
     use parallax_model::Model;
@@ -200,17 +199,11 @@ mod job {
                         let result = async {
                             let model = Model::open(&source)
                                 .map_err(|e| format!("{}: {e}", source.name()))?;
-                            let mut on_progress =
-                                |p: &parallax_engine::Progress| post(&progress_message(p));
-                            parallax_engine::run_async(
-                                &model,
-                                &input,
-                                &opts,
-                                &mut on_progress,
-                                &AtomicBool::new(false),
-                            )
-                            .await
-                            .map_err(|e| e.to_string())
+                            parallax_engine::Run::new(&model, &input, &opts)
+                                .progress(|p| post(&progress_message(p)))
+                                .run_async()
+                                .await
+                                .map_err(|e| e.to_string())
                         }
                         .await;
                         match result {
@@ -220,14 +213,10 @@ mod job {
                     });
                     return Ok(());
                 }
-                let report = parallax_engine::run(
-                    &model,
-                    &input,
-                    &opts,
-                    &mut |p| post(&progress_message(p)),
-                    &AtomicBool::new(false),
-                )
-                .map_err(|e| e.to_string())?;
+                let report = parallax_engine::Run::new(&model, &input, &opts)
+                    .progress(|p| post(&progress_message(p)))
+                    .run()
+                    .map_err(|e| e.to_string())?;
                 finish(report, &spec, post);
                 Ok(())
             }

@@ -1,18 +1,26 @@
-//! Matrix products per path — the only place the paths differ.
+//! The paths — the only place they differ. Every per-path choice is a method of [`PathKind`]:
 //!
-//! * `f32`: weight rows dequantized (in tiles that stay in cache, never a whole matrix) and
-//!   dotted with f32 activations.
-//! * `q8`: each activation row quantized once to the weight type's llama.cpp partner (Q8_K for
-//!   k-quants, Q8_0 / Q8_1 for legacy types), then fused integer dots with the packed rows.
-//! * `gpu`: the packed rows uploaded to a WGSL kernel that dequantizes them in the shader and
-//!   dots them with f32 activations (`parallax-gpu`, feature `gpu`); asynchronous, so only
-//!   [`matmul_async`] runs it.
+//! * the matrix products ([`matmul`], [`matmul_async`]):
+//!   * `f32`: weight rows dequantized (in tiles that stay in cache, never a whole matrix) and
+//!     dotted with f32 activations.
+//!   * `q8`: each activation row quantized once to the weight type's llama.cpp partner (Q8_K for
+//!     k-quants, Q8_0 / Q8_1 for legacy types), then fused integer dots with the packed rows.
+//!   * `gpu`: the packed rows uploaded to a WGSL kernel that dequantizes them in the shader and
+//!     dots them with f32 activations (`parallax-gpu`, feature `gpu`); asynchronous, so only
+//!     [`matmul_async`] runs it.
+//! * attention's operands ([`PathKind::f16_attention`]) and where its scale is applied
+//!   ([`PathKind::prescale_q`]),
+//! * the FFN activation's arithmetic ([`PathKind::activate`]).
 //!
-//! Output element (token t, row r) is computed by exactly one task in a fixed order, so the
-//! result is the same whatever the number of threads.
+//! `q8` follows llama.cpp's CPU backend in all of them; `f32` and `gpu` compute in f32.
+//! Output element (token t, row r) of a matmul is computed by exactly one task in a fixed order,
+//! so the result is the same whatever the number of threads.
 
-use parallax_quant::{Activation, GgmlType};
+use parallax_quant::GgmlType;
 
+use crate::arch::{Activation, ArchConfig, ArchKind};
+use crate::ops;
+use crate::options::GpuSettings;
 use crate::EngineError;
 
 thread_local! {
@@ -46,8 +54,50 @@ impl PathKind {
 
     /// Whether the path also follows llama.cpp's CPU backend in the ops around the weight
     /// matmuls (f16 KV cache and attention operands, table GELU), not only in the matmuls.
-    pub fn llamacpp_ops(self) -> bool {
+    fn llamacpp_ops(self) -> bool {
         self == PathKind::Q8
+    }
+
+    /// Whether attention's two matmuls take f16 operands: K/V as llama.cpp's default f16 KV
+    /// cache stores them, q and the softmax probabilities converted to f16 for the products.
+    pub fn f16_attention(self) -> bool {
+        self.llamacpp_ops()
+    }
+
+    /// The scale `ops::attention` applies to the scores on this path, after scaling `q` in place
+    /// where the path follows a graph that does so: llama.cpp's Gemma 3 graph scales Q
+    /// (ggml_scale) before the f16 KQ product and uses kq_scale 1; the other graphs scale the
+    /// scores in the softmax. The two differ where q·scale falls into f16's subnormal range, so
+    /// the f16 path follows the graph.
+    pub(crate) fn prescale_q(self, cfg: &ArchConfig, q: &mut [f32]) -> f32 {
+        if self.f16_attention() && cfg.kind == ArchKind::Gemma3 {
+            q.iter_mut().for_each(|x| *x *= cfg.attn_scale);
+            1.0
+        } else {
+            cfg.attn_scale
+        }
+    }
+
+    /// The FFN activation of `gate` (rows of `n_ff`) as this path computes it.
+    pub(crate) fn activate(self, act: Activation, gate: &[f32], n_ff: usize) -> Vec<f32> {
+        type Act = fn(f32) -> f32;
+        // (whole 16-lane chunks of a row, the rest of the row)
+        let (chunks, tail): (Act, Act) = match (act, self.llamacpp_ops()) {
+            (Activation::Silu, false) => (ops::silu, ops::silu),
+            // ggml_vec_swiglu_f32 (AVX-512): ggml_v_silu on whole 16-lane chunks of a row, the
+            // scalar ggml_silu_f32 (libm expf) on the rest.
+            (Activation::Silu, true) => (ops::silu_ggml, ops::silu),
+            (Activation::GeluTanh, false) => (ops::gelu_tanh, ops::gelu_tanh),
+            (Activation::GeluTanh, true) => (ops::gelu_tanh_f16_table, ops::gelu_tanh_f16_table),
+        };
+        let simd = n_ff - n_ff % 16;
+        gate.chunks_exact(n_ff)
+            .flat_map(|row| {
+                row.iter()
+                    .enumerate()
+                    .map(move |(i, &x)| if i < simd { chunks(x) } else { tail(x) })
+            })
+            .collect()
     }
 
     pub fn parse(s: &str) -> Option<PathKind> {
@@ -61,6 +111,7 @@ impl PathKind {
 }
 
 /// A weight matrix of `rows` output rows × `cols` inputs, as stored in the file.
+#[derive(Clone)]
 pub struct Matrix {
     pub name: String,
     pub rows: usize,
@@ -68,6 +119,7 @@ pub struct Matrix {
     pub storage: Storage,
 }
 
+#[derive(Clone)]
 pub enum Storage {
     /// GGML bytes, `row_bytes` per row.
     Ggml { ty: GgmlType, bytes: Vec<u8>, row_bytes: usize },
@@ -106,6 +158,43 @@ impl Matrix {
 pub type Gpu = parallax_gpu::GpuMatmul;
 #[cfg(not(feature = "gpu"))]
 pub enum Gpu {}
+
+#[cfg(feature = "gpu")]
+pub(crate) async fn open_gpu(settings: &GpuSettings) -> Result<Gpu, String> {
+    if settings.disabled {
+        return Err("the GPU was switched off for this run".into());
+    }
+    parallax_gpu::GpuMatmul::new().await.map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "gpu"))]
+pub(crate) async fn open_gpu(_settings: &GpuSettings) -> Result<Gpu, String> {
+    Err("this build of Parallax has no GPU support (the engine's `gpu` feature)".into())
+}
+
+#[cfg(feature = "gpu")]
+pub(crate) fn gpu_record(gpu: &Gpu) -> parallax_report::GpuRecord {
+    let f = gpu.facts();
+    parallax_report::GpuRecord {
+        adapter: f.name.clone(),
+        backend: f.backend.clone(),
+        device_type: f.device_type.clone(),
+        driver: f.driver.clone(),
+        features: f.features.clone(),
+        limits: f.limits.iter().cloned().collect(),
+        placement: GPU_PLACEMENT.into(),
+    }
+}
+
+#[cfg(not(feature = "gpu"))]
+pub(crate) fn gpu_record(gpu: &Gpu) -> parallax_report::GpuRecord {
+    match *gpu {}
+}
+
+/// Where the `gpu` path's ops run.
+pub const GPU_PLACEMENT: &str =
+    "matmuls (weights dequantized in the shader, f32 dots) on the GPU; embedding lookup, \
+     norms, RoPE, attention and activations on the CPU, in f32 as on the f32 path";
 
 /// [`matmul`] for every path, `gpu` included (on `gpu`, which must be `Some` for that path).
 /// A GPU failure is [`EngineError::GpuUnavailable`]: the run goes on without the path.
@@ -184,7 +273,7 @@ pub fn matmul(
             })?;
         }
         (Storage::Ggml { ty, bytes, row_bytes }, PathKind::Q8) => {
-            let acts: Vec<Activation> = x
+            let acts: Vec<parallax_quant::Activation> = x
                 .chunks_exact(m.cols)
                 // llama.cpp as built for x86 (AVX2/AVX-512): its Q8_0/Q8_1 rounding.
                 .map(|row| {
@@ -218,7 +307,7 @@ pub fn matmul(
 }
 
 fn quant_error(m: &Matrix, e: parallax_quant::QuantError) -> EngineError {
-    EngineError::BadModel { message: format!("tensor `{}`: {e}", m.name) }
+    EngineError::Kernel { tensor: m.name.clone(), error: e }
 }
 
 /// Run `f(first_row, block)` over blocks of `TILE_ROWS` rows (each `TILE_ROWS × n_tokens`

@@ -1,0 +1,93 @@
+//! The probe: at one site, each path's statistics and every path's comparison with the
+//! reference, over the run's scope and token by token. All paths' buffers are cut the same way,
+//! so a comparison is only ever between equal samples.
+
+use parallax_parity::{Compare, Stats};
+use parallax_report::{Scope, SiteRecord, TokenSite};
+
+use crate::arch::{ArchConfig, ArchKind};
+use crate::paths::PathKind;
+
+/// Site names within a layer, in execution order: parity's canonical list, without Gemma 3's two
+/// post-norms on architectures that have none.
+pub fn layer_sites(cfg: &ArchConfig) -> Vec<&'static str> {
+    let post = cfg.kind == ArchKind::Gemma3;
+    parallax_parity::contract::LAYER_SITES
+        .iter()
+        .copied()
+        .filter(|s| post || !matches!(*s, "attn_post_norm" | "ffn_post_norm"))
+        .collect()
+}
+
+pub(crate) struct Probe<'a> {
+    pub paths: &'a [PathKind],
+    pub scope: Scope,
+    pub n_tokens: usize,
+}
+
+impl Probe<'_> {
+    /// `buf` (`n_tokens` rows of `width`) cut to the run's scope.
+    pub fn scoped<'b>(&self, buf: &'b [f32], width: usize) -> &'b [f32] {
+        match self.scope {
+            Scope::All => buf,
+            Scope::Last => &buf[(self.n_tokens - 1) * width..],
+        }
+    }
+
+    /// The other scope, for a path whose probe is broken on purpose (`scope-mismatch`).
+    fn mismatched<'b>(&self, buf: &'b [f32], width: usize) -> &'b [f32] {
+        match self.scope {
+            Scope::All => &buf[(self.n_tokens - 1) * width..],
+            Scope::Last => buf,
+        }
+    }
+
+    /// Statistics of each path and comparisons against the reference, for the run's scope and
+    /// per token. All slices are cut with the same `width` and token range on every path —
+    /// unless `broken` names a path whose probe was made to take the other scope on purpose;
+    /// then its comparison is refused (unequal samples), as `Compare` refuses all such.
+    pub fn site_with<'b>(
+        &self,
+        bufs: &'b [Vec<f32>],
+        width: usize,
+        broken: &[PathKind],
+    ) -> (SiteRecord, TokenSite) {
+        let mut rec = SiteRecord { width: width as u64, ..Default::default() };
+        let mut tok = TokenSite::default();
+        let reference = &bufs[0];
+        let sample = |p: &PathKind, buf: &'b Vec<f32>| -> &'b [f32] {
+            if broken.contains(p) {
+                self.mismatched(buf, width)
+            } else {
+                self.scoped(buf, width)
+            }
+        };
+        // Each path's statistics once; the comparisons reuse their stds (same slices).
+        let samples: Vec<&[f32]> =
+            self.paths.iter().zip(bufs).map(|(p, buf)| sample(p, buf)).collect();
+        let stats: Vec<Stats> = samples.iter().map(|s| Stats::of(s)).collect();
+        let per_token: Vec<Vec<Stats>> =
+            bufs.iter().map(|buf| buf.chunks_exact(width).map(Stats::of).collect()).collect();
+        for (i, p) in self.paths.iter().enumerate().skip(1) {
+            if let Some(c) = Compare::of_with_stats(samples[0], samples[i], &stats[0], &stats[i]) {
+                rec.compare.insert(p.id().into(), c);
+            }
+            let per: Vec<Compare> = reference
+                .chunks_exact(width)
+                .zip(bufs[i].chunks_exact(width))
+                .zip(per_token[0].iter().zip(&per_token[i]))
+                .filter_map(|((r, b), (sr, sb))| Compare::of_with_stats(r, b, sr, sb))
+                .collect();
+            tok.compare.insert(p.id().into(), per);
+        }
+        for ((p, s), per) in self.paths.iter().zip(stats).zip(per_token) {
+            rec.paths.insert(p.id().into(), s);
+            tok.paths.insert(p.id().into(), per);
+        }
+        (rec, tok)
+    }
+
+    pub fn site(&self, bufs: &[Vec<f32>], width: usize) -> (SiteRecord, TokenSite) {
+        self.site_with(bufs, width, &[])
+    }
+}

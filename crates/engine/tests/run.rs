@@ -1,0 +1,94 @@
+//! The one entry point, [`Run`], on the committed demo model: its hooks (progress, cancel,
+//! logits) and the refusals that name a fault, as a front end sees them.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use parallax_engine::{EngineError, Fault, PathKind, Phase, Run, RunInput, RunOptions};
+use parallax_model::Model;
+use parallax_source::FileSource;
+
+fn demo() -> Model<FileSource> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../www/demo/parallax-demo-qwen2.gguf");
+    Model::open(FileSource::open(&path).unwrap()).unwrap()
+}
+
+fn input() -> RunInput {
+    RunInput { tokens: vec![3838, 374, 220, 17, 10, 17, 30], ..Default::default() }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap()
+}
+
+fn with_faults(specs: &[&str]) -> RunOptions {
+    let faults = specs.iter().map(|s| Fault::parse(s, PathKind::Q8).unwrap()).collect();
+    RunOptions { faults, ..Default::default() }
+}
+
+#[test]
+fn progress_walks_the_phases_in_order_and_logits_match_the_report() {
+    let model = demo();
+    let mut phases = Vec::new();
+    let (report, logits) = Run::new(&model, &input(), &RunOptions::default())
+        .progress(|p| phases.push((p.phase, p.layers_done)))
+        .with_logits()
+        .run()
+        .unwrap();
+    let n_layers = report.layers.len() as u32;
+    assert_eq!(phases.first(), Some(&(Phase::Embedding, 0)));
+    assert_eq!(phases.last(), Some(&(Phase::Done, n_layers)));
+    let layers: Vec<u32> =
+        phases.iter().filter(|(p, _)| *p == Phase::Layer).map(|(_, l)| *l).collect();
+    assert_eq!(layers, (1..=n_layers).collect::<Vec<_>>());
+    // The logits are the last position's, per path, and their best token is the report's.
+    assert_eq!(logits.len(), 2);
+    for (path, l) in report.paths.iter().zip(&logits) {
+        assert_eq!(l.len() as u64, report.model.n_vocab);
+        let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let (id, value) = report.logits.paths[path].top[0];
+        assert_eq!((l[id as usize], value), (max, max), "path {path}");
+    }
+    // Without hooks the run gives the same report.
+    let plain = Run::new(&model, &input(), &RunOptions::default()).run().unwrap();
+    assert_eq!(json(&plain), json(&report));
+}
+
+#[test]
+fn a_set_cancel_flag_stops_the_run() {
+    let model = demo();
+    let flag = AtomicBool::new(true);
+    let err = Run::new(&model, &input(), &RunOptions::default()).cancel(&flag).run().unwrap_err();
+    assert_eq!(err, EngineError::Cancelled);
+}
+
+#[test]
+fn swap_gate_up_swaps_the_pair_whichever_site_it_names() {
+    let model = demo();
+    let run = |spec: &str| Run::new(&model, &input(), &with_faults(&[spec])).run().unwrap();
+    let (plain, gate, up) =
+        (run("swap-gate-up@1"), run("swap-gate-up@1:ffn_gate"), run("swap-gate-up@1:ffn_up"));
+    assert_eq!(json(&gate.layers), json(&plain.layers));
+    assert_eq!(json(&up.layers), json(&plain.layers));
+    let clean = Run::new(&model, &input(), &RunOptions::default()).run().unwrap();
+    assert_ne!(json(&plain.layers[1]), json(&clean.layers[1]), "the fault changes layer 1");
+    assert_eq!(json(&plain.layers[0]), json(&clean.layers[0]), "and nothing before it");
+}
+
+#[test]
+fn refusals_name_the_fault() {
+    let model = demo();
+    let err = |opts: &RunOptions| Run::new(&model, &input(), opts).run().unwrap_err();
+    let e = err(&with_faults(&["drop-bias@99"]));
+    assert!(matches!(e, EngineError::FaultLayerOutOfRange { .. }), "{e:?}");
+    assert_eq!(e.to_string(), "cannot inject drop-bias@99 on path q8: the model has layers 0..3");
+    let reference_q8 =
+        RunOptions { paths: vec![PathKind::Q8, PathKind::F32], ..with_faults(&["drop-bias@1"]) };
+    assert_eq!(
+        err(&reference_q8).to_string(),
+        "cannot inject drop-bias@1 on path q8: that is the reference path"
+    );
+    let e = err(&RunOptions { paths: vec![], ..Default::default() });
+    assert_eq!(e, EngineError::NoPaths);
+}

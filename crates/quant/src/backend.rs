@@ -1,0 +1,19 @@
+//! Which kernel family the dispatchers in [`crate::dot`] pick on this machine: the same
+//! conditions they test (`avx2::available()` natively on x86_64, the `simd128` target feature in
+//! wasm), so the report's `kernels:` note names what actually ran.
+
+/// `"avx2"`, `"simd128"` or `"scalar"` (the `generic` reference).
+pub fn backend() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::avx2::available() {
+            return "avx2";
+        }
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        return "simd128";
+    }
+    #[allow(unreachable_code)]
+    "scalar"
+}
