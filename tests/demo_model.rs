@@ -8,8 +8,8 @@ use std::sync::atomic::AtomicBool;
 use parallax_engine::{
     layer_sites, run_with_logits, tokenizer_for, ArchConfig, RunInput, RunOptions,
 };
+use parallax_metrics::Stats;
 use parallax_model::{Model, TensorType};
-use parallax_parity::Stats;
 use parallax_quant::GgmlType;
 use parallax_source::FileSource;
 use parallax_tests::{model_path, repo_root, sha256_hex, QWEN_0_5B};

@@ -14,9 +14,9 @@ use crate::{JudgeArgs, ModeArg, RunArgs, ScopeArg, Verdict};
 
 /// Contracts, path mapping and traces as the user gave them, read and checked before any work.
 struct Judging {
-    contracts: Vec<parallax_parity::contract::Contract>,
+    contracts: Vec<parallax_judge::Contract>,
     mapping: parallax_judge::PathMapping,
-    traces: Vec<(String, parallax_parity::trace::Trace)>,
+    traces: Vec<(String, parallax_judge::trace::Trace)>,
 }
 
 fn load_judging(args: &JudgeArgs) -> Result<Judging, String> {
@@ -28,7 +28,7 @@ fn load_judging(args: &JudgeArgs) -> Result<Judging, String> {
             .map(|p| {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| format!("cannot read contract {}: {e}", p.display()))?;
-                parallax_parity::contract::Contract::from_yaml_str(&text)
+                parallax_judge::Contract::from_yaml_str(&text)
                     .map_err(|e| format!("contract {}: {e}", p.display()))
             })
             .collect::<Result<_, _>>()?
@@ -47,7 +47,7 @@ fn load_judging(args: &JudgeArgs) -> Result<Judging, String> {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| format!("cannot read trace {file}: {e}"))?;
             let trace =
-                parallax_parity::trace::parse_trace(&text).map_err(|e| format!("{file}: {e}"))?;
+                parallax_judge::trace::parse_trace(&text).map_err(|e| format!("{file}: {e}"))?;
             Ok((id.to_string(), trace))
         })
         .collect::<Result<_, String>>()?;
@@ -56,11 +56,11 @@ fn load_judging(args: &JudgeArgs) -> Result<Judging, String> {
 
 /// Judge `report`, store the verdicts in it, print them, and say pass or fail.
 fn judge(report: &mut Report, j: &Judging) -> Verdict {
-    let traces: Vec<(&str, &parallax_parity::trace::Trace)> =
+    let traces: Vec<(&str, &parallax_judge::trace::Trace)> =
         j.traces.iter().map(|(id, t)| (id.as_str(), t)).collect();
     let verdicts = parallax_judge::evaluate_with_traces(report, &traces, &j.contracts, &j.mapping);
     println!();
-    for line in verdicts.render_lines() {
+    for line in parallax_report::text::verdict_lines(&verdicts) {
         println!("{line}");
     }
     let passed = verdicts.passed();

@@ -5,8 +5,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use indexmap::IndexMap;
+use parallax_metrics::{top_k, Compare, LogitsCompare, Stats, STD_KIND};
 use parallax_model::Model;
-use parallax_parity::{top_k, Compare, LogitsCompare, Stats, STD_KIND};
 use parallax_report::{
     Execution, LayerRecord, LogitsRecord, Mode, ModelInfo, PathLogits, PerToken, Prompt, Report,
     Scope, SiteRecord, TokenSite, SCHEMA,
@@ -97,7 +97,7 @@ pub struct Progress {
 /// post-norms on architectures that have none.
 pub fn layer_sites(cfg: &ArchConfig) -> Vec<&'static str> {
     let post = cfg.kind == crate::ArchKind::Gemma3;
-    parallax_parity::contract::LAYER_SITES
+    parallax_metrics::sites::LAYER_SITES
         .iter()
         .copied()
         .filter(|s| post || !matches!(*s, "attn_post_norm" | "ffn_post_norm"))

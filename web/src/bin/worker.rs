@@ -94,7 +94,7 @@ mod job {
     /// Judge, warn if the gpu path was dropped, and post the report.
     fn finish(
         mut report: parallax_report::Report,
-        contracts: &[parallax_parity::contract::Contract],
+        contracts: &[parallax_judge::Contract],
         post: &dyn Fn(&WorkerMessage),
     ) {
         if let Some(why) = &report.execution.gpu_unavailable {
@@ -234,7 +234,7 @@ mod job {
                     r.contracts
                         .iter()
                         .map(|(name, text)| {
-                            parallax_parity::contract::Contract::from_yaml_str(text)
+                            parallax_judge::Contract::from_yaml_str(text)
                                 .map_err(|e| format!("contract {name}: {e}"))
                         })
                         .collect::<Result<Vec<_>, _>>()?
