@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use parallax_engine::{layer_sites, tokenizer_for, ArchConfig, Run, RunInput, RunOptions};
 use parallax_model::{Model, TensorType};
-use parallax_parity::Stats;
 use parallax_quant::GgmlType;
 use parallax_source::FileSource;
 use parallax_tests::{model_path, repo_root, sha256_hex, QWEN_0_5B};

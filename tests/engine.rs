@@ -40,7 +40,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 fn top(v: &[f32], k: usize) -> Vec<u32> {
-    parallax_parity::top_k(v, k).into_iter().map(|(i, _)| i).collect()
+    parallax_metrics::top_k(v, k).into_iter().map(|(i, _)| i).collect()
 }
 
 /// Both paths' last-token logits against llama.cpp's: cosine, top-1, top-5 set.

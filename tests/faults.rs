@@ -5,7 +5,7 @@
 use parallax_engine::{Fault, PathKind, Run, RunInput, RunOptions};
 use parallax_judge::{default_contracts, evaluate, PathMapping};
 use parallax_model::Model;
-use parallax_parity::verdict::{Cause, Verdicts};
+use parallax_report::verdict::{Cause, Verdicts};
 use parallax_report::Mode;
 use parallax_source::FileSource;
 use parallax_tests::{model_path, QWEN_0_5B};
@@ -43,7 +43,7 @@ fn assert_localized(fault: &str, layer: u32, site: &str) -> Option<Verdicts> {
 #[test]
 fn honest_run_passes_every_embedded_contract() {
     let Some(v) = judge(&[], Mode::Free) else { return };
-    assert!(v.passed(), "{}", v.render_lines().join("\n"));
+    assert!(v.passed(), "{}", parallax_report::text::verdict_lines(&v).join("\n"));
     let (pass, fail, not_measurable, refused) = v.tally();
     assert_eq!((fail, refused), (0, 0));
     assert!(pass >= 19 && not_measurable == 3, "{pass} passed, {not_measurable} not measurable");
@@ -68,7 +68,7 @@ fn swapped_gate_and_up_are_caught_at_the_gate() {
 #[test]
 fn probe_scope_mismatch_is_caught_as_unequal_samples() {
     let Some(v) = assert_localized("scope-mismatch@9:ffn_swigl", 9, "ffn_swigl") else { return };
-    let lines = v.render_lines().join("\n");
+    let lines = parallax_report::text::verdict_lines(&v).join("\n");
     assert!(lines.contains("FALSIFY-APR-GGUF-PARITY-007"), "{lines}");
     assert!(
         lines.contains("n=34048") && lines.contains("n=4864"),

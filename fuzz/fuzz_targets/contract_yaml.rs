@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use parallax_judge::{evaluate, PathMapping};
-use parallax_parity::contract::Contract;
+use parallax_judge::Contract;
 
 #[path = "seed_report.rs"]
 mod seed_report;

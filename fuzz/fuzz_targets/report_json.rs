@@ -7,10 +7,10 @@ use parallax_judge::{evaluate, PathMapping};
 use parallax_report::{html, permalink, Report};
 
 /// The embedded contracts, parsed once.
-fn contracts() -> &'static [parallax_parity::Contract] {
-    static CONTRACTS: std::sync::OnceLock<Vec<parallax_parity::Contract>> =
+fn contracts() -> &'static [parallax_judge::Contract] {
+    static CONTRACTS: std::sync::OnceLock<Vec<parallax_judge::Contract>> =
         std::sync::OnceLock::new();
-    CONTRACTS.get_or_init(parallax_parity::default_contracts)
+    CONTRACTS.get_or_init(parallax_judge::default_contracts)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -4,17 +4,17 @@
 
 use libfuzzer_sys::fuzz_target;
 use parallax_judge::{evaluate_with_traces, PathMapping};
-use parallax_parity::trace::{parse_apr_payload, parse_llama_eval_callback, parse_trace};
+use parallax_judge::trace::{parse_apr_payload, parse_llama_eval_callback, parse_trace};
 
 #[path = "seed_report.rs"]
 mod seed_report;
 use seed_report::report;
 
 /// The embedded contracts, parsed once.
-fn contracts() -> &'static [parallax_parity::Contract] {
-    static CONTRACTS: std::sync::OnceLock<Vec<parallax_parity::Contract>> =
+fn contracts() -> &'static [parallax_judge::Contract] {
+    static CONTRACTS: std::sync::OnceLock<Vec<parallax_judge::Contract>> =
         std::sync::OnceLock::new();
-    CONTRACTS.get_or_init(parallax_parity::default_contracts)
+    CONTRACTS.get_or_init(parallax_judge::default_contracts)
 }
 
 fuzz_target!(|data: &[u8]| {

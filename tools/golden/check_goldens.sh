@@ -67,7 +67,7 @@ run quant_golden "$py" "$root/tools/golden/gen_quant_golden.py" "$tmp/quant_gold
   same quant_golden "$root/crates/quant/tests/golden/quant_golden.json" "$tmp/quant_golden.json"
 
 run metrics_golden "$py" "$root/tools/golden/gen_metrics_golden.py" "$tmp/metrics.json" &&
-  same metrics_golden "$root/crates/parity/tests/golden/metrics_independent.json" "$tmp/metrics.json"
+  same metrics_golden "$root/crates/metrics/tests/golden/metrics_independent.json" "$tmp/metrics.json"
 
 mkdir -p "$tmp/gguf" &&
   run gguf_golden bash -c "cd '$tmp/gguf' && '$py' '$root/crates/gguf/tests/data/make_golden.py'" &&

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden values for the metrics crate (today crates/parity): KL divergence, cosine, rel-L2,
+"""Golden values for the metrics crate (crates/metrics): KL divergence, cosine, rel-L2,
 SQNR, max-abs, std ratio and per-sample statistics, computed independently in f64 with
 numpy and scipy.
 
@@ -7,8 +7,8 @@ Run from the repository root (needs numpy and scipy):
 
     python3 tools/golden/gen_metrics_golden.py [OUT]
 
-It writes OUT, by default crates/parity/tests/golden/metrics_independent.json (deterministic: fixed seed, no
-clock); crates/parity/tests/kl_independent.rs reads it.
+It writes OUT, by default crates/metrics/tests/golden/metrics_independent.json (deterministic: fixed seed, no
+clock); crates/metrics/tests/kl_independent.rs reads it.
 
 What comes from where (none of it from Parallax):
   * kl:          scipy.special.rel_entr(p, q).sum(), p = softmax(reference), q = softmax(path),

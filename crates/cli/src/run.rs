@@ -47,7 +47,7 @@ fn judge(report: &mut Report, judging: &Judging) -> Verdict {
     let passed = judging.judge(report);
     println!();
     if let Some(verdicts) = &report.verdicts {
-        for line in verdicts.render_lines() {
+        for line in parallax_report::text::verdict_lines(verdicts) {
             println!("{line}");
         }
     }

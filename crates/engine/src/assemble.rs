@@ -3,7 +3,7 @@
 
 use indexmap::IndexMap;
 use parallax_model::{Model, Role, Tensor};
-use parallax_parity::{top_k, LogitsCompare, Stats, STD_KIND};
+use parallax_metrics::{top_k, LogitsCompare, Stats, STD_KIND};
 use parallax_report::{
     Execution, LayerRecord, LogitsRecord, ModelInfo, PathLogits, PerToken, Prompt, Report,
     SiteRecord, TokenSite, SCHEMA,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use indexmap::IndexMap;
-use parallax_parity::Compare;
+use parallax_metrics::Compare;
 use parallax_report::{LayerRecord, Mode, TokenSite};
 
 use crate::arch::ArchConfig;

@@ -2,21 +2,16 @@
 //! reference, over the run's scope and token by token. All paths' buffers are cut the same way,
 //! so a comparison is only ever between equal samples.
 
-use parallax_parity::{Compare, Stats};
+use parallax_metrics::{Compare, Stats};
 use parallax_report::{Scope, SiteRecord, TokenSite};
 
 use crate::arch::{ArchConfig, ArchKind};
 use crate::paths::PathKind;
 
-/// Site names within a layer, in execution order: parity's canonical list, without Gemma 3's two
-/// post-norms on architectures that have none.
+/// Site names within a layer, in execution order: the site table's layer rows
+/// ([`parallax_metrics::sites`]), without the post-norm sites on architectures that have none.
 pub fn layer_sites(cfg: &ArchConfig) -> Vec<&'static str> {
-    let post = cfg.kind == ArchKind::Gemma3;
-    parallax_parity::contract::LAYER_SITES
-        .iter()
-        .copied()
-        .filter(|s| post || !matches!(*s, "attn_post_norm" | "ffn_post_norm"))
-        .collect()
+    parallax_metrics::sites::layer_sites(cfg.kind == ArchKind::Gemma3).map(|s| s.name).collect()
 }
 
 pub(crate) struct Probe<'a> {

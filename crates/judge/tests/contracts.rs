@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use parallax_engine::{tokenizer_for, PathKind, Run, RunInput, RunOptions};
+use parallax_judge::contract::{Check, Contract, ContractError};
+use parallax_judge::trace::{parse_trace, TraceFormat};
 use parallax_judge::{default_contracts, evaluate, evaluate_with_traces, PathMapping};
 use parallax_model::Model;
-use parallax_parity::contract::{Check, Contract, ContractError};
-use parallax_parity::trace::{parse_trace, TraceFormat};
-use parallax_parity::verdict::{Cause, Outcome, TestVerdict, Verdicts};
+use parallax_report::text::verdict_lines;
+use parallax_report::verdict::{Cause, Outcome, TestVerdict, Verdicts};
 use parallax_report::{Mode, Report, Scope};
 use parallax_source::FileSource;
 
@@ -114,7 +115,7 @@ fn upstream_contract_loads_unchanged_and_matches_the_restatement() {
         }
     }
     // And it is not the upstream text.
-    assert_ne!(parallax_parity::contract::UPSTREAM_RESTATED_YAML, upstream_text());
+    assert_ne!(parallax_judge::contract::UPSTREAM_RESTATED_YAML, upstream_text());
 }
 
 #[test]
@@ -125,7 +126,7 @@ fn honest_runs_pass_every_contract_on_both_models() {
                 return;
             };
             let v = evaluate(r, &all_contracts(), &PathMapping::default());
-            let text = v.render_lines().join("\n");
+            let text = verdict_lines(&v).join("\n");
             eprintln!("{file} {scope:?}\n{text}");
             assert!(v.passed(), "{file} {scope:?} should pass:\n{text}");
             // Every test of Parallax's own contract is measured and passes.
@@ -173,10 +174,10 @@ fn saved_report_is_rejudged_alike_and_carries_its_verdicts() {
     with.verdicts = Some(v.clone());
     let back = Report::from_json(&with.to_json()).unwrap();
     // JSON keeps f64 to within a unit in the last place: compare what a reader sees.
-    assert_eq!(back.verdicts.as_ref().unwrap().render_lines(), v.render_lines());
+    assert_eq!(verdict_lines(back.verdicts.as_ref().unwrap()), verdict_lines(&v));
     assert_eq!(
-        evaluate(&back, &all_contracts(), &PathMapping::default()).render_lines(),
-        v.render_lines()
+        verdict_lines(&evaluate(&back, &all_contracts(), &PathMapping::default())),
+        verdict_lines(&v)
     );
     // A report without verdicts serializes without the key (older readers see nothing new).
     assert!(!r.to_json().contains("\"verdicts\""));
@@ -192,7 +193,7 @@ fn scaled_swigl_std_at_layer_3_fails_with_the_first_divergence_there() {
         let st = bad.layers[3].sites.get_mut("ffn_swigl").unwrap().paths.get_mut("q8").unwrap();
         st.std = st.std.map(|s| s * 18.0);
         let v = evaluate(&bad, &all_contracts(), &PathMapping::default());
-        eprintln!("{}", v.render_lines().join("\n"));
+        eprintln!("{}", verdict_lines(&v).join("\n"));
         assert!(!v.passed());
         for id in
             ["FALSIFY-APR-GGUF-PARITY-001", "FALSIFY-APR-GGUF-PARITY-002", "PARALLAX-PARITY-012"]
@@ -250,7 +251,7 @@ fn replay_tells_root_from_propagated() {
         return;
     };
     let v = evaluate(r, &all_contracts(), &PathMapping::default());
-    assert!(v.passed(), "{}", v.render_lines().join("\n"));
+    assert!(v.passed(), "{}", verdict_lines(&v).join("\n"));
     // Accumulated error at layer 2's gate leaves the band, the op alone does not: propagated.
     let mut bad = r.clone();
     let site = bad.layers[2].sites.get_mut("ffn_gate").unwrap();
@@ -355,7 +356,7 @@ fn upstream_traces_import_and_are_refused_without_counts() {
         &[upstream()],
         &mapping,
     );
-    eprintln!("{}", v.render_lines().join("\n"));
+    eprintln!("{}", verdict_lines(&v).join("\n"));
     for id in ["001", "007"] {
         let t = test(&v, &format!("FALSIFY-APR-GGUF-PARITY-{id}"));
         assert_eq!(t.outcome, Outcome::Refused, "{id}: {t:?}");

@@ -12,9 +12,9 @@ use crate::{Report, SiteRecord};
 /// The stylesheet of the rendered report (also served to the page as `report.css`).
 pub const REPORT_CSS: &str = include_str!("report.css");
 
-/// Sites that get a colour and a legend toggle, in execution order: the one list of
-/// `parallax-parity`, which the engine and the contracts use too.
-pub use parallax_parity::contract::LAYER_SITES as KNOWN_SITES;
+/// Sites that get a colour and a legend toggle, in execution order: the layer sites of the one
+/// site table, `parallax_metrics::sites`, which the engine and the contracts use too.
+pub use parallax_metrics::sites::LAYER_SITES as KNOWN_SITES;
 
 /// Escape text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -129,7 +129,7 @@ pub fn render_fragment(r: &Report) -> String {
 
 /// The verdict table and the first-divergence callout, when the report was judged.
 fn verdicts(h: &mut String, r: &Report) {
-    use parallax_parity::verdict::{Cause, Outcome};
+    use crate::verdict::{Cause, Outcome};
     let Some(v) = &r.verdicts else { return };
     let (pass, fail, nm, refused) = v.tally();
     let overall = if v.passed() {
@@ -255,7 +255,7 @@ fn ratio_bands(r: &Report, path: &str) -> Vec<ChartBand> {
     for c in &verdicts.contracts {
         for t in &c.tests {
             let Some(rb) = &t.ratio_band else { continue };
-            if t.outcome == parallax_parity::Outcome::NotMeasurable {
+            if t.outcome == crate::verdict::Outcome::NotMeasurable {
                 continue; // e.g. a layer this model does not have
             }
             let Some((lo, hi)) = rb.oriented(path, &r.reference) else { continue };

@@ -3,13 +3,20 @@
 //! Owns the report's data model — what a run measured, with every statistic's element count and
 //! token scope — and its JSON form. The CLI writes it, the page shows it, `parallax check`
 //! re-reads it. Later versions extend it and never break it: readers ignore unknown keys.
+//! The `verdicts` section ([`verdict`]) is what `parallax-judge` found; [`text`] prints it for a
+//! terminal, [`html`] renders the whole report.
 //! Knows nothing about models, kernels or how the numbers were computed.
 
 pub mod html;
 pub mod permalink;
+mod site_css;
+pub mod text;
+pub mod verdict;
+
+pub use site_css::{site_css, SiteCss};
 
 use indexmap::IndexMap;
-use parallax_parity::{Compare, LogitsCompare, Stats};
+use parallax_metrics::{Compare, LogitsCompare, Stats};
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = "parallax.report/1";
@@ -68,7 +75,7 @@ pub struct Report {
     pub execution: Execution,
     /// The run judged against contracts (absent when no contract was evaluated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdicts: Option<parallax_parity::verdict::Verdicts>,
+    pub verdicts: Option<verdict::Verdicts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

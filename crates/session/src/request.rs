@@ -6,9 +6,8 @@ use std::fmt;
 use parallax_engine::{Fault, PathKind, RunInput, RunOptions};
 use parallax_judge::PathMapping;
 use parallax_model::Model;
-use parallax_parity::contract::Contract;
-use parallax_parity::trace::Trace;
-use parallax_parity::verdict::Verdicts;
+use parallax_judge::{Contract, Trace};
+use parallax_report::verdict::Verdicts;
 use parallax_report::{Mode, Report, Scope};
 use parallax_source::ByteSource;
 use serde::{Deserialize, Serialize};
@@ -266,7 +265,7 @@ impl Judging {
                 if id.trim().is_empty() {
                     return Err(SpecError::TraceId { given: format!("={id}") });
                 }
-                parallax_parity::trace::parse_trace(text)
+                parallax_judge::parse_trace(text)
                     .map(|t| (id.clone(), t))
                     .map_err(|e| SpecError::Trace { id: id.clone(), message: e.to_string() })
             })

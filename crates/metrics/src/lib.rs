@@ -1,22 +1,16 @@
-//! Parity metrics, contracts and verdicts.
+//! Parity metrics, and the one site table.
 //!
 //! Owns the statistics recorded at every capture point ([`Stats`]: count, moments, extremes,
 //! NaN/Inf/zero counts, accumulated in f64), the comparison of one path against the reference on
-//! the *same* sample ([`Compare`]), and logits agreement ([`LogitsCompare`]). Every comparison
-//! takes two equally long slices of the same site and scope, so the upstream artefact — a std
-//! over 7 tokens divided by a std over 1 token — cannot be expressed.
-//! Also owns contracts ([`contract`]: the `pv` YAML schema read unchanged, predictions parsed into
-//! checks, Parallax's own embedded contracts), the verdict data model ([`verdict`]) that a report
-//! carries, and imported traces of other tools ([`trace`]). Judging a report lives in
-//! `parallax-judge`, which knows the report model.
-//! Knows nothing about models, paths or files: inputs are slices of f32 and texts.
+//! the *same* sample ([`Compare`]), and logits agreement ([`LogitsCompare`], [`top_k`]). Every
+//! comparison takes two equally long slices of the same site and scope, so the upstream artefact
+//! — a std over 7 tokens divided by a std over 1 token — cannot be expressed.
+//! Also owns [`sites`]: every probe site, in execution order, with what the engine, the contract
+//! parser and the report renderer need to know about it.
+//! A leaf crate: knows nothing about models, paths, files, reports or contracts; inputs are
+//! slices of f32.
 
-pub mod contract;
-pub mod trace;
-pub mod verdict;
-
-pub use contract::{default_contracts, Contract, ContractError};
-pub use verdict::{Outcome, Verdicts};
+pub mod sites;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,5 @@
-//! Verdicts: what judging a report against contracts found, as data (the report's `verdicts`
-//! section) and as terminal lines.
+//! Verdicts: what judging a report against contracts found, as data — the report's `verdicts`
+//! section. `parallax-judge` makes them; [`crate::text`] prints them for a terminal.
 //!
 //! Every falsification test of every contract appears, measured or not: a test Parallax cannot
 //! measure is listed as NOT MEASURABLE with its reason, never dropped.
@@ -79,7 +79,7 @@ impl fmt::Display for Measurement {
     }
 }
 
-fn fmt_value(v: f64) -> String {
+pub(crate) fn fmt_value(v: f64) -> String {
     if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e6) {
         format!("{v:.4e}")
     } else {
@@ -211,71 +211,13 @@ impl Verdicts {
         }
         t
     }
-
-    /// Plain text for a terminal: one line per test, notes indented below, then the first
-    /// divergence and the overall verdict.
-    pub fn render_lines(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for c in &self.contracts {
-            let mut head = format!("contract {}", c.name);
-            if let Some(v) = &c.version {
-                head.push_str(&format!(" v{v}"));
-            }
-            if !c.mapping.is_empty() {
-                let m: Vec<String> = c.mapping.iter().map(|(a, b)| format!("{a} → {b}")).collect();
-                head.push_str(&format!(" ({})", m.join(", ")));
-            }
-            out.push(head);
-            if let Some(s) = &c.source {
-                out.push(format!("  restated from {s}"));
-            }
-            for t in &c.tests {
-                let mut line = format!("  {:<14} {}  {}", t.outcome.to_string(), t.id, t.rule);
-                match (&t.outcome, &t.first_failure, &t.worst) {
-                    (Outcome::Fail, Some(m), _) => line.push_str(&format!(
-                        " — {}/{} outside {}; first: {m}",
-                        t.failed,
-                        t.evaluated,
-                        t.band.as_deref().unwrap_or("")
-                    )),
-                    (Outcome::Pass, _, Some(m)) => line.push_str(&format!(
-                        " — worst {m}; band {}, {} points",
-                        t.band.as_deref().unwrap_or(""),
-                        t.evaluated
-                    )),
-                    _ => {}
-                }
-                out.push(line);
-                for n in &t.notes {
-                    out.push(format!("                 {n}"));
-                }
-            }
-        }
-        if let Some(d) = &self.first_divergence {
-            out.push(format!(
-                "first divergence: {} ({} {}): {} outside {}",
-                d.at.place(),
-                d.contract,
-                d.test,
-                d.at.value.map_or("no value".to_string(), fmt_value),
-                d.band
-            ));
-            out.push(format!("  {}", d.explanation));
-        }
-        let (p, f, n, r) = self.tally();
-        out.push(format!(
-            "verdict: {} — {p} passed, {f} failed, {r} refused, {n} not measurable",
-            if self.passed() { "PASS" } else { "FAIL" }
-        ));
-        out
-    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn test(outcome: Outcome) -> TestVerdict {
+    pub(crate) fn test(outcome: Outcome) -> TestVerdict {
         TestVerdict {
             id: "X-001".into(),
             rule: "r".into(),
@@ -309,19 +251,10 @@ mod tests {
             first_divergence: None,
         };
         assert!(v.passed());
-        let lines = v.render_lines();
-        assert!(lines[0].contains("apr → f32"), "{lines:?}");
-        assert!(lines.iter().any(|l| l.contains("NOT MEASURABLE")), "{lines:?}");
-        assert!(lines.last().unwrap().starts_with("verdict: PASS"));
         v.contracts[0].tests.push(test(Outcome::Refused));
         assert!(!v.passed());
         assert_eq!(v.tally(), (1, 0, 1, 1));
-        let json = serde_json_roundtrip(&v);
-        assert_eq!(json, v);
-    }
-
-    fn serde_json_roundtrip(v: &Verdicts) -> Verdicts {
-        // serde_norway is this crate's only serializer; YAML round-trips the same data model.
-        serde_norway::from_str(&serde_norway::to_string(v).unwrap()).unwrap()
+        let back: Verdicts = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(back, v);
     }
 }

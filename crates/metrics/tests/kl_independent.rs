@@ -4,7 +4,7 @@
 //! and a hand case with closed-form values. A KL in the wrong direction (Q‖P), in bits instead
 //! of nats, or scaled by any constant fails here.
 
-use parallax_parity::{Compare, LogitsCompare, Stats};
+use parallax_metrics::{Compare, LogitsCompare, Stats};
 use parallax_testkit::{f32s_le, unhex};
 use serde_json::Value;
 

@@ -6,7 +6,7 @@
 //! A trace records exactly what its text says — a missing count stays `None` — so whoever
 //! compares it can refuse a comparison of samples of unknown or unequal size (FALSIFY-007).
 //! Site names: the apr trace's own slot names are kept (`qkv`, `ffn_out`, `output`; see
-//! [`crate::contract::SITE_ALIASES`]); llama.cpp's tensor names are mapped to Parallax's.
+//! [`parallax_metrics::sites::ALIASES`]); llama.cpp's tensor names are mapped to Parallax's.
 
 use std::fmt;
 

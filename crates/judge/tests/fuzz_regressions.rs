@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use parallax_parity::trace::{parse_apr_payload, parse_llama_eval_callback, parse_trace};
+use parallax_judge::trace::{parse_apr_payload, parse_llama_eval_callback, parse_trace};
 
 #[test]
 fn trace_import_crash_inputs_parse_without_panicking() {

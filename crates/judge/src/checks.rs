@@ -1,0 +1,226 @@
+//! One function per kind of check: what it says it measures (the verdict's `check` and `band`,
+//! a chart's ratio band), which sites, layers and paths it covers, and its value at a point.
+
+use parallax_metrics::Compare;
+use parallax_report::verdict::{Measurement, Outcome, PathCount, RatioBand, TestVerdict};
+
+use crate::contract::{Band, Layers, LogitsMetric, Metric, SiteRef, Stat};
+use crate::evaluate::{Judge, Point, Skip};
+
+/// A check judged site by site: where, against which band, over which report paths (the
+/// contract's names read through the mapping), and what is measured at each point.
+pub(crate) struct SiteCheck<'c> {
+    pub(crate) sites: &'c [SiteRef],
+    pub(crate) layers: Layers,
+    pub(crate) band: Band,
+    pub(crate) paths: Vec<String>,
+    pub(crate) measure: Measure,
+}
+
+/// What a site check measures at one point.
+#[derive(Clone, Copy)]
+pub(crate) enum Measure {
+    /// `stat(paths[0]) / stat(paths[1])`, over samples of equal size.
+    Ratio(Stat),
+    /// `stat(paths[0]) − stat(paths[1])`, judged against zero.
+    Difference(Stat),
+    /// `stat(paths[0])`.
+    Stat(Stat),
+    /// `metric(paths[0] against paths[1])`, element-wise.
+    Compare(Metric),
+}
+
+fn names(sites: &[SiteRef]) -> String {
+    sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// [`crate::contract::Check::StatRatio`]; a std ratio also gives charts its band.
+pub(crate) fn stat_ratio<'c>(
+    v: &mut TestVerdict,
+    stat: Stat,
+    num: String,
+    den: String,
+    sites: &'c [SiteRef],
+    layers: Layers,
+    band: Band,
+) -> SiteCheck<'c> {
+    v.check =
+        Some(format!("{0}({num}) / {0}({den}) at {1}, {layers}", stat.as_str(), names(sites)));
+    // Charts draw per-layer std ratios; a band on a site outside the layers has no place on them.
+    if stat == Stat::Std && layers != Layers::None {
+        let layer_range = match layers {
+            Layers::Range { start, end } => Some((start, end)),
+            Layers::One(i) => Some((i, i + 1)),
+            _ => None,
+        };
+        v.ratio_band = Some(RatioBand {
+            num: num.clone(),
+            den: den.clone(),
+            lo: band.lo,
+            hi: band.hi,
+            sites: sites.iter().flat_map(|s| s.sites.iter().cloned()).collect(),
+            layers: layer_range,
+        });
+    }
+    v.band = Some(band.to_string());
+    SiteCheck { sites, layers, band, paths: vec![num, den], measure: Measure::Ratio(stat) }
+}
+
+/// [`crate::contract::Check::StatEqual`]: the difference must be zero.
+pub(crate) fn stat_equal<'c>(
+    v: &mut TestVerdict,
+    stat: Stat,
+    a: String,
+    b: String,
+    sites: &'c [SiteRef],
+    layers: Layers,
+) -> SiteCheck<'c> {
+    v.check = Some(format!("{0}({a}) == {0}({b}) at {1}, {layers}", stat.as_str(), names(sites)));
+    v.band = Some("equal".to_string());
+    let band = Band { lo: Some(0.0), hi: Some(0.0), lo_open: false, hi_open: false };
+    SiteCheck { sites, layers, band, paths: vec![a, b], measure: Measure::Difference(stat) }
+}
+
+/// [`crate::contract::Check::StatBand`].
+pub(crate) fn stat_band<'c>(
+    v: &mut TestVerdict,
+    stat: Stat,
+    path: String,
+    sites: &'c [SiteRef],
+    layers: Layers,
+    band: Band,
+) -> SiteCheck<'c> {
+    v.check = Some(format!("{}({path}) at {}, {layers}", stat.as_str(), names(sites)));
+    v.band = Some(band.to_string());
+    SiteCheck { sites, layers, band, paths: vec![path], measure: Measure::Stat(stat) }
+}
+
+/// [`crate::contract::Check::Compare`].
+pub(crate) fn compare<'c>(
+    v: &mut TestVerdict,
+    metric: Metric,
+    path: String,
+    reference: String,
+    sites: &'c [SiteRef],
+    layers: Layers,
+    band: Band,
+) -> SiteCheck<'c> {
+    v.check =
+        Some(format!("{}({path}, {reference}) at {}, {layers}", metric.as_str(), names(sites)));
+    v.band = Some(band.to_string());
+    SiteCheck {
+        sites,
+        layers,
+        band,
+        paths: vec![path, reference],
+        measure: Measure::Compare(metric),
+    }
+}
+
+pub(crate) fn metric_of(c: &Compare, m: Metric) -> Option<f64> {
+    match m {
+        Metric::Cosine => c.cosine,
+        Metric::RelL2 => c.rel_l2,
+        Metric::SqnrDb => c.sqnr_db,
+        Metric::MaxAbs => c.max_abs,
+        Metric::StdRatio => c.std_ratio,
+    }
+}
+
+impl Judge<'_> {
+    /// A site check's value at one point; `None` when it cannot be computed (a zero std, a
+    /// non-finite sample).
+    pub(crate) fn measure(
+        &self,
+        measure: Measure,
+        paths: &[&str],
+        p: &Point,
+    ) -> Result<Option<f64>, Skip> {
+        match measure {
+            Measure::Ratio(stat) => {
+                let (a, b) = (self.sample(paths[0], p)?, self.sample(paths[1], p)?);
+                self.same_sample(paths[0], &a, paths[1], &b)?;
+                Ok(match (a.get(stat), b.get(stat)) {
+                    (Some(x), Some(y)) if y != 0.0 => Some(x / y),
+                    _ => None,
+                })
+            }
+            Measure::Difference(stat) => {
+                let (a, b) = (self.sample(paths[0], p)?, self.sample(paths[1], p)?);
+                match (a.get(stat), b.get(stat)) {
+                    (Some(x), Some(y)) => Ok(Some(x - y)),
+                    _ if stat == Stat::Count => {
+                        self.same_sample(paths[0], &a, paths[1], &b).map(|_| None)
+                    }
+                    _ => Ok(None),
+                }
+            }
+            Measure::Stat(stat) => Ok(self.sample(paths[0], p)?.get(stat)),
+            Measure::Compare(metric) => {
+                Ok(metric_of(&self.compare(paths[0], paths[1], p, false)?, metric))
+            }
+        }
+    }
+
+    /// [`Check::Logits`]: the report's last-position logits comparison against the band.
+    pub(crate) fn logits(
+        &self,
+        mut v: TestVerdict,
+        metric: LogitsMetric,
+        path: &str,
+        reference: &str,
+        band: Band,
+    ) -> TestVerdict {
+        v.check =
+            Some(format!("{}({path}, {reference}) on the last-position logits", metric.as_str()));
+        v.band = Some(band.to_string());
+        let r = &self.report.reference;
+        let other = if reference == r {
+            path
+        } else if path == r {
+            reference
+        } else {
+            ""
+        };
+        let lc = self.report.logits.compare.get(other);
+        let Some(lc) = lc else {
+            v.notes.push(if other.is_empty() {
+                format!("the report compares logits with the reference `{r}` only")
+            } else {
+                format!(
+                    "no logits comparison of `{other}` in the report (paths: {})",
+                    self.report.paths.join(", ")
+                )
+            });
+            return v;
+        };
+        let value = match metric {
+            LogitsMetric::Kl => lc.kl,
+            LogitsMetric::Top1Agree => Some(if lc.top1_agree { 1.0 } else { 0.0 }),
+            LogitsMetric::Top10Overlap => Some(lc.top10_overlap as f64),
+            LogitsMetric::Cosine => lc.cosine,
+        };
+        let counts = [r.as_str(), other]
+            .iter()
+            .map(|x| PathCount {
+                path: x.to_string(),
+                count: self.report.logits.paths.get(*x).map(|l| l.stats.count),
+            })
+            .collect();
+        let meas = Measurement {
+            layer: None,
+            site: format!("logits (position {})", self.report.logits.position),
+            value,
+            counts,
+        };
+        v.evaluated = 1;
+        let inside = value.is_some_and(|x| band.contains(x));
+        v.outcome = if inside { Outcome::Pass } else { Outcome::Fail };
+        if !inside {
+            v.failed = 1;
+            v.first_failure = Some(meas.clone());
+        }
+        v.worst = Some(meas);
+        v
+    }
+}

@@ -1,0 +1,306 @@
+//! Judging a report: every test of every contract over the points it covers, in execution
+//! order, and the earliest point that leaves a band.
+
+use parallax_report::verdict::{
+    ContractVerdict, FirstDivergence, Measurement, Outcome, TestVerdict, Verdicts,
+};
+use parallax_report::{Report, SiteRecord};
+
+use crate::checks::{self, SiteCheck};
+use crate::contract::{Check, Contract, Layers, SiteRef};
+use crate::mapping::PathMapping;
+use crate::trace::Trace;
+
+/// Judge `report` against `contracts`.
+pub fn evaluate(report: &Report, contracts: &[Contract], mapping: &PathMapping) -> Verdicts {
+    evaluate_with_traces(report, &[], contracts, mapping)
+}
+
+/// [`evaluate`], with imported traces as extra paths named by their id (map a contract's path
+/// name to the id, e.g. `apr=apr-trace`). Trace statistics are compared only when both sides
+/// state the same element count and the trace ran the report's prompt; otherwise the point is
+/// REFUSED, as FALSIFY-007 demands.
+pub fn evaluate_with_traces(
+    report: &Report,
+    traces: &[(&str, &Trace)],
+    contracts: &[Contract],
+    mapping: &PathMapping,
+) -> Verdicts {
+    let j = Judge { report, traces, n_layers: report.layers.len() as u32 };
+    let mut out = Verdicts { contracts: Vec::new(), first_divergence: None };
+    let mut first: Option<(u64, FirstDivergence)> = None;
+    for c in contracts {
+        let mut used: Vec<(String, String)> = Vec::new();
+        for t in &c.tests {
+            for p in t.check.paths() {
+                let to = mapping.resolve(p);
+                if to != p && !used.iter().any(|(a, _)| a == p) {
+                    used.push((p.to_string(), to.to_string()));
+                }
+            }
+        }
+        let mut tests = Vec::with_capacity(c.tests.len());
+        for t in &c.tests {
+            let (verdict, fd) = j.test(t.id.as_str(), &t.rule, &t.check, mapping);
+            if let Some((order, mut fd)) = fd {
+                if first.as_ref().is_none_or(|(o, _)| order < *o) {
+                    fd.contract = c.name.clone();
+                    first = Some((order, fd));
+                }
+            }
+            tests.push(verdict);
+        }
+        out.contracts.push(ContractVerdict {
+            name: c.name.clone(),
+            version: c.version.clone(),
+            source: c.source.clone(),
+            mapping: used,
+            tests,
+        });
+    }
+    out.first_divergence = first.map(|(_, fd)| fd);
+    out
+}
+
+/// Why a point was not judged.
+pub(crate) enum Skip {
+    /// The report or trace lacks it (a site the model does not have, a path not run).
+    Missing(String),
+    /// It exists but the comparison would not be honest.
+    Refused(String),
+}
+
+/// A report being judged, with the traces that join it as extra paths.
+pub(crate) struct Judge<'a> {
+    pub(crate) report: &'a Report,
+    pub(crate) traces: &'a [(&'a str, &'a Trace)],
+    n_layers: u32,
+}
+
+/// A point of a check: a layer (or none) and a site.
+pub(crate) struct Point<'s> {
+    pub(crate) layer: Option<u32>,
+    pub(crate) site: &'s SiteRef,
+}
+
+impl Judge<'_> {
+    pub(crate) fn site_record(&self, layer: Option<u32>, site: &str) -> Option<&SiteRecord> {
+        match layer {
+            None => match site {
+                "embed" => Some(&self.report.embed),
+                "final_norm" => Some(&self.report.final_norm),
+                _ => None,
+            },
+            Some(i) => self.report.layers.get(i as usize)?.sites.get(site),
+        }
+    }
+
+    pub(crate) fn trace(&self, path: &str) -> Option<&Trace> {
+        self.traces.iter().find(|(id, _)| *id == path).map(|(_, t)| *t)
+    }
+
+    /// The points a check covers, in execution order, and notes on how its layers and sites
+    /// were fitted to this model; `Err` when nothing of it exists here.
+    fn points<'s>(
+        &self,
+        sites: &'s [SiteRef],
+        layers: Layers,
+    ) -> Result<(Vec<Point<'s>>, Vec<String>), String> {
+        let mut notes = Vec::new();
+        let n = self.n_layers;
+        let idx: Vec<Option<u32>> = match layers {
+            Layers::None => vec![None],
+            Layers::All => (0..n).map(Some).collect(),
+            Layers::One(i) if i < n => vec![Some(i)],
+            Layers::One(i) => {
+                return Err(format!(
+                    "the contract names layer {i}; this model has {n} layers (0..{})",
+                    n.saturating_sub(1)
+                ))
+            }
+            Layers::Range { start, .. } if start >= n => {
+                return Err(format!("the contract names layers from {start}; this model has {n}"))
+            }
+            Layers::Range { start, end } => {
+                if end != n {
+                    notes.push(format!(
+                        "the contract names layers [{start}, {end}); this model has {n}: judged on [{start}, {})",
+                        end.min(n)
+                    ));
+                }
+                (start..end.min(n)).map(Some).collect()
+            }
+        };
+        let order = &self.report.site_order;
+        let present = |s: &SiteRef| {
+            s.sites.iter().all(|x| {
+                if layers == Layers::None {
+                    true
+                } else {
+                    order.iter().any(|o| o == x)
+                }
+            })
+        };
+        let mut absent: Vec<&str> =
+            sites.iter().filter(|s| !present(s)).map(|s| s.name.as_str()).collect();
+        absent.dedup();
+        if !absent.is_empty() && absent.len() < sites.len() {
+            notes.push(format!("sites this model does not have, skipped: {}", absent.join(", ")));
+        }
+        let mut kept: Vec<&SiteRef> = sites.iter().filter(|s| present(s)).collect();
+        if kept.is_empty() {
+            return Err(format!("this model has none of the sites {}", absent.join(", ")));
+        }
+        // Execution order within a layer, whatever order the contract listed them in.
+        kept.sort_by_key(|s| self.site_pos(s));
+        let mut pts = Vec::with_capacity(idx.len() * kept.len());
+        for l in idx {
+            for s in &kept {
+                pts.push(Point { layer: l, site: s });
+            }
+        }
+        Ok((pts, notes))
+    }
+
+    fn site_pos(&self, s: &SiteRef) -> u64 {
+        s.sites
+            .iter()
+            .filter_map(|x| self.report.site_order.iter().position(|o| o == x))
+            .min()
+            .unwrap_or(0) as u64
+    }
+
+    /// Execution-order key: embed, then layer by layer in site order, then final_norm, logits.
+    fn order(&self, layer: Option<u32>, site: &SiteRef) -> u64 {
+        let width = self.report.site_order.len() as u64 + 1;
+        match (layer, site.sites.first().map(String::as_str)) {
+            (Some(i), _) => 1 + i as u64 * width + self.site_pos(site),
+            (None, Some("embed")) => 0,
+            (None, Some("final_norm")) => u64::MAX - 1,
+            _ => u64::MAX,
+        }
+    }
+
+    /// One test's verdict, and where it first left its band (execution-order key first).
+    fn test(
+        &self,
+        id: &str,
+        rule: &str,
+        check: &Check,
+        mapping: &PathMapping,
+    ) -> (TestVerdict, Option<(u64, FirstDivergence)>) {
+        let mut v = TestVerdict {
+            id: id.into(),
+            rule: rule.into(),
+            outcome: Outcome::NotMeasurable,
+            check: None,
+            band: None,
+            evaluated: 0,
+            failed: 0,
+            worst: None,
+            first_failure: None,
+            notes: Vec::new(),
+            ratio_band: None,
+        };
+        let m = |x: &str| mapping.resolve(x).to_string();
+        let plan = match check {
+            Check::NotMeasurable { reason } => {
+                v.notes.push(reason.clone());
+                return (v, None);
+            }
+            Check::StatRatio { stat, num, den, sites, layers, band } => {
+                checks::stat_ratio(&mut v, *stat, m(num), m(den), sites, *layers, *band)
+            }
+            Check::StatEqual { stat, a, b, sites, layers } => {
+                checks::stat_equal(&mut v, *stat, m(a), m(b), sites, *layers)
+            }
+            Check::StatBand { stat, path, sites, layers, band } => {
+                checks::stat_band(&mut v, *stat, m(path), sites, *layers, *band)
+            }
+            Check::Compare { metric, path, reference, sites, layers, band } => {
+                checks::compare(&mut v, *metric, m(path), m(reference), sites, *layers, *band)
+            }
+            Check::Logits { metric, path, reference, band } => {
+                return (self.logits(v, *metric, &m(path), &m(reference), *band), None);
+            }
+        };
+        let SiteCheck { sites, layers, band, paths, measure } = plan;
+        let (points, notes) = match self.points(sites, layers) {
+            Ok(x) => x,
+            Err(why) => {
+                v.notes.push(why);
+                return (v, None);
+            }
+        };
+        v.notes.extend(notes);
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let mut worst: Option<(f64, Measurement)> = None;
+        let mut refused: Vec<String> = Vec::new();
+        let mut missing: Vec<String> = Vec::new();
+        let mut first: Option<(&Point, Measurement)> = None;
+        for p in &points {
+            let value = self.measure(measure, &paths, p);
+            let value = match value {
+                Ok(x) => x,
+                Err(Skip::Missing(why)) => {
+                    if !missing.contains(&why) {
+                        missing.push(why);
+                    }
+                    continue;
+                }
+                Err(Skip::Refused(why)) => {
+                    if refused.len() < 3 {
+                        refused.push(format!("{}: {why}", place_site(p.layer, &p.site.name)));
+                    }
+                    v.evaluated += 1;
+                    continue;
+                }
+            };
+            v.evaluated += 1;
+            let meas = Measurement {
+                layer: p.layer,
+                site: p.site.name.clone(),
+                value,
+                counts: self.counts(&paths, p),
+            };
+            let slack = value.map_or(f64::NEG_INFINITY, |x| band.slack(x));
+            let inside = value.is_some_and(|x| band.contains(x));
+            if !inside {
+                v.failed += 1;
+                if first.is_none() {
+                    first = Some((p, meas.clone()));
+                }
+            }
+            if worst.as_ref().is_none_or(|(s, _)| slack < *s) {
+                worst = Some((slack, meas));
+            }
+        }
+        v.notes.extend(missing.iter().take(3).cloned());
+        v.notes.extend(refused.iter().cloned());
+        v.worst = worst.map(|(_, m)| m);
+        let judged = v.worst.is_some();
+        v.outcome = if v.failed > 0 {
+            Outcome::Fail
+        } else if !refused.is_empty() {
+            Outcome::Refused
+        } else if !judged {
+            Outcome::NotMeasurable
+        } else {
+            Outcome::Pass
+        };
+        let fd = first.map(|(p, meas)| {
+            v.first_failure = Some(meas.clone());
+            let order = self.order(p.layer, p.site);
+            (order, self.divergence(id, check, &paths, p, meas, &band))
+        });
+        (v, fd)
+    }
+}
+
+pub(crate) fn place(layer: Option<u32>) -> String {
+    layer.map_or("outside the layers".to_string(), |l| format!("at layer {l}"))
+}
+
+fn place_site(layer: Option<u32>, site: &str) -> String {
+    layer.map_or(site.to_string(), |l| format!("layer {l} {site}"))
+}
