@@ -2,8 +2,8 @@
 //! record, and the byte estimate progress is measured against.
 
 use indexmap::IndexMap;
-use parallax_model::{Model, Role, Tensor};
 use parallax_metrics::{top_k, LogitsCompare, Stats, STD_KIND};
+use parallax_model::{Model, Role, Tensor};
 use parallax_report::{
     Execution, LayerRecord, LogitsRecord, ModelInfo, PathLogits, PerToken, Prompt, Report,
     SiteRecord, TokenSite, SCHEMA,

@@ -5,8 +5,8 @@ use std::fmt;
 
 use parallax_engine::{Fault, PathKind, RunInput, RunOptions};
 use parallax_judge::PathMapping;
-use parallax_model::Model;
 use parallax_judge::{Contract, Trace};
+use parallax_model::Model;
 use parallax_report::verdict::Verdicts;
 use parallax_report::{Mode, Report, Scope};
 use parallax_source::ByteSource;
