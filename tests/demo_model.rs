@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use parallax_engine::{layer_sites, tokenizer_for, ArchConfig, Run, RunInput, RunOptions};
+use parallax_metrics::Stats;
 use parallax_model::{Model, TensorType};
 use parallax_quant::GgmlType;
 use parallax_source::FileSource;
@@ -236,5 +237,35 @@ fn committed_generator_reproduces_the_demo() {
             fresh.len(),
             committed.len()
         );
+    }
+}
+
+/// The engine probes exactly the site table's rows (`parallax_metrics::sites`): every layer row
+/// the architecture has is recorded in every layer, in the table's order, and nothing else is.
+/// Adding a site is a table row plus its probe line in `engine/src/block.rs`; without the probe
+/// line this test fails, and so does a probe without a row.
+#[test]
+fn the_engine_probes_every_site_of_the_table_and_no_other() {
+    use parallax_metrics::sites::{Scope, SITES};
+    let model = demo();
+    let input = RunInput { tokens: PROMPT_IDS.to_vec(), ..Default::default() };
+    let report = Run::new(&model, &input, &RunOptions::default()).run().unwrap();
+    let table: Vec<&str> = SITES
+        .iter()
+        .filter(|s| s.scope == Scope::Layer && !s.post_norm_only)
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(report.site_order, table);
+    for layer in &report.layers {
+        let probed: Vec<&str> = layer.sites.keys().map(String::as_str).collect();
+        assert_eq!(probed, table, "layer {}", layer.index);
+    }
+    for global in SITES.iter().filter(|s| s.scope == Scope::Global) {
+        match global.name {
+            "embed" => assert!(report.embed.paths.contains_key("f32")),
+            "final_norm" => assert!(report.final_norm.paths.contains_key("f32")),
+            "logits" => assert!(!report.logits.paths.is_empty()),
+            other => panic!("the engine does not probe the global site `{other}`"),
+        }
     }
 }
