@@ -13,30 +13,14 @@ use parallax_report::text::verdict_lines;
 use parallax_report::verdict::{Cause, Outcome, TestVerdict, Verdicts};
 use parallax_report::{Mode, Report, Scope};
 use parallax_source::FileSource;
+use parallax_testkit::model_path;
 
-const QWEN: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
-const GEMMA: &str = "gemma-3-270m-q4_k_m.gguf";
+const QWEN: &str = parallax_testkit::QWEN_0_5B;
+const GEMMA: &str = parallax_testkit::GEMMA_270M;
 const PROMPT: &str = "What is 2+2?";
 
 fn shared() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-}
-
-/// Same rule as tests/support.rs: PARALLAX_MODELS or ~/.cache/parallax/models; missing models
-/// fail the test unless PARALLAX_ALLOW_MISSING_MODELS=1.
-fn model_path(file: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("PARALLAX_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/parallax/models")
-    });
-    let path = dir.join(file);
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("PARALLAX_ALLOW_MISSING_MODELS").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: {} is missing (PARALLAX_ALLOW_MISSING_MODELS=1)", path.display());
-        return None;
-    }
-    panic!("{} is missing: run `../shared/models/fetch.sh` or set PARALLAX_MODELS", path.display());
 }
 
 fn run_at(path: PathBuf, tokens: Option<Vec<u32>>, mode: Mode, scope: Scope) -> Report {
