@@ -534,6 +534,30 @@ mod tests {
         }
     }
 
+    /// The seed report's σ-ratio chart: the view's ends map onto the frame's edges, every point
+    /// and tick lies inside, and an unjudged report has no band.
+    #[test]
+    fn ratio_chart_maps_its_view_onto_the_frame() {
+        let seed = include_str!("../../../../fuzz/corpus/report_json/tiny-report.json");
+        let r = Report::from_json(seed).unwrap();
+        let c = RatioChart::new(&r, "q8").expect("the seed has ratios");
+        let f = &RATIO_FRAME;
+        assert!((c.y(c.y0) - (f.height - f.bottom)).abs() < 1e-9);
+        assert!((c.y(c.y1) - f.top).abs() < 1e-9);
+        assert!(!c.series.is_empty() && c.bands.is_empty() && !c.bands_visible);
+        for (_, points) in &c.series {
+            for p in points {
+                let (x, y) = (c.x(p.layer), c.y_of_ratio(p.ratio));
+                assert!(x > f.left && x < f.width - f.right, "x {x}");
+                assert!(y > f.top && y < f.height - f.bottom, "y {y}");
+                assert!(p.outside.is_empty());
+            }
+        }
+        assert!(c.ticks().iter().all(|(t, _)| *t >= c.y0 && *t <= c.y1));
+        assert!(c.band_note().starts_with("No contract"));
+        assert!(RatioChart::new(&r, "no-such-path").is_none());
+    }
+
     #[test]
     fn ticks_take_the_smallest_nice_step_with_at_most_eight_intervals() {
         // Span 0.1: 0.01 gives 10 intervals, 0.02 gives 5.
