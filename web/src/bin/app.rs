@@ -623,29 +623,8 @@ mod app {
         }
     }
 
-    fn add(parent: &Element, child: &Element) -> Result<(), JsValue> {
-        parent.append_child(child).map(|_| ())
-    }
-
-    fn el(
-        document: &Document,
-        tag: &str,
-        text: Option<&str>,
-        class: Option<&str>,
-    ) -> Result<Element, JsValue> {
-        let e = document.create_element(tag)?;
-        if let Some(t) = text {
-            e.set_text_content(Some(t));
-        }
-        if let Some(c) = class {
-            e.set_class_name(c);
-        }
-        Ok(e)
-    }
-
     fn render_summary(document: &Document, s: &ModelSummary) -> Result<(), JsValue> {
         let root = by_id(document, "model")?;
-        root.set_text_content(None);
         set_status(
             document,
             &format!(
@@ -657,9 +636,14 @@ mod app {
             ),
             false,
         );
+        // Built by the shared renderer, which escapes every string it prints.
+        root.set_inner_html(&parallax_report::html::render_summary(&summary_view(s)));
+        Ok(())
+    }
 
-        add(&root, &el(document, "h2", Some("Model"), None)?)?;
-        let dl = el(document, "dl", None, Some("meta"))?;
+    /// The renderer's view of the model summary (the report crate knows no model types).
+    fn summary_view(s: &ModelSummary) -> parallax_report::html::SummaryView {
+        use parallax_report::html::{SummaryMeta, SummaryTensor, SummaryView};
         let mut facts: Vec<(String, String)> = vec![(
             "architecture".into(),
             s.architecture.clone().unwrap_or_else(|| "unknown".into()),
@@ -667,63 +651,34 @@ mod app {
         if let Some(h) = &s.hyperparameters {
             facts.extend(h.facts());
         }
-        for (k, v) in facts {
-            add(&dl, &el(document, "dt", Some(&k), None)?)?;
-            add(&dl, &el(document, "dd", Some(&v), None)?)?;
+        SummaryView {
+            facts,
+            types: s
+                .type_histogram
+                .iter()
+                .map(|t| (t.ty.clone(), t.tensors, parallax_model::human_bytes(t.bytes)))
+                .collect(),
+            metadata: s
+                .metadata
+                .iter()
+                .map(|m| SummaryMeta {
+                    key: m.key.clone(),
+                    value_type: m.value_type.clone(),
+                    value: m.value.clone(),
+                })
+                .collect(),
+            tensors: s
+                .tensors
+                .iter()
+                .map(|t| SummaryTensor {
+                    name: t.name.clone(),
+                    role: t.role.clone(),
+                    ty: t.ty.clone(),
+                    ne: t.ne.clone(),
+                    offset: t.offset,
+                    bytes: t.bytes,
+                })
+                .collect(),
         }
-        add(&root, &dl)?;
-
-        add(&root, &el(document, "h2", Some("Tensor types"), None)?)?;
-        let types = el(document, "p", None, None)?;
-        for t in &s.type_histogram {
-            let text =
-                format!("{} × {} ({})", t.tensors, t.ty, parallax_model::human_bytes(t.bytes));
-            add(&types, &el(document, "span", Some(&text), Some("pill"))?)?;
-        }
-        add(&root, &types)?;
-
-        add(&root, &el(document, "h2", Some("Metadata"), None)?)?;
-        let table = el(document, "table", None, None)?;
-        let head = el(document, "tr", None, None)?;
-        for h in ["key", "type", "value"] {
-            add(&head, &el(document, "th", Some(h), None)?)?;
-        }
-        add(&table, &head)?;
-        for m in &s.metadata {
-            let tr = el(document, "tr", None, None)?;
-            add(&tr, &el(document, "td", Some(&m.key), Some("mono"))?)?;
-            add(&tr, &el(document, "td", Some(&m.value_type), None)?)?;
-            add(&tr, &el(document, "td", Some(&m.value), Some("mono"))?)?;
-            add(&table, &tr)?;
-        }
-        add(&root, &table)?;
-
-        add(&root, &el(document, "h2", Some("Tensors"), None)?)?;
-        let table = el(document, "table", None, Some("tensors"))?;
-        let head = el(document, "tr", None, None)?;
-        for (h, num) in [
-            ("name", false),
-            ("role", false),
-            ("type", false),
-            ("shape (ne0, ne1, …)", false),
-            ("offset", true),
-            ("bytes", true),
-        ] {
-            add(&head, &el(document, "th", Some(h), if num { Some("num") } else { None })?)?;
-        }
-        add(&table, &head)?;
-        for t in &s.tensors {
-            let tr = el(document, "tr", None, None)?;
-            add(&tr, &el(document, "td", Some(&t.name), Some("mono"))?)?;
-            add(&tr, &el(document, "td", Some(t.role.as_deref().unwrap_or("—")), Some("mono"))?)?;
-            add(&tr, &el(document, "td", Some(&t.ty), None)?)?;
-            let shape: Vec<String> = t.ne.iter().map(|d| d.to_string()).collect();
-            add(&tr, &el(document, "td", Some(&shape.join(" × ")), Some("mono"))?)?;
-            add(&tr, &el(document, "td", Some(&t.offset.to_string()), Some("num"))?)?;
-            add(&tr, &el(document, "td", Some(&t.bytes.to_string()), Some("num"))?)?;
-            add(&table, &tr)?;
-        }
-        add(&root, &table)?;
-        Ok(())
     }
 }

@@ -1,0 +1,246 @@
+//! The one report renderer: HTML with inline SVG charts, used for the CLI's standalone report
+//! (`parallax run --html`), inside the page, and for the page's model summary.
+//!
+//! The output carries no script at all: hover values are SVG `<title>`s, legend toggles and
+//! metric switches are checkboxes and radio buttons styled by `report.css`. Output is written
+//! only through `markup::Writer`, which escapes every string it is given, so a hostile name
+//! renders as text. Chart models (scales, ticks, bands, heat levels) are plain data in
+//! `charts.rs`; `svg.rs` draws them; this module lays out the sections.
+
+mod charts;
+pub(crate) mod markup;
+mod summary;
+mod svg;
+
+pub use summary::{render_summary, SummaryMeta, SummaryTensor, SummaryView};
+
+use markup::{markup, Html, Writer};
+
+use crate::Report;
+
+/// The stylesheet of the rendered report (also served to the page as `report.css`).
+pub const REPORT_CSS: &str = include_str!("../report.css");
+
+/// Sites that get a colour and a legend toggle, in execution order: the layer sites of the one
+/// site table, `parallax_metrics::sites`, which the engine and the contracts use too.
+pub use parallax_metrics::sites::LAYER_SITES as KNOWN_SITES;
+
+/// A whole HTML document that opens offline: styles inline, no script, a CSP forbidding any.
+pub fn render_standalone(report: &Report) -> String {
+    let mut w = Writer::new();
+    markup!(
+        w,
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n\
+         <title>Parallax report — {}</title>\n<style>\n",
+        report.model.file_name
+    );
+    w.lit(REPORT_CSS);
+    w.lit("</style>\n</head>\n<body class=\"px-standalone\">\n");
+    w.html(&fragment(report));
+    w.lit("\n</body>\n</html>\n");
+    w.finish().into_string()
+}
+
+/// The report as an HTML fragment (a `<div class="px-report">`), for the page.
+pub fn render_fragment(r: &Report) -> String {
+    fragment(r).into_string()
+}
+
+fn fragment(r: &Report) -> Html {
+    let mut w = Writer::new();
+    w.lit("<div class=\"px-report\">\n");
+    header(&mut w, r);
+    verdicts(&mut w, r);
+    logits(&mut w, r);
+    for other in r.paths.iter().filter(|p| **p != r.reference) {
+        svg::ratio_chart(&mut w, r, other);
+        svg::heatmaps(&mut w, r, other);
+    }
+    svg::per_token(&mut w, r);
+    execution(&mut w, r);
+    w.lit("</div>\n");
+    w.finish()
+}
+
+/// What was run, on what, over which sample.
+fn header(w: &mut Writer, r: &Report) {
+    let n_tokens = r.prompt.tokens.len();
+    markup!(
+        w,
+        "<header class=\"px-head\"><h2>{}</h2><p>{} · {} · {} layers · {} · sha256 {}</p><p>prompt ",
+        r.model.name.as_deref().unwrap_or(&r.model.file_name),
+        r.model.file_name,
+        r.model.format,
+        r.model.n_layers,
+        r.model.arch,
+        r.model.sha256.as_deref().unwrap_or("not computed"),
+    );
+    match &r.prompt.text {
+        Some(t) => markup!(w, "“{}”", t),
+        None => w.lit("token ids"),
+    }
+    markup!(w, ": {} tokens <code>{}</code></p>", n_tokens, format!("{:?}", r.prompt.tokens));
+    let width =
+        r.layers.first().and_then(|l| l.sites.get("ffn_swigl")).map(|s| s.width).unwrap_or(0);
+    let per = match r.scope {
+        crate::Scope::All => format!("all {n_tokens} tokens"),
+        crate::Scope::Last => "the last token".to_string(),
+    };
+    markup!(
+        w,
+        "<p class=\"px-scope\">Every statistic is over <b>{}</b> ({} std); an FFN site holds <b>{}</b> values per path \
+         ({} per token). Reference path <b>{}</b>; mode <b>{}</b>.</p></header>\n",
+        per,
+        r.std_kind,
+        if r.scope == crate::Scope::All { width * n_tokens as u64 } else { width },
+        width,
+        r.reference,
+        Html::lit(match r.mode {
+            crate::Mode::Free => "free (each path keeps its own residual stream)",
+            crate::Mode::Replay => "replay (matmuls also fed the reference's input)",
+        }),
+    );
+}
+
+/// The verdict table and the first-divergence callout, when the report was judged.
+fn verdicts(w: &mut Writer, r: &Report) {
+    use crate::verdict::{Cause, Outcome};
+    let Some(v) = &r.verdicts else { return };
+    let (pass, fail, nm, refused) = v.tally();
+    let overall = Html::lit(if v.passed() {
+        "<span class=\"pass\">PASS</span>"
+    } else {
+        "<span class=\"fail\">FAIL</span>"
+    });
+    markup!(
+        w,
+        "<section class=\"px-verdicts\"><h3>Verdict: {}</h3><p class=\"px-note\">{} passed, {} failed, {} refused (unequal or unknown samples), {} not measurable.</p>",
+        overall,
+        pass,
+        fail,
+        refused,
+        nm
+    );
+    if let Some(d) = &v.first_divergence {
+        let cause = match d.cause {
+            Cause::Root => "root: the op alone, fed the reference's input, already leaves the band",
+            Cause::Propagated => {
+                "propagated: the op alone stays inside the band; the accumulated error leaves it"
+            }
+            Cause::Unknown => "run in replay mode to tell whether the op itself is at fault",
+        };
+        markup!(
+            w,
+            "<div class=\"px-callout\"><b>First divergence: {}</b> — {} {} ({}, band {}). {}.<br><span class=\"px-note\">{}</span></div>",
+            d.at.place(),
+            d.test,
+            d.at.value.map(|x| format!("{x:.6}")).unwrap_or_else(|| "no value".into()),
+            d.contract,
+            d.band,
+            cause,
+            d.explanation
+        );
+    }
+    for c in &v.contracts {
+        markup!(
+            w,
+            "<h4>{}{}</h4><table><tr><th>outcome</th><th>test</th><th>rule</th><th>worst / first failure (elements per path)</th></tr>",
+            c.name,
+            c.version.as_deref().map(|v| format!(" v{v}")).unwrap_or_default()
+        );
+        for t in &c.tests {
+            let class = match t.outcome {
+                Outcome::Pass => "pass",
+                Outcome::Fail | Outcome::Refused => "fail",
+                Outcome::NotMeasurable => "nm",
+            };
+            let at = t
+                .first_failure
+                .as_ref()
+                .or(t.worst.as_ref())
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            markup!(
+                w,
+                "<tr><td class=\"{}\">{}</td><td><code>{}</code></td><td>{}</td><td>{}",
+                class,
+                t.outcome.to_string(),
+                t.id,
+                t.rule,
+                at
+            );
+            if let Some(b) = &t.band {
+                markup!(w, " · band {}", b);
+            }
+            for n in &t.notes {
+                markup!(w, "<br><span class=\"px-note\">{}</span>", n);
+            }
+            w.lit("</td></tr>");
+        }
+        w.lit("</table>");
+    }
+    w.lit("</section>\n");
+}
+
+/// A statistic with `digits` decimals, or a dash when there is none.
+fn num(v: Option<f64>, digits: usize) -> String {
+    v.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "—".into())
+}
+
+/// Logits agreement at the last position, one row per path.
+fn logits(w: &mut Writer, r: &Report) {
+    w.lit("<section class=\"px-logits\"><h3>Logits at the last position</h3><table><tr><th>path</th><th>top-1</th><th>top-10 ids</th><th>KL vs reference (nats)</th><th>top-10 overlap</th><th>cosine</th></tr>");
+    for p in &r.paths {
+        let Some(l) = r.logits.paths.get(p) else { continue };
+        let top1 = l.top.first().map(|t| format!("{} ({:.4})", t.0, t.1)).unwrap_or_default();
+        let ids: Vec<String> = l.top.iter().map(|t| t.0.to_string()).collect();
+        let (kl, overlap, cos) = match r.logits.compare.get(p) {
+            Some(c) => (num(c.kl, 6), format!("{}/10", c.top10_overlap), num(c.cosine, 7)),
+            None => ("—".into(), "—".into(), "—".into()),
+        };
+        markup!(
+            w,
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            p,
+            top1,
+            ids.join(" "),
+            kl,
+            overlap,
+            cos
+        );
+    }
+    w.lit("</table></section>\n");
+}
+
+/// How each path ran: kernels, shared ops, notes, the GPU adapter.
+fn execution(w: &mut Writer, r: &Report) {
+    w.lit("<section class=\"px-exec\"><h3>How each path ran</h3><ul>");
+    for (p, kernels) in &r.execution.matmuls {
+        markup!(w, "<li><b>{}</b>: {}</li>", p, kernels.join("; "));
+    }
+    markup!(w, "<li>shared: {}</li>", r.execution.shared_ops.join("; "));
+    for n in &r.execution.notes {
+        markup!(w, "<li>{}</li>", n);
+    }
+    if let Some(g) = &r.execution.gpu {
+        markup!(w, "<li><b>gpu</b> adapter: {} ({}, {}", g.adapter, g.backend, g.device_type);
+        if !g.driver.is_empty() {
+            w.lit(", ");
+            w.text(&g.driver);
+        }
+        let limits: Vec<String> = g.limits.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        markup!(
+            w,
+            "); features: {}; limits: {}</li><li>gpu placement: {}</li>",
+            if g.features.is_empty() { "none".to_string() } else { g.features.join(", ") },
+            limits.join(", "),
+            g.placement
+        );
+    }
+    if let Some(why) = &r.execution.gpu_unavailable {
+        markup!(w, "<li class=\"px-warn\"><b>gpu unavailable</b>: {}</li>", why);
+    }
+    w.lit("</ul></section>\n");
+}
