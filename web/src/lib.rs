@@ -14,7 +14,7 @@ pub enum Request {
     /// Read the header and answer with the model summary.
     Inspect,
     /// Run the parity engine.
-    Run(RunRequest),
+    Run(Box<RunRequest>),
     /// Show a report without the model: from a permalink payload (`#r=…`) or report JSON.
     Show { permalink: Option<String>, json: Option<String> },
 }

@@ -5,7 +5,7 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -51,7 +51,7 @@ enum Command {
         rows: Option<Range<u64>>,
     },
     /// Run the model along several paths with the same probes and print where they part ways.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Re-judge a saved report against contracts, without the model. Exit 0 pass, 1 fail.
     Check {
         /// A report written by `parallax run --json`.
@@ -166,7 +166,7 @@ fn main() -> ExitCode {
             inspect(&model, json, full).map(|_| Verdict::Pass)
         }
         Command::Dump { model, tensor, rows } => dump(&model, &tensor, rows).map(|_| Verdict::Pass),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Check { report, judge, html } => run::check(&report, &judge, html.as_deref()),
         Command::Tokenize { model, prompt, no_special } => {
             tokenize(&model, &prompt, !no_special).map(|_| Verdict::Pass)
@@ -182,7 +182,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn tokenize(path: &PathBuf, prompt: &str, add_special: bool) -> Result<(), String> {
+fn tokenize(path: &Path, prompt: &str, add_special: bool) -> Result<(), String> {
     let model = open(path)?;
     let tokenizer = parallax_engine::tokenizer_for(&model).map_err(|e| e.to_string())?;
     let ids = tokenizer.encode(prompt, add_special);
@@ -193,7 +193,7 @@ fn tokenize(path: &PathBuf, prompt: &str, add_special: bool) -> Result<(), Strin
     Ok(())
 }
 
-fn open(path: &PathBuf) -> Result<Model<FileSource>, String> {
+fn open(path: &Path) -> Result<Model<FileSource>, String> {
     open_with(path, |file| file)
 }
 
@@ -207,7 +207,7 @@ fn open_with<S: parallax_source::ByteSource>(
     Model::open(wrap(source)).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn inspect(path: &PathBuf, json: bool, full: bool) -> Result<(), String> {
+fn inspect(path: &Path, json: bool, full: bool) -> Result<(), String> {
     let model = open(path)?;
     let summary = if full { model.summary_full() } else { model.summary() };
     let mut out = io::stdout().lock();
@@ -292,7 +292,7 @@ fn print_summary(out: &mut impl Write, s: &ModelSummary) -> io::Result<()> {
     Ok(())
 }
 
-fn dump(path: &PathBuf, name: &str, rows: Option<Range<u64>>) -> Result<(), String> {
+fn dump(path: &Path, name: &str, rows: Option<Range<u64>>) -> Result<(), String> {
     let model = open(path)?;
     let tensor = model.tensor(name).ok_or_else(|| {
         let similar: Vec<&str> = model

@@ -410,7 +410,7 @@ mod app {
             .and_then(|i| i.files())
             .and_then(|f| f.get(0));
         match contract_file {
-            None => begin_run(state, Request::Run(run)),
+            None => begin_run(state, Request::Run(Box::new(run))),
             Some(file) => {
                 let state = state.clone();
                 wasm_bindgen_futures::spawn_local(async move {
@@ -421,7 +421,7 @@ mod app {
                     {
                         Some(text) => {
                             run.contracts.push((file.name(), text));
-                            begin_run(&state, Request::Run(run));
+                            begin_run(&state, Request::Run(Box::new(run)));
                         }
                         None => set_status(
                             &state.borrow().document,
