@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use parallax_judge::{evaluate, PathMapping};
 use parallax_judge::Contract;
+use parallax_judge::{evaluate, PathMapping};
 
 #[path = "seed_report.rs"]
 mod seed_report;

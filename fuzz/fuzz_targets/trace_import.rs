@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use parallax_judge::{evaluate_with_traces, PathMapping};
 use parallax_judge::trace::{parse_apr_payload, parse_llama_eval_callback, parse_trace};
+use parallax_judge::{evaluate_with_traces, PathMapping};
 
 #[path = "seed_report.rs"]
 mod seed_report;
