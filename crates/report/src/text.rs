@@ -62,21 +62,11 @@ pub fn verdict_lines(v: &Verdicts) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::tests::test;
-    use crate::verdict::ContractVerdict;
+    use crate::verdict::tests::{one_contract, test};
 
     #[test]
     fn lines_name_the_mapping_every_outcome_and_the_verdict() {
-        let mut v = Verdicts {
-            contracts: vec![ContractVerdict {
-                name: "c".into(),
-                version: Some("1".into()),
-                source: None,
-                mapping: vec![("apr".into(), "f32".into())],
-                tests: vec![test(Outcome::Pass), test(Outcome::NotMeasurable)],
-            }],
-            first_divergence: None,
-        };
+        let mut v = one_contract(vec![test(Outcome::Pass), test(Outcome::NotMeasurable)]);
         let lines = verdict_lines(&v);
         assert_eq!(lines[0], "contract c v1 (apr → f32)");
         assert!(lines.iter().any(|l| l.contains("NOT MEASURABLE")), "{lines:?}");

@@ -217,6 +217,20 @@ impl Verdicts {
 pub(crate) mod tests {
     use super::*;
 
+    /// One contract `c` v1 mapping `apr` to `f32`, holding `tests`.
+    pub(crate) fn one_contract(tests: Vec<TestVerdict>) -> Verdicts {
+        Verdicts {
+            contracts: vec![ContractVerdict {
+                name: "c".into(),
+                version: Some("1".into()),
+                source: None,
+                mapping: vec![("apr".into(), "f32".into())],
+                tests,
+            }],
+            first_divergence: None,
+        }
+    }
+
     pub(crate) fn test(outcome: Outcome) -> TestVerdict {
         TestVerdict {
             id: "X-001".into(),
@@ -240,16 +254,7 @@ pub(crate) mod tests {
 
     #[test]
     fn overall_verdict_counts_fail_and_refused_against_the_run() {
-        let mut v = Verdicts {
-            contracts: vec![ContractVerdict {
-                name: "c".into(),
-                version: Some("1".into()),
-                source: None,
-                mapping: vec![("apr".into(), "f32".into())],
-                tests: vec![test(Outcome::Pass), test(Outcome::NotMeasurable)],
-            }],
-            first_divergence: None,
-        };
+        let mut v = one_contract(vec![test(Outcome::Pass), test(Outcome::NotMeasurable)]);
         assert!(v.passed());
         v.contracts[0].tests.push(test(Outcome::Refused));
         assert!(!v.passed());
