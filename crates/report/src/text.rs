@@ -27,6 +27,12 @@ pub fn verdict_lines(v: &Verdicts) -> Vec<String> {
                     t.evaluated,
                     t.band.as_deref().unwrap_or("")
                 )),
+                (Outcome::Explained, Some(m), _) => line.push_str(&format!(
+                    " — {}/{} outside {}, explained (see below); first: {m}",
+                    t.failed,
+                    t.evaluated,
+                    t.band.as_deref().unwrap_or("")
+                )),
                 (Outcome::Pass, _, Some(m)) => line.push_str(&format!(
                     " — worst {m}; band {}, {} points",
                     t.band.as_deref().unwrap_or(""),
@@ -51,11 +57,7 @@ pub fn verdict_lines(v: &Verdicts) -> Vec<String> {
         ));
         out.push(format!("  {}", d.explanation));
     }
-    let (p, f, n, r) = v.tally();
-    out.push(format!(
-        "verdict: {} — {p} passed, {f} failed, {r} refused, {n} not measurable",
-        if v.passed() { "PASS" } else { "FAIL" }
-    ));
+    out.push(format!("verdict: {} — {}", if v.passed() { "PASS" } else { "FAIL" }, v.tally()));
     out
 }
 

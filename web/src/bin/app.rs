@@ -36,6 +36,10 @@ mod app {
         /// What the worker reads: a local file or a URL.
         target: Option<Target>,
         running: bool,
+        /// The model's "opened" sentence may still take the status line: nothing since the file
+        /// was chosen has written there. A run started (or refused) before the worker's summary
+        /// arrives keeps its own status.
+        announce_open: bool,
         started_ms: f64,
         /// Run settings from the page's address (`?scope=last&mode=replay…`), applied to the
         /// next run over the form's values, then dropped.
@@ -61,6 +65,7 @@ mod app {
             pending: None,
             target: None,
             running: false,
+            announce_open: false,
             started_ms: 0.0,
             urls: Vec::new(),
             link_settings: query_pairs(),
@@ -307,6 +312,7 @@ mod app {
                 return;
             }
             set_status(&s.document, &format!("Reading {name} …"), false);
+            s.announce_open = true;
             clear(&s.document, "model");
             clear(&s.document, "report");
             set_hidden(&s.document, "downloads", true);
@@ -392,6 +398,7 @@ mod app {
 
     fn start_run(state: &Shared) {
         let document = state.borrow().document.clone();
+        state.borrow_mut().announce_open = false;
         if state.borrow().target.is_none() {
             return set_status(&document, "Choose a model file first.", true);
         }
@@ -498,7 +505,8 @@ mod app {
                 }
             }
             WorkerMessage::Inspected { summary } => {
-                if let Err(e) = render_summary(&document, &summary) {
+                let announce = std::mem::take(&mut state.borrow_mut().announce_open);
+                if let Err(e) = render_summary(&document, &summary, announce) {
                     web_sys::console::error_1(&e);
                 }
                 if let Some(b) = document.get_element_by_id("run") {
@@ -623,19 +631,25 @@ mod app {
         }
     }
 
-    fn render_summary(document: &Document, s: &ModelSummary) -> Result<(), JsValue> {
+    fn render_summary(
+        document: &Document,
+        s: &ModelSummary,
+        announce: bool,
+    ) -> Result<(), JsValue> {
         let root = by_id(document, "model")?;
-        set_status(
-            document,
-            &format!(
-                "{} — {}, {} tensors, {}. Choose the run settings above and press Run parity.",
-                s.file_name,
-                s.format,
-                s.tensors.len(),
-                parallax_model::human_bytes(s.file_bytes)
-            ),
-            false,
-        );
+        if announce {
+            set_status(
+                document,
+                &format!(
+                    "{} — {}, {} tensors, {}. Choose the run settings above and press Run parity.",
+                    s.file_name,
+                    s.format,
+                    s.tensors.len(),
+                    parallax_model::human_bytes(s.file_bytes)
+                ),
+                false,
+            );
+        }
         // Built by the shared renderer, which escapes every string it prints.
         root.set_inner_html(&parallax_report::html::render_summary(&summary_view(s)));
         Ok(())

@@ -108,7 +108,7 @@ fn header(w: &mut Writer, r: &Report) {
 fn verdicts(w: &mut Writer, r: &Report) {
     use crate::verdict::{Cause, Outcome};
     let Some(v) = &r.verdicts else { return };
-    let (pass, fail, nm, refused) = v.tally();
+    let t = v.tally();
     let overall = Html::lit(if v.passed() {
         "<span class=\"pass\">PASS</span>"
     } else {
@@ -116,12 +116,13 @@ fn verdicts(w: &mut Writer, r: &Report) {
     });
     markup!(
         w,
-        "<section class=\"px-verdicts\"><h3>Verdict: {}</h3><p class=\"px-note\">{} passed, {} failed, {} refused (unequal or unknown samples), {} not measurable.</p>",
+        "<section class=\"px-verdicts\"><h3>Verdict: {}</h3><p class=\"px-note\">{}{} passed, {} failed, {} refused (unequal or unknown samples), {} not measurable.</p>",
         overall,
-        pass,
-        fail,
-        refused,
-        nm
+        if t.explained > 0 { format!("{} explained by the arithmetic (not failures), ", t.explained) } else { String::new() },
+        t.pass,
+        t.fail,
+        t.refused,
+        t.not_measurable
     );
     if let Some(d) = &v.first_divergence {
         let cause = match d.cause {
@@ -154,6 +155,7 @@ fn verdicts(w: &mut Writer, r: &Report) {
             let class = match t.outcome {
                 Outcome::Pass => "pass",
                 Outcome::Fail | Outcome::Refused => "fail",
+                Outcome::Explained => "explained",
                 Outcome::NotMeasurable => "nm",
             };
             let at = t
