@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use indexmap::IndexMap;
 use parallax_metrics::Compare;
-use parallax_report::{LayerRecord, Mode, TokenSite};
+use parallax_report::{LayerRecord, LocalNoise, TokenSite};
 
 use crate::arch::ArchConfig;
 use crate::inject;
 use crate::options::RunOptions;
-use crate::paths::{matmul_async, Gpu, Matrix, PathKind};
+use crate::paths::{self, matmul_async, Gpu, Matrix, PathKind};
 use crate::probe::Probe;
 use crate::weights::LayerWeights;
 use crate::{ops, EngineError};
@@ -57,7 +57,7 @@ impl Lockstep<'_> {
                 }
             }
         }
-        matmul_async(p, m, x, self.probe.n_tokens, self.gpu).await
+        matmul_async(p, m, x, x.len() / m.cols.max(1), self.gpu).await
     }
 
     /// Layer `il` on every path: `resid` (one residual stream per path) goes in before the
@@ -95,6 +95,14 @@ impl Lockstep<'_> {
         let up = b.mul("ffn_up", &w.up, &cur, None).await?;
         b.record("ffn_up", &up, c.n_ff);
         let act = b.each_path(&gate, |(p, _), g| p.activate(c.activation, g, c.n_ff));
+        // The activation's arithmetic is the path's own: also fed the reference's gate.
+        let local = b.local_op(
+            &act,
+            c.n_ff,
+            |p| p.activate(c.activation, &gate[0], c.n_ff),
+            |p| p.exact_activation(c.activation, &gate[0], c.n_ff),
+        );
+        b.local.insert("ffn_silu", local);
         b.record("ffn_silu", &act, c.n_ff);
         let swigl =
             b.each_path(&act, |(_, i), a| a.iter().zip(&up[i]).map(|(a, u)| a * u).collect());
@@ -114,8 +122,8 @@ struct Block<'s, 'w> {
     w: &'w LayerWeights,
     sites: LayerRecord,
     per_token: IndexMap<String, TokenSite>,
-    /// Replay mode: a matmul site's local comparisons, until the site is recorded.
-    local: HashMap<&'static str, IndexMap<String, Compare>>,
+    /// A matmul site's local comparisons and their predicted noise, until the site is recorded.
+    local: HashMap<&'static str, (IndexMap<String, Compare>, IndexMap<String, LocalNoise>)>,
 }
 
 impl<'s, 'w> Block<'s, 'w> {
@@ -135,7 +143,7 @@ impl<'s, 'w> Block<'s, 'w> {
         let s = self.step;
         let broken = inject::broken_scope(&s.opts.faults, &s.opts.paths, self.il, name);
         let (mut rec, tok) = s.probe.site_with(bufs, width, &broken);
-        rec.local = self.local.remove(name).unwrap_or_default();
+        (rec.local, rec.noise) = self.local.remove(name).unwrap_or_default();
         self.sites.sites.insert(name.into(), rec);
         self.per_token.insert(name.into(), tok);
     }
@@ -154,9 +162,11 @@ impl<'s, 'w> Block<'s, 'w> {
         bufs.iter().map(|x| ops::rms_norm(x, c.n_embd, weight, c.rms_eps)).collect()
     }
 
-    /// `m · x + bias` at `site` on every path, each on its own input. In replay mode every
-    /// other path also multiplies the reference's input, and that local result is compared with
-    /// the reference's output (recorded with the site).
+    /// `m · x + bias` at `site` on every path, each on its own input. Every other path also
+    /// multiplies the reference's input (the rows in scope), and that local result is compared
+    /// with the reference's output and with the noise its arithmetic predicts (recorded with the
+    /// site): the error the op adds on its own, so a wrong kernel is found at its own site
+    /// however much noise arrives from upstream.
     async fn mul(
         &mut self,
         site: &'static str,
@@ -170,19 +180,92 @@ impl<'s, 'w> Block<'s, 'w> {
             s.check_cancel()?;
             outs.push(self.apply(site, m, *p, x, bias).await?);
         }
-        if s.opts.mode == Mode::Replay {
-            let mut local = IndexMap::new();
-            for p in s.opts.paths.iter().skip(1) {
-                let y = self.apply(site, m, *p, &inputs[0], bias).await?;
-                if let Some(c) =
-                    Compare::of(s.probe.scoped(&outs[0], m.rows), s.probe.scoped(&y, m.rows))
-                {
-                    local.insert(p.id().into(), c);
-                }
+        let x = s.probe.scoped(&inputs[0], m.cols);
+        let reference = s.probe.scoped(&outs[0], m.rows);
+        let (mut local, mut noise) = (IndexMap::new(), IndexMap::new());
+        let mut columns: Option<Vec<f64>> = None;
+        for p in s.opts.paths.iter().skip(1) {
+            s.check_cancel()?;
+            let y = self.apply(site, m, *p, x, bias).await?;
+            if let Some(c) = Compare::of(reference, &y) {
+                local.insert(p.id().into(), c);
             }
-            self.local.insert(site, local);
+            let columns = match &mut columns {
+                Some(c) => c,
+                None => columns.insert(paths::column_energy(m)?),
+            };
+            if let Some(n) = self.local_noise(*p, m, columns, x, reference, &y)? {
+                noise.insert(p.id().into(), n);
+            }
         }
+        self.local.insert(site, (local, noise));
         Ok(outs)
+    }
+
+    /// The noise `p`'s arithmetic predicts for its local result `y` (rows of `m.rows`) from the
+    /// reference's input `x` and output `reference`: per token `Σ_i c_i e_i²` with `e` the
+    /// input's rounding as `p`'s kernel sees it, plus an f32 summation floor ([`LocalNoise`]).
+    fn local_noise(
+        &self,
+        p: PathKind,
+        m: &Matrix,
+        columns: &[f64],
+        x: &[f32],
+        reference: &[f32],
+        y: &[f32],
+    ) -> Result<Option<LocalNoise>, EngineError> {
+        const UNIT_ROUNDOFF: f64 = 1.0 / 16_777_216.0;
+        let floor_scale = (4.0 * UNIT_ROUNDOFF).powi(2) * m.cols as f64;
+        let mut predicted = Vec::with_capacity(x.len() / m.cols.max(1));
+        for xr in x.chunks_exact(m.cols) {
+            let rounded = paths::kernel_input(p, m, xr)?;
+            let mut energy = 0f64;
+            for (i, (&xi, &ci)) in xr.iter().zip(columns).enumerate() {
+                let xi = f64::from(xi);
+                let e = rounded.as_ref().map_or(0.0, |r| f64::from(r[i]) - xi);
+                energy += ci * (e * e + floor_scale * xi * xi);
+            }
+            predicted.push(energy);
+        }
+        Ok(self.noise_record(&predicted, reference, y, m.rows))
+    }
+
+    /// [`LocalNoise`] from each token's predicted error energy, against the measured local
+    /// result `y` (rows of `width`, the rows in scope, as `reference`).
+    fn noise_record(
+        &self,
+        predicted: &[f64],
+        reference: &[f32],
+        y: &[f32],
+        width: usize,
+    ) -> Option<LocalNoise> {
+        let first_position = self.step.probe.n_tokens - predicted.len();
+        let (mut predicted_sum, mut reference_sum) = (0f64, 0f64);
+        let mut worst: Option<(f64, u32)> = None;
+        let rows = reference.chunks_exact(width).zip(y.chunks_exact(width)).zip(predicted);
+        for (t, ((rr, yr), &predicted)) in rows.enumerate() {
+            let measured: f64 =
+                rr.iter().zip(yr).map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2)).sum();
+            if !measured.is_finite() || !predicted.is_finite() {
+                return None;
+            }
+            predicted_sum += predicted;
+            reference_sum += rr.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>();
+            let ratio = if predicted > 0.0 {
+                (measured / predicted).sqrt()
+            } else if measured > 0.0 {
+                f64::MAX
+            } else {
+                0.0
+            };
+            if worst.is_none_or(|(w, _)| ratio > w) {
+                worst = Some((ratio, (first_position + t) as u32));
+            }
+        }
+        let (ratio, position) = worst?;
+        let predicted_rel_l2 =
+            if reference_sum > 0.0 { (predicted_sum / reference_sum).sqrt() } else { 0.0 };
+        Some(LocalNoise { predicted_rel_l2, ratio, position })
     }
 
     /// One path's `m · x + bias`, as the run's faults have it on that path.
@@ -197,22 +280,25 @@ impl<'s, 'w> Block<'s, 'w> {
         let faults = &self.step.opts.faults;
         let m = inject::weights(faults, self.il, site, p, m, self.w)?;
         let mut y = self.step.matmul(p, &m, x).await?;
-        if let Some(b) = inject::bias(faults, self.il, site, p, bias) {
+        if let Some(b) = inject::bias(faults, self.il, site, p, &m, bias)? {
             ops::add_bias(&mut y, b);
         }
         Ok(y)
     }
 
     /// Per-head q/k norms (Qwen 3, Gemma 3), RoPE, then softmax(q·kᵀ·scale)·v on each path, in
-    /// that path's arithmetic.
-    fn attention(&self, q: &mut [Vec<f32>], k: &mut [Vec<f32>], v: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    /// that path's arithmetic. Every other path's arithmetic is also fed the reference's q, k
+    /// and v (recorded with `attn_out`).
+    fn attention(
+        &mut self,
+        q: &mut [Vec<f32>],
+        k: &mut [Vec<f32>],
+        v: &[Vec<f32>],
+    ) -> Vec<Vec<f32>> {
         let (c, w, il) = (self.step.cfg, self.w, self.il);
         let (base, freq_scale) = c.rope_for(il);
-        let window = if c.is_swa(il) { c.sliding_window } else { None };
         let positions = &self.step.positions;
-        let mut att = Vec::with_capacity(q.len());
-        for (((q, k), v), path) in q.iter_mut().zip(k.iter_mut()).zip(v).zip(&self.step.opts.paths)
-        {
+        for (q, k) in q.iter_mut().zip(k.iter_mut()) {
             if let Some(qn) = &w.q_norm {
                 *q = ops::rms_norm(q, c.head_dim, qn, c.rms_eps);
             }
@@ -221,22 +307,112 @@ impl<'s, 'w> Block<'s, 'w> {
             }
             ops::rope(q, positions, c.n_head, c.head_dim, base, freq_scale, c.rope_style);
             ops::rope(k, positions, c.n_head_kv, c.head_dim, base, freq_scale, c.rope_style);
-            let scale = path.prescale_q(c, q);
-            let (n, f16) = (self.step.probe.n_tokens, path.f16_attention());
-            att.push(ops::attention(
-                q,
-                k,
-                v,
-                n,
-                c.n_head,
-                c.n_head_kv,
-                c.head_dim,
-                scale,
-                window,
-                f16,
-            ));
         }
+        let paths = &self.step.opts.paths;
+        let att: Vec<Vec<f32>> = paths
+            .iter()
+            .zip(q.iter())
+            .zip(k.iter().zip(v))
+            .map(|((p, q), (k, v))| self.attend(*p, q.clone(), k, v))
+            .collect();
+        let local = self.local_op(
+            &att,
+            c.n_head * c.head_dim,
+            |p| self.attend(p, q[0].clone(), &k[0], &v[0]),
+            |p| self.attend_exact(p, q[0].clone(), &k[0], &v[0]),
+        );
+        self.local.insert("attn_out", local);
         att
+    }
+
+    /// softmax(q·kᵀ·scale)·v in `path`'s arithmetic (f16 operands, where it scales q).
+    fn attend(&self, path: PathKind, mut q: Vec<f32>, k: &[f32], v: &[f32]) -> Vec<f32> {
+        let (c, il) = (self.step.cfg, self.il);
+        let window = if c.is_swa(il) { c.sliding_window } else { None };
+        let scale = path.prescale_q(c, &mut q);
+        let (n, f16) = (self.step.probe.n_tokens, path.f16_attention());
+        ops::attention(&q, k, v, n, c.n_head, c.n_head_kv, c.head_dim, scale, window, f16)
+    }
+
+    /// What `path`'s attention would give if its only difference from the reference were the
+    /// rounding of its operands: q (scaled first where the path does), k and v rounded to f16,
+    /// then the reference's f32 attention. `None` for paths that round none.
+    fn attend_exact(
+        &self,
+        path: PathKind,
+        mut q: Vec<f32>,
+        k: &[f32],
+        v: &[f32],
+    ) -> Option<Vec<f32>> {
+        if !path.f16_attention() {
+            return None;
+        }
+        let (c, il) = (self.step.cfg, self.il);
+        let window = if c.is_swa(il) { c.sliding_window } else { None };
+        let scale = path.prescale_q(c, &mut q);
+        let round = |x: &[f32]| -> Vec<f32> {
+            x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()
+        };
+        let n = self.step.probe.n_tokens;
+        Some(ops::attention(
+            &round(&q),
+            &round(k),
+            &round(v),
+            n,
+            c.n_head,
+            c.n_head_kv,
+            c.head_dim,
+            scale,
+            window,
+            false,
+        ))
+    }
+
+    /// A path-specific op other than a matmul: every other path's arithmetic, run by
+    /// `op` on the reference's input, against the reference's output `outs[0]` (rows of
+    /// `width`, compared over the run's scope): the site's `local` comparisons. Its
+    /// noise is predicted by `exact`: the reference's own (f32) arithmetic applied to the
+    /// operands as that path rounds them (`None` where it rounds none), plus a floor of
+    /// 2⁻¹⁰ of the output for what the op rounds inside (f16 softmax probabilities).
+    fn local_op(
+        &self,
+        outs: &[Vec<f32>],
+        width: usize,
+        op: impl Fn(PathKind) -> Vec<f32>,
+        exact: impl Fn(PathKind) -> Option<Vec<f32>>,
+    ) -> (IndexMap<String, Compare>, IndexMap<String, LocalNoise>) {
+        const FLOOR: f64 = 1.0 / 1024.0;
+        let s = self.step;
+        let reference = s.probe.scoped(&outs[0], width);
+        let (mut local, mut noise) = (IndexMap::new(), IndexMap::new());
+        for p in s.opts.paths.iter().skip(1) {
+            let y = op(*p);
+            let y = s.probe.scoped(&y, width);
+            if let Some(c) = Compare::of(reference, y) {
+                local.insert(p.id().into(), c);
+            }
+            let exact = exact(*p);
+            let exact = exact.as_deref().map(|e| s.probe.scoped(e, width));
+            let predicted: Vec<f64> = reference
+                .chunks_exact(width)
+                .enumerate()
+                .map(|(t, rr)| {
+                    let rounding: f64 = exact.map_or(0.0, |e| {
+                        e[t * width..(t + 1) * width]
+                            .iter()
+                            .zip(rr)
+                            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+                            .sum()
+                    });
+                    let size: f64 = rr.iter().map(|a| f64::from(*a).powi(2)).sum();
+                    rounding + FLOOR * FLOOR * size
+                })
+                .collect();
+            if let Some(n) = self.noise_record(&predicted, reference, y, width) {
+                noise.insert(p.id().into(), n);
+            }
+        }
+        (local, noise)
     }
 
     /// `resid += post_norm(m · x)` on every path — attention's output projection and the FFN's

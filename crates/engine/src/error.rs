@@ -61,6 +61,11 @@ pub enum EngineError {
         tensor: String,
         ty: String,
     },
+    /// A drop-bias fault at a projection that has no bias to drop.
+    NoBias {
+        layer: u32,
+        tensor: String,
+    },
     /// The synchronous run was asked for the gpu path in the browser.
     GpuNeedsAsync,
     Tokenizer {
@@ -132,6 +137,10 @@ impl fmt::Display for EngineError {
             EngineError::NotQ4K { layer, tensor, ty } => write!(
                 f,
                 "cannot inject q4k-scales at layer {layer}: `{tensor}` is {ty}, not Q4_K; pick a site whose weights are Q4_K (see `parallax inspect`)"
+            ),
+            EngineError::NoBias { layer, tensor } => write!(
+                f,
+                "cannot inject drop-bias at layer {layer}: `{tensor}` has no bias to drop (qwen2 files have q/k/v biases; llama, qwen3 and gemma3 files usually do not)"
             ),
             EngineError::GpuNeedsAsync => write!(
                 f,

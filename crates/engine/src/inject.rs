@@ -99,7 +99,13 @@ impl Fault {
     }
 
     fn site_matches(&self, site: &str) -> bool {
-        self.site.as_deref().is_none_or(|s| s == site)
+        match self.site.as_deref() {
+            Some(s) => s == site,
+            // The kind's default sites: drop-bias drops the q/k/v biases only (an output
+            // projection's bias is not among its classic bugs).
+            None if self.kind == FaultKind::DropBias => ["q", "k", "v"].contains(&site),
+            None => true,
+        }
     }
 
     fn hits(&self, kind: FaultKind, layer: u32, site: &str, path: PathKind) -> bool {
@@ -137,15 +143,23 @@ pub(crate) fn weights<'a>(
     }
 }
 
-/// The bias path `path` adds at `site` of layer `il`: none under `drop-bias`.
+/// The bias path `path` adds at `site` of layer `il` (the product of `m`): none under
+/// `drop-bias`, which refuses a projection without a bias rather than change nothing.
 pub(crate) fn bias<'a>(
     faults: &[Fault],
     il: u32,
     site: &str,
     path: PathKind,
+    m: &Matrix,
     bias: Option<&'a [f32]>,
-) -> Option<&'a [f32]> {
-    bias.filter(|_| !any(faults, FaultKind::DropBias, il, site, path))
+) -> Result<Option<&'a [f32]>, EngineError> {
+    if !any(faults, FaultKind::DropBias, il, site, path) {
+        return Ok(bias);
+    }
+    match bias {
+        Some(_) => Ok(None),
+        None => Err(EngineError::NoBias { layer: il, tensor: m.name.clone() }),
+    }
 }
 
 /// The paths whose probe at `site` of layer `il` takes the other scope (`scope-mismatch`).

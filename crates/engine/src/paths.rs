@@ -100,6 +100,26 @@ impl PathKind {
             .collect()
     }
 
+    /// What [`PathKind::activate`] would give if this path's only difference from the reference
+    /// were the rounding of its input: the table GELU looks its input up as f16, so the exact
+    /// GELU of the f16-rounded gate. `None` where the path rounds nothing (ggml's SiLU differs
+    /// from libm's only in the last bits, inside the noise floor).
+    pub(crate) fn exact_activation(
+        self,
+        act: Activation,
+        gate: &[f32],
+        n_ff: usize,
+    ) -> Option<Vec<f32>> {
+        match (act, self.llamacpp_ops()) {
+            (Activation::GeluTanh, true) => {
+                let rounded: Vec<f32> =
+                    gate.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
+                Some(PathKind::F32.activate(act, &rounded, n_ff))
+            }
+            _ => None,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<PathKind> {
         match s {
             "f32" => Some(PathKind::F32),
@@ -304,6 +324,50 @@ pub fn matmul(
         }
     }
     Ok(out)
+}
+
+/// The input row as `path`'s kernel multiplies it: quantized per block or converted to the
+/// weight type's llama.cpp partner on `q8` (the rounding [`matmul`] applies), `None` where the
+/// path multiplies f32 values as they are.
+pub(crate) fn kernel_input(
+    path: PathKind,
+    m: &Matrix,
+    row: &[f32],
+) -> Result<Option<Vec<f32>>, EngineError> {
+    match (&m.storage, path) {
+        (Storage::Ggml { ty, .. }, PathKind::Q8)
+            if ty.vec_dot_type().is_some_and(|a| a != GgmlType::F32) =>
+        {
+            let a =
+                parallax_quant::quantize_activation_with(*ty, row, parallax_quant::Q8Rounding::X86)
+                    .map_err(|e| quant_error(m, e))?;
+            Ok(Some(a.values()))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `c_i = Σ_r W_ri²` for every input column `i` of the dequantized weights (f64), in row tiles.
+pub(crate) fn column_energy(m: &Matrix) -> Result<Vec<f64>, EngineError> {
+    let mut c = vec![0f64; m.cols];
+    let mut add = |row: &[f32]| {
+        for (ci, w) in c.iter_mut().zip(row) {
+            *ci += f64::from(*w) * f64::from(*w);
+        }
+    };
+    match &m.storage {
+        Storage::F32 { values, .. } => values.chunks_exact(m.cols.max(1)).for_each(&mut add),
+        Storage::Ggml { ty, bytes, row_bytes } => {
+            let mut tile = vec![0f32; TILE_ROWS * m.cols];
+            for chunk in bytes.chunks(TILE_ROWS * row_bytes) {
+                let n_rows = chunk.len() / row_bytes;
+                let tile = &mut tile[..n_rows * m.cols];
+                parallax_quant::dequantize(*ty, chunk, tile).map_err(|e| quant_error(m, e))?;
+                tile.chunks_exact(m.cols).for_each(&mut add);
+            }
+        }
+    }
+    Ok(c)
 }
 
 fn quant_error(m: &Matrix, e: parallax_quant::QuantError) -> EngineError {

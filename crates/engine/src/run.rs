@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::AtomicBool;
 
 use parallax_model::Model;
-use parallax_report::Report;
+use parallax_report::{Mode, Report};
 use parallax_source::ByteSource;
 
 use crate::arch::ArchConfig;
@@ -249,6 +249,12 @@ async fn run_paths<S: ByteSource>(
                     labels.push(label);
                 }
             }
+        }
+        if opts.mode == Mode::Replay {
+            // Every path starts the layer from the reference's residual stream: what the layer
+            // shows is its own divergence, nothing carried from earlier layers.
+            let (reference, others) = resid.split_at_mut(1);
+            others.iter_mut().for_each(|r| r.copy_from_slice(&reference[0]));
         }
         let (rec, tok) = step.layer(il, &w, &mut resid).await?;
         drop(w);

@@ -28,6 +28,8 @@ pub(crate) enum Measure {
     Stat(Stat),
     /// `metric(paths[0] against paths[1])`, element-wise.
     Compare(Metric),
+    /// `paths[0]`'s local error at a matmul site against its predicted rounding noise.
+    NoiseRatio,
 }
 
 fn names(sites: &[SiteRef]) -> String {
@@ -108,13 +110,9 @@ pub(crate) fn compare<'c>(
     v.check =
         Some(format!("{}({path}, {reference}) at {}, {layers}", metric.as_str(), names(sites)));
     v.band = Some(band.to_string());
-    SiteCheck {
-        sites,
-        layers,
-        band,
-        paths: vec![path, reference],
-        measure: Measure::Compare(metric),
-    }
+    let measure =
+        if metric == Metric::NoiseRatio { Measure::NoiseRatio } else { Measure::Compare(metric) };
+    SiteCheck { sites, layers, band, paths: vec![path, reference], measure }
 }
 
 pub(crate) fn metric_of(c: &Compare, m: Metric) -> Option<f64> {
@@ -124,6 +122,8 @@ pub(crate) fn metric_of(c: &Compare, m: Metric) -> Option<f64> {
         Metric::SqnrDb => c.sqnr_db,
         Metric::MaxAbs => c.max_abs,
         Metric::StdRatio => c.std_ratio,
+        // Not an element-wise statistic: the site record's `noise` holds it.
+        Metric::NoiseRatio => None,
     }
 }
 
@@ -159,6 +159,7 @@ impl Judge<'_> {
             Measure::Compare(metric) => {
                 Ok(metric_of(&self.compare(paths[0], paths[1], p, false)?, metric))
             }
+            Measure::NoiseRatio => self.noise_ratio(paths[0], paths[1], p),
         }
     }
 

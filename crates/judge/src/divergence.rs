@@ -1,11 +1,10 @@
-//! The first divergence: where it is, and in replay mode whether the op alone already leaves
-//! the band (root) or only the accumulated error does (propagated).
+//! The first divergence: where it is, and whether the op alone (fed the reference's input)
+//! already leaves the band (root) or only the accumulated error does (propagated).
 
 use parallax_report::verdict::{Cause, FirstDivergence, Measurement};
-use parallax_report::Mode;
 
 use crate::checks::metric_of;
-use crate::contract::{Band, Check, Stat};
+use crate::contract::{Band, Check, Metric, Stat};
 use crate::evaluate::{Judge, Point};
 
 impl Judge<'_> {
@@ -18,11 +17,22 @@ impl Judge<'_> {
         at: Measurement,
         band: &Band,
     ) -> FirstDivergence {
-        let replay = self.report.mode == Mode::Replay;
+        if let Check::Compare { metric: Metric::NoiseRatio, .. } = check {
+            let x = at.value.map_or("an unmeasurable".to_string(), |x| format!("{x:.1}×"));
+            return FirstDivergence {
+                contract: String::new(),
+                test: id.into(),
+                band: band.to_string(),
+                cause: Cause::Root,
+                local_value: at.value,
+                explanation: format!(
+                    "fed the reference's own input, this op alone is {x} the rounding noise its arithmetic predicts: the divergence starts here, in this op's kernel or weights"
+                ),
+                at,
+            };
+        }
         // The op alone (fed the reference's input), measured with the same metric.
-        let local: Option<f64> = if !replay {
-            None
-        } else {
+        let local: Option<f64> = {
             match check {
                 Check::Compare { metric, .. } => self
                     .compare(paths[0], paths[1], p, true)
@@ -46,19 +56,15 @@ impl Judge<'_> {
         let (cause, explanation) = match local {
             Some(x) if !band.contains(x) => (
                 Cause::Root,
-                format!("replayed alone on the reference's input, this op gives {x:.6}, already outside the band: the divergence starts here"),
+                format!("fed the reference's input, this op alone gives {x:.6}, already outside the band: the divergence starts here"),
             ),
             Some(x) => (
                 Cause::Propagated,
-                format!("replayed alone on the reference's input, this op gives {x:.6}, inside the band: the error arrives accumulated from earlier sites"),
-            ),
-            None if !replay => (
-                Cause::Unknown,
-                "run with --mode replay to tell whether this op starts the divergence or inherits it".to_string(),
+                format!("fed the reference's input, this op alone gives {x:.6}, inside the band: the error arrives accumulated from earlier sites"),
             ),
             None => (
                 Cause::Unknown,
-                "no replayed (op-alone) comparison exists for this site and check; only matmul sites are replayed".to_string(),
+                "no op-alone comparison exists for this site and check: matmul sites are also fed the reference's input, other ops are not".to_string(),
             ),
         };
         FirstDivergence {

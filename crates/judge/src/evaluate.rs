@@ -2,11 +2,11 @@
 //! order, and the earliest point that leaves a band.
 
 use parallax_report::verdict::{
-    ContractVerdict, FirstDivergence, Measurement, Outcome, TestVerdict, Verdicts,
+    Cause, ContractVerdict, FirstDivergence, Measurement, Outcome, TestVerdict, Verdicts,
 };
 use parallax_report::{Report, SiteRecord};
 
-use crate::checks::{self, SiteCheck};
+use crate::checks::{self, Measure, SiteCheck};
 use crate::contract::{Check, Contract, Layers, SiteRef};
 use crate::mapping::PathMapping;
 use crate::trace::Trace;
@@ -39,11 +39,17 @@ pub fn evaluate_with_traces(
                 }
             }
         }
+        let mut judged: Vec<Judged> =
+            c.tests.iter().map(|t| j.test(t.id.as_str(), &t.rule, &t.check, mapping)).collect();
+        explain(&c.tests, &mut judged);
         let mut tests = Vec::with_capacity(c.tests.len());
-        for t in &c.tests {
-            let (verdict, fd) = j.test(t.id.as_str(), &t.rule, &t.check, mapping);
+        for Judged { verdict, first: fd, .. } in judged {
             if let Some((order, mut fd)) = fd {
-                if first.as_ref().is_none_or(|(o, _)| order < *o) {
+                // At one point, an op-alone (root) finding names the cause best.
+                let better = |(o, f): &(u64, FirstDivergence)| {
+                    order < *o || (order == *o && fd.cause == Cause::Root && f.cause != Cause::Root)
+                };
+                if first.as_ref().is_none_or(better) {
                     fd.contract = c.name.clone();
                     first = Some((order, fd));
                 }
@@ -60,6 +66,55 @@ pub fn evaluate_with_traces(
     }
     out.first_divergence = first.map(|(_, fd)| fd);
     out
+}
+
+/// One test judged: its verdict, where it first left its band (execution-order key first) and
+/// the key of the last point that did.
+struct Judged {
+    verdict: TestVerdict,
+    first: Option<(u64, FirstDivergence)>,
+    last_failure: Option<u64>,
+    /// The report paths (or trace ids) the test compared, sorted.
+    paths: Vec<String>,
+}
+
+/// Apply each test's `explained_by`: a FAIL whose every failing point comes, in execution order,
+/// before the explaining test's first failure (or the explaining test passed everywhere) is
+/// EXPLAINED, and no longer competes for the first divergence.
+fn explain(tests: &[crate::contract::ContractTest], judged: &mut [Judged]) {
+    for (i, t) in tests.iter().enumerate() {
+        let Some(e) = &t.explained_by else { continue };
+        let Some(k) = tests.iter().position(|x| &x.id == e) else { continue };
+        let explainer = &judged[k].verdict;
+        // Only a measured explainer explains, and only the paths it measured: an old report
+        // without noise predictions, or an imported trace (which has none), leaves the bands as
+        // strict as they were.
+        if !matches!(explainer.outcome, Outcome::Pass | Outcome::Fail)
+            || explainer.evaluated == 0
+            || judged[k].paths != judged[i].paths
+        {
+            continue;
+        }
+        let limit = judged[k].first.as_ref().map(|(o, _)| *o);
+        let failed_at = judged[k].verdict.first_failure.as_ref().map(|m| m.place());
+        let jt = &mut judged[i];
+        let Some(last) = jt.last_failure else { continue };
+        if jt.verdict.outcome != Outcome::Fail || limit.is_some_and(|l| last >= l) {
+            continue;
+        }
+        jt.verdict.outcome = Outcome::Explained;
+        jt.first = None;
+        let upto = match failed_at {
+            None => format!("{e} passes at every point"),
+            Some(at) => format!("{e} passes before its first failure {at}"),
+        };
+        jt.verdict.notes.insert(
+            0,
+            format!(
+                "explained by the arithmetic: every op's own error up to these points is within the rounding noise its arithmetic predicts ({upto}), so this divergence is that noise, carried forward — not a fault"
+            ),
+        );
+    }
 }
 
 /// Why a point was not judged.
@@ -182,13 +237,7 @@ impl Judge<'_> {
     }
 
     /// One test's verdict, and where it first left its band (execution-order key first).
-    fn test(
-        &self,
-        id: &str,
-        rule: &str,
-        check: &Check,
-        mapping: &PathMapping,
-    ) -> (TestVerdict, Option<(u64, FirstDivergence)>) {
+    fn test(&self, id: &str, rule: &str, check: &Check, mapping: &PathMapping) -> Judged {
         let mut v = TestVerdict {
             id: id.into(),
             rule: rule.into(),
@@ -206,7 +255,7 @@ impl Judge<'_> {
         let plan = match check {
             Check::NotMeasurable { reason } => {
                 v.notes.push(reason.clone());
-                return (v, None);
+                return Judged { verdict: v, first: None, last_failure: None, paths: Vec::new() };
             }
             Check::StatRatio { stat, num, den, sites, layers, band } => {
                 checks::stat_ratio(&mut v, *stat, m(num), m(den), sites, *layers, *band)
@@ -221,7 +270,8 @@ impl Judge<'_> {
                 checks::compare(&mut v, *metric, m(path), m(reference), sites, *layers, *band)
             }
             Check::Logits { metric, path, reference, band } => {
-                return (self.logits(v, *metric, &m(path), &m(reference), *band), None);
+                let verdict = self.logits(v, *metric, &m(path), &m(reference), *band);
+                return Judged { verdict, first: None, last_failure: None, paths: Vec::new() };
             }
         };
         let SiteCheck { sites, layers, band, paths, measure } = plan;
@@ -229,7 +279,7 @@ impl Judge<'_> {
             Ok(x) => x,
             Err(why) => {
                 v.notes.push(why);
-                return (v, None);
+                return Judged { verdict: v, first: None, last_failure: None, paths: Vec::new() };
             }
         };
         v.notes.extend(notes);
@@ -238,6 +288,7 @@ impl Judge<'_> {
         let mut refused: Vec<String> = Vec::new();
         let mut missing: Vec<String> = Vec::new();
         let mut first: Option<(&Point, Measurement)> = None;
+        let mut last_failure = None;
         for p in &points {
             let value = self.measure(measure, &paths, p);
             let value = match value {
@@ -267,6 +318,7 @@ impl Judge<'_> {
             let inside = value.is_some_and(|x| band.contains(x));
             if !inside {
                 v.failed += 1;
+                last_failure = Some(self.order(p.layer, p.site));
                 if first.is_none() {
                     first = Some((p, meas.clone()));
                 }
@@ -288,12 +340,60 @@ impl Judge<'_> {
         } else {
             Outcome::Pass
         };
+        if let (Some((p, _)), Measure::Compare(_) | Measure::Ratio(_)) = (&first, measure) {
+            if let Some(note) = self.carrier(&paths, p) {
+                v.notes.push(note);
+            }
+        }
         let fd = first.map(|(p, meas)| {
             v.first_failure = Some(meas.clone());
             let order = self.order(p.layer, p.site);
             (order, self.divergence(id, check, &paths, p, meas, &band))
         });
-        (v, fd)
+        let mut paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        paths.sort();
+        Judged { verdict: v, first: fd, last_failure, paths }
+    }
+
+    /// Which prompt position carries the divergence at `p` (its share of the error energy of
+    /// the path that is not the reference), as a note; `None` for one-token runs, traces and
+    /// sites without per-token comparisons.
+    fn carrier(&self, paths: &[&str], p: &Point) -> Option<String> {
+        let r = self.report.reference.as_str();
+        let path = paths.iter().find(|x| **x != r)?;
+        // A last-token run judged one position: nothing to apportion.
+        if self.report.scope == parallax_report::Scope::Last {
+            return None;
+        }
+        let per_token = &self.report.per_token;
+        let mut energy: Vec<f64> = Vec::new();
+        for s in &p.site.sites {
+            let site = match p.layer {
+                Some(i) => per_token.layers.get(i as usize)?.get(s.as_str())?,
+                None if s == "embed" => &per_token.embed,
+                None if s == "final_norm" => &per_token.final_norm,
+                None => return None,
+            };
+            let (cmp, refs) = (site.compare.get(*path)?, site.paths.get(r)?);
+            energy.resize(cmp.len().max(energy.len()), 0.0);
+            for (t, (c, st)) in cmp.iter().zip(refs).enumerate() {
+                let (rel, std, mean) = (c.rel_l2?, st.std?, st.mean?);
+                energy[t] += rel * rel * st.count as f64 * (std * std + mean * mean);
+            }
+        }
+        let total: f64 = energy.iter().sum();
+        if energy.len() < 2 || !(total > 0.0) {
+            return None;
+        }
+        let (t, e) = energy.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
+        let piece =
+            self.report.prompt.pieces.get(t).map(|s| format!(" ({s:?})")).unwrap_or_default();
+        Some(format!(
+            "at {}, position {t}{piece} carries {:.0}% of `{path}`'s divergence (error energy over the {} positions)",
+            place_site(p.layer, &p.site.name),
+            100.0 * e / total,
+            energy.len()
+        ))
     }
 }
 

@@ -194,6 +194,31 @@ impl Judge<'_> {
         })
     }
 
+    /// `path`'s local error against its predicted rounding noise at a point: the worst of the
+    /// site's parts. Only matmul sites have one.
+    pub(crate) fn noise_ratio(
+        &self,
+        path: &str,
+        reference: &str,
+        p: &Point,
+    ) -> Result<Option<f64>, Skip> {
+        // The same questions as an element-wise comparison: both paths run here, and one of
+        // them the reference.
+        let _ = self.compare(path, reference, p, false)?;
+        let path = if reference == self.report.reference { path } else { reference };
+        let mut worst: Option<f64> = None;
+        for s in &p.site.sites {
+            let noise = self.site_record(p.layer, s).and_then(|r| r.noise.get(path));
+            let Some(n) = noise else {
+                return Err(Skip::Missing(format!(
+                    "no local noise prediction of `{path}` at `{s}` (matmul sites have one; reports written before Parallax predicted noise have none)"
+                )));
+            };
+            worst = Some(worst.map_or(n.ratio, |w: f64| w.max(n.ratio)));
+        }
+        Ok(worst)
+    }
+
     /// `path` against the report's reference at a point (pooled over the site's parts).
     pub(crate) fn compare(
         &self,

@@ -35,6 +35,33 @@ impl Activation {
         }
     }
 
+    /// The values the fused dot products multiply: the row as quantized (`qs · d`) or
+    /// converted. `Q8_1`'s block sum `s` is a derived term and not among them.
+    pub fn values(&self) -> Vec<f32> {
+        match self {
+            Activation::F32(v) => v.clone(),
+            Activation::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            Activation::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            Activation::Q8_0(v) => v
+                .iter()
+                .flat_map(|b| {
+                    let d = b.d.to_f32();
+                    b.qs.iter().map(move |&q| q as f32 * d)
+                })
+                .collect(),
+            Activation::Q8_1(v) => v
+                .iter()
+                .flat_map(|b| {
+                    let d = b.d.to_f32();
+                    b.qs.iter().map(move |&q| q as f32 * d)
+                })
+                .collect(),
+            Activation::Q8K(v) => {
+                v.iter().flat_map(|b| b.qs.iter().map(move |&q| q as f32 * b.d)).collect()
+            }
+        }
+    }
+
     /// The GGML type of the row.
     pub fn ty(&self) -> GgmlType {
         match self {

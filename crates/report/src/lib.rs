@@ -46,8 +46,10 @@ impl Scope {
 pub enum Mode {
     /// Each path keeps its own residual stream: differences accumulate.
     Free,
-    /// Additionally, every matmul of each path is fed the reference path's input, so the local
-    /// error of each op is measured apart from the accumulated one (`local` in site records).
+    /// Each layer of every path starts from the reference's residual stream, so each layer
+    /// shows its own divergence, nothing accumulated from earlier layers (exllamav3's
+    /// `--keep_b`). (Before every matmul's op-alone `local` comparison was recorded in both
+    /// modes, replay meant recording it.)
     Replay,
 }
 
@@ -115,10 +117,37 @@ pub struct SiteRecord {
     #[serde(flatten)]
     pub paths: IndexMap<String, Stats>,
     pub compare: IndexMap<String, Compare>,
-    /// Replay mode, matmul sites only: the path's op fed the reference's input, against the
-    /// reference's output.
+    /// Matmul sites: the path's op fed the reference's input (the rows in scope), against the
+    /// reference's output — the error this op adds on its own, whatever arrived from upstream.
+    /// (Older reports hold it in replay mode only, and have no `noise`.)
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub local: IndexMap<String, Compare>,
+    /// Matmul sites: how far the arithmetic predicts `local` to be, per path.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub noise: IndexMap<String, LocalNoise>,
+}
+
+/// The rounding noise a path's matmul arithmetic predicts for its local error, and how the
+/// measured local error compares with it.
+///
+/// The path multiplies `W · x̃`, where `x̃` is the reference's input `x` as the path's kernel
+/// sees it (quantized per block to Q8_K/Q8_0/Q8_1, or converted to f16, as llama.cpp does;
+/// `x̃ = x` on f32 paths). With `e = x̃ − x` its local error is `W · e`, whose expected energy,
+/// for rounding errors independent across inputs, is `Σ_i c_i e_i²` with `c_i = Σ_r W_ri²`
+/// (the weights' column energies) — computed from the actual `e`, not a bound. Summation in
+/// f32 adds a floor of `(4u)² · n · Σ_i c_i x_i²` (`u = 2⁻²⁴`, `n` inputs): a random walk of
+/// one rounding per addition, with a 4× allowance for different summation orders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocalNoise {
+    /// The predicted relative L2 of the local error over the rows in scope:
+    /// `sqrt(Σ_t predicted_t / Σ_t ‖y_t‖²)`.
+    pub predicted_rel_l2: f64,
+    /// The worst token's `‖measured‖ / ‖predicted‖`: near 1 (below, where inputs fall on the
+    /// grid) for a kernel that computes what its arithmetic says; a wrong kernel is orders of
+    /// magnitude above.
+    pub ratio: f64,
+    /// The prompt position of that token.
+    pub position: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -166,11 +166,11 @@ pub struct ContractVerdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
-    /// Replay mode: the op alone, fed the reference's input, already leaves the band.
+    /// The op alone, fed the reference's input, already leaves the band.
     Root,
-    /// Replay mode: the op alone stays within the band; the accumulated error leaves it.
+    /// The op alone stays within the band; the accumulated error leaves it.
     Propagated,
-    /// Free mode, or a site without a local (replayed) comparison.
+    /// A site without an op-alone comparison (only matmul sites have one).
     Unknown,
 }
 
@@ -182,7 +182,7 @@ pub struct FirstDivergence {
     pub at: Measurement,
     pub band: String,
     pub cause: Cause,
-    /// Replay mode: the local (op-alone) value against the same band.
+    /// The local (op-alone) value against the same band, where the site has one.
     pub local_value: Option<f64>,
     pub explanation: String,
 }

@@ -87,6 +87,9 @@ pub enum Metric {
     SqnrDb,
     MaxAbs,
     StdRatio,
+    /// Matmul sites: the path's op alone (fed the reference's input) against the rounding noise
+    /// its arithmetic predicts, as a ratio of L2 norms, worst token (`LocalNoise::ratio`).
+    NoiseRatio,
 }
 
 impl Metric {
@@ -97,6 +100,7 @@ impl Metric {
             "sqnr_db" => Metric::SqnrDb,
             "max_abs" => Metric::MaxAbs,
             "std_ratio" => Metric::StdRatio,
+            "noise_ratio" => Metric::NoiseRatio,
             _ => return None,
         })
     }
@@ -108,6 +112,7 @@ impl Metric {
             Metric::SqnrDb => "sqnr_db",
             Metric::MaxAbs => "max_abs",
             Metric::StdRatio => "std_ratio",
+            Metric::NoiseRatio => "noise_ratio",
         }
     }
 }

@@ -61,6 +61,13 @@ pub struct ContractTest {
     /// The prediction as written.
     pub prediction: String,
     pub check: Check,
+    /// `explained_by`: the id of a test in the same contract whose passing explains this test's
+    /// failures — each failure that comes, in execution order, before the named test's first
+    /// failure is explained by the arithmetic (EXPLAINED, not FAIL). Parallax's default contract
+    /// explains its accumulated-divergence bands by the local noise test: if every op's own
+    /// error up to a point is within its predicted rounding noise, what arrives there is that
+    /// noise, propagated.
+    pub explained_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,10 +85,24 @@ pub struct Contract {
 pub enum ContractError {
     Yaml(String),
     NoTests,
-    MissingField { test: String, field: &'static str },
+    MissingField {
+        test: String,
+        field: &'static str,
+    },
     DuplicateId(String),
-    Prediction { test: String, message: String },
-    UnknownSite { test: String, site: String },
+    Prediction {
+        test: String,
+        message: String,
+    },
+    UnknownSite {
+        test: String,
+        site: String,
+    },
+    /// `explained_by` names no test of the contract, or a test that is not a site check.
+    Explainer {
+        test: String,
+        explainer: String,
+    },
 }
 
 impl fmt::Display for ContractError {
@@ -98,6 +119,10 @@ impl fmt::Display for ContractError {
             ContractError::Prediction { test, message } => {
                 write!(f, "{test}: the prediction does not parse: {message}")
             }
+            ContractError::Explainer { test, explainer } => write!(
+                f,
+                "{test}: `explained_by: {explainer}` must name another test of this contract that checks sites layer by layer"
+            ),
             ContractError::UnknownSite { test, site } => write!(
                 f,
                 "{test}: unknown site `{site}` (Parallax sites: {}, {}; upstream names: {})",
@@ -165,6 +190,7 @@ mod tests {
               PARALLAX-PARITY-014: kl(q8, f32) on the logits ≤ 0.02
               PARALLAX-PARITY-015: top1_agree(q8, f32) on the logits == 1
               PARALLAX-PARITY-016: top10_overlap(q8, f32) on the logits ≥ 8
+              PARALLAX-PARITY-017: noise_ratio(q8, f32) at q, k, v, attn_out, attn_proj, ffn_gate, ffn_up, ffn_silu, ffn_down, every layer ≤ 3
             apr-vs-gguf-forward-parity-v1 Some("1.2.0") Some("aprender contracts/apr-vs-gguf-forward-parity-v1.yaml v1.2.0 (PAIML Engineering)")
               FALSIFY-APR-GGUF-PARITY-001: std(apr) / std(gguf) at ffn_swigl, layers [0, 28) ∈ [0.5, 2]
               FALSIFY-APR-GGUF-PARITY-002: std(apr) / std(gguf) at ffn_swigl, layer 3 ∈ [0.5, 2]

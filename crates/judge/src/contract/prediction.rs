@@ -429,7 +429,7 @@ impl<'a> Parser<'a> {
                 }
                 let Some(metric) = Metric::parse(&name) else {
                     return Err(PredError::Syntax(format!(
-                        "unknown function `{name}` (cosine, rel_l2, sqnr_db, max_abs, std_ratio; on logits: kl, top1_agree, top10_overlap)"
+                        "unknown function `{name}` (cosine, rel_l2, sqnr_db, max_abs, std_ratio, noise_ratio; on logits: kl, top1_agree, top10_overlap)"
                     )));
                 };
                 let (sites, layers) = self.where_(&a, layers, set)?;

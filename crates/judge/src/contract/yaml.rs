@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::prediction::{parse_prediction, PredError};
-use super::{Contract, ContractError, ContractTest};
+use super::{Check, Contract, ContractError, ContractTest};
 
 // The subset of the pv schema Parallax reads; serde ignores every other key.
 #[derive(Deserialize)]
@@ -33,6 +33,8 @@ struct RawTest {
     rule: Option<String>,
     #[serde(default)]
     prediction: Option<String>,
+    #[serde(default)]
+    explained_by: Option<String>,
 }
 
 impl Contract {
@@ -63,7 +65,21 @@ impl Contract {
                     ContractError::UnknownSite { test: id.clone(), site }
                 }
             })?;
-            tests.push(ContractTest { id, rule, prediction, check });
+            tests.push(ContractTest { id, rule, prediction, check, explained_by: t.explained_by });
+        }
+        for t in &tests {
+            let Some(e) = &t.explained_by else { continue };
+            let ok = tests.iter().any(|x| {
+                &x.id == e
+                    && x.id != t.id
+                    && matches!(
+                        x.check,
+                        Check::Compare { .. } | Check::StatRatio { .. } | Check::StatBand { .. }
+                    )
+            });
+            if !ok {
+                return Err(ContractError::Explainer { test: t.id.clone(), explainer: e.clone() });
+            }
         }
         let meta = raw.metadata;
         let name = meta.as_ref().and_then(|m| m.name.clone()).unwrap_or_else(|| id_prefix(&tests));

@@ -99,7 +99,7 @@ fn header(w: &mut Writer, r: &Report) {
         r.reference,
         Html::lit(match r.mode {
             crate::Mode::Free => "free (each path keeps its own residual stream)",
-            crate::Mode::Replay => "replay (matmuls also fed the reference's input)",
+            crate::Mode::Replay => "replay (each layer starts from the reference's residual stream)",
         }),
     );
 }
