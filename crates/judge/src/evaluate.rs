@@ -7,7 +7,7 @@ use parallax_report::verdict::{
 use parallax_report::{Report, SiteRecord};
 
 use crate::checks::{self, Measure, SiteCheck};
-use crate::contract::{Check, Contract, Layers, SiteRef};
+use crate::contract::{Check, Contract, ContractTest, Layers, SiteRef};
 use crate::mapping::PathMapping;
 use crate::trace::Trace;
 
@@ -39,9 +39,23 @@ pub fn evaluate_with_traces(
                 }
             }
         }
-        let mut judged: Vec<Judged> =
-            c.tests.iter().map(|t| j.test(t.id.as_str(), &t.rule, &t.check, mapping)).collect();
-        explain(&c.tests, &mut judged);
+        // Explaining tests first: the tests they explain need where they first fail.
+        let explains =
+            |t: &ContractTest| c.tests.iter().any(|x| x.explained_by == Some(t.id.clone()));
+        let mut done: Vec<Option<Judged>> =
+            c.tests.iter().map(|t| explains(t).then(|| j.test(t, None, mapping))).collect();
+        for (i, t) in c.tests.iter().enumerate() {
+            if done[i].is_some() {
+                continue;
+            }
+            let explainer = t.explained_by.as_ref().and_then(|e| {
+                let k = c.tests.iter().position(|x| &x.id == e)?;
+                done[k].as_ref().map(|jk| (e.as_str(), jk))
+            });
+            let judged = j.test(t, explainer, mapping);
+            done[i] = Some(judged);
+        }
+        let judged = done.into_iter().flatten();
         let mut tests = Vec::with_capacity(c.tests.len());
         for Judged { verdict, first: fd, .. } in judged {
             if let Some((order, mut fd)) = fd {
@@ -68,53 +82,13 @@ pub fn evaluate_with_traces(
     out
 }
 
-/// One test judged: its verdict, where it first left its band (execution-order key first) and
-/// the key of the last point that did.
-struct Judged {
+/// One test judged: its verdict, where it first left its band (execution-order key first),
+/// and the paths it compared.
+pub(crate) struct Judged {
     verdict: TestVerdict,
     first: Option<(u64, FirstDivergence)>,
-    last_failure: Option<u64>,
     /// The report paths (or trace ids) the test compared, sorted.
     paths: Vec<String>,
-}
-
-/// Apply each test's `explained_by`: a FAIL whose every failing point comes, in execution order,
-/// before the explaining test's first failure (or the explaining test passed everywhere) is
-/// EXPLAINED, and no longer competes for the first divergence.
-fn explain(tests: &[crate::contract::ContractTest], judged: &mut [Judged]) {
-    for (i, t) in tests.iter().enumerate() {
-        let Some(e) = &t.explained_by else { continue };
-        let Some(k) = tests.iter().position(|x| &x.id == e) else { continue };
-        let explainer = &judged[k].verdict;
-        // Only a measured explainer explains, and only the paths it measured: an old report
-        // without noise predictions, or an imported trace (which has none), leaves the bands as
-        // strict as they were.
-        if !matches!(explainer.outcome, Outcome::Pass | Outcome::Fail)
-            || explainer.evaluated == 0
-            || judged[k].paths != judged[i].paths
-        {
-            continue;
-        }
-        let limit = judged[k].first.as_ref().map(|(o, _)| *o);
-        let failed_at = judged[k].verdict.first_failure.as_ref().map(|m| m.place());
-        let jt = &mut judged[i];
-        let Some(last) = jt.last_failure else { continue };
-        if jt.verdict.outcome != Outcome::Fail || limit.is_some_and(|l| last >= l) {
-            continue;
-        }
-        jt.verdict.outcome = Outcome::Explained;
-        jt.first = None;
-        let upto = match failed_at {
-            None => format!("{e} passes at every point"),
-            Some(at) => format!("{e} passes before its first failure {at}"),
-        };
-        jt.verdict.notes.insert(
-            0,
-            format!(
-                "explained by the arithmetic: every op's own error up to these points is within the rounding noise its arithmetic predicts ({upto}), so this divergence is that noise, carried forward — not a fault"
-            ),
-        );
-    }
 }
 
 /// Why a point was not judged.
@@ -237,7 +211,18 @@ impl Judge<'_> {
     }
 
     /// One test's verdict, and where it first left its band (execution-order key first).
-    fn test(&self, id: &str, rule: &str, check: &Check, mapping: &PathMapping) -> Judged {
+    /// One test's verdict. With `explainer` (the test its `explained_by` names, judged), its
+    /// failures before the explainer's first failure in execution order — or anywhere, if the
+    /// explainer passed — are explained by the arithmetic: counted apart, never a FAIL, never the
+    /// first divergence. Only a measured explainer of the same paths explains: an old report
+    /// without noise predictions, or an imported trace (which has none), is judged strictly.
+    fn test(
+        &self,
+        t: &ContractTest,
+        explainer: Option<(&str, &Judged)>,
+        mapping: &PathMapping,
+    ) -> Judged {
+        let (id, rule, check) = (t.id.as_str(), t.rule.as_str(), &t.check);
         let mut v = TestVerdict {
             id: id.into(),
             rule: rule.into(),
@@ -255,7 +240,7 @@ impl Judge<'_> {
         let plan = match check {
             Check::NotMeasurable { reason } => {
                 v.notes.push(reason.clone());
-                return Judged { verdict: v, first: None, last_failure: None, paths: Vec::new() };
+                return Judged { verdict: v, first: None, paths: Vec::new() };
             }
             Check::StatRatio { stat, num, den, sites, layers, band } => {
                 checks::stat_ratio(&mut v, *stat, m(num), m(den), sites, *layers, *band)
@@ -271,7 +256,7 @@ impl Judge<'_> {
             }
             Check::Logits { metric, path, reference, band } => {
                 let verdict = self.logits(v, *metric, &m(path), &m(reference), *band);
-                return Judged { verdict, first: None, last_failure: None, paths: Vec::new() };
+                return Judged { verdict, first: None, paths: Vec::new() };
             }
         };
         let SiteCheck { sites, layers, band, paths, measure } = plan;
@@ -279,7 +264,7 @@ impl Judge<'_> {
             Ok(x) => x,
             Err(why) => {
                 v.notes.push(why);
-                return Judged { verdict: v, first: None, last_failure: None, paths: Vec::new() };
+                return Judged { verdict: v, first: None, paths: Vec::new() };
             }
         };
         v.notes.extend(notes);
@@ -288,7 +273,17 @@ impl Judge<'_> {
         let mut refused: Vec<String> = Vec::new();
         let mut missing: Vec<String> = Vec::new();
         let mut first: Option<(&Point, Measurement)> = None;
-        let mut last_failure = None;
+        let mut sorted: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        sorted.sort();
+        // Points before this execution-order key are explained where they leave the band.
+        let explained_before = explainer.and_then(|(_, e)| {
+            let measured = matches!(e.verdict.outcome, Outcome::Pass | Outcome::Fail)
+                && e.verdict.evaluated > 0
+                && e.paths == sorted;
+            measured.then(|| e.first.as_ref().map_or(u64::MAX, |(o, _)| *o))
+        });
+        let mut explained: Option<(&Point, Measurement)> = None;
+        let mut n_explained = 0u32;
         for p in &points {
             let value = self.measure(measure, &paths, p);
             let value = match value {
@@ -316,9 +311,13 @@ impl Judge<'_> {
             };
             let slack = value.map_or(f64::NEG_INFINITY, |x| band.slack(x));
             let inside = value.is_some_and(|x| band.contains(x));
-            if !inside {
+            if !inside && explained_before.is_some_and(|o| self.order(p.layer, p.site) < o) {
+                n_explained += 1;
+                if explained.is_none() {
+                    explained = Some((p, meas.clone()));
+                }
+            } else if !inside {
                 v.failed += 1;
-                last_failure = Some(self.order(p.layer, p.site));
                 if first.is_none() {
                     first = Some((p, meas.clone()));
                 }
@@ -331,8 +330,29 @@ impl Judge<'_> {
         v.notes.extend(refused.iter().cloned());
         v.worst = worst.map(|(_, m)| m);
         let judged = v.worst.is_some();
+        if let (Some((e, _)), Some(before)) = (explainer, explained_before) {
+            if n_explained > 0 {
+                let upto = if before == u64::MAX {
+                    format!("{e} passes at every point")
+                } else {
+                    let at = explainer.and_then(|(_, j)| j.verdict.first_failure.as_ref());
+                    format!(
+                        "{e} passes before its first failure {}",
+                        at.map(|m| m.place()).unwrap_or_default()
+                    )
+                };
+                v.notes.insert(
+                    0,
+                    format!(
+                        "{n_explained} point(s) outside the band are explained by the arithmetic: every op that differs between the paths adds only its predicted rounding noise up to them ({upto}), so what arrives there is that noise, carried forward — not a fault"
+                    ),
+                );
+            }
+        }
         v.outcome = if v.failed > 0 {
             Outcome::Fail
+        } else if n_explained > 0 {
+            Outcome::Explained
         } else if !refused.is_empty() {
             Outcome::Refused
         } else if !judged {
@@ -340,19 +360,23 @@ impl Judge<'_> {
         } else {
             Outcome::Pass
         };
-        if let (Some((p, _)), Measure::Compare(_) | Measure::Ratio(_)) = (&first, measure) {
+        // Which position carries the divergence, at the first point that left the band.
+        if let (Some((p, _)), Measure::Compare(_) | Measure::Ratio(_)) =
+            (first.as_ref().or(explained.as_ref()), measure)
+        {
             if let Some(note) = self.carrier(&paths, p) {
                 v.notes.push(note);
             }
+        }
+        if v.outcome == Outcome::Explained {
+            v.first_failure = explained.map(|(_, m)| m);
         }
         let fd = first.map(|(p, meas)| {
             v.first_failure = Some(meas.clone());
             let order = self.order(p.layer, p.site);
             (order, self.divergence(id, check, &paths, p, meas, &band))
         });
-        let mut paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
-        paths.sort();
-        Judged { verdict: v, first: fd, last_failure, paths }
+        Judged { verdict: v, first: fd, paths: sorted }
     }
 
     /// Which prompt position carries the divergence at `p` (its share of the error energy of

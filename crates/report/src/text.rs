@@ -28,10 +28,9 @@ pub fn verdict_lines(v: &Verdicts) -> Vec<String> {
                     t.band.as_deref().unwrap_or("")
                 )),
                 (Outcome::Explained, Some(m), _) => line.push_str(&format!(
-                    " — {}/{} outside {}, explained (see below); first: {m}",
-                    t.failed,
-                    t.evaluated,
-                    t.band.as_deref().unwrap_or("")
+                    " — outside {} from {m} on, explained by the arithmetic (below); {} points",
+                    t.band.as_deref().unwrap_or(""),
+                    t.evaluated
                 )),
                 (Outcome::Pass, _, Some(m)) => line.push_str(&format!(
                     " — worst {m}; band {}, {} points",

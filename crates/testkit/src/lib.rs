@@ -12,7 +12,9 @@ pub mod alloc;
 pub mod models;
 mod rng;
 
-pub use models::{model_path, models_dir, required, skip_unless_required, GEMMA_270M, QWEN_0_5B};
+pub use models::{
+    model_path, models_dir, required, skip_unless_required, GEMMA_270M, QWEN_0_5B, SYNTHETIC_7B,
+};
 pub use rng::SplitMix64;
 
 /// Lower-case hex SHA-256 of `bytes`.

@@ -12,6 +12,9 @@ use std::path::PathBuf;
 /// The two shared models, as fetched by `../shared/models/fetch.sh`.
 pub const QWEN_0_5B: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
 pub const GEMMA_270M: &str = "gemma-3-270m-q4_k_m.gguf";
+/// Qwen2.5-7B's shape (28 layers, hidden 3584, FFN 18944) with synthetic Q4_K/Q6_K weights and no
+/// vocabulary, made by `make-7b-shaped` (`./dev test` makes it once, 4.4 GB).
+pub const SYNTHETIC_7B: &str = "synthetic-7b-shaped-q4_k_m.gguf";
 
 /// Folder of the real models: `$PARALLAX_MODELS`, else `~/.cache/parallax/models`.
 pub fn models_dir() -> PathBuf {
