@@ -4,8 +4,9 @@
 use parallax_metrics::{Compare, LogitsCompare, TIE_SIGMAS};
 use parallax_report::verdict::{Measurement, Outcome, PathCount, RatioBand, TestVerdict};
 
-use crate::contract::{Band, Layers, LogitsMetric, Metric, SiteRef, Stat};
+use crate::contract::{Band, Check, ContractTest, Layers, LogitsMetric, Metric, SiteRef, Stat};
 use crate::evaluate::{Judge, Point, Skip};
+use crate::mapping::PathMapping;
 
 /// A check judged site by site: where, against which band, over which report paths (the
 /// contract's names read through the mapping), and what is measured at each point.
@@ -297,5 +298,54 @@ fn ties(
             })
         }
         _ => None,
+    }
+}
+
+/// A tie margin comes from the run's own noise, so a broken path widens its own excuse: a dropped
+/// bias (σ ≈ 1.3 logits on Qwen2.5-0.5B) would make a 2.5-logit flip "a tie". A tie is therefore
+/// explained only while the distributions agree as a whole: where the same contract has a KL test
+/// on the same two paths and that test FAILs, every EXPLAINED top-1 or top-10 test on them is
+/// a FAIL again, and its note says why. A contract without a KL test judges ties alone.
+pub(crate) fn ties_need_agreeing_distributions(
+    tests: &[ContractTest],
+    verdicts: &mut [TestVerdict],
+    mapping: &PathMapping,
+) {
+    let pair = |p: &str, r: &str| {
+        let (a, b) = (mapping.resolve(p).to_string(), mapping.resolve(r).to_string());
+        if a <= b {
+            (a, b)
+        } else {
+            (b, a)
+        }
+    };
+    let failed_kl: Vec<((String, String), &str)> = tests
+        .iter()
+        .zip(verdicts.iter())
+        .filter_map(|(t, v)| match &t.check {
+            Check::Logits { metric: LogitsMetric::Kl, path, reference, .. }
+                if v.outcome == Outcome::Fail =>
+            {
+                Some((pair(path, reference), t.id.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    for (t, v) in tests.iter().zip(verdicts.iter_mut()) {
+        let Check::Logits { path, reference, .. } = &t.check else { continue };
+        if v.outcome != Outcome::Explained {
+            continue;
+        }
+        let Some((_, kl)) = failed_kl.iter().find(|(k, _)| *k == pair(path, reference)) else {
+            continue;
+        };
+        v.outcome = Outcome::Fail;
+        for n in v.notes.iter_mut().filter(|n| n.starts_with("a tie: ")) {
+            let facts =
+                n["a tie: ".len()..].trim_end_matches("; the paths may order them either way");
+            *n = format!(
+                "not a tie: {facts}; but {kl} fails on the same logits (KL outside its band), so the noise this margin comes from is not honest noise and explains nothing"
+            );
+        }
     }
 }

@@ -276,6 +276,20 @@ fn qwen25_05b_llama_rewrite_top_two_tokens_0_005_apart_is_a_tie_not_a_failure() 
         FAIL           PARALLAX-PARITY-015  last-position top-1 token agrees — 1/1 outside == 1; first: 0.000000 at logits (position 6) (f32 n=28672, q8 n=28672)
         not a tie: the reference holds its top-1 token 304 2.000 logits above the q8 path's top-1 3967, beyond this run's tie margin 0.255 (3·√2 × logit noise 0.060)"#]].assert_eq(&text);
 
+    // The same near tie on logits whose distributions are apart (KL 0.5, outside test 014's
+    // band): the noise the margin comes from is a broken path's, and explains nothing.
+    let (v, text) = logits_edited(
+        |c, top| {
+            flip(0.005, Some(0.06))(c, top);
+            c.kl = Some(0.5);
+        },
+        "PARALLAX-PARITY-015",
+    );
+    assert_eq!(outcome(&v, "PARALLAX-PARITY-015"), Outcome::Fail);
+    expect![[r#"
+        FAIL           PARALLAX-PARITY-015  last-position top-1 token agrees — 1/1 outside == 1; first: 0.000000 at logits (position 6) (f32 n=28672, q8 n=28672)
+        not a tie: the reference's top-1 token 304 and the q8 path's top-1 3967 are 0.005 logits apart in the reference, inside this run's tie margin 0.255 (3·√2 × logit noise 0.060); but PARALLAX-PARITY-014 fails on the same logits (KL outside its band), so the noise this margin comes from is not honest noise and explains nothing"#]].assert_eq(&text);
+
     // An old report: no noise measured, no tie explained.
     let (v, text) = logits_edited(flip(0.005, None), "PARALLAX-PARITY-015");
     assert_eq!(outcome(&v, "PARALLAX-PARITY-015"), Outcome::Fail);
