@@ -41,6 +41,9 @@ fn assert_localized(fault: &str, layer: u32, site: &str) -> Option<Verdicts> {
 fn assert_localized_on(file: &str, fault: &str, layer: u32, site: &str) -> Option<Verdicts> {
     let v = judge_on(file, &[fault], Mode::Free)?;
     assert!(!v.passed(), "{fault}: the contracts must catch it");
+    // A broken path's noise is no excuse: its flips are never explained as ties.
+    let lines = parallax_report::text::verdict_lines(&v).join("\n");
+    assert_eq!(v.tally().explained, 0, "{fault}: a fault explained as a tie:\n{lines}");
     let first =
         v.first_divergence.clone().unwrap_or_else(|| panic!("{fault}: no first divergence"));
     assert_eq!(first.at.layer, Some(layer), "{fault}: first divergence at {}", first.at.place());

@@ -30,6 +30,14 @@ fn standalone_report_has_charts_no_script_and_escapes_hostile_strings() {
     for metric in ["cosine", "sqnr", "rel_l2", "ratio"] {
         assert!(html.contains(&format!("px-hm-{metric}")), "{metric} heatmap");
     }
+    // The logits table shows the run's logit noise and the tie margin beside KL and top-1.
+    let lc = &report.logits.compare["q8"];
+    let (noise, margin) = (lc.logit_noise.unwrap(), lc.tie_margin.unwrap());
+    assert!(html.contains("<th>logit noise σ</th><th>tie margin 3·√2·σ</th>"));
+    assert!(
+        html.contains(&format!("<td>{noise:.4}</td><td>{margin:.4}</td></tr>")),
+        "noise {noise}"
+    );
 
     let evil = "<script>alert(1)</script><img src=x onerror=alert(2)>";
     report.model.name = Some(evil.into());

@@ -318,6 +318,28 @@ fn print_table(r: &Report) {
                 fmt(c.kl, 6),
                 fmt(c.cosine, 7)
             );
+            if let Some(noise) = c.logit_noise {
+                let mut line = format!(
+                    "  logit noise {} (std of {other} − {reference}), tie margin {} (3·√2 × noise)",
+                    fmt(Some(noise), 4),
+                    fmt(c.tie_margin, 4)
+                );
+                if let Some(f) = &c.top1_flip {
+                    line.push_str(&format!(
+                        "; top-1 flip across {} logits of the reference ({})",
+                        fmt(Some(f.margin), 4),
+                        if c.tie_margin.is_some_and(|m| f.margin <= m) {
+                            "a tie"
+                        } else {
+                            "not a tie"
+                        }
+                    ));
+                }
+                if c.top10_ties > 0 {
+                    line.push_str(&format!("; {} top-10 swaps within it", c.top10_ties));
+                }
+                println!("{line}");
+            }
         }
     }
 }

@@ -167,6 +167,11 @@ fn run_prints_a_layer_table_and_writes_the_report() {
         "{out}"
     );
     assert!(out.contains("top-1 f32 Some(576) vs q8 Some(576) (agree)"), "{out}");
+    // The run's logit noise and the tie margin the top-1 and top-10 tests judge flips against.
+    assert!(
+        out.contains("  logit noise 0.0672 (std of q8 − f32), tie margin 0.2851 (3·√2 × noise)\n"),
+        "{out}"
+    );
 
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["schema"], "parallax.report/1");
@@ -177,6 +182,9 @@ fn run_prints_a_layer_table_and_writes_the_report() {
         report["model"]["sha256"],
         "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
     );
+    let lc = &report["logits"]["compare"]["q8"];
+    assert!(lc["logit_noise"].is_f64() && lc["tie_margin"].is_f64(), "{lc}");
+    assert!(lc.get("top1_flip").is_none() && lc.get("top10_ties").is_none(), "no flip: {lc}");
     let swigl = &report["layers"][3]["sites"]["ffn_swigl"];
     assert_eq!(swigl["f32"]["count"], 7 * 4864);
     assert_eq!(swigl["q8"]["count"], 7 * 4864);

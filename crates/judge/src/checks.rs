@@ -1,11 +1,12 @@
 //! One function per kind of check: what it says it measures (the verdict's `check` and `band`,
 //! a chart's ratio band), which sites, layers and paths it covers, and its value at a point.
 
-use parallax_metrics::Compare;
+use parallax_metrics::{Compare, LogitsCompare, TIE_SIGMAS};
 use parallax_report::verdict::{Measurement, Outcome, PathCount, RatioBand, TestVerdict};
 
-use crate::contract::{Band, Layers, LogitsMetric, Metric, SiteRef, Stat};
+use crate::contract::{Band, Check, ContractTest, Layers, LogitsMetric, Metric, SiteRef, Stat};
 use crate::evaluate::{Judge, Point, Skip};
+use crate::mapping::PathMapping;
 
 /// A check judged site by site: where, against which band, over which report paths (the
 /// contract's names read through the mapping), and what is measured at each point.
@@ -220,8 +221,132 @@ impl Judge<'_> {
         if !inside {
             v.failed = 1;
             v.first_failure = Some(meas.clone());
+            let top_len = self.report.logits.paths.get(r.as_str()).map_or(10, |l| l.top.len());
+            if let Some((explained, note)) = ties(metric, lc, band, other, top_len) {
+                if explained {
+                    v.outcome = Outcome::Explained;
+                }
+                v.notes.push(note);
+            }
         }
         v.worst = Some(meas);
         v
+    }
+}
+
+/// A logit difference for a note: three decimals, or three significant digits below 0.001.
+fn logit(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        format!("{v:.2e}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Whether a top-1 or top-10 value outside `band` is a tie of this run's noise: `(true, why)`
+/// when counting the flips within the tie margin as agreement brings it inside the band
+/// (EXPLAINED), `(false, why)` when the report measured the noise and the flips are wider
+/// (FAIL, with the margins in the note). `None` when the report does not measure the noise (a
+/// report written before it did, non-finite logits): judged strictly, as before.
+fn ties(
+    metric: LogitsMetric,
+    lc: &LogitsCompare,
+    band: Band,
+    path: &str,
+    top_len: usize,
+) -> Option<(bool, String)> {
+    let (noise, margin) = (lc.logit_noise?, lc.tie_margin?);
+    let run = format!(
+        "this run's tie margin {} ({}·√2 × logit noise {})",
+        logit(margin),
+        TIE_SIGMAS,
+        logit(noise)
+    );
+    match metric {
+        LogitsMetric::Top1Agree if !lc.top1_agree => {
+            let flip = lc.top1_flip.as_ref()?;
+            let (a, b, m) = (flip.reference, flip.path, flip.margin);
+            if m <= margin && band.contains(1.0) {
+                Some((
+                    true,
+                    format!(
+                        "a tie: the reference's top-1 token {a} and the {path} path's top-1 {b} are {} logits apart in the reference, inside {run}; the paths may order them either way",
+                        logit(m)
+                    ),
+                ))
+            } else {
+                Some((
+                    false,
+                    format!(
+                        "not a tie: the reference holds its top-1 token {a} {} logits above the {path} path's top-1 {b}, beyond {run}",
+                        logit(m)
+                    ),
+                ))
+            }
+        }
+        LogitsMetric::Top10Overlap => {
+            let missing = (top_len as u32).saturating_sub(lc.top10_overlap);
+            let ties = lc.top10_ties.min(missing);
+            let counted = lc.top10_overlap + ties;
+            let are = if ties == 1 { "is" } else { "are" };
+            let swaps = format!(
+                "the {path} path's top-10 misses {missing} of the reference's; {ties} of those swaps across the 10th place {are} between tokens the reference held within {run}; counted as ties, the overlap is {counted}"
+            );
+            Some(if ties > 0 && band.contains(counted as f64) {
+                (true, format!("a tie: {swaps}"))
+            } else {
+                (false, format!("not a tie: {swaps}, still outside the band"))
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A tie margin comes from the run's own noise, so a broken path widens its own excuse: a dropped
+/// bias (σ ≈ 1.3 logits on Qwen2.5-0.5B) would make a 2.5-logit flip "a tie". A tie is therefore
+/// explained only while the distributions agree as a whole: where the same contract has a KL test
+/// on the same two paths and that test FAILs, every EXPLAINED top-1 or top-10 test on them is
+/// a FAIL again, and its note says why. A contract without a KL test judges ties alone.
+pub(crate) fn ties_need_agreeing_distributions(
+    tests: &[ContractTest],
+    verdicts: &mut [TestVerdict],
+    mapping: &PathMapping,
+) {
+    let pair = |p: &str, r: &str| {
+        let (a, b) = (mapping.resolve(p).to_string(), mapping.resolve(r).to_string());
+        if a <= b {
+            (a, b)
+        } else {
+            (b, a)
+        }
+    };
+    let failed_kl: Vec<((String, String), &str)> = tests
+        .iter()
+        .zip(verdicts.iter())
+        .filter_map(|(t, v)| match &t.check {
+            Check::Logits { metric: LogitsMetric::Kl, path, reference, .. }
+                if v.outcome == Outcome::Fail =>
+            {
+                Some((pair(path, reference), t.id.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    for (t, v) in tests.iter().zip(verdicts.iter_mut()) {
+        let Check::Logits { path, reference, .. } = &t.check else { continue };
+        if v.outcome != Outcome::Explained {
+            continue;
+        }
+        let Some((_, kl)) = failed_kl.iter().find(|(k, _)| *k == pair(path, reference)) else {
+            continue;
+        };
+        v.outcome = Outcome::Fail;
+        for n in v.notes.iter_mut().filter(|n| n.starts_with("a tie: ")) {
+            let facts =
+                n["a tie: ".len()..].trim_end_matches("; the paths may order them either way");
+            *n = format!(
+                "not a tie: {facts}; but {kl} fails on the same logits (KL outside its band), so the noise this margin comes from is not honest noise and explains nothing"
+            );
+        }
     }
 }

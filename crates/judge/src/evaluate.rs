@@ -70,6 +70,7 @@ pub fn evaluate_with_traces(
             }
             tests.push(verdict);
         }
+        checks::ties_need_agreeing_distributions(&c.tests, &mut tests, mapping);
         out.contracts.push(ContractVerdict {
             name: c.name.clone(),
             version: c.version.clone(),

@@ -117,6 +117,13 @@ fn honest_runs_pass_every_contract_on_both_models() {
             let own = v.contracts.iter().find(|c| c.name == "parallax-default-v1").unwrap();
             assert!(own.tests.iter().all(|t| t.outcome == Outcome::Pass), "{text}");
             assert!(v.first_divergence.is_none());
+            // The engine measures this run's logit noise, so the top-1 and top-10 tests can
+            // tell a tie from a flip.
+            let lc = &r.logits.compare["q8"];
+            let noise = lc.logit_noise.expect("the engine measures the logit noise");
+            eprintln!("{file} {scope:?}: logit noise {noise:.4}, tie margin {:?}, top-1 flip {:?}, top-10 ties {}", lc.tie_margin, lc.top1_flip, lc.top10_ties);
+            assert!(noise > 0.0 && lc.tie_margin == Some(parallax_metrics::tie_margin(noise)));
+            assert_eq!(lc.top1_flip.is_some(), !lc.top1_agree);
             for id in ["001", "002", "003", "007"] {
                 let t = test(&v, &format!("FALSIFY-APR-GGUF-PARITY-{id}"));
                 assert_eq!(t.outcome, Outcome::Pass, "{id}");

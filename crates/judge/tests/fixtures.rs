@@ -4,6 +4,7 @@
 
 use expect_test::{expect, Expect};
 use parallax_judge::{default_contracts, evaluate, PathMapping};
+use parallax_metrics::{tie_margin, TopFlip};
 use parallax_report::text::verdict_lines;
 use parallax_report::verdict::{Cause, Outcome, Verdicts};
 use parallax_report::{Mode, Report};
@@ -236,4 +237,109 @@ fn unequal_sample_sizes_are_refused_never_compared() {
     for t in v.contracts.iter().flat_map(|c| &c.tests).filter(|t| t.outcome == Outcome::Refused) {
         assert!(t.notes.iter().any(|n| n.contains("FALSIFY-007")), "{}: {:?}", t.id, t.notes);
     }
+}
+
+/// The demo run's report with its q8 logits comparison edited as `edit` says, judged; the
+/// verdict and its terminal lines for one test of the default contract.
+fn logits_edited(
+    edit: impl FnOnce(&mut parallax_metrics::LogitsCompare, &[(u32, f32)]),
+    id: &str,
+) -> (Verdicts, String) {
+    let mut r = fixture("healthy");
+    let top = r.logits.paths["f32"].top.clone();
+    edit(r.logits.compare.get_mut("q8").unwrap(), &top);
+    let v = judge(&r);
+    let lines = verdict_lines(&v);
+    let at = lines.iter().position(|l| l.contains(&format!("{id} "))).unwrap();
+    let mut text = vec![lines[at].trim_start().to_string()];
+    text.extend(
+        lines[at + 1..]
+            .iter()
+            .take_while(|l| l.starts_with("       "))
+            .map(|l| l.trim().to_string()),
+    );
+    (v, text.join("\n"))
+}
+
+fn outcome(v: &Verdicts, id: &str) -> Outcome {
+    v.contracts.iter().flat_map(|c| &c.tests).find(|t| t.id == id).unwrap().outcome
+}
+
+/// The false alarm this guards: the `llama` rewrite of Qwen2.5-0.5B, where llama.cpp's two best
+/// tokens were 0.005 logits apart and the f32 and q8 paths each picked one. With a logit noise
+/// of 0.06 the tie margin is 3·√2·0.06 ≈ 0.255: the flip is a tie, shown, and the run passes. A
+/// flip across 2 logits at the same noise still fails, and says by how much; a report that
+/// does not measure the noise (written before it did) is judged strictly.
+#[test]
+fn qwen25_05b_llama_rewrite_top_two_tokens_0_005_apart_is_a_tie_not_a_failure() {
+    let flip = |margin: f64, noise: Option<f64>| {
+        move |c: &mut parallax_metrics::LogitsCompare, top: &[(u32, f32)]| {
+            c.top1_agree = false;
+            c.top1_flip = Some(TopFlip { reference: top[0].0, path: top[1].0, margin });
+            c.logit_noise = noise;
+            c.tie_margin = noise.map(tie_margin);
+        }
+    };
+    let (v, text) = logits_edited(flip(0.005, Some(0.06)), "PARALLAX-PARITY-015");
+    assert_eq!(outcome(&v, "PARALLAX-PARITY-015"), Outcome::Explained);
+    assert!(v.passed(), "a tie does not fail the run");
+    assert_eq!(v.tally().explained, 1);
+    expect![[r#"
+        EXPLAINED      PARALLAX-PARITY-015  last-position top-1 token agrees — 1/1 outside == 1, explained (see below); first: 0.000000 at logits (position 6) (f32 n=28672, q8 n=28672)
+        a tie: the reference's top-1 token 304 and the q8 path's top-1 3967 are 0.005 logits apart in the reference, inside this run's tie margin 0.255 (3·√2 × logit noise 0.060); the paths may order them either way"#]].assert_eq(&text);
+
+    let (v, text) = logits_edited(flip(2.0, Some(0.06)), "PARALLAX-PARITY-015");
+    assert_eq!(outcome(&v, "PARALLAX-PARITY-015"), Outcome::Fail);
+    assert!(!v.passed());
+    expect![[r#"
+        FAIL           PARALLAX-PARITY-015  last-position top-1 token agrees — 1/1 outside == 1; first: 0.000000 at logits (position 6) (f32 n=28672, q8 n=28672)
+        not a tie: the reference holds its top-1 token 304 2.000 logits above the q8 path's top-1 3967, beyond this run's tie margin 0.255 (3·√2 × logit noise 0.060)"#]].assert_eq(&text);
+
+    // The same near tie on logits whose distributions are apart (KL 0.5, outside test 014's
+    // band): the noise the margin comes from is a broken path's, and explains nothing.
+    let (v, text) = logits_edited(
+        |c, top| {
+            flip(0.005, Some(0.06))(c, top);
+            c.kl = Some(0.5);
+        },
+        "PARALLAX-PARITY-015",
+    );
+    assert_eq!(outcome(&v, "PARALLAX-PARITY-015"), Outcome::Fail);
+    expect![[r#"
+        FAIL           PARALLAX-PARITY-015  last-position top-1 token agrees — 1/1 outside == 1; first: 0.000000 at logits (position 6) (f32 n=28672, q8 n=28672)
+        not a tie: the reference's top-1 token 304 and the q8 path's top-1 3967 are 0.005 logits apart in the reference, inside this run's tie margin 0.255 (3·√2 × logit noise 0.060); but PARALLAX-PARITY-014 fails on the same logits (KL outside its band), so the noise this margin comes from is not honest noise and explains nothing"#]].assert_eq(&text);
+
+    // An old report: no noise measured, no tie explained.
+    let (v, text) = logits_edited(flip(0.005, None), "PARALLAX-PARITY-015");
+    assert_eq!(outcome(&v, "PARALLAX-PARITY-015"), Outcome::Fail);
+    assert!(!v.passed());
+    assert!(!text.contains("tie"), "{text}");
+}
+
+/// The same for the top-10 test (band ≥ 8): four reference tokens missing from the q8 top-10,
+/// two of them swapped within the tie margin, make 6 + 2 = 8 — explained; one tie makes 7 —
+/// still a failure.
+#[test]
+fn top10_swaps_within_the_tie_margin_are_ties_not_failures() {
+    let swaps = |ties: u32| {
+        move |c: &mut parallax_metrics::LogitsCompare, _: &[(u32, f32)]| {
+            c.top10_overlap = 6;
+            c.top10_ties = ties;
+            c.logit_noise = Some(0.06);
+            c.tie_margin = Some(tie_margin(0.06));
+        }
+    };
+    let (v, text) = logits_edited(swaps(2), "PARALLAX-PARITY-016");
+    assert_eq!(outcome(&v, "PARALLAX-PARITY-016"), Outcome::Explained);
+    assert!(v.passed());
+    expect![[r#"
+        EXPLAINED      PARALLAX-PARITY-016  last-position top-10 sets largely agree — 1/1 outside ≥ 8, explained (see below); first: 6.000000 at logits (position 6) (f32 n=28672, q8 n=28672)
+        a tie: the q8 path's top-10 misses 4 of the reference's; 2 of those swaps across the 10th place are between tokens the reference held within this run's tie margin 0.255 (3·√2 × logit noise 0.060); counted as ties, the overlap is 8"#]].assert_eq(&text);
+
+    let (v, text) = logits_edited(swaps(1), "PARALLAX-PARITY-016");
+    assert_eq!(outcome(&v, "PARALLAX-PARITY-016"), Outcome::Fail);
+    assert!(!v.passed());
+    expect![[r#"
+        FAIL           PARALLAX-PARITY-016  last-position top-10 sets largely agree — 1/1 outside ≥ 8; first: 6.000000 at logits (position 6) (f32 n=28672, q8 n=28672)
+        not a tie: the q8 path's top-10 misses 4 of the reference's; 1 of those swaps across the 10th place is between tokens the reference held within this run's tie margin 0.255 (3·√2 × logit noise 0.060); counted as ties, the overlap is 7, still outside the band"#]].assert_eq(&text);
 }

@@ -243,7 +243,22 @@ impl Compare {
     }
 }
 
+/// How many standard deviations of a two-token logit difference make a tie: see
+/// [`LogitsCompare::tie_margin`].
+pub const TIE_SIGMAS: f64 = 3.0;
+
+/// The tie margin for a measured logit noise: `TIE_SIGMAS · √2 · noise` (see
+/// [`LogitsCompare::tie_margin`]).
+pub fn tie_margin(logit_noise: f64) -> f64 {
+    TIE_SIGMAS * std::f64::consts::SQRT_2 * logit_noise
+}
+
 /// Logits of one path against the reference's, for one token position.
+///
+/// Besides the agreement itself it measures how far apart the reference's own choices were, so
+/// that a flip between two tokens closer than this run's noise can be told from a wrong op: the
+/// judge reports such a flip as a tie (EXPLAINED), not a failure. Reports written before these
+/// fields existed read them as absent (and are judged strictly).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogitsCompare {
     /// KL(P_reference ‖ P_path) in nats, softmax in f64.
@@ -252,6 +267,48 @@ pub struct LogitsCompare {
     /// How many of the reference's top-10 ids are in the path's top-10.
     pub top10_overlap: u32,
     pub cosine: Option<f64>,
+    /// The measured logit noise of this run: the population standard deviation, over the whole
+    /// vocabulary, of `d = path − reference` (accumulated in f64). Softmax ignores a shift common
+    /// to every logit, and the std removes it. `None` when a logit on either side is not finite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_noise: Option<f64>,
+    /// `3·√2·logit_noise`: the largest reference margin a flip may cross and still be a tie.
+    ///
+    /// Tokens `a` and `b` with reference logits `z_a > z_b` change places on the path when
+    /// `d_b − d_a > z_a − z_b`, the reference's own margin. If the errors of single tokens were
+    /// independent with std `σ = logit_noise`, `d_b − d_a` would have std `√2·σ`; a margin
+    /// within [`TIE_SIGMAS`] (3) of those is one this run's noise can cross, so a flip across it
+    /// is a tie, not evidence of a wrong op.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tie_margin: Option<f64>,
+    /// When the top-1 ids differ: which ones, and the reference's margin between them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_flip: Option<TopFlip>,
+    /// How many of the reference's top-10 ids missing from the path's top-10 are ties. Each
+    /// missing id `a` is paired with a distinct intruder `b` (an id in the path's top-10 but not
+    /// the reference's); a pair is a tie when the reference's margin `z_a − z_b` is within
+    /// `tie_margin` — the top-1 rule applied to a swap across the 10th place. Since
+    /// `z_a ≥ z_10 ≥ z_b`, both ids then lie within `tie_margin` of the reference's 10th logit:
+    /// an intruder from far below the 10th place is never a tie, however close `a` was. The
+    /// count is the largest number of such disjoint pairs; 0 when `tie_margin` is absent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub top10_ties: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The two top-1 ids when they differ.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopFlip {
+    /// The reference's top-1 id.
+    pub reference: u32,
+    /// The path's top-1 id.
+    pub path: u32,
+    /// `z[reference] − z[path]` in the reference's logits (≥ 0): how far apart the reference
+    /// held the two tokens.
+    pub margin: f64,
 }
 
 impl LogitsCompare {
@@ -267,13 +324,73 @@ impl LogitsCompare {
             }
             _ => None,
         };
+        let logit_noise = difference_std(reference, path);
+        let tie_margin = logit_noise.map(tie_margin);
+        let z = |id: u32| reference[id as usize] as f64;
+        let top1_flip = match (tr.first(), tp.first()) {
+            (Some(&(a, _)), Some(&(b, _))) if a != b => {
+                let margin = z(a) - z(b);
+                margin.is_finite().then_some(TopFlip { reference: a, path: b, margin })
+            }
+            _ => None,
+        };
+        let top10_ties = match tie_margin {
+            Some(m) => {
+                // Missing ids least constrained first (lowest z_a), intruders lowest first: each
+                // missing id takes the lowest intruder it can still reach. The compatible
+                // intruders of a higher z_a are a subset of a lower one's, so this greedy pairing
+                // is a largest one.
+                let mut missing: Vec<f64> = tr
+                    .iter()
+                    .filter(|(id, _)| !tp.iter().any(|(j, _)| j == id))
+                    .map(|&(id, _)| z(id))
+                    .collect();
+                let mut intruders: Vec<f64> = tp
+                    .iter()
+                    .filter(|(id, _)| !tr.iter().any(|(j, _)| j == id))
+                    .map(|&(id, _)| z(id))
+                    .collect();
+                missing.sort_by(f64::total_cmp);
+                intruders.sort_by(f64::total_cmp);
+                let (mut ties, mut j) = (0u32, 0usize);
+                for a in missing {
+                    while j < intruders.len() && a - intruders[j] > m {
+                        j += 1;
+                    }
+                    if j == intruders.len() {
+                        break;
+                    }
+                    ties += 1;
+                    j += 1;
+                }
+                ties
+            }
+            None => 0,
+        };
         Some(LogitsCompare {
             kl,
             top1_agree: tr.first().map(|t| t.0) == tp.first().map(|t| t.0),
             top10_overlap: overlap,
             cosine: Compare::of(reference, path).and_then(|c| c.cosine),
+            logit_noise,
+            tie_margin,
+            top1_flip,
+            top10_ties,
         })
     }
+}
+
+/// Population std of `path − reference` over all elements, two passes in f64; `None` when any
+/// value on either side is not finite.
+fn difference_std(reference: &[f32], path: &[f32]) -> Option<f64> {
+    if reference.iter().chain(path).any(|v| !v.is_finite()) {
+        return None;
+    }
+    let d = |(r, p): (&f32, &f32)| *p as f64 - *r as f64;
+    let n = reference.len() as f64;
+    let mean = reference.iter().zip(path).map(d).sum::<f64>() / n;
+    let ss = reference.iter().zip(path).map(|x| (d(x) - mean).powi(2)).sum::<f64>();
+    Some((ss / n).sqrt())
 }
 
 /// The `k` largest values with their indices, largest first; ties broken by the lower index so
@@ -349,5 +466,104 @@ mod tests {
         let l = LogitsCompare::of(&a, &b).unwrap();
         assert!(!l.top1_agree);
         assert!(l.kl.unwrap() > 0.0);
+    }
+
+    fn close(what: &str, got: Option<f64>, want: f64) {
+        let got = got.unwrap_or_else(|| panic!("{what}: no value"));
+        assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{what}: {got} != {want}");
+    }
+
+    /// The reference holds tokens 0 and 1 1/128 apart; the path lifts token 1 by 1/64 and
+    /// nothing else. d = (0, 1/64, 0, 0): mean 1/256, population variance 1/16384 − 1/65536 =
+    /// 3/65536, so the noise is √3/256 and the tie margin 3·√2·√3/256 = 3√6/256 ≈ 0.0287,
+    /// above the margin 1/128: a tie.
+    #[test]
+    fn a_near_tie_flip_has_a_margin_inside_the_tie_margin() {
+        let r = [1.0f32, 1.0 - 1.0 / 128.0, 0.0, -1.0];
+        let p = [1.0f32, 1.0 + 1.0 / 128.0, 0.0, -1.0];
+        let l = LogitsCompare::of(&r, &p).unwrap();
+        assert!(!l.top1_agree);
+        close("noise", l.logit_noise, 3f64.sqrt() / 256.0);
+        close("tie margin", l.tie_margin, 3.0 * 6f64.sqrt() / 256.0);
+        assert_eq!(l.top1_flip, Some(TopFlip { reference: 0, path: 1, margin: 1.0 / 128.0 }));
+        assert!(l.top1_flip.unwrap().margin <= l.tie_margin.unwrap());
+        assert_eq!(l.top10_ties, 0, "four tokens: both top-10s hold all of them");
+    }
+
+    /// 64 tokens, the reference's best (2) clear of the rest (0); the path lifts token 1 to 2.5.
+    /// d = 2.5·e₁: population std 2.5·√63/64 ≈ 0.310, tie margin 3·√2 of it ≈ 1.32, below the
+    /// reference's margin 2: not a tie.
+    #[test]
+    fn a_clear_flip_has_a_margin_beyond_the_tie_margin() {
+        let mut r = [0.0f32; 64];
+        r[0] = 2.0;
+        let mut p = r;
+        p[1] = 2.5;
+        let l = LogitsCompare::of(&r, &p).unwrap();
+        let noise = 2.5 * 63f64.sqrt() / 64.0;
+        close("noise", l.logit_noise, noise);
+        close("tie margin", l.tie_margin, 3.0 * 2f64.sqrt() * noise);
+        assert_eq!(l.top1_flip, Some(TopFlip { reference: 0, path: 1, margin: 2.0 }));
+        assert!(l.top1_flip.unwrap().margin > l.tie_margin.unwrap());
+    }
+
+    /// No flip, no flip field; a shift common to every logit is no noise (softmax ignores it).
+    #[test]
+    fn no_flip_and_a_common_shift_is_no_noise() {
+        let r = [3.0f32, 1.0, -2.0, 0.5];
+        let l = LogitsCompare::of(&r, &r).unwrap();
+        assert_eq!(
+            (l.logit_noise, l.tie_margin, l.top1_flip, l.top10_ties),
+            (Some(0.0), Some(0.0), None, 0)
+        );
+        let shifted: Vec<f32> = r.iter().map(|v| v + 4.0).collect();
+        let l = LogitsCompare::of(&r, &shifted).unwrap();
+        assert!(l.top1_agree && l.top1_flip.is_none());
+        assert_eq!(l.logit_noise, Some(0.0));
+        // Old reports lack the fields and still parse; a report without a flip gains only the
+        // noise and the tie margin.
+        let json = serde_json::to_string(&l).unwrap();
+        assert!(!json.contains("top1_flip") && !json.contains("top10_ties"), "{json}");
+        let old: LogitsCompare = serde_json::from_str(
+            r#"{"kl":0.001,"top1_agree":false,"top10_overlap":9,"cosine":0.99}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (old.logit_noise, old.tie_margin, old.top1_flip, old.top10_ties),
+            (None, None, None, 0)
+        );
+    }
+
+    /// A NaN on either side: no noise, so no tie margin and no ties; the flip is still named.
+    #[test]
+    fn non_finite_logits_measure_no_noise() {
+        let r = [1.0f32, f32::NAN, 0.5];
+        let p = [0.4f32, 0.0, 0.5];
+        let l = LogitsCompare::of(&r, &p).unwrap();
+        assert_eq!((l.logit_noise, l.tie_margin, l.top10_ties), (None, None, 0));
+        assert_eq!(l.top1_flip, Some(TopFlip { reference: 0, path: 2, margin: 0.5 }));
+        let l = LogitsCompare::of(&[1.0, 0.0], &[0.0, f32::INFINITY]).unwrap();
+        assert_eq!((l.logit_noise, l.tie_margin), (None, None));
+    }
+
+    /// 64 tokens, reference z_i = 64 − i (the 10th, id 9, is 55). A swap across the 10th place
+    /// with id 10 held 1/64 below it is a tie; an intruder from far below (id 20, z = 44, lifted
+    /// by 12) pushes out the same id 9 — which sits exactly at the 10th logit — and is not: the
+    /// pair's margin 11 exceeds the tie margin 3·√2·12·√63/64 ≈ 6.31.
+    #[test]
+    fn top10_ties_pair_each_missing_id_with_an_intruder() {
+        let r: Vec<f32> =
+            (0..64).map(|i| if i == 10 { 55.0 - 1.0 / 64.0 } else { 64.0 - i as f32 }).collect();
+        let mut near = r.clone();
+        near[10] += 1.0 / 32.0;
+        let l = LogitsCompare::of(&r, &near).unwrap();
+        assert!(l.top1_agree);
+        assert_eq!((l.top10_overlap, l.top10_ties), (9, 1));
+        close("tie margin", l.tie_margin, 3.0 * 2f64.sqrt() * (63f64.sqrt() / 64.0) / 32.0);
+        let mut far = r.clone();
+        far[20] += 12.0;
+        let l = LogitsCompare::of(&r, &far).unwrap();
+        assert_eq!((l.top10_overlap, l.top10_ties), (9, 0));
+        close("tie margin", l.tie_margin, 3.0 * 2f64.sqrt() * 12.0 * 63f64.sqrt() / 64.0);
     }
 }

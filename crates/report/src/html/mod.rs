@@ -191,26 +191,46 @@ fn num(v: Option<f64>, digits: usize) -> String {
     v.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "—".into())
 }
 
-/// Logits agreement at the last position, one row per path.
+/// Logits agreement at the last position, one row per path, with the run's logit noise and the
+/// tie margin the top-1 and top-10 tests judge flips against.
 fn logits(w: &mut Writer, r: &Report) {
-    w.lit("<section class=\"px-logits\"><h3>Logits at the last position</h3><table><tr><th>path</th><th>top-1</th><th>top-10 ids</th><th>KL vs reference (nats)</th><th>top-10 overlap</th><th>cosine</th></tr>");
+    w.lit("<section class=\"px-logits\"><h3>Logits at the last position</h3><table><tr><th>path</th><th>top-1</th><th>top-10 ids</th><th>KL vs reference (nats)</th><th>top-10 overlap</th><th>cosine</th><th>logit noise σ</th><th>tie margin 3·√2·σ</th></tr>");
     for p in &r.paths {
         let Some(l) = r.logits.paths.get(p) else { continue };
-        let top1 = l.top.first().map(|t| format!("{} ({:.4})", t.0, t.1)).unwrap_or_default();
-        let ids: Vec<String> = l.top.iter().map(|t| t.0.to_string()).collect();
-        let (kl, overlap, cos) = match r.logits.compare.get(p) {
-            Some(c) => (num(c.kl, 6), format!("{}/10", c.top10_overlap), num(c.cosine, 7)),
-            None => ("—".into(), "—".into(), "—".into()),
+        let mut top1 = l.top.first().map(|t| format!("{} ({:.4})", t.0, t.1)).unwrap_or_default();
+        let (kl, mut overlap, cos, noise, margin) = match r.logits.compare.get(p) {
+            Some(c) => {
+                if let Some(f) = &c.top1_flip {
+                    top1.push_str(&format!(
+                        "; the reference's {} is {:.4} above it",
+                        f.reference, f.margin
+                    ));
+                }
+                (
+                    num(c.kl, 6),
+                    format!("{}/10", c.top10_overlap),
+                    num(c.cosine, 7),
+                    num(c.logit_noise, 4),
+                    num(c.tie_margin, 4),
+                )
+            }
+            None => ("—".into(), "—".into(), "—".into(), "—".into(), "—".into()),
         };
+        if let Some(c) = r.logits.compare.get(p).filter(|c| c.top10_ties > 0) {
+            overlap.push_str(&format!(" ({} more within the tie margin)", c.top10_ties));
+        }
+        let ids: Vec<String> = l.top.iter().map(|t| t.0.to_string()).collect();
         markup!(
             w,
-            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             p,
             top1,
             ids.join(" "),
             kl,
             overlap,
-            cos
+            cos,
+            noise,
+            margin
         );
     }
     w.lit("</table></section>\n");
