@@ -285,7 +285,7 @@ fn qwen25_05b_llama_rewrite_top_two_tokens_0_005_apart_is_a_tie_not_a_failure() 
     assert!(v.passed(), "a tie does not fail the run");
     assert_eq!(v.tally().explained, 1);
     expect![[r#"
-        EXPLAINED      PARALLAX-PARITY-015  last-position top-1 token agrees — 1/1 outside == 1, explained (see below); first: 0.000000 at logits (position 6) (f32 n=28672, q8 n=28672)
+        EXPLAINED      PARALLAX-PARITY-015  last-position top-1 token agrees — explained, see below; first outside == 1: 0.000000 at logits (position 6) (f32 n=28672, q8 n=28672)
         a tie: the reference's top-1 token 304 and the q8 path's top-1 3967 are 0.005 logits apart in the reference, inside this run's tie margin 0.255 (3·√2 × logit noise 0.060); the paths may order them either way"#]].assert_eq(&text);
 
     let (v, text) = logits_edited(flip(2.0, Some(0.06)), "PARALLAX-PARITY-015");
@@ -333,7 +333,7 @@ fn top10_swaps_within_the_tie_margin_are_ties_not_failures() {
     assert_eq!(outcome(&v, "PARALLAX-PARITY-016"), Outcome::Explained);
     assert!(v.passed());
     expect![[r#"
-        EXPLAINED      PARALLAX-PARITY-016  last-position top-10 sets largely agree — 1/1 outside ≥ 8, explained (see below); first: 6.000000 at logits (position 6) (f32 n=28672, q8 n=28672)
+        EXPLAINED      PARALLAX-PARITY-016  last-position top-10 sets largely agree — explained, see below; first outside ≥ 8: 6.000000 at logits (position 6) (f32 n=28672, q8 n=28672)
         a tie: the q8 path's top-10 misses 4 of the reference's; 2 of those swaps across the 10th place are between tokens the reference held within this run's tie margin 0.255 (3·√2 × logit noise 0.060); counted as ties, the overlap is 8"#]].assert_eq(&text);
 
     let (v, text) = logits_edited(swaps(1), "PARALLAX-PARITY-016");

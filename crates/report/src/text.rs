@@ -28,9 +28,8 @@ pub fn verdict_lines(v: &Verdicts) -> Vec<String> {
                     t.band.as_deref().unwrap_or("")
                 )),
                 (Outcome::Explained, Some(m), _) => line.push_str(&format!(
-                    " — outside {} from {m} on, explained by the arithmetic (below); {} points",
-                    t.band.as_deref().unwrap_or(""),
-                    t.evaluated
+                    " — explained, see below; first outside {}: {m}",
+                    t.band.as_deref().unwrap_or("")
                 )),
                 (Outcome::Pass, _, Some(m)) => line.push_str(&format!(
                     " — worst {m}; band {}, {} points",
