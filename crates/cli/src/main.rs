@@ -93,8 +93,8 @@ struct RunArgs {
     /// Token scope of the per-site statistics: `all` prompt positions or the `last` one.
     #[arg(long, default_value = "all")]
     scope: String,
-    /// `free`: each path keeps its own residual stream; `replay`: also feed every matmul the
-    /// reference's input, separating local error from accumulated error.
+    /// `free`: each path keeps its own residual stream; `replay`: every layer of every path
+    /// starts from the reference's residual stream, so each layer shows its own divergence.
     #[arg(long, default_value = "free")]
     mode: String,
     /// Write the report (schema parallax.report/1) to this file.

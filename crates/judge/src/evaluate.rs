@@ -414,7 +414,7 @@ impl Judge<'_> {
         let piece =
             self.report.prompt.pieces.get(t).map(|s| format!(" ({s:?})")).unwrap_or_default();
         Some(format!(
-            "at {}, position {t}{piece} carries {:.0}% of `{path}`'s divergence (error energy over the {} positions)",
+            "at {}, position {t}{piece} carries {:.0}% of {path}'s divergence (error energy over the {} positions)",
             place_site(p.layer, &p.site.name),
             100.0 * e / total,
             energy.len()

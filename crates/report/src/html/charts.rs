@@ -358,7 +358,7 @@ pub struct Metric {
 }
 
 /// The site × layer heatmaps, the first one shown by default.
-pub const METRICS: [Metric; 4] = [
+pub const METRICS: [Metric; 5] = [
     Metric {
         name: "cosine",
         caption: "nines of cosine, −log10(1 − cos): more is closer",
@@ -388,6 +388,12 @@ pub const METRICS: [Metric; 4] = [
                 .map(|v| -libm::log10(libm::log10(v).abs().max(1e-9)))
         },
         show: |v| format!("±{:.3e} in log10 σ", libm::pow(10.0, -v)),
+    },
+    Metric {
+        name: "noise",
+        caption: "each op alone on the reference's input ÷ the rounding noise its arithmetic predicts, −log10 (0 is 1×, −1 is 10×): more is within its noise; only ops that differ between paths",
+        value: |s, p| s.noise.get(p).map(|n| -libm::log10(n.ratio.max(1e-12))),
+        show: |v| format!("{:.2}× its predicted noise", libm::pow(10.0, -v)),
     },
 ];
 
