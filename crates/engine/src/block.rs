@@ -115,6 +115,10 @@ impl Lockstep<'_> {
     }
 }
 
+/// An op's comparisons fed the reference's input, per path: against the reference's output
+/// (`SiteRecord::local`) and against the noise the arithmetic predicts (`SiteRecord::noise`).
+type OpAlone = (IndexMap<String, Compare>, IndexMap<String, LocalNoise>);
+
 /// One layer in progress: its weights, and the probes recorded so far.
 struct Block<'s, 'w> {
     step: &'s Lockstep<'s>,
@@ -123,7 +127,7 @@ struct Block<'s, 'w> {
     sites: LayerRecord,
     per_token: IndexMap<String, TokenSite>,
     /// A matmul site's local comparisons and their predicted noise, until the site is recorded.
-    local: HashMap<&'static str, (IndexMap<String, Compare>, IndexMap<String, LocalNoise>)>,
+    local: HashMap<&'static str, OpAlone>,
 }
 
 impl<'s, 'w> Block<'s, 'w> {
@@ -380,7 +384,7 @@ impl<'s, 'w> Block<'s, 'w> {
         width: usize,
         op: impl Fn(PathKind) -> Vec<f32>,
         exact: impl Fn(PathKind) -> Option<Vec<f32>>,
-    ) -> (IndexMap<String, Compare>, IndexMap<String, LocalNoise>) {
+    ) -> OpAlone {
         const FLOOR: f64 = 1.0 / 1024.0;
         let s = self.step;
         let reference = s.probe.scoped(&outs[0], width);

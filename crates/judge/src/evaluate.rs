@@ -407,7 +407,7 @@ impl Judge<'_> {
             }
         }
         let total: f64 = energy.iter().sum();
-        if energy.len() < 2 || !(total > 0.0) {
+        if energy.len() < 2 || total.is_nan() || total <= 0.0 {
             return None;
         }
         let (t, e) = energy.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
