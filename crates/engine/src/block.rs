@@ -180,17 +180,38 @@ impl<'s, 'w> Block<'s, 'w> {
     ) -> Result<Vec<Vec<f32>>, EngineError> {
         let s = self.step;
         let mut outs = Vec::with_capacity(inputs.len());
-        for (p, x) in s.opts.paths.iter().zip(inputs) {
+        let mut alone = Vec::with_capacity(inputs.len());
+        let mut columns: Option<Vec<f64>> = None;
+        let x_ref = s.probe.scoped(&inputs[0], m.cols);
+        for (i, (p, x)) in s.opts.paths.iter().zip(inputs).enumerate() {
             s.check_cancel()?;
-            outs.push(self.apply(site, m, *p, x, bias).await?);
+            if i == 0 && *p == PathKind::F32 && s.opts.paths.len() > 1 {
+                // The reference's own dequantization gives the noise prediction's column
+                // energies (no fault touches the reference).
+                let (mut y, c) = paths::matmul_f32_with_column_energy(m, x, x.len() / m.cols)?;
+                if let Some(b) = bias {
+                    ops::add_bias(&mut y, b);
+                }
+                columns = Some(c);
+                outs.push(y);
+                continue;
+            }
+            if i == 0 {
+                outs.push(self.apply(site, m, *p, x, bias).await?);
+                continue;
+            }
+            // The path's own input and the reference's rows in scope in one product: every
+            // output row is computed on its own, so this is what two products would give, for
+            // one pass over the weights.
+            let both = [x.as_slice(), x_ref].concat();
+            let mut y = self.apply(site, m, *p, &both, bias).await?;
+            alone.push(y.split_off(x.len() / m.cols * m.rows));
+            outs.push(y);
         }
-        let x = s.probe.scoped(&inputs[0], m.cols);
+        let x = x_ref;
         let reference = s.probe.scoped(&outs[0], m.rows);
         let (mut local, mut noise) = (IndexMap::new(), IndexMap::new());
-        let mut columns: Option<Vec<f64>> = None;
-        for p in s.opts.paths.iter().skip(1) {
-            s.check_cancel()?;
-            let y = self.apply(site, m, *p, x, bias).await?;
+        for (p, y) in s.opts.paths.iter().skip(1).zip(alone) {
             if let Some(c) = Compare::of(reference, &y) {
                 local.insert(p.id().into(), c);
             }

@@ -250,6 +250,42 @@ pub async fn matmul_async(
     match *gpu {}
 }
 
+/// The `f32` path's `m · x` (as [`matmul`]) and, from the same dequantized tiles, the weights'
+/// column energies ([`column_energy`]) — the local-noise prediction's one pass over the weights,
+/// made free where the reference dequantizes anyway.
+pub(crate) fn matmul_f32_with_column_energy(
+    m: &Matrix,
+    x: &[f32],
+    n_tokens: usize,
+) -> Result<(Vec<f32>, Vec<f64>), EngineError> {
+    let Storage::Ggml { ty, bytes, row_bytes } = &m.storage else {
+        return Ok((matmul(PathKind::F32, m, x, n_tokens)?, column_energy(m)?));
+    };
+    let mut by_row = vec![0f32; m.rows * n_tokens];
+    let tokens: Vec<&[f32]> = x.chunks_exact(m.cols.max(1)).collect();
+    let energy = map_tiles(&mut by_row, n_tokens, m.cols, |r0, out, energy| {
+        let n_rows = out.len() / n_tokens;
+        let src = &bytes[r0 * row_bytes..(r0 + n_rows) * row_bytes];
+        TILE.with(|tile| {
+            let mut tile = tile.borrow_mut();
+            tile.resize(n_rows * m.cols, 0.0);
+            let tile = &mut tile[..n_rows * m.cols];
+            parallax_quant::dequantize(*ty, src, tile).map_err(|e| quant_error(m, e))?;
+            // f32 over the tile's rows (at most 32 squares a column), f64 across tiles.
+            let mut sums = vec![0f32; m.cols];
+            for row in tile.chunks_exact(m.cols) {
+                for (c, w) in sums.iter_mut().zip(row) {
+                    *c += w * w;
+                }
+            }
+            energy.iter_mut().zip(&sums).for_each(|(e, s)| *e += f64::from(*s));
+            parallax_quant::dot::vec_dot_f32_rows_tokens(tile, m.cols, &tokens, out)
+                .map_err(|e| quant_error(m, e))
+        })
+    })?;
+    Ok((transpose(&by_row, m.rows, n_tokens), energy))
+}
+
 /// `x` is `n_tokens` rows of `m.cols`; returns `n_tokens` rows of `m.rows`. The `gpu` path is
 /// asynchronous: see [`matmul_async`].
 pub fn matmul(
@@ -317,13 +353,18 @@ pub fn matmul(
             })?;
         }
     }
-    let mut out = vec![0f32; n_tokens * m.rows];
-    for r in 0..m.rows {
+    Ok(transpose(&by_row, m.rows, n_tokens))
+}
+
+/// Rows × tokens (as the tiles compute) to tokens × rows.
+fn transpose(by_row: &[f32], rows: usize, n_tokens: usize) -> Vec<f32> {
+    let mut out = vec![0f32; n_tokens * rows];
+    for r in 0..rows {
         for t in 0..n_tokens {
-            out[t * m.rows + r] = by_row[r * n_tokens + t];
+            out[t * rows + r] = by_row[r * n_tokens + t];
         }
     }
-    Ok(out)
+    out
 }
 
 /// The input row as `path`'s kernel multiplies it: quantized per block or converted to the
@@ -372,6 +413,38 @@ pub(crate) fn column_energy(m: &Matrix) -> Result<Vec<f64>, EngineError> {
 
 fn quant_error(m: &Matrix, e: parallax_quant::QuantError) -> EngineError {
     EngineError::Kernel { tensor: m.name.clone(), error: e }
+}
+
+/// [`for_each_tile`] where each tile also adds into a vector of `width` f64 sums; returns their
+/// total over all tiles (summed in tile order, so the result does not depend on the threads).
+fn map_tiles<F>(
+    by_row: &mut [f32],
+    n_tokens: usize,
+    width: usize,
+    f: F,
+) -> Result<Vec<f64>, EngineError>
+where
+    F: Fn(usize, &mut [f32], &mut [f64]) -> Result<(), EngineError> + Sync + Send,
+{
+    let chunk = TILE_ROWS * n_tokens;
+    let tile = |(i, block): (usize, &mut [f32])| -> Result<Vec<f64>, EngineError> {
+        let mut sums = vec![0f64; width];
+        f(i * TILE_ROWS, block, &mut sums)?;
+        Ok(sums)
+    };
+    #[cfg(feature = "parallel")]
+    let parts: Vec<Vec<f64>> = {
+        use rayon::prelude::*;
+        by_row.par_chunks_mut(chunk).enumerate().map(tile).collect::<Result<_, _>>()?
+    };
+    #[cfg(not(feature = "parallel"))]
+    let parts: Vec<Vec<f64>> =
+        by_row.chunks_mut(chunk).enumerate().map(tile).collect::<Result<_, _>>()?;
+    let mut total = vec![0f64; width];
+    for part in parts {
+        total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+    }
+    Ok(total)
 }
 
 /// Run `f(first_row, block)` over blocks of `TILE_ROWS` rows (each `TILE_ROWS × n_tokens`
