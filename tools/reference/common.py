@@ -53,6 +53,9 @@ LAYER_SITES = {
         "resid_ffn",
     ],
 }
+# llama and qwen3 probe the same sites as qwen2 (qwen3's q/k norms sit inside attention, after
+# the q and k sites).
+LAYER_SITES["llama"] = LAYER_SITES["qwen3"] = LAYER_SITES["qwen2"]
 
 GGML_TYPE_F32 = 0
 
