@@ -305,6 +305,27 @@ fn gemma_f32_path_matches_numpy_reference() {
     check_against_numpy(GEMMA_270M, "numpy-f32-gemma-3-270m-q4_k_m.json", 3e-6);
 }
 
+/// The rewrites (tools/golden/make_arch_rewrites.py) through Parallax's llama and qwen3 code
+/// against numpy_forward.py's llama (adjacent-pair RoPE) and qwen3 (q/k norm before RoPE). Two
+/// f32 computations stay together even where the bias-free models are chaotic for llama.cpp (no
+/// Q8 rounding to flip): measured worst 7.7e-7 / 8.3e-7 (all / last token) for llama, 6.9e-7 /
+/// 1.1e-6 without biases, 2.3e-6 / 1.9e-6 for qwen3. Experiments (not kept) with qwen3's q/k
+/// norm after RoPE, or its epsilon at 1e-5, fail at 1.6e-2 and 1.8e-5.
+#[test]
+fn qwen_as_llama_f32_path_matches_numpy_reference() {
+    check_against_numpy(QWEN_AS_LLAMA, "numpy-f32-qwen2.5-0.5b-as-llama.json", 2e-6);
+}
+
+#[test]
+fn qwen_as_llama_without_biases_f32_path_matches_numpy_reference() {
+    check_against_numpy(QWEN_AS_LLAMA_NOBIAS, "numpy-f32-qwen2.5-0.5b-as-llama-nobias.json", 2e-6);
+}
+
+#[test]
+fn qwen_as_qwen3_f32_path_matches_numpy_reference() {
+    check_against_numpy(QWEN_AS_QWEN3, "numpy-f32-qwen2.5-0.5b-as-qwen3.json", 3e-6);
+}
+
 #[test]
 fn report_is_byte_identical_across_thread_counts_and_runs() {
     let tokens = [3838, 374, 220, 17, 10, 17, 30];
