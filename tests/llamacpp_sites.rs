@@ -135,8 +135,9 @@ fn gemma_q8_sites_match_llamacpp() {
     check(GEMMA_270M);
 }
 
-/// The llama rewrite with biases (tools/golden/make_arch_rewrites.py): Qwen's k biases make
-/// attention scores of several hundred, where the order of the q·k sum shows: the rewrite's
+/// The llama rewrite with biases (tools/golden/make_arch_rewrites.py): Qwen's q/k biases make
+/// q·k reach 1.0e4 at layer 0 (67 on the bias-free qwen3 rewrite), where the order of the q·k
+/// sum shows: the rewrite's
 /// adjacent-pair layout puts other products in each of tinyBLAS's lanes than qwen2's halves
 /// layout (Parallax reproduces the AVX-512 build's 16 lanes; this machine's llama.cpp, which made
 /// the rewrite's golden, is an AVX2 build with 8). attn_out moves by ~1e-5, the Q8 roundings
