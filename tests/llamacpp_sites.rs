@@ -18,6 +18,13 @@
 //! | qwen2.5-0.5b | 7.2e-9 / 3.3e-8 | 2.3e-8 / 1.5e-7 |
 //! | gemma-3-270m | 1.4e-7 / 2.6e-7 | 1.3e-7 / 6.0e-8 |
 //!
+//! The llama/qwen3 rewrites of the 0.5B (tools/golden/make_arch_rewrites.py) have goldens from
+//! another llama.cpp build (the same 0.3.36 built for AVX2, `system_info` in their
+//! llamacpp-<model>.json; the shared models' are from an AVX-512 build): layers 0–1 worst
+//! (both scopes) 4.0e-8 / 6.3e-8 for llama without biases, 7.2e-8 / 5.2e-8 for qwen3, so their
+//! small attention scores hide the build's attention order; llama with biases, see
+//! [`ATTENTION_ORDER_STD_REL`].
+//!
 //! Before llama.cpp's attention (tinyBLAS f16 order, ggml_v_expf softmax) and SiLU were
 //! reproduced, Qwen's layer 0 was at 5.0e-6 (last token) and layer 1 at 3.8e-5: the 2e-6 bound
 //! sits 8× above today's worst and below those. Deeper layers drift chaotically (see above); the
@@ -28,7 +35,10 @@ use parallax_engine::{PathKind, Run, RunInput, RunOptions};
 use parallax_model::Model;
 use parallax_report::Report;
 use parallax_source::FileSource;
-use parallax_tests::{model_path, repo_root, GEMMA_270M, QWEN_0_5B};
+use parallax_tests::{
+    model_path, repo_root, GEMMA_270M, QWEN_0_5B, QWEN_AS_LLAMA, QWEN_AS_LLAMA_NOBIAS,
+    QWEN_AS_QWEN3,
+};
 use serde_json::Value;
 
 /// Layers 0 and 1: every site's std, all tokens and last token, relative to llama.cpp's.
@@ -40,8 +50,8 @@ const FIRST_LAYERS_STD_REL: f64 = 2e-6;
 /// order it was 1.5e-2. A wrong site definition moves a std by far more.
 const ALL_LAYERS_STD_REL: f64 = 1.5e-1;
 
-fn golden(model_file: &str) -> Value {
-    let stem = model_file.trim_end_matches(".gguf");
+fn golden(golden_file: &str) -> Value {
+    let stem = golden_file.trim_end_matches(".gguf");
     let path =
         repo_root().join("tests/golden/reference").join(format!("llamacpp-sites-{stem}.json"));
     serde_json::from_slice(
@@ -64,7 +74,13 @@ fn rel(ours: f64, theirs: f64) -> f64 {
 
 /// Worst (relative difference, layer, site, scope) per layer.
 fn check(file: &str) {
-    let gold = golden(file);
+    check_against(file, file, FIRST_LAYERS_STD_REL);
+}
+
+/// `file`'s q8 sites against llama.cpp's sites of `golden_file` (the same file, or one computing
+/// the same function), layers 0 and 1 held to `first_layers_bound`.
+fn check_against(file: &str, golden_file: &str, first_layers_bound: f64) {
+    let gold = golden(golden_file);
     let tokens: Vec<u32> =
         gold["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
     let Some(report) = run_q8(file, &tokens) else { return };
@@ -73,7 +89,7 @@ fn check(file: &str) {
     let mut failures = Vec::new();
     for (il, (g_layer, r_layer)) in layers.iter().zip(&report.layers).enumerate() {
         let tok = &report.per_token.layers[il];
-        let bound = if il < 2 { FIRST_LAYERS_STD_REL } else { ALL_LAYERS_STD_REL };
+        let bound = if il < 2 { first_layers_bound } else { ALL_LAYERS_STD_REL };
         let mut worst = (0f64, "");
         for (site, g) in g_layer["sites"].as_object().unwrap() {
             let ours_all =
@@ -117,4 +133,35 @@ fn qwen_q8_sites_match_llamacpp() {
 #[test]
 fn gemma_q8_sites_match_llamacpp() {
     check(GEMMA_270M);
+}
+
+/// The llama rewrite with biases (tools/golden/make_arch_rewrites.py): Qwen's q/k biases make
+/// q·k reach 1.0e4 at layer 0 (67 on the bias-free qwen3 rewrite), where the order of the q·k
+/// sum shows: the rewrite's
+/// adjacent-pair layout puts other products in each of tinyBLAS's lanes than qwen2's halves
+/// layout (Parallax reproduces the AVX-512 build's 16 lanes; this machine's llama.cpp, which made
+/// the rewrite's golden, is an AVX2 build with 8). attn_out moves by ~1e-5, the Q8 roundings
+/// that follow by ~1e-3. Measured: layer 0/1 worst 3.8e-4 / 2.5e-3 against the rewrite's own
+/// golden, 3.8e-4 / 3.0e-3 against llama.cpp's qwen2 golden of the original file (same
+/// function); with q and k put back in halves order after RoPE (an experiment, not kept) the
+/// rewrite matched the qwen2 golden to 8.7e-8 / 3.3e-7, Parallax's qwen2 figures, so the order
+/// is the whole difference. llama.cpp itself moves by 1.1e-3 at layer 1 between those two builds
+/// on the original file. Pairing the dimensions as NEOX on this file (the wrong RoPE) gives
+/// 1.7e-1 at layer 0, so the bound below still catches a wrong pairing by 16×.
+const ATTENTION_ORDER_STD_REL: f64 = 1e-2;
+
+#[test]
+fn qwen_as_llama_q8_sites_match_llamacpp() {
+    check_against(QWEN_AS_LLAMA, QWEN_AS_LLAMA, ATTENTION_ORDER_STD_REL);
+    check_against(QWEN_AS_LLAMA, QWEN_0_5B, ATTENTION_ORDER_STD_REL);
+}
+
+#[test]
+fn qwen_as_llama_without_biases_q8_sites_match_llamacpp() {
+    check(QWEN_AS_LLAMA_NOBIAS);
+}
+
+#[test]
+fn qwen_as_qwen3_q8_sites_match_llamacpp() {
+    check(QWEN_AS_QWEN3);
 }

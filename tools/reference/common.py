@@ -31,6 +31,15 @@ CONTRACT_TOKENS = {
 }
 CONTRACT_TOKENS_BY_ARCH = {ARCH[f]: t for f, t in CONTRACT_TOKENS.items()}
 
+# The shared Qwen2.5-0.5B rewritten as other architectures (tools/golden/make_arch_rewrites.py
+# writes them into the model cache): same vocabulary and tokenizer, so Qwen's contract tokens.
+REWRITES = {
+    "qwen2.5-0.5b-as-llama.gguf": "llama",
+    "qwen2.5-0.5b-as-llama-nobias.gguf": "llama",
+    "qwen2.5-0.5b-as-qwen3.gguf": "qwen3",
+}
+TOKENS_OF_FILE = {**CONTRACT_TOKENS, **{f: CONTRACT_TOKENS[QWEN] for f in REWRITES}}
+
 # Per-layer sites in execution order (crates/engine's `layer_sites`). Gemma 3 adds its two
 # post-norms where they run.
 LAYER_SITES = {
@@ -44,6 +53,9 @@ LAYER_SITES = {
         "resid_ffn",
     ],
 }
+# llama and qwen3 probe the same sites as qwen2 (qwen3's q/k norms sit inside attention, after
+# the q and k sites).
+LAYER_SITES["llama"] = LAYER_SITES["qwen3"] = LAYER_SITES["qwen2"]
 
 GGML_TYPE_F32 = 0
 

@@ -11,7 +11,7 @@ With `--compare-numpy DIR` it also reads the numpy reference's last-token logit 
 cosine / top-1 / top-5 agreement / max abs diff / relative L2 against llama.cpp.
 
 Usage:
-  python3 tools/reference/llamacpp_logits.py                 # both shared models
+  python3 tools/reference/llamacpp_logits.py                 # both shared models + the rewrites
   python3 tools/reference/llamacpp_logits.py --model gemma-3-270m-q4_k_m.gguf
   python3 tools/reference/llamacpp_logits.py --compare-numpy /tmp/ref   # + sanity check
 """
@@ -27,10 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CONTRACT_TOKENS, GEMMA, QWEN, sha256_file
+from common import GEMMA, QWEN, REWRITES, TOKENS_OF_FILE, sha256_file
 
 PROMPT = b"What is 2+2?"
-MODELS = [QWEN, GEMMA]
+# The shared models, then Qwen2.5-0.5B rewritten as llama / qwen3
+# (tools/golden/make_arch_rewrites.py).
+MODELS = [QWEN, GEMMA, *REWRITES]
 N_THREADS = 2
 N_CTX = 64
 
@@ -79,7 +81,7 @@ def run_model(llama_cpp, path: Path, out_dir: Path) -> dict:
                 logits_all=True, verbose=False)
     tok_bos = llm.tokenize(PROMPT, add_bos=True, special=False)
     tok_nobos = llm.tokenize(PROMPT, add_bos=False, special=False)
-    tokens = CONTRACT_TOKENS[path.name]
+    tokens = TOKENS_OF_FILE[path.name]
     if tok_bos != tokens:
         # The contract tokens are what the engine is tested on; a different llama.cpp
         # tokenization would mean the constants above are wrong, so stop loudly.
@@ -134,7 +136,8 @@ def model_arguments(doc: str) -> argparse.ArgumentParser:
     """The options every llama.cpp reference tool takes: which models, where they are, where the
     goldens go."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", help="GGUF name (repeatable; default: both shared models)")
+    ap.add_argument("--model", action="append",
+                    help="GGUF name (repeatable; default: both shared models and the rewrites)")
     ap.add_argument("--models-dir", default=os.environ.get("PARALLAX_MODELS",
                                                           str(Path.home() / ".cache/parallax/models")))
     ap.add_argument("--out-dir", default=str(Path(__file__).resolve().parents[2] / "tests/golden/reference"))
@@ -154,7 +157,8 @@ def main():
     for name in args.model or MODELS:
         path = Path(args.models_dir) / name
         if not path.exists():
-            raise SystemExit(f"model {path} not found (run ../shared/models/fetch.sh)")
+            raise SystemExit(f"model {path} not found (run ../shared/models/fetch.sh, then "
+                             "tools/golden/make_arch_rewrites.py)")
         res = run_model(llama_cpp, path, out_dir)
         if args.compare_numpy:
             dump = Path(args.compare_numpy) / f"numpy-f32-{name[:-5]}.last-logits.f32"

@@ -37,8 +37,11 @@ the last token), and for layers 0 and 1 `last_row_f32le_hex`: the last token's f
 of little-endian f32 bytes.
 
 Usage:
-  python3 tools/reference/llamacpp_site_stats.py            # both shared models
+  python3 tools/reference/llamacpp_site_stats.py            # both shared models + the rewrites
   python3 tools/reference/llamacpp_site_stats.py --model gemma-3-270m-q4_k_m.gguf
+  python3 tools/reference/llamacpp_site_stats.py --model qwen2.5-0.5b-as-qwen3.gguf   # a rewrite
+    (llama and qwen3 rewrites, tools/golden/make_arch_rewrites.py: sites as qwen2's; q/k are
+    the projection (+ bias where there is one), before qwen3's q/k norms)
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CONTRACT_TOKENS, GGML_TYPE_F32, LAYER_SITES, GgmlTensor, eval_callback, moments, sha256_file
+from common import GGML_TYPE_F32, LAYER_SITES, TOKENS_OF_FILE, GgmlTensor, eval_callback, moments, sha256_file
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT_DIR = ROOT / "tests/golden/reference"
@@ -121,13 +124,15 @@ def pick(nodes, n_tokens: int, name: str, ops: tuple[str, ...], src0: str | None
 
 
 def run_model(path: Path, out_path: Path) -> dict:
-    tokens = CONTRACT_TOKENS[path.name]
+    tokens = TOKENS_OF_FILE[path.name]
     T = len(tokens)
     arch, nodes, ctx_params, version, info = capture(path, tokens)
     if arch not in LAYER_SITES:
         raise SystemExit(f"{path.name}: architecture {arch!r} is not mapped")
     gemma = arch == "gemma3"
     n_layers = 1 + max(int(nm.rsplit("-", 1)[1]) for (nm, *_r) in nodes if nm.startswith("l_out-"))
+
+    has_bias = any(nm == "Qcur-0" and op == "ADD" for (nm, op, *_r) in nodes)
 
     def layer_node(site: str, il: int):
         s = f"-{il}"
@@ -190,7 +195,7 @@ def run_model(path: Path, out_path: Path) -> dict:
         "row_format": "last token's row, little-endian f32 bytes as hex",
         "site_map": {
             "embed": "inp_scaled" if gemma else "embd",
-            "q/k/v": "Qcur/Kcur/Vcur: " + ("MUL_MAT" if gemma else "bias ADD after MUL_MAT"),
+            "q/k/v": "Qcur/Kcur/Vcur: " + ("bias ADD after MUL_MAT" if has_bias else "MUL_MAT"),
             "attn_out": "kqv_out-il", "attn_proj": "MUL_MAT with src0 blk.il.attn_output.weight",
             "resid_attn": "sa_out-il" if gemma else "ffn_inp-il",
             "ffn_swigl": "ffn_geglu-il" if gemma else "ffn_swiglu-il", "ffn_down": "ffn_out-il",
@@ -210,15 +215,16 @@ def run_model(path: Path, out_path: Path) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", help="GGUF file name (default: both shared models)")
+    ap.add_argument("--model", action="append", help="GGUF file name (default: both shared models and the rewrites)")
     ap.add_argument("--models-dir", default=os.environ.get("PARALLAX_MODELS",
                                                           str(Path.home() / ".cache/parallax/models")))
     ap.add_argument("--out-dir", default=str(OUT_DIR))
     args = ap.parse_args()
-    for name in args.model or list(CONTRACT_TOKENS):
+    for name in args.model or list(TOKENS_OF_FILE):
         path = Path(args.models_dir) / name
         if not path.is_file():
-            raise SystemExit(f"{path} is missing: run ../shared/models/fetch.sh")
+            raise SystemExit(f"{path} is missing: run ../shared/models/fetch.sh, then "
+                             "tools/golden/make_arch_rewrites.py")
         out = Path(args.out_dir) / f"llamacpp-sites-{path.stem}.json"
         doc = run_model(path, out)
         print(f"{out} ({out.stat().st_size} bytes): {doc['n_layers']} layers; "

@@ -22,7 +22,7 @@ per setting) and tests/golden/reference/llamacpp-variants-<model>.<setting>.last
 between two such vectors by < 1e-7, far below the spread measured here). The default setting's
 f32 logits are the golden itself and are not written again.
 
-    python3 tools/reference/llamacpp_variants.py                  # both shared models
+    python3 tools/reference/llamacpp_variants.py                  # both shared models + rewrites
     python3 tools/reference/llamacpp_variants.py --model gemma-3-270m-q4_k_m.gguf
 """
 
@@ -76,7 +76,7 @@ def main():
     for name in args.model or golden.MODELS:
         path = Path(args.models_dir) / name
         stem = name[:-5]
-        tokens = golden.CONTRACT_TOKENS[name]
+        tokens = golden.TOKENS_OF_FILE[name]
         logits = {k: evaluate(llama_mod, path, tokens, extra) for k, extra in SETTINGS.items()}
         gold = np.fromfile(out_dir / f"llamacpp-{stem}.last-logits.f32", dtype="<f4")
         if not np.array_equal(gold, logits["default"]):

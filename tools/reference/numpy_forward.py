@@ -3,7 +3,7 @@
 
 Reads a GGUF with gguf-py (GGUFReader + gguf.quants.dequantize), dequantizes every
 weight to f32 and runs the full-sequence causal forward pass in float32 numpy for the
-`qwen2` and `gemma3` architectures, recording statistics at the same capture points
+`qwen2`, `llama`, `qwen3` and `gemma3` architectures, recording statistics at the same capture points
 ("sites") the Rust engine probes. Its only dependencies are numpy and gguf-py, so it
 shares no code with the engine it checks.
 
@@ -23,6 +23,9 @@ accumulated in float64 over the float32 values, for scope "all" (tokens x featur
 Usage:
   python3 tools/reference/numpy_forward.py --model qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
   python3 tools/reference/numpy_forward.py --model gemma-3-270m-q4_k_m.gguf
+  python3 tools/reference/numpy_forward.py --model qwen2.5-0.5b-as-qwen3.gguf   # a rewrite
+    (tools/golden/make_arch_rewrites.py: llama = adjacent-pair RoPE and biases where present,
+    qwen3 = per-head q/k RMSNorm before NEOX RoPE, as llama.cpp's llama.cpp / qwen3.cpp graphs)
 Options: --models-dir (default $PARALLAX_MODELS or ~/.cache/parallax/models),
 --tokens 1,2,3 (override the contract tokens), --out PATH, --accum f32|f64,
 --dump-logits PATH (raw little-endian f32 last-token logits, for comparisons).
@@ -42,7 +45,7 @@ import numpy as np
 from gguf import GGUFReader
 from gguf.quants import dequantize
 
-from common import CONTRACT_TOKENS_BY_ARCH, LAYER_SITES, moments, sha256_file
+from common import CONTRACT_TOKENS_BY_ARCH, LAYER_SITES, TOKENS_OF_FILE, moments, sha256_file
 
 CONTRACT_TOKENS = CONTRACT_TOKENS_BY_ARCH
 
@@ -143,6 +146,25 @@ def rope_neox(x: np.ndarray, positions: np.ndarray, base: float, n_rot: int) -> 
     return out
 
 
+def rope_norm(x: np.ndarray, positions: np.ndarray, base: float, n_rot: int) -> np.ndarray:
+    """RoPE NORM (llama): pairs (2i, 2i + 1), theta = p * base^(-2i/n_rot).
+
+    x: [T, H, D]. Dimensions past n_rot pass through unchanged.
+    """
+    half = n_rot // 2
+    i = np.arange(half, dtype=np.float64)
+    inv_freq = base ** (-2.0 * i / n_rot)
+    theta = positions[:, None].astype(np.float64) * inv_freq[None, :]
+    cos = np.cos(theta).astype(np.float32)[:, None, :]
+    sin = np.sin(theta).astype(np.float32)[:, None, :]
+    out = x.copy()
+    x0 = x[..., 0:n_rot:2]
+    x1 = x[..., 1:n_rot:2]
+    out[..., 0:n_rot:2] = x0 * cos - x1 * sin
+    out[..., 1:n_rot:2] = x0 * sin + x1 * cos
+    return out
+
+
 def attention(q, k, v, scale: float, window: int | None, operand=None) -> np.ndarray:
     """Causal (optionally sliding-window) GQA attention.
 
@@ -208,7 +230,7 @@ def assert_finite(name: str, x: np.ndarray):
 def forward(m: Model, tokens: list[int]):
     arch = m.arch
     if arch not in LAYER_SITES:
-        raise SystemExit(f"unsupported architecture {arch!r} (qwen2, gemma3)")
+        raise SystemExit(f"unsupported architecture {arch!r} ({', '.join(LAYER_SITES)})")
     n_embd = int(m.hp("embedding_length"))
     n_layer = int(m.hp("block_count"))
     n_head = int(m.hp("attention.head_count"))
@@ -276,17 +298,20 @@ def forward(m: Model, tokens: list[int]):
         k3 = k.reshape(T, n_head_kv, head_k)
         v3 = v.reshape(T, n_head_kv, head_v)
 
-        if arch == "gemma3":
+        if arch in ("gemma3", "qwen3"):
+            # Per-head RMSNorm of q and k, after the projection and before RoPE.
             q3 = rms_norm(q3, m.weight(p + "attn_q_norm.weight"), eps)
             k3 = rms_norm(k3, m.weight(p + "attn_k_norm.weight"), eps)
+        if arch == "gemma3":
             layer_base = swa_base if swa_layers[il] else base
             layer_window = window if swa_layers[il] else None
         else:
             layer_base = base
             layer_window = None
 
-        q3 = rope_neox(q3, pos, layer_base, n_rot)
-        k3 = rope_neox(k3, pos, layer_base, n_rot)
+        rope = rope_norm if arch == "llama" else rope_neox
+        q3 = rope(q3, pos, layer_base, n_rot)
+        k3 = rope(k3, pos, layer_base, n_rot)
         if arch == "gemma3":
             q3 = (q3 * np.float32(attn_scale)).astype(np.float32)
             a = attention(q3, k3, v3, 1.0, layer_window)
@@ -347,7 +372,7 @@ def forward(m: Model, tokens: list[int]):
     record["config"] = {
         "n_embd": n_embd, "n_layer": n_layer, "n_head": n_head, "n_head_kv": n_head_kv,
         "head_dim_k": head_k, "head_dim_v": head_v, "n_rot": n_rot, "rms_eps": eps,
-        "rope_type": "neox", "rope_base": base, "rope_base_swa": swa_base if any(swa_layers) else None,
+        "rope_type": "norm" if arch == "llama" else "neox", "rope_base": base, "rope_base_swa": swa_base if any(swa_layers) else None,
         "sliding_window": window, "swa_layers": [i for i, b in enumerate(swa_layers) if b],
         "attn_scale": attn_scale, "final_logit_softcapping": softcap or None,
         "embed_scale": math.sqrt(n_embd) if arch == "gemma3" else None,
@@ -376,7 +401,8 @@ def main():
         raise SystemExit(f"model {args.model} not found (run ../shared/models/fetch.sh)")
     t0 = time.time()
     m = Model(path)
-    tokens = [int(t) for t in args.tokens.split(",")] if args.tokens else CONTRACT_TOKENS[m.arch]
+    tokens = ([int(t) for t in args.tokens.split(",")] if args.tokens
+              else TOKENS_OF_FILE.get(path.name) or CONTRACT_TOKENS[m.arch])
     print(f"{path.name}: arch={m.arch} tokens={tokens} accum={ACCUM}", file=sys.stderr)
     rec = forward(m, tokens)
 

@@ -15,6 +15,16 @@ pub const GEMMA_270M: &str = "gemma-3-270m-q4_k_m.gguf";
 /// Qwen2.5-7B's shape (28 layers, hidden 3584, FFN 18944) with synthetic Q4_K/Q6_K weights and no
 /// vocabulary, made by `make-7b-shaped` (`./dev test` makes it once, 4.4 GB).
 pub const SYNTHETIC_7B: &str = "synthetic-7b-shaped-q4_k_m.gguf";
+// Rewrites of [`QWEN_0_5B`] with their tensors' bytes unchanged, made into the model cache by
+// `tools/golden/make_arch_rewrites.py` (`./dev test` makes them).
+/// [`QWEN_0_5B`] as architecture `llama`, q/k/v biases kept, q/k rows reordered for
+/// adjacent-pair RoPE: the same function as the original.
+pub const QWEN_AS_LLAMA: &str = "qwen2.5-0.5b-as-llama.gguf";
+/// [`QWEN_AS_LLAMA`] without its q/k/v biases (so another function).
+pub const QWEN_AS_LLAMA_NOBIAS: &str = "qwen2.5-0.5b-as-llama-nobias.gguf";
+/// [`QWEN_0_5B`] as architecture `qwen3`: no biases, per-head q/k RMSNorm weights derived from
+/// the model's own q/k rows.
+pub const QWEN_AS_QWEN3: &str = "qwen2.5-0.5b-as-qwen3.gguf";
 
 /// Folder of the real models: `$PARALLAX_MODELS`, else `~/.cache/parallax/models`.
 pub fn models_dir() -> PathBuf {
@@ -48,8 +58,8 @@ pub fn model_path(file: &str) -> Option<PathBuf> {
         return None;
     }
     panic!(
-        "{} is missing: run `../shared/models/fetch.sh` (or `./dev test`, which does) or set \
-         PARALLAX_MODELS to the folder holding it{}",
+        "{} is missing: run `../shared/models/fetch.sh` and `tools/golden/make_arch_rewrites.py` \
+         (or `./dev test`, which does both) or set PARALLAX_MODELS to the folder holding it{}",
         path.display(),
         if allowed {
             " (skipping is refused in CI and with PARALLAX_REQUIRE_MODELS=1)"
