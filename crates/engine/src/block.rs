@@ -239,8 +239,7 @@ impl<'s, 'w> Block<'s, 'w> {
         reference: &[f32],
         y: &[f32],
     ) -> Result<Option<LocalNoise>, EngineError> {
-        const UNIT_ROUNDOFF: f64 = 1.0 / 16_777_216.0;
-        let floor_scale = (4.0 * UNIT_ROUNDOFF).powi(2) * m.cols as f64;
+        let floor_scale = paths::f32_floor_scale(m.cols);
         let mut predicted = Vec::with_capacity(x.len() / m.cols.max(1));
         for xr in x.chunks_exact(m.cols) {
             let rounded = paths::kernel_input(p, m, xr)?;
@@ -252,45 +251,18 @@ impl<'s, 'w> Block<'s, 'w> {
             }
             predicted.push(energy);
         }
-        Ok(self.noise_record(&predicted, reference, y, m.rows))
+        Ok(paths::noise_of(
+            &predicted,
+            reference,
+            y,
+            m.rows,
+            self.first_scoped_position(predicted.len()),
+        ))
     }
 
-    /// [`LocalNoise`] from each token's predicted error energy, against the measured local
-    /// result `y` (rows of `width`, the rows in scope, as `reference`).
-    fn noise_record(
-        &self,
-        predicted: &[f64],
-        reference: &[f32],
-        y: &[f32],
-        width: usize,
-    ) -> Option<LocalNoise> {
-        let first_position = self.step.probe.n_tokens - predicted.len();
-        let (mut predicted_sum, mut reference_sum) = (0f64, 0f64);
-        let mut worst: Option<(f64, u32)> = None;
-        let rows = reference.chunks_exact(width).zip(y.chunks_exact(width)).zip(predicted);
-        for (t, ((rr, yr), &predicted)) in rows.enumerate() {
-            let measured: f64 =
-                rr.iter().zip(yr).map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2)).sum();
-            if !measured.is_finite() || !predicted.is_finite() {
-                return None;
-            }
-            predicted_sum += predicted;
-            reference_sum += rr.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>();
-            let ratio = if predicted > 0.0 {
-                (measured / predicted).sqrt()
-            } else if measured > 0.0 {
-                f64::MAX
-            } else {
-                0.0
-            };
-            if worst.is_none_or(|(w, _)| ratio > w) {
-                worst = Some((ratio, (first_position + t) as u32));
-            }
-        }
-        let (ratio, position) = worst?;
-        let predicted_rel_l2 =
-            if reference_sum > 0.0 { (predicted_sum / reference_sum).sqrt() } else { 0.0 };
-        Some(LocalNoise { predicted_rel_l2, ratio, position })
+    /// The prompt position of the first of `n_scoped` rows in scope.
+    fn first_scoped_position(&self, n_scoped: usize) -> u32 {
+        (self.step.probe.n_tokens - n_scoped) as u32
     }
 
     /// One path's `m · x + bias`, as the run's faults have it on that path.
@@ -433,7 +405,8 @@ impl<'s, 'w> Block<'s, 'w> {
                     rounding + FLOOR * FLOOR * size
                 })
                 .collect();
-            if let Some(n) = self.noise_record(&predicted, reference, y, width) {
+            let first = self.first_scoped_position(predicted.len());
+            if let Some(n) = paths::noise_of(&predicted, reference, y, width, first) {
                 noise.insert(p.id().into(), n);
             }
         }

@@ -17,6 +17,7 @@
 //! so the result is the same whatever the number of threads.
 
 use parallax_quant::GgmlType;
+use parallax_report::LocalNoise;
 
 use crate::arch::{Activation, ArchConfig, ArchKind};
 use crate::ops;
@@ -386,6 +387,52 @@ pub(crate) fn kernel_input(
         }
         _ => Ok(None),
     }
+}
+
+/// The f32 summation floor of the predicted local noise, per unit of `Σ_i c_i x_i²`, for a dot
+/// product of `n` terms: `(4u)²·n`, `u = 2⁻²⁴` — a random walk of one rounding per addition,
+/// with a 4× allowance for different summation orders.
+pub(crate) fn f32_floor_scale(n: usize) -> f64 {
+    const UNIT_ROUNDOFF: f64 = 1.0 / 16_777_216.0;
+    (4.0 * UNIT_ROUNDOFF).powi(2) * n as f64
+}
+
+/// [`LocalNoise`] from each token's predicted error energy, against the measured local result
+/// `y` (rows of `width`, the rows in scope, as `reference`; the first at prompt position
+/// `first_position`).
+pub(crate) fn noise_of(
+    predicted: &[f64],
+    reference: &[f32],
+    y: &[f32],
+    width: usize,
+    first_position: u32,
+) -> Option<LocalNoise> {
+    let (mut predicted_sum, mut reference_sum) = (0f64, 0f64);
+    let mut worst: Option<(f64, u32)> = None;
+    let rows = reference.chunks_exact(width).zip(y.chunks_exact(width)).zip(predicted);
+    for (t, ((rr, yr), &predicted)) in rows.enumerate() {
+        let measured: f64 =
+            rr.iter().zip(yr).map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2)).sum();
+        if !measured.is_finite() || !predicted.is_finite() {
+            return None;
+        }
+        predicted_sum += predicted;
+        reference_sum += rr.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>();
+        let ratio = if predicted > 0.0 {
+            (measured / predicted).sqrt()
+        } else if measured > 0.0 {
+            f64::MAX
+        } else {
+            0.0
+        };
+        if worst.is_none_or(|(w, _)| ratio > w) {
+            worst = Some((ratio, first_position + t as u32));
+        }
+    }
+    let (ratio, position) = worst?;
+    let predicted_rel_l2 =
+        if reference_sum > 0.0 { (predicted_sum / reference_sum).sqrt() } else { 0.0 };
+    Some(LocalNoise { predicted_rel_l2, ratio, position })
 }
 
 /// `c_i = Σ_r W_ri²` for every input column `i` of the dequantized weights (f64), in row tiles.

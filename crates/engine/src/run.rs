@@ -9,14 +9,14 @@ use std::marker::PhantomData;
 use std::sync::atomic::AtomicBool;
 
 use parallax_model::Model;
-use parallax_report::{Mode, Report};
+use parallax_report::{LocalNoise, Mode, Report};
 use parallax_source::ByteSource;
 
 use crate::arch::ArchConfig;
 use crate::assemble::{self, Probes};
 use crate::block::Lockstep;
 use crate::options::{Phase, Progress, RunInput, RunOptions};
-use crate::paths::{gpu_record, open_gpu, Gpu, PathKind};
+use crate::paths::{self, gpu_record, open_gpu, Gpu, PathKind};
 use crate::probe::Probe;
 use crate::weights::Loader;
 use crate::{ops, EngineError};
@@ -62,6 +62,56 @@ impl RunOutput for Report {
 impl RunOutput for (Report, Vec<Vec<f32>>) {
     fn from_run(report: Report, last_logits: Vec<Vec<f32>>) -> Self {
         (report, last_logits)
+    }
+}
+
+/// The output head alone on each non-reference path, gathered chunk by chunk: its logits for the
+/// reference's last normed row, and their predicted rounding-noise energy.
+struct HeadAlone {
+    /// Per path (index 0 unused): the head-alone logits of the last position.
+    logits: Vec<Vec<f32>>,
+    /// Per path: `Σ_i c_i (e_i² + floor · x_i²)` over the chunks so far.
+    predicted: Vec<f64>,
+    /// Per path: the input as that path's kernel rounds it (`None`: not rounded), made once.
+    rounded: Vec<Option<Option<Vec<f32>>>>,
+}
+
+impl HeadAlone {
+    fn new(n_paths: usize, vocab: usize) -> HeadAlone {
+        HeadAlone {
+            logits: vec![vec![0f32; vocab]; n_paths],
+            predicted: vec![0.0; n_paths],
+            rounded: vec![None; n_paths],
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        i: usize,
+        p: PathKind,
+        m: &paths::Matrix,
+        start: usize,
+        alone: &[f32],
+        x: &[f32],
+        columns: &[f64],
+    ) -> Result<(), EngineError> {
+        self.logits[i][start..start + alone.len()].copy_from_slice(alone);
+        if self.rounded[i].is_none() {
+            self.rounded[i] = Some(paths::kernel_input(p, m, x)?);
+        }
+        let rounded = self.rounded[i].as_ref().and_then(|r| r.as_deref());
+        let floor = paths::f32_floor_scale(m.cols);
+        for (k, (&xk, &ck)) in x.iter().zip(columns).enumerate() {
+            let xk = f64::from(xk);
+            let e = rounded.map_or(0.0, |r| f64::from(r[k]) - xk);
+            self.predicted[i] += ck * (e * e + floor * xk * xk);
+        }
+        Ok(())
+    }
+
+    fn noise(&self, i: usize, reference: &[f32], position: u32) -> Option<LocalNoise> {
+        paths::noise_of(&[self.predicted[i]], reference, &self.logits[i], reference.len(), position)
     }
 }
 
@@ -273,14 +323,35 @@ async fn run_paths<S: ByteSource>(
     let vocab = head.n_rows();
     let mut logits: Vec<Vec<f32>> =
         opts.paths.iter().map(|_| vec![0f32; n * vocab as usize]).collect();
+    // The head alone: every other path's product on the reference's last normed row, and the
+    // noise its arithmetic predicts, summed over the chunks (as `Block::mul` does per site).
+    let last_ref = &normed[0][(n - 1) * cfg.n_embd..];
+    let mut head_alone = HeadAlone::new(opts.paths.len(), vocab as usize);
     let mut start = 0;
     while start < vocab {
         step.check_cancel()?;
         let end = (start + HEAD_CHUNK_ROWS).min(vocab);
         let (m, read) = loader.matrix_rows(head, cfg.n_embd, start..end)?;
         progress.bytes_read += read;
-        for ((p, x), out) in opts.paths.iter().zip(&normed).zip(&mut logits) {
-            let y = step.matmul(*p, &m, x).await?;
+        let mut columns: Option<Vec<f64>> = None;
+        for (i, ((p, x), out)) in opts.paths.iter().zip(&normed).zip(&mut logits).enumerate() {
+            let y = if i == 0 && *p == PathKind::F32 && opts.paths.len() > 1 {
+                // The reference's dequantized tiles give the column energies.
+                let (y, c) = paths::matmul_f32_with_column_energy(&m, x, n)?;
+                columns = Some(c);
+                y
+            } else if i == 0 {
+                step.matmul(*p, &m, x).await?
+            } else {
+                let mut y = step.matmul(*p, &m, &[x.as_slice(), last_ref].concat()).await?;
+                let alone = y.split_off(n * m.rows);
+                let columns = match &mut columns {
+                    Some(c) => c,
+                    None => columns.insert(paths::column_energy(&m)?),
+                };
+                head_alone.add(i, *p, &m, start as usize, &alone, last_ref, columns)?;
+                y
+            };
             for t in 0..n {
                 let dst = &mut out
                     [t * vocab as usize + start as usize..t * vocab as usize + end as usize];
@@ -299,7 +370,15 @@ async fn run_paths<S: ByteSource>(
         on_progress(&progress);
         start = end;
     }
-    let logits_rec = assemble::logits_record(opts, &step.probe, &logits, vocab as usize);
+    let mut logits_rec = assemble::logits_record(opts, &step.probe, &logits, vocab as usize);
+    let reference_last = &logits[0][(n - 1) * vocab as usize..];
+    for (i, p) in opts.paths.iter().enumerate().skip(1) {
+        if let (Some(c), Some(noise)) =
+            (logits_rec.compare.get_mut(p.id()), head_alone.noise(i, reference_last, n as u32 - 1))
+        {
+            c.noise = Some(noise);
+        }
+    }
     progress.phase = Phase::Done;
     on_progress(&progress);
 

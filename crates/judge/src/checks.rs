@@ -196,11 +196,18 @@ impl Judge<'_> {
             });
             return v;
         };
+        if metric == LogitsMetric::NoiseRatio && lc.noise.is_none() {
+            v.notes.push(format!(
+                "no output-head noise prediction of `{other}` in the report (reports written before Parallax predicted noise have none)"
+            ));
+            return v;
+        }
         let value = match metric {
             LogitsMetric::Kl => lc.kl,
             LogitsMetric::Top1Agree => Some(if lc.top1_agree { 1.0 } else { 0.0 }),
             LogitsMetric::Top10Overlap => Some(lc.top10_overlap as f64),
             LogitsMetric::Cosine => lc.cosine,
+            LogitsMetric::NoiseRatio => lc.noise.as_ref().map(|n| n.ratio),
         };
         let counts = [r.as_str(), other]
             .iter()

@@ -40,19 +40,22 @@ pub fn evaluate_with_traces(
             }
         }
         // Explaining tests first: the tests they explain need where they first fail.
-        let explains =
-            |t: &ContractTest| c.tests.iter().any(|x| x.explained_by == Some(t.id.clone()));
+        let explains = |t: &ContractTest| c.tests.iter().any(|x| x.explained_by.contains(&t.id));
         let mut done: Vec<Option<Judged>> =
-            c.tests.iter().map(|t| explains(t).then(|| j.test(t, None, mapping))).collect();
+            c.tests.iter().map(|t| explains(t).then(|| j.test(t, &[], mapping))).collect();
         for (i, t) in c.tests.iter().enumerate() {
             if done[i].is_some() {
                 continue;
             }
-            let explainer = t.explained_by.as_ref().and_then(|e| {
-                let k = c.tests.iter().position(|x| &x.id == e)?;
-                done[k].as_ref().map(|jk| (e.as_str(), jk))
-            });
-            let judged = j.test(t, explainer, mapping);
+            let explainers: Vec<(&str, &Judged)> = t
+                .explained_by
+                .iter()
+                .filter_map(|e| {
+                    let k = c.tests.iter().position(|x| &x.id == e)?;
+                    done[k].as_ref().map(|jk| (e.as_str(), jk))
+                })
+                .collect();
+            let judged = j.test(t, &explainers, mapping);
             done[i] = Some(judged);
         }
         let judged = done.into_iter().flatten();
@@ -88,8 +91,47 @@ pub fn evaluate_with_traces(
 pub(crate) struct Judged {
     verdict: TestVerdict,
     first: Option<(u64, FirstDivergence)>,
+    /// The execution-order key of the first point outside the band (logits: after every site).
+    first_failure: Option<u64>,
     /// The report paths (or trace ids) the test compared, sorted.
     paths: Vec<String>,
+}
+
+/// How far `explainers` explain a failure of a test over `paths`: `Some(Some(key))` before the
+/// earliest first failure among them, `Some(None)` everywhere (all pass), `None` nowhere (an
+/// explainer was not measured, or on other paths).
+fn explanation_limit(explainers: &[(&str, &Judged)], paths: &[String]) -> Option<Option<u64>> {
+    if explainers.is_empty() {
+        return None;
+    }
+    let mut limit: Option<u64> = None;
+    for (_, e) in explainers {
+        let measured = matches!(e.verdict.outcome, Outcome::Pass | Outcome::Fail)
+            && e.verdict.evaluated > 0
+            && e.paths == paths;
+        if !measured {
+            return None;
+        }
+        if let Some(o) = e.first_failure {
+            limit = Some(limit.map_or(o, |l| l.min(o)));
+        }
+    }
+    Some(limit)
+}
+
+/// How far the explainers pass, for a note: `A passes at every point; B passes before its first
+/// failure layer 20 ffn_gate`.
+fn upto(explainers: &[(&str, &Judged)]) -> String {
+    let parts: Vec<String> = explainers
+        .iter()
+        .map(|(id, j)| match j.verdict.first_failure.as_ref() {
+            Some(m) if j.verdict.outcome == Outcome::Fail => {
+                format!("{id} passes before its first failure {}", m.place())
+            }
+            _ => format!("{id} passes at every point"),
+        })
+        .collect();
+    parts.join("; ")
 }
 
 /// Why a point was not judged.
@@ -220,7 +262,7 @@ impl Judge<'_> {
     fn test(
         &self,
         t: &ContractTest,
-        explainer: Option<(&str, &Judged)>,
+        explainers: &[(&str, &Judged)],
         mapping: &PathMapping,
     ) -> Judged {
         let (id, rule, check) = (t.id.as_str(), t.rule.as_str(), &t.check);
@@ -241,7 +283,7 @@ impl Judge<'_> {
         let plan = match check {
             Check::NotMeasurable { reason } => {
                 v.notes.push(reason.clone());
-                return Judged { verdict: v, first: None, paths: Vec::new() };
+                return Judged { verdict: v, first: None, first_failure: None, paths: Vec::new() };
             }
             Check::StatRatio { stat, num, den, sites, layers, band } => {
                 checks::stat_ratio(&mut v, *stat, m(num), m(den), sites, *layers, *band)
@@ -256,8 +298,24 @@ impl Judge<'_> {
                 checks::compare(&mut v, *metric, m(path), m(reference), sites, *layers, *band)
             }
             Check::Logits { metric, path, reference, band } => {
-                let verdict = self.logits(v, *metric, &m(path), &m(reference), *band);
-                return Judged { verdict, first: None, paths: Vec::new() };
+                let mut verdict = self.logits(v, *metric, &m(path), &m(reference), *band);
+                let mut paths = vec![m(path), m(reference)];
+                paths.sort();
+                let failed = verdict.outcome == Outcome::Fail;
+                // The logits come after every site: explained only where every explainer
+                // passes everywhere.
+                if failed && explanation_limit(explainers, &paths) == Some(None) {
+                    verdict.outcome = Outcome::Explained;
+                    verdict.notes.insert(
+                        0,
+                        format!(
+                            "explained by the arithmetic: every op that differs between the paths, the output head included, adds only its predicted rounding noise ({}), so these logits differ by that noise as this model carries it forward — not a fault (on models that amplify noise, llama.cpp's own settings differ as much)",
+                            upto(explainers)
+                        ),
+                    );
+                }
+                let first_failure = failed.then_some(u64::MAX);
+                return Judged { verdict, first: None, first_failure, paths };
             }
         };
         let SiteCheck { sites, layers, band, paths, measure } = plan;
@@ -265,7 +323,7 @@ impl Judge<'_> {
             Ok(x) => x,
             Err(why) => {
                 v.notes.push(why);
-                return Judged { verdict: v, first: None, paths: Vec::new() };
+                return Judged { verdict: v, first: None, first_failure: None, paths: Vec::new() };
             }
         };
         v.notes.extend(notes);
@@ -277,12 +335,8 @@ impl Judge<'_> {
         let mut sorted: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
         sorted.sort();
         // Points before this execution-order key are explained where they leave the band.
-        let explained_before = explainer.and_then(|(_, e)| {
-            let measured = matches!(e.verdict.outcome, Outcome::Pass | Outcome::Fail)
-                && e.verdict.evaluated > 0
-                && e.paths == sorted;
-            measured.then(|| e.first.as_ref().map_or(u64::MAX, |(o, _)| *o))
-        });
+        let explained_before =
+            explanation_limit(explainers, &sorted).map(|limit| limit.unwrap_or(u64::MAX));
         let mut explained: Option<(&Point, Measurement)> = None;
         let mut n_explained = 0u32;
         for p in &points {
@@ -331,24 +385,14 @@ impl Judge<'_> {
         v.notes.extend(refused.iter().cloned());
         v.worst = worst.map(|(_, m)| m);
         let judged = v.worst.is_some();
-        if let (Some((e, _)), Some(before)) = (explainer, explained_before) {
-            if n_explained > 0 {
-                let upto = if before == u64::MAX {
-                    format!("{e} passes at every point")
-                } else {
-                    let at = explainer.and_then(|(_, j)| j.verdict.first_failure.as_ref());
-                    format!(
-                        "{e} passes before its first failure {}",
-                        at.map(|m| m.place()).unwrap_or_default()
-                    )
-                };
-                v.notes.insert(
-                    0,
-                    format!(
-                        "{n_explained} point(s) outside the band are explained by the arithmetic: every op that differs between the paths adds only its predicted rounding noise up to them ({upto}), so what arrives there is that noise, carried forward — not a fault"
-                    ),
-                );
-            }
+        if n_explained > 0 {
+            v.notes.insert(
+                0,
+                format!(
+                    "{n_explained} point(s) outside the band are explained by the arithmetic: every op that differs between the paths adds only its predicted rounding noise up to them ({}), so what arrives there is that noise, carried forward — not a fault",
+                    upto(explainers)
+                ),
+            );
         }
         v.outcome = if v.failed > 0 {
             Outcome::Fail
@@ -377,7 +421,8 @@ impl Judge<'_> {
             let order = self.order(p.layer, p.site);
             (order, self.divergence(id, check, &paths, p, meas, &band))
         });
-        Judged { verdict: v, first: fd, paths: sorted }
+        let first_failure = fd.as_ref().map(|(o, _)| *o);
+        Judged { verdict: v, first: fd, first_failure, paths: sorted }
     }
 
     /// Which prompt position carries the divergence at `p` (its share of the error energy of

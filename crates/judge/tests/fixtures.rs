@@ -19,6 +19,17 @@ fn judge(r: &Report) -> Verdicts {
     evaluate(r, &default_contracts(), &PathMapping::default())
 }
 
+/// The default contract without its `explained_by` lines: each test's own rule alone.
+fn judge_strict(r: &Report) -> Verdicts {
+    let text = parallax_judge::contract::PARALLAX_DEFAULT_YAML
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("explained_by:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let strict = parallax_judge::Contract::from_yaml_str(&text).unwrap();
+    evaluate(r, &[strict], &PathMapping::default())
+}
+
 /// Re-judged without its stored verdicts, the report gets exactly those verdicts back, and the
 /// terminal lines read as `expected`.
 fn check(name: &str, expected: Expect) -> Verdicts {
@@ -60,6 +71,7 @@ fn healthy_run_passes() {
               PASS           PARALLAX-PARITY-015  last-position top-1 token agrees — worst 1.000000 at logits (position 6) (f32 n=28672, q8 n=28672); band == 1, 1 points
               PASS           PARALLAX-PARITY-016  last-position top-10 sets largely agree — worst 9.000000 at logits (position 6) (f32 n=28672, q8 n=28672); band ≥ 8, 1 points
               PASS           PARALLAX-PARITY-017  every op that differs between the paths adds only the rounding noise its arithmetic predicts — worst 1.168674 at layer 2 k (q8 n=896, f32 n=896); band ≤ 3, 27 points
+              PASS           PARALLAX-PARITY-018  the output head adds only the rounding noise its arithmetic predicts — worst 0.991392 at logits (position 6) (f32 n=28672, q8 n=28672); band ≤ 3, 1 points
             contract apr-vs-gguf-forward-parity-v1 v1.2.0 (apr → f32, gguf → q8)
               restated from aprender contracts/apr-vs-gguf-forward-parity-v1.yaml v1.2.0 (PAIML Engineering)
               PASS           FALSIFY-APR-GGUF-PARITY-001  SwiGLU spread agrees within a factor 2 at every layer — worst 0.997147 at layer 2 ffn_swigl (f32 n=3584, q8 n=3584); band ∈ [0.5, 2], 3 points
@@ -76,7 +88,7 @@ fn healthy_run_passes() {
                              prose about the upstream code base: it names no `<path>_layer[i].<site>` quantity
               PASS           FALSIFY-APR-GGUF-PARITY-007  both sides measure each statistic over the same number of elements — worst 0.000000 at layer 0 attn_norm (f32 n=1792, q8 n=1792); band equal, 30 points
                              the contract names layers [0, 28); this model has 3: judged on [0, 3)
-            verdict: PASS — 19 passed, 0 failed, 0 refused, 5 not measurable"#]],
+            verdict: PASS — 20 passed, 0 failed, 0 refused, 5 not measurable"#]],
     );
     assert!(v.passed() && v.first_divergence.is_none());
 }
@@ -118,6 +130,7 @@ fn injected_fault_fails_at_its_site() {
               FAIL           PARALLAX-PARITY-016  last-position top-10 sets largely agree — 1/1 outside ≥ 8; first: 3.000000 at logits (position 6) (f32 n=28672, q8 n=28672)
                              not a tie: the q8 path's top-10 misses 7 of the reference's; 7 of those swaps across the 10th place are between tokens the reference held within this run's tie margin 2.372 (3·√2 × logit noise 0.559); counted as ties, the overlap is 10; but PARALLAX-PARITY-014 fails on the same logits (KL outside its band), so the noise this margin comes from is not honest noise and explains nothing
               FAIL           PARALLAX-PARITY-017  every op that differs between the paths adds only the rounding noise its arithmetic predicts — 1/27 outside ≤ 3; first: 136.577695 at layer 1 ffn_gate (q8 n=3584, f32 n=3584)
+              PASS           PARALLAX-PARITY-018  the output head adds only the rounding noise its arithmetic predicts — worst 0.991392 at logits (position 6) (f32 n=28672, q8 n=28672); band ≤ 3, 1 points
             contract apr-vs-gguf-forward-parity-v1 v1.2.0 (apr → f32, gguf → q8)
               restated from aprender contracts/apr-vs-gguf-forward-parity-v1.yaml v1.2.0 (PAIML Engineering)
               PASS           FALSIFY-APR-GGUF-PARITY-001  SwiGLU spread agrees within a factor 2 at every layer — worst 0.866301 at layer 1 ffn_swigl (f32 n=3584, q8 n=3584); band ∈ [0.5, 2], 3 points
@@ -136,7 +149,7 @@ fn injected_fault_fails_at_its_site() {
                              the contract names layers [0, 28); this model has 3: judged on [0, 3)
             first divergence: layer 1 ffn_gate (parallax-default-v1 PARALLAX-PARITY-010): 0.711250 outside ≤ 0.27
               fed the reference's input, this op alone gives 0.706741, already outside the band: the divergence starts here
-            verdict: FAIL — 9 passed, 10 failed, 0 refused, 5 not measurable"#]],
+            verdict: FAIL — 10 passed, 10 failed, 0 refused, 5 not measurable"#]],
     );
     assert!(!v.passed());
     let d = v.first_divergence.as_ref().unwrap();
@@ -182,6 +195,7 @@ fn replay_run_passes_and_judges_the_op_alone() {
               PASS           PARALLAX-PARITY-015  last-position top-1 token agrees — worst 1.000000 at logits (position 6) (f32 n=28672, q8 n=28672); band == 1, 1 points
               PASS           PARALLAX-PARITY-016  last-position top-10 sets largely agree — worst 10.000000 at logits (position 6) (f32 n=28672, q8 n=28672); band ≥ 8, 1 points
               PASS           PARALLAX-PARITY-017  every op that differs between the paths adds only the rounding noise its arithmetic predicts — worst 1.168674 at layer 2 k (q8 n=896, f32 n=896); band ≤ 3, 27 points
+              PASS           PARALLAX-PARITY-018  the output head adds only the rounding noise its arithmetic predicts — worst 0.991392 at logits (position 6) (f32 n=28672, q8 n=28672); band ≤ 3, 1 points
             contract apr-vs-gguf-forward-parity-v1 v1.2.0 (apr → f32, gguf → q8)
               restated from aprender contracts/apr-vs-gguf-forward-parity-v1.yaml v1.2.0 (PAIML Engineering)
               PASS           FALSIFY-APR-GGUF-PARITY-001  SwiGLU spread agrees within a factor 2 at every layer — worst 0.998945 at layer 0 ffn_swigl (f32 n=3584, q8 n=3584); band ∈ [0.5, 2], 3 points
@@ -198,7 +212,7 @@ fn replay_run_passes_and_judges_the_op_alone() {
                              prose about the upstream code base: it names no `<path>_layer[i].<site>` quantity
               PASS           FALSIFY-APR-GGUF-PARITY-007  both sides measure each statistic over the same number of elements — worst 0.000000 at layer 0 attn_norm (f32 n=1792, q8 n=1792); band equal, 30 points
                              the contract names layers [0, 28); this model has 3: judged on [0, 3)
-            verdict: PASS — 19 passed, 0 failed, 0 refused, 5 not measurable"#]],
+            verdict: PASS — 20 passed, 0 failed, 0 refused, 5 not measurable"#]],
     );
     assert!(v.passed());
     // A cosine below the band on layer 1's gate, while every op that differs between the
@@ -240,8 +254,9 @@ fn unequal_sample_sizes_are_refused_never_compared() {
     }
 }
 
-/// The demo run's report with its q8 logits comparison edited as `edit` says, judged; the
-/// verdict and its terminal lines for one test of the default contract.
+/// The demo run's report with its q8 logits comparison edited as `edit` says, judged by the
+/// default contract without its explanations by the arithmetic (the tie rule alone); the
+/// verdict and its terminal lines for one test.
 fn logits_edited(
     edit: impl FnOnce(&mut parallax_metrics::LogitsCompare, &[(u32, f32)]),
     id: &str,
@@ -249,7 +264,7 @@ fn logits_edited(
     let mut r = fixture("healthy");
     let top = r.logits.paths["f32"].top.clone();
     edit(r.logits.compare.get_mut("q8").unwrap(), &top);
-    let v = judge(&r);
+    let v = judge_strict(&r);
     let lines = verdict_lines(&v);
     let at = lines.iter().position(|l| l.contains(&format!("{id} "))).unwrap();
     let mut text = vec![lines[at].trim_start().to_string()];
@@ -315,6 +330,18 @@ fn qwen25_05b_llama_rewrite_top_two_tokens_0_005_apart_is_a_tie_not_a_failure() 
     assert_eq!(outcome(&v, "PARALLAX-PARITY-015"), Outcome::Fail);
     assert!(!v.passed());
     assert!(!text.contains("tie"), "{text}");
+
+    // With the explanations: the clear flip, while every op and the head add only their
+    // predicted noise, is that noise carried to the logits — explained, not a fault …
+    let mut r = fixture("healthy");
+    let top = r.logits.paths["f32"].top.clone();
+    flip(2.0, Some(0.06))(r.logits.compare.get_mut("q8").unwrap(), &top);
+    assert_eq!(outcome(&judge(&r), "PARALLAX-PARITY-015"), Outcome::Explained);
+    // … unless the head alone leaves its noise.
+    r.logits.compare.get_mut("q8").unwrap().noise.as_mut().unwrap().ratio = 50.0;
+    let v = judge(&r);
+    assert_eq!(outcome(&v, "PARALLAX-PARITY-015"), Outcome::Fail);
+    assert_eq!(outcome(&v, "PARALLAX-PARITY-018"), Outcome::Fail);
 }
 
 /// The same for the top-10 test (band ≥ 8): four reference tokens missing from the q8 top-10,

@@ -126,6 +126,9 @@ pub enum LogitsMetric {
     Top1Agree,
     Top10Overlap,
     Cosine,
+    /// The output head alone on the reference's last normed row, against the rounding noise
+    /// its arithmetic predicts (`LogitsCompare::noise`).
+    NoiseRatio,
 }
 
 impl LogitsMetric {
@@ -135,6 +138,7 @@ impl LogitsMetric {
             "top1_agree" => LogitsMetric::Top1Agree,
             "top10_overlap" => LogitsMetric::Top10Overlap,
             "cosine" => LogitsMetric::Cosine,
+            "noise_ratio" => LogitsMetric::NoiseRatio,
             _ => return None,
         })
     }
@@ -145,6 +149,7 @@ impl LogitsMetric {
             LogitsMetric::Top1Agree => "top1_agree",
             LogitsMetric::Top10Overlap => "top10_overlap",
             LogitsMetric::Cosine => "cosine",
+            LogitsMetric::NoiseRatio => "noise_ratio",
         }
     }
 }

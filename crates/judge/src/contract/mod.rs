@@ -61,13 +61,13 @@ pub struct ContractTest {
     /// The prediction as written.
     pub prediction: String,
     pub check: Check,
-    /// `explained_by`: the id of a test in the same contract whose passing explains this test's
-    /// failures — each failure that comes, in execution order, before the named test's first
-    /// failure is explained by the arithmetic (EXPLAINED, not FAIL). Parallax's default contract
-    /// explains its accumulated-divergence bands by the local noise test: if every op's own
+    /// `explained_by`: ids of tests in the same contract whose passing explains this test's
+    /// failures — each failure that comes, in execution order, before the first failure of any
+    /// of them is explained by the arithmetic (EXPLAINED, not FAIL). Parallax's default contract
+    /// explains its accumulated-divergence bands by the op-alone noise tests: if every op's own
     /// error up to a point is within its predicted rounding noise, what arrives there is that
     /// noise, propagated.
-    pub explained_by: Option<String>,
+    pub explained_by: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -98,7 +98,8 @@ pub enum ContractError {
         test: String,
         site: String,
     },
-    /// `explained_by` names no test of the contract, or a test that is not a site check.
+    /// `explained_by` names no test of the contract, one that explains others itself, or one
+    /// that measures nothing.
     Explainer {
         test: String,
         explainer: String,
@@ -121,7 +122,7 @@ impl fmt::Display for ContractError {
             }
             ContractError::Explainer { test, explainer } => write!(
                 f,
-                "{test}: `explained_by: {explainer}` must name another test of this contract that checks sites layer by layer"
+                "{test}: `explained_by: {explainer}` must name another measurable test of this contract, one that is not explained itself"
             ),
             ContractError::UnknownSite { test, site } => write!(
                 f,
@@ -191,6 +192,7 @@ mod tests {
               PARALLAX-PARITY-015: top1_agree(q8, f32) on the logits == 1
               PARALLAX-PARITY-016: top10_overlap(q8, f32) on the logits ≥ 8
               PARALLAX-PARITY-017: noise_ratio(q8, f32) at q, k, v, attn_out, attn_proj, ffn_gate, ffn_up, ffn_silu, ffn_down, every layer ≤ 3
+              PARALLAX-PARITY-018: noise_ratio(q8, f32) on the logits ≤ 3
             apr-vs-gguf-forward-parity-v1 Some("1.2.0") Some("aprender contracts/apr-vs-gguf-forward-parity-v1.yaml v1.2.0 (PAIML Engineering)")
               FALSIFY-APR-GGUF-PARITY-001: std(apr) / std(gguf) at ffn_swigl, layers [0, 28) ∈ [0.5, 2]
               FALSIFY-APR-GGUF-PARITY-002: std(apr) / std(gguf) at ffn_swigl, layer 3 ∈ [0.5, 2]

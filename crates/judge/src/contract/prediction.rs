@@ -415,7 +415,7 @@ impl<'a> Parser<'a> {
                 if is_logits {
                     let Some(metric) = LogitsMetric::parse(&name) else {
                         return Err(PredError::Syntax(format!(
-                            "unknown logits function `{name}` (kl, top1_agree, top10_overlap, cosine)"
+                            "unknown logits function `{name}` (kl, top1_agree, top10_overlap, cosine, noise_ratio)"
                         )));
                     };
                     let band = self.band()?;

@@ -34,7 +34,15 @@ struct RawTest {
     #[serde(default)]
     prediction: Option<String>,
     #[serde(default)]
-    explained_by: Option<String>,
+    explained_by: Option<OneOrMany>,
+}
+
+/// `explained_by: ID` or `explained_by: [ID, …]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 impl Contract {
@@ -65,20 +73,27 @@ impl Contract {
                     ContractError::UnknownSite { test: id.clone(), site }
                 }
             })?;
-            tests.push(ContractTest { id, rule, prediction, check, explained_by: t.explained_by });
+            let explained_by = match t.explained_by {
+                None => Vec::new(),
+                Some(OneOrMany::One(e)) => vec![e],
+                Some(OneOrMany::Many(es)) => es,
+            };
+            tests.push(ContractTest { id, rule, prediction, check, explained_by });
         }
         for t in &tests {
-            let Some(e) = &t.explained_by else { continue };
-            let ok = tests.iter().any(|x| {
-                &x.id == e
-                    && x.id != t.id
-                    && matches!(
-                        x.check,
-                        Check::Compare { .. } | Check::StatRatio { .. } | Check::StatBand { .. }
-                    )
-            });
-            if !ok {
-                return Err(ContractError::Explainer { test: t.id.clone(), explainer: e.clone() });
+            for e in &t.explained_by {
+                let ok = tests.iter().any(|x| {
+                    &x.id == e
+                        && x.id != t.id
+                        && x.explained_by.is_empty()
+                        && !matches!(x.check, Check::NotMeasurable { .. })
+                });
+                if !ok {
+                    return Err(ContractError::Explainer {
+                        test: t.id.clone(),
+                        explainer: e.clone(),
+                    });
+                }
             }
         }
         let meta = raw.metadata;
