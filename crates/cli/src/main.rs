@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use parallax_model::{human_bytes, Model, ModelSummary};
-use parallax_source::FileSource;
+use parallax_source::{FileSource, Shards};
 
 mod run;
 
@@ -193,18 +193,45 @@ fn tokenize(path: &Path, prompt: &str, add_special: bool) -> Result<(), String> 
     Ok(())
 }
 
-fn open(path: &Path) -> Result<Model<FileSource>, String> {
+fn open(path: &Path) -> Result<Model<Shards<FileSource>>, String> {
     open_with(path, |file| file)
 }
 
-/// The model at `path`, its file read through `wrap` (e.g. a read-ahead).
+/// The model at `path`, its file read through `wrap` (e.g. a read-ahead). A shard of a split
+/// GGUF (`NAME-00001-of-00003.gguf`) opens with all its shards, as one model.
 fn open_with<S: parallax_source::ByteSource>(
     path: &std::path::Path,
-    wrap: impl FnOnce(FileSource) -> S,
+    wrap: impl FnOnce(Shards<FileSource>) -> S,
 ) -> Result<Model<S>, String> {
-    let source =
-        FileSource::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let source = open_file(path)?;
     Model::open(wrap(source)).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The file at `path` as a source: the shards of a split GGUF end to end, in order, when its
+/// name says it is one (`NAME-0000K-of-0000N.gguf`, as llama.cpp's `gguf-split` names them).
+fn open_file(path: &Path) -> Result<Shards<FileSource>, String> {
+    let mut files = Vec::new();
+    for p in shard_paths(path) {
+        files.push(FileSource::open(&p).map_err(|e| format!("cannot open {}: {e}", p.display()))?);
+    }
+    Ok(Shards::new(files).expect("at least the path itself"))
+}
+
+/// `path`, or every shard of the split GGUF whose shard `path` is.
+fn shard_paths(path: &Path) -> Vec<std::path::PathBuf> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let shard = name.strip_suffix(".gguf").and_then(|stem| {
+        let (head, count) = stem.rsplit_once("-of-")?;
+        let (prefix, no) = head.rsplit_once('-')?;
+        let digits = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
+        (digits(no) && digits(count)).then(|| (prefix.to_string(), count.parse::<u32>().ok()))
+    });
+    match shard {
+        Some((prefix, Some(n))) if n > 1 => (1..=n)
+            .map(|k| path.with_file_name(format!("{prefix}-{k:05}-of-{n:05}.gguf")))
+            .collect(),
+        _ => vec![path.to_path_buf()],
+    }
 }
 
 fn inspect(path: &Path, json: bool, full: bool) -> Result<(), String> {

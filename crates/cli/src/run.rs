@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use indicatif::{ProgressBar, ProgressStyle};
 use parallax_report::{Report, Scope};
 use parallax_session::{Judging, ProgressUpdate, RunRequest, RunSpec, SpecError};
-use parallax_source::{BackgroundReadAhead, FileSource};
+use parallax_source::{BackgroundReadAhead, FileSource, Shards};
 
 use crate::{JudgeArgs, RunArgs, Verdict};
 
@@ -204,7 +204,7 @@ fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
 fn open_reading_ahead(
     path: &std::path::Path,
     memory_budget: Option<u64>,
-) -> Result<parallax_model::Model<BackgroundReadAhead<FileSource>>, String> {
+) -> Result<parallax_model::Model<BackgroundReadAhead<Shards<FileSource>>>, String> {
     const MAX_WINDOW: u64 = 256 << 20;
     let window = memory_budget.map_or(MAX_WINDOW, |b| MAX_WINDOW.min(b / 4));
     crate::open_with(path, |file| BackgroundReadAhead::new(file, window))
@@ -213,8 +213,7 @@ fn open_reading_ahead(
 /// The file's sha256 through its own plain source (the run's read-ahead serves layers, not a
 /// front-to-back scan), with a bar of its own.
 fn hash_file(path: &std::path::Path, quiet: bool) -> Result<String, String> {
-    let source =
-        FileSource::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let source = crate::open_file(path)?;
     let bar =
         progress_bar(quiet, "{spinner} sha256                 [{bar:30}] {bytes}/{total_bytes}");
     let digest = parallax_session::sha256(&source, |done, total| {

@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use parallax_tests::{model_path, repo_root, sha256_hex, QWEN_0_5B};
+use parallax_tests::{model_path, repo_root, sha256_hex, QWEN_0_5B, QWEN_0_5B_SPLIT};
 
 fn parallax(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_parallax")).args(args).output().expect("run parallax")
@@ -458,4 +458,126 @@ fn bad_run_requests_are_refused_with_the_sessions_sentence() {
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
         assert_eq!(stderr(&o).trim_end(), format!("error: {sentence}"), "{extra:?}");
     }
+}
+
+/// The demo model written as a split GGUF — three shards in llama.cpp's `gguf-split` layout,
+/// every shard a GGUF of its own with `split.no`, `split.count` and `split.tensors.count`, the
+/// metadata on the first — into `dir`; returns the first shard's path.
+fn split_demo(dir: &std::path::Path) -> std::path::PathBuf {
+    use parallax_gguf::{writer::GgufWriter, GgufFile, MetaValue};
+    use parallax_source::{ByteSource, FileSource};
+    let demo = repo_root().join("www/demo/parallax-demo-qwen2.gguf");
+    let source = FileSource::open(&demo).unwrap();
+    let file = GgufFile::read(&source).unwrap();
+    let tensors = file.tensors();
+    let count = 3usize;
+    let per = tensors.len().div_ceil(count);
+    std::fs::create_dir_all(dir).unwrap();
+    for (k, chunk) in tensors.chunks(per).enumerate() {
+        let mut w = GgufWriter::new();
+        w.add("split.no", MetaValue::U16(k as u16)).unwrap();
+        w.add("split.count", MetaValue::U16(count as u16)).unwrap();
+        w.add("split.tensors.count", MetaValue::I32(tensors.len() as i32)).unwrap();
+        if k == 0 {
+            for (key, value) in file.metadata() {
+                w.add(key.clone(), value.clone()).unwrap();
+            }
+        }
+        for t in chunk {
+            let bytes = source.read_range(t.byte_range()).unwrap();
+            w.add_tensor(t.name.clone(), &t.dims, t.ty, bytes).unwrap();
+        }
+        let path = dir.join(format!("demo-{:05}-of-{count:05}.gguf", k + 1));
+        std::fs::write(&path, w.to_bytes()).unwrap();
+    }
+    dir.join(format!("demo-00001-of-{count:05}.gguf"))
+}
+
+#[test]
+fn a_split_gguf_opens_as_one_model_and_runs_as_the_whole_file_does() {
+    let dir = std::env::temp_dir().join(format!("parallax-cli-split-{}", std::process::id()));
+    let first = split_demo(&dir);
+    let whole = repo_root().join("www/demo/parallax-demo-qwen2.gguf");
+    let report = |model: &std::path::Path, out: &str| -> serde_json::Value {
+        let json = dir.join(out);
+        let o = parallax(&[
+            "run",
+            "-m",
+            model.to_str().unwrap(),
+            "-p",
+            "What is 2+2?",
+            "-q",
+            "--no-hash",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
+    };
+    let (mut split, mut one) = (report(&first, "split.json"), report(&whole, "whole.json"));
+    assert!(split["model"]["file_name"].as_str().unwrap().ends_with("(+2 more shards)"));
+    // The same tensors, the same numbers: only the file's name and size differ.
+    for r in [&mut split, &mut one] {
+        let m = r["model"].as_object_mut().unwrap();
+        m.remove("file_name");
+        m.remove("file_bytes");
+        r.as_object_mut().unwrap().remove("execution");
+    }
+    assert_eq!(split, one);
+
+    // Shards that do not fit together end in a sentence.
+    let lone = dir.join("lone.gguf");
+    std::fs::copy(&first, &lone).unwrap();
+    let o = parallax(&["inspect", "-m", lone.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is shard 1 of 3 (split.count)"), "{}", stderr(&o));
+    std::fs::remove_file(dir.join("demo-00003-of-00003.gguf")).unwrap();
+    let o = parallax(&["inspect", "-m", first.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("demo-00003-of-00003.gguf"), "{}", stderr(&o));
+    std::fs::copy(dir.join("demo-00002-of-00003.gguf"), dir.join("demo-00003-of-00003.gguf"))
+        .unwrap();
+    let o = parallax(&["inspect", "-m", first.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("shard 3 of 3 says it is split.no 1"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The shared 0.5B split into three shards by gguf-py's own splitter (tools/golden/make_split.py,
+/// the writer behind convert_hf_to_gguf.py --split-max-tensors): opened by its first shard, it
+/// runs exactly as the whole file does.
+#[test]
+fn a_model_split_by_gguf_py_runs_as_the_whole_file() {
+    let (Some(first), Some(whole)) = (model_path(QWEN_0_5B_SPLIT), model_path(QWEN_0_5B)) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("parallax-cli-split-real-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = |model: &std::path::Path, out: &str| -> serde_json::Value {
+        let json = dir.join(out);
+        let o = parallax(&[
+            "run",
+            "-m",
+            model.to_str().unwrap(),
+            "--tokens",
+            "3838,374,220,17,10,17,30",
+            "--scope",
+            "last",
+            "-q",
+            "--no-hash",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
+    };
+    let (mut split, mut one) = (report(&first, "split.json"), report(&whole, "whole.json"));
+    for r in [&mut split, &mut one] {
+        let m = r["model"].as_object_mut().unwrap();
+        m.remove("file_name");
+        m.remove("file_bytes");
+        r.as_object_mut().unwrap().remove("execution");
+    }
+    assert_eq!(split, one);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -16,7 +16,7 @@ use std::ops::Range;
 
 use parallax_apr::AprFile;
 use parallax_gguf::GgufFile;
-use parallax_source::ByteSource;
+use parallax_source::{ByteSource, Window};
 
 pub use names::{LayerTensor, Param, Role};
 pub use parallax_apr::TensorType;
@@ -94,6 +94,10 @@ pub enum ModelError {
         tensor: String,
         error: parallax_quant::QuantError,
     },
+    /// A GGUF split into shards that do not fit together (count, order, tensors).
+    Split {
+        message: String,
+    },
 }
 
 impl fmt::Display for ModelError {
@@ -112,6 +116,7 @@ impl fmt::Display for ModelError {
                 write!(f, "tensor `{tensor}` has type {ty}, which Parallax cannot dequantize yet")
             }
             ModelError::Quant { tensor, error } => write!(f, "tensor `{tensor}`: {error}"),
+            ModelError::Split { message } => write!(f, "split GGUF: {message}"),
         }
     }
 }
@@ -127,7 +132,13 @@ fn describe_magic(m: &[u8; 4]) -> String {
 }
 
 enum Container<S> {
-    Gguf { file: Box<GgufFile>, source: S },
+    /// `shards` holds the other shards of a split GGUF (with where each begins in `source`);
+    /// `file` is the first, which carries the metadata.
+    Gguf {
+        file: Box<GgufFile>,
+        shards: Vec<(u64, GgufFile)>,
+        source: S,
+    },
     Apr(Box<AprFile<S>>),
 }
 
@@ -160,26 +171,87 @@ impl<S: ByteSource> Model<S> {
     }
 
     fn open_gguf(source: S) -> Result<Self, ModelError> {
-        let file = GgufFile::read(&source).map_err(ModelError::Gguf)?;
+        let starts = source.parts();
+        let shard_len =
+            |k: usize| starts.get(k + 1).copied().unwrap_or(source.len()).saturating_sub(starts[k]);
+        let file =
+            GgufFile::read(&Window::new(&source, 0, shard_len(0))).map_err(ModelError::Gguf)?;
+        let shards = Self::read_shards(&file, &source, &starts, shard_len)?;
         let architecture = file.get_str("general.architecture").map(str::to_string);
         let arch = architecture.as_deref().unwrap_or("");
-        let tensors = file
-            .tensors()
-            .iter()
-            .map(|t| Tensor {
+        let all = std::iter::once((0, &file)).chain(shards.iter().map(|(b, f)| (*b, f)));
+        let tensors = all
+            .flat_map(|(base, f)| f.tensors().iter().map(move |t| (base, t)))
+            .map(|(base, t)| Tensor {
                 role: Role::from_name(&t.name, arch),
                 name: t.name.clone(),
                 ty: TensorType::Ggml(t.ty),
                 ne: t.dims.clone(),
-                offset: t.offset,
+                offset: base + t.offset,
                 n_bytes: t.n_bytes,
             })
             .collect();
         Ok(Model {
-            container: Container::Gguf { file: Box::new(file), source },
+            container: Container::Gguf { file: Box::new(file), shards, source },
             tensors,
             architecture,
         })
+    }
+
+    /// The headers of shards 2… of a split GGUF (llama.cpp's `gguf-split` layout: every shard a
+    /// GGUF of its own with `split.no`, `split.count` and, on the first, `split.tensors.count`),
+    /// each with where it begins; none for a whole file. Checked before any tensor is read.
+    fn read_shards(
+        first: &GgufFile,
+        source: &S,
+        starts: &[u64],
+        shard_len: impl Fn(usize) -> u64,
+    ) -> Result<Vec<(u64, GgufFile)>, ModelError> {
+        let split = |message: String| ModelError::Split { message };
+        let count = first.get_u64("split.count").unwrap_or(1);
+        if count != starts.len() as u64 {
+            return Err(split(if starts.len() == 1 {
+                format!(
+                    "{} is shard 1 of {count} (split.count); open it as NAME-00001-of-{count:05}.gguf with the other shards beside it",
+                    source.name()
+                )
+            } else {
+                format!("split.count is {count}, but {} files were given", starts.len())
+            }));
+        }
+        let mut shards = Vec::with_capacity(starts.len() - 1);
+        for (k, &base) in starts.iter().enumerate().skip(1) {
+            let f = GgufFile::read(&Window::new(source, base, shard_len(k)))
+                .map_err(|e| split(format!("shard {} of {count}: {e}", k + 1)))?;
+            let no = f.get_u64("split.no");
+            if no != Some(k as u64) {
+                return Err(split(format!(
+                    "shard {} of {count} says it is split.no {}; give the shards in order",
+                    k + 1,
+                    no.map_or("(none)".to_string(), |n| n.to_string())
+                )));
+            }
+            shards.push((base, f));
+        }
+        if count > 1 {
+            let total: usize = first.tensors().len()
+                + shards.iter().map(|(_, f)| f.tensors().len()).sum::<usize>();
+            if let Some(want) = first.get_u64("split.tensors.count") {
+                if want != total as u64 {
+                    return Err(split(format!(
+                        "split.tensors.count is {want}, but the shards hold {total} tensors"
+                    )));
+                }
+            }
+            let mut names = std::collections::HashSet::new();
+            let every = first.tensors().iter().chain(shards.iter().flat_map(|(_, f)| f.tensors()));
+            for t in every {
+                if !names.insert(t.name.as_str()) {
+                    return Err(split(format!("tensor `{}` is in two shards", t.name)));
+                }
+            }
+        }
+        Ok(shards)
     }
 
     fn open_apr(source: S) -> Result<Self, ModelError> {
@@ -260,9 +332,18 @@ impl<S: ByteSource> Model<S> {
     /// The raw payload bytes of rows `rows` (ne1 index) of `tensor`, reading only those bytes.
     pub fn read_raw_rows(&self, tensor: &Tensor, rows: Range<u64>) -> Result<Vec<u8>, ModelError> {
         match &self.container {
-            Container::Gguf { file, source } => {
-                let info = file.tensor(&tensor.name).ok_or_else(|| no_such(&tensor.name))?;
-                file.tensor_rows(source, info, rows).map_err(ModelError::Gguf)
+            Container::Gguf { file, shards, source } => {
+                let first_len = shards.first().map_or(source.len(), |(b, _)| *b);
+                let mut at = std::iter::once((0, first_len, &**file)).chain(
+                    shards.iter().enumerate().map(|(k, (base, f))| {
+                        let end = shards.get(k + 1).map_or(source.len(), |(b, _)| *b);
+                        (*base, end - base, f)
+                    }),
+                );
+                let (base, len, f, info) = at
+                    .find_map(|(b, l, f)| f.tensor(&tensor.name).map(|i| (b, l, f, i)))
+                    .ok_or_else(|| no_such(&tensor.name))?;
+                f.tensor_rows(&Window::new(source, base, len), info, rows).map_err(ModelError::Gguf)
             }
             Container::Apr(file) => file.tensor_rows(&tensor.name, rows).map_err(ModelError::Apr),
         }

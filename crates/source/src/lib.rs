@@ -77,6 +77,12 @@ pub trait ByteSource {
         Ok(())
     }
 
+    /// Where each part of the source begins, for a source made of several files end to end
+    /// (the shards of a split GGUF, [`Shards`]); `[0]` for one file. Wrappers forward it.
+    fn parts(&self) -> Vec<u64> {
+        vec![0]
+    }
+
     /// Read `range` into a new vector. The bounds are checked against [`ByteSource::len`]
     /// *before* allocating, so a hostile length never allocates more than the source holds.
     fn read_range(&self, range: Range<u64>) -> Result<Vec<u8>, SourceError> {
@@ -123,6 +129,9 @@ impl<S: ByteSource + ?Sized> ByteSource for &S {
     fn name(&self) -> String {
         (**self).name()
     }
+    fn parts(&self) -> Vec<u64> {
+        (**self).parts()
+    }
 }
 
 impl<S: ByteSource + ?Sized> ByteSource for Box<S> {
@@ -138,6 +147,9 @@ impl<S: ByteSource + ?Sized> ByteSource for Box<S> {
     fn name(&self) -> String {
         (**self).name()
     }
+    fn parts(&self) -> Vec<u64> {
+        (**self).parts()
+    }
 }
 
 impl<S: ByteSource + ?Sized> ByteSource for std::sync::Arc<S> {
@@ -152,6 +164,115 @@ impl<S: ByteSource + ?Sized> ByteSource for std::sync::Arc<S> {
     }
     fn name(&self) -> String {
         (**self).name()
+    }
+    fn parts(&self) -> Vec<u64> {
+        (**self).parts()
+    }
+}
+
+/// Several sources read as one, end to end: the shards of a split GGUF
+/// (`name-00001-of-00003.gguf` …), in order. [`ByteSource::parts`] says where each begins, so a
+/// reader can find each shard's own header.
+pub struct Shards<S> {
+    parts: Vec<S>,
+    /// Where each part begins, then the total length.
+    bounds: Vec<u64>,
+}
+
+impl<S: ByteSource> Shards<S> {
+    /// `None` for no parts.
+    pub fn new(parts: Vec<S>) -> Option<Shards<S>> {
+        if parts.is_empty() {
+            return None;
+        }
+        let mut bounds = vec![0u64];
+        for p in &parts {
+            let end = bounds[bounds.len() - 1].saturating_add(p.len());
+            bounds.push(end);
+        }
+        Some(Shards { parts, bounds })
+    }
+
+    /// The parts that `[start, end)` touches: (part index, range within it, where its bytes go
+    /// in the request).
+    fn pieces(&self, start: u64, end: u64) -> Vec<(usize, Range<u64>, u64)> {
+        let mut out = Vec::new();
+        for (i, w) in self.bounds.windows(2).enumerate() {
+            let (lo, hi) = (start.max(w[0]), end.min(w[1]));
+            if lo < hi {
+                out.push((i, lo - w[0]..hi - w[0], lo - start));
+            }
+        }
+        out
+    }
+}
+
+impl<S: ByteSource> ByteSource for Shards<S> {
+    fn len(&self) -> u64 {
+        self.bounds[self.bounds.len() - 1]
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        check_bounds(offset, buf.len() as u64, self.len())?;
+        for (i, range, at) in self.pieces(offset, offset + buf.len() as u64) {
+            let at = at as usize;
+            let n = (range.end - range.start) as usize;
+            self.parts[i].read_exact_at(range.start, &mut buf[at..at + n])?;
+        }
+        Ok(())
+    }
+    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
+        for (i, part) in self.parts.iter().enumerate() {
+            let local: Vec<Range<u64>> = ranges
+                .iter()
+                .flat_map(|r| self.pieces(r.start, r.end))
+                .filter(|(j, _, _)| *j == i)
+                .map(|(_, r, _)| r)
+                .collect();
+            part.prefetch(&local)?;
+        }
+        Ok(())
+    }
+    fn name(&self) -> String {
+        match self.parts.len() {
+            1 => self.parts[0].name(),
+            n => format!("{} (+{} more shards)", self.parts[0].name(), n - 1),
+        }
+    }
+    fn parts(&self) -> Vec<u64> {
+        self.bounds[..self.bounds.len() - 1].to_vec()
+    }
+}
+
+/// `[start, start + len)` of a source, read as a source of its own (one shard of [`Shards`]).
+pub struct Window<'a, S: ?Sized> {
+    inner: &'a S,
+    start: u64,
+    len: u64,
+}
+
+impl<'a, S: ByteSource + ?Sized> Window<'a, S> {
+    /// The window, cut to the source's end.
+    pub fn new(inner: &'a S, start: u64, len: u64) -> Window<'a, S> {
+        let start = start.min(inner.len());
+        Window { inner, start, len: len.min(inner.len() - start) }
+    }
+}
+
+impl<S: ByteSource + ?Sized> ByteSource for Window<'_, S> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        check_bounds(offset, buf.len() as u64, self.len)?;
+        self.inner.read_exact_at(self.start + offset, buf)
+    }
+    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
+        let shifted: Vec<Range<u64>> =
+            ranges.iter().map(|r| self.start + r.start..self.start + r.end).collect();
+        self.inner.prefetch(&shifted)
+    }
+    fn name(&self) -> String {
+        self.inner.name()
     }
 }
 
@@ -300,6 +421,9 @@ impl<S: ByteSource> ByteSource for CountingSource<S> {
     fn name(&self) -> String {
         self.inner.name()
     }
+    fn parts(&self) -> Vec<u64> {
+        self.inner.parts()
+    }
 }
 
 /// Serves [`ByteSource::prefetch`] for a source whose reads each cost a round trip: the span
@@ -357,6 +481,9 @@ impl<S: ByteSource> ByteSource for ReadAhead<S> {
             *window = Some((span.start, self.inner.read_range(span)?));
         }
         Ok(())
+    }
+    fn parts(&self) -> Vec<u64> {
+        self.inner.parts()
     }
 }
 
@@ -491,6 +618,9 @@ impl<S: ByteSource + Send + Sync + 'static> ByteSource for BackgroundReadAhead<S
         *state = Background::Reading { ranges, thread };
         Ok(())
     }
+    fn parts(&self) -> Vec<u64> {
+        self.inner.parts()
+    }
 }
 
 /// A forward-only reader over a source with a small buffer, for parsing headers that are a long
@@ -598,6 +728,26 @@ impl<'a, S: ByteSource + ?Sized> Cursor<'a, S> {
 #[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_read_as_one_source_across_their_bounds() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        let parts = vec![
+            MemorySource::new(all[..100].to_vec()),
+            MemorySource::new(all[100..101].to_vec()),
+            MemorySource::new(all[101..].to_vec()),
+        ];
+        let s = Shards::new(parts).unwrap();
+        assert_eq!((s.len(), s.parts()), (256, vec![0, 100, 101]));
+        for (start, end) in [(0, 256), (95, 105), (100, 101), (99, 102), (200, 256)] {
+            assert_eq!(s.read_range(start..end).unwrap(), all[start as usize..end as usize]);
+        }
+        assert!(s.read_range(250..257).is_err(), "past the end is refused");
+        let w = Window::new(&s, 100, 50);
+        assert_eq!(w.read_range(0..3).unwrap(), vec![100, 101, 102]);
+        assert!(w.read_range(49..51).is_err());
+        assert!(Shards::<MemorySource>::new(vec![]).is_none());
+    }
 
     #[test]
     fn memory_source_reads_and_refuses_out_of_bounds() {

@@ -13,8 +13,8 @@ pub mod models;
 mod rng;
 
 pub use models::{
-    model_path, models_dir, required, skip_unless_required, GEMMA_270M, QWEN_0_5B, QWEN_AS_LLAMA,
-    QWEN_AS_LLAMA_NOBIAS, QWEN_AS_QWEN3, SYNTHETIC_7B,
+    model_path, models_dir, required, skip_unless_required, GEMMA_270M, QWEN_0_5B, QWEN_0_5B_SPLIT,
+    QWEN_AS_LLAMA, QWEN_AS_LLAMA_NOBIAS, QWEN_AS_QWEN3, SYNTHETIC_7B,
 };
 pub use rng::SplitMix64;
 

@@ -15,6 +15,9 @@ pub const GEMMA_270M: &str = "gemma-3-270m-q4_k_m.gguf";
 /// Qwen2.5-7B's shape (28 layers, hidden 3584, FFN 18944) with synthetic Q4_K/Q6_K weights and no
 /// vocabulary, made by `make-7b-shaped` (`./dev test` makes it once, 4.4 GB).
 pub const SYNTHETIC_7B: &str = "synthetic-7b-shaped-q4_k_m.gguf";
+/// The first of the 0.5B's three shards, split by gguf-py's own writer
+/// (`tools/golden/make_split.py`; `./dev` makes them).
+pub const QWEN_0_5B_SPLIT: &str = "qwen2.5-coder-0.5b-split-00001-of-00003.gguf";
 // Rewrites of [`QWEN_0_5B`] with their tensors' bytes unchanged, made into the model cache by
 // `tools/golden/make_arch_rewrites.py` (`./dev test` makes them).
 /// [`QWEN_0_5B`] as architecture `llama`, q/k/v biases kept, q/k rows reordered for
