@@ -250,6 +250,30 @@ test('?model=<url> streams the real Qwen2.5-0.5B over Range requests and matches
   assert.deepEqual(errors, []);
 });
 
+test('?model=<url> of a split GGUF\'s first shard streams every shard as one model and matches the native CLI', async () => {
+  // The shared 0.5B split in three by gguf-py's own splitter (tools/golden/make_split.py, made by
+  // ./dev): the page derives the other shards' URLs from the first's name.
+  const bin = process.env.PARALLAX_BIN;
+  assert.ok(bin, 'PARALLAX_BIN must name the native parallax binary (./dev test sets it)');
+  const first = 'qwen2.5-coder-0.5b-split-00001-of-00003.gguf';
+  const tokens = '3838,374,220,17,10,17,30';
+  const dir = await mkdtemp(join(tmpdir(), 'parallax-native-'));
+  const nativeJson = join(dir, 'native.json');
+  execFileSync(bin, ['run', '-m', join(models, first), '--tokens', tokens, '--scope', 'last', '-q', '--json', nativeJson]);
+  const { page, errors } = await openPage(`?model=/models/${first}&scope=last`);
+  await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
+  assert.match(await page.textContent('#status'), /\(\+2 more shards\).*291 tensors/);
+  await page.fill('#tokens', tokens);
+  await page.click('#run');
+  await page.waitForSelector('#report .px-verdicts', { timeout: 240000 });
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
+  const webText = await readFile(await download.path(), 'utf8');
+  const nativeText = await readFile(nativeJson, 'utf8');
+  assert.equal(JSON.parse(webText).model.sha256, JSON.parse(nativeText).model.sha256, 'the shards hashed end to end');
+  assertSameReport(webText, nativeText, 'split Qwen2.5-0.5B');
+  assert.deepEqual(errors, []);
+});
+
 test('a URL that is not there gives a sentence', async () => {
   const { page } = await openPage('?model=/models/nope.gguf');
   await page.waitForSelector('#status .error', { timeout: 20000 });

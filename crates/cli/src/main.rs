@@ -220,17 +220,9 @@ fn open_file(path: &Path) -> Result<Shards<FileSource>, String> {
 /// `path`, or every shard of the split GGUF whose shard `path` is.
 fn shard_paths(path: &Path) -> Vec<std::path::PathBuf> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let shard = name.strip_suffix(".gguf").and_then(|stem| {
-        let (head, count) = stem.rsplit_once("-of-")?;
-        let (prefix, no) = head.rsplit_once('-')?;
-        let digits = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
-        (digits(no) && digits(count)).then(|| (prefix.to_string(), count.parse::<u32>().ok()))
-    });
-    match shard {
-        Some((prefix, Some(n))) if n > 1 => (1..=n)
-            .map(|k| path.with_file_name(format!("{prefix}-{k:05}-of-{n:05}.gguf")))
-            .collect(),
-        _ => vec![path.to_path_buf()],
+    match parallax_model::shard_file_names(name) {
+        Some(names) => names.iter().map(|n| path.with_file_name(n)).collect(),
+        None => vec![path.to_path_buf()],
     }
 }
 

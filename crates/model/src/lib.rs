@@ -131,6 +131,21 @@ fn describe_magic(m: &[u8; 4]) -> String {
     }
 }
 
+/// The file names of every shard of the split GGUF whose shard `name` is
+/// (`NAME-0000K-of-0000N.gguf`, as llama.cpp's `gguf-split` and gguf-py name them), in order;
+/// `None` for any other name.
+pub fn shard_file_names(name: &str) -> Option<Vec<String>> {
+    let stem = name.strip_suffix(".gguf")?;
+    let (head, count) = stem.rsplit_once("-of-")?;
+    let (prefix, no) = head.rsplit_once('-')?;
+    let digits = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(no) || !digits(count) {
+        return None;
+    }
+    let n: u32 = count.parse().ok()?;
+    (n > 1).then(|| (1..=n).map(|k| format!("{prefix}-{k:05}-of-{n:05}.gguf")).collect())
+}
+
 enum Container<S> {
     /// `shards` holds the other shards of a split GGUF (with where each begins in `source`);
     /// `file` is the first, which carries the metadata.

@@ -138,16 +138,40 @@ mod job {
         policy: parallax_web::HttpPolicy,
         post: &dyn Fn(&WorkerMessage),
     ) -> Result<(), String> {
-        let source = HttpRangeSource::open_with(url, policy)?;
-        if source.read_whole() {
-            post(&WorkerMessage::Warning {
-                message: format!(
-                    "{url}: the server ignores Range requests, so the whole file ({}) was downloaded at once instead of a layer at a time.",
-                    parallax_model::human_bytes(source.len())
-                ),
-            });
+        // A shard of a split GGUF brings its siblings, named as it is, beside it.
+        let urls = shard_urls(url);
+        let mut parts = Vec::with_capacity(urls.len());
+        for url in &urls {
+            let source = HttpRangeSource::open_with(url, policy)?;
+            if source.read_whole() {
+                post(&WorkerMessage::Warning {
+                    message: format!(
+                        "{url}: the server ignores Range requests, so the whole file ({}) was downloaded at once instead of a layer at a time.",
+                        parallax_model::human_bytes(source.len())
+                    ),
+                });
+            }
+            parts.push(source);
         }
+        let source = parallax_source::Shards::new(parts).ok_or("internal: no URL")?;
         handle(request, source, post)
+    }
+
+    /// `url`, or the URLs of every shard of the split GGUF whose shard it names (the last path
+    /// segment, query kept).
+    fn shard_urls(url: &str) -> Vec<String> {
+        let (path, query) = url.split_once('?').map_or((url, ""), |(p, q)| (p, q));
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        match parallax_model::shard_file_names(name) {
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    let q = if query.is_empty() { String::new() } else { format!("?{query}") };
+                    format!("{dir}/{n}{q}")
+                })
+                .collect(),
+            None => vec![url.to_string()],
+        }
     }
 
     /// The most a layer's read-ahead holds (see `ReadAhead`): a 0.5B layer (~15 MB) is one
