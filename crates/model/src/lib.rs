@@ -410,3 +410,28 @@ impl<S: ByteSource> Model<S> {
 fn no_such(name: &str) -> ModelError {
     ModelError::NoSuchTensor { name: name.to_string() }
 }
+
+#[cfg(test)]
+mod shard_name_tests {
+    use super::shard_file_names;
+
+    #[test]
+    fn a_shard_name_gives_every_shard_in_order_and_nothing_else_does() {
+        let all = ["m-00001-of-00003.gguf", "m-00002-of-00003.gguf", "m-00003-of-00003.gguf"];
+        assert_eq!(shard_file_names("m-00002-of-00003.gguf").unwrap(), all);
+        assert_eq!(
+            shard_file_names("a-b-00001-of-00002.gguf").unwrap()[1],
+            "a-b-00002-of-00002.gguf"
+        );
+        for plain in [
+            "m.gguf",
+            "m-00001-of-00001.gguf",
+            "m-1-of-3.gguf",
+            "m-00001-of-00003.bin",
+            "m-0000x-of-00003.gguf",
+            "00001-of-00003.gguf",
+        ] {
+            assert_eq!(shard_file_names(plain), None, "{plain}");
+        }
+    }
+}
