@@ -239,17 +239,17 @@ impl<'s, 'w> Block<'s, 'w> {
         reference: &[f32],
         y: &[f32],
     ) -> Result<Option<LocalNoise>, EngineError> {
-        let floor_scale = paths::f32_floor_scale(m.cols);
         let mut predicted = Vec::with_capacity(x.len() / m.cols.max(1));
+        let reference_path = self.step.opts.paths[0];
         for xr in x.chunks_exact(m.cols) {
-            let rounded = paths::kernel_input(p, m, xr)?;
-            let mut energy = 0f64;
-            for (i, (&xi, &ci)) in xr.iter().zip(columns).enumerate() {
-                let xi = f64::from(xi);
-                let e = rounded.as_ref().map_or(0.0, |r| f64::from(r[i]) - xi);
-                energy += ci * (e * e + floor_scale * xi * xi);
-            }
-            predicted.push(energy);
+            let path_view = paths::kernel_input(p, m, xr)?;
+            let reference_view = paths::kernel_input(reference_path, m, xr)?;
+            predicted.push(paths::predicted_energy(
+                columns,
+                xr,
+                path_view.as_deref(),
+                reference_view.as_deref(),
+            ));
         }
         Ok(paths::noise_of(
             &predicted,
@@ -368,9 +368,11 @@ impl<'s, 'w> Block<'s, 'w> {
     /// A path-specific op other than a matmul: every other path's arithmetic, run by
     /// `op` on the reference's input, against the reference's output `outs[0]` (rows of
     /// `width`, compared over the run's scope): the site's `local` comparisons. Its
-    /// noise is predicted by `exact`: the reference's own (f32) arithmetic applied to the
-    /// operands as that path rounds them (`None` where it rounds none), plus a floor of
-    /// 2⁻¹⁰ of the output for what the op rounds inside (f16 softmax probabilities).
+    /// noise is predicted by `exact`: the f32 op applied to the operands as a path rounds them
+    /// (`None` where it rounds none, so its own output is the f32 op's). The prediction is the
+    /// distance between the path's and the reference's, so either side may be the one that
+    /// rounds, plus a floor of 2⁻¹⁰ of the output for what the op rounds inside (f16 softmax
+    /// probabilities).
     fn local_op(
         &self,
         outs: &[Vec<f32>],
@@ -381,6 +383,8 @@ impl<'s, 'w> Block<'s, 'w> {
         const FLOOR: f64 = 1.0 / 1024.0;
         let s = self.step;
         let reference = s.probe.scoped(&outs[0], width);
+        let reference_exact = exact(s.opts.paths[0]);
+        let reference_exact = reference_exact.as_deref().map(|e| s.probe.scoped(e, width));
         let (mut local, mut noise) = (IndexMap::new(), IndexMap::new());
         for p in s.opts.paths.iter().skip(1) {
             let y = op(*p);
@@ -388,16 +392,22 @@ impl<'s, 'w> Block<'s, 'w> {
             if let Some(c) = Compare::of(reference, y) {
                 local.insert(p.id().into(), c);
             }
-            let exact = exact(*p);
-            let exact = exact.as_deref().map(|e| s.probe.scoped(e, width));
+            let path_exact = exact(*p);
+            let path_exact = path_exact.as_deref().map(|e| s.probe.scoped(e, width));
+            // What each side's rounding alone gives; a side that rounds nothing is its output.
+            let rounded = match (path_exact, reference_exact) {
+                (None, None) => None,
+                (a, b) => Some((a.unwrap_or(y), b.unwrap_or(reference))),
+            };
             let predicted: Vec<f64> = reference
                 .chunks_exact(width)
                 .enumerate()
                 .map(|(t, rr)| {
-                    let rounding: f64 = exact.map_or(0.0, |e| {
-                        e[t * width..(t + 1) * width]
+                    let rows = t * width..(t + 1) * width;
+                    let rounding: f64 = rounded.map_or(0.0, |(a, b)| {
+                        a[rows.clone()]
                             .iter()
-                            .zip(rr)
+                            .zip(&b[rows.clone()])
                             .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
                             .sum()
                     });

@@ -266,23 +266,17 @@ pub(crate) fn matmul_f32_with_column_energy(
     let tokens: Vec<&[f32]> = x.chunks_exact(m.cols.max(1)).collect();
     let energy = map_tiles(&mut by_row, n_tokens, m.cols, |r0, out, energy| {
         let n_rows = out.len() / n_tokens;
-        let src = &bytes[r0 * row_bytes..(r0 + n_rows) * row_bytes];
-        TILE.with(|tile| {
-            let mut tile = tile.borrow_mut();
-            tile.resize(n_rows * m.cols, 0.0);
-            let tile = &mut tile[..n_rows * m.cols];
-            parallax_quant::dequantize(*ty, src, tile).map_err(|e| quant_error(m, e))?;
-            // f32 over the tile's rows (at most 32 squares a column), f64 across tiles.
-            let mut sums = vec![0f32; m.cols];
-            for row in tile.chunks_exact(m.cols) {
-                for (c, w) in sums.iter_mut().zip(row) {
-                    *c += w * w;
-                }
-            }
-            energy.iter_mut().zip(&sums).for_each(|(e, s)| *e += f64::from(*s));
-            parallax_quant::dot::vec_dot_f32_rows_tokens(tile, m.cols, &tokens, out)
-                .map_err(|e| quant_error(m, e))
-        })
+        with_dequantized_tile(
+            m,
+            *ty,
+            *row_bytes,
+            &bytes[r0 * row_bytes..(r0 + n_rows) * row_bytes],
+            |tile| {
+                add_tile_energy(tile, m.cols, energy);
+                parallax_quant::dot::vec_dot_f32_rows_tokens(tile, m.cols, &tokens, out)
+                    .map_err(|e| quant_error(m, e))
+            },
+        )
     })?;
     Ok((transpose(&by_row, m.rows, n_tokens), energy))
 }
@@ -317,13 +311,7 @@ pub fn matmul(
             for_each_tile(&mut by_row, n_tokens, |r0, out| {
                 let n_rows = out.len() / n_tokens;
                 let src = &bytes[r0 * row_bytes..(r0 + n_rows) * row_bytes];
-                // One tile buffer per thread, reused: a fresh 0.6 MB allocation per tile was
-                // mapped, faulted in and zeroed every time (a tenth of a run's time).
-                TILE.with(|tile| {
-                    let mut tile = tile.borrow_mut();
-                    tile.resize(n_rows * m.cols, 0.0);
-                    let tile = &mut tile[..n_rows * m.cols];
-                    parallax_quant::dequantize(*ty, src, tile).map_err(|e| quant_error(m, e))?;
+                with_dequantized_tile(m, *ty, *row_bytes, src, |tile| {
                     parallax_quant::dot::vec_dot_f32_rows_tokens(tile, m.cols, &tokens, out)
                         .map_err(|e| quant_error(m, e))
                 })
@@ -355,6 +343,40 @@ pub fn matmul(
         }
     }
     Ok(transpose(&by_row, m.rows, n_tokens))
+}
+
+/// `f` on the rows `src` of `m` (raw `ty` bytes, whole rows of `row_bytes`) dequantized into
+/// this thread's tile buffer.
+fn with_dequantized_tile<R>(
+    m: &Matrix,
+    ty: GgmlType,
+    row_bytes: usize,
+    src: &[u8],
+    f: impl FnOnce(&[f32]) -> Result<R, EngineError>,
+) -> Result<R, EngineError> {
+    let n = src.len() / row_bytes * m.cols;
+    // One tile buffer per thread, reused: a fresh 0.6 MB allocation per tile was mapped,
+    // faulted in and zeroed every time (a tenth of a run's time).
+    TILE.with(|tile| {
+        let mut tile = tile.borrow_mut();
+        tile.resize(n, 0.0);
+        let tile = &mut tile[..n];
+        parallax_quant::dequantize(ty, src, tile).map_err(|e| quant_error(m, e))?;
+        f(tile)
+    })
+}
+
+/// Add the column energies of `tile` (rows of `cols`) into `energy`: squares summed in f32 over
+/// the tile's rows (at most `TILE_ROWS` a column), then in f64 across tiles — the same sums
+/// whichever function computes them.
+fn add_tile_energy(tile: &[f32], cols: usize, energy: &mut [f64]) {
+    let mut sums = vec![0f32; cols];
+    for row in tile.chunks_exact(cols) {
+        for (c, w) in sums.iter_mut().zip(row) {
+            *c += w * w;
+        }
+    }
+    energy.iter_mut().zip(&sums).for_each(|(e, s)| *e += f64::from(*s));
 }
 
 /// Rows × tokens (as the tiles compute) to tokens × rows.
@@ -392,7 +414,7 @@ pub(crate) fn kernel_input(
 /// The f32 summation floor of the predicted local noise, per unit of `Σ_i c_i x_i²`, for a dot
 /// product of `n` terms: `(4u)²·n`, `u = 2⁻²⁴` — a random walk of one rounding per addition,
 /// with a 4× allowance for different summation orders.
-pub(crate) fn f32_floor_scale(n: usize) -> f64 {
+fn f32_floor_scale(n: usize) -> f64 {
     const UNIT_ROUNDOFF: f64 = 1.0 / 16_777_216.0;
     (4.0 * UNIT_ROUNDOFF).powi(2) * n as f64
 }
@@ -435,27 +457,48 @@ pub(crate) fn noise_of(
     Some(LocalNoise { predicted_rel_l2, ratio, position })
 }
 
-/// `c_i = Σ_r W_ri²` for every input column `i` of the dequantized weights (f64), in row tiles.
+/// `c_i = Σ_r W_ri²` for every input column `i` of the dequantized weights, in the row tiles
+/// the `f32` path uses ([`add_tile_energy`]), so the sums equal those of
+/// [`matmul_f32_with_column_energy`].
 pub(crate) fn column_energy(m: &Matrix) -> Result<Vec<f64>, EngineError> {
     let mut c = vec![0f64; m.cols];
-    let mut add = |row: &[f32]| {
-        for (ci, w) in c.iter_mut().zip(row) {
-            *ci += f64::from(*w) * f64::from(*w);
-        }
-    };
     match &m.storage {
-        Storage::F32 { values, .. } => values.chunks_exact(m.cols.max(1)).for_each(&mut add),
+        Storage::F32 { values, .. } => {
+            for tile in values.chunks(TILE_ROWS * m.cols.max(1)) {
+                add_tile_energy(tile, m.cols, &mut c);
+            }
+        }
         Storage::Ggml { ty, bytes, row_bytes } => {
-            let mut tile = vec![0f32; TILE_ROWS * m.cols];
-            for chunk in bytes.chunks(TILE_ROWS * row_bytes) {
-                let n_rows = chunk.len() / row_bytes;
-                let tile = &mut tile[..n_rows * m.cols];
-                parallax_quant::dequantize(*ty, chunk, tile).map_err(|e| quant_error(m, e))?;
-                tile.chunks_exact(m.cols).for_each(&mut add);
+            for src in bytes.chunks(TILE_ROWS * row_bytes) {
+                with_dequantized_tile(m, *ty, *row_bytes, src, |tile| {
+                    add_tile_energy(tile, m.cols, &mut c);
+                    Ok(())
+                })?;
             }
         }
     }
     Ok(c)
+}
+
+/// The predicted local-noise energy of one token between a path and the reference:
+/// `Σ_i c_i (e_i² + floor · x_i²)`, with `e` the difference of the input row `x` as each side's
+/// kernel sees it ([`kernel_input`]: `None` where a side multiplies f32 values as they are) and
+/// the f32 summation floor of [`f32_floor_scale`].
+pub(crate) fn predicted_energy(
+    columns: &[f64],
+    x: &[f32],
+    path_view: Option<&[f32]>,
+    reference_view: Option<&[f32]>,
+) -> f64 {
+    let floor = f32_floor_scale(x.len());
+    let view = |v: Option<&[f32]>, i: usize| f64::from(v.map_or(x[i], |v| v[i]));
+    let mut energy = 0f64;
+    for (i, (&xi, &ci)) in x.iter().zip(columns).enumerate() {
+        let xi = f64::from(xi);
+        let e = view(path_view, i) - view(reference_view, i);
+        energy += ci * (e * e + floor * xi * xi);
+    }
+    energy
 }
 
 fn quant_error(m: &Matrix, e: parallax_quant::QuantError) -> EngineError {

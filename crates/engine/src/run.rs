@@ -72,7 +72,8 @@ struct HeadAlone {
     logits: Vec<Vec<f32>>,
     /// Per path: `Σ_i c_i (e_i² + floor · x_i²)` over the chunks so far.
     predicted: Vec<f64>,
-    /// Per path: the input as that path's kernel rounds it (`None`: not rounded), made once.
+    /// Per path, the reference's at index 0: the input as that path's kernel rounds it (`None`:
+    /// not rounded), made once.
     rounded: Vec<Option<Option<Vec<f32>>>>,
 }
 
@@ -85,11 +86,12 @@ impl HeadAlone {
         }
     }
 
+    /// Path `i` (`paths[i]`) multiplied the chunk `m` from row `start`, giving `alone`.
     #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
         i: usize,
-        p: PathKind,
+        paths: &[PathKind],
         m: &paths::Matrix,
         start: usize,
         alone: &[f32],
@@ -97,16 +99,13 @@ impl HeadAlone {
         columns: &[f64],
     ) -> Result<(), EngineError> {
         self.logits[i][start..start + alone.len()].copy_from_slice(alone);
-        if self.rounded[i].is_none() {
-            self.rounded[i] = Some(paths::kernel_input(p, m, x)?);
+        for k in [0, i] {
+            if self.rounded[k].is_none() {
+                self.rounded[k] = Some(paths::kernel_input(paths[k], m, x)?);
+            }
         }
-        let rounded = self.rounded[i].as_ref().and_then(|r| r.as_deref());
-        let floor = paths::f32_floor_scale(m.cols);
-        for (k, (&xk, &ck)) in x.iter().zip(columns).enumerate() {
-            let xk = f64::from(xk);
-            let e = rounded.map_or(0.0, |r| f64::from(r[k]) - xk);
-            self.predicted[i] += ck * (e * e + floor * xk * xk);
-        }
+        let view = |k: usize| self.rounded[k].as_ref().and_then(|r| r.as_deref());
+        self.predicted[i] += paths::predicted_energy(columns, x, view(i), view(0));
         Ok(())
     }
 
@@ -349,7 +348,7 @@ async fn run_paths<S: ByteSource>(
                     Some(c) => c,
                     None => columns.insert(paths::column_energy(&m)?),
                 };
-                head_alone.add(i, *p, &m, start as usize, &alone, last_ref, columns)?;
+                head_alone.add(i, &opts.paths, &m, start as usize, &alone, last_ref, columns)?;
                 y
             };
             for t in 0..n {
