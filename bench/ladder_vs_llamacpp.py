@@ -52,19 +52,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools" / "golden"))
+sys.path.insert(0, str(ROOT / "tools" / "reference"))
 import make_ladder  # noqa: E402
+from llamacpp_variants import SETTINGS  # noqa: E402
 
 TOKENS = [3838, 374, 220, 17, 10, 17, 30]
-# llama.cpp's own settings, as tools/reference/llamacpp_variants.py evaluates them (all five: the
-# spread tests/engine.rs holds Gemma and Qwen to is taken over every pair of them). The first
-# three are the spread the issue names; `spread_max_abs_3` records that narrower figure too.
-SETTINGS = {
-    "default": {},
-    "one_by_one": {"n_batch": 1, "n_ubatch": 1},
-    "kv_f32": {"type_k": 0, "type_v": 0},
-    "flash_attn": {"flash_attn": True},
-    "kv_f32_one_by_one": {"type_k": 0, "type_v": 0, "n_batch": 1, "n_ubatch": 1},
-}
+# llama.cpp's own settings are llamacpp_variants.py's SETTINGS (all five: the spread
+# tests/engine.rs holds Gemma and Qwen to is taken over every pair of them). The first three are
+# the spread the issue names; `spread_max_abs_3` records that narrower figure too.
 THREE = ["default", "one_by_one", "kv_f32"]
 # Relative slack on llama.cpp's spread: none. (See the README's ladder section for why the
 # numbers do not call for one.)

@@ -98,6 +98,38 @@ def eval_callback(C, on_tensor):
         C.llama_model_default_params, C.llama_context_default_params = orig_model, orig_ctx
 
 
+def capture_f32_tensors(path: Path, tokens: list[int], **extra) -> dict[str, list[np.ndarray]]:
+    """Every f32 graph tensor llama.cpp computes while it evaluates `tokens` on the model at
+    `path` (CPU, plain ggml kernels, n_ctx 64, 2 threads; `extra` goes to `Llama`, e.g. one
+    token per batch), copied out by name, in capture order (one capture per ubatch)."""
+    import llama_cpp.llama as llama_mod
+    import llama_cpp.llama_cpp as C
+
+    caps: dict[str, list[np.ndarray]] = {}
+
+    def on_tensor(t, ask, _ud):
+        if ask:
+            return True  # ask for every node so each one is computed and shown to us
+        tt = ctypes.cast(t, ctypes.POINTER(GgmlTensor)).contents
+        if tt.type != GGML_TYPE_F32 or not tt.data:
+            return True
+        ne, nb = list(tt.ne), list(tt.nb)
+        nbytes = max((ne[i] - 1) * nb[i] for i in range(4)) + 4
+        buf = (ctypes.c_char * nbytes).from_address(tt.data)
+        a = np.lib.stride_tricks.as_strided(np.frombuffer(buf, dtype=np.float32),
+                                            shape=ne[::-1], strides=nb[::-1]).copy()
+        caps.setdefault(tt.name.decode(), []).append(a)
+        return True
+
+    with eval_callback(C, on_tensor):
+        llm = llama_mod.Llama(model_path=str(path), n_ctx=64, n_threads=2, logits_all=True,
+                              verbose=False, **extra)
+        caps.clear()
+        llm.eval(tokens)
+        del llm
+    return caps
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

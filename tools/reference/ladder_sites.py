@@ -19,7 +19,6 @@ to 1e-16; every later site inherits the differences of the sites before it.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GGML_TYPE_F32, GgmlTensor, eval_callback  # noqa: E402
+from common import capture_f32_tensors  # noqa: E402
 
 TOKENS = [3838, 374, 220, 17, 10, 17, 30]
 # Parallax site -> llama.cpp tensor name (qwen2; see llamacpp_sites.py)
@@ -40,31 +39,7 @@ NAMES = {"attn_norm": "attn_norm", "q": "Qcur", "k": "Kcur", "v": "Vcur", "attn_
 
 
 def capture(path: Path, extra: dict) -> dict[str, list[np.ndarray]]:
-    import llama_cpp.llama as llama_mod
-    import llama_cpp.llama_cpp as C
-
-    caps: dict[str, list[np.ndarray]] = {}
-
-    def on_tensor(t, ask, _ud):
-        if ask:
-            return True
-        tt = ctypes.cast(t, ctypes.POINTER(GgmlTensor)).contents
-        if tt.type != GGML_TYPE_F32 or not tt.data:
-            return True
-        ne, nb = list(tt.ne), list(tt.nb)
-        nbytes = max((ne[i] - 1) * nb[i] for i in range(4)) + 4
-        buf = (ctypes.c_char * nbytes).from_address(tt.data)
-        a = np.lib.stride_tricks.as_strided(np.frombuffer(buf, dtype=np.float32),
-                                            shape=ne[::-1], strides=nb[::-1]).copy()
-        caps.setdefault(tt.name.decode(), []).append(a)
-        return True
-
-    with eval_callback(C, on_tensor):
-        llm = llama_mod.Llama(model_path=str(path), n_ctx=64, n_threads=2, logits_all=True, verbose=False, **extra)
-        caps.clear()
-        llm.eval(TOKENS)
-        del llm
-    return caps
+    return capture_f32_tensors(path, TOKENS, **extra)
 
 
 def site_tensor(caps, name: str, layer: int):

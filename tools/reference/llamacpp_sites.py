@@ -25,7 +25,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import sys
 from pathlib import Path
@@ -35,35 +34,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mimic_llamacpp as mm  # noqa: E402
 import numpy_forward as nf  # noqa: E402
-from common import GGML_TYPE_F32, GgmlTensor, eval_callback  # noqa: E402
+from common import capture_f32_tensors  # noqa: E402
 
 
 def capture_llamacpp(path: Path, tokens: list[int]) -> dict[str, list[np.ndarray]]:
-    import llama_cpp.llama as llama_mod
-    import llama_cpp.llama_cpp as C
-
-    caps: dict[str, list[np.ndarray]] = {}
-
-    def on_tensor(t, ask, _ud):
-        if ask:
-            return True  # ask for every node so each one is computed and shown to us
-        tt = ctypes.cast(t, ctypes.POINTER(GgmlTensor)).contents
-        if tt.type != GGML_TYPE_F32 or not tt.data:
-            return True
-        ne, nb = list(tt.ne), list(tt.nb)
-        nbytes = max((ne[i] - 1) * nb[i] for i in range(4)) + 4
-        buf = (ctypes.c_char * nbytes).from_address(tt.data)
-        a = np.lib.stride_tricks.as_strided(np.frombuffer(buf, dtype=np.float32),
-                                            shape=ne[::-1], strides=nb[::-1]).copy()
-        caps.setdefault(tt.name.decode(), []).append(a)
-        return True
-
-    with eval_callback(C, on_tensor):
-        llm = llama_mod.Llama(model_path=str(path), n_ctx=64, n_threads=2, logits_all=True, verbose=False)
-        caps.clear()
-        llm.eval(tokens)
-        del llm
-    return caps
+    return capture_f32_tensors(path, tokens)
 
 
 def main():

@@ -127,17 +127,21 @@ def rms_norm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
     return (x * scale * w).astype(np.float32)
 
 
+def rope_angles(positions: np.ndarray, base: float, n_rot: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of theta = p * base^(-2i/n_rot) for each pair i < n_rot/2, shaped [T, 1, n_rot/2]
+    (f64 angles, f32 results), shared by both pair layouts."""
+    i = np.arange(n_rot // 2, dtype=np.float64)
+    theta = positions[:, None].astype(np.float64) * (base ** (-2.0 * i / n_rot))[None, :]
+    return np.cos(theta).astype(np.float32)[:, None, :], np.sin(theta).astype(np.float32)[:, None, :]
+
+
 def rope_neox(x: np.ndarray, positions: np.ndarray, base: float, n_rot: int) -> np.ndarray:
     """NEOX RoPE ("rotate halves"): pairs (i, i + n_rot/2), theta = p * base^(-2i/n_rot).
 
     x: [T, H, D]. Dimensions past n_rot pass through unchanged.
     """
     half = n_rot // 2
-    i = np.arange(half, dtype=np.float64)
-    inv_freq = base ** (-2.0 * i / n_rot)
-    theta = positions[:, None].astype(np.float64) * inv_freq[None, :]
-    cos = np.cos(theta).astype(np.float32)[:, None, :]
-    sin = np.sin(theta).astype(np.float32)[:, None, :]
+    cos, sin = rope_angles(positions, base, n_rot)
     out = x.copy()
     x0 = x[..., :half]
     x1 = x[..., half:n_rot]
@@ -151,12 +155,7 @@ def rope_norm(x: np.ndarray, positions: np.ndarray, base: float, n_rot: int) -> 
 
     x: [T, H, D]. Dimensions past n_rot pass through unchanged.
     """
-    half = n_rot // 2
-    i = np.arange(half, dtype=np.float64)
-    inv_freq = base ** (-2.0 * i / n_rot)
-    theta = positions[:, None].astype(np.float64) * inv_freq[None, :]
-    cos = np.cos(theta).astype(np.float32)[:, None, :]
-    sin = np.sin(theta).astype(np.float32)[:, None, :]
+    cos, sin = rope_angles(positions, base, n_rot)
     out = x.copy()
     x0 = x[..., 0:n_rot:2]
     x1 = x[..., 1:n_rot:2]

@@ -460,6 +460,25 @@ fn bad_run_requests_are_refused_with_the_sessions_sentence() {
     }
 }
 
+/// `parallax run -m model ARGS -q --no-hash --json json`, which must succeed; the report.
+fn run_report(json: &std::path::Path, model: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["run", "-m", model.to_str().unwrap()];
+    all.extend_from_slice(args);
+    all.extend(["-q", "--no-hash", "--json", json.to_str().unwrap()]);
+    let o = parallax(&all);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
+}
+
+/// A report without what names its file (name, size) and how it ran.
+fn without_file(mut r: serde_json::Value) -> serde_json::Value {
+    let m = r["model"].as_object_mut().unwrap();
+    m.remove("file_name");
+    m.remove("file_bytes");
+    r.as_object_mut().unwrap().remove("execution");
+    r
+}
+
 /// The demo model written as a split GGUF — three shards in llama.cpp's `gguf-split` layout,
 /// every shard a GGUF of its own with `split.no`, `split.count` and `split.tensors.count`, the
 /// metadata on the first — into `dir`; returns the first shard's path.
@@ -498,32 +517,12 @@ fn a_split_gguf_opens_as_one_model_and_runs_as_the_whole_file_does() {
     let dir = std::env::temp_dir().join(format!("parallax-cli-split-{}", std::process::id()));
     let first = split_demo(&dir);
     let whole = repo_root().join("www/demo/parallax-demo-qwen2.gguf");
-    let report = |model: &std::path::Path, out: &str| -> serde_json::Value {
-        let json = dir.join(out);
-        let o = parallax(&[
-            "run",
-            "-m",
-            model.to_str().unwrap(),
-            "-p",
-            "What is 2+2?",
-            "-q",
-            "--no-hash",
-            "--json",
-            json.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
-    };
-    let (mut split, mut one) = (report(&first, "split.json"), report(&whole, "whole.json"));
+    let prompt = ["-p", "What is 2+2?"];
+    let split = run_report(&dir.join("split.json"), &first, &prompt);
     assert!(split["model"]["file_name"].as_str().unwrap().ends_with("(+2 more shards)"));
     // The same tensors, the same numbers: only the file's name and size differ.
-    for r in [&mut split, &mut one] {
-        let m = r["model"].as_object_mut().unwrap();
-        m.remove("file_name");
-        m.remove("file_bytes");
-        r.as_object_mut().unwrap().remove("execution");
-    }
-    assert_eq!(split, one);
+    let one = run_report(&dir.join("whole.json"), &whole, &prompt);
+    assert_eq!(without_file(split), without_file(one));
 
     // Shards that do not fit together end in a sentence.
     let lone = dir.join("lone.gguf");
@@ -553,31 +552,9 @@ fn a_model_split_by_gguf_py_runs_as_the_whole_file() {
     };
     let dir = std::env::temp_dir().join(format!("parallax-cli-split-real-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let report = |model: &std::path::Path, out: &str| -> serde_json::Value {
-        let json = dir.join(out);
-        let o = parallax(&[
-            "run",
-            "-m",
-            model.to_str().unwrap(),
-            "--tokens",
-            "3838,374,220,17,10,17,30",
-            "--scope",
-            "last",
-            "-q",
-            "--no-hash",
-            "--json",
-            json.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
-    };
-    let (mut split, mut one) = (report(&first, "split.json"), report(&whole, "whole.json"));
-    for r in [&mut split, &mut one] {
-        let m = r["model"].as_object_mut().unwrap();
-        m.remove("file_name");
-        m.remove("file_bytes");
-        r.as_object_mut().unwrap().remove("execution");
-    }
-    assert_eq!(split, one);
+    let args = ["--tokens", "3838,374,220,17,10,17,30", "--scope", "last"];
+    let split = run_report(&dir.join("split.json"), &first, &args);
+    let one = run_report(&dir.join("whole.json"), &whole, &args);
+    assert_eq!(without_file(split), without_file(one));
     let _ = std::fs::remove_dir_all(&dir);
 }
