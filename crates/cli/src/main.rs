@@ -79,6 +79,18 @@ enum Command {
 struct RunArgs {
     #[arg(short, long)]
     model: PathBuf,
+    /// Compare the model with another file of it (another quantization, a conversion; GGUF or
+    /// APR); repeatable. Every path runs on each file: `q8@2` is q8 on the first of them.
+    #[arg(long, value_name = "FILE")]
+    against: Vec<PathBuf>,
+    /// The path the others are compared with (default: the first path on the model), e.g.
+    /// `--paths q8 --against B --reference q8` compares q8@2 with q8, as llama.cpp's KLD does.
+    #[arg(long, value_name = "PATH")]
+    reference: Option<String>,
+    /// The prompt positions whose logits are computed: `all` (per-position KL divergence,
+    /// top-1 agreement and perplexity over the prompt) or `last` (faster on long prompts).
+    #[arg(long, default_value = "all")]
+    logits: String,
     /// The prompt text (tokenized with the model's own tokenizer, BOS as the model asks).
     #[arg(short, long, conflicts_with = "tokens", required_unless_present = "tokens")]
     prompt: Option<String>,

@@ -100,6 +100,9 @@ fn request(args: &RunArgs) -> Result<RunRequest, String> {
         prompt: args.prompt.clone(),
         tokens: args.tokens.clone(),
         paths: args.paths.clone(),
+        against: args.against.iter().map(|p| p.display().to_string()).collect(),
+        reference: args.reference.clone(),
+        logits: args.logits.clone(),
         scope: args.scope.clone(),
         mode: args.mode.clone(),
         faults: args.inject.clone(),
@@ -132,9 +135,18 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
         }
     });
     let model = open_reading_ahead(&args.model, spec.memory_budget_bytes)?;
+    let others = args
+        .against
+        .iter()
+        .map(|path| open_reading_ahead(path, spec.memory_budget_bytes))
+        .collect::<Result<Vec<_>, _>>()?;
+    // MERGE: compatibility check from the diff branch goes here.
     let mut input = spec.input(&model)?;
     if spec.sha256 {
         input.sha256 = Some(hash_file(&args.model, args.quiet)?);
+        for path in &args.against {
+            input.other_sha256.push(Some(hash_file(path, args.quiet)?));
+        }
     }
     let opts = spec.options();
 
@@ -147,6 +159,7 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
     let mut report = pool
         .install(|| {
             parallax_engine::Run::new(&model, &input, &opts)
+                .against(&others)
                 .progress(|p| {
                     let p = ProgressUpdate::from(p);
                     bar.set_length(p.bytes_total);

@@ -2,16 +2,17 @@
 //! record, and the byte estimate progress is measured against.
 
 use indexmap::IndexMap;
+use parallax_metrics::positions::{compare_positions, TokenLogits};
 use parallax_metrics::{top_k, LogitsCompare, Stats, STD_KIND};
 use parallax_model::{Model, Role, Tensor};
 use parallax_report::{
-    Execution, LayerRecord, LogitsRecord, ModelInfo, PathLogits, PerToken, Prompt, Report,
-    SiteRecord, TokenSite, SCHEMA,
+    Execution, FileInfo, LayerRecord, LogitsRecord, ModelInfo, PathLogits, PerToken, Prompt,
+    Report, SiteRecord, TokenSite, SCHEMA,
 };
 use parallax_source::ByteSource;
 
 use crate::arch::{Activation, ArchConfig};
-use crate::options::{RunInput, RunOptions};
+use crate::options::{Lane, RunInput, RunOptions};
 use crate::probe::{layer_sites, Probe};
 
 /// The execution notes known before the run: the ops every path shares, the faults, the
@@ -38,32 +39,39 @@ pub(crate) fn execution(cfg: &ArchConfig, opts: &RunOptions) -> Execution {
     }
 }
 
-/// Each path's top tokens and statistics of its logits (`n_tokens` rows of `vocab`, cut to the
-/// run's scope), and the comparison of the last position with the reference's.
+/// Each lane's top tokens and statistics of its logits (rows of `vocab`: every prompt position,
+/// cut to the run's scope, or the last position only), the comparison of the last position with
+/// the reference's, and — when every position was computed — each position's distributions
+/// compared (summarised in `compare`, and per position).
 pub(crate) fn logits_record(
-    opts: &RunOptions,
     probe: &Probe,
+    tokens: &[u32],
     logits: &[Vec<f32>],
     vocab: usize,
-) -> LogitsRecord {
+) -> (LogitsRecord, IndexMap<String, Vec<TokenLogits>>) {
     let n = probe.n_tokens;
-    let last = |l: &Vec<f32>| l[(n - 1) * vocab..].to_vec();
+    let rows = logits[0].len() / vocab;
+    let last = |l: &Vec<f32>| l[(rows - 1) * vocab..].to_vec();
     let mut rec =
         LogitsRecord { position: (n - 1) as u32, paths: IndexMap::new(), compare: IndexMap::new() };
-    for (p, l) in opts.paths.iter().zip(logits) {
-        let scoped = probe.scoped(l, vocab);
-        rec.paths.insert(
-            p.id().into(),
-            PathLogits { top: top_k(&last(l), 10), stats: Stats::of(scoped) },
-        );
+    for (id, l) in probe.ids.iter().zip(logits) {
+        let scoped = if rows == n { probe.scoped(l, vocab) } else { l.as_slice() };
+        rec.paths
+            .insert(id.clone(), PathLogits { top: top_k(&last(l), 10), stats: Stats::of(scoped) });
     }
     let ref_last = last(&logits[0]);
-    for (p, l) in opts.paths.iter().zip(logits).skip(1) {
-        if let Some(c) = LogitsCompare::of(&ref_last, &last(l)) {
-            rec.compare.insert(p.id().into(), c);
+    let mut per_token = IndexMap::new();
+    for (id, l) in probe.ids.iter().zip(logits).skip(1) {
+        let Some(mut c) = LogitsCompare::of(&ref_last, &last(l)) else { continue };
+        if rows == n {
+            if let Some((summary, per)) = compare_positions(&logits[0], l, vocab, &tokens[1..]) {
+                c.positions = Some(summary);
+                per_token.insert(id.clone(), per);
+            }
         }
+        rec.compare.insert(id.clone(), c);
     }
-    rec
+    (rec, per_token)
 }
 
 /// What the probes recorded, in the order the run visited the sites.
@@ -73,20 +81,63 @@ pub(crate) struct Probes {
     pub per_token_layers: Vec<IndexMap<String, TokenSite>>,
     pub final_norm: (SiteRecord, TokenSite),
     pub logits: LogitsRecord,
+    pub per_token_logits: IndexMap<String, Vec<TokenLogits>>,
 }
 
+/// How many tensors of each type `model` holds, in the order the types first appear.
+fn type_histogram<S: ByteSource>(model: &Model<S>) -> IndexMap<String, u64> {
+    let mut types = IndexMap::new();
+    for t in model.tensors() {
+        *types.entry(t.ty.to_string()).or_insert(0) += 1;
+    }
+    types
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn report<S: ByteSource>(
-    model: &Model<S>,
+    files: &[&Model<S>],
     cfg: &ArchConfig,
     input: &RunInput,
     opts: &RunOptions,
+    lanes: &[Lane],
     n_vocab: u64,
     probes: Probes,
     execution: Execution,
 ) -> Report {
+    let model = files[0];
     let summary = model.summary();
-    let Probes { embed: (embed, embed_tok), layers, per_token_layers, final_norm, logits } = probes;
+    let Probes {
+        embed: (embed, embed_tok),
+        layers,
+        per_token_layers,
+        final_norm,
+        logits,
+        per_token_logits,
+    } = probes;
     let (final_norm, final_tok) = final_norm;
+    let files_info = if files.len() < 2 {
+        Vec::new()
+    } else {
+        files
+            .iter()
+            .enumerate()
+            .map(|(k, f)| {
+                let summary = f.summary();
+                FileInfo {
+                    file_name: summary.file_name,
+                    format: summary.format,
+                    bytes: f.source().len(),
+                    sha256: if k == 0 {
+                        input.sha256.clone()
+                    } else {
+                        input.other_sha256.get(k - 1).cloned().flatten()
+                    },
+                    types: type_histogram(f),
+                    paths: lanes.iter().filter(|l| l.file == k).map(Lane::id).collect(),
+                }
+            })
+            .collect()
+    };
     Report {
         schema: SCHEMA.into(),
         model: ModelInfo {
@@ -100,13 +151,14 @@ pub(crate) fn report<S: ByteSource>(
             file_bytes: model.source().len(),
             sha256: input.sha256.clone(),
         },
+        files: files_info,
         prompt: Prompt {
             text: input.text.clone(),
             tokens: input.tokens.clone(),
             pieces: input.pieces.clone(),
         },
-        paths: opts.paths.iter().map(|p| p.id().to_string()).collect(),
-        reference: opts.paths[0].id().into(),
+        paths: lanes.iter().map(Lane::id).collect(),
+        reference: lanes[0].id(),
         mode: opts.mode,
         scope: opts.scope,
         std_kind: STD_KIND.into(),
@@ -115,7 +167,12 @@ pub(crate) fn report<S: ByteSource>(
         layers,
         final_norm,
         logits,
-        per_token: PerToken { embed: embed_tok, layers: per_token_layers, final_norm: final_tok },
+        per_token: PerToken {
+            embed: embed_tok,
+            layers: per_token_layers,
+            final_norm: final_tok,
+            logits: per_token_logits,
+        },
         execution,
         verdicts: None,
     }

@@ -13,16 +13,18 @@ use parallax_report::{LayerRecord, LocalNoise, TokenSite};
 
 use crate::arch::ArchConfig;
 use crate::inject;
-use crate::options::RunOptions;
+use crate::options::{Lane, RunOptions};
 use crate::paths::{self, matmul_async, Gpu, Matrix, PathKind};
 use crate::probe::Probe;
 use crate::weights::LayerWeights;
 use crate::{ops, EngineError};
 
-/// All paths of one run, stepped through the same ops together.
+/// All lanes of one run (every path on every file), stepped through the same ops together.
 pub(crate) struct Lockstep<'a> {
     pub cfg: &'a ArchConfig,
     pub opts: &'a RunOptions,
+    /// The reference first.
+    pub lanes: &'a [Lane],
     pub probe: Probe<'a>,
     pub positions: Vec<u32>,
     pub cancel: &'a AtomicBool,
@@ -60,39 +62,41 @@ impl Lockstep<'_> {
         matmul_async(p, m, x, x.len() / m.cols.max(1), self.gpu).await
     }
 
-    /// Layer `il` on every path: `resid` (one residual stream per path) goes in before the
-    /// block and comes out after it; returns the layer's probes (scoped, and per token).
+    /// Layer `il` on every lane: `ws` holds each file's weights of the layer, `resid` (one
+    /// residual stream per lane) goes in before the block and comes out after it; returns the
+    /// layer's probes (scoped, and per token).
     pub async fn layer(
         &self,
         il: u32,
-        w: &LayerWeights,
+        ws: &[LayerWeights],
         resid: &mut [Vec<f32>],
     ) -> Result<(LayerRecord, IndexMap<String, TokenSite>), EngineError> {
         let c = self.cfg;
         let (q_dim, kv_dim) = (c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
-        let mut b = Block::new(self, il, w);
+        let mut b = Block::new(self, il, ws);
 
         // Attention.
-        let cur = b.rms_norm(resid, &w.attn_norm);
+        let cur = b.rms_norm(resid, |w| &w.attn_norm);
         b.record("attn_norm", &cur, c.n_embd);
-        let mut q = b.mul("q", &w.wq, &cur, w.bq.as_deref()).await?;
+        let mut q = b.mul("q", |w| (&w.wq, w.bq.as_deref()), &cur).await?;
         b.record("q", &q, q_dim);
-        let mut k = b.mul("k", &w.wk, &cur, w.bk.as_deref()).await?;
+        let mut k = b.mul("k", |w| (&w.wk, w.bk.as_deref()), &cur).await?;
         b.record("k", &k, kv_dim);
-        let v = b.mul("v", &w.wv, &cur, w.bv.as_deref()).await?;
+        let v = b.mul("v", |w| (&w.wv, w.bv.as_deref()), &cur).await?;
         b.record("v", &v, kv_dim);
         let att = b.attention(&mut q, &mut k, &v);
         drop((q, k, v));
         b.record("attn_out", &att, q_dim);
         let sites = ["attn_proj", "attn_post_norm", "resid_attn"];
-        b.add_to_residual(resid, sites, &w.wo, &att, w.post_attn_norm.as_deref()).await?;
+        b.add_to_residual(resid, sites, |w| (&w.wo, None), &att, |w| w.post_attn_norm.as_deref())
+            .await?;
 
         // Feed-forward.
-        let cur = b.rms_norm(resid, &w.ffn_norm);
+        let cur = b.rms_norm(resid, |w| &w.ffn_norm);
         b.record("ffn_norm", &cur, c.n_embd);
-        let gate = b.mul("ffn_gate", &w.gate, &cur, None).await?;
+        let gate = b.mul("ffn_gate", |w| (&w.gate, None), &cur).await?;
         b.record("ffn_gate", &gate, c.n_ff);
-        let up = b.mul("ffn_up", &w.up, &cur, None).await?;
+        let up = b.mul("ffn_up", |w| (&w.up, None), &cur).await?;
         b.record("ffn_up", &up, c.n_ff);
         let act = b.each_path(&gate, |(p, _), g| p.activate(c.activation, g, c.n_ff));
         // The activation's arithmetic is the path's own: also fed the reference's gate.
@@ -109,7 +113,14 @@ impl Lockstep<'_> {
         drop((gate, up, act));
         b.record("ffn_swigl", &swigl, c.n_ff);
         let sites = ["ffn_down", "ffn_post_norm", "resid_ffn"];
-        b.add_to_residual(resid, sites, &w.down, &swigl, w.post_ffw_norm.as_deref()).await?;
+        b.add_to_residual(
+            resid,
+            sites,
+            |w| (&w.down, None),
+            &swigl,
+            |w| w.post_ffw_norm.as_deref(),
+        )
+        .await?;
 
         Ok((b.sites, b.per_token))
     }
@@ -119,11 +130,18 @@ impl Lockstep<'_> {
 /// (`SiteRecord::local`) and against the noise the arithmetic predicts (`SiteRecord::noise`).
 type OpAlone = (IndexMap<String, Compare>, IndexMap<String, LocalNoise>);
 
-/// One layer in progress: its weights, and the probes recorded so far.
+/// A matrix of a layer's weights and the bias added to its product.
+type MatrixOf = fn(&LayerWeights) -> (&Matrix, Option<&[f32]>);
+/// A norm weight of a layer.
+type VectorOf = fn(&LayerWeights) -> &[f32];
+/// A norm weight only some architectures have.
+type OptionalVectorOf = fn(&LayerWeights) -> Option<&[f32]>;
+
+/// One layer in progress: its weights (one set per file), and the probes recorded so far.
 struct Block<'s, 'w> {
     step: &'s Lockstep<'s>,
     il: u32,
-    w: &'w LayerWeights,
+    ws: &'w [LayerWeights],
     sites: LayerRecord,
     per_token: IndexMap<String, TokenSite>,
     /// A matmul site's local comparisons and their predicted noise, until the site is recorded.
@@ -131,61 +149,73 @@ struct Block<'s, 'w> {
 }
 
 impl<'s, 'w> Block<'s, 'w> {
-    fn new(step: &'s Lockstep<'s>, il: u32, w: &'w LayerWeights) -> Self {
+    fn new(step: &'s Lockstep<'s>, il: u32, ws: &'w [LayerWeights]) -> Self {
         Block {
             step,
             il,
-            w,
+            ws,
             sites: LayerRecord { index: il, sites: IndexMap::new() },
             per_token: IndexMap::new(),
             local: HashMap::new(),
         }
     }
 
-    /// Probe `bufs` (one per path, rows of `width`) as site `name`.
+    /// The layer's weights as lane `i` reads them: its file's.
+    fn w(&self, i: usize) -> &'w LayerWeights {
+        &self.ws[self.step.lanes[i].file]
+    }
+
+    /// Probe `bufs` (one per lane, rows of `width`) as site `name`.
     fn record(&mut self, name: &'static str, bufs: &[Vec<f32>], width: usize) {
         let s = self.step;
-        let broken = inject::broken_scope(&s.opts.faults, &s.opts.paths, self.il, name);
+        let broken = inject::broken_scope(&s.opts.faults, s.lanes, self.il, name);
         let (mut rec, tok) = s.probe.site_with(bufs, width, &broken);
         (rec.local, rec.noise) = self.local.remove(name).unwrap_or_default();
         self.sites.sites.insert(name.into(), rec);
         self.per_token.insert(name.into(), tok);
     }
 
-    /// `f(path, buf)` on each path's buffer; the path comes with its index.
+    /// `f(path, buf)` on each lane's buffer; the lane's path comes with the lane's index.
     fn each_path(
         &self,
         bufs: &[Vec<f32>],
         f: impl Fn((PathKind, usize), &[f32]) -> Vec<f32>,
     ) -> Vec<Vec<f32>> {
-        self.step.opts.paths.iter().zip(bufs).enumerate().map(|(i, (p, b))| f((*p, i), b)).collect()
+        self.step.lanes.iter().zip(bufs).enumerate().map(|(i, (l, b))| f((l.path, i), b)).collect()
     }
 
-    fn rms_norm(&self, bufs: &[Vec<f32>], weight: &[f32]) -> Vec<Vec<f32>> {
+    /// RMSNorm of each lane's rows of `n_embd`, by its own file's weight.
+    fn rms_norm(&self, bufs: &[Vec<f32>], weight: VectorOf) -> Vec<Vec<f32>> {
         let c = self.step.cfg;
-        bufs.iter().map(|x| ops::rms_norm(x, c.n_embd, weight, c.rms_eps)).collect()
+        let norm =
+            |(i, x): (usize, &Vec<f32>)| ops::rms_norm(x, c.n_embd, weight(self.w(i)), c.rms_eps);
+        bufs.iter().enumerate().map(norm).collect()
     }
 
-    /// `m · x + bias` at `site` on every path, each on its own input. Every other path also
-    /// multiplies the reference's input (the rows in scope), and that local result is compared
-    /// with the reference's output and with the noise its arithmetic predicts (recorded with the
-    /// site): the error the op adds on its own, so a wrong kernel is found at its own site
-    /// however much noise arrives from upstream.
+    /// `m · x + bias` at `site` on every lane, each on its own input and its own file's
+    /// matrix (`of` picks it from a layer's weights). Every other lane also multiplies the
+    /// reference's input (the rows in scope), and that local result is compared with the
+    /// reference's output and, for lanes on the reference's file, with the noise its arithmetic
+    /// predicts (recorded with the site): the error the op adds on its own, so a wrong kernel —
+    /// or, across files, a tensor's own quantization — is found at its own site however much
+    /// error arrives from upstream.
     async fn mul(
         &mut self,
         site: &'static str,
-        m: &'w Matrix,
+        of: MatrixOf,
         inputs: &[Vec<f32>],
-        bias: Option<&[f32]>,
     ) -> Result<Vec<Vec<f32>>, EngineError> {
         let s = self.step;
+        let lanes = s.lanes;
         let mut outs = Vec::with_capacity(inputs.len());
         let mut alone = Vec::with_capacity(inputs.len());
         let mut columns: Option<Vec<f64>> = None;
-        let x_ref = s.probe.scoped(&inputs[0], m.cols);
-        for (i, (p, x)) in s.opts.paths.iter().zip(inputs).enumerate() {
+        let (m_ref, _) = of(self.w(0));
+        let x_ref = s.probe.scoped(&inputs[0], m_ref.cols);
+        for (i, (lane, x)) in lanes.iter().zip(inputs).enumerate() {
             s.check_cancel()?;
-            if i == 0 && *p == PathKind::F32 && s.opts.paths.len() > 1 {
+            let (m, bias) = of(self.w(i));
+            if i == 0 && lane.path == PathKind::F32 && lanes.len() > 1 {
                 // The reference's own dequantization gives the noise prediction's column
                 // energies (no fault touches the reference).
                 let (mut y, c) = paths::matmul_f32_with_column_energy(m, x, x.len() / m.cols)?;
@@ -197,30 +227,34 @@ impl<'s, 'w> Block<'s, 'w> {
                 continue;
             }
             if i == 0 {
-                outs.push(self.apply(site, m, *p, x, bias).await?);
+                outs.push(self.apply(site, m, i, x, bias).await?);
                 continue;
             }
-            // The path's own input and the reference's rows in scope in one product: every
+            // The lane's own input and the reference's rows in scope in one product: every
             // output row is computed on its own, so this is what two products would give, for
             // one pass over the weights.
             let both = [x.as_slice(), x_ref].concat();
-            let mut y = self.apply(site, m, *p, &both, bias).await?;
+            let mut y = self.apply(site, m, i, &both, bias).await?;
             alone.push(y.split_off(x.len() / m.cols * m.rows));
             outs.push(y);
         }
         let x = x_ref;
-        let reference = s.probe.scoped(&outs[0], m.rows);
+        let reference = s.probe.scoped(&outs[0], m_ref.rows);
         let (mut local, mut noise) = (IndexMap::new(), IndexMap::new());
-        for (p, y) in s.opts.paths.iter().skip(1).zip(alone) {
+        for ((lane, id), y) in lanes.iter().zip(&s.probe.ids).skip(1).zip(alone) {
             if let Some(c) = Compare::of(reference, &y) {
-                local.insert(p.id().into(), c);
+                local.insert(id.clone(), c);
+            }
+            // Another file's weights differ by more than any rounding: no noise to predict.
+            if lane.file != lanes[0].file {
+                continue;
             }
             let columns = match &mut columns {
                 Some(c) => c,
-                None => columns.insert(paths::column_energy(m)?),
+                None => columns.insert(paths::column_energy(m_ref)?),
             };
-            if let Some(n) = self.local_noise(*p, m, columns, x, reference, &y)? {
-                noise.insert(p.id().into(), n);
+            if let Some(n) = self.local_noise(lane.path, m_ref, columns, x, reference, &y)? {
+                noise.insert(id.clone(), n);
             }
         }
         self.local.insert(site, (local, noise));
@@ -240,7 +274,7 @@ impl<'s, 'w> Block<'s, 'w> {
         y: &[f32],
     ) -> Result<Option<LocalNoise>, EngineError> {
         let mut predicted = Vec::with_capacity(x.len() / m.cols.max(1));
-        let reference_path = self.step.opts.paths[0];
+        let reference_path = self.step.lanes[0].path;
         for xr in x.chunks_exact(m.cols) {
             let path_view = paths::kernel_input(p, m, xr)?;
             let reference_view = paths::kernel_input(reference_path, m, xr)?;
@@ -265,19 +299,20 @@ impl<'s, 'w> Block<'s, 'w> {
         (self.step.probe.n_tokens - n_scoped) as u32
     }
 
-    /// One path's `m · x + bias`, as the run's faults have it on that path.
+    /// Lane `i`'s `m · x + bias`, as the run's faults have it on that lane.
     async fn apply(
         &self,
         site: &str,
         m: &'w Matrix,
-        p: PathKind,
+        i: usize,
         x: &[f32],
         bias: Option<&[f32]>,
     ) -> Result<Vec<f32>, EngineError> {
         let faults = &self.step.opts.faults;
-        let m = inject::weights(faults, self.il, site, p, m, self.w)?;
-        let mut y = self.step.matmul(p, &m, x).await?;
-        if let Some(b) = inject::bias(faults, self.il, site, p, &m, bias)? {
+        let lane = self.step.lanes[i];
+        let m = inject::weights(faults, self.il, site, lane, m, self.w(i))?;
+        let mut y = self.step.matmul(lane.path, &m, x).await?;
+        if let Some(b) = inject::bias(faults, self.il, site, lane, &m, bias)? {
             ops::add_bias(&mut y, b);
         }
         Ok(y)
@@ -292,10 +327,11 @@ impl<'s, 'w> Block<'s, 'w> {
         k: &mut [Vec<f32>],
         v: &[Vec<f32>],
     ) -> Vec<Vec<f32>> {
-        let (c, w, il) = (self.step.cfg, self.w, self.il);
+        let (c, il) = (self.step.cfg, self.il);
         let (base, freq_scale) = c.rope_for(il);
         let positions = &self.step.positions;
-        for (q, k) in q.iter_mut().zip(k.iter_mut()) {
+        for (i, (q, k)) in q.iter_mut().zip(k.iter_mut()).enumerate() {
+            let w = self.w(i);
             if let Some(qn) = &w.q_norm {
                 *q = ops::rms_norm(q, c.head_dim, qn, c.rms_eps);
             }
@@ -305,12 +341,9 @@ impl<'s, 'w> Block<'s, 'w> {
             ops::rope(q, positions, c.n_head, c.head_dim, base, freq_scale, c.rope_style);
             ops::rope(k, positions, c.n_head_kv, c.head_dim, base, freq_scale, c.rope_style);
         }
-        let paths = &self.step.opts.paths;
-        let att: Vec<Vec<f32>> = paths
-            .iter()
-            .zip(q.iter())
+        let att: Vec<Vec<f32>> = (self.step.lanes.iter().zip(q.iter()))
             .zip(k.iter().zip(v))
-            .map(|((p, q), (k, v))| self.attend(*p, q.clone(), k, v))
+            .map(|((lane, q), (k, v))| self.attend(lane.path, q.clone(), k, v))
             .collect();
         let local = self.local_op(
             &att,
@@ -383,16 +416,16 @@ impl<'s, 'w> Block<'s, 'w> {
         const FLOOR: f64 = 1.0 / 1024.0;
         let s = self.step;
         let reference = s.probe.scoped(&outs[0], width);
-        let reference_exact = exact(s.opts.paths[0]);
+        let reference_exact = exact(s.lanes[0].path);
         let reference_exact = reference_exact.as_deref().map(|e| s.probe.scoped(e, width));
         let (mut local, mut noise) = (IndexMap::new(), IndexMap::new());
-        for p in s.opts.paths.iter().skip(1) {
-            let y = op(*p);
+        for (lane, id) in s.lanes.iter().zip(&s.probe.ids).skip(1) {
+            let y = op(lane.path);
             let y = s.probe.scoped(&y, width);
             if let Some(c) = Compare::of(reference, y) {
-                local.insert(p.id().into(), c);
+                local.insert(id.clone(), c);
             }
-            let path_exact = exact(*p);
+            let path_exact = exact(lane.path);
             let path_exact = path_exact.as_deref().map(|e| s.probe.scoped(e, width));
             // What each side's rounding alone gives; a side that rounds nothing is its output.
             let rounded = match (path_exact, reference_exact) {
@@ -417,28 +450,34 @@ impl<'s, 'w> Block<'s, 'w> {
                 .collect();
             let first = self.first_scoped_position(predicted.len());
             if let Some(n) = paths::noise_of(&predicted, reference, y, width, first) {
-                noise.insert(p.id().into(), n);
+                noise.insert(id.clone(), n);
             }
         }
         (local, noise)
     }
 
-    /// `resid += post_norm(m · x)` on every path — attention's output projection and the FFN's
+    /// `resid += post_norm(m · x)` on every lane — attention's output projection and the FFN's
     /// down projection — probing the product, the post-norm (only where the architecture has
     /// one: Gemma 3) and the sum, as `sites` names them.
     async fn add_to_residual(
         &mut self,
         resid: &mut [Vec<f32>],
         [product, post, sum]: [&'static str; 3],
-        m: &'w Matrix,
+        m: MatrixOf,
         x: &[Vec<f32>],
-        post_norm: Option<&[f32]>,
+        post_norm: OptionalVectorOf,
     ) -> Result<(), EngineError> {
         let n_embd = self.step.cfg.n_embd;
-        let mut cur = self.mul(product, m, x, None).await?;
+        let mut cur = self.mul(product, m, x).await?;
         self.record(product, &cur, n_embd);
-        if let Some(pn) = post_norm {
-            cur = self.rms_norm(&cur, pn);
+        // Compatible files agree on which norms exist (the reference's file decides).
+        if post_norm(self.w(0)).is_some() {
+            let c = self.step.cfg;
+            let norm = |(i, x): (usize, &Vec<f32>)| match post_norm(self.w(i)) {
+                Some(pn) => ops::rms_norm(x, n_embd, pn, c.rms_eps),
+                None => x.clone(),
+            };
+            cur = cur.iter().enumerate().map(norm).collect();
             self.record(post, &cur, n_embd);
         }
         for (r, c) in resid.iter_mut().zip(&cur) {

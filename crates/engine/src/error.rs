@@ -88,6 +88,15 @@ pub enum EngineError {
         vocab: u64,
     },
     Cancelled,
+    /// `--reference` names no lane of the run.
+    UnknownReference {
+        given: String,
+        lanes: String,
+    },
+    /// The files of a two-file run cannot be stepped through the same ops.
+    Incompatible {
+        what: String,
+    },
     /// The `gpu` path cannot run (no adapter, device lost, out of memory, …); a run drops the
     /// path, records `reason` in the report and goes on.
     GpuUnavailable {
@@ -166,6 +175,12 @@ impl fmt::Display for EngineError {
                 write!(f, "token id {id} is outside the model's vocabulary of {vocab} tokens")
             }
             EngineError::Cancelled => write!(f, "the run was cancelled"),
+            EngineError::UnknownReference { given, lanes } => {
+                write!(f, "the reference `{given}` is not a path of this run; its paths are {lanes}")
+            }
+            EngineError::Incompatible { what } => {
+                write!(f, "the files are not two versions of one model: {what}")
+            }
             EngineError::GpuUnavailable { reason } => write!(f, "the gpu path cannot run: {reason}"),
         }
     }

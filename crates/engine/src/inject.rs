@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::options::Lane;
 use crate::paths::{Matrix, PathKind, Storage};
 use crate::weights::LayerWeights;
 use crate::EngineError;
@@ -108,52 +109,57 @@ impl Fault {
         }
     }
 
-    fn hits(&self, kind: FaultKind, layer: u32, site: &str, path: PathKind) -> bool {
-        self.kind == kind && self.layer == layer && self.path == path && self.site_matches(site)
+    /// Whether the fault breaks `lane`: its path on the first file (the file under test).
+    fn breaks(&self, lane: Lane) -> bool {
+        lane == Lane { path: self.path, file: 0 }
+    }
+
+    fn hits(&self, kind: FaultKind, layer: u32, site: &str, lane: Lane) -> bool {
+        self.kind == kind && self.layer == layer && self.breaks(lane) && self.site_matches(site)
     }
 }
 
 /// Whether any of `faults` applies here.
-fn any(faults: &[Fault], kind: FaultKind, layer: u32, site: &str, path: PathKind) -> bool {
-    faults.iter().any(|f| f.hits(kind, layer, site, path))
+fn any(faults: &[Fault], kind: FaultKind, layer: u32, site: &str, lane: Lane) -> bool {
+    faults.iter().any(|f| f.hits(kind, layer, site, lane))
 }
 
-/// The matrix path `path` multiplies at `site` of layer `il` instead of `m`: the other of the
+/// The matrix `lane` multiplies at `site` of layer `il` instead of `m`: the other of the
 /// gate/up pair under `swap-gate-up` (both are swapped, whichever of the two the fault names),
 /// then a copy with broken Q4_K scales under `q4k-scales`.
 pub(crate) fn weights<'a>(
     faults: &[Fault],
     il: u32,
     site: &str,
-    path: PathKind,
+    lane: Lane,
     m: &'a Matrix,
     layer: &'a LayerWeights,
 ) -> Result<Cow<'a, Matrix>, EngineError> {
     let swapped =
-        faults.iter().any(|f| f.kind == FaultKind::SwapGateUp && f.layer == il && f.path == path);
+        faults.iter().any(|f| f.kind == FaultKind::SwapGateUp && f.layer == il && f.breaks(lane));
     let m = match site {
         "ffn_gate" if swapped => &layer.up,
         "ffn_up" if swapped => &layer.gate,
         _ => m,
     };
-    if any(faults, FaultKind::Q4kScales, il, site, path) {
+    if any(faults, FaultKind::Q4kScales, il, site, lane) {
         Ok(Cow::Owned(broken_q4k(m, il)?))
     } else {
         Ok(Cow::Borrowed(m))
     }
 }
 
-/// The bias path `path` adds at `site` of layer `il` (the product of `m`): none under
+/// The bias `lane` adds at `site` of layer `il` (the product of `m`): none under
 /// `drop-bias`, which refuses a projection without a bias rather than change nothing.
 pub(crate) fn bias<'a>(
     faults: &[Fault],
     il: u32,
     site: &str,
-    path: PathKind,
+    lane: Lane,
     m: &Matrix,
     bias: Option<&'a [f32]>,
 ) -> Result<Option<&'a [f32]>, EngineError> {
-    if !any(faults, FaultKind::DropBias, il, site, path) {
+    if !any(faults, FaultKind::DropBias, il, site, lane) {
         return Ok(bias);
     }
     match bias {
@@ -162,14 +168,9 @@ pub(crate) fn bias<'a>(
     }
 }
 
-/// The paths whose probe at `site` of layer `il` takes the other scope (`scope-mismatch`).
-pub(crate) fn broken_scope(
-    faults: &[Fault],
-    paths: &[PathKind],
-    il: u32,
-    site: &str,
-) -> Vec<PathKind> {
-    paths.iter().copied().filter(|p| any(faults, FaultKind::ScopeMismatch, il, site, *p)).collect()
+/// The lanes whose probe at `site` of layer `il` takes the other scope (`scope-mismatch`).
+pub(crate) fn broken_scope(faults: &[Fault], lanes: &[Lane], il: u32, site: &str) -> Vec<Lane> {
+    lanes.iter().copied().filter(|l| any(faults, FaultKind::ScopeMismatch, il, site, *l)).collect()
 }
 
 /// A copy of `m` whose Q4_K blocks a kernel with swapped scale/min unpacking would see.

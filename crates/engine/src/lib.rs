@@ -30,7 +30,7 @@ pub mod ops;
 pub use arch::{ArchConfig, ArchKind, RopeStyle, SUPPORTED};
 pub use error::EngineError;
 pub use inject::{swap_q4k_scale_min, Fault, FaultKind};
-pub use options::{GpuSettings, Phase, Progress, RunInput, RunOptions};
+pub use options::{GpuSettings, Lane, LogitsPositions, Phase, Progress, RunInput, RunOptions};
 pub use paths::{PathKind, GPU_PLACEMENT};
 pub use probe::layer_sites;
 pub use run::{Run, RunOutput};

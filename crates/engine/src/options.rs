@@ -10,8 +10,13 @@ use crate::paths::PathKind;
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Paths in order; the first is the reference.
+    /// Paths in order. Every path runs on every file of the run ([`Lane`]); the first path on
+    /// the first file is the reference unless [`RunOptions::reference`] names another lane.
     pub paths: Vec<PathKind>,
+    /// The reference lane's id (`q8`, `f32@2`); `None`: the first path on the first file.
+    pub reference: Option<String>,
+    /// The prompt positions the output head is computed for.
+    pub logits: LogitsPositions,
     pub mode: Mode,
     pub scope: Scope,
     /// Refuse prompts longer than this (memory and time grow with it).
@@ -23,6 +28,82 @@ pub struct RunOptions {
     pub memory_budget_bytes: Option<u64>,
     /// How the `gpu` path finds its device (only read when `paths` holds it).
     pub gpu: GpuSettings,
+}
+
+/// The prompt positions whose logits a run computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogitsPositions {
+    /// Every position: per-position KL divergence, top-1 agreement and perplexity over the
+    /// prompt (the output head's cost grows with the prompt).
+    #[default]
+    All,
+    /// The last position only: what the next token will be.
+    Last,
+}
+
+impl LogitsPositions {
+    pub fn parse(s: &str) -> Option<LogitsPositions> {
+        match s {
+            "all" => Some(LogitsPositions::All),
+            "last" => Some(LogitsPositions::Last),
+            _ => None,
+        }
+    }
+}
+
+/// One path on one file: what every op of a run is stepped along. Its id is the path's
+/// (`f32`, `q8`, `gpu`) on the first file and `PATH@K` on the k-th (`q8@2`, 1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lane {
+    pub path: PathKind,
+    /// 0-based index of the file among the run's files.
+    pub file: usize,
+}
+
+impl Lane {
+    pub fn id(&self) -> String {
+        match self.file {
+            0 => self.path.id().to_string(),
+            k => format!("{}@{}", self.path.id(), k + 1),
+        }
+    }
+
+    /// `PATH` or `PATH@K` (K ≥ 2, written without leading zeros), the inverse of [`Lane::id`].
+    pub fn parse(s: &str) -> Option<Lane> {
+        let (path, file) = match s.split_once('@') {
+            None => (s, 0),
+            Some((path, k)) => {
+                let n: usize = k.parse().ok()?;
+                if n < 2 || n.to_string() != k {
+                    return None;
+                }
+                (path, n - 1)
+            }
+        };
+        Some(Lane { path: PathKind::parse(path)?, file })
+    }
+}
+
+impl RunOptions {
+    /// The lanes of a run over `n_files` files, the reference first, then file by file in path
+    /// order.
+    pub fn lanes(&self, n_files: usize) -> Result<Vec<Lane>, crate::EngineError> {
+        let mut lanes: Vec<Lane> = (0..n_files)
+            .flat_map(|file| self.paths.iter().map(move |&path| Lane { path, file }))
+            .collect();
+        if let Some(id) = &self.reference {
+            let at = Lane::parse(id).and_then(|r| lanes.iter().position(|l| *l == r)).ok_or_else(
+                || crate::EngineError::UnknownReference {
+                    given: id.clone(),
+                    lanes: lanes.iter().map(Lane::id).collect::<Vec<_>>().join(", "),
+                },
+            )?;
+            let reference = lanes.remove(at);
+            lanes.insert(0, reference);
+        }
+        Ok(lanes)
+    }
 }
 
 /// How the `gpu` path finds its device.
@@ -39,6 +120,8 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             paths: vec![PathKind::F32, PathKind::Q8],
+            reference: None,
+            logits: LogitsPositions::All,
             mode: Mode::Free,
             scope: Scope::All,
             max_tokens: 512,
@@ -55,7 +138,10 @@ pub struct RunInput {
     pub tokens: Vec<u32>,
     pub text: Option<String>,
     pub pieces: Vec<String>,
+    /// sha256 of the first file, when computed.
     pub sha256: Option<String>,
+    /// sha256 of each other file of the run, in order.
+    pub other_sha256: Vec<Option<String>>,
 }
 
 /// Where a run is. Serializable (`"embedding"`, `"layer"`, `"output_head"`, `"done"`) so that a

@@ -6,7 +6,7 @@ use parallax_metrics::{Compare, Stats};
 use parallax_report::{Scope, SiteRecord, TokenSite};
 
 use crate::arch::{ArchConfig, ArchKind};
-use crate::paths::PathKind;
+use crate::options::Lane;
 
 /// Site names within a layer, in execution order: the site table's layer rows
 /// ([`parallax_metrics::sites`]), without the post-norm sites on architectures that have none.
@@ -15,7 +15,9 @@ pub fn layer_sites(cfg: &ArchConfig) -> Vec<&'static str> {
 }
 
 pub(crate) struct Probe<'a> {
-    pub paths: &'a [PathKind],
+    pub lanes: &'a [Lane],
+    /// Each lane's id, in lane order.
+    pub ids: Vec<String>,
     pub scope: Scope,
     pub n_tokens: usize,
 }
@@ -45,13 +47,13 @@ impl Probe<'_> {
         &self,
         bufs: &'b [Vec<f32>],
         width: usize,
-        broken: &[PathKind],
+        broken: &[Lane],
     ) -> (SiteRecord, TokenSite) {
         let mut rec = SiteRecord { width: width as u64, ..Default::default() };
         let mut tok = TokenSite::default();
         let reference = &bufs[0];
-        let sample = |p: &PathKind, buf: &'b Vec<f32>| -> &'b [f32] {
-            if broken.contains(p) {
+        let sample = |lane: &Lane, buf: &'b Vec<f32>| -> &'b [f32] {
+            if broken.contains(lane) {
                 self.mismatched(buf, width)
             } else {
                 self.scoped(buf, width)
@@ -59,13 +61,13 @@ impl Probe<'_> {
         };
         // Each path's statistics once; the comparisons reuse their stds (same slices).
         let samples: Vec<&[f32]> =
-            self.paths.iter().zip(bufs).map(|(p, buf)| sample(p, buf)).collect();
+            self.lanes.iter().zip(bufs).map(|(lane, buf)| sample(lane, buf)).collect();
         let stats: Vec<Stats> = samples.iter().map(|s| Stats::of(s)).collect();
         let per_token: Vec<Vec<Stats>> =
             bufs.iter().map(|buf| buf.chunks_exact(width).map(Stats::of).collect()).collect();
-        for (i, p) in self.paths.iter().enumerate().skip(1) {
+        for (i, id) in self.ids.iter().enumerate().skip(1) {
             if let Some(c) = Compare::of_with_stats(samples[0], samples[i], &stats[0], &stats[i]) {
-                rec.compare.insert(p.id().into(), c);
+                rec.compare.insert(id.clone(), c);
             }
             let per: Vec<Compare> = reference
                 .chunks_exact(width)
@@ -73,11 +75,11 @@ impl Probe<'_> {
                 .zip(per_token[0].iter().zip(&per_token[i]))
                 .filter_map(|((r, b), (sr, sb))| Compare::of_with_stats(r, b, sr, sb))
                 .collect();
-            tok.compare.insert(p.id().into(), per);
+            tok.compare.insert(id.clone(), per);
         }
-        for ((p, s), per) in self.paths.iter().zip(stats).zip(per_token) {
-            rec.paths.insert(p.id().into(), s);
-            tok.paths.insert(p.id().into(), per);
+        for ((id, s), per) in self.ids.iter().zip(stats).zip(per_token) {
+            rec.paths.insert(id.clone(), s);
+            tok.paths.insert(id.clone(), per);
         }
         (rec, tok)
     }

@@ -15,7 +15,7 @@ use parallax_source::ByteSource;
 use crate::arch::ArchConfig;
 use crate::assemble::{self, Probes};
 use crate::block::Lockstep;
-use crate::options::{Phase, Progress, RunInput, RunOptions};
+use crate::options::{Lane, LogitsPositions, Phase, Progress, RunInput, RunOptions};
 use crate::paths::{self, gpu_record, open_gpu, Gpu, PathKind};
 use crate::probe::Probe;
 use crate::weights::Loader;
@@ -38,7 +38,8 @@ const HEAD_CHUNK_ROWS: u64 = 8192;
 /// path must be [`run_async`](Run::run_async).
 #[must_use = "a Run does nothing until .run() or .run_async()"]
 pub struct Run<'a, S: ByteSource, Out: RunOutput = Report> {
-    model: &'a Model<S>,
+    /// The run's files: the model under test first, then each file it is compared against.
+    files: Vec<&'a Model<S>>,
     input: &'a RunInput,
     opts: &'a RunOptions,
     progress: Box<dyn FnMut(&Progress) + 'a>,
@@ -120,7 +121,7 @@ static NEVER_CANCELLED: AtomicBool = AtomicBool::new(false);
 impl<'a, S: ByteSource> Run<'a, S> {
     pub fn new(model: &'a Model<S>, input: &'a RunInput, opts: &'a RunOptions) -> Self {
         Run {
-            model,
+            files: vec![model],
             input,
             opts,
             progress: Box::new(|_| {}),
@@ -129,10 +130,21 @@ impl<'a, S: ByteSource> Run<'a, S> {
         }
     }
 
-    /// Also return each path's full last-position logits.
+    /// Also return each lane's full last-position logits.
     pub fn with_logits(self) -> Run<'a, S, (Report, Vec<Vec<f32>>)> {
-        let Run { model, input, opts, progress, cancel, .. } = self;
-        Run { model, input, opts, progress, cancel, out: PhantomData }
+        let Run { files, input, opts, progress, cancel, .. } = self;
+        Run { files, input, opts, progress, cancel, out: PhantomData }
+    }
+}
+
+impl<'a, S: ByteSource, Out: RunOutput> Run<'a, S, Out> {
+    /// Compare against these files too: every path runs on each (`q8@2` is `q8` on the second
+    /// file), all files stepped through the layers in lockstep, one layer of each in memory.
+    /// The files must be versions of one model (architecture, shapes, vocabulary); the run
+    /// refuses others before reading a layer.
+    pub fn against(mut self, others: impl IntoIterator<Item = &'a Model<S>>) -> Self {
+        self.files.extend(others);
+        self
     }
 }
 
@@ -162,10 +174,10 @@ impl<'a, S: ByteSource, Out: RunOutput> Run<'a, S, Out> {
     /// memory), the run goes on — from the start, so every path sees the same ops — without it,
     /// and the report says why (`execution.gpu_unavailable`).
     pub async fn run_async(mut self) -> Result<Out, EngineError> {
-        let (model, input, opts, cancel) = (self.model, self.input, self.opts, self.cancel);
+        let (files, input, opts, cancel) = (&self.files[..], self.input, self.opts, self.cancel);
         let on_progress = &mut *self.progress;
         if !opts.paths.contains(&PathKind::Gpu) {
-            let (report, logits) = run_paths(model, input, opts, None, on_progress, cancel).await?;
+            let (report, logits) = run_paths(files, input, opts, None, on_progress, cancel).await?;
             return Ok(Out::from_run(report, logits));
         }
         let without_gpu = |reason: String| -> Result<RunOptions, EngineError> {
@@ -177,20 +189,20 @@ impl<'a, S: ByteSource, Out: RunOutput> Run<'a, S, Out> {
             Ok(RunOptions { paths, ..opts.clone() })
         };
         let (result, reason) = match open_gpu(&opts.gpu).await {
-            Ok(gpu) => match run_paths(model, input, opts, Some(&gpu), on_progress, cancel).await {
+            Ok(gpu) => match run_paths(files, input, opts, Some(&gpu), on_progress, cancel).await {
                 Ok((mut report, logits)) => {
                     report.execution.gpu = Some(gpu_record(&gpu));
                     return Ok(Out::from_run(report, logits));
                 }
                 Err(EngineError::GpuUnavailable { reason }) => {
                     let rest = without_gpu(reason.clone())?;
-                    (run_paths(model, input, &rest, None, on_progress, cancel).await, reason)
+                    (run_paths(files, input, &rest, None, on_progress, cancel).await, reason)
                 }
                 Err(e) => return Err(e),
             },
             Err(reason) => {
                 let rest = without_gpu(reason.clone())?;
-                (run_paths(model, input, &rest, None, on_progress, cancel).await, reason)
+                (run_paths(files, input, &rest, None, on_progress, cancel).await, reason)
             }
         };
         let (mut report, logits) = result?;
@@ -200,7 +212,12 @@ impl<'a, S: ByteSource, Out: RunOutput> Run<'a, S, Out> {
 }
 
 /// Refuse what cannot run before anything is read.
-fn check(cfg: &ArchConfig, input: &RunInput, opts: &RunOptions) -> Result<(), EngineError> {
+fn check(
+    cfg: &ArchConfig,
+    input: &RunInput,
+    opts: &RunOptions,
+    lanes: &[Lane],
+) -> Result<(), EngineError> {
     let tokens = &input.tokens;
     if tokens.is_empty() {
         return Err(EngineError::EmptyPrompt);
@@ -218,56 +235,190 @@ fn check(cfg: &ArchConfig, input: &RunInput, opts: &RunOptions) -> Result<(), En
                 n_layers: cfg.n_layers,
             });
         }
-        if Some(&f.path) == opts.paths.first() {
+        if lanes.first() == Some(&Lane { path: f.path, file: 0 }) {
             return Err(EngineError::FaultOnReference { fault: f.to_string() });
         }
     }
     Ok(())
 }
 
-/// The run on the paths of `opts` (the `gpu` path on `gpu`): the report, and each path's
-/// last-position logits.
+/// The first difference between two files' architectures that would make their lanes step
+/// through different ops (floats within a relative 1e-6: formats store them differently).
+fn arch_difference(a: &ArchConfig, b: &ArchConfig) -> Option<String> {
+    let close = |x: f32, y: f32| (x - y).abs() <= 1e-6 * x.abs().max(y.abs());
+    let opt_close = |x: Option<f32>, y: Option<f32>| match (x, y) {
+        (Some(x), Some(y)) => close(x, y),
+        (x, y) => x.is_none() && y.is_none(),
+    };
+    let differs = |what: &str, x: String, y: String| {
+        Some(format!("{what}: {x} in the first file, {y} in the other"))
+    };
+    if a.name != b.name {
+        return differs("architecture", a.name.clone(), b.name.clone());
+    }
+    let counts = [
+        ("layers", a.n_layers as usize, b.n_layers as usize),
+        ("embedding width", a.n_embd, b.n_embd),
+        ("attention heads", a.n_head, b.n_head),
+        ("KV heads", a.n_head_kv, b.n_head_kv),
+        ("head size", a.head_dim, b.head_dim),
+        ("FFN width", a.n_ff, b.n_ff),
+        ("vocabulary size", a.n_vocab, b.n_vocab),
+    ];
+    for (what, x, y) in counts {
+        if x != y {
+            return differs(what, x.to_string(), y.to_string());
+        }
+    }
+    let floats = [
+        ("norm epsilon", a.rms_eps, b.rms_eps),
+        ("RoPE base", a.rope_theta, b.rope_theta),
+        ("RoPE frequency scale", a.rope_freq_scale, b.rope_freq_scale),
+        ("attention scale", a.attn_scale, b.attn_scale),
+    ];
+    for (what, x, y) in floats {
+        if !close(x, y) {
+            return differs(what, x.to_string(), y.to_string());
+        }
+    }
+    if !opt_close(a.rope_theta_swa, b.rope_theta_swa) || !opt_close(a.embed_scale, b.embed_scale) {
+        return differs("RoPE or embedding scaling", format!("{a:?}"), format!("{b:?}"));
+    }
+    if a.sliding_window != b.sliding_window
+        || a.swa_pattern != b.swa_pattern
+        || a.rope_style != b.rope_style
+        || a.activation != b.activation
+    {
+        return differs(
+            "attention window, RoPE layout or activation",
+            format!(
+                "{:?}/{:?}/{:?}/{:?}",
+                a.sliding_window, a.swa_pattern, a.rope_style, a.activation
+            ),
+            format!(
+                "{:?}/{:?}/{:?}/{:?}",
+                b.sliding_window, b.swa_pattern, b.rope_style, b.activation
+            ),
+        );
+    }
+    None
+}
+
+/// Refuse layer `il` when the weights of every file plus the lanes' work exceed `budget`.
+fn check_memory_budget<S: ByteSource>(
+    loaders: &[Loader<'_, S>],
+    il: u32,
+    n_tokens: usize,
+    n_lanes: usize,
+    budget: Option<u64>,
+) -> Result<(), EngineError> {
+    let Some(budget) = budget else { return Ok(()) };
+    let mut need = loaders[0].layer_memory(il, n_tokens, n_lanes);
+    for l in &loaders[1..] {
+        need.weights = need.weights.saturating_add(l.layer_memory(il, n_tokens, 0).weights);
+    }
+    if need.total() > budget {
+        return Err(EngineError::OverMemoryBudget {
+            layer: il,
+            weights: need.weights,
+            work: need.work,
+            budget,
+        });
+    }
+    Ok(())
+}
+
+/// The run on the lanes of `opts` over `files` (the `gpu` path on `gpu`): the report, and each
+/// lane's last-position logits.
 async fn run_paths<S: ByteSource>(
-    model: &Model<S>,
+    files: &[&Model<S>],
     input: &RunInput,
     opts: &RunOptions,
     gpu: Option<&Gpu>,
     on_progress: &mut dyn FnMut(&Progress),
     cancel: &AtomicBool,
 ) -> Result<(Report, Vec<Vec<f32>>), EngineError> {
-    let cfg = ArchConfig::from_model(model)?;
-    check(&cfg, input, opts)?;
+    let cfg = ArchConfig::from_model(files[0])?;
+    for (k, other) in files.iter().enumerate().skip(1) {
+        let other_cfg = ArchConfig::from_model(other)?;
+        if let Some(what) = arch_difference(&cfg, &other_cfg) {
+            return Err(EngineError::Incompatible {
+                what: format!("file {} differs in {what}", k + 1),
+            });
+        }
+    }
+    let lanes = opts.lanes(files.len())?;
+    check(&cfg, input, opts, &lanes)?;
     let tokens = &input.tokens;
     let n = tokens.len();
-    let loader = Loader { model, cfg: &cfg };
+    let loaders: Vec<Loader<S>> = files.iter().map(|&model| Loader { model, cfg: &cfg }).collect();
     let step = Lockstep {
         cfg: &cfg,
         opts,
-        probe: Probe { paths: &opts.paths, scope: opts.scope, n_tokens: n },
+        lanes: &lanes,
+        probe: Probe {
+            lanes: &lanes,
+            ids: lanes.iter().map(Lane::id).collect(),
+            scope: opts.scope,
+            n_tokens: n,
+        },
         positions: (0..n as u32).collect(),
         cancel,
         gpu,
         gpu_calls: std::cell::Cell::new(0),
     };
+    let ids = &step.probe.ids;
+    let logit_rows = match opts.logits {
+        LogitsPositions::All => n,
+        LogitsPositions::Last => 1,
+    };
 
-    let (head, out_norm, norm_bytes) = loader.output_head()?;
-    let bytes_total = assemble::estimate_bytes(model, &cfg, head, n);
+    let mut heads = Vec::with_capacity(files.len());
+    let mut out_norms = Vec::with_capacity(files.len());
+    let mut bytes_total = 0u64;
+    let mut bytes_read = 0u64;
+    for (model, loader) in files.iter().zip(&loaders) {
+        let (head, out_norm, norm_bytes) = loader.output_head()?;
+        bytes_total += assemble::estimate_bytes(model, &cfg, head, n);
+        bytes_read += norm_bytes;
+        heads.push(head);
+        out_norms.push(out_norm);
+    }
+    let vocab = heads[0].n_rows();
+    if let Some(k) =
+        heads.iter().position(|h| h.n_rows() != vocab || h.row_values() != heads[0].row_values())
+    {
+        return Err(EngineError::Incompatible {
+            what: format!(
+                "the output head `{}` is {:?} in the first file, `{}` {:?} in file {}",
+                heads[0].name,
+                heads[0].ne,
+                heads[k].name,
+                heads[k].ne,
+                k + 1
+            ),
+        });
+    }
     let mut progress = Progress {
         phase: Phase::Embedding,
         layers_done: 0,
         n_layers: cfg.n_layers,
-        bytes_read: norm_bytes,
+        bytes_read,
         bytes_total,
     };
     on_progress(&progress);
 
-    let (mut x, read) = loader.embeddings(tokens)?;
-    progress.bytes_read += read;
-    if let Some(s) = cfg.embed_scale {
-        x.iter_mut().for_each(|v| *v *= s);
+    let mut embedded = Vec::with_capacity(files.len());
+    for loader in &loaders {
+        let (mut x, read) = loader.embeddings(tokens)?;
+        progress.bytes_read += read;
+        if let Some(s) = cfg.embed_scale {
+            x.iter_mut().for_each(|v| *v *= s);
+        }
+        embedded.push(x);
     }
-    let mut resid: Vec<Vec<f32>> = opts.paths.iter().map(|_| x.clone()).collect();
-    drop(x);
+    let mut resid: Vec<Vec<f32>> = lanes.iter().map(|l| embedded[l.file].clone()).collect();
+    drop(embedded);
     let embed = step.probe.site(&resid, cfg.n_embd);
 
     let mut execution = assemble::execution(&cfg, opts);
@@ -277,36 +428,43 @@ async fn run_paths<S: ByteSource>(
         step.check_cancel()?;
         progress.phase = Phase::Layer;
         if il == 0 {
-            loader.check_memory_budget(il, n, opts.paths.len(), opts.memory_budget_bytes)?;
-            loader.prefetch_layer(il)?;
+            check_memory_budget(&loaders, il, n, lanes.len(), opts.memory_budget_bytes)?;
+            for l in &loaders {
+                l.prefetch_layer(il)?;
+            }
         }
-        let w = loader.layer(il)?;
+        let ws = loaders.iter().map(|l| l.layer(il)).collect::<Result<Vec<_>, _>>()?;
         // The next layer is hinted before this one computes, so a source that reads in the
         // background (the CLI's) has it ready; its budget is checked before any of it is read.
         if il + 1 < cfg.n_layers {
-            loader.check_memory_budget(il + 1, n, opts.paths.len(), opts.memory_budget_bytes)?;
-            loader.prefetch_layer(il + 1)?;
+            check_memory_budget(&loaders, il + 1, n, lanes.len(), opts.memory_budget_bytes)?;
+            for l in &loaders {
+                l.prefetch_layer(il + 1)?;
+            }
         } else {
-            loader.release_prefetch()?;
+            for l in &loaders {
+                l.release_prefetch()?;
+            }
         }
-        progress.bytes_read += w.bytes;
-        for m in [&w.wq, &w.wk, &w.wv, &w.wo, &w.gate, &w.up, &w.down] {
-            for p in &opts.paths {
-                let labels = execution.matmuls.entry(p.id().into()).or_default();
-                let label = m.kernel_label(*p);
+        progress.bytes_read += ws.iter().map(|w| w.bytes).sum::<u64>();
+        for (lane, id) in lanes.iter().zip(ids) {
+            let w = &ws[lane.file];
+            for m in [&w.wq, &w.wk, &w.wv, &w.wo, &w.gate, &w.up, &w.down] {
+                let labels = execution.matmuls.entry(id.clone()).or_default();
+                let label = m.kernel_label(lane.path);
                 if !labels.contains(&label) {
                     labels.push(label);
                 }
             }
         }
         if opts.mode == Mode::Replay {
-            // Every path starts the layer from the reference's residual stream: what the layer
+            // Every lane starts the layer from the reference's residual stream: what the layer
             // shows is its own divergence, nothing carried from earlier layers.
             let (reference, others) = resid.split_at_mut(1);
             others.iter_mut().for_each(|r| r.copy_from_slice(&reference[0]));
         }
-        let (rec, tok) = step.layer(il, &w, &mut resid).await?;
-        drop(w);
+        let (rec, tok) = step.layer(il, &ws, &mut resid).await?;
+        drop(ws);
         layers.push(rec);
         per_token_layers.push(tok);
         progress.layers_done = il + 1;
@@ -315,65 +473,82 @@ async fn run_paths<S: ByteSource>(
 
     // Final norm and the output head, read in row chunks.
     progress.phase = Phase::OutputHead;
-    let normed: Vec<Vec<f32>> =
-        resid.iter().map(|x| ops::rms_norm(x, cfg.n_embd, &out_norm, cfg.rms_eps)).collect();
+    let normed: Vec<Vec<f32>> = lanes
+        .iter()
+        .zip(&resid)
+        .map(|(l, x)| ops::rms_norm(x, cfg.n_embd, &out_norms[l.file], cfg.rms_eps))
+        .collect();
     drop(resid);
     let final_norm = step.probe.site(&normed, cfg.n_embd);
-    let vocab = head.n_rows();
+    // The rows the head multiplies: every position, or the last.
+    let head_in: Vec<&[f32]> = normed.iter().map(|x| &x[(n - logit_rows) * cfg.n_embd..]).collect();
     let mut logits: Vec<Vec<f32>> =
-        opts.paths.iter().map(|_| vec![0f32; n * vocab as usize]).collect();
-    // The head alone: every other path's product on the reference's last normed row, and the
+        lanes.iter().map(|_| vec![0f32; logit_rows * vocab as usize]).collect();
+    // The head alone: every other lane's product on the reference's last normed row, and the
     // noise its arithmetic predicts, summed over the chunks (as `Block::mul` does per site).
     let last_ref = &normed[0][(n - 1) * cfg.n_embd..];
-    let mut head_alone = HeadAlone::new(opts.paths.len(), vocab as usize);
+    let kinds: Vec<PathKind> = lanes.iter().map(|l| l.path).collect();
+    let mut head_alone = HeadAlone::new(lanes.len(), vocab as usize);
     let mut start = 0;
     while start < vocab {
         step.check_cancel()?;
         let end = (start + HEAD_CHUNK_ROWS).min(vocab);
-        let (m, read) = loader.matrix_rows(head, cfg.n_embd, start..end)?;
-        progress.bytes_read += read;
+        let mut chunks = Vec::with_capacity(files.len());
+        for (loader, head) in loaders.iter().zip(&heads) {
+            let (m, read) = loader.matrix_rows(head, cfg.n_embd, start..end)?;
+            progress.bytes_read += read;
+            chunks.push(m);
+        }
         let mut columns: Option<Vec<f64>> = None;
-        for (i, ((p, x), out)) in opts.paths.iter().zip(&normed).zip(&mut logits).enumerate() {
-            let y = if i == 0 && *p == PathKind::F32 && opts.paths.len() > 1 {
+        for (i, ((lane, x), out)) in lanes.iter().zip(&head_in).zip(&mut logits).enumerate() {
+            let m = &chunks[lane.file];
+            let y = if i == 0 && lane.path == PathKind::F32 && lanes.len() > 1 {
                 // The reference's dequantized tiles give the column energies.
-                let (y, c) = paths::matmul_f32_with_column_energy(&m, x, n)?;
+                let (y, c) = paths::matmul_f32_with_column_energy(m, x, logit_rows)?;
                 columns = Some(c);
                 y
             } else if i == 0 {
-                step.matmul(*p, &m, x).await?
+                step.matmul(lane.path, m, x).await?
             } else {
-                let mut y = step.matmul(*p, &m, &[x.as_slice(), last_ref].concat()).await?;
-                let alone = y.split_off(n * m.rows);
-                let columns = match &mut columns {
-                    Some(c) => c,
-                    None => columns.insert(paths::column_energy(&m)?),
-                };
-                head_alone.add(i, &opts.paths, &m, start as usize, &alone, last_ref, columns)?;
+                let mut y = step.matmul(lane.path, m, &[*x, last_ref].concat()).await?;
+                let alone = y.split_off(logit_rows * m.rows);
+                // Another file's head differs by more than rounding: no noise to predict.
+                if lane.file == lanes[0].file {
+                    let columns = match &mut columns {
+                        Some(c) => c,
+                        None => columns.insert(paths::column_energy(&chunks[lanes[0].file])?),
+                    };
+                    head_alone.add(i, &kinds, m, start as usize, &alone, last_ref, columns)?;
+                }
                 y
             };
-            for t in 0..n {
+            for t in 0..logit_rows {
                 let dst = &mut out
                     [t * vocab as usize + start as usize..t * vocab as usize + end as usize];
                 dst.copy_from_slice(&y[t * m.rows..(t + 1) * m.rows]);
             }
         }
         if start == 0 {
-            for p in &opts.paths {
+            for (lane, id) in lanes.iter().zip(ids) {
                 execution
                     .matmuls
-                    .entry(p.id().into())
+                    .entry(id.clone())
                     .or_default()
-                    .push(format!("output head: {}", m.kernel_label(*p)));
+                    .push(format!("output head: {}", chunks[lane.file].kernel_label(lane.path)));
             }
         }
         on_progress(&progress);
         start = end;
     }
-    let mut logits_rec = assemble::logits_record(opts, &step.probe, &logits, vocab as usize);
-    let reference_last = &logits[0][(n - 1) * vocab as usize..];
-    for (i, p) in opts.paths.iter().enumerate().skip(1) {
+    let (mut logits_rec, per_token_logits) =
+        assemble::logits_record(&step.probe, tokens, &logits, vocab as usize);
+    let reference_last = &logits[0][(logit_rows - 1) * vocab as usize..];
+    for (i, (lane, id)) in lanes.iter().zip(ids).enumerate().skip(1) {
+        if lane.file != lanes[0].file {
+            continue;
+        }
         if let (Some(c), Some(noise)) =
-            (logits_rec.compare.get_mut(p.id()), head_alone.noise(i, reference_last, n as u32 - 1))
+            (logits_rec.compare.get_mut(id), head_alone.noise(i, reference_last, n as u32 - 1))
         {
             c.noise = Some(noise);
         }
@@ -382,9 +557,16 @@ async fn run_paths<S: ByteSource>(
     on_progress(&progress);
 
     let last_logits: Vec<Vec<f32>> =
-        logits.iter().map(|l| l[(n - 1) * vocab as usize..].to_vec()).collect();
+        logits.iter().map(|l| l[(logit_rows - 1) * vocab as usize..].to_vec()).collect();
     drop(logits);
-    let probes = Probes { embed, layers, per_token_layers, final_norm, logits: logits_rec };
-    let report = assemble::report(model, &cfg, input, opts, vocab, probes, execution);
+    let probes = Probes {
+        embed,
+        layers,
+        per_token_layers,
+        final_norm,
+        logits: logits_rec,
+        per_token_logits,
+    };
+    let report = assemble::report(files, &cfg, input, opts, &lanes, vocab, probes, execution);
     Ok((report, last_logits))
 }

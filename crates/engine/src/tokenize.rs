@@ -19,7 +19,13 @@ impl RunInput {
             // Token ids need no tokenizer, only the vocabulary for their pieces: building the
             // BPE merge table of a 150k vocabulary would cost more than some runs.
             let pieces = token_pieces(model, &tokens);
-            return Ok(RunInput { tokens, text: None, pieces, sha256: None });
+            return Ok(RunInput {
+                tokens,
+                text: None,
+                pieces,
+                sha256: None,
+                other_sha256: Vec::new(),
+            });
         }
         let Some(text) = text else {
             return Err(EngineError::NoPrompt);
@@ -28,7 +34,7 @@ impl RunInput {
         let tokens = tokenizer.encode(&text, true);
         let pieces =
             tokens.iter().map(|&id| tokenizer.token_text(id).unwrap_or("?").to_string()).collect();
-        Ok(RunInput { tokens, text: Some(text), pieces, sha256: None })
+        Ok(RunInput { tokens, text: Some(text), pieces, sha256: None, other_sha256: Vec::new() })
     }
 }
 

@@ -156,27 +156,6 @@ impl<'m, S: ByteSource> Loader<'m, S> {
         LayerMemory { weights, work }
     }
 
-    /// Refuse to load layer `il` when its [`LayerMemory`] exceeds `budget` bytes.
-    pub fn check_memory_budget(
-        &self,
-        il: u32,
-        n_tokens: usize,
-        n_paths: usize,
-        budget: Option<u64>,
-    ) -> Result<(), EngineError> {
-        let Some(budget) = budget else { return Ok(()) };
-        let need = self.layer_memory(il, n_tokens, n_paths);
-        if need.total() > budget {
-            return Err(EngineError::OverMemoryBudget {
-                layer: il,
-                weights: need.weights,
-                work: need.work,
-                budget,
-            });
-        }
-        Ok(())
-    }
-
     /// Tells the source that layer `il`'s tensors are read next ([`ByteSource::prefetch`]): a
     /// source whose reads cost a round trip each (the browser's) fetches them in one go, a local
     /// file (the CLI's) reads them on another thread while the current layer computes.

@@ -173,8 +173,12 @@ impl Judge<'_> {
         reference: &str,
         band: Band,
     ) -> TestVerdict {
-        v.check =
-            Some(format!("{}({path}, {reference}) on the last-position logits", metric.as_str()));
+        let scope = if metric.over_positions() {
+            "the logits of every prompt position"
+        } else {
+            "the last-position logits"
+        };
+        v.check = Some(format!("{}({path}, {reference}) on {scope}", metric.as_str()));
         v.band = Some(band.to_string());
         let r = &self.report.reference;
         let other = if reference == r {
@@ -196,6 +200,12 @@ impl Judge<'_> {
             });
             return v;
         };
+        if metric.over_positions() && lc.positions.is_none() {
+            v.notes.push(format!(
+                "the report holds the logits of the last position only (a run with --logits last, or an older report): no per-position comparison of `{other}`"
+            ));
+            return v;
+        }
         if metric == LogitsMetric::NoiseRatio && lc.noise.is_none() {
             v.notes.push(format!(
                 "no output-head noise prediction of `{other}` in the report (reports written before Parallax predicted noise have none)"
@@ -208,6 +218,9 @@ impl Judge<'_> {
             LogitsMetric::Top10Overlap => Some(lc.top10_overlap as f64),
             LogitsMetric::Cosine => lc.cosine,
             LogitsMetric::NoiseRatio => lc.noise.as_ref().map(|n| n.ratio),
+            LogitsMetric::KldMean => lc.positions.as_ref().map(|p| p.kld.mean),
+            LogitsMetric::KldP99 => lc.positions.as_ref().map(|p| p.kld.p99),
+            LogitsMetric::SameTop1 => lc.positions.as_ref().map(|p| p.same_top1),
         };
         let counts = [r.as_str(), other]
             .iter()
@@ -218,7 +231,10 @@ impl Judge<'_> {
             .collect();
         let meas = Measurement {
             layer: None,
-            site: format!("logits (position {})", self.report.logits.position),
+            site: match &lc.positions {
+                Some(p) if metric.over_positions() => format!("logits ({} positions)", p.n),
+                _ => format!("logits (position {})", self.report.logits.position),
+            },
             value,
             counts,
         };

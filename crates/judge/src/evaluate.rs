@@ -7,7 +7,7 @@ use parallax_report::verdict::{
 use parallax_report::{Report, SiteRecord};
 
 use crate::checks::{self, Measure, SiteCheck};
-use crate::contract::{Check, Contract, ContractTest, Layers, SiteRef};
+use crate::contract::{Check, Contract, ContractTest, Layers, Requirement, SiteRef};
 use crate::mapping::PathMapping;
 use crate::trace::Trace;
 
@@ -260,6 +260,46 @@ impl Judge<'_> {
     /// first divergence. Only a measured explainer of the same paths explains: an old report
     /// without noise predictions, or an imported trace (which has none), is judged strictly.
     fn test(
+        &self,
+        t: &ContractTest,
+        explainers: &[(&str, &Judged)],
+        mapping: &PathMapping,
+    ) -> Judged {
+        if let Some(Requirement::IdenticalWeights) = t.requires {
+            let why = match self.report.weights_identical() {
+                Some(true) => None,
+                Some(false) => Some(
+                    "applies to files with identical weights; these files' weights differ (see `weights`)",
+                ),
+                None => Some(
+                    "applies to a run over two files with identical weights; the report compares no weights (one file, or written before Parallax did)",
+                ),
+            };
+            if let Some(why) = why {
+                let mut judged = self.judge_test(t, explainers, mapping);
+                let v = &mut judged.verdict;
+                v.outcome = Outcome::NotMeasurable;
+                (v.evaluated, v.failed, v.worst, v.first_failure) = (0, 0, None, None);
+                v.notes = vec![why.to_string()];
+                return Judged { first: None, first_failure: None, ..judged };
+            }
+        }
+        let mut judged = self.judge_test(t, explainers, mapping);
+        if t.measured && matches!(judged.verdict.outcome, Outcome::Pass | Outcome::Fail) {
+            let v = &mut judged.verdict;
+            v.outcome = Outcome::Measured;
+            v.worst = v.worst.take().or(v.first_failure.take());
+            (v.failed, v.first_failure, v.band) = (0, None, None);
+            v.notes.push(
+                "measured, not judged: no band is known for these files; a contract of your own can set one"
+                    .into(),
+            );
+            return Judged { first: None, first_failure: None, ..judged };
+        }
+        judged
+    }
+
+    fn judge_test(
         &self,
         t: &ContractTest,
         explainers: &[(&str, &Judged)],

@@ -10,6 +10,7 @@
 //! A leaf crate: knows nothing about models, paths, files, reports or contracts; inputs are
 //! slices of f32.
 
+pub mod positions;
 pub mod sites;
 
 use serde::{Deserialize, Serialize};
@@ -297,6 +298,10 @@ pub struct LogitsCompare {
     /// the rounding noise its arithmetic predicts (set by the engine; absent in older reports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<LocalNoise>,
+    /// Every prompt position's distributions compared (set by the engine when a run computes
+    /// the logits of every position; absent in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<positions::PositionsSummary>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -404,6 +409,7 @@ impl LogitsCompare {
             top1_flip,
             top10_ties,
             noise: None,
+            positions: None,
         })
     }
 }

@@ -17,6 +17,7 @@ pub use parallax_metrics::LocalNoise;
 pub use site_css::{site_css, SiteCss};
 
 use indexmap::IndexMap;
+pub use parallax_metrics::positions::{PositionsSummary, TokenLogits};
 use parallax_metrics::{Compare, LogitsCompare, Stats};
 use serde::{Deserialize, Serialize};
 
@@ -57,7 +58,11 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub schema: String,
+    /// The file under test (the first file of a run over several).
     pub model: ModelInfo,
+    /// Every file of a run over two or more (absent for one): which paths read it, its types.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileInfo>,
     pub prompt: Prompt,
     /// Path ids in run order; the first is the reference.
     pub paths: Vec<String>,
@@ -79,6 +84,20 @@ pub struct Report {
     /// The run judged against contracts (absent when no contract was evaluated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdicts: Option<verdict::Verdicts>,
+}
+
+/// One file of a run over several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileInfo {
+    pub file_name: String,
+    pub format: String,
+    pub bytes: u64,
+    /// sha256 of the whole file, when it was computed.
+    pub sha256: Option<String>,
+    /// How many tensors of each type the file holds (`Q4_K`, `F32`, …).
+    pub types: IndexMap<String, u64>,
+    /// The ids of the paths that read this file (`f32@2`, `q8@2`).
+    pub paths: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +171,10 @@ pub struct PerToken {
     pub embed: TokenSite,
     pub layers: Vec<IndexMap<String, TokenSite>>,
     pub final_norm: TokenSite,
+    /// Per non-reference path, each prompt position's next-token distribution against the
+    /// reference's (when the run computed the logits of every position).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub logits: IndexMap<String, Vec<TokenLogits>>,
 }
 
 /// One site, per position: for each path the statistics of each token's row, and for each

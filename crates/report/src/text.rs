@@ -31,6 +31,7 @@ pub fn verdict_lines(v: &Verdicts) -> Vec<String> {
                     " — explained, see below; first outside {}: {m}",
                     t.band.as_deref().unwrap_or("")
                 )),
+                (Outcome::Measured, _, Some(m)) => line.push_str(&format!(" — {m}")),
                 (Outcome::Pass, _, Some(m)) => line.push_str(&format!(
                     " — worst {m}; band {}, {} points",
                     t.band.as_deref().unwrap_or(""),

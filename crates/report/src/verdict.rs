@@ -12,6 +12,9 @@ use std::fmt;
 pub enum Outcome {
     Pass,
     Fail,
+    /// A quantity the contract asks to be shown, not judged: no band applies (e.g. the KL
+    /// divergence between two quantizations of a model, when the user's contract sets none).
+    Measured,
     /// Outside the band, but explained by the arithmetic and not held against the run: a top-1
     /// flip between tokens closer than the run's own logit noise (a tie), or a divergence that
     /// every op's local check attributes to quantization noise. The notes say why; never silent.
@@ -30,6 +33,7 @@ impl fmt::Display for Outcome {
             Outcome::Pass => "PASS",
             Outcome::Fail => "FAIL",
             Outcome::Explained => "EXPLAINED",
+            Outcome::Measured => "MEASURED",
             Outcome::NotMeasurable => "NOT MEASURABLE",
             Outcome::Refused => "REFUSED",
         })
@@ -198,7 +202,10 @@ impl Verdicts {
     /// with their reasons, not held against the run.
     pub fn passed(&self) -> bool {
         self.contracts.iter().flat_map(|c| &c.tests).all(|t| {
-            matches!(t.outcome, Outcome::Pass | Outcome::Explained | Outcome::NotMeasurable)
+            matches!(
+                t.outcome,
+                Outcome::Pass | Outcome::Explained | Outcome::Measured | Outcome::NotMeasurable
+            )
         })
     }
 
@@ -210,6 +217,7 @@ impl Verdicts {
                 Outcome::Pass => t.pass += 1,
                 Outcome::Fail => t.fail += 1,
                 Outcome::Explained => t.explained += 1,
+                Outcome::Measured => t.measured += 1,
                 Outcome::NotMeasurable => t.not_measurable += 1,
                 Outcome::Refused => t.refused += 1,
             }
@@ -224,6 +232,7 @@ pub struct Tally {
     pub pass: usize,
     pub fail: usize,
     pub explained: usize,
+    pub measured: usize,
     pub not_measurable: usize,
     pub refused: usize,
 }
@@ -235,6 +244,9 @@ impl fmt::Display for Tally {
         write!(f, "{} passed, {} failed", self.pass, self.fail)?;
         if self.explained > 0 {
             write!(f, ", {} explained", self.explained)?;
+        }
+        if self.measured > 0 {
+            write!(f, ", {} measured", self.measured)?;
         }
         write!(f, ", {} refused, {} not measurable", self.refused, self.not_measurable)
     }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use parallax_engine::{Fault, PathKind, RunInput, RunOptions};
+use parallax_engine::{Fault, Lane, LogitsPositions, PathKind, RunInput, RunOptions};
 use parallax_judge::PathMapping;
 use parallax_judge::{Contract, Trace};
 use parallax_model::Model;
@@ -25,6 +25,16 @@ pub struct RunRequest {
     pub tokens: Option<Vec<u32>>,
     /// Path ids, the first being the reference: `f32`, `q8`, `gpu`.
     pub paths: Vec<String>,
+    /// The files the model is compared against, as the front end names them (paths, URLs):
+    /// every path runs on each too (`q8@2` on the first of them).
+    #[serde(default)]
+    pub against: Vec<String>,
+    /// The reference path's id (`q8`, `q8@2`); none: the first path on the first file.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// The positions whose logits are computed: `all` or `last`; empty means `all`.
+    #[serde(default)]
+    pub logits: String,
     /// `all` or `last`; empty means `all`.
     #[serde(default)]
     pub scope: String,
@@ -63,6 +73,10 @@ pub struct RunSpec {
     pub prompt: Option<String>,
     pub tokens: Option<Vec<u32>>,
     pub paths: Vec<PathKind>,
+    /// Files in the run: the model and those it is compared against.
+    pub n_files: usize,
+    pub reference: Option<String>,
+    pub logits: LogitsPositions,
     pub scope: Scope,
     pub mode: Mode,
     pub faults: Vec<Fault>,
@@ -82,6 +96,9 @@ pub enum SpecError {
     NoPaths,
     RepeatedPath { path: String },
     UnknownScope { given: String },
+    UnknownLogits { given: String },
+    UnknownReference { given: String, lanes: String },
+    FaultOnReference,
     UnknownMode { given: String },
     Fault { message: String },
     FaultWithoutQ8,
@@ -109,6 +126,19 @@ impl fmt::Display for SpecError {
             SpecError::UnknownScope { given } => {
                 write!(f, "unknown scope `{given}`; the scopes are all and last")
             }
+            SpecError::UnknownLogits { given } => {
+                write!(f, "unknown logits positions `{given}`; they are all and last")
+            }
+            SpecError::UnknownReference { given, lanes } => {
+                write!(
+                    f,
+                    "the reference `{given}` is not a path of this run; its paths are {lanes}"
+                )
+            }
+            SpecError::FaultOnReference => write!(
+                f,
+                "faults break the q8 path, which is the reference here; pick another reference"
+            ),
             SpecError::UnknownMode { given } => {
                 write!(f, "unknown mode `{given}`; the modes are free and replay")
             }
@@ -174,6 +204,28 @@ impl RunSpec {
         if !faults.is_empty() && !paths.contains(&PathKind::Q8) {
             return Err(SpecError::FaultWithoutQ8);
         }
+        let n_files = 1 + r.against.len();
+        let logits = match r.logits.trim() {
+            "" => LogitsPositions::All,
+            given => LogitsPositions::parse(given)
+                .ok_or_else(|| SpecError::UnknownLogits { given: given.to_string() })?,
+        };
+        let reference = r.reference.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let options = RunOptions {
+            paths: paths.clone(),
+            reference: reference.map(String::from),
+            ..RunOptions::default()
+        };
+        let lanes = options.lanes(n_files).map_err(|_| SpecError::UnknownReference {
+            given: reference.unwrap_or_default().to_string(),
+            lanes: (0..n_files)
+                .flat_map(|file| paths.iter().map(move |&path| Lane { path, file }.id()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+        if !faults.is_empty() && lanes[0] == (Lane { path: PathKind::Q8, file: 0 }) {
+            return Err(SpecError::FaultOnReference);
+        }
         let judging = Judging::from_texts(&r.contracts, r.map.as_deref(), &r.traces)?;
         let max_tokens = match r.max_tokens {
             Some(0) => return Err(SpecError::MaxTokens { given: "0".into() }),
@@ -187,6 +239,9 @@ impl RunSpec {
             prompt: r.prompt.clone().filter(|p| !p.is_empty()),
             tokens: r.tokens.clone().filter(|t| !t.is_empty()),
             paths,
+            n_files,
+            reference: reference.map(String::from),
+            logits,
             scope,
             mode,
             faults,
@@ -202,6 +257,8 @@ impl RunSpec {
     pub fn options(&self) -> RunOptions {
         RunOptions {
             paths: self.paths.clone(),
+            reference: self.reference.clone(),
+            logits: self.logits,
             mode: self.mode,
             scope: self.scope,
             max_tokens: self.max_tokens,
@@ -228,6 +285,9 @@ impl RunSpec {
 #[derive(Debug, Clone)]
 pub struct Judging {
     pub contracts: Vec<Contract>,
+    /// No contract was named: the embedded defaults, and for a run over two or more files the
+    /// files contract too.
+    pub defaults: bool,
     pub mapping: PathMapping,
     pub traces: Vec<(String, Trace)>,
 }
@@ -240,7 +300,8 @@ impl Judging {
         map: Option<&str>,
         traces: &[(String, String)],
     ) -> Result<Judging, SpecError> {
-        let contracts = if contracts.is_empty() {
+        let defaults = contracts.is_empty();
+        let contracts = if defaults {
             parallax_judge::default_contracts()
         } else {
             contracts
@@ -270,15 +331,28 @@ impl Judging {
                     .map_err(|e| SpecError::Trace { id: id.clone(), message: e.to_string() })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Judging { contracts, mapping, traces })
+        Ok(Judging { contracts, defaults, mapping, traces })
     }
 
     /// Judge `report`, store the verdicts in it, and say whether every test passed.
     pub fn judge(&self, report: &mut Report) -> bool {
         let traces: Vec<(&str, &Trace)> =
             self.traces.iter().map(|(id, t)| (id.as_str(), t)).collect();
+        let mut contracts = self.contracts.clone();
+        let mut mapping = self.mapping.clone();
+        if report.files.len() >= 2 {
+            if self.defaults {
+                contracts.push(parallax_judge::contract::files_contract());
+            }
+            let (file1, file2) = parallax_judge::contract::file_paths(&report.reference);
+            for (name, path) in [("file1", file1), ("file2", file2)] {
+                if mapping.resolve(name) == name {
+                    mapping = mapping.with(name, &path);
+                }
+            }
+        }
         let verdicts: Verdicts =
-            parallax_judge::evaluate_with_traces(report, &traces, &self.contracts, &self.mapping);
+            parallax_judge::evaluate_with_traces(report, &traces, &contracts, &mapping);
         let passed = verdicts.passed();
         report.verdicts = Some(verdicts);
         passed
@@ -320,6 +394,10 @@ pub struct FormValues {
     pub max_tokens: String,
     /// Empty: the page's default.
     pub memory_budget: String,
+    /// The "Compare with…" slot: the other file's URL or name; empty: one file.
+    pub against: String,
+    /// The reference path's id; empty: the first path on the first file.
+    pub reference: String,
 }
 
 impl RunRequest {
@@ -346,6 +424,12 @@ impl RunRequest {
             prompt: Some(form.prompt.clone()).filter(|p| !p.is_empty()),
             tokens: Some(tokens).filter(|t| !t.is_empty()),
             paths,
+            against: Some(form.against.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .into_iter()
+                .collect(),
+            reference: Some(form.reference.trim().to_string()).filter(|r| !r.is_empty()),
+            logits: String::new(),
             scope: form.scope.trim().to_string(),
             mode: form.mode.trim().to_string(),
             faults: form
@@ -468,6 +552,41 @@ mod tests {
     }
 
     #[test]
+    fn a_second_file_adds_lanes_and_a_reference_may_be_any_of_them() {
+        let two = |paths: &[&str], reference: Option<&str>| RunRequest {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            against: vec!["b.gguf".into()],
+            reference: reference.map(String::from),
+            ..request()
+        };
+        let spec = RunSpec::from_request(&two(&["q8"], None)).unwrap();
+        assert_eq!(spec.n_files, 2);
+        let lanes = spec.options().lanes(spec.n_files).unwrap();
+        assert_eq!(lanes.iter().map(Lane::id).collect::<Vec<_>>(), ["q8", "q8@2"]);
+        let spec = RunSpec::from_request(&two(&["f32", "q8"], Some("q8@2"))).unwrap();
+        let lanes = spec.options().lanes(spec.n_files).unwrap();
+        assert_eq!(lanes.iter().map(Lane::id).collect::<Vec<_>>(), ["q8@2", "f32", "q8", "f32@2"]);
+        assert_eq!(
+            refused(two(&["q8"], Some("f32"))),
+            "the reference `f32` is not a path of this run; its paths are q8, q8@2"
+        );
+        assert_eq!(
+            refused(two(&["q8"], Some("q8@3"))),
+            "the reference `q8@3` is not a path of this run; its paths are q8, q8@2"
+        );
+        assert_eq!(
+            refused(RunRequest { faults: vec!["drop-bias@0".into()], ..two(&["q8", "f32"], None) }),
+            "faults break the q8 path, which is the reference here; pick another reference"
+        );
+        assert_eq!(
+            refused(RunRequest { logits: "first".into(), ..request() }),
+            "unknown logits positions `first`; they are all and last"
+        );
+        let spec = RunSpec::from_request(&RunRequest { logits: "last".into(), ..request() });
+        assert_eq!(spec.unwrap().logits, LogitsPositions::Last);
+    }
+
+    #[test]
     fn the_form_becomes_a_request() {
         let form = FormValues {
             prompt: "Hi".into(),
@@ -480,9 +599,12 @@ mod tests {
             hash: true,
             max_tokens: " 64 ".into(),
             memory_budget: "".into(),
+            against: " https://example.org/b.gguf ".into(),
+            reference: "".into(),
         };
         let r = RunRequest::from_form(&form, 3 << 29).unwrap();
         assert_eq!(r.paths, ["f32", "q8", "gpu"]);
+        assert_eq!((r.against.as_slice(), r.reference.as_deref()), (&["https://example.org/b.gguf".to_string()][..], None));
         assert_eq!(r.faults, ["q4k-scales@1:ffn_gate", "drop-bias@0"]);
         assert_eq!(
             (r.max_tokens, r.memory_budget_bytes, r.sha256),

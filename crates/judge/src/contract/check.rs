@@ -129,6 +129,12 @@ pub enum LogitsMetric {
     /// The output head alone on the reference's last normed row, against the rounding noise
     /// its arithmetic predicts (`LogitsCompare::noise`).
     NoiseRatio,
+    /// Mean over every prompt position of KL(P_reference ‖ P_path), nats.
+    KldMean,
+    /// The 99th percentile of the same.
+    KldP99,
+    /// The share of prompt positions whose most likely next token is the same.
+    SameTop1,
 }
 
 impl LogitsMetric {
@@ -139,6 +145,9 @@ impl LogitsMetric {
             "top10_overlap" => LogitsMetric::Top10Overlap,
             "cosine" => LogitsMetric::Cosine,
             "noise_ratio" => LogitsMetric::NoiseRatio,
+            "kld_mean" => LogitsMetric::KldMean,
+            "kld_p99" => LogitsMetric::KldP99,
+            "same_top1" => LogitsMetric::SameTop1,
             _ => return None,
         })
     }
@@ -150,7 +159,21 @@ impl LogitsMetric {
             LogitsMetric::Top10Overlap => "top10_overlap",
             LogitsMetric::Cosine => "cosine",
             LogitsMetric::NoiseRatio => "noise_ratio",
+            LogitsMetric::KldMean => "kld_mean",
+            LogitsMetric::KldP99 => "kld_p99",
+            LogitsMetric::SameTop1 => "same_top1",
         }
+    }
+
+    /// Whether a prediction names the reference first (`kl(reference, path)`, as KL(P ‖ Q) is
+    /// written); the other functions take `(path, reference)`.
+    pub fn reference_first(self) -> bool {
+        matches!(self, LogitsMetric::Kl | LogitsMetric::KldMean | LogitsMetric::KldP99)
+    }
+
+    /// Whether the metric needs the logits of every prompt position (`--logits all`).
+    pub fn over_positions(self) -> bool {
+        matches!(self, LogitsMetric::KldMean | LogitsMetric::KldP99 | LogitsMetric::SameTop1)
     }
 }
 

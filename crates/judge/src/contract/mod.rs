@@ -68,6 +68,31 @@ pub struct ContractTest {
     /// error up to a point is within its predicted rounding noise, what arrives there is that
     /// noise, propagated.
     pub explained_by: Vec<String>,
+    /// `measured: true`: the quantity is shown (MEASURED), not judged — a band the contract's
+    /// author cannot know (the KL divergence between two quantizations, which the user's own
+    /// contract bounds).
+    pub measured: bool,
+    /// `requires: …`: the test applies only to runs with this property (NOT MEASURABLE, saying
+    /// why, otherwise).
+    pub requires: Option<Requirement>,
+}
+
+/// What a test may require of a run before it applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// `identical_weights`: a run over two or more files whose weights are bit-identical after
+    /// dequantization (an APR written from a GGUF, a GGUF rewritten in F32), per the report's
+    /// `weights` section.
+    IdenticalWeights,
+}
+
+impl Requirement {
+    pub fn parse(s: &str) -> Option<Requirement> {
+        match s.trim() {
+            "identical_weights" => Some(Requirement::IdenticalWeights),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +123,11 @@ pub enum ContractError {
         test: String,
         site: String,
     },
+    /// `requires` names no requirement the judge knows.
+    Requirement {
+        test: String,
+        given: String,
+    },
     /// `explained_by` names no test of the contract, one that explains others itself, or one
     /// that measures nothing.
     Explainer {
@@ -120,6 +150,10 @@ impl fmt::Display for ContractError {
             ContractError::Prediction { test, message } => {
                 write!(f, "{test}: the prediction does not parse: {message}")
             }
+            ContractError::Requirement { test, given } => write!(
+                f,
+                "{test}: `requires: {given}` is not a requirement Parallax knows (identical_weights)"
+            ),
             ContractError::Explainer { test, explainer } => write!(
                 f,
                 "{test}: `explained_by: {explainer}` must name another measurable test of this contract, one that is not explained itself"
@@ -145,6 +179,25 @@ pub const PARALLAX_DEFAULT_YAML: &str = include_str!("../../contracts/parallax-d
 /// Parallax's words; the upstream file itself is read unchanged by `Contract::from_yaml_str`.
 pub const UPSTREAM_RESTATED_YAML: &str =
     include_str!("../../contracts/apr-vs-gguf-forward-parity-v1.restated.yaml");
+
+/// Parallax's contract for two files of one model (`file1`, `file2`: see [`file_paths`]).
+pub const PARALLAX_FILES_YAML: &str = include_str!("../../contracts/parallax-files-v1.yaml");
+
+/// The contract a run over two or more files is also judged against when the user names none.
+pub fn files_contract() -> Contract {
+    // Embedded at build time and parsed by this crate's tests: cannot fail at run time.
+    Contract::from_yaml_str(PARALLAX_FILES_YAML).expect("embedded contract parses")
+}
+
+/// The report paths the files contract's `file1` and `file2` stand for: the reference, and the
+/// same path on the other file (`f32` → `f32@2`, `q8@2` → `q8`).
+pub fn file_paths(reference: &str) -> (String, String) {
+    let other = match reference.split_once('@') {
+        None => format!("{reference}@2"),
+        Some((path, _)) => path.to_string(),
+    };
+    (reference.to_string(), other)
+}
 
 /// The contracts a run is judged against when the user names none.
 pub fn default_contracts() -> Vec<Contract> {

@@ -145,7 +145,10 @@ impl<'a> Parser<'a> {
     fn ident(&mut self) -> Option<&'a str> {
         self.ws();
         let r = self.rest();
-        let n = r.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(r.len());
+        // `@` joins a path to its file: `q8@2` is the q8 path on a run's second file.
+        let n = r
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '@'))
+            .unwrap_or(r.len());
         if n == 0 {
             return None;
         }
@@ -415,12 +418,12 @@ impl<'a> Parser<'a> {
                 if is_logits {
                     let Some(metric) = LogitsMetric::parse(&name) else {
                         return Err(PredError::Syntax(format!(
-                            "unknown logits function `{name}` (kl, top1_agree, top10_overlap, cosine, noise_ratio)"
+                            "unknown logits function `{name}` (kl, top1_agree, top10_overlap, cosine, noise_ratio; over every position: kld_mean, kld_p99, same_top1)"
                         )));
                     };
                     let band = self.band()?;
                     // kl(reference, path) reads as KL(P_ref ‖ P_path); the others take (path, reference).
-                    let (path, reference) = if metric == LogitsMetric::Kl {
+                    let (path, reference) = if metric.reference_first() {
                         (b.path, a.path)
                     } else {
                         (a.path, b.path)

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::prediction::{parse_prediction, PredError};
-use super::{Check, Contract, ContractError, ContractTest};
+use super::{Check, Contract, ContractError, ContractTest, Requirement};
 
 // The subset of the pv schema Parallax reads; serde ignores every other key.
 #[derive(Deserialize)]
@@ -35,6 +35,10 @@ struct RawTest {
     prediction: Option<String>,
     #[serde(default)]
     explained_by: Option<OneOrMany>,
+    #[serde(default)]
+    measured: Option<bool>,
+    #[serde(default)]
+    requires: Option<String>,
 }
 
 /// `explained_by: ID` or `explained_by: [ID, …]`.
@@ -78,7 +82,14 @@ impl Contract {
                 Some(OneOrMany::One(e)) => vec![e],
                 Some(OneOrMany::Many(es)) => es,
             };
-            tests.push(ContractTest { id, rule, prediction, check, explained_by });
+            let requires = match t.requires {
+                None => None,
+                Some(given) => Some(Requirement::parse(&given).ok_or_else(|| {
+                    ContractError::Requirement { test: id.clone(), given: given.clone() }
+                })?),
+            };
+            let measured = t.measured.unwrap_or(false);
+            tests.push(ContractTest { id, rule, prediction, check, explained_by, measured, requires });
         }
         for t in &tests {
             for e in &t.explained_by {

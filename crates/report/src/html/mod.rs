@@ -156,6 +156,7 @@ fn verdicts(w: &mut Writer, r: &Report) {
                 Outcome::Pass => "pass",
                 Outcome::Fail | Outcome::Refused => "fail",
                 Outcome::Explained => "explained",
+                Outcome::Measured => "measured",
                 Outcome::NotMeasurable => "nm",
             };
             let at = t
