@@ -93,9 +93,11 @@ impl WeightsReport {
             serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
         match value.get("schema").and_then(|s| s.as_str()) {
             Some(WEIGHTS_SCHEMA) => {}
-            Some(other) => return Err(format!(
+            Some(other) => {
+                return Err(format!(
                 "unsupported weights diff schema `{other}` (this Parallax reads {WEIGHTS_SCHEMA})"
-            )),
+            ))
+            }
             None => return Err(format!("not a weights diff: no `schema` key ({WEIGHTS_SCHEMA})")),
         }
         serde_json::from_value(value).map_err(|e| format!("malformed {WEIGHTS_SCHEMA} diff: {e}"))
@@ -139,17 +141,19 @@ pub fn type_recipe(entries: &[TensorDiff], file_index: usize) -> Vec<String> {
     // Overrides in the order their first tensor appears; layers of one role and type share one.
     enum Override {
         Flag(&'static str, String),
-        Layers { role: String, ty: String, layers: Vec<String> },
+        Layers { role: String, ty: String, layers: Vec<u64> },
         Tensor { name: String, ty: String },
     }
     let mut overrides: Vec<Override> = Vec::new();
     for (_, f) in tensors.iter().filter(|(_, f)| f.ty != base) {
         let ty = f.ty.to_ascii_lowercase();
         let stem = f.name.strip_suffix(".weight").unwrap_or(&f.name);
-        let layer = stem
-            .strip_prefix("blk.")
-            .and_then(|rest| rest.split_once('.'))
-            .filter(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        let layer = stem.strip_prefix("blk.").and_then(|rest| rest.split_once('.')).and_then(
+            |(n, role)| {
+                let digits = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+                digits.then(|| n.parse::<u64>().ok()).flatten().map(|n| (n, role))
+            },
+        );
         match (stem, layer) {
             ("token_embd", _) => overrides.push(Override::Flag("--token-embedding-type", ty)),
             ("output", _) => overrides.push(Override::Flag("--output-tensor-type", ty)),
@@ -161,11 +165,11 @@ pub fn type_recipe(entries: &[TensorDiff], file_index: usize) -> Vec<String> {
                     _ => None,
                 });
                 match same {
-                    Some(layers) => layers.push(n.to_string()),
+                    Some(layers) => layers.push(n),
                     None => overrides.push(Override::Layers {
                         role: role.to_string(),
                         ty,
-                        layers: vec![n.to_string()],
+                        layers: vec![n],
                     }),
                 }
             }
@@ -180,7 +184,11 @@ pub fn type_recipe(entries: &[TensorDiff], file_index: usize) -> Vec<String> {
             Override::Tensor { name, ty } => {
                 format!("--tensor-type {}", shell_word(&format!("{}={ty}", regex_escape(&name))))
             }
-            Override::Layers { role, ty, layers } => {
+            Override::Layers { role, ty, mut layers } => {
+                // In numeric order: a GGUF lists blk.10 before blk.2.
+                layers.sort_unstable();
+                layers.dedup();
+                let layers: Vec<String> = layers.iter().map(u64::to_string).collect();
                 let layers = match layers.as_slice() {
                     [one] => one.clone(),
                     many => format!("({})", many.join("|")),
@@ -276,17 +284,24 @@ mod tests {
     }
 
     #[test]
-    fn a_tie_goes_to_the_first_type_seen_and_other_names_are_escaped() {
+    fn a_tie_goes_to_the_first_type_seen_layers_sort_by_number_and_names_are_escaped() {
         let entries = vec![
             entry("blk.0.ffn_up.weight", &[64, 64], &["Q8_0"]),
+            entry("blk.10.ffn_down.weight", &[64, 64], &["Q6_K"]),
+            entry("blk.2.ffn_down.weight", &[64, 64], &["Q6_K"]),
             entry("blk.0.ffn_gate.weight", &[64, 64], &["F16"]),
             entry("mm.proj+x.weight", &[64, 64, 1], &["F16"]),
             entry("blk.1.ffn_up.weight", &[64, 64], &["Q8_0"]),
-            entry("blk.2.ffn_up.weight", &[64, 1], &["BF16"]),
+            entry("blk.2.ffn_up.weight", &[64, 1], &["BF16"]), // one dimension: never quantized
         ];
         assert_eq!(
             type_recipe(&entries, 0),
-            ["Q8_0", "--tensor-type 'blk\\.0\\.ffn_gate=f16'", "--tensor-type 'mm\\.proj\\+x=f16'",]
+            [
+                "Q8_0",
+                "--tensor-type 'blk\\.(2|10)\\.ffn_down=q6_k'",
+                "--tensor-type 'blk\\.0\\.ffn_gate=f16'",
+                "--tensor-type 'mm\\.proj\\+x=f16'",
+            ]
         );
     }
 
