@@ -19,6 +19,7 @@ says which).
 
     python3 tools/golden/make_ladder.py                  # every type
     python3 tools/golden/make_ladder.py --types Q4_0,Q8_0
+    python3 tools/golden/make_ladder.py --f32-only       # step 1 alone (no llama.cpp needed)
 
 Needs gguf==0.19.0, numpy, llama-cpp-python==0.3.36. ~1 min for the F32 file, then 10 s – 2 min
 per type on 2 cores.
@@ -147,6 +148,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models-dir", default=str(models_dir()))
     ap.add_argument("--types", help="comma-separated subset of: " + ",".join(ALL))
+    ap.add_argument("--f32-only", action="store_true",
+                    help="make only the F32 file (step 1; needs gguf-py and numpy, not llama.cpp)")
     args = ap.parse_args()
     d = Path(args.models_dir)
     src = d / SOURCE
@@ -165,6 +168,8 @@ def main() -> None:
         dequantize_to_f32(src, part)
         part.rename(f32)
         print(f"  {f32.stat().st_size} bytes in {time.time() - t0:.0f} s", file=sys.stderr)
+    if args.f32_only:
+        return
 
     import llama_cpp
 

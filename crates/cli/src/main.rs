@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use parallax_model::{human_bytes, Model, ModelSummary};
 use parallax_source::{FileSource, Shards};
 
+mod diff;
 mod run;
 
 #[derive(Parser)]
@@ -73,6 +74,9 @@ enum Command {
         #[arg(long)]
         no_special: bool,
     },
+    /// Compare the weights of files of one network tensor by tensor, dequantized (a quantized file
+    /// against its F32 source, a GGUF against its APR import). Exit 2 if they are not one network.
+    Diff(diff::DiffArgs),
 }
 
 #[derive(clap::Args)]
@@ -183,6 +187,7 @@ fn main() -> ExitCode {
         Command::Tokenize { model, prompt, no_special } => {
             tokenize(&model, &prompt, !no_special).map(|_| Verdict::Pass)
         }
+        Command::Diff(args) => diff::diff(&args).map(|_| Verdict::Pass),
     };
     match result {
         Ok(Verdict::Pass) => ExitCode::SUCCESS,

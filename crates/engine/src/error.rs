@@ -7,6 +7,11 @@ use std::fmt;
 #[non_exhaustive]
 pub enum EngineError {
     Model(parallax_model::ModelError),
+    /// File `file` (1-based) of a comparison does not describe the same network as file 1.
+    Incompatible {
+        file: usize,
+        difference: parallax_model::Incompatibility,
+    },
     UnsupportedArch {
         arch: String,
         supported: String,
@@ -108,6 +113,9 @@ impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EngineError::Model(e) => write!(f, "{e}"),
+            EngineError::Incompatible { file, difference } => {
+                write!(f, "file {file} cannot be compared with file 1 (A is file 1, B file {file}): {difference}")
+            }
             EngineError::UnsupportedArch { arch, supported } if arch.is_empty() => {
                 write!(f, "the model does not name its architecture; Parallax runs {supported}")
             }

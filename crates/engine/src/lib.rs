@@ -24,6 +24,7 @@ mod probe;
 mod run;
 mod tokenize;
 mod weights;
+mod weights_diff;
 
 pub mod ops;
 
@@ -35,6 +36,7 @@ pub use paths::{PathKind, GPU_PLACEMENT};
 pub use probe::layer_sites;
 pub use run::{Run, RunOutput};
 pub use tokenize::tokenizer_for;
+pub use weights_diff::weights_diff;
 
 /// Threads the matmuls use (each holds one f32 row tile).
 pub(crate) fn worker_threads() -> usize {

@@ -6,6 +6,7 @@
 //! `blk.3.ffn_gate.weight` and never learns which writer named it what.
 //! Knows nothing about forward passes, probes or reports.
 
+mod compat;
 pub mod convert;
 mod names;
 mod summary;
@@ -18,6 +19,7 @@ use parallax_apr::AprFile;
 use parallax_gguf::GgufFile;
 use parallax_source::{ByteSource, Window};
 
+pub use compat::{check_compatible, counterpart, Incompatibility, Side};
 pub use names::{LayerTensor, Param, Role};
 pub use parallax_apr::TensorType;
 pub use parallax_tokenizer::TokenizerConfig;

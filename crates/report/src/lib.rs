@@ -12,9 +12,13 @@ pub mod permalink;
 mod site_css;
 pub mod text;
 pub mod verdict;
+pub mod weights;
 
 pub use parallax_metrics::LocalNoise;
 pub use site_css::{site_css, SiteCss};
+pub use weights::{
+    type_recipe, DiffFile, TensorDiff, TensorFile, WeightCompare, WeightsReport, WEIGHTS_SCHEMA,
+};
 
 use indexmap::IndexMap;
 pub use parallax_metrics::positions::{PositionsSummary, TokenLogits};

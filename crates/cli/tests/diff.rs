@@ -1,0 +1,228 @@
+//! `parallax diff` end to end on the committed demo model: a file against itself and its APR
+//! import (identical), against a re-quantized copy (not identical, finite), against another
+//! network (exit 2 before a weight is read) and against a malformed file (a sentence, exit 2).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use parallax_gguf::writer::GgufWriter;
+use parallax_gguf::{GgmlType, GgufFile};
+use parallax_model::convert::{gguf_to_apr, AprVariant, ConvertOptions};
+use parallax_source::{ByteSource, FileSource};
+use parallax_tests::{repo_root, shared_dir};
+
+fn parallax(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_parallax")).args(args).output().expect("run parallax")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn demo() -> PathBuf {
+    repo_root().join("www/demo/parallax-demo-qwen2.gguf")
+}
+
+/// A folder of its own for each test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("parallax-diff-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `parallax diff -m a --against b… -q --json json`, which must succeed; stdout and the JSON.
+fn diff(a: &Path, against: &[&Path], json: &Path) -> (String, serde_json::Value) {
+    let mut args = vec!["diff", "-m", a.to_str().unwrap()];
+    for b in against {
+        args.extend(["--against", b.to_str().unwrap()]);
+    }
+    args.extend(["-q", "--json", json.to_str().unwrap()]);
+    let o = parallax(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (stdout(&o), serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap())
+}
+
+/// The demo with every matrix re-quantized to Q8_0 from its dequantized values (llama.cpp's
+/// reference Q8_0 rounding), vectors copied.
+fn requantized_demo(path: &Path) {
+    let source = FileSource::open(demo()).unwrap();
+    let file = GgufFile::read(&source).unwrap();
+    let mut w = GgufWriter::new();
+    for (key, value) in file.metadata() {
+        w.add(key.clone(), value.clone()).unwrap();
+    }
+    for t in file.tensors() {
+        let bytes = source.read_range(t.byte_range()).unwrap();
+        if t.dims.len() < 2 {
+            w.add_tensor(t.name.clone(), &t.dims, t.ty, bytes).unwrap();
+            continue;
+        }
+        let mut values = vec![0f32; t.n_elements as usize];
+        parallax_quant::dequantize(t.ty, &bytes, &mut values).unwrap();
+        let mut blocks = vec![
+            parallax_quant::BlockQ8_0 { d: Default::default(), qs: [0; 32] };
+            values.len() / 32
+        ];
+        parallax_quant::quantize_row_q8_0(&values, &mut blocks);
+        let q8: Vec<u8> = blocks
+            .iter()
+            .flat_map(|b| {
+                let scale = b.d.to_bits().to_le_bytes();
+                scale.into_iter().chain(b.qs.iter().map(|&q| q as u8))
+            })
+            .collect();
+        w.add_tensor(t.name.clone(), &t.dims, GgmlType::Q8_0, q8).unwrap();
+    }
+    std::fs::write(path, w.to_bytes()).unwrap();
+}
+
+/// The demo as upstream's `apr import` writes it: F32, HF names.
+fn apr_demo(path: &Path) {
+    let source = FileSource::open(demo()).unwrap();
+    let file = GgufFile::read(&source).unwrap();
+    let writer =
+        gguf_to_apr(&file, &source, &ConvertOptions::new(AprVariant::F32, "demo")).unwrap();
+    std::fs::write(path, writer.write().unwrap()).unwrap();
+}
+
+#[test]
+fn a_file_against_a_copy_and_its_apr_import_is_identical_tensor_by_tensor() {
+    let dir = scratch("identical");
+    let copy = dir.join("copy.gguf");
+    std::fs::copy(demo(), &copy).unwrap();
+    let apr = dir.join("demo.apr");
+    apr_demo(&apr);
+    let (out, json) = diff(&demo(), &[&copy, &apr], &dir.join("diff.json"));
+    assert_eq!(json["schema"], "parallax.weights/1");
+    let weights = json["weights"].as_array().unwrap();
+    let n = weights.len();
+    assert!(n > 30, "{n} tensors");
+    for w in weights {
+        let compares = w["compares"].as_array().unwrap();
+        assert_eq!(compares.len(), 2, "{w}");
+        for c in compares {
+            assert_eq!(c["identical"], true, "{w}");
+            assert_eq!(c["rel_l2"], 0.0, "{w}");
+            // +∞ has no JSON number: null.
+            assert!(c["sqnr_db"].is_null(), "{w}");
+        }
+        assert_eq!(w["files"][2]["type"], "F32");
+    }
+    let files = json["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3);
+    assert_eq!(files[0]["format"], "GGUF v3");
+    assert_eq!(files[2]["format"], "APR v2.0");
+    let counted: u64 =
+        files[0]["types"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(counted as usize, n);
+    assert!(out.contains(&format!("all {n} tensors identical in B")), "{out}");
+    assert!(out.contains(&format!("all {n} tensors identical in C")), "{out}");
+    // The matrices' types, as llama-quantize would be asked for them.
+    assert!(out.contains("as llama-quantize types: Q4_K "), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_requantized_copy_differs_by_a_small_finite_amount_worst_first() {
+    let dir = scratch("requantized");
+    let q8 = dir.join("q8.gguf");
+    requantized_demo(&q8);
+    let (out, json) = diff(&demo(), &[&q8], &dir.join("diff.json"));
+    let weights = json["weights"].as_array().unwrap();
+    let compare = |name: &str| {
+        let w = weights.iter().find(|w| w["name"] == name).unwrap();
+        assert_eq!(
+            w["files"][1]["type"],
+            if w["ne"].as_array().unwrap().len() == 2 { "Q8_0" } else { "F32" }
+        );
+        w["compares"][0].clone()
+    };
+    // A Q4_K matrix in Q8_0: close, not equal.
+    let gate = compare("blk.0.ffn_gate.weight");
+    assert_eq!(gate["identical"], false);
+    let rel = gate["rel_l2"].as_f64().unwrap();
+    assert!(rel > 0.0 && rel < 0.02, "rel_l2 {rel}");
+    assert!(gate["sqnr_db"].as_f64().unwrap() > 30.0, "{gate}");
+    assert!(gate["cosine"].as_f64().unwrap() > 0.999, "{gate}");
+    assert!(gate["max_abs"].as_f64().unwrap() > 0.0, "{gate}");
+    // Vectors were copied.
+    assert_eq!(compare("blk.0.attn_norm.weight")["identical"], true);
+
+    // The table lists the differing tensors worst first, then counts the identical ones.
+    let table: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("tensor"))
+        .skip(1)
+        .take_while(|l| !l.contains("identical"))
+        .collect();
+    assert!(!table.is_empty(), "{out}");
+    let rels: Vec<f64> =
+        table.iter().map(|l| l.split_whitespace().nth(4).unwrap().parse().unwrap()).collect();
+    assert!(rels.windows(2).all(|p| p[0] >= p[1]), "{out}");
+    let identical = weights.iter().filter(|w| w["compares"][0]["identical"] == true).count();
+    assert!(out.contains(&format!("\n{identical} tensors identical\n")), "{out}");
+    assert_eq!(table.len() + identical, weights.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn another_network_is_refused_with_exit_2_before_a_weight_is_read() {
+    let tiny = shared_dir().join("fixtures/apr/tiny-qwen2.gguf");
+    let dir = scratch("incompatible");
+    let json = dir.join("diff.json");
+    let o = parallax(&[
+        "diff",
+        "-m",
+        demo().to_str().unwrap(),
+        "--against",
+        tiny.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("the files cannot be compared"), "{e}");
+    assert!(e.contains("B is ") && e.contains("tiny-qwen2.gguf"), "{e}");
+    assert!(e.contains("the files differ in the layer count (block_count): 3 in A, 2 in B"), "{e}");
+    assert!(!e.contains("comparing weights"), "no tensor was read: {e}");
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    assert!(!json.exists(), "nothing written");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_malformed_second_file_ends_in_a_sentence_not_a_panic() {
+    let dir = scratch("malformed");
+    let bytes = std::fs::read(demo()).unwrap();
+    let truncated = dir.join("truncated.gguf");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 1000]).unwrap();
+    let not_a_model = dir.join("notes.txt");
+    std::fs::write(&not_a_model, b"hello, this is not a model").unwrap();
+    let missing = dir.join("missing.gguf");
+    for (file, needle) in [
+        (&truncated, "truncated.gguf"),
+        (&not_a_model, "not a GGUF or APR model file"),
+        (&missing, "cannot open"),
+    ] {
+        let o = parallax(&[
+            "diff",
+            "-m",
+            demo().to_str().unwrap(),
+            "--against",
+            file.to_str().unwrap(),
+        ]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{file:?}: {e}");
+        assert!(e.starts_with("error: ") && e.contains(needle), "{file:?}: {e}");
+        assert!(!e.contains("panicked"), "{file:?}: {e}");
+    }
+    // Without a file to compare with there is nothing to do: a usage error.
+    let o = parallax(&["diff", "-m", demo().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--against"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

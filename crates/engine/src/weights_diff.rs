@@ -1,0 +1,261 @@
+//! The weights diff: each tensor of the first file against the tensor playing its role in the
+//! others, dequantized to f32 and compared value for value.
+//!
+//! Tensors are read in row chunks of at most [`CHUNK_VALUES`] values per file and their sums
+//! kept in f64, so memory stays two chunks whatever the tensor's size and the statistics do not
+//! depend on how the rows were cut.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parallax_model::{check_compatible, counterpart, Incompatibility, Model, Side, Tensor};
+use parallax_report::{TensorDiff, TensorFile, WeightCompare};
+use parallax_source::ByteSource;
+
+use crate::EngineError;
+
+/// f32 values read from one file at a time: 16 MiB. A tensor's row is never cut, so a row longer
+/// than this (a 1-D tensor of more values) is read whole.
+const CHUNK_VALUES: u64 = 4 << 20;
+
+/// One entry per tensor of `models[0]`, in its file order, with the tensor that plays the same
+/// role in every other model (see [`parallax_model::counterpart`]) compared with it.
+///
+/// Every model is first checked to be compatible with the first
+/// ([`parallax_model::check_compatible`]), before any weight is read. `on_tensor(done, total)` is
+/// called with 0 before the first tensor and after each one; `cancel` is looked at between
+/// chunks. Fewer than two models give an entry per tensor with no comparisons.
+pub fn weights_diff<S: ByteSource>(
+    models: &[&Model<S>],
+    mut on_tensor: impl FnMut(usize, usize),
+    cancel: &AtomicBool,
+) -> Result<Vec<TensorDiff>, EngineError> {
+    let Some((first, others)) = models.split_first() else {
+        return Ok(Vec::new());
+    };
+    for (k, other) in others.iter().enumerate() {
+        check_compatible(*first, *other)
+            .map_err(|difference| EngineError::Incompatible { file: k + 2, difference })?;
+    }
+    let total = first.tensors().len();
+    let mut entries = Vec::with_capacity(total);
+    on_tensor(0, total);
+    for (done, tensor) in first.tensors().iter().enumerate() {
+        let mut files = vec![tensor_file(tensor)];
+        let mut pairs = Vec::with_capacity(others.len());
+        for (k, other) in others.iter().enumerate() {
+            // Compatible files have every counterpart, of the same shape; a caller that skipped
+            // the check above cannot reach here, but a sentence costs nothing.
+            let incompatible = |difference| EngineError::Incompatible { file: k + 2, difference };
+            let pair = counterpart(*other, tensor).ok_or_else(|| {
+                incompatible(Incompatibility::MissingTensor {
+                    name: tensor.name.clone(),
+                    present_in: Side::A,
+                })
+            })?;
+            if pair.ne != tensor.ne {
+                let shape = |t: &Tensor| t.ne.iter().rev().copied().collect();
+                return Err(incompatible(Incompatibility::TensorShape {
+                    name_a: tensor.name.clone(),
+                    name_b: pair.name.clone(),
+                    shape_a: shape(tensor),
+                    shape_b: shape(pair),
+                }));
+            }
+            files.push(tensor_file(pair));
+            pairs.push((*other, pair));
+        }
+        let compares = compare_tensor(first, tensor, &pairs, cancel)?;
+        entries.push(TensorDiff {
+            name: tensor.name.clone(),
+            ne: tensor.ne.clone(),
+            files,
+            compares,
+        });
+        on_tensor(done + 1, total);
+    }
+    Ok(entries)
+}
+
+fn tensor_file(t: &Tensor) -> TensorFile {
+    TensorFile { name: t.name.clone(), ty: t.ty.name().to_string(), bytes: t.n_bytes }
+}
+
+/// Running sums of one file's values (b) against the first file's (a).
+struct Sums {
+    a2: f64,
+    b2: f64,
+    ab: f64,
+    diff2: f64,
+    max_abs: f64,
+    /// A difference was NaN or infinite: `max_abs` then means nothing.
+    non_finite: bool,
+    identical: bool,
+}
+
+impl Sums {
+    fn new() -> Self {
+        Sums {
+            a2: 0.0,
+            b2: 0.0,
+            ab: 0.0,
+            diff2: 0.0,
+            max_abs: 0.0,
+            non_finite: false,
+            identical: true,
+        }
+    }
+
+    fn add(&mut self, a: &[f32], b: &[f32]) {
+        for (&x, &y) in a.iter().zip(b) {
+            self.identical &= x.to_bits() == y.to_bits();
+            let (x, y) = (f64::from(x), f64::from(y));
+            let d = y - x;
+            self.a2 += x * x;
+            self.b2 += y * y;
+            self.ab += x * y;
+            self.diff2 += d * d;
+            if d.is_finite() {
+                self.max_abs = self.max_abs.max(d.abs());
+            } else {
+                self.non_finite = true;
+            }
+        }
+    }
+
+    fn compare(&self, file: u32) -> WeightCompare {
+        let finite = |v: f64| v.is_finite().then_some(v);
+        let rel_l2 = if self.diff2 == 0.0 {
+            Some(0.0)
+        } else if self.a2 == 0.0 {
+            None
+        } else {
+            finite((self.diff2 / self.a2).sqrt())
+        };
+        let sqnr_db = if self.diff2 == 0.0 || self.a2 == 0.0 {
+            None
+        } else {
+            finite(10.0 * libm::log10(self.a2 / self.diff2))
+        };
+        let cosine = if self.a2 == 0.0 || self.b2 == 0.0 {
+            None
+        } else {
+            finite(self.ab / (self.a2.sqrt() * self.b2.sqrt()))
+        };
+        WeightCompare {
+            file,
+            rel_l2,
+            sqnr_db,
+            max_abs: (!self.non_finite).then_some(self.max_abs),
+            cosine,
+            identical: self.identical,
+        }
+    }
+}
+
+/// `tensor` of `first` against each `(model, tensor)` of `pairs` (same shape), chunk by chunk.
+fn compare_tensor<S: ByteSource>(
+    first: &Model<S>,
+    tensor: &Tensor,
+    pairs: &[(&Model<S>, &Tensor)],
+    cancel: &AtomicBool,
+) -> Result<Vec<WeightCompare>, EngineError> {
+    let mut sums: Vec<Sums> = pairs.iter().map(|_| Sums::new()).collect();
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n_rows = tensor.n_rows();
+    let rows_per_chunk = (CHUNK_VALUES / (tensor.row_values() as u64).max(1)).max(1);
+    let mut start = 0;
+    while start < n_rows {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(EngineError::Cancelled);
+        }
+        let rows = start..(start + rows_per_chunk).min(n_rows);
+        let a = first.read_f32_rows(tensor, rows.clone())?;
+        for ((model, pair), sums) in pairs.iter().zip(&mut sums) {
+            let b = model.read_f32_rows(pair, rows.clone())?;
+            if b.len() != a.len() {
+                return Err(EngineError::BadShape {
+                    tensor: pair.name.clone(),
+                    ne: pair.ne.clone(),
+                    expected: format!(
+                        "{} values in rows {rows:?}, as {} has",
+                        a.len(),
+                        tensor.name
+                    ),
+                });
+            }
+            sums.add(&a, &b);
+        }
+        start = rows.end;
+    }
+    Ok(sums.iter().enumerate().map(|(k, s)| s.compare(k as u32 + 2)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compare(a: &[f32], b: &[f32]) -> WeightCompare {
+        let mut sums = Sums::new();
+        sums.add(a, b);
+        sums.compare(2)
+    }
+
+    #[test]
+    fn equal_values_are_identical_with_an_infinite_sqnr_written_as_none() {
+        let c = compare(&[1.0, -2.0, 0.5], &[1.0, -2.0, 0.5]);
+        assert_eq!(
+            c,
+            WeightCompare {
+                file: 2,
+                rel_l2: Some(0.0),
+                sqnr_db: None,
+                max_abs: Some(0.0),
+                cosine: Some(1.0),
+                identical: true,
+            }
+        );
+        // Equal as numbers, not as bits: not identical.
+        let c = compare(&[0.0, 1.0], &[-0.0, 1.0]);
+        assert!(!c.identical);
+        assert_eq!(c.rel_l2, Some(0.0));
+    }
+
+    #[test]
+    fn the_statistics_are_the_textbook_ones() {
+        // a = (3, 4), b = (3, 5): ‖a‖ = 5, ‖b − a‖ = 1.
+        let c = compare(&[3.0, 4.0], &[3.0, 5.0]);
+        assert_eq!(c.rel_l2, Some(0.2));
+        assert_eq!(c.sqnr_db, Some(10.0 * libm::log10(25.0)));
+        assert_eq!(c.max_abs, Some(1.0));
+        let cosine = 29.0 / (5.0 * 34f64.sqrt());
+        assert!((c.cosine.unwrap() - cosine).abs() < 1e-15);
+        assert!(!c.identical);
+    }
+
+    #[test]
+    fn zeros_and_non_finite_values_give_none_never_an_infinity() {
+        let c = compare(&[0.0, 0.0], &[0.0, 1.0]);
+        assert_eq!((c.rel_l2, c.sqnr_db, c.cosine), (None, None, None));
+        assert_eq!(c.max_abs, Some(1.0));
+        let c = compare(&[1.0, f32::NAN], &[1.0, 2.0]);
+        assert_eq!((c.rel_l2, c.sqnr_db, c.max_abs, c.cosine), (None, None, None, None));
+        // The same NaN bits are identical bits.
+        assert!(compare(&[f32::NAN], &[f32::NAN]).identical);
+        let json = format!("{:?}", compare(&[f32::INFINITY], &[0.0]));
+        assert!(!json.contains("inf"), "{json}");
+    }
+
+    #[test]
+    fn sums_do_not_depend_on_how_the_values_are_cut() {
+        let a: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = a.iter().map(|x| x + 1e-3 * x * x).collect();
+        let whole = compare(&a, &b);
+        let mut chunked = Sums::new();
+        for (x, y) in a.chunks(96).zip(b.chunks(96)) {
+            chunked.add(x, y);
+        }
+        assert_eq!(chunked.compare(2), whole);
+    }
+}
