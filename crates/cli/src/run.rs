@@ -140,7 +140,13 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
         .iter()
         .map(|path| open_reading_ahead(path, spec.memory_budget_bytes))
         .collect::<Result<Vec<_>, _>>()?;
-    // MERGE: compatibility check from the diff branch goes here.
+    // Files that are not one network are refused before a layer is read, naming the first
+    // difference (the engine checks again; this names the files as the user gave them).
+    for (path, other) in args.against.iter().zip(&others) {
+        parallax_model::check_compatible(&model, other).map_err(|e| {
+            format!("{} cannot be compared with {}: {e}", path.display(), args.model.display())
+        })?;
+    }
     let mut input = spec.input(&model)?;
     if spec.sha256 {
         input.sha256 = Some(hash_file(&args.model, args.quiet)?);

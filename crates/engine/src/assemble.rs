@@ -7,7 +7,7 @@ use parallax_metrics::{top_k, LogitsCompare, Stats, STD_KIND};
 use parallax_model::{Model, Role, Tensor};
 use parallax_report::{
     Execution, FileInfo, LayerRecord, LogitsRecord, ModelInfo, PathLogits, PerToken, Prompt,
-    Report, SiteRecord, TokenSite, SCHEMA,
+    Report, SiteRecord, TensorDiff, TokenSite, SCHEMA,
 };
 use parallax_source::ByteSource;
 
@@ -82,6 +82,8 @@ pub(crate) struct Probes {
     pub final_norm: (SiteRecord, TokenSite),
     pub logits: LogitsRecord,
     pub per_token_logits: IndexMap<String, Vec<TokenLogits>>,
+    /// The files' weights compared (runs over two or more files).
+    pub weights: Vec<TensorDiff>,
 }
 
 /// How many tensors of each type `model` holds, in the order the types first appear.
@@ -113,6 +115,7 @@ pub(crate) fn report<S: ByteSource>(
         final_norm,
         logits,
         per_token_logits,
+        weights,
     } = probes;
     let (final_norm, final_tok) = final_norm;
     let files_info = if files.len() < 2 {
@@ -152,6 +155,7 @@ pub(crate) fn report<S: ByteSource>(
             sha256: input.sha256.clone(),
         },
         files: files_info,
+        weights,
         prompt: Prompt {
             text: input.text.clone(),
             tokens: input.tokens.clone(),

@@ -98,10 +98,6 @@ pub enum EngineError {
         given: String,
         lanes: String,
     },
-    /// The files of a two-file run cannot be stepped through the same ops.
-    Incompatible {
-        what: String,
-    },
     /// The `gpu` path cannot run (no adapter, device lost, out of memory, …); a run drops the
     /// path, records `reason` in the report and goes on.
     GpuUnavailable {
@@ -185,9 +181,6 @@ impl fmt::Display for EngineError {
             EngineError::Cancelled => write!(f, "the run was cancelled"),
             EngineError::UnknownReference { given, lanes } => {
                 write!(f, "the reference `{given}` is not a path of this run; its paths are {lanes}")
-            }
-            EngineError::Incompatible { what } => {
-                write!(f, "the files are not two versions of one model: {what}")
             }
             EngineError::GpuUnavailable { reason } => write!(f, "the gpu path cannot run: {reason}"),
         }

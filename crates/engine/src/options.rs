@@ -150,6 +150,8 @@ pub struct RunInput {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// A run over two or more files compares their weights first, tensor by tensor.
+    Weights,
     Embedding,
     Layer,
     OutputHead,

@@ -242,68 +242,6 @@ fn check(
     Ok(())
 }
 
-/// The first difference between two files' architectures that would make their lanes step
-/// through different ops (floats within a relative 1e-6: formats store them differently).
-fn arch_difference(a: &ArchConfig, b: &ArchConfig) -> Option<String> {
-    let close = |x: f32, y: f32| (x - y).abs() <= 1e-6 * x.abs().max(y.abs());
-    let opt_close = |x: Option<f32>, y: Option<f32>| match (x, y) {
-        (Some(x), Some(y)) => close(x, y),
-        (x, y) => x.is_none() && y.is_none(),
-    };
-    let differs = |what: &str, x: String, y: String| {
-        Some(format!("{what}: {x} in the first file, {y} in the other"))
-    };
-    if a.name != b.name {
-        return differs("architecture", a.name.clone(), b.name.clone());
-    }
-    let counts = [
-        ("layers", a.n_layers as usize, b.n_layers as usize),
-        ("embedding width", a.n_embd, b.n_embd),
-        ("attention heads", a.n_head, b.n_head),
-        ("KV heads", a.n_head_kv, b.n_head_kv),
-        ("head size", a.head_dim, b.head_dim),
-        ("FFN width", a.n_ff, b.n_ff),
-        ("vocabulary size", a.n_vocab, b.n_vocab),
-    ];
-    for (what, x, y) in counts {
-        if x != y {
-            return differs(what, x.to_string(), y.to_string());
-        }
-    }
-    let floats = [
-        ("norm epsilon", a.rms_eps, b.rms_eps),
-        ("RoPE base", a.rope_theta, b.rope_theta),
-        ("RoPE frequency scale", a.rope_freq_scale, b.rope_freq_scale),
-        ("attention scale", a.attn_scale, b.attn_scale),
-    ];
-    for (what, x, y) in floats {
-        if !close(x, y) {
-            return differs(what, x.to_string(), y.to_string());
-        }
-    }
-    if !opt_close(a.rope_theta_swa, b.rope_theta_swa) || !opt_close(a.embed_scale, b.embed_scale) {
-        return differs("RoPE or embedding scaling", format!("{a:?}"), format!("{b:?}"));
-    }
-    if a.sliding_window != b.sliding_window
-        || a.swa_pattern != b.swa_pattern
-        || a.rope_style != b.rope_style
-        || a.activation != b.activation
-    {
-        return differs(
-            "attention window, RoPE layout or activation",
-            format!(
-                "{:?}/{:?}/{:?}/{:?}",
-                a.sliding_window, a.swa_pattern, a.rope_style, a.activation
-            ),
-            format!(
-                "{:?}/{:?}/{:?}/{:?}",
-                b.sliding_window, b.swa_pattern, b.rope_style, b.activation
-            ),
-        );
-    }
-    None
-}
-
 /// Refuse layer `il` when the weights of every file plus the lanes' work exceed `budget`.
 fn check_memory_budget<S: ByteSource>(
     loaders: &[Loader<'_, S>],
@@ -340,12 +278,8 @@ async fn run_paths<S: ByteSource>(
 ) -> Result<(Report, Vec<Vec<f32>>), EngineError> {
     let cfg = ArchConfig::from_model(files[0])?;
     for (k, other) in files.iter().enumerate().skip(1) {
-        let other_cfg = ArchConfig::from_model(other)?;
-        if let Some(what) = arch_difference(&cfg, &other_cfg) {
-            return Err(EngineError::Incompatible {
-                what: format!("file {} differs in {what}", k + 1),
-            });
-        }
+        parallax_model::check_compatible(files[0], other)
+            .map_err(|difference| EngineError::Incompatible { file: k + 1, difference })?;
     }
     let lanes = opts.lanes(files.len())?;
     check(&cfg, input, opts, &lanes)?;
@@ -385,28 +319,38 @@ async fn run_paths<S: ByteSource>(
         out_norms.push(out_norm);
     }
     let vocab = heads[0].n_rows();
-    if let Some(k) =
-        heads.iter().position(|h| h.n_rows() != vocab || h.row_values() != heads[0].row_values())
-    {
-        return Err(EngineError::Incompatible {
-            what: format!(
-                "the output head `{}` is {:?} in the first file, `{}` {:?} in file {}",
-                heads[0].name,
-                heads[0].ne,
-                heads[k].name,
-                heads[k].ne,
-                k + 1
-            ),
-        });
-    }
+    // Two or more files: their weights compared first, tensor by tensor (read again in row
+    // chunks: a full pass over every file, counted in the progress).
+    let diff_bytes: u64 = if files.len() > 1 {
+        files.iter().flat_map(|f| f.tensors()).map(|t| t.n_bytes).sum()
+    } else {
+        0
+    };
     let mut progress = Progress {
-        phase: Phase::Embedding,
+        phase: if files.len() > 1 { Phase::Weights } else { Phase::Embedding },
         layers_done: 0,
         n_layers: cfg.n_layers,
         bytes_read,
-        bytes_total,
+        bytes_total: bytes_total + diff_bytes,
     };
     on_progress(&progress);
+    let weights = if files.len() > 1 {
+        let start = progress.bytes_read;
+        let weights = crate::weights_diff(
+            files,
+            |done, total| {
+                progress.bytes_read = start + diff_bytes * done as u64 / total.max(1) as u64;
+                on_progress(&progress);
+            },
+            cancel,
+        )?;
+        progress.bytes_read = start + diff_bytes;
+        progress.phase = Phase::Embedding;
+        on_progress(&progress);
+        weights
+    } else {
+        Vec::new()
+    };
 
     let mut embedded = Vec::with_capacity(files.len());
     for loader in &loaders {
@@ -566,6 +510,7 @@ async fn run_paths<S: ByteSource>(
         final_norm,
         logits: logits_rec,
         per_token_logits,
+        weights,
     };
     let report = assemble::report(files, &cfg, input, opts, &lanes, vocab, probes, execution);
     Ok((report, last_logits))

@@ -67,6 +67,10 @@ pub struct Report {
     /// Every file of a run over two or more (absent for one): which paths read it, its types.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileInfo>,
+    /// A run over two or more files: every tensor of the first against its counterparts,
+    /// dequantized (absent for one file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<TensorDiff>,
     pub prompt: Prompt,
     /// Path ids in run order; the first is the reference.
     pub paths: Vec<String>,
@@ -231,6 +235,15 @@ pub struct GpuRecord {
 }
 
 impl Report {
+    /// Whether the run's files hold bit-identical weights after dequantization: every tensor of
+    /// every file equal to the first file's. `None` for a report without a weights comparison.
+    pub fn weights_identical(&self) -> Option<bool> {
+        if self.weights.is_empty() {
+            return None;
+        }
+        Some(self.weights.iter().all(|t| t.compares.iter().all(|c| c.identical)))
+    }
+
     pub fn to_json(&self) -> String {
         // Serializing plain data with string keys cannot fail.
         serde_json::to_string_pretty(self).expect("report serializes")

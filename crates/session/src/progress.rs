@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub enum Step {
     /// Hashing the model file (sha256) before the run.
     Hash,
+    /// Comparing the weights of a run's files, tensor by tensor.
+    Weights,
     /// Reading the prompt's embedding rows.
     Embedding,
     /// Streaming the layers.
@@ -25,6 +27,7 @@ impl Step {
     pub fn name(self) -> &'static str {
         match self {
             Step::Hash => "sha256",
+            Step::Weights => "weights",
             Step::Embedding => "embedding",
             Step::Layers => "layers",
             Step::OutputHead => "output head",
@@ -47,6 +50,7 @@ impl From<&Progress> for ProgressUpdate {
     fn from(p: &Progress) -> Self {
         ProgressUpdate {
             step: match p.phase {
+                Phase::Weights => Step::Weights,
                 Phase::Embedding => Step::Embedding,
                 Phase::Layer => Step::Layers,
                 Phase::OutputHead => Step::OutputHead,

@@ -604,7 +604,10 @@ mod tests {
         };
         let r = RunRequest::from_form(&form, 3 << 29).unwrap();
         assert_eq!(r.paths, ["f32", "q8", "gpu"]);
-        assert_eq!((r.against.as_slice(), r.reference.as_deref()), (&["https://example.org/b.gguf".to_string()][..], None));
+        assert_eq!(
+            (r.against.as_slice(), r.reference.as_deref()),
+            (&["https://example.org/b.gguf".to_string()][..], None)
+        );
         assert_eq!(r.faults, ["q4k-scales@1:ffn_gate", "drop-bias@0"]);
         assert_eq!(
             (r.max_tokens, r.memory_budget_bytes, r.sha256),

@@ -423,11 +423,8 @@ impl<'a> Parser<'a> {
                     };
                     let band = self.band()?;
                     // kl(reference, path) reads as KL(P_ref ‖ P_path); the others take (path, reference).
-                    let (path, reference) = if metric.reference_first() {
-                        (b.path, a.path)
-                    } else {
-                        (a.path, b.path)
-                    };
+                    let (path, reference) =
+                        if metric.reference_first() { (b.path, a.path) } else { (a.path, b.path) };
                     return Ok(Check::Logits { metric, path, reference, band });
                 }
                 let Some(metric) = Metric::parse(&name) else {

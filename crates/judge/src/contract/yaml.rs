@@ -89,7 +89,15 @@ impl Contract {
                 })?),
             };
             let measured = t.measured.unwrap_or(false);
-            tests.push(ContractTest { id, rule, prediction, check, explained_by, measured, requires });
+            tests.push(ContractTest {
+                id,
+                rule,
+                prediction,
+                check,
+                explained_by,
+                measured,
+                requires,
+            });
         }
         for t in &tests {
             for e in &t.explained_by {
