@@ -393,6 +393,8 @@ mod app {
             hash: checked(document, "hash"),
             max_tokens: value(document, "max-tokens"),
             memory_budget: value(document, "memory-budget"),
+            // One file until the page has its "Compare with…" slot.
+            ..FormValues::default()
         }
     }
 
