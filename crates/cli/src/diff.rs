@@ -3,6 +3,7 @@
 //! the table worst first on stdout, the diff as JSON on request.
 
 use std::collections::BTreeMap;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
@@ -90,8 +91,17 @@ pub fn diff(args: &DiffArgs) -> Result<(), String> {
     }
 
     let files: Vec<DiffFile> = models.iter().map(diff_file).collect();
-    print_files(&files, &weights);
-    print_table(&weights, models.len());
+    let mut out = std::io::stdout().lock();
+    match print_files(&mut out, &files, &weights)
+        .and_then(|_| print_table(&mut out, &weights, models.len()))
+    {
+        // `parallax diff … | head` closes the pipe early: not an error, and the JSON is still
+        // written.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(format!("cannot write to stdout: {e}"))
+        }
+        _ => {}
+    }
     if let Some(path) = &args.json {
         let report = WeightsReport::new(files, weights);
         std::fs::write(path, report.to_json() + "\n")
@@ -115,29 +125,30 @@ fn diff_file<S: ByteSource>(model: &Model<S>) -> DiffFile {
 
 /// One line per file: its letter, name, format, size, type histogram and its types as
 /// llama-quantize would be asked for them.
-fn print_files(files: &[DiffFile], weights: &[TensorDiff]) {
+fn print_files(out: &mut impl Write, files: &[DiffFile], weights: &[TensorDiff]) -> io::Result<()> {
     for (k, f) in files.iter().enumerate() {
         let mut types: Vec<(&String, &u64)> = f.types.iter().collect();
         types.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         let types: Vec<String> = types.iter().map(|(ty, n)| format!("{ty} ×{n}")).collect();
-        println!(
+        writeln!(
+            out,
             "{}  {}  ({}, {})  {}",
             letter(k),
             f.name,
             f.format,
             human_bytes(f.bytes),
             types.join(", ")
-        );
+        )?;
         let recipe = type_recipe(weights, k);
         if recipe.len() > 1 {
-            println!("   as llama-quantize types: {}", recipe.join(" "));
+            writeln!(out, "   as llama-quantize types: {}", recipe.join(" "))?;
         }
     }
-    println!();
+    writeln!(out)
 }
 
 /// Comparisons worst first (by rel_l2; an infinite one first), the identical ones counted.
-fn print_table(weights: &[TensorDiff], n_files: usize) {
+fn print_table(out: &mut impl Write, weights: &[TensorDiff], n_files: usize) -> io::Result<()> {
     let mut rows: Vec<(&TensorDiff, &WeightCompare)> = weights
         .iter()
         .flat_map(|w| w.compares.iter().map(move |c| (w, c)))
@@ -147,27 +158,34 @@ fn print_table(weights: &[TensorDiff], n_files: usize) {
     let worst = |c: &WeightCompare| c.rel_l2.unwrap_or(f64::INFINITY);
     rows.sort_by(|a, b| worst(b.1).total_cmp(&worst(a.1)));
     let name_width = rows.iter().map(|(w, _)| w.name.len()).max().unwrap_or(0).max(6);
+    // "Q4_K → Q8_0": the type in A, then in the file compared.
+    let types = |w: &TensorDiff, k: usize| {
+        let ty = |i: usize| w.files.get(i).map_or("?", |f| f.ty.as_str());
+        format!("{} → {}", ty(0), ty(k))
+    };
+    let types_width =
+        rows.iter().map(|(w, c)| types(w, c.file as usize - 1).chars().count()).max().unwrap_or(0);
     if !rows.is_empty() {
-        println!(
-            "{:<name_width$}  {:>4}  {:<7} {:<7} {:>10} {:>8} {:>10} {:>10}",
-            "tensor", "file", "type A", "type", "rel_l2", "SQNR dB", "max |Δ|", "cosine"
-        );
+        writeln!(
+            out,
+            "{:<name_width$}  {:>4}  {:<types_width$}  {:>10} {:>8} {:>10} {:>10}",
+            "tensor", "file", "types", "rel_l2", "SQNR dB", "max |Δ|", "cosine"
+        )?;
     }
     let number = |v: Option<f64>, write: fn(f64) -> String| v.map_or("—".to_string(), write);
     for (w, c) in &rows {
         let k = c.file as usize - 1;
-        let ty = |i: usize| w.files.get(i).map_or("?", |f| f.ty.as_str());
-        println!(
-            "{:<name_width$}  {:>4}  {:<7} {:<7} {:>10} {:>8} {:>10} {:>10}",
+        writeln!(
+            out,
+            "{:<name_width$}  {:>4}  {:<types_width$}  {:>10} {:>8} {:>10} {:>10}",
             w.name,
             letter(k),
-            ty(0),
-            ty(k),
+            types(w, k),
             c.rel_l2.map_or("∞".to_string(), |v| format!("{v:.3e}")),
             number(c.sqnr_db, |v| format!("{v:.2}")),
             number(c.max_abs, |v| format!("{v:.3e}")),
             number(c.cosine, |v| format!("{v:.7}")),
-        );
+        )?;
     }
     for k in 1..n_files {
         let identical = weights
@@ -176,9 +194,11 @@ fn print_table(weights: &[TensorDiff], n_files: usize) {
             .count();
         let against = if n_files > 2 { format!(" in {}", letter(k)) } else { String::new() };
         let all = if identical == weights.len() { "all " } else { "" };
-        println!(
+        writeln!(
+            out,
             "{all}{identical} tensor{} identical{against}",
             if identical == 1 { "" } else { "s" }
-        );
+        )?;
     }
+    Ok(())
 }

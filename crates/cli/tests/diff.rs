@@ -160,8 +160,9 @@ fn a_requantized_copy_differs_by_a_small_finite_amount_worst_first() {
         .take_while(|l| !l.contains("identical"))
         .collect();
     assert!(!table.is_empty(), "{out}");
+    assert!(table.iter().all(|l| l.contains(" → Q8_0 ")), "{out}");
     let rels: Vec<f64> =
-        table.iter().map(|l| l.split_whitespace().nth(4).unwrap().parse().unwrap()).collect();
+        table.iter().map(|l| l.split_whitespace().nth(5).unwrap().parse().unwrap()).collect();
     assert!(rels.windows(2).all(|p| p[0] >= p[1]), "{out}");
     let identical = weights.iter().filter(|w| w["compares"][0]["identical"] == true).count();
     assert!(out.contains(&format!("\n{identical} tensors identical\n")), "{out}");
@@ -224,5 +225,25 @@ fn a_malformed_second_file_ends_in_a_sentence_not_a_panic() {
     let o = parallax(&["diff", "-m", demo().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--against"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error_and_the_json_is_still_written() {
+    let dir = scratch("pipe");
+    let json = dir.join("diff.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .args(["diff", "-m", demo().to_str().unwrap(), "--against", demo().to_str().unwrap()])
+        .args(["-q", "--json", json.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -0`: the reading end closes before the table is written.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert!(json.is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }

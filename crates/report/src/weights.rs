@@ -50,7 +50,7 @@ pub struct WeightCompare {
     pub sqnr_db: Option<f64>,
     /// The largest |b − a|; `None` when a value is not finite.
     pub max_abs: Option<f64>,
-    /// a·b / (‖a‖ ‖b‖); `None` when a or b is zero everywhere.
+    /// a·b / (‖a‖ ‖b‖), held to [−1, 1] against rounding; `None` when a or b is zero everywhere.
     pub cosine: Option<f64>,
     /// Every value bit-equal as f32.
     pub identical: bool,
