@@ -358,6 +358,72 @@ fn print_table(r: &Report) {
                 }
                 println!("{line}");
             }
+            if let Some(p) = &c.positions {
+                println!(
+                    "over all {} positions: KLD mean {} ± {}, median {}, p99 {}, max {} nats (reverse mean {}); same top-1 {:.1} % ({}/{}); RMS Δp {:.4}{}",
+                    p.n,
+                    sci(p.kld.mean),
+                    p.kld.stderr.map_or("—".into(), sci),
+                    sci(p.kld.median),
+                    sci(p.kld.p99),
+                    sci(p.kld.max),
+                    sci(p.kld_reverse.mean),
+                    100.0 * p.same_top1,
+                    p.same_top1_count,
+                    p.n,
+                    p.dp_rms,
+                    p.ppl_ratio.map_or(String::new(), |r| format!(
+                        "; perplexity of the prompt {} vs {reference} {} (×{r:.4})",
+                        fmt(p.ppl_path, 3),
+                        fmt(p.ppl_reference, 3)
+                    ))
+                );
+            }
         }
+        let file_of = |id: &str| parallax_engine::Lane::parse(id).map(|l| l.file);
+        if file_of(other) != file_of(reference) {
+            print_local_ranking(r, other);
+        }
+    }
+    if !r.weights.is_empty() {
+        let identical = r.weights.iter().filter(|t| t.compares.iter().all(|c| c.identical)).count();
+        println!();
+        println!(
+            "weights: {identical} of {} tensors identical after dequantization",
+            r.weights.len()
+        );
+    }
+}
+
+/// A small number as `1.23e-4`, a larger one with four decimals.
+fn sci(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        format!("{v:.2e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// Where the other file's own tensors differ most: each matmul fed the reference's input
+/// (`local`), so what accumulated before it is not counted — the tensors a quantization hurts.
+fn print_local_ranking(r: &Report, lane: &str) {
+    const MATMULS: [&str; 7] = ["q", "k", "v", "attn_proj", "ffn_gate", "ffn_up", "ffn_down"];
+    let mut ranked: Vec<(f64, u32, &str)> = r
+        .layers
+        .iter()
+        .flat_map(|l| {
+            MATMULS.iter().filter_map(move |s| {
+                let rel = l.sites.get(*s)?.local.get(lane)?.rel_l2?;
+                Some((rel, l.index, *s))
+            })
+        })
+        .collect();
+    if ranked.is_empty() {
+        return;
+    }
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    println!("{lane}: tensors by their own error (each fed the reference's input), worst first");
+    for (rel, layer, site) in ranked.iter().take(10) {
+        println!("  layer {layer:>3} {site:<10} rel-L2 {rel:.5}");
     }
 }

@@ -260,4 +260,58 @@ mod tests {
             "Parallax's own contract measures every test it states"
         );
     }
+
+    /// The files contract: paths with a file (`file2` maps to `q8@2`), the identical-weights
+    /// tests and the measured ones.
+    #[test]
+    fn the_files_contract() {
+        let c = files_contract();
+        let mut text = String::new();
+        for t in &c.tests {
+            let tags = match (t.requires, t.measured) {
+                (Some(Requirement::IdenticalWeights), _) => " [identical weights]",
+                (None, true) => " [measured]",
+                (None, false) => "",
+            };
+            text.push_str(&format!("{}: {}{tags}\n", t.id, t.check));
+        }
+        expect![[r#"
+            PARALLAX-FILES-001: count(file1) == count(file2) at attn_norm, q, k, v, attn_out, attn_proj, attn_post_norm, resid_attn, ffn_norm, ffn_gate, ffn_up, ffn_silu, ffn_swigl, ffn_down, ffn_post_norm, resid_ffn, every layer
+            PARALLAX-FILES-002: nonfinite(file2) at attn_norm, q, k, v, attn_out, attn_proj, attn_post_norm, resid_attn, ffn_norm, ffn_gate, ffn_up, ffn_silu, ffn_swigl, ffn_down, ffn_post_norm, resid_ffn, every layer == 0
+            PARALLAX-FILES-003: nonfinite(file2) at logits, outside the layers == 0
+            PARALLAX-FILES-004: max_abs(file2, file1) at embed, outside the layers == 0 [identical weights]
+            PARALLAX-FILES-005: max_abs(file2, file1) at attn_norm, q, k, v, attn_out, attn_proj, attn_post_norm, resid_attn, ffn_norm, ffn_gate, ffn_up, ffn_silu, ffn_swigl, ffn_down, ffn_post_norm, resid_ffn, every layer == 0 [identical weights]
+            PARALLAX-FILES-006: max_abs(file2, file1) at final_norm, outside the layers == 0 [identical weights]
+            PARALLAX-FILES-007: kld_mean(file2, file1) on the logits == 0 [identical weights]
+            PARALLAX-FILES-008: kld_mean(file2, file1) on the logits ≥ 0 [measured]
+            PARALLAX-FILES-009: kld_p99(file2, file1) on the logits ≥ 0 [measured]
+            PARALLAX-FILES-010: same_top1(file2, file1) on the logits ≥ 0 [measured]
+        "#]].assert_eq(&text);
+        assert_eq!(file_paths("f32"), ("f32".into(), "f32@2".into()));
+        assert_eq!(file_paths("q8@2"), ("q8@2".into(), "q8".into()));
+    }
+
+    #[test]
+    fn paths_may_name_a_file_and_tests_may_require_identical_weights() {
+        let yaml = |extra: &str, prediction: &str| {
+            format!("falsification_tests:\n- id: T\n  rule: r\n{extra}  prediction: |\n    {prediction}\n")
+        };
+        let c = Contract::from_yaml_str(&yaml(
+            "  requires: identical_weights\n  measured: true\n",
+            "kld_mean(q8.logits, q8@2.logits) ≤ 0.01",
+        ))
+        .unwrap();
+        assert_eq!(c.tests[0].requires, Some(Requirement::IdenticalWeights));
+        assert!(c.tests[0].measured);
+        assert_eq!(c.tests[0].check.to_string(), "kld_mean(q8@2, q8) on the logits ≤ 0.01");
+        let err = Contract::from_yaml_str(&yaml(
+            "  requires: same_vibes\n",
+            "kl(f32.logits, q8.logits) ≤ 1",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "T: `requires: same_vibes` is not a requirement Parallax knows (identical_weights)"
+        );
+    }
 }
