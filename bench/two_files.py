@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""A run over two files against the two one-file runs it replaces, measured in one go.
+
+`parallax run -m A --against B` steps both files through the layers in lockstep (one layer of
+each in memory) and first compares their weights tensor by tensor. Its baseline is what a user
+would otherwise do: `parallax run -m A` and `parallax run -m B`, one after the other. Wall time
+is the median of --repeat runs of each; peak RSS comes from wait4() (ru_maxrss) of each child:
+resident pages of the process only (the page cache holding the files is not counted).
+
+Pairs (in the model cache, $PARALLAX_MODELS or ~/.cache/parallax/models):
+  - the shared 0.5B Q4_K_M against gguf-py's F32 rewrite of it (identical weights; `./dev`
+    makes it),
+  - the 0.5B Q4_K_M against the ladder's Q8_0 (llama.cpp's quantizer; `./dev ladder` makes
+    it), when present.
+
+Usage: python3 bench/two_files.py --parallax target/release/parallax [--threads 1] [--repeat 3]
+Writes bench/results/two_files.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TOKENS = "3838,374,220,17,10,17,30"
+BASE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+OTHERS = ["qwen2.5-0.5b-ladder-F32.gguf", "qwen2.5-0.5b-ladder-Q8_0.gguf"]
+
+
+def run(cmd: list[str]) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):  # 1 = a contract failed: a verdict, not a crash
+        raise SystemExit(f"{' '.join(cmd)} exited with {code}:\n{err.decode(errors='replace')[-2000:]}")
+    return time.perf_counter() - t0, ru.ru_maxrss * 1024
+
+
+def measure(cmd: list[str], repeat: int) -> dict:
+    runs = [run(cmd) for _ in range(repeat)]
+    return {
+        "seconds": statistics.median(r[0] for r in runs),
+        "seconds_all": [round(r[0], 3) for r in runs],
+        "peak_rss_bytes": max(r[1] for r in runs),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parallax", required=True)
+    ap.add_argument("--threads", default="1")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "two_files.json"))
+    args = ap.parse_args()
+    models = Path(os.environ.get("PARALLAX_MODELS", Path.home() / ".cache/parallax/models"))
+    base = models / BASE
+    if not base.is_file():
+        sys.exit(f"{base} is missing: run ../shared/models/fetch.sh (or ./dev test)")
+    common = ["--tokens", TOKENS, "--no-hash", "-q", "--threads", args.threads]
+    results = []
+    for name in OTHERS:
+        other = models / name
+        if not other.is_file():
+            print(f"skipping {name}: not in {models}", file=sys.stderr)
+            continue
+        one_a = measure([args.parallax, "run", "-m", str(base), *common], args.repeat)
+        one_b = measure([args.parallax, "run", "-m", str(other), *common], args.repeat)
+        two = measure([args.parallax, "run", "-m", str(base), "--against", str(other), *common], args.repeat)
+        two_only = measure(
+            [args.parallax, "run", "-m", str(base), "--against", str(other), "--paths", "q8", *common],
+            args.repeat,
+        )
+        row = {
+            "a": BASE,
+            "b": name,
+            "bytes_a": base.stat().st_size,
+            "bytes_b": other.stat().st_size,
+            "one_file_a": one_a,
+            "one_file_b": one_b,
+            "two_files": two,
+            "two_files_q8_only": two_only,
+            "time_ratio_vs_two_runs": two["seconds"] / (one_a["seconds"] + one_b["seconds"]),
+            "rss_ratio_vs_larger_file": two["peak_rss_bytes"]
+            / max(one_a["peak_rss_bytes"], one_b["peak_rss_bytes"]),
+        }
+        results.append(row)
+        print(
+            f"{BASE} against {name}: two-file run {two['seconds']:.2f} s "
+            f"(q8 only {two_only['seconds']:.2f} s) vs one-file runs {one_a['seconds']:.2f} + "
+            f"{one_b['seconds']:.2f} s = ×{row['time_ratio_vs_two_runs']:.2f}; peak RSS "
+            f"{two['peak_rss_bytes'] >> 20} MiB = ×{row['rss_ratio_vs_larger_file']:.2f} the larger "
+            f"file's one-file run"
+        )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo"], capture_output=True, text=True).stdout
+    out.write_text(json.dumps({"threads": args.threads, "tokens": TOKENS, "cpu": cpu.strip(), "pairs": results}, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
