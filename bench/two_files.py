@@ -13,6 +13,9 @@ Pairs (in the model cache, $PARALLAX_MODELS or ~/.cache/parallax/models):
   - the 0.5B Q4_K_M against the ladder's Q8_0 (llama.cpp's quantizer; `./dev ladder` makes
     it), when present.
 
+The two-file run also reads every file once more for its weights diff (`weights`): on the
+0.5B against its 2.4 GB F32 rewrite that pass is most of the extra time.
+
 Usage: python3 bench/two_files.py --parallax target/release/parallax [--threads 1] [--repeat 3]
 Writes bench/results/two_files.json.
 """
@@ -33,7 +36,7 @@ BASE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 OTHERS = ["qwen2.5-0.5b-ladder-F32.gguf", "qwen2.5-0.5b-ladder-Q8_0.gguf"]
 
 
-def run(cmd: list[str]) -> tuple[float, int]:
+def run(cmd: list[str]) -> tuple[float, int, float]:
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = p.stderr.read()
@@ -41,7 +44,7 @@ def run(cmd: list[str]) -> tuple[float, int]:
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 1):  # 1 = a contract failed: a verdict, not a crash
         raise SystemExit(f"{' '.join(cmd)} exited with {code}:\n{err.decode(errors='replace')[-2000:]}")
-    return time.perf_counter() - t0, ru.ru_maxrss * 1024
+    return time.perf_counter() - t0, ru.ru_maxrss * 1024, ru.ru_utime + ru.ru_stime
 
 
 def measure(cmd: list[str], repeat: int) -> dict:
@@ -50,6 +53,8 @@ def measure(cmd: list[str], repeat: int) -> dict:
         "seconds": statistics.median(r[0] for r in runs),
         "seconds_all": [round(r[0], 3) for r in runs],
         "peak_rss_bytes": max(r[1] for r in runs),
+        # CPU seconds (user + system): what a busy machine's wall time hides.
+        "cpu_seconds": statistics.median(r[2] for r in runs),
     }
 
 
@@ -88,6 +93,7 @@ def main() -> None:
             "two_files": two,
             "two_files_q8_only": two_only,
             "time_ratio_vs_two_runs": two["seconds"] / (one_a["seconds"] + one_b["seconds"]),
+            "cpu_ratio_vs_two_runs": two["cpu_seconds"] / (one_a["cpu_seconds"] + one_b["cpu_seconds"]),
             "rss_ratio_vs_larger_file": two["peak_rss_bytes"]
             / max(one_a["peak_rss_bytes"], one_b["peak_rss_bytes"]),
         }
@@ -95,7 +101,9 @@ def main() -> None:
         print(
             f"{BASE} against {name}: two-file run {two['seconds']:.2f} s "
             f"(q8 only {two_only['seconds']:.2f} s) vs one-file runs {one_a['seconds']:.2f} + "
-            f"{one_b['seconds']:.2f} s = ×{row['time_ratio_vs_two_runs']:.2f}; peak RSS "
+            f"{one_b['seconds']:.2f} s = ×{row['time_ratio_vs_two_runs']:.2f} (CPU "
+            f"{two['cpu_seconds']:.2f} s vs {one_a['cpu_seconds']:.2f} + {one_b['cpu_seconds']:.2f} s = "
+            f"×{row['cpu_ratio_vs_two_runs']:.2f}); peak RSS "
             f"{two['peak_rss_bytes'] >> 20} MiB = ×{row['rss_ratio_vs_larger_file']:.2f} the larger "
             f"file's one-file run"
         )
