@@ -247,3 +247,78 @@ fn a_reader_that_stops_early_is_not_an_error_and_the_json_is_still_written() {
     assert!(json.is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `parallax run --against`: the same files as a run. Different weights: the files contract shows
+/// the KL divergence as MEASURED (no band is known), applies no identical-weights test, and the
+/// run passes; the terminal names the tensors the copy's quantization hurts most.
+#[test]
+fn a_run_against_a_requantized_copy_measures_its_kld_and_ranks_its_tensors() {
+    let dir = scratch("run-against");
+    let (copy, json) = (dir.join("q8.gguf"), dir.join("r.json"));
+    requantized_demo(&copy);
+    let o = parallax(&[
+        "run",
+        "-m",
+        demo().to_str().unwrap(),
+        "--against",
+        copy.to_str().unwrap(),
+        "--tokens",
+        "1,2,3,4,5",
+        "--no-hash",
+        "-q",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}\n{out}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(r["paths"], serde_json::json!(["f32", "q8", "f32@2", "q8@2"]));
+    assert_eq!(r["files"][1]["paths"], serde_json::json!(["f32@2", "q8@2"]));
+    assert!(r["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["compares"][0]["identical"] == false));
+    let kld = &r["logits"]["compare"]["f32@2"]["positions"]["kld"];
+    assert!(kld["mean"].as_f64().unwrap() > 0.0, "{kld}");
+    assert_eq!(r["per_token"]["logits"]["f32@2"].as_array().unwrap().len(), 5);
+    let test = |id: &str| {
+        r["verdicts"]["contracts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["tests"].as_array().unwrap())
+            .find(|t| t["id"] == id)
+            .unwrap_or_else(|| panic!("{id}"))
+            .clone()
+    };
+    assert_eq!(test("PARALLAX-FILES-008")["outcome"], "measured");
+    assert_eq!(test("PARALLAX-FILES-005")["outcome"], "not_measurable");
+    assert!(out.contains("PARALLAX-FILES-008"), "{out}");
+    assert!(out.contains("f32@2: tensors by their own error"), "{out}");
+    assert!(out.contains("over all 5 positions: KLD mean"), "{out}");
+}
+
+/// `parallax run --against` another network: exit 2 and the first difference, before a layer.
+#[test]
+fn a_run_against_another_network_is_refused_with_the_difference() {
+    let tiny = shared_dir().join("fixtures/apr/tiny-qwen2.gguf");
+    let o = parallax(&[
+        "run",
+        "-m",
+        demo().to_str().unwrap(),
+        "--against",
+        tiny.to_str().unwrap(),
+        "--tokens",
+        "1,2,3",
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("cannot be compared with"), "{err}");
+    assert!(
+        err.contains("the files differ in the layer count (block_count): 3 in A, 2 in B"),
+        "{err}"
+    );
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+}
