@@ -113,7 +113,7 @@ pub fn compare_positions(
     vocab: usize,
     next: &[u32],
 ) -> Option<(PositionsSummary, Vec<TokenLogits>)> {
-    if vocab == 0 || reference.len() != path.len() || reference.len() % vocab != 0 {
+    if vocab == 0 || reference.len() != path.len() || !reference.len().is_multiple_of(vocab) {
         return None;
     }
     let rows = reference.len() / vocab;
