@@ -2,7 +2,8 @@
 // the page (dist/) as its origin, headless Chromium launched as this machine allows, and a page
 // that records uncaught errors. Each test file adds its own routes (models, misbehaving servers).
 import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
+import { readFile, open } from 'node:fs/promises';
+import assert from 'node:assert/strict';
 import { join, extname, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -52,4 +53,39 @@ export async function openPage(browser, url) {
   page.on('pageerror', (e) => errors.push(String(e)));
   if (url !== undefined) await page.goto(url);
   return { page, errors };
+}
+
+/// Answer `req` with `file` as a model server must: 206 with Content-Range for a single
+/// `bytes=a-b` Range, 200 with the length alone otherwise, an ETag either way; 404 when the
+/// file is missing.
+export async function serveRange(req, res, file) {
+  const handle = await open(file).catch(() => null);
+  if (!handle) { res.writeHead(404); res.end('no such file'); return; }
+  try {
+    const { size, mtimeMs } = await handle.stat();
+    const etag = `"${size}-${Math.floor(mtimeMs)}"`;
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    if (!m) { res.writeHead(200, { 'content-length': size, 'accept-ranges': 'bytes', etag }); res.end(); return; }
+    const start = Number(m[1]); const end = Math.min(Number(m[2]), size - 1);
+    const buf = Buffer.alloc(end - start + 1);
+    await handle.read(buf, 0, buf.length, start);
+    res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${size}`, 'accept-ranges': 'bytes', etag,
+      'content-type': 'application/octet-stream' });
+    res.end(buf);
+  } finally { await handle.close(); }
+}
+
+/// The page's report JSON against the native CLI's: identical bytes once the two facts about where
+/// it ran are set aside — the files' names (a URL or a chosen file's name in the page, a path
+/// natively; every `file_name`, the run's files included) and the execution note naming the
+/// kernels' instruction set (simd128, avx2). On a mismatch, name the first differing line.
+export function assertSameReport(webText, nativeText, what) {
+  // (The CLI ends its file with a newline; the page's download does not.)
+  const norm = (t) => t.replace(/\n$/, '').replace(/^(\s*"file_name": ).*$/gm, '$1"…",').replace(/^(\s*)"kernels: [a-z0-9_]+",$/m, '$1"kernels: …",');
+  const [a, b] = [norm(webText), norm(nativeText)];
+  if (a === b) return;
+  const [la, lb] = [a.split('\n'), b.split('\n')];
+  const first = la.findIndex((line, k) => line !== lb[k]);
+  const i = first >= 0 ? first : Math.min(la.length, lb.length); // one is a prefix of the other
+  assert.fail(`${what}: the page's report differs from the native one at line ${i + 1}:\n  page:   ${la[i]}\n  native: ${lb[i]}`);
 }

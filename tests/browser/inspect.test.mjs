@@ -3,11 +3,11 @@
 // Run by `./dev test` after `trunk build`; needs /usr/bin/chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, mkdtemp, writeFile, mkdir, open } from 'node:fs/promises';
+import { readFile, mkdtemp, writeFile, mkdir } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { root, dist, shared, models, launchChromium, serveDist, openPage as openAt } from './harness.mjs';
+import { root, dist, shared, models, launchChromium, serveDist, openPage as openAt, assertSameReport, serveRange } from './harness.mjs';
 
 let server, browser, base;
 const qwenFile = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
@@ -17,22 +17,8 @@ const LONG_TASK_LIMIT_MS = 50;
 
 // dist/ as the page's origin, plus /models/ from the shared model cache with Range support
 // (what a user's model server must do).
-async function serveModel(req, res, name) {
-  const file = join(models, name.replace(/[\/\\]/g, ''));
-  const handle = await open(file).catch(() => null);
-  if (!handle) { res.writeHead(404); res.end('no such model'); return; }
-  try {
-    const { size, mtimeMs } = await handle.stat();
-    const etag = `"${size}-${Math.floor(mtimeMs)}"`;
-    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
-    if (!m) { res.writeHead(200, { 'content-length': size, 'accept-ranges': 'bytes', etag }); res.end(); return; }
-    const start = Number(m[1]); const end = Math.min(Number(m[2]), size - 1);
-    const buf = Buffer.alloc(end - start + 1);
-    await handle.read(buf, 0, buf.length, start);
-    res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${size}`, 'accept-ranges': 'bytes', etag,
-      'content-type': 'application/octet-stream' });
-    res.end(buf);
-  } finally { await handle.close(); }
+function serveModel(req, res, name) {
+  return serveRange(req, res, join(models, name.replace(/[\/\\]/g, '')));
 }
 
 before(async () => {
@@ -146,21 +132,6 @@ test('the bundled demo runs offline and passes; the faulty demo fails at the inj
   await page.screenshot({ path: join(root, 'target', 'screenshots', 'demo-fault.png'), fullPage: false });
   assert.deepEqual(errors, []);
 });
-
-/// The page's report JSON against the native CLI's: identical bytes once the two facts about where
-/// it ran are set aside — the file's name (a URL in the page, a path natively) and the execution
-/// note naming the kernels' instruction set (simd128, avx2). On a mismatch, name the first
-/// differing line.
-function assertSameReport(webText, nativeText, what) {
-  // (The CLI ends its file with a newline; the page's download does not.)
-  const norm = (t) => t.replace(/\n$/, '').replace(/^(\s*"file_name": ).*$/m, '$1"…",').replace(/^(\s*)"kernels: [a-z0-9_]+",$/m, '$1"kernels: …",');
-  const [a, b] = [norm(webText), norm(nativeText)];
-  if (a === b) return;
-  const [la, lb] = [a.split('\n'), b.split('\n')];
-  const first = la.findIndex((line, k) => line !== lb[k]);
-  const i = first >= 0 ? first : Math.min(la.length, lb.length); // one is a prefix of the other
-  assert.fail(`${what}: the page's report differs from the native one at line ${i + 1}:\n  page:   ${la[i]}\n  native: ${lb[i]}`);
-}
 
 test('the demo model gives a byte-identical report in the page and natively', async () => {
   const bin = process.env.PARALLAX_BIN;

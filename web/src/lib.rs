@@ -33,9 +33,19 @@ pub use parallax_session::{RunRequest, DEFAULT_MAX_TOKENS};
 pub const DEFAULT_MEMORY_BUDGET: u64 = 3 << 29;
 
 /// Run settings a link may carry in its query (`?scope=last&mode=replay&inject=…`): the page
-/// applies them to the run the link opens, checked like the form's own values.
-pub const LINK_SETTINGS: [&str; 8] =
-    ["prompt", "tokens", "paths", "scope", "mode", "inject", "max_tokens", "memory_budget"];
+/// applies them to the run the link opens, checked like the form's own values. (`model` and
+/// `against` name the files, which the page opens as soon as it loads.)
+pub const LINK_SETTINGS: [&str; 9] = [
+    "prompt",
+    "tokens",
+    "paths",
+    "scope",
+    "mode",
+    "inject",
+    "max_tokens",
+    "memory_budget",
+    "reference",
+];
 
 /// Put a link's settings over the form's values (unknown keys are ignored; a bad value is
 /// refused later with the same sentence as a bad form value or CLI argument).
@@ -50,6 +60,7 @@ pub fn apply_link_settings(form: &mut parallax_session::FormValues, link: &[(Str
             "inject" => &mut form.faults,
             "max_tokens" => &mut form.max_tokens,
             "memory_budget" => &mut form.memory_budget,
+            "reference" => &mut form.reference,
             _ => continue,
         };
         *field = value.clone();
@@ -57,6 +68,49 @@ pub fn apply_link_settings(form: &mut parallax_session::FormValues, link: &[(Str
             form.prompt.clear();
         }
     }
+}
+
+/// The link to a Hugging Face file itself (`https://huggingface.co/OWNER/REPO/resolve/REV/FILE`)
+/// for the link to its page (`…/blob/REV/FILE`), which serves HTML, not the model; `None` for
+/// any other URL, which is used as it is. Datasets' and Spaces' files too; the query is kept.
+pub fn hugging_face_file_link(url: &str) -> Option<String> {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("https") && !scheme.eq_ignore_ascii_case("http") {
+        return None;
+    }
+    let (host, path) = rest.split_once('/')?;
+    if !["huggingface.co", "www.huggingface.co", "hf.co"]
+        .iter()
+        .any(|h| host.eq_ignore_ascii_case(h))
+    {
+        return None;
+    }
+    // A fragment names a place on the page; the file has none.
+    let path = path.split_once('#').map_or(path, |(p, _)| p);
+    let mut segments: Vec<&str> = path.split('/').collect();
+    // OWNER/REPO/blob/REV/FILE…, or datasets|spaces/OWNER/REPO/blob/REV/FILE…
+    let at = if matches!(segments.first(), Some(&("datasets" | "spaces"))) { 3 } else { 2 };
+    if segments.len() < at + 3 || segments[at] != "blob" || segments[..at].contains(&"") {
+        return None;
+    }
+    segments[at] = "resolve";
+    Some(format!("https://{host}/{}", segments.join("/")))
+}
+
+/// The lane ids the form's reference field may name: each path the form asks for on each file
+/// (`f32, q8, f32@2, q8@2`), unknown paths left out (the run refuses them with their sentence).
+pub fn lane_ids(form: &parallax_session::FormValues) -> Vec<String> {
+    use parallax_engine::{Lane, PathKind};
+    let mut paths: Vec<PathKind> = Vec::new();
+    let named = form.paths.split(',').map(str::trim).chain(form.gpu.then_some("gpu"));
+    for path in named.filter_map(PathKind::parse) {
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
+    let n_files = if form.against.trim().is_empty() { 1 } else { 2 };
+    (0..n_files).flat_map(|file| paths.iter().map(move |&path| Lane { path, file }.id())).collect()
 }
 
 /// A refusal as the page shows it: the CLI's sentence, capitalised and ended with a full stop.
@@ -506,6 +560,51 @@ mod tests {
         let (retry, msg) = judge_status(200, 206, "OK").unwrap_err();
         assert!(!retry && msg.contains("stopped honouring Range"), "{msg}");
         assert!(!judge_status(416, 206, "").unwrap_err().0);
+    }
+
+    #[test]
+    fn hugging_face_page_links_become_file_links() {
+        let page = "https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF/blob/main/qwen2.5-0.5b-instruct-q4_k_m.gguf";
+        assert_eq!(
+            hugging_face_file_link(page).as_deref(),
+            Some("https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/qwen2.5-0.5b-instruct-q4_k_m.gguf")
+        );
+        // A revision, a folder, a query and a fragment; datasets; the short host.
+        assert_eq!(
+            hugging_face_file_link(" https://hf.co/o/r/blob/3f2a/sub/dir/m.gguf?download=true#L1 ")
+                .as_deref(),
+            Some("https://hf.co/o/r/resolve/3f2a/sub/dir/m.gguf?download=true")
+        );
+        assert_eq!(
+            hugging_face_file_link("https://huggingface.co/datasets/o/r/blob/main/m.gguf")
+                .as_deref(),
+            Some("https://huggingface.co/datasets/o/r/resolve/main/m.gguf")
+        );
+        // Already a file link, another host, a repository page, a malformed path: as they are.
+        for url in [
+            "https://huggingface.co/o/r/resolve/main/m.gguf",
+            "https://example.com/o/r/blob/main/m.gguf",
+            "https://huggingface.co/o/r",
+            "https://huggingface.co/o/r/blob/main",
+            "https://huggingface.co//r/blob/main/m.gguf",
+            "ftp://huggingface.co/o/r/blob/main/m.gguf",
+            "/models/m.gguf",
+        ] {
+            assert_eq!(hugging_face_file_link(url), None, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_reference_field_lists_every_path_on_every_file() {
+        use parallax_session::FormValues;
+        let mut form = FormValues { paths: "f32,q8".into(), ..Default::default() };
+        assert_eq!(lane_ids(&form), ["f32", "q8"]);
+        form.against = "other.gguf".into();
+        form.gpu = true;
+        assert_eq!(lane_ids(&form), ["f32", "q8", "gpu", "f32@2", "q8@2", "gpu@2"]);
+        form.paths = "q8, bogus, q8".into();
+        form.gpu = false;
+        assert_eq!(lane_ids(&form), ["q8", "q8@2"]);
     }
 
     #[test]

@@ -162,12 +162,19 @@ fn test() -> Result {
         .arg(root().join("www/demo/parallax-demo-qwen2.gguf"))
         .arg(&hostile)
         .stdout(std::process::Stdio::null()))?;
+    // The two-file test's second file: the demo with every matrix re-quantized to Q8_0.
+    let requantized = target_dir().join("parallax-demo-requantized-q8_0.gguf");
+    run(cargo()
+        .args(["run", "-q", "-p", "parallax-demo-model", "--bin", "make-requantized-model", "--"])
+        .arg(root().join("www/demo/parallax-demo-qwen2.gguf"))
+        .arg(&requantized))?;
     // The page's reports are compared with the CLI's (built by cargo test above).
     run(Command::new("node")
         .args(["--test", "--test-concurrency=1"])
         .current_dir(root().join("tests/browser"))
         .env("PARALLAX_BIN", target_dir().join("debug/parallax"))
-        .env("PARALLAX_HOSTILE_MODEL", &hostile))?;
+        .env("PARALLAX_HOSTILE_MODEL", &hostile)
+        .env("PARALLAX_REQUANTIZED_MODEL", &requantized))?;
     step("fuzz smoke (every target briefly; cargo xtask fuzz TARGET SECONDS for longer)");
     fuzz_smoke(&std::env::var("FUZZ_SMOKE_SECONDS").unwrap_or_else(|_| "20".into()))?;
     eprintln!("all tests passed in {:.0} s", started.elapsed().as_secs_f64());

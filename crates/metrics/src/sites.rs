@@ -35,6 +35,9 @@ pub struct SiteDef {
     /// The output of a weight matmul: the sites replay mode re-runs on the reference's input
     /// and fault injection can corrupt.
     pub matmul: bool,
+    /// A matmul site's weight, as its GGUF name within a layer (`attn_q` for
+    /// `blk.N.attn_q.weight`): what ties a site's error to a tensor's type in the report.
+    pub tensor: Option<&'static str>,
     /// Layer sites are charted per layer; global sites are not.
     pub colour: Option<Colour>,
 }
@@ -46,6 +49,7 @@ const fn global(name: &'static str, label: &'static str) -> SiteDef {
         scope: Scope::Global,
         post_norm_only: false,
         matmul: false,
+        tensor: None,
         colour: None,
     }
 }
@@ -62,12 +66,13 @@ const fn layer(
         scope: Scope::Layer,
         post_norm_only: false,
         matmul: false,
+        tensor: None,
         colour: Some(Colour { light, dark }),
     }
 }
 
-const fn matmul(site: SiteDef) -> SiteDef {
-    SiteDef { matmul: true, ..site }
+const fn matmul(tensor: &'static str, site: SiteDef) -> SiteDef {
+    SiteDef { matmul: true, tensor: Some(tensor), ..site }
 }
 
 const fn post_norm(site: SiteDef) -> SiteDef {
@@ -79,19 +84,19 @@ const fn post_norm(site: SiteDef) -> SiteDef {
 pub static SITES: [SiteDef; 19] = [
     global("embed", "token embeddings"),
     layer("attn_norm", "attention input norm", "#4e79a7", "#7aa6d6"),
-    matmul(layer("q", "query projection", "#f28e2b", "#ffad5c")),
-    matmul(layer("k", "key projection", "#e15759", "#ff8a8c")),
-    matmul(layer("v", "value projection", "#76b7b2", "#9fdcd6")),
+    matmul("attn_q", layer("q", "query projection", "#f28e2b", "#ffad5c")),
+    matmul("attn_k", layer("k", "key projection", "#e15759", "#ff8a8c")),
+    matmul("attn_v", layer("v", "value projection", "#76b7b2", "#9fdcd6")),
     layer("attn_out", "attention output (heads merged)", "#59a14f", "#86cf7b"),
-    matmul(layer("attn_proj", "attention output projection", "#edc948", "#ffe27a")),
+    matmul("attn_output", layer("attn_proj", "attention output projection", "#edc948", "#ffe27a")),
     post_norm(layer("attn_post_norm", "norm after attention", "#b07aa1", "#d4a3c9")),
     layer("resid_attn", "residual after attention", "#ff9da7", "#ffc2ca"),
     layer("ffn_norm", "FFN input norm", "#9c755f", "#c9a189"),
-    matmul(layer("ffn_gate", "FFN gate projection", "#1f77b4", "#5fa8e8")),
-    matmul(layer("ffn_up", "FFN up projection", "#17becf", "#5fe0ef")),
+    matmul("ffn_gate", layer("ffn_gate", "FFN gate projection", "#1f77b4", "#5fa8e8")),
+    matmul("ffn_up", layer("ffn_up", "FFN up projection", "#17becf", "#5fe0ef")),
     layer("ffn_silu", "activation of the gate", "#bcbd22", "#e0e15a"),
     layer("ffn_swigl", "activated gate × up", "#d62728", "#ff6b6b"),
-    matmul(layer("ffn_down", "FFN down projection", "#8c564b", "#c08a7d")),
+    matmul("ffn_down", layer("ffn_down", "FFN down projection", "#8c564b", "#c08a7d")),
     post_norm(layer("ffn_post_norm", "norm after the FFN", "#7f7f7f", "#b0b0b0")),
     layer("resid_ffn", "residual after the FFN", "#2ca02c", "#6fd36f"),
     global("final_norm", "final norm"),
@@ -164,6 +169,12 @@ pub fn is_matmul(name: &str) -> bool {
     site(name).is_some_and(|s| s.matmul)
 }
 
+/// The GGUF name of the weight whose matmul gives site `name` in layer `layer`
+/// (`blk.3.ffn_down.weight`); `None` for a site that is no weight matmul.
+pub fn tensor_name(name: &str, layer: u32) -> Option<String> {
+    site(name)?.tensor.map(|t| format!("blk.{layer}.{t}.weight"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +222,9 @@ mod tests {
         let mm: Vec<&str> = SITES.iter().filter(|s| s.matmul).map(|s| s.name).collect();
         assert_eq!(mm, ["q", "k", "v", "attn_proj", "ffn_gate", "ffn_up", "ffn_down"]);
         assert!(is_matmul("ffn_down") && !is_matmul("ffn_swigl") && !is_matmul("nope"));
+        // Every matmul site names its weight, and no other site does.
+        assert!(SITES.iter().all(|s| s.matmul == s.tensor.is_some()));
+        assert_eq!(tensor_name("attn_proj", 3).as_deref(), Some("blk.3.attn_output.weight"));
+        assert_eq!(tensor_name("ffn_swigl", 3), None);
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod hostile;
 pub mod quant;
+pub mod requantize;
 
 use std::collections::HashSet;
 use std::fmt;

@@ -35,6 +35,8 @@ mod app {
         pending: Option<js_sys::Array>,
         /// What the worker reads: a local file or a URL.
         target: Option<Target>,
+        /// The "Compare with…" slot: a second file every path runs on too.
+        against: Option<Target>,
         running: bool,
         /// The model's "opened" sentence may still take the status line: nothing since the file
         /// was chosen has written there. A run started (or refused) before the worker's summary
@@ -56,6 +58,23 @@ mod app {
         Url(String),
     }
 
+    impl Target {
+        /// How the run request and the page name it: the file's name, or the URL.
+        fn name(&self) -> String {
+            match self {
+                Target::File(f) => f.name(),
+                Target::Url(u) => u.clone(),
+            }
+        }
+
+        fn to_js(&self) -> JsValue {
+            match self {
+                Target::File(f) => f.into(),
+                Target::Url(u) => JsValue::from_str(u),
+            }
+        }
+    }
+
     pub fn start() -> Result<(), JsValue> {
         let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
         let state: Shared = Rc::new(RefCell::new(State {
@@ -64,6 +83,7 @@ mod app {
             ready: false,
             pending: None,
             target: None,
+            against: None,
             running: false,
             announce_open: false,
             started_ms: 0.0,
@@ -117,6 +137,11 @@ mod app {
                 choose_url(&state, &value(&document2, "url"))
             })?;
         }
+        attach_compare_slot(&state)?;
+        for (id, event) in [("paths", "change"), ("gpu", "change")] {
+            let state = state.clone();
+            on(&by_id(&document, id)?, event, move |_| show_lanes(&state))?;
+        }
         // `#r=…`: a permalink; show its report without any model.
         if let Some(hash) = web_sys::window().and_then(|w| w.location().hash().ok()) {
             if let Some(payload) =
@@ -149,20 +174,20 @@ mod app {
                 });
             })?;
         }
-        // `?model=<url>`: open that model right away (a shareable "look at this model" link).
-        if let Some(model) = web_sys::window()
+        // `?model=<url>&against=<url2>`: open that model right away, with the file to compare
+        // it with (a shareable "look at this model" link).
+        let params = web_sys::window()
             .and_then(|w| w.location().search().ok())
-            .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
-            .and_then(|p| p.get("model"))
-        {
-            if let Some(i) = document
-                .get_element_by_id("url")
-                .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
-            {
-                i.set_value(&model);
-            }
+            .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok());
+        if let Some(against) = params.as_ref().and_then(|p| p.get("against")) {
+            set_value(&document, "against-url", &against);
+            choose_against_url(&state, &against);
+        }
+        if let Some(model) = params.as_ref().and_then(|p| p.get("model")) {
+            set_value(&document, "url", &model);
             choose_url(&state, &model);
         }
+        show_lanes(&state);
         for (id, fault) in [("demo", ""), ("demo-fault", DEMO_FAULT)] {
             let state = state.clone();
             on(&by_id(&document, id)?, "click", move |_| run_demo(&state, fault))?;
@@ -200,14 +225,13 @@ mod app {
                     )
                 }
             };
-            for (id, value) in [("tokens", ""), ("prompt", "What is 2+2?"), ("faults", fault)] {
-                if let Some(i) = document
-                    .get_element_by_id(id)
-                    .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
-                {
-                    i.set_value(value);
-                }
+            for (id, value) in
+                [("tokens", ""), ("prompt", "What is 2+2?"), ("faults", fault), ("reference", "")]
+            {
+                set_value(&document, id, value);
             }
+            // The demo is one file: a second one chosen before would not be the same network.
+            set_against(&state, None);
             choose_file(&state, file);
             start_run(&state);
         });
@@ -263,21 +287,26 @@ mod app {
         onmessage.forget();
     }
 
+    /// Post `request` to the worker as [request JSON, model, HTTP policy JSON, compared file]
+    /// (the compared file only with a run that names it).
     fn post(state: &Shared, request: &Request) {
-        let target = state.borrow().target.clone();
+        let (target, against) = {
+            let s = state.borrow();
+            (s.target.clone(), s.against.clone())
+        };
         let job = js_sys::Array::new();
         job.push(&JsValue::from_str(&serde_json::to_string(request).unwrap_or_default()));
         match (request.needs_model(), target) {
             (false, _) => job.push(&JsValue::NULL),
-            (true, Some(Target::File(file))) => job.push(&file),
-            (true, Some(Target::Url(url))) => {
-                job.push(&JsValue::from_str(&url));
-                job.push(&JsValue::from_str(
-                    &serde_json::to_string(&http_policy()).unwrap_or_default(),
-                ))
-            }
+            (true, Some(target)) => job.push(&target.to_js()),
             (true, None) => return,
         };
+        job.push(&JsValue::from_str(&serde_json::to_string(&http_policy()).unwrap_or_default()));
+        if let (Request::Run(run), Some(against)) = (request, against) {
+            if !run.against.is_empty() {
+                job.push(&against.to_js());
+            }
+        }
         let mut s = state.borrow_mut();
         if s.ready {
             let _ = s.worker.post_message(&job);
@@ -322,23 +351,165 @@ mod app {
         post(state, &Request::Inspect);
     }
 
-    /// Open a model by URL (resolved against the page, so relative paths work).
-    fn choose_url(state: &Shared, url: &str) {
+    /// A URL as typed, resolved against the page (so relative paths work), a Hugging Face page
+    /// link turned into its file's link; the error is the sentence to show.
+    fn resolve_url(url: &str, what: &str) -> Result<(String, bool), String> {
         let url = url.trim();
         if url.is_empty() {
-            return set_status(&state.borrow().document, "Give the model's URL.", true);
+            return Err(format!("Give the {what}'s URL."));
         }
+        let (url, rewritten) = match parallax_web::hugging_face_file_link(url) {
+            Some(file) => (file, true),
+            None => (url.to_string(), false),
+        };
         let base = web_sys::window().and_then(|w| w.location().href().ok()).unwrap_or_default();
-        match web_sys::Url::new_with_base(url, &base) {
+        match web_sys::Url::new_with_base(&url, &base) {
             Ok(u) if u.protocol() == "http:" || u.protocol() == "https:" => {
-                let href = u.href();
-                choose(state, Target::Url(href.clone()), &href)
+                Ok((u.href(), rewritten))
             }
-            _ => set_status(
-                &state.borrow().document,
-                &format!("`{url}` is not an http(s) URL."),
-                true,
-            ),
+            _ => Err(format!("`{url}` is not an http(s) URL.")),
+        }
+    }
+
+    /// What the page says when it used a Hugging Face file link for the page link given.
+    const HUGGING_FACE_NOTE: &str =
+        " (the Hugging Face page link was turned into the link to its file: /blob/ became /resolve/)";
+
+    /// Open a model by URL.
+    fn choose_url(state: &Shared, url: &str) {
+        match resolve_url(url, "model") {
+            Ok((href, rewritten)) => {
+                let name =
+                    if rewritten { format!("{href}{HUGGING_FACE_NOTE}") } else { href.clone() };
+                choose(state, Target::Url(href), &name)
+            }
+            Err(sentence) => set_status(&state.borrow().document, &sentence, true),
+        }
+    }
+
+    /// The "Compare with…" slot: a file chosen or dropped there, a URL, and its Remove button.
+    fn attach_compare_slot(state: &Shared) -> Result<(), JsValue> {
+        let document = state.borrow().document.clone();
+        let input: HtmlInputElement = by_id(&document, "against-file")?.dyn_into()?;
+        {
+            let state = state.clone();
+            let input2 = input.clone();
+            on(&input, "change", move |_| {
+                if let Some(file) = input2.files().and_then(|f| f.get(0)) {
+                    set_against(&state, Some(Target::File(file)));
+                }
+            })?;
+        }
+        let zone = by_id(&document, "compare")?;
+        for (event, over) in [("dragover", true), ("dragenter", true), ("dragleave", false)] {
+            let zone2 = zone.clone();
+            on(&zone, event, move |e| {
+                e.prevent_default();
+                let _ = zone2.class_list().toggle_with_force("over", over);
+            })?;
+        }
+        {
+            let state = state.clone();
+            let zone2 = zone.clone();
+            on(&zone, "drop", move |e| {
+                e.prevent_default();
+                let _ = zone2.class_list().remove_1("over");
+                let drag: Option<&web_sys::DragEvent> = e.dyn_ref();
+                if let Some(file) = drag
+                    .and_then(|d| d.data_transfer())
+                    .and_then(|d| d.files())
+                    .and_then(|f| f.get(0))
+                {
+                    set_against(&state, Some(Target::File(file)));
+                }
+            })?;
+        }
+        {
+            let state = state.clone();
+            let document2 = document.clone();
+            on(&by_id(&document, "open-against")?, "click", move |_| {
+                choose_against_url(&state, &value(&document2, "against-url"))
+            })?;
+        }
+        {
+            let state = state.clone();
+            on(&by_id(&document, "clear-against")?, "click", move |_| set_against(&state, None))?;
+        }
+        Ok(())
+    }
+
+    fn choose_against_url(state: &Shared, url: &str) {
+        match resolve_url(url, "second file") {
+            Ok((href, rewritten)) => {
+                set_against(state, Some(Target::Url(href.clone())));
+                if rewritten {
+                    if let Some(e) = state.borrow().document.get_element_by_id("against-name") {
+                        e.set_text_content(Some(&format!(
+                            "Compared with {href}{HUGGING_FACE_NOTE}."
+                        )));
+                    }
+                }
+            }
+            Err(sentence) => set_status(&state.borrow().document, &sentence, true),
+        }
+    }
+
+    /// Put a file in the "Compare with…" slot (or empty it). The worker opens it, and checks it
+    /// is the same network, when a run starts.
+    fn set_against(state: &Shared, against: Option<Target>) {
+        {
+            let mut s = state.borrow_mut();
+            if s.running {
+                return;
+            }
+            let text = match &against {
+                Some(t) => format!("Compared with {}.", t.name()),
+                None => "No second file: the run reads one file.".to_string(),
+            };
+            if let Some(e) = s.document.get_element_by_id("against-name") {
+                e.set_text_content(Some(&text));
+                let _ = e.class_list().toggle_with_force("set", against.is_some());
+            }
+            set_hidden(&s.document, "clear-against", against.is_none());
+            if against.is_none() {
+                set_value(&s.document, "against-file", "");
+            }
+            s.against = against;
+        }
+        show_lanes(state);
+    }
+
+    /// List the ids the reference field may name for the paths and files chosen now.
+    fn show_lanes(state: &Shared) {
+        let s = state.borrow();
+        let lanes = parallax_web::lane_ids(&form_values(&s));
+        if let Some(list) = s.document.get_element_by_id("lanes") {
+            list.set_text_content(None);
+            for lane in &lanes {
+                if let Ok(option) = s.document.create_element("option") {
+                    let _ = option.set_attribute("value", lane);
+                    let _ = list.append_child(&option);
+                }
+            }
+        }
+        if let Some(hint) = s.document.get_element_by_id("lane-list") {
+            hint.set_text_content(Some(&format!("one of {}", lanes.join(", "))));
+        }
+        if let (Some(first), Some(field)) = (
+            lanes.first(),
+            s.document
+                .get_element_by_id("reference")
+                .and_then(|e| e.dyn_into::<HtmlInputElement>().ok()),
+        ) {
+            field.set_placeholder(first);
+        }
+    }
+
+    fn set_value(document: &Document, id: &str, value: &str) {
+        if let Some(i) =
+            document.get_element_by_id(id).and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
+        {
+            i.set_value(value);
         }
     }
 
@@ -379,9 +550,11 @@ mod app {
             .is_some_and(|i| i.checked())
     }
 
-    /// The form's fields as they stand; the DOM code only moves values, `parallax_session`
-    /// parses and checks them (the CLI's checks, with its sentences).
-    fn form_values(document: &Document) -> FormValues {
+    /// The form's fields as they stand, and the file in the "Compare with…" slot; the DOM code
+    /// only moves values, `parallax_session` parses and checks them (the CLI's checks, with its
+    /// sentences).
+    fn form_values(state: &State) -> FormValues {
+        let document = &state.document;
         FormValues {
             prompt: value(document, "prompt"),
             tokens: value(document, "tokens"),
@@ -393,8 +566,8 @@ mod app {
             hash: checked(document, "hash"),
             max_tokens: value(document, "max-tokens"),
             memory_budget: value(document, "memory-budget"),
-            // One file until the page has its "Compare with…" slot.
-            ..FormValues::default()
+            against: state.against.as_ref().map(Target::name).unwrap_or_default(),
+            reference: value(document, "reference"),
         }
     }
 
@@ -404,7 +577,7 @@ mod app {
         if state.borrow().target.is_none() {
             return set_status(&document, "Choose a model file first.", true);
         }
-        let mut form = form_values(&document);
+        let mut form = form_values(&state.borrow());
         let link = std::mem::take(&mut state.borrow_mut().link_settings);
         parallax_web::apply_link_settings(&mut form, &link);
         let checked = RunRequest::from_form(&form, parallax_web::DEFAULT_MEMORY_BUDGET)

@@ -1,5 +1,6 @@
-//! The Web Worker: receives a request and a `File` from the page, reads the file in slices and
-//! answers with the model summary or a full parity report. Heavy work lives here so the page
+//! The Web Worker: receives a request and a `File` or URL from the page (and a second one to
+//! compare it with), reads the files in slices and answers with the model summary or a full
+//! parity report. Heavy work lives here so the page
 //! never blocks; cancelling a run terminates this worker.
 
 #[cfg(target_arch = "wasm32")]
@@ -14,7 +15,8 @@ fn main() {
     let onmessage =
         Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
             let post = &post_for_handler;
-            // The page posts [request JSON, File] or [request JSON, URL].
+            // The page posts [request JSON, model, HTTP policy JSON, compared file]: the model
+            // and the compared file (a run over two files only) each a File or a URL.
             let data: js_sys::Array = match event.data().dyn_into() {
                 Ok(a) => a,
                 Err(_) => {
@@ -24,21 +26,19 @@ fn main() {
                 }
             };
             let request = data.get(0).as_string().and_then(|t| serde_json::from_str(&t).ok());
-            let target = data.get(1);
-            let result = match (request, target.as_string(), target.dyn_into::<web_sys::File>()) {
-                (Some(parallax_web::Request::Show { permalink, json }), _, _) => {
+            // A URL comes with the page's patience for its server.
+            let policy = data
+                .get(2)
+                .as_string()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+            let result = match (request, job::Target::of(data.get(1))) {
+                (Some(parallax_web::Request::Show { permalink, json }), _) => {
                     job::show(permalink, json, post)
                 }
-                (Some(request), Some(url), _) => {
-                    // A URL comes with the page's patience for its server (third element).
-                    let policy = data
-                        .get(2)
-                        .as_string()
-                        .and_then(|t| serde_json::from_str(&t).ok())
-                        .unwrap_or_default();
-                    job::handle_url(request, &url, policy, post)
+                (Some(request), Some(model)) => {
+                    job::handle(request, model, job::Target::of(data.get(3)), policy, post)
                 }
-                (Some(request), None, Ok(file)) => job::handle_file(request, file, post),
                 _ => Err("the worker received a malformed request".into()),
             };
             if let Err(message) = result {
@@ -124,22 +124,36 @@ mod job {
             .unwrap_or(0)
     }
 
-    pub fn handle_file(
-        request: Request,
-        file: web_sys::File,
-        post: &dyn Fn(&WorkerMessage),
-    ) -> Result<(), String> {
-        handle(request, FileSliceSource::new(file)?, post)
+    /// A file the page hands over: one the user chose or dropped, or a URL.
+    pub enum Target {
+        File(web_sys::File),
+        Url(String),
     }
 
-    pub fn handle_url(
-        request: Request,
-        url: &str,
+    impl Target {
+        /// The File or URL string in a posted message's slot; `None` for an empty slot.
+        pub fn of(value: wasm_bindgen::JsValue) -> Option<Target> {
+            use wasm_bindgen::JsCast;
+            match value.as_string() {
+                Some(url) => Some(Target::Url(url)),
+                None => value.dyn_into::<web_sys::File>().ok().map(Target::File),
+            }
+        }
+    }
+
+    /// The source the engine reads a target through: the File in slices, or the URL — with
+    /// every shard of a split GGUF — by Range requests (a warning when the server ignores them).
+    fn open(
+        target: Target,
         policy: parallax_web::HttpPolicy,
         post: &dyn Fn(&WorkerMessage),
-    ) -> Result<(), String> {
+    ) -> Result<Box<dyn ByteSource>, String> {
+        let url = match target {
+            Target::File(file) => return Ok(Box::new(FileSliceSource::new(file)?)),
+            Target::Url(url) => url,
+        };
         // A shard of a split GGUF brings its siblings, named as it is, beside it.
-        let urls = shard_urls(url);
+        let urls = shard_urls(&url);
         let mut parts = Vec::with_capacity(urls.len());
         for url in &urls {
             let source = HttpRangeSource::open_with(url, policy)?;
@@ -153,8 +167,7 @@ mod job {
             }
             parts.push(source);
         }
-        let source = parallax_source::Shards::new(parts).ok_or("internal: no URL")?;
-        handle(request, source, post)
+        Ok(Box::new(parallax_source::Shards::new(parts).ok_or("internal: no URL")?))
     }
 
     /// `url`, or the URLs of every shard of the split GGUF whose shard it names (the last path
@@ -180,16 +193,22 @@ mod job {
     /// run's memory budget (the budget's field says so).
     const READ_AHEAD_WINDOW: u64 = 32 << 20;
 
-    fn handle<S: ByteSource + 'static>(
+    /// A model source as the engine reads it: behind a read-ahead window.
+    type PageSource = parallax_source::ReadAhead<Box<dyn ByteSource>>;
+
+    pub fn handle(
         request: Request,
-        source: S,
+        model: Target,
+        against: Option<Target>,
+        policy: parallax_web::HttpPolicy,
         post: &dyn Fn(&WorkerMessage),
     ) -> Result<(), String> {
         let budget = match &request {
             Request::Run(r) => r.memory_budget_bytes.unwrap_or(parallax_web::DEFAULT_MEMORY_BUDGET),
             _ => parallax_web::DEFAULT_MEMORY_BUDGET,
         };
-        let source = parallax_source::ReadAhead::new(source, READ_AHEAD_WINDOW.min(budget / 4));
+        let window = READ_AHEAD_WINDOW.min(budget / 4);
+        let source = parallax_source::ReadAhead::new(open(model, policy, post)?, window);
         let name = source.name();
         let model = Model::open(&source).map_err(|e| format!("{name}: {e}"))?;
         match request {
@@ -202,6 +221,29 @@ mod job {
                 // Everything the request says is checked before any weight is read: the same
                 // checks, and the same sentences, as the CLI's.
                 let spec = RunSpec::from_request(&r).map_err(|e| e.to_string())?;
+                let other_sources = match (against, r.against.first()) {
+                    (None, None) => Vec::new(),
+                    (Some(t), Some(_)) => {
+                        vec![parallax_source::ReadAhead::new(open(t, policy, post)?, window)]
+                    }
+                    (None, Some(named)) => {
+                        return Err(format!(
+                            "the run compares with {named}, but the page sent no second file; open it again under Compare with…"
+                        ))
+                    }
+                    (Some(_), None) => {
+                        return Err("internal: a second file came without its name in the run request".into())
+                    }
+                };
+                // Files that are not one network are refused before a layer is read, naming
+                // the first difference (the CLI's sentence).
+                for other in &other_sources {
+                    let other_model =
+                        Model::open(other).map_err(|e| format!("{}: {e}", other.name()))?;
+                    parallax_model::check_compatible(&model, &other_model).map_err(|e| {
+                        format!("{} cannot be compared with {name}: {e}", other.name())
+                    })?;
+                }
                 // The page's default budget also binds requests that name none.
                 let opts = parallax_engine::RunOptions {
                     memory_budget_bytes: Some(budget),
@@ -210,20 +252,30 @@ mod job {
                 // Tokenize first: a bad prompt is reported before the whole file is hashed.
                 let mut input = spec.input(&model)?;
                 if spec.sha256 {
-                    input.sha256 = Some(parallax_session::sha256(&source, |done, total| {
-                        post(&WorkerMessage::Progress(ProgressUpdate::hashing(done, total)))
-                    })?);
+                    let hash = |source: &PageSource| {
+                        parallax_session::sha256(source, |done, total| {
+                            post(&WorkerMessage::Progress(ProgressUpdate::hashing(done, total)))
+                        })
+                    };
+                    input.sha256 = Some(hash(&source)?);
+                    for other in &other_sources {
+                        input.other_sha256.push(Some(hash(other)?));
+                    }
                 }
                 if opts.paths.contains(&PathKind::Gpu) {
                     // The browser answers GPU work only through its event loop: run as a task
-                    // that awaits it. The source is read synchronously as before.
+                    // that awaits it. The sources are read synchronously as before.
                     drop(model);
                     let post = poster();
                     wasm_bindgen_futures::spawn_local(async move {
                         let result = async {
-                            let model = Model::open(&source)
-                                .map_err(|e| format!("{}: {e}", source.name()))?;
+                            let model = open_model(&source)?;
+                            let others = other_sources
+                                .iter()
+                                .map(open_model)
+                                .collect::<Result<Vec<_>, _>>()?;
                             parallax_engine::Run::new(&model, &input, &opts)
+                                .against(&others)
                                 .progress(|p| post(&progress_message(p)))
                                 .run_async()
                                 .await
@@ -237,7 +289,9 @@ mod job {
                     });
                     return Ok(());
                 }
+                let others = other_sources.iter().map(open_model).collect::<Result<Vec<_>, _>>()?;
                 let report = parallax_engine::Run::new(&model, &input, &opts)
+                    .against(&others)
                     .progress(|p| post(&progress_message(p)))
                     .run()
                     .map_err(|e| e.to_string())?;
@@ -245,6 +299,11 @@ mod job {
                 Ok(())
             }
         }
+    }
+
+    /// The model in `source`, an error naming the source.
+    fn open_model(source: &PageSource) -> Result<Model<&PageSource>, String> {
+        Model::open(source).map_err(|e| format!("{}: {e}", source.name()))
     }
 }
 

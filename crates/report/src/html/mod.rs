@@ -5,9 +5,13 @@
 //! metric switches are checkboxes and radio buttons styled by `report.css`. Output is written
 //! only through `markup::Writer`, which escapes every string it is given, so a hostile name
 //! renders as text. Chart models (scales, ticks, bands, heat levels) are plain data in
-//! `charts.rs`; `svg.rs` draws them; this module lays out the sections.
+//! `charts.rs`; `svg.rs` draws them. What a run over several files adds (weights table,
+//! per-position KLD, tensor ranking, size against KLD) is plain data in `compare.rs`, drawn by
+//! `compare_markup.rs`. This module lays out the sections.
 
 mod charts;
+mod compare;
+mod compare_markup;
 pub(crate) mod markup;
 mod summary;
 mod svg;
@@ -52,8 +56,13 @@ fn fragment(r: &Report) -> Html {
     let mut w = Writer::new();
     w.lit("<div class=\"px-report\">\n");
     header(&mut w, r);
+    compare_markup::files(&mut w, r);
     verdicts(&mut w, r);
     logits(&mut w, r);
+    compare_markup::kld_strips(&mut w, r);
+    compare_markup::tensor_rankings(&mut w, r);
+    compare_markup::weights(&mut w, r);
+    compare_markup::size_chart(&mut w, r);
     for other in r.paths.iter().filter(|p| **p != r.reference) {
         svg::ratio_chart(&mut w, r, other);
         svg::heatmaps(&mut w, r, other);
@@ -116,11 +125,13 @@ fn verdicts(w: &mut Writer, r: &Report) {
     });
     markup!(
         w,
-        "<section class=\"px-verdicts\"><h3>Verdict: {}</h3><p class=\"px-note\">{}{} passed, {} failed, {} refused (unequal or unknown samples), {} not measurable.</p>",
+        "<section class=\"px-verdicts\"><h3>Verdict: {}</h3><p class=\"px-note\">{}{} passed, {} failed, {}{} refused (unequal or unknown samples), {} not measurable.</p>",
         overall,
         if t.explained > 0 { format!("{} explained by the arithmetic (not failures), ", t.explained) } else { String::new() },
         t.pass,
         t.fail,
+        // Only where there is one, so reports judged before the outcome existed read as they did.
+        if t.measured > 0 { format!("{} measured (no band known for them), ", t.measured) } else { String::new() },
         t.refused,
         t.not_measurable
     );
