@@ -406,24 +406,16 @@ fn sci(v: f64) -> String {
 
 /// Where the other file's own tensors differ most: each matmul fed the reference's input
 /// (`local`), so what accumulated before it is not counted — the tensors a quantization hurts.
+/// The same ranking as the HTML report's.
 fn print_local_ranking(r: &Report, lane: &str) {
-    const MATMULS: [&str; 7] = ["q", "k", "v", "attn_proj", "ffn_gate", "ffn_up", "ffn_down"];
-    let mut ranked: Vec<(f64, u32, &str)> = r
-        .layers
-        .iter()
-        .flat_map(|l| {
-            MATMULS.iter().filter_map(move |s| {
-                let rel = l.sites.get(*s)?.local.get(lane)?.rel_l2?;
-                Some((rel, l.index, *s))
-            })
-        })
-        .collect();
-    if ranked.is_empty() {
-        return;
-    }
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let rankings = parallax_report::html::compare::tensor_rankings(r);
+    let Some(ranking) = rankings.iter().find(|k| k.lane == lane) else { return };
     println!("{lane}: tensors by their own error (each fed the reference's input), worst first");
-    for (rel, layer, site) in ranked.iter().take(10) {
-        println!("  layer {layer:>3} {site:<10} rel-L2 {rel:.5}");
+    for s in ranking.sites.iter().take(10) {
+        let types = match (&s.reference_type, &s.lane_type) {
+            (Some(a), Some(b)) => format!("  {a} → {b}"),
+            _ => String::new(),
+        };
+        println!("  layer {:>3} {:<10} rel-L2 {:.5}{types}", s.layer, s.site, s.local_rel_l2);
     }
 }

@@ -10,7 +10,7 @@
 //! `compare_markup.rs`. This module lays out the sections.
 
 mod charts;
-mod compare;
+pub mod compare;
 mod compare_markup;
 pub(crate) mod markup;
 mod summary;
