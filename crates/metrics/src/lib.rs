@@ -445,7 +445,9 @@ pub fn top_k(values: &[f32], k: usize) -> Vec<(u32, f32)> {
     top
 }
 
-fn log_softmax(x: &[f32]) -> Option<Vec<f64>> {
+/// `x − logsumexp(x)` in f64 (libm, so every target gives the same bits); `None` when a value
+/// is not finite.
+pub(crate) fn log_softmax(x: &[f32]) -> Option<Vec<f64>> {
     if x.iter().any(|v| !v.is_finite()) {
         return None;
     }

@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::log_softmax;
+
 /// Upper edges (exclusive; the last inclusive) of the buckets of
 /// [`PositionsSummary::kld_by_top_p`], over the reference's top-token probability.
 pub const TOP_P_EDGES: [f64; 5] = [0.0, 0.5, 0.8, 0.95, 1.0];
@@ -189,15 +191,6 @@ pub fn compare_positions(
         ppl_path,
     };
     Some((summary, per))
-}
-
-fn log_softmax(x: &[f32]) -> Option<Vec<f64>> {
-    if x.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
-    let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-    let lse = max + libm::log(x.iter().map(|&v| libm::exp(v as f64 - max)).sum::<f64>());
-    Some(x.iter().map(|&v| v as f64 - lse).collect())
 }
 
 #[cfg(test)]
