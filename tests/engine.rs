@@ -8,7 +8,7 @@ use parallax_report::{Mode, Report, Scope};
 use parallax_source::FileSource;
 use parallax_tests::{
     model_path, repo_root, GEMMA_270M, QWEN_0_5B, QWEN_AS_LLAMA, QWEN_AS_LLAMA_NOBIAS,
-    QWEN_AS_QWEN3,
+    QWEN_AS_QWEN3, QWEN_DEEP44,
 };
 use serde_json::Value;
 
@@ -234,6 +234,13 @@ fn qwen_as_llama_without_biases_lies_within_llamacpps_own_spread() {
     check_rewrite_within_llamacpp_spread(QWEN_AS_LLAMA_NOBIAS, "qwen2.5-0.5b-as-llama-nobias");
 }
 
+/// The 44-layer self-merge of the 0.5B (its layers 0–23, then 4–23 again): a real-weight model
+/// deeper than 7B-class models, where rounding differences have 44 layers to grow through.
+#[test]
+fn qwen_deep44_lies_within_llamacpps_own_spread() {
+    check_rewrite_within_llamacpp_spread(QWEN_DEEP44, "qwen2.5-0.5b-deep44");
+}
+
 /// The qwen3 rewrite: per-head q/k RMSNorm before NEOX RoPE, no biases.
 #[test]
 fn qwen_as_qwen3_lies_within_llamacpps_own_spread() {
@@ -406,4 +413,26 @@ fn a_layer_over_the_memory_budget_is_refused_before_any_of_it_is_read() {
         ..Default::default()
     };
     Run::new(&model, &input, &opts).run().unwrap();
+}
+
+/// The built-in evaluation text tokenizes to llama.cpp's ids for it, all 304 (the KLD golden's
+/// `sequences.text.tokens`, llama.cpp's `tokenize(text, add_bos=True, special=False)`): a
+/// `--builtin-text` run measures the same positions llama.cpp's KLD does.
+#[test]
+fn the_builtin_text_tokenizes_as_llamacpp_tokenizes_it() {
+    let Some(path) = model_path(QWEN_0_5B) else { return };
+    let model = Model::open(FileSource::open(path).unwrap()).unwrap();
+    let input =
+        RunInput::from_prompt(&model, Some(parallax_engine::BUILTIN_TEXT.to_string()), None)
+            .unwrap();
+    let golden = golden_json("ladder_kld.json");
+    let text = &golden["sequences"]["text"];
+    assert_eq!(
+        text["text_sha256"],
+        parallax_tests::sha256_hex(parallax_engine::BUILTIN_TEXT.as_bytes())
+    );
+    let ids: Vec<u32> =
+        text["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    assert_eq!(ids.len(), 304);
+    assert_eq!(input.tokens, ids);
 }

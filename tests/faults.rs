@@ -12,7 +12,7 @@ use parallax_report::Mode;
 use parallax_source::FileSource;
 use parallax_tests::{
     model_path, GEMMA_270M, QWEN_0_5B, QWEN_AS_LLAMA, QWEN_AS_LLAMA_NOBIAS, QWEN_AS_QWEN3,
-    SYNTHETIC_7B,
+    QWEN_DEEP44, SYNTHETIC_7B,
 };
 
 const TOKENS: [u32; 7] = [3838, 374, 220, 17, 10, 17, 30];
@@ -167,6 +167,30 @@ fn a_deep_honest_run_passes_and_a_deep_fault_is_found_where_it_is() {
     // (Its synthetic Q4_K blocks hold equal scales and mins, and its biases are 0.01, so
     // q4k-scales and drop-bias change next to nothing there; swapped projections do.)
     assert_localized_on(SYNTHETIC_7B, "swap-gate-up@20", 20, "ffn_gate");
+}
+
+/// The deepest real-weight model here: the 0.5B's 24 trained layers, then its layers 4–23 again
+/// (44 layers; tools/golden/make_arch_rewrites.py). Qwen's massive activations at position 0
+/// pass through 40 layers after they form, so every Q8 block that holds them is coarse, as on
+/// the 28-layer Qwen2.5-Coder-1.5B. The honest run passes; faults in the first and
+/// the repeated layers fail at their own layer and site — `q4k-scales@4:ffn_down` is the fault
+/// the fixed bands once placed a layer late on that model.
+#[test]
+fn a_deep_real_model_passes_honestly_and_its_faults_are_found_where_they_are() {
+    let Some(v) = judge_on(QWEN_DEEP44, &[], Mode::Free) else { return };
+    let lines = parallax_report::text::verdict_lines(&v).join("\n");
+    assert!(v.passed(), "{lines}");
+    let t = v.tally();
+    assert_eq!((t.fail, t.refused), (0, 0), "{lines}");
+    for (fault, layer, site) in [
+        ("q4k-scales@4:ffn_down", 4, "ffn_down"),
+        ("q4k-scales@24:ffn_down", 24, "ffn_down"),
+        ("drop-bias@33", 33, "q"),
+        ("swap-gate-up@40", 40, "ffn_gate"),
+        ("scope-mismatch@43:ffn_swigl", 43, "ffn_swigl"),
+    ] {
+        assert_localized_on(QWEN_DEEP44, fault, layer, site);
+    }
 }
 
 /// The 0.5B's weights rewritten as `llama` (with and without q/k/v biases) and `qwen3`

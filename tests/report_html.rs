@@ -5,7 +5,7 @@ use parallax_engine::{Run, RunInput, RunOptions};
 use parallax_model::Model;
 use parallax_report::html::{render_fragment, render_standalone};
 use parallax_source::FileSource;
-use parallax_tests::{model_path, QWEN_0_5B};
+use parallax_tests::{model_path, GEMMA_270M, QWEN_0_5B};
 
 #[test]
 fn standalone_report_has_charts_no_script_and_escapes_hostile_strings() {
@@ -44,6 +44,7 @@ fn standalone_report_has_charts_no_script_and_escapes_hostile_strings() {
     report.model.file_name = evil.into();
     report.prompt.text = Some(evil.into());
     report.prompt.pieces[0] = evil.into();
+    report.token_text.insert(3838, evil.into());
     for html in [render_standalone(&report), render_fragment(&report)] {
         assert!(!html.to_ascii_lowercase().contains("<script"), "hostile text became markup");
         assert!(!html.contains("<img"), "hostile text became markup");
@@ -51,22 +52,72 @@ fn standalone_report_has_charts_no_script_and_escapes_hostile_strings() {
     }
 }
 
+/// A report as both front ends make it with the page's default settings: the prompt the
+/// contracts are written for, paths f32 and q8, judged by the default contracts, stamped.
+fn default_report(model: &std::path::Path, faults: &[&str]) -> parallax_report::Report {
+    use parallax_session::{RunRequest, RunSpec};
+    let spec = RunSpec::from_request(&RunRequest {
+        prompt: Some("What is 2+2?".into()),
+        paths: vec!["f32".into(), "q8".into()],
+        faults: faults.iter().map(|f| f.to_string()).collect(),
+        ..Default::default()
+    })
+    .unwrap();
+    let model = Model::open(FileSource::open(model).unwrap()).unwrap();
+    let input = spec.input(&model).unwrap();
+    let mut report = Run::new(&model, &input, &spec.options()).run().unwrap();
+    spec.stamp(&mut report, 1_748_781_296);
+    spec.judge(&mut report);
+    report
+}
+
+/// The permalink of `report` redraws exactly the view of the full report, and carries its
+/// verdicts as judged, not judged again. Returns the link's length in characters.
+fn assert_permalink_redraws(report: &parallax_report::Report, what: &str) -> usize {
+    use parallax_report::permalink;
+    let link = permalink::encode(report);
+    let back = permalink::decode(&format!("#r={link}")).unwrap();
+    assert!(back == permalink::slim(report), "{what}: the link does not restore the slim report");
+    assert_eq!(back.verdicts, report.verdicts, "{what}: the verdicts travel as judged");
+    let (view, linked) = (render_fragment(report), render_fragment(&back));
+    if view != linked {
+        let at = view.bytes().zip(linked.bytes()).take_while(|(a, b)| a == b).count();
+        let context = |s: &str| {
+            s.get(at.saturating_sub(80)..(at + 80).min(s.len())).unwrap_or("").to_string()
+        };
+        panic!(
+            "{what}: the link draws another view, from byte {at}:\n  report: {}\n  link:   {}",
+            context(&view),
+            context(&linked)
+        );
+    }
+    assert!(linked.contains("computed <time datetime=\"2025-06-01T12:34:56Z\">"), "{what}: dated");
+    link.len()
+}
+
+/// The demo model's reports, healthy and faulty: the link redraws their views (no model needed).
 #[test]
-fn permalink_round_trips_what_the_page_draws() {
+fn a_permalink_of_the_demo_reports_redraws_their_views() {
+    let demo = parallax_tests::repo_root().join("www/demo/parallax-demo-qwen2.gguf");
+    for (what, faults) in [("demo", &[][..]), ("faulty demo", &["q4k-scales@1:ffn_gate"][..])] {
+        let report = default_report(&demo, faults);
+        assert!(report.verdicts.is_some());
+        let chars = assert_permalink_redraws(&report, what);
+        eprintln!("{what}: permalink of {chars} characters");
+    }
+}
+
+/// The 0.5B's report with the page's default settings — 24 layers of 14 sites, 2 paths, the
+/// contracts' prompt — fits a link under 32 KiB (GitHub's issue comments take 65,536
+/// characters; chat and mail clients cut long links), and the link redraws the same view.
+#[test]
+fn the_05b_permalink_is_under_32_kib_and_redraws_the_same_view() {
     let Some(path) = model_path(QWEN_0_5B) else { return };
-    let model = Model::open(FileSource::open(path).unwrap()).unwrap();
-    let input = RunInput { tokens: vec![3838, 374, 220, 17, 10, 17, 30], ..Default::default() };
-    let report = Run::new(&model, &input, &RunOptions::default()).run().unwrap();
-    let link = parallax_report::permalink::encode(&report);
-    assert!(link.len() < 150_000, "permalink payload is {} bytes", link.len());
-    let back = parallax_report::permalink::decode(&format!("#r={link}")).unwrap();
-    assert!(
-        back == parallax_report::permalink::slim(&report),
-        "the permalink does not restore the slim report exactly"
-    );
-    // The view drawn from the link is the view drawn from the full report.
-    assert_eq!(render_fragment(&back), render_fragment(&report));
-    eprintln!("permalink payload: {} bytes for a 24-layer, 7-token report", link.len());
+    let report = default_report(&path, &[]);
+    let chars = assert_permalink_redraws(&report, "0.5B");
+    let full = report.to_json().len();
+    eprintln!("0.5B: permalink of {chars} characters for a report of {full} bytes of JSON");
+    assert!(chars < 32 * 1024, "the 0.5B's permalink is {chars} characters (limit 32768)");
 }
 
 /// The σ-ratio chart shades the bands of the contracts the report was judged by — not a fixed
@@ -108,4 +159,57 @@ fn ratio_chart_draws_the_judging_contracts_bands() {
         "the out-of-band point names its band and test"
     );
     assert_eq!(html.matches("class=\"px-out\"").count(), 1, "only that point is out of band");
+}
+
+/// Tokens read as words: the report carries the text of every token it names, as llama.cpp's
+/// `token_to_piece` renders it (Tokenizer::token_piece, held to llama.cpp elsewhere) for every
+/// id of both vocabularies, and the HTML shows that text — whitespace visible — instead of ids
+/// or vocabulary strings (`Ġis`, `▁is`); predictions carry their probabilities.
+#[test]
+fn tokens_are_shown_as_the_words_they_stand_for() {
+    for (file, prompt, marker) in
+        [(QWEN_0_5B, "What is 2+2?", 'Ġ'), (GEMMA_270M, "What is 2+2?", '▁')]
+    {
+        let Some(path) = model_path(file) else { continue };
+        let model = Model::open(FileSource::open(path).unwrap()).unwrap();
+        let tokenizer = parallax_engine::tokenizer_for(&model).unwrap();
+        let all: Vec<u32> = (0..tokenizer.n_tokens() as u32).collect();
+        let texts = model.token_display_texts(&all).unwrap();
+        let differ: Vec<u32> = all
+            .iter()
+            .zip(&texts)
+            .filter(|(&id, text)| text.as_deref() != Some(&tokenizer.token_piece(id).unwrap()))
+            .map(|(&id, _)| id)
+            .take(5)
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{file}: ids {differ:?} read otherwise than the tokenizer's pieces"
+        );
+
+        let input = RunInput::from_prompt(&model, Some(prompt.into()), None).unwrap();
+        let opts = RunOptions { paths: vec![parallax_engine::PathKind::F32], ..Default::default() };
+        let report = Run::new(&model, &input, &opts).run().unwrap();
+        for id in &input.tokens {
+            assert!(report.token_text.contains_key(id), "{file}: prompt token {id} has no text");
+        }
+        let top = &report.logits.paths["f32"];
+        assert_eq!(top.top_p.len(), top.top.len());
+        assert!(
+            top.top_p.windows(2).all(|w| w[0] >= w[1])
+                && top.top_p.iter().sum::<f64>() <= 1.0 + 1e-9
+        );
+        let html = render_fragment(&report);
+        assert!(!html.contains(marker), "{file}: a vocabulary marker {marker} is shown");
+        assert!(html.contains("“⎵is”"), "{file}: the token \" is\" is not shown as “⎵is”");
+        // Sites are named by the model's activation: Gemma's GELU is not called SiLU.
+        let gelu = report.model.ffn_activation.as_deref() == Some("gelu_tanh");
+        assert_eq!(gelu, file == GEMMA_270M);
+        assert_eq!(html.contains(">ffn_geglu<"), gelu, "{file}: the GeGLU site's label");
+        assert_eq!(html.contains(">ffn_swigl<"), !gelu, "{file}: the SwiGLU site's label");
+        let top1 = top.top[0].0;
+        let shown = format!("title=\"id {top1} · logit ");
+        assert!(html.contains(&shown), "{file}: the top-1's id is not on its hover");
+        eprintln!("{file}: top-1 {:?} at {:.1} %", report.token_text[&top1], 100.0 * top.top_p[0]);
+    }
 }

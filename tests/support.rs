@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 pub use parallax_testkit::{
-    model_path, sha256_hex, GEMMA_270M, QWEN_0_5B, QWEN_0_5B_SPLIT, QWEN_AS_LLAMA,
-    QWEN_AS_LLAMA_NOBIAS, QWEN_AS_QWEN3, QWEN_LADDER_F32, SYNTHETIC_7B,
+    f32s_le, model_path, sha256_hex, unhex, GEMMA_270M, QWEN_0_5B, QWEN_0_5B_SPLIT, QWEN_AS_LLAMA,
+    QWEN_AS_LLAMA_NOBIAS, QWEN_AS_QWEN3, QWEN_DEEP44, QWEN_LADDER_F32, SYNTHETIC_7B,
 };
 
 /// The repository root (for golden files).

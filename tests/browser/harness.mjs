@@ -46,9 +46,10 @@ export async function serveDist(route = async () => false) {
   return { server, base: `http://127.0.0.1:${server.address().port}/` };
 }
 
-/// A new page of `browser` at `url`, with its uncaught errors collected in `errors`.
-export async function openPage(browser, url) {
-  const page = await browser.newPage();
+/// A new page of `browser` at `url` (`options` as Playwright's newPage takes them: a viewport,
+/// a colour scheme), with its uncaught errors collected in `errors`.
+export async function openPage(browser, url, options = {}) {
+  const page = await browser.newPage(options);
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   if (url !== undefined) await page.goto(url);
@@ -75,13 +76,19 @@ export async function serveRange(req, res, file) {
   } finally { await handle.close(); }
 }
 
-/// The page's report JSON against the native CLI's: identical bytes once the two facts about where
-/// it ran are set aside — the files' names (a URL or a chosen file's name in the page, a path
-/// natively; every `file_name`, the run's files included) and the execution note naming the
-/// kernels' instruction set (simd128, avx2). On a mismatch, name the first differing line.
+/// The page's report JSON against the native CLI's: identical bytes once the facts about where
+/// and when it ran are set aside — the files' names (a URL or a chosen file's name in the page, a
+/// path natively; every `file_name`, the run's files included), the execution note naming the
+/// kernels' instruction set (simd128, avx2), and `execution.date`. The date is set aside rather
+/// than pinned because the page dates a report by the browser's clock, which a test cannot pin
+/// without faking the worker's `Date`; both sides must still carry one, in RFC 3339 UTC to the
+/// second. On a mismatch, name the first differing line.
 export function assertSameReport(webText, nativeText, what) {
+  const date = /^(\s*"date": )"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"(,?)$/m;
+  assert.match(webText, date, `${what}: the page's report carries no execution.date`);
+  assert.match(nativeText, date, `${what}: the native report carries no execution.date`);
   // (The CLI ends its file with a newline; the page's download does not.)
-  const norm = (t) => t.replace(/\n$/, '').replace(/^(\s*"file_name": ).*$/gm, '$1"…",').replace(/^(\s*)"kernels: [a-z0-9_]+",$/m, '$1"kernels: …",');
+  const norm = (t) => t.replace(/\n$/, '').replace(/^(\s*"file_name": ).*$/gm, '$1"…",').replace(/^(\s*)"kernels: [a-z0-9_]+",$/m, '$1"kernels: …",').replace(date, '$1"…"$2');
   const [a, b] = [norm(webText), norm(nativeText)];
   if (a === b) return;
   const [la, lb] = [a.split('\n'), b.split('\n')];

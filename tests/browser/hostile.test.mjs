@@ -82,7 +82,8 @@ test('hostile names, tensor names, tokenizer pieces and chat template stay inert
   await page.waitForSelector('#report .px-verdicts', { timeout: 90000 });
   const report = await page.textContent('#report');
   assert.ok(report.includes(NAME), 'the report header shows the name as text');
-  assert.ok(report.includes(PIECE), 'the token pieces are shown as text');
+  // Tokens are shown as the text they stand for, whitespace made visible (a space is ⎵).
+  assert.ok(report.includes(PIECE.replaceAll(' ', '⎵')), 'the token pieces are shown as text');
   await assertInert(page, 'run');
 
   // The standalone HTML report, opened as a page of its own.

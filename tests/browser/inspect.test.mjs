@@ -125,10 +125,16 @@ test('the bundled demo runs offline and passes; the faulty demo fails at the inj
   assert.match(await page.textContent('#report .px-head'), /sha256 2684bb85e633f59e0d7aa4936848476f6abcf3eca960ab78151c74ada7734d52/);
   await page.screenshot({ path: join(root, 'target', 'screenshots', 'demo.png'), fullPage: false });
 
+  // After a run the intake and settings are folded into one line; Edit opens them again.
+  assert.equal(await page.isVisible('#demo-fault'), false, 'the intake is folded after a run');
+  await page.click('#edit-settings');
   await page.click('#demo-fault');
   await page.waitForFunction(() => /Verdict: FAIL/.test(document.querySelector('#report .px-verdicts h3')?.textContent ?? ''), null, { timeout: 60000 });
   const callout = await page.textContent('#report .px-callout');
   assert.match(callout, /First divergence: layer 1 ffn_gate/);
+  // The demo is read as a file: no address opens it, and the page says so instead of a button.
+  assert.equal(await page.isVisible('#copy-link'), false);
+  assert.match(await page.textContent('#run-link-note'), /not opened by URL/);
   await page.screenshot({ path: join(root, 'target', 'screenshots', 'demo-fault.png'), fullPage: false });
   assert.deepEqual(errors, []);
 });
@@ -150,6 +156,9 @@ test('the demo model gives a byte-identical report in the page and natively', as
     } catch (e) {
       if (e.status !== 1) throw e;
     }
+    // After a run the settings are folded into one line; the same file chosen again fires no
+    // change event, so open them as a user would, with Edit.
+    if (await page.isVisible('#edit-settings')) await page.click('#edit-settings');
     await page.setInputFiles('#file', demo);
     await page.waitForSelector('#run:not([disabled])', { timeout: 20000 });
     await page.fill('#tokens', '');
@@ -218,6 +227,18 @@ test('?model=<url> streams the real Qwen2.5-0.5B over Range requests and matches
   // (parallax_quant::order, libm), so the page's report is the native one, byte for byte.
   assertSameReport(webText, nativeText, 'Qwen2.5-0.5B');
   assert.equal(web.verdicts.first_divergence, native.verdicts.first_divergence ?? null);
+
+  // The address bar now opens this run again: the model's URL and the one setting changed (the
+  // token ids, which stand for the prompt), with a button that copies it.
+  const address = new URL(page.url());
+  assert.deepEqual([...address.searchParams.keys()], ['model', 'tokens']);
+  assert.equal(address.searchParams.get('model'), new URL(`/models/${qwenFile}`, base).href);
+  assert.equal(address.searchParams.get('tokens'), tokens);
+  assert.ok(await page.isVisible('#copy-link'));
+  // The 0.5B's permalink fits in 32 KiB (crates' model test: the same view from the link).
+  const link = await page.getAttribute('#permalink', 'href');
+  console.log(`permalink of the 0.5B report: ${link.length} characters`);
+  assert.ok(link.length < 32768, `the 0.5B's permalink is ${link.length} characters (limit 32768)`);
   assert.deepEqual(errors, []);
 });
 
@@ -266,12 +287,20 @@ test('a permalink restores the report without the model, and a saved report open
   await linked.waitForSelector('#report .px-verdicts', { timeout: 20000 });
   assert.equal(await linked.innerHTML('#report'), original, 'the permalink redraws the same view');
   assert.equal(await linked.$('#model table'), null, 'no model was loaded');
+  // A viewer, not the tool: no run form, no intake, no "Done", a way to the tool.
+  assert.equal(await linked.isVisible('#settings'), false, 'the run form is hidden');
+  assert.equal(await linked.isVisible('#source'), false, 'the model intake is hidden');
+  assert.doesNotMatch(await linked.textContent('#status'), /Done/);
+  assert.ok(await linked.isVisible('#viewer-note'));
+  assert.equal(new URL(await linked.getAttribute('#open-tool', 'href')).hash, '');
 
   const fresh = await browser.newPage();
   await fresh.goto(base);
   await fresh.setInputFiles('#report-file', saved);
   await fresh.waitForSelector('#report .px-callout', { timeout: 20000 });
   assert.match(await fresh.textContent('#report .px-callout'), /First divergence: layer 1 ffn_gate/);
+  assert.equal(await fresh.isVisible('#settings'), false, 'a saved report opens in the viewer too');
+  assert.doesNotMatch(await fresh.textContent('#status'), /Done/);
 
   const broken = await browser.newPage();
   await broken.goto(base + '#r=not-a-report');
@@ -289,7 +318,8 @@ test('a contract chosen in the page judges the run; a malformed one is refused w
   await page.setInputFiles('#contract-file', join(shared, 'contracts/apr-vs-gguf-forward-parity-v1.yaml'));
   await page.click('#run');
   await page.waitForSelector('#report .px-verdicts', { timeout: 60000 });
-  const verdicts = await page.textContent('#report .px-verdicts');
+  // The verdict line, then (after the charts) the tables with every test.
+  const verdicts = await page.textContent('#report .px-verdict-tables');
   assert.match(verdicts, /FALSIFY-APR-GGUF-PARITY-001/);
   assert.match(verdicts, /NOT MEASURABLE/);
   assert.doesNotMatch(verdicts, /PARALLAX-PARITY-001/, 'only the chosen contract applies');
@@ -297,6 +327,7 @@ test('a contract chosen in the page judges the run; a malformed one is refused w
   const dir = await mkdtemp(join(tmpdir(), 'parallax-'));
   const bad = join(dir, 'bad.yaml');
   await writeFile(bad, "falsification_tests:\n- id: BAD-7\n  rule: r\n  prediction: 'q8_layer[i].nosuch_stats.std / f32_layer[i].ffn_gate_stats.std ∈ [0.5, 2.0]'\n");
+  await page.click('#edit-settings'); // the settings folded when the run finished
   await page.setInputFiles('#contract-file', bad);
   await page.click('#run');
   await page.waitForFunction(() => /BAD-7/.test(document.querySelector('#status')?.textContent ?? ''), null, { timeout: 20000 });

@@ -44,6 +44,22 @@ async function demoPasses(page) {
   await page.waitForFunction(() => /Verdict: PASS/.test(document.querySelector('#report .px-verdicts h3')?.textContent ?? ''), null, { timeout: 60000 });
 }
 
+test('the built-in text becomes the prompt, the CLI\'s --builtin-text', async () => {
+  const { page, errors } = await openPage();
+  await page.fill('#tokens', '1, 2, 3');
+  // Clicked until the page's handlers (attached once its wasm has loaded) answer.
+  await page.waitForFunction(() => {
+    document.querySelector('#builtin-text').click();
+    return document.querySelector('#prompt').value.startsWith('A mechanical watch');
+  }, null, { timeout: 30000, polling: 200 });
+  const prompt = await page.inputValue('#prompt');
+  assert.ok(prompt.startsWith('A mechanical watch keeps time'), prompt.slice(0, 80));
+  assert.ok(prompt.length > 1000, `${prompt.length} characters`);
+  assert.equal(await page.inputValue('#tokens'), '');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('a prompt over the token limit is refused with the reason, and the page runs again', async () => {
   const { page, errors } = await openPage();
   await page.fill('#max-tokens', '3');

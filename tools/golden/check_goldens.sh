@@ -83,7 +83,7 @@ fi
 
 # The llama/qwen3 rewrites of the 0.5B that the llama.cpp goldens below also cover: made into
 # the model cache (or kept, when this generator made them) by gguf-py.
-rewrites=(qwen2.5-0.5b-as-llama qwen2.5-0.5b-as-llama-nobias qwen2.5-0.5b-as-qwen3)
+rewrites=(qwen2.5-0.5b-as-llama qwen2.5-0.5b-as-llama-nobias qwen2.5-0.5b-as-qwen3 qwen2.5-0.5b-deep44)
 if have_models; then
   run arch_rewrites "$py" "$root/tools/golden/make_arch_rewrites.py" --if-stale --models-dir "$models"
 fi

@@ -41,7 +41,10 @@ per rung `settings_spread.kld_mean["<base setting>~<rung setting>"]` for all 25 
 `max_rel_diff` = max over the pairs of |kld_mean − kld_mean(default~default)| / that (and
 `max_rel_diff_base_default` over the pairs whose base is `default`), `tolerance_rel` =
 max(0.05, max_rel_diff): a test that holds another implementation's KLD mean to llama.cpp's can
-use it as its relative tolerance. `self_spread[setting]`: the same summaries between one file
+use it as its relative tolerance. The same for the kld median and p99 (`by_stat`) and the range
+of the same-top-1 count over the pairs (`same_top1`), from every pair's figures (`pairs`): the
+median and p99 of a few positions move far more under llama.cpp's own settings than the mean
+does. `self_spread[setting]`: the same summaries between one file
 under `default` and under that setting (llama.cpp against itself).
 
 Each file is evaluated in a fresh process (as bench/ladder_vs_llamacpp.py does), once per
@@ -224,14 +227,21 @@ def summaries(pp: dict) -> dict:
     }
 
 
-def kld_mean(base: np.ndarray, rung: np.ndarray) -> float:
-    """The mean of per_position's kld, computed the same way (the same float)."""
+SPREAD_STATS = ("mean", "median", "p99")
+
+
+def pair_stats(base: np.ndarray, rung: np.ndarray) -> dict:
+    """The statistics a test holds to llama.cpp's, between two (n × n_vocab) logit arrays: the
+    kld's mean, median and p99 (per_position's kld, computed the same way: the same floats) and
+    the same-top-1 count."""
     k = np.empty(base.shape[0])
     for s in range(0, base.shape[0], CHUNK):
         e = min(base.shape[0], s + CHUNK)
         lb, lr = log_softmax(base[s:e]), log_softmax(rung[s:e])
         k[s:e] = (np.exp(lb) * (lb - lr)).sum(axis=1)
-    return float(k.mean())
+    d = dist_summary(k)
+    same = int((np.argmax(base, axis=1) == np.argmax(rung, axis=1)).sum())
+    return {**{st: d[st] for st in SPREAD_STATS}, "same_top1": same}
 
 
 # ---------------------------------------------------------------- output
@@ -386,14 +396,28 @@ def main() -> None:
                                        "top1": [int(i) for i in pp["top1_rung"]]}
                 row["self_spread"] = {s: summaries(per_position(r, load(name, seq, s), t))
                                       for s in SETTINGS if s != REFERENCE_SETTING}
-                pairs = {f"{sb}~{sr}": kld_mean(load(BASE, seq, sb), load(name, seq, sr))
+                stats = {f"{sb}~{sr}": pair_stats(load(BASE, seq, sb), load(name, seq, sr))
                          for sb in SETTINGS for sr in SETTINGS}
-                ref = pairs[f"{REFERENCE_SETTING}~{REFERENCE_SETTING}"]
-                if ref != row["kld"]["mean"]:
-                    # the same sums in the same order: must be the same float
-                    raise SystemExit(f"{name}/{seq}: kld_mean {ref} != {row['kld']['mean']}")
+                ref_pair = f"{REFERENCE_SETTING}~{REFERENCE_SETTING}"
+                for st in SPREAD_STATS:
+                    if stats[ref_pair][st] != row["kld"][st]:
+                        # the same sums in the same order: must be the same float
+                        raise SystemExit(f"{name}/{seq}: kld {st} {stats[ref_pair][st]} != {row['kld'][st]}")
+                if stats[ref_pair]["same_top1"] != row["same_top1"]["count"]:
+                    raise SystemExit(f"{name}/{seq}: same_top1 {stats[ref_pair]['same_top1']} "
+                                     f"!= {row['same_top1']['count']}")
+                pairs = {k: v["mean"] for k, v in stats.items()}
+                ref = pairs[ref_pair]
                 rel = {k: abs(v - ref) / ref for k, v in pairs.items()}
                 mrd = max(rel.values())
+                by_stat = {}
+                for st in SPREAD_STATS:
+                    r0 = stats[ref_pair][st]
+                    rel_st = {k: abs(v[st] - r0) / r0 for k, v in stats.items()}
+                    worst = max(rel_st, key=lambda k: (rel_st[k], k))
+                    by_stat[st] = {"max_rel_diff": rel_st[worst], "max_rel_diff_pair": worst,
+                                   "tolerance_rel": max(0.05, rel_st[worst])}
+                counts = {k: v["same_top1"] for k, v in stats.items()}
                 row["settings_spread"] = {
                     "kld_mean": pairs,
                     "max_rel_diff": mrd,
@@ -401,6 +425,10 @@ def main() -> None:
                     "max_rel_diff_base_default": max(v for k, v in rel.items()
                                                      if k.startswith(REFERENCE_SETTING + "~")),
                     "tolerance_rel": max(0.05, mrd),
+                    "pairs": stats,
+                    "by_stat": by_stat,
+                    "same_top1": {"min": min(counts.values()), "max": max(counts.values()),
+                                  "default": counts[ref_pair]},
                 }
                 seqs[seq]["rungs"][name] = row
                 print(f"  {name:7s} {seq:8s} n={len(t):3d} kld mean {row['kld']['mean']:.6f} "
@@ -462,7 +490,11 @@ def main() -> None:
                            "another setting (as 'rung'): llama.cpp against itself",
             "settings_spread": "kld_mean for every '<base setting>~<rung setting>' pair; max_rel_diff = max "
                                "|kld_mean - kld_mean(default~default)| / kld_mean(default~default); "
-                               "tolerance_rel = max(0.05, max_rel_diff)",
+                               "tolerance_rel = max(0.05, max_rel_diff); pairs: the kld mean, median, "
+                               "p99 and the same_top1 count of every pair; by_stat[mean|median|p99]: "
+                               "max_rel_diff, its pair and tolerance_rel = max(0.05, max_rel_diff) for "
+                               "that statistic; same_top1: min and max count over the pairs, and "
+                               "default~default's",
             "order_by_kld_mean": "the rungs by kld mean, ascending",
             "timing": "seconds (rounded to 1 ms; not reproducible): per file, setting and sequence load_s "
                       "(Llama(...)) and eval_s (reset + eval); per rung both files' default-setting eval_s, and "

@@ -10,6 +10,10 @@ Reads the shared qwen2.5-coder-0.5b-instruct-q4_k_m.gguf and writes, into the mo
   qwen2.5-0.5b-as-llama-nobias.gguf  the same without the q/k/v biases
   qwen2.5-0.5b-as-qwen3.gguf         architecture `qwen3`: no biases, per-head attn_q_norm /
                                      attn_k_norm weights (F32, head_dim values a layer)
+  qwen2.5-0.5b-deep44.gguf           architecture `qwen2`, 44 layers: the model's 24 layers, then
+                                     its layers 4–23 again (a "passthrough" self-merge, as
+                                     mergekit makes them), for a real-weight model deeper than
+                                     7B-class models are
 
 Every tensor keeps its type and bytes (no requantization). Only gguf-py and numpy are used; the
 output is a function of the input file and this script alone (same bytes on every run).
@@ -24,6 +28,12 @@ GGUF row is a whole number of quantization blocks, so the quantized bytes move u
 Dropping the biases (the nobias and qwen3 files) changes the function: those files are other
 models, but still real trained weights and real activation statistics.
 
+Why the deep file: the default contract's verdicts must hold on models deeper than the shared
+ones, where rounding noise has more layers to grow through and Qwen's massive activations at
+position 0 pass through every later layer. No deeper real model can be fetched here, so the
+0.5B's own trained layers are stacked (0–23, then 4–23): every layer is a real trained layer
+fed real activation statistics, 44 deep, and llama.cpp runs the file as any qwen2 model.
+
 The qwen3 norm weights: a per-head RMSNorm with weight 1 everywhere would hide a weight applied
 to the wrong dimension (a head-layout or pairing mistake), so the weights vary per dimension.
 They are derived from the model itself, deterministically: for layer l, q_norm[d] is the mean
@@ -33,7 +43,7 @@ follows the RoPE frequencies); k_norm likewise from attn_k.
 
 Usage:
   python3 tools/golden/make_arch_rewrites.py [--models-dir DIR] [--if-stale]
-Prints the path of each file. Takes ~20 s. With --if-stale (what ./dev and check_goldens.sh
+Prints the path of each file. Takes ~30 s. With --if-stale (what ./dev and check_goldens.sh
 use) nothing is written when every file exists and the stamp file beside them
 (.parallax-arch-rewrites.sha256) holds the sha256 of this script as it was when they were
 written: a changed generator remakes them. A partial file never takes a final name.
@@ -56,6 +66,8 @@ OUTPUTS = {
     "qwen2.5-0.5b-as-llama.gguf": {"arch": "llama", "biases": True, "qk_norm": False},
     "qwen2.5-0.5b-as-llama-nobias.gguf": {"arch": "llama", "biases": False, "qk_norm": False},
     "qwen2.5-0.5b-as-qwen3.gguf": {"arch": "qwen3", "biases": False, "qk_norm": True},
+    "qwen2.5-0.5b-deep44.gguf": {"arch": "qwen2", "biases": True, "qk_norm": False,
+                                 "layers": list(range(24)) + list(range(4, 24))},
 }
 SOURCE_ARCH = "qwen2"
 STAMP = ".parallax-arch-rewrites.sha256"
@@ -85,7 +97,9 @@ def norm_weights(t, head_dim: int) -> np.ndarray:
     return (per_dim / per_dim.mean()).astype(np.float32)
 
 
-def rewrite(src: GGUFReader, out: Path, arch: str, biases: bool, qk_norm: bool) -> None:
+def rewrite(src: GGUFReader, out: Path, arch: str, biases: bool, qk_norm: bool,
+            layers: list[int] | None = None) -> None:
+    """`layers`: the source layer of each layer of the output (default: the same layers)."""
     n_head = int(src.fields[f"{SOURCE_ARCH}.attention.head_count"].contents())
     n_head_kv = int(src.fields[f"{SOURCE_ARCH}.attention.head_count_kv"].contents())
     n_embd = int(src.fields[f"{SOURCE_ARCH}.embedding_length"].contents())
@@ -101,7 +115,10 @@ def rewrite(src: GGUFReader, out: Path, arch: str, biases: bool, qk_norm: bool) 
         if key.startswith(SOURCE_ARCH + "."):
             key = arch + key[len(SOURCE_ARCH):]
         if key == "general.name":
-            val = f"{val} (as {arch}{'' if biases or qk_norm else ', no biases'}; Parallax test rewrite)"
+            what = f"{len(layers)} layers" if layers else f"as {arch}{'' if biases or qk_norm else ', no biases'}"
+            val = f"{val} ({what}; Parallax test rewrite)"
+        if key == f"{arch}.block_count" and layers:
+            val = len(layers)
         w.add_key_value(key, val, vtype, sub)
     if alignment != 32:
         w.add_custom_alignment(alignment)
@@ -111,8 +128,17 @@ def rewrite(src: GGUFReader, out: Path, arch: str, biases: bool, qk_norm: bool) 
         w.add_key_value(f"{arch}.attention.value_length", head_dim, GGUFValueType.UINT32)
 
     adjacent = arch == "llama"
-    for t in src.tensors:
-        name = t.name
+    order = [(t.name, t) for t in src.tensors]
+    if layers:
+        # Tensors outside the blocks first, then each output layer's from its source layer.
+        block = [t for t in src.tensors if t.name.startswith("blk.")]
+        order = [(t.name, t) for t in src.tensors if not t.name.startswith("blk.")]
+        for new, old in enumerate(layers):
+            for t in block:
+                parts = t.name.split(".")
+                if int(parts[1]) == old:
+                    order.append((".".join([parts[0], str(new), *parts[2:]]), t))
+    for name, t in order:
         parts = name.split(".")
         is_bias = name.endswith(".bias") and parts[-2] in ("attn_q", "attn_k", "attn_v")
         if is_bias and not biases:
@@ -128,7 +154,7 @@ def rewrite(src: GGUFReader, out: Path, arch: str, biases: bool, qk_norm: bool) 
         w.add_tensor(name, data, raw_dtype=qtype)
         if qk_norm and parts[-2] == "attn_k" and parts[-1] == "weight":
             layer = parts[1]
-            q = next(x for x in src.tensors if x.name == f"blk.{layer}.attn_q.weight")
+            q = next(x for x in src.tensors if x.name == f"blk.{t.name.split('.')[1]}.attn_q.weight")
             w.add_tensor(f"blk.{layer}.attn_q_norm.weight", norm_weights(q, head_dim),
                          raw_dtype=GGMLQuantizationType.F32)
             w.add_tensor(f"blk.{layer}.attn_k_norm.weight", norm_weights(t, head_dim),
@@ -165,7 +191,7 @@ def main():
         raise SystemExit(f"{src_path}: architecture {arch!r}, expected {SOURCE_ARCH!r}")
     stamp.unlink(missing_ok=True)
     for name, spec in OUTPUTS.items():
-        rewrite(src, models / name, spec["arch"], spec["biases"], spec["qk_norm"])
+        rewrite(src, models / name, spec["arch"], spec["biases"], spec["qk_norm"], spec.get("layers"))
         print(models / name)
     stamp.write_text(generator + "\n")
 

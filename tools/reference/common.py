@@ -37,6 +37,8 @@ REWRITES = {
     "qwen2.5-0.5b-as-llama.gguf": "llama",
     "qwen2.5-0.5b-as-llama-nobias.gguf": "llama",
     "qwen2.5-0.5b-as-qwen3.gguf": "qwen3",
+    # 44 layers: the 24, then layers 4-23 again (a self-merge, still qwen2).
+    "qwen2.5-0.5b-deep44.gguf": "qwen2",
 }
 TOKENS_OF_FILE = {**CONTRACT_TOKENS, **{f: CONTRACT_TOKENS[QWEN] for f in REWRITES}}
 

@@ -47,6 +47,68 @@ pub const LINK_SETTINGS: [&str; 9] = [
     "reference",
 ];
 
+/// The page's address for a run by URL: `?model=<url>`, `&against=<url>` when a second file
+/// was compared, then each link setting whose value differs from `defaults` (the form as the
+/// page loaded it), so opening the address runs the same model with the same settings. Token
+/// ids, when given, stand for the prompt (as [`apply_link_settings`] reads them).
+pub fn run_address(
+    model: &str,
+    against: Option<&str>,
+    form: &parallax_session::FormValues,
+    defaults: &parallax_session::FormValues,
+) -> String {
+    let mut pairs: Vec<(&str, &str)> = vec![("model", model)];
+    if let Some(against) = against {
+        pairs.push(("against", against));
+    }
+    let has_tokens = !form.tokens.trim().is_empty();
+    for key in LINK_SETTINGS {
+        let (value, default) = (link_field(form, key), link_field(defaults, key));
+        let skip = match key {
+            "prompt" => has_tokens,
+            "tokens" => !has_tokens,
+            _ => false,
+        };
+        if !skip && value.trim() != default.trim() {
+            pairs.push((key, value));
+        }
+    }
+    let query: Vec<String> =
+        pairs.iter().map(|(k, v)| format!("{k}={}", query_component(v))).collect();
+    format!("?{}", query.join("&"))
+}
+
+/// The form field a link setting sets (see [`apply_link_settings`]).
+fn link_field<'a>(form: &'a parallax_session::FormValues, key: &str) -> &'a str {
+    match key {
+        "prompt" => &form.prompt,
+        "tokens" => &form.tokens,
+        "paths" => &form.paths,
+        "scope" => &form.scope,
+        "mode" => &form.mode,
+        "inject" => &form.faults,
+        "max_tokens" => &form.max_tokens,
+        "memory_budget" => &form.memory_budget,
+        "reference" => &form.reference,
+        _ => "",
+    }
+}
+
+/// `text` percent-encoded for a query string: every byte but the URL's unreserved characters
+/// (`A–Z a–z 0–9 - . _ ~`), so a URL, a prompt with `&`, `#` or `+`, or any script survives.
+fn query_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// Put a link's settings over the form's values (unknown keys are ignored; a bad value is
 /// refused later with the same sentence as a bad form value or CLI argument).
 pub fn apply_link_settings(form: &mut parallax_session::FormValues, link: &[(String, String)]) {
@@ -111,6 +173,50 @@ pub fn lane_ids(form: &parallax_session::FormValues) -> Vec<String> {
     }
     let n_files = if form.against.trim().is_empty() { 1 } else { 2 };
     (0..n_files).flat_map(|file| paths.iter().map(move |&path| Lane { path, file }.id())).collect()
+}
+
+/// The one line the run settings fold into after a run: the model, the prompt (or its token
+/// ids), the paths compared, the scope and the mode, and what else the run asked for (a second
+/// file, another reference, injected faults). Described from the request that ran, so it says
+/// what the report shows even where the page's address set a value the form does not hold.
+pub fn run_summary(model: &str, run: &parallax_session::RunRequest) -> String {
+    /// Longer prompts and token lists are cut here, with an ellipsis.
+    const PROMPT_CHARS: usize = 48;
+    let cut = |s: &str| -> String {
+        let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        match s.char_indices().nth(PROMPT_CHARS) {
+            Some((at, _)) => format!("{}…", &s[..at]),
+            None => s,
+        }
+    };
+    // A URL is named by its file: the whole address is in the model section and the status.
+    let model = model.rsplit('/').next().filter(|m| !m.is_empty()).unwrap_or(model);
+    let input = match (&run.tokens, &run.prompt) {
+        (Some(tokens), _) => {
+            let ids: Vec<String> = tokens.iter().map(u32::to_string).collect();
+            format!("{} token ids {}", tokens.len(), cut(&ids.join(", ")))
+        }
+        (None, Some(prompt)) => format!("“{}”", cut(prompt)),
+        (None, None) => "no prompt".to_string(),
+    };
+    let reference = run.reference.clone().or_else(|| run.paths.first().cloned());
+    let others: Vec<&str> =
+        run.paths.iter().map(String::as_str).filter(|p| Some(*p) != reference.as_deref()).collect();
+    let paths = match (&reference, others.is_empty()) {
+        (Some(r), false) => format!("{} vs {r}", others.join(", ")),
+        (Some(r), true) => format!("{r} only"),
+        (None, _) => "no paths".to_string(),
+    };
+    let mut parts = vec![model.to_string(), input, paths];
+    parts.extend(run.against.iter().map(|a| {
+        format!("against {}", a.rsplit('/').next().filter(|a| !a.is_empty()).unwrap_or(a))
+    }));
+    parts.push(if run.scope == "last" { "last token" } else { "all tokens" }.to_string());
+    parts.push(if run.mode == "replay" { "replay mode" } else { "free mode" }.to_string());
+    if !run.faults.is_empty() {
+        parts.push(format!("fault {}", run.faults.join(", ")));
+    }
+    parts.join(" · ")
 }
 
 /// A refusal as the page shows it: the CLI's sentence, capitalised and ended with a full stop.
@@ -529,6 +635,37 @@ pub fn parse_content_range(header: &str) -> Option<(u64, u64)> {
 mod tests {
     use super::*;
 
+    /// The folded settings name what ran: the model's file (not its whole URL), the prompt
+    /// cut to a line, the paths with the reference last, scope, mode and any fault.
+    #[test]
+    fn the_run_summary_names_what_ran_in_one_line() {
+        let mut run = parallax_session::RunRequest {
+            prompt: Some("What is\n2+2?".into()),
+            paths: vec!["f32".into(), "q8".into()],
+            faults: vec!["q4k-scales@1:ffn_gate".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            run_summary("https://example.org/m/demo.gguf", &run),
+            "demo.gguf · “What is 2+2?” · q8 vs f32 · all tokens · free mode · fault q4k-scales@1:ffn_gate"
+        );
+        run.tokens = Some((0..40).collect());
+        run.faults.clear();
+        run.scope = "last".into();
+        run.mode = "replay".into();
+        run.reference = Some("q8".into());
+        run.against = vec!["/x/other.gguf".into()];
+        let line = run_summary("demo.gguf", &run);
+        assert!(line.starts_with("demo.gguf · 40 token ids 0, 1, 2, "), "{line}");
+        assert!(line.contains("…"), "a long list is cut: {line}");
+        assert!(
+            line.ends_with(" · f32 vs q8 · against other.gguf · last token · replay mode"),
+            "{line}"
+        );
+        run.paths = vec!["q8".into()];
+        assert!(run_summary("m", &run).contains(" · q8 only · "));
+    }
+
     #[test]
     fn content_range_header() {
         assert_eq!(parse_content_range("bytes 0-0/491400064"), Some((0, 491400064)));
@@ -633,5 +770,69 @@ mod tests {
         assert_eq!(sentence(&refusal), "Unknown scope `bogus`; the scopes are all and last.");
         assert_eq!(sentence("done."), "Done.");
         assert_eq!(sentence(""), "");
+    }
+
+    /// The address after a run names the model, the compared file and the settings that differ
+    /// from the page's, and opening it applies exactly those settings again.
+    #[test]
+    fn the_address_of_a_run_carries_its_files_and_changed_settings() {
+        use parallax_session::FormValues;
+        let defaults = FormValues {
+            prompt: "What is 2+2?".into(),
+            paths: "f32,q8".into(),
+            scope: "all".into(),
+            mode: "free".into(),
+            max_tokens: "512".into(),
+            memory_budget: "1.5 GiB".into(),
+            ..Default::default()
+        };
+        let model = "https://h.co/m/resolve/main/qwen q4_k_m.gguf?download=true";
+        assert_eq!(
+            run_address(model, None, &defaults, &defaults),
+            "?model=https%3A%2F%2Fh.co%2Fm%2Fresolve%2Fmain%2Fqwen%20q4_k_m.gguf%3Fdownload%3Dtrue"
+        );
+        let form = FormValues {
+            prompt: "2 & 2 = #4?".into(),
+            scope: "last".into(),
+            faults: "q4k-scales@1:ffn_gate".into(),
+            ..defaults.clone()
+        };
+        let address = run_address("https://a/m.gguf", Some("https://a/n.gguf"), &form, &defaults);
+        assert_eq!(
+            address,
+            "?model=https%3A%2F%2Fa%2Fm.gguf&against=https%3A%2F%2Fa%2Fn.gguf\
+             &prompt=2%20%26%202%20%3D%20%234%3F&scope=last&inject=q4k-scales%401%3Affn_gate"
+        );
+        // Token ids stand for the prompt.
+        let tokens = FormValues { tokens: "3838, 374".into(), ..form.clone() };
+        let address = run_address("m.gguf", None, &tokens, &defaults);
+        assert!(address.contains("&tokens=3838%2C%20374") && !address.contains("prompt="));
+
+        // Read back as the page reads its query, the settings give the run's form again.
+        let decode = |s: &str| {
+            let mut bytes = Vec::new();
+            let mut it = s.bytes();
+            while let Some(b) = it.next() {
+                if b == b'%' {
+                    let hex: String = [it.next().unwrap(), it.next().unwrap()]
+                        .iter()
+                        .map(|&c| c as char)
+                        .collect();
+                    bytes.push(u8::from_str_radix(&hex, 16).unwrap());
+                } else {
+                    bytes.push(b);
+                }
+            }
+            String::from_utf8(bytes).unwrap()
+        };
+        let link: Vec<(String, String)> = run_address("m", None, &form, &defaults)[1..]
+            .split('&')
+            .map(|kv| kv.split_once('=').unwrap())
+            .map(|(k, v)| (k.to_string(), decode(v)))
+            .filter(|(k, _)| LINK_SETTINGS.contains(&k.as_str()))
+            .collect();
+        let mut reopened = defaults.clone();
+        apply_link_settings(&mut reopened, &link);
+        assert_eq!(reopened, form);
     }
 }

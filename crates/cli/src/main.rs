@@ -12,6 +12,20 @@ use clap::{Parser, Subcommand};
 use parallax_model::{human_bytes, Model, ModelSummary};
 use parallax_source::{FileSource, Shards};
 
+/// `println!` that survives a closed pipe (`parallax run … | head`): the lines nobody reads are
+/// dropped, and the run still writes its files and exits with its verdict. Other write errors
+/// are said on stderr.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("warning: cannot write to stdout: {e}");
+            }
+        }
+    }};
+}
+
 mod diff;
 mod run;
 
@@ -96,8 +110,21 @@ struct RunArgs {
     #[arg(long, default_value = "all")]
     logits: String,
     /// The prompt text (tokenized with the model's own tokenizer, BOS as the model asks).
-    #[arg(short, long, conflicts_with = "tokens", required_unless_present = "tokens")]
+    #[arg(
+        short,
+        long,
+        conflicts_with_all = ["tokens", "text", "builtin_text"],
+        required_unless_present_any = ["tokens", "text", "builtin_text"]
+    )]
     prompt: Option<String>,
+    /// The prompt read from a UTF-8 text file (up to --max-tokens tokens), e.g. a passage to
+    /// measure KL divergence over.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["tokens", "builtin_text"])]
+    text: Option<PathBuf>,
+    /// The built-in evaluation text as the prompt: 304 tokens of plain prose on Qwen2.5 (the
+    /// text of llama.cpp's KLD golden), for per-position KL divergence across files.
+    #[arg(long, conflicts_with = "tokens")]
+    builtin_text: bool,
     /// Token ids instead of a prompt, comma separated: `--tokens 3838,374,220`.
     #[arg(long, value_delimiter = ',')]
     tokens: Option<Vec<u32>>,
@@ -203,9 +230,9 @@ fn tokenize(path: &Path, prompt: &str, add_special: bool) -> Result<(), String> 
     let model = open(path)?;
     let tokenizer = parallax_engine::tokenizer_for(&model).map_err(|e| e.to_string())?;
     let ids = tokenizer.encode(prompt, add_special);
-    println!("{} tokens: {:?}", ids.len(), ids);
+    say!("{} tokens: {:?}", ids.len(), ids);
     for id in ids {
-        println!("{id:>8}  {:?}", tokenizer.token_text(id).unwrap_or("?"));
+        say!("{id:>8}  {:?}", tokenizer.token_text(id).unwrap_or("?"));
     }
     Ok(())
 }

@@ -5,8 +5,8 @@ use std::sync::atomic::AtomicBool;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use parallax_report::{Report, Scope};
-use parallax_session::{Judging, ProgressUpdate, RunRequest, RunSpec, SpecError};
-use parallax_source::{BackgroundReadAhead, FileSource, Shards};
+use parallax_session::{HashAlong, Judging, ProgressUpdate, RunRequest, RunSpec, SpecError};
+use parallax_source::{BackgroundReadAhead, ByteSource, FileSource, Shards};
 
 use crate::{JudgeArgs, RunArgs, Verdict};
 
@@ -45,10 +45,10 @@ struct JudgingTexts {
 /// Judge `report`, store the verdicts in it, print them, and say pass or fail.
 fn judge(report: &mut Report, judging: &Judging) -> Verdict {
     let passed = judging.judge(report);
-    println!();
+    say!();
     if let Some(verdicts) = &report.verdicts {
         for line in parallax_report::text::verdict_lines(verdicts) {
-            println!("{line}");
+            say!("{line}");
         }
     }
     if passed {
@@ -69,7 +69,7 @@ pub fn check(
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut report = Report::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    println!(
+    say!(
         "{} ({}, {} layers) · {} tokens · paths {} · scope {} · mode {:?}",
         report.model.file_name,
         report.model.arch,
@@ -96,8 +96,16 @@ fn request(args: &RunArgs) -> Result<RunRequest, String> {
         .map(parallax_session::parse_memory_budget)
         .transpose()
         .map_err(|e| e.to_string())?;
+    let prompt = match (&args.text, args.builtin_text) {
+        (Some(path), _) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the text {}: {e}", path.display()))?,
+        ),
+        (None, true) => Some(parallax_engine::BUILTIN_TEXT.to_string()),
+        (None, false) => args.prompt.clone(),
+    };
     Ok(RunRequest {
-        prompt: args.prompt.clone(),
+        prompt,
         tokens: args.tokens.clone(),
         paths: args.paths.clone(),
         against: args.against.iter().map(|p| p.display().to_string()).collect(),
@@ -118,6 +126,8 @@ fn request(args: &RunArgs) -> Result<RunRequest, String> {
 
 pub fn run(args: RunArgs) -> Result<Verdict, String> {
     let spec = RunSpec::from_request(&request(&args)?).map_err(|e| e.to_string())?;
+    // Read before the run, so a malformed one is refused before any work.
+    let pinned_date = source_date_epoch()?;
     // The run itself executes inside the pool: the engine's parallel loops then start on a pool
     // thread, instead of handing every matmul from the main thread to the pool and back (a
     // wake-up per matmul, a few percent of a 1-thread run). 0 = rayon's default (all cores).
@@ -134,12 +144,15 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
             std::process::exit(130);
         }
     });
-    let model = open_reading_ahead(&args.model, spec.memory_budget_bytes)?;
-    let others = args
-        .against
-        .iter()
-        .map(|path| open_reading_ahead(path, spec.memory_budget_bytes))
-        .collect::<Result<Vec<_>, _>>()?;
+    let bar = progress_bar(
+        args.quiet,
+        "{spinner} {msg:<22} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    );
+    let open = |path: &std::path::Path| {
+        open_reading_ahead(path, spec.memory_budget_bytes, spec.sha256, &bar)
+    };
+    let model = open(&args.model)?;
+    let others = args.against.iter().map(|p| open(p)).collect::<Result<Vec<_>, _>>()?;
     // Files that are not one network are refused before a layer is read, naming the first
     // difference (the engine checks again; this names the files as the user gave them).
     for (path, other) in args.against.iter().zip(&others) {
@@ -147,19 +160,9 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
             format!("{} cannot be compared with {}: {e}", path.display(), args.model.display())
         })?;
     }
-    let mut input = spec.input(&model)?;
-    if spec.sha256 {
-        input.sha256 = Some(hash_file(&args.model, args.quiet)?);
-        for path in &args.against {
-            input.other_sha256.push(Some(hash_file(path, args.quiet)?));
-        }
-    }
+    let input = spec.input(&model)?;
     let opts = spec.options();
 
-    let bar = progress_bar(
-        args.quiet,
-        "{spinner} {msg:<22} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    );
     let cancel = &CANCEL;
     let started = std::time::Instant::now();
     let mut report = pool
@@ -181,6 +184,15 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
             }
             e => e.to_string(),
         })?;
+    // The sha256 of each file: the run's reads were hashed as they passed; the bytes it never
+    // read are read now.
+    let digests = std::iter::once(&model)
+        .chain(&others)
+        .map(|m| {
+            m.source().inner().finish().map_err(|e| format!("hashing {}: {e}", m.source().name()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    parallax_session::record_sha256(&mut report, &digests);
     bar.finish_and_clear();
     if !args.quiet {
         eprintln!(
@@ -194,6 +206,12 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
         eprintln!("warning: {why}");
     }
 
+    let computed_at = pinned_date.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    });
+    spec.stamp(&mut report, computed_at);
     print_table(&report);
     let verdict = judge(&mut report, &spec.judging);
     if let Some(path) = &args.json {
@@ -207,6 +225,18 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
     Ok(verdict)
 }
 
+/// `SOURCE_DATE_EPOCH`, when set: the date to write into the report instead of the clock's (the
+/// reproducible-builds convention, so a pipeline can ask for byte-identical reports).
+fn source_date_epoch() -> Result<Option<i64>, String> {
+    let Ok(text) = std::env::var("SOURCE_DATE_EPOCH") else { return Ok(None) };
+    text.trim().parse::<i64>().map(Some).map_err(|_| {
+        format!(
+            "SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01 UTC (it is `{text}`); \
+             unset it to date the report by the clock"
+        )
+    })
+}
+
 fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
@@ -217,30 +247,35 @@ fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
     bar
 }
 
-/// The model for a run, its file read through a [`BackgroundReadAhead`]: the engine hints each
-/// next layer, which is then read on a second thread while the current layer computes. The
-/// window holds one layer's span, at most 256 MiB and at most a quarter of `--memory-budget`.
+/// What the CLI's model files are read through: each file hashed along its run (when the run
+/// asks for sha256), under a [`BackgroundReadAhead`].
+type RunSource = BackgroundReadAhead<HashAlong<Shards<FileSource>, OwnReadProgress>>;
+
+/// Told the bytes a file's hash reads for itself (the gaps the run skips).
+type OwnReadProgress = Box<dyn Fn(u64, u64) + Send + Sync>;
+
+/// The model for a run, its file hashed as the run reads it (when `sha256`, with the bytes read
+/// for the hash alone shown on `bar`) and read through a [`BackgroundReadAhead`]: the engine
+/// hints each next layer, which is then read on a second thread while the current layer
+/// computes. The window holds one layer's span, at most 256 MiB and at most a quarter of
+/// `--memory-budget`.
 fn open_reading_ahead(
     path: &std::path::Path,
     memory_budget: Option<u64>,
-) -> Result<parallax_model::Model<BackgroundReadAhead<Shards<FileSource>>>, String> {
+    sha256: bool,
+    bar: &ProgressBar,
+) -> Result<parallax_model::Model<RunSource>, String> {
     const MAX_WINDOW: u64 = 256 << 20;
     let window = memory_budget.map_or(MAX_WINDOW, |b| MAX_WINDOW.min(b / 4));
-    crate::open_with(path, |file| BackgroundReadAhead::new(file, window))
-}
-
-/// The file's sha256 through its own plain source (the run's read-ahead serves layers, not a
-/// front-to-back scan), with a bar of its own.
-fn hash_file(path: &std::path::Path, quiet: bool) -> Result<String, String> {
-    let source = crate::open_file(path)?;
-    let bar =
-        progress_bar(quiet, "{spinner} sha256                 [{bar:30}] {bytes}/{total_bytes}");
-    let digest = parallax_session::sha256(&source, |done, total| {
+    let bar = bar.clone();
+    let told: OwnReadProgress = Box::new(move |done, total| {
+        bar.set_message(parallax_session::Step::Hash.name());
         bar.set_length(total);
         bar.set_position(done);
-    })?;
-    bar.finish_and_clear();
-    Ok(digest)
+    });
+    crate::open_with(path, |file| {
+        BackgroundReadAhead::new(HashAlong::new_if(file, sha256, told), window)
+    })
 }
 
 fn fmt(v: Option<f64>, digits: usize) -> String {
@@ -258,13 +293,18 @@ fn print_table(r: &Report) {
         Scope::All => format!("all {n_tokens} tokens"),
         Scope::Last => "the last token".to_string(),
     };
-    println!(
+    say!(
         "{} ({}, {} layers) · prompt {} tokens {:?}",
-        r.model.file_name, r.model.arch, r.model.n_layers, n_tokens, r.prompt.tokens
+        r.model.file_name,
+        r.model.arch,
+        r.model.n_layers,
+        n_tokens,
+        r.prompt.tokens
     );
-    println!(
+    say!(
         "statistics over {scope} ({} std) · reference {reference} · mode {:?}",
-        r.std_kind, r.mode
+        r.std_kind,
+        r.mode
     );
     if let Some(g) = &r.execution.gpu {
         let binding = g
@@ -272,22 +312,24 @@ fn print_table(r: &Report) {
             .get("maxStorageBufferBindingSize")
             .map(|b| format!(", bindings ≤ {} MiB", b >> 20))
             .unwrap_or_default();
-        println!("gpu: {} ({}, {}{binding})", g.adapter, g.backend, g.device_type);
+        say!("gpu: {} ({}, {}{binding})", g.adapter, g.backend, g.device_type);
     }
     if let Some(site) = r.layers.first().and_then(|l| l.sites.get("ffn_swigl")) {
         if let Some(s) = site.paths.get(reference) {
-            println!(
-                "each ffn site holds {} elements per path ({} per token)",
-                s.count, site.width
-            );
+            say!("each ffn site holds {} elements per path ({} per token)", s.count, site.width);
         }
     }
     for other in &others {
-        println!();
-        println!("{other} vs {reference}");
-        println!(
+        say!();
+        say!("{other} vs {reference}");
+        say!(
             "{:>5}  {:>12}  {:>12}  {:>13}  {:<16} {:>8}  flags",
-            "layer", "swigl σ ratio", "gate σ ratio", "worst cosine", "at site", "min SQNR"
+            "layer",
+            "swigl σ ratio",
+            "gate σ ratio",
+            "worst cosine",
+            "at site",
+            "min SQNR"
         );
         for l in &r.layers {
             let ratio = |site: &str| {
@@ -313,7 +355,7 @@ fn print_table(r: &Report) {
                     }
                 }
             }
-            println!(
+            say!(
                 "{:>5}  {:>12}  {:>12}  {:>13}  {:<16} {:>8}  {}",
                 l.index,
                 fmt(ratio("ffn_swigl"), 5),
@@ -326,7 +368,7 @@ fn print_table(r: &Report) {
         }
         if let Some(c) = r.logits.compare.get(*other) {
             let top = |p: &str| r.logits.paths.get(p).and_then(|l| l.top.first()).map(|t| t.0);
-            println!(
+            say!(
                 "logits (position {}): top-1 {reference} {:?} vs {other} {:?} ({}), top-10 overlap {}/10, KL {} nats, cosine {}",
                 r.logits.position,
                 top(reference),
@@ -356,10 +398,10 @@ fn print_table(r: &Report) {
                 if c.top10_ties > 0 {
                     line.push_str(&format!("; {} top-10 swaps within it", c.top10_ties));
                 }
-                println!("{line}");
+                say!("{line}");
             }
             if let Some(p) = &c.positions {
-                println!(
+                say!(
                     "over all {} positions: KLD mean {} ± {}, median {}, p99 {}, max {} nats (reverse mean {}); same top-1 {:.1} % ({}/{}); RMS Δp {:.4}{}",
                     p.n,
                     sci(p.kld.mean),
@@ -387,11 +429,8 @@ fn print_table(r: &Report) {
     }
     if !r.weights.is_empty() {
         let identical = r.weights.iter().filter(|t| t.compares.iter().all(|c| c.identical)).count();
-        println!();
-        println!(
-            "weights: {identical} of {} tensors identical after dequantization",
-            r.weights.len()
-        );
+        say!();
+        say!("weights: {identical} of {} tensors identical after dequantization", r.weights.len());
     }
 }
 
@@ -410,12 +449,12 @@ fn sci(v: f64) -> String {
 fn print_local_ranking(r: &Report, lane: &str) {
     let rankings = parallax_report::html::compare::tensor_rankings(r);
     let Some(ranking) = rankings.iter().find(|k| k.lane == lane) else { return };
-    println!("{lane}: tensors by their own error (each fed the reference's input), worst first");
+    say!("{lane}: tensors by their own error (each fed the reference's input), worst first");
     for s in ranking.sites.iter().take(10) {
         let types = match (&s.reference_type, &s.lane_type) {
             (Some(a), Some(b)) => format!("  {a} → {b}"),
             _ => String::new(),
         };
-        println!("  layer {:>3} {:<10} rel-L2 {:.5}{types}", s.layer, s.site, s.local_rel_l2);
+        say!("  layer {:>3} {:<10} rel-L2 {:.5}{types}", s.layer, s.site, s.local_rel_l2);
     }
 }

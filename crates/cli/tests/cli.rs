@@ -391,6 +391,173 @@ fn a_layer_over_the_memory_budget_is_refused_before_it_is_read_with_exit_2() {
 /// Ctrl-C (SIGINT) during a run of the 0.5B stops it at the next layer: exit 2, a sentence, and
 /// no report file.
 #[cfg(unix)]
+/// Every report carries the Parallax version and the command that computes it again; run from
+/// the model's folder, that command gives the same numbers and the same verdicts.
+#[test]
+fn a_report_carries_the_command_that_computes_it_again() {
+    let dir = std::env::temp_dir().join(format!("parallax-reproduce-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (first, again) = (dir.join("first.json"), dir.join("again.json"));
+    let model = demo_model();
+    let o = parallax(&[
+        "run",
+        "-m",
+        &model,
+        "-p",
+        "What is 2+2?",
+        "--scope",
+        "last",
+        "-q",
+        "--json",
+        first.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&first).unwrap()).unwrap();
+    assert_eq!(report["execution"]["parallax_version"], env!("CARGO_PKG_VERSION"));
+    let command = report["execution"]["reproduce"].as_str().unwrap().to_string();
+    assert!(command.starts_with("parallax run -m parallax-demo-qwen2.gguf --tokens "), "{command}");
+    assert!(command.contains("--scope last"), "{command}");
+    let words: Vec<&str> = command.split(' ').collect();
+    assert_eq!(words[..2], ["parallax", "run"]);
+    let o = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .args(&words[1..])
+        .args(["-q", "--json", again.to_str().unwrap()])
+        .current_dir(repo_root().join("www/demo"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rerun: serde_json::Value = serde_json::from_slice(&std::fs::read(&again).unwrap()).unwrap();
+    for key in ["layers", "logits", "verdicts", "embed", "final_norm"] {
+        assert_eq!(report[key], rerun[key], "{key}");
+    }
+    assert_eq!(report["execution"]["reproduce"], rerun["execution"]["reproduce"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every report carries the UTC date it was computed on, in the JSON and the HTML header: by
+/// the clock, or `SOURCE_DATE_EPOCH` for byte-identical reports. `parallax check` re-judges a
+/// saved report and keeps its date; a `SOURCE_DATE_EPOCH` that is not seconds is a sentence.
+#[test]
+fn a_report_carries_its_date_and_source_date_epoch_pins_it() {
+    let dir = std::env::temp_dir().join(format!("parallax-date-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = demo_model();
+    let run = |name: &str, epoch: Option<&str>| {
+        let (json, html) = (dir.join(format!("{name}.json")), dir.join(format!("{name}.html")));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_parallax"));
+        command.args(["run", "-m", &model, "-p", "What is 2+2?", "--scope", "last", "-q"]);
+        command.args(["--json", json.to_str().unwrap(), "--html", html.to_str().unwrap()]);
+        match epoch {
+            Some(e) => command.env("SOURCE_DATE_EPOCH", e),
+            None => command.env_remove("SOURCE_DATE_EPOCH"),
+        };
+        let o = command.output().unwrap();
+        (o, json, html)
+    };
+    let unix_now = || {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    };
+
+    let before = unix_now();
+    let (o, json, html) = run("clock", None);
+    let after = unix_now();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let date = report["execution"]["date"].as_str().expect("execution.date").to_string();
+    let by_clock: Vec<String> = (before..=after).map(parallax_report::utc_date).collect();
+    assert!(by_clock.contains(&date), "{date} is not between {before} and {after}");
+    let header = std::fs::read_to_string(&html).unwrap();
+    assert!(header.contains(&format!("computed <time datetime=\"{date}\">{date}</time>")));
+
+    // Re-judged, the report keeps the date of the run that computed its numbers.
+    let rejudged = dir.join("rejudged.html");
+    let o = parallax(&["check", json.to_str().unwrap(), "--html", rejudged.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&rejudged).unwrap().contains(&format!(">{date}</time>")));
+
+    // Pinned: the date is the one asked for, and two runs write the same bytes.
+    let (o, json_a, html_a) = run("pinned-a", Some("1748781296"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (_, json_b, html_b) = run("pinned-b", Some("1748781296"));
+    let pinned: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_a).unwrap()).unwrap();
+    assert_eq!(pinned["execution"]["date"], "2025-06-01T12:34:56Z");
+    assert_eq!(std::fs::read(&json_a).unwrap(), std::fs::read(&json_b).unwrap());
+    assert_eq!(std::fs::read(&html_a).unwrap(), std::fs::read(&html_b).unwrap());
+
+    let (o, _, _) = run("bad", Some("yesterday"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("SOURCE_DATE_EPOCH must be whole seconds"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--text FILE` reads the prompt from a file and `--builtin-text` takes the built-in passage;
+/// both are held to `--max-tokens` like any prompt, and a missing file is a sentence.
+#[test]
+fn a_prompt_from_a_file_or_the_builtin_text_runs_and_is_capped() {
+    let dir = std::env::temp_dir().join(format!("parallax-text-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (text, json) = (dir.join("passage.txt"), dir.join("report.json"));
+    std::fs::write(&text, "The balance wheel and its hairspring form the oscillator.").unwrap();
+    let model = demo_model();
+    let o = parallax(&[
+        "run",
+        "-m",
+        &model,
+        "--text",
+        text.to_str().unwrap(),
+        "-q",
+        "--no-hash",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        report["prompt"]["text"],
+        "The balance wheel and its hairspring form the oscillator."
+    );
+
+    let o =
+        parallax(&["run", "-m", &model, "--builtin-text", "--max-tokens", "50", "-q", "--no-hash"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("more than the limit of 50"), "{}", stderr(&o));
+
+    let o =
+        parallax(&["run", "-m", &model, "--text", dir.join("missing.txt").to_str().unwrap(), "-q"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot read the text"), "{}", stderr(&o));
+    let o = parallax(&["run", "-m", &model, "--builtin-text", "-p", "Hi"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `parallax run … | head`: stdout closes before the table is written. The run still writes its
+/// report and exits with its verdict, without a panic.
+#[test]
+fn a_closed_stdout_loses_the_table_but_not_the_report_or_the_verdict() {
+    let dir = std::env::temp_dir().join(format!("parallax-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .args(["run", "-m", &demo_model(), "-p", "What is 2+2?", "-q", "--no-hash", "--json"])
+        .arg(&json)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // as `head` does once it has its lines
+    let o = child.wait_with_output().unwrap();
+    let e = stderr(&o);
+    assert!(!e.contains("panicked"), "{e}");
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["layers"].as_array().unwrap().len(), 3);
+    assert!(report["verdicts"]["contracts"].as_array().is_some_and(|c| !c.is_empty()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn ctrl_c_cancels_a_run_cleanly() {
     let Some(path) = model_path(QWEN_0_5B) else { return };

@@ -1,9 +1,11 @@
 //! Turning a finished run into its [`Report`]: the model facts, the execution notes, the logits
 //! record, and the byte estimate progress is measured against.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use indexmap::IndexMap;
 use parallax_metrics::positions::{compare_positions, TokenLogits};
-use parallax_metrics::{top_k, LogitsCompare, Stats, STD_KIND};
+use parallax_metrics::{probabilities_of, top_k, LogitsCompare, Stats, STD_KIND};
 use parallax_model::{Model, Role, Tensor};
 use parallax_report::{
     Execution, FileInfo, LayerRecord, LogitsRecord, ModelInfo, PathLogits, PerToken, Prompt,
@@ -56,8 +58,11 @@ pub(crate) fn logits_record(
         LogitsRecord { position: (n - 1) as u32, paths: IndexMap::new(), compare: IndexMap::new() };
     for (id, l) in probe.ids.iter().zip(logits) {
         let scoped = if rows == n { probe.scoped(l, vocab) } else { l.as_slice() };
-        rec.paths
-            .insert(id.clone(), PathLogits { top: top_k(&last(l), 10), stats: Stats::of(scoped) });
+        let last_row = last(l);
+        let top = top_k(&last_row, 10);
+        let ids: Vec<u32> = top.iter().map(|t| t.0).collect();
+        let top_p = probabilities_of(&last_row, &ids).unwrap_or_default();
+        rec.paths.insert(id.clone(), PathLogits { top, top_p, stats: Stats::of(scoped) });
     }
     let ref_last = last(&logits[0]);
     let mut per_token = IndexMap::new();
@@ -141,6 +146,7 @@ pub(crate) fn report<S: ByteSource>(
             })
             .collect()
     };
+    let token_text = token_text(model, &input.tokens, &logits, &per_token_logits);
     Report {
         schema: SCHEMA.into(),
         model: ModelInfo {
@@ -153,6 +159,9 @@ pub(crate) fn report<S: ByteSource>(
             n_vocab,
             file_bytes: model.source().len(),
             sha256: input.sha256.clone(),
+            ffn_activation: Some(
+                if cfg.activation == Activation::Silu { "silu" } else { "gelu_tanh" }.into(),
+            ),
         },
         files: files_info,
         weights,
@@ -161,6 +170,7 @@ pub(crate) fn report<S: ByteSource>(
             tokens: input.tokens.clone(),
             pieces: input.pieces.clone(),
         },
+        token_text,
         paths: lanes.iter().map(Lane::id).collect(),
         reference: lanes[0].id(),
         mode: opts.mode,
@@ -180,6 +190,22 @@ pub(crate) fn report<S: ByteSource>(
         execution,
         verdicts: None,
     }
+}
+
+/// The text of every token id a report names: the prompt's, each path's top tokens at the last
+/// position, and each position's top-1 of every path and of the reference.
+fn token_text<S: ByteSource>(
+    model: &Model<S>,
+    prompt: &[u32],
+    logits: &LogitsRecord,
+    per_token: &IndexMap<String, Vec<TokenLogits>>,
+) -> BTreeMap<u32, String> {
+    let mut ids: BTreeSet<u32> = prompt.iter().copied().collect();
+    ids.extend(logits.paths.values().flat_map(|p| p.top.iter().map(|t| t.0)));
+    ids.extend(per_token.values().flatten().flat_map(|t| [t.top1, t.reference_top1]));
+    let ids: Vec<u32> = ids.into_iter().collect();
+    let Some(texts) = model.token_display_texts(&ids) else { return BTreeMap::new() };
+    ids.into_iter().zip(texts).filter_map(|(id, text)| Some((id, text?))).collect()
 }
 
 /// Bytes the run will read: every layer tensor, the prompt's embedding rows, the output head.

@@ -168,6 +168,7 @@ impl<'s, 'w> Block<'s, 'w> {
     /// Probe `bufs` (one per lane, rows of `width`) as site `name`.
     fn record(&mut self, name: &'static str, bufs: &[Vec<f32>], width: usize) {
         let s = self.step;
+        s.probe.tap(Some(self.il), name, bufs, width);
         let broken = inject::broken_scope(&s.opts.faults, s.lanes, self.il, name);
         let (mut rec, tok) = s.probe.site_with(bufs, width, &broken);
         (rec.local, rec.noise) = self.local.remove(name).unwrap_or_default();

@@ -142,7 +142,11 @@ impl fmt::Display for EngineError {
             EngineError::NoPrompt => write!(f, "give a prompt or token ids"),
             EngineError::NoPaths => write!(f, "no paths to run"),
             EngineError::FaultLayerOutOfRange { fault, n_layers } => {
-                write!(f, "cannot inject {fault}: the model has layers 0..{n_layers}")
+                write!(
+                    f,
+                    "cannot inject {fault}: the model has layers 0–{}",
+                    n_layers.saturating_sub(1)
+                )
             }
             EngineError::FaultOnReference { fault } => {
                 write!(f, "cannot inject {fault}: that is the reference path")

@@ -33,10 +33,17 @@ pub use error::EngineError;
 pub use inject::{swap_q4k_scale_min, Fault, FaultKind};
 pub use options::{GpuSettings, Lane, LogitsPositions, Phase, Progress, RunInput, RunOptions};
 pub use paths::{PathKind, GPU_PLACEMENT};
-pub use probe::layer_sites;
+pub use probe::{layer_sites, SiteRows};
 pub use run::{Run, RunOutput};
 pub use tokenize::tokenizer_for;
 pub use weights_diff::weights_diff;
+
+/// The built-in evaluation text: a few hundred tokens of plain prose written for Parallax (how a
+/// mechanical watch keeps time; public domain), long enough for per-position statistics —
+/// KL divergence, same top-1, perplexity — to mean something where a one-line prompt gives a
+/// handful of positions. 304 tokens for Qwen2.5, as llama.cpp tokenizes it too
+/// (`tests/golden/reference/ladder_kld.json`, whose KLD figures are over this text).
+pub const BUILTIN_TEXT: &str = include_str!("kld_text.txt");
 
 /// Threads the matmuls use (each holds one f32 row tile).
 pub(crate) fn worker_threads() -> usize {

@@ -14,15 +14,37 @@ pub fn layer_sites(cfg: &ArchConfig) -> Vec<&'static str> {
     parallax_metrics::sites::layer_sites(cfg.kind == ArchKind::Gemma3).map(|s| s.name).collect()
 }
 
+/// What [`Run::tap`](crate::Run::tap) is shown at a site, as ggml's `cb_eval` is shown a node:
+/// every lane's whole buffer there, all prompt positions whatever the run's scope.
+pub struct SiteRows<'r> {
+    /// The layer, or `None` for `embed` and `final_norm`.
+    pub layer: Option<u32>,
+    pub site: &'r str,
+    /// Each lane's buffer holds one row of `width` per prompt position.
+    pub width: usize,
+    /// The lanes' ids (`f32`, `q8`, `q8@2`…), the reference first.
+    pub lanes: &'r [String],
+    /// One buffer per lane, in the order of `lanes`.
+    pub rows: &'r [Vec<f32>],
+}
+
 pub(crate) struct Probe<'a> {
     pub lanes: &'a [Lane],
     /// Each lane's id, in lane order.
     pub ids: Vec<String>,
     pub scope: Scope,
     pub n_tokens: usize,
+    /// Shown every site's buffers before they are probed (the run's `FnMut` behind a `RefCell`).
+    pub tap: &'a dyn Fn(&SiteRows),
 }
 
 impl Probe<'_> {
+    /// Show the site's buffers to the run's tap.
+    pub fn tap(&self, layer: Option<u32>, site: &str, bufs: &[Vec<f32>], width: usize) {
+        let rows = SiteRows { layer, site, width, lanes: &self.ids, rows: bufs };
+        (self.tap)(&rows);
+    }
+
     /// `buf` (`n_tokens` rows of `width`) cut to the run's scope.
     pub fn scoped<'b>(&self, buf: &'b [f32], width: usize) -> &'b [f32] {
         match self.scope {

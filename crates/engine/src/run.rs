@@ -8,7 +8,7 @@
 use std::marker::PhantomData;
 use std::sync::atomic::AtomicBool;
 
-use parallax_model::Model;
+use parallax_model::{Model, Role};
 use parallax_report::{LocalNoise, Mode, Report};
 use parallax_source::ByteSource;
 
@@ -17,8 +17,9 @@ use crate::assemble::{self, Probes};
 use crate::block::Lockstep;
 use crate::options::{Lane, LogitsPositions, Phase, Progress, RunInput, RunOptions};
 use crate::paths::{self, gpu_record, open_gpu, Gpu, PathKind};
-use crate::probe::Probe;
-use crate::weights::Loader;
+use crate::probe::{Probe, SiteRows};
+use crate::weights::{LayerWeights, Loader};
+use crate::weights_diff::WeightsDiff;
 use crate::{ops, EngineError};
 
 /// Rows of the output head read and multiplied at a time: bounded memory whatever the vocabulary.
@@ -43,6 +44,7 @@ pub struct Run<'a, S: ByteSource, Out: RunOutput = Report> {
     input: &'a RunInput,
     opts: &'a RunOptions,
     progress: Box<dyn FnMut(&Progress) + 'a>,
+    tap: Box<dyn FnMut(&SiteRows) + 'a>,
     cancel: &'a AtomicBool,
     out: PhantomData<Out>,
 }
@@ -125,6 +127,7 @@ impl<'a, S: ByteSource> Run<'a, S> {
             input,
             opts,
             progress: Box::new(|_| {}),
+            tap: Box::new(|_| {}),
             cancel: &NEVER_CANCELLED,
             out: PhantomData,
         }
@@ -132,8 +135,8 @@ impl<'a, S: ByteSource> Run<'a, S> {
 
     /// Also return each lane's full last-position logits.
     pub fn with_logits(self) -> Run<'a, S, (Report, Vec<Vec<f32>>)> {
-        let Run { files, input, opts, progress, cancel, .. } = self;
-        Run { files, input, opts, progress, cancel, out: PhantomData }
+        let Run { files, input, opts, progress, tap, cancel, .. } = self;
+        Run { files, input, opts, progress, tap, cancel, out: PhantomData }
     }
 }
 
@@ -152,6 +155,15 @@ impl<'a, S: ByteSource, Out: RunOutput> Run<'a, S, Out> {
     /// Called after each step: embedding, each layer, each output-head chunk, done.
     pub fn progress(mut self, f: impl FnMut(&Progress) + 'a) -> Self {
         self.progress = Box::new(f);
+        self
+    }
+
+    /// Show `f` every lane's buffer at every site (all prompt positions, before the site is
+    /// probed), as ggml's `cb_eval` shows each node: for checks of whole rows against another
+    /// implementation. A run that drops a failing `gpu` path starts again, and shows the sites
+    /// again.
+    pub fn tap(mut self, f: impl FnMut(&SiteRows) + 'a) -> Self {
+        self.tap = Box::new(f);
         self
     }
 
@@ -176,8 +188,10 @@ impl<'a, S: ByteSource, Out: RunOutput> Run<'a, S, Out> {
     pub async fn run_async(mut self) -> Result<Out, EngineError> {
         let (files, input, opts, cancel) = (&self.files[..], self.input, self.opts, self.cancel);
         let on_progress = &mut *self.progress;
+        let on_site = &mut *self.tap;
         if !opts.paths.contains(&PathKind::Gpu) {
-            let (report, logits) = run_paths(files, input, opts, None, on_progress, cancel).await?;
+            let (report, logits) =
+                run_paths(files, input, opts, None, on_progress, on_site, cancel).await?;
             return Ok(Out::from_run(report, logits));
         }
         let without_gpu = |reason: String| -> Result<RunOptions, EngineError> {
@@ -189,20 +203,27 @@ impl<'a, S: ByteSource, Out: RunOutput> Run<'a, S, Out> {
             Ok(RunOptions { paths, ..opts.clone() })
         };
         let (result, reason) = match open_gpu(&opts.gpu).await {
-            Ok(gpu) => match run_paths(files, input, opts, Some(&gpu), on_progress, cancel).await {
-                Ok((mut report, logits)) => {
-                    report.execution.gpu = Some(gpu_record(&gpu));
-                    return Ok(Out::from_run(report, logits));
+            Ok(gpu) => {
+                match run_paths(files, input, opts, Some(&gpu), on_progress, on_site, cancel).await
+                {
+                    Ok((mut report, logits)) => {
+                        report.execution.gpu = Some(gpu_record(&gpu));
+                        return Ok(Out::from_run(report, logits));
+                    }
+                    Err(EngineError::GpuUnavailable { reason }) => {
+                        let rest = without_gpu(reason.clone())?;
+                        (
+                            run_paths(files, input, &rest, None, on_progress, on_site, cancel)
+                                .await,
+                            reason,
+                        )
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(EngineError::GpuUnavailable { reason }) => {
-                    let rest = without_gpu(reason.clone())?;
-                    (run_paths(files, input, &rest, None, on_progress, cancel).await, reason)
-                }
-                Err(e) => return Err(e),
-            },
+            }
             Err(reason) => {
                 let rest = without_gpu(reason.clone())?;
-                (run_paths(files, input, &rest, None, on_progress, cancel).await, reason)
+                (run_paths(files, input, &rest, None, on_progress, on_site, cancel).await, reason)
             }
         };
         let (mut report, logits) = result?;
@@ -274,6 +295,7 @@ async fn run_paths<S: ByteSource>(
     opts: &RunOptions,
     gpu: Option<&Gpu>,
     on_progress: &mut dyn FnMut(&Progress),
+    on_site: &mut dyn FnMut(&SiteRows),
     cancel: &AtomicBool,
 ) -> Result<(Report, Vec<Vec<f32>>), EngineError> {
     let cfg = ArchConfig::from_model(files[0])?;
@@ -286,6 +308,7 @@ async fn run_paths<S: ByteSource>(
     let tokens = &input.tokens;
     let n = tokens.len();
     let loaders: Vec<Loader<S>> = files.iter().map(|&model| Loader { model, cfg: &cfg }).collect();
+    let on_site = std::cell::RefCell::new(on_site);
     let step = Lockstep {
         cfg: &cfg,
         opts,
@@ -295,6 +318,7 @@ async fn run_paths<S: ByteSource>(
             ids: lanes.iter().map(Lane::id).collect(),
             scope: opts.scope,
             n_tokens: n,
+            tap: &|rows: &SiteRows| (on_site.borrow_mut())(rows),
         },
         positions: (0..n as u32).collect(),
         cancel,
@@ -319,12 +343,18 @@ async fn run_paths<S: ByteSource>(
         out_norms.push(out_norm);
     }
     let vocab = heads[0].n_rows();
-    // Two or more files: their weights compared first, tensor by tensor (read again in row
-    // chunks: a full pass over every file, counted in the progress).
-    let diff_bytes: u64 = if files.len() > 1 {
-        files.iter().flat_map(|f| f.tensors()).map(|t| t.n_bytes).sum()
-    } else {
-        0
+    // Two or more files: their weights compared tensor by tensor. A layer's tensors are compared
+    // from the values the layer loop holds anyway; the rest (the embedding, the head, anything
+    // no layer holds) are read here first, in row chunks, counted in the progress.
+    let mut diff = if files.len() > 1 { WeightsDiff::new(files)? } else { None };
+    let in_a_layer = |t: &parallax_model::Tensor| matches!(t.role, Some(Role::Layer { .. }));
+    let read_apart: Vec<usize> = match &diff {
+        Some(d) => (0..d.len()).filter(|&i| !in_a_layer(&d.tensors()[i])).collect(),
+        None => Vec::new(),
+    };
+    let diff_bytes: u64 = match &diff {
+        Some(d) => read_apart.iter().map(|&i| d.tensor_bytes(i)).sum(),
+        None => 0,
     };
     let mut progress = Progress {
         phase: if files.len() > 1 { Phase::Weights } else { Phase::Embedding },
@@ -334,23 +364,15 @@ async fn run_paths<S: ByteSource>(
         bytes_total: bytes_total + diff_bytes,
     };
     on_progress(&progress);
-    let weights = if files.len() > 1 {
-        let start = progress.bytes_read;
-        let weights = crate::weights_diff(
-            files,
-            |done, total| {
-                progress.bytes_read = start + diff_bytes * done as u64 / total.max(1) as u64;
-                on_progress(&progress);
-            },
-            cancel,
-        )?;
-        progress.bytes_read = start + diff_bytes;
+    if let Some(diff) = &mut diff {
+        for &i in &read_apart {
+            diff.compare_from_source(i, cancel)?;
+            progress.bytes_read += diff.tensor_bytes(i);
+            on_progress(&progress);
+        }
         progress.phase = Phase::Embedding;
         on_progress(&progress);
-        weights
-    } else {
-        Vec::new()
-    };
+    }
 
     let mut embedded = Vec::with_capacity(files.len());
     for loader in &loaders {
@@ -363,6 +385,7 @@ async fn run_paths<S: ByteSource>(
     }
     let mut resid: Vec<Vec<f32>> = lanes.iter().map(|l| embedded[l.file].clone()).collect();
     drop(embedded);
+    step.probe.tap(None, "embed", &resid, cfg.n_embd);
     let embed = step.probe.site(&resid, cfg.n_embd);
 
     let mut execution = assemble::execution(&cfg, opts);
@@ -407,6 +430,9 @@ async fn run_paths<S: ByteSource>(
             let (reference, others) = resid.split_at_mut(1);
             others.iter_mut().for_each(|r| r.copy_from_slice(&reference[0]));
         }
+        if let Some(diff) = &mut diff {
+            compare_layer_weights(diff, il, &ws)?;
+        }
         let (rec, tok) = step.layer(il, &ws, &mut resid).await?;
         drop(ws);
         layers.push(rec);
@@ -423,6 +449,7 @@ async fn run_paths<S: ByteSource>(
         .map(|(l, x)| ops::rms_norm(x, cfg.n_embd, &out_norms[l.file], cfg.rms_eps))
         .collect();
     drop(resid);
+    step.probe.tap(None, "final_norm", &normed, cfg.n_embd);
     let final_norm = step.probe.site(&normed, cfg.n_embd);
     // The rows the head multiplies: every position, or the last.
     let head_in: Vec<&[f32]> = normed.iter().map(|x| &x[(n - logit_rows) * cfg.n_embd..]).collect();
@@ -510,8 +537,33 @@ async fn run_paths<S: ByteSource>(
         final_norm,
         logits: logits_rec,
         per_token_logits,
-        weights,
+        weights: diff.map(WeightsDiff::finish).unwrap_or_default(),
     };
     let report = assemble::report(files, &cfg, input, opts, &lanes, vocab, probes, execution);
     Ok((report, last_logits))
+}
+
+/// Compare layer `il`'s tensors from the values `ws` (one set per file) hold; a tensor the
+/// layer does not hold (one the architecture does not use) is read from the files.
+fn compare_layer_weights<S: ByteSource>(
+    diff: &mut WeightsDiff<'_, S>,
+    il: u32,
+    ws: &[LayerWeights],
+) -> Result<(), EngineError> {
+    for i in 0..diff.len() {
+        let tensor = &diff.tensors()[i];
+        let Some(Role::Layer { layer, kind, param }) = tensor.role else { continue };
+        if layer != il {
+            continue;
+        }
+        let held: Option<Vec<_>> = ws.iter().map(|w| w.held(kind, param)).collect();
+        match held {
+            Some(held) => {
+                let row_values = tensor.row_values();
+                diff.compare_values(i, |k, rows| held[k].rows(rows, row_values))?
+            }
+            None => diff.compare_from_source(i, &NEVER_CANCELLED)?,
+        }
+    }
+    Ok(())
 }

@@ -28,6 +28,77 @@ pub struct LayerWeights {
     pub bytes: u64,
 }
 
+/// A tensor of a layer as [`LayerWeights`] holds it.
+pub enum Held<'a> {
+    Vector(&'a [f32]),
+    Matrix(&'a Matrix),
+}
+
+impl Held<'_> {
+    /// Rows `rows` (of `row_values` values each) as f32, dequantized as
+    /// [`Model::read_f32_rows`] dequantizes them: the same bits, without reading the file again.
+    pub fn rows(
+        &self,
+        rows: std::ops::Range<u64>,
+        row_values: usize,
+    ) -> Result<Vec<f32>, EngineError> {
+        let (start, end) = (rows.start as usize, rows.end as usize);
+        match self {
+            Held::Vector(v) => Ok(v[start * row_values..end * row_values].to_vec()),
+            Held::Matrix(m) => match &m.storage {
+                Storage::F32 { values, .. } => {
+                    Ok(values[start * row_values..end * row_values].to_vec())
+                }
+                Storage::Ggml { ty, bytes, row_bytes } => {
+                    let mut out = vec![0f32; (end - start) * row_values];
+                    parallax_quant::dequantize(
+                        *ty,
+                        &bytes[start * row_bytes..end * row_bytes],
+                        &mut out,
+                    )
+                    .map_err(|error| {
+                        EngineError::Model(parallax_model::ModelError::Quant {
+                            tensor: m.name.clone(),
+                            error,
+                        })
+                    })?;
+                    Ok(out)
+                }
+            },
+        }
+    }
+}
+
+impl LayerWeights {
+    /// The layer's tensor of `kind` and `param`, if the layer holds it.
+    pub fn held(&self, kind: LayerTensor, param: Param) -> Option<Held<'_>> {
+        use LayerTensor::*;
+        match (kind, param) {
+            (AttnNorm, Param::Weight) => Some(Held::Vector(&self.attn_norm)),
+            (AttnQ, Param::Weight) => Some(Held::Matrix(&self.wq)),
+            (AttnK, Param::Weight) => Some(Held::Matrix(&self.wk)),
+            (AttnV, Param::Weight) => Some(Held::Matrix(&self.wv)),
+            (AttnQ, Param::Bias) => vector(&self.bq),
+            (AttnK, Param::Bias) => vector(&self.bk),
+            (AttnV, Param::Bias) => vector(&self.bv),
+            (AttnQNorm, Param::Weight) => vector(&self.q_norm),
+            (AttnKNorm, Param::Weight) => vector(&self.k_norm),
+            (AttnOutput, Param::Weight) => Some(Held::Matrix(&self.wo)),
+            (PostAttentionNorm, Param::Weight) => vector(&self.post_attn_norm),
+            (FfnNorm, Param::Weight) => Some(Held::Vector(&self.ffn_norm)),
+            (FfnGate, Param::Weight) => Some(Held::Matrix(&self.gate)),
+            (FfnUp, Param::Weight) => Some(Held::Matrix(&self.up)),
+            (FfnDown, Param::Weight) => Some(Held::Matrix(&self.down)),
+            (PostFfwNorm, Param::Weight) => vector(&self.post_ffw_norm),
+            _ => None,
+        }
+    }
+}
+
+fn vector(v: &Option<Vec<f32>>) -> Option<Held<'_>> {
+    v.as_deref().map(Held::Vector)
+}
+
 /// What one layer will hold in memory while it runs, estimated from the tensor table and the
 /// shapes before a byte of it is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,9 +13,11 @@ use parallax_source::ByteSource;
 
 use crate::EngineError;
 
-/// f32 values read from one file at a time: 16 MiB. A tensor's row is never cut, so a row longer
-/// than this (a 1-D tensor of more values) is read whole.
-const CHUNK_VALUES: u64 = 4 << 20;
+/// f32 values compared at a time per file, read or dequantized from a layer in memory: 1 MiB,
+/// so the diff adds little to a run's peak, which the layers' weights set (16 MiB chunks made a
+/// two-file run's peak RSS 10 % higher and were no faster). A tensor's row is never cut, so a
+/// row longer than this (a 1-D tensor of more values) is read whole.
+const CHUNK_VALUES: u64 = 1 << 18;
 
 /// One entry per tensor of `models[0]`, in its file order, with the tensor that plays the same
 /// role in every other model (see [`parallax_model::counterpart`]) compared with it.
@@ -29,51 +31,177 @@ pub fn weights_diff<S: ByteSource>(
     mut on_tensor: impl FnMut(usize, usize),
     cancel: &AtomicBool,
 ) -> Result<Vec<TensorDiff>, EngineError> {
-    let Some((first, others)) = models.split_first() else {
+    let Some(mut diff) = WeightsDiff::new(models)? else {
         return Ok(Vec::new());
     };
-    for (k, other) in others.iter().enumerate() {
-        check_compatible(*first, *other)
-            .map_err(|difference| EngineError::Incompatible { file: k + 2, difference })?;
-    }
-    let total = first.tensors().len();
-    let mut entries = Vec::with_capacity(total);
+    let total = diff.len();
     on_tensor(0, total);
-    for (done, tensor) in first.tensors().iter().enumerate() {
-        let mut files = vec![tensor_file(tensor)];
-        let mut pairs = Vec::with_capacity(others.len());
-        for (k, other) in others.iter().enumerate() {
-            // Compatible files have every counterpart, of the same shape; a caller that skipped
-            // the check above cannot reach here, but a sentence costs nothing.
-            let incompatible = |difference| EngineError::Incompatible { file: k + 2, difference };
-            let pair = counterpart(*other, tensor).ok_or_else(|| {
-                incompatible(Incompatibility::MissingTensor {
-                    name: tensor.name.clone(),
-                    present_in: Side::A,
-                })
-            })?;
-            if pair.ne != tensor.ne {
-                let shape = |t: &Tensor| t.ne.iter().rev().copied().collect();
-                return Err(incompatible(Incompatibility::TensorShape {
-                    name_a: tensor.name.clone(),
-                    name_b: pair.name.clone(),
-                    shape_a: shape(tensor),
-                    shape_b: shape(pair),
-                }));
-            }
-            files.push(tensor_file(pair));
-            pairs.push((*other, pair));
-        }
-        let compares = compare_tensor(first, tensor, &pairs, cancel)?;
-        entries.push(TensorDiff {
-            name: tensor.name.clone(),
-            ne: tensor.ne.clone(),
-            files,
-            compares,
-        });
-        on_tensor(done + 1, total);
+    for i in 0..total {
+        diff.compare_from_source(i, cancel)?;
+        on_tensor(i + 1, total);
     }
-    Ok(entries)
+    Ok(diff.finish())
+}
+
+/// A weights diff filled in as a run reads the files: the tensors a layer holds are compared
+/// from the values already in memory ([`WeightsDiff::compare_values`]), the rest read again in
+/// row chunks ([`WeightsDiff::compare_from_source`]). Either way every value is compared in
+/// row order, so the entries are the same bits whichever way each tensor came.
+pub(crate) struct WeightsDiff<'m, S: ByteSource> {
+    models: Vec<&'m Model<S>>,
+    /// Per tensor of the first model, in its file order: each other model's counterpart.
+    pairs: Vec<Vec<&'m Tensor>>,
+    /// Per tensor: the comparisons, once made.
+    compares: Vec<Option<Vec<WeightCompare>>>,
+}
+
+impl<'m, S: ByteSource> WeightsDiff<'m, S> {
+    /// `None` for no model. Refuses models that are not one network before reading a weight.
+    pub fn new(models: &[&'m Model<S>]) -> Result<Option<Self>, EngineError> {
+        let Some((first, others)) = models.split_first() else {
+            return Ok(None);
+        };
+        for (k, other) in others.iter().enumerate() {
+            check_compatible(*first, *other)
+                .map_err(|difference| EngineError::Incompatible { file: k + 2, difference })?;
+        }
+        let mut pairs = Vec::with_capacity(first.tensors().len());
+        for tensor in first.tensors() {
+            let mut of_tensor = Vec::with_capacity(others.len());
+            for (k, other) in others.iter().enumerate() {
+                // Compatible files have every counterpart, of the same shape; a caller that
+                // skipped the check above cannot reach here, but a sentence costs nothing.
+                let incompatible =
+                    |difference| EngineError::Incompatible { file: k + 2, difference };
+                let pair = counterpart(*other, tensor).ok_or_else(|| {
+                    incompatible(Incompatibility::MissingTensor {
+                        name: tensor.name.clone(),
+                        present_in: Side::A,
+                    })
+                })?;
+                if pair.ne != tensor.ne {
+                    let shape = |t: &Tensor| t.ne.iter().rev().copied().collect();
+                    return Err(incompatible(Incompatibility::TensorShape {
+                        name_a: tensor.name.clone(),
+                        name_b: pair.name.clone(),
+                        shape_a: shape(tensor),
+                        shape_b: shape(pair),
+                    }));
+                }
+                of_tensor.push(pair);
+            }
+            pairs.push(of_tensor);
+        }
+        let compares = vec![None; pairs.len()];
+        Ok(Some(WeightsDiff { models: models.to_vec(), pairs, compares }))
+    }
+
+    /// How many tensors the first model has.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// The first model's tensors, in file order.
+    pub fn tensors(&self) -> &'m [Tensor] {
+        self.models[0].tensors()
+    }
+
+    /// Bytes of tensor `i` in every model together (what reading it from the files costs).
+    pub fn tensor_bytes(&self, i: usize) -> u64 {
+        self.tensors()[i].n_bytes + self.pairs[i].iter().map(|t| t.n_bytes).sum::<u64>()
+    }
+
+    /// Whether tensor `i` is compared already.
+    pub fn is_done(&self, i: usize) -> bool {
+        self.compares[i].is_some()
+    }
+
+    /// Compare tensor `i` reading it (and its counterparts) from the files in row chunks.
+    pub fn compare_from_source(
+        &mut self,
+        i: usize,
+        cancel: &AtomicBool,
+    ) -> Result<(), EngineError> {
+        let tensor = &self.tensors()[i];
+        let pairs: Vec<(&Model<S>, &Tensor)> =
+            self.models[1..].iter().copied().zip(self.pairs[i].iter().copied()).collect();
+        self.compares[i] = Some(compare_tensor(self.models[0], tensor, &pairs, cancel)?);
+        Ok(())
+    }
+
+    /// Compare tensor `i` from values already read: `values(k, rows)` gives model `k`'s values
+    /// of those rows (the first model's at `k = 0`), dequantized as `read_f32_rows` would.
+    pub fn compare_values(
+        &mut self,
+        i: usize,
+        mut values: impl FnMut(usize, std::ops::Range<u64>) -> Result<Vec<f32>, EngineError>,
+    ) -> Result<(), EngineError> {
+        let tensor = &self.tensors()[i];
+        let mut sums: Vec<Sums> = self.pairs[i].iter().map(|_| Sums::new()).collect();
+        for rows in row_chunks(tensor, CHUNK_VALUES) {
+            let a = values(0, rows.clone())?;
+            for (k, (pair, sums)) in self.pairs[i].iter().zip(&mut sums).enumerate() {
+                let b = values(k + 1, rows.clone())?;
+                check_lengths(tensor, pair, &a, &b, &rows)?;
+                sums.add(&a, &b);
+            }
+        }
+        self.compares[i] = Some(sums_compares(&sums));
+        Ok(())
+    }
+
+    /// Every entry, in the first model's file order; a tensor nobody compared is read now.
+    pub fn finish(mut self) -> Vec<TensorDiff> {
+        let never = AtomicBool::new(false);
+        for i in 0..self.len() {
+            if !self.is_done(i) {
+                // Unreachable in a run (it compares every tensor); reading cannot be cancelled.
+                let _ = self.compare_from_source(i, &never);
+            }
+        }
+        let first = self.models[0];
+        first
+            .tensors()
+            .iter()
+            .zip(self.pairs)
+            .zip(self.compares)
+            .map(|((tensor, pairs), compares)| TensorDiff {
+                name: tensor.name.clone(),
+                ne: tensor.ne.clone(),
+                files: std::iter::once(tensor).chain(pairs).map(tensor_file).collect(),
+                compares: compares.unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
+/// A tensor's rows, cut into chunks of at most `max_values` values (a row is never cut).
+fn row_chunks(tensor: &Tensor, max_values: u64) -> impl Iterator<Item = std::ops::Range<u64>> {
+    let n_rows = tensor.n_rows();
+    let rows_per_chunk = (max_values / (tensor.row_values() as u64).max(1)).max(1);
+    (0..n_rows.div_ceil(rows_per_chunk))
+        .map(move |c| c * rows_per_chunk..((c + 1) * rows_per_chunk).min(n_rows))
+}
+
+fn check_lengths(
+    tensor: &Tensor,
+    pair: &Tensor,
+    a: &[f32],
+    b: &[f32],
+    rows: &std::ops::Range<u64>,
+) -> Result<(), EngineError> {
+    if b.len() == a.len() {
+        return Ok(());
+    }
+    Err(EngineError::BadShape {
+        tensor: pair.name.clone(),
+        ne: pair.ne.clone(),
+        expected: format!("{} values in rows {rows:?}, as {} has", a.len(), tensor.name),
+    })
+}
+
+fn sums_compares(sums: &[Sums]) -> Vec<WeightCompare> {
+    sums.iter().enumerate().map(|(k, s)| s.compare(k as u32 + 2)).collect()
 }
 
 fn tensor_file(t: &Tensor) -> TensorFile {
@@ -164,33 +292,18 @@ fn compare_tensor<S: ByteSource>(
     if pairs.is_empty() {
         return Ok(Vec::new());
     }
-    let n_rows = tensor.n_rows();
-    let rows_per_chunk = (CHUNK_VALUES / (tensor.row_values() as u64).max(1)).max(1);
-    let mut start = 0;
-    while start < n_rows {
+    for rows in row_chunks(tensor, CHUNK_VALUES) {
         if cancel.load(Ordering::Relaxed) {
             return Err(EngineError::Cancelled);
         }
-        let rows = start..(start + rows_per_chunk).min(n_rows);
         let a = first.read_f32_rows(tensor, rows.clone())?;
         for ((model, pair), sums) in pairs.iter().zip(&mut sums) {
             let b = model.read_f32_rows(pair, rows.clone())?;
-            if b.len() != a.len() {
-                return Err(EngineError::BadShape {
-                    tensor: pair.name.clone(),
-                    ne: pair.ne.clone(),
-                    expected: format!(
-                        "{} values in rows {rows:?}, as {} has",
-                        a.len(),
-                        tensor.name
-                    ),
-                });
-            }
+            check_lengths(tensor, pair, &a, &b, &rows)?;
             sums.add(&a, &b);
         }
-        start = rows.end;
     }
-    Ok(sums.iter().enumerate().map(|(k, s)| s.compare(k as u32 + 2)).collect())
+    Ok(sums_compares(&sums))
 }
 
 #[cfg(test)]

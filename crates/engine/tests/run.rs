@@ -82,7 +82,7 @@ fn refusals_name_the_fault() {
     let err = |opts: &RunOptions| Run::new(&model, &input(), opts).run().unwrap_err();
     let e = err(&with_faults(&["drop-bias@99"]));
     assert!(matches!(e, EngineError::FaultLayerOutOfRange { .. }), "{e:?}");
-    assert_eq!(e.to_string(), "cannot inject drop-bias@99 on path q8: the model has layers 0..3");
+    assert_eq!(e.to_string(), "cannot inject drop-bias@99 on path q8: the model has layers 0–2");
     let reference_q8 =
         RunOptions { paths: vec![PathKind::Q8, PathKind::F32], ..with_faults(&["drop-bias@1"]) };
     assert_eq!(

@@ -2,7 +2,9 @@
 //! a chart's ratio band), which sites, layers and paths it covers, and its value at a point.
 
 use parallax_metrics::{Compare, LogitsCompare, TIE_SIGMAS};
-use parallax_report::verdict::{Measurement, Outcome, PathCount, RatioBand, TestVerdict};
+use parallax_report::verdict::{
+    CompareBand, Measurement, Outcome, PathCount, RatioBand, TestVerdict,
+};
 
 use crate::contract::{Band, Check, ContractTest, Layers, LogitsMetric, Metric, SiteRef, Stat};
 use crate::evaluate::{Judge, Point, Skip};
@@ -33,6 +35,15 @@ pub(crate) enum Measure {
     NoiseRatio,
 }
 
+/// A check's layers as a chart reads them: `[first, end)`, `None` for every layer.
+fn layer_range(layers: Layers) -> Option<(u32, u32)> {
+    match layers {
+        Layers::Range { start, end } => Some((start, end)),
+        Layers::One(i) => Some((i, i + 1)),
+        _ => None,
+    }
+}
+
 fn names(sites: &[SiteRef]) -> String {
     sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
 }
@@ -51,18 +62,13 @@ pub(crate) fn stat_ratio<'c>(
         Some(format!("{0}({num}) / {0}({den}) at {1}, {layers}", stat.as_str(), names(sites)));
     // Charts draw per-layer std ratios; a band on a site outside the layers has no place on them.
     if stat == Stat::Std && layers != Layers::None {
-        let layer_range = match layers {
-            Layers::Range { start, end } => Some((start, end)),
-            Layers::One(i) => Some((i, i + 1)),
-            _ => None,
-        };
         v.ratio_band = Some(RatioBand {
             num: num.clone(),
             den: den.clone(),
             lo: band.lo,
             hi: band.hi,
             sites: sites.iter().flat_map(|s| s.sites.iter().cloned()).collect(),
-            layers: layer_range,
+            layers: layer_range(layers),
         });
     }
     v.band = Some(band.to_string());
@@ -110,6 +116,23 @@ pub(crate) fn compare<'c>(
 ) -> SiteCheck<'c> {
     v.check =
         Some(format!("{}({path}, {reference}) at {}, {layers}", metric.as_str(), names(sites)));
+    // Heatmaps class each site × layer cell against this band; a site outside the layers, or a
+    // union judged pooled, has no cell of its own.
+    if layers != Layers::None {
+        v.compare_band = Some(CompareBand {
+            metric: metric.as_str().to_string(),
+            path: path.clone(),
+            reference: reference.clone(),
+            lo: band.lo,
+            hi: band.hi,
+            sites: sites
+                .iter()
+                .filter(|s| s.sites.len() == 1)
+                .map(|s| s.sites[0].clone())
+                .collect(),
+            layers: layer_range(layers),
+        });
+    }
     v.band = Some(band.to_string());
     let measure =
         if metric == Metric::NoiseRatio { Measure::NoiseRatio } else { Measure::Compare(metric) };

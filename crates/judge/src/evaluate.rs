@@ -186,7 +186,7 @@ impl Judge<'_> {
             Layers::One(i) if i < n => vec![Some(i)],
             Layers::One(i) => {
                 return Err(format!(
-                    "the contract names layer {i}; this model has {n} layers (0..{})",
+                    "the contract names layer {i}; this model has {n} layers (0–{})",
                     n.saturating_sub(1)
                 ))
             }
@@ -289,7 +289,7 @@ impl Judge<'_> {
             let v = &mut judged.verdict;
             v.outcome = Outcome::Measured;
             v.worst = v.worst.take().or(v.first_failure.take());
-            (v.failed, v.first_failure, v.band) = (0, None, None);
+            (v.failed, v.first_failure, v.band, v.compare_band) = (0, None, None, None);
             v.notes.push(
                 "measured, not judged: no band is known for these files; a contract of your own can set one"
                     .into(),
@@ -318,6 +318,7 @@ impl Judge<'_> {
             first_failure: None,
             notes: Vec::new(),
             ratio_band: None,
+            compare_band: None,
         };
         let m = |x: &str| mapping.resolve(x).to_string();
         let plan = match check {

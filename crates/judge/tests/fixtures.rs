@@ -77,9 +77,9 @@ fn healthy_run_passes() {
               PASS           FALSIFY-APR-GGUF-PARITY-001  SwiGLU spread agrees within a factor 2 at every layer — worst 0.997147 at layer 2 ffn_swigl (f32 n=3584, q8 n=3584); band ∈ [0.5, 2], 3 points
                              the contract names layers [0, 28); this model has 3: judged on [0, 3)
               NOT MEASURABLE FALSIFY-APR-GGUF-PARITY-002  SwiGLU spread agrees within a factor 2 at layer 3
-                             the contract names layer 3; this model has 3 layers (0..2)
+                             the contract names layer 3; this model has 3 layers (0–2)
               NOT MEASURABLE FALSIFY-APR-GGUF-PARITY-003  gate projection spread agrees within [0.7, 1.4] at layer 3
-                             the contract names layer 3; this model has 3 layers (0..2)
+                             the contract names layer 3; this model has 3 layers (0–2)
               NOT MEASURABLE FALSIFY-APR-GGUF-PARITY-004  the contract passes upstream's schema validator
                              runs a command (`pv validate contracts/apr-vs-gguf-forward-parity-v1.yaml`), not a quantity a report holds
               NOT MEASURABLE FALSIFY-APR-GGUF-PARITY-005  upstream's fix leaves its non-quantized path alone
@@ -136,9 +136,9 @@ fn injected_fault_fails_at_its_site() {
               PASS           FALSIFY-APR-GGUF-PARITY-001  SwiGLU spread agrees within a factor 2 at every layer — worst 0.866301 at layer 1 ffn_swigl (f32 n=3584, q8 n=3584); band ∈ [0.5, 2], 3 points
                              the contract names layers [0, 28); this model has 3: judged on [0, 3)
               NOT MEASURABLE FALSIFY-APR-GGUF-PARITY-002  SwiGLU spread agrees within a factor 2 at layer 3
-                             the contract names layer 3; this model has 3 layers (0..2)
+                             the contract names layer 3; this model has 3 layers (0–2)
               NOT MEASURABLE FALSIFY-APR-GGUF-PARITY-003  gate projection spread agrees within [0.7, 1.4] at layer 3
-                             the contract names layer 3; this model has 3 layers (0..2)
+                             the contract names layer 3; this model has 3 layers (0–2)
               NOT MEASURABLE FALSIFY-APR-GGUF-PARITY-004  the contract passes upstream's schema validator
                              runs a command (`pv validate contracts/apr-vs-gguf-forward-parity-v1.yaml`), not a quantity a report holds
               NOT MEASURABLE FALSIFY-APR-GGUF-PARITY-005  upstream's fix leaves its non-quantized path alone
@@ -201,9 +201,9 @@ fn replay_run_passes_and_judges_the_op_alone() {
               PASS           FALSIFY-APR-GGUF-PARITY-001  SwiGLU spread agrees within a factor 2 at every layer — worst 0.998945 at layer 0 ffn_swigl (f32 n=3584, q8 n=3584); band ∈ [0.5, 2], 3 points
                              the contract names layers [0, 28); this model has 3: judged on [0, 3)
               NOT MEASURABLE FALSIFY-APR-GGUF-PARITY-002  SwiGLU spread agrees within a factor 2 at layer 3
-                             the contract names layer 3; this model has 3 layers (0..2)
+                             the contract names layer 3; this model has 3 layers (0–2)
               NOT MEASURABLE FALSIFY-APR-GGUF-PARITY-003  gate projection spread agrees within [0.7, 1.4] at layer 3
-                             the contract names layer 3; this model has 3 layers (0..2)
+                             the contract names layer 3; this model has 3 layers (0–2)
               NOT MEASURABLE FALSIFY-APR-GGUF-PARITY-004  the contract passes upstream's schema validator
                              runs a command (`pv validate contracts/apr-vs-gguf-forward-parity-v1.yaml`), not a quantity a report holds
               NOT MEASURABLE FALSIFY-APR-GGUF-PARITY-005  upstream's fix leaves its non-quantized path alone

@@ -445,6 +445,13 @@ pub fn top_k(values: &[f32], k: usize) -> Vec<(u32, f32)> {
     top
 }
 
+/// The probability of each of `ids` under softmax(`logits`) (f64, as [`log_softmax`]); `None`
+/// when a logit is not finite or an id is out of range.
+pub fn probabilities_of(logits: &[f32], ids: &[u32]) -> Option<Vec<f64>> {
+    let logp = log_softmax(logits)?;
+    ids.iter().map(|&id| logp.get(id as usize).map(|&l| libm::exp(l))).collect()
+}
+
 /// `x − logsumexp(x)` in f64 (libm, so every target gives the same bits); `None` when a value
 /// is not finite.
 pub(crate) fn log_softmax(x: &[f32]) -> Option<Vec<f64>> {
@@ -459,6 +466,14 @@ pub(crate) fn log_softmax(x: &[f32]) -> Option<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probabilities_of_ids_sum_as_softmax() {
+        let p = probabilities_of(&[0.0, 0.0, (3.0f32).ln()], &[2, 0]).unwrap();
+        assert!((p[0] - 0.6).abs() < 1e-7 && (p[1] - 0.2).abs() < 1e-7, "{p:?}");
+        assert_eq!(probabilities_of(&[0.0, f32::NAN], &[0]), None);
+        assert_eq!(probabilities_of(&[0.0], &[1]), None);
+    }
 
     #[test]
     fn stats_count_non_finite_apart_and_use_sample_std() {

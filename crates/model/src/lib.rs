@@ -9,6 +9,7 @@
 mod compat;
 pub mod convert;
 mod names;
+mod shard_names;
 mod summary;
 mod tokenizer;
 
@@ -23,6 +24,7 @@ pub use compat::{check_compatible, counterpart, Incompatibility, Side};
 pub use names::{LayerTensor, Param, Role};
 pub use parallax_apr::TensorType;
 pub use parallax_tokenizer::TokenizerConfig;
+pub use shard_names::{order_chosen_files, shard_file_names, ChoiceError};
 pub use summary::{
     human_bytes, parse_bytes, Hyperparameters, MetaEntry, ModelSummary, TensorSummary, TypeCount,
 };
@@ -131,21 +133,6 @@ fn describe_magic(m: &[u8; 4]) -> String {
     } else {
         format!("bytes {:02x} {:02x} {:02x} {:02x}", m[0], m[1], m[2], m[3])
     }
-}
-
-/// The file names of every shard of the split GGUF whose shard `name` is
-/// (`NAME-0000K-of-0000N.gguf`, as llama.cpp's `gguf-split` and gguf-py name them), in order;
-/// `None` for any other name.
-pub fn shard_file_names(name: &str) -> Option<Vec<String>> {
-    let stem = name.strip_suffix(".gguf")?;
-    let (head, count) = stem.rsplit_once("-of-")?;
-    let (prefix, no) = head.rsplit_once('-')?;
-    let digits = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(no) || !digits(count) {
-        return None;
-    }
-    let n: u32 = count.parse().ok()?;
-    (n > 1).then(|| (1..=n).map(|k| format!("{prefix}-{k:05}-of-{n:05}.gguf")).collect())
 }
 
 enum Container<S> {
@@ -411,29 +398,4 @@ impl<S: ByteSource> Model<S> {
 
 fn no_such(name: &str) -> ModelError {
     ModelError::NoSuchTensor { name: name.to_string() }
-}
-
-#[cfg(test)]
-mod shard_name_tests {
-    use super::shard_file_names;
-
-    #[test]
-    fn a_shard_name_gives_every_shard_in_order_and_nothing_else_does() {
-        let all = ["m-00001-of-00003.gguf", "m-00002-of-00003.gguf", "m-00003-of-00003.gguf"];
-        assert_eq!(shard_file_names("m-00002-of-00003.gguf").unwrap(), all);
-        assert_eq!(
-            shard_file_names("a-b-00001-of-00002.gguf").unwrap()[1],
-            "a-b-00002-of-00002.gguf"
-        );
-        for plain in [
-            "m.gguf",
-            "m-00001-of-00001.gguf",
-            "m-1-of-3.gguf",
-            "m-00001-of-00003.bin",
-            "m-0000x-of-00003.gguf",
-            "00001-of-00003.gguf",
-        ] {
-            assert_eq!(shard_file_names(plain), None, "{plain}");
-        }
-    }
 }

@@ -168,7 +168,7 @@ pub(crate) fn summarize<S: ByteSource>(model: &Model<S>, full: bool) -> ModelSum
             .map(|(key, value)| MetaEntry {
                 key: key.clone(),
                 value_type: gguf_type(value),
-                value: gguf_value(value, full),
+                value: decoded(key, value, gguf_value(value, full)),
             })
             .collect()
     } else if let Some(file) = model.apr() {
@@ -221,6 +221,68 @@ pub(crate) fn summarize<S: ByteSource>(model: &Model<S>, full: bool) -> ModelSum
             })
             .collect(),
     }
+}
+
+/// A metadata enum with its name beside the number: `general.file_type` 15 is "15 (Q4_K_M)",
+/// `{arch}.pooling_type` 1 is "1 (mean)". Other values as they are.
+fn decoded(key: &str, value: &MetaValue, shown: String) -> String {
+    let name = match (key, value.as_u64()) {
+        ("general.file_type", Some(v)) => file_type_name(v),
+        (k, Some(v)) if k.ends_with(".pooling_type") => match v {
+            0 => Some("none"),
+            1 => Some("mean"),
+            2 => Some("cls"),
+            3 => Some("last"),
+            4 => Some("rank"),
+            _ => None,
+        },
+        _ => None,
+    };
+    match name {
+        Some(name) => format!("{shown} ({name})"),
+        None => shown,
+    }
+}
+
+/// llama.cpp's `llama_ftype` names (`LLAMA_FTYPE_MOSTLY_Q4_K_M` is 15): the recipe
+/// llama-quantize was asked for, which names the file, not every tensor's type.
+pub(crate) fn file_type_name(ftype: u64) -> Option<&'static str> {
+    Some(match ftype {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        19 => "IQ2_XXS",
+        20 => "IQ2_XS",
+        21 => "Q2_K_S",
+        22 => "IQ3_XS",
+        23 => "IQ3_XXS",
+        24 => "IQ1_S",
+        25 => "IQ4_NL",
+        26 => "IQ3_S",
+        27 => "IQ3_M",
+        28 => "IQ2_S",
+        29 => "IQ2_M",
+        30 => "IQ4_XS",
+        31 => "IQ1_M",
+        32 => "BF16",
+        36 => "TQ1_0",
+        37 => "TQ2_0",
+        38 => "MXFP4_MOE",
+        _ => return None,
+    })
 }
 
 fn type_name(t: TensorType) -> String {
@@ -371,5 +433,23 @@ mod parse_bytes_tests {
         assert!(parse_bytes("12 parsecs").unwrap_err().contains("unknown unit"));
         assert!(parse_bytes("99999999999T").unwrap_err().contains("too large"));
         assert!(parse_bytes("").is_err());
+    }
+}
+
+#[cfg(test)]
+mod decoded_tests {
+    use parallax_gguf::MetaValue;
+
+    use super::decoded;
+
+    #[test]
+    fn metadata_enums_show_their_names() {
+        let shown = |k: &str, v: MetaValue| decoded(k, &v, super::gguf_value(&v, false));
+        assert_eq!(shown("general.file_type", MetaValue::U32(15)), "15 (Q4_K_M)");
+        assert_eq!(shown("general.file_type", MetaValue::U32(30)), "30 (IQ4_XS)");
+        // Numbers llama.cpp retired or never used stay bare; so does every other key.
+        assert_eq!(shown("general.file_type", MetaValue::U32(33)), "33");
+        assert_eq!(shown("bert.pooling_type", MetaValue::U32(1)), "1 (mean)");
+        assert_eq!(shown("qwen2.block_count", MetaValue::U32(15)), "15");
     }
 }

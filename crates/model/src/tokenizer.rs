@@ -13,7 +13,7 @@ impl<S: ByteSource> Model<S> {
         if let Some(g) = self.gguf() {
             let strs = |k: &str| g.get_str_arr(k).map(|v| v.to_vec());
             return TokenizerConfig {
-                model: g.get_str("tokenizer.ggml.model").unwrap_or_default().to_string(),
+                model: self.tokenizer_model(),
                 pre: g.get_str("tokenizer.ggml.pre").map(str::to_string),
                 tokens: strs("tokenizer.ggml.tokens").unwrap_or_default(),
                 token_types: g.get_arr("tokenizer.ggml.token_type").and_then(|a| a.to_i64s()).map(
@@ -44,9 +44,7 @@ impl<S: ByteSource> Model<S> {
         let id = |k: &str| m.get(k).and_then(|v| v.as_u64()).and_then(|v| u32::try_from(v).ok());
         let text = |k: &str| m.get(k).and_then(|v| v.as_str()).map(str::to_string);
         TokenizerConfig {
-            model: text("tokenizer.model")
-                .or_else(|| text("tokenizer.model_type"))
-                .unwrap_or_default(),
+            model: self.tokenizer_model(),
             pre: text("tokenizer.pre_type").or_else(|| self.architecture().map(str::to_string)),
             tokens: strs("tokenizer.vocabulary").unwrap_or_default(),
             token_types: m
@@ -76,6 +74,55 @@ impl<S: ByteSource> Model<S> {
         }
         let vocab = self.apr()?.metadata().get("tokenizer.vocabulary")?.as_array()?;
         Some(ids.iter().map(|&id| vocab.get(id as usize).and_then(|v| v.as_str())).collect())
+    }
+
+    /// What each of `ids` stands for as text, for people: llama.cpp's token piece with special
+    /// tokens rendered (Qwen's `Ġis` and Gemma's `▁is` are " is", `<0x0A>` is a newline),
+    /// `None` for an id the vocabulary lacks; `None` when the file carries no vocabulary. Reads
+    /// only those entries and their types; builds no tokenizer.
+    pub fn token_display_texts(&self, ids: &[u32]) -> Option<Vec<Option<String>>> {
+        let raw = self.token_texts(ids)?;
+        let model = self.tokenizer_model();
+        let types: Option<Vec<i64>> = match self.gguf() {
+            Some(g) => g.get_arr("tokenizer.ggml.token_type").map(|a| {
+                ids.iter()
+                    .map(|&id| a.get(id as usize).and_then(|v| v.as_i64()).unwrap_or(1))
+                    .collect()
+            }),
+            None => {
+                self.apr()?.metadata().get("tokenizer.token_type").and_then(|v| v.as_array()).map(
+                    |a| {
+                        ids.iter()
+                            .map(|&id| a.get(id as usize).and_then(|v| v.as_i64()).unwrap_or(1))
+                            .collect()
+                    },
+                )
+            }
+        };
+        Some(
+            raw.into_iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    let ty =
+                        types.as_ref().map(|t| t[i].clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+                    text.map(|t| parallax_tokenizer::vocab_entry_text(&model, t, ty))
+                })
+                .collect(),
+        )
+    }
+
+    /// The tokenizer's kind as the file names it: GGUF `tokenizer.ggml.model`, APR
+    /// `tokenizer.model` or `tokenizer.model_type` ("gpt2", "llama"); empty when it names none.
+    fn tokenizer_model(&self) -> String {
+        let name = match self.gguf() {
+            Some(g) => g.get_str("tokenizer.ggml.model"),
+            None => self.apr().and_then(|a| {
+                let m = a.metadata();
+                let text = |k: &str| m.get(k).and_then(|v| v.as_str());
+                text("tokenizer.model").or_else(|| text("tokenizer.model_type"))
+            }),
+        };
+        name.unwrap_or_default().to_string()
     }
 
     /// The model's own name: GGUF `general.name`, APR `name`.

@@ -20,6 +20,8 @@ pub use weights::{
     type_recipe, DiffFile, TensorDiff, TensorFile, WeightCompare, WeightsReport, WEIGHTS_SCHEMA,
 };
 
+use std::collections::BTreeMap;
+
 use indexmap::IndexMap;
 pub use parallax_metrics::positions::{PositionsSummary, TokenLogits};
 use parallax_metrics::{Compare, LogitsCompare, Stats};
@@ -72,6 +74,12 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub weights: Vec<TensorDiff>,
     pub prompt: Prompt,
+    /// The text each token id the report names stands for — the prompt's and every path's
+    /// predicted tokens — as the model's tokenizer renders it (Qwen's `Ġis` is " is"), so views
+    /// show words, not ids or vocabulary strings. Empty in reports older than it, and when the
+    /// file carries no vocabulary.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub token_text: BTreeMap<u32, String>,
     /// Path ids in run order; the first is the reference.
     pub paths: Vec<String>,
     pub reference: String,
@@ -120,6 +128,10 @@ pub struct ModelInfo {
     pub file_bytes: u64,
     /// sha256 of the whole file, when it was computed.
     pub sha256: Option<String>,
+    /// The FFN's activation, `silu` or `gelu_tanh` (absent in reports older than it): it names
+    /// the sites `ffn_silu` and `ffn_swigl` for people (Gemma's are a GELU and a GeGLU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ffn_activation: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,6 +182,10 @@ pub struct PathLogits {
     /// `"nan"` (JSON has no such numbers; `null` — what older reports hold — reads as NaN).
     #[serde(with = "top_logits")]
     pub top: Vec<(u32, f32)>,
+    /// The probability of each of `top` (softmax over the whole vocabulary, in f64); empty in
+    /// reports older than it and when a logit is not finite.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_p: Vec<f64>,
     pub stats: Stats,
 }
 
@@ -210,6 +226,17 @@ pub struct Execution {
     /// Why a requested `gpu` path was dropped (no adapter, device lost, out of memory, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_unavailable: Option<String>,
+    /// The Parallax version that made the report (set by the front ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallax_version: Option<String>,
+    /// The `parallax run` command that computes this report again (set by the front ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reproduce: Option<String>,
+    /// When the report was computed: UTC, RFC 3339 to the second (`2025-06-01T12:34:56Z`; set
+    /// by the front ends with [`utc_date`]; absent in reports made before it existed).
+    /// Re-judging a saved report keeps it: the numbers are still that run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
 }
 
 /// The GPU behind the `gpu` path, and which ops ran on it.
@@ -235,6 +262,17 @@ pub struct GpuRecord {
 }
 
 impl Report {
+    /// A site's name for people: the contract's site names say SiLU and SwiGLU whatever the
+    /// activation, so a GELU model's `ffn_silu` reads `ffn_gelu` and its `ffn_swigl`
+    /// `ffn_geglu`. Contracts, CSS classes and JSON keep the contract's names.
+    pub fn site_label<'a>(&self, site: &'a str) -> &'a str {
+        match (self.model.ffn_activation.as_deref(), site) {
+            (Some("gelu_tanh"), "ffn_silu") => "ffn_gelu",
+            (Some("gelu_tanh"), "ffn_swigl") => "ffn_geglu",
+            _ => site,
+        }
+    }
+
     /// Whether the run's files hold bit-identical weights after dequantization: every tensor of
     /// every file equal to the first file's. `None` for a report without a weights comparison.
     pub fn weights_identical(&self) -> Option<bool> {
@@ -265,6 +303,31 @@ impl Report {
         }
         serde_json::from_value(value).map_err(|e| format!("malformed {SCHEMA} report: {e}"))
     }
+}
+
+/// `unix_seconds` (seconds since 1970-01-01T00:00:00Z) as UTC in RFC 3339 to the second:
+/// `2025-06-01T12:34:56Z`. The front ends read their own clocks (the page has no `SystemTime`)
+/// and hand the seconds here, so both write a report's date alike.
+pub fn utc_date(unix_seconds: i64) -> String {
+    let (days, secs) = (unix_seconds.div_euclid(86_400), unix_seconds.rem_euclid(86_400));
+    // Days since the epoch to a civil date, proleptic Gregorian (Howard Hinnant's
+    // `civil_from_days`): eras of 400 years, years starting on 1 March so the leap day is last.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153; // 0 = March
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// `[id, value]` pairs whose value may be non-finite: a model that produces infinite logits is
@@ -314,5 +377,35 @@ mod top_logits {
                     .ok_or_else(|| D::Error::custom(format!("logit of token {id} is not a number")))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_date_is_rfc3339_to_the_second_across_leap_days_and_centuries() {
+        // Checked against `date -u -d @<seconds> +%FT%TZ`.
+        assert_eq!(utc_date(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_date(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(utc_date(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_date(951_868_799), "2000-02-29T23:59:59Z");
+        assert_eq!(utc_date(4_107_542_400), "2100-03-01T00:00:00Z");
+        assert_eq!(utc_date(1_748_781_296), "2025-06-01T12:34:56Z");
+        assert_eq!(utc_date(1_735_689_599), "2024-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn a_report_without_a_date_still_loads_and_one_with_a_date_keeps_it() {
+        let mut e = Execution::default();
+        let old = serde_json::to_value(&e).unwrap();
+        assert!(old.get("date").is_none(), "no date, no key: older readers see what they knew");
+        let back: Execution = serde_json::from_value(old).unwrap();
+        assert_eq!(back.date, None);
+        e.date = Some(utc_date(1_748_781_296));
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(text.contains("\"date\":\"2025-06-01T12:34:56Z\""), "{text}");
+        assert_eq!(serde_json::from_str::<Execution>(&text).unwrap(), e);
     }
 }

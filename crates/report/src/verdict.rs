@@ -118,6 +118,10 @@ pub struct TestVerdict {
     /// A std-ratio test's band as numbers, for charts (absent for every other kind of test).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio_band: Option<RatioBand>,
+    /// An element-wise comparison test's band as numbers (cosine, relative L2…), for the
+    /// heatmaps to class each cell against (absent for every other kind of test).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_band: Option<CompareBand>,
 }
 
 /// Where a `std(num) / std(den)` band applies, in report terms (path ids, site names, layers).
@@ -147,6 +151,38 @@ impl RatioBand {
         } else {
             None
         }
+    }
+
+    /// Whether the band covers `site` at `layer`.
+    pub fn applies(&self, site: &str, layer: u32) -> bool {
+        self.sites.iter().any(|s| s == site)
+            && self.layers.is_none_or(|(a, b)| (a..b).contains(&layer))
+    }
+}
+
+/// Where a band on `metric(path, reference)` applies, in report terms. The metric is the
+/// contract's name for it (`cosine`, `rel_l2`, `sqnr_db`, `max_abs`, `std_ratio`, `noise_ratio`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareBand {
+    pub metric: String,
+    pub path: String,
+    pub reference: String,
+    pub lo: Option<f64>,
+    pub hi: Option<f64>,
+    /// The sites judged one by one; a union of sites (an alias judged pooled) is left out,
+    /// since no single cell holds its value.
+    pub sites: Vec<String>,
+    /// `[first, end)`; absent: every layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<(u32, u32)>,
+}
+
+impl CompareBand {
+    /// Whether the band judges `path` against `reference` (either order: the judge compares
+    /// each path with the report's reference, whichever the contract named first).
+    pub fn compares(&self, path: &str, reference: &str) -> bool {
+        (self.path == path && self.reference == reference)
+            || (self.path == reference && self.reference == path)
     }
 
     /// Whether the band covers `site` at `layer`.
@@ -288,6 +324,7 @@ pub(crate) mod tests {
             first_failure: None,
             notes: vec!["a note".into()],
             ratio_band: None,
+            compare_band: None,
         }
     }
 

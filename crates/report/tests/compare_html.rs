@@ -151,17 +151,17 @@ fn the_sections_of_a_run_over_three_files() {
         <text class="px-tick" x="91.0" y="13" text-anchor="middle">1</text>
         <text class="px-tick" x="109.0" y="13" text-anchor="middle">2</text>
         <text class="px-tick" x="58" y="30.6" text-anchor="end">q8</text>
-        <rect class="px-c0" x="64.00" y="18" width="18.00" height="18"><title>q8 · position 0 “H” · KL 3.095e-5 nats · top-1 0, reference’s 0 (p 0.6439)</title></rect>
-        <rect class="px-c0" x="82.00" y="18" width="18.00" height="18"><title>q8 · position 1 “i” · KL 2.069e-5 nats · top-1 1, reference’s 1 (p 0.7695)</title></rect>
-        <rect class="px-c0" x="100.00" y="18" width="18.00" height="18"><title>q8 · position 2 “!” · KL 2.379e-5 nats · top-1 2, reference’s 2 (p 0.7573)</title></rect>
+        <rect class="px-c0" x="64.00" y="18" width="18.00" height="18"><title>q8 · position 0 H · KL 3.095e-5 nats · next token id 0, reference’s id 0 at p 0.6439</title></rect>
+        <rect class="px-c0" x="82.00" y="18" width="18.00" height="18"><title>q8 · position 1 i · KL 2.069e-5 nats · next token id 1, reference’s id 1 at p 0.7695</title></rect>
+        <rect class="px-c0" x="100.00" y="18" width="18.00" height="18"><title>q8 · position 2 ! · KL 2.379e-5 nats · next token id 2, reference’s id 2 at p 0.7573</title></rect>
         <text class="px-tick" x="58" y="48.6" text-anchor="end">f32@2</text>
-        <rect class="px-c2" x="64.00" y="36" width="18.00" height="18"><title>f32@2 · position 0 “H” · KL 7.861e-4 nats · top-1 0, reference’s 0 (p 0.6439)</title></rect>
-        <rect class="px-c2" x="82.00" y="36" width="18.00" height="18"><title>f32@2 · position 1 “i” · KL 5.235e-4 nats · top-1 1, reference’s 1 (p 0.7695)</title></rect>
-        <rect class="px-c2" x="100.00" y="36" width="18.00" height="18"><title>f32@2 · position 2 “!” · KL 5.869e-4 nats · top-1 2, reference’s 2 (p 0.7573)</title></rect>
+        <rect class="px-c2" x="64.00" y="36" width="18.00" height="18"><title>f32@2 · position 0 H · KL 7.861e-4 nats · next token id 0, reference’s id 0 at p 0.6439</title></rect>
+        <rect class="px-c2" x="82.00" y="36" width="18.00" height="18"><title>f32@2 · position 1 i · KL 5.235e-4 nats · next token id 1, reference’s id 1 at p 0.7695</title></rect>
+        <rect class="px-c2" x="100.00" y="36" width="18.00" height="18"><title>f32@2 · position 2 ! · KL 5.869e-4 nats · next token id 2, reference’s id 2 at p 0.7573</title></rect>
         <text class="px-tick" x="58" y="66.6" text-anchor="end">f32@3</text>
-        <rect class="px-c7" x="64.00" y="54" width="18.00" height="18"><title>f32@3 · position 0 “H” · KL 1.395e-1 nats · top-1 0, reference’s 0 (p 0.6439)</title></rect>
-        <rect class="px-c6" x="82.00" y="54" width="18.00" height="18"><title>f32@3 · position 1 “i” · KL 8.985e-2 nats · top-1 1, reference’s 1 (p 0.7695)</title></rect>
-        <rect class="px-c6" x="100.00" y="54" width="18.00" height="18"><title>f32@3 · position 2 “!” · KL 7.099e-2 nats · top-1 2, reference’s 2 (p 0.7573)</title></rect>
+        <rect class="px-c7" x="64.00" y="54" width="18.00" height="18"><title>f32@3 · position 0 H · KL 1.395e-1 nats · next token id 0, reference’s id 0 at p 0.6439</title></rect>
+        <rect class="px-c6" x="82.00" y="54" width="18.00" height="18"><title>f32@3 · position 1 i · KL 8.985e-2 nats · next token id 1, reference’s id 1 at p 0.7695</title></rect>
+        <rect class="px-c6" x="100.00" y="54" width="18.00" height="18"><title>f32@3 · position 2 ! · KL 7.099e-2 nats · next token id 2, reference’s id 2 at p 0.7573</title></rect>
         <text class="px-tick" x="58" y="90.0" text-anchor="end">KL, nats</text>
         <rect class="px-c0" x="64" y="80.0" width="28" height="12"><title>KL below 0.0001</title></rect>
         <rect class="px-c1" x="92" y="80.0" width="28" height="12"><title>KL 1.00e-4 to 3.16e-4</title></rect>

@@ -1,59 +1,487 @@
-//! The model file's sha256, read front to back in slices through the same [`ByteSource`] the run
-//! reads, with progress after each slice.
+//! The model file's sha256, hashed from the bytes the run reads anyway.
+//!
+//! SHA-256 takes bytes in file order only, and a run reads its file out of order: the header,
+//! a few embedding rows and the final norm first, then the layers front to back, then the
+//! output head — which for a tied head is the embedding at the front of the file again. Hashing
+//! first and running after reads the file twice (a URL user downloads it twice). [`HashAlong`]
+//! sits under the run's read-ahead instead and hashes each read as it passes, when it continues
+//! the bytes hashed so far; the bytes the run skips it reads itself, once each:
+//!
+//! - a read that starts beyond the hashed bytes fills the gap first when the gap is no longer
+//!   than the read (otherwise the read is left to be hashed later — the cheaper of the two: a
+//!   far read of a norm or an embedding row costs only its own bytes again);
+//! - the first hint ([`ByteSource::prefetch`]: the engine's first layer) fills the gap up to the
+//!   hinted bytes, since the layers that follow are hashed as they pass; a later one only when
+//!   its gap is no longer than the hinted bytes;
+//! - [`HashAlong::finish`] reads what is left after the run.
+//!
+//! Memory stays one bounded chunk: no read is held to be hashed later. So a tied head costs its
+//! embedding once more (read for the hash before layer 0, and by the head after the last
+//! layer); the other choice, hashing the embedding when the head reads it, would read every
+//! layer again.
 
-use parallax_source::ByteSource;
+use std::sync::Mutex;
+
+use parallax_source::{check_bounds, ByteSource, SourceError};
 use sha2::{Digest, Sha256};
 
-/// Bytes hashed per read: large enough that a range request's round trip costs little, small
-/// enough that progress moves.
+/// Bytes read per gap slice: large enough that a range request's round trip costs little,
+/// small enough that progress moves and memory stays bounded.
 const CHUNK: u64 = 8 << 20;
 
-/// The lowercase hex sha256 of all of `source`; `on_progress(bytes_done, bytes_total)` after
-/// each slice.
-pub fn sha256<S: ByteSource + ?Sized>(
-    source: &S,
-    mut on_progress: impl FnMut(u64, u64),
-) -> Result<String, String> {
-    let total = source.len();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK.min(total) as usize];
-    let mut at = 0u64;
-    while at < total {
-        let n = CHUNK.min(total - at) as usize;
-        source
-            .read_exact_at(at, &mut buf[..n])
-            .map_err(|e| format!("hashing {}: {e}", source.name()))?;
-        hasher.update(&buf[..n]);
-        at += n as u64;
-        on_progress(at, total);
+/// A gap read at least this long is shown as progress; shorter ones (the padding between
+/// tensors) take no time worth showing.
+const SHOWN_GAP: u64 = 1 << 20;
+
+/// A source that hashes the bytes read through it in file order and reads only what the reads
+/// skip (see the module). `on_own_read(done, total)` is told after each slice of a gap this
+/// source reads for the hash alone. Off ([`HashAlong::off`]), it only passes reads through.
+pub struct HashAlong<S, P = fn(u64, u64)> {
+    inner: S,
+    /// `None` when hashing is off.
+    state: Option<Mutex<HashState>>,
+    on_own_read: P,
+}
+
+struct HashState {
+    hasher: Sha256,
+    /// Every byte before this offset has been hashed, none after.
+    hashed_to: u64,
+    /// Bytes this source read for the hash alone.
+    own_bytes: u64,
+    /// The digest, once [`HashAlong::finish`] has made it.
+    digest: Option<String>,
+    /// Whether a hint came before (the first one always fills its gap).
+    hinted: bool,
+}
+
+impl<S: ByteSource> HashAlong<S> {
+    /// Hashing along, with no progress told.
+    pub fn new(inner: S) -> Self {
+        Self::with_progress(inner, |_, _| {})
     }
-    Ok(hex::encode(hasher.finalize()))
+
+    /// Reads passed through, nothing hashed: [`HashAlong::finish`] gives `None`.
+    pub fn off(inner: S) -> Self {
+        HashAlong { inner, state: None, on_own_read: |_, _| {} }
+    }
+}
+
+impl<S: ByteSource, P: Fn(u64, u64)> HashAlong<S, P> {
+    /// Hashing along; `on_own_read(done, total)` after each slice of a gap of 1 MiB or more
+    /// read for the hash alone.
+    pub fn with_progress(inner: S, on_own_read: P) -> Self {
+        let state = HashState {
+            hasher: Sha256::new(),
+            hashed_to: 0,
+            own_bytes: 0,
+            digest: None,
+            hinted: false,
+        };
+        HashAlong { inner, state: Some(Mutex::new(state)), on_own_read }
+    }
+
+    /// Hashing along when `on`, else only passing reads through.
+    pub fn new_if(inner: S, on: bool, on_own_read: P) -> Self {
+        let mut source = Self::with_progress(inner, on_own_read);
+        if !on {
+            source.state = None;
+        }
+        source
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Bytes read for the hash alone so far (gaps the run skipped, and what `finish` read).
+    pub fn own_bytes(&self) -> u64 {
+        self.state.as_ref().map_or(0, |s| lock(s).own_bytes)
+    }
+
+    /// Every byte up to this offset is hashed.
+    pub fn hashed_to(&self) -> u64 {
+        self.state.as_ref().map_or(0, |s| lock(s).hashed_to)
+    }
+
+    /// Read and hash what is left, and give the lowercase hex sha256 of the whole source;
+    /// `None` when hashing is off. Called again, the same digest without reading anything.
+    pub fn finish(&self) -> Result<Option<String>, SourceError> {
+        let Some(state) = &self.state else { return Ok(None) };
+        let mut state = lock(state);
+        if let Some(digest) = &state.digest {
+            return Ok(Some(digest.clone()));
+        }
+        self.fill_to(&mut state, self.inner.len())?;
+        let digest = hex::encode(std::mem::take(&mut state.hasher).finalize());
+        state.digest = Some(digest.clone());
+        Ok(Some(digest))
+    }
+
+    /// Read and hash `[hashed_to, to)` in slices.
+    fn fill_to(&self, state: &mut HashState, to: u64) -> Result<(), SourceError> {
+        let start = state.hashed_to;
+        if to <= start || state.digest.is_some() {
+            return Ok(());
+        }
+        let total = to - start;
+        let mut buf = vec![0u8; CHUNK.min(total) as usize];
+        while state.hashed_to < to {
+            let n = CHUNK.min(to - state.hashed_to) as usize;
+            self.inner.read_exact_at(state.hashed_to, &mut buf[..n])?;
+            state.hasher.update(&buf[..n]);
+            state.hashed_to += n as u64;
+            state.own_bytes += n as u64;
+            if total >= SHOWN_GAP {
+                (self.on_own_read)(state.hashed_to - start, total);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What hashing along a run of the model `summary` describes reads beyond the run's own
+/// reads: the embedding (a run reads only its prompt's rows; a tied head reads it all again
+/// after the last layer, long after the hash needed it), an untied head stored before the
+/// layers (read by the run last), and the layers a file stores before a layer numbered lower
+/// (`blk.10` before `blk.2`). The norms and padding the run skips are small beside them.
+pub fn hash_extra_bytes(summary: &parallax_model::ModelSummary) -> u64 {
+    let role = |name: &str| summary.tensors.iter().find(|t| t.role.as_deref() == Some(name));
+    let embedding = role("token_embd.weight").map_or(0, |t| t.bytes);
+    // Each layer's first offset and bytes, by number.
+    let mut layers: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
+    for t in &summary.tensors {
+        let number = t
+            .role
+            .as_deref()
+            .and_then(|r| r.strip_prefix("blk."))
+            .and_then(|r| r.split('.').next());
+        if let Some(n) = number.and_then(|n| n.parse::<u64>().ok()) {
+            let e = layers.entry(n).or_insert((u64::MAX, 0));
+            e.0 = e.0.min(t.offset);
+            e.1 = e.1.saturating_add(t.bytes);
+        }
+    }
+    let first_layer = layers.values().map(|l| l.0).min().unwrap_or(u64::MAX);
+    let head_first =
+        role("output.weight").filter(|h| h.offset < first_layer).map_or(0, |h| h.bytes);
+    let mut furthest = 0u64;
+    let mut reordered = 0u64;
+    for &(start, bytes) in layers.values() {
+        if start < furthest {
+            reordered = reordered.saturating_add(bytes);
+        }
+        furthest = furthest.max(start);
+    }
+    embedding.saturating_add(head_first).saturating_add(reordered)
+}
+
+/// What hashing the model `summary` describes costs, as the page says it beside the sha256
+/// checkbox: read by URL (`by_url`) the extra bytes are a download, from a local file a read
+/// from the disk.
+pub fn hash_note(summary: &parallax_model::ModelSummary, by_url: bool) -> String {
+    let extra = hash_extra_bytes(summary);
+    let percent = if summary.file_bytes == 0 {
+        0.0
+    } else {
+        (extra as f64 / summary.file_bytes as f64 * 100.0).round()
+    };
+    let extra = parallax_model::human_bytes(extra);
+    if by_url {
+        format!("hashed as the run reads it: {extra} more to download (+{percent} % of the file)")
+    } else {
+        format!(
+            "hashed as the run reads it, plus {extra} read once more (+{percent} % of the file)"
+        )
+    }
+}
+
+/// Put the digests of a run's files (the model first, then each file it was compared with, as
+/// [`HashAlong::finish`] gave them after the run) where the report keeps them: the same fields
+/// a hash before the run filled, so the report's bytes are the same.
+pub fn record_sha256(report: &mut parallax_report::Report, digests: &[Option<String>]) {
+    report.model.sha256 = digests.first().cloned().flatten();
+    for (file, digest) in report.files.iter_mut().zip(digests) {
+        file.sha256 = digest.clone();
+    }
+}
+
+/// The state is only changed whole under the lock (a failed read leaves it as it was before
+/// that slice), so a poisoned lock holds nothing half-made.
+fn lock(state: &Mutex<HashState>) -> std::sync::MutexGuard<'_, HashState> {
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<S: ByteSource, P: Fn(u64, u64)> ByteSource for HashAlong<S, P> {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        let Some(state) = &self.state else { return self.inner.read_exact_at(offset, buf) };
+        check_bounds(offset, buf.len() as u64, self.len())?;
+        // Held over the read itself: reads from two threads (the CLI's read-ahead and the
+        // engine) then reach the hash in the order they were served.
+        let mut state = lock(state);
+        let end = offset + buf.len() as u64;
+        if offset > state.hashed_to && offset - state.hashed_to <= buf.len() as u64 {
+            self.fill_to(&mut state, offset)?;
+        }
+        self.inner.read_exact_at(offset, buf)?;
+        if offset <= state.hashed_to && state.hashed_to < end && state.digest.is_none() {
+            let at = (state.hashed_to - offset) as usize;
+            state.hasher.update(&buf[at..]);
+            state.hashed_to = end;
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    /// The hinted bytes are the next layer. Before the first layer the gap is read and hashed
+    /// now (it holds what the layers follow in the file: the embedding, a head stored first),
+    /// so the layers hash as they pass; later, only a gap no longer than the hinted bytes (a
+    /// file may store its layers as 0, 1, 10, 11, …, 2, …: the gap before layer 2 is layers
+    /// the run reads, in file order, later). Then the hint goes on to the source below.
+    fn prefetch(&self, ranges: &[std::ops::Range<u64>]) -> Result<(), SourceError> {
+        if let Some(state) = &self.state {
+            let hinted = ranges.iter().filter(|r| r.end > r.start);
+            if let Some(first) = hinted.clone().map(|r| r.start).min() {
+                let mut bytes = 0u64;
+                for r in hinted {
+                    check_bounds(r.start, r.end - r.start, self.len())?;
+                    bytes = bytes.saturating_add(r.end - r.start);
+                }
+                let mut state = lock(state);
+                if !state.hinted || first.saturating_sub(state.hashed_to) <= bytes {
+                    self.fill_to(&mut state, first)?;
+                }
+                state.hinted = true;
+            }
+        }
+        self.inner.prefetch(ranges)
+    }
+
+    fn parts(&self) -> Vec<u64> {
+        self.inner.parts()
+    }
 }
 
 #[cfg(test)]
+// One-range hints are what these tests mean, not a typo for a range.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
-    use parallax_source::MemorySource;
+    use super::*;
+    use parallax_source::{CountingSource, MemorySource};
 
-    #[test]
-    fn sha256_of_known_inputs_with_progress() {
-        // FIPS 180-2 test vector "abc".
-        let mut seen = Vec::new();
-        let digest =
-            super::sha256(&MemorySource::new(b"abc".to_vec()), |a, b| seen.push((a, b))).unwrap();
-        assert_eq!(digest, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_eq!(seen, vec![(3, 3)]);
-        // The empty file: no read, no progress, the empty digest.
-        let digest = super::sha256(&MemorySource::new(Vec::new()), |_, _| panic!()).unwrap();
-        assert_eq!(digest, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    fn bytes(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    fn sha(b: &[u8]) -> String {
+        hex::encode(Sha256::digest(b))
+    }
+
+    fn source(data: &[u8]) -> HashAlong<CountingSource<MemorySource>> {
+        HashAlong::new(CountingSource::new(MemorySource::new(data.to_vec())))
+    }
+
+    fn read(s: &impl ByteSource, start: u64, end: u64) -> Vec<u8> {
+        s.read_range(start..end).unwrap()
     }
 
     #[test]
-    fn sha256_spans_several_slices() {
-        let bytes: Vec<u8> = (0..(super::CHUNK as usize * 2 + 5)).map(|i| i as u8).collect();
-        let mut calls = 0;
-        let digest = super::sha256(&MemorySource::new(bytes.clone()), |_, _| calls += 1).unwrap();
-        use sha2::Digest;
-        assert_eq!(digest, hex::encode(sha2::Sha256::digest(&bytes)));
-        assert_eq!(calls, 3);
+    fn reads_in_file_order_are_hashed_as_they_pass_and_cost_nothing_more() {
+        let data = bytes(10_000);
+        let s = source(&data);
+        for (a, b) in [(0, 100), (100, 5000), (5000, 10_000)] {
+            assert_eq!(read(&s, a, b), data[a as usize..b as usize]);
+        }
+        assert_eq!(s.finish().unwrap().as_deref(), Some(sha(&data).as_str()));
+        assert_eq!((s.inner().bytes_read(), s.own_bytes()), (10_000, 0));
+        // Again: the same digest, nothing read.
+        assert_eq!(s.finish().unwrap(), Some(sha(&data)));
+        assert_eq!(s.inner().bytes_read(), 10_000);
+    }
+
+    #[test]
+    fn overlapping_and_repeated_reads_feed_only_their_new_bytes() {
+        let data = bytes(1000);
+        let s = source(&data);
+        read(&s, 0, 300);
+        read(&s, 200, 600); // overlaps: 300..600 is new
+        read(&s, 0, 50); // behind: nothing new
+        read(&s, 600, 600); // empty
+        assert_eq!(s.hashed_to(), 600);
+        assert_eq!(s.finish().unwrap(), Some(sha(&data)));
+        assert_eq!(s.own_bytes(), 400);
+    }
+
+    #[test]
+    fn a_short_gap_is_filled_and_a_long_one_left_for_later() {
+        let data = bytes(10_000);
+        let s = source(&data);
+        read(&s, 0, 100);
+        // 50 bytes skipped before a 100-byte read: read for the hash now.
+        read(&s, 150, 250);
+        assert_eq!((s.hashed_to(), s.own_bytes()), (250, 50));
+        // A small read far ahead (a norm, an embedding row): left, costs its own bytes later.
+        read(&s, 9000, 9010);
+        assert_eq!((s.hashed_to(), s.own_bytes()), (250, 50));
+        // A hint fills the gap up to its first range; its reads then pass in order.
+        s.prefetch(&[3000..4000, 2000..2500]).unwrap();
+        assert_eq!((s.hashed_to(), s.own_bytes()), (2000, 1800));
+        read(&s, 2000, 4000);
+        assert_eq!(s.hashed_to(), 4000);
+        // A later hint far ahead (layers stored 0, 1, 10, …, 2): left to be hashed in order.
+        s.prefetch(&[7000..7500]).unwrap();
+        assert_eq!((s.hashed_to(), s.own_bytes()), (4000, 1800));
+        // Out of order (a tied head at the front, read again last): passes through.
+        assert_eq!(read(&s, 100, 200), data[100..200]);
+        assert_eq!(s.finish().unwrap(), Some(sha(&data)));
+        assert_eq!(s.own_bytes(), 1800 + 6000);
+        // Every byte was read by the run or once by the hash: never more than both.
+        assert_eq!(s.inner().bytes_read(), 100 + 100 + 10 + 2000 + 100 + 1800 + 6000);
+    }
+
+    #[test]
+    fn a_gap_longer_than_a_slice_is_read_in_bounded_slices_with_progress() {
+        let data = bytes(2 * CHUNK as usize + 15);
+        let seen = std::cell::RefCell::new(Vec::new());
+        let s = HashAlong::with_progress(
+            CountingSource::new(MemorySource::new(data.clone())),
+            |d, t| seen.borrow_mut().push((d, t)),
+        );
+        read(&s, 0, 10);
+        assert_eq!(s.finish().unwrap(), Some(sha(&data)));
+        let total = data.len() as u64 - 10;
+        assert_eq!(*seen.borrow(), vec![(CHUNK, total), (2 * CHUNK, total), (total, total)]);
+        assert_eq!(s.inner().reads(), 4);
+    }
+
+    #[test]
+    fn reads_and_hints_past_the_end_are_refused_and_change_nothing() {
+        let data = bytes(100);
+        let s = source(&data);
+        read(&s, 0, 10);
+        assert!(matches!(s.read_range(90..101), Err(SourceError::OutOfBounds { .. })));
+        assert!(matches!(s.prefetch(&[50..200]), Err(SourceError::OutOfBounds { .. })));
+        assert!(s.read_range(0..u64::MAX).is_err());
+        assert_eq!((s.hashed_to(), s.own_bytes()), (10, 0));
+        assert_eq!(s.finish().unwrap(), Some(sha(&data)));
+    }
+
+    #[test]
+    fn the_empty_file_hashes_to_the_empty_digest_without_a_read() {
+        let s = source(&[]);
+        s.prefetch(&[]).unwrap();
+        assert_eq!(
+            s.finish().unwrap().as_deref(),
+            Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        );
+        assert_eq!(s.inner().reads(), 0);
+    }
+
+    #[test]
+    fn the_note_says_what_the_hash_costs_beyond_the_run() {
+        let summary = |embedding: u64, file: u64| parallax_model::ModelSummary {
+            file_name: "m.gguf".into(),
+            file_bytes: file,
+            format: "GGUF v3".into(),
+            architecture: None,
+            hyperparameters: None,
+            metadata: Vec::new(),
+            type_histogram: Vec::new(),
+            tensors: vec![parallax_model::TensorSummary {
+                name: "token_embd.weight".into(),
+                role: Some("token_embd.weight".into()),
+                ty: "Q8_0".into(),
+                ne: vec![896, 151936],
+                offset: 0,
+                bytes: embedding,
+            }],
+        };
+        // A tied head: the embedding (here 138 MiB of 379 MiB).
+        let qwen = summary(144_643_072, 397_808_192);
+        assert_eq!(
+            hash_note(&qwen, true),
+            "hashed as the run reads it: 137.94 MiB more to download (+36 % of the file)"
+        );
+        assert_eq!(
+            hash_note(&qwen, false),
+            "hashed as the run reads it, plus 137.94 MiB read once more (+36 % of the file)"
+        );
+        assert_eq!(hash_extra_bytes(&summary(0, 0)), 0);
+        // The real 0.5B's layout: its head before the layers, which lie as blk.0, 1, 10, 2.
+        let tensor = |role: &str, offset: u64, bytes: u64| parallax_model::TensorSummary {
+            name: role.into(),
+            role: Some(role.into()),
+            ty: "Q4_K".into(),
+            ne: vec![1],
+            offset,
+            bytes,
+        };
+        let mut layout = summary(100, 2000);
+        layout.tensors.extend([
+            tensor("output.weight", 0, 300),
+            tensor("blk.0.attn_q.weight", 400, 10),
+            tensor("blk.1.attn_q.weight", 500, 20),
+            tensor("blk.10.attn_q.weight", 600, 40),
+            tensor("blk.2.attn_q.weight", 700, 80),
+        ]);
+        assert_eq!(hash_extra_bytes(&layout), 100 + 300 + 40);
+        assert_eq!(
+            hash_note(&summary(0, 0), true),
+            "hashed as the run reads it: 0 B more to download (+0 % of the file)"
+        );
+    }
+
+    #[test]
+    fn known_vector_and_off() {
+        // FIPS 180-2 test vector "abc", read in two pieces out of order.
+        let s = source(b"abc");
+        read(&s, 2, 3);
+        read(&s, 0, 1);
+        assert_eq!(
+            s.finish().unwrap().as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+        let off = HashAlong::off(CountingSource::new(MemorySource::new(bytes(100))));
+        off.prefetch(&[0..100]).unwrap();
+        read(&off, 50, 60);
+        assert_eq!(off.finish().unwrap(), None);
+        assert_eq!((off.inner().bytes_read(), off.own_bytes()), (10, 0));
+    }
+
+    #[test]
+    fn a_failed_read_is_the_sources_error_and_the_hash_goes_on_after_it() {
+        struct FailsOnce(MemorySource, std::cell::Cell<bool>);
+        impl ByteSource for FailsOnce {
+            fn len(&self) -> u64 {
+                self.0.len()
+            }
+            fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+                if self.1.replace(false) {
+                    return Err(SourceError::Io {
+                        offset,
+                        len: buf.len() as u64,
+                        message: "the network broke".into(),
+                    });
+                }
+                self.0.read_exact_at(offset, buf)
+            }
+            fn name(&self) -> String {
+                "flaky".into()
+            }
+        }
+        let data = bytes(1000);
+        let s = HashAlong::new(FailsOnce(MemorySource::new(data.clone()), false.into()));
+        read(&s, 0, 100);
+        s.inner().1.set(true);
+        assert!(matches!(s.finish(), Err(SourceError::Io { .. })));
+        assert_eq!(s.hashed_to(), 100);
+        assert_eq!(s.finish().unwrap(), Some(sha(&data)));
     }
 }

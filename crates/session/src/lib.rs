@@ -4,7 +4,7 @@
 //! same JSON the page posts to its worker), [`RunSpec`] (that request parsed and validated:
 //! typed paths, scope, mode, faults, contracts, limits), [`FormValues`] (the page's form fields,
 //! turned into a request by plain Rust so the DOM code only moves values), the model's sha256
-//! with progress ([`sha256`]), progress in words ([`ProgressUpdate`]) and judging a finished
+//! hashed from the bytes the run reads ([`HashAlong`]), progress in words ([`ProgressUpdate`]) and judging a finished
 //! report ([`RunSpec::judge`]). Every refusal is a [`SpecError`] whose sentence both front ends
 //! show unchanged, so the CLI and the page refuse the same request with the same words.
 //! Knows nothing of terminals, the DOM or files on disk: the front ends read files and hand
@@ -14,9 +14,9 @@ mod hash;
 mod progress;
 mod request;
 
-pub use hash::sha256;
+pub use hash::{hash_extra_bytes, hash_note, record_sha256, HashAlong};
 pub use progress::{ProgressUpdate, Step};
 pub use request::{
     parse_memory_budget, parse_tokens, FormValues, Judging, RunRequest, RunSpec, SpecError,
-    DEFAULT_MAX_TOKENS,
+    DEFAULT_MAX_TOKENS, VERSION,
 };

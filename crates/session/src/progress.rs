@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
-    /// Hashing the model file (sha256) before the run.
+    /// Reading bytes for the model's sha256 that the run has not read in file order (the hash
+    /// takes the run's own reads as they pass; see `HashAlong`).
     Hash,
     /// Comparing the weights of a run's files, tensor by tensor.
     Weights,
@@ -65,7 +66,7 @@ impl From<&Progress> for ProgressUpdate {
 }
 
 impl ProgressUpdate {
-    /// Hashing progress: `done` of `total` bytes.
+    /// Hashing progress: `done` of the `total` bytes the hash reads by itself at this point.
     pub fn hashing(done: u64, total: u64) -> Self {
         ProgressUpdate {
             step: Step::Hash,
@@ -97,7 +98,7 @@ impl ProgressUpdate {
     pub fn sentence(&self, eta: &str) -> String {
         let (read, total) = (human_bytes(self.bytes_read), human_bytes(self.bytes_total));
         match self.step {
-            Step::Hash => format!("sha256 of the file: {read} of {total} read"),
+            Step::Hash => format!("sha256: {read} of {total} read for the hash"),
             step => format!(
                 "{}: layer {}/{} · {read} of {total} of weights read{eta}",
                 step.name(),
@@ -138,7 +139,7 @@ mod tests {
         assert_eq!(layer.fraction(), 0.125);
         let hash = ProgressUpdate::hashing(1 << 20, 4 << 20);
         assert_eq!(hash.label(), "sha256");
-        assert_eq!(hash.sentence(""), "sha256 of the file: 1.00 MiB of 4.00 MiB read");
+        assert_eq!(hash.sentence(""), "sha256: 1.00 MiB of 4.00 MiB read for the hash");
         assert_eq!(ProgressUpdate::hashing(0, 0).fraction(), 0.0);
     }
 }

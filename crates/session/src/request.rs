@@ -85,7 +85,13 @@ pub struct RunSpec {
     pub max_tokens: usize,
     pub memory_budget_bytes: Option<u64>,
     pub threads: Option<usize>,
+    /// The judging flags as given (`--contract NAME`, `--map SPEC`, `--trace ID=NAME`), for the
+    /// command that reproduces the run.
+    pub judging_args: Vec<String>,
 }
+
+/// The Parallax version that makes a report (recorded in it).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Why a request cannot run. The Display is the sentence both front ends show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,7 +256,61 @@ impl RunSpec {
             max_tokens,
             memory_budget_bytes: r.memory_budget_bytes,
             threads: r.threads,
+            judging_args: judging_args(r),
         })
+    }
+
+    /// The `parallax run` command that computes this run's report again, over `files` (the
+    /// model first, then the files it is compared with, named by their last path segment) and
+    /// the prompt's token ids (ids, not text, so the rerun needs no tokenizer to agree).
+    pub fn reproduce(&self, files: &[&str], tokens: &[u32]) -> String {
+        let mut words: Vec<String> = vec!["parallax".into(), "run".into()];
+        for (k, file) in files.iter().enumerate() {
+            words.push(if k == 0 { "-m" } else { "--against" }.into());
+            words.push(shell_word(base_name(file)));
+        }
+        let ids: Vec<String> = tokens.iter().map(u32::to_string).collect();
+        words.push("--tokens".into());
+        words.push(ids.join(","));
+        if tokens.len() > DEFAULT_MAX_TOKENS {
+            words.push(format!("--max-tokens {}", tokens.len()));
+        }
+        let paths: Vec<&str> = self.paths.iter().map(|p| p.id()).collect();
+        words.push(format!("--paths {}", paths.join(",")));
+        if let Some(r) = &self.reference {
+            words.push(format!("--reference {}", shell_word(r)));
+        }
+        if self.scope == Scope::Last {
+            words.push("--scope last".into());
+        }
+        if self.mode == Mode::Replay {
+            words.push("--mode replay".into());
+        }
+        if self.logits == LogitsPositions::Last {
+            words.push("--logits last".into());
+        }
+        for f in &self.faults {
+            let site = f.site.as_ref().map(|s| format!(":{s}")).unwrap_or_default();
+            words.push(format!("--inject {}@{}{site}", f.kind.name(), f.layer));
+        }
+        words.extend(self.judging_args.iter().cloned());
+        if !self.sha256 {
+            words.push("--no-hash".into());
+        }
+        words.join(" ")
+    }
+
+    /// Record in `report` the Parallax version that made it, when (`computed_at`, seconds since
+    /// the Unix epoch: each front end reads its own clock, the page having no `SystemTime`) and
+    /// the command that makes it again (`execution.parallax_version`, `execution.date`,
+    /// `execution.reproduce`): both front ends, alike.
+    pub fn stamp(&self, report: &mut Report, computed_at: i64) {
+        let mut files: Vec<&str> = vec![&report.model.file_name];
+        files.extend(report.files.iter().skip(1).map(|f| f.file_name.as_str()));
+        let command = self.reproduce(&files, &report.prompt.tokens);
+        report.execution.parallax_version = Some(VERSION.to_string());
+        report.execution.date = Some(parallax_report::utc_date(computed_at));
+        report.execution.reproduce = Some(command);
     }
 
     /// The engine's options for this run.
@@ -277,6 +337,41 @@ impl RunSpec {
     /// Judge `report` by the request's contracts, mapping and traces (see [`Judging::judge`]).
     pub fn judge(&self, report: &mut Report) -> bool {
         self.judging.judge(report)
+    }
+}
+
+/// The judging flags of `r`, as the CLI takes them.
+fn judging_args(r: &RunRequest) -> Vec<String> {
+    let mut args: Vec<String> = r
+        .contracts
+        .iter()
+        .map(|(name, _)| format!("--contract {}", shell_word(base_name(name))))
+        .collect();
+    if let Some(map) = r.map.as_deref().filter(|m| !m.is_empty()) {
+        args.push(format!("--map {}", shell_word(map)));
+    }
+    // The trace's file is not known here, only its id.
+    for (id, _) in &r.traces {
+        args.push(format!("--trace {}=TRACE_FILE", shell_word(id)));
+    }
+    args
+}
+
+/// A file's name without its folder or URL (and without a URL's query). A split model is named
+/// by its first shard (`NAME-00001-of-00003.gguf (+2 more shards)`), which the CLI opens whole.
+fn base_name(file: &str) -> &str {
+    let file = file.split(" (+").next().unwrap_or(file);
+    let file = file.split(['?', '#']).next().unwrap_or(file);
+    file.rsplit(['/', '\\']).next().unwrap_or(file)
+}
+
+/// `word` as one shell word: as it is when it holds only safe characters, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "._-+,:=@/%".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 
@@ -475,6 +570,41 @@ mod tests {
         let opts = spec.options();
         assert_eq!(opts.paths, spec.paths);
         assert!(opts.faults.is_empty());
+    }
+
+    /// The command a report carries names every setting that changes the report, the files by
+    /// their last path segment (quoted when a shell would split them) and the prompt as ids.
+    #[test]
+    fn the_reproduce_command_names_every_setting_that_changes_the_report() {
+        let spec = RunSpec::from_request(&request()).unwrap();
+        assert_eq!(
+            spec.reproduce(&["/models/qwen.gguf"], &[3838, 374]),
+            "parallax run -m qwen.gguf --tokens 3838,374 --paths f32,q8 --no-hash"
+        );
+        let spec = RunSpec::from_request(&RunRequest {
+            paths: vec!["q8".into()],
+            against: vec!["b.gguf".into()],
+            reference: Some("q8@2".into()),
+            scope: "last".into(),
+            mode: "replay".into(),
+            logits: "last".into(),
+            faults: vec!["q4k-scales@1:ffn_gate".into()],
+            contracts: vec![(
+                "contracts/my contract.yaml".into(),
+                include_str!("../../judge/contracts/parallax-default-v1.yaml").into(),
+            )],
+            map: Some("apr=q8".into()),
+            sha256: true,
+            ..request()
+        });
+        // (The fault is on the q8 path of file 1, which is not the reference here.)
+        let spec = spec.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            spec.reproduce(&["https://h.co/a-00001-of-00002.gguf?download=true (+1 more shards)", "C:\\m\\b.gguf"], &[1]),
+            "parallax run -m a-00001-of-00002.gguf --against b.gguf --tokens 1 --paths q8 --reference q8@2 \
+             --scope last --mode replay --logits last --inject q4k-scales@1:ffn_gate \
+             --contract 'my contract.yaml' --map apr=q8"
+        );
     }
 
     #[test]

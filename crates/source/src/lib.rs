@@ -71,7 +71,8 @@ pub trait ByteSource {
     /// order. A source whose every read costs a round trip (a browser `File` slice, an HTTP
     /// request) may fetch them in one go ([`ReadAhead`]); a local file may read them on another
     /// thread meanwhile ([`BackgroundReadAhead`]). No ranges releases whatever such a source
-    /// holds. The default does nothing.
+    /// holds. Wrappers pass the hint on to the source below them (one that hashes along a run
+    /// reads its gap up to the hinted bytes then). The default does nothing.
     fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
         let _ = ranges;
         Ok(())
@@ -233,13 +234,20 @@ impl<S: ByteSource> ByteSource for Shards<S> {
         Ok(())
     }
     fn name(&self) -> String {
-        match self.parts.len() {
-            1 => self.parts[0].name(),
-            n => format!("{} (+{} more shards)", self.parts[0].name(), n - 1),
-        }
+        shards_name(&self.parts[0].name(), self.parts.len())
     }
     fn parts(&self) -> Vec<u64> {
         self.bounds[..self.bounds.len() - 1].to_vec()
+    }
+}
+
+/// How a model read from `parts` shards whose first is named `first` is named: `first` alone for
+/// one part, else `first (+2 more shards)`. The page names files it has not opened yet this way
+/// too, so the name it shows at once is the one the model's summary shows later.
+pub fn shards_name(first: &str, parts: usize) -> String {
+    match parts {
+        0 | 1 => first.to_string(),
+        n => format!("{first} (+{} more shards)", n - 1),
     }
 }
 
@@ -474,9 +482,12 @@ impl<S: ByteSource> ByteSource for ReadAhead<S> {
     fn name(&self) -> String {
         self.inner.name()
     }
+    /// Passed on to the source below first (a source that hashes along fills its gap up to
+    /// the hinted bytes then, so the window's read arrives in file order), then served.
     fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
         let mut window = self.window();
         *window = None;
+        self.inner.prefetch(ranges)?;
         if let Some(span) = covering_span(ranges, self.max_window) {
             *window = Some((span.start, self.inner.read_range(span)?));
         }
@@ -593,6 +604,9 @@ impl<S: ByteSource + Send + Sync + 'static> ByteSource for BackgroundReadAhead<S
             // Not wanted any more; wait for it rather than leave a thread reading behind us.
             let _ = thread.join();
         }
+        // The source below hears the hint first, on this thread, before the reading thread
+        // starts (a source that hashes along fills its gap up to the hinted bytes then).
+        self.inner.prefetch(ranges)?;
         let ranges: Vec<Range<u64>> = ranges.iter().filter(|r| r.end > r.start).cloned().collect();
         let total = ranges.iter().fold(0u64, |t, r| t.saturating_add(r.end - r.start));
         if total == 0 || total > self.max_window {
@@ -747,6 +761,8 @@ mod tests {
         assert_eq!(w.read_range(0..3).unwrap(), vec![100, 101, 102]);
         assert!(w.read_range(49..51).is_err());
         assert!(Shards::<MemorySource>::new(vec![]).is_none());
+        assert_eq!(s.name(), "memory (+2 more shards)");
+        assert_eq!(shards_name("m-00001-of-00003.gguf", 1), "m-00001-of-00003.gguf");
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod rng;
 
 pub use models::{
     model_path, models_dir, required, skip_unless_required, GEMMA_270M, QWEN_0_5B, QWEN_0_5B_SPLIT,
-    QWEN_AS_LLAMA, QWEN_AS_LLAMA_NOBIAS, QWEN_AS_QWEN3, QWEN_LADDER_F32, SYNTHETIC_7B,
+    QWEN_AS_LLAMA, QWEN_AS_LLAMA_NOBIAS, QWEN_AS_QWEN3, QWEN_DEEP44, QWEN_LADDER_F32, SYNTHETIC_7B,
 };
 pub use rng::SplitMix64;
 

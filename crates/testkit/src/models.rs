@@ -28,6 +28,9 @@ pub const QWEN_AS_LLAMA_NOBIAS: &str = "qwen2.5-0.5b-as-llama-nobias.gguf";
 /// [`QWEN_0_5B`] as architecture `qwen3`: no biases, per-head q/k RMSNorm weights derived from
 /// the model's own q/k rows.
 pub const QWEN_AS_QWEN3: &str = "qwen2.5-0.5b-as-qwen3.gguf";
+/// [`QWEN_0_5B`] 44 layers deep: its 24 trained layers, then its layers 4–23 again (a
+/// "passthrough" self-merge): a real-weight model deeper than 7B-class models.
+pub const QWEN_DEEP44: &str = "qwen2.5-0.5b-deep44.gguf";
 /// [`QWEN_0_5B`] with every tensor dequantized to F32 by gguf-py (`gguf.quants.dequantize`),
 /// step 1 of `tools/golden/make_ladder.py` (`./dev test` makes it with `--f32-only`, 2 GB).
 pub const QWEN_LADDER_F32: &str = "qwen2.5-0.5b-ladder-F32.gguf";

@@ -21,7 +21,9 @@ mod unicode_tables;
 pub use config::TokenizerConfig;
 pub use error::{TokenizerError, TokenizerErrorKind};
 pub use pretok::PreTokenizer;
-pub use tokenizer::{TokenType, Tokenizer, TokenizerKind, MAX_MERGES, MAX_TOKENS, MAX_TOKEN_BYTES};
+pub use tokenizer::{
+    vocab_entry_text, TokenType, Tokenizer, TokenizerKind, MAX_MERGES, MAX_TOKENS, MAX_TOKEN_BYTES,
+};
 
 /// Unicode version of the code-point class table.
 pub const UNICODE_VERSION: &str = unicode_tables::UNICODE_VERSION;

@@ -567,38 +567,10 @@ impl Tokenizer {
             return Ok(text.as_bytes().to_vec());
         }
         if attr & ATTR_NORMAL != 0 {
-            return Ok(match self.kind {
-                TokenizerKind::SentencePiece => text.replace('\u{2581}', " ").into_bytes(),
-                TokenizerKind::Bpe(_) => {
-                    let mut bytes = Vec::with_capacity(text.len());
-                    for c in text.chars() {
-                        match char_to_byte(c) {
-                            Some(b) => bytes.push(b),
-                            None => {
-                                // llama.cpp's llama_decode_text marks chars outside the byte map so.
-                                bytes.extend_from_slice(b"[UNK_BYTE_0x");
-                                let mut buf = [0u8; 4];
-                                for b in c.encode_utf8(&mut buf).bytes() {
-                                    bytes.extend_from_slice(format!("{b:02x}").as_bytes());
-                                }
-                                bytes.extend_from_slice(text.as_bytes());
-                                bytes.push(b']');
-                            }
-                        }
-                    }
-                    bytes
-                }
-            });
+            return Ok(normal_piece_bytes(matches!(self.kind, TokenizerKind::SentencePiece), text));
         }
         if attr & ATTR_BYTE != 0 {
-            // "<0xXX>"; a malformed byte token renders as its text rather than failing.
-            let hex = text.get(3..5).and_then(|h| u8::from_str_radix(h, 16).ok());
-            return Ok(match hex {
-                Some(b) if text.len() == 6 && text.starts_with("<0x") && text.ends_with('>') => {
-                    vec![b]
-                }
-                _ => text.as_bytes().to_vec(),
-            });
+            return Ok(byte_token_bytes(text));
         }
         Ok(Vec::new())
     }
@@ -621,4 +593,58 @@ impl Tokenizer {
         }
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
+}
+
+/// The bytes a normal token's vocabulary string stands for: SentencePiece writes a space as
+/// U+2581, byte-level BPE maps every byte to a printable char (a space is `Ġ`).
+fn normal_piece_bytes(sentencepiece: bool, text: &str) -> Vec<u8> {
+    if sentencepiece {
+        return text.replace('\u{2581}', " ").into_bytes();
+    }
+    let mut bytes = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        match char_to_byte(c) {
+            Some(b) => bytes.push(b),
+            None => {
+                // llama.cpp's llama_decode_text marks chars outside the byte map so.
+                bytes.extend_from_slice(b"[UNK_BYTE_0x");
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    bytes.extend_from_slice(format!("{b:02x}").as_bytes());
+                }
+                bytes.extend_from_slice(text.as_bytes());
+                bytes.push(b']');
+            }
+        }
+    }
+    bytes
+}
+
+/// A byte token's one byte (`<0x0A>`); a malformed one renders as its text rather than failing.
+fn byte_token_bytes(text: &str) -> Vec<u8> {
+    let hex = text.get(3..5).and_then(|h| u8::from_str_radix(h, 16).ok());
+    match hex {
+        Some(b) if text.len() == 6 && text.starts_with("<0x") && text.ends_with('>') => vec![b],
+        _ => text.as_bytes().to_vec(),
+    }
+}
+
+/// The text a vocabulary entry stands for, as [`Tokenizer::token_piece`] renders it (special
+/// tokens as their text), from the entry alone: `model` is `tokenizer.ggml.model` ("gpt2":
+/// byte-level BPE, "llama": SentencePiece) and `token_type` GGUF's type of the entry (`None`:
+/// normal). For showing tokens to people without building a tokenizer (a BPE merge table of
+/// 150k entries costs more than some runs); the bytes of a token that splits a UTF-8 character
+/// are shown lossily.
+pub fn vocab_entry_text(model: &str, text: &str, token_type: Option<i32>) -> String {
+    let attr = attr_of(token_type.map_or(TokenType::Normal, TokenType::from_gguf));
+    let bytes = if attr & (ATTR_CONTROL | ATTR_UNKNOWN | ATTR_USER_DEFINED) != 0 {
+        text.as_bytes().to_vec()
+    } else if attr & ATTR_NORMAL != 0 {
+        normal_piece_bytes(model == "llama", text)
+    } else if attr & ATTR_BYTE != 0 {
+        byte_token_bytes(text)
+    } else {
+        Vec::new()
+    };
+    String::from_utf8_lossy(&bytes).into_owned()
 }

@@ -1,4 +1,5 @@
-//! The page: takes a file (picker or drop), hands it to the worker with the run settings, shows
+//! The page: takes a file (picker or drop; every shard of a split GGUF at once, put in order by
+//! `parallax_model::order_chosen_files`), hands it to the worker with the run settings, shows
 //! progress with a cancel button, then the report from the shared renderer. Strings from model
 //! files are inserted as text (`textContent`); the report fragment comes from the renderer, which
 //! escapes every string it prints, and the page's CSP forbids inline script anyway.
@@ -48,31 +49,72 @@ mod app {
         link_settings: Vec<(String, String)>,
         /// Object URLs of the current downloads, revoked when replaced.
         urls: Vec<String>,
+        /// A shared report (a permalink, a saved file) is being shown: the page is a viewer,
+        /// nothing runs here.
+        viewing: bool,
+        /// The one line the settings fold into when the run in flight finishes
+        /// (`parallax_web::run_summary` of its request).
+        run_summary: String,
+        /// The form as the page loaded it: a run's address names only the settings that differ.
+        form_defaults: FormValues,
+        /// The address that opens the running run again (`?model=…&…`), or why it has none;
+        /// put in the address bar when its report arrives.
+        run_address: Option<Result<String, &'static str>>,
     }
 
     type Shared = Rc<RefCell<State>>;
 
     #[derive(Clone)]
     enum Target {
-        File(web_sys::File),
+        /// A file the user chose or dropped, or the shards of a split GGUF in shard order
+        /// (never empty).
+        Files(Vec<web_sys::File>),
         Url(String),
     }
 
     impl Target {
-        /// How the run request and the page name it: the file's name, or the URL.
+        /// How the run request and the page name it: the file's name (the first shard's, with
+        /// the count of the others, as the worker's `Shards` names them), or the URL.
         fn name(&self) -> String {
             match self {
-                Target::File(f) => f.name(),
+                Target::Files(files) => parallax_source::shards_name(
+                    &files.first().map(|f| f.name()).unwrap_or_default(),
+                    files.len(),
+                ),
                 Target::Url(u) => u.clone(),
             }
         }
 
+        /// As the worker takes it: one File, the shards as an array of Files, or the URL.
         fn to_js(&self) -> JsValue {
             match self {
-                Target::File(f) => f.into(),
+                Target::Files(files) if files.len() == 1 => files[0].clone().into(),
+                Target::Files(files) => files.iter().collect::<js_sys::Array>().into(),
                 Target::Url(u) => JsValue::from_str(u),
             }
         }
+    }
+
+    /// The files of a picker or a drop as one model: one file, or every shard of a split GGUF
+    /// in shard order; `Ok(None)` when there are none (a drop of text, a closed picker), the
+    /// sentence to show when they are not one model.
+    fn model_files(list: Option<web_sys::FileList>) -> Result<Option<Vec<web_sys::File>>, String> {
+        let files: Vec<web_sys::File> = match list {
+            Some(list) => (0..list.length()).filter_map(|i| list.get(i)).collect(),
+            None => Vec::new(),
+        };
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let names: Vec<String> = files.iter().map(|f| f.name()).collect();
+        let order = parallax_model::order_chosen_files(&names).map_err(|e| e.to_string())?;
+        Ok(Some(order.into_iter().map(|i| files[i].clone()).collect()))
+    }
+
+    /// The files a drop event carries.
+    fn dropped_files(e: &web_sys::Event) -> Option<web_sys::FileList> {
+        let drag: Option<&web_sys::DragEvent> = e.dyn_ref();
+        drag.and_then(|d| d.data_transfer()).and_then(|d| d.files())
     }
 
     pub fn start() -> Result<(), JsValue> {
@@ -89,18 +131,21 @@ mod app {
             started_ms: 0.0,
             urls: Vec::new(),
             link_settings: query_pairs(),
+            viewing: false,
+            run_summary: String::new(),
+            form_defaults: FormValues::default(),
+            run_address: None,
         }));
+        // Before any value is set from the address or by the user.
+        let defaults = form_values(&state.borrow());
+        state.borrow_mut().form_defaults = defaults;
         attach_worker(&state);
 
         let input: HtmlInputElement = by_id(&document, "file")?.dyn_into()?;
         {
             let state = state.clone();
             let input2 = input.clone();
-            on(&input, "change", move |_| {
-                if let Some(file) = input2.files().and_then(|f| f.get(0)) {
-                    choose_file(&state, file);
-                }
-            })?;
+            on(&input, "change", move |_| choose_files(&state, input2.files()))?;
         }
         let drop_zone = by_id(&document, "drop")?;
         for (event, over) in [("dragover", true), ("dragenter", true), ("dragleave", false)] {
@@ -116,19 +161,25 @@ mod app {
             on(&drop_zone, "drop", move |e| {
                 e.prevent_default();
                 let _ = zone.class_list().remove_1("over");
-                let drag: Option<&web_sys::DragEvent> = e.dyn_ref();
-                if let Some(file) = drag
-                    .and_then(|d| d.data_transfer())
-                    .and_then(|d| d.files())
-                    .and_then(|f| f.get(0))
-                {
-                    choose_file(&state, file);
-                }
+                choose_files(&state, dropped_files(&e));
             })?;
         }
         {
             let state = state.clone();
             on(&by_id(&document, "run")?, "click", move |_| start_run(&state))?;
+        }
+        {
+            let state = state.clone();
+            on(&by_id(&document, "run-again")?, "click", move |_| start_run(&state))?;
+        }
+        {
+            let document2 = document.clone();
+            on(&by_id(&document, "edit-settings")?, "click", move |_| {
+                set_folded(&document2, false);
+                if let Some(source) = document2.get_element_by_id("source") {
+                    source.scroll_into_view_with_bool(true);
+                }
+            })?;
         }
         {
             let state = state.clone();
@@ -138,6 +189,14 @@ mod app {
             })?;
         }
         attach_compare_slot(&state)?;
+        {
+            // The built-in evaluation text becomes the prompt (the CLI's --builtin-text).
+            let document2 = document.clone();
+            on(&by_id(&document, "builtin-text")?, "click", move |_| {
+                set_value(&document2, "prompt", parallax_engine::BUILTIN_TEXT);
+                set_value(&document2, "tokens", "");
+            })?;
+        }
         for (id, event) in [("paths", "change"), ("gpu", "change")] {
             let state = state.clone();
             on(&by_id(&document, id)?, event, move |_| show_lanes(&state))?;
@@ -148,6 +207,7 @@ mod app {
                 hash.strip_prefix(&format!("#{}=", parallax_report::permalink::FRAGMENT_KEY))
             {
                 set_status(&document, "Opening the report from the link …", false);
+                state.borrow_mut().viewing = true;
                 post(&state, &Request::Show { permalink: Some(payload.to_string()), json: None });
             }
         }
@@ -165,6 +225,7 @@ mod app {
                         .and_then(|t| t.as_string())
                     {
                         Some(json) => {
+                            state.borrow_mut().viewing = true;
                             post(&state, &Request::Show { permalink: None, json: Some(json) })
                         }
                         None => {
@@ -195,6 +256,10 @@ mod app {
         {
             let state = state.clone();
             on(&by_id(&document, "cancel")?, "click", move |_| cancel(&state))?;
+        }
+        {
+            let document2 = document.clone();
+            on(&by_id(&document, "copy-link")?, "click", move |_| copy_address(&document2))?;
         }
         Ok(())
     }
@@ -331,7 +396,36 @@ mod app {
 
     fn choose_file(state: &Shared, file: web_sys::File) {
         let name = file.name();
-        choose(state, Target::File(file), &name);
+        choose(state, Target::Files(vec![file]), &name);
+    }
+
+    /// Open the files picked or dropped as the model; files that are not one model (one shard
+    /// of three, shards of two models…) leave no model chosen, and the sentence says why.
+    fn choose_files(state: &Shared, list: Option<web_sys::FileList>) {
+        match model_files(list) {
+            Ok(Some(files)) => {
+                let target = Target::Files(files);
+                let name = target.name();
+                choose(state, target, &name);
+            }
+            Ok(None) => {}
+            Err(sentence) => {
+                let mut s = state.borrow_mut();
+                if s.running {
+                    return;
+                }
+                s.target = None;
+                s.announce_open = false;
+                clear(&s.document, "model");
+                clear(&s.document, "report");
+                set_hidden(&s.document, "downloads", true);
+                set_hidden(&s.document, "warning", true);
+                if let Some(b) = s.document.get_element_by_id("run") {
+                    let _ = b.set_attribute("disabled", "");
+                }
+                set_status(&s.document, &sentence, true);
+            }
+        }
     }
 
     fn choose(state: &Shared, target: Target, name: &str) {
@@ -341,6 +435,8 @@ mod app {
                 return;
             }
             set_status(&s.document, &format!("Reading {name} …"), false);
+            // A new model: its run settings are the next thing to choose.
+            set_folded(&s.document, false);
             s.announce_open = true;
             clear(&s.document, "model");
             clear(&s.document, "report");
@@ -394,11 +490,7 @@ mod app {
         {
             let state = state.clone();
             let input2 = input.clone();
-            on(&input, "change", move |_| {
-                if let Some(file) = input2.files().and_then(|f| f.get(0)) {
-                    set_against(&state, Some(Target::File(file)));
-                }
-            })?;
+            on(&input, "change", move |_| choose_against_files(&state, input2.files()))?;
         }
         let zone = by_id(&document, "compare")?;
         for (event, over) in [("dragover", true), ("dragenter", true), ("dragleave", false)] {
@@ -414,14 +506,7 @@ mod app {
             on(&zone, "drop", move |e| {
                 e.prevent_default();
                 let _ = zone2.class_list().remove_1("over");
-                let drag: Option<&web_sys::DragEvent> = e.dyn_ref();
-                if let Some(file) = drag
-                    .and_then(|d| d.data_transfer())
-                    .and_then(|d| d.files())
-                    .and_then(|f| f.get(0))
-                {
-                    set_against(&state, Some(Target::File(file)));
-                }
+                choose_against_files(&state, dropped_files(&e));
             })?;
         }
         {
@@ -436,6 +521,22 @@ mod app {
             on(&by_id(&document, "clear-against")?, "click", move |_| set_against(&state, None))?;
         }
         Ok(())
+    }
+
+    /// Put the files picked or dropped in the "Compare with…" slot: one file, or every shard of
+    /// a split GGUF; files that are not one model empty the slot, and the sentence says why.
+    fn choose_against_files(state: &Shared, list: Option<web_sys::FileList>) {
+        match model_files(list) {
+            Ok(Some(files)) => set_against(state, Some(Target::Files(files))),
+            Ok(None) => {}
+            Err(sentence) => {
+                if state.borrow().running {
+                    return;
+                }
+                set_against(state, None);
+                set_status(&state.borrow().document, &sentence, true);
+            }
+        }
     }
 
     fn choose_against_url(state: &Shared, url: &str) {
@@ -506,10 +607,15 @@ mod app {
     }
 
     fn set_value(document: &Document, id: &str, value: &str) {
-        if let Some(i) =
-            document.get_element_by_id(id).and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
-        {
-            i.set_value(value);
+        let Some(e) = document.get_element_by_id(id) else { return };
+        match e.dyn_into::<HtmlInputElement>() {
+            Ok(i) => i.set_value(value),
+            // The prompt is a text area: an input's value loses its line breaks.
+            Err(e) => {
+                if let Ok(t) = e.dyn_into::<web_sys::HtmlTextAreaElement>() {
+                    t.set_value(value);
+                }
+            }
         }
     }
 
@@ -518,6 +624,12 @@ mod app {
             document.get_element_by_id(id).and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
         {
             return i.value();
+        }
+        if let Some(t) = document
+            .get_element_by_id(id)
+            .and_then(|e| e.dyn_into::<web_sys::HtmlTextAreaElement>().ok())
+        {
+            return t.value();
         }
         document
             .get_element_by_id(id)
@@ -584,8 +696,16 @@ mod app {
             .and_then(|r| RunSpec::from_request(&r).map(|_| r));
         let mut run = match checked {
             Ok(r) => r,
-            Err(e) => return set_status(&document, &parallax_web::sentence(&e.to_string()), true),
+            Err(e) => {
+                // The sentence names a field: show the form it is in.
+                set_folded(&document, false);
+                return set_status(&document, &parallax_web::sentence(&e.to_string()), true);
+            }
         };
+        let model = state.borrow().target.as_ref().map(Target::name).unwrap_or_default();
+        state.borrow_mut().run_summary = parallax_web::run_summary(&model, &run);
+        let address = address_of_run(&state.borrow(), &form);
+        state.borrow_mut().run_address = Some(address);
         let contract_file = document
             .get_element_by_id("contract-file")
             .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
@@ -624,6 +744,8 @@ mod app {
             s.started_ms = now_ms();
         }
         set_running(&document, true);
+        // While it runs the form stays open: its Cancel button is the way to stop it.
+        set_folded(&document, false);
         clear(&document, "report");
         set_hidden(&document, "downloads", true);
         set_status(&document, "Running …", false);
@@ -681,6 +803,11 @@ mod app {
             }
             WorkerMessage::Inspected { summary } => {
                 let announce = std::mem::take(&mut state.borrow_mut().announce_open);
+                // What the hash will cost this model, beside its checkbox.
+                let by_url = matches!(state.borrow().target, Some(Target::Url(_)));
+                if let Some(note) = document.get_element_by_id("hash-note") {
+                    note.set_text_content(Some(&parallax_session::hash_note(&summary, by_url)));
+                }
                 if let Err(e) = render_summary(&document, &summary, announce) {
                     web_sys::console::error_1(&e);
                 }
@@ -693,20 +820,29 @@ mod app {
                 state.borrow_mut().running = false;
                 set_running(&document, false);
                 set_hidden(&document, "progress", true);
-                set_status(
-                    &document,
-                    &format!(
-                        "Done in {secs:.1} s · worker memory {}.",
-                        parallax_model::human_bytes(wasm_memory_bytes)
-                    ),
-                    false,
-                );
+                if state.borrow().viewing {
+                    show_as_viewer(&document);
+                } else {
+                    set_status(
+                        &document,
+                        &format!(
+                            "Done in {secs:.1} s · worker memory {}.",
+                            parallax_model::human_bytes(wasm_memory_bytes)
+                        ),
+                        false,
+                    );
+                }
                 if let Some(root) = document.get_element_by_id("report") {
                     // Built by the shared renderer, which escapes every string it prints.
                     root.set_inner_html(&html);
                 }
                 offer_downloads(state, &json, &standalone);
                 offer_permalink(&document, &permalink);
+                let address = state.borrow_mut().run_address.take();
+                follow_run_in_address(&document, address);
+                if !state.borrow().viewing {
+                    show_answer_first(state);
+                }
             }
             WorkerMessage::Warning { message } => {
                 if let Some(w) = document.get_element_by_id("warning") {
@@ -721,6 +857,115 @@ mod app {
                 set_status(&document, &message, true);
             }
         }
+    }
+
+    /// After a run: the model intake and the settings fold into one line (with Edit and Run
+    /// again), and the page scrolls to the report's summary card — the verdict, the first
+    /// divergence and the first chart on the first screen.
+    fn show_answer_first(state: &Shared) {
+        let s = state.borrow();
+        if let Some(line) = s.document.get_element_by_id("run-summary-text") {
+            line.set_text_content(Some(&s.run_summary));
+        }
+        set_folded(&s.document, true);
+        let card = s
+            .document
+            .query_selector("#report .px-summary-card")
+            .ok()
+            .flatten()
+            .or_else(|| s.document.get_element_by_id("report"));
+        if let Some(card) = card {
+            card.scroll_into_view_with_bool(true);
+        }
+    }
+
+    /// Fold the model intake and the run settings into the one-line summary, or unfold them.
+    fn set_folded(document: &Document, folded: bool) {
+        if let Some(body) = document.body() {
+            let _ = body.class_list().toggle_with_force("folded", folded);
+        }
+    }
+
+    /// The page as a viewer of a shared report: no run form, no model intake, no "Done" (nothing
+    /// ran here), and a way back to the tool.
+    fn show_as_viewer(document: &Document) {
+        if let Some(body) = document.body() {
+            let _ = body.class_list().add_1("viewer");
+        }
+        set_hidden(document, "viewer-note", false);
+        if let (Some(a), Some(location)) =
+            (document.get_element_by_id("open-tool"), web_sys::window().map(|w| w.location()))
+        {
+            let tool = format!(
+                "{}{}",
+                location.origin().unwrap_or_default(),
+                location.pathname().unwrap_or_default()
+            );
+            let _ = a.set_attribute("href", &tool);
+        }
+        set_status(
+            document,
+            "A shared report: it was computed elsewhere, nothing ran in this tab.",
+            false,
+        );
+    }
+
+    /// The address that opens this run again: the model's and the compared file's URLs and the
+    /// settings that differ from the page's; or, for a file that was not opened by URL, why no
+    /// address can.
+    fn address_of_run(s: &State, form: &FormValues) -> Result<String, &'static str> {
+        const NO_URL: &str = "This run's model was not opened by URL, so no address can open it \
+                              again; share the permalink or the report instead.";
+        const NO_AGAINST_URL: &str = "The compared file was not opened by URL, so no address \
+                                      can open this run again; share the permalink or the report instead.";
+        let Some(Target::Url(model)) = &s.target else { return Err(NO_URL) };
+        let against = match &s.against {
+            None => None,
+            Some(Target::Url(url)) => Some(url.as_str()),
+            Some(Target::Files(_)) => return Err(NO_AGAINST_URL),
+        };
+        Ok(parallax_web::run_address(model, against, form, &s.form_defaults))
+    }
+
+    /// After a run: the address bar opens this run again (replacing the entry, so Back still
+    /// leaves the page), with a button that copies it; or the sentence saying why it cannot.
+    fn follow_run_in_address(document: &Document, address: Option<Result<String, &'static str>>) {
+        let Some(address) = address else { return };
+        let note = document.get_element_by_id("run-link-note");
+        match address {
+            Ok(query) => {
+                let replaced = web_sys::window()
+                    .and_then(|w| w.history().ok())
+                    .map(|h| h.replace_state_with_url(&JsValue::NULL, "", Some(&query)).is_ok());
+                set_hidden(document, "copy-link", replaced != Some(true));
+                if let Some(note) = note {
+                    note.set_text_content(None);
+                }
+            }
+            Err(why) => {
+                set_hidden(document, "copy-link", true);
+                if let Some(note) = note {
+                    note.set_text_content(Some(why));
+                }
+            }
+        }
+    }
+
+    /// Copy the page's address (the run's, after [`follow_run_in_address`]) to the clipboard.
+    fn copy_address(document: &Document) {
+        let Some(window) = web_sys::window() else { return };
+        let Ok(href) = window.location().href() else { return };
+        let promise = window.navigator().clipboard().write_text(&href);
+        let document = document.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let said = match wasm_bindgen_futures::JsFuture::from(promise).await {
+                Ok(_) => "Copied.",
+                Err(_) => "The browser refused the clipboard; copy the address bar instead.",
+            };
+            if let Some(note) = document.get_element_by_id("run-link-note") {
+                note.set_text_content(Some(said));
+            }
+        });
     }
 
     fn offer_permalink(document: &Document, payload: &str) {
@@ -769,7 +1014,7 @@ mod app {
     }
 
     fn set_running(document: &Document, running: bool) {
-        for (id, disabled) in [("run", running), ("cancel", !running)] {
+        for (id, disabled) in [("run", running), ("run-again", running), ("cancel", !running)] {
             if let Some(b) = document.get_element_by_id(id) {
                 let _ = if disabled {
                     b.set_attribute("disabled", "")

@@ -1,5 +1,5 @@
-//! The Web Worker: receives a request and a `File` or URL from the page (and a second one to
-//! compare it with), reads the files in slices and answers with the model summary or a full
+//! The Web Worker: receives a request and a `File` (or a split GGUF's shards, in order) or URL
+//! from the page (and a second one to compare it with), reads the files in slices and answers with the model summary or a full
 //! parity report. Heavy work lives here so the page
 //! never blocks; cancelling a run terminates this worker.
 
@@ -16,7 +16,8 @@ fn main() {
         Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
             let post = &post_for_handler;
             // The page posts [request JSON, model, HTTP policy JSON, compared file]: the model
-            // and the compared file (a run over two files only) each a File or a URL.
+            // and the compared file (a run over two files only) each a File, an array of the
+            // Files of a split GGUF's shards in shard order, or a URL.
             let data: js_sys::Array = match event.data().dyn_into() {
                 Ok(a) => a,
                 Err(_) => {
@@ -55,7 +56,7 @@ mod job {
 
     use parallax_engine::PathKind;
     use parallax_model::Model;
-    use parallax_session::{ProgressUpdate, RunSpec};
+    use parallax_session::{HashAlong, ProgressUpdate, RunSpec};
     use parallax_source::ByteSource;
     use parallax_web::{
         browser::{FileSliceSource, HttpRangeSource},
@@ -85,6 +86,8 @@ mod job {
                 message: format!("{why}. The other paths ran as usual."),
             });
         }
+        // The browser's clock: wasm32 has no `SystemTime`.
+        spec.stamp(&mut report, (js_sys::Date::now() / 1000.0).floor() as i64);
         spec.judge(&mut report);
         post_report(&report, post);
     }
@@ -124,32 +127,51 @@ mod job {
             .unwrap_or(0)
     }
 
-    /// A file the page hands over: one the user chose or dropped, or a URL.
+    /// A file the page hands over: one the user chose or dropped (or the shards of a split
+    /// GGUF chosen together, in shard order), or a URL.
     pub enum Target {
-        File(web_sys::File),
+        Files(Vec<web_sys::File>),
         Url(String),
     }
 
     impl Target {
-        /// The File or URL string in a posted message's slot; `None` for an empty slot.
+        /// The File, array of Files or URL string in a posted message's slot; `None` for an
+        /// empty slot, or an array that is empty or holds anything but Files.
         pub fn of(value: wasm_bindgen::JsValue) -> Option<Target> {
             use wasm_bindgen::JsCast;
-            match value.as_string() {
-                Some(url) => Some(Target::Url(url)),
-                None => value.dyn_into::<web_sys::File>().ok().map(Target::File),
+            if let Some(url) = value.as_string() {
+                return Some(Target::Url(url));
             }
+            if js_sys::Array::is_array(&value) {
+                let files = js_sys::Array::from(&value)
+                    .iter()
+                    .map(|f| f.dyn_into::<web_sys::File>().ok())
+                    .collect::<Option<Vec<_>>>()?;
+                return (!files.is_empty()).then_some(Target::Files(files));
+            }
+            value.dyn_into::<web_sys::File>().ok().map(|f| Target::Files(vec![f]))
         }
     }
 
-    /// The source the engine reads a target through: the File in slices, or the URL — with
-    /// every shard of a split GGUF — by Range requests (a warning when the server ignores them).
+    /// The source the engine reads a target through: the File in slices (the shards of a split
+    /// GGUF end to end, as the page ordered them), or the URL — with every shard of a split
+    /// GGUF — by Range requests (a warning when the server ignores them).
     fn open(
         target: Target,
         policy: parallax_web::HttpPolicy,
         post: &dyn Fn(&WorkerMessage),
     ) -> Result<Box<dyn ByteSource>, String> {
         let url = match target {
-            Target::File(file) => return Ok(Box::new(FileSliceSource::new(file)?)),
+            Target::Files(files) => {
+                let mut parts =
+                    files.into_iter().map(FileSliceSource::new).collect::<Result<Vec<_>, _>>()?;
+                if parts.len() == 1 {
+                    return Ok(Box::new(parts.remove(0)));
+                }
+                return Ok(Box::new(
+                    parallax_source::Shards::new(parts).ok_or("internal: no file")?,
+                ));
+            }
             Target::Url(url) => url,
         };
         // A shard of a split GGUF brings its siblings, named as it is, beside it.
@@ -193,8 +215,30 @@ mod job {
     /// run's memory budget (the budget's field says so).
     const READ_AHEAD_WINDOW: u64 = 32 << 20;
 
-    /// A model source as the engine reads it: behind a read-ahead window.
-    type PageSource = parallax_source::ReadAhead<Box<dyn ByteSource>>;
+    /// A model source as the engine reads it: hashed along the run (when it asks for sha256)
+    /// under a read-ahead window, so the window's one read per layer is what the hash sees.
+    type PageSource = parallax_source::ReadAhead<HashAlong<Box<dyn ByteSource>, OwnReadProgress>>;
+
+    /// Told the bytes a file's hash reads for itself (the gaps the run skips).
+    type OwnReadProgress = Box<dyn Fn(u64, u64)>;
+
+    /// `source` as the engine reads it (see [`PageSource`]).
+    fn page_source(source: Box<dyn ByteSource>, sha256: bool, window: u64) -> PageSource {
+        let post = poster();
+        let told: OwnReadProgress = Box::new(move |done, total| {
+            post(&WorkerMessage::Progress(ProgressUpdate::hashing(done, total)))
+        });
+        parallax_source::ReadAhead::new(HashAlong::new_if(source, sha256, told), window)
+    }
+
+    /// The sha256 of each of a run's files (`None` where the run asks for none), once the run
+    /// has read them: what it skipped is read now.
+    fn digests(sources: &[&PageSource]) -> Result<Vec<Option<String>>, String> {
+        sources
+            .iter()
+            .map(|s| s.inner().finish().map_err(|e| format!("hashing {}: {e}", s.name())))
+            .collect()
+    }
 
     pub fn handle(
         request: Request,
@@ -208,7 +252,8 @@ mod job {
             _ => parallax_web::DEFAULT_MEMORY_BUDGET,
         };
         let window = READ_AHEAD_WINDOW.min(budget / 4);
-        let source = parallax_source::ReadAhead::new(open(model, policy, post)?, window);
+        let sha256 = matches!(&request, Request::Run(r) if r.sha256);
+        let source = page_source(open(model, policy, post)?, sha256, window);
         let name = source.name();
         let model = Model::open(&source).map_err(|e| format!("{name}: {e}"))?;
         match request {
@@ -224,7 +269,7 @@ mod job {
                 let other_sources = match (against, r.against.first()) {
                     (None, None) => Vec::new(),
                     (Some(t), Some(_)) => {
-                        vec![parallax_source::ReadAhead::new(open(t, policy, post)?, window)]
+                        vec![page_source(open(t, policy, post)?, spec.sha256, window)]
                     }
                     (None, Some(named)) => {
                         return Err(format!(
@@ -249,19 +294,7 @@ mod job {
                     memory_budget_bytes: Some(budget),
                     ..spec.options()
                 };
-                // Tokenize first: a bad prompt is reported before the whole file is hashed.
-                let mut input = spec.input(&model)?;
-                if spec.sha256 {
-                    let hash = |source: &PageSource| {
-                        parallax_session::sha256(source, |done, total| {
-                            post(&WorkerMessage::Progress(ProgressUpdate::hashing(done, total)))
-                        })
-                    };
-                    input.sha256 = Some(hash(&source)?);
-                    for other in &other_sources {
-                        input.other_sha256.push(Some(hash(other)?));
-                    }
-                }
+                let input = spec.input(&model)?;
                 if opts.paths.contains(&PathKind::Gpu) {
                     // The browser answers GPU work only through its event loop: run as a task
                     // that awaits it. The sources are read synchronously as before.
@@ -282,6 +315,12 @@ mod job {
                                 .map_err(|e| e.to_string())
                         }
                         .await;
+                        let all: Vec<&PageSource> =
+                            std::iter::once(&source).chain(&other_sources).collect();
+                        let result = result.and_then(|mut report| {
+                            parallax_session::record_sha256(&mut report, &digests(&all)?);
+                            Ok(report)
+                        });
                         match result {
                             Ok(report) => finish(report, &spec, &post),
                             Err(message) => post(&WorkerMessage::Error { message }),
@@ -290,11 +329,14 @@ mod job {
                     return Ok(());
                 }
                 let others = other_sources.iter().map(open_model).collect::<Result<Vec<_>, _>>()?;
-                let report = parallax_engine::Run::new(&model, &input, &opts)
+                let mut report = parallax_engine::Run::new(&model, &input, &opts)
                     .against(&others)
                     .progress(|p| post(&progress_message(p)))
                     .run()
                     .map_err(|e| e.to_string())?;
+                let all: Vec<&PageSource> =
+                    std::iter::once(&source).chain(&other_sources).collect();
+                parallax_session::record_sha256(&mut report, &digests(&all)?);
                 finish(report, &spec, post);
                 Ok(())
             }

@@ -4,6 +4,8 @@
 //! Every transcendental function here is `libm`'s, so the drawn geometry — and with it the
 //! standalone HTML — is the same to the byte on every target (native and wasm32).
 
+use super::compare::decade_label;
+use super::heat::{self, DistanceScale, HeatBand, Standing, DISTANCE_LEVELS};
 use crate::{Report, SiteRecord};
 
 /// The σ-ratio line chart's frame, in viewBox units.
@@ -329,16 +331,6 @@ impl Levels {
         Levels { lo, hi }
     }
 
-    /// 0 at the top of the range, `HEAT_LEVELS` at the bottom ("more is closer" metrics: 0 =
-    /// closest in this run).
-    pub fn falling(&self, v: f64) -> u32 {
-        if self.hi > self.lo {
-            (HEAT_LEVELS * (self.hi - v) / (self.hi - self.lo)).round() as u32
-        } else {
-            0
-        }
-    }
-
     /// 0 at the bottom of the range, `HEAT_LEVELS` at the top.
     pub fn rising(&self, v: f64) -> u32 {
         if self.hi > self.lo {
@@ -349,51 +341,95 @@ impl Levels {
     }
 }
 
-/// A heatmap metric: name, caption, the value drawn (more is closer), and its hover text.
+/// A heatmap metric: its raw value at a cell, the distance from the reference it is drawn by
+/// (0 for identical samples), the fixed scale of that distance, and the contract name of the
+/// metric, whose bands class the cells.
 pub struct Metric {
     pub name: &'static str,
+    /// What the colours mean, in words that hold in any theme.
     pub caption: &'static str,
+    /// The value as the report holds it (cosine, relative L2, dB, σ ratio, noise ratio).
     pub value: fn(&SiteRecord, &str) -> Option<f64>,
+    /// The raw value of identical samples.
+    pub ideal: f64,
+    pub distance: fn(f64) -> f64,
+    /// The raw value at a distance (on the side away from `ideal` the cells lie on), for the
+    /// colour bar's hover.
+    pub raw_at: fn(f64) -> f64,
+    pub scale: DistanceScale,
+    /// A tick of the colour bar, at a distance of `10^exponent`, in the metric's own terms.
+    pub tick: fn(i32) -> String,
+    /// The contract's name of the metric (`cosine`, `rel_l2`, `std_ratio`…).
+    pub contract_metric: &'static str,
     pub show: fn(f64) -> String,
 }
+
+/// Every fixed scale steps half a decade per level, like the KLD strip's.
+const HALF_DECADES: f64 = 0.5;
 
 /// The site × layer heatmaps, the first one shown by default.
 pub const METRICS: [Metric; 5] = [
     Metric {
         name: "cosine",
-        caption: "nines of cosine, −log10(1 − cos): more is closer",
-        value: |s, p| s.compare.get(p)?.cosine.map(|c| -libm::log10((1.0 - c).max(1e-12))),
-        show: |v| format!("{:.8}", 1.0 - libm::pow(10.0, -v)),
+        caption: "cosine similarity, coloured by 1 − cos on a fixed log scale",
+        value: |s, p| s.compare.get(p)?.cosine,
+        ideal: 1.0,
+        distance: |c| (1.0 - c).max(0.0),
+        raw_at: |d| 1.0 - d,
+        scale: DistanceScale { floor: 1e-6, decades_per_level: HALF_DECADES },
+        // 1 − cos = 10^e: cosine 0.999…9 with −e nines.
+        tick: |e| format!("0.{}", "9".repeat((-e).max(0) as usize)),
+        contract_metric: "cosine",
+        show: |c| format!("cosine {c:.8}"),
     },
     Metric {
         name: "sqnr",
-        caption: "SQNR in dB: more is closer",
+        caption: "SQNR in dB, coloured on a fixed scale of 10 dB per level",
         value: |s, p| s.compare.get(p)?.sqnr_db,
-        show: |v| format!("{v:.2} dB"),
+        ideal: f64::INFINITY,
+        // The noise-to-signal amplitude, the same scale as relative L2.
+        distance: |db| libm::pow(10.0, -db / 20.0),
+        raw_at: |d| -20.0 * libm::log10(d),
+        scale: DistanceScale { floor: 1e-4, decades_per_level: HALF_DECADES },
+        tick: |e| format!("{} dB", -20 * e),
+        contract_metric: "sqnr_db",
+        show: |v| format!("SQNR {v:.2} dB"),
     },
     Metric {
         name: "rel_l2",
-        caption: "relative L2 error, −log10: more is closer",
-        value: |s, p| s.compare.get(p)?.rel_l2.map(|e| -libm::log10(e.max(1e-12))),
-        show: |v| format!("{:.3e}", libm::pow(10.0, -v)),
+        caption: "relative L2 error on a fixed log scale",
+        value: |s, p| s.compare.get(p)?.rel_l2,
+        ideal: 0.0,
+        distance: |e| e.max(0.0),
+        raw_at: |d| d,
+        scale: DistanceScale { floor: 1e-4, decades_per_level: HALF_DECADES },
+        tick: decade_label,
+        contract_metric: "rel_l2",
+        show: |e| format!("relative L2 {e:.3e}"),
     },
     Metric {
         name: "ratio",
-        caption: "|log10 σ ratio|, inverted: more is closer",
-        value: |s, p| {
-            s.compare
-                .get(p)?
-                .std_ratio
-                .filter(|v| *v > 0.0)
-                .map(|v| -libm::log10(libm::log10(v).abs().max(1e-9)))
-        },
-        show: |v| format!("±{:.3e} in log10 σ", libm::pow(10.0, -v)),
+        caption: "σ ratio, coloured by |log10 σ ratio| on a fixed log scale",
+        value: |s, p| s.compare.get(p)?.std_ratio.filter(|v| *v > 0.0),
+        ideal: 1.0,
+        distance: |v| libm::fabs(libm::log10(v)),
+        raw_at: |d| libm::pow(10.0, d),
+        scale: DistanceScale { floor: 1e-5, decades_per_level: HALF_DECADES },
+        tick: |e| format!("±{}", decade_label(e)),
+        contract_metric: "std_ratio",
+        show: |v| format!("σ ratio {v:.6}"),
     },
     Metric {
         name: "noise",
-        caption: "each op alone on the reference's input ÷ the rounding noise its arithmetic predicts, −log10 (0 is 1×, −1 is 10×): more is within its noise; only ops that differ between paths",
-        value: |s, p| s.noise.get(p).map(|n| -libm::log10(n.ratio.max(1e-12))),
-        show: |v| format!("{:.2}× its predicted noise", libm::pow(10.0, -v)),
+        caption: "each op alone on the reference's input ÷ the rounding noise its arithmetic predicts (1× is as predicted), on a fixed log scale; only ops that differ between paths",
+        value: |s, p| s.noise.get(p).map(|n| n.ratio),
+        ideal: 0.0,
+        distance: |v| v.max(0.0),
+        raw_at: |d| d,
+        scale: DistanceScale { floor: 0.01, decades_per_level: HALF_DECADES },
+        tick: |e| format!("{}×", decade_label(e)),
+        contract_metric: "noise_ratio",
+        show: |v| format!("{v:.2}× its predicted noise"),
     },
 ];
 
@@ -438,35 +474,116 @@ impl Grid {
     }
 }
 
-/// One metric's site × layer values for a path against the reference, and its heat range.
+/// One heat cell: the metric's raw value, its neutral level on the fixed scale, and where it
+/// stands against the band that judges it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatCell {
+    pub value: f64,
+    pub level: u32,
+    pub standing: Standing,
+    /// Index into [`SiteGrid::bands`] of the band that judged it.
+    pub band: Option<usize>,
+}
+
+/// One metric's site × layer cells for a path against the reference, classed against the
+/// contract bands of the report's verdicts.
 pub struct SiteGrid {
-    /// `values[site][layer]`, in site order.
-    pub values: Vec<Vec<Option<f64>>>,
-    pub levels: Levels,
+    /// `cells[site][layer]`, in site order.
+    pub cells: Vec<Vec<Option<HeatCell>>>,
+    pub bands: Vec<HeatBand>,
     pub grid: Grid,
 }
 
 impl SiteGrid {
     pub fn new(r: &Report, other: &str, metric: &Metric) -> SiteGrid {
-        let values: Vec<Vec<Option<f64>>> = r
+        let bands = heat::bands_for(r, other, metric.contract_metric);
+        let cells = r
             .site_order
             .iter()
             .map(|site| {
                 r.layers
                     .iter()
-                    .map(|l| l.sites.get(site).and_then(|s| (metric.value)(s, other)))
+                    .enumerate()
+                    .map(|(layer, l)| {
+                        let value = l.sites.get(site).and_then(|s| (metric.value)(s, other))?;
+                        let (standing, band) = heat::worst_standing(
+                            &bands,
+                            site,
+                            layer as u32,
+                            value,
+                            metric.ideal,
+                            metric.distance,
+                        );
+                        Some(HeatCell {
+                            value,
+                            level: metric.scale.level((metric.distance)(value)),
+                            standing,
+                            band: band.and_then(|b| bands.iter().position(|x| std::ptr::eq(x, b))),
+                        })
+                    })
                     .collect()
             })
             .collect();
-        let levels = Levels::of(values.iter().flatten().flatten().filter(|v| v.is_finite()));
         let grid = Grid { left: SITE_GRID_LEFT, rows: r.site_order.len(), cols: r.layers.len() };
-        SiteGrid { values, levels, grid }
+        SiteGrid { cells, bands, grid }
     }
+
+    /// How many cells stand each way: `(outside, explained, near the limit)`.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let n = |s| self.cells.iter().flatten().flatten().filter(|c| c.standing == s).count();
+        (n(Standing::Outside), n(Standing::Explained), n(Standing::NearLimit))
+    }
+}
+
+/// The colour bar under a site × layer heatmap, in px: the neutral levels, then a swatch for
+/// each standing against a band.
+pub struct ScaleBar;
+
+impl ScaleBar {
+    pub const LEFT: f64 = SITE_GRID_LEFT;
+    pub const BOX: f64 = 32.0;
+    pub const BOX_HEIGHT: f64 = 12.0;
+    pub const TOP: f64 = 4.0;
+    /// Room between the neutral levels and the band swatches.
+    pub const GAP: f64 = 24.0;
+    /// Room for one band swatch and its label.
+    pub const SWATCH_WIDTH: f64 = 150.0;
+    pub const HEIGHT: f64 = 36.0;
+
+    pub fn level_x(level: u32) -> f64 {
+        Self::LEFT + Self::BOX * f64::from(level)
+    }
+
+    pub fn swatch_x(i: usize) -> f64 {
+        Self::level_x(DISTANCE_LEVELS) + Self::GAP + Self::SWATCH_WIDTH * i as f64
+    }
+
+    pub fn width(swatches: usize) -> f64 {
+        Self::swatch_x(swatches) + 10.0
+    }
+
+    pub fn tick_y() -> f64 {
+        Self::TOP + Self::BOX_HEIGHT + 13.0
+    }
+}
+
+/// Significant digits of a per-token std as the grid shows it (in each cell's hover) and colours
+/// it. The grid is drawn from the stds rounded to these digits and nothing finer, so a permalink
+/// carries them rounded ([`crate::permalink::slim`]) and still redraws the same grid.
+pub const TOKEN_STD_DIGITS: usize = 4;
+
+/// A per-token std as the grid draws it: rounded to [`TOKEN_STD_DIGITS`] significant digits.
+/// Rounding twice gives the same value, so the rounded report draws what the full one does.
+pub fn token_std_as_drawn(std: f64) -> f64 {
+    if !std.is_finite() || std == 0.0 {
+        return std;
+    }
+    format!("{:.*e}", TOKEN_STD_DIGITS - 1, std).parse().unwrap_or(std)
 }
 
 /// One site's per-token std on the reference, position × layer, on a log colour scale.
 pub struct TokenGrid {
-    /// `stds[position][layer]`.
+    /// `stds[position][layer]`, as drawn ([`token_std_as_drawn`]).
     pub stds: Vec<Vec<Option<f64>>>,
     /// Over log10 of the positive stds.
     pub levels: Levels,
@@ -487,6 +604,7 @@ impl TokenGrid {
                             .and_then(|s| s.paths.get(&r.reference))
                             .and_then(|v| v.get(t))
                             .and_then(|s| s.std)
+                            .map(token_std_as_drawn)
                     })
                     .collect()
             })
@@ -598,14 +716,13 @@ mod tests {
     }
 
     #[test]
-    fn heat_levels_span_zero_to_nine_in_either_direction() {
+    fn heat_levels_span_zero_to_nine() {
         let l = Levels::of(&[1.0, 3.0, 2.0]);
         assert_eq!((l.lo, l.hi), (1.0, 3.0));
-        assert_eq!((l.falling(3.0), l.falling(1.0), l.falling(2.0)), (0, 9, 5));
         assert_eq!((l.rising(1.0), l.rising(3.0), l.rising(2.0)), (0, 9, 5));
         // One value: no range, every cell the lightest.
         let flat = Levels::of(&[2.0]);
-        assert_eq!((flat.falling(2.0), flat.rising(2.0)), (0, 0));
+        assert_eq!(flat.rising(2.0), 0);
     }
 
     #[test]
@@ -625,12 +742,22 @@ mod tests {
 
     #[test]
     fn metrics_show_what_they_draw() {
-        // Cosine 0.999 is three nines; its hover text gives the cosine back.
-        let nines = -libm::log10(1.0 - 0.999f64);
-        assert!((nines - 3.0).abs() < 1e-9);
-        assert_eq!((METRICS[0].show)(nines), "0.99900000");
-        assert_eq!((METRICS[2].show)(2.0), "1.000e-2");
-        assert_eq!((METRICS[3].show)(3.0), "±1.000e-3 in log10 σ");
+        let [cosine, sqnr, rel_l2, ratio, noise] = &METRICS;
+        assert_eq!((cosine.show)(0.999), "cosine 0.99900000");
+        assert!(((cosine.distance)(0.999) - 1e-3).abs() < 1e-12);
+        assert_eq!((rel_l2.show)(0.01), "relative L2 1.000e-2");
+        assert_eq!((ratio.show)(1.25), "σ ratio 1.250000");
+        // 1.25 and 0.8 are as far from 1 on the σ-ratio scale.
+        assert!(((ratio.distance)(1.25) - (ratio.distance)(0.8)).abs() < 1e-12);
+        // 40 dB is a noise amplitude of 1 %, as relative L2 0.01.
+        assert!(((sqnr.distance)(40.0) - 0.01).abs() < 1e-12);
+        assert_eq!((noise.show)(1.234), "1.23× its predicted noise");
+        // Colour-bar ticks in each metric's own terms.
+        assert_eq!(
+            ((cosine.tick)(-3), (sqnr.tick)(-2), (rel_l2.tick)(-2)),
+            ("0.999".into(), "40 dB".into(), "0.01".into())
+        );
+        assert_eq!(((ratio.tick)(-3), (noise.tick)(0)), ("±0.001".into(), "1×".into()));
     }
 
     #[test]

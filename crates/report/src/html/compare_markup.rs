@@ -89,14 +89,14 @@ fn strip_row(w: &mut Writer, r: &Report, frame: &StripFrame, row: usize, strip: 
     );
     for (t, p) in strip.positions.iter().enumerate() {
         let (x, y) = frame.cell(t, row);
-        let piece = r.prompt.pieces.get(t).map(String::as_str).unwrap_or("");
+        let piece = super::tokens::prompt_token(r, t);
         let class = match kld_level(p.kl) {
             Some(level) => format!("px-c{level}"),
             None => "px-na".to_string(),
         };
         markup!(
             w,
-            "<rect class=\"{}\" x=\"{:.2}\" y=\"{}\" width=\"{:.2}\" height=\"{}\"><title>{} · position {} “{}” · KL {:.3e} nats · top-1 {}, reference’s {} (p {:.4})</title></rect>",
+            "<rect class=\"{}\" x=\"{:.2}\" y=\"{}\" width=\"{:.2}\" height=\"{}\"><title>{} · position {} {} · KL {:.3e} nats · next token {}, reference’s {} at p {:.4}</title></rect>",
             class,
             x,
             y,
@@ -106,8 +106,8 @@ fn strip_row(w: &mut Writer, r: &Report, frame: &StripFrame, row: usize, strip: 
             t,
             piece,
             p.kl,
-            p.top1,
-            p.reference_top1,
+            super::tokens::token_and_id(r, p.top1),
+            super::tokens::token_and_id(r, p.reference_top1),
             p.reference_p
         );
     }
@@ -356,17 +356,7 @@ pub(super) fn size_chart(w: &mut Writer, r: &Report) {
     );
     for (t, label) in chart.y_ticks() {
         let y = chart.y(t);
-        markup!(
-            w,
-            "<line class=\"px-grid\" x1=\"{}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\"/><text class=\"px-tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            f.left,
-            f.width - f.right,
-            y,
-            y,
-            f.left - 6.0,
-            y + 4.0,
-            label
-        );
+        super::svg::y_tick(w, f, y, &label);
     }
     for (bytes, label) in chart.x_ticks() {
         markup!(

@@ -5,21 +5,28 @@
 //! metric switches are checkboxes and radio buttons styled by `report.css`. Output is written
 //! only through `markup::Writer`, which escapes every string it is given, so a hostile name
 //! renders as text. Chart models (scales, ticks, bands, heat levels) are plain data in
-//! `charts.rs`; `svg.rs` draws them. What a run over several files adds (weights table,
+//! `charts.rs`, and the first chart's (distance from the reference per layer) in `distance.rs`;
+//! `svg.rs` draws them; `summary_card.rs` opens the report with the answer. What a run over several files adds (weights table,
 //! per-position KLD, tensor ranking, size against KLD) is plain data in `compare.rs`, drawn by
 //! `compare_markup.rs`. This module lays out the sections.
 
 mod charts;
 pub mod compare;
 mod compare_markup;
+mod distance;
+mod heat;
 pub(crate) mod markup;
 mod summary;
+mod summary_card;
 mod svg;
+mod tokens;
 
+pub use charts::token_std_as_drawn;
 pub use summary::{render_summary, SummaryMeta, SummaryTensor, SummaryView};
 
 use markup::{markup, Html, Writer};
 
+use crate::verdict::TestVerdict;
 use crate::Report;
 
 /// The stylesheet of the rendered report (also served to the page as `report.css`).
@@ -57,7 +64,13 @@ fn fragment(r: &Report) -> Html {
     w.lit("<div class=\"px-report\">\n");
     header(&mut w, r);
     compare_markup::files(&mut w, r);
-    verdicts(&mut w, r);
+    summary_card::summary_card(&mut w, r);
+    // The chart that shows where and how far a path leaves the reference comes before the
+    // verdict tables' long lists of passes: the answer at a glance, the detail after.
+    for other in r.paths.iter().filter(|p| **p != r.reference) {
+        svg::distance_chart(&mut w, r, other);
+    }
+    verdict_tables(&mut w, r);
     logits(&mut w, r);
     compare_markup::kld_strips(&mut w, r);
     compare_markup::tensor_rankings(&mut w, r);
@@ -100,7 +113,7 @@ fn header(w: &mut Writer, r: &Report) {
     markup!(
         w,
         "<p class=\"px-scope\">Every statistic is over <b>{}</b> ({} std); an FFN site holds <b>{}</b> values per path \
-         ({} per token). Reference path <b>{}</b>; mode <b>{}</b>.</p></header>\n",
+         ({} per token). Reference path <b>{}</b>; mode <b>{}</b>.</p>",
         per,
         r.std_kind,
         if r.scope == crate::Scope::All { width * n_tokens as u64 } else { width },
@@ -111,91 +124,126 @@ fn header(w: &mut Writer, r: &Report) {
             crate::Mode::Replay => "replay (each layer starts from the reference's residual stream)",
         }),
     );
+    // Provenance, each part where the report has it (older reports lack some): which Parallax
+    // computed the report, when, and the command that computes it again.
+    let e = &r.execution;
+    if e.parallax_version.is_some() || e.date.is_some() || e.reproduce.is_some() {
+        w.lit("<p class=\"px-reproduce\">");
+        let mut separator = "";
+        if let Some(version) = &e.parallax_version {
+            markup!(w, "Parallax {}", version);
+            separator = " · ";
+        }
+        if let Some(date) = &e.date {
+            w.lit(separator);
+            markup!(w, "computed <time datetime=\"{}\">{}</time>", date, date);
+            separator = " · ";
+        }
+        if let Some(command) = &e.reproduce {
+            w.lit(separator);
+            markup!(w, "to compute this report again: <code>{}</code>", command);
+        }
+        w.lit("</p>");
+    }
+    w.lit("</header>\n");
 }
 
-/// The verdict table and the first-divergence callout, when the report was judged.
-fn verdicts(w: &mut Writer, r: &Report) {
-    use crate::verdict::{Cause, Outcome};
+/// Every contract's tests, when the report was judged: per contract, what needs a look first
+/// (failed and refused tests, then the explained and the measured ones), and the passes and
+/// the not-measurable tests folded away under their count.
+fn verdict_tables(w: &mut Writer, r: &Report) {
+    use crate::verdict::Outcome;
     let Some(v) = &r.verdicts else { return };
-    let t = v.tally();
-    let overall = Html::lit(if v.passed() {
-        "<span class=\"pass\">PASS</span>"
-    } else {
-        "<span class=\"fail\">FAIL</span>"
-    });
-    markup!(
-        w,
-        "<section class=\"px-verdicts\"><h3>Verdict: {}</h3><p class=\"px-note\">{}{} passed, {} failed, {}{} refused (unequal or unknown samples), {} not measurable.</p>",
-        overall,
-        if t.explained > 0 { format!("{} explained by the arithmetic (not failures), ", t.explained) } else { String::new() },
-        t.pass,
-        t.fail,
-        // Only where there is one, so reports judged before the outcome existed read as they did.
-        if t.measured > 0 { format!("{} measured (no band known for them), ", t.measured) } else { String::new() },
-        t.refused,
-        t.not_measurable
-    );
-    if let Some(d) = &v.first_divergence {
-        let cause = match d.cause {
-            Cause::Root => "root: the op alone, fed the reference's input, already leaves the band",
-            Cause::Propagated => {
-                "propagated: the op alone stays inside the band; the accumulated error leaves it"
-            }
-            Cause::Unknown => "run in replay mode to tell whether the op itself is at fault",
-        };
-        markup!(
-            w,
-            "<div class=\"px-callout\"><b>First divergence: {}</b> — {} {} ({}, band {}). {}.<br><span class=\"px-note\">{}</span></div>",
-            d.at.place(),
-            d.test,
-            d.at.value.map(|x| format!("{x:.6}")).unwrap_or_else(|| "no value".into()),
-            d.contract,
-            d.band,
-            cause,
-            d.explanation
-        );
-    }
+    w.lit("<section class=\"px-verdicts px-verdict-tables\">");
     for c in &v.contracts {
         markup!(
             w,
-            "<h4>{}{}</h4><table><tr><th>outcome</th><th>test</th><th>rule</th><th>worst / first failure (elements per path)</th></tr>",
+            "<h4>{}{}</h4>",
             c.name,
             c.version.as_deref().map(|v| format!(" v{v}")).unwrap_or_default()
         );
-        for t in &c.tests {
-            let class = match t.outcome {
-                Outcome::Pass => "pass",
-                Outcome::Fail | Outcome::Refused => "fail",
-                Outcome::Explained => "explained",
-                Outcome::Measured => "measured",
-                Outcome::NotMeasurable => "nm",
-            };
-            let at = t
-                .first_failure
-                .as_ref()
-                .or(t.worst.as_ref())
-                .map(|m| m.to_string())
-                .unwrap_or_default();
+        let rank = |o: Outcome| match o {
+            Outcome::Fail => 0,
+            Outcome::Refused => 1,
+            Outcome::Explained => 2,
+            Outcome::Measured => 3,
+            Outcome::Pass => 4,
+            Outcome::NotMeasurable => 5,
+        };
+        let folded = |o: Outcome| matches!(o, Outcome::Pass | Outcome::NotMeasurable);
+        // A stable sort: within an outcome the contract's own order.
+        let mut tests: Vec<&TestVerdict> = c.tests.iter().collect();
+        tests.sort_by_key(|t| rank(t.outcome));
+        let (folded_tests, open): (Vec<&TestVerdict>, Vec<&TestVerdict>) =
+            tests.into_iter().partition(|t| folded(t.outcome));
+        if !open.is_empty() {
+            verdict_table(w, &open);
+        }
+        if !folded_tests.is_empty() {
+            let count = |o: Outcome| folded_tests.iter().filter(|t| t.outcome == o).count();
+            let parts: Vec<String> =
+                [(Outcome::Pass, "passed"), (Outcome::NotMeasurable, "not measurable")]
+                    .into_iter()
+                    .filter(|(o, _)| count(*o) > 0)
+                    .map(|(o, label)| format!("{} {label}", count(o)))
+                    .collect();
             markup!(
                 w,
-                "<tr><td class=\"{}\">{}</td><td><code>{}</code></td><td>{}</td><td>{}",
-                class,
-                t.outcome.to_string(),
-                t.id,
-                t.rule,
-                at
+                "<details class=\"px-folded-tests\"><summary>{} — show</summary>",
+                parts.join(", ")
             );
-            if let Some(b) = &t.band {
-                markup!(w, " · band {}", b);
-            }
-            for n in &t.notes {
-                markup!(w, "<br><span class=\"px-note\">{}</span>", n);
-            }
-            w.lit("</td></tr>");
+            verdict_table(w, &folded_tests);
+            w.lit("</details>");
         }
-        w.lit("</table>");
     }
     w.lit("</section>\n");
+}
+
+/// A probability as a percentage people read: 38.1 %, 0.04 %, < 0.01 %.
+fn percent(p: f64) -> String {
+    match p * 100.0 {
+        v if v >= 1.0 => format!("{v:.1} %"),
+        v if v >= 0.01 => format!("{v:.2} %"),
+        _ => "< 0.01 %".into(),
+    }
+}
+
+/// One table of test verdicts, in the order given.
+fn verdict_table(w: &mut Writer, tests: &[&TestVerdict]) {
+    use crate::verdict::Outcome;
+    w.lit("<table><tr><th>outcome</th><th>test</th><th>rule</th><th>worst / first failure (elements per path)</th></tr>");
+    for t in tests {
+        let class = match t.outcome {
+            Outcome::Pass => "pass",
+            Outcome::Fail | Outcome::Refused => "fail",
+            Outcome::Explained => "explained",
+            Outcome::Measured => "measured",
+            Outcome::NotMeasurable => "nm",
+        };
+        let at = t
+            .first_failure
+            .as_ref()
+            .or(t.worst.as_ref())
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        markup!(
+            w,
+            "<tr><td class=\"{}\">{}</td><td><code>{}</code></td><td>{}</td><td>{}",
+            class,
+            t.outcome.to_string(),
+            t.id,
+            t.rule,
+            at
+        );
+        if let Some(b) = &t.band {
+            markup!(w, " · band {}", b);
+        }
+        for n in &t.notes {
+            markup!(w, "<br><span class=\"px-note\">{}</span>", n);
+        }
+        w.lit("</td></tr>");
+    }
+    w.lit("</table>");
 }
 
 /// A statistic with `digits` decimals, or a dash when there is none.
@@ -206,16 +254,25 @@ fn num(v: Option<f64>, digits: usize) -> String {
 /// Logits agreement at the last position, one row per path, with the run's logit noise and the
 /// tie margin the top-1 and top-10 tests judge flips against.
 fn logits(w: &mut Writer, r: &Report) {
-    w.lit("<section class=\"px-logits\"><h3>Logits at the last position</h3><table><tr><th>path</th><th>top-1</th><th>top-10 ids</th><th>KL vs reference (nats)</th><th>top-10 overlap</th><th>cosine</th><th>logit noise σ</th><th>tie margin 3·√2·σ</th></tr>");
+    w.lit("<section class=\"px-logits\"><h3>Logits at the last position</h3><table><tr><th>path</th><th>top-1</th><th>top-10 (hover: id, logit)</th><th>KL vs reference (nats)</th><th>top-10 overlap</th><th>cosine</th><th>logit noise σ</th><th>tie margin 3·√2·σ</th></tr>");
     for p in &r.paths {
         let Some(l) = r.logits.paths.get(p) else { continue };
-        let mut top1 = l.top.first().map(|t| format!("{} ({:.4})", t.0, t.1)).unwrap_or_default();
+        // The top-1 as text with its probability (the logit and id are in the top-10 hover).
+        let mut top1 = l
+            .top
+            .first()
+            .map(|t| match l.top_p.first() {
+                Some(p) => format!("{} {}", tokens::token(r, t.0), percent(*p)),
+                None => format!("{} (logit {:.4})", tokens::token(r, t.0), t.1),
+            })
+            .unwrap_or_default();
         let (kl, mut overlap, cos, noise, margin) = match r.logits.compare.get(p) {
             Some(c) => {
                 if let Some(f) = &c.top1_flip {
                     top1.push_str(&format!(
                         "; the reference's {} is {:.4} above it",
-                        f.reference, f.margin
+                        tokens::token(r, f.reference),
+                        f.margin
                     ));
                 }
                 (
@@ -231,13 +288,25 @@ fn logits(w: &mut Writer, r: &Report) {
         if let Some(c) = r.logits.compare.get(p).filter(|c| c.top10_ties > 0) {
             overlap.push_str(&format!(" ({} more within the tie margin)", c.top10_ties));
         }
-        let ids: Vec<String> = l.top.iter().map(|t| t.0.to_string()).collect();
+        // Each top token as text and probability; its id and logit on hover.
+        let mut top10 = Writer::new();
+        for (i, t) in l.top.iter().enumerate() {
+            let p = l.top_p.get(i).map(|p| format!(" {}", percent(*p))).unwrap_or_default();
+            markup!(
+                top10,
+                "<span class=\"px-token\" title=\"id {} · logit {:.4}\">{}{}</span> ",
+                t.0,
+                f64::from(t.1),
+                tokens::token(r, t.0),
+                p
+            );
+        }
         markup!(
             w,
-            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             p,
             top1,
-            ids.join(" "),
+            top10.finish(),
             kl,
             overlap,
             cos,

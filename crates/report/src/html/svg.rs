@@ -2,9 +2,11 @@
 //! as `<title>`s and CSS-only toggles (checkboxes for sites, radio buttons for metrics and sites).
 
 use super::charts::{
-    self, labelled, Grid, RatioChart, SiteGrid, TokenGrid, HEAT_LAYER_LABELS, METRICS, RATIO_FRAME,
-    RATIO_LAYER_LABELS,
+    self, labelled, Frame, Grid, HeatCell, Metric, RatioChart, ScaleBar, SiteGrid, TokenGrid,
+    HEAT_LAYER_LABELS, METRICS, RATIO_FRAME, RATIO_LAYER_LABELS,
 };
+use super::distance::{self, DistanceChart, SeriesKind, DISTANCE_FRAME};
+use super::heat::{Standing, DISTANCE_LEVELS};
 use super::markup::{markup, Html, Writer};
 use super::KNOWN_SITES;
 use crate::Report;
@@ -17,6 +19,47 @@ fn site_class(site: &str) -> String {
     } else {
         "s-other".into()
     }
+}
+
+/// A horizontal grid line at `y` across frame `f`, and its tick label left of the axis.
+pub(super) fn y_tick(w: &mut Writer, f: &Frame, y: f64, label: &str) {
+    markup!(
+        w,
+        "<line class=\"px-grid\" x1=\"{}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\"/><text class=\"px-tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+        f.left,
+        f.width - f.right,
+        y,
+        y,
+        f.left - 6.0,
+        y + 4.0,
+        label
+    );
+}
+
+/// A layer axis under frame `f`: at most about `max_labels` layer numbers, at `x(layer)`, and
+/// its title.
+fn layer_axis(
+    w: &mut Writer,
+    f: &Frame,
+    n_layers: usize,
+    max_labels: usize,
+    x: impl Fn(usize) -> f64,
+) {
+    for i in labelled(n_layers, max_labels) {
+        markup!(
+            w,
+            "<text class=\"px-tick\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            x(i),
+            f.height - f.bottom + 16.0,
+            i
+        );
+    }
+    markup!(
+        w,
+        "<text class=\"px-axis\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">layer</text>",
+        (f.left + f.width - f.right) / 2.0,
+        f.height - 4.0
+    );
 }
 
 /// Per-layer std ratio (path / reference) per site, log axis, with the contract band shaded.
@@ -58,33 +101,9 @@ pub(super) fn ratio_chart(w: &mut Writer, r: &Report, other: &str) {
     // Grid and labels: ratio ticks at "nice" values.
     for (t, label) in chart.ticks() {
         let y = chart.y(t);
-        markup!(
-            w,
-            "<line class=\"px-grid\" x1=\"{}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\"/><text class=\"px-tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            f.left,
-            f.width - f.right,
-            y,
-            y,
-            f.left - 6.0,
-            y + 4.0,
-            label
-        );
+        y_tick(w, f, y, &label);
     }
-    for i in labelled(chart.n_layers, RATIO_LAYER_LABELS) {
-        markup!(
-            w,
-            "<text class=\"px-tick\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            chart.x(i),
-            f.height - f.bottom + 16.0,
-            i
-        );
-    }
-    markup!(
-        w,
-        "<text class=\"px-axis\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">layer</text>",
-        (f.left + f.width - f.right) / 2.0,
-        f.height - 4.0
-    );
+    layer_axis(w, f, chart.n_layers, RATIO_LAYER_LABELS, |i| chart.x(i));
     for (site, points) in &chart.series {
         let path: Vec<String> = points
             .iter()
@@ -106,7 +125,7 @@ pub(super) fn ratio_chart(w: &mut Writer, r: &Report, other: &str) {
                 chart.y_of_ratio(p.ratio),
                 if out { 5u32 } else { 3 },
                 p.layer,
-                site,
+                r.site_label(site),
                 p.ratio,
                 chart.why_outside(p)
             );
@@ -127,7 +146,7 @@ fn legend(w: &mut Writer, other: &str, r: &Report) {
             site,
             other,
             site,
-            site
+            r.site_label(site)
         );
     }
     w.lit("</div>");
@@ -159,13 +178,27 @@ fn open_grid_svg(w: &mut Writer, grid: &Grid) {
     );
 }
 
+/// The stylesheet class of a heat cell: its standing against a band where that is worth a
+/// colour, else its neutral level on the fixed scale.
+fn cell_class(cell: &HeatCell) -> String {
+    match cell.standing {
+        Standing::Outside => "px-h-out".into(),
+        Standing::Explained => "px-h-expl".into(),
+        Standing::NearLimit => "px-h-near".into(),
+        Standing::Inside | Standing::Unbanded => format!("px-d{}", cell.level),
+    }
+}
+
 /// Site × layer heatmaps for each metric; radio buttons pick which one shows.
 pub(super) fn heatmaps(w: &mut Writer, r: &Report, other: &str) {
     markup!(
         w,
         "<section class=\"px-heat\"><h3>Site × layer: {} against {}</h3>\
-         <p class=\"px-note\">Darker cells are further apart. Hover a cell for its value and element count.</p><div class=\"px-metrics\">",
+         <p class=\"px-note\">Each cell is coloured by its distance from {} on a fixed scale, the same in every report (the bar under the grid). \
+         Where a contract band judges the site, a cell in the last quarter of its band is amber, and one outside it is red and crossed (×); violet with one stroke: outside, but explained by the arithmetic. \
+         Hover a cell for its value, band and element count.</p><div class=\"px-metrics\">",
         other,
+        r.reference,
         r.reference
     );
     for (i, m) in METRICS.iter().enumerate() {
@@ -185,44 +218,69 @@ pub(super) fn heatmaps(w: &mut Writer, r: &Report, other: &str) {
     for m in &METRICS {
         let heat = SiteGrid::new(r, other, m);
         let grid = &heat.grid;
+        let (outside, explained, near) = heat.counts();
         markup!(
             w,
-            "<figure class=\"px-hm px-hm-{}\"><figcaption>{}</figcaption>",
+            "<figure class=\"px-hm px-hm-{}\"><figcaption>{}. {}</figcaption>",
             m.name,
-            m.caption
+            m.caption,
+            band_summary(&heat, outside, explained, near)
         );
-        open_grid_svg(w, grid);
+        let (width, height) = grid.size();
+        markup!(
+            w,
+            "<svg class=\"px-svg px-fixed\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"{} of {} against {} per site and layer: {} outside the band, {} explained, {} near the limit\">",
+            width,
+            height,
+            width,
+            height,
+            m.name,
+            other,
+            r.reference,
+            outside,
+            explained,
+            near
+        );
         for (j, site) in r.site_order.iter().enumerate() {
             markup!(
                 w,
                 "<text class=\"px-tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
                 grid.row_label_x(),
                 grid.row_label_y(j),
-                site
+                r.site_label(site)
             );
-            for (i, v) in heat.values[j].iter().enumerate() {
+            for (i, cell) in heat.cells[j].iter().enumerate() {
                 let (x, y) = grid.cell(i, j);
-                match v {
-                    Some(v) => {
+                match cell {
+                    Some(cell) => {
                         let count = r.layers[i]
                             .sites
                             .get(site)
                             .and_then(|s| s.compare.get(other))
                             .map(|c| c.count)
                             .unwrap_or(0);
+                        let band = match cell.band.map(|b| &heat.bands[b]) {
+                            Some(b) => format!(" · band {} ({}, {})", b.text, b.test, b.outcome),
+                            None => String::new(),
+                        };
                         markup!(
                             w,
-                            "<rect class=\"px-c{}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>layer {} · {} · {} · {} values</title></rect>",
-                            heat.levels.falling(*v),
+                            "<rect class=\"{}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>layer {} · {} · {}{} · {} · {} values</title></rect>",
+                            cell_class(cell),
                             x,
                             y,
                             charts::CELL,
                             charts::CELL,
                             i,
-                            site,
-                            (m.show)(*v),
+                            r.site_label(site),
+                            (m.show)(cell.value),
+                            band,
+                            cell.standing.describe(),
                             count
                         );
+                        if matches!(cell.standing, Standing::Outside | Standing::Explained) {
+                            cross(w, x, y, charts::CELL, cell.standing == Standing::Outside);
+                        }
                     }
                     None => markup!(
                         w,
@@ -232,15 +290,143 @@ pub(super) fn heatmaps(w: &mut Writer, r: &Report, other: &str) {
                         charts::CELL,
                         charts::CELL,
                         i,
-                        site
+                        r.site_label(site)
                     ),
                 }
             }
         }
         layer_labels(w, grid);
-        w.lit("</svg></figure>");
+        w.lit("</svg>");
+        scale_bar(w, m);
+        w.lit("</figure>");
     }
     w.lit("</div></section>\n");
+}
+
+/// The figure caption's sentence on bands: how many cells leave theirs, or that none judges
+/// this metric.
+fn band_summary(heat: &SiteGrid, outside: usize, explained: usize, near: usize) -> String {
+    if heat.bands.is_empty() {
+        return "No contract band judges this metric here: every cell is on the neutral scale."
+            .into();
+    }
+    let tests: Vec<&str> = heat.bands.iter().map(|b| b.test.as_str()).collect();
+    format!(
+        "Bands of {}: {outside} cells outside, {explained} outside but explained, {near} near the limit.",
+        tests.join(", ")
+    )
+}
+
+/// The mark of a square cell of side `side` outside its band (a cross; a single slash when
+/// explained), so that colour is not the only sign. It takes no pointer events: the cell's
+/// hover stays.
+pub(super) fn cross(w: &mut Writer, x: f64, y: f64, side: f64, full: bool) {
+    let inset = (side / 6.0).min(3.0);
+    let (a, b) = (inset, side - inset);
+    if full {
+        markup!(
+            w,
+            "<path class=\"px-h-mark\" d=\"M{} {}L{} {}M{} {}L{} {}\"/>",
+            x + a,
+            y + a,
+            x + b,
+            y + b,
+            x + b,
+            y + a,
+            x + a,
+            y + b
+        );
+    } else {
+        markup!(w, "<path class=\"px-h-mark\" d=\"M{} {}L{} {}\"/>", x + a, y + b, x + b, y + a);
+    }
+}
+
+/// The colour bar under a heatmap: the fixed neutral levels with round ticks in the metric's
+/// own terms, then the swatches of the standings against a band.
+fn scale_bar(w: &mut Writer, m: &Metric) {
+    let swatches: [(&str, &str, Html); 3] = [
+        ("px-h-near", "last quarter of band", Html::default()),
+        ("px-h-out", "outside band", cross_html(ScaleBar::swatch_x(1), true)),
+        ("px-h-expl", "outside, explained", cross_html(ScaleBar::swatch_x(2), false)),
+    ];
+    let width = ScaleBar::width(swatches.len());
+    markup!(
+        w,
+        "<svg class=\"px-svg px-fixed px-scale\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"colour scale of {}\">",
+        width,
+        ScaleBar::HEIGHT,
+        width,
+        ScaleBar::HEIGHT,
+        m.name
+    );
+    markup!(
+        w,
+        "<text class=\"px-tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+        ScaleBar::LEFT - 6.0,
+        ScaleBar::TOP + 10.0,
+        m.name
+    );
+    for level in 0..DISTANCE_LEVELS {
+        let range = match level {
+            0 => format!("below {}", (m.show)((m.raw_at)(m.scale.edge(1)))),
+            l if l == DISTANCE_LEVELS - 1 => {
+                format!("{} and further", (m.show)((m.raw_at)(m.scale.edge(l))))
+            }
+            l => format!(
+                "{} to {}",
+                (m.show)((m.raw_at)(m.scale.edge(l))),
+                (m.show)((m.raw_at)(m.scale.edge(l + 1)))
+            ),
+        };
+        markup!(
+            w,
+            "<rect class=\"px-d{}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>{}</title></rect>",
+            level,
+            ScaleBar::level_x(level),
+            ScaleBar::TOP,
+            ScaleBar::BOX,
+            ScaleBar::BOX_HEIGHT,
+            range
+        );
+    }
+    for (level, exponent) in m.scale.decade_ticks() {
+        let x = ScaleBar::level_x(level);
+        markup!(
+            w,
+            "<line class=\"px-grid\" x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/><text class=\"px-tick\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            x,
+            x,
+            ScaleBar::TOP,
+            ScaleBar::TOP + ScaleBar::BOX_HEIGHT + 3.0,
+            x,
+            ScaleBar::tick_y(),
+            (m.tick)(exponent)
+        );
+    }
+    for (i, (class, label, mark)) in swatches.iter().enumerate() {
+        let x = ScaleBar::swatch_x(i);
+        markup!(
+            w,
+            "<rect class=\"{}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/>{}<text class=\"px-tick\" x=\"{}\" y=\"{}\">{}</text>",
+            *class,
+            x,
+            ScaleBar::TOP - 3.0,
+            charts::CELL,
+            charts::CELL,
+            mark,
+            x + charts::CELL + 5.0,
+            ScaleBar::TOP + 10.0,
+            *label
+        );
+    }
+    w.lit("</svg>");
+}
+
+/// A swatch's mark, as [`cross`] draws it on a cell.
+fn cross_html(x: f64, full: bool) -> Html {
+    let mut w = Writer::new();
+    cross(&mut w, x, ScaleBar::TOP - 3.0, charts::CELL, full);
+    w.finish()
 }
 
 /// Which prompt position dominates a site's std: per-token std of the reference path, token ×
@@ -263,7 +449,7 @@ pub(super) fn per_token(w: &mut Writer, r: &Report) {
             site,
             Html::lit(if *site == "ffn_swigl" { " checked" } else { "" }),
             site,
-            site
+            r.site_label(site)
         );
     }
     for site in sites {
@@ -273,26 +459,26 @@ pub(super) fn per_token(w: &mut Writer, r: &Report) {
             w,
             "<figure class=\"px-tok px-tok-{}\"><figcaption>{}: std per position (rows) and layer (columns); log colour, darker = larger</figcaption>",
             site,
-            site
+            r.site_label(site)
         );
         open_grid_svg(w, grid);
         layer_labels(w, grid);
         for (t, row) in heat.stds.iter().enumerate() {
-            let piece = r.prompt.pieces.get(t).map(String::as_str).unwrap_or("");
+            let piece = super::tokens::prompt_token(r, t);
             let id = r.prompt.tokens.get(t).copied().unwrap_or(0);
             markup!(
                 w,
                 "<text class=\"px-tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
                 grid.row_label_x(),
                 grid.row_label_y(t),
-                charts::token_label(t, piece)
+                charts::token_label(t, &piece)
             );
             for (i, v) in row.iter().enumerate() {
                 let (x, y) = grid.cell(i, t);
                 match v {
                     Some(v) if *v > 0.0 => markup!(
                         w,
-                        "<rect class=\"px-c{}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>layer {} · position {} (id {}, {}) · std {:.6}</title></rect>",
+                        "<rect class=\"px-c{}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>layer {} · position {} (id {}, {}) · std {:.3e}</title></rect>",
                         heat.level(*v),
                         x,
                         y,
@@ -318,4 +504,317 @@ pub(super) fn per_token(w: &mut Writer, r: &Report) {
         w.lit("</svg></figure>");
     }
     w.lit("</div></section>\n");
+}
+
+/// The shape of a distance point, by where it stands: a failing point is a red ×, an explained
+/// one a hollow violet diamond — shapes as well as colours — and one inside is its series' own
+/// mark (a square on the residual stream, a diamond on the worst op), amber in the last
+/// quarter of its band.
+fn distance_mark(w: &mut Writer, kind: SeriesKind, standing: Standing, x: f64, y: f64) {
+    let diamond = |w: &mut Writer, class: &str, r: f64| {
+        markup!(
+            w,
+            "<path class=\"{}\" d=\"M{:.1} {:.1}l{} {}l{} {}l{} {}z\"/>",
+            class,
+            x,
+            y - r,
+            r,
+            r,
+            -r,
+            r,
+            -r,
+            -r
+        )
+    };
+    match standing {
+        Standing::Outside => {
+            let r = 5.5;
+            markup!(
+                w,
+                "<path class=\"px-dist-out\" d=\"M{:.1} {:.1}l{} {}M{:.1} {:.1}l{} {}\"/>",
+                x - r,
+                y - r,
+                2.0 * r,
+                2.0 * r,
+                x + r,
+                y - r,
+                -2.0 * r,
+                2.0 * r
+            );
+        }
+        Standing::Explained => diamond(w, "px-dist-expl", 6.0),
+        _ => {
+            let class = if standing == Standing::NearLimit { "px-dist-near" } else { "px-dist-pt" };
+            match kind {
+                SeriesKind::Residual => markup!(
+                    w,
+                    "<rect class=\"{}\" x=\"{:.1}\" y=\"{:.1}\" width=\"6\" height=\"6\"/>",
+                    class,
+                    x - 3.0,
+                    y - 3.0
+                ),
+                SeriesKind::WorstSite => diamond(w, class, 4.0),
+            }
+        }
+    }
+}
+
+/// The key above the distance chart's plot: each series' line and mark, the failing and
+/// explained marks, and the band limit.
+fn distance_key(w: &mut Writer) {
+    let f = &DISTANCE_FRAME;
+    let y = 14.0;
+    let items: [(f64, &str, Option<SeriesKind>, Standing); 4] = [
+        (f.left, "residual stream (resid_ffn)", Some(SeriesKind::Residual), Standing::Inside),
+        (f.left + 210.0, "worst op of the layer", Some(SeriesKind::WorstSite), Standing::Inside),
+        (f.left + 400.0, "outside its band", None, Standing::Outside),
+        (f.left + 520.0, "outside, explained", None, Standing::Explained),
+    ];
+    for (x, label, kind, standing) in items {
+        let mark_x = match kind {
+            Some(k) => {
+                markup!(
+                    w,
+                    "<g class=\"px-dist-series px-dist-{}\"><line x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/>",
+                    Html::lit(if k == SeriesKind::Residual { "resid" } else { "worst" }),
+                    x,
+                    x + 24.0,
+                    y,
+                    y
+                );
+                distance_mark(w, k, standing, x + 12.0, y);
+                w.lit("</g>");
+                x + 30.0
+            }
+            None => {
+                distance_mark(w, SeriesKind::WorstSite, standing, x + 6.0, y);
+                x + 16.0
+            }
+        };
+        markup!(w, "<text class=\"px-tick\" x=\"{}\" y=\"{}\">{}</text>", mark_x, y + 4.0, label);
+    }
+    let x = f.left + 650.0;
+    markup!(
+        w,
+        "<line class=\"px-dist-limit\" x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/><text class=\"px-tick\" x=\"{}\" y=\"{}\">band limit</text>",
+        x,
+        x + 24.0,
+        y,
+        y,
+        x + 30.0,
+        y + 4.0
+    );
+}
+
+/// Distance from the reference per layer: relative L2 of the residual stream and of each
+/// layer's worst op site, on fixed log decades, with the limits of the bands that judge them and
+/// the failing points marked. The report's first chart: the quantity that catches a fault.
+pub(super) fn distance_chart(w: &mut Writer, r: &Report, other: &str) {
+    let Some(chart) = DistanceChart::new(r, other) else { return };
+    let f = &DISTANCE_FRAME;
+    let (outside, explained, _) = chart.counts();
+    markup!(
+        w,
+        "<section class=\"px-chart px-distance\"><h3>Distance from {} per layer: {}</h3>\
+         <p class=\"px-note\">Relative L2 error ‖{} − {}‖ / ‖{}‖ on a log axis of fixed decades (the same in every report), \
+         for the residual stream after each layer and for the layer's op closest to its band's limit. {} \
+         Hover a point for its site, value, band and element count.</p>",
+        r.reference,
+        other,
+        other,
+        r.reference,
+        r.reference,
+        chart.band_note()
+    );
+    markup!(
+        w,
+        "<svg class=\"px-svg px-dist\" viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"relative L2 of {} against {} per layer: {} points outside their band, {} explained\">",
+        f.width,
+        f.height,
+        other,
+        r.reference,
+        outside,
+        explained
+    );
+    distance_key(w);
+    for (e, label) in chart.ticks() {
+        let y = chart.y_of_log(f64::from(e));
+        y_tick(w, f, y, &label);
+    }
+    layer_axis(w, f, chart.n_layers, distance::LAYER_LABELS, |i| chart.x(i));
+    for b in &chart.bands {
+        let Some(limit) = b.hi else { continue };
+        let (x0, x1) = chart.band_x_span(b);
+        let y = chart.y(limit);
+        markup!(
+            w,
+            "<g class=\"px-dist-band\"><title>{} {} ({}) at {}</title><line class=\"px-dist-limit\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/>\
+             <text class=\"px-tick px-dist-limit-label\" x=\"{:.1}\" y=\"{:.1}\">{}</text></g>",
+            b.test,
+            b.text,
+            b.outcome.to_string(),
+            b.sites.join(", "),
+            x0,
+            x1,
+            y,
+            y,
+            x1 + 4.0,
+            y + 4.0,
+            b.text
+        );
+    }
+    for s in &chart.series {
+        let class = Html::lit(match s.kind {
+            SeriesKind::Residual => "resid",
+            SeriesKind::WorstSite => "worst",
+        });
+        let line: Vec<String> = s
+            .points
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", chart.x(p.layer), chart.y(p.value)))
+            .collect();
+        markup!(
+            w,
+            "<g class=\"px-dist-series px-dist-{}\"><polyline points=\"{}\"/>",
+            class,
+            line.join(" ")
+        );
+        for p in &s.points {
+            let (x, y) = (chart.x(p.layer), chart.y(p.value));
+            let band = match p.band.map(|b| &chart.bands[b]) {
+                Some(b) => format!(" · band {} ({}, {})", b.text, b.test, b.outcome),
+                None => String::new(),
+            };
+            let value = if p.value < distance::FLOOR {
+                format!("relative L2 {:.3e} (drawn at the floor, {})", p.value, distance::FLOOR)
+            } else {
+                format!("relative L2 {:.3e}", p.value)
+            };
+            markup!(
+                w,
+                "<g class=\"px-dist-point\"><title>layer {} · {} ({}) · {}{} · {} · {} values</title>\
+                 <rect class=\"px-dist-hit\" x=\"{:.1}\" y=\"{:.1}\" width=\"14\" height=\"14\"/>",
+                p.layer,
+                r.site_label(&p.site),
+                s.kind.describe(),
+                value,
+                band,
+                p.standing.describe(),
+                p.count,
+                x - 7.0,
+                y - 7.0
+            );
+            distance_mark(w, s.kind, p.standing, x, y);
+            w.lit("</g>");
+        }
+        w.lit("</g>");
+    }
+    w.lit("</svg></section>\n");
+}
+
+/// The summary card's sparkline of one path: the distance chart's view drawn small — the
+/// residual stream's relative L2 per layer (the worst op's where the report has no residual
+/// series), its band limit when one band judges the whole line — over a strip of one cell per
+/// layer, classed by the layer's worst point against its band ([`DistanceChart::worst_per_layer`]),
+/// crossed when outside it so that colour is not the only sign.
+pub(super) fn sparkline(w: &mut Writer, chart: &DistanceChart, other: &str, reference: &str) {
+    let f = &distance::SPARKLINE_FRAME;
+    let (outside, explained, _) = chart.counts();
+    markup!(
+        w,
+        "<svg class=\"px-spark\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"relative L2 of {} against {} per layer: {} points outside their band, {} explained\">",
+        f.width,
+        f.height,
+        f.width,
+        f.height,
+        other,
+        reference,
+        outside,
+        explained
+    );
+    if let Some(line) = chart.series.first() {
+        let bands: Vec<Option<usize>> = line.points.iter().map(|p| p.band).collect();
+        if let Some(Some(b)) = bands.first().filter(|b| bands.iter().all(|x| x == *b)) {
+            if let Some(limit) = chart.bands[*b].hi {
+                let y = chart.y_in(f, limit);
+                markup!(
+                    w,
+                    "<line class=\"px-dist-limit\" x1=\"{}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\"><title>{} {} at {}</title></line>",
+                    f.left,
+                    f.width - f.right,
+                    y,
+                    y,
+                    chart.bands[*b].test,
+                    chart.bands[*b].text,
+                    chart.bands[*b].sites.join(", ")
+                );
+            }
+        }
+        let points: Vec<String> = line
+            .points
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", chart.x_in(f, p.layer), chart.y_in(f, p.value)))
+            .collect();
+        markup!(
+            w,
+            "<polyline class=\"px-spark-line px-spark-{}\" points=\"{}\"/>",
+            Html::lit(match line.kind {
+                SeriesKind::Residual => "resid",
+                SeriesKind::WorstSite => "worst",
+            }),
+            points.join(" ")
+        );
+    }
+    let cell_width = (f.width - f.left - f.right) / chart.n_layers as f64;
+    let (cell_top, cell_height) = (f.height - f.bottom + 3.0, f.bottom - 4.0);
+    for (layer, worst) in chart.worst_per_layer().into_iter().enumerate() {
+        let x = f.left + cell_width * layer as f64;
+        let Some(p) = worst else {
+            markup!(
+                w,
+                "<rect class=\"px-spark-cell px-na\" x=\"{:.1}\" y=\"{}\" width=\"{:.1}\" height=\"{}\"><title>layer {} · no relative L2</title></rect>",
+                x,
+                cell_top,
+                cell_width,
+                cell_height,
+                layer
+            );
+            continue;
+        };
+        let class = Html::lit(match p.standing {
+            Standing::Outside => "px-spark-cell px-spark-out",
+            Standing::Explained => "px-spark-cell px-spark-expl",
+            Standing::NearLimit => "px-spark-cell px-spark-near",
+            Standing::Inside | Standing::Unbanded => "px-spark-cell",
+        });
+        let band = match p.band.map(|b| &chart.bands[b]) {
+            Some(b) => format!(" · band {} ({})", b.text, b.test),
+            None => String::new(),
+        };
+        markup!(
+            w,
+            "<rect class=\"{}\" x=\"{:.1}\" y=\"{}\" width=\"{:.1}\" height=\"{}\"><title>layer {} · worst: {} · relative L2 {:.3e}{} · {}</title></rect>",
+            class,
+            x,
+            cell_top,
+            cell_width,
+            cell_height,
+            layer,
+            p.site,
+            p.value,
+            band,
+            p.standing.describe()
+        );
+        if matches!(p.standing, Standing::Outside | Standing::Explained) {
+            let side = cell_width.min(cell_height);
+            cross(
+                w,
+                x + (cell_width - side) / 2.0,
+                cell_top,
+                side,
+                p.standing == Standing::Outside,
+            );
+        }
+    }
+    w.lit("</svg>");
 }
