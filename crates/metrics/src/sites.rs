@@ -80,21 +80,22 @@ const fn post_norm(site: SiteDef) -> SiteDef {
 }
 
 /// Every site, in execution order: `embed`, the layer sites (in the order a layer runs them),
-/// `final_norm`, `logits`. Colours: Tableau 10 and its dark-scheme lightening.
+/// `final_norm`, `logits`. Colours: Tableau 10 and its dark-scheme lightening, the light ones
+/// darkened where needed to 3:1 against the chart background (WCAG 2.1's non-text contrast).
 pub static SITES: [SiteDef; 19] = [
     global("embed", "token embeddings"),
     layer("attn_norm", "attention input norm", "#4e79a7", "#7aa6d6"),
-    matmul("attn_q", layer("q", "query projection", "#f28e2b", "#ffad5c")),
+    matmul("attn_q", layer("q", "query projection", "#dc740e", "#ffad5c")),
     matmul("attn_k", layer("k", "key projection", "#e15759", "#ff8a8c")),
-    matmul("attn_v", layer("v", "value projection", "#76b7b2", "#9fdcd6")),
+    matmul("attn_v", layer("v", "value projection", "#529c96", "#9fdcd6")),
     layer("attn_out", "attention output (heads merged)", "#59a14f", "#86cf7b"),
-    matmul("attn_output", layer("attn_proj", "attention output projection", "#edc948", "#ffe27a")),
+    matmul("attn_output", layer("attn_proj", "attention output projection", "#b08600", "#ffe27a")),
     post_norm(layer("attn_post_norm", "norm after attention", "#b07aa1", "#d4a3c9")),
-    layer("resid_attn", "residual after attention", "#ff9da7", "#ffc2ca"),
+    layer("resid_attn", "residual after attention", "#d1477a", "#ffc2ca"),
     layer("ffn_norm", "FFN input norm", "#9c755f", "#c9a189"),
     matmul("ffn_gate", layer("ffn_gate", "FFN gate projection", "#1f77b4", "#5fa8e8")),
-    matmul("ffn_up", layer("ffn_up", "FFN up projection", "#17becf", "#5fe0ef")),
-    layer("ffn_silu", "activation of the gate", "#bcbd22", "#e0e15a"),
+    matmul("ffn_up", layer("ffn_up", "FFN up projection", "#139ead", "#5fe0ef")),
+    layer("ffn_silu", "activation of the gate", "#7d8a12", "#e0e15a"),
     layer("ffn_swigl", "activated gate × up", "#d62728", "#ff6b6b"),
     matmul("ffn_down", layer("ffn_down", "FFN down projection", "#8c564b", "#c08a7d")),
     post_norm(layer("ffn_post_norm", "norm after the FFN", "#7f7f7f", "#b0b0b0")),
@@ -201,6 +202,38 @@ mod tests {
             SITES[SITES.len() - 2..].iter().map(|s| s.name).collect::<Vec<_>>(),
             GLOBAL_SITES[1..]
         );
+    }
+
+    /// WCAG's relative luminance of `#rrggbb`.
+    fn luminance(hex: &str) -> f64 {
+        let channel = |i: usize| {
+            let c = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap()) / 255.0;
+            if c <= 0.03928 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
+    }
+
+    fn contrast(a: &str, b: &str) -> f64 {
+        let (la, lb) = (luminance(a), luminance(b));
+        (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+    }
+
+    #[test]
+    fn every_series_colour_stands_out_3_to_1_from_the_chart_background() {
+        // The charts' background, report.css's `--px-card` in each scheme.
+        let (light_card, dark_card) = ("#ffffff", "#1c1f23");
+        for s in SITES.iter() {
+            let Some(c) = s.colour else { continue };
+            let (l, d) = (contrast(c.light, light_card), contrast(c.dark, dark_card));
+            assert!(l >= 3.0, "{}: {} is {l:.2}:1 against {light_card}", s.name, c.light);
+            assert!(d >= 3.0, "{}: {} is {d:.2}:1 against {dark_card}", s.name, c.dark);
+        }
+        // The check can fail: Tableau's own orange is below 3:1 on white.
+        assert!(contrast("#f28e2b", light_card) < 3.0);
     }
 
     #[test]
