@@ -76,6 +76,12 @@ test('without WebGPU the run goes on with the other paths and the page says why'
     assert.match(await page.textContent('#warning'), /gpu path was dropped/);
     assert.match(await page.textContent('#report .px-exec'), /gpu unavailable/);
     assert.match(await page.textContent('#report .px-verdicts h3'), /Verdict: PASS/);
+    // The warning was that run's: a run without the gpu path does not keep it.
+    await page.click('#edit-settings');
+    await page.uncheck('#gpu');
+    await page.click('#run');
+    await page.waitForSelector('body.folded #report .px-verdicts', { timeout: 60000 });
+    assert.equal(await page.isHidden('#warning'), true, 'the earlier run\'s warning is gone');
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

@@ -61,6 +61,10 @@ test('a GGUF chosen in the picker shows its metadata and tensor table', async ()
   assert.match(await page.textContent('#status'), /GGUF v3/);
   await mkdir(join(root, 'target', 'screenshots'), { recursive: true });
   await page.screenshot({ path: join(root, 'target', 'screenshots', 'inspect.png'), fullPage: false });
+  // Choosing the same file again opens it again (a picker fires no change for an unchanged value).
+  await page.evaluate(() => document.querySelector('#model').replaceChildren());
+  await page.setInputFiles('#file', join(shared, 'fixtures/apr/tiny-qwen2.gguf'));
+  await page.waitForSelector('#model table', { timeout: 20000 });
   assert.deepEqual(errors, []);
 });
 
@@ -123,6 +127,9 @@ test('the bundled demo runs offline and passes; the faulty demo fails at the inj
   assert.match(await page.textContent('#report .px-verdicts h3'), /Verdict: PASS/);
   assert.match(await page.textContent('#report'), /Parallax demo \(synthetic qwen2\)/);
   assert.match(await page.textContent('#report .px-head'), /sha256 2684bb85e633f59e0d7aa4936848476f6abcf3eca960ab78151c74ada7734d52/);
+  // Clicked as soon as the page loaded, before the worker was ready: the model's own section is
+  // there too (the page queues its jobs; it once kept only the last, the run).
+  assert.match(await page.textContent('#model'), /Parallax demo/);
   await page.screenshot({ path: join(root, 'target', 'screenshots', 'demo.png'), fullPage: false });
 
   // After a run the intake and settings are folded into one line; Edit opens them again.
@@ -187,7 +194,7 @@ test('?model=<url> streams the real Qwen2.5-0.5B over Range requests and matches
   const nativeText = await readFile(nativeJson, 'utf8');
   const native = JSON.parse(nativeText);
 
-  const { page, errors } = await openPage(`?model=/models/${qwenFile}`);
+  const { page, errors } = await openPage(`?model=/models/${qwenFile}&http_timeout=120`);
   await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
   assert.match(await page.textContent('#status'), /GGUF v3, 291 tensors/);
   await page.fill('#tokens', tokens);
@@ -231,7 +238,9 @@ test('?model=<url> streams the real Qwen2.5-0.5B over Range requests and matches
   // The address bar now opens this run again: the model's URL and the one setting changed (the
   // token ids, which stand for the prompt), with a button that copies it.
   const address = new URL(page.url());
-  assert.deepEqual([...address.searchParams.keys()], ['model', 'tokens']);
+  // (`http_timeout`, the page's own setting it was opened with, stays.)
+  assert.deepEqual([...address.searchParams.keys()], ['model', 'tokens', 'http_timeout']);
+  assert.equal(address.searchParams.get('http_timeout'), '120');
   assert.equal(address.searchParams.get('model'), new URL(`/models/${qwenFile}`, base).href);
   assert.equal(address.searchParams.get('tokens'), tokens);
   assert.ok(await page.isVisible('#copy-link'));

@@ -50,12 +50,15 @@ pub const LINK_SETTINGS: [&str; 9] = [
 /// The page's address for a run by URL: `?model=<url>`, `&against=<url>` when a second file
 /// was compared, then each link setting whose value differs from `defaults` (the form as the
 /// page loaded it), so opening the address runs the same model with the same settings. Token
-/// ids, when given, stand for the prompt (as [`apply_link_settings`] reads them).
+/// ids, when given, stand for the prompt (as [`apply_link_settings`] reads them). `kept` is the
+/// rest of the page's own query (`http_timeout`, or keys the page does not know), kept as it was
+/// after the run's own keys: the address follows the run without dropping what it was opened with.
 pub fn run_address(
     model: &str,
     against: Option<&str>,
     form: &parallax_session::FormValues,
     defaults: &parallax_session::FormValues,
+    kept: &[(String, String)],
 ) -> String {
     let mut pairs: Vec<(&str, &str)> = vec![("model", model)];
     if let Some(against) = against {
@@ -73,6 +76,8 @@ pub fn run_address(
             pairs.push((key, value));
         }
     }
+    let owned = |k: &str| k == "model" || k == "against" || LINK_SETTINGS.contains(&k);
+    pairs.extend(kept.iter().filter(|(k, _)| !owned(k)).map(|(k, v)| (k.as_str(), v.as_str())));
     let query: Vec<String> =
         pairs.iter().map(|(k, v)| format!("{k}={}", query_component(v))).collect();
     format!("?{}", query.join("&"))
@@ -788,7 +793,7 @@ mod tests {
         };
         let model = "https://h.co/m/resolve/main/qwen q4_k_m.gguf?download=true";
         assert_eq!(
-            run_address(model, None, &defaults, &defaults),
+            run_address(model, None, &defaults, &defaults, &[]),
             "?model=https%3A%2F%2Fh.co%2Fm%2Fresolve%2Fmain%2Fqwen%20q4_k_m.gguf%3Fdownload%3Dtrue"
         );
         let form = FormValues {
@@ -797,7 +802,8 @@ mod tests {
             faults: "q4k-scales@1:ffn_gate".into(),
             ..defaults.clone()
         };
-        let address = run_address("https://a/m.gguf", Some("https://a/n.gguf"), &form, &defaults);
+        let address =
+            run_address("https://a/m.gguf", Some("https://a/n.gguf"), &form, &defaults, &[]);
         assert_eq!(
             address,
             "?model=https%3A%2F%2Fa%2Fm.gguf&against=https%3A%2F%2Fa%2Fn.gguf\
@@ -805,7 +811,7 @@ mod tests {
         );
         // Token ids stand for the prompt.
         let tokens = FormValues { tokens: "3838, 374".into(), ..form.clone() };
-        let address = run_address("m.gguf", None, &tokens, &defaults);
+        let address = run_address("m.gguf", None, &tokens, &defaults, &[]);
         assert!(address.contains("&tokens=3838%2C%20374") && !address.contains("prompt="));
 
         // Read back as the page reads its query, the settings give the run's form again.
@@ -825,7 +831,17 @@ mod tests {
             }
             String::from_utf8(bytes).unwrap()
         };
-        let link: Vec<(String, String)> = run_address("m", None, &form, &defaults)[1..]
+        // What else the page was opened with stays; the run's own keys are the run's.
+        let kept = [
+            ("http_timeout".to_string(), "5".to_string()),
+            ("scope".to_string(), "all".to_string()),
+            ("utm_source".to_string(), "a b".to_string()),
+        ];
+        assert_eq!(
+            run_address("m", None, &defaults, &defaults, &kept),
+            "?model=m&http_timeout=5&utm_source=a%20b"
+        );
+        let link: Vec<(String, String)> = run_address("m", None, &form, &defaults, &kept)[1..]
             .split('&')
             .map(|kv| kv.split_once('=').unwrap())
             .map(|(k, v)| (k.to_string(), decode(v)))

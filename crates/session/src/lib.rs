@@ -15,7 +15,7 @@ mod progress;
 mod request;
 
 pub use hash::{hash_extra_bytes, hash_note, record_sha256, HashAlong};
-pub use progress::{ProgressUpdate, Step};
+pub use progress::{ProgressUpdate, RunProgress, Step};
 pub use request::{
     parse_memory_budget, parse_tokens, FormValues, Judging, RunRequest, RunSpec, SpecError,
     DEFAULT_MAX_TOKENS, VERSION,

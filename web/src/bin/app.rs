@@ -32,8 +32,9 @@ mod app {
         document: Document,
         worker: Worker,
         ready: bool,
-        /// A job sent before the worker finished loading; posted on "ready".
-        pending: Option<js_sys::Array>,
+        /// Jobs sent before the worker finished loading, in order; posted on "ready". A queue,
+        /// not one slot: a demo clicked at page load sends Inspect then Run, and both count.
+        pending: Vec<js_sys::Array>,
         /// What the worker reads: a local file or a URL.
         target: Option<Target>,
         /// The "Compare with…" slot: a second file every path runs on too.
@@ -44,6 +45,8 @@ mod app {
         /// arrives keeps its own status.
         announce_open: bool,
         started_ms: f64,
+        /// The run's progress bar: one fraction over its steps, the time left.
+        progress: parallax_session::RunProgress,
         /// Run settings from the page's address (`?scope=last&mode=replay…`), applied to the
         /// next run over the form's values, then dropped.
         link_settings: Vec<(String, String)>,
@@ -123,12 +126,13 @@ mod app {
             document: document.clone(),
             worker: Worker::new("./worker_loader.js")?,
             ready: false,
-            pending: None,
+            pending: Vec::new(),
             target: None,
             against: None,
             running: false,
             announce_open: false,
             started_ms: 0.0,
+            progress: Default::default(),
             urls: Vec::new(),
             link_settings: query_pairs(),
             viewing: false,
@@ -145,7 +149,11 @@ mod app {
         {
             let state = state.clone();
             let input2 = input.clone();
-            on(&input, "change", move |_| choose_files(&state, input2.files()))?;
+            on(&input, "change", move |_| {
+                choose_files(&state, input2.files());
+                // Emptied once read, so that choosing the same file again is a change too.
+                input2.set_value("");
+            })?;
         }
         let drop_zone = by_id(&document, "drop")?;
         for (event, over) in [("dragover", true), ("dragenter", true), ("dragleave", false)] {
@@ -376,7 +384,7 @@ mod app {
         if s.ready {
             let _ = s.worker.post_message(&job);
         } else {
-            s.pending = Some(job);
+            s.pending.push(job);
         }
     }
 
@@ -490,7 +498,10 @@ mod app {
         {
             let state = state.clone();
             let input2 = input.clone();
-            on(&input, "change", move |_| choose_against_files(&state, input2.files()))?;
+            on(&input, "change", move |_| {
+                choose_against_files(&state, input2.files());
+                input2.set_value("");
+            })?;
         }
         let zone = by_id(&document, "compare")?;
         for (event, over) in [("dragover", true), ("dragenter", true), ("dragleave", false)] {
@@ -655,6 +666,23 @@ mod app {
         pairs
     }
 
+    /// Every (key, value) of the page's query, in order.
+    fn all_query_pairs() -> Vec<(String, String)> {
+        let params = web_sys::window()
+            .and_then(|w| w.location().search().ok())
+            .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok());
+        let Some(entries) = params.and_then(|p| js_sys::try_iter(&p).ok().flatten()) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|pair| {
+                let pair: js_sys::Array = pair.dyn_into().ok()?;
+                Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+            })
+            .collect()
+    }
+
     fn checked(document: &Document, id: &str) -> bool {
         document
             .get_element_by_id(id)
@@ -742,12 +770,15 @@ mod app {
             let mut s = state.borrow_mut();
             s.running = true;
             s.started_ms = now_ms();
+            s.progress = Default::default();
         }
         set_running(&document, true);
         // While it runs the form stays open: its Cancel button is the way to stop it.
         set_folded(&document, false);
         clear(&document, "report");
         set_hidden(&document, "downloads", true);
+        // What an earlier run warned of (no WebGPU, a server without Range) is not this run's.
+        set_hidden(&document, "warning", true);
         set_status(&document, "Running …", false);
         post(state, &request);
     }
@@ -763,7 +794,7 @@ mod app {
                 Err(e) => web_sys::console::error_1(&e),
             }
             s.ready = false;
-            s.pending = None;
+            s.pending.clear();
             s.running = false;
             set_running(&s.document, false);
             set_status(&s.document, "Cancelled. Nothing was kept from the stopped run.", false);
@@ -777,26 +808,24 @@ mod app {
             WorkerMessage::Ready => {
                 let mut s = state.borrow_mut();
                 s.ready = true;
-                if let Some(job) = s.pending.take() {
+                for job in std::mem::take(&mut s.pending) {
                     let _ = s.worker.post_message(&job);
                 }
             }
             WorkerMessage::Progress(p) => {
                 set_hidden(&document, "progress", false);
-                let frac = p.fraction();
+                let now_s = now_ms() / 1000.0;
+                state.borrow_mut().progress.update(p, now_s);
+                let (fraction, text) = {
+                    let s = state.borrow();
+                    (s.progress.fraction(), s.progress.sentence(now_s))
+                };
                 if let Some(bar) = document
                     .get_element_by_id("bar")
                     .and_then(|e| e.dyn_into::<web_sys::HtmlProgressElement>().ok())
                 {
-                    bar.set_value(frac);
+                    bar.set_value(fraction);
                 }
-                let elapsed = (now_ms() - state.borrow().started_ms) / 1000.0;
-                let eta = if frac > 0.02 && p.step != parallax_session::Step::Hash {
-                    format!(", about {:.0} s left", elapsed * (1.0 - frac) / frac)
-                } else {
-                    String::new()
-                };
-                let text = p.sentence(&eta);
                 if let Some(p) = document.get_element_by_id("progress-text") {
                     p.set_text_content(Some(&text));
                 }
@@ -924,7 +953,7 @@ mod app {
             Some(Target::Url(url)) => Some(url.as_str()),
             Some(Target::Files(_)) => return Err(NO_AGAINST_URL),
         };
-        Ok(parallax_web::run_address(model, against, form, &s.form_defaults))
+        Ok(parallax_web::run_address(model, against, form, &s.form_defaults, &all_query_pairs()))
     }
 
     /// After a run: the address bar opens this run again (replacing the entry, so Back still
