@@ -1,0 +1,100 @@
+// Accessibility, checked by axe-core (the engine behind Lighthouse's and Chrome's audits, run
+// here inside the page): the tool before a run, after a run (light and dark), the viewer a
+// permalink opens, and the standalone HTML report, must have no serious or critical violation.
+// axe is injected into pages whose Content-Security-Policy forbids scripts (the standalone
+// report's `script-src 'none'`), so the pages are opened in a context that bypasses CSP for
+// the scan only; the CSP itself is tested in hostile.test.mjs.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { serveDist, launchChromium } from './harness.mjs';
+
+const VIEWPORT = { width: 1366, height: 800 };
+const axeSource = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+let server, browser, base;
+
+before(async () => {
+  ({ server, base } = await serveDist());
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+/// A page at `url` in a context that lets the scan's script in, with uncaught errors collected.
+async function scannablePage(url, colorScheme = 'light') {
+  const context = await browser.newContext({ bypassCSP: true, viewport: VIEWPORT, colorScheme, acceptDownloads: true });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  if (url !== undefined) await page.goto(url);
+  return { page, errors, context };
+}
+
+/// axe's serious and critical violations on `page`, one line each: the rule, what it says and
+/// the first elements it names (WCAG 2.1 A/AA rules and axe's best practices).
+async function seriousViolations(page) {
+  await page.addScriptTag({ content: axeSource });
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+      resultTypes: ['violations'],
+    });
+    return result.violations.map((v) => ({
+      id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length,
+      targets: v.nodes.slice(0, 3).map((n) => n.target.join(' ')),
+    }));
+  });
+  for (const v of violations) console.log(`  axe ${v.impact}: ${v.id} (${v.nodes}) ${v.help} — ${v.targets.join(' | ')}`);
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id}: ${v.help} (${v.nodes} elements, e.g. ${v.targets.join(' | ')})`);
+}
+
+test('the tool before a run has no serious accessibility violation', async () => {
+  const { page, errors, context } = await scannablePage(base);
+  await page.waitForSelector('#demo');
+  assert.deepEqual(await seriousViolations(page), []);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+for (const colorScheme of ['light', 'dark']) {
+  test(`the faulty demo's report in the page (${colorScheme}) has no serious accessibility violation`, async () => {
+    const { page, errors, context } = await scannablePage(base, colorScheme);
+    await page.click('#demo-fault');
+    await page.waitForSelector('body.folded #report .px-summary-card', { timeout: 60000 });
+    assert.deepEqual(await seriousViolations(page), []);
+    // The folded tests, opened, too.
+    await page.evaluate(() => document.querySelectorAll('#report details').forEach((d) => { d.open = true; }));
+    assert.deepEqual(await seriousViolations(page), []);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+}
+
+test('the viewer a permalink opens, and the standalone HTML report, have no serious accessibility violation', async () => {
+  const { page, errors, context } = await scannablePage(base);
+  await page.click('#demo-fault');
+  await page.waitForSelector('body.folded #report .px-summary-card', { timeout: 60000 });
+  const link = await page.getAttribute('#permalink', 'href');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-html')]);
+  const html = await readFile(await download.path(), 'utf8');
+
+  const viewer = await context.newPage();
+  await viewer.goto(link);
+  await viewer.waitForSelector('#report .px-summary-card', { timeout: 20000 });
+  assert.deepEqual(await seriousViolations(viewer), []);
+
+  const standalone = await context.newPage();
+  await standalone.setContent(html);
+  await standalone.waitForSelector('.px-summary-card');
+  assert.deepEqual(await seriousViolations(standalone), []);
+  await standalone.evaluate(() => document.querySelectorAll('details').forEach((d) => { d.open = true; }));
+  assert.deepEqual(await seriousViolations(standalone), []);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
