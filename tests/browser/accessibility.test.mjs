@@ -62,6 +62,24 @@ test('the tool before a run has no serious accessibility violation', async () =>
   await context.close();
 });
 
+test('every control of the intake is reached by Tab, the file picker included', async () => {
+  const { page, errors, context } = await scannablePage(base);
+  await page.waitForSelector('#demo');
+  const reached = new Set();
+  for (let i = 0; i < 40; i++) {
+    await page.keyboard.press('Tab');
+    reached.add(await page.evaluate(() => document.activeElement?.id ?? ''));
+  }
+  for (const id of ['demo', 'demo-fault', 'report-file', 'url', 'open-url', 'file', 'against-url', 'open-against', 'against-file', 'prompt', 'paths']) {
+    assert.ok(reached.has(id), `#${id} is not reached by Tab (reached: ${[...reached].join(' ')})`);
+  }
+  // The picker, focused, shows as its drop zone outlined.
+  await page.focus('#file');
+  assert.notEqual(await page.$eval('#drop', (d) => getComputedStyle(d).outlineStyle), 'none');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 for (const colorScheme of ['light', 'dark']) {
   test(`the faulty demo's report in the page (${colorScheme}) has no serious accessibility violation`, async () => {
     const { page, errors, context } = await scannablePage(base, colorScheme);

@@ -166,15 +166,16 @@ fn layer_labels(w: &mut Writer, grid: &Grid) {
 }
 
 /// A fixed-size SVG for a grid.
-fn open_grid_svg(w: &mut Writer, grid: &Grid) {
+fn open_grid_svg(w: &mut Writer, grid: &Grid, label: &str) {
     let (width, height) = grid.size();
     markup!(
         w,
-        "<svg class=\"px-svg px-fixed\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\">",
+        "<svg class=\"px-svg px-fixed\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"{}\">",
         width,
         height,
         width,
-        height
+        height,
+        label
     );
 }
 
@@ -461,7 +462,7 @@ pub(super) fn per_token(w: &mut Writer, r: &Report) {
             site,
             r.site_label(site)
         );
-        open_grid_svg(w, grid);
+        open_grid_svg(w, grid, &format!("{}: std per position and layer", r.site_label(site)));
         layer_labels(w, grid);
         for (t, row) in heat.stds.iter().enumerate() {
             let piece = super::tokens::prompt_token(r, t);
