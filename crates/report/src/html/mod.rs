@@ -48,9 +48,12 @@ pub fn render_standalone(report: &Report) -> String {
         report.model.file_name
     );
     w.lit(REPORT_CSS);
-    w.lit("</style>\n</head>\n<body class=\"px-standalone\">\n");
+    // One main landmark and a level-one heading, as a document of its own should have (the
+    // page has its own; the fragment's headings start at two).
+    w.lit("</style>\n</head>\n<body class=\"px-standalone\">\n<main class=\"px-report\">\n");
+    w.lit("<h1 class=\"px-doc-title\">Parallax report</h1>\n");
     w.html(&fragment(report));
-    w.lit("\n</body>\n</html>\n");
+    w.lit("\n</main>\n</body>\n</html>\n");
     w.finish().into_string()
 }
 
