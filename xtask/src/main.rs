@@ -127,21 +127,24 @@ fn test() -> Result {
     run(cargo().args(["test", "--workspace", "--all-targets", "--no-fail-fast"]))?;
     step("doctests");
     run(cargo().args(["test", "--workspace", "--doc"]))?;
-    step("wasm32 builds of the portable crates");
+    step("wasm32 builds of the portable crates (without simd128: the scalar fallback builds too)");
     let mut build = cargo();
-    build.args(["build", "--target", "wasm32-unknown-unknown"]);
+    // An empty RUSTFLAGS replaces .cargo/config.toml's +simd128 for this build.
+    build.args(["build", "--target", "wasm32-unknown-unknown"]).env("RUSTFLAGS", "");
     for c in portable_crates()? {
         build.args(["-p", &c]);
     }
     run(&mut build)?;
-    run(cargo().args([
-        "build",
-        "--target",
-        "wasm32-unknown-unknown",
-        "-p",
-        "parallax-engine",
-        "--no-default-features",
-    ]))?;
+    run(cargo()
+        .args([
+            "build",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            "parallax-engine",
+            "--no-default-features",
+        ])
+        .env("RUSTFLAGS", ""))?;
     step("quant kernels as wasm simd128, tested against the scalar reference under node");
     let runner = format!("node --no-warnings {}", root().join("tools/wasi-run.mjs").display());
     run(cargo()
@@ -150,10 +153,11 @@ fn test() -> Result {
         .env("CARGO_TARGET_DIR", target_dir().join("wasip1-simd128"))
         .env("CARGO_TARGET_WASM32_WASIP1_RUNNER", runner))?;
     step("web app build (trunk) and browser tests (headless chromium)");
+    // Plain `trunk build`: its simd128 flag comes from .cargo/config.toml, as for any user.
     run(Command::new("trunk")
         .args(["build", "--release"])
         .current_dir(root())
-        .env("RUSTFLAGS", "-C target-feature=+simd128")
+        .env_remove("RUSTFLAGS")
         .env("CARGO_TARGET_DIR", target_dir().join("web")))?;
     // The hostile-metadata test's model: the demo with HTML/script in its strings.
     let hostile = target_dir().join("parallax-hostile.gguf");

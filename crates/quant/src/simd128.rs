@@ -1,6 +1,6 @@
 //! wasm32 simd128 twins of the scalar fused dot products in [`crate::generic`].
 //!
-//! Compiled only when the build enables simd128 (`RUSTFLAGS="-C target-feature=+simd128"`):
+//! Compiled only when the build enables simd128 (the page's build does, by .cargo/config.toml):
 //! wasm has no runtime feature detection, so a module either validates with SIMD or not at all.
 //! Without the feature this module only says so ([`available`] is `false`) and the dispatcher
 //! keeps the scalar code.
