@@ -145,33 +145,7 @@ mod app {
         state.borrow_mut().form_defaults = defaults;
         attach_worker(&state);
 
-        let input: HtmlInputElement = by_id(&document, "file")?.dyn_into()?;
-        {
-            let state = state.clone();
-            let input2 = input.clone();
-            on(&input, "change", move |_| {
-                choose_files(&state, input2.files());
-                // Emptied once read, so that choosing the same file again is a change too.
-                input2.set_value("");
-            })?;
-        }
-        let drop_zone = by_id(&document, "drop")?;
-        for (event, over) in [("dragover", true), ("dragenter", true), ("dragleave", false)] {
-            let zone = drop_zone.clone();
-            on(&drop_zone, event, move |e| {
-                e.prevent_default();
-                let _ = zone.class_list().toggle_with_force("over", over);
-            })?;
-        }
-        {
-            let state = state.clone();
-            let zone = drop_zone.clone();
-            on(&drop_zone, "drop", move |e| {
-                e.prevent_default();
-                let _ = zone.class_list().remove_1("over");
-                choose_files(&state, dropped_files(&e));
-            })?;
-        }
+        attach_file_slot(&state, "file", "drop", choose_files)?;
         {
             let state = state.clone();
             on(&by_id(&document, "run")?, "click", move |_| start_run(&state))?;
@@ -337,6 +311,42 @@ mod app {
         Ok(())
     }
 
+    /// A file slot: the picker `input_id` and the drop zone `zone_id` around it both hand the
+    /// files to `choose`. The picker is emptied once read, so that choosing the same file again
+    /// is a change too; the zone is outlined while files are dragged over it.
+    fn attach_file_slot(
+        state: &Shared,
+        input_id: &str,
+        zone_id: &str,
+        choose: fn(&Shared, Option<web_sys::FileList>),
+    ) -> Result<(), JsValue> {
+        let document = state.borrow().document.clone();
+        let input: HtmlInputElement = by_id(&document, input_id)?.dyn_into()?;
+        {
+            let state = state.clone();
+            let input2 = input.clone();
+            on(&input, "change", move |_| {
+                choose(&state, input2.files());
+                input2.set_value("");
+            })?;
+        }
+        let zone = by_id(&document, zone_id)?;
+        for (event, over) in [("dragover", true), ("dragenter", true), ("dragleave", false)] {
+            let zone2 = zone.clone();
+            on(&zone, event, move |e| {
+                e.prevent_default();
+                let _ = zone2.class_list().toggle_with_force("over", over);
+            })?;
+        }
+        let state = state.clone();
+        let zone2 = zone.clone();
+        on(&zone, "drop", move |e| {
+            e.prevent_default();
+            let _ = zone2.class_list().remove_1("over");
+            choose(&state, dropped_files(&e));
+        })
+    }
+
     fn by_id(document: &Document, id: &str) -> Result<Element, JsValue> {
         document.get_element_by_id(id).ok_or_else(|| JsValue::from_str(&format!("no #{id}")))
     }
@@ -494,32 +504,7 @@ mod app {
     /// The "Compare with…" slot: a file chosen or dropped there, a URL, and its Remove button.
     fn attach_compare_slot(state: &Shared) -> Result<(), JsValue> {
         let document = state.borrow().document.clone();
-        let input: HtmlInputElement = by_id(&document, "against-file")?.dyn_into()?;
-        {
-            let state = state.clone();
-            let input2 = input.clone();
-            on(&input, "change", move |_| {
-                choose_against_files(&state, input2.files());
-                input2.set_value("");
-            })?;
-        }
-        let zone = by_id(&document, "compare")?;
-        for (event, over) in [("dragover", true), ("dragenter", true), ("dragleave", false)] {
-            let zone2 = zone.clone();
-            on(&zone, event, move |e| {
-                e.prevent_default();
-                let _ = zone2.class_list().toggle_with_force("over", over);
-            })?;
-        }
-        {
-            let state = state.clone();
-            let zone2 = zone.clone();
-            on(&zone, "drop", move |e| {
-                e.prevent_default();
-                let _ = zone2.class_list().remove_1("over");
-                choose_against_files(&state, dropped_files(&e));
-            })?;
-        }
+        attach_file_slot(state, "against-file", "compare", choose_against_files)?;
         {
             let state = state.clone();
             let document2 = document.clone();
