@@ -172,3 +172,31 @@ test('the healthy Qwen2.5-0.5B: the answer is on the first screen and nothing is
   assert.equal(marks.ratio, 0, 'a σ-ratio point drawn as failing');
   assert.deepEqual(errors, []);
 });
+
+test('the σ-ratio chart shows the key sites first (the fault\'s among them), and all, none or one site on request', async () => {
+  const { page, errors } = await openPage(browser, base, { viewport: VIEWPORT });
+  await page.click('#demo-fault');
+  await page.waitForSelector('body.folded #report .px-summary-card', { timeout: 60000 });
+  const chart = '#report .px-chart:has(.px-ratio)';
+  const shown = () => page.$$eval(`${chart} .px-series`, (gs) => gs
+    .filter((g) => getComputedStyle(g).display !== 'none')
+    .map((g) => [...g.classList].find((c) => c.startsWith('s-')).slice(2)));
+  const all = await page.$$eval(`${chart} .px-series`, (gs) => gs.length);
+  const key = await shown();
+  assert.ok(key.includes('resid_attn') && key.includes('resid_ffn'), `the residual streams: ${key}`);
+  assert.ok(key.includes('ffn_gate'), `the faulty site, out of band, is a key site: ${key}`);
+  assert.ok(key.length < all, `key sites are a few of the ${all}: ${key}`);
+  // The legend is a colour key until "ticked" is chosen.
+  assert.equal(await page.isVisible(`${chart} .px-legend input`), false);
+  await page.selectOption(`${chart} .px-show-sel`, 'all');
+  assert.equal((await shown()).length, all);
+  await page.selectOption(`${chart} .px-show-sel`, 'none');
+  assert.deepEqual(await shown(), []);
+  await page.selectOption(`${chart} .px-show-sel`, 'only-ffn_down');
+  assert.deepEqual(await shown(), ['ffn_down']);
+  await page.selectOption(`${chart} .px-show-sel`, 'ticked');
+  await page.uncheck(`${chart} .px-legend input[data-site="q"]`);
+  assert.equal((await shown()).length, all - 1);
+  assert.ok(!(await shown()).includes('q'));
+  assert.deepEqual(errors, []);
+});

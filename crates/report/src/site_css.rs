@@ -1,7 +1,7 @@
 //! The stylesheet's per-site rules, generated from the one site table
 //! (`parallax_metrics::sites`): each layer site's colour (light and dark scheme), its chart
-//! series and legend swatch, the legend toggle that hides its series, and the per-token picker
-//! that shows its heatmap.
+//! series and legend swatch, the legend toggle that hides its series and the "only this site"
+//! choice that shows it alone, and the per-token picker that shows its heatmap.
 //!
 //! `report.css` is one committed file because the page loads it as a file (its CSP allows no
 //! inline style) and the standalone report inlines it. The generated rules sit in it in two
@@ -45,7 +45,11 @@ pub fn site_css() -> SiteCss {
         );
         let _ = writeln!(
             charts,
-            ".px-chart:has(input[data-site=\"{n}\"]:not(:checked)) .px-series.s-{n} {{ display: none; }}"
+            ".px-chart:has(.px-show-sel option[value=\"ticked\"]:checked):has(input[data-site=\"{n}\"]:not(:checked)) .px-series.s-{n} {{ display: none; }}"
+        );
+        let _ = writeln!(
+            charts,
+            ".px-chart:has(.px-show-sel option[value=\"only-{n}\"]:checked) .px-series:not(.s-{n}) {{ display: none; }}"
         );
     }
     charts.push_str(".s-other polyline { stroke: #888; } .s-other .px-pt { fill: #888; }\n");

@@ -23,3 +23,36 @@ fn every_layer_site_gets_its_legend_toggle_and_colours() {
         assert!(html::REPORT_CSS.contains(&format!(".s-{n} .px-swatch ")), "{n} not in report.css");
     }
 }
+
+/// The σ-ratio chart's "Show" choice: every site can be shown alone (an option and its rule),
+/// and by default the chart shows the key series: the residual streams and every site with a
+/// point outside its band; the others wait for "all sites".
+#[test]
+fn the_ratio_chart_shows_key_sites_first_and_offers_each_site_alone() {
+    let r = Report::from_json(SEED).unwrap();
+    let page = html::render_fragment(&r);
+    let css = site_css();
+    assert!(
+        page.contains("<option value=\"key\" selected>key sites</option>"),
+        "key sites are the default"
+    );
+    for site in &r.site_order {
+        assert!(page.contains(&format!("<option value=\"only-{site}\">only ")), "no 'only {site}'");
+        assert!(
+            css.charts.contains(&format!(
+                "option[value=\"only-{site}\"]:checked) .px-series:not(.s-{site})"
+            )),
+            "no rule shows {site} alone"
+        );
+    }
+    let other = r.paths.iter().find(|p| **p != r.reference).unwrap();
+    let chart = parallax_report::html::RatioChart::new(&r, other).unwrap();
+    let mut keys = 0;
+    for (site, points) in &chart.series {
+        let key = site.starts_with("resid_") || points.iter().any(|p| !p.outside.is_empty());
+        let g = format!("<g class=\"px-series s-{site}{}\">", if key { " px-key" } else { "" });
+        assert!(page.contains(&g), "{site}: expected {g}");
+        keys += usize::from(key);
+    }
+    assert!(keys >= 2 && keys < chart.series.len(), "{keys} key series of {}", chart.series.len());
+}

@@ -21,7 +21,7 @@ mod summary_card;
 mod svg;
 mod tokens;
 
-pub use charts::token_std_as_drawn;
+pub use charts::{token_std_as_drawn, RatioChart, RatioPoint};
 pub use summary::{render_summary, SummaryMeta, SummaryTensor, SummaryView};
 
 use markup::{markup, Html, Writer};

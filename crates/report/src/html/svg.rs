@@ -70,13 +70,14 @@ pub(super) fn ratio_chart(w: &mut Writer, r: &Report, other: &str) {
         w,
         "<section class=\"px-chart\"><h3>σ ratio {} / {} per layer</h3>\
          <p class=\"px-note\">std of each site on <b>{}</b> divided by its std on <b>{}</b>, same tokens, same element count. \
-         Log axis. {} Hover a point or band for its value; untick a site to hide it.</p>",
+         Log axis. {} Hover a point or band for its value. It shows the key sites first: the residual streams and every site with a point outside its band.</p>",
         other,
         r.reference,
         other,
         r.reference,
         chart.band_note(),
     );
+    show_select(w, other, r);
     legend(w, other, r);
     markup!(
         w,
@@ -109,10 +110,13 @@ pub(super) fn ratio_chart(w: &mut Writer, r: &Report, other: &str) {
             .iter()
             .map(|p| format!("{:.1},{:.1}", chart.x(p.layer), chart.y_of_ratio(p.ratio)))
             .collect();
+        // A key series is shown by default: the residual streams, and any site out of band.
+        let key = site.starts_with("resid_") || points.iter().any(|p| !p.outside.is_empty());
         markup!(
             w,
-            "<g class=\"px-series {}\"><polyline points=\"{}\"/>",
+            "<g class=\"px-series {}{}\"><polyline points=\"{}\"/>",
             site_class(site),
+            Html::lit(if key { " px-key" } else { "" }),
             path.join(" ")
         );
         for p in points {
@@ -135,7 +139,24 @@ pub(super) fn ratio_chart(w: &mut Writer, r: &Report, other: &str) {
     w.lit("</svg></section>\n");
 }
 
-/// One checkbox per site, which the stylesheet ties to the site's series.
+/// Which sites the chart shows — the key ones, all, none, one, or those ticked in the legend —
+/// as a `<select>` the stylesheet reads (`option:checked`), so it works with no script.
+fn show_select(w: &mut Writer, other: &str, r: &Report) {
+    markup!(
+        w,
+        "<p class=\"px-show\"><label for=\"show-{}\">Show</label> <select class=\"px-show-sel\" id=\"show-{}\">\
+         <option value=\"key\" selected>key sites</option><option value=\"all\">all sites</option>\
+         <option value=\"ticked\">the sites ticked below</option><option value=\"none\">none</option>",
+        other,
+        other
+    );
+    for site in &r.site_order {
+        markup!(w, "<option value=\"only-{}\">only {}</option>", site, r.site_label(site));
+    }
+    w.lit("</select></p>");
+}
+
+/// One checkbox per site, which the stylesheet ties to the site's series (in "ticked" mode).
 fn legend(w: &mut Writer, other: &str, r: &Report) {
     w.lit("<div class=\"px-legend\">");
     for site in &r.site_order {
