@@ -159,6 +159,10 @@ pub struct RatioChart {
     pub bands_visible: bool,
     /// `(site, points)` in site order; sites without a positive ratio are left out.
     pub series: Vec<(String, Vec<RatioPoint>)>,
+    /// The series shown first: the residual streams, and every site that leaves a band at some
+    /// layer — its σ ratio's, or the cosine or relative-L2 band that judges it (a fault often
+    /// keeps its σ ratio while its direction goes wrong).
+    pub key: Vec<String>,
 }
 
 impl RatioChart {
@@ -229,8 +233,35 @@ impl RatioChart {
                     .collect();
                 (!points.is_empty()).then(|| (site.clone(), points))
             })
+            .collect::<Vec<(String, Vec<RatioPoint>)>>();
+        let cosine = heat::bands_for(r, other, "cosine");
+        let rel_l2 = heat::bands_for(r, other, "rel_l2");
+        let leaves_a_band = |site: &str| {
+            r.layers.iter().enumerate().any(|(i, l)| {
+                let Some(c) = l.sites.get(site).and_then(|s| s.compare.get(other)) else {
+                    return false;
+                };
+                let outside =
+                    |bands: &[HeatBand], v: Option<f64>, ideal: f64, d: fn(f64) -> f64| {
+                        v.is_some_and(|v| {
+                            heat::worst_standing(bands, site, i as u32, v, ideal, d).0
+                                == Standing::Outside
+                        })
+                    };
+                outside(&cosine, c.cosine, 1.0, |c| 1.0 - c)
+                    || outside(&rel_l2, c.rel_l2, 0.0, |e| e.max(0.0))
+            })
+        };
+        let key = series
+            .iter()
+            .filter(|(site, points)| {
+                site.starts_with("resid_")
+                    || points.iter().any(|p| !p.outside.is_empty())
+                    || leaves_a_band(site)
+            })
+            .map(|(site, _)| site.clone())
             .collect();
-        Some(RatioChart { n_layers, y0, y1, bands, bands_visible, series })
+        Some(RatioChart { n_layers, y0, y1, bands, bands_visible, series, key })
     }
 
     /// The x of layer `i`'s column centre.

@@ -70,7 +70,7 @@ pub(super) fn ratio_chart(w: &mut Writer, r: &Report, other: &str) {
         w,
         "<section class=\"px-chart\"><h3>σ ratio {} / {} per layer</h3>\
          <p class=\"px-note\">std of each site on <b>{}</b> divided by its std on <b>{}</b>, same tokens, same element count. \
-         Log axis. {} Hover a point or band for its value. It shows the key sites first: the residual streams and every site with a point outside its band.</p>",
+         Log axis. {} Hover a point or band for its value. It shows the key sites first: the residual streams and every site that leaves a band.</p>",
         other,
         r.reference,
         other,
@@ -110,8 +110,7 @@ pub(super) fn ratio_chart(w: &mut Writer, r: &Report, other: &str) {
             .iter()
             .map(|p| format!("{:.1},{:.1}", chart.x(p.layer), chart.y_of_ratio(p.ratio)))
             .collect();
-        // A key series is shown by default: the residual streams, and any site out of band.
-        let key = site.starts_with("resid_") || points.iter().any(|p| !p.outside.is_empty());
+        let key = chart.key.contains(site);
         markup!(
             w,
             "<g class=\"px-series {}{}\"><polyline points=\"{}\"/>",
