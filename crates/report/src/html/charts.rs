@@ -159,9 +159,10 @@ pub struct RatioChart {
     pub bands_visible: bool,
     /// `(site, points)` in site order; sites without a positive ratio are left out.
     pub series: Vec<(String, Vec<RatioPoint>)>,
-    /// The series shown first: the residual streams, and every site that leaves a band at some
-    /// layer — its σ ratio's, or the cosine or relative-L2 band that judges it (a fault often
-    /// keeps its σ ratio while its direction goes wrong).
+    /// The series shown first: the residual streams, and the sites that leave a band — their σ
+    /// ratio's, or the cosine or relative-L2 band that judges them (a fault often keeps its σ
+    /// ratio while its direction goes wrong) — at the first layer where any site does: where
+    /// the paths part, not everything a fault carries downstream.
     pub key: Vec<String>,
 }
 
@@ -236,8 +237,10 @@ impl RatioChart {
             .collect::<Vec<(String, Vec<RatioPoint>)>>();
         let cosine = heat::bands_for(r, other, "cosine");
         let rel_l2 = heat::bands_for(r, other, "rel_l2");
-        let leaves_a_band = |site: &str| {
-            r.layers.iter().enumerate().any(|(i, l)| {
+        // The first layer at which each site leaves a band, if it does.
+        let first_out = |site: &str, points: &[RatioPoint]| {
+            let by_ratio = points.iter().find(|p| !p.outside.is_empty()).map(|p| p.layer);
+            let by_compare = r.layers.iter().enumerate().position(|(i, l)| {
                 let Some(c) = l.sites.get(site).and_then(|s| s.compare.get(other)) else {
                     return false;
                 };
@@ -250,16 +253,19 @@ impl RatioChart {
                     };
                 outside(&cosine, c.cosine, 1.0, |c| 1.0 - c)
                     || outside(&rel_l2, c.rel_l2, 0.0, |e| e.max(0.0))
-            })
+            });
+            by_ratio.into_iter().chain(by_compare).min()
         };
+        let first: Vec<Option<usize>> =
+            series.iter().map(|(site, points)| first_out(site, points)).collect();
+        let parting = first.iter().flatten().min().copied();
         let key = series
             .iter()
-            .filter(|(site, points)| {
-                site.starts_with("resid_")
-                    || points.iter().any(|p| !p.outside.is_empty())
-                    || leaves_a_band(site)
+            .zip(&first)
+            .filter(|((site, _), at)| {
+                site.starts_with("resid_") || (at.is_some() && **at == parting)
             })
-            .map(|(site, _)| site.clone())
+            .map(|((site, _), _)| site.clone())
             .collect();
         Some(RatioChart { n_layers, y0, y1, bands, bands_visible, series, key })
     }

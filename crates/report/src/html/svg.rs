@@ -70,7 +70,7 @@ pub(super) fn ratio_chart(w: &mut Writer, r: &Report, other: &str) {
         w,
         "<section class=\"px-chart\"><h3>σ ratio {} / {} per layer</h3>\
          <p class=\"px-note\">std of each site on <b>{}</b> divided by its std on <b>{}</b>, same tokens, same element count. \
-         Log axis. {} Hover a point or band for its value. It shows the key sites first: the residual streams and every site that leaves a band.</p>",
+         Log axis. {} Hover a point or band for its value. It shows the key sites first: the residual streams and the sites that leave a band where the paths first part.</p>",
         other,
         r.reference,
         other,
