@@ -177,8 +177,9 @@ pub fn hash_extra_bytes(summary: &parallax_model::ModelSummary) -> u64 {
 }
 
 /// What hashing the model `summary` describes costs, as the page says it beside the sha256
-/// checkbox: read by URL (`by_url`) the extra bytes are a download, from a local file a read
-/// from the disk.
+/// checkbox: read by URL (`by_url`) the extra bytes are a download, and the page leaves the box
+/// unticked (a hash must not double a URL user's download unasked); from a local file they are a
+/// read from the disk, and the box is ticked.
 pub fn hash_note(summary: &parallax_model::ModelSummary, by_url: bool) -> String {
     let extra = hash_extra_bytes(summary);
     let percent = if summary.file_bytes == 0 {
@@ -188,7 +189,9 @@ pub fn hash_note(summary: &parallax_model::ModelSummary, by_url: bool) -> String
     };
     let extra = parallax_model::human_bytes(extra);
     if by_url {
-        format!("hashed as the run reads it: {extra} more to download (+{percent} % of the file)")
+        format!(
+            "off by default for a URL: it downloads {extra} more (+{percent} % of the file), hashing the rest as the run reads it"
+        )
     } else {
         format!(
             "hashed as the run reads it, plus {extra} read once more (+{percent} % of the file)"
@@ -407,7 +410,7 @@ mod tests {
         let qwen = summary(144_643_072, 397_808_192);
         assert_eq!(
             hash_note(&qwen, true),
-            "hashed as the run reads it: 137.94 MiB more to download (+36 % of the file)"
+            "off by default for a URL: it downloads 137.94 MiB more (+36 % of the file), hashing the rest as the run reads it"
         );
         assert_eq!(
             hash_note(&qwen, false),
@@ -434,7 +437,7 @@ mod tests {
         assert_eq!(hash_extra_bytes(&layout), 100 + 300 + 40);
         assert_eq!(
             hash_note(&summary(0, 0), true),
-            "hashed as the run reads it: 0 B more to download (+0 % of the file)"
+            "off by default for a URL: it downloads 0 B more (+0 % of the file), hashing the rest as the run reads it"
         );
     }
 
