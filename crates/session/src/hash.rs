@@ -15,10 +15,17 @@
 //!   its gap is no longer than the hinted bytes;
 //! - [`HashAlong::finish`] reads what is left after the run.
 //!
-//! Memory stays one bounded chunk: no read is held to be hashed later. So a tied head costs its
-//! embedding once more (read for the hash before layer 0, and by the head after the last
-//! layer); the other choice, hashing the embedding when the head reads it, would read every
+//! Memory stays one bounded chunk: no read is held in memory to be hashed later. So a tied head
+//! costs its embedding once more (read for the hash before layer 0, and by the head after the
+//! last layer); the other choice, hashing the embedding when the head reads it, would read every
 //! layer again.
+//!
+//! With a [`SpillStore`] ([`HashAlong::with_spill`]: the page's is a file in the origin's private
+//! file system, on disk) nothing is read twice from the source: a read that cannot be hashed yet
+//! is kept there, and so is every byte the hash reads for itself; a later read of kept bytes —
+//! by the run (the tied head) or by the hash (a layer stored out of order) — comes from the
+//! store. A URL is then downloaded once, hash or not. A store that fails (full, or taken by
+//! another tab) is left, and the hash goes on as without one.
 
 use std::sync::Mutex;
 
@@ -29,18 +36,107 @@ use sha2::{Digest, Sha256};
 /// small enough that progress moves and memory stays bounded.
 const CHUNK: u64 = 8 << 20;
 
+/// Kept bytes inside a larger read are read from the spill store in runs of at least this many:
+/// a shorter run (an embedding row kept in the middle of a layer's read) is read with the bytes
+/// around it, so a read is not cut into many small ones (each a round trip by URL).
+const FROM_STORE: u64 = 256 << 10;
+
 /// A gap read at least this long is shown as progress; shorter ones (the padding between
 /// tensors) take no time worth showing.
 const SHOWN_GAP: u64 = 1 << 20;
 
+/// Where [`HashAlong`] keeps bytes of the source it cannot hash yet, or read for the hash alone,
+/// so that neither is read from the source again: at the source's own offsets. The bytes are
+/// the source's, so two writes over the same offsets write the same bytes.
+pub trait SpillStore {
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), SourceError>;
+    /// Fill `buf` from `[offset, offset + buf.len())`, every byte of which was written.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError>;
+}
+
+/// No store: the type of a [`HashAlong`] without one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSpill;
+
+impl SpillStore for NoSpill {
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), SourceError> {
+        Err(no_store(offset, data.len()))
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        Err(no_store(offset, buf.len()))
+    }
+}
+
+fn no_store(offset: u64, len: usize) -> SourceError {
+    SourceError::Io { offset, len: len as u64, message: "no spill store".into() }
+}
+
+impl<K: SpillStore + ?Sized> SpillStore for Box<K> {
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), SourceError> {
+        (**self).write_at(offset, data)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        (**self).read_at(offset, buf)
+    }
+}
+
+/// A store in memory, in the pieces written (tests, and small sources).
+#[derive(Debug, Default)]
+pub struct MemorySpill {
+    pieces: Mutex<std::collections::BTreeMap<u64, Vec<u8>>>,
+}
+
+impl MemorySpill {
+    /// Bytes held (pieces written over the same offsets count each time).
+    pub fn bytes(&self) -> u64 {
+        self.pieces.lock().unwrap_or_else(|p| p.into_inner()).values().map(|v| v.len() as u64).sum()
+    }
+}
+
+impl SpillStore for MemorySpill {
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), SourceError> {
+        let mut pieces = self.pieces.lock().unwrap_or_else(|p| p.into_inner());
+        let longer = pieces.get(&offset).is_some_and(|p| p.len() >= data.len());
+        if !longer {
+            pieces.insert(offset, data.to_vec());
+        }
+        Ok(())
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        let pieces = self.pieces.lock().unwrap_or_else(|p| p.into_inner());
+        let end = offset + buf.len() as u64;
+        let mut filled = vec![false; buf.len()];
+        for (&at, piece) in pieces.range(..end) {
+            let (a, b) = (at.max(offset), (at + piece.len() as u64).min(end));
+            if a < b {
+                let (from, to) = ((a - at) as usize, (a - offset) as usize);
+                let n = (b - a) as usize;
+                buf[to..to + n].copy_from_slice(&piece[from..from + n]);
+                filled[to..to + n].iter_mut().for_each(|f| *f = true);
+            }
+        }
+        if filled.iter().all(|f| *f) {
+            Ok(())
+        } else {
+            Err(SourceError::Io {
+                offset,
+                len: buf.len() as u64,
+                message: "the spill store never kept these bytes".into(),
+            })
+        }
+    }
+}
+
 /// A source that hashes the bytes read through it in file order and reads only what the reads
 /// skip (see the module). `on_own_read(done, total)` is told after each slice of a gap this
 /// source reads for the hash alone. Off ([`HashAlong::off`]), it only passes reads through.
-pub struct HashAlong<S, P = fn(u64, u64)> {
+pub struct HashAlong<S, P = fn(u64, u64), K = NoSpill> {
     inner: S,
     /// `None` when hashing is off.
     state: Option<Mutex<HashState>>,
     on_own_read: P,
+    /// Where bytes are kept rather than read again (see [`SpillStore`]).
+    spill: Option<K>,
 }
 
 struct HashState {
@@ -53,6 +149,46 @@ struct HashState {
     digest: Option<String>,
     /// Whether a hint came before (the first one always fills its gap).
     hinted: bool,
+    /// The source's ranges kept in the spill store: sorted, disjoint `[start, end)`.
+    kept: Vec<(u64, u64)>,
+    /// The spill store failed once: nothing more is kept.
+    spill_failed: bool,
+}
+
+impl HashState {
+    fn new() -> Self {
+        HashState {
+            hasher: Sha256::new(),
+            hashed_to: 0,
+            own_bytes: 0,
+            digest: None,
+            hinted: false,
+            kept: Vec::new(),
+            spill_failed: false,
+        }
+    }
+
+    /// Whether every byte of `[start, end)` is kept.
+    fn is_kept(&self, start: u64, end: u64) -> bool {
+        // The last range starting at or before `start`.
+        let i = self.kept.partition_point(|r| r.0 <= start);
+        i > 0 && self.kept[i - 1].1 >= end
+    }
+
+    /// Note `[start, end)` as kept, merging it with the ranges it touches.
+    fn keep(&mut self, start: u64, end: u64) {
+        let (mut a, mut b) = (start, end);
+        self.kept.retain(|&(s, e)| {
+            let touches = s <= b && a <= e;
+            if touches {
+                a = a.min(s);
+                b = b.max(e);
+            }
+            !touches
+        });
+        let at = self.kept.partition_point(|r| r.0 < a);
+        self.kept.insert(at, (a, b));
+    }
 }
 
 impl<S: ByteSource> HashAlong<S> {
@@ -63,7 +199,7 @@ impl<S: ByteSource> HashAlong<S> {
 
     /// Reads passed through, nothing hashed: [`HashAlong::finish`] gives `None`.
     pub fn off(inner: S) -> Self {
-        HashAlong { inner, state: None, on_own_read: |_, _| {} }
+        HashAlong { inner, state: None, on_own_read: |_, _| {}, spill: None }
     }
 }
 
@@ -71,14 +207,22 @@ impl<S: ByteSource, P: Fn(u64, u64)> HashAlong<S, P> {
     /// Hashing along; `on_own_read(done, total)` after each slice of a gap of 1 MiB or more
     /// read for the hash alone.
     pub fn with_progress(inner: S, on_own_read: P) -> Self {
-        let state = HashState {
-            hasher: Sha256::new(),
-            hashed_to: 0,
-            own_bytes: 0,
-            digest: None,
-            hinted: false,
-        };
-        HashAlong { inner, state: Some(Mutex::new(state)), on_own_read }
+        HashAlong { inner, state: Some(Mutex::new(HashState::new())), on_own_read, spill: None }
+    }
+
+    /// The same, keeping bytes in `store` instead of reading them twice (see the module).
+    pub fn with_spill<K: SpillStore>(self, store: K) -> HashAlong<S, P, K> {
+        self.with_spill_if(Some(store))
+    }
+
+    /// [`HashAlong::with_spill`] when there is a store.
+    pub fn with_spill_if<K: SpillStore>(self, store: Option<K>) -> HashAlong<S, P, K> {
+        HashAlong {
+            inner: self.inner,
+            state: self.state,
+            on_own_read: self.on_own_read,
+            spill: store,
+        }
     }
 
     /// Hashing along when `on`, else only passing reads through.
@@ -89,7 +233,9 @@ impl<S: ByteSource, P: Fn(u64, u64)> HashAlong<S, P> {
         }
         source
     }
+}
 
+impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> HashAlong<S, P, K> {
     pub fn inner(&self) -> &S {
         &self.inner
     }
@@ -118,7 +264,8 @@ impl<S: ByteSource, P: Fn(u64, u64)> HashAlong<S, P> {
         Ok(Some(digest))
     }
 
-    /// Read and hash `[hashed_to, to)` in slices.
+    /// Read and hash `[hashed_to, to)` in slices: kept slices from the store, the others from
+    /// the source (and kept, for a run that reads them later).
     fn fill_to(&self, state: &mut HashState, to: u64) -> Result<(), SourceError> {
         let start = state.hashed_to;
         if to <= start || state.digest.is_some() {
@@ -127,16 +274,78 @@ impl<S: ByteSource, P: Fn(u64, u64)> HashAlong<S, P> {
         let total = to - start;
         let mut buf = vec![0u8; CHUNK.min(total) as usize];
         while state.hashed_to < to {
-            let n = CHUNK.min(to - state.hashed_to) as usize;
-            self.inner.read_exact_at(state.hashed_to, &mut buf[..n])?;
+            let at = state.hashed_to;
+            let n = CHUNK.min(to - at) as usize;
+            let from_source = self.read_through(state, at, &mut buf[..n])?;
+            if from_source > 0 {
+                state.own_bytes += from_source;
+                self.keep(state, at, &buf[..n]);
+            }
             state.hasher.update(&buf[..n]);
             state.hashed_to += n as u64;
-            state.own_bytes += n as u64;
             if total >= SHOWN_GAP {
                 (self.on_own_read)(state.hashed_to - start, total);
             }
         }
         Ok(())
+    }
+
+    /// Fill `buf` with the bytes at `offset`: the kept parts (of [`FROM_STORE`] bytes or more)
+    /// from the spill store, the rest from the source, in as few reads as that allows. Gives the
+    /// bytes read from the source.
+    fn read_through(
+        &self,
+        state: &HashState,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<u64, SourceError> {
+        let end = offset + buf.len() as u64;
+        let Some(store) = &self.spill else {
+            self.inner.read_exact_at(offset, buf)?;
+            return Ok(buf.len() as u64);
+        };
+        let slot = |a: u64, b: u64| (a - offset) as usize..(b - offset) as usize;
+        let (mut from_source, mut pending) = (0u64, offset);
+        let first = state.kept.partition_point(|r| r.1 <= offset);
+        for &(start, stop) in &state.kept[first..] {
+            if start >= end {
+                break;
+            }
+            let (a, b) = (start.max(offset), stop.min(end));
+            let fragment = b - a < FROM_STORE && b - a < end - offset;
+            if fragment || store.read_at(a, &mut buf[slot(a, b)]).is_err() {
+                continue; // read from the source with what is around it
+            }
+            if pending < a {
+                self.inner.read_exact_at(pending, &mut buf[slot(pending, a)])?;
+                from_source += a - pending;
+            }
+            pending = b;
+        }
+        if pending < end {
+            self.inner.read_exact_at(pending, &mut buf[slot(pending, end)])?;
+            from_source += end - pending;
+        }
+        Ok(from_source)
+    }
+
+    /// Keep `data`, the source's bytes at `offset`, in the spill store when there is one (and
+    /// it has not failed); a failing store is given up, not the run.
+    fn keep(&self, state: &mut HashState, offset: u64, data: &[u8]) {
+        let Some(store) = &self.spill else { return };
+        let end = offset + data.len() as u64;
+        if state.spill_failed || data.is_empty() || state.is_kept(offset, end) {
+            return;
+        }
+        match store.write_at(offset, data) {
+            Ok(()) => state.keep(offset, end),
+            Err(_) => state.spill_failed = true,
+        }
+    }
+
+    /// Whether a spill store was given and took everything it was asked to keep.
+    pub fn spill_worked(&self) -> bool {
+        self.spill.is_some() && self.state.as_ref().is_some_and(|s| !lock(s).spill_failed)
     }
 }
 
@@ -215,7 +424,7 @@ fn lock(state: &Mutex<HashState>) -> std::sync::MutexGuard<'_, HashState> {
     state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl<S: ByteSource, P: Fn(u64, u64)> ByteSource for HashAlong<S, P> {
+impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> ByteSource for HashAlong<S, P, K> {
     fn len(&self) -> u64 {
         self.inner.len()
     }
@@ -230,11 +439,16 @@ impl<S: ByteSource, P: Fn(u64, u64)> ByteSource for HashAlong<S, P> {
         if offset > state.hashed_to && offset - state.hashed_to <= buf.len() as u64 {
             self.fill_to(&mut state, offset)?;
         }
-        self.inner.read_exact_at(offset, buf)?;
-        if offset <= state.hashed_to && state.hashed_to < end && state.digest.is_none() {
-            let at = (state.hashed_to - offset) as usize;
-            state.hasher.update(&buf[at..]);
-            state.hashed_to = end;
+        self.read_through(&state, offset, buf)?;
+        if state.digest.is_none() {
+            if offset <= state.hashed_to && state.hashed_to < end {
+                let at = (state.hashed_to - offset) as usize;
+                state.hasher.update(&buf[at..]);
+                state.hashed_to = end;
+            } else if offset > state.hashed_to {
+                // Not hashable yet: kept, so the hash need not read it again.
+                self.keep(&mut state, offset, buf);
+            }
         }
         Ok(())
     }
@@ -320,6 +534,70 @@ mod tests {
         assert_eq!(s.hashed_to(), 600);
         assert_eq!(s.finish().unwrap(), Some(sha(&data)));
         assert_eq!(s.own_bytes(), 400);
+    }
+
+    /// A store that takes `room` bytes, then fails (a full disk, a quota).
+    struct SmallSpill {
+        room: u64,
+        inner: MemorySpill,
+    }
+
+    impl SpillStore for SmallSpill {
+        fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), SourceError> {
+            if self.inner.bytes() + data.len() as u64 > self.room {
+                return Err(no_store(offset, data.len()));
+            }
+            self.inner.write_at(offset, data)
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+            self.inner.read_at(offset, buf)
+        }
+    }
+
+    /// A run's shape: the header, a row of the embedding, a hint at the first layer, the layers
+    /// stored as 0, 2, 1 (a layer before a lower one), then a tied head (the embedding again).
+    fn run_like(s: &impl ByteSource, data: &[u8]) {
+        let (header, embd, layer0, layer2, layer1) =
+            (0..1000u64, 1000..600_000, 600_000..700_000, 700_000..800_000, 800_000..900_000);
+        assert_eq!(read(s, header.start, header.end), data[..1000]);
+        read(s, 2000, 2100); // one embedding row, far ahead of the hash
+        s.prefetch(&[layer0.clone()]).unwrap();
+        for l in [layer0, layer1, layer2] {
+            assert_eq!(read(s, l.start, l.end), data[l.start as usize..l.end as usize]);
+        }
+        assert_eq!(read(s, embd.start, embd.end), data[embd.start as usize..embd.end as usize]);
+    }
+
+    #[test]
+    fn with_a_spill_store_no_byte_is_read_twice() {
+        let data = bytes(900_000);
+        let without = source(&data);
+        run_like(&without, &data);
+        assert_eq!(without.finish().unwrap(), Some(sha(&data)));
+        let twice = without.inner().bytes_read() - 900_000;
+        assert!(twice > 500_000, "without a store the embedding is read twice ({twice} more)");
+
+        let store = MemorySpill::default();
+        let s = source(&data).with_spill(store);
+        run_like(&s, &data);
+        assert_eq!(s.finish().unwrap(), Some(sha(&data)));
+        assert!(s.spill_worked());
+        // Each byte once, but the embedding row read ahead of the hash (under FROM_STORE, read
+        // with what is around it).
+        assert!(s.inner().bytes_read() <= 900_000 + 100, "{}", s.inner().bytes_read());
+    }
+
+    #[test]
+    fn a_spill_store_that_fails_is_given_up_and_the_digest_is_the_same() {
+        let data = bytes(900_000);
+        // Room for the embedding, not for the layer stored out of order after it.
+        let s =
+            source(&data).with_spill(SmallSpill { room: 650_000, inner: MemorySpill::default() });
+        run_like(&s, &data);
+        assert_eq!(s.finish().unwrap(), Some(sha(&data)));
+        assert!(!s.spill_worked());
+        // The embedding it kept is read from it; the layer it could not keep is read again.
+        assert_eq!(s.inner().bytes_read(), 900_000 + 100_000 + 100);
     }
 
     #[test]

@@ -14,7 +14,9 @@ mod hash;
 mod progress;
 mod request;
 
-pub use hash::{hash_extra_bytes, hash_note, record_sha256, HashAlong};
+pub use hash::{
+    hash_extra_bytes, hash_note, record_sha256, HashAlong, MemorySpill, NoSpill, SpillStore,
+};
 pub use progress::{ProgressUpdate, RunProgress, Step};
 pub use request::{
     parse_memory_budget, parse_tokens, FormValues, Judging, RunRequest, RunSpec, SpecError,

@@ -38,7 +38,19 @@ fn main() {
                     job::show(permalink, json, post)
                 }
                 (Some(request), Some(model)) => {
-                    job::handle(request, model, job::Target::of(data.get(3)), policy, post)
+                    // A run hashing a file read by URL first opens its spill files (an
+                    // asynchronous browser call), so the hash downloads nothing twice.
+                    let against = job::Target::of(data.get(3));
+                    let post = post.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let spills = job::Spills::open(&request, &model, against.as_ref()).await;
+                        if let Err(message) =
+                            job::handle(request, model, against, policy, spills, &post)
+                        {
+                            post(&WorkerMessage::Error { message });
+                        }
+                    });
+                    Ok(())
                 }
                 _ => Err("the worker received a malformed request".into()),
             };
@@ -217,18 +229,127 @@ mod job {
 
     /// A model source as the engine reads it: hashed along the run (when it asks for sha256)
     /// under a read-ahead window, so the window's one read per layer is what the hash sees.
-    type PageSource = parallax_source::ReadAhead<HashAlong<Box<dyn ByteSource>, OwnReadProgress>>;
+    type PageSource =
+        parallax_source::ReadAhead<HashAlong<Box<dyn ByteSource>, OwnReadProgress, OpfsSpill>>;
+
+    /// The hash's spill store: a file in the origin's private file system (on disk, not in the
+    /// tab's memory), where it keeps the bytes it would otherwise download twice (see
+    /// `parallax_session::SpillStore`). Emptied when opened and when dropped; a file a
+    /// cancelled run leaves is emptied by the next run.
+    pub struct OpfsSpill {
+        handle: web_sys::FileSystemSyncAccessHandle,
+    }
+
+    impl OpfsSpill {
+        /// The spill file `name`, emptied; `None` where the browser gives none (no private file
+        /// system, or the file is held by a run in another tab): the hash then reads again.
+        async fn open(name: &str) -> Option<OpfsSpill> {
+            use wasm_bindgen::JsCast;
+            use wasm_bindgen_futures::JsFuture;
+            let scope: web_sys::WorkerGlobalScope = js_sys::global().dyn_into().ok()?;
+            let dir: web_sys::FileSystemDirectoryHandle =
+                JsFuture::from(scope.navigator().storage().get_directory())
+                    .await
+                    .ok()?
+                    .dyn_into()
+                    .ok()?;
+            let options = web_sys::FileSystemGetFileOptions::new();
+            options.set_create(true);
+            let file: web_sys::FileSystemFileHandle =
+                JsFuture::from(dir.get_file_handle_with_options(name, &options))
+                    .await
+                    .ok()?
+                    .dyn_into()
+                    .ok()?;
+            let handle: web_sys::FileSystemSyncAccessHandle =
+                JsFuture::from(file.create_sync_access_handle()).await.ok()?.dyn_into().ok()?;
+            handle.truncate_with_f64(0.0).ok()?;
+            Some(OpfsSpill { handle })
+        }
+
+        fn failed(
+            offset: u64,
+            len: usize,
+            e: wasm_bindgen::JsValue,
+        ) -> parallax_source::SourceError {
+            parallax_source::SourceError::Io {
+                offset,
+                len: len as u64,
+                message: format!("the hash's spill file: {e:?}"),
+            }
+        }
+    }
+
+    impl Drop for OpfsSpill {
+        fn drop(&mut self) {
+            let _ = self.handle.truncate_with_f64(0.0);
+            self.handle.close();
+        }
+    }
+
+    impl parallax_session::SpillStore for OpfsSpill {
+        fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), parallax_source::SourceError> {
+            let at = web_sys::FileSystemReadWriteOptions::new();
+            at.set_at(offset as f64);
+            match self.handle.write_with_u8_array_and_options(data, &at) {
+                Ok(n) if n as usize == data.len() => Ok(()),
+                Ok(n) => Err(Self::failed(offset, data.len(), format!("wrote {n} bytes").into())),
+                Err(e) => Err(Self::failed(offset, data.len(), e)),
+            }
+        }
+
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), parallax_source::SourceError> {
+            let at = web_sys::FileSystemReadWriteOptions::new();
+            at.set_at(offset as f64);
+            match self.handle.read_with_u8_array_and_options(buf, &at) {
+                Ok(n) if n as usize == buf.len() => Ok(()),
+                Ok(n) => Err(Self::failed(offset, buf.len(), format!("read {n} bytes").into())),
+                Err(e) => Err(Self::failed(offset, buf.len(), e)),
+            }
+        }
+    }
+
+    /// The spill stores of a run's files, the model's first: opened for a run that hashes a
+    /// file read by URL (a chosen file is read again from the disk, which costs little).
+    pub struct Spills(Vec<Option<OpfsSpill>>);
+
+    impl Spills {
+        pub async fn open(request: &Request, model: &Target, against: Option<&Target>) -> Spills {
+            let hashing = matches!(request, Request::Run(r) if r.sha256);
+            let mut spills = Vec::new();
+            for (k, target) in std::iter::once(Some(model)).chain([against]).enumerate() {
+                let by_url = matches!(target, Some(Target::Url(_)));
+                spills.push(match hashing && by_url {
+                    true => OpfsSpill::open(&format!("parallax-hash-spill-{k}")).await,
+                    false => None,
+                });
+            }
+            Spills(spills)
+        }
+
+        /// The k-th file's store (0: the model).
+        fn take(&mut self, k: usize) -> Option<OpfsSpill> {
+            self.0.get_mut(k).and_then(Option::take)
+        }
+    }
 
     /// Told the bytes a file's hash reads for itself (the gaps the run skips).
     type OwnReadProgress = Box<dyn Fn(u64, u64)>;
 
-    /// `source` as the engine reads it (see [`PageSource`]).
-    fn page_source(source: Box<dyn ByteSource>, sha256: bool, window: u64) -> PageSource {
+    /// `source` as the engine reads it (see [`PageSource`]), keeping in `spill` what its hash
+    /// would read twice.
+    fn page_source(
+        source: Box<dyn ByteSource>,
+        sha256: bool,
+        window: u64,
+        spill: Option<OpfsSpill>,
+    ) -> PageSource {
         let post = poster();
         let told: OwnReadProgress = Box::new(move |done, total| {
             post(&WorkerMessage::Progress(ProgressUpdate::hashing(done, total)))
         });
-        parallax_source::ReadAhead::new(HashAlong::new_if(source, sha256, told), window)
+        let hashing = HashAlong::new_if(source, sha256, told).with_spill_if(spill);
+        parallax_source::ReadAhead::new(hashing, window)
     }
 
     /// The sha256 of each of a run's files (`None` where the run asks for none), once the run
@@ -245,6 +366,7 @@ mod job {
         model: Target,
         against: Option<Target>,
         policy: parallax_web::HttpPolicy,
+        mut spills: Spills,
         post: &dyn Fn(&WorkerMessage),
     ) -> Result<(), String> {
         let budget = match &request {
@@ -253,7 +375,7 @@ mod job {
         };
         let window = READ_AHEAD_WINDOW.min(budget / 4);
         let sha256 = matches!(&request, Request::Run(r) if r.sha256);
-        let source = page_source(open(model, policy, post)?, sha256, window);
+        let source = page_source(open(model, policy, post)?, sha256, window, spills.take(0));
         let name = source.name();
         let model = Model::open(&source).map_err(|e| format!("{name}: {e}"))?;
         match request {
@@ -269,7 +391,7 @@ mod job {
                 let other_sources = match (against, r.against.first()) {
                     (None, None) => Vec::new(),
                     (Some(t), Some(_)) => {
-                        vec![page_source(open(t, policy, post)?, spec.sha256, window)]
+                        vec![page_source(open(t, policy, post)?, spec.sha256, window, spills.take(1))]
                     }
                     (None, Some(named)) => {
                         return Err(format!(
