@@ -42,8 +42,8 @@ after(async () => {
 async function run(file, hash) {
   const { page, errors } = await openPage(browser, `${base}?model=/models/${file}`);
   await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
-  assert.equal(await page.isChecked('#hash'), false, 'by URL the hash is off unless ticked');
-  if (hash) await page.check('#hash');
+  assert.equal(await page.isChecked('#hash'), true, 'the sha256 is on by default');
+  if (!hash) await page.uncheck('#hash');
   served = 0;
   await page.click('#run');
   await page.waitForSelector('#report .px-verdicts', { timeout: 240000 });

@@ -199,10 +199,10 @@ test('?model=<url> streams the real Qwen2.5-0.5B over Range requests and matches
   const { page, errors } = await openPage(`?model=/models/${qwenFile}&http_timeout=120`);
   await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
   assert.match(await page.textContent('#status'), /GGUF v3, 291 tensors/);
-  // By URL the sha256 is off unless asked for, and the page says what it would cost.
-  assert.equal(await page.isChecked('#hash'), false);
-  assert.match(await page.textContent('#hash-note'), /^off by default for a URL: it downloads [\d.]+ MiB more \(\+\d+ % of the file\)/);
-  await page.check('#hash');
+  // The sha256 is on, and the page says what it costs by URL: the untied embedding the run
+  // skips (tests/browser/hash.test.mjs counts it).
+  assert.equal(await page.isChecked('#hash'), true);
+  assert.match(await page.textContent('#hash-note'), /^hashed as the run reads it: 89\.26 MiB more to download \(\+19 % of the file, what the run skips\); up to [\d.]+ MiB if the browser cannot keep bytes on disk$/);
   await page.fill('#tokens', tokens);
   // Long tasks on the page's main thread while the worker runs the model (until the report
   // arrives): the page must never block.
@@ -270,7 +270,6 @@ test('?model=<url> of a split GGUF\'s first shard streams every shard as one mod
   const { page, errors } = await openPage(`?model=/models/${first}&scope=last`);
   await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
   assert.match(await page.textContent('#status'), /\(\+2 more shards\).*291 tensors/);
-  await page.check('#hash');
   await page.fill('#tokens', tokens);
   await page.click('#run');
   await page.waitForSelector('#report .px-verdicts', { timeout: 240000 });

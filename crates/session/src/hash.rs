@@ -385,25 +385,42 @@ pub fn hash_extra_bytes(summary: &parallax_model::ModelSummary) -> u64 {
     embedding.saturating_add(head_first).saturating_add(reordered)
 }
 
+/// The bytes of the model `summary` describes that a run never reads and its hash must: an
+/// untied embedding but its prompt's rows (a tied one is read whole by the head). With a spill
+/// store this is all a hash costs beyond the run's own reads.
+pub fn hash_unread_bytes(summary: &parallax_model::ModelSummary) -> u64 {
+    let role = |name: &str| summary.tensors.iter().find(|t| t.role.as_deref() == Some(name));
+    match role("output.weight") {
+        Some(_) => role("token_embd.weight").map_or(0, |t| t.bytes),
+        None => 0,
+    }
+}
+
 /// What hashing the model `summary` describes costs, as the page says it beside the sha256
-/// checkbox: read by URL (`by_url`) the extra bytes are a download, and the page leaves the box
-/// unticked (a hash must not double a URL user's download unasked); from a local file they are a
-/// read from the disk, and the box is ticked.
+/// checkbox. Read by URL (`by_url`) the extra bytes are a download: those the run never reads,
+/// since the page keeps on disk what the hash would read twice, or when the browser keeps
+/// nothing (no private file system, or one full), [`hash_extra_bytes`]. From a local file they
+/// are a read from the disk.
 pub fn hash_note(summary: &parallax_model::ModelSummary, by_url: bool) -> String {
-    let extra = hash_extra_bytes(summary);
-    let percent = if summary.file_bytes == 0 {
-        0.0
-    } else {
-        (extra as f64 / summary.file_bytes as f64 * 100.0).round()
+    let percent = |bytes: u64| {
+        if summary.file_bytes == 0 {
+            0.0
+        } else {
+            (bytes as f64 / summary.file_bytes as f64 * 100.0).round()
+        }
     };
-    let extra = parallax_model::human_bytes(extra);
+    let (unread, extra) = (hash_unread_bytes(summary), hash_extra_bytes(summary));
+    let (unread_text, extra_text) =
+        (parallax_model::human_bytes(unread), parallax_model::human_bytes(extra));
     if by_url {
         format!(
-            "off by default for a URL: it downloads {extra} more (+{percent} % of the file), hashing the rest as the run reads it"
+            "hashed as the run reads it: {unread_text} more to download (+{} % of the file, what the run skips); up to {extra_text} if the browser cannot keep bytes on disk",
+            percent(unread)
         )
     } else {
         format!(
-            "hashed as the run reads it, plus {extra} read once more (+{percent} % of the file)"
+            "hashed as the run reads it, plus {extra_text} read once more (+{} % of the file)",
+            percent(extra)
         )
     }
 }
@@ -688,7 +705,7 @@ mod tests {
         let qwen = summary(144_643_072, 397_808_192);
         assert_eq!(
             hash_note(&qwen, true),
-            "off by default for a URL: it downloads 137.94 MiB more (+36 % of the file), hashing the rest as the run reads it"
+            "hashed as the run reads it: 0 B more to download (+0 % of the file, what the run skips); up to 137.94 MiB if the browser cannot keep bytes on disk"
         );
         assert_eq!(
             hash_note(&qwen, false),
@@ -713,9 +730,12 @@ mod tests {
             tensor("blk.2.attn_q.weight", 700, 80),
         ]);
         assert_eq!(hash_extra_bytes(&layout), 100 + 300 + 40);
+        // Untied (an output head of its own): the embedding is what the run never reads.
+        assert_eq!(hash_unread_bytes(&layout), 100);
+        assert_eq!(hash_unread_bytes(&qwen), 0, "tied: the head reads the embedding");
         assert_eq!(
             hash_note(&summary(0, 0), true),
-            "off by default for a URL: it downloads 0 B more (+0 % of the file), hashing the rest as the run reads it"
+            "hashed as the run reads it: 0 B more to download (+0 % of the file, what the run skips); up to 0 B if the browser cannot keep bytes on disk"
         );
     }
 

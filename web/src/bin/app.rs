@@ -460,9 +460,6 @@ mod app {
             clear(&s.document, "report");
             set_hidden(&s.document, "downloads", true);
             set_hidden(&s.document, "warning", true);
-            // The sha256 by default for a file, not for a URL: there its extra reads are a
-            // download (the note beside the box says how much, once the model is read).
-            set_checked(&s.document, "hash", !matches!(target, Target::Url(_)));
             s.target = Some(target);
         }
         post(state, &Request::Inspect);
@@ -669,14 +666,6 @@ mod app {
                 Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
             })
             .collect()
-    }
-
-    fn set_checked(document: &Document, id: &str, on: bool) {
-        if let Some(i) =
-            document.get_element_by_id(id).and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
-        {
-            i.set_checked(on);
-        }
     }
 
     fn checked(document: &Document, id: &str) -> bool {
