@@ -1075,11 +1075,15 @@ mod app {
             set_status(
                 document,
                 &format!(
-                    "{} — {}, {} tensors, {}. Choose the run settings above and press Run parity.",
+                    "{} — {}, {} tensors, {}, of which a run reads about {}. Choose the run settings above and press Run parity.",
                     s.file_name,
                     s.format,
                     s.tensors.len(),
-                    parallax_model::human_bytes(s.file_bytes)
+                    parallax_model::human_bytes(s.file_bytes),
+                    // All but what no run reads: an untied embedding beyond the prompt's rows.
+                    parallax_model::human_bytes(
+                        s.file_bytes.saturating_sub(parallax_session::hash_unread_bytes(s))
+                    )
                 ),
                 false,
             );
