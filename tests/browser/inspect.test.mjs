@@ -199,7 +199,7 @@ test('?model=<url> streams the real Qwen2.5-0.5B over Range requests and matches
   const { page, errors } = await openPage(`?model=/models/${qwenFile}&http_timeout=120`);
   await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
   // What a run will read, before Run (the run reads 379.7 MiB: tests/browser/hash.test.mjs).
-  assert.match(await page.textContent('#status'), /GGUF v3, 291 tensors, 468\.63 MiB, of which a run reads about 379\.38 MiB\./);
+  assert.match(await page.textContent('#status'), /GGUF v3, 291 tensors, 468\.64 MiB, of which a run reads about 379\.38 MiB\./);
   // The sha256 is on, and the page says what it costs by URL: the untied embedding the run
   // skips (tests/browser/hash.test.mjs counts it).
   assert.equal(await page.isChecked('#hash'), true);
