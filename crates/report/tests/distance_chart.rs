@@ -84,3 +84,23 @@ fn the_distance_chart_comes_first() {
     let page = render(FAULT);
     assert!(page.find("px-callout").unwrap() < page.find("px-distance").unwrap());
 }
+
+/// The chart's values are there as text too: a folded table under the chart with a row per
+/// drawn point, which says the same as the point's hover (layer, site, value, standing).
+#[test]
+fn the_distance_chart_has_its_values_as_a_table() {
+    let page = render(FAULT);
+    let start = page.find("<section class=\"px-chart px-distance\">").unwrap();
+    let section = &page[start..start + page[start..].find("</section>").unwrap()];
+    let table = section.split_once("<details class=\"px-table-view\">").expect("a table view").1;
+    let rows: Vec<&str> = table.split("<tr>").skip(2).collect();
+    assert_eq!(rows.len(), points(&page).len(), "a row per point");
+    let failing: Vec<&&str> =
+        rows.iter().filter(|r| r.contains("<td>outside the band</td>")).collect();
+    // As the chart draws it: layer 1 (the fault) and what follows fail, layer 0 does not.
+    assert!(failing.iter().any(|r| r.starts_with("<td>1</td>")), "{failing:?}");
+    assert!(!failing.iter().any(|r| r.starts_with("<td>0</td>")), "{failing:?}");
+    assert!(rows
+        .iter()
+        .any(|r| r.starts_with("<td>1</td><td>residual stream</td><td>resid_ffn</td>")));
+}

@@ -58,4 +58,10 @@ fn the_ratio_chart_shows_key_sites_first_and_offers_each_site_alone() {
         assert!(page.contains(&g), "{site}: expected {g}");
     }
     assert!(chart.key.len() < chart.series.len(), "{:?} of {}", chart.key, chart.series.len());
+    // Its values as text: a folded table, a column per site and a row per layer.
+    let start = page.find("<section class=\"px-chart\"><h3>σ ratio").unwrap();
+    let section = &page[start..start + page[start..].find("</section>").unwrap()];
+    let table = section.split_once("<details class=\"px-table-view\">").expect("a table view").1;
+    assert_eq!(table.matches("<th>").count(), 1 + chart.series.len());
+    assert_eq!(table.matches("<tr>").count(), 1 + r.layers.len());
 }

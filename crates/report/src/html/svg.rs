@@ -135,7 +135,25 @@ pub(super) fn ratio_chart(w: &mut Writer, r: &Report, other: &str) {
         }
         w.lit("</g>");
     }
-    w.lit("</svg></section>\n");
+    w.lit("</svg>");
+    // The chart's values as text: a row per layer, a column per site.
+    w.lit("<details class=\"px-table-view\"><summary>The chart's values as a table</summary><table><tr><th>layer</th>");
+    for (site, _) in &chart.series {
+        markup!(w, "<th>{}</th>", r.site_label(site));
+    }
+    w.lit("</tr>");
+    for layer in 0..r.layers.len() {
+        markup!(w, "<tr><td>{}</td>", layer);
+        for (_, points) in &chart.series {
+            match points.iter().find(|p| p.layer == layer) {
+                Some(p) if p.outside.is_empty() => markup!(w, "<td>{:.6}</td>", p.ratio),
+                Some(p) => markup!(w, "<td>{:.6} (outside its band)</td>", p.ratio),
+                None => w.lit("<td>—</td>"),
+            }
+        }
+        w.lit("</tr>");
+    }
+    w.lit("</table></details></section>\n");
 }
 
 /// Which sites the chart shows — the key ones, all, none, one, or those ticked in the legend —
@@ -730,7 +748,29 @@ pub(super) fn distance_chart(w: &mut Writer, r: &Report, other: &str) {
         }
         w.lit("</g>");
     }
-    w.lit("</svg></section>\n");
+    w.lit("</svg>");
+    // The chart's values as text (screen readers, copying), folded under the chart.
+    w.lit(
+        "<details class=\"px-table-view\"><summary>The chart's values as a table</summary><table>\
+         <tr><th>layer</th><th>series</th><th>site</th><th>relative L2</th><th>band</th><th>standing</th><th>values</th></tr>",
+    );
+    for s in &chart.series {
+        for p in &s.points {
+            let band = p.band.map(|b| &chart.bands[b]);
+            markup!(
+                w,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3e}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                p.layer,
+                s.kind.describe(),
+                r.site_label(&p.site),
+                p.value,
+                band.map_or_else(String::new, |b| format!("{} ({}, {})", b.text, b.test, b.outcome)),
+                p.standing.describe(),
+                p.count
+            );
+        }
+    }
+    w.lit("</table></details></section>\n");
 }
 
 /// The summary card's sparkline of one path: the distance chart's view drawn small — the
