@@ -578,7 +578,7 @@ mod tests {
             (0..1000u64, 1000..600_000, 600_000..700_000, 700_000..800_000, 800_000..900_000);
         assert_eq!(read(s, header.start, header.end), data[..1000]);
         read(s, 2000, 2100); // one embedding row, far ahead of the hash
-        s.prefetch(&[layer0.clone()]).unwrap();
+        s.prefetch(std::slice::from_ref(&layer0)).unwrap();
         for l in [layer0, layer1, layer2] {
             assert_eq!(read(s, l.start, l.end), data[l.start as usize..l.end as usize]);
         }
