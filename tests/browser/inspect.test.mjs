@@ -237,6 +237,16 @@ test('?model=<url> streams the real Qwen2.5-0.5B over Range requests and matches
   assert.equal(web.model.sha256, '1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32', 'hashed while streaming');
   assert.equal(web.model.sha256, native.model.sha256);
   assert.equal(web.layers.length, 24);
+  // While it streamed, the page drew the residual stream's distance layer by layer: the same
+  // values the report holds (the drawing is hidden with the progress once the report is there).
+  const live = await page.$$eval('#live .px-live-pt title', (ts) => ts.map((t) => t.textContent));
+  assert.equal(live.length, 24, 'a live point per layer');
+  for (const [l, title] of live.entries()) {
+    const m = /^layer (\d+) · q8 · relative L2 ([\d.e+-]+)$/.exec(title);
+    assert.ok(m && Number(m[1]) === l, title);
+    const want = web.layers[l].sites.resid_ffn.compare.q8.rel_l2;
+    assert.ok(Math.abs(Number(m[2]) - want) <= 1e-3 * want, `layer ${l}: live ${m[2]}, report ${want}`);
+  }
   // Every kernel and every transcendental function sums and rounds in one order on every target
   // (parallax_quant::order, libm), so the page's report is the native one, byte for byte.
   assertSameReport(webText, nativeText, 'Qwen2.5-0.5B');

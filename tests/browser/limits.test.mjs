@@ -97,6 +97,9 @@ test('a cancelled run of the 0.5B stops, says so, and a new run works', async (t
   await page.click('#run');
   // Cancel in the middle of the layers.
   await page.waitForFunction(() => /layers: layer [1-9]\d*\/24/.test(document.querySelector('#progress-text')?.textContent ?? ''), null, { timeout: 120000 });
+  // The residual stream's distance is drawn as each layer finishes, before any report.
+  await page.waitForSelector('#live .px-live-pt', { timeout: 60000 });
+  assert.match(await page.textContent('#live figcaption'), /\((\d+) of 24 done\)/);
   const t0 = Date.now();
   await page.click('#cancel');
   await statusMatches(page, /Cancelled\. Nothing was kept from the stopped run\./, CANCEL_LIMIT_MS);

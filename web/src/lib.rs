@@ -237,6 +237,52 @@ pub fn sentence(message: &str) -> String {
     out
 }
 
+/// The residual stream's distance from the reference after one layer, while a run streams:
+/// what the page draws before the report exists ([`parallax_report::html::render_live_distance`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerDistance {
+    pub layer: u32,
+    pub reference: String,
+    /// The compared lanes, in run order.
+    pub lanes: Vec<String>,
+    /// Each compared lane's relative L2 at the residual stream (`None`: not a number).
+    pub rel_l2: Vec<Option<f64>>,
+}
+
+impl LayerDistance {
+    /// From the rows the engine shows at each site ([`parallax_engine::Run::tap`]): `None` but
+    /// at a layer's last site, the residual stream after the FFN. Over the run's scope (`last`:
+    /// the last position only), as the report's comparison at that site, so a point is the
+    /// report's value.
+    pub fn of(rows: &parallax_engine::SiteRows, last_only: bool) -> Option<LayerDistance> {
+        let layer = rows.layer?;
+        if rows.site != parallax_report::html::RESIDUAL_SITE || rows.rows.is_empty() {
+            return None;
+        }
+        let scoped = |b: &'_ [f32]| -> Vec<f32> {
+            match last_only {
+                true => b[b.len().saturating_sub(rows.width)..].to_vec(),
+                false => b.to_vec(),
+            }
+        };
+        let reference = scoped(&rows.rows[0]);
+        let rel_l2 = rows.rows[1..]
+            .iter()
+            .map(|b| {
+                parallax_metrics::Compare::of(&reference, &scoped(b))
+                    .and_then(|c| c.rel_l2)
+                    .filter(|v| v.is_finite())
+            })
+            .collect();
+        Some(LayerDistance {
+            layer,
+            reference: rows.lanes[0].clone(),
+            lanes: rows.lanes[1..].to_vec(),
+            rel_l2,
+        })
+    }
+}
+
 /// Messages from the worker to the page, posted as JSON strings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -244,6 +290,8 @@ pub enum WorkerMessage {
     /// The worker's wasm has loaded; the page may send work now.
     Ready,
     Progress(parallax_session::ProgressUpdate),
+    /// A layer finished: where the residual stream stands (drawn while the run streams).
+    Layer(LayerDistance),
     Inspected {
         summary: Box<parallax_model::ModelSummary>,
     },

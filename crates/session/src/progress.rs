@@ -131,6 +131,11 @@ impl RunProgress {
         self.run.map_or(0, |p| p.bytes_total) + self.hash.map_or(0, |p| p.bytes_total)
     }
 
+    /// The run's layer count, once the run has told it.
+    pub fn n_layers(&self) -> Option<u32> {
+        self.run.map(|p| p.n_layers)
+    }
+
     /// The share of every byte the run and its hash will read that is read, in [0, 1].
     pub fn fraction(&self) -> f64 {
         match self.bytes_total() {

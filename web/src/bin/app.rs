@@ -47,6 +47,8 @@ mod app {
         started_ms: f64,
         /// The run's progress bar: one fraction over its steps, the time left.
         progress: parallax_session::RunProgress,
+        /// Where the residual stream stood after each finished layer of the running run.
+        live: Vec<parallax_web::LayerDistance>,
         /// Run settings from the page's address (`?scope=last&mode=replay…`), applied to the
         /// next run over the form's values, then dropped.
         link_settings: Vec<(String, String)>,
@@ -133,6 +135,7 @@ mod app {
             announce_open: false,
             started_ms: 0.0,
             progress: Default::default(),
+            live: Vec::new(),
             urls: Vec::new(),
             link_settings: query_pairs(),
             viewing: false,
@@ -756,11 +759,13 @@ mod app {
             s.running = true;
             s.started_ms = now_ms();
             s.progress = Default::default();
+            s.live.clear();
         }
         set_running(&document, true);
         // While it runs the form stays open: its Cancel button is the way to stop it.
         set_folded(&document, false);
         clear(&document, "report");
+        clear(&document, "live");
         set_hidden(&document, "downloads", true);
         // What an earlier run warned of (no WebGPU, a server without Range) is not this run's.
         set_hidden(&document, "warning", true);
@@ -813,6 +818,30 @@ mod app {
                 }
                 if let Some(p) = document.get_element_by_id("progress-text") {
                     p.set_text_content(Some(&text));
+                }
+            }
+            WorkerMessage::Layer(distance) => {
+                let html = {
+                    let mut s = state.borrow_mut();
+                    // A run that drops a failing gpu path starts again from layer 0.
+                    if distance.layer == 0 {
+                        s.live.clear();
+                    }
+                    s.live.push(distance);
+                    let last = &s.live[s.live.len() - 1];
+                    let n_layers = s.progress.n_layers().unwrap_or(last.layer + 1);
+                    let points: Vec<(u32, Vec<Option<f64>>)> =
+                        s.live.iter().map(|d| (d.layer, d.rel_l2.clone())).collect();
+                    parallax_report::html::render_live_distance(
+                        &last.reference,
+                        &last.lanes,
+                        n_layers,
+                        &points,
+                    )
+                };
+                if let Some(live) = document.get_element_by_id("live") {
+                    // Built by the shared renderer, which escapes every string it prints.
+                    live.set_inner_html(&html);
                 }
             }
             WorkerMessage::Inspected { summary } => {

@@ -91,6 +91,18 @@ mod job {
         WorkerMessage::Progress(ProgressUpdate::from(p))
     }
 
+    /// After each layer, where its residual stream stands: the page draws it while the run
+    /// streams.
+    fn post_layer(
+        rows: &parallax_engine::SiteRows,
+        last_only: bool,
+        post: &dyn Fn(&WorkerMessage),
+    ) {
+        if let Some(d) = parallax_web::LayerDistance::of(rows, last_only) {
+            post(&WorkerMessage::Layer(d));
+        }
+    }
+
     /// Judge, warn if the gpu path was dropped, and post the report.
     fn finish(mut report: parallax_report::Report, spec: &RunSpec, post: &dyn Fn(&WorkerMessage)) {
         if let Some(why) = &report.execution.gpu_unavailable {
@@ -417,6 +429,7 @@ mod job {
                     ..spec.options()
                 };
                 let input = spec.input(&model)?;
+                let last_only = opts.scope == parallax_report::Scope::Last;
                 if opts.paths.contains(&PathKind::Gpu) {
                     // The browser answers GPU work only through its event loop: run as a task
                     // that awaits it. The sources are read synchronously as before.
@@ -432,6 +445,7 @@ mod job {
                             parallax_engine::Run::new(&model, &input, &opts)
                                 .against(&others)
                                 .progress(|p| post(&progress_message(p)))
+                                .tap(|rows| post_layer(rows, last_only, &post))
                                 .run_async()
                                 .await
                                 .map_err(|e| e.to_string())
@@ -454,6 +468,7 @@ mod job {
                 let mut report = parallax_engine::Run::new(&model, &input, &opts)
                     .against(&others)
                     .progress(|p| post(&progress_message(p)))
+                    .tap(|rows| post_layer(rows, last_only, post))
                     .run()
                     .map_err(|e| e.to_string())?;
                 let all: Vec<&PageSource> =

@@ -22,6 +22,7 @@ mod svg;
 mod tokens;
 
 pub use charts::{token_std_as_drawn, RatioChart, RatioPoint};
+pub use distance::RESIDUAL_SITE;
 pub use summary::{render_summary, SummaryMeta, SummaryTensor, SummaryView};
 
 use markup::{markup, Html, Writer};
@@ -54,6 +55,22 @@ pub fn render_standalone(report: &Report) -> String {
     w.lit("<h1 class=\"px-doc-title\">Parallax report</h1>\n");
     w.html(&fragment(report));
     w.lit("\n</main>\n</body>\n</html>\n");
+    w.finish().into_string()
+}
+
+/// The residual stream's distance from the reference per layer while a run streams, before its
+/// report exists: `points` holds, for each finished layer, each compared lane's relative L2 (in
+/// the order of `lanes`; `None` where it is not a number). On the distance chart's fixed log
+/// decades, so a point sits where the report's chart will draw it; the page replaces it with the
+/// report when the run ends.
+pub fn render_live_distance(
+    reference: &str,
+    lanes: &[String],
+    n_layers: u32,
+    points: &[(u32, Vec<Option<f64>>)],
+) -> String {
+    let mut w = Writer::new();
+    svg::live_distance(&mut w, reference, lanes, n_layers, points);
     w.finish().into_string()
 }
 

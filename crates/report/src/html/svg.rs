@@ -879,3 +879,86 @@ pub(super) fn sparkline(w: &mut Writer, chart: &DistanceChart, other: &str, refe
     }
     w.lit("</svg>");
 }
+
+/// The live view of [`super::render_live_distance`]: a line per compared lane over the decades
+/// 10⁻⁷…10⁰ (a value below is drawn at the bottom, one not a number at the top, crossed).
+pub(super) fn live_distance(
+    w: &mut Writer,
+    reference: &str,
+    lanes: &[String],
+    n_layers: u32,
+    points: &[(u32, Vec<Option<f64>>)],
+) {
+    const W: f64 = 640.0;
+    const H: f64 = 150.0;
+    const LEFT: f64 = 44.0;
+    const RIGHT: f64 = 12.0;
+    const TOP: f64 = 10.0;
+    const BOTTOM: f64 = 24.0;
+    const LO: i32 = -7;
+    const HI: i32 = 0;
+    let n = f64::from(n_layers.max(1));
+    let x = |layer: u32| LEFT + (W - LEFT - RIGHT) * (f64::from(layer) + 0.5) / n;
+    let y = |v: Option<f64>| {
+        let e = match v {
+            Some(v) if v > 0.0 => libm::log10(v).clamp(f64::from(LO), f64::from(HI)),
+            Some(_) => f64::from(LO),
+            None => f64::from(HI),
+        };
+        TOP + (H - TOP - BOTTOM) * (f64::from(HI) - e) / f64::from(HI - LO)
+    };
+    let done = points.len();
+    markup!(
+        w,
+        "<figure class=\"px-report px-live\"><figcaption>While it runs: relative L2 of the residual stream against {} after each layer ({} of {} done); the report's charts replace it</figcaption>\
+         <svg class=\"px-svg\" viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"relative L2 of the residual stream per finished layer, {} of {}\">",
+        reference,
+        done,
+        n_layers,
+        W,
+        H,
+        done,
+        n_layers
+    );
+    for e in LO..=HI {
+        let yy = y(Some(libm::pow(10.0, f64::from(e))));
+        markup!(
+            w,
+            "<line class=\"px-grid\" x1=\"{}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\"/><text class=\"px-tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">1e{}</text>",
+            LEFT,
+            W - RIGHT,
+            yy,
+            yy,
+            LEFT - 4.0,
+            yy + 4.0,
+            e
+        );
+    }
+    for (k, lane) in lanes.iter().enumerate() {
+        let line: Vec<String> = points
+            .iter()
+            .map(|(l, v)| format!("{:.1},{:.1}", x(*l), y(v.get(k).copied().flatten())))
+            .collect();
+        markup!(
+            w,
+            "<g class=\"px-live-series px-live-{}\"><polyline points=\"{}\"/>",
+            k,
+            line.join(" ")
+        );
+        for (l, v) in points {
+            let v = v.get(k).copied().flatten();
+            let value = v.map_or_else(|| "not a number".to_string(), |v| format!("{v:.3e}"));
+            markup!(
+                w,
+                "<circle class=\"px-live-pt\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\"><title>layer {} · {} · relative L2 {}</title></circle>",
+                x(*l),
+                y(v),
+                l,
+                lane,
+                value
+            );
+        }
+        w.lit("</g>");
+    }
+    w.lit("</svg></figure>");
+}
