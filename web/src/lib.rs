@@ -688,6 +688,33 @@ pub fn parse_content_range(header: &str) -> Option<(u64, u64)> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_layer_distance_is_the_residual_streams_relative_l2_over_the_runs_scope() {
+        let lanes = ["f32".to_string(), "q8".to_string()];
+        // Two positions of width 2: the path differs at the first position only.
+        let rows = [vec![1.0f32, 2.0, 3.0, 4.0], vec![1.5f32, 2.0, 3.0, 4.0]];
+        let at = |site, layer| parallax_engine::SiteRows {
+            layer,
+            site,
+            width: 2,
+            lanes: &lanes,
+            rows: &rows,
+        };
+        assert_eq!(LayerDistance::of(&at("q", Some(3)), false), None, "only the residual stream");
+        assert_eq!(LayerDistance::of(&at("resid_ffn", None), false), None, "only a layer's");
+        let all = LayerDistance::of(&at("resid_ffn", Some(3)), false).unwrap();
+        assert_eq!(
+            (all.layer, all.reference.as_str(), all.lanes.clone()),
+            (3, "f32", vec!["q8".to_string()])
+        );
+        let want = parallax_metrics::Compare::of(&rows[0], &rows[1]).unwrap().rel_l2;
+        assert_eq!(all.rel_l2, vec![want]);
+        assert!(want.unwrap() > 0.0);
+        // Over the last position only, the two paths agree.
+        let last = LayerDistance::of(&at("resid_ffn", Some(3)), true).unwrap();
+        assert_eq!(last.rel_l2, vec![Some(0.0)]);
+    }
+
     /// The folded settings name what ran: the model's file (not its whole URL), the prompt
     /// cut to a line, the paths with the reference last, scope, mode and any fault.
     #[test]
