@@ -198,5 +198,8 @@ test('the σ-ratio chart shows the key sites first (the fault\'s among them), an
   await page.uncheck(`${chart} .px-legend input[data-site="q"]`);
   assert.equal((await shown()).length, all - 1);
   assert.ok(!(await shown()).includes('q'));
+  // Series differ by shape as well as colour: neighbours in the site order take other marks.
+  const shapes = await page.$$eval(`${chart} .px-series`, (gs) => gs.map((g) => g.querySelector('.px-pt')?.tagName ?? ''));
+  assert.ok(new Set(shapes.filter(Boolean)).size >= 3, `marks: ${shapes}`);
   assert.deepEqual(errors, []);
 });

@@ -90,7 +90,7 @@ test('a parity run in the worker shows progress, the report charts and downloads
   assert.match(text, /σ ratio q8 \/ f32 per layer/);
   assert.match(text, /all 4 tokens/);
   // 2 layers × 14 sites, one point each.
-  assert.equal(await page.$$eval('#report .px-ratio circle', (c) => c.length), 2 * 14);
+  assert.equal(await page.$$eval('#report .px-ratio .px-series title', (c) => c.length), 2 * 14, 'a point (its hover) per layer and site');
   assert.match(await page.textContent('#status'), /Done in/);
   const href = await page.getAttribute('#dl-json', 'href');
   assert.match(href, /^blob:/);
@@ -386,6 +386,6 @@ test('a 7B-shaped Q4_K_M model (28 layers, 4.4 GB) runs in the wasm32 worker wit
   const bytes = Number(m[1]) * (m[2] === 'GiB' ? 2 ** 30 : 2 ** 20);
   console.log(`7B-shaped run in the browser: ${((performance.now() - t0) / 1000).toFixed(1)} s, peak wasm memory ${m[1]} ${m[2]}`);
   assert.ok(bytes < 1.2e9, `peak wasm memory ${m[1]} ${m[2]}`);
-  assert.equal(await page.$$eval('#report .px-ratio circle', (c) => c.length), 28 * 14);
+  assert.equal(await page.$$eval('#report .px-ratio .px-series title', (c) => c.length), 28 * 14);
   assert.deepEqual(errors, []);
 });

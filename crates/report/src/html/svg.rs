@@ -118,20 +118,30 @@ pub(super) fn ratio_chart(w: &mut Writer, r: &Report, other: &str) {
             Html::lit(if key { " px-key" } else { "" }),
             path.join(" ")
         );
+        let shape = site_shape(site, r);
         for p in points {
-            let out = !p.outside.is_empty();
-            markup!(
-                w,
-                "<circle class=\"{}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"{}\"><title>layer {} · {} · ratio {:.6}{}</title></circle>",
-                if out { "px-out" } else { "px-pt" },
-                chart.x(p.layer),
-                chart.y_of_ratio(p.ratio),
-                if out { 5u32 } else { 3 },
+            let (x, y) = (chart.x(p.layer), chart.y_of_ratio(p.ratio));
+            let title = format!(
+                "layer {} · {} · ratio {:.6}{}",
                 p.layer,
                 r.site_label(site),
                 p.ratio,
                 chart.why_outside(p)
             );
+            if p.outside.is_empty() {
+                // Inside its band: the site's own mark, so series differ by shape as well.
+                w.lit("<g>");
+                mark(w, shape, x, y, 3.0);
+                markup!(w, "<title>{}</title></g>", title);
+            } else {
+                markup!(
+                    w,
+                    "<circle class=\"px-out\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"5\"><title>{}</title></circle>",
+                    x,
+                    y,
+                    title
+                );
+            }
         }
         w.lit("</g>");
     }
@@ -173,19 +183,74 @@ fn show_select(w: &mut Writer, other: &str, r: &Report) {
     w.lit("</select></p>");
 }
 
+/// A series' point mark: sites take the four shapes in turn along the site order, so that
+/// neighbours in a chart differ by shape as well as colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Circle,
+    Square,
+    Diamond,
+    Triangle,
+}
+
+fn site_shape(site: &str, r: &Report) -> Shape {
+    const SHAPES: [Shape; 4] = [Shape::Circle, Shape::Square, Shape::Diamond, Shape::Triangle];
+    SHAPES[r.site_order.iter().position(|s| s == site).unwrap_or(0) % SHAPES.len()]
+}
+
+/// `shape` of half-size `h` at (`x`, `y`), in the series' colour (`px-pt`).
+fn mark(w: &mut Writer, shape: Shape, x: f64, y: f64, h: f64) {
+    match shape {
+        Shape::Circle => {
+            markup!(w, "<circle class=\"px-pt\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"{}\"/>", x, y, h)
+        }
+        Shape::Square => markup!(
+            w,
+            "<rect class=\"px-pt\" x=\"{:.1}\" y=\"{:.1}\" width=\"{}\" height=\"{}\"/>",
+            x - h,
+            y - h,
+            2.0 * h,
+            2.0 * h
+        ),
+        Shape::Diamond => markup!(
+            w,
+            "<path class=\"px-pt\" d=\"M{:.1} {:.1}l{} {}l{} {}l{} {}z\"/>",
+            x,
+            y - 1.3 * h,
+            1.3 * h,
+            1.3 * h,
+            -1.3 * h,
+            1.3 * h,
+            -1.3 * h,
+            -1.3 * h
+        ),
+        Shape::Triangle => markup!(
+            w,
+            "<path class=\"px-pt\" d=\"M{:.1} {:.1}l{} {}h{}z\"/>",
+            x,
+            y - 1.3 * h,
+            1.3 * h,
+            2.3 * h,
+            -2.6 * h
+        ),
+    }
+}
+
 /// One checkbox per site, which the stylesheet ties to the site's series (in "ticked" mode).
 fn legend(w: &mut Writer, other: &str, r: &Report) {
     w.lit("<div class=\"px-legend\">");
     for site in &r.site_order {
         markup!(
             w,
-            "<label class=\"{}\"><input type=\"checkbox\" class=\"px-toggle\" data-site=\"{}\" id=\"rt-{}-{}\" checked><span class=\"px-swatch\"></span>{}</label>",
+            "<label class=\"{}\"><input type=\"checkbox\" class=\"px-toggle\" data-site=\"{}\" id=\"rt-{}-{}\" checked><span class=\"px-swatch\"></span>",
             site_class(site),
             site,
             other,
-            site,
-            r.site_label(site)
+            site
         );
+        w.lit("<svg class=\"px-legend-mark\" viewBox=\"-5 -5 10 10\" width=\"10\" height=\"10\" aria-hidden=\"true\">");
+        mark(w, site_shape(site, r), 0.0, 0.0, 3.0);
+        markup!(w, "</svg>{}</label>", r.site_label(site));
     }
     w.lit("</div>");
 }
