@@ -22,8 +22,9 @@ fn standalone_report_has_charts_no_script_and_escapes_hostile_strings() {
     assert!(html.starts_with("<!doctype html>"));
     assert!(html.contains("Content-Security-Policy\" content=\"default-src 'none'"));
     assert!(!html.to_ascii_lowercase().contains("<script"), "the report carries no script");
-    // One ratio point per (layer, site) with a value, hover titles included.
-    let points = html.matches("<circle").count();
+    // One ratio point per (layer, site) with a value, each with its hover title (the points
+    // take four shapes, so their titles are what is counted).
+    let points = html.matches(" · ratio ").count();
     assert_eq!(points, 24 * report.site_order.len(), "one point per layer and site");
     assert!(html.contains("<title>layer 3 · ffn_swigl · ratio"));
     assert!(html.contains("all 3 tokens"), "the token scope is stated");
