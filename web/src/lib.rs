@@ -254,22 +254,20 @@ impl LayerDistance {
     /// at a layer's last site, the residual stream after the FFN. Over the run's scope (`last`:
     /// the last position only), as the report's comparison at that site, so a point is the
     /// report's value.
-    pub fn of(rows: &parallax_engine::SiteRows, last_only: bool) -> Option<LayerDistance> {
+    pub fn of<'r>(rows: &parallax_engine::SiteRows<'r>, last_only: bool) -> Option<LayerDistance> {
         let layer = rows.layer?;
         if rows.site != parallax_report::html::RESIDUAL_SITE || rows.rows.is_empty() {
             return None;
         }
-        let scoped = |b: &'_ [f32]| -> Vec<f32> {
-            match last_only {
-                true => b[b.len().saturating_sub(rows.width)..].to_vec(),
-                false => b.to_vec(),
-            }
+        let scoped = |b: &'r [f32]| match last_only {
+            true => &b[b.len().saturating_sub(rows.width)..],
+            false => b,
         };
         let reference = scoped(&rows.rows[0]);
         let rel_l2 = rows.rows[1..]
             .iter()
             .map(|b| {
-                parallax_metrics::Compare::of(&reference, &scoped(b))
+                parallax_metrics::Compare::of(reference, scoped(b))
                     .and_then(|c| c.rel_l2)
                     .filter(|v| v.is_finite())
             })

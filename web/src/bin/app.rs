@@ -47,8 +47,9 @@ mod app {
         started_ms: f64,
         /// The run's progress bar: one fraction over its steps, the time left.
         progress: parallax_session::RunProgress,
-        /// Where the residual stream stood after each finished layer of the running run.
-        live: Vec<parallax_web::LayerDistance>,
+        /// Where the residual stream stood after each finished layer of the running run: the
+        /// layer and each compared lane's relative L2.
+        live: Vec<(u32, Vec<Option<f64>>)>,
         /// Run settings from the page's address (`?scope=last&mode=replay…`), applied to the
         /// next run over the form's values, then dropped.
         link_settings: Vec<(String, String)>,
@@ -637,21 +638,14 @@ mod app {
             .unwrap_or_default()
     }
 
-    /// The page's query string as (key, value) pairs.
+    /// The run settings in the page's query: the first value of each of the link settings, in
+    /// their order.
     fn query_pairs() -> Vec<(String, String)> {
-        let Some(params) = web_sys::window()
-            .and_then(|w| w.location().search().ok())
-            .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
-        else {
-            return Vec::new();
-        };
-        let mut pairs = Vec::new();
-        for key in parallax_web::LINK_SETTINGS {
-            if let Some(v) = params.get(key) {
-                pairs.push((key.to_string(), v));
-            }
-        }
-        pairs
+        let all = all_query_pairs();
+        parallax_web::LINK_SETTINGS
+            .iter()
+            .filter_map(|key| all.iter().find(|(k, _)| k == key).cloned())
+            .collect()
     }
 
     /// Every (key, value) of the page's query, in order.
@@ -827,16 +821,13 @@ mod app {
                     if distance.layer == 0 {
                         s.live.clear();
                     }
-                    s.live.push(distance);
-                    let last = &s.live[s.live.len() - 1];
-                    let n_layers = s.progress.n_layers().unwrap_or(last.layer + 1);
-                    let points: Vec<(u32, Vec<Option<f64>>)> =
-                        s.live.iter().map(|d| (d.layer, d.rel_l2.clone())).collect();
+                    s.live.push((distance.layer, distance.rel_l2));
+                    let n_layers = s.progress.n_layers().unwrap_or(distance.layer + 1);
                     parallax_report::html::render_live_distance(
-                        &last.reference,
-                        &last.lanes,
+                        &distance.reference,
+                        &distance.lanes,
                         n_layers,
-                        &points,
+                        &s.live,
                     )
                 };
                 if let Some(live) = document.get_element_by_id("live") {

@@ -5,6 +5,7 @@
 //! standalone HTML — is the same to the byte on every target (native and wasm32).
 
 use super::compare::decade_label;
+use super::distance::STREAM_SITES;
 use super::heat::{self, DistanceScale, HeatBand, Standing, DISTANCE_LEVELS};
 use crate::{Report, SiteRecord};
 
@@ -235,24 +236,23 @@ impl RatioChart {
                 (!points.is_empty()).then(|| (site.clone(), points))
             })
             .collect::<Vec<(String, Vec<RatioPoint>)>>();
-        let cosine = heat::bands_for(r, other, "cosine");
-        let rel_l2 = heat::bands_for(r, other, "rel_l2");
+        // The heatmaps' cosine and relative-L2 metrics, each with the bands that judge it.
+        let judged: Vec<(&Metric, Vec<HeatBand>)> = METRICS
+            .iter()
+            .filter(|m| matches!(m.name, "cosine" | "rel_l2"))
+            .map(|m| (m, heat::bands_for(r, other, m.contract_metric)))
+            .collect();
         // The first layer at which each site leaves a band, if it does.
         let first_out = |site: &str, points: &[RatioPoint]| {
             let by_ratio = points.iter().find(|p| !p.outside.is_empty()).map(|p| p.layer);
             let by_compare = r.layers.iter().enumerate().position(|(i, l)| {
-                let Some(c) = l.sites.get(site).and_then(|s| s.compare.get(other)) else {
-                    return false;
-                };
-                let outside =
-                    |bands: &[HeatBand], v: Option<f64>, ideal: f64, d: fn(f64) -> f64| {
-                        v.is_some_and(|v| {
-                            heat::worst_standing(bands, site, i as u32, v, ideal, d).0
-                                == Standing::Outside
-                        })
-                    };
-                outside(&cosine, c.cosine, 1.0, |c| 1.0 - c)
-                    || outside(&rel_l2, c.rel_l2, 0.0, |e| e.max(0.0))
+                let Some(s) = l.sites.get(site) else { return false };
+                judged.iter().any(|(m, bands)| {
+                    (m.value)(s, other).is_some_and(|v| {
+                        heat::worst_standing(bands, site, i as u32, v, m.ideal, m.distance).0
+                            == Standing::Outside
+                    })
+                })
             });
             by_ratio.into_iter().chain(by_compare).min()
         };
@@ -263,7 +263,7 @@ impl RatioChart {
             .iter()
             .zip(&first)
             .filter(|((site, _), at)| {
-                site.starts_with("resid_") || (at.is_some() && **at == parting)
+                STREAM_SITES.contains(&site.as_str()) || (at.is_some() && **at == parting)
             })
             .map(|((site, _), _)| site.clone())
             .collect();

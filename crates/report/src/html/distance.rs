@@ -48,6 +48,10 @@ pub const MIN_VIEW: (i32, i32) = (-3, 0);
 pub const DISTANCE_FRAME: Frame =
     Frame { width: 880.0, height: 280.0, left: 60.0, right: 64.0, top: 30.0, bottom: 36.0 };
 
+/// The page's view of the residual stream while a run streams: the same view, smaller.
+pub const LIVE_FRAME: Frame =
+    Frame { width: 640.0, height: 160.0, left: 60.0, right: 12.0, top: 10.0, bottom: 36.0 };
+
 /// The summary card's sparkline: the same view, small, with a strip of one cell per layer
 /// under it (the strip's height is the bottom margin).
 pub const SPARKLINE_FRAME: Frame =
@@ -55,6 +59,18 @@ pub const SPARKLINE_FRAME: Frame =
 
 /// At most about this many layer labels under the chart.
 pub const LAYER_LABELS: usize = 14;
+
+/// Whole decades covering every one of `values` (positive), and at least [`MIN_VIEW`].
+fn view_decades(values: impl Iterator<Item = f64>) -> (i32, i32) {
+    let (mut lo_decade, mut hi_decade) = MIN_VIEW;
+    for v in values {
+        let e = libm::log10(v);
+        // A hair of tolerance, so that a value on a decade does not open the next one.
+        lo_decade = lo_decade.min(libm::floor(e + 1e-9) as i32);
+        hi_decade = hi_decade.max(libm::ceil(e - 1e-9) as i32);
+    }
+    (lo_decade, hi_decade)
+}
 
 /// Which series a point belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,14 +221,23 @@ impl DistanceChart {
             .filter(|v| v.is_finite())
             .map(|v| v.max(FLOOR))
             .chain(bands.iter().filter_map(|b| b.hi).filter(|v| *v > 0.0));
-        let (mut lo_decade, mut hi_decade) = MIN_VIEW;
-        for v in values {
-            let e = libm::log10(v);
-            // A hair of tolerance, so that a value on a decade does not open the next one.
-            lo_decade = lo_decade.min(libm::floor(e + 1e-9) as i32);
-            hi_decade = hi_decade.max(libm::ceil(e - 1e-9) as i32);
-        }
+        let (lo_decade, hi_decade) = view_decades(values);
         Some(DistanceChart { n_layers: r.layers.len().max(1), lo_decade, hi_decade, bands, series })
+    }
+
+    /// The view alone (no band, no series) of `n_layers` layers holding `values`: the decades
+    /// the chart of a report with those values would span. What the page draws while a run
+    /// streams, before the report exists.
+    pub fn view(n_layers: usize, values: impl IntoIterator<Item = f64>) -> DistanceChart {
+        let values = values.into_iter().filter(|v| v.is_finite()).map(|v| v.max(FLOOR));
+        let (lo_decade, hi_decade) = view_decades(values);
+        DistanceChart {
+            n_layers: n_layers.max(1),
+            lo_decade,
+            hi_decade,
+            bands: Vec::new(),
+            series: Vec::new(),
+        }
     }
 
     /// Grid lines at every decade of the view: `(exponent, label)`.

@@ -134,7 +134,7 @@ macro_rules! numbers {
         }
     )*};
 }
-numbers!(f64, u32, u64, usize, i32, i64);
+numbers!(f64, u32, u64, usize, i64);
 
 /// One template argument; formats through [`Piece`].
 #[doc(hidden)]

@@ -945,8 +945,9 @@ pub(super) fn sparkline(w: &mut Writer, chart: &DistanceChart, other: &str, refe
     w.lit("</svg>");
 }
 
-/// The live view of [`super::render_live_distance`]: a line per compared lane over the decades
-/// 10⁻⁷…10⁰ (a value below is drawn at the bottom, one not a number at the top, crossed).
+/// The live view of [`super::render_live_distance`]: a line per compared lane in the view a
+/// distance chart of these values would have ([`DistanceChart::view`]), drawn with its geometry
+/// (a value below the floor on the floor, one not a number on the top edge).
 pub(super) fn live_distance(
     w: &mut Writer,
     reference: &str,
@@ -954,24 +955,12 @@ pub(super) fn live_distance(
     n_layers: u32,
     points: &[(u32, Vec<Option<f64>>)],
 ) {
-    const W: f64 = 640.0;
-    const H: f64 = 150.0;
-    const LEFT: f64 = 44.0;
-    const RIGHT: f64 = 12.0;
-    const TOP: f64 = 10.0;
-    const BOTTOM: f64 = 24.0;
-    const LO: i32 = -7;
-    const HI: i32 = 0;
-    let n = f64::from(n_layers.max(1));
-    let x = |layer: u32| LEFT + (W - LEFT - RIGHT) * (f64::from(layer) + 0.5) / n;
-    let y = |v: Option<f64>| {
-        let e = match v {
-            Some(v) if v > 0.0 => libm::log10(v).clamp(f64::from(LO), f64::from(HI)),
-            Some(_) => f64::from(LO),
-            None => f64::from(HI),
-        };
-        TOP + (H - TOP - BOTTOM) * (f64::from(HI) - e) / f64::from(HI - LO)
-    };
+    let f = &distance::LIVE_FRAME;
+    let value = |v: &Vec<Option<f64>>, k: usize| v.get(k).copied().flatten().unwrap_or(f64::NAN);
+    let chart = DistanceChart::view(
+        n_layers as usize,
+        points.iter().flat_map(|(_, v)| v.iter().flatten().copied()),
+    );
     let done = points.len();
     markup!(
         w,
@@ -980,29 +969,25 @@ pub(super) fn live_distance(
         reference,
         done,
         n_layers,
-        W,
-        H,
+        f.width,
+        f.height,
         done,
         n_layers
     );
-    for e in LO..=HI {
-        let yy = y(Some(libm::pow(10.0, f64::from(e))));
-        markup!(
-            w,
-            "<line class=\"px-grid\" x1=\"{}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\"/><text class=\"px-tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">1e{}</text>",
-            LEFT,
-            W - RIGHT,
-            yy,
-            yy,
-            LEFT - 4.0,
-            yy + 4.0,
-            e
-        );
+    for (e, label) in chart.ticks() {
+        y_tick(w, f, chart.y_of_log_in(f, f64::from(e)), &label);
     }
+    layer_axis(w, f, chart.n_layers, distance::LAYER_LABELS, |i| chart.x_in(f, i));
     for (k, lane) in lanes.iter().enumerate() {
+        let xy = |(l, v): &(u32, Vec<Option<f64>>)| {
+            (chart.x_in(f, *l as usize), chart.y_in(f, value(v, k)))
+        };
         let line: Vec<String> = points
             .iter()
-            .map(|(l, v)| format!("{:.1},{:.1}", x(*l), y(v.get(k).copied().flatten())))
+            .map(|p| {
+                let (x, y) = xy(p);
+                format!("{x:.1},{y:.1}")
+            })
             .collect();
         markup!(
             w,
@@ -1010,17 +995,17 @@ pub(super) fn live_distance(
             k,
             line.join(" ")
         );
-        for (l, v) in points {
-            let v = v.get(k).copied().flatten();
-            let value = v.map_or_else(|| "not a number".to_string(), |v| format!("{v:.3e}"));
+        for p in points {
+            let ((x, y), v) = (xy(p), value(&p.1, k));
+            let shown = if v.is_finite() { format!("{v:.3e}") } else { "not a number".into() };
             markup!(
                 w,
                 "<circle class=\"px-live-pt\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\"><title>layer {} · {} · relative L2 {}</title></circle>",
-                x(*l),
-                y(v),
-                l,
+                x,
+                y,
+                p.0,
                 lane,
-                value
+                shown
             );
         }
         w.lit("</g>");
