@@ -8,12 +8,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { root, models, launchChromium, serveDist, openPage, serveRange } from './harness.mjs';
+import { root, models, launchChromium, serveDist, openPage, serveRange, modelsRequired } from './harness.mjs';
 
 const VIEWPORT = { width: 1366, height: 800 };
 const qwenFile = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
-// In CI, or with PARALLAX_REQUIRE_MODELS=1, a missing model fails instead of skipping.
-const modelsRequired = !['', '0', 'false', undefined].includes(process.env.CI) || process.env.PARALLAX_REQUIRE_MODELS === '1';
 const screenshots = join(root, 'target', 'screenshots');
 
 let server, browser, base;

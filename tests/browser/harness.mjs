@@ -13,6 +13,9 @@ export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const dist = process.env.PARALLAX_DIST ?? join(root, 'dist');
 export const shared = join(root, '..', 'shared');
 export const models = process.env.PARALLAX_MODELS ?? join(process.env.HOME ?? '', '.cache/parallax/models');
+/// In CI, or with PARALLAX_REQUIRE_MODELS=1, a missing model fails instead of skipping (as the
+/// Rust tests' model lookup does).
+export const modelsRequired = !['', '0', 'false', undefined].includes(process.env.CI) || process.env.PARALLAX_REQUIRE_MODELS === '1';
 
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
 

@@ -9,9 +9,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { models, serveDist, serveRange, launchChromium, openPage } from './harness.mjs';
+import { models, serveDist, serveRange, launchChromium, openPage, modelsRequired } from './harness.mjs';
 
-const modelsRequired = !['', '0', 'false', undefined].includes(process.env.CI) || process.env.PARALLAX_REQUIRE_MODELS === '1';
 const GEMMA = 'gemma-3-270m-q4_k_m.gguf';
 const QWEN = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 

@@ -6,15 +6,12 @@ import assert from 'node:assert/strict';
 import { access } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { models, root, launchChromium, serveDist, openPage as openAt } from './harness.mjs';
+import { models, root, launchChromium, serveDist, openPage as openAt, modelsRequired } from './harness.mjs';
 
 const qwen = join(models, 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf');
 // A limit, not a speed claim: Cancel must be acknowledged within this, even on a loaded machine
 // (the worker checks the flag between ops; a missed check shows as a wait of a whole layer or run).
 const CANCEL_LIMIT_MS = 5000;
-// In CI, or with PARALLAX_REQUIRE_MODELS=1, a missing model fails instead of skipping (as the
-// Rust tests' model lookup does).
-const modelsRequired = !['', '0', 'false', undefined].includes(process.env.CI) || process.env.PARALLAX_REQUIRE_MODELS === '1';
 
 let server, browser, base;
 

@@ -71,15 +71,6 @@ fn no_store(offset: u64, len: usize) -> SourceError {
     SourceError::Io { offset, len: len as u64, message: "no spill store".into() }
 }
 
-impl<K: SpillStore + ?Sized> SpillStore for Box<K> {
-    fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), SourceError> {
-        (**self).write_at(offset, data)
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
-        (**self).read_at(offset, buf)
-    }
-}
-
 /// A store in memory, in the pieces written (tests, and small sources).
 #[derive(Debug, Default)]
 pub struct MemorySpill {
@@ -349,13 +340,21 @@ impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> HashAlong<S, P, K> {
     }
 }
 
+/// The tensor of `summary` with the role `name` (`token_embd.weight`, `output.weight`).
+fn tensor_of<'s>(
+    summary: &'s parallax_model::ModelSummary,
+    name: &str,
+) -> Option<&'s parallax_model::TensorSummary> {
+    summary.tensors.iter().find(|t| t.role.as_deref() == Some(name))
+}
+
 /// What hashing along a run of the model `summary` describes reads beyond the run's own
 /// reads: the embedding (a run reads only its prompt's rows; a tied head reads it all again
 /// after the last layer, long after the hash needed it), an untied head stored before the
 /// layers (read by the run last), and the layers a file stores before a layer numbered lower
 /// (`blk.10` before `blk.2`). The norms and padding the run skips are small beside them.
 pub fn hash_extra_bytes(summary: &parallax_model::ModelSummary) -> u64 {
-    let role = |name: &str| summary.tensors.iter().find(|t| t.role.as_deref() == Some(name));
+    let role = |name: &str| tensor_of(summary, name);
     let embedding = role("token_embd.weight").map_or(0, |t| t.bytes);
     // Each layer's first offset and bytes, by number.
     let mut layers: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
@@ -389,7 +388,7 @@ pub fn hash_extra_bytes(summary: &parallax_model::ModelSummary) -> u64 {
 /// untied embedding but its prompt's rows (a tied one is read whole by the head). With a spill
 /// store this is all a hash costs beyond the run's own reads.
 pub fn hash_unread_bytes(summary: &parallax_model::ModelSummary) -> u64 {
-    let role = |name: &str| summary.tensors.iter().find(|t| t.role.as_deref() == Some(name));
+    let role = |name: &str| tensor_of(summary, name);
     match role("output.weight") {
         Some(_) => role("token_embd.weight").map_or(0, |t| t.bytes),
         None => 0,
