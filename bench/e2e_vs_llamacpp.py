@@ -15,6 +15,12 @@ For each thread count N (default 1 and 2), interleaved round by round (the order
     segfaults here, and off it runs its plain vec_dot kernels).
 Processes are pinned: N=1 on CPU 1, N=2 on CPUs 0-1. Medians of --repeats rounds (default 5).
 
+Two prompts (--prompts, default both): `contract`, the 7 tokens below; `text`, the built-in
+evaluation text (crates/engine/src/kld_text.txt, 304 tokens on this model; parallax
+`--builtin-text`, llama.cpp tokenizing the same file, which gives the same ids), where the
+matmuls are matrix × matrix and attention grows with the square of the length. Both sides compute
+the logits of every position (parallax `--logits all`, llama.cpp `logits_all`).
+
 Ratios printed (goal: parallax both paths ≤ 1.5× llama.cpp), by wall time and by CPU time (user +
 sys of the process; the fairer one when other load shares the machine, equal to wall time for
 one thread on an idle machine):
@@ -39,9 +45,10 @@ from pathlib import Path
 MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 # "What is 2+2?" as the contract tokenizes it (parallax tokenize and llama.cpp agree).
 TOKENS = [3838, 374, 220, 17, 10, 17, 30]
+TEXT = Path(__file__).resolve().parent.parent / "crates" / "engine" / "src" / "kld_text.txt"
 
 
-def llama_child(model: str, threads: int, tokens: list[int]) -> None:
+def llama_child(model: str, threads: int, prompt: str) -> None:
     """Runs inside a fresh interpreter: times llama.cpp's load and evals, prints one JSON line."""
     t_start = time.perf_counter()
     import llama_cpp
@@ -54,8 +61,10 @@ def llama_child(model: str, threads: int, tokens: list[int]) -> None:
     plain_cpu_kernels(llama_mod)
     t_import = time.perf_counter()
     c_import = time.process_time()
-    llm = llama_mod.Llama(model_path=model, n_ctx=64, n_batch=64, n_threads=threads, n_threads_batch=threads,
+    ctx = 64 if prompt == "contract" else 512
+    llm = llama_mod.Llama(model_path=model, n_ctx=ctx, n_batch=ctx, n_threads=threads, n_threads_batch=threads,
                           logits_all=True, use_mmap=False, verbose=False)
+    tokens = TOKENS if prompt == "contract" else llm.tokenize(TEXT.read_bytes(), add_bos=False, special=False)
     if llm.model_params.use_extra_bufts:
         raise SystemExit("could not turn off use_extra_bufts")
     t_load = time.perf_counter()
@@ -79,6 +88,7 @@ def llama_child(model: str, threads: int, tokens: list[int]) -> None:
         "load_cpu_s": c_load - c_import,
         "eval_cpu_s": c_eval - c_load,
         "top1_last": first_top,
+        "n_tokens": len(tokens),
         "version": llama_cpp.__version__,
         "system_info": llama_cpp.llama_print_system_info().decode(errors="replace"),
     }))
@@ -113,11 +123,12 @@ def main() -> None:
                                                           str(Path.home() / ".cache/parallax/models")))
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--prompts", default="contract,text", help="comma-separated: contract (7 tokens), text (304)")
     ap.add_argument("--no-single-path", action="store_true", help="skip the one-path parallax runs")
-    ap.add_argument("--llama-child", nargs=2, metavar=("MODEL", "THREADS"), help=argparse.SUPPRESS)
+    ap.add_argument("--llama-child", nargs=3, metavar=("MODEL", "THREADS", "PROMPT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.llama_child:
-        llama_child(args.llama_child[0], int(args.llama_child[1]), TOKENS)
+        llama_child(args.llama_child[0], int(args.llama_child[1]), args.llama_child[2])
         return
     if not args.parallax:
         ap.error("--parallax BIN is required")
@@ -129,22 +140,31 @@ def main() -> None:
         subprocess.run([sys.executable, "-c", "import llama_cpp"], check=True, capture_output=True)
     except subprocess.CalledProcessError:
         raise SystemExit("llama_cpp is not importable: pip install llama-cpp-python==0.3.36 (builds from source, ~15 min)")
-    tokens = ",".join(map(str, TOKENS))
     size = Path(model).stat().st_size
-    print(f"end to end: {MODEL} ({size / 1e6:.0f} MB), tokens {TOKENS}, median of {args.repeats} interleaved rounds")
+    for prompt in args.prompts.split(","):
+        ll = run_prompt(args, model, size, prompt)
+    print(f"\nllama.cpp {ll[0]['version']}: {ll[0]['system_info'].strip()}")
+    print("parallax reads every weight inside its run (streamed per layer); llama.cpp's load is timed apart.")
+
+
+def run_prompt(args, model: str, size: int, prompt: str) -> list[dict]:
+    """Every thread count for one prompt; prints the tables and returns llama.cpp's records."""
+    what = f"tokens {TOKENS}" if prompt == "contract" else f"the built-in text ({TEXT.name})"
+    print(f"\n# end to end: {MODEL} ({size / 1e6:.0f} MB), {what}, median of {args.repeats} interleaved rounds")
+    prompt_args = ["--tokens", ",".join(map(str, TOKENS))] if prompt == "contract" else ["--builtin-text"]
     results = {}
     for n in [int(t) for t in args.threads.split(",")]:
         cpus = cpus_for(n)
         env = dict(os.environ, RAYON_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n))
         runners = {
-            "parallax f32+q8": lambda: timed([args.parallax, "run", "-m", model, "--tokens", tokens, "--paths", "f32,q8",
+            "parallax f32+q8": lambda: timed([args.parallax, "run", "-m", model, *prompt_args, "--paths", "f32,q8",
                                               "--threads", str(n), "-q", "--no-hash"], cpus, env),
-            "llama.cpp": lambda: timed([sys.executable, __file__, "--llama-child", model, str(n)], cpus, env),
+            "llama.cpp": lambda: timed([sys.executable, __file__, "--llama-child", model, str(n), prompt], cpus, env),
         }
         if not args.no_single_path:
             for path in ("q8", "f32"):
                 runners[f"parallax {path}"] = (lambda path=path: timed(
-                    [args.parallax, "run", "-m", model, "--tokens", tokens, "--paths", path,
+                    [args.parallax, "run", "-m", model, *prompt_args, "--paths", path,
                      "--threads", str(n), "-q", "--no-hash"], cpus, env))
         # One untimed pass of each: page cache warm for everyone, lazy one-time costs paid.
         for f in runners.values():
@@ -171,7 +191,7 @@ def main() -> None:
         for k, (t, rss, cpu) in px.items():
             print(f"| {k} (whole process) | {t:.3f} | {cpu:.3f} | {rss / 1e6:.0f} |")
         print(f"| llama.cpp load (use_mmap=False) | {load:.3f} | {load_cpu:.3f} | |")
-        print(f"| llama.cpp first eval, {len(TOKENS)} tokens | {ev:.3f} | {ev_cpu:.3f} | |")
+        print(f"| llama.cpp first eval, {ll[0]['n_tokens']} tokens | {ev:.3f} | {ev_cpu:.3f} | |")
         print(f"| llama.cpp warm eval | {warm:.3f} | | |")
         print(f"| llama.cpp process (python start + import + load + evals) | {ll_wall:.3f} | | {ll_rss / 1e6:.0f} |")
         both_cpu = px["parallax f32+q8"][2]
@@ -179,8 +199,7 @@ def main() -> None:
         print(f"parallax (f32+q8) / llama.cpp load + eval: {both / (load + ev):.2f}× wall, {both_cpu / (load_cpu + ev_cpu):.2f}× CPU time")
         if "parallax q8" in px:
             print(f"parallax q8 only / llama.cpp eval:         {px['parallax q8'][0] / ev:.2f}× wall, {px['parallax q8'][2] / ev_cpu:.2f}× CPU time")
-    print(f"\nllama.cpp {ll[0]['version']}: {ll[0]['system_info'].strip()}")
-    print("parallax reads every weight inside its run (streamed per layer); llama.cpp's load is timed apart.")
+    return ll
 
 
 if __name__ == "__main__":

@@ -179,15 +179,55 @@ fn reduce_add_16(l: &[f32; LANES]) -> f32 {
 
 /// Σ a·b in llama.cpp's F16 tinyBLAS order (llamafile sgemm, AVX-512): lane `l` accumulates
 /// elements `l, l+16, …` with FMAs, then [`reduce_add_16`]. `a` and `b` hold f16 values, so
-/// every product is exact in f32 and the FMA is an add of the exact product.
+/// every product is exact in f32 (11 + 11 significant bits, no overflow or underflow) and the
+/// FMA is an add of the exact product: written as a multiply and an add, which is the same
+/// result and vectorizes, where `mul_add` without hardware FMA is a libm call per element.
+#[inline(always)]
 fn dot_tinyblas_f16(a: &[f32], b: &[f32]) -> f32 {
+    dot_tinyblas_f16_within(a, b, 0, a.len())
+}
+
+/// [`dot_tinyblas_f16`] with `b`'s elements outside `lo..hi` taken as 0 (the masked KV cells:
+/// the product is then `0 · 0`, as ggml's zeroed probabilities against a zeroed cell give).
+#[inline(always)]
+fn dot_tinyblas_f16_within(a: &[f32], b: &[f32], lo: usize, hi: usize) -> f32 {
     let mut acc = [0f32; LANES];
-    for (ca, cb) in a.chunks(LANES).zip(b.chunks(LANES)) {
-        for ((s, &x), &y) in acc.iter_mut().zip(ca).zip(cb) {
-            *s = x.mul_add(y, *s);
+    for (c, (ca, cb)) in a.chunks(LANES).zip(b.chunks(LANES)).enumerate() {
+        let base = c * LANES;
+        if base >= lo && base + cb.len() <= hi {
+            for ((s, &x), &y) in acc.iter_mut().zip(ca).zip(cb) {
+                *s += x * y;
+            }
+        } else {
+            for (l, ((s, &x), &y)) in acc.iter_mut().zip(ca).zip(cb).enumerate() {
+                let y = if (lo..hi).contains(&(base + l)) { y } else { 0.0 };
+                *s += x * y;
+            }
         }
     }
     reduce_add_16(&acc)
+}
+
+/// `$name` calls `$body` (an `#[inline(always)]` fn) compiled for AVX2 and FMA where the CPU
+/// has them: `mul_add` (ggml's exp) is then one instruction instead of a libm `fmaf` call, and
+/// the 16-lane loops vectorize. The results are the same bits either way (an FMA rounds once on
+/// every target).
+macro_rules! with_fma {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident$(<$($g:ident: $bound:path),*>)?($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident) => {
+        $(#[$doc])*
+        $vis fn $name$(<$($g: $bound),*>)?($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            if parallax_quant::avx2::available() {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn fast$(<$($g: $bound),*>)?($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                // SAFETY: the CPU features were detected at run time.
+                return unsafe { fast($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+    };
 }
 
 /// Attention exactly as llama.cpp's CPU backend computes it with an F16 KV cache and no flash
@@ -218,46 +258,96 @@ pub fn attention_ggml_f16(
 ) -> Vec<f32> {
     let round =
         |x: &[f32]| -> Vec<f32> { x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect() };
-    let (q, k, v) = (round(q), round(k), round(v));
-    let tiny = head_dim.is_multiple_of(LANES);
-    let group = n_head / n_head_kv;
+    let (q, k) = (round(q), round(k));
     let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
-    // Cells seen by the last query, padded to whole 16-lane chunks (masked cells are 0).
+    // V as the kqv product reads it: per KV head and dimension, a row over the KV cells,
+    // padded to whole 16-lane chunks.
     let padded = n_tokens.div_ceil(LANES) * LANES;
+    let mut v_by_dim = vec![0f32; kw * padded];
+    for (j, row) in v.chunks_exact(kw).enumerate() {
+        for (c, &x) in row.iter().enumerate() {
+            v_by_dim[c * padded + j] = half::f16::from_f32(x).to_f32();
+        }
+    }
+    let shape = HeadShape { n_tokens, n_head, n_head_kv, head_dim, scale, window };
+    let head = |h: usize| attention_head_f16_fma(&q, &k, &v_by_dim, h, &shape);
+    // One task per head, each writing only its own columns: the bits do not depend on threads.
+    #[cfg(feature = "parallel")]
+    let heads: Vec<Vec<f32>> = {
+        use rayon::prelude::*;
+        (0..n_head).into_par_iter().map(head).collect()
+    };
+    #[cfg(not(feature = "parallel"))]
+    let heads: Vec<Vec<f32>> = (0..n_head).map(head).collect();
     let mut out = vec![0f32; n_tokens * qw];
+    for (h, by_token) in heads.iter().enumerate() {
+        for (i, o) in by_token.chunks_exact(head_dim).enumerate() {
+            out[i * qw + h * head_dim..i * qw + (h + 1) * head_dim].copy_from_slice(o);
+        }
+    }
+    out
+}
+
+struct HeadShape {
+    n_tokens: usize,
+    n_head: usize,
+    n_head_kv: usize,
+    head_dim: usize,
+    scale: f32,
+    window: Option<usize>,
+}
+
+with_fma! {
+    /// [`attention_head_f16`], with FMA where the CPU has it.
+    fn attention_head_f16_fma(q: &[f32], k: &[f32], v_by_dim: &[f32], h: usize, shape: &HeadShape) -> Vec<f32> = attention_head_f16
+}
+
+/// One head of [`attention_ggml_f16`]: tokens × `head_dim`. `q` and `k` are f16-rounded,
+/// `v_by_dim` is V by KV head and dimension over the padded KV cells.
+#[inline(always)]
+fn attention_head_f16(
+    q: &[f32],
+    k: &[f32],
+    v_by_dim: &[f32],
+    h: usize,
+    shape: &HeadShape,
+) -> Vec<f32> {
+    let HeadShape { n_tokens, n_head, n_head_kv, head_dim, scale, window } = *shape;
+    let tiny = head_dim.is_multiple_of(LANES);
+    let kvh = h / (n_head / n_head_kv);
+    let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
+    let padded = n_tokens.div_ceil(LANES) * LANES;
+    let mut out = vec![0f32; n_tokens * head_dim];
     let mut p = vec![0f32; padded];
-    let mut vcol = vec![0f32; padded];
-    for h in 0..n_head {
-        let kvh = h / group;
-        for i in 0..n_tokens {
-            let qi = &q[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
-            let first = first_visible(i, window);
-            let cells = (i + 1).div_ceil(LANES) * LANES;
-            p[..cells].fill(0.0);
-            let mut max = f32::NEG_INFINITY;
-            for j in first..=i {
-                let kj = &k[j * kw + kvh * head_dim..j * kw + (kvh + 1) * head_dim];
-                let s = if tiny { dot_tinyblas_f16(qi, kj) } else { dot(qi, kj) } * scale;
-                p[j] = s;
-                max = max.max(s);
-            }
-            for s in &mut p[first..=i] {
-                *s = expf_ggml(*s - max);
-            }
-            let sum: f64 =
-                p[..cells].as_chunks::<LANES>().0.iter().map(|c| reduce_add_16(c) as f64).sum();
-            let inv = (1.0 / sum) as f32;
-            for s in &mut p[first..=i] {
-                *s = half::f16::from_f32(*s * inv).to_f32();
-            }
-            let o = &mut out[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
-            for (d, o) in o.iter_mut().enumerate() {
-                vcol[..cells].fill(0.0);
-                for j in first..=i {
-                    vcol[j] = v[j * kw + kvh * head_dim + d];
-                }
-                *o = dot_tinyblas_f16(&p[..cells], &vcol[..cells]);
-            }
+    for i in 0..n_tokens {
+        let qi = &q[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
+        let first = first_visible(i, window);
+        let cells = (i + 1).div_ceil(LANES) * LANES;
+        p[..cells].fill(0.0);
+        let mut max = f32::NEG_INFINITY;
+        for j in first..=i {
+            let kj = &k[j * kw + kvh * head_dim..j * kw + (kvh + 1) * head_dim];
+            let s = if tiny { dot_tinyblas_f16(qi, kj) } else { dot(qi, kj) } * scale;
+            p[j] = s;
+            max = max.max(s);
+        }
+        for s in &mut p[first..=i] {
+            *s = expf_ggml(*s - max);
+        }
+        let sum: f64 =
+            p[..cells].as_chunks::<LANES>().0.iter().map(|c| reduce_add_16(c) as f64).sum();
+        let inv = (1.0 / sum) as f32;
+        for s in &mut p[first..=i] {
+            *s = half::f16::from_f32(*s * inv).to_f32();
+        }
+        // ggml sums from cell 0, but the chunks wholly before `first` add `0 · 0` to lanes
+        // that are still +0, which leaves them +0: starting at the chunk holding `first` gives
+        // the same bits.
+        let from = first / LANES * LANES;
+        let o = &mut out[i * head_dim..(i + 1) * head_dim];
+        for (d, o) in o.iter_mut().enumerate() {
+            let col = &v_by_dim[(kvh * head_dim + d) * padded..][from..cells];
+            *o = dot_tinyblas_f16_within(&p[from..cells], col, first - from, i + 1 - from);
         }
     }
     out
@@ -267,7 +357,34 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+with_fma! {
+    /// `chunks` on each row's (rows of `width`) whole 16-lane chunks and `tail` on the rest, as
+    /// ggml's AVX-512 activations split a row.
+    pub fn map_rows<A: Fn(f32) -> f32, B: Fn(f32) -> f32>(x: &[f32], width: usize, chunks: A, tail: B) -> Vec<f32> = map_rows_body
+}
+
+#[inline(always)]
+fn map_rows_body<A: Fn(f32) -> f32, B: Fn(f32) -> f32>(
+    x: &[f32],
+    width: usize,
+    chunks: A,
+    tail: B,
+) -> Vec<f32> {
+    let simd = width - width % LANES;
+    let mut out = vec![0f32; x.len()];
+    for (row, o) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        for i in 0..simd {
+            o[i] = chunks(row[i]);
+        }
+        for i in simd..width {
+            o[i] = tail(row[i]);
+        }
+    }
+    out
+}
+
 /// ggml_silu_f32.
+#[inline]
 pub fn silu(x: f32) -> f32 {
     x / (1.0 + math::exp(-x))
 }
@@ -284,6 +401,7 @@ pub fn gelu_tanh(x: f32) -> f32 {
 /// `ggml_gelu_f32` as GCC compiles it for x86 with FMA: `1 + GELU_COEF_A·x·x` is contracted to
 /// `fma(GELU_COEF_A·x, x, 1)` (checked against llama.cpp's `ffn_geglu` tensors: without the FMA,
 /// one table entry in a few thousand differs by one f16 step).
+#[inline]
 pub fn gelu_tanh_f16_table(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     const GELU_COEF_A: f32 = 0.044715;
@@ -302,6 +420,7 @@ pub fn gelu_tanh_f16_table(x: f32) -> f32 {
 /// `ggml_v_expf`, the AVX-512 exp of llama.cpp's CPU backend (softmax, SiLU), one lane at a
 /// time: `n = round(x·log2 e)`, `b = x − n·ln 2` (two-part ln 2), a degree-5 polynomial `j` in `b`,
 /// result `j·2^n` (`_mm512_scalef_ps`: one rounding); 0 or +∞ when |n| > 192.
+#[inline(always)]
 pub fn expf_ggml(x: f32) -> f32 {
     const R: f32 = 12_582_912.0; // 0x1.8p23: adding it rounds to an integer
     let z = x.mul_add(f32::from_bits(0x3fb8_aa3b), R); // 0x1.715476p+0
@@ -333,6 +452,7 @@ fn pow2(n: i32) -> f64 {
 }
 
 /// `ggml_v_silu` (AVX-512): `x / (1 + ggml_v_expf(−x))`.
+#[inline(always)]
 pub fn silu_ggml(x: f32) -> f32 {
     x / (1.0 + expf_ggml(0.0 - x))
 }
@@ -425,6 +545,112 @@ mod tests {
             assert_eq!(
                 b[..d],
                 v[..d].iter().map(|&x| half::f16::from_f32(x).to_f32()).collect::<Vec<_>>()[..]
+            );
+        }
+    }
+
+    /// llama.cpp's f16 attention as written before it was split by head and read V by column:
+    /// every KV cell from 0, one FMA per product, V gathered per dimension.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_ggml_f16_as_written(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        n_tokens: usize,
+        n_head: usize,
+        n_head_kv: usize,
+        head_dim: usize,
+        scale: f32,
+        window: Option<usize>,
+    ) -> Vec<f32> {
+        let fma_dot = |a: &[f32], b: &[f32]| {
+            let mut acc = [0f32; LANES];
+            for (ca, cb) in a.chunks(LANES).zip(b.chunks(LANES)) {
+                for ((s, &x), &y) in acc.iter_mut().zip(ca).zip(cb) {
+                    *s = x.mul_add(y, *s);
+                }
+            }
+            reduce_add_16(&acc)
+        };
+        let round = |x: &[f32]| -> Vec<f32> {
+            x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()
+        };
+        let (q, k, v) = (round(q), round(k), round(v));
+        let tiny = head_dim.is_multiple_of(LANES);
+        let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
+        let padded = n_tokens.div_ceil(LANES) * LANES;
+        let mut out = vec![0f32; n_tokens * qw];
+        let (mut p, mut vcol) = (vec![0f32; padded], vec![0f32; padded]);
+        for h in 0..n_head {
+            let kvh = h / (n_head / n_head_kv);
+            for i in 0..n_tokens {
+                let qi = &q[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
+                let first = first_visible(i, window);
+                let cells = (i + 1).div_ceil(LANES) * LANES;
+                p[..cells].fill(0.0);
+                let mut max = f32::NEG_INFINITY;
+                for j in first..=i {
+                    let kj = &k[j * kw + kvh * head_dim..j * kw + (kvh + 1) * head_dim];
+                    let s = if tiny { fma_dot(qi, kj) } else { dot(qi, kj) } * scale;
+                    p[j] = s;
+                    max = max.max(s);
+                }
+                for s in &mut p[first..=i] {
+                    *s = expf_ggml(*s - max);
+                }
+                let sum: f64 =
+                    p[..cells].as_chunks::<LANES>().0.iter().map(|c| reduce_add_16(c) as f64).sum();
+                let inv = (1.0 / sum) as f32;
+                for s in &mut p[first..=i] {
+                    *s = half::f16::from_f32(*s * inv).to_f32();
+                }
+                for d in 0..head_dim {
+                    vcol[..cells].fill(0.0);
+                    for j in first..=i {
+                        vcol[j] = v[j * kw + kvh * head_dim + d];
+                    }
+                    out[i * qw + h * head_dim + d] = fma_dot(&p[..cells], &vcol[..cells]);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn f16_attention_matches_the_one_cell_at_a_time_form_bit_for_bit() {
+        // Values over f16's whole range, subnormals and overflow to ∞ included, so the
+        // mul-then-add and the skipped and masked cells are held to the FMA form exactly.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let e = (state % 40) as i32 - 24;
+            let m = ((state >> 8) % 1000) as f32 / 500.0 - 1.0;
+            m * 2f32.powi(e)
+        };
+        for (t, n_head, n_head_kv, d, window) in [
+            (1, 1, 1, 16, None),
+            (37, 4, 2, 32, None),
+            (37, 4, 2, 32, Some(5)),
+            (40, 2, 1, 64, Some(17)),
+            (19, 3, 3, 12, None),
+        ] {
+            let q: Vec<f32> = (0..t * n_head * d).map(|_| next()).collect();
+            let k: Vec<f32> = (0..t * n_head_kv * d).map(|_| next()).collect();
+            let mut v: Vec<f32> = (0..t * n_head_kv * d).map(|_| next()).collect();
+            v[3] = 1e6; // rounds to +∞ in f16
+            let scale = 1.0 / (d as f32).sqrt() / 64.0;
+            let want =
+                attention_ggml_f16_as_written(&q, &k, &v, t, n_head, n_head_kv, d, scale, window);
+            let got = attention_ggml_f16(&q, &k, &v, t, n_head, n_head_kv, d, scale, window);
+            let (want, got): (Vec<u32>, Vec<u32>) = (
+                want.iter().map(|x| x.to_bits()).collect(),
+                got.iter().map(|x| x.to_bits()).collect(),
+            );
+            assert_eq!(
+                got, want,
+                "{t} tokens, {n_head}/{n_head_kv} heads, d {d}, window {window:?}"
             );
         }
     }

@@ -81,24 +81,18 @@ impl PathKind {
 
     /// The FFN activation of `gate` (rows of `n_ff`) as this path computes it.
     pub(crate) fn activate(self, act: Activation, gate: &[f32], n_ff: usize) -> Vec<f32> {
-        type Act = fn(f32) -> f32;
-        // (whole 16-lane chunks of a row, the rest of the row)
-        let (chunks, tail): (Act, Act) = match (act, self.llamacpp_ops()) {
-            (Activation::Silu, false) => (ops::silu, ops::silu),
+        match (act, self.llamacpp_ops()) {
+            (Activation::Silu, false) => ops::map_rows(gate, n_ff, ops::silu, ops::silu),
             // ggml_vec_swiglu_f32 (AVX-512): ggml_v_silu on whole 16-lane chunks of a row, the
             // scalar ggml_silu_f32 (libm expf) on the rest.
-            (Activation::Silu, true) => (ops::silu_ggml, ops::silu),
-            (Activation::GeluTanh, false) => (ops::gelu_tanh, ops::gelu_tanh),
-            (Activation::GeluTanh, true) => (ops::gelu_tanh_f16_table, ops::gelu_tanh_f16_table),
-        };
-        let simd = n_ff - n_ff % 16;
-        gate.chunks_exact(n_ff)
-            .flat_map(|row| {
-                row.iter()
-                    .enumerate()
-                    .map(move |(i, &x)| if i < simd { chunks(x) } else { tail(x) })
-            })
-            .collect()
+            (Activation::Silu, true) => ops::map_rows(gate, n_ff, ops::silu_ggml, ops::silu),
+            (Activation::GeluTanh, false) => {
+                ops::map_rows(gate, n_ff, ops::gelu_tanh, ops::gelu_tanh)
+            }
+            (Activation::GeluTanh, true) => {
+                ops::map_rows(gate, n_ff, ops::gelu_tanh_f16_table, ops::gelu_tanh_f16_table)
+            }
+        }
     }
 
     /// What [`PathKind::activate`] would give if this path's only difference from the reference
@@ -381,10 +375,17 @@ fn add_tile_energy(tile: &[f32], cols: usize, energy: &mut [f64]) {
 
 /// Rows × tokens (as the tiles compute) to tokens × rows.
 fn transpose(by_row: &[f32], rows: usize, n_tokens: usize) -> Vec<f32> {
+    // In square tiles, so both sides' cache lines are used whole (the output head's 151936 rows
+    // by hundreds of tokens otherwise miss the cache on every write).
+    const TILE: usize = 32;
     let mut out = vec![0f32; n_tokens * rows];
-    for r in 0..rows {
-        for t in 0..n_tokens {
-            out[t * rows + r] = by_row[r * n_tokens + t];
+    for r0 in (0..rows).step_by(TILE) {
+        for t0 in (0..n_tokens).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for t in t0..(t0 + TILE).min(n_tokens) {
+                    out[t * rows + r] = by_row[r * n_tokens + t];
+                }
+            }
         }
     }
     out
@@ -558,6 +559,19 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transpose_in_tiles_moves_every_value_once() {
+        for (rows, tokens) in [(1, 1), (33, 7), (70, 65), (5, 100)] {
+            let by_row: Vec<f32> = (0..rows * tokens).map(|i| i as f32).collect();
+            let out = transpose(&by_row, rows, tokens);
+            for r in 0..rows {
+                for t in 0..tokens {
+                    assert_eq!(out[t * rows + r], by_row[r * tokens + t], "{rows}×{tokens}");
+                }
+            }
+        }
+    }
 
     fn q8_0_matrix(rows: usize, cols: usize, seed: u32) -> (Matrix, Vec<f32>) {
         // Quantize a deterministic f32 matrix to Q8_0 with the activation quantizer (same block

@@ -2,10 +2,14 @@
 //! conditions they test (`avx2::available()` natively on x86_64, the `simd128` target feature in
 //! wasm), so the report's `kernels:` note names what actually ran.
 
-/// `"avx2"`, `"simd128"` or `"scalar"` (the `generic` reference).
+/// `"avx2_avx512"` (the AVX-512 twins where they exist, AVX2 for the rest), `"avx2"`,
+/// `"simd128"` or `"scalar"` (the `generic` reference).
 pub fn backend() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
+        if crate::avx512::available() {
+            return "avx2_avx512";
+        }
         if crate::avx2::available() {
             return "avx2";
         }

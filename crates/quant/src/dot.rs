@@ -349,7 +349,7 @@ multi_token_kernels! {
 /// Rows of `cols` f32 weights (`w`, row-major) against several f32 rows (the tokens):
 /// `out[r * xs.len() + t] = vec_dot_f32(row r, xs[t])`, bit for bit, with each loaded weight
 /// vector reused across tokens and the tokens kept in cache across rows where a kernel allows
-/// (AVX2, simd128).
+/// (AVX-512: blocks of 3 rows × 4 tokens in registers; AVX2, simd128: tokens in pairs).
 pub fn vec_dot_f32_rows_tokens(
     w: &[f32],
     cols: usize,
@@ -370,6 +370,12 @@ pub fn vec_dot_f32_rows_tokens(
                 out.len()
             ),
         });
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx512::available() {
+        // SAFETY: the CPU features the kernel needs were detected at runtime; shapes checked.
+        unsafe { crate::avx512::vec_dot_f32_rows_tokens(w, cols, xs, out) };
+        return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
     if crate::avx2::available() {

@@ -4,7 +4,8 @@
 //! (bit-exact with ggml/gguf-py), the activation quantizers llama.cpp's CPU backend uses
 //! (Q8_0, Q8_1, Q8_K, with its reference rounding), and the fused integer dot products for
 //! each (weight, activation) pairing — a scalar reference (`generic`) always compiled, plus
-//! AVX2 (runtime-detected) and wasm simd128 twins with the same signatures.
+//! AVX2 (runtime-detected) and wasm simd128 twins with the same signatures, and AVX-512
+//! twins where register blocking pays (the f32 rows × tokens product).
 //!
 //! Knows nothing about files, tensors, models or I/O: inputs are byte slices of whole blocks.
 
@@ -19,6 +20,8 @@ mod types;
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 #[cfg(target_arch = "wasm32")]
 pub mod simd128;
 

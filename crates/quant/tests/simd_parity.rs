@@ -473,6 +473,22 @@ fn avx2_is_used_where_proc_cpuinfo_lists_avx2_fma_f16c() {
     assert_eq!(avx2::available(), listed, "avx2::available() against /proc/cpuinfo {flags:?}");
 }
 
+/// Likewise for the AVX-512 twins and `avx512f`.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[test]
+fn avx512_is_used_where_proc_cpuinfo_lists_avx512f() {
+    let info = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo is readable");
+    let listed = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags").and_then(|rest| rest.split_once(':')))
+        .is_some_and(|(_, flags)| flags.split_whitespace().any(|f| f == "avx512f"));
+    assert_eq!(
+        parallax_quant::avx512::available(),
+        listed && avx2::available(),
+        "avx512::available() against /proc/cpuinfo"
+    );
+}
+
 /// Without AVX2/FMA/F16C the parity tests above check no AVX2 kernel. That is a failure where
 /// the AVX2 half is required (`PARALLAX_REQUIRE_AVX2=1`, or `CI` set), and a notice on stderr
 /// otherwise.
@@ -610,24 +626,53 @@ fn multi_token_dots_equal_the_scalar_dots_bit_for_bit() {
     assert!(dot::vec_dot_tokens(GgmlType::Q5_0, &w, &[wrong], &mut [0.0]).is_err());
 }
 
+/// The rows × tokens f32 products: the dispatcher and each twin this CPU has (AVX-512's
+/// 3 × 4 register blocks with their leftover rows and tokens, AVX2's token pairs and triple),
+/// against the scalar dot of every (row, token).
+type RowsTokens = fn(&[f32], usize, &[&[f32]], &mut [f32]);
+
+fn f32_rows_tokens_twins() -> Vec<(&'static str, RowsTokens)> {
+    let mut twins: Vec<(&'static str, RowsTokens)> = vec![("dispatch", |w, cols, xs, out| {
+        dot::vec_dot_f32_rows_tokens(w, cols, xs, out).unwrap()
+    })];
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: AVX2, FMA and F16C were detected; the shapes below are whole.
+        twins.push(("avx2", |w, cols, xs, out| unsafe {
+            avx2::vec_dot_f32_rows_tokens(w, cols, xs, out)
+        }));
+    }
+    #[cfg(target_arch = "x86_64")]
+    if parallax_quant::avx512::available() {
+        // SAFETY: AVX-512F was detected; the shapes below are whole.
+        twins.push(("avx512", |w, cols, xs, out| unsafe {
+            parallax_quant::avx512::vec_dot_f32_rows_tokens(w, cols, xs, out)
+        }));
+    }
+    twins
+}
+
 #[test]
 fn multi_token_f32_dots_equal_the_scalar_dots_bit_for_bit() {
+    let twins = f32_rows_tokens_twins();
     for seed in 0..200u64 {
         let mut rng = Rng::new(seed);
         let cols = 1 + rng.below(300) as usize;
-        let rows = 1 + rng.below(5) as usize;
+        let rows = 1 + rng.below(8) as usize;
         let exact = seed % 2 == 0;
         let w: Vec<f32> = (0..rows * cols).map(|_| float_val(&mut rng, exact)).collect();
-        let xs: Vec<Vec<f32>> = (0..1 + rng.below(7))
+        let xs: Vec<Vec<f32>> = (0..1 + rng.below(10))
             .map(|_| (0..cols).map(|_| float_val(&mut rng, exact)).collect())
             .collect();
         let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
-        let mut out = vec![f32::NAN; rows * xs.len()];
-        dot::vec_dot_f32_rows_tokens(&w, cols, &refs, &mut out).unwrap();
-        for (r, row) in w.chunks_exact(cols).enumerate() {
-            for (t, x) in xs.iter().enumerate() {
-                let (got, want) = (out[r * xs.len() + t], generic::vec_dot_f32(row, x));
-                assert_eq!(got.to_bits(), want.to_bits(), "seed {seed}, row {r} of {rows}, {cols} values, token {t}: {got} vs scalar {want}");
+        for (name, twin) in &twins {
+            let mut out = vec![f32::NAN; rows * xs.len()];
+            twin(&w, cols, &refs, &mut out);
+            for (r, row) in w.chunks_exact(cols).enumerate() {
+                for (t, x) in xs.iter().enumerate() {
+                    let (got, want) = (out[r * xs.len() + t], generic::vec_dot_f32(row, x));
+                    assert_eq!(got.to_bits(), want.to_bits(), "{name}, seed {seed}, row {r} of {rows}, {cols} values, token {t} of {}: {got} vs scalar {want}", xs.len());
+                }
             }
         }
     }
