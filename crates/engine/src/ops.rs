@@ -4,6 +4,28 @@
 
 use crate::arch::RopeStyle;
 
+/// `$name` calls `$body` (an `#[inline(always)]` fn) compiled for AVX2 and FMA where the CPU
+/// has them: `mul_add` (ggml's exp) is then one instruction instead of a libm `fmaf` call, and
+/// the 16-lane loops vectorize. The results are the same bits either way (an FMA rounds once on
+/// every target).
+macro_rules! with_fma {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident$(<$($g:ident: $bound:path),*>)?($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident) => {
+        $(#[$doc])*
+        $vis fn $name$(<$($g: $bound),*>)?($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            if parallax_quant::avx2::available() {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn fast$(<$($g: $bound),*>)?($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                // SAFETY: the CPU features were detected at run time.
+                return unsafe { fast($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
 /// Transcendental functions from the `libm` crate, never the platform's: glibc natively and
 /// Rust's own port in wasm round differently in the last place, and a report must be
 /// byte-identical wherever it was computed. Evaluated in f64 and rounded once, as glibc's
@@ -122,35 +144,95 @@ pub fn attention(
     if f16_operands {
         return attention_ggml_f16(q, k, v, n_tokens, n_head, n_head_kv, head_dim, scale, window);
     }
-    let group = n_head / n_head_kv;
-    let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
+    let kw = n_head_kv * head_dim;
+    // K per KV head and dimension, over the tokens: a query's scores against all keys are then
+    // lanes of one vector, each summed over the dimensions in order — the sum one dot at a time
+    // makes, so the bits are the same.
+    let mut k_by_dim = vec![0f32; kw * n_tokens];
+    for (j, row) in k.chunks_exact(kw).enumerate() {
+        for (c, &x) in row.iter().enumerate() {
+            k_by_dim[c * n_tokens + j] = x;
+        }
+    }
+    let shape = HeadShape { n_tokens, n_head, n_head_kv, head_dim, scale, window };
+    by_head(n_tokens, n_head, head_dim, |h| attention_head_f32_wide(q, &k_by_dim, v, h, &shape))
+}
+
+/// Runs `head(h)` for every head (in parallel with the `parallel` feature: each task owns its
+/// head's columns, so the bits do not depend on the threads) and lays the heads side by side:
+/// tokens × (n_head·head_dim).
+fn by_head(
+    n_tokens: usize,
+    n_head: usize,
+    head_dim: usize,
+    head: impl Fn(usize) -> Vec<f32> + Sync + Send,
+) -> Vec<f32> {
+    #[cfg(feature = "parallel")]
+    let heads: Vec<Vec<f32>> = {
+        use rayon::prelude::*;
+        (0..n_head).into_par_iter().map(head).collect()
+    };
+    #[cfg(not(feature = "parallel"))]
+    let heads: Vec<Vec<f32>> = (0..n_head).map(head).collect();
+    let qw = n_head * head_dim;
     let mut out = vec![0f32; n_tokens * qw];
+    for (h, by_token) in heads.iter().enumerate() {
+        for (i, o) in by_token.chunks_exact(head_dim).enumerate() {
+            out[i * qw + h * head_dim..i * qw + (h + 1) * head_dim].copy_from_slice(o);
+        }
+    }
+    out
+}
+
+with_fma! {
+    /// [`attention_head_f32`] with AVX2 where the CPU has it (wider lanes; no FMA is used).
+    fn attention_head_f32_wide(q: &[f32], k_by_dim: &[f32], v: &[f32], h: usize, shape: &HeadShape) -> Vec<f32> = attention_head_f32
+}
+
+/// One head of [`attention`]'s f32 form: tokens × `head_dim`. `k_by_dim` is K by KV head and
+/// dimension over the tokens.
+#[inline(always)]
+fn attention_head_f32(
+    q: &[f32],
+    k_by_dim: &[f32],
+    v: &[f32],
+    h: usize,
+    shape: &HeadShape,
+) -> Vec<f32> {
+    let HeadShape { n_tokens, n_head, n_head_kv, head_dim, scale, window } = *shape;
+    let kvh = h / (n_head / n_head_kv);
+    let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
+    let mut out = vec![0f32; n_tokens * head_dim];
     let mut scores = vec![0f32; n_tokens];
-    for h in 0..n_head {
-        let kvh = h / group;
-        for i in 0..n_tokens {
-            let qi = &q[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
-            let first = first_visible(i, window);
-            let mut max = f32::NEG_INFINITY;
-            for j in first..=i {
-                let kj = &k[j * kw + kvh * head_dim..j * kw + (kvh + 1) * head_dim];
-                let s = dot(qi, kj) * scale;
-                scores[j] = s;
-                max = max.max(s);
+    for i in 0..n_tokens {
+        let qi = &q[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
+        let first = first_visible(i, window);
+        let visible = &mut scores[first..=i];
+        // `Iterator::sum` of f32 starts from −0.0; so does each lane.
+        visible.fill(-0.0);
+        for (d, &x) in qi.iter().enumerate() {
+            let keys = &k_by_dim[(kvh * head_dim + d) * n_tokens..][first..=i];
+            for (s, &y) in visible.iter_mut().zip(keys) {
+                *s += x * y;
             }
-            let mut sum = 0f64;
-            for s in &mut scores[first..=i] {
-                *s = math::exp(*s - max);
-                sum += *s as f64;
-            }
-            let inv = (1.0 / sum) as f32;
-            let o = &mut out[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
-            for j in first..=i {
-                let p = scores[j] * inv;
-                let vj = &v[j * kw + kvh * head_dim..j * kw + (kvh + 1) * head_dim];
-                for (o, &x) in o.iter_mut().zip(vj) {
-                    *o += p * x;
-                }
+        }
+        let mut max = f32::NEG_INFINITY;
+        for s in visible.iter_mut() {
+            *s *= scale;
+            max = max.max(*s);
+        }
+        let mut sum = 0f64;
+        for s in visible.iter_mut() {
+            *s = math::exp(*s - max);
+            sum += *s as f64;
+        }
+        let inv = (1.0 / sum) as f32;
+        let o = &mut out[i * head_dim..(i + 1) * head_dim];
+        for j in first..=i {
+            let p = scores[j] * inv;
+            let vj = &v[j * kw + kvh * head_dim..j * kw + (kvh + 1) * head_dim];
+            for (o, &x) in o.iter_mut().zip(vj) {
+                *o += p * x;
             }
         }
     }
@@ -208,28 +290,6 @@ fn dot_tinyblas_f16_within(a: &[f32], b: &[f32], lo: usize, hi: usize) -> f32 {
     reduce_add_16(&acc)
 }
 
-/// `$name` calls `$body` (an `#[inline(always)]` fn) compiled for AVX2 and FMA where the CPU
-/// has them: `mul_add` (ggml's exp) is then one instruction instead of a libm `fmaf` call, and
-/// the 16-lane loops vectorize. The results are the same bits either way (an FMA rounds once on
-/// every target).
-macro_rules! with_fma {
-    ($(#[$doc:meta])* $vis:vis fn $name:ident$(<$($g:ident: $bound:path),*>)?($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident) => {
-        $(#[$doc])*
-        $vis fn $name$(<$($g: $bound),*>)?($($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            if parallax_quant::avx2::available() {
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn fast$(<$($g: $bound),*>)?($($arg: $ty),*) -> $ret {
-                    $body($($arg),*)
-                }
-                // SAFETY: the CPU features were detected at run time.
-                return unsafe { fast($($arg),*) };
-            }
-            $body($($arg),*)
-        }
-    };
-}
-
 /// Attention exactly as llama.cpp's CPU backend computes it with an F16 KV cache and no flash
 /// attention, as built for x86 with AVX-512 (checked bit for bit against llama.cpp's `kq`,
 /// `kq_soft_max` and `kqv_out` tensors, tools/reference/llamacpp_site_stats.py):
@@ -259,7 +319,7 @@ pub fn attention_ggml_f16(
     let round =
         |x: &[f32]| -> Vec<f32> { x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect() };
     let (q, k) = (round(q), round(k));
-    let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
+    let kw = n_head_kv * head_dim;
     // V as the kqv product reads it: per KV head and dimension, a row over the KV cells,
     // padded to whole 16-lane chunks.
     let padded = n_tokens.div_ceil(LANES) * LANES;
@@ -270,22 +330,7 @@ pub fn attention_ggml_f16(
         }
     }
     let shape = HeadShape { n_tokens, n_head, n_head_kv, head_dim, scale, window };
-    let head = |h: usize| attention_head_f16_fma(&q, &k, &v_by_dim, h, &shape);
-    // One task per head, each writing only its own columns: the bits do not depend on threads.
-    #[cfg(feature = "parallel")]
-    let heads: Vec<Vec<f32>> = {
-        use rayon::prelude::*;
-        (0..n_head).into_par_iter().map(head).collect()
-    };
-    #[cfg(not(feature = "parallel"))]
-    let heads: Vec<Vec<f32>> = (0..n_head).map(head).collect();
-    let mut out = vec![0f32; n_tokens * qw];
-    for (h, by_token) in heads.iter().enumerate() {
-        for (i, o) in by_token.chunks_exact(head_dim).enumerate() {
-            out[i * qw + h * head_dim..i * qw + (h + 1) * head_dim].copy_from_slice(o);
-        }
-    }
-    out
+    by_head(n_tokens, n_head, head_dim, |h| attention_head_f16_fma(&q, &k, &v_by_dim, h, &shape))
 }
 
 struct HeadShape {
@@ -616,8 +661,57 @@ mod tests {
         out
     }
 
+    /// The f32 attention as written before it was split by head and read K by column: one
+    /// `Iterator::sum` dot per (query, key).
+    #[allow(clippy::too_many_arguments)]
+    fn attention_f32_as_written(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        n_tokens: usize,
+        n_head: usize,
+        n_head_kv: usize,
+        head_dim: usize,
+        scale: f32,
+        window: Option<usize>,
+    ) -> Vec<f32> {
+        let group = n_head / n_head_kv;
+        let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
+        let mut out = vec![0f32; n_tokens * qw];
+        let mut scores = vec![0f32; n_tokens];
+        for h in 0..n_head {
+            let kvh = h / group;
+            for i in 0..n_tokens {
+                let qi = &q[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
+                let first = first_visible(i, window);
+                let mut max = f32::NEG_INFINITY;
+                for j in first..=i {
+                    let kj = &k[j * kw + kvh * head_dim..j * kw + (kvh + 1) * head_dim];
+                    let s = dot(qi, kj) * scale;
+                    scores[j] = s;
+                    max = max.max(s);
+                }
+                let mut sum = 0f64;
+                for s in &mut scores[first..=i] {
+                    *s = math::exp(*s - max);
+                    sum += *s as f64;
+                }
+                let inv = (1.0 / sum) as f32;
+                let o = &mut out[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
+                for j in first..=i {
+                    let p = scores[j] * inv;
+                    let vj = &v[j * kw + kvh * head_dim..j * kw + (kvh + 1) * head_dim];
+                    for (o, &x) in o.iter_mut().zip(vj) {
+                        *o += p * x;
+                    }
+                }
+            }
+        }
+        out
+    }
+
     #[test]
-    fn f16_attention_matches_the_one_cell_at_a_time_form_bit_for_bit() {
+    fn attention_matches_the_one_key_at_a_time_form_bit_for_bit() {
         // Values over f16's whole range, subnormals and overflow to ∞ included, so the
         // mul-then-add and the skipped and masked cells are held to the FMA form exactly.
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -644,6 +738,16 @@ mod tests {
             let want =
                 attention_ggml_f16_as_written(&q, &k, &v, t, n_head, n_head_kv, d, scale, window);
             let got = attention_ggml_f16(&q, &k, &v, t, n_head, n_head_kv, d, scale, window);
+            let bits = |x: &[f32]| x.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+            let (want_f32, got_f32) = (
+                attention_f32_as_written(&q, &k, &v, t, n_head, n_head_kv, d, scale, window),
+                attention(&q, &k, &v, t, n_head, n_head_kv, d, scale, window, false),
+            );
+            assert_eq!(
+                bits(&got_f32),
+                bits(&want_f32),
+                "f32: {t} tokens, {n_head}/{n_head_kv} heads, d {d}, window {window:?}"
+            );
             let (want, got): (Vec<u32>, Vec<u32>) = (
                 want.iter().map(|x| x.to_bits()).collect(),
                 got.iter().map(|x| x.to_bits()).collect(),

@@ -28,6 +28,31 @@ pub const STD_KIND: &str = "sample";
 /// Statistics of one sample (one site, one path, one token scope). Moments and extremes are over
 /// the finite values only; NaN and ±Inf are counted apart. `None` where no finite value exists
 /// (or, for `std`, fewer than two).
+/// Evaluates `$f($args…)` (an `#[inline(always)]` function over [`LANES`] lanes) compiled for
+/// AVX2 where the CPU has it: eight f64 lanes are then two registers, not four. Each lane's
+/// arithmetic is the same IEEE operations in the same order, so the bits do not change.
+macro_rules! wider_lanes {
+    ($($f:ident)::+($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                #[target_feature(enable = "avx2")]
+                unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
+                    f()
+                }
+                // SAFETY: AVX2 was detected at run time.
+                unsafe { wide(#[inline(always)] || $($f)::+($($arg),*)) }
+            } else {
+                $($f)::+($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $($f)::+($($arg),*)
+        }
+    }};
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub count: u64,
@@ -47,6 +72,11 @@ impl Stats {
     /// fixed, so the result is the same on every target; the lanes are independent add chains
     /// and the loops branch-free, so they run several times faster than one running sum.
     pub fn of(values: &[f32]) -> Stats {
+        wider_lanes!(Stats::of_lanes(values))
+    }
+
+    #[inline(always)]
+    fn of_lanes(values: &[f32]) -> Stats {
         // Counting first, on the bits, lets the common all-finite case sum without selects.
         let (mut non_finite, mut nan, mut zeros) = ([0u32; LANES], [0u32; LANES], [0u32; LANES]);
         for_lanes(values, |j, v| {
@@ -181,6 +211,15 @@ impl Compare {
     }
 
     fn with_stds(
+        reference: &[f32],
+        path: &[f32],
+        stds: impl FnOnce() -> (Option<f64>, Option<f64>),
+    ) -> Option<Compare> {
+        wider_lanes!(Compare::with_stds_lanes(reference, path, stds))
+    }
+
+    #[inline(always)]
+    fn with_stds_lanes(
         reference: &[f32],
         path: &[f32],
         stds: impl FnOnce() -> (Option<f64>, Option<f64>),
