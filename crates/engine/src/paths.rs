@@ -301,7 +301,10 @@ pub fn matmul(
                     .map_err(|e| quant_error(m, e))
             })?;
         }
-        (Storage::Ggml { ty, bytes, row_bytes }, PathKind::F32 | PathKind::Gpu) => {
+        // F32 weights pair with F32 activations on `q8` too (llama.cpp's `vec_dot_type`), so
+        // that path's product is the f32 path's, and takes its rows × tokens kernels.
+        (Storage::Ggml { ty, bytes, row_bytes }, PathKind::F32 | PathKind::Gpu)
+        | (Storage::Ggml { ty: ty @ GgmlType::F32, bytes, row_bytes }, PathKind::Q8) => {
             for_each_tile(&mut by_row, n_tokens, |r0, out| {
                 let n_rows = out.len() / n_tokens;
                 let src = &bytes[r0 * row_bytes..(r0 + n_rows) * row_bytes];
@@ -327,12 +330,10 @@ pub fn matmul(
             let tokens = parallax_quant::dot::TokenActivations::new(*ty, &acts)
                 .map_err(|e| quant_error(m, e))?;
             for_each_tile(&mut by_row, n_tokens, |r0, out| {
-                for (i, o) in out.chunks_exact_mut(n_tokens).enumerate() {
-                    let w = &bytes[(r0 + i) * row_bytes..(r0 + i + 1) * row_bytes];
-                    // Every token at once: each weight block is decoded once, not once a token.
-                    tokens.dot_row(w, o).map_err(|e| quant_error(m, e))?;
-                }
-                Ok(())
+                let n_rows = out.len() / n_tokens;
+                // Every token at once: each weight block is decoded once, not once a token.
+                let w = &bytes[r0 * row_bytes..(r0 + n_rows) * row_bytes];
+                tokens.dot_rows(w, out).map_err(|e| quant_error(m, e))
             })?;
         }
     }

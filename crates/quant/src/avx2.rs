@@ -46,7 +46,7 @@ pub fn available() -> bool {
 /// block's FMA (Q4_0 ran at half the speed of Q5_0).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn fp16x4(a: u16, b: u16, c: u16, d: u16) -> __m128 {
+pub(crate) unsafe fn fp16x4(a: u16, b: u16, c: u16, d: u16) -> __m128 {
     let packed = a as u64 | (b as u64) << 16 | (c as u64) << 32 | (d as u64) << 48;
     _mm_cvtph_ps(_mm_cvtsi64_si128(packed as i64))
 }
@@ -69,14 +69,14 @@ fn arr12_at(x: &[u8], off: usize) -> &[u8; 12] {
 
 /// The little-endian u16 at `b[off..off + 2]`.
 #[inline(always)]
-fn bits_le(b: &[u8], off: usize) -> u16 {
+pub(crate) fn bits_le(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes([b[off], b[off + 1]])
 }
 
 /// Two f16 → f32 (see [`fp16x4`]).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn fp16x2(a: u16, b: u16) -> (f32, f32) {
+pub(crate) unsafe fn fp16x2(a: u16, b: u16) -> (f32, f32) {
     let v = fp16x4(a, b, a, b);
     (lane(v, 0), lane(v, 1))
 }
@@ -91,7 +91,7 @@ unsafe fn fp16(a: u16) -> f32 {
 /// 32 bytes at `p`, unaligned.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load32(p: *const u8) -> __m256i {
+pub(crate) unsafe fn load32(p: *const u8) -> __m256i {
     _mm256_loadu_si256(p as *const __m256i)
 }
 
@@ -104,7 +104,7 @@ unsafe fn load16(p: *const u8) -> __m128i {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn hsum_i32(v: __m256i) -> i32 {
+pub(crate) unsafe fn hsum_i32(v: __m256i) -> i32 {
     let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
@@ -174,7 +174,7 @@ unsafe fn scale_pair(scales: __m128i, c: usize) -> __m256i {
 /// The exact totals of four blocks' 8-lane integer sums, `[t0, t1, t2, t3]`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn totals4(p0: __m256i, p1: __m256i, p2: __m256i, p3: __m256i) -> __m128i {
+pub(crate) unsafe fn totals4(p0: __m256i, p1: __m256i, p2: __m256i, p3: __m256i) -> __m128i {
     // Per 128-bit half: [p0 pairs, p1 pairs] → [p0 half-sum, p1, p2, p3]; then add the halves.
     let t = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
     _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1))
@@ -421,14 +421,14 @@ macro_rules! legacy_dot_tokens {
 /// A Q4_0 block's weights as i8.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn decode_q4_0(x: &[u8; Q4_0_BYTES]) -> __m256i {
+pub(crate) unsafe fn decode_q4_0(x: &[u8; Q4_0_BYTES]) -> __m256i {
     _mm256_sub_epi8(nibbles_32(x.as_ptr().add(2)), _mm256_set1_epi8(8))
 }
 
 /// A Q5_0 block's weights as i8.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn decode_q5_0(x: &[u8; Q5_0_BYTES]) -> __m256i {
+pub(crate) unsafe fn decode_q5_0(x: &[u8; Q5_0_BYTES]) -> __m256i {
     let qh = u32::from_le_bytes([x[2], x[3], x[4], x[5]]);
     // Where the 5th bit is clear, setting the high nibble to 0xF makes the i8 `nibble − 16`;
     // where it is set, the byte stays `nibble` = `(nibble + 16) − 16`.
@@ -439,7 +439,7 @@ unsafe fn decode_q5_0(x: &[u8; Q5_0_BYTES]) -> __m256i {
 /// An IQ4_NL block's weights (the levels its nibbles index) as i8.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn decode_iq4_nl(x: &[u8; IQ4_NL_BYTES]) -> __m256i {
+pub(crate) unsafe fn decode_iq4_nl(x: &[u8; IQ4_NL_BYTES]) -> __m256i {
     _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(iq4nl_table()), nibbles_32(x.as_ptr().add(2)))
 }
 

@@ -294,6 +294,54 @@ impl<'a> TokenActivations<'a> {
     }
 }
 
+impl TokenActivations<'_> {
+    /// `out[r * n_tokens + t] = vec_dot(ty, row r of w, acts[t])` for the whole rows of `w`.
+    /// Where a rows × tokens kernel exists (the 32-value formats that pair with Q8_0, with
+    /// AVX-512 VNNI) the rows meet the tokens in register blocks; elsewhere row by row
+    /// ([`TokenActivations::dot_row`]).
+    pub fn dot_rows(&self, w: &[u8], out: &mut [f32]) -> Result<(), QuantError> {
+        let (nt, rb) = (self.acts.len(), self.row_bytes);
+        if nt == 0 && out.is_empty() {
+            return Ok(());
+        }
+        let rows = w.len().checked_div(rb).unwrap_or(0);
+        if rb == 0 || !w.len().is_multiple_of(rb) || out.len() != rows * nt {
+            return Err(QuantError::Mismatch {
+                message: format!(
+                    "{} weight bytes in rows of {rb}, {nt} tokens, room for {} results",
+                    w.len(),
+                    out.len()
+                ),
+            });
+        }
+        #[cfg(target_arch = "x86_64")]
+        if !self.q8_0.is_empty() && crate::avx512::vnni_available() {
+            use crate::avx512 as k;
+            let kernel = match self.ty {
+                GgmlType::Q4_0 => Some(k::vec_dot_q4_0_q8_0_rows_tokens as RowsTokensKernel),
+                GgmlType::Q5_0 => Some(k::vec_dot_q5_0_q8_0_rows_tokens as RowsTokensKernel),
+                GgmlType::Q8_0 => Some(k::vec_dot_q8_0_q8_0_rows_tokens as RowsTokensKernel),
+                GgmlType::IQ4_NL => Some(k::vec_dot_iq4_nl_q8_0_rows_tokens as RowsTokensKernel),
+                _ => None,
+            };
+            if let Some(kernel) = kernel {
+                // SAFETY: AVX-512 VNNI and VL were detected at runtime; the shapes were checked
+                // above and the tokens by `TokenActivations::new`.
+                unsafe { kernel(w, rb, &self.q8_0, out) };
+                return Ok(());
+            }
+        }
+        for (row, o) in w.chunks_exact(rb).zip(out.chunks_exact_mut(nt)) {
+            self.dot_row(row, o)?;
+        }
+        Ok(())
+    }
+}
+
+/// A rows × tokens kernel: whole weight rows of `row_bytes`, several Q8_0 token rows.
+#[cfg(target_arch = "x86_64")]
+type RowsTokensKernel = unsafe fn(&[u8], usize, &[&[BlockQ8_0]], &mut [f32]);
+
 /// A multi-token kernel: one weight row, several Q8_0 rows, one result per row.
 type TokensKernel = fn(&[u8], &[&[BlockQ8_0]], &mut [f32]);
 

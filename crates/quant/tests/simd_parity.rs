@@ -538,8 +538,9 @@ fn token_cases() -> Vec<(Kind, u64)> {
     cases
 }
 
-/// `dot::vec_dot_tokens` against `generic`'s single-token kernel, token by token, for every
-/// pairing: 1 to 11 tokens (more than one multi-token pass), block counts with and without a
+/// `dot::vec_dot_tokens` (one row) and `TokenActivations::dot_rows` (1 to 5 rows) against
+/// `generic`'s single-token kernel, row by row and token by token, for every pairing: 1 to 11
+/// tokens (more than one multi-token pass or register block), block counts with and without a
 /// tail of fewer than four blocks.
 #[test]
 fn multi_token_dots_equal_the_scalar_dots_bit_for_bit() {
@@ -590,7 +591,8 @@ fn multi_token_dots_equal_the_scalar_dots_bit_for_bit() {
             let mut rng = Rng::new(seed ^ 0x70_6b);
             let nb = 1 + rng.below(if fmt.values == 256 { 3 } else { 11 }) as usize;
             let n_tokens = 1 + rng.below(11) as usize;
-            let w = gen_weights(fmt, nb, &mut rng, kind, -4);
+            let n_rows = 1 + rng.below(5) as usize;
+            let w = gen_weights(fmt, nb * n_rows, &mut rng, kind, -4);
             let acts: Vec<Activation> = (0..n_tokens)
                 .map(|_| match fmt.ty.vec_dot_type() {
                     Some(GgmlType::Q8_0) => Activation::Q8_0(
@@ -604,15 +606,27 @@ fn multi_token_dots_equal_the_scalar_dots_bit_for_bit() {
                     ),
                 })
                 .collect();
-            let mut out = vec![f32::NAN; n_tokens];
-            dot::vec_dot_tokens(fmt.ty, &w, &acts, &mut out).unwrap();
-            for (t, (a, got)) in acts.iter().zip(&out).enumerate() {
-                let want = scalar(&w, a);
-                assert!(
-                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-                    "{}: token {t} of {n_tokens}, {nb} blocks, {kind:?} seed {seed}: {got} vs scalar {want}",
-                    fmt.ty
-                );
+            // Row by row (`vec_dot_tokens`), and all rows at once (`dot_rows`: AVX-512 VNNI
+            // register blocks where the CPU has them).
+            let row_bytes = w.len() / n_rows;
+            let mut by_row = vec![f32::NAN; n_rows * n_tokens];
+            for (row, out) in w.chunks_exact(row_bytes).zip(by_row.chunks_exact_mut(n_tokens)) {
+                dot::vec_dot_tokens(fmt.ty, row, &acts, out).unwrap();
+            }
+            let mut all_rows = vec![f32::NAN; n_rows * n_tokens];
+            let tokens = dot::TokenActivations::new(fmt.ty, &acts).unwrap();
+            tokens.dot_rows(&w, &mut all_rows).unwrap();
+            for (how, out) in [("vec_dot_tokens", &by_row), ("dot_rows", &all_rows)] {
+                for (r, row) in w.chunks_exact(row_bytes).enumerate() {
+                    for (t, a) in acts.iter().enumerate() {
+                        let (got, want) = (out[r * n_tokens + t], scalar(row, a));
+                        assert!(
+                            got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                            "{} {how}: row {r} of {n_rows}, token {t} of {n_tokens}, {nb} blocks, {kind:?} seed {seed}: {got} vs scalar {want}",
+                            fmt.ty
+                        );
+                    }
+                }
             }
         }
     }
@@ -624,6 +638,12 @@ fn multi_token_dots_equal_the_scalar_dots_bit_for_bit() {
     );
     let wrong = Activation::Q8_1(vec![BlockQ8_1::ZERO; 2]);
     assert!(dot::vec_dot_tokens(GgmlType::Q5_0, &w, &[wrong], &mut [0.0]).is_err());
+    // Rows that are not whole, or no room for every (row, token), are errors too.
+    let two = [Activation::Q8_0(vec![BlockQ8_0::ZERO; 2])];
+    let tokens = dot::TokenActivations::new(GgmlType::Q5_0, &two).unwrap();
+    assert!(tokens.dot_rows(&w[..w.len() - 1], &mut [0.0]).is_err());
+    assert!(tokens.dot_rows(&w, &mut [0.0; 2]).is_err());
+    assert!(tokens.dot_rows(&w, &mut [0.0]).is_ok());
 }
 
 /// The rows × tokens f32 products: the dispatcher and each twin this CPU has (AVX-512's
