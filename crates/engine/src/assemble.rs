@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use indexmap::IndexMap;
-use parallax_metrics::positions::{compare_positions, TokenLogits};
+use parallax_metrics::positions::{compare_positions_by, Position, TokenLogits};
 use parallax_metrics::{probabilities_of, top_k, LogitsCompare, Stats, STD_KIND};
 use parallax_model::{Model, Role, Tensor};
 use parallax_report::{
@@ -69,7 +69,8 @@ pub(crate) fn logits_record(
     for (id, l) in probe.ids.iter().zip(logits).skip(1) {
         let Some(mut c) = LogitsCompare::of(&ref_last, &last(l)) else { continue };
         if rows == n {
-            if let Some((summary, per)) = compare_positions(&logits[0], l, vocab, &tokens[1..]) {
+            let positions = compare_positions_by(&logits[0], l, vocab, &tokens[1..], by_position);
+            if let Some((summary, per)) = positions {
                 c.positions = Some(summary);
                 per_token.insert(id.clone(), per);
             }
@@ -77,6 +78,23 @@ pub(crate) fn logits_record(
         rec.compare.insert(id.clone(), c);
     }
     (rec, per_token)
+}
+
+/// `[one(0), …, one(n − 1)]`, the positions in parallel with the `parallel` feature (each is
+/// computed alone; what is summed over them is summed afterwards, in order).
+fn by_position(
+    n: usize,
+    one: &(dyn Fn(usize) -> Option<Position> + Sync),
+) -> Vec<Option<Position>> {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().map(one).collect()
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        (0..n).map(one).collect()
+    }
 }
 
 /// What the probes recorded, in the order the run visited the sites.

@@ -378,17 +378,30 @@ fn add_tile_energy(tile: &[f32], cols: usize, energy: &mut [f64]) {
 fn transpose(by_row: &[f32], rows: usize, n_tokens: usize) -> Vec<f32> {
     // In square tiles, so both sides' cache lines are used whole (the output head's 151936 rows
     // by hundreds of tokens otherwise miss the cache on every write).
+    // Blocks of TILE tokens go to the threads: moving values, so nothing depends on them.
     const TILE: usize = 32;
     let mut out = vec![0f32; n_tokens * rows];
-    for r0 in (0..rows).step_by(TILE) {
-        for t0 in (0..n_tokens).step_by(TILE) {
+    if rows == 0 {
+        return out;
+    }
+    let block = |(b, out): (usize, &mut [f32])| {
+        let t0 = b * TILE;
+        let tokens = out.len() / rows;
+        for r0 in (0..rows).step_by(TILE) {
             for r in r0..(r0 + TILE).min(rows) {
-                for t in t0..(t0 + TILE).min(n_tokens) {
-                    out[t * rows + r] = by_row[r * n_tokens + t];
+                for t in 0..tokens {
+                    out[t * rows + r] = by_row[r * n_tokens + t0 + t];
                 }
             }
         }
+    };
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(TILE * rows).enumerate().for_each(block);
     }
+    #[cfg(not(feature = "parallel"))]
+    out.chunks_mut(TILE * rows).enumerate().for_each(block);
     out
 }
 

@@ -115,6 +115,27 @@ pub fn compare_positions(
     vocab: usize,
     next: &[u32],
 ) -> Option<(PositionsSummary, Vec<TokenLogits>)> {
+    compare_positions_by(reference, path, vocab, next, |n, one| (0..n).map(one).collect())
+}
+
+/// One position's comparison, and the negative log-likelihoods of its next prompt token under
+/// the reference and the path (none for the last position).
+pub type Position = (TokenLogits, Option<(f64, f64)>);
+
+/// [`compare_positions`] where `map(n, one)` gives `[one(0), …, one(n − 1)]` in order,
+/// computed however the caller likes — in parallel, say: the positions are independent and
+/// everything summed over them is summed afterwards, in position order, so the result is the
+/// same bits.
+pub fn compare_positions_by<M>(
+    reference: &[f32],
+    path: &[f32],
+    vocab: usize,
+    next: &[u32],
+    map: M,
+) -> Option<(PositionsSummary, Vec<TokenLogits>)>
+where
+    M: FnOnce(usize, &(dyn Fn(usize) -> Option<Position> + Sync)) -> Vec<Option<Position>>,
+{
     if vocab == 0 || reference.len() != path.len() || !reference.len().is_multiple_of(vocab) {
         return None;
     }
@@ -122,10 +143,9 @@ pub fn compare_positions(
     if rows == 0 {
         return None;
     }
-    let mut per = Vec::with_capacity(rows);
-    let (mut nll_reference, mut nll_path, mut n_targets) = (0f64, 0f64, 0usize);
-    for (t, (r, p)) in reference.chunks_exact(vocab).zip(path.chunks_exact(vocab)).enumerate() {
-        let (lr, lp) = (log_softmax(r)?, log_softmax(p)?);
+    let one = |t: usize| -> Option<Position> {
+        let rows = t * vocab..(t + 1) * vocab;
+        let (lr, lp) = (log_softmax(&reference[rows.clone()])?, log_softmax(&path[rows])?);
         let mut kl = 0f64;
         let mut kl_reverse = 0f64;
         for (a, b) in lr.iter().zip(&lp) {
@@ -137,20 +157,30 @@ pub fn compare_positions(
         };
         let (top_r, top_p) = (argmax(&lr), argmax(&lp));
         let reference_p = libm::exp(lr[top_r]);
-        per.push(TokenLogits {
+        let nll = next.get(t).and_then(|&target| {
+            let (a, b) = (lr.get(target as usize)?, lp.get(target as usize)?);
+            Some((-a, -b))
+        });
+        let token = TokenLogits {
             kl: kl.max(0.0),
             kl_reverse: kl_reverse.max(0.0),
             top1: top_p as u32,
             reference_top1: top_r as u32,
             reference_p,
             dp: libm::exp(lp[top_r]) - reference_p,
-        });
-        if let Some(&target) = next.get(t) {
-            if let (Some(a), Some(b)) = (lr.get(target as usize), lp.get(target as usize)) {
-                nll_reference -= a;
-                nll_path -= b;
-                n_targets += 1;
-            }
+        };
+        Some((token, nll))
+    };
+    let mut per = Vec::with_capacity(rows);
+    let (mut nll_reference, mut nll_path, mut n_targets) = (0f64, 0f64, 0usize);
+    for position in map(rows, &one) {
+        let (token, nll) = position?;
+        per.push(token);
+        if let Some((a, b)) = nll {
+            // `-= lr[target]` as a sum of negations: the same bits.
+            nll_reference += a;
+            nll_path += b;
+            n_targets += 1;
         }
     }
     let kls: Vec<f64> = per.iter().map(|t| t.kl).collect();
