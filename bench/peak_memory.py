@@ -17,28 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from child import models_dir, run
 
 SHARED = {
     "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf": "3838,374,220,17,10,17,30",
     "gemma-3-270m-q4_k_m.gguf": "2,3689,563,236743,236778,236862,236778,236881",
 }
 SYNTHETIC_TOKENS = "3838,374,220,17,10,17,30"
-
-
-def run(cmd: list[str]) -> tuple[float, int]:
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1):  # 1 = a contract failed: a verdict, not a crash
-        raise SystemExit(f"{' '.join(cmd)} exited with {code}:\n{err.decode(errors='replace')[-2000:]}")
-    return time.perf_counter() - t0, ru.ru_maxrss * 1024
 
 
 def synthetic(make: str, cache: Path, layers: int) -> Path:
@@ -56,8 +45,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parallax", required=True)
     ap.add_argument("--make-7b-shaped", help="the generator binary (skip the sweep without it)")
-    ap.add_argument("--models-dir", default=os.environ.get("PARALLAX_MODELS",
-                                                          str(Path.home() / ".cache/parallax/models")))
+    ap.add_argument("--models-dir", default=str(models_dir()))
     ap.add_argument("--layers", default="4,8,16,28")
     ap.add_argument("--threads", default="1")
     args = ap.parse_args()
@@ -76,7 +64,7 @@ def main() -> None:
             continue
         cmd = [args.parallax, "run", "-m", str(path), "--tokens", toks, "--paths", "f32,q8",
                "--threads", args.threads, "-q", "--no-hash"]
-        wall, rss = run(cmd)
+        wall, rss, _ = run(cmd)
         size = path.stat().st_size
         layers = layer_count(args.parallax, path)
         print(f"| {label} | {size / 1e6:.0f} | {layers} | {rss / 1e6:.0f} | {100 * rss / size:.1f} % | {wall:.2f} |", flush=True)

@@ -24,27 +24,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from child import models_dir, run
 
 TOKENS = "3838,374,220,17,10,17,30"
 BASE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 OTHERS = ["qwen2.5-0.5b-ladder-F32.gguf", "qwen2.5-0.5b-ladder-Q8_0.gguf"]
-
-
-def run(cmd: list[str]) -> tuple[float, int, float]:
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1):  # 1 = a contract failed: a verdict, not a crash
-        raise SystemExit(f"{' '.join(cmd)} exited with {code}:\n{err.decode(errors='replace')[-2000:]}")
-    return time.perf_counter() - t0, ru.ru_maxrss * 1024, ru.ru_utime + ru.ru_stime
 
 
 def measure(cmd: list[str], repeat: int) -> dict:
@@ -65,7 +54,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "two_files.json"))
     args = ap.parse_args()
-    models = Path(os.environ.get("PARALLAX_MODELS", Path.home() / ".cache/parallax/models"))
+    models = models_dir()
     base = models / BASE
     if not base.is_file():
         sys.exit(f"{base} is missing: run ../shared/models/fetch.sh (or ./dev test)")

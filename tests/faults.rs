@@ -37,6 +37,20 @@ fn judge_on(file: &str, faults: &[&str], mode: Mode) -> Option<Verdicts> {
     Some(evaluate(&report, &default_contracts(), &PathMapping::default()))
 }
 
+/// The lines the terminal shows for `v`, for assertion messages.
+fn verdict_text(v: &Verdicts) -> String {
+    parallax_report::text::verdict_lines(v).join("\n")
+}
+
+/// The honest run of `file` passes every embedded contract: nothing fails, nothing is refused.
+fn assert_honest_run_passes(file: &str) -> Option<Verdicts> {
+    let v = judge_on(file, &[], Mode::Free)?;
+    assert!(v.passed(), "{file}\n{}", verdict_text(&v));
+    let t = v.tally();
+    assert_eq!((t.fail, t.refused), (0, 0), "{file}\n{}", verdict_text(&v));
+    Some(v)
+}
+
 fn assert_localized(fault: &str, layer: u32, site: &str) -> Option<Verdicts> {
     assert_localized_on(QWEN_0_5B, fault, layer, site)
 }
@@ -46,7 +60,7 @@ fn assert_localized_on(file: &str, fault: &str, layer: u32, site: &str) -> Optio
     assert!(!v.passed(), "{fault}: the contracts must catch it");
     // A broken path's noise is no excuse: its flips are never explained as ties. (A probe
     // fault, scope-mismatch, leaves the arithmetic and so the logits honest.)
-    let lines = parallax_report::text::verdict_lines(&v).join("\n");
+    let lines = verdict_text(&v);
     let arithmetic = !fault.starts_with("scope-mismatch");
     for t in v.contracts.iter().flat_map(|c| &c.tests).filter(|_| arithmetic) {
         if ["PARALLAX-PARITY-015", "PARALLAX-PARITY-016"].contains(&t.id.as_str()) {
@@ -66,10 +80,8 @@ fn assert_localized_on(file: &str, fault: &str, layer: u32, site: &str) -> Optio
 
 #[test]
 fn honest_run_passes_every_embedded_contract() {
-    let Some(v) = judge(&[], Mode::Free) else { return };
-    assert!(v.passed(), "{}", parallax_report::text::verdict_lines(&v).join("\n"));
+    let Some(v) = assert_honest_run_passes(QWEN_0_5B) else { return };
     let t = v.tally();
-    assert_eq!((t.fail, t.refused), (0, 0));
     assert!(t.pass >= 19 && t.not_measurable == 3, "{t}");
 }
 
@@ -92,7 +104,7 @@ fn swapped_gate_and_up_are_caught_at_the_gate() {
 #[test]
 fn probe_scope_mismatch_is_caught_as_unequal_samples() {
     let Some(v) = assert_localized("scope-mismatch@9:ffn_swigl", 9, "ffn_swigl") else { return };
-    let lines = parallax_report::text::verdict_lines(&v).join("\n");
+    let lines = verdict_text(&v);
     assert!(lines.contains("FALSIFY-APR-GGUF-PARITY-007"), "{lines}");
     assert!(
         lines.contains("n=34048") && lines.contains("n=4864"),
@@ -158,12 +170,13 @@ fn every_fault_kind_is_caught_on_gemma_3() {
 /// bands EXPLAINED; a fault deep in the stack still fails at its own layer and site.
 #[test]
 fn a_deep_honest_run_passes_and_a_deep_fault_is_found_where_it_is() {
-    let Some(v) = judge_on(SYNTHETIC_7B, &[], Mode::Free) else { return };
-    let lines = parallax_report::text::verdict_lines(&v).join("\n");
-    assert!(v.passed(), "{lines}");
+    let Some(v) = assert_honest_run_passes(SYNTHETIC_7B) else { return };
     let t = v.tally();
-    assert!(t.explained >= 1, "the accumulated noise leaves the fixed bands here: {t}\n{lines}");
-    assert_eq!((t.fail, t.refused), (0, 0), "{lines}");
+    assert!(
+        t.explained >= 1,
+        "the accumulated noise leaves the fixed bands here: {t}\n{}",
+        verdict_text(&v)
+    );
     // (Its synthetic Q4_K blocks hold equal scales and mins, and its biases are 0.01, so
     // q4k-scales and drop-bias change next to nothing there; swapped projections do.)
     assert_localized_on(SYNTHETIC_7B, "swap-gate-up@20", 20, "ffn_gate");
@@ -177,11 +190,9 @@ fn a_deep_honest_run_passes_and_a_deep_fault_is_found_where_it_is() {
 /// the fixed bands once placed a layer late on that model.
 #[test]
 fn a_deep_real_model_passes_honestly_and_its_faults_are_found_where_they_are() {
-    let Some(v) = judge_on(QWEN_DEEP44, &[], Mode::Free) else { return };
-    let lines = parallax_report::text::verdict_lines(&v).join("\n");
-    assert!(v.passed(), "{lines}");
-    let t = v.tally();
-    assert_eq!((t.fail, t.refused), (0, 0), "{lines}");
+    if assert_honest_run_passes(QWEN_DEEP44).is_none() {
+        return;
+    }
     for (fault, layer, site) in [
         ("q4k-scales@4:ffn_down", 4, "ffn_down"),
         ("q4k-scales@24:ffn_down", 24, "ffn_down"),
@@ -201,11 +212,9 @@ fn a_deep_real_model_passes_honestly_and_its_faults_are_found_where_they_are() {
 #[test]
 fn honest_runs_of_the_llama_and_qwen3_rewrites_pass() {
     for file in [QWEN_AS_LLAMA, QWEN_AS_LLAMA_NOBIAS, QWEN_AS_QWEN3] {
-        let Some(v) = judge_on(file, &[], Mode::Free) else { return };
-        let lines = parallax_report::text::verdict_lines(&v).join("\n");
-        assert!(v.passed(), "{file}\n{lines}");
-        let t = v.tally();
-        assert_eq!((t.fail, t.refused), (0, 0), "{file}\n{lines}");
+        if assert_honest_run_passes(file).is_none() {
+            return;
+        }
     }
 }
 
@@ -234,7 +243,7 @@ fn the_noise_prediction_holds_whichever_path_is_the_reference() {
     let input = RunInput { tokens: TOKENS.to_vec(), ..Default::default() };
     let report = Run::new(&model, &input, &opts).run().unwrap();
     let v = evaluate(&report, &default_contracts(), &PathMapping::default());
-    let lines = parallax_report::text::verdict_lines(&v).join("\n");
+    let lines = verdict_text(&v);
     for id in ["PARALLAX-PARITY-017", "PARALLAX-PARITY-018"] {
         let t = v.contracts.iter().flat_map(|c| &c.tests).find(|t| t.id == id).unwrap();
         assert_eq!(t.outcome, Outcome::Pass, "{id}\n{lines}");

@@ -32,6 +32,12 @@ fn open(path: &std::path::Path) -> Model<FileSource> {
     Model::open(FileSource::open(path).unwrap()).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The shared 0.5B Q4_K_M and gguf-py's F32 rewrite of it (the same weights), opened; `None`
+/// where either is missing.
+fn q4_and_f32() -> Option<(Model<FileSource>, Model<FileSource>)> {
+    Some((open(&model_path(QWEN_0_5B)?), open(&model_path(QWEN_LADDER_F32)?)))
+}
+
 fn input(tokens: &[u32]) -> RunInput {
     RunInput { tokens: tokens.to_vec(), ..Default::default() }
 }
@@ -69,10 +75,7 @@ fn outcome(r: &Report, id: &str) -> Outcome {
 #[test]
 fn identical_weights_give_bit_identical_sites_zero_kld_and_a_pass_in_one_layer_per_file() {
     let _turn = one_at_a_time();
-    let (Some(q4), Some(f32)) = (model_path(QWEN_0_5B), model_path(QWEN_LADDER_F32)) else {
-        return;
-    };
-    let (a, b) = (open(&q4), open(&f32));
+    let Some((a, b)) = q4_and_f32() else { return };
     let opts = RunOptions::default();
     let (one_file, _) = measure(|| Run::new(&b, &input(&TOKENS), &opts).run().unwrap());
     let (two_files, mut report) =
@@ -125,10 +128,7 @@ fn identical_weights_give_bit_identical_sites_zero_kld_and_a_pass_in_one_layer_p
 #[test]
 fn the_reference_can_be_any_lane_and_llama_cpp_s_kld_pair_is_q8_against_q8() {
     let _turn = one_at_a_time();
-    let (Some(q4), Some(f32)) = (model_path(QWEN_0_5B), model_path(QWEN_LADDER_F32)) else {
-        return;
-    };
-    let (a, b) = (open(&q4), open(&f32));
+    let Some((a, b)) = q4_and_f32() else { return };
     let opts = RunOptions {
         paths: vec![PathKind::Q8],
         reference: Some("q8@2".into()),

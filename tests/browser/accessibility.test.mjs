@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { root, serveDist, launchChromium } from './harness.mjs';
+import { root, startPage, stopPage } from './harness.mjs';
 
 const VIEWPORT = { width: 1366, height: 800 };
 const axeSource = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -18,14 +18,10 @@ const axeSource = await readFile(createRequire(import.meta.url).resolve('axe-cor
 let server, browser, base;
 
 before(async () => {
-  ({ server, base } = await serveDist());
-  browser = await launchChromium();
+  ({ server, base, browser } = await startPage());
 });
 
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+after(() => stopPage({ server, browser }));
 
 /// A page at `url` in a context that lets the scan's script in, with uncaught errors collected.
 async function scannablePage(url, colorScheme = 'light') {

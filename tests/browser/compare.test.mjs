@@ -9,7 +9,7 @@ import { readFile, mkdtemp, mkdir } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join, basename } from 'node:path';
 import { tmpdir } from 'node:os';
-import { root, shared, launchChromium, serveDist, openPage, assertSameReport, serveRange } from './harness.mjs';
+import { root, shared, launchChromium, openPage, assertSameReport, serveRange, startPage, stopPage } from './harness.mjs';
 
 const demo = join(root, 'www/demo/parallax-demo-qwen2.gguf');
 const requantized = process.env.PARALLAX_REQUANTIZED_MODEL;
@@ -30,21 +30,17 @@ before(async () => {
   assert.ok(requantized, 'PARALLAX_REQUANTIZED_MODEL must name the re-quantized demo (./dev test makes it)');
   // /files/NAME serves the two test files over Range requests, as a model server must.
   const files = { [basename(demo)]: demo, [basename(requantized)]: requantized };
-  ({ server, base } = await serveDist(async (req, res, pathname) => {
+  ({ server, base, browser } = await startPage(async (req, res, pathname) => {
     if (!pathname.startsWith('/files/')) return false;
     const file = files[pathname.slice('/files/'.length)];
     if (file) await serveRange(req, res, file);
     else { res.writeHead(404); res.end('no such file'); }
     return true;
   }));
-  browser = await launchChromium();
   await mkdir(screenshots, { recursive: true });
 });
 
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+after(() => stopPage({ server, browser }));
 
 /// Run the page's report to the end and return its JSON as downloaded.
 async function runAndDownload(page) {

@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { root, models, launchChromium, serveDist, openPage, serveRange, modelsRequired } from './harness.mjs';
+import { root, models, openPage, modelsRequired, startPage, stopPage, modelsRoute } from './harness.mjs';
 
 const VIEWPORT = { width: 1366, height: 800 };
 const qwenFile = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
@@ -17,19 +17,11 @@ const screenshots = join(root, 'target', 'screenshots');
 let server, browser, base;
 
 before(async () => {
-  ({ server, base } = await serveDist(async (req, res, pathname) => {
-    if (!pathname.startsWith('/models/')) return false;
-    await serveRange(req, res, join(models, pathname.slice('/models/'.length).replace(/[\/\\]/g, '')));
-    return true;
-  }));
-  browser = await launchChromium();
+  ({ server, base, browser } = await startPage(modelsRoute));
   await mkdir(screenshots, { recursive: true });
 });
 
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+after(() => stopPage({ server, browser }));
 
 /// The viewport box (after the page's own scroll) of the verdict, the first divergence and the
 /// first chart, and of the settings' folded line.

@@ -49,6 +49,27 @@ export async function serveDist(route = async () => false) {
   return { server, base: `http://127.0.0.1:${server.address().port}/` };
 }
 
+/// What a test file's `before` starts: the page's server (`route` as serveDist takes it) and
+/// headless Chromium. `stopPage` closes both in its `after`.
+export async function startPage(route) {
+  const { server, base } = await serveDist(route);
+  return { server, base, browser: await launchChromium() };
+}
+
+/// Closes what startPage started (either is missing when `before` failed before it).
+export async function stopPage({ server, browser }) {
+  await browser?.close();
+  server?.close();
+}
+
+/// A serveDist route: /models/NAME serves NAME from the model cache over Range requests, as a
+/// user's model server must.
+export async function modelsRoute(req, res, pathname) {
+  if (!pathname.startsWith('/models/')) return false;
+  await serveRange(req, res, join(models, pathname.slice('/models/'.length).replace(/[\/\\]/g, '')));
+  return true;
+}
+
 /// A new page of `browser` at `url` (`options` as Playwright's newPage takes them: a viewport,
 /// a colour scheme), with its uncaught errors collected in `errors`.
 export async function openPage(browser, url, options = {}) {

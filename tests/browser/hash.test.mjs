@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { models, serveDist, serveRange, launchChromium, openPage, modelsRequired } from './harness.mjs';
+import { models, serveRange, openPage, modelsRequired, startPage, stopPage } from './harness.mjs';
 
 const GEMMA = 'gemma-3-270m-q4_k_m.gguf';
 const QWEN = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
@@ -18,7 +18,7 @@ let server, browser, base;
 let served = 0;
 
 before(async () => {
-  ({ server, base } = await serveDist(async (req, res, pathname) => {
+  ({ server, base, browser } = await startPage(async (req, res, pathname) => {
     if (!pathname.startsWith('/models/')) return false;
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
     const file = join(models, pathname.slice('/models/'.length).replace(/[\/\\]/g, ''));
@@ -29,13 +29,9 @@ before(async () => {
     await serveRange(req, res, file);
     return true;
   }));
-  browser = await launchChromium();
 });
 
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+after(() => stopPage({ server, browser }));
 
 /// Bytes served for one run of `file` by URL (the hash ticked or not), and the report's sha256.
 async function run(file, hash) {

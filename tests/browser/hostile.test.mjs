@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { dist, launchChromium, serveDist, openPage } from './harness.mjs';
+import { dist, openPage, startPage, stopPage } from './harness.mjs';
 
 const hostile = process.env.PARALLAX_HOSTILE_MODEL;
 // The strings of tools/demo-model/src/hostile.rs, as a user should see them: as text.
@@ -23,19 +23,15 @@ let standaloneHtml = '';
 
 before(async () => {
   assert.ok(hostile, 'PARALLAX_HOSTILE_MODEL must name the hostile model (./dev test makes it)');
-  ({ server, base } = await serveDist(async (req, res) => {
+  ({ server, base, browser } = await startPage(async (req, res) => {
     if (req.url !== '/standalone.html') return false;
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
     res.end(standaloneHtml);
     return true;
   }));
-  browser = await launchChromium();
 });
 
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+after(() => stopPage({ server, browser }));
 
 /// A page that records CSP violations and anything a payload would do.
 async function watchedPage() {

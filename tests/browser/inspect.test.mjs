@@ -7,7 +7,7 @@ import { readFile, mkdtemp, writeFile, mkdir } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { root, dist, shared, models, launchChromium, serveDist, openPage as openAt, assertSameReport, serveRange } from './harness.mjs';
+import { root, dist, shared, models, openPage as openAt, assertSameReport, startPage, stopPage, modelsRoute } from './harness.mjs';
 
 let server, browser, base;
 const qwenFile = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
@@ -15,18 +15,11 @@ const qwenFile = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 // worker runs the model (the "long task" threshold of the Long Tasks API).
 const LONG_TASK_LIMIT_MS = 50;
 
-// dist/ as the page's origin, plus /models/ from the shared model cache with Range support
-// (what a user's model server must do).
-function serveModel(req, res, name) {
-  return serveRange(req, res, join(models, name.replace(/[\/\\]/g, '')));
-}
-
 before(async () => {
-  ({ server, base } = await serveDist(async (req, res, pathname) => {
-    if (pathname.startsWith('/models/')) {
-      await serveModel(req, res, pathname.slice('/models/'.length));
-      return true;
-    }
+  // dist/ as the page's origin, plus /models/ from the shared model cache with Range support
+  // (what a user's model server must do).
+  ({ server, base, browser } = await startPage(async (req, res, pathname) => {
+    if (await modelsRoute(req, res, pathname)) return true;
     if (pathname.startsWith('/norange/')) {
       // A server that ignores Range: always 200 with the whole body (like `python3 -m http.server`).
       const body = await readFile(join(dist, pathname.slice('/norange/'.length))).catch(() => null);
@@ -36,13 +29,9 @@ before(async () => {
     }
     return false;
   }));
-  browser = await launchChromium();
 });
 
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+after(() => stopPage({ server, browser }));
 
 function openPage(query = '') {
   return openAt(browser, base + query);

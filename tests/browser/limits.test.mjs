@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { access } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { models, root, launchChromium, serveDist, openPage as openAt, modelsRequired } from './harness.mjs';
+import { models, root, openPage as openAt, modelsRequired, startPage, stopPage } from './harness.mjs';
 
 const qwen = join(models, 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf');
 // A limit, not a speed claim: Cancel must be acknowledged within this, even on a loaded machine
@@ -16,14 +16,10 @@ const CANCEL_LIMIT_MS = 5000;
 let server, browser, base;
 
 before(async () => {
-  ({ server, base } = await serveDist());
-  browser = await launchChromium();
+  ({ server, base, browser } = await startPage());
 });
 
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+after(() => stopPage({ server, browser }));
 
 function openPage(query = '') {
   return openAt(browser, base + query);

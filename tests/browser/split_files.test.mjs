@@ -11,7 +11,7 @@ import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { root, models, launchChromium, serveDist, openPage, assertSameReport } from './harness.mjs';
+import { root, models, openPage, assertSameReport, startPage, stopPage } from './harness.mjs';
 
 const split = 'qwen2.5-coder-0.5b-split';
 const shard = (k, dir = models, name = split) => join(dir, `${name}-0000${k}-of-00003.gguf`);
@@ -22,14 +22,10 @@ let server, browser, base;
 
 before(async () => {
   assert.ok(bin, 'PARALLAX_BIN must name the native parallax binary (./dev test sets it)');
-  ({ server, base } = await serveDist());
-  browser = await launchChromium();
+  ({ server, base, browser } = await startPage());
 });
 
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+after(() => stopPage({ server, browser }));
 
 /// The native CLI's report JSON for `args` (exit 1, a failed contract, still writes it).
 async function nativeReport(args) {

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createMisbehaving } from './misbehaving_server.mjs';
-import { dist, launchChromium, serveDist, openPage } from './harness.mjs';
+import { dist, openPage, startPage } from './harness.mjs';
 
 const MODEL = 'parallax-demo-qwen2.gguf';
 // The page waits this long for a request (plus 1 s per MiB asked for) before giving up on it.
@@ -19,12 +19,11 @@ let server, browser, base, mis;
 
 before(async () => {
   mis = createMisbehaving(join(dist, 'demo'));
-  ({ server, base } = await serveDist(async (req, res, pathname) => {
+  ({ server, base, browser } = await startPage(async (req, res, pathname) => {
     if (!pathname.startsWith('/mis/')) return false;
     await mis.handle(req, res, pathname.slice('/mis/'.length));
     return true;
   }));
-  browser = await launchChromium();
 });
 
 after(async () => {

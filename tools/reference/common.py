@@ -100,6 +100,28 @@ def eval_callback(C, on_tensor):
         C.llama_model_default_params, C.llama_context_default_params = orig_model, orig_ctx
 
 
+def f32_node(t, ask: bool) -> GgmlTensor | None:
+    """The node an eval callback (`cb_eval`) is shown, when it holds f32 data; None when llama.cpp
+    only asks whether we want the node (every one: the callback answers True, so each node is
+    computed and shown) or the node is of another type. The callback returns True either way."""
+    if ask:
+        return None
+    tt = ctypes.cast(t, ctypes.POINTER(GgmlTensor)).contents
+    if tt.type != GGML_TYPE_F32 or not tt.data:
+        return None
+    return tt
+
+
+def f32_array(tt: GgmlTensor) -> np.ndarray:
+    """A copy of the f32 ggml tensor `tt`'s data (its strides honoured), `ne` reversed as numpy's
+    shape: row-major, the last axis ggml's ne0."""
+    ne, nb = list(tt.ne), list(tt.nb)
+    nbytes = max((ne[i] - 1) * nb[i] for i in range(4)) + 4
+    buf = (ctypes.c_char * nbytes).from_address(tt.data)
+    return np.lib.stride_tricks.as_strided(np.frombuffer(buf, dtype=np.float32),
+                                           shape=ne[::-1], strides=nb[::-1]).copy()
+
+
 def capture_f32_tensors(path: Path, tokens: list[int], **extra) -> dict[str, list[np.ndarray]]:
     """Every f32 graph tensor llama.cpp computes while it evaluates `tokens` on the model at
     `path` (CPU, plain ggml kernels, n_ctx 64, 2 threads; `extra` goes to `Llama`, e.g. one
@@ -110,17 +132,9 @@ def capture_f32_tensors(path: Path, tokens: list[int], **extra) -> dict[str, lis
     caps: dict[str, list[np.ndarray]] = {}
 
     def on_tensor(t, ask, _ud):
-        if ask:
-            return True  # ask for every node so each one is computed and shown to us
-        tt = ctypes.cast(t, ctypes.POINTER(GgmlTensor)).contents
-        if tt.type != GGML_TYPE_F32 or not tt.data:
-            return True
-        ne, nb = list(tt.ne), list(tt.nb)
-        nbytes = max((ne[i] - 1) * nb[i] for i in range(4)) + 4
-        buf = (ctypes.c_char * nbytes).from_address(tt.data)
-        a = np.lib.stride_tricks.as_strided(np.frombuffer(buf, dtype=np.float32),
-                                            shape=ne[::-1], strides=nb[::-1]).copy()
-        caps.setdefault(tt.name.decode(), []).append(a)
+        tt = f32_node(t, ask)
+        if tt is not None:
+            caps.setdefault(tt.name.decode(), []).append(f32_array(tt))
         return True
 
     with eval_callback(C, on_tensor):

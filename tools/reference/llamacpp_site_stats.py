@@ -54,7 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import GGML_TYPE_F32, LAYER_SITES, TOKENS_OF_FILE, GgmlTensor, eval_callback, moments, sha256_file
+from common import (LAYER_SITES, TOKENS_OF_FILE, GgmlTensor, eval_callback, f32_array, f32_node, moments,
+                    sha256_file)
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT_DIR = ROOT / "tests/golden/reference"
@@ -73,20 +74,13 @@ def capture(path: Path, tokens: list[int]):
     nodes: list[tuple[str, str, str, np.ndarray]] = []
 
     def on_tensor(t, ask, _ud):
-        if ask:
-            return True  # ask for every node so each one is computed and shown to us
-        tt = ctypes.cast(t, ctypes.POINTER(GgmlTensor)).contents
-        if tt.type != GGML_TYPE_F32 or not tt.data:
+        tt = f32_node(t, ask)
+        if tt is None:
             return True
         src0 = ""
         if tt.src[0]:
             src0 = ctypes.cast(tt.src[0], ctypes.POINTER(GgmlTensor)).contents.name.decode()
-        ne, nb = list(tt.ne), list(tt.nb)
-        nbytes = max((ne[i] - 1) * nb[i] for i in range(4)) + 4
-        buf = (ctypes.c_char * nbytes).from_address(tt.data)
-        a = np.lib.stride_tricks.as_strided(np.frombuffer(buf, dtype=np.float32),
-                                            shape=ne[::-1], strides=nb[::-1]).copy()
-        nodes.append((tt.name.decode(), ggml.ggml_op_desc(t).decode(), src0, a))
+        nodes.append((tt.name.decode(), ggml.ggml_op_desc(t).decode(), src0, f32_array(tt)))
         return True
 
     with eval_callback(C, on_tensor):

@@ -279,16 +279,20 @@ def forward(m: Model, tokens: list[int]):
             assert_finite(f"{p}{name}", val)
             sites[name] = val
 
+        def project(val, name):
+            """`val` times the layer's `name` weight, plus its bias where the model has one."""
+            out = matmul(val, m.weight(p + name + ".weight"))
+            if m.has(p + name + ".bias"):
+                out += m.weight(p + name + ".bias")
+            return out
+
         inp = x
         h = rms_norm(inp, m.weight(p + "attn_norm.weight"), eps)
         cap("attn_norm", h)
 
-        q = matmul(h, m.weight(p + "attn_q.weight"))
-        k = matmul(h, m.weight(p + "attn_k.weight"))
-        v = matmul(h, m.weight(p + "attn_v.weight"))
-        for nm, t in (("q", q), ("k", k), ("v", v)):
-            if m.has(p + f"attn_{nm}.bias"):
-                t += m.weight(p + f"attn_{nm}.bias")
+        q = project(h, "attn_q")
+        k = project(h, "attn_k")
+        v = project(h, "attn_v")
         cap("q", q)
         cap("k", k)
         cap("v", v)
@@ -318,9 +322,7 @@ def forward(m: Model, tokens: list[int]):
             a = attention(q3, k3, v3, attn_scale, layer_window)
         cap("attn_out", a)
 
-        o = matmul(a, m.weight(p + "attn_output.weight"))
-        if m.has(p + "attn_output.bias"):
-            o += m.weight(p + "attn_output.bias")
+        o = project(a, "attn_output")
         cap("attn_proj", o)
 
         if arch == "gemma3":

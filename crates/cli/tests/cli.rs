@@ -3,14 +3,16 @@
 
 use std::process::{Command, Output};
 
+use common::{assert_refused, demo, parallax, read_json, scratch, stderr};
 use parallax_tests::{model_path, repo_root, sha256_hex, QWEN_0_5B, QWEN_0_5B_SPLIT};
 
-fn parallax(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_parallax")).args(args).output().expect("run parallax")
-}
+mod common;
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+/// `parallax run -m model -p "What is 2+2?" ARGS`.
+fn run_prompt(model: &str, args: &[&str]) -> Output {
+    let mut all = vec!["run", "-m", model, "-p", "What is 2+2?"];
+    all.extend_from_slice(args);
+    parallax(&all)
 }
 
 #[test]
@@ -44,10 +46,7 @@ fn inspect_lists_every_tensor_as_text_and_json() {
 #[test]
 fn dump_writes_rows_bit_exact_with_gguf_py() {
     let Some(path) = model_path(QWEN_0_5B) else { return };
-    let golden: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(repo_root().join("tests/golden/real-model-rows.json")).unwrap(),
-    )
-    .unwrap();
+    let golden = read_json(&repo_root().join("tests/golden/real-model-rows.json"));
     let tensors = golden["models"]["qwen2.5-coder-0.5b"]["tensors"].as_array().unwrap();
     for name in
         ["blk.0.ffn_down.weight", "blk.5.ffn_gate.weight", "output.weight", "blk.3.attn_q.bias"]
@@ -78,8 +77,7 @@ fn dump_writes_rows_bit_exact_with_gguf_py() {
 
 #[test]
 fn input_errors_exit_2_with_a_sentence() {
-    let dir = std::env::temp_dir().join(format!("parallax-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("cli-test");
     let not_a_model = dir.join("notes.txt");
     std::fs::write(&not_a_model, b"hello, this is not a model").unwrap();
     let truncated = dir.join("truncated.gguf");
@@ -100,16 +98,14 @@ fn input_errors_exit_2_with_a_sentence() {
     for (args, needle) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = parallax(&args);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains(needle), "{args:?}: expected `{needle}` in: {}", stderr(&o));
+        assert_refused(&o, needle);
         assert!(!stderr(&o).contains("panicked"), "{args:?}");
     }
 
     if let Some(path) = model_path(QWEN_0_5B) {
         let path = path.to_str().unwrap();
         let o = parallax(&["dump", "-m", path, "--tensor", "blk.0.ffn_gat", "--rows", "0..1"]);
-        assert_eq!(o.status.code(), Some(2));
-        assert!(stderr(&o).contains("no tensor named"), "{}", stderr(&o));
+        assert_refused(&o, "no tensor named");
         let o = parallax(&[
             "dump",
             "-m",
@@ -119,8 +115,7 @@ fn input_errors_exit_2_with_a_sentence() {
             "--rows",
             "4860..4870",
         ]);
-        assert_eq!(o.status.code(), Some(2));
-        assert!(stderr(&o).contains("has 4864 rows"), "{}", stderr(&o));
+        assert_refused(&o, "has 4864 rows");
         let o =
             parallax(&["dump", "-m", path, "--tensor", "blk.0.ffn_gate.weight", "--rows", "5..5"]);
         assert_eq!(o.status.code(), Some(2), "empty range is a usage error");
@@ -141,19 +136,9 @@ fn tokenize_prints_llamacpp_ids() {
 #[test]
 fn run_prints_a_layer_table_and_writes_the_report() {
     let Some(path) = model_path(QWEN_0_5B) else { return };
-    let dir = std::env::temp_dir().join(format!("parallax-cli-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("cli-run");
     let json = dir.join("report.json");
-    let o = parallax(&[
-        "run",
-        "-m",
-        path.to_str().unwrap(),
-        "-p",
-        "What is 2+2?",
-        "--json",
-        json.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = run_prompt(path.to_str().unwrap(), &["--json", json.to_str().unwrap(), "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(out.contains("statistics over all 7 tokens (sample std)"), "{out}");
@@ -173,7 +158,7 @@ fn run_prints_a_layer_table_and_writes_the_report() {
         "{out}"
     );
 
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = read_json(&json);
     assert_eq!(report["schema"], "parallax.report/1");
     assert_eq!(report["prompt"]["tokens"], serde_json::json!([3838, 374, 220, 17, 10, 17, 30]));
     assert_eq!(report["prompt"]["text"], "What is 2+2?");
@@ -206,7 +191,7 @@ fn run_prints_a_layer_table_and_writes_the_report() {
         "-q",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = read_json(&json);
     assert_eq!(report["layers"][0]["sites"]["ffn_swigl"]["q8"]["count"], 4864);
     assert_eq!(report["model"]["sha256"], serde_json::Value::Null);
 
@@ -221,9 +206,7 @@ fn run_prints_a_layer_table_and_writes_the_report() {
             full.extend(["--tokens", "1,2"]);
         }
         full.extend(args.iter().copied());
-        let o = parallax(&full);
-        assert_eq!(o.status.code(), Some(2), "{full:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains(needle), "{full:?}: {}", stderr(&o));
+        assert_refused(&parallax(&full), needle);
     }
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -231,23 +214,13 @@ fn run_prints_a_layer_table_and_writes_the_report() {
 #[test]
 fn run_exit_code_is_the_verdict_and_check_rejudges_a_saved_report() {
     let Some(path) = model_path(QWEN_0_5B) else { return };
-    let dir = std::env::temp_dir().join(format!("parallax-cli-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("cli-check");
     let json = dir.join("faulty.json");
     let model = path.to_str().unwrap();
-    let o = parallax(&[
-        "run",
-        "-m",
+    let o = run_prompt(
         model,
-        "-p",
-        "What is 2+2?",
-        "-q",
-        "--no-hash",
-        "--inject",
-        "swap-gate-up@7",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+        &["-q", "--no-hash", "--inject", "swap-gate-up@7", "--json", json.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(1), "an injected fault fails the contracts: {}", stderr(&o));
     let run_out = String::from_utf8(o.stdout).unwrap();
     assert!(run_out.contains("first divergence: layer 7 ffn_gate"), "{run_out}");
@@ -268,7 +241,7 @@ fn run_exit_code_is_the_verdict_and_check_rejudges_a_saved_report() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let check_out = String::from_utf8(o.stdout).unwrap();
     assert_eq!(verdict_lines(&check_out), verdict_lines(&run_out));
-    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let saved = read_json(&json);
     assert_eq!(saved["execution"]["injected"], serde_json::json!(["swap-gate-up@7 on path q8"]));
     assert_eq!(saved["verdicts"]["first_divergence"]["at"]["layer"], 7);
 
@@ -276,12 +249,9 @@ fn run_exit_code_is_the_verdict_and_check_rejudges_a_saved_report() {
     let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "metadata:\n  version: 1.0.0\nfalsification_tests:\n- id: BAD-1\n  rule: r\n  prediction: 'q8_layer[i].nosuchsite_stats.std / f32_layer[i].ffn_gate_stats.std ∈ [0.5, 2.0]'\n").unwrap();
     let o = parallax(&["check", json.to_str().unwrap(), "--contract", bad.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("BAD-1"), "{}", stderr(&o));
+    assert_refused(&o, "BAD-1");
     // Not a report at all.
-    let o = parallax(&["check", bad.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("not valid JSON"), "{}", stderr(&o));
+    assert_refused(&parallax(&["check", bad.to_str().unwrap()]), "not valid JSON");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -290,26 +260,15 @@ fn run_exit_code_is_the_verdict_and_check_rejudges_a_saved_report() {
 /// when `PARALLAX_REQUIRE_GPU=1`, as `./dev test` sets, or in CI).
 #[test]
 fn run_with_the_gpu_path_names_the_adapter_or_says_why_not() {
-    let demo = repo_root().join("www/demo/parallax-demo-qwen2.gguf");
-    let dir = std::env::temp_dir().join(format!("parallax-cli-gpu-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("cli-gpu");
     let json = dir.join("report.json");
-    let o = parallax(&[
-        "run",
-        "-m",
-        demo.to_str().unwrap(),
-        "-p",
-        "What is 2+2?",
-        "--paths",
-        "f32,gpu",
-        "--no-hash",
-        "-q",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let o = run_prompt(
+        &demo_model(),
+        &["--paths", "f32,gpu", "--no-hash", "-q", "--json", json.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = read_json(&json);
     std::fs::remove_dir_all(&dir).ok();
     if let Some(why) = report["execution"]["gpu_unavailable"].as_str() {
         assert!(stderr(&o).contains(why), "the CLI prints why: {}", stderr(&o));
@@ -326,9 +285,8 @@ fn run_with_the_gpu_path_names_the_adapter_or_says_why_not() {
     assert!(out.contains("gpu vs f32"), "{out}");
 }
 
-/// The page's demo model (committed, small): a 3-layer qwen2 whose layers are ~370 KiB of weights.
 fn demo_model() -> String {
-    repo_root().join("www/demo/parallax-demo-qwen2.gguf").to_str().unwrap().to_string()
+    demo().to_str().unwrap().to_string()
 }
 
 #[test]
@@ -344,48 +302,27 @@ fn a_prompt_over_the_token_cap_ends_with_exit_2_and_a_sentence() {
         "-q",
         "--no-hash",
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_refused(&o, "more than the limit of 3");
     let e = stderr(&o);
-    assert!(e.contains("more than the limit of 3") && e.contains("--max-tokens"), "{e}");
+    assert!(e.contains("--max-tokens"), "{e}");
     assert!(!e.contains("panicked"), "{e}");
 }
 
 #[test]
 fn a_layer_over_the_memory_budget_is_refused_before_it_is_read_with_exit_2() {
-    let o = parallax(&[
-        "run",
-        "-m",
-        &demo_model(),
-        "-p",
-        "What is 2+2?",
-        "--memory-budget",
-        "100K",
-        "-q",
-        "--no-hash",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = run_prompt(&demo_model(), &["--memory-budget", "100K", "-q", "--no-hash"]);
+    assert_refused(&o, "layer 0 would need about");
     let e = stderr(&o);
-    assert!(e.contains("layer 0 would need about") && e.contains("of weights"), "{e}");
+    assert!(e.contains("of weights"), "{e}");
     assert!(
         e.contains("more than the memory budget of 100.00 KiB") && e.contains("--memory-budget"),
         "{e}"
     );
     // A budget the layers fit in runs to the verdict.
-    let o = parallax(&[
-        "run",
-        "-m",
-        &demo_model(),
-        "-p",
-        "What is 2+2?",
-        "--memory-budget",
-        "64M",
-        "-q",
-        "--no-hash",
-    ]);
+    let o = run_prompt(&demo_model(), &["--memory-budget", "64M", "-q", "--no-hash"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = parallax(&["run", "-m", &demo_model(), "-p", "Hi", "--memory-budget", "lots", "-q"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("not a size"), "{}", stderr(&o));
+    assert_refused(&o, "not a size");
 }
 
 /// Ctrl-C (SIGINT) during a run of the 0.5B stops it at the next layer: exit 2, a sentence, and
@@ -395,25 +332,12 @@ fn a_layer_over_the_memory_budget_is_refused_before_it_is_read_with_exit_2() {
 /// the model's folder, that command gives the same numbers and the same verdicts.
 #[test]
 fn a_report_carries_the_command_that_computes_it_again() {
-    let dir = std::env::temp_dir().join(format!("parallax-reproduce-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("reproduce");
     let (first, again) = (dir.join("first.json"), dir.join("again.json"));
     let model = demo_model();
-    let o = parallax(&[
-        "run",
-        "-m",
-        &model,
-        "-p",
-        "What is 2+2?",
-        "--scope",
-        "last",
-        "-q",
-        "--json",
-        first.to_str().unwrap(),
-    ]);
+    let o = run_prompt(&model, &["--scope", "last", "-q", "--json", first.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&first).unwrap()).unwrap();
+    let report = read_json(&first);
     assert_eq!(report["execution"]["parallax_version"], env!("CARGO_PKG_VERSION"));
     let command = report["execution"]["reproduce"].as_str().unwrap().to_string();
     assert!(command.starts_with("parallax run -m parallax-demo-qwen2.gguf --tokens "), "{command}");
@@ -427,7 +351,7 @@ fn a_report_carries_the_command_that_computes_it_again() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let rerun: serde_json::Value = serde_json::from_slice(&std::fs::read(&again).unwrap()).unwrap();
+    let rerun = read_json(&again);
     for key in ["layers", "logits", "verdicts", "embed", "final_norm"] {
         assert_eq!(report[key], rerun[key], "{key}");
     }
@@ -440,8 +364,7 @@ fn a_report_carries_the_command_that_computes_it_again() {
 /// saved report and keeps its date; a `SOURCE_DATE_EPOCH` that is not seconds is a sentence.
 #[test]
 fn a_report_carries_its_date_and_source_date_epoch_pins_it() {
-    let dir = std::env::temp_dir().join(format!("parallax-date-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("date");
     let model = demo_model();
     let run = |name: &str, epoch: Option<&str>| {
         let (json, html) = (dir.join(format!("{name}.json")), dir.join(format!("{name}.html")));
@@ -463,7 +386,7 @@ fn a_report_carries_its_date_and_source_date_epoch_pins_it() {
     let (o, json, html) = run("clock", None);
     let after = unix_now();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = read_json(&json);
     let date = report["execution"]["date"].as_str().expect("execution.date").to_string();
     let by_clock: Vec<String> = (before..=after).map(parallax_report::utc_date).collect();
     assert!(by_clock.contains(&date), "{date} is not between {before} and {after}");
@@ -480,15 +403,13 @@ fn a_report_carries_its_date_and_source_date_epoch_pins_it() {
     let (o, json_a, html_a) = run("pinned-a", Some("1748781296"));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let (_, json_b, html_b) = run("pinned-b", Some("1748781296"));
-    let pinned: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json_a).unwrap()).unwrap();
+    let pinned = read_json(&json_a);
     assert_eq!(pinned["execution"]["date"], "2025-06-01T12:34:56Z");
     assert_eq!(std::fs::read(&json_a).unwrap(), std::fs::read(&json_b).unwrap());
     assert_eq!(std::fs::read(&html_a).unwrap(), std::fs::read(&html_b).unwrap());
 
     let (o, _, _) = run("bad", Some("yesterday"));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("SOURCE_DATE_EPOCH must be whole seconds"), "{}", stderr(&o));
+    assert_refused(&o, "SOURCE_DATE_EPOCH must be whole seconds");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -496,8 +417,7 @@ fn a_report_carries_its_date_and_source_date_epoch_pins_it() {
 /// both are held to `--max-tokens` like any prompt, and a missing file is a sentence.
 #[test]
 fn a_prompt_from_a_file_or_the_builtin_text_runs_and_is_capped() {
-    let dir = std::env::temp_dir().join(format!("parallax-text-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("text");
     let (text, json) = (dir.join("passage.txt"), dir.join("report.json"));
     std::fs::write(&text, "The balance wheel and its hairspring form the oscillator.").unwrap();
     let model = demo_model();
@@ -513,7 +433,7 @@ fn a_prompt_from_a_file_or_the_builtin_text_runs_and_is_capped() {
         json.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = read_json(&json);
     assert_eq!(
         report["prompt"]["text"],
         "The balance wheel and its hairspring form the oscillator."
@@ -521,13 +441,11 @@ fn a_prompt_from_a_file_or_the_builtin_text_runs_and_is_capped() {
 
     let o =
         parallax(&["run", "-m", &model, "--builtin-text", "--max-tokens", "50", "-q", "--no-hash"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("more than the limit of 50"), "{}", stderr(&o));
+    assert_refused(&o, "more than the limit of 50");
 
     let o =
         parallax(&["run", "-m", &model, "--text", dir.join("missing.txt").to_str().unwrap(), "-q"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("cannot read the text"), "{}", stderr(&o));
+    assert_refused(&o, "cannot read the text");
     let o = parallax(&["run", "-m", &model, "--builtin-text", "-p", "Hi"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
@@ -537,8 +455,7 @@ fn a_prompt_from_a_file_or_the_builtin_text_runs_and_is_capped() {
 /// report and exits with its verdict, without a panic.
 #[test]
 fn a_closed_stdout_loses_the_table_but_not_the_report_or_the_verdict() {
-    let dir = std::env::temp_dir().join(format!("parallax-pipe-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("pipe");
     let json = dir.join("report.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_parallax"))
         .args(["run", "-m", &demo_model(), "-p", "What is 2+2?", "-q", "--no-hash", "--json"])
@@ -552,7 +469,7 @@ fn a_closed_stdout_loses_the_table_but_not_the_report_or_the_verdict() {
     let e = stderr(&o);
     assert!(!e.contains("panicked"), "{e}");
     assert_eq!(o.status.code(), Some(0), "{e}");
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = read_json(&json);
     assert_eq!(report["layers"].as_array().unwrap().len(), 3);
     assert!(report["verdicts"]["contracts"].as_array().is_some_and(|c| !c.is_empty()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -561,8 +478,7 @@ fn a_closed_stdout_loses_the_table_but_not_the_report_or_the_verdict() {
 #[test]
 fn ctrl_c_cancels_a_run_cleanly() {
     let Some(path) = model_path(QWEN_0_5B) else { return };
-    let dir = std::env::temp_dir().join(format!("parallax-cancel-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("cancel");
     let json = dir.join("report.json");
     let child = Command::new(env!("CARGO_BIN_EXE_parallax"))
         .args([
@@ -586,12 +502,7 @@ fn ctrl_c_cancels_a_run_cleanly() {
     let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(sent.success());
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("the run was cancelled (Ctrl-C); no report was written"),
-        "{}",
-        stderr(&o)
-    );
+    assert_refused(&o, "the run was cancelled (Ctrl-C); no report was written");
     assert!(!json.exists(), "a report was written");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -619,9 +530,7 @@ fn bad_run_requests_are_refused_with_the_sessions_sentence() {
         ),
     ];
     for (extra, sentence) in cases {
-        let mut args = vec!["run", "-m", &model, "-p", "What is 2+2?", "-q", "--no-hash"];
-        args.extend_from_slice(extra);
-        let o = parallax(&args);
+        let o = run_prompt(&model, &[&["-q", "--no-hash"], extra].concat());
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
         assert_eq!(stderr(&o).trim_end(), format!("error: {sentence}"), "{extra:?}");
     }
@@ -634,7 +543,7 @@ fn run_report(json: &std::path::Path, model: &std::path::Path, args: &[&str]) ->
     all.extend(["-q", "--no-hash", "--json", json.to_str().unwrap()]);
     let o = parallax(&all);
     assert!(o.status.success(), "{}", stderr(&o));
-    serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
+    read_json(json)
 }
 
 /// A report without what names its file (name, size) and how it ran.
@@ -652,8 +561,7 @@ fn without_file(mut r: serde_json::Value) -> serde_json::Value {
 fn split_demo(dir: &std::path::Path) -> std::path::PathBuf {
     use parallax_gguf::{writer::GgufWriter, GgufFile, MetaValue};
     use parallax_source::{ByteSource, FileSource};
-    let demo = repo_root().join("www/demo/parallax-demo-qwen2.gguf");
-    let source = FileSource::open(&demo).unwrap();
+    let source = FileSource::open(demo()).unwrap();
     let file = GgufFile::read(&source).unwrap();
     let tensors = file.tensors();
     let count = 3usize;
@@ -681,9 +589,9 @@ fn split_demo(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn a_split_gguf_opens_as_one_model_and_runs_as_the_whole_file_does() {
-    let dir = std::env::temp_dir().join(format!("parallax-cli-split-{}", std::process::id()));
+    let dir = scratch("cli-split");
     let first = split_demo(&dir);
-    let whole = repo_root().join("www/demo/parallax-demo-qwen2.gguf");
+    let whole = demo();
     let prompt = ["-p", "What is 2+2?"];
     let split = run_report(&dir.join("split.json"), &first, &prompt);
     assert!(split["model"]["file_name"].as_str().unwrap().ends_with("(+2 more shards)"));
@@ -694,18 +602,21 @@ fn a_split_gguf_opens_as_one_model_and_runs_as_the_whole_file_does() {
     // Shards that do not fit together end in a sentence.
     let lone = dir.join("lone.gguf");
     std::fs::copy(&first, &lone).unwrap();
-    let o = parallax(&["inspect", "-m", lone.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("is shard 1 of 3 (split.count)"), "{}", stderr(&o));
+    assert_refused(
+        &parallax(&["inspect", "-m", lone.to_str().unwrap()]),
+        "is shard 1 of 3 (split.count)",
+    );
     std::fs::remove_file(dir.join("demo-00003-of-00003.gguf")).unwrap();
-    let o = parallax(&["inspect", "-m", first.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("demo-00003-of-00003.gguf"), "{}", stderr(&o));
+    assert_refused(
+        &parallax(&["inspect", "-m", first.to_str().unwrap()]),
+        "demo-00003-of-00003.gguf",
+    );
     std::fs::copy(dir.join("demo-00002-of-00003.gguf"), dir.join("demo-00003-of-00003.gguf"))
         .unwrap();
-    let o = parallax(&["inspect", "-m", first.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("shard 3 of 3 says it is split.no 1"), "{}", stderr(&o));
+    assert_refused(
+        &parallax(&["inspect", "-m", first.to_str().unwrap()]),
+        "shard 3 of 3 says it is split.no 1",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -717,8 +628,7 @@ fn a_model_split_by_gguf_py_runs_as_the_whole_file() {
     let (Some(first), Some(whole)) = (model_path(QWEN_0_5B_SPLIT), model_path(QWEN_0_5B)) else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("parallax-cli-split-real-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("cli-split-real");
     let args = ["--tokens", "3838,374,220,17,10,17,30", "--scope", "last"];
     let split = run_report(&dir.join("split.json"), &first, &args);
     let one = run_report(&dir.join("whole.json"), &whole, &args);

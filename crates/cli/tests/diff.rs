@@ -2,37 +2,17 @@
 //! import (identical), against a re-quantized copy (not identical, finite), against another
 //! network (exit 2 before a weight is read) and against a malformed file (a sentence, exit 2).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
+use common::{assert_refused, demo, parallax, read_json, scratch, stderr, stdout};
 use parallax_gguf::writer::GgufWriter;
 use parallax_gguf::{GgmlType, GgufFile};
 use parallax_model::convert::{gguf_to_apr, AprVariant, ConvertOptions};
 use parallax_source::{ByteSource, FileSource};
-use parallax_tests::{repo_root, shared_dir};
+use parallax_tests::shared_dir;
 
-fn parallax(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_parallax")).args(args).output().expect("run parallax")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn demo() -> PathBuf {
-    repo_root().join("www/demo/parallax-demo-qwen2.gguf")
-}
-
-/// A folder of its own for each test.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("parallax-diff-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
 
 /// `parallax diff -m a --against b… -q --json json`, which must succeed; stdout and the JSON.
 fn diff(a: &Path, against: &[&Path], json: &Path) -> (String, serde_json::Value) {
@@ -43,7 +23,7 @@ fn diff(a: &Path, against: &[&Path], json: &Path) -> (String, serde_json::Value)
     args.extend(["-q", "--json", json.to_str().unwrap()]);
     let o = parallax(&args);
     assert!(o.status.success(), "{}", stderr(&o));
-    (stdout(&o), serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap())
+    (stdout(&o), read_json(json))
 }
 
 /// The demo with every matrix re-quantized to Q8_0 from its dequantized values (llama.cpp's
@@ -184,9 +164,8 @@ fn another_network_is_refused_with_exit_2_before_a_weight_is_read() {
         "--json",
         json.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_refused(&o, "the files cannot be compared");
     let e = stderr(&o);
-    assert!(e.contains("the files cannot be compared"), "{e}");
     assert!(e.contains("B is ") && e.contains("tiny-qwen2.gguf"), "{e}");
     assert!(e.contains("the files differ in the layer count (block_count): 3 in A, 2 in B"), "{e}");
     assert!(!e.contains("comparing weights"), "no tensor was read: {e}");
@@ -222,9 +201,7 @@ fn a_malformed_second_file_ends_in_a_sentence_not_a_panic() {
         assert!(!e.contains("panicked"), "{file:?}: {e}");
     }
     // Without a file to compare with there is nothing to do: a usage error.
-    let o = parallax(&["diff", "-m", demo().to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--against"), "{}", stderr(&o));
+    assert_refused(&parallax(&["diff", "-m", demo().to_str().unwrap()]), "--against");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -271,7 +248,7 @@ fn a_run_against_a_requantized_copy_measures_its_kld_and_ranks_its_tensors() {
     ]);
     let out = stdout(&o);
     assert!(o.status.success(), "{}\n{out}", stderr(&o));
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let r = read_json(&json);
     assert_eq!(r["paths"], serde_json::json!(["f32", "q8", "f32@2", "q8@2"]));
     assert_eq!(r["files"][1]["paths"], serde_json::json!(["f32@2", "q8@2"]));
     assert!(r["weights"]
@@ -313,9 +290,8 @@ fn a_run_against_another_network_is_refused_with_the_difference() {
         "1,2,3",
         "-q",
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_refused(&o, "cannot be compared with");
     let err = stderr(&o);
-    assert!(err.contains("cannot be compared with"), "{err}");
     assert!(
         err.contains("the files differ in the layer count (block_count): 3 in A, 2 in B"),
         "{err}"

@@ -44,6 +44,13 @@ pub struct TraceStat {
     pub max: Option<f64>,
 }
 
+impl TraceStat {
+    /// A statistic of `site`, printed as `source_name`, before its numbers are read.
+    fn named(site: &str, source_name: &str) -> TraceStat {
+        TraceStat { site: site.into(), source_name: source_name.into(), ..Default::default() }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TraceLayer {
     pub index: u32,
@@ -189,27 +196,15 @@ pub fn parse_apr_payload(text: &str) -> Result<Trace, TraceError> {
             t.n_layers = Some(num(l, n, "layer count")? as u32);
         } else if line == "EMBEDDING:" {
             block = Block::Embed;
-            cur = TraceStat {
-                site: "embed".into(),
-                source_name: "EMBEDDING".into(),
-                ..Default::default()
-            };
+            cur = TraceStat::named("embed", "EMBEDDING");
         } else if line.starts_with("LAYER-BY-LAYER") {
             block = Block::Layers;
         } else if line == "FINAL LAYER NORM:" {
             block = Block::Final;
-            cur = TraceStat {
-                site: "final_norm".into(),
-                source_name: "FINAL LAYER NORM".into(),
-                ..Default::default()
-            };
+            cur = TraceStat::named("final_norm", "FINAL LAYER NORM");
         } else if line.starts_with("LM_HEAD") {
             block = Block::Head;
-            cur = TraceStat {
-                site: "logits".into(),
-                source_name: "LM_HEAD output".into(),
-                ..Default::default()
-            };
+            cur = TraceStat::named("logits", "LM_HEAD output");
         } else if line.starts_with("Top ")
             || line.starts_with("TRACE SUMMARY")
             || line.starts_with("GENERATION")

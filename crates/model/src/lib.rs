@@ -23,10 +23,11 @@ use parallax_source::{ByteSource, Window};
 pub use compat::{check_compatible, counterpart, Incompatibility, Side};
 pub use names::{LayerTensor, Param, Role};
 pub use parallax_apr::TensorType;
+pub use parallax_source::human_bytes;
 pub use parallax_tokenizer::TokenizerConfig;
 pub use shard_names::{order_chosen_files, shard_file_names, ChoiceError};
 pub use summary::{
-    human_bytes, parse_bytes, Hyperparameters, MetaEntry, ModelSummary, TensorSummary, TypeCount,
+    parse_bytes, Hyperparameters, MetaEntry, ModelSummary, TensorSummary, TypeCount,
 };
 
 /// Which container the bytes are in.

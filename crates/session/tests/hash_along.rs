@@ -180,23 +180,13 @@ fn check(file: &str) {
         // read far ahead of the hash, which are read again when it gets there.
         let skipped = never_read(model.source().len(), &without.reads);
         let head = model.tensors().iter().find(|t| t.role == Some(Role::Output)).unwrap_or(embd);
-        let layer_start = |il: u32| {
-            model
-                .tensors()
-                .iter()
-                .filter(|t| matches!(t.role, Some(Role::Layer { layer, .. }) if layer == il))
-                .map(|t| t.offset)
-                .min()
-                .unwrap()
+        let in_layer = |il: u32| {
+            let tensors = model.tensors().iter();
+            tensors
+                .filter(move |t| matches!(t.role, Some(Role::Layer { layer, .. }) if layer == il))
         };
-        let layer_bytes = |il: u32| -> u64 {
-            model
-                .tensors()
-                .iter()
-                .filter(|t| matches!(t.role, Some(Role::Layer { layer, .. }) if layer == il))
-                .map(|t| t.n_bytes)
-                .sum()
-        };
+        let layer_start = |il: u32| in_layer(il).map(|t| t.offset).min().unwrap();
+        let layer_bytes = |il: u32| -> u64 { in_layer(il).map(|t| t.n_bytes).sum() };
         let n_layers = (0..)
             .take_while(|&il| {
                 model

@@ -117,59 +117,30 @@ pub fn check_bounds(offset: u64, len: u64, source_len: u64) -> Result<(), Source
     }
 }
 
-impl<S: ByteSource + ?Sized> ByteSource for &S {
-    fn len(&self) -> u64 {
-        (**self).len()
-    }
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
-        (**self).read_exact_at(offset, buf)
-    }
-    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
-        (**self).prefetch(ranges)
-    }
-    fn name(&self) -> String {
-        (**self).name()
-    }
-    fn parts(&self) -> Vec<u64> {
-        (**self).parts()
-    }
+/// A reference or a smart pointer to a source reads as the source does.
+macro_rules! forward_byte_source {
+    ($($ptr:ty),*) => {$(
+        impl<S: ByteSource + ?Sized> ByteSource for $ptr {
+            fn len(&self) -> u64 {
+                (**self).len()
+            }
+            fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+                (**self).read_exact_at(offset, buf)
+            }
+            fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
+                (**self).prefetch(ranges)
+            }
+            fn name(&self) -> String {
+                (**self).name()
+            }
+            fn parts(&self) -> Vec<u64> {
+                (**self).parts()
+            }
+        }
+    )*};
 }
 
-impl<S: ByteSource + ?Sized> ByteSource for Box<S> {
-    fn len(&self) -> u64 {
-        (**self).len()
-    }
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
-        (**self).read_exact_at(offset, buf)
-    }
-    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
-        (**self).prefetch(ranges)
-    }
-    fn name(&self) -> String {
-        (**self).name()
-    }
-    fn parts(&self) -> Vec<u64> {
-        (**self).parts()
-    }
-}
-
-impl<S: ByteSource + ?Sized> ByteSource for std::sync::Arc<S> {
-    fn len(&self) -> u64 {
-        (**self).len()
-    }
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
-        (**self).read_exact_at(offset, buf)
-    }
-    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
-        (**self).prefetch(ranges)
-    }
-    fn name(&self) -> String {
-        (**self).name()
-    }
-    fn parts(&self) -> Vec<u64> {
-        (**self).parts()
-    }
-}
+forward_byte_source!(&S, Box<S>, std::sync::Arc<S>);
 
 /// Several sources read as one, end to end: the shards of a split GGUF
 /// (`name-00001-of-00003.gguf` …), in order. [`ByteSource::parts`] says where each begins, so a
@@ -248,6 +219,22 @@ pub fn shards_name(first: &str, parts: usize) -> String {
     match parts {
         0 | 1 => first.to_string(),
         n => format!("{first} (+{} more shards)", n - 1),
+    }
+}
+
+/// A size in bytes as every tool writes it: `1023 B`, `2.26 MiB` (binary units, two decimals).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", UNITS[unit])
     }
 }
 
@@ -742,6 +729,12 @@ impl<'a, S: ByteSource + ?Sized> Cursor<'a, S> {
 #[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_bytes_writes_binary_units_with_two_decimals() {
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(2_370_000), "2.26 MiB");
+    }
 
     #[test]
     fn shards_read_as_one_source_across_their_bounds() {

@@ -83,36 +83,24 @@ fn collapsed_number(c: char, cl: Class) -> bool {
 /// A regex `[class]+` run through `std::regex_iterator`: maximal runs become words and the
 /// gaps between them become words too.
 fn split_runs(segs: &[usize], member: impl Fn(usize) -> bool, out: &mut Vec<usize>) {
-    out.clear();
-    let mut start = 0;
-    for &len in segs {
-        let end = start + len;
-        let mut gap_start = start;
-        let mut i = start;
-        while i < end {
-            if member(i) {
-                let run_start = i;
-                while i < end && member(i) {
-                    i += 1;
-                }
-                if run_start > gap_start {
-                    out.push(run_start - gap_start);
-                }
-                out.push(i - run_start);
-                gap_start = i;
-            } else {
-                i += 1;
-            }
-        }
-        if end > gap_start {
-            out.push(end - gap_start);
-        }
-        start = end;
-    }
+    split_matches(segs, out, |i, end| (i..end).take_while(|&j| member(j)).count());
 }
 
 /// `[0-9][0-9][0-9]`: leftmost triples of ASCII digits; everything else is gap.
 fn split_ascii_digit_triples(cps: &[char], segs: &[usize], out: &mut Vec<usize>) {
+    split_matches(segs, out, |i, end| {
+        if i + 3 <= end && cps[i..i + 3].iter().all(|c| c.is_ascii_digit()) {
+            3
+        } else {
+            0
+        }
+    });
+}
+
+/// The words `std::regex_iterator` makes of each segment: every match, leftmost first, and
+/// every gap between matches. `match_len(i, end)` is the length of the match starting at `i` in
+/// a segment ending at `end`, 0 for none.
+fn split_matches(segs: &[usize], out: &mut Vec<usize>, match_len: impl Fn(usize, usize) -> usize) {
     out.clear();
     let mut start = 0;
     for &len in segs {
@@ -120,12 +108,13 @@ fn split_ascii_digit_triples(cps: &[char], segs: &[usize], out: &mut Vec<usize>)
         let mut gap_start = start;
         let mut i = start;
         while i < end {
-            if i + 3 <= end && cps[i..i + 3].iter().all(|c| c.is_ascii_digit()) {
+            let n = match_len(i, end);
+            if n > 0 {
                 if i > gap_start {
                     out.push(i - gap_start);
                 }
-                out.push(3);
-                i += 3;
+                out.push(n);
+                i += n;
                 gap_start = i;
             } else {
                 i += 1;
@@ -165,6 +154,13 @@ impl Seg<'_> {
     /// Present and neither whitespace, letter nor number: `[^\s\p{L}\p{N}]`.
     fn other(&self, i: usize) -> bool {
         self.class(i).is_some_and(|c| !c.ws && !c.letter() && !c.number())
+    }
+    /// The first position from `i` on where `is` does not hold: the end of a `+` run.
+    fn run_end(&self, mut i: usize, is: impl Fn(&Self, usize) -> bool) -> usize {
+        while is(self, i) {
+            i += 1;
+        }
+        i
     }
 }
 
@@ -224,91 +220,69 @@ fn split_llama3_like(
     digits: usize,
     out: &mut Vec<usize>,
 ) {
-    out.clear();
-    let mut start = 0;
-    for &len in segs {
-        let s = Seg { cps, cls, end: start + len };
-        let mut pos = start;
-        while pos < s.end {
-            let c = cps[pos];
-            let cl = cls[pos];
-            // ' ?[^\s\p{L}\p{N}]+' can start here. llama.cpp's splitter also lets a space that
-            // ends the segment start it, which yields the same one-space word as \s+ would.
-            let other_starts =
-                if c == ' ' { pos + 1 >= s.end || s.other(pos + 1) } else { s.other(pos) };
-            let word_end = if let Some(n) = contraction(&s, pos, true) {
-                pos + n
-            } else if !(c == '\r' || c == '\n' || cl.number()) && (cl.letter() || s.letter(pos + 1))
-            {
-                // [^\r\n\p{L}\p{N}]?\p{L}+
-                let mut e = pos + 1;
-                while s.letter(e) {
-                    e += 1;
-                }
-                e
-            } else if cl.number() {
-                // \p{N}{1,digits}
-                let mut e = pos;
-                while s.number(e) && e - pos < digits {
-                    e += 1;
-                }
-                e
-            } else if other_starts {
-                // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
-                let mut e = pos + usize::from(c == ' ');
-                while s.other(e) {
-                    e += 1;
-                }
-                while matches!(s.cpt(e), Some('\r' | '\n')) {
-                    e += 1;
-                }
-                e
-            } else {
-                whitespace_word(&s, pos, true)
-            };
-            out.push(word_end - pos);
-            pos = word_end;
+    split_words(cps, cls, segs, out, |s, pos| {
+        let c = cps[pos];
+        let cl = cls[pos];
+        // ' ?[^\s\p{L}\p{N}]+' can start here. llama.cpp's splitter also lets a space that
+        // ends the segment start it, which yields the same one-space word as \s+ would.
+        let other_starts =
+            if c == ' ' { pos + 1 >= s.end || s.other(pos + 1) } else { s.other(pos) };
+        if let Some(n) = contraction(s, pos, true) {
+            pos + n
+        } else if !(c == '\r' || c == '\n' || cl.number()) && (cl.letter() || s.letter(pos + 1)) {
+            // [^\r\n\p{L}\p{N}]?\p{L}+
+            s.run_end(pos + 1, Seg::letter)
+        } else if cl.number() {
+            // \p{N}{1,digits}
+            s.run_end(pos, |s, e| s.number(e) && e - pos < digits)
+        } else if other_starts {
+            // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+            let e = s.run_end(pos + usize::from(c == ' '), Seg::other);
+            s.run_end(e, |s, e| matches!(s.cpt(e), Some('\r' | '\n')))
+        } else {
+            whitespace_word(s, pos, true)
         }
-        start = s.end;
-    }
+    });
 }
 
 fn split_gpt2(cps: &[char], cls: &[Class], segs: &[usize], out: &mut Vec<usize>) {
+    split_words(cps, cls, segs, out, |s, pos| {
+        let c = cps[pos];
+        // The class the optional leading space applies to.
+        let look = if c == ' ' { pos + 1 } else { pos };
+        let skip = usize::from(c == ' ');
+        if let Some(n) = contraction(s, pos, false) {
+            pos + n
+        } else if s.letter(look) {
+            s.run_end(pos + skip, Seg::letter)
+        } else if s.number(look) {
+            s.run_end(pos + skip, Seg::number)
+        } else if s.other(look) {
+            s.run_end(pos + skip, Seg::other)
+        } else {
+            whitespace_word(s, pos, false)
+        }
+    });
+}
+
+/// Cuts each segment into words from its start: `word_end(segment, pos)` is where the word that
+/// starts at `pos` ends.
+fn split_words(
+    cps: &[char],
+    cls: &[Class],
+    segs: &[usize],
+    out: &mut Vec<usize>,
+    word_end: impl Fn(&Seg, usize) -> usize,
+) {
     out.clear();
     let mut start = 0;
     for &len in segs {
         let s = Seg { cps, cls, end: start + len };
         let mut pos = start;
         while pos < s.end {
-            let c = cps[pos];
-            // The class the optional leading space applies to.
-            let look = if c == ' ' { pos + 1 } else { pos };
-            let skip = usize::from(c == ' ');
-            let word_end = if let Some(n) = contraction(&s, pos, false) {
-                pos + n
-            } else if s.letter(look) {
-                let mut e = pos + skip;
-                while s.letter(e) {
-                    e += 1;
-                }
-                e
-            } else if s.number(look) {
-                let mut e = pos + skip;
-                while s.number(e) {
-                    e += 1;
-                }
-                e
-            } else if s.other(look) {
-                let mut e = pos + skip;
-                while s.other(e) {
-                    e += 1;
-                }
-                e
-            } else {
-                whitespace_word(&s, pos, false)
-            };
-            out.push(word_end - pos);
-            pos = word_end;
+            let end = word_end(&s, pos);
+            out.push(end - pos);
+            pos = end;
         }
         start = s.end;
     }

@@ -205,11 +205,7 @@ mod app {
                 let Some(file) = input2.files().and_then(|f| f.get(0)) else { return };
                 let state = state.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    match wasm_bindgen_futures::JsFuture::from(file.text())
-                        .await
-                        .ok()
-                        .and_then(|t| t.as_string())
-                    {
+                    match file_text(&file).await {
                         Some(json) => {
                             state.borrow_mut().viewing = true;
                             post(&state, &Request::Show { permalink: None, json: Some(json) })
@@ -286,6 +282,11 @@ mod app {
             choose_file(&state, file);
             start_run(&state);
         });
+    }
+
+    /// A chosen file's text; `None` when the browser cannot read it.
+    async fn file_text(file: &web_sys::File) -> Option<String> {
+        wasm_bindgen_futures::JsFuture::from(file.text()).await.ok().and_then(|t| t.as_string())
     }
 
     async fn fetch_file(url: &str, name: &str) -> Result<web_sys::File, String> {
@@ -726,11 +727,7 @@ mod app {
             Some(file) => {
                 let state = state.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    match wasm_bindgen_futures::JsFuture::from(file.text())
-                        .await
-                        .ok()
-                        .and_then(|t| t.as_string())
-                    {
+                    match file_text(&file).await {
                         Some(text) => {
                             run.contracts.push((file.name(), text));
                             begin_run(&state, Request::Run(Box::new(run)));

@@ -452,23 +452,6 @@ pub fn linear_ticks(lo: f64, hi: f64) -> Vec<f64> {
         .collect()
 }
 
-/// A size as `parallax_model::human_bytes` writes it (`2.26 MiB`); the report crate knows no
-/// model crate.
-pub fn bytes_label(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.2} {}", UNITS[unit])
-    }
-}
-
 /// A tick value without trailing zeros (at most 3 decimals).
 fn trim_number(v: f64) -> String {
     let s = format!("{v:.3}");
@@ -693,7 +676,5 @@ mod tests {
         assert_eq!(linear_ticks(3.0, 3.0), [3.0]);
         assert_eq!(trim_number(1.50), "1.5");
         assert_eq!(trim_number(200.0), "200");
-        assert_eq!(bytes_label(1023), "1023 B");
-        assert_eq!(bytes_label(2_370_000), "2.26 MiB");
     }
 }

@@ -10,6 +10,7 @@ use super::compare::{
 use super::markup::{markup, Writer};
 use super::num;
 use crate::{Report, TensorDiff};
+use parallax_source::human_bytes;
 
 /// Every file of the run: name, format, size, hash and the lanes that read it.
 pub(super) fn files(w: &mut Writer, r: &Report) {
@@ -29,7 +30,7 @@ pub(super) fn files(w: &mut Writer, r: &Report) {
             k + 1,
             f.file_name,
             f.format,
-            compare::bytes_label(f.bytes),
+            human_bytes(f.bytes),
             types.join(", "),
             f.paths.join(", "),
             f.sha256.as_deref().unwrap_or("not computed")
@@ -383,7 +384,7 @@ pub(super) fn size_chart(w: &mut Writer, r: &Report) {
             y,
             p.file,
             p.name,
-            compare::bytes_label(p.bytes),
+            human_bytes(p.bytes),
             p.kld_mean,
             p.lane,
             x + 8.0,
