@@ -4,28 +4,6 @@
 
 use crate::arch::RopeStyle;
 
-/// `$name` calls `$body` (an `#[inline(always)]` fn) compiled for AVX2 and FMA where the CPU
-/// has them: `mul_add` (ggml's exp) is then one instruction instead of a libm `fmaf` call, and
-/// the 16-lane loops vectorize. The results are the same bits either way (an FMA rounds once on
-/// every target).
-macro_rules! with_fma {
-    ($(#[$doc:meta])* $vis:vis fn $name:ident$(<$($g:ident: $bound:path),*>)?($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident) => {
-        $(#[$doc])*
-        $vis fn $name$(<$($g: $bound),*>)?($($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            if parallax_quant::avx2::available() {
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn fast$(<$($g: $bound),*>)?($($arg: $ty),*) -> $ret {
-                    $body($($arg),*)
-                }
-                // SAFETY: the CPU features were detected at run time.
-                return unsafe { fast($($arg),*) };
-            }
-            $body($($arg),*)
-        }
-    };
-}
-
 /// Transcendental functions from the `libm` crate, never the platform's: glibc natively and
 /// Rust's own port in wasm round differently in the last place, and a report must be
 /// byte-identical wherever it was computed. Evaluated in f64 and rounded once, as glibc's

@@ -365,6 +365,16 @@ fn with_dequantized_tile<R>(
 /// the tile's rows (at most `TILE_ROWS` a column), then in f64 across tiles — the same sums
 /// whichever function computes them.
 fn add_tile_energy(tile: &[f32], cols: usize, energy: &mut [f64]) {
+    add_tile_energy_wide(tile, cols, energy)
+}
+
+with_fma! {
+    /// [`add_tile_energy_lanes`] with AVX2 where the CPU has it (wider lanes; no FMA is used).
+    fn add_tile_energy_wide(tile: &[f32], cols: usize, energy: &mut [f64]) -> () = add_tile_energy_lanes
+}
+
+#[inline(always)]
+fn add_tile_energy_lanes(tile: &[f32], cols: usize, energy: &mut [f64]) {
     let mut sums = vec![0f32; cols];
     for row in tile.chunks_exact(cols) {
         for (c, w) in sums.iter_mut().zip(row) {
@@ -388,9 +398,11 @@ fn transpose(by_row: &[f32], rows: usize, n_tokens: usize) -> Vec<f32> {
         let t0 = b * TILE;
         let tokens = out.len() / rows;
         for r0 in (0..rows).step_by(TILE) {
-            for r in r0..(r0 + TILE).min(rows) {
-                for t in 0..tokens {
-                    out[t * rows + r] = by_row[r * n_tokens + t0 + t];
+            let r1 = (r0 + TILE).min(rows);
+            for t in 0..tokens {
+                let column = &by_row[r0 * n_tokens + t0 + t..];
+                for (k, o) in out[t * rows + r0..t * rows + r1].iter_mut().enumerate() {
+                    *o = column[k * n_tokens];
                 }
             }
         }
