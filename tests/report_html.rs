@@ -214,3 +214,60 @@ fn tokens_are_shown_as_the_words_they_stand_for() {
         eprintln!("{file}: top-1 {:?} at {:.1} %", report.token_text[&top1], 100.0 * top.top_p[0]);
     }
 }
+
+/// A heatmap cell opens that site up close: the faulty demo's layer-1 `ffn_gate` cell links to
+/// a panel with the band it leaves, the matrix behind it, both paths' histograms and the
+/// elements furthest apart, at prompt positions the run has. The standalone report holds the
+/// panels (script-free); the view, and so a permalink, holds only the links.
+#[test]
+fn a_heat_cell_opens_its_site_up_close() {
+    let demo = parallax_tests::repo_root().join("www/demo/parallax-demo-qwen2.gguf");
+    let report = default_report(&demo, &["q4k-scales@1:ffn_gate"]);
+    let site = &report.layers[1].sites["ffn_gate"];
+    let detail = site.detail.as_ref().expect("the run records each site's detail");
+    let tensor = detail.tensor.as_ref().expect("a matmul site names its matrix");
+    assert_eq!((tensor.name.as_str(), tensor.ty.as_str()), ("blk.1.ffn_gate.weight", "Q4_K"));
+    let n_tokens = report.prompt.tokens.len() as u32;
+    for path in ["f32", "q8"] {
+        let drawn: u64 = detail.histogram[path].iter().map(|&c| u64::from(c)).sum();
+        let [below, above] = detail.beyond[path];
+        assert_eq!(
+            drawn + below + above,
+            site.paths[path].count,
+            "{path}: every value counted once"
+        );
+    }
+    let worst = &detail.worst["q8"];
+    assert_eq!(worst.len(), parallax_report::WORST_ELEMENTS);
+    assert!(worst
+        .windows(2)
+        .all(|w| (w[0].path - w[0].reference).abs() >= (w[1].path - w[1].reference).abs()));
+    assert!(worst.iter().all(|e| e.token < n_tokens && u64::from(e.index) < site.width));
+    let largest = (worst[0].path - worst[0].reference).abs() as f64;
+    let max_abs = site.compare["q8"].max_abs.unwrap();
+    assert!((largest - max_abs).abs() <= 1e-6 * max_abs, "the worst element is max |Δ| {max_abs}");
+
+    let html = render_standalone(&report);
+    assert!(!html.to_ascii_lowercase().contains("<script"));
+    assert!(html.contains("<a href=\"#px-why-q8-1-ffn_gate\" tabindex=\"-1\""), "the cell links");
+    let at = html.find("id=\"px-why-q8-1-ffn_gate\"").expect("the panel");
+    let panel = &html[at..at + html[at..].find("</section>").unwrap()];
+    for part in [
+        "Layer 1 · ffn_gate: q8 against f32",
+        "<code>blk.1.ffn_gate.weight</code>, Q4_K",
+        "<td class=\"fail\">outside the band</td>",
+        "class=\"px-why-ref\" d=\"M0 ",
+        "class=\"px-why-path\" d=\"M0 ",
+        "The elements furthest from f32",
+    ] {
+        assert!(panel.contains(part), "the panel lacks {part:?}:\n{panel}");
+    }
+    assert_eq!(panel.matches("<tr><td>“").count(), parallax_report::WORST_ELEMENTS);
+    // A panel per (layer, site) with a detail, and the view itself none.
+    let sites: usize = report.layers.iter().map(|l| l.sites.len()).sum();
+    assert_eq!(html.matches("class=\"px-why\" id=").count(), sites);
+    assert!(!render_fragment(&report).contains("class=\"px-why\" id="));
+    let linked = parallax_report::permalink::slim(&report);
+    assert!(linked.layers.iter().all(|l| l.sites.values().all(|s| s.detail.is_none())));
+    assert_eq!(parallax_report::html::render_cell_details(&linked), "");
+}

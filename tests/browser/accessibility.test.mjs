@@ -1,6 +1,6 @@
 // Accessibility, checked by axe-core (the engine behind Lighthouse's and Chrome's audits, run
 // here inside the page; WCAG 2.1 A/AA and axe's best practices): the tool before a run, after a
-// run (light and dark), after a run over two files, the viewer a permalink opens, and the
+// run (light and dark, with a heat cell's detail open too), after a run over two files, the viewer a permalink opens, and the
 // standalone HTML report have no violation at all, of any impact.
 // axe is injected into pages whose Content-Security-Policy forbids scripts (the standalone
 // report's `script-src 'none'`), so the pages are opened in a context that bypasses CSP for
@@ -90,6 +90,10 @@ for (const colorScheme of ['light', 'dark']) {
     await page.click('#demo-fault');
     await page.waitForSelector('body.folded #report .px-summary-card', { timeout: 60000 });
     await assertNoViolationFoldedOrOpen(page);
+    // With a heat cell's detail panel open (the failing cell's: its standing in the fail colour).
+    await page.locator('#report figure.px-hm-cosine a[href="#px-why-q8-1-ffn_gate"]').click();
+    await page.waitForSelector('#px-why-q8-1-ffn_gate.px-open');
+    assert.deepEqual(await violations(page), [], 'with a cell\'s detail open');
     assert.deepEqual(errors, []);
     await context.close();
   });

@@ -297,6 +297,8 @@ pub enum WorkerMessage {
     Report {
         json: String,
         html: String,
+        /// The panels the heatmaps' cells open (empty for a permalink, which has none).
+        details: String,
         standalone: String,
         permalink: String,
         /// The worker's wasm memory after the run: it never shrinks, so this is its peak.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use indexmap::IndexMap;
 use parallax_metrics::Compare;
-use parallax_report::{LayerRecord, LocalNoise, TokenSite};
+use parallax_report::{LayerRecord, LocalNoise, SiteTensor, TokenSite};
 
 use crate::arch::ArchConfig;
 use crate::inject;
@@ -146,6 +146,8 @@ struct Block<'s, 'w> {
     per_token: IndexMap<String, TokenSite>,
     /// A matmul site's local comparisons and their predicted noise, until the site is recorded.
     local: HashMap<&'static str, OpAlone>,
+    /// A matmul site's weight matrix (the reference's file), until the site is recorded.
+    tensors: HashMap<&'static str, SiteTensor>,
 }
 
 impl<'s, 'w> Block<'s, 'w> {
@@ -157,6 +159,7 @@ impl<'s, 'w> Block<'s, 'w> {
             sites: LayerRecord { index: il, sites: IndexMap::new() },
             per_token: IndexMap::new(),
             local: HashMap::new(),
+            tensors: HashMap::new(),
         }
     }
 
@@ -172,6 +175,9 @@ impl<'s, 'w> Block<'s, 'w> {
         let broken = inject::broken_scope(&s.opts.faults, s.lanes, self.il, name);
         let (mut rec, tok) = s.probe.site_with(bufs, width, &broken);
         (rec.local, rec.noise) = self.local.remove(name).unwrap_or_default();
+        if let Some(detail) = &mut rec.detail {
+            detail.tensor = self.tensors.remove(name);
+        }
         self.sites.sites.insert(name.into(), rec);
         self.per_token.insert(name.into(), tok);
     }
@@ -212,6 +218,7 @@ impl<'s, 'w> Block<'s, 'w> {
         let mut alone = Vec::with_capacity(inputs.len());
         let mut columns: Option<Vec<f64>> = None;
         let (m_ref, _) = of(self.w(0));
+        self.tensors.insert(site, paths::site_tensor(m_ref));
         let x_ref = s.probe.scoped(&inputs[0], m_ref.cols);
         for (i, (lane, x)) in lanes.iter().zip(inputs).enumerate() {
             s.check_cancel()?;

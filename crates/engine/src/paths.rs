@@ -168,6 +168,20 @@ impl Matrix {
     }
 }
 
+/// `m` as a report names it beside a site: its name, its type in the file, rows × columns.
+pub(crate) fn site_tensor(m: &Matrix) -> parallax_report::SiteTensor {
+    let ty = match &m.storage {
+        Storage::Ggml { ty, .. } => ty.to_string(),
+        Storage::F32 { from, .. } => from.clone(),
+    };
+    parallax_report::SiteTensor {
+        name: m.name.clone(),
+        ty,
+        rows: m.rows as u64,
+        cols: m.cols as u64,
+    }
+}
+
 /// The GPU the `gpu` path runs on: a wgpu device with the feature, nothing without it.
 #[cfg(feature = "gpu")]
 pub type Gpu = parallax_gpu::GpuMatmul;

@@ -3,7 +3,9 @@
 //! so a comparison is only ever between equal samples.
 
 use parallax_metrics::{Compare, Stats};
-use parallax_report::{Scope, SiteRecord, TokenSite};
+use parallax_report::{
+    Scope, SiteDetail, SiteRecord, TokenSite, WorstElement, HISTOGRAM_BINS, WORST_ELEMENTS,
+};
 
 use crate::arch::{ArchConfig, ArchKind};
 use crate::options::Lane;
@@ -99,6 +101,7 @@ impl Probe<'_> {
                 .collect();
             tok.compare.insert(id.clone(), per);
         }
+        rec.detail = Some(self.detail(&samples, &stats, width));
         for ((id, s), per) in self.ids.iter().zip(stats).zip(per_token) {
             rec.paths.insert(id.clone(), s);
             tok.paths.insert(id.clone(), per);
@@ -108,5 +111,110 @@ impl Probe<'_> {
 
     pub fn site(&self, bufs: &[Vec<f32>], width: usize) -> (SiteRecord, TokenSite) {
         self.site_with(bufs, width, &[])
+    }
+
+    /// The site up close over the samples the comparisons use: each path's histogram on one
+    /// range, and the elements furthest from the reference (a path whose sample is not the
+    /// reference's — a broken probe — has none).
+    fn detail(&self, samples: &[&[f32]], stats: &[Stats], width: usize) -> SiteDetail {
+        let lo = stats.iter().filter_map(|s| s.min).fold(f64::INFINITY, f64::min);
+        let hi = stats.iter().filter_map(|s| s.max).fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = match (stats[0].mean, stats[0].std) {
+            (Some(mean), Some(std)) if lo <= hi => {
+                (lo.max(mean - 4.0 * std), hi.min(mean + 4.0 * std))
+            }
+            _ if lo <= hi => (lo, hi),
+            _ => (0.0, 0.0),
+        };
+        let first_token = match self.scope {
+            Scope::All => 0,
+            Scope::Last => self.n_tokens - 1,
+        };
+        let mut detail = SiteDetail { lo, hi, ..Default::default() };
+        for (id, sample) in self.ids.iter().zip(samples) {
+            let (bins, beyond) = histogram(sample, lo, hi);
+            detail.histogram.insert(id.clone(), bins);
+            detail.beyond.insert(id.clone(), beyond);
+        }
+        for (id, sample) in self.ids.iter().zip(samples).skip(1) {
+            if sample.len() == samples[0].len() {
+                detail.worst.insert(id.clone(), worst(samples[0], sample, width, first_token));
+            }
+        }
+        detail
+    }
+}
+
+/// The finite values of `values` from `lo` to `hi` in [`HISTOGRAM_BINS`] equal bins (`hi`
+/// itself in the last; all in the first when the range is one value), and how many lie below
+/// and above.
+pub(crate) fn histogram(values: &[f32], lo: f64, hi: f64) -> (Vec<u32>, [u64; 2]) {
+    let mut bins = vec![0u32; HISTOGRAM_BINS];
+    let mut beyond = [0u64; 2];
+    let scale = if hi > lo { HISTOGRAM_BINS as f64 / (hi - lo) } else { 0.0 };
+    for v in values.iter().filter(|v| v.is_finite()).map(|&v| f64::from(v)) {
+        if v < lo {
+            beyond[0] += 1;
+        } else if v > hi {
+            beyond[1] += 1;
+        } else {
+            let b = ((v - lo) * scale) as usize;
+            bins[b.min(HISTOGRAM_BINS - 1)] += 1;
+        }
+    }
+    (bins, beyond)
+}
+
+/// The [`WORST_ELEMENTS`] elements with the largest |path − reference| (both finite), largest
+/// first, the earlier element first among equals. Element `i` is prompt position
+/// `first_token + i / width`, feature `i % width`.
+pub(crate) fn worst(
+    reference: &[f32],
+    path: &[f32],
+    width: usize,
+    first_token: usize,
+) -> Vec<WorstElement> {
+    let mut top: Vec<(f32, usize)> = Vec::with_capacity(WORST_ELEMENTS + 1);
+    for (i, (&r, &p)) in reference.iter().zip(path).enumerate() {
+        let d = (p - r).abs();
+        if !d.is_finite() || (top.len() == WORST_ELEMENTS && d <= top[WORST_ELEMENTS - 1].0) {
+            continue;
+        }
+        let at = top.iter().position(|&(e, _)| d > e).unwrap_or(top.len());
+        top.insert(at, (d, i));
+        top.truncate(WORST_ELEMENTS);
+    }
+    top.into_iter()
+        .map(|(_, i)| WorstElement {
+            token: (first_token + i / width.max(1)) as u32,
+            index: (i % width.max(1)) as u32,
+            reference: reference[i],
+            path: path[i],
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_counts_every_finite_value_once_on_the_shared_range() {
+        let v = [0.0, 1.0, 2.0, 4.0, f32::NAN, f32::INFINITY, 4.0, -1.0, 9.0, 9.5];
+        let (h, beyond) = histogram(&v, 0.0, 4.0);
+        assert_eq!(h.iter().sum::<u32>(), 5);
+        assert_eq!((h[0], h[8], h[16], h[HISTOGRAM_BINS - 1]), (1, 1, 1, 2));
+        assert_eq!(beyond, [1, 2]);
+        assert_eq!(histogram(&[3.0, 3.0], 3.0, 3.0).0[0], 2);
+    }
+
+    #[test]
+    fn worst_elements_are_the_largest_differences_with_their_positions() {
+        let reference = [0.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        let path = [0.1f32, -0.5, 0.0, 0.3, f32::NAN, 0.5, 0.2, 0.05];
+        let w = worst(&reference, &path, 4, 2);
+        let at: Vec<(u32, u32, f32)> = w.iter().map(|e| (e.token, e.index, e.path)).collect();
+        // −0.5 and 0.5 tie: the earlier element first; the NaN is not an element.
+        assert_eq!(at, vec![(2, 1, -0.5), (3, 1, 0.5), (2, 3, 0.3), (3, 2, 0.2), (2, 0, 0.1)]);
     }
 }

@@ -165,6 +165,56 @@ pub struct SiteRecord {
     /// Matmul sites: how far the arithmetic predicts `local` to be, per path.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub noise: IndexMap<String, LocalNoise>,
+    /// What a click on the site's heatmap cell shows: the values' distribution per path, the
+    /// elements furthest from the reference, the matrix behind a matmul site. (Older reports
+    /// and permalinks have none.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<SiteDetail>,
+}
+
+/// Bins of a [`SiteDetail`] histogram.
+pub const HISTOGRAM_BINS: usize = 32;
+/// Elements a [`SiteDetail`] lists per path, furthest from the reference first.
+pub const WORST_ELEMENTS: usize = 5;
+
+/// A site's values up close, over the run's token scope (the sample its comparisons use).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SiteDetail {
+    /// The histograms' range: the reference's mean ± 4 σ, within the smallest and largest
+    /// finite value of any path (activations have outliers that would squeeze the rest into a
+    /// bin or two).
+    pub lo: f64,
+    pub hi: f64,
+    /// Per path, its finite values from `lo` to `hi` in [`HISTOGRAM_BINS`] equal bins.
+    pub histogram: IndexMap<String, Vec<u32>>,
+    /// Per path, how many finite values lie below `lo` and above `hi`.
+    pub beyond: IndexMap<String, [u64; 2]>,
+    /// Per path but the reference, the elements with the largest |path − reference|.
+    pub worst: IndexMap<String, Vec<WorstElement>>,
+    /// The weight matrix a matmul site multiplies by (the reference's file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensor: Option<SiteTensor>,
+}
+
+/// One element of a site: where it is and what each side holds there.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WorstElement {
+    /// The prompt position.
+    pub token: u32,
+    /// The element within the position's row (the feature index).
+    pub index: u32,
+    pub reference: f32,
+    pub path: f32,
+}
+
+/// A matmul site's weight matrix: its name in the file, its type there, and rows × columns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteTensor {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub rows: u64,
+    pub cols: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

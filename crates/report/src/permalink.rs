@@ -30,7 +30,7 @@ pub const FRAGMENT_KEY: &str = "r";
 /// the rest, which only the JSON download holds, is dropped.
 ///
 /// - At every site: the paths' own statistics (the view draws their comparisons, never the
-///   statistics); each comparison's `max_abs`; the op-alone comparisons of lanes on the
+///   statistics) and the site's detail (the cells' panels); each comparison's `max_abs`; the op-alone comparisons of lanes on the
 ///   reference's file, and of the others all but `rel_l2` (the tensor ranking draws only that,
 ///   only for lanes on another file); the noise prediction but for its `ratio` (the noise
 ///   heatmap).
@@ -50,6 +50,8 @@ pub fn slim(report: &Report) -> Report {
     };
     let slim_site = |site: &mut SiteRecord| {
         site.paths.clear();
+        // The cells' detail panels are the full report's (JSON, standalone HTML).
+        site.detail = None;
         for c in site.compare.values_mut() {
             c.max_abs = None;
         }

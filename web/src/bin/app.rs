@@ -176,6 +176,14 @@ mod app {
         }
         attach_compare_slot(&state)?;
         {
+            // A heat cell's detail panel opens in place: the links are in-page anchors, which
+            // in the page would replace the address (and a permalink's `#r=…` with it).
+            for id in ["report", "cell-details"] {
+                let document2 = document.clone();
+                on(&by_id(&document, id)?, "click", move |e| open_detail_panel(&document2, &e))?;
+            }
+        }
+        {
             // The built-in evaluation text becomes the prompt (the CLI's --builtin-text).
             let document2 = document.clone();
             on(&by_id(&document, "builtin-text")?, "click", move |_| {
@@ -441,6 +449,7 @@ mod app {
                 s.announce_open = false;
                 clear(&s.document, "model");
                 clear(&s.document, "report");
+                clear(&s.document, "cell-details");
                 set_hidden(&s.document, "downloads", true);
                 set_hidden(&s.document, "warning", true);
                 if let Some(b) = s.document.get_element_by_id("run") {
@@ -463,6 +472,7 @@ mod app {
             s.announce_open = true;
             clear(&s.document, "model");
             clear(&s.document, "report");
+            clear(&s.document, "cell-details");
             set_hidden(&s.document, "downloads", true);
             set_hidden(&s.document, "warning", true);
             s.target = Some(target);
@@ -756,6 +766,7 @@ mod app {
         // While it runs the form stays open: its Cancel button is the way to stop it.
         set_folded(&document, false);
         clear(&document, "report");
+        clear(&document, "cell-details");
         clear(&document, "live");
         set_hidden(&document, "downloads", true);
         // What an earlier run warned of (no WebGPU, a server without Range) is not this run's.
@@ -846,7 +857,14 @@ mod app {
                     let _ = b.remove_attribute("disabled");
                 }
             }
-            WorkerMessage::Report { json, html, standalone, permalink, wasm_memory_bytes } => {
+            WorkerMessage::Report {
+                json,
+                html,
+                details,
+                standalone,
+                permalink,
+                wasm_memory_bytes,
+            } => {
                 let secs = (now_ms() - state.borrow().started_ms) / 1000.0;
                 state.borrow_mut().running = false;
                 set_running(&document, false);
@@ -863,9 +881,12 @@ mod app {
                         false,
                     );
                 }
+                // Built by the shared renderer, which escapes every string it prints.
                 if let Some(root) = document.get_element_by_id("report") {
-                    // Built by the shared renderer, which escapes every string it prints.
                     root.set_inner_html(&html);
+                }
+                if let Some(root) = document.get_element_by_id("cell-details") {
+                    root.set_inner_html(&details);
                 }
                 offer_downloads(state, &json, &standalone);
                 offer_permalink(&document, &permalink);
@@ -908,6 +929,37 @@ mod app {
         if let Some(card) = card {
             card.scroll_into_view_with_bool(true);
         }
+    }
+
+    /// A click on a link to a cell's detail panel (`#px-why-…`) opens that panel and closes the
+    /// one open before; its "close" link (`#px-heat-…`) closes it and returns to the heatmaps.
+    /// Other clicks pass.
+    fn open_detail_panel(document: &Document, e: &web_sys::Event) {
+        let link = e
+            .target()
+            .and_then(|t| t.dyn_into::<Element>().ok())
+            .and_then(|t| t.closest("a[href^='#px-why-'], a[href^='#px-heat-']").ok().flatten());
+        let Some(href) = link.and_then(|a| a.get_attribute("href")) else { return };
+        e.prevent_default();
+        if let Ok(open) = document.query_selector_all(".px-why.px-open") {
+            for i in 0..open.length() {
+                if let Some(el) = open.item(i).and_then(|n| n.dyn_into::<Element>().ok()) {
+                    let _ = el.class_list().remove_1("px-open");
+                }
+            }
+        }
+        let Some(target) = document.get_element_by_id(&href[1..]) else {
+            set_status(
+                document,
+                "The cells' detail is in the run's own report (its JSON or HTML download): a link carries the view only.",
+                false,
+            );
+            return;
+        };
+        if href.starts_with("#px-why-") {
+            let _ = target.class_list().add_1("px-open");
+        }
+        target.scroll_into_view_with_bool(true);
     }
 
     /// Fold the model intake and the run settings into the one-line summary, or unfold them.

@@ -137,6 +137,7 @@ mod job {
         post(&WorkerMessage::Report {
             json: report.to_json(),
             html: parallax_report::html::render_fragment(report),
+            details: parallax_report::html::render_cell_details(report),
             standalone: parallax_report::html::render_standalone(report),
             permalink: parallax_report::permalink::encode(report),
             wasm_memory_bytes: wasm_memory_bytes(),

@@ -20,6 +20,7 @@ mod summary;
 mod summary_card;
 mod svg;
 mod tokens;
+mod why;
 
 pub use charts::{token_std_as_drawn, RatioChart, RatioPoint};
 pub use distance::RESIDUAL_SITE;
@@ -54,6 +55,7 @@ pub fn render_standalone(report: &Report) -> String {
     w.lit("</style>\n</head>\n<body class=\"px-standalone\">\n<main class=\"px-report\">\n");
     w.lit("<h1 class=\"px-doc-title\">Parallax report</h1>\n");
     w.html(&fragment(report));
+    w.html(&cell_details(report));
     w.lit("\n</main>\n</body>\n</html>\n");
     w.finish().into_string()
 }
@@ -77,6 +79,26 @@ pub fn render_live_distance(
 /// The report as an HTML fragment (a `<div class="px-report">`), for the page.
 pub fn render_fragment(r: &Report) -> String {
     fragment(r).into_string()
+}
+
+/// The panels the heatmaps' cells open (a `<div class="px-report px-why-panels-all">`), for a
+/// report that holds the sites' detail — the run's own, not a permalink's, which the same view
+/// draws without them; empty for one that holds none. The standalone report ends with them,
+/// and the page puts them after the fragment.
+pub fn render_cell_details(r: &Report) -> String {
+    cell_details(r).into_string()
+}
+
+fn cell_details(r: &Report) -> Html {
+    let mut w = Writer::new();
+    if why::has_details(r) {
+        w.lit("<div class=\"px-report px-why-details\">");
+        for other in r.paths.iter().filter(|p| **p != r.reference) {
+            why::panels(&mut w, r, other);
+        }
+        w.lit("</div>\n");
+    }
+    w.finish()
 }
 
 fn fragment(r: &Report) -> Html {

@@ -8,6 +8,7 @@ use super::charts::{
 use super::distance::{self, DistanceChart, SeriesKind, DISTANCE_FRAME};
 use super::heat::{Standing, DISTANCE_LEVELS};
 use super::markup::{markup, Html, Writer};
+use super::why;
 use super::KNOWN_SITES;
 use crate::Report;
 
@@ -297,10 +298,11 @@ fn cell_class(cell: &HeatCell) -> String {
 pub(super) fn heatmaps(w: &mut Writer, r: &Report, other: &str) {
     markup!(
         w,
-        "<section class=\"px-heat\"><h3>Site × layer: {} against {}</h3>\
+        "<section class=\"px-heat\" id=\"{}\"><h3>Site × layer: {} against {}</h3>\
          <p class=\"px-note\">Each cell is coloured by its distance from {} on a fixed scale, the same in every report (the bar under the grid). \
          Where a contract band judges the site, a cell in the last quarter of its band is amber, and one outside it is red and crossed (×); violet with one stroke: outside, but explained by the arithmetic. \
-         Hover a cell for its value, band and element count.</p><div class=\"px-metrics\">",
+         Hover a cell for its value, band and element count; click it for the site up close (histograms, the elements furthest apart, the weights).</p><div class=\"px-metrics\">",
+        why::heat_id(other),
         other,
         r.reference,
         r.reference
@@ -319,8 +321,8 @@ pub(super) fn heatmaps(w: &mut Writer, r: &Report, other: &str) {
             m.name
         );
     }
-    for m in &METRICS {
-        let heat = SiteGrid::new(r, other, m);
+    let grids: Vec<SiteGrid> = METRICS.iter().map(|m| SiteGrid::new(r, other, m)).collect();
+    for (m, heat) in METRICS.iter().zip(&grids) {
         let grid = &heat.grid;
         let (outside, explained, near) = heat.counts();
         markup!(
@@ -328,12 +330,12 @@ pub(super) fn heatmaps(w: &mut Writer, r: &Report, other: &str) {
             "<figure class=\"px-hm px-hm-{}\"><figcaption>{}. {}</figcaption>",
             m.name,
             m.caption,
-            band_summary(&heat, outside, explained, near)
+            band_summary(heat, outside, explained, near)
         );
         let (width, height) = grid.size();
         markup!(
             w,
-            "<svg class=\"px-svg px-fixed\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"{} of {} against {} per site and layer: {} outside the band, {} explained, {} near the limit\">",
+            "<svg class=\"px-svg px-fixed\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" role=\"group\" aria-label=\"{} of {} against {} per site and layer (each cell a link to its detail): {} outside the band, {} explained, {} near the limit\">",
             width,
             height,
             width,
@@ -367,6 +369,7 @@ pub(super) fn heatmaps(w: &mut Writer, r: &Report, other: &str) {
                             Some(b) => format!(" · band {} ({}, {})", b.text, b.test, b.outcome),
                             None => String::new(),
                         };
+                        why::open_cell_link(w, r, other, i, site);
                         markup!(
                             w,
                             "<rect class=\"{}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>layer {} · {} · {}{} · {} · {} values</title></rect>",
@@ -385,6 +388,7 @@ pub(super) fn heatmaps(w: &mut Writer, r: &Report, other: &str) {
                         if matches!(cell.standing, Standing::Outside | Standing::Explained) {
                             cross(w, x, y, charts::CELL, cell.standing == Standing::Outside);
                         }
+                        w.lit("</a>");
                     }
                     None => markup!(
                         w,
