@@ -149,20 +149,37 @@ impl Probe<'_> {
 /// itself in the last; all in the first when the range is one value), and how many lie below
 /// and above.
 pub(crate) fn histogram(values: &[f32], lo: f64, hi: f64) -> (Vec<u32>, [u64; 2]) {
-    let mut bins = vec![0u32; HISTOGRAM_BINS];
-    let mut beyond = [0u64; 2];
+    // Four interleaved sets of counters (one more on each side for the values beyond): most
+    // values fall in a few central bins, and one set would make each count wait on the last.
+    const BELOW: usize = HISTOGRAM_BINS;
+    const ABOVE: usize = HISTOGRAM_BINS + 1;
+    let mut sets = [[0u32; HISTOGRAM_BINS + 2]; 4];
     let scale = if hi > lo { HISTOGRAM_BINS as f64 / (hi - lo) } else { 0.0 };
-    for v in values.iter().filter(|v| v.is_finite()).map(|&v| f64::from(v)) {
+    let slot = |v: f32| {
+        let v = f64::from(v);
         if v < lo {
-            beyond[0] += 1;
+            BELOW
         } else if v > hi {
-            beyond[1] += 1;
+            ABOVE
         } else {
-            let b = ((v - lo) * scale) as usize;
-            bins[b.min(HISTOGRAM_BINS - 1)] += 1;
+            (((v - lo) * scale) as usize).min(HISTOGRAM_BINS - 1)
+        }
+    };
+    let chunks = values.chunks_exact(4);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (set, &v) in sets.iter_mut().zip(c) {
+            if v.is_finite() {
+                set[slot(v)] += 1;
+            }
         }
     }
-    (bins, beyond)
+    for &v in tail.iter().filter(|v| v.is_finite()) {
+        sets[0][slot(v)] += 1;
+    }
+    let total = |k: usize| sets.iter().map(|s| s[k]).sum::<u32>();
+    let bins = (0..HISTOGRAM_BINS).map(total).collect();
+    (bins, [u64::from(total(BELOW)), u64::from(total(ABOVE))])
 }
 
 /// The [`WORST_ELEMENTS`] elements with the largest |path − reference| (both finite), largest

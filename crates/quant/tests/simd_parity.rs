@@ -456,37 +456,32 @@ fn harness_catches_a_reassociated_float_sum() {
     check_pair::<BlockQ8_0>("reordered_q8_0", &Q8_0, &generic::vec_dot_q8_0_q8_0, &reordered);
 }
 
-/// The AVX2 kernels run exactly where the kernel lists AVX2, FMA and F16C in /proc/cpuinfo: a
-/// detection that wrongly said no would leave every AVX2 half above unchecked (and the product
-/// on its scalar code), one that wrongly said yes would crash. The source is the kernel's, not
-/// the `is_x86_feature_detected!` calls `avx2::available()` itself makes.
+/// Whether the kernel lists every one of `wanted` in /proc/cpuinfo's flags.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-#[test]
-fn avx2_is_used_where_proc_cpuinfo_lists_avx2_fma_f16c() {
+fn cpuinfo_lists(wanted: &[&str]) -> bool {
     let info = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo is readable");
     let flags = info
         .lines()
         .find_map(|l| l.strip_prefix("flags").and_then(|rest| rest.split_once(':')))
         .map(|(_, flags)| flags.split_whitespace().collect::<Vec<_>>())
         .expect("/proc/cpuinfo has a flags line");
-    let listed = ["avx2", "fma", "f16c"].iter().all(|f| flags.contains(f));
-    assert_eq!(avx2::available(), listed, "avx2::available() against /proc/cpuinfo {flags:?}");
+    wanted.iter().all(|f| flags.contains(f))
 }
 
-/// Likewise for the AVX-512 twins and `avx512f`.
+/// The AVX2 kernels run exactly where the kernel lists AVX2, FMA and F16C in /proc/cpuinfo, and
+/// the AVX-512 ones where it lists AVX-512F (and VNNI and VL for the integer ones) as well: a
+/// detection that wrongly said no would leave every twin above unchecked (and the product on
+/// slower code), one that wrongly said yes would crash. The source is the kernel's, not the
+/// `is_x86_feature_detected!` calls the `available()` functions make.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 #[test]
-fn avx512_is_used_where_proc_cpuinfo_lists_avx512f() {
-    let info = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo is readable");
-    let listed = info
-        .lines()
-        .find_map(|l| l.strip_prefix("flags").and_then(|rest| rest.split_once(':')))
-        .is_some_and(|(_, flags)| flags.split_whitespace().any(|f| f == "avx512f"));
-    assert_eq!(
-        parallax_quant::avx512::available(),
-        listed && avx2::available(),
-        "avx512::available() against /proc/cpuinfo"
-    );
+fn simd_twins_are_used_where_proc_cpuinfo_lists_their_features() {
+    let avx2 = cpuinfo_lists(&["avx2", "fma", "f16c"]);
+    assert_eq!(avx2::available(), avx2, "avx2::available() against /proc/cpuinfo");
+    let avx512 = avx2 && cpuinfo_lists(&["avx512f"]);
+    assert_eq!(parallax_quant::avx512::available(), avx512, "avx512::available()");
+    let vnni = avx512 && cpuinfo_lists(&["avx512_vnni", "avx512vl"]);
+    assert_eq!(parallax_quant::avx512::vnni_available(), vnni, "avx512::vnni_available()");
 }
 
 /// Without AVX2/FMA/F16C the parity tests above check no AVX2 kernel. That is a failure where
