@@ -254,10 +254,19 @@ fn histogram(w: &mut Writer, r: &Report, other: &str, detail: &SiteDetail) {
 }
 
 fn worst(w: &mut Writer, r: &Report, other: &str, detail: &SiteDetail) {
-    let Some(worst) = detail.worst.get(other).filter(|w| !w.is_empty()) else {
-        w.lit("<p>No element differs from the reference here.</p>");
+    let Some(worst) = detail.worst.get(other) else {
+        markup!(
+            w,
+            "<p>The report holds no elements of {} here (an imported trace, or a probe over another sample than {}'s).</p>",
+            other,
+            r.reference
+        );
         return;
     };
+    if worst.is_empty() {
+        w.lit("<p>No element of both sides is a finite number here.</p>");
+        return;
+    }
     markup!(
         w,
         "<table class=\"px-why-worst\"><caption>The elements furthest from {}</caption><tr><th>token (position)</th><th>feature</th><th>{}</th><th>{}</th><th>difference</th></tr>",
