@@ -10,8 +10,11 @@
 //! A leaf crate: knows nothing about models, paths, files, reports or contracts; inputs are
 //! slices of f32.
 
+mod exp;
 pub mod positions;
 pub mod sites;
+
+pub use exp::exp_each;
 
 use serde::{Deserialize, Serialize};
 
@@ -498,7 +501,9 @@ pub(crate) fn log_softmax(x: &[f32]) -> Option<Vec<f64>> {
         return None;
     }
     let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-    let lse = max + libm::log(x.iter().map(|&v| libm::exp(v as f64 - max)).sum::<f64>());
+    let mut e: Vec<f64> = x.iter().map(|&v| v as f64 - max).collect();
+    exp_each(&mut e);
+    let lse = max + libm::log(e.iter().sum::<f64>());
     Some(x.iter().map(|&v| v as f64 - lse).collect())
 }
 

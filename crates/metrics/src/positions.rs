@@ -146,11 +146,14 @@ where
     let one = |t: usize| -> Option<Position> {
         let rows = t * vocab..(t + 1) * vocab;
         let (lr, lp) = (log_softmax(&reference[rows.clone()])?, log_softmax(&path[rows])?);
+        let (mut pr, mut pp) = (lr.clone(), lp.clone());
+        crate::exp_each(&mut pr);
+        crate::exp_each(&mut pp);
         let mut kl = 0f64;
         let mut kl_reverse = 0f64;
-        for (a, b) in lr.iter().zip(&lp) {
-            kl += libm::exp(*a) * (a - b);
-            kl_reverse += libm::exp(*b) * (b - a);
+        for (((a, b), pa), pb) in lr.iter().zip(&lp).zip(&pr).zip(&pp) {
+            kl += pa * (a - b);
+            kl_reverse += pb * (b - a);
         }
         let argmax = |l: &[f64]| {
             l.iter().enumerate().fold(0, |best, (i, v)| if *v > l[best] { i } else { best })
