@@ -105,7 +105,7 @@ mod tests {
     #[test]
     fn exp_each_is_libm_exp_bit_for_bit() {
         let mut values: Vec<f64> = Vec::new();
-        let edges = [
+        let edges: [f64; 11] = [
             0.0,
             3.725290298461914e-9,
             0.34657359027997264,
@@ -121,7 +121,7 @@ mod tests {
         for e in edges {
             for d in -64i64..=64 {
                 for s in [1.0, -1.0] {
-                    let v = f64::from_bits((e as f64).to_bits().wrapping_add_signed(d)) * s;
+                    let v = f64::from_bits(e.to_bits().wrapping_add_signed(d)) * s;
                     values.push(v);
                 }
             }
