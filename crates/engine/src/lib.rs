@@ -13,28 +13,6 @@
 //! the paths differ), `probe` (statistics and comparisons at a site), `assemble` (the report),
 //! `inject` (faults), `weights` (loading), `arch`, `ops`, `tokenize`, `error`.
 
-/// `$name` calls `$body` (an `#[inline(always)]` fn) compiled for AVX2 and FMA where the CPU
-/// has them: `mul_add` (ggml's exp) is then one instruction instead of a libm `fmaf` call, and
-/// the 16-lane loops vectorize. The results are the same bits either way (an FMA rounds once on
-/// every target).
-macro_rules! with_fma {
-    ($(#[$doc:meta])* $vis:vis fn $name:ident$(<$($g:ident: $bound:path),*>)?($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident) => {
-        $(#[$doc])*
-        $vis fn $name$(<$($g: $bound),*>)?($($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            if parallax_quant::avx2::available() {
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn fast$(<$($g: $bound),*>)?($($arg: $ty),*) -> $ret {
-                    $body($($arg),*)
-                }
-                // SAFETY: the CPU features were detected at run time.
-                return unsafe { fast($($arg),*) };
-            }
-            $body($($arg),*)
-        }
-    };
-}
-
 mod arch;
 mod assemble;
 mod block;

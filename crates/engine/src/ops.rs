@@ -122,18 +122,14 @@ pub fn attention(
     if f16_operands {
         return attention_ggml_f16(q, k, v, n_tokens, n_head, n_head_kv, head_dim, scale, window);
     }
-    let kw = n_head_kv * head_dim;
     // K per KV head and dimension, over the tokens: a query's scores against all keys are then
     // lanes of one vector, each summed over the dimensions in order — the sum one dot at a time
     // makes, so the bits are the same.
-    let mut k_by_dim = vec![0f32; kw * n_tokens];
-    for (j, row) in k.chunks_exact(kw).enumerate() {
-        for (c, &x) in row.iter().enumerate() {
-            k_by_dim[c * n_tokens + j] = x;
-        }
-    }
+    let k_by_dim = transpose(k, n_tokens, n_head_kv * head_dim);
     let shape = HeadShape { n_tokens, n_head, n_head_kv, head_dim, scale, window };
-    by_head(n_tokens, n_head, head_dim, |h| attention_head_f32_wide(q, &k_by_dim, v, h, &shape))
+    // With AVX2 the lanes are wider; the code has no FMA to contract.
+    let head = |h| parallax_quant::with_avx2!(attention_head_f32(q, &k_by_dim, v, h, &shape));
+    by_head(n_tokens, n_head, head_dim, head)
 }
 
 /// Runs `head(h)` for every head (in parallel with the `parallel` feature: each task owns its
@@ -160,11 +156,6 @@ fn by_head(
         }
     }
     out
-}
-
-with_fma! {
-    /// [`attention_head_f32`] with AVX2 where the CPU has it (wider lanes; no FMA is used).
-    fn attention_head_f32_wide(q: &[f32], k_by_dim: &[f32], v: &[f32], h: usize, shape: &HeadShape) -> Vec<f32> = attention_head_f32
 }
 
 /// One head of [`attention`]'s f32 form: tokens × `head_dim`. `k_by_dim` is K by KV head and
@@ -214,6 +205,40 @@ fn attention_head_f32(
             }
         }
     }
+    out
+}
+
+/// `rows` rows of `n_tokens` values to `n_tokens` rows of `rows` (the matmul tiles' rows ×
+/// tokens to tokens × rows; K by token to K by dimension).
+pub(crate) fn transpose(by_row: &[f32], rows: usize, n_tokens: usize) -> Vec<f32> {
+    // In square tiles, so both sides' cache lines are used whole (the output head's 151936 rows
+    // by hundreds of tokens otherwise miss the cache on every write).
+    // Blocks of TILE tokens go to the threads: moving values, so nothing depends on them.
+    const TILE: usize = 32;
+    let mut out = vec![0f32; n_tokens * rows];
+    if rows == 0 {
+        return out;
+    }
+    let block = |(b, out): (usize, &mut [f32])| {
+        let t0 = b * TILE;
+        let tokens = out.len() / rows;
+        for r0 in (0..rows).step_by(TILE) {
+            let r1 = (r0 + TILE).min(rows);
+            for t in 0..tokens {
+                let column = &by_row[r0 * n_tokens + t0 + t..];
+                for (k, o) in out[t * rows + r0..t * rows + r1].iter_mut().enumerate() {
+                    *o = column[k * n_tokens];
+                }
+            }
+        }
+    };
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(TILE * rows).enumerate().for_each(block);
+    }
+    #[cfg(not(feature = "parallel"))]
+    out.chunks_mut(TILE * rows).enumerate().for_each(block);
     out
 }
 
@@ -308,7 +333,9 @@ pub fn attention_ggml_f16(
         }
     }
     let shape = HeadShape { n_tokens, n_head, n_head_kv, head_dim, scale, window };
-    by_head(n_tokens, n_head, head_dim, |h| attention_head_f16_fma(&q, &k, &v_by_dim, h, &shape))
+    // With FMA, ggml's exp is one instruction a step instead of a libm `fmaf` call.
+    let head = |h| parallax_quant::with_avx2!(attention_head_f16(&q, &k, &v_by_dim, h, &shape));
+    by_head(n_tokens, n_head, head_dim, head)
 }
 
 struct HeadShape {
@@ -318,11 +345,6 @@ struct HeadShape {
     head_dim: usize,
     scale: f32,
     window: Option<usize>,
-}
-
-with_fma! {
-    /// [`attention_head_f16`], with FMA where the CPU has it.
-    fn attention_head_f16_fma(q: &[f32], k: &[f32], v_by_dim: &[f32], h: usize, shape: &HeadShape) -> Vec<f32> = attention_head_f16
 }
 
 /// One head of [`attention_ggml_f16`]: tokens × `head_dim`. `q` and `k` are f16-rounded,
@@ -380,10 +402,15 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-with_fma! {
-    /// `chunks` on each row's (rows of `width`) whole 16-lane chunks and `tail` on the rest, as
-    /// ggml's AVX-512 activations split a row.
-    pub fn map_rows<A: Fn(f32) -> f32, B: Fn(f32) -> f32>(x: &[f32], width: usize, chunks: A, tail: B) -> Vec<f32> = map_rows_body
+/// `chunks` on each row's (rows of `width`) whole 16-lane chunks and `tail` on the rest, as
+/// ggml's AVX-512 activations split a row; with FMA where the CPU has it (ggml's exp).
+pub fn map_rows<A: Fn(f32) -> f32, B: Fn(f32) -> f32>(
+    x: &[f32],
+    width: usize,
+    chunks: A,
+    tail: B,
+) -> Vec<f32> {
+    parallax_quant::with_avx2!(map_rows_body(x, width, chunks, tail))
 }
 
 #[inline(always)]
@@ -483,6 +510,19 @@ pub fn silu_ggml(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transpose_in_tiles_moves_every_value_once() {
+        for (rows, tokens) in [(1, 1), (33, 7), (70, 65), (5, 100)] {
+            let by_row: Vec<f32> = (0..rows * tokens).map(|i| i as f32).collect();
+            let out = transpose(&by_row, rows, tokens);
+            for r in 0..rows {
+                for t in 0..tokens {
+                    assert_eq!(out[t * rows + r], by_row[r * tokens + t], "{rows}×{tokens}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn pow2_is_exact_over_expf_ggml_range() {

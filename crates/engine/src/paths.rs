@@ -286,7 +286,7 @@ pub(crate) fn matmul_f32_with_column_energy(
             },
         )
     })?;
-    Ok((transpose(&by_row, m.rows, n_tokens), energy))
+    Ok((ops::transpose(&by_row, m.rows, n_tokens), energy))
 }
 
 /// `x` is `n_tokens` rows of `m.cols`; returns `n_tokens` rows of `m.rows`. The `gpu` path is
@@ -351,7 +351,7 @@ pub fn matmul(
             })?;
         }
     }
-    Ok(transpose(&by_row, m.rows, n_tokens))
+    Ok(ops::transpose(&by_row, m.rows, n_tokens))
 }
 
 /// `f` on the rows `src` of `m` (raw `ty` bytes, whole rows of `row_bytes`) dequantized into
@@ -379,12 +379,8 @@ fn with_dequantized_tile<R>(
 /// the tile's rows (at most `TILE_ROWS` a column), then in f64 across tiles — the same sums
 /// whichever function computes them.
 fn add_tile_energy(tile: &[f32], cols: usize, energy: &mut [f64]) {
-    add_tile_energy_wide(tile, cols, energy)
-}
-
-with_fma! {
-    /// [`add_tile_energy_lanes`] with AVX2 where the CPU has it (wider lanes; no FMA is used).
-    fn add_tile_energy_wide(tile: &[f32], cols: usize, energy: &mut [f64]) -> () = add_tile_energy_lanes
+    // With AVX2 the lanes are wider; the code has no FMA to contract.
+    parallax_quant::with_avx2!(add_tile_energy_lanes(tile, cols, energy))
 }
 
 #[inline(always)]
@@ -396,39 +392,6 @@ fn add_tile_energy_lanes(tile: &[f32], cols: usize, energy: &mut [f64]) {
         }
     }
     energy.iter_mut().zip(&sums).for_each(|(e, s)| *e += f64::from(*s));
-}
-
-/// Rows × tokens (as the tiles compute) to tokens × rows.
-fn transpose(by_row: &[f32], rows: usize, n_tokens: usize) -> Vec<f32> {
-    // In square tiles, so both sides' cache lines are used whole (the output head's 151936 rows
-    // by hundreds of tokens otherwise miss the cache on every write).
-    // Blocks of TILE tokens go to the threads: moving values, so nothing depends on them.
-    const TILE: usize = 32;
-    let mut out = vec![0f32; n_tokens * rows];
-    if rows == 0 {
-        return out;
-    }
-    let block = |(b, out): (usize, &mut [f32])| {
-        let t0 = b * TILE;
-        let tokens = out.len() / rows;
-        for r0 in (0..rows).step_by(TILE) {
-            let r1 = (r0 + TILE).min(rows);
-            for t in 0..tokens {
-                let column = &by_row[r0 * n_tokens + t0 + t..];
-                for (k, o) in out[t * rows + r0..t * rows + r1].iter_mut().enumerate() {
-                    *o = column[k * n_tokens];
-                }
-            }
-        }
-    };
-    #[cfg(feature = "parallel")]
-    {
-        use rayon::prelude::*;
-        out.par_chunks_mut(TILE * rows).enumerate().for_each(block);
-    }
-    #[cfg(not(feature = "parallel"))]
-    out.chunks_mut(TILE * rows).enumerate().for_each(block);
-    out
 }
 
 /// The input row as `path`'s kernel multiplies it: quantized per block or converted to the
@@ -599,19 +562,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn transpose_in_tiles_moves_every_value_once() {
-        for (rows, tokens) in [(1, 1), (33, 7), (70, 65), (5, 100)] {
-            let by_row: Vec<f32> = (0..rows * tokens).map(|i| i as f32).collect();
-            let out = transpose(&by_row, rows, tokens);
-            for r in 0..rows {
-                for t in 0..tokens {
-                    assert_eq!(out[t * rows + r], by_row[r * tokens + t], "{rows}×{tokens}");
-                }
-            }
-        }
-    }
 
     fn q8_0_matrix(rows: usize, cols: usize, seed: u32) -> (Matrix, Vec<f32>) {
         // Quantize a deterministic f32 matrix to Q8_0 with the activation quantizer (same block

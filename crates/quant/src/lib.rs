@@ -9,6 +9,40 @@
 //!
 //! Knows nothing about files, tensors, models or I/O: inputs are byte slices of whole blocks.
 
+/// Evaluates `$e` in a function compiled for AVX2, FMA and F16C where the CPU has them
+/// ([`avx2::available`]), and as it is elsewhere. Plain scalar code then vectorizes wider,
+/// `mul_add` is one instruction instead of a libm `fmaf` call and `round_ties_even` one
+/// `roundps` instead of a `rintf` call — the same IEEE operations either way, so the same bits.
+/// Whatever `$e` calls should be `#[inline(always)]`: a function that is not inlined keeps the
+/// features it was compiled with.
+#[macro_export]
+macro_rules! with_avx2 {
+    ($e:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if $crate::avx2::available() {
+                #[target_feature(enable = "avx2,fma,f16c")]
+                unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+                    f()
+                }
+                // SAFETY: the CPU features were detected at run time.
+                unsafe {
+                    with_avx2(
+                        #[inline(always)]
+                        || $e,
+                    )
+                }
+            } else {
+                $e
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $e
+        }
+    }};
+}
+
 mod backend;
 pub mod blocks;
 pub mod dequant;

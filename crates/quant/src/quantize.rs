@@ -25,24 +25,6 @@ fn c_max(a: f32, b: f32) -> f32 {
     }
 }
 
-/// Evaluates `$f($args…)` (an `#[inline(always)]` function) compiled for SSE4.1 and AVX2 where
-/// the CPU has them: `round_ties_even` is then one `roundps` instead of a libm `rintf` call per
-/// value. The same rounding either way.
-macro_rules! with_rounding_instructions {
-    ($f:ident($($arg:expr),*)) => {{
-        #[cfg(target_arch = "x86_64")]
-        if crate::avx2::available() {
-            #[target_feature(enable = "sse4.1,avx2")]
-            unsafe fn fast<R>(f: impl FnOnce() -> R) -> R {
-                f()
-            }
-            // SAFETY: AVX2 (and so SSE4.1) was detected at run time.
-            return unsafe { fast(#[inline(always)] || $f($($arg),*)) };
-        }
-        $f($($arg),*)
-    }};
-}
-
 /// C `roundf`: round half away from zero. `as i8` saturates like the x86 conversion does not,
 /// but values here are within ±127.5 by construction (|x·id| ≤ 127 up to one rounding).
 #[inline(always)]
@@ -111,7 +93,8 @@ pub enum Q8Rounding {
 /// As llama.cpp's x86 `quantize_row_q8_0`: `d = amax/127` stored as f16,
 /// `q = round_half_even(x · (127/amax))`.
 pub fn quantize_row_q8_0_x86(x: &[f32], out: &mut [BlockQ8_0]) {
-    with_rounding_instructions!(quantize_row_q8_0_x86_body(x, out))
+    // With AVX2, `round_ties_even` is one `roundps`, not a libm `rintf` call per value.
+    crate::with_avx2!(quantize_row_q8_0_x86_body(x, out))
 }
 
 #[inline(always)]
@@ -128,7 +111,7 @@ fn quantize_row_q8_0_x86_body(x: &[f32], out: &mut [BlockQ8_0]) {
 
 /// As llama.cpp's x86 `quantize_row_q8_1`: Q8_0's x86 rounding plus `s = f16(d · Σq)`.
 pub fn quantize_row_q8_1_x86(x: &[f32], out: &mut [BlockQ8_1]) {
-    with_rounding_instructions!(quantize_row_q8_1_x86_body(x, out))
+    crate::with_avx2!(quantize_row_q8_1_x86_body(x, out))
 }
 
 #[inline(always)]

@@ -280,6 +280,28 @@ mod job {
             Some(OpfsSpill { handle })
         }
 
+        /// The options of an access at `offset`.
+        fn at(offset: u64) -> web_sys::FileSystemReadWriteOptions {
+            let at = web_sys::FileSystemReadWriteOptions::new();
+            at.set_at(offset as f64);
+            at
+        }
+
+        /// An access of `len` bytes at `offset` that `did` (`"read"`, `"wrote"`) `done` bytes:
+        /// all of them, or an error that says how many.
+        fn whole(
+            offset: u64,
+            len: usize,
+            did: &str,
+            done: Result<f64, wasm_bindgen::JsValue>,
+        ) -> Result<(), parallax_source::SourceError> {
+            match done {
+                Ok(n) if n as usize == len => Ok(()),
+                Ok(n) => Err(Self::failed(offset, len, format!("{did} {n} bytes").into())),
+                Err(e) => Err(Self::failed(offset, len, e)),
+            }
+        }
+
         fn failed(
             offset: u64,
             len: usize,
@@ -302,23 +324,13 @@ mod job {
 
     impl parallax_session::SpillStore for OpfsSpill {
         fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), parallax_source::SourceError> {
-            let at = web_sys::FileSystemReadWriteOptions::new();
-            at.set_at(offset as f64);
-            match self.handle.write_with_u8_array_and_options(data, &at) {
-                Ok(n) if n as usize == data.len() => Ok(()),
-                Ok(n) => Err(Self::failed(offset, data.len(), format!("wrote {n} bytes").into())),
-                Err(e) => Err(Self::failed(offset, data.len(), e)),
-            }
+            let done = self.handle.write_with_u8_array_and_options(data, &Self::at(offset));
+            Self::whole(offset, data.len(), "wrote", done)
         }
 
         fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), parallax_source::SourceError> {
-            let at = web_sys::FileSystemReadWriteOptions::new();
-            at.set_at(offset as f64);
-            match self.handle.read_with_u8_array_and_options(buf, &at) {
-                Ok(n) if n as usize == buf.len() => Ok(()),
-                Ok(n) => Err(Self::failed(offset, buf.len(), format!("read {n} bytes").into())),
-                Err(e) => Err(Self::failed(offset, buf.len(), e)),
-            }
+            let done = self.handle.read_with_u8_array_and_options(buf, &Self::at(offset));
+            Self::whole(offset, buf.len(), "read", done)
         }
     }
 
