@@ -3,6 +3,7 @@
 // that records uncaught errors. Each test file adds its own routes (models, misbehaving servers).
 import { createServer } from 'node:http';
 import { readFile, open } from 'node:fs/promises';
+import { readFileSync, readdirSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { join, extname, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,21 +25,65 @@ const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'applic
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-/// Headless Chromium; `extra` defaults to no GPU (the gpu test asks for WebGPU instead).
+/// Headless Chromium; `extra` defaults to no GPU (the gpu test asks for WebGPU instead). Its
+/// browser process carries a marker flag (ignored by Chromium) by which `tabMemory` finds it.
 export function launchChromium(extra = ['--disable-gpu']) {
-  return chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_ARGS, ...extra] });
+  const marker = `--parallax-browser=${process.pid}-${++launched}`;
+  return chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_ARGS, ...extra, marker] })
+    .then((browser) => Object.assign(browser, { parallaxMarker: marker }));
+}
+let launched = 0;
+
+/// The memory of `browser`'s tabs as the system counts it: the proportional set size (Linux
+/// `smaps_rollup` Pss: each shared page split among its users) of its renderer processes, where a
+/// page, its workers, their JS heaps and wasm memories live. Sampled every `everyMs` until
+/// `stop()`, which resolves to the largest sum seen, in bytes. (`performance.
+/// measureUserAgentSpecificMemory` counts no wasm memory, and cannot answer while a worker runs.)
+export function tabMemory(browser, everyMs = 200) {
+  const pss = (pid) => {
+    try {
+      const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+      return m ? Number(m[1]) * 1024 : 0;
+    } catch { return 0; }
+  };
+  const renderers = () => {
+    const procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((pid) => {
+      try {
+        return { pid, ppid: readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1],
+          cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8') };
+      } catch { return null; }
+    }).filter(Boolean);
+    const root = procs.find((p) => p.cmd.split('\0').includes(browser.parallaxMarker));
+    if (!root) return [];
+    const mine = new Set([root.pid]);
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const p of procs) if (!mine.has(p.pid) && mine.has(p.ppid)) { mine.add(p.pid); grew = true; }
+    }
+    return procs.filter((p) => mine.has(p.pid) && p.cmd.includes('--type=renderer')).map((p) => p.pid);
+  };
+  let peak = 0;
+  const sample = () => { peak = Math.max(peak, renderers().reduce((sum, pid) => sum + pss(pid), 0)); };
+  sample();
+  const timer = setInterval(sample, everyMs);
+  return { stop: async () => { clearInterval(timer); sample(); return peak; } };
 }
 
+/// The headers that make a page cross-origin isolated (shared memory: the page's fetch worker),
+/// as `./dev serve` and `trunk serve` send them (Trunk.toml).
+export const ISOLATION_HEADERS = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
+
 /// A server on 127.0.0.1 serving dist/ (a folder path serves its index.html). `route(req, res,
-/// pathname)` sees each request first and returns true when it answered it.
-export async function serveDist(route = async () => false) {
+/// pathname)` sees each request first and returns true when it answered it. The page's files
+/// carry the isolation headers unless `{ isolated: false }` (a static host that sends none).
+export async function serveDist(route = async () => false, { isolated = true } = {}) {
   const server = createServer(async (req, res) => {
     const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     if (await route(req, res, pathname)) return;
     const path = join(dist, pathname.replace(/\/$/, '/index.html'));
     try {
       const body = await readFile(path);
-      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
+      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream', ...(isolated ? ISOLATION_HEADERS : {}) });
       res.end(body);
     } catch {
       res.writeHead(404);
@@ -49,10 +94,10 @@ export async function serveDist(route = async () => false) {
   return { server, base: `http://127.0.0.1:${server.address().port}/` };
 }
 
-/// What a test file's `before` starts: the page's server (`route` as serveDist takes it) and
-/// headless Chromium. `stopPage` closes both in its `after`.
-export async function startPage(route) {
-  const { server, base } = await serveDist(route);
+/// What a test file's `before` starts: the page's server (`route` and `options` as serveDist
+/// takes them) and headless Chromium. `stopPage` closes both in its `after`.
+export async function startPage(route, options) {
+  const { server, base } = await serveDist(route, options);
   return { server, base, browser: await launchChromium() };
 }
 

@@ -7,7 +7,7 @@ import { readFile, mkdtemp, writeFile, mkdir } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { root, dist, shared, models, openPage as openAt, assertSameReport, startPage, stopPage, modelsRoute } from './harness.mjs';
+import { root, dist, shared, models, openPage as openAt, assertSameReport, startPage, stopPage, modelsRoute, tabMemory } from './harness.mjs';
 
 let server, browser, base;
 const qwenFile = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
@@ -359,22 +359,31 @@ test('a server without Range support is read whole, with a warning, and the run 
   assert.deepEqual(errors, []);
 });
 
-test('a 7B-shaped Q4_K_M model (28 layers, 4.4 GB) runs in the wasm32 worker within 1.2 GB', { timeout: 900000 }, async () => {
+test('a 7B-shaped Q4_K_M model (28 layers, 4.4 GB) streams by URL and runs with the whole tab under 1.2 GB', { timeout: 900000 }, async () => {
   const file = 'synthetic-7b-shaped-q4_k_m.gguf';
   const { page, errors } = await openPage(`?model=/models/${file}`);
+  const console_ = [];
+  page.on('console', (m) => console_.push(m.text()));
   await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
   assert.match(await page.textContent('#status'), /4\.36 GiB/);
   await page.fill('#tokens', '3838, 374, 220, 17, 10, 17, 30');
   await page.uncheck('#hash');
+  // The tab: the renderer processes' proportional set size (the page, its workers, their JS
+  // heaps and wasm memories), sampled through the run. One layer is ~150 MB; the file 4.4 GB.
+  const tab = tabMemory(browser);
   const t0 = performance.now();
   await page.click('#run');
   await page.waitForSelector('#report .px-verdicts', { timeout: 840000 });
+  const peak = await tab.stop();
   const status = await page.textContent('#status');
   const m = /worker memory ([\d.]+) (MiB|GiB)/.exec(status);
   assert.ok(m, status);
   const bytes = Number(m[1]) * (m[2] === 'GiB' ? 2 ** 30 : 2 ** 20);
-  console.log(`7B-shaped run in the browser: ${((performance.now() - t0) / 1000).toFixed(1)} s, peak wasm memory ${m[1]} ${m[2]}`);
+  console.log(`7B-shaped run in the browser by URL: ${((performance.now() - t0) / 1000).toFixed(1)} s, peak wasm memory ${m[1]} ${m[2]}, the tab's peak ${(peak / 2 ** 30).toFixed(2)} GiB`);
+  assert.match(console_.join('\n'), /streamed by a fetch worker/);
+  assert.doesNotMatch(console_.join('\n'), /fetch worker stopped/);
   assert.ok(bytes < 1.2e9, `peak wasm memory ${m[1]} ${m[2]}`);
+  assert.ok(peak < 1.2e9, `the tab's peak memory ${(peak / 2 ** 30).toFixed(2)} GiB`);
   assert.equal(await page.$$eval('#report .px-ratio .px-series title', (c) => c.length), 28 * 14);
   assert.deepEqual(errors, []);
 });

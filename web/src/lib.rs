@@ -614,6 +614,250 @@ pub mod browser {
         }
     }
 
+    impl HttpRangeSource {
+        /// The URL, and the version tag its first answer carried (`ETag`, else `Last-Modified`).
+        pub fn url_and_validator(&self) -> (&str, Option<&str>) {
+            (&self.url, self.validator.as_deref())
+        }
+
+        /// The patience this source has with its server.
+        pub fn policy(&self) -> crate::HttpPolicy {
+            self.policy
+        }
+    }
+
+    /// Whether this page (or worker) is cross-origin isolated, which shared memory needs; the
+    /// reason when it is not.
+    pub fn isolation() -> Result<(), String> {
+        let global = js_sys::global();
+        let isolated = js_sys::Reflect::get(&global, &"crossOriginIsolated".into())
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        match isolated {
+            true => Ok(()),
+            false => Err("the page is not cross-origin isolated (its server sends no \
+                          Cross-Origin-Opener-Policy and Cross-Origin-Embedder-Policy headers, and \
+                          its service worker could not add them), so it has no shared memory"
+                .into()),
+        }
+    }
+
+    /// A [`parallax_source::SpanStream`] fed by the fetch worker (`www/fetch-worker.js`): it
+    /// fetches the requested spans of a URL while this worker computes, into a ring of shared
+    /// memory this worker takes them from. Once started, the two speak only through that shared
+    /// buffer (its layout is described in the script). Bytes taken are copied straight into
+    /// wasm memory; the ring is the only JS-side buffer, and its size is fixed.
+    pub struct FetchStream {
+        worker: web_sys::Worker,
+        buffer: js_sys::SharedArrayBuffer,
+        ctrl: js_sys::Int32Array,
+        capacity: u32,
+        /// Bytes taken so far (wrapping), mirrored in the ring's CONSUMED word.
+        taken: std::cell::Cell<u32>,
+        /// Spans requested so far, mirrored in the REQUESTED word.
+        requested: std::cell::Cell<i32>,
+        /// How long a take waits for its next byte before the stream counts as stalled.
+        stall_ms: f64,
+    }
+
+    /// A fetch worker started for a run, with its shared buffer, not yet told its URL.
+    pub struct FetchWorker {
+        worker: web_sys::Worker,
+        buffer: js_sys::SharedArrayBuffer,
+        capacity: u32,
+    }
+
+    // The shared buffer's layout; www/fetch-worker.js holds the same numbers.
+    const WRITTEN: u32 = 0;
+    const CONSUMED: u32 = 1;
+    const FAILED: u32 = 2;
+    const MESSAGE_LEN: u32 = 3;
+    const REQUESTED: u32 = 4;
+    const STARTED: u32 = 5;
+    const URL_LEN: u32 = 6;
+    const VALIDATOR_LEN: u32 = 7;
+    const SPANS_AT: u32 = 256;
+    const SLOTS: u32 = 32;
+    const TOTAL_AT: u32 = 768;
+    const URL_AT: u32 = 1024;
+    const URL_MAX: u32 = 8192;
+    const VALIDATOR_AT: u32 = 9216;
+    const VALIDATOR_MAX: u32 = 512;
+    const MESSAGE_AT: u32 = 9728;
+    const MESSAGE_MAX: u32 = 512;
+    const RING_AT: u32 = 16384;
+
+    impl FetchWorker {
+        /// Start a fetch worker with a ring of `capacity` bytes (rounded down to a power of
+        /// two, 1 MiB to 1 GiB) and wait until it holds the ring. A nested worker hears its
+        /// maker's messages only while the maker returns to its event loop, which a run
+        /// (synchronous from start to end) never does — so every fetch worker a run needs is
+        /// started, and handed its buffer, before the run. `Err` where the page has no shared
+        /// memory or the worker does not start.
+        pub async fn spawn(capacity: u64) -> Result<FetchWorker, String> {
+            use wasm_bindgen::JsCast;
+            isolation()?;
+            let capacity = 1u32 << (63 - capacity.clamp(1 << 20, 1 << 30).leading_zeros());
+            let js = |e: wasm_bindgen::JsValue| format!("cannot start the fetch worker: {e:?}");
+            let worker = web_sys::Worker::new("./fetch-worker.js").map_err(js)?;
+            let buffer = js_sys::SharedArrayBuffer::new(RING_AT + capacity);
+            let ready = js_sys::Promise::new(&mut |resolve, reject| {
+                let started = wasm_bindgen::closure::Closure::once_into_js(move || {
+                    let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+                });
+                let failed = wasm_bindgen::closure::Closure::once_into_js(move || {
+                    let _ = reject.call0(&wasm_bindgen::JsValue::NULL);
+                });
+                worker.set_onmessage(Some(started.unchecked_ref()));
+                worker.set_onerror(Some(failed.unchecked_ref()));
+            });
+            let hello = js_sys::Object::new();
+            js_sys::Reflect::set(&hello, &"buffer".into(), &buffer).map_err(js)?;
+            js_sys::Reflect::set(&hello, &"capacity".into(), &capacity.into()).map_err(js)?;
+            worker.post_message(&hello).map_err(js)?;
+            let answer = wasm_bindgen_futures::JsFuture::from(ready).await;
+            worker.set_onmessage(None);
+            worker.set_onerror(None);
+            answer.map_err(|_| {
+                "the fetch worker failed to start (is fetch-worker.js served?)".to_string()
+            })?;
+            Ok(FetchWorker { worker, buffer, capacity })
+        }
+    }
+
+    impl FetchStream {
+        /// `fetcher` streams `source`'s URL from now on.
+        pub fn start(
+            fetcher: FetchWorker,
+            source: &HttpRangeSource,
+        ) -> Result<FetchStream, String> {
+            let FetchWorker { worker, buffer, capacity } = fetcher;
+            let ctrl = js_sys::Int32Array::new_with_byte_offset_and_length(&buffer, 0, 16);
+            let (url, validator) = source.url_and_validator();
+            let validator = validator.unwrap_or("");
+            if url.len() > URL_MAX as usize || validator.len() > VALIDATOR_MAX as usize {
+                worker.terminate();
+                return Err("its URL or version tag is too long to hand to the fetch worker".into());
+            }
+            let put = |at: u32, bytes: &[u8]| {
+                js_sys::Uint8Array::new_with_byte_offset_and_length(&buffer, at, bytes.len() as u32)
+                    .copy_from(bytes)
+            };
+            put(URL_AT, url.as_bytes());
+            put(VALIDATOR_AT, validator.as_bytes());
+            js_sys::Float64Array::new_with_byte_offset_and_length(&buffer, TOTAL_AT, 1)
+                .set_index(0, source.len() as f64);
+            let _ = js_sys::Atomics::store(&ctrl, URL_LEN, url.len() as i32);
+            let _ = js_sys::Atomics::store(&ctrl, VALIDATOR_LEN, validator.len() as i32);
+            Ok(FetchStream {
+                worker,
+                buffer,
+                ctrl,
+                capacity,
+                taken: std::cell::Cell::new(0),
+                requested: std::cell::Cell::new(0),
+                stall_ms: f64::from(source.policy().timeout_base_ms),
+            })
+        }
+
+        fn word(&self, index: u32) -> i32 {
+            js_sys::Atomics::load(&self.ctrl, index).unwrap_or(0)
+        }
+
+        /// Why the fetch worker stopped, in its words.
+        fn failure(&self) -> String {
+            let len = (self.word(MESSAGE_LEN).max(0) as u32).min(MESSAGE_MAX);
+            let mut bytes = vec![0u8; len as usize];
+            js_sys::Uint8Array::new_with_byte_offset_and_length(&self.buffer, MESSAGE_AT, len)
+                .copy_to(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+
+        fn take_or_fail(&self, mut buf: Option<&mut [u8]>, len: u64) -> Result<(), String> {
+            let mut done = 0u64;
+            while done < len {
+                let written = self.word(WRITTEN) as u32;
+                let taken = self.taken.get();
+                let ready = written.wrapping_sub(taken);
+                if ready == 0 {
+                    if self.word(FAILED) != 0 {
+                        return Err(self.failure());
+                    }
+                    let waited = js_sys::Atomics::wait_with_timeout(
+                        &self.ctrl,
+                        WRITTEN,
+                        written as i32,
+                        self.stall_ms,
+                    )
+                    .map_err(|e| format!("cannot wait for the fetch worker: {e:?}"))?;
+                    if waited == "timed-out" {
+                        return Err(format!(
+                            "no bytes arrived for {:.0} s",
+                            self.stall_ms / 1000.0
+                        ));
+                    }
+                    continue;
+                }
+                let at = taken & (self.capacity - 1);
+                let n = u64::from(ready).min(len - done).min(u64::from(self.capacity - at)) as u32;
+                if let Some(buf) = buf.as_deref_mut() {
+                    let d = done as usize;
+                    js_sys::Uint8Array::new_with_byte_offset_and_length(
+                        &self.buffer,
+                        RING_AT + at,
+                        n,
+                    )
+                    .copy_to(&mut buf[d..d + n as usize]);
+                }
+                let taken = taken.wrapping_add(n);
+                self.taken.set(taken);
+                let _ = js_sys::Atomics::store(&self.ctrl, CONSUMED, taken as i32);
+                let _ = js_sys::Atomics::notify(&self.ctrl, CONSUMED);
+                done += u64::from(n);
+            }
+            Ok(())
+        }
+    }
+
+    impl Drop for FetchStream {
+        fn drop(&mut self) {
+            self.worker.terminate();
+        }
+    }
+
+    impl parallax_source::SpanStream for FetchStream {
+        fn request(&self, span: std::ops::Range<u64>) -> Result<(), String> {
+            let k = self.requested.get();
+            if k - self.word(STARTED) >= SLOTS as i32 {
+                return Err(format!("{SLOTS} spans are already waiting for the fetch worker"));
+            }
+            let slot = (k as u32 % SLOTS) * 2;
+            let spans = js_sys::Float64Array::new_with_byte_offset_and_length(
+                &self.buffer,
+                SPANS_AT,
+                SLOTS * 2,
+            );
+            spans.set_index(slot, span.start as f64);
+            spans.set_index(slot + 1, span.end as f64);
+            self.requested.set(k + 1);
+            let _ = js_sys::Atomics::store(&self.ctrl, REQUESTED, k + 1);
+            let _ = js_sys::Atomics::notify(&self.ctrl, REQUESTED);
+            Ok(())
+        }
+
+        fn take(&self, buf: Option<&mut [u8]>, len: u64) -> Result<(), String> {
+            self.take_or_fail(buf, len).inspect_err(|why| {
+                web_sys::console::warn_1(
+                    &format!(
+                        "the fetch worker stopped ({why}); reading by single requests from here"
+                    )
+                    .into(),
+                )
+            })
+        }
+    }
+
     impl ByteSource for HttpRangeSource {
         fn len(&self) -> u64 {
             self.len

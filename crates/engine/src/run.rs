@@ -409,8 +409,9 @@ async fn run_paths<S: ByteSource>(
                 l.prefetch_layer(il + 1)?;
             }
         } else {
-            for l in &loaders {
-                l.release_prefetch()?;
+            // The output head's first chunk (see the head loop).
+            for (l, head) in loaders.iter().zip(&heads) {
+                l.prefetch_rows(head, 0..HEAD_CHUNK_ROWS.min(vocab))?;
             }
         }
         progress.bytes_read += ws.iter().map(|w| w.bytes).sum::<u64>();
@@ -469,6 +470,11 @@ async fn run_paths<S: ByteSource>(
             let (m, read) = loader.matrix_rows(head, cfg.n_embd, start..end)?;
             progress.bytes_read += read;
             chunks.push(m);
+            // The next chunk is hinted before this one computes, as the next layer is.
+            match end < vocab {
+                true => loader.prefetch_rows(head, end..(end + HEAD_CHUNK_ROWS).min(vocab))?,
+                false => loader.release_prefetch()?,
+            }
         }
         let mut columns: Option<Vec<f64>> = None;
         for (i, ((lane, x), out)) in lanes.iter().zip(&head_in).zip(&mut logits).enumerate() {

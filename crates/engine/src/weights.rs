@@ -244,6 +244,16 @@ impl<'m, S: ByteSource> Loader<'m, S> {
             .map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
     }
 
+    /// Tells the source that rows `rows` of `t` (a chunk of the output head) are read next.
+    pub fn prefetch_rows(&self, t: &Tensor, rows: std::ops::Range<u64>) -> Result<(), EngineError> {
+        let row_bytes = t.n_bytes / t.n_rows().max(1);
+        let range = t.offset + rows.start * row_bytes..t.offset + rows.end * row_bytes;
+        self.model
+            .source()
+            .prefetch(std::slice::from_ref(&range))
+            .map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
+    }
+
     /// Releases what [`Loader::prefetch_layer`] made the source hold.
     pub fn release_prefetch(&self) -> Result<(), EngineError> {
         self.model
@@ -252,30 +262,79 @@ impl<'m, S: ByteSource> Loader<'m, S> {
             .map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
     }
 
+    /// Layer `il`'s weights, read in file order: a source that streams the file (the page's
+    /// fetch worker) delivers it front to back, so each tensor is taken as it arrives, with no
+    /// copy of the whole layer held to serve them in another order.
     pub fn layer(&self, il: u32) -> Result<LayerWeights, EngineError> {
-        let c = self.cfg;
-        let w = |kind| Role::Layer { layer: il, kind, param: Param::Weight };
-        let b = |kind| Role::Layer { layer: il, kind, param: Param::Bias };
-        let (q_dim, kv_dim) = (c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
-        let mut bytes = 0u64;
         use LayerTensor::*;
+        use Param::{Bias, Weight};
+        /// What a role is read as: a vector of `len` values (optional or not), or a matrix of
+        /// rows × cols.
+        #[derive(Clone, Copy)]
+        enum Shape {
+            Vector(usize),
+            Optional(usize),
+            Matrix(usize, usize),
+        }
+        let c = self.cfg;
+        let (q_dim, kv_dim) = (c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
+        let wants: [(LayerTensor, Param, Shape); 16] = [
+            (AttnNorm, Weight, Shape::Vector(c.n_embd)),
+            (AttnQ, Weight, Shape::Matrix(q_dim, c.n_embd)),
+            (AttnK, Weight, Shape::Matrix(kv_dim, c.n_embd)),
+            (AttnV, Weight, Shape::Matrix(kv_dim, c.n_embd)),
+            (AttnQ, Bias, Shape::Optional(q_dim)),
+            (AttnK, Bias, Shape::Optional(kv_dim)),
+            (AttnV, Bias, Shape::Optional(kv_dim)),
+            (AttnQNorm, Weight, Shape::Optional(c.head_dim)),
+            (AttnKNorm, Weight, Shape::Optional(c.head_dim)),
+            (AttnOutput, Weight, Shape::Matrix(c.n_embd, q_dim)),
+            (PostAttentionNorm, Weight, Shape::Optional(c.n_embd)),
+            (FfnNorm, Weight, Shape::Vector(c.n_embd)),
+            (FfnGate, Weight, Shape::Matrix(c.n_ff, c.n_embd)),
+            (FfnUp, Weight, Shape::Matrix(c.n_ff, c.n_embd)),
+            (FfnDown, Weight, Shape::Matrix(c.n_embd, c.n_ff)),
+            (PostFfwNorm, Weight, Shape::Optional(c.n_embd)),
+        ];
+        let role = |k: usize| Role::Layer { layer: il, kind: wants[k].0, param: wants[k].1 };
+        // Absent tensors sort last, in the order above (their errors name the first missing).
+        let mut order: Vec<usize> = (0..wants.len()).collect();
+        order.sort_by_key(|&k| self.tensor(role(k)).map_or(u64::MAX, |t| t.offset));
+        let mut bytes = 0u64;
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; wants.len()];
+        let mut matrices: Vec<Option<Matrix>> = (0..wants.len()).map(|_| None).collect();
+        for k in order {
+            match wants[k].2 {
+                Shape::Vector(len) => vectors[k] = Some(self.vector(role(k), len, &mut bytes)?),
+                Shape::Optional(len) => {
+                    vectors[k] = self.optional_vector(role(k), len, &mut bytes)?
+                }
+                Shape::Matrix(rows, cols) => {
+                    matrices[k] = Some(self.matrix(role(k), rows, cols, &mut bytes)?)
+                }
+            }
+        }
+        // Taken by the table's index: a required vector and every matrix were read above (or
+        // their error returned).
+        let mut v = |k: usize| vectors[k].take();
+        let mut m = |k: usize| matrices[k].take().expect("every matrix was read");
         Ok(LayerWeights {
-            attn_norm: self.vector(w(AttnNorm), c.n_embd, &mut bytes)?,
-            wq: self.matrix(w(AttnQ), q_dim, c.n_embd, &mut bytes)?,
-            wk: self.matrix(w(AttnK), kv_dim, c.n_embd, &mut bytes)?,
-            wv: self.matrix(w(AttnV), kv_dim, c.n_embd, &mut bytes)?,
-            bq: self.optional_vector(b(AttnQ), q_dim, &mut bytes)?,
-            bk: self.optional_vector(b(AttnK), kv_dim, &mut bytes)?,
-            bv: self.optional_vector(b(AttnV), kv_dim, &mut bytes)?,
-            q_norm: self.optional_vector(w(AttnQNorm), c.head_dim, &mut bytes)?,
-            k_norm: self.optional_vector(w(AttnKNorm), c.head_dim, &mut bytes)?,
-            wo: self.matrix(w(AttnOutput), c.n_embd, q_dim, &mut bytes)?,
-            post_attn_norm: self.optional_vector(w(PostAttentionNorm), c.n_embd, &mut bytes)?,
-            ffn_norm: self.vector(w(FfnNorm), c.n_embd, &mut bytes)?,
-            gate: self.matrix(w(FfnGate), c.n_ff, c.n_embd, &mut bytes)?,
-            up: self.matrix(w(FfnUp), c.n_ff, c.n_embd, &mut bytes)?,
-            down: self.matrix(w(FfnDown), c.n_embd, c.n_ff, &mut bytes)?,
-            post_ffw_norm: self.optional_vector(w(PostFfwNorm), c.n_embd, &mut bytes)?,
+            attn_norm: v(0).expect("a required vector was read"),
+            wq: m(1),
+            wk: m(2),
+            wv: m(3),
+            bq: v(4),
+            bk: v(5),
+            bv: v(6),
+            q_norm: v(7),
+            k_norm: v(8),
+            wo: m(9),
+            post_attn_norm: v(10),
+            ffn_norm: v(11).expect("a required vector was read"),
+            gate: m(12),
+            up: m(13),
+            down: m(14),
+            post_ffw_norm: v(15),
             bytes,
         })
     }

@@ -105,6 +105,9 @@ mod imp {
         i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(s01, s23), i32x4_shuffle::<2, 3, 6, 7>(s01, s23))
     }
 
+    /// A per-block term of a dot: a weight block and its activation block to one f32.
+    type BlockTerm<const B: usize, A> = dyn Fn(&[u8; B], &A) -> f32;
+
     /// The driver shared by the 32-value block formats, in [`crate::order`]'s block order (see
     /// the AVX2 twin): four blocks at a time into four f32 lanes, leftovers one by one.
     /// `block(x, y)` gives one block's integer sum in 4 lanes, `scale` its `d_w·d_a`, `min`
@@ -115,7 +118,7 @@ mod imp {
         a: &[A],
         block: impl Fn(&[u8; B], &A) -> v128,
         scale: impl Fn(&[u8; B], &A) -> f32,
-        min: Option<&dyn Fn(&[u8; B], &A) -> f32>,
+        min: Option<&BlockTerm<B, A>>,
     ) -> f32 {
         let wb = w.as_chunks::<B>().0;
         let n = wb.len().min(a.len());

@@ -166,6 +166,12 @@ impl HashState {
         i > 0 && self.kept[i - 1].1 >= end
     }
 
+    /// Whether any byte of `[start, end)` is kept.
+    fn touches_kept(&self, start: u64, end: u64) -> bool {
+        let i = self.kept.partition_point(|r| r.1 <= start);
+        self.kept.get(i).is_some_and(|r| r.0 < end)
+    }
+
     /// Note `[start, end)` as kept, merging it with the ranges it touches.
     fn keep(&mut self, start: u64, end: u64) {
         let (mut a, mut b) = (start, end);
@@ -477,24 +483,28 @@ impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> ByteSource for HashAlong<S, 
     /// now (it holds what the layers follow in the file: the embedding, a head stored first),
     /// so the layers hash as they pass; later, only a gap no longer than the hinted bytes (a
     /// file may store its layers as 0, 1, 10, 11, …, 2, …: the gap before layer 2 is layers
-    /// the run reads, in file order, later). Then the hint goes on to the source below.
+    /// the run reads, in file order, later). Then the hint goes on to the source below, less
+    /// any range that touches kept bytes: those reads come from the spill store, and a source
+    /// that fetches hinted bytes ahead (the page's stream) would fetch them for nothing.
     fn prefetch(&self, ranges: &[std::ops::Range<u64>]) -> Result<(), SourceError> {
-        if let Some(state) = &self.state {
-            let hinted = ranges.iter().filter(|r| r.end > r.start);
-            if let Some(first) = hinted.clone().map(|r| r.start).min() {
-                let mut bytes = 0u64;
-                for r in hinted {
-                    check_bounds(r.start, r.end - r.start, self.len())?;
-                    bytes = bytes.saturating_add(r.end - r.start);
-                }
-                let mut state = lock(state);
-                if !state.hinted || first.saturating_sub(state.hashed_to) <= bytes {
-                    self.fill_to(&mut state, first)?;
-                }
-                state.hinted = true;
+        let Some(state) = &self.state else { return self.inner.prefetch(ranges) };
+        let hinted = ranges.iter().filter(|r| r.end > r.start);
+        let mut state = lock(state);
+        if let Some(first) = hinted.clone().map(|r| r.start).min() {
+            let mut bytes = 0u64;
+            for r in hinted {
+                check_bounds(r.start, r.end - r.start, self.len())?;
+                bytes = bytes.saturating_add(r.end - r.start);
             }
+            if !state.hinted || first.saturating_sub(state.hashed_to) <= bytes {
+                self.fill_to(&mut state, first)?;
+            }
+            state.hinted = true;
         }
-        self.inner.prefetch(ranges)
+        let from_source: Vec<std::ops::Range<u64>> =
+            ranges.iter().filter(|r| !state.touches_kept(r.start, r.end)).cloned().collect();
+        drop(state);
+        self.inner.prefetch(&from_source)
     }
 
     fn parts(&self) -> Vec<u64> {
@@ -601,6 +611,48 @@ mod tests {
         // Each byte once, but the embedding row read ahead of the hash (under FROM_STORE, read
         // with what is around it).
         assert!(s.inner().bytes_read() <= 900_000 + 100, "{}", s.inner().bytes_read());
+    }
+
+    /// A source that notes the hints it is given.
+    struct Hinted {
+        inner: MemorySource,
+        hints: Mutex<Vec<Vec<std::ops::Range<u64>>>>,
+    }
+
+    impl ByteSource for Hinted {
+        fn len(&self) -> u64 {
+            self.inner.len()
+        }
+        fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+            self.inner.read_exact_at(offset, buf)
+        }
+        fn name(&self) -> String {
+            "hinted".into()
+        }
+        fn prefetch(&self, ranges: &[std::ops::Range<u64>]) -> Result<(), SourceError> {
+            self.hints.lock().unwrap().push(ranges.to_vec());
+            Ok(())
+        }
+    }
+
+    /// Hinted ranges the spill store will serve are not hinted below: the page's stream would
+    /// download them for nothing.
+    #[test]
+    fn hints_of_kept_bytes_do_not_reach_the_source_below() {
+        let data = bytes(900_000);
+        let below = Hinted { inner: MemorySource::new(data.clone()), hints: Mutex::default() };
+        let s = HashAlong::new(below).with_spill(MemorySpill::default());
+        // The first hint fills its gap: 0..600_000 is hashed and kept.
+        s.prefetch(&[600_000..700_000]).unwrap();
+        // A tied head's chunk (the embedding) is kept; a later layer is not; one range of
+        // each in one hint: only the layer goes below.
+        s.prefetch(&[1000..50_000, 800_000..900_000]).unwrap();
+        s.prefetch(&[599_000..601_000]).unwrap();
+        let hints = s.inner().hints.lock().unwrap().clone();
+        assert_eq!(hints, vec![vec![600_000..700_000], vec![800_000..900_000], vec![]]);
+        // And the reads are the file's bytes either way.
+        assert_eq!(read(&s, 1000, 50_000), data[1000..50_000]);
+        assert_eq!(read(&s, 600_000, 700_000), data[600_000..700_000]);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! ([`FileSource`], [`MemorySource`]) plus [`CountingSource`], which records how many bytes were
 //! pulled (progress bars, and tests proving readers never touch more than they need), and the
 //! read-ahead wrappers that serve the trait's `prefetch` hint ([`ReadAhead`], and natively
-//! [`BackgroundReadAhead`], which reads the next layer while the current one computes).
+//! [`BackgroundReadAhead`], which reads the next layer while the current one computes, and
+//! [`StreamedReads`], which takes hinted spans from a stream that fetches them on its own).
 //! Knows nothing about file formats, tensors or HTTP: a Range-request source and a browser
 //! `File` source implement the same trait in their own crates.
 //!
@@ -15,6 +16,9 @@
 use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+mod streamed;
+pub use streamed::{SpanStream, StreamedReads};
 
 /// Why a read failed. Every variant names the bytes that were asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -423,27 +427,36 @@ impl<S: ByteSource> ByteSource for CountingSource<S> {
 
 /// Serves [`ByteSource::prefetch`] for a source whose reads each cost a round trip: the span
 /// covering the hinted ranges — when it is at most `max_window` bytes and the ranges fill at
-/// least ¾ of it — is read in one call and held, and reads inside it are copied from memory;
-/// every other read goes straight through. One window at a time — the next hint (or an empty
-/// one) drops it — so the memory it adds is bounded by `max_window`.
+/// least ¾ of it — is read in one call, at the first read inside it, and held; reads inside it
+/// are copied from memory; every other read goes straight through. One window at a time — the
+/// next hint (or an empty one) drops it — so the memory it adds is bounded by `max_window`.
 ///
 /// In the browser a `FileReaderSync` call costs ~2 ms beyond its bytes and an HTTP Range
 /// request a round trip, and a layer is a dozen tensors lying next to each other in the file:
-/// one read per layer instead of one per tensor.
+/// one read per layer instead of one per tensor. The window is read when first needed, not when
+/// hinted, because the engine hints the next layer before the current one computes: a source
+/// below that reads ahead on its own ([`StreamedReads`]) has the time of that compute to fetch it.
 pub struct ReadAhead<S> {
     inner: S,
     max_window: u64,
-    window: std::sync::Mutex<Option<(u64, Vec<u8>)>>,
+    window: std::sync::Mutex<HeldSpan>,
+}
+
+/// The span hinted last, and its bytes once read.
+#[derive(Default)]
+struct HeldSpan {
+    hinted: Option<Range<u64>>,
+    bytes: Option<(u64, Vec<u8>)>,
 }
 
 impl<S: ByteSource> ReadAhead<S> {
     pub fn new(inner: S, max_window: u64) -> Self {
-        ReadAhead { inner, max_window, window: std::sync::Mutex::new(None) }
+        ReadAhead { inner, max_window, window: std::sync::Mutex::new(HeldSpan::default()) }
     }
     pub fn inner(&self) -> &S {
         &self.inner
     }
-    fn window(&self) -> std::sync::MutexGuard<'_, Option<(u64, Vec<u8>)>> {
+    fn window(&self) -> std::sync::MutexGuard<'_, HeldSpan> {
         // A panic while holding the lock leaves nothing half-written that matters: the window
         // is only ever replaced whole.
         self.window.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -456,27 +469,34 @@ impl<S: ByteSource> ByteSource for ReadAhead<S> {
     }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
         check_bounds(offset, buf.len() as u64, self.len())?;
-        if let Some((start, bytes)) = self.window().as_ref() {
-            let end = start + bytes.len() as u64;
-            if offset >= *start && offset + buf.len() as u64 <= end {
+        let end = offset + buf.len() as u64;
+        let mut window = self.window();
+        if let Some(span) = window.hinted.clone().filter(|s| s.start <= offset && end <= s.end) {
+            window.hinted = None;
+            window.bytes = Some((span.start, self.inner.read_range(span)?));
+        }
+        if let Some((start, bytes)) = window.bytes.as_ref() {
+            if offset >= *start && end <= start + bytes.len() as u64 {
                 let at = (offset - start) as usize;
                 buf.copy_from_slice(&bytes[at..at + buf.len()]);
                 return Ok(());
             }
         }
+        drop(window);
         self.inner.read_exact_at(offset, buf)
     }
     fn name(&self) -> String {
         self.inner.name()
     }
     /// Passed on to the source below first (a source that hashes along fills its gap up to
-    /// the hinted bytes then, so the window's read arrives in file order), then served.
+    /// the hinted bytes then, so the window's read arrives in file order), then remembered.
     fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
         let mut window = self.window();
-        *window = None;
+        *window = HeldSpan::default();
         self.inner.prefetch(ranges)?;
         if let Some(span) = covering_span(ranges, self.max_window) {
-            *window = Some((span.start, self.inner.read_range(span)?));
+            check_bounds(span.start, span.end - span.start, self.len())?;
+            window.hinted = Some(span);
         }
         Ok(())
     }
@@ -775,6 +795,9 @@ mod tests {
         let data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
         let src = ReadAhead::new(CountingSource::new(MemorySource::new(data.clone())), 1024);
         src.prefetch(&[500..900, 100..480]).unwrap();
+        // Nothing is read until a read falls inside the hinted span; then the whole span, once.
+        assert_eq!(src.inner().reads(), 0);
+        assert_eq!(src.read_range(300..310).unwrap(), data[300..310]);
         assert_eq!((src.inner().reads(), src.inner().bytes_read()), (1, 800));
         // Pieces inside the window, in any order, cost nothing more and are the right bytes.
         for r in [500..900u64, 100..101, 300..700, 899..900] {
@@ -792,9 +815,15 @@ mod tests {
         src.read_range(200..300).unwrap();
         assert_eq!(src.inner().reads(), 3);
         src.prefetch(&[0..1000]).unwrap();
+        src.read_range(10..20).unwrap();
+        assert_eq!(src.inner().reads(), 4);
         src.prefetch(&[]).unwrap();
         src.read_range(10..20).unwrap();
-        assert_eq!(src.inner().reads(), 5);
+        // A hint replaced before any read inside it reads nothing.
+        src.prefetch(&[0..1000]).unwrap();
+        src.prefetch(&[1000..1500]).unwrap();
+        src.read_range(10..20).unwrap();
+        assert_eq!(src.inner().reads(), 6);
         // A hint past the end is the source's error, and reads stay bounds-checked.
         assert!(matches!(src.prefetch(&[4000..4100]), Err(SourceError::OutOfBounds { .. })));
         assert!(src.read_range(4090..4100).is_err());

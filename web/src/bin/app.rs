@@ -7,6 +7,7 @@
 #[cfg(target_arch = "wasm32")]
 fn main() {
     console_error_panic_hook::set_once();
+    app::isolate_by_service_worker();
     if let Err(e) = app::start() {
         web_sys::console::error_1(&e);
     }
@@ -121,6 +122,42 @@ mod app {
     fn dropped_files(e: &web_sys::Event) -> Option<web_sys::FileList> {
         let drag: Option<&web_sys::DragEvent> = e.dyn_ref();
         drag.and_then(|d| d.data_transfer()).and_then(|d| d.files())
+    }
+
+    /// Where the server sends no cross-origin isolation headers (a static host), register
+    /// `isolation-sw.js`, which adds them to this origin's files, and reload once so the page
+    /// comes through it. A session that reloaded once does not try again (a browser that will
+    /// not isolate the page then keeps it as it is: URL reads are then one request per layer).
+    pub fn isolate_by_service_worker() {
+        const TRIED: &str = "parallax-isolation-reload";
+        let Some(window) = web_sys::window() else { return };
+        let isolated = js_sys::Reflect::get(&window, &"crossOriginIsolated".into())
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let Ok(Some(storage)) = window.session_storage() else { return };
+        if isolated
+            || !window.is_secure_context()
+            || storage.get_item(TRIED).ok().flatten().is_some()
+        {
+            return;
+        }
+        let has_workers = js_sys::Reflect::has(&window.navigator(), &"serviceWorker".into());
+        if !has_workers.unwrap_or(false) {
+            return;
+        }
+        let container = window.navigator().service_worker();
+        wasm_bindgen_futures::spawn_local(async move {
+            use wasm_bindgen_futures::JsFuture;
+            let registered = JsFuture::from(container.register("./isolation-sw.js")).await;
+            let ready = match (registered, container.ready()) {
+                (Ok(_), Ok(ready)) => JsFuture::from(ready).await.is_ok(),
+                _ => false,
+            };
+            if ready && storage.set_item(TRIED, "1").is_ok() {
+                let _ = window.location().reload();
+            }
+        });
     }
 
     pub fn start() -> Result<(), JsValue> {

@@ -44,8 +44,10 @@ fn main() {
                     let post = post.clone();
                     wasm_bindgen_futures::spawn_local(async move {
                         let spills = job::Spills::open(&request, &model, against.as_ref()).await;
+                        let fetchers =
+                            job::Fetchers::spawn(&request, &model, against.as_ref()).await;
                         if let Err(message) =
-                            job::handle(request, model, against, policy, spills, &post)
+                            job::handle(request, model, against, policy, spills, fetchers, &post)
                         {
                             post(&WorkerMessage::Error { message });
                         }
@@ -71,7 +73,7 @@ mod job {
     use parallax_session::{HashAlong, ProgressUpdate, RunSpec};
     use parallax_source::ByteSource;
     use parallax_web::{
-        browser::{FileSliceSource, HttpRangeSource},
+        browser::{FetchStream, FetchWorker, FileSliceSource, HttpRangeSource},
         Request, WorkerMessage,
     };
 
@@ -181,27 +183,36 @@ mod job {
     /// The source the engine reads a target through: the File in slices (the shards of a split
     /// GGUF end to end, as the page ordered them), or the URL — with every shard of a split
     /// GGUF — by Range requests (a warning when the server ignores them).
+    ///
+    /// Where the page is cross-origin isolated, a URL's hinted spans (each layer, up to
+    /// [`streamed_span`] bytes) stream in through a fetch worker while the layer before
+    /// computes ([`parallax_web::browser::FetchStream`]); elsewhere each is one request when
+    /// first read. Also says whether every part of it streams.
     fn open(
         target: Target,
         policy: parallax_web::HttpPolicy,
+        budget: u64,
+        mut fetchers: Option<Vec<FetchWorker>>,
         post: &dyn Fn(&WorkerMessage),
-    ) -> Result<Box<dyn ByteSource>, String> {
+    ) -> Result<(Box<dyn ByteSource>, bool), String> {
         let url = match target {
             Target::Files(files) => {
                 let mut parts =
                     files.into_iter().map(FileSliceSource::new).collect::<Result<Vec<_>, _>>()?;
                 if parts.len() == 1 {
-                    return Ok(Box::new(parts.remove(0)));
+                    return Ok((Box::new(parts.remove(0)), false));
                 }
-                return Ok(Box::new(
-                    parallax_source::Shards::new(parts).ok_or("internal: no file")?,
+                return Ok((
+                    Box::new(parallax_source::Shards::new(parts).ok_or("internal: no file")?),
+                    false,
                 ));
             }
             Target::Url(url) => url,
         };
         // A shard of a split GGUF brings its siblings, named as it is, beside it.
         let urls = shard_urls(&url);
-        let mut parts = Vec::with_capacity(urls.len());
+        let mut parts: Vec<Box<dyn ByteSource>> = Vec::with_capacity(urls.len());
+        let mut streamed = 0;
         for url in &urls {
             let source = HttpRangeSource::open_with(url, policy)?;
             if source.read_whole() {
@@ -212,9 +223,35 @@ mod job {
                     ),
                 });
             }
-            parts.push(source);
+            if source.read_whole() {
+                parts.push(Box::new(source) as Box<dyn ByteSource>);
+                continue;
+            }
+            let Some(fetchers) = fetchers.as_mut() else {
+                parts.push(Box::new(source));
+                continue;
+            };
+            let stream = match fetchers.pop() {
+                Some(fetcher) => FetchStream::start(fetcher, &source),
+                None => Err(Fetchers::why_none()),
+            };
+            match stream {
+                Ok(stream) => {
+                    web_sys::console::info_1(&format!("{url}: streamed by a fetch worker").into());
+                    let span = streamed_span(budget);
+                    parts.push(Box::new(parallax_source::StreamedReads::new(source, stream, span)));
+                    streamed += 1;
+                }
+                Err(why) => {
+                    web_sys::console::info_1(
+                        &format!("{url}: read one request per layer, not streamed: {why}").into(),
+                    );
+                    parts.push(Box::new(source));
+                }
+            }
         }
-        Ok(Box::new(parallax_source::Shards::new(parts).ok_or("internal: no URL")?))
+        let all_streamed = streamed == urls.len();
+        Ok((Box::new(parallax_source::Shards::new(parts).ok_or("internal: no URL")?), all_streamed))
     }
 
     /// `url`, or the URLs of every shard of the split GGUF whose shard it names (the last path
@@ -239,6 +276,32 @@ mod job {
     /// enough that reading them one by one costs little extra. Never more than a quarter of the
     /// run's memory budget (the budget's field says so).
     const READ_AHEAD_WINDOW: u64 = 32 << 20;
+
+    /// The largest span a fetch worker streams for one hint: a whole layer of a 7B-class
+    /// model (~140 MB at Q4_K_M) is one, fetched while the layer before computes. Never more
+    /// than a quarter of the run's memory budget. Nothing holds a span whole: the layer's
+    /// tensors are taken from the ring as they arrive, in file order.
+    const STREAMED_SPAN: u64 = 256 << 20;
+
+    fn streamed_span(budget: u64) -> u64 {
+        STREAMED_SPAN.min(budget / 4)
+    }
+
+    /// The fetch worker's ring: a quarter of a span, enough to keep the server busy while a
+    /// layer computes without holding a layer's size of bytes on the JavaScript side.
+    fn ring_bytes(budget: u64) -> u64 {
+        streamed_span(budget) / 4
+    }
+
+    /// The read-ahead window of a source (see `READ_AHEAD_WINDOW`): none where a fetch worker
+    /// streams it, which serves each layer's reads in file order without one.
+    fn window_for(streamed: bool, budget: u64) -> u64 {
+        if streamed {
+            0
+        } else {
+            READ_AHEAD_WINDOW.min(budget / 4)
+        }
+    }
 
     /// A model source as the engine reads it: hashed along the run (when it asks for sha256)
     /// under a read-ahead window, so the window's one read per layer is what the hash sees.
@@ -358,6 +421,61 @@ mod job {
         }
     }
 
+    /// The fetch workers of a run's URLs, one per file read by URL (per shard of a split
+    /// GGUF), the model's first — started before the run, which cannot start them itself (see
+    /// [`FetchWorker::spawn`]). Empty where the page has no shared memory.
+    pub struct Fetchers(Vec<Vec<FetchWorker>>);
+
+    impl Fetchers {
+        pub async fn spawn(
+            request: &Request,
+            model: &Target,
+            against: Option<&Target>,
+        ) -> Fetchers {
+            let mut all = Vec::new();
+            for target in std::iter::once(Some(model)).chain([against]) {
+                let (shards, ring) = match (request, target) {
+                    (Request::Run(r), Some(Target::Url(url))) => {
+                        let budget =
+                            r.memory_budget_bytes.unwrap_or(parallax_web::DEFAULT_MEMORY_BUDGET);
+                        (shard_urls(url).len(), ring_bytes(budget))
+                    }
+                    _ => (0, 0),
+                };
+                if !matches!(request, Request::Run(_)) {
+                    continue;
+                }
+                let mut workers = Vec::with_capacity(shards);
+                for _ in 0..shards {
+                    match FetchWorker::spawn(ring).await {
+                        Ok(w) => workers.push(w),
+                        Err(why) => {
+                            web_sys::console::info_1(&why.into());
+                            break;
+                        }
+                    }
+                }
+                all.push(workers);
+            }
+            Fetchers(all)
+        }
+
+        /// The k-th file's workers (0: the model), to be popped in shard order; `None` for a
+        /// request that runs nothing (a model's summary), which streams nothing.
+        fn take(&mut self, k: usize) -> Option<Vec<FetchWorker>> {
+            let mut workers = self.0.get_mut(k).map(std::mem::take)?;
+            workers.reverse();
+            Some(workers)
+        }
+
+        /// Why a URL has no fetch worker.
+        fn why_none() -> String {
+            parallax_web::browser::isolation()
+                .err()
+                .unwrap_or_else(|| "its fetch worker did not start".into())
+        }
+    }
+
     /// Told the bytes a file's hash reads for itself (the gaps the run skips).
     type OwnReadProgress = Box<dyn Fn(u64, u64)>;
 
@@ -392,15 +510,17 @@ mod job {
         against: Option<Target>,
         policy: parallax_web::HttpPolicy,
         mut spills: Spills,
+        mut fetchers: Fetchers,
         post: &dyn Fn(&WorkerMessage),
     ) -> Result<(), String> {
         let budget = match &request {
             Request::Run(r) => r.memory_budget_bytes.unwrap_or(parallax_web::DEFAULT_MEMORY_BUDGET),
             _ => parallax_web::DEFAULT_MEMORY_BUDGET,
         };
-        let window = READ_AHEAD_WINDOW.min(budget / 4);
         let sha256 = matches!(&request, Request::Run(r) if r.sha256);
-        let source = page_source(open(model, policy, post)?, sha256, window, spills.take(0));
+        let (opened, streamed) = open(model, policy, budget, fetchers.take(0), post)?;
+        let window = window_for(streamed, budget);
+        let source = page_source(opened, sha256, window, spills.take(0));
         let name = source.name();
         let model = Model::open(&source).map_err(|e| format!("{name}: {e}"))?;
         match request {
@@ -416,7 +536,9 @@ mod job {
                 let other_sources = match (against, r.against.first()) {
                     (None, None) => Vec::new(),
                     (Some(t), Some(_)) => {
-                        vec![page_source(open(t, policy, post)?, spec.sha256, window, spills.take(1))]
+                        let (opened, streamed) = open(t, policy, budget, fetchers.take(1), post)?;
+                        let window = window_for(streamed, budget);
+                        vec![page_source(opened, spec.sha256, window, spills.take(1))]
                     }
                     (None, Some(named)) => {
                         return Err(format!(

@@ -1,0 +1,60 @@
+// By URL against the same file dropped in, in one page and one run: the 2-path run (f32 + q8,
+// the contract prompt's tokens, no hash) of a model read from a local Range server — streamed
+// through the fetch worker where the page is cross-origin isolated — and from a chosen file;
+// then by URL from a server that sends no isolation headers (the page isolates itself through
+// its service worker). Prints each time, the ratio, and the tab's peak memory (the renderer
+// processes' PSS: the page, its workers, their JS heaps and wasm memories; harness `tabMemory`).
+//
+//   node bench/url_vs_file.mjs [MODEL_FILE_NAME]    (./dev bench-web runs it on the 0.5B)
+//
+// Needs dist/ (trunk build) and /usr/bin/chromium.
+import { join } from 'node:path';
+import { models, launchChromium, serveDist, modelsRoute, tabMemory } from '../tests/browser/harness.mjs';
+
+const name = process.argv[2] ?? 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
+const tokens = '3838,374,220,17,10,17,30';
+const repeats = Number(process.env.REPEATS ?? 3);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const browser = await launchChromium();
+
+async function once(base, how) {
+  const page = await browser.newPage();
+  const logs = [];
+  page.on('console', (m) => logs.push(m.text()));
+  await page.goto(how === 'file' ? base : `${base}?model=/models/${name}`);
+  if (how === 'file') await page.setInputFiles('#file', join(models, name));
+  await page.waitForSelector('#run:not([disabled])', { timeout: 120000 });
+  await page.fill('#tokens', tokens);
+  await page.uncheck('#hash');
+  const isolated = await page.evaluate(() => self.crossOriginIsolated);
+  const memory = tabMemory(browser);
+  const t0 = performance.now();
+  await page.click('#run');
+  await page.waitForSelector('#report .px-verdicts', { timeout: 1800000 });
+  const seconds = (performance.now() - t0) / 1000;
+  const peak = await memory.stop();
+  await page.close();
+  return { seconds, isolated, peak, streamed: !logs.some((l) => /not streamed/.test(l)) };
+}
+
+const results = {};
+for (const [how, isolated] of [['file', true], ['url', true], ['url', false]]) {
+  const { server, base } = await serveDist(modelsRoute, { isolated });
+  const key = `${how}${isolated ? '' : ' (no headers)'}`;
+  results[key] = [];
+  for (let i = 0; i < repeats; i++) results[key].push(await once(base, how));
+  server.close();
+}
+await browser.close();
+
+const t = (k) => median(results[k].map((r) => r.seconds));
+const gib = (b) => (b / 2 ** 30).toFixed(2);
+for (const [k, rs] of Object.entries(results)) {
+  const peak = Math.max(...rs.map((r) => r.peak));
+  const how = k.startsWith('url') ? (rs.every((r) => r.streamed) ? '  streamed' : '  one request per layer') : '';
+  const isolated = rs.every((r) => r.isolated) ? '' : ' (not isolated)';
+  console.log(`${name} ${k.padEnd(16)} ${t(k).toFixed(2)} s  (runs: ${rs.map((r) => r.seconds.toFixed(2)).join(', ')})` +
+    `  tab memory peak ${gib(peak)} GiB${isolated}${how}`);
+}
+console.log(`by URL / by file: ${(t('url') / t('file')).toFixed(2)}×  (goal ≤ 1.2×); from a server without isolation headers: ${(t('url (no headers)') / t('file')).toFixed(2)}×`);

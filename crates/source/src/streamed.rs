@@ -1,0 +1,287 @@
+//! Reads served from a stream that fetches hinted spans on its own, while the caller computes.
+//!
+//! The page reads a model by URL in a worker whose reads must be synchronous (the engine's are),
+//! yet a synchronous request fetches nothing while the layer before it computes. A second worker
+//! can fetch meanwhile and hand the bytes over through shared memory; this module owns what is
+//! the same on every such stream: which hinted span comes next, what a read may take from it, and
+//! that any failure of the stream falls back, for good, to the source's own reads — so the
+//! stream only ever makes a run faster, never different or less careful.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::Mutex;
+
+use crate::{check_bounds, covering_span, ByteSource, SourceError};
+
+/// The bytes of requested spans, delivered in the order they were requested, by something that
+/// fetches ahead on its own (the page's fetch worker).
+pub trait SpanStream {
+    /// Fetch `span` after every span requested before it. `Err`: the stream can take no more.
+    fn request(&self, span: Range<u64>) -> Result<(), String>;
+    /// The next `buf.len()` bytes of the requested spans, waiting for them; with `buf` `None`,
+    /// the next `len` bytes are dropped. `Err`: the stream failed or stalled, and will deliver
+    /// nothing more.
+    fn take(&self, buf: Option<&mut [u8]>, len: u64) -> Result<(), String>;
+}
+
+/// A source whose hinted spans ([`ByteSource::prefetch`]) arrive through a [`SpanStream`]. The
+/// covering span of each hint — under the same rule and limit as [`crate::ReadAhead`] with
+/// `max_span`, so the one window that reader reads is exactly what was streamed — is requested
+/// at once. A read that lies in a requested span at or after what was already taken is served
+/// from the stream (the bytes before it dropped); any other read, and every read after the
+/// stream has failed, goes to the source itself, which reports its own errors.
+pub struct StreamedReads<S, T> {
+    inner: S,
+    stream: T,
+    max_span: u64,
+    state: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Requested spans not yet taken, in order; the first one's start is where the stream is.
+    spans: VecDeque<Range<u64>>,
+    /// Why the stream stopped, once it has.
+    broken: Option<String>,
+}
+
+impl<S: ByteSource, T: SpanStream> StreamedReads<S, T> {
+    pub fn new(inner: S, stream: T, max_span: u64) -> Self {
+        StreamedReads { inner, stream, max_span, state: Mutex::new(Queue::default()) }
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Why reads no longer come from the stream, once they do not.
+    pub fn broken(&self) -> Option<String> {
+        self.queue().broken.clone()
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // Every update leaves the queue whole (a span is popped or shortened in one step).
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Serve `[offset, offset + buf.len())` from the stream, if it lies in what is still to come.
+    /// `Ok(false)`: not from the stream (the caller reads the source).
+    fn serve_from_stream(
+        &self,
+        q: &mut Queue,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<bool, String> {
+        let end = offset + buf.len() as u64;
+        let Some(k) = q.spans.iter().position(|s| s.start <= offset && end <= s.end) else {
+            return Ok(false);
+        };
+        // Drop what comes before: whole spans, then the start of this one.
+        for _ in 0..k {
+            let skipped = q.spans.pop_front().expect("k spans lie before");
+            self.stream.take(None, skipped.end - skipped.start)?;
+        }
+        let span = &mut q.spans[0];
+        self.stream.take(None, offset - span.start)?;
+        let len = buf.len() as u64;
+        self.stream.take(Some(buf), len)?;
+        span.start = end;
+        if span.start == span.end {
+            q.spans.pop_front();
+        }
+        Ok(true)
+    }
+}
+
+impl<S: ByteSource, T: SpanStream> ByteSource for StreamedReads<S, T> {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        check_bounds(offset, buf.len() as u64, self.len())?;
+        {
+            let mut q = self.queue();
+            if q.broken.is_none() && !buf.is_empty() {
+                match self.serve_from_stream(&mut q, offset, buf) {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => {}
+                    Err(why) => {
+                        q.spans.clear();
+                        q.broken = Some(why);
+                    }
+                }
+            }
+        }
+        self.inner.read_exact_at(offset, buf)
+    }
+
+    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
+        self.inner.prefetch(ranges)?;
+        let Some(span) = covering_span(ranges, self.max_span) else { return Ok(()) };
+        check_bounds(span.start, span.end - span.start, self.len())?;
+        let mut q = self.queue();
+        if q.broken.is_none() {
+            match self.stream.request(span.clone()) {
+                Ok(()) => q.spans.push_back(span),
+                Err(why) => {
+                    q.spans.clear();
+                    q.broken = Some(why);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn parts(&self) -> Vec<u64> {
+        self.inner.parts()
+    }
+}
+
+#[cfg(test)]
+// One-range hints are what these tests mean, not a typo for a range.
+#[allow(clippy::single_range_in_vec_init)]
+mod tests {
+    use super::*;
+    use crate::{CountingSource, MemorySource, ReadAhead};
+    use std::cell::RefCell;
+
+    /// A stream over a copy of the data, that can be told to fail at its n-th take.
+    struct FakeStream {
+        data: Vec<u8>,
+        queue: RefCell<VecDeque<u64>>,
+        takes: RefCell<u32>,
+        fail_at_take: Option<u32>,
+        taken_bytes: RefCell<u64>,
+    }
+
+    impl FakeStream {
+        fn new(data: Vec<u8>, fail_at_take: Option<u32>) -> Self {
+            FakeStream {
+                data,
+                queue: RefCell::default(),
+                takes: RefCell::new(0),
+                fail_at_take,
+                taken_bytes: RefCell::new(0),
+            }
+        }
+    }
+
+    impl SpanStream for &FakeStream {
+        fn request(&self, span: Range<u64>) -> Result<(), String> {
+            self.queue.borrow_mut().extend(span);
+            Ok(())
+        }
+        fn take(&self, buf: Option<&mut [u8]>, len: u64) -> Result<(), String> {
+            *self.takes.borrow_mut() += 1;
+            if Some(*self.takes.borrow()) == self.fail_at_take {
+                return Err("the server went away".into());
+            }
+            let mut q = self.queue.borrow_mut();
+            assert!(q.len() as u64 >= len, "took more than was requested");
+            let bytes: Vec<u8> = q.drain(..len as usize).map(|at| self.data[at as usize]).collect();
+            *self.taken_bytes.borrow_mut() += len;
+            if let Some(buf) = buf {
+                buf.copy_from_slice(&bytes);
+            }
+            Ok(())
+        }
+    }
+
+    fn data() -> Vec<u8> {
+        (0..=255u8).cycle().take(8192).collect()
+    }
+
+    #[test]
+    fn hinted_spans_are_read_from_the_stream_in_order_and_the_rest_from_the_source() {
+        let data = data();
+        let stream = FakeStream::new(data.clone(), None);
+        let src =
+            StreamedReads::new(CountingSource::new(MemorySource::new(data.clone())), &stream, 1024);
+        src.prefetch(&[100..400, 400..900]).unwrap();
+        src.prefetch(&[2000..2500]).unwrap();
+        // In the first span, past its start (the bytes before are dropped), then the rest of it.
+        for r in [150..200u64, 200..900] {
+            assert_eq!(src.read_range(r.clone()).unwrap(), data[r.start as usize..r.end as usize]);
+        }
+        // Behind the stream: from the source.
+        assert_eq!(src.read_range(120..130).unwrap(), data[120..130]);
+        assert_eq!(src.inner().reads(), 1);
+        // The second span, whole.
+        assert_eq!(src.read_range(2000..2500).unwrap(), data[2000..2500]);
+        assert_eq!(*stream.taken_bytes.borrow(), 800 + 500);
+        // Over the limit or scattered: nothing requested; reads go to the source.
+        src.prefetch(&[0..2000]).unwrap();
+        src.prefetch(&[0..100, 900..1000]).unwrap();
+        assert_eq!(src.read_range(0..100).unwrap(), data[0..100]);
+        assert_eq!(src.inner().reads(), 2);
+        assert!(src.broken().is_none());
+        // A hint past the end is refused as the source refuses it.
+        assert!(matches!(src.prefetch(&[8000..8300]), Err(SourceError::OutOfBounds { .. })));
+    }
+
+    #[test]
+    fn a_read_of_a_later_span_drops_the_spans_before_it() {
+        let data = data();
+        let stream = FakeStream::new(data.clone(), None);
+        let src =
+            StreamedReads::new(CountingSource::new(MemorySource::new(data.clone())), &stream, 1024);
+        src.prefetch(&[0..500]).unwrap();
+        src.prefetch(&[1000..1500]).unwrap();
+        assert_eq!(src.read_range(1200..1300).unwrap(), data[1200..1300]);
+        assert_eq!(src.read_range(100..200).unwrap(), data[100..200]);
+        assert_eq!(src.inner().reads(), 1);
+        assert_eq!(*stream.taken_bytes.borrow(), 500 + 300);
+    }
+
+    /// Under the page's window reader, which reads each hinted span whole at its first read:
+    /// every byte of the run's layers comes from the stream, none from the source.
+    #[test]
+    fn under_a_read_ahead_window_each_layer_is_one_streamed_span() {
+        let data = data();
+        let stream = FakeStream::new(data.clone(), None);
+        let src = ReadAhead::new(
+            StreamedReads::new(CountingSource::new(MemorySource::new(data.clone())), &stream, 1024),
+            1024,
+        );
+        let layers = [100..300u64, 300..900, 900..1500];
+        src.prefetch(&[layers[0].start..200, 200..layers[0].end]).unwrap();
+        for k in 0..layers.len() {
+            let l = &layers[k];
+            for r in [l.start + 50..l.end, l.start..l.start + 50] {
+                assert_eq!(
+                    src.read_range(r.clone()).unwrap(),
+                    data[r.start as usize..r.end as usize]
+                );
+            }
+            // The next layer is hinted once this one is read, before it computes (the engine's
+            // order).
+            if k + 1 < layers.len() {
+                src.prefetch(std::slice::from_ref(&layers[k + 1])).unwrap();
+            }
+        }
+        assert_eq!(src.inner().inner().reads(), 0);
+        assert_eq!(*stream.taken_bytes.borrow(), 1400);
+    }
+
+    #[test]
+    fn a_failed_stream_hands_every_read_to_the_source_for_good() {
+        let data = data();
+        // The second take fails: the first read has dropped the bytes before it, then fails.
+        let stream = FakeStream::new(data.clone(), Some(2));
+        let src =
+            StreamedReads::new(CountingSource::new(MemorySource::new(data.clone())), &stream, 1024);
+        src.prefetch(&[0..1000]).unwrap();
+        assert_eq!(src.read_range(10..20).unwrap(), data[10..20]);
+        assert_eq!(src.broken().as_deref(), Some("the server went away"));
+        src.prefetch(&[1000..2000]).unwrap();
+        assert_eq!(src.read_range(1000..2000).unwrap(), data[1000..2000]);
+        assert_eq!(src.read_range(500..600).unwrap(), data[500..600]);
+        assert_eq!(src.inner().reads(), 3);
+        assert_eq!(*stream.takes.borrow(), 2);
+    }
+}

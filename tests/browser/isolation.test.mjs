@@ -1,0 +1,116 @@
+// Reading a model by URL as fast as from a file: where the page is cross-origin isolated, a
+// fetch worker streams each layer into shared memory while the one before computes
+// (www/fetch-worker.js, `FetchStream`); a page from a server that sends no isolation headers
+// isolates itself through its service worker (www/isolation-sw.js); where it cannot, or where
+// the fetch worker meets a surprise, the page's own checked requests read on. Every way, the
+// report is the same bytes as the same file's dropped in.
+// Run by `./dev test` after `trunk build`; needs /usr/bin/chromium and the shared 0.5B.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { models, modelsRequired, launchChromium, openPage, assertSameReport, serveDist, serveRange } from './harness.mjs';
+
+const MODEL = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
+const TOKENS = '3838, 374, 220, 17, 10, 17, 30';
+let browser, fromFile, skip = false;
+
+before(async () => {
+  const present = await access(join(models, MODEL)).then(() => true, () => false);
+  assert.ok(present || !modelsRequired, `${MODEL} is missing from ${models}`);
+  skip = !present;
+  browser = await launchChromium();
+});
+
+after(async () => { await browser?.close(); });
+
+/// A server of the page (with or without the isolation headers) whose /models/NAME answers
+/// Range requests for the model cache, through `misbehave(req, res)` first when given.
+async function serve({ isolated, misbehave = async () => false, noServiceWorker = false }) {
+  return serveDist(async (req, res, pathname) => {
+    if (noServiceWorker && pathname === '/isolation-sw.js') { res.writeHead(404); res.end(); return true; }
+    if (!pathname.startsWith('/models/')) return false;
+    if (await misbehave(req, res)) return true;
+    await serveRange(req, res, join(models, pathname.slice('/models/'.length).replace(/[\/\\]/g, '')));
+    return true;
+  }, { isolated });
+}
+
+/// Open `url`, run the contract prompt's tokens without the hash, and return the report's
+/// JSON as downloaded, the page's console, and whether the page was cross-origin isolated.
+async function run(url, file) {
+  const { page, errors } = await openPage(browser);
+  const console = [];
+  page.on('console', (m) => console.push(m.text()));
+  await page.goto(url);
+  if (file) await page.setInputFiles('#file', file);
+  await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
+  await page.fill('#tokens', TOKENS);
+  await page.uncheck('#hash');
+  await page.click('#run');
+  await page.waitForSelector('#report .px-verdicts', { timeout: 120000 });
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
+  const json = await readFile(await download.path(), 'utf8');
+  const isolated = await page.evaluate(() => self.crossOriginIsolated);
+  const controlled = await page.evaluate(() => navigator.serviceWorker?.controller !== null);
+  await page.close();
+  assert.deepEqual(errors, []);
+  return { json, console: console.join('\n'), isolated, controlled };
+}
+
+/// The report of the same file dropped in (once).
+async function fileReport() {
+  if (!fromFile) {
+    const { server, base } = await serve({ isolated: true });
+    try {
+      fromFile = (await run(base, join(models, MODEL))).json;
+    } finally { server.close(); }
+  }
+  return fromFile;
+}
+
+test('a page served without isolation headers isolates itself and streams a model URL: the report is the file\'s', async (t) => {
+  if (skip) return t.skip(`${MODEL} not in ${models}`);
+  const { server, base } = await serve({ isolated: false });
+  try {
+    const r = await run(`${base}?model=/models/${MODEL}`);
+    assert.ok(r.isolated, 'the service worker made the page cross-origin isolated');
+    assert.ok(r.controlled, 'the page is controlled by its service worker');
+    assert.match(r.console, /streamed by a fetch worker/);
+    assert.doesNotMatch(r.console, /not streamed|fetch worker stopped/);
+    assertSameReport(r.json, await fileReport(), 'by URL, streamed');
+  } finally { server.close(); }
+});
+
+test('where the page cannot be isolated, a model URL is read by the page\'s own requests, says why, and reports the same', async (t) => {
+  if (skip) return t.skip(`${MODEL} not in ${models}`);
+  const { server, base } = await serve({ isolated: false, noServiceWorker: true });
+  try {
+    const r = await run(`${base}?model=/models/${MODEL}`);
+    assert.equal(r.isolated, false);
+    assert.match(r.console, /not streamed: the page is not cross-origin isolated/);
+    assertSameReport(r.json, await fileReport(), 'by URL, not isolated');
+  } finally { server.close(); }
+});
+
+test('a fetch worker that meets a failing server hands the rest of the run to the page\'s checked requests', async (t) => {
+  if (skip) return t.skip(`${MODEL} not in ${models}`);
+  // The first request for more than 2 MiB (a layer's span: the header is read in 1 MiB
+  // pieces) is refused once.
+  let refused = 0;
+  const misbehave = async (req, res) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    if (!m || refused > 0 || Number(m[2]) - Number(m[1]) < 2 << 20) return false;
+    refused += 1;
+    res.writeHead(503, { 'content-type': 'text/plain' });
+    res.end('busy');
+    return true;
+  };
+  const { server, base } = await serve({ isolated: true, misbehave });
+  try {
+    const r = await run(`${base}?model=/models/${MODEL}`);
+    assert.equal(refused, 1);
+    assert.match(r.console, /the fetch worker stopped \(the server answered 503 to a Range request\); reading by single requests from here/);
+    assertSameReport(r.json, await fileReport(), 'by URL, after the fetch worker stopped');
+  } finally { server.close(); }
+});

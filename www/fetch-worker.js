@@ -1,0 +1,116 @@
+// The fetch worker: reads the spans the run will need next from a model URL while the run's
+// worker computes, and hands the bytes over through a ring in shared memory. It is only ever a
+// fast path: on any surprise (a status other than 206, a different Content-Range, a changed
+// ETag or Last-Modified, a body that ends early, a network error) it marks the ring failed with
+// the reason and stops, and the run's worker reads everything from then on with its own checked,
+// retried requests. Started by the run's worker (web/src/lib.rs, `FetchStream`) only where the
+// page is cross-origin isolated, which shared memory needs.
+//
+// Once started, it hears nothing by message: a nested worker's messages are delivered only
+// while the worker that made it returns to its event loop, which a run never does. Everything
+// goes through the shared buffer instead (offsets as `FetchStream` in web/src/lib.rs has them):
+//   Int32 words  [WRITTEN], [CONSUMED]  bytes written and taken so far (u32 counters that wrap);
+//                [FAILED], [MESSAGE_LEN] set once the stream failed, with the reason's length;
+//                [REQUESTED], [STARTED]  spans asked for, and spans this worker took up;
+//                [URL_LEN], [VALIDATOR_LEN] the job: set (with TOTAL) before the first span;
+//   Float64      SPANS: SLOTS × [start, end), slot k % SLOTS for the k-th span; TOTAL;
+//   bytes        the URL, the validator, the failure's reason; then the ring of `capacity`
+//                bytes (a power of two).
+// Requests carry only a single `Range: bytes=a-b` header, which is CORS-safelisted: no
+// preflight, so any server that answers the page's synchronous reads answers these.
+'use strict';
+
+const WRITTEN = 0, CONSUMED = 1, FAILED = 2, MESSAGE_LEN = 3, REQUESTED = 4, STARTED = 5,
+  URL_LEN = 6, VALIDATOR_LEN = 7;
+const SPANS_AT = 256, SLOTS = 32, TOTAL_AT = 768, URL_AT = 1024, URL_MAX = 8192,
+  VALIDATOR_AT = 9216, VALIDATOR_MAX = 512, MESSAGE_AT = 9728, MESSAGE_MAX = 512, RING_AT = 16384;
+
+self.onmessage = (event) => {
+  const { buffer, capacity } = event.data;
+  const ctrl = new Int32Array(buffer, 0, 16);
+  const ring = new Uint8Array(buffer, RING_AT, capacity);
+  // Told to the worker that started this one, which waits for it before its run.
+  self.postMessage({ kind: 'ready' });
+  serve({ buffer, ctrl, ring, capacity }).catch((e) => fail(ctrl, String(e && e.message ? e.message : e)));
+};
+
+const text = (buffer, at, len) => new TextDecoder().decode(new Uint8Array(buffer, at, len).slice());
+
+async function serve(job) {
+  const { buffer, ctrl } = job;
+  const spans = new Float64Array(buffer, SPANS_AT, SLOTS * 2);
+  for (let started = 0; ; started++) {
+    let requested;
+    while ((requested = Atomics.load(ctrl, REQUESTED)) === started) await change(ctrl, REQUESTED, requested);
+    if (job.url === undefined) {
+      job.url = text(buffer, URL_AT, Atomics.load(ctrl, URL_LEN));
+      const v = Atomics.load(ctrl, VALIDATOR_LEN);
+      job.validator = v > 0 ? text(buffer, VALIDATOR_AT, v) : null;
+      job.total = new Float64Array(buffer, TOTAL_AT, 1)[0];
+    }
+    const slot = started % SLOTS;
+    const [start, end] = [spans[slot * 2], spans[slot * 2 + 1]];
+    Atomics.store(ctrl, STARTED, started + 1);
+    await fetchSpan(job, start, end);
+  }
+}
+
+function fail(ctrl, reason) {
+  const bytes = new TextEncoder().encode(reason).slice(0, MESSAGE_MAX);
+  new Uint8Array(ctrl.buffer, MESSAGE_AT, bytes.length).set(bytes);
+  Atomics.store(ctrl, MESSAGE_LEN, bytes.length);
+  Atomics.store(ctrl, FAILED, 1);
+  Atomics.notify(ctrl, WRITTEN);
+}
+
+async function fetchSpan(job, start, end) {
+  const res = await fetch(job.url, { headers: { Range: `bytes=${start}-${end - 1}` } });
+  if (res.status !== 206) throw new Error(`the server answered ${res.status} to a Range request`);
+  const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec((res.headers.get('content-range') ?? '').trim());
+  if (!m || Number(m[1]) !== start || Number(m[3]) !== job.total) {
+    throw new Error(`the server's Content-Range (${res.headers.get('content-range')}) is not the bytes asked for`);
+  }
+  const validator = res.headers.get('etag') ?? res.headers.get('last-modified');
+  if (job.validator !== null && validator !== null && validator !== job.validator) {
+    throw new Error('the file changed on the server');
+  }
+  const reader = res.body.getReader();
+  let at = start;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (at + value.length > end) throw new Error('the server sent more bytes than asked for');
+    await put(job, value);
+    at += value.length;
+  }
+  if (at !== end) throw new Error(`the server sent ${at - start} of the ${end - start} bytes asked for`);
+}
+
+// Copy `chunk` into the ring, waiting for room while the run's worker has not taken enough.
+async function put({ ctrl, ring, capacity }, chunk) {
+  let off = 0;
+  while (off < chunk.length) {
+    const written = Atomics.load(ctrl, WRITTEN) >>> 0;
+    const consumed = Atomics.load(ctrl, CONSUMED);
+    const free = capacity - ((written - (consumed >>> 0)) >>> 0);
+    if (free === 0) {
+      await change(ctrl, CONSUMED, consumed);
+      continue;
+    }
+    const pos = written & (capacity - 1);
+    const n = Math.min(free, chunk.length - off, capacity - pos);
+    ring.set(chunk.subarray(off, off + n), pos);
+    Atomics.store(ctrl, WRITTEN, (written + n) | 0);
+    Atomics.notify(ctrl, WRITTEN);
+    off += n;
+  }
+}
+
+// Resolves once ctrl[index] is no longer `value` (Atomics.waitAsync; polling where it is missing).
+function change(ctrl, index, value) {
+  if (typeof Atomics.waitAsync === 'function') {
+    const w = Atomics.waitAsync(ctrl, index, value, 1000);
+    return w.async ? w.value : Promise.resolve();
+  }
+  return new Promise((ok) => setTimeout(ok, 2));
+}
