@@ -1,5 +1,5 @@
-// The fetch worker: reads the spans the run will need next from a model URL while the run's
-// worker computes, and hands the bytes over through a ring in shared memory. It is only ever a
+// The fetch worker: reads the spans the run will need next from a model URL (or a chosen
+// file) while the run's worker computes, and hands the bytes over through a ring in shared memory. It is only ever a
 // fast path: on any surprise (a status other than 206, a different Content-Range, a changed
 // ETag or Last-Modified, a body that ends early, a network error) it marks the ring failed with
 // the reason and stops, and the run's worker reads everything from then on with its own checked,
@@ -26,12 +26,12 @@ const SPANS_AT = 256, SLOTS = 32, TOTAL_AT = 768, URL_AT = 1024, URL_MAX = 8192,
   VALIDATOR_AT = 9216, VALIDATOR_MAX = 512, MESSAGE_AT = 9728, MESSAGE_MAX = 512, RING_AT = 16384;
 
 self.onmessage = (event) => {
-  const { buffer, capacity } = event.data;
+  const { buffer, capacity, file } = event.data;
   const ctrl = new Int32Array(buffer, 0, 16);
   const ring = new Uint8Array(buffer, RING_AT, capacity);
   // Told to the worker that started this one, which waits for it before its run.
   self.postMessage({ kind: 'ready' });
-  serve({ buffer, ctrl, ring, capacity }).catch((e) => fail(ctrl, String(e && e.message ? e.message : e)));
+  serve({ buffer, ctrl, ring, capacity, file: file ?? null }).catch((e) => fail(ctrl, String(e && e.message ? e.message : e)));
 };
 
 const text = (buffer, at, len) => new TextDecoder().decode(new Uint8Array(buffer, at, len).slice());
@@ -51,7 +51,7 @@ async function serve(job) {
     const slot = started % SLOTS;
     const [start, end] = [spans[slot * 2], spans[slot * 2 + 1]];
     Atomics.store(ctrl, STARTED, started + 1);
-    await fetchSpan(job, start, end);
+    await (job.file ? readSpan(job, start, end) : fetchSpan(job, start, end));
   }
 }
 
@@ -84,6 +84,19 @@ async function fetchSpan(job, start, end) {
     at += value.length;
   }
   if (at !== end) throw new Error(`the server sent ${at - start} of the ${end - start} bytes asked for`);
+}
+
+// A chosen file's span, as a stream of its slice.
+async function readSpan(job, start, end) {
+  const reader = job.file.slice(start, end).stream().getReader();
+  let at = start;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    await put(job, value);
+    at += value.length;
+  }
+  if (at !== end) throw new Error(`the file gave ${at - start} of the ${end - start} bytes asked for`);
 }
 
 // Copy `chunk` into the ring, waiting for room while the run's worker has not taken enough.

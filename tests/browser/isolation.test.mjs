@@ -1,9 +1,9 @@
 // Reading a model by URL as fast as from a file: where the page is cross-origin isolated, a
 // fetch worker streams each layer into shared memory while the one before computes
-// (www/fetch-worker.js, `FetchStream`); a page from a server that sends no isolation headers
-// isolates itself through its service worker (www/isolation-sw.js); where it cannot, or where
-// the fetch worker meets a surprise, the page's own checked requests read on. Every way, the
-// report is the same bytes as the same file's dropped in.
+// (www/fetch-worker.js, `FetchStream`), for a URL and a dropped file alike; a page from a server
+// that sends no isolation headers isolates itself through its service worker
+// (www/isolation-sw.js); where it cannot, or where the fetch worker meets a surprise, the page's
+// own checked requests read on. Every way, the report is the same bytes as the file's.
 // Run by `./dev test` after `trunk build`; needs /usr/bin/chromium and the shared 0.5B.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,7 +63,10 @@ async function fileReport() {
   if (!fromFile) {
     const { server, base } = await serve({ isolated: true });
     try {
-      fromFile = (await run(base, join(models, MODEL))).json;
+      const r = await run(base, join(models, MODEL));
+      // A dropped file streams through a fetch worker too.
+      assert.match(r.console, new RegExp(`${MODEL}: streamed by a fetch worker`));
+      fromFile = r.json;
     } finally { server.close(); }
   }
   return fromFile;

@@ -644,7 +644,7 @@ pub mod browser {
     }
 
     /// A [`parallax_source::SpanStream`] fed by the fetch worker (`www/fetch-worker.js`): it
-    /// fetches the requested spans of a URL while this worker computes, into a ring of shared
+    /// reads the requested spans of a URL (or of a chosen file) while this worker computes, into a ring of shared
     /// memory this worker takes them from. Once started, the two speak only through that shared
     /// buffer (its layout is described in the script). Bytes taken are copied straight into
     /// wasm memory; the ring is the only JS-side buffer, and its size is fixed.
@@ -693,9 +693,12 @@ pub mod browser {
         /// two, 1 MiB to 1 GiB) and wait until it holds the ring. A nested worker hears its
         /// maker's messages only while the maker returns to its event loop, which a run
         /// (synchronous from start to end) never does — so every fetch worker a run needs is
-        /// started, and handed its buffer, before the run. `Err` where the page has no shared
-        /// memory or the worker does not start.
-        pub async fn spawn(capacity: u64) -> Result<FetchWorker, String> {
+        /// started, and handed its buffer (and the `file` it reads, for a chosen file), before
+        /// the run. `Err` where the page has no shared memory or the worker does not start.
+        pub async fn spawn(
+            capacity: u64,
+            file: Option<&web_sys::File>,
+        ) -> Result<FetchWorker, String> {
             use wasm_bindgen::JsCast;
             isolation()?;
             let capacity = 1u32 << (63 - capacity.clamp(1 << 20, 1 << 30).leading_zeros());
@@ -715,6 +718,9 @@ pub mod browser {
             let hello = js_sys::Object::new();
             js_sys::Reflect::set(&hello, &"buffer".into(), &buffer).map_err(js)?;
             js_sys::Reflect::set(&hello, &"capacity".into(), &capacity.into()).map_err(js)?;
+            if let Some(file) = file {
+                js_sys::Reflect::set(&hello, &"file".into(), file).map_err(js)?;
+            }
             worker.post_message(&hello).map_err(js)?;
             let answer = wasm_bindgen_futures::JsFuture::from(ready).await;
             worker.set_onmessage(None);
@@ -728,14 +734,30 @@ pub mod browser {
 
     impl FetchStream {
         /// `fetcher` streams `source`'s URL from now on.
-        pub fn start(
+        pub fn for_url(
             fetcher: FetchWorker,
             source: &HttpRangeSource,
         ) -> Result<FetchStream, String> {
+            let (url, validator) = source.url_and_validator();
+            let stall_ms = f64::from(source.policy().timeout_base_ms);
+            Self::begin(fetcher, url, validator.unwrap_or(""), source.len(), stall_ms)
+        }
+
+        /// `fetcher`, spawned with a chosen file of `len` bytes, streams it from now on.
+        pub fn for_file(fetcher: FetchWorker, len: u64) -> Result<FetchStream, String> {
+            let stall_ms = f64::from(crate::HttpPolicy::default().timeout_base_ms);
+            Self::begin(fetcher, "", "", len, stall_ms)
+        }
+
+        fn begin(
+            fetcher: FetchWorker,
+            url: &str,
+            validator: &str,
+            total: u64,
+            stall_ms: f64,
+        ) -> Result<FetchStream, String> {
             let FetchWorker { worker, buffer, capacity } = fetcher;
             let ctrl = js_sys::Int32Array::new_with_byte_offset_and_length(&buffer, 0, 16);
-            let (url, validator) = source.url_and_validator();
-            let validator = validator.unwrap_or("");
             if url.len() > URL_MAX as usize || validator.len() > VALIDATOR_MAX as usize {
                 worker.terminate();
                 return Err("its URL or version tag is too long to hand to the fetch worker".into());
@@ -747,7 +769,7 @@ pub mod browser {
             put(URL_AT, url.as_bytes());
             put(VALIDATOR_AT, validator.as_bytes());
             js_sys::Float64Array::new_with_byte_offset_and_length(&buffer, TOTAL_AT, 1)
-                .set_index(0, source.len() as f64);
+                .set_index(0, total as f64);
             let _ = js_sys::Atomics::store(&ctrl, URL_LEN, url.len() as i32);
             let _ = js_sys::Atomics::store(&ctrl, VALIDATOR_LEN, validator.len() as i32);
             Ok(FetchStream {
@@ -757,7 +779,7 @@ pub mod browser {
                 capacity,
                 taken: std::cell::Cell::new(0),
                 requested: std::cell::Cell::new(0),
-                stall_ms: f64::from(source.policy().timeout_base_ms),
+                stall_ms,
             })
         }
 

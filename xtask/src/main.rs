@@ -152,6 +152,12 @@ fn test() -> Result {
         .env("RUSTFLAGS", "-C target-feature=+simd128")
         .env("CARGO_TARGET_DIR", target_dir().join("wasip1-simd128"))
         .env("CARGO_TARGET_WASM32_WASIP1_RUNNER", runner))?;
+    step("cargo clippy of the page's wasm code (app, worker, simd128) -- -D warnings");
+    // Code behind cfg(target_arch = "wasm32") is invisible to the native lint above.
+    run(cargo()
+        .args(["clippy", "--target", "wasm32-unknown-unknown", "-p", "parallax-web", "--bins"])
+        .args(["--", "-D", "warnings"])
+        .env_remove("RUSTFLAGS"))?;
     step("web app build (trunk) and browser tests (headless chromium)");
     // Plain `trunk build`: its simd128 flag comes from .cargo/config.toml, as for any user.
     run(Command::new("trunk")

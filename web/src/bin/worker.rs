@@ -197,15 +197,36 @@ mod job {
     ) -> Result<(Box<dyn ByteSource>, bool), String> {
         let url = match target {
             Target::Files(files) => {
-                let mut parts =
-                    files.into_iter().map(FileSliceSource::new).collect::<Result<Vec<_>, _>>()?;
-                if parts.len() == 1 {
-                    return Ok((Box::new(parts.remove(0)), false));
+                let count = files.len();
+                let mut parts: Vec<Box<dyn ByteSource>> = Vec::with_capacity(count);
+                let mut streamed = 0;
+                for file in files {
+                    let source = FileSliceSource::new(file)?;
+                    let Some(fetcher) = fetchers.as_mut().and_then(Vec::pop) else {
+                        parts.push(Box::new(source));
+                        continue;
+                    };
+                    match FetchStream::for_file(fetcher, source.len()) {
+                        Ok(stream) => {
+                            let name = source.name();
+                            web_sys::console::info_1(
+                                &format!("{name}: streamed by a fetch worker").into(),
+                            );
+                            let span = streamed_span(budget);
+                            parts.push(Box::new(parallax_source::StreamedReads::new(
+                                source, stream, span,
+                            )));
+                            streamed += 1;
+                        }
+                        Err(_) => parts.push(Box::new(source)),
+                    }
                 }
-                return Ok((
-                    Box::new(parallax_source::Shards::new(parts).ok_or("internal: no file")?),
-                    false,
-                ));
+                let all_streamed = streamed == count;
+                if parts.len() == 1 {
+                    return Ok((parts.remove(0), all_streamed));
+                }
+                let shards = parallax_source::Shards::new(parts).ok_or("internal: no file")?;
+                return Ok((Box::new(shards), all_streamed));
             }
             Target::Url(url) => url,
         };
@@ -232,7 +253,7 @@ mod job {
                 continue;
             };
             let stream = match fetchers.pop() {
-                Some(fetcher) => FetchStream::start(fetcher, &source),
+                Some(fetcher) => FetchStream::for_url(fetcher, &source),
                 None => Err(Fetchers::why_none()),
             };
             match stream {
@@ -421,8 +442,8 @@ mod job {
         }
     }
 
-    /// The fetch workers of a run's URLs, one per file read by URL (per shard of a split
-    /// GGUF), the model's first — started before the run, which cannot start them itself (see
+    /// The fetch workers of a run's files, one per file read (per shard of a split GGUF, by
+    /// URL or chosen), the model's first — started before the run, which cannot start them itself (see
     /// [`FetchWorker::spawn`]). Empty where the page has no shared memory.
     pub struct Fetchers(Vec<Vec<FetchWorker>>);
 
@@ -432,22 +453,19 @@ mod job {
             model: &Target,
             against: Option<&Target>,
         ) -> Fetchers {
+            let Request::Run(r) = request else { return Fetchers(Vec::new()) };
+            let budget = r.memory_budget_bytes.unwrap_or(parallax_web::DEFAULT_MEMORY_BUDGET);
             let mut all = Vec::new();
             for target in std::iter::once(Some(model)).chain([against]) {
-                let (shards, ring) = match (request, target) {
-                    (Request::Run(r), Some(Target::Url(url))) => {
-                        let budget =
-                            r.memory_budget_bytes.unwrap_or(parallax_web::DEFAULT_MEMORY_BUDGET);
-                        (shard_urls(url).len(), ring_bytes(budget))
-                    }
-                    _ => (0, 0),
+                // One per file read: each shard of a split GGUF, by URL or chosen.
+                let files: Vec<Option<&web_sys::File>> = match target {
+                    Some(Target::Url(url)) => vec![None; shard_urls(url).len()],
+                    Some(Target::Files(files)) => files.iter().map(Some).collect(),
+                    None => Vec::new(),
                 };
-                if !matches!(request, Request::Run(_)) {
-                    continue;
-                }
-                let mut workers = Vec::with_capacity(shards);
-                for _ in 0..shards {
-                    match FetchWorker::spawn(ring).await {
+                let mut workers = Vec::with_capacity(files.len());
+                for file in files {
+                    match FetchWorker::spawn(ring_bytes(budget), file).await {
                         Ok(w) => workers.push(w),
                         Err(why) => {
                             web_sys::console::info_1(&why.into());
