@@ -644,15 +644,14 @@ pub mod browser {
     }
 
     /// A [`parallax_source::SpanStream`] fed by the fetch worker (`www/fetch-worker.js`): it
-    /// reads the requested spans of a URL (or of a chosen file) while this worker computes, into a ring of shared
-    /// memory this worker takes them from. Once started, the two speak only through that shared
-    /// buffer (its layout is described in the script). Bytes taken are copied straight into
-    /// wasm memory; the ring is the only JS-side buffer, and its size is fixed.
+    /// reads the requested spans of a URL (or of a chosen file) while this worker computes,
+    /// into a ring of shared memory this worker takes them from. Once started, the two speak
+    /// only through that shared buffer (its layout is described in the script). Bytes taken
+    /// are copied straight into wasm memory; the ring is the only JS-side buffer, and its size
+    /// is fixed.
     pub struct FetchStream {
-        worker: web_sys::Worker,
-        buffer: js_sys::SharedArrayBuffer,
+        fetcher: FetchWorker,
         ctrl: js_sys::Int32Array,
-        capacity: u32,
         /// Bytes taken so far (wrapping), mirrored in the ring's CONSUMED word.
         taken: std::cell::Cell<u32>,
         /// Spans requested so far, mirrored in the REQUESTED word.
@@ -661,7 +660,8 @@ pub mod browser {
         stall_ms: f64,
     }
 
-    /// A fetch worker started for a run, with its shared buffer, not yet told its URL.
+    /// A fetch worker started for a run, with its shared buffer, not yet told its URL. Dropped,
+    /// it is terminated (a worker outlives its last handle otherwise).
     pub struct FetchWorker {
         worker: web_sys::Worker,
         buffer: js_sys::SharedArrayBuffer,
@@ -703,8 +703,13 @@ pub mod browser {
             isolation()?;
             let capacity = 1u32 << (63 - capacity.clamp(1 << 20, 1 << 30).leading_zeros());
             let js = |e: wasm_bindgen::JsValue| format!("cannot start the fetch worker: {e:?}");
-            let worker = web_sys::Worker::new("./fetch-worker.js").map_err(js)?;
-            let buffer = js_sys::SharedArrayBuffer::new(RING_AT + capacity);
+            // Held from its start, so that the worker is terminated on every way out.
+            let fetcher = FetchWorker {
+                worker: web_sys::Worker::new("./fetch-worker.js").map_err(js)?,
+                buffer: js_sys::SharedArrayBuffer::new(RING_AT + capacity),
+                capacity,
+            };
+            let worker = &fetcher.worker;
             let ready = js_sys::Promise::new(&mut |resolve, reject| {
                 let started = wasm_bindgen::closure::Closure::once_into_js(move || {
                     let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
@@ -716,7 +721,7 @@ pub mod browser {
                 worker.set_onerror(Some(failed.unchecked_ref()));
             });
             let hello = js_sys::Object::new();
-            js_sys::Reflect::set(&hello, &"buffer".into(), &buffer).map_err(js)?;
+            js_sys::Reflect::set(&hello, &"buffer".into(), &fetcher.buffer).map_err(js)?;
             js_sys::Reflect::set(&hello, &"capacity".into(), &capacity.into()).map_err(js)?;
             if let Some(file) = file {
                 js_sys::Reflect::set(&hello, &"file".into(), file).map_err(js)?;
@@ -728,7 +733,13 @@ pub mod browser {
             answer.map_err(|_| {
                 "the fetch worker failed to start (is fetch-worker.js served?)".to_string()
             })?;
-            Ok(FetchWorker { worker, buffer, capacity })
+            Ok(fetcher)
+        }
+    }
+
+    impl Drop for FetchWorker {
+        fn drop(&mut self) {
+            self.worker.terminate();
         }
     }
 
@@ -756,27 +767,24 @@ pub mod browser {
             total: u64,
             stall_ms: f64,
         ) -> Result<FetchStream, String> {
-            let FetchWorker { worker, buffer, capacity } = fetcher;
-            let ctrl = js_sys::Int32Array::new_with_byte_offset_and_length(&buffer, 0, 16);
+            let buffer = &fetcher.buffer;
+            let ctrl = js_sys::Int32Array::new_with_byte_offset_and_length(buffer, 0, 16);
             if url.len() > URL_MAX as usize || validator.len() > VALIDATOR_MAX as usize {
-                worker.terminate();
                 return Err("its URL or version tag is too long to hand to the fetch worker".into());
             }
             let put = |at: u32, bytes: &[u8]| {
-                js_sys::Uint8Array::new_with_byte_offset_and_length(&buffer, at, bytes.len() as u32)
+                js_sys::Uint8Array::new_with_byte_offset_and_length(buffer, at, bytes.len() as u32)
                     .copy_from(bytes)
             };
             put(URL_AT, url.as_bytes());
             put(VALIDATOR_AT, validator.as_bytes());
-            js_sys::Float64Array::new_with_byte_offset_and_length(&buffer, TOTAL_AT, 1)
+            js_sys::Float64Array::new_with_byte_offset_and_length(buffer, TOTAL_AT, 1)
                 .set_index(0, total as f64);
             let _ = js_sys::Atomics::store(&ctrl, URL_LEN, url.len() as i32);
             let _ = js_sys::Atomics::store(&ctrl, VALIDATOR_LEN, validator.len() as i32);
             Ok(FetchStream {
-                worker,
-                buffer,
+                fetcher,
                 ctrl,
-                capacity,
                 taken: std::cell::Cell::new(0),
                 requested: std::cell::Cell::new(0),
                 stall_ms,
@@ -791,8 +799,12 @@ pub mod browser {
         fn failure(&self) -> String {
             let len = (self.word(MESSAGE_LEN).max(0) as u32).min(MESSAGE_MAX);
             let mut bytes = vec![0u8; len as usize];
-            js_sys::Uint8Array::new_with_byte_offset_and_length(&self.buffer, MESSAGE_AT, len)
-                .copy_to(&mut bytes);
+            js_sys::Uint8Array::new_with_byte_offset_and_length(
+                &self.fetcher.buffer,
+                MESSAGE_AT,
+                len,
+            )
+            .copy_to(&mut bytes);
             String::from_utf8_lossy(&bytes).into_owned()
         }
 
@@ -821,12 +833,13 @@ pub mod browser {
                     }
                     continue;
                 }
-                let at = taken & (self.capacity - 1);
-                let n = u64::from(ready).min(len - done).min(u64::from(self.capacity - at)) as u32;
+                let at = taken & (self.fetcher.capacity - 1);
+                let n = u64::from(ready).min(len - done).min(u64::from(self.fetcher.capacity - at))
+                    as u32;
                 if let Some(buf) = buf.as_deref_mut() {
                     let d = done as usize;
                     js_sys::Uint8Array::new_with_byte_offset_and_length(
-                        &self.buffer,
+                        &self.fetcher.buffer,
                         RING_AT + at,
                         n,
                     )
@@ -842,12 +855,6 @@ pub mod browser {
         }
     }
 
-    impl Drop for FetchStream {
-        fn drop(&mut self) {
-            self.worker.terminate();
-        }
-    }
-
     impl parallax_source::SpanStream for FetchStream {
         fn request(&self, span: std::ops::Range<u64>) -> Result<(), String> {
             let k = self.requested.get();
@@ -856,7 +863,7 @@ pub mod browser {
             }
             let slot = (k as u32 % SLOTS) * 2;
             let spans = js_sys::Float64Array::new_with_byte_offset_and_length(
-                &self.buffer,
+                &self.fetcher.buffer,
                 SPANS_AT,
                 SLOTS * 2,
             );

@@ -184,10 +184,10 @@ mod job {
     /// GGUF end to end, as the page ordered them), or the URL — with every shard of a split
     /// GGUF — by Range requests (a warning when the server ignores them).
     ///
-    /// Where the page is cross-origin isolated, a URL's hinted spans (each layer, up to
-    /// [`streamed_span`] bytes) stream in through a fetch worker while the layer before
-    /// computes ([`parallax_web::browser::FetchStream`]); elsewhere each is one request when
-    /// first read. Also says whether every part of it streams.
+    /// Where the page is cross-origin isolated, the hinted spans of a URL or a chosen file
+    /// (each layer, up to [`streamed_span`] bytes) stream in through a fetch worker while the
+    /// layer before computes ([`parallax_web::browser::FetchStream`]); elsewhere each is one
+    /// read when first needed. Also says whether every part of it streams.
     fn open(
         target: Target,
         policy: parallax_web::HttpPolicy,
@@ -198,28 +198,17 @@ mod job {
         let url = match target {
             Target::Files(files) => {
                 let count = files.len();
-                let mut parts: Vec<Box<dyn ByteSource>> = Vec::with_capacity(count);
+                let mut parts = Vec::with_capacity(count);
                 let mut streamed = 0;
                 for file in files {
                     let source = FileSliceSource::new(file)?;
-                    let Some(fetcher) = fetchers.as_mut().and_then(Vec::pop) else {
-                        parts.push(Box::new(source));
-                        continue;
-                    };
-                    match FetchStream::for_file(fetcher, source.len()) {
-                        Ok(stream) => {
-                            let name = source.name();
-                            web_sys::console::info_1(
-                                &format!("{name}: streamed by a fetch worker").into(),
-                            );
-                            let span = streamed_span(budget);
-                            parts.push(Box::new(parallax_source::StreamedReads::new(
-                                source, stream, span,
-                            )));
-                            streamed += 1;
-                        }
-                        Err(_) => parts.push(Box::new(source)),
-                    }
+                    let stream = fetchers.as_mut().map(|f| {
+                        let fetcher = f.pop().ok_or_else(Fetchers::why_none)?;
+                        FetchStream::for_file(fetcher, source.len())
+                    });
+                    let (part, is_streamed) = behind_stream(source, stream, budget);
+                    parts.push(part);
+                    streamed += usize::from(is_streamed);
                 }
                 let all_streamed = streamed == count;
                 if parts.len() == 1 {
@@ -232,7 +221,7 @@ mod job {
         };
         // A shard of a split GGUF brings its siblings, named as it is, beside it.
         let urls = shard_urls(&url);
-        let mut parts: Vec<Box<dyn ByteSource>> = Vec::with_capacity(urls.len());
+        let mut parts = Vec::with_capacity(urls.len());
         let mut streamed = 0;
         for url in &urls {
             let source = HttpRangeSource::open_with(url, policy)?;
@@ -243,36 +232,47 @@ mod job {
                         parallax_model::human_bytes(source.len())
                     ),
                 });
-            }
-            if source.read_whole() {
                 parts.push(Box::new(source) as Box<dyn ByteSource>);
                 continue;
             }
-            let Some(fetchers) = fetchers.as_mut() else {
-                parts.push(Box::new(source));
-                continue;
-            };
-            let stream = match fetchers.pop() {
-                Some(fetcher) => FetchStream::for_url(fetcher, &source),
-                None => Err(Fetchers::why_none()),
-            };
-            match stream {
-                Ok(stream) => {
-                    web_sys::console::info_1(&format!("{url}: streamed by a fetch worker").into());
-                    let span = streamed_span(budget);
-                    parts.push(Box::new(parallax_source::StreamedReads::new(source, stream, span)));
-                    streamed += 1;
-                }
-                Err(why) => {
-                    web_sys::console::info_1(
-                        &format!("{url}: read one request per layer, not streamed: {why}").into(),
-                    );
-                    parts.push(Box::new(source));
-                }
-            }
+            let stream = fetchers.as_mut().map(|f| {
+                let fetcher = f.pop().ok_or_else(Fetchers::why_none)?;
+                FetchStream::for_url(fetcher, &source)
+            });
+            let (part, is_streamed) = behind_stream(source, stream, budget);
+            parts.push(part);
+            streamed += usize::from(is_streamed);
         }
         let all_streamed = streamed == urls.len();
         Ok((Box::new(parallax_source::Shards::new(parts).ok_or("internal: no URL")?), all_streamed))
+    }
+
+    /// `source` behind its fetch worker's `stream` where it has one, else as it is (`None`: a
+    /// request that streams nothing; an error: why not, told in the console); and whether it
+    /// streams.
+    fn behind_stream<S: ByteSource + 'static>(
+        source: S,
+        stream: Option<Result<FetchStream, String>>,
+        budget: u64,
+    ) -> (Box<dyn ByteSource>, bool) {
+        let name = source.name();
+        match stream {
+            None => (Box::new(source), false),
+            Some(Ok(stream)) => {
+                web_sys::console::info_1(&format!("{name}: streamed by a fetch worker").into());
+                let span = streamed_span(budget);
+                (Box::new(parallax_source::StreamedReads::new(source, stream, span)), true)
+            }
+            Some(Err(why)) => {
+                web_sys::console::info_1(
+                    &format!(
+                        "{name}: not streamed: {why}; the run reads it itself, a layer at a time"
+                    )
+                    .into(),
+                );
+                (Box::new(source), false)
+            }
+        }
     }
 
     /// `url`, or the URLs of every shard of the split GGUF whose shard it names (the last path
@@ -443,8 +443,8 @@ mod job {
     }
 
     /// The fetch workers of a run's files, one per file read (per shard of a split GGUF, by
-    /// URL or chosen), the model's first — started before the run, which cannot start them itself (see
-    /// [`FetchWorker::spawn`]). Empty where the page has no shared memory.
+    /// URL or chosen), the model's first — started before the run, which cannot start them
+    /// itself (see [`FetchWorker::spawn`]). Empty where the page has no shared memory.
     pub struct Fetchers(Vec<Vec<FetchWorker>>);
 
     impl Fetchers {
@@ -486,7 +486,7 @@ mod job {
             Some(workers)
         }
 
-        /// Why a URL has no fetch worker.
+        /// Why a file has no fetch worker.
         fn why_none() -> String {
             parallax_web::browser::isolation()
                 .err()
