@@ -16,6 +16,7 @@
 //   Float64      SPANS: SLOTS × [start, end), slot k % SLOTS for the k-th span; TOTAL;
 //   bytes        the URL, the validator, the failure's reason; then the ring of `capacity`
 //                bytes (a power of two).
+// The numbers are `parallax_web::fetch_layout`'s (web/src/lib.rs; a test holds them together).
 // Requests carry only a single `Range: bytes=a-b` header, which is CORS-safelisted: no
 // preflight, so any server that answers the page's synchronous reads answers these.
 'use strict';

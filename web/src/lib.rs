@@ -370,6 +370,61 @@ pub fn judge_status(status: u16, expected: u16, status_text: &str) -> Result<(),
     }
 }
 
+/// The fetch worker's shared buffer, as `www/fetch-worker.js` lays it out (its header comment
+/// says what each part holds): the index of each i32 control word, then byte offsets and sizes.
+/// The script writes the same numbers; a test holds the two to each other.
+pub mod fetch_layout {
+    pub const WRITTEN: u32 = 0;
+    pub const CONSUMED: u32 = 1;
+    pub const FAILED: u32 = 2;
+    pub const MESSAGE_LEN: u32 = 3;
+    pub const REQUESTED: u32 = 4;
+    pub const STARTED: u32 = 5;
+    pub const URL_LEN: u32 = 6;
+    pub const VALIDATOR_LEN: u32 = 7;
+    pub const SPANS_AT: u32 = 256;
+    pub const SLOTS: u32 = 32;
+    pub const TOTAL_AT: u32 = 768;
+    pub const URL_AT: u32 = 1024;
+    pub const URL_MAX: u32 = 8192;
+    pub const VALIDATOR_AT: u32 = 9216;
+    pub const VALIDATOR_MAX: u32 = 512;
+    pub const MESSAGE_AT: u32 = 9728;
+    pub const MESSAGE_MAX: u32 = 512;
+    pub const RING_AT: u32 = 16384;
+
+    // The parts follow each other without overlap: the 16 control words, the f64 span slots and
+    // total (8-aligned), the URL, the validator, the failure's reason, then the ring.
+    const _: () = {
+        assert!(VALIDATOR_LEN < 16 && 16 * 4 <= SPANS_AT && SPANS_AT.is_multiple_of(8));
+        assert!(SPANS_AT + SLOTS * 16 <= TOTAL_AT && TOTAL_AT.is_multiple_of(8));
+        assert!(TOTAL_AT + 8 <= URL_AT && URL_AT + URL_MAX <= VALIDATOR_AT);
+        assert!(VALIDATOR_AT + VALIDATOR_MAX <= MESSAGE_AT && MESSAGE_AT + MESSAGE_MAX <= RING_AT);
+    };
+
+    /// Every constant by name, as the script names it.
+    pub const ALL: [(&str, u32); 18] = [
+        ("WRITTEN", WRITTEN),
+        ("CONSUMED", CONSUMED),
+        ("FAILED", FAILED),
+        ("MESSAGE_LEN", MESSAGE_LEN),
+        ("REQUESTED", REQUESTED),
+        ("STARTED", STARTED),
+        ("URL_LEN", URL_LEN),
+        ("VALIDATOR_LEN", VALIDATOR_LEN),
+        ("SPANS_AT", SPANS_AT),
+        ("SLOTS", SLOTS),
+        ("TOTAL_AT", TOTAL_AT),
+        ("URL_AT", URL_AT),
+        ("URL_MAX", URL_MAX),
+        ("VALIDATOR_AT", VALIDATOR_AT),
+        ("VALIDATOR_MAX", VALIDATOR_MAX),
+        ("MESSAGE_AT", MESSAGE_AT),
+        ("MESSAGE_MAX", MESSAGE_MAX),
+        ("RING_AT", RING_AT),
+    ];
+}
+
 #[cfg(target_arch = "wasm32")]
 pub mod browser {
     use parallax_source::{check_bounds, ByteSource, SourceError};
@@ -668,25 +723,7 @@ pub mod browser {
         capacity: u32,
     }
 
-    // The shared buffer's layout; www/fetch-worker.js holds the same numbers.
-    const WRITTEN: u32 = 0;
-    const CONSUMED: u32 = 1;
-    const FAILED: u32 = 2;
-    const MESSAGE_LEN: u32 = 3;
-    const REQUESTED: u32 = 4;
-    const STARTED: u32 = 5;
-    const URL_LEN: u32 = 6;
-    const VALIDATOR_LEN: u32 = 7;
-    const SPANS_AT: u32 = 256;
-    const SLOTS: u32 = 32;
-    const TOTAL_AT: u32 = 768;
-    const URL_AT: u32 = 1024;
-    const URL_MAX: u32 = 8192;
-    const VALIDATOR_AT: u32 = 9216;
-    const VALIDATOR_MAX: u32 = 512;
-    const MESSAGE_AT: u32 = 9728;
-    const MESSAGE_MAX: u32 = 512;
-    const RING_AT: u32 = 16384;
+    use crate::fetch_layout::*;
 
     impl FetchWorker {
         /// Start a fetch worker with a ring of `capacity` bytes (rounded down to a power of
@@ -960,6 +997,32 @@ pub fn parse_content_range(header: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The script's constants are the crate's, name for name.
+    #[test]
+    fn the_fetch_worker_lays_out_its_buffer_as_the_crate_does() {
+        let script = include_str!("../../www/fetch-worker.js");
+        // `const A = 1, B = 2,` declarations, possibly over several lines, up to `;`.
+        let mut found = std::collections::BTreeMap::new();
+        for decl in script.split("\nconst ").skip(1) {
+            let body = decl.split(';').next().unwrap_or_default();
+            for pair in body.split(',') {
+                if let Some((name, value)) = pair.split_once('=') {
+                    if let Ok(v) = value.trim().parse::<u32>() {
+                        found.insert(name.trim().to_string(), v);
+                    }
+                }
+            }
+        }
+        for (name, value) in fetch_layout::ALL {
+            assert_eq!(found.get(name), Some(&value), "{name} in www/fetch-worker.js");
+        }
+        assert_eq!(
+            found.len(),
+            fetch_layout::ALL.len(),
+            "the script has constants the crate lacks: {found:?}"
+        );
+    }
 
     #[test]
     fn a_layer_distance_is_the_residual_streams_relative_l2_over_the_runs_scope() {
