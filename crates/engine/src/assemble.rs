@@ -239,10 +239,8 @@ pub(crate) fn estimate_bytes<S: ByteSource>(
         .filter(|t| matches!(t.role, Some(Role::Layer { layer, .. }) if layer < cfg.n_layers))
         .map(|t| t.n_bytes)
         .sum();
-    let embd = model
-        .tensor_by_role(Role::TokenEmbd)
-        .map(|t| t.n_bytes / t.n_rows().max(1) * n_tokens as u64)
-        .unwrap_or(0);
+    let embd =
+        model.tensor_by_role(Role::TokenEmbd).map(|t| t.row_bytes() * n_tokens as u64).unwrap_or(0);
     let norm = model.tensor_by_role(Role::OutputNorm).map(|t| t.n_bytes).unwrap_or(0);
     layers + embd + head.n_bytes + norm
 }

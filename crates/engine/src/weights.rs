@@ -179,7 +179,7 @@ impl<'m, S: ByteSource> Loader<'m, S> {
                 from: other.name().to_string(),
             },
         };
-        let read = t.n_bytes / t.n_rows().max(1) * n as u64;
+        let read = t.row_bytes() * n as u64;
         Ok((Matrix { name: t.name.clone(), rows: n, cols, storage }, read))
     }
 
@@ -238,27 +238,26 @@ impl<'m, S: ByteSource> Loader<'m, S> {
             .filter(|t| matches!(t.role, Some(Role::Layer { layer, .. }) if layer == il))
             .map(|t| t.offset..t.offset.saturating_add(t.n_bytes))
             .collect();
-        self.model
-            .source()
-            .prefetch(&ranges)
-            .map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
+        self.hint(&ranges)
     }
 
     /// Tells the source that rows `rows` of `t` (a chunk of the output head) are read next.
     pub fn prefetch_rows(&self, t: &Tensor, rows: std::ops::Range<u64>) -> Result<(), EngineError> {
-        let row_bytes = t.n_bytes / t.n_rows().max(1);
+        let row_bytes = t.row_bytes();
         let range = t.offset + rows.start * row_bytes..t.offset + rows.end * row_bytes;
-        self.model
-            .source()
-            .prefetch(std::slice::from_ref(&range))
-            .map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
+        self.hint(std::slice::from_ref(&range))
     }
 
     /// Releases what [`Loader::prefetch_layer`] made the source hold.
     pub fn release_prefetch(&self) -> Result<(), EngineError> {
+        self.hint(&[])
+    }
+
+    /// [`ByteSource::prefetch`] on the model's source.
+    fn hint(&self, ranges: &[std::ops::Range<u64>]) -> Result<(), EngineError> {
         self.model
             .source()
-            .prefetch(&[])
+            .prefetch(ranges)
             .map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
     }
 
@@ -352,8 +351,7 @@ impl<'m, S: ByteSource> Loader<'m, S> {
             }
             out.extend(self.model.read_f32_rows(t, id as u64..id as u64 + 1)?);
         }
-        let row_bytes = t.n_bytes / t.n_rows().max(1);
-        Ok((out, row_bytes * tokens.len() as u64))
+        Ok((out, t.row_bytes() * tokens.len() as u64))
     }
 
     /// The output head (or the tied embedding) and the final norm.

@@ -73,6 +73,10 @@ impl Tensor {
     pub fn n_elements(&self) -> u64 {
         self.ne.iter().product()
     }
+    /// Bytes per row of the payload (0 for a tensor without rows).
+    pub fn row_bytes(&self) -> u64 {
+        self.n_bytes / self.n_rows().max(1)
+    }
 }
 
 /// Why a model could not be opened or read.
