@@ -75,29 +75,27 @@ async function fetchSpan(job, start, end) {
   if (job.validator !== null && validator !== null && validator !== job.validator) {
     throw new Error('the file changed on the server');
   }
-  const reader = res.body.getReader();
-  let at = start;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (at + value.length > end) throw new Error('the server sent more bytes than asked for');
-    await put(job, value);
-    at += value.length;
-  }
-  if (at !== end) throw new Error(`the server sent ${at - start} of the ${end - start} bytes asked for`);
+  await pour(job, res.body, start, end, 'the server');
 }
 
 // A chosen file's span, as a stream of its slice.
 async function readSpan(job, start, end) {
-  const reader = job.file.slice(start, end).stream().getReader();
+  await pour(job, job.file.slice(start, end).stream(), start, end, 'the file');
+}
+
+// Every chunk of `body` (the bytes [start, end) from `from`) into the ring, in order; exactly
+// those bytes or an error.
+async function pour(job, body, start, end, from) {
+  const reader = body.getReader();
   let at = start;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
+    if (at + value.length > end) throw new Error(`${from} sent more bytes than asked for`);
     await put(job, value);
     at += value.length;
   }
-  if (at !== end) throw new Error(`the file gave ${at - start} of the ${end - start} bytes asked for`);
+  if (at !== end) throw new Error(`${from} sent ${at - start} of the ${end - start} bytes asked for`);
 }
 
 // Copy `chunk` into the ring, waiting for room while the run's worker has not taken enough.

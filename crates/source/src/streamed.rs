@@ -1,7 +1,7 @@
 //! Reads served from a stream that fetches hinted spans on its own, while the caller computes.
 //!
-//! The page reads a model by URL in a worker whose reads must be synchronous (the engine's are),
-//! yet a synchronous request fetches nothing while the layer before it computes. A second worker
+//! The page reads a model (by URL, or a chosen file) in a worker whose reads must be synchronous
+//! (the engine's are), yet a synchronous read fetches nothing while the layer before it computes. A second worker
 //! can fetch meanwhile and hand the bytes over through shared memory; this module owns what is
 //! the same on every such stream: which hinted span comes next, what a read may take from it, and
 //! that any failure of the stream falls back, for good, to the source's own reads — so the
@@ -25,11 +25,12 @@ pub trait SpanStream {
 }
 
 /// A source whose hinted spans ([`ByteSource::prefetch`]) arrive through a [`SpanStream`]. The
-/// covering span of each hint — under the same rule and limit as [`crate::ReadAhead`] with
-/// `max_span`, so the one window that reader reads is exactly what was streamed — is requested
-/// at once. A read that lies in a requested span at or after what was already taken is served
-/// from the stream (the bytes before it dropped); any other read, and every read after the
-/// stream has failed, goes to the source itself, which reports its own errors.
+/// covering span of each hint — under the same rule as [`crate::ReadAhead`]'s window, at most
+/// `max_span` bytes — is requested at once. A read that lies in a requested span at or after
+/// what was already taken is served from the stream (the bytes before it dropped): a layer's
+/// tensors read in file order (the page's way), or its whole span read as one window, come from
+/// the stream. Any other read, and every read after the stream has failed, goes to the source
+/// itself, which reports its own errors.
 pub struct StreamedReads<S, T> {
     inner: S,
     stream: T,
@@ -43,6 +44,14 @@ struct Queue {
     spans: VecDeque<Range<u64>>,
     /// Why the stream stopped, once it has.
     broken: Option<String>,
+}
+
+impl Queue {
+    /// The stream failed: nothing more is taken from it.
+    fn stop(&mut self, why: String) {
+        self.spans.clear();
+        self.broken = Some(why);
+    }
 }
 
 impl<S: ByteSource, T: SpanStream> StreamedReads<S, T> {
@@ -106,10 +115,7 @@ impl<S: ByteSource, T: SpanStream> ByteSource for StreamedReads<S, T> {
                 match self.serve_from_stream(&mut q, offset, buf) {
                     Ok(true) => return Ok(()),
                     Ok(false) => {}
-                    Err(why) => {
-                        q.spans.clear();
-                        q.broken = Some(why);
-                    }
+                    Err(why) => q.stop(why),
                 }
             }
         }
@@ -124,10 +130,7 @@ impl<S: ByteSource, T: SpanStream> ByteSource for StreamedReads<S, T> {
         if q.broken.is_none() {
             match self.stream.request(span.clone()) {
                 Ok(()) => q.spans.push_back(span),
-                Err(why) => {
-                    q.spans.clear();
-                    q.broken = Some(why);
-                }
+                Err(why) => q.stop(why),
             }
         }
         Ok(())
@@ -196,12 +199,20 @@ mod tests {
         (0..=255u8).cycle().take(8192).collect()
     }
 
+    /// The stream's data as a counted source, read through `stream`.
+    fn over(stream: &FakeStream) -> StreamedReads<CountingSource<MemorySource>, &FakeStream> {
+        StreamedReads::new(
+            CountingSource::new(MemorySource::new(stream.data.clone())),
+            stream,
+            1024,
+        )
+    }
+
     #[test]
     fn hinted_spans_are_read_from_the_stream_in_order_and_the_rest_from_the_source() {
         let data = data();
         let stream = FakeStream::new(data.clone(), None);
-        let src =
-            StreamedReads::new(CountingSource::new(MemorySource::new(data.clone())), &stream, 1024);
+        let src = over(&stream);
         src.prefetch(&[100..400, 400..900]).unwrap();
         src.prefetch(&[2000..2500]).unwrap();
         // In the first span, past its start (the bytes before are dropped), then the rest of it.
@@ -228,8 +239,7 @@ mod tests {
     fn a_read_of_a_later_span_drops_the_spans_before_it() {
         let data = data();
         let stream = FakeStream::new(data.clone(), None);
-        let src =
-            StreamedReads::new(CountingSource::new(MemorySource::new(data.clone())), &stream, 1024);
+        let src = over(&stream);
         src.prefetch(&[0..500]).unwrap();
         src.prefetch(&[1000..1500]).unwrap();
         assert_eq!(src.read_range(1200..1300).unwrap(), data[1200..1300]);
@@ -244,10 +254,7 @@ mod tests {
     fn under_a_read_ahead_window_each_layer_is_one_streamed_span() {
         let data = data();
         let stream = FakeStream::new(data.clone(), None);
-        let src = ReadAhead::new(
-            StreamedReads::new(CountingSource::new(MemorySource::new(data.clone())), &stream, 1024),
-            1024,
-        );
+        let src = ReadAhead::new(over(&stream), 1024);
         let layers = [100..300u64, 300..900, 900..1500];
         src.prefetch(&[layers[0].start..200, 200..layers[0].end]).unwrap();
         for k in 0..layers.len() {
@@ -273,8 +280,7 @@ mod tests {
         let data = data();
         // The second take fails: the first read has dropped the bytes before it, then fails.
         let stream = FakeStream::new(data.clone(), Some(2));
-        let src =
-            StreamedReads::new(CountingSource::new(MemorySource::new(data.clone())), &stream, 1024);
+        let src = over(&stream);
         src.prefetch(&[0..1000]).unwrap();
         assert_eq!(src.read_range(10..20).unwrap(), data[10..20]);
         assert_eq!(src.broken().as_deref(), Some("the server went away"));

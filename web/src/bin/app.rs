@@ -131,10 +131,7 @@ mod app {
     pub fn isolate_by_service_worker() {
         const TRIED: &str = "parallax-isolation-reload";
         let Some(window) = web_sys::window() else { return };
-        let isolated = js_sys::Reflect::get(&window, &"crossOriginIsolated".into())
-            .ok()
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
+        let isolated = parallax_web::browser::isolation().is_ok();
         let Ok(Some(storage)) = window.session_storage() else { return };
         if isolated
             || !window.is_secure_context()

@@ -195,11 +195,10 @@ mod job {
         mut fetchers: Option<Vec<FetchWorker>>,
         post: &dyn Fn(&WorkerMessage),
     ) -> Result<(Box<dyn ByteSource>, bool), String> {
-        let url = match target {
+        let mut parts = Vec::new();
+        let mut streamed = 0;
+        match target {
             Target::Files(files) => {
-                let count = files.len();
-                let mut parts = Vec::with_capacity(count);
-                let mut streamed = 0;
                 for file in files {
                     let source = FileSliceSource::new(file)?;
                     let stream = fetchers.as_mut().map(|f| {
@@ -210,41 +209,37 @@ mod job {
                     parts.push(part);
                     streamed += usize::from(is_streamed);
                 }
-                let all_streamed = streamed == count;
-                if parts.len() == 1 {
-                    return Ok((parts.remove(0), all_streamed));
+            }
+            // A shard of a split GGUF brings its siblings, named as it is, beside it.
+            Target::Url(url) => {
+                for url in &shard_urls(&url) {
+                    let source = HttpRangeSource::open_with(url, policy)?;
+                    if source.read_whole() {
+                        post(&WorkerMessage::Warning {
+                            message: format!(
+                                "{url}: the server ignores Range requests, so the whole file ({}) was downloaded at once instead of a layer at a time.",
+                                parallax_model::human_bytes(source.len())
+                            ),
+                        });
+                        parts.push(Box::new(source) as Box<dyn ByteSource>);
+                        continue;
+                    }
+                    let stream = fetchers.as_mut().map(|f| {
+                        let fetcher = f.pop().ok_or_else(Fetchers::why_none)?;
+                        FetchStream::for_url(fetcher, &source)
+                    });
+                    let (part, is_streamed) = behind_stream(source, stream, budget);
+                    parts.push(part);
+                    streamed += usize::from(is_streamed);
                 }
-                let shards = parallax_source::Shards::new(parts).ok_or("internal: no file")?;
-                return Ok((Box::new(shards), all_streamed));
             }
-            Target::Url(url) => url,
-        };
-        // A shard of a split GGUF brings its siblings, named as it is, beside it.
-        let urls = shard_urls(&url);
-        let mut parts = Vec::with_capacity(urls.len());
-        let mut streamed = 0;
-        for url in &urls {
-            let source = HttpRangeSource::open_with(url, policy)?;
-            if source.read_whole() {
-                post(&WorkerMessage::Warning {
-                    message: format!(
-                        "{url}: the server ignores Range requests, so the whole file ({}) was downloaded at once instead of a layer at a time.",
-                        parallax_model::human_bytes(source.len())
-                    ),
-                });
-                parts.push(Box::new(source) as Box<dyn ByteSource>);
-                continue;
-            }
-            let stream = fetchers.as_mut().map(|f| {
-                let fetcher = f.pop().ok_or_else(Fetchers::why_none)?;
-                FetchStream::for_url(fetcher, &source)
-            });
-            let (part, is_streamed) = behind_stream(source, stream, budget);
-            parts.push(part);
-            streamed += usize::from(is_streamed);
         }
-        let all_streamed = streamed == urls.len();
-        Ok((Box::new(parallax_source::Shards::new(parts).ok_or("internal: no URL")?), all_streamed))
+        let all_streamed = streamed == parts.len();
+        let source = match parts.len() {
+            1 => parts.remove(0),
+            _ => Box::new(parallax_source::Shards::new(parts).ok_or("internal: no file")?),
+        };
+        Ok((source, all_streamed))
     }
 
     /// `source` behind its fetch worker's `stream` where it has one, else as it is (`None`: a
@@ -312,6 +307,14 @@ mod job {
     /// layer computes without holding a layer's size of bytes on the JavaScript side.
     fn ring_bytes(budget: u64) -> u64 {
         streamed_span(budget) / 4
+    }
+
+    /// The memory a request may use: its own budget, or the page's default.
+    fn memory_budget(request: &Request) -> u64 {
+        match request {
+            Request::Run(r) => r.memory_budget_bytes.unwrap_or(parallax_web::DEFAULT_MEMORY_BUDGET),
+            _ => parallax_web::DEFAULT_MEMORY_BUDGET,
+        }
     }
 
     /// The read-ahead window of a source (see `READ_AHEAD_WINDOW`): none where a fetch worker
@@ -453,8 +456,10 @@ mod job {
             model: &Target,
             against: Option<&Target>,
         ) -> Fetchers {
-            let Request::Run(r) = request else { return Fetchers(Vec::new()) };
-            let budget = r.memory_budget_bytes.unwrap_or(parallax_web::DEFAULT_MEMORY_BUDGET);
+            if !matches!(request, Request::Run(_)) {
+                return Fetchers(Vec::new());
+            }
+            let ring = ring_bytes(memory_budget(request));
             let mut all = Vec::new();
             for target in std::iter::once(Some(model)).chain([against]) {
                 // One per file read: each shard of a split GGUF, by URL or chosen.
@@ -465,7 +470,7 @@ mod job {
                 };
                 let mut workers = Vec::with_capacity(files.len());
                 for file in files {
-                    match FetchWorker::spawn(ring_bytes(budget), file).await {
+                    match FetchWorker::spawn(ring, file).await {
                         Ok(w) => workers.push(w),
                         Err(why) => {
                             web_sys::console::info_1(&why.into());
@@ -531,10 +536,7 @@ mod job {
         mut fetchers: Fetchers,
         post: &dyn Fn(&WorkerMessage),
     ) -> Result<(), String> {
-        let budget = match &request {
-            Request::Run(r) => r.memory_budget_bytes.unwrap_or(parallax_web::DEFAULT_MEMORY_BUDGET),
-            _ => parallax_web::DEFAULT_MEMORY_BUDGET,
-        };
+        let budget = memory_budget(&request);
         let sha256 = matches!(&request, Request::Run(r) if r.sha256);
         let (opened, streamed) = open(model, policy, budget, fetchers.take(0), post)?;
         let window = window_for(streamed, budget);
