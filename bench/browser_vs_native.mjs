@@ -1,6 +1,7 @@
 // In-browser vs native, measured in one run on one machine: the same 2-path run (f32 + q8, the
 // contract prompt's tokens) on the shared Qwen2.5-0.5B, natively with the CLI and in headless
-// Chromium from a local file. Prints both times, the ratio and the page's bundle size.
+// Chromium from a local file, on 1 and on 2 threads. Prints the times, the ratios and what a
+// page load downloads.
 //
 //   ./dev bench-web        (builds the page and the CLI first)
 //
@@ -17,38 +18,69 @@ const tokens = '3838,374,220,17,10,17,30';
 const repeats = Number(process.env.REPEATS ?? 3);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const native = [];
-for (let i = 0; i < repeats; i++) {
-  const t0 = performance.now();
-  try {
-    execFileSync(process.env.PARALLAX_BIN, ['run', '-m', model, '--tokens', tokens, '--no-hash', '-q', '--threads', '1'], { stdio: 'ignore' });
-  } catch (e) { if (e.status !== 1) throw e; }
-  native.push((performance.now() - t0) / 1000);
+/// The native CLI's run on `threads` threads, seconds (median of the repeats and each run).
+function nativeRuns(threads) {
+  const runs = [];
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    try {
+      execFileSync(process.env.PARALLAX_BIN, ['run', '-m', model, '--tokens', tokens, '--no-hash', '-q', '--threads', String(threads)], { stdio: 'ignore' });
+    } catch (e) { if (e.status !== 1) throw e; }
+    runs.push((performance.now() - t0) / 1000);
+  }
+  return runs;
 }
 
 const { server, base } = await serveDist();
 const browser = await launchChromium();
-const web = [];
-for (let i = 0; i < repeats; i++) {
-  const page = await browser.newPage();
-  await page.goto(base);
-  await page.setInputFiles('#file', model);
-  await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
-  await page.fill('#tokens', tokens);
-  await page.uncheck('#hash');
-  const t0 = performance.now();
-  await page.click('#run');
-  await page.waitForSelector('#report .px-verdicts', { timeout: 600000 });
-  web.push((performance.now() - t0) / 1000);
-  await page.close();
+
+/// The page's run of the chosen file on `threads` threads (`?threads=N`: the single-threaded
+/// worker for 1, the threaded worker's pool for more), from Run to the report.
+async function webRuns(threads) {
+  const runs = [];
+  for (let i = 0; i < repeats; i++) {
+    const page = await browser.newPage();
+    await page.goto(`${base}?threads=${threads}`);
+    await page.setInputFiles('#file', model);
+    await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
+    await page.fill('#tokens', tokens);
+    await page.uncheck('#hash');
+    const t0 = performance.now();
+    await page.click('#run');
+    await page.waitForSelector('#report .px-verdicts', { timeout: 600000 });
+    runs.push((performance.now() - t0) / 1000);
+    const ran = await page.evaluate(() => document.querySelector('#report .px-exec')?.textContent ?? '');
+    if (!ran.includes(`threads: ${threads} `)) throw new Error(`the page's run did not report ${threads} threads`);
+    await page.close();
+  }
+  return runs;
+}
+
+// Interleaved by thread count, so a machine that slows down slows both sides alike.
+const results = {};
+for (const threads of [1, 2]) {
+  results[threads] = { native: nativeRuns(threads), web: await webRuns(threads) };
 }
 await browser.close();
 server.close();
 
-let gz = 0;
-for (const f of await readdir(dist)) if (f.endsWith('.wasm') || f.endsWith('.js')) gz += gzipSync(await readFile(join(dist, f)), { level: 9 }).length;
-const n = median(native), w = median(web);
-console.log(`native CLI (1 thread):       ${n.toFixed(2)} s   (runs: ${native.map((x) => x.toFixed(2)).join(', ')})`);
-console.log(`browser worker (1 thread):   ${w.toFixed(2)} s   (runs: ${web.map((x) => x.toFixed(2)).join(', ')})`);
-console.log(`browser / native:            ${(w / n).toFixed(2)}×   (goal ≤ 3×)`);
-console.log(`bundle (wasm + js, gzip -9): ${(gz / 1e6).toFixed(2)} MB   (goal ≤ 1.5 MB)`);
+// What a page load downloads: the app, and one of the two workers.
+const gzipped = async (f) => gzipSync(await readFile(join(dist, f)), { level: 9 }).length;
+const files = await readdir(dist);
+let app = 0;
+for (const f of files) if (/^app-.*\.(js|wasm)$/.test(f)) app += await gzipped(f);
+const single = app + await gzipped('worker.js') + await gzipped('worker_bg.wasm') + await gzipped('worker_loader.js');
+const threaded = files.includes('worker_mt_bg.wasm')
+  ? app + await gzipped('worker_mt.js') + await gzipped('worker_mt_bg.wasm') + await gzipped('worker_mt_loader.js')
+  : NaN;
+const fmt = (runs) => `${median(runs).toFixed(2)} s   (runs: ${runs.map((x) => x.toFixed(2)).join(', ')})`;
+for (const threads of [1, 2]) {
+  console.log(`native CLI (${threads} thread${threads > 1 ? 's' : ''}):       ${fmt(results[threads].native)}`);
+  console.log(`browser worker (${threads} thread${threads > 1 ? 's' : ''}):   ${fmt(results[threads].web)}`);
+}
+const ratio = (a, b) => (median(a) / median(b)).toFixed(2);
+console.log(`browser / native, 1 thread:  ${ratio(results[1].web, results[1].native)}×   (goal ≤ 3×)`);
+console.log(`browser / native, 2 threads: ${ratio(results[2].web, results[2].native)}×   (goal ≤ 2×)`);
+console.log(`browser, 1 thread / 2:       ${ratio(results[1].web, results[2].web)}×   (goal ≥ 1.7×)`);
+console.log(`native, 1 thread / 2:        ${ratio(results[1].native, results[2].native)}×`);
+console.log(`page load (app + one worker, wasm + js, gzip -9): ${(single / 1e6).toFixed(2)} MB single-threaded, ${(threaded / 1e6).toFixed(2)} MB threaded   (goal ≤ 1.5 MB)`);

@@ -67,7 +67,7 @@ fn default_report(model: &std::path::Path, faults: &[&str]) -> parallax_report::
     let model = Model::open(FileSource::open(model).unwrap()).unwrap();
     let input = spec.input(&model).unwrap();
     let mut report = Run::new(&model, &input, &spec.options()).run().unwrap();
-    spec.stamp(&mut report, 1_748_781_296);
+    spec.stamp(&mut report, 1_748_781_296, 1);
     spec.judge(&mut report);
     report
 }

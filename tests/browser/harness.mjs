@@ -157,7 +157,8 @@ export async function serveRange(req, res, file) {
 /// The page's report JSON against the native CLI's: identical bytes once the facts about where
 /// and when it ran are set aside — the files' names (a URL or a chosen file's name in the page, a
 /// path natively; every `file_name`, the run's files included), the execution note naming the
-/// kernels' instruction set (simd128, avx2), and `execution.date`. The date is set aside rather
+/// kernels' instruction set (simd128, avx2), `execution.threads` (the numbers do not depend on
+/// it), and `execution.date`. The date is set aside rather
 /// than pinned because the page dates a report by the browser's clock, which a test cannot pin
 /// without faking the worker's `Date`; both sides must still carry one, in RFC 3339 UTC to the
 /// second. On a mismatch, name the first differing line.
@@ -166,7 +167,7 @@ export function assertSameReport(webText, nativeText, what) {
   assert.match(webText, date, `${what}: the page's report carries no execution.date`);
   assert.match(nativeText, date, `${what}: the native report carries no execution.date`);
   // (The CLI ends its file with a newline; the page's download does not.)
-  const norm = (t) => t.replace(/\n$/, '').replace(/^(\s*"file_name": ).*$/gm, '$1"…",').replace(/^(\s*)"kernels: [a-z0-9_]+",$/m, '$1"kernels: …",').replace(date, '$1"…"$2');
+  const norm = (t) => t.replace(/\n$/, '').replace(/^(\s*"file_name": ).*$/gm, '$1"…",').replace(/^(\s*)"kernels: [a-z0-9_]+",$/m, '$1"kernels: …",').replace(/^(\s*"threads": )\d+,$/m, '$1…,').replace(date, '$1"…"$2');
   const [a, b] = [norm(webText), norm(nativeText)];
   if (a === b) return;
   const [la, lb] = [a.split('\n'), b.split('\n')];

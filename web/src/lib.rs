@@ -35,7 +35,7 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 3 << 29;
 /// Run settings a link may carry in its query (`?scope=last&mode=replay&inject=…`): the page
 /// applies them to the run the link opens, checked like the form's own values. (`model` and
 /// `against` name the files, which the page opens as soon as it loads.)
-pub const LINK_SETTINGS: [&str; 9] = [
+pub const LINK_SETTINGS: [&str; 10] = [
     "prompt",
     "tokens",
     "paths",
@@ -45,6 +45,7 @@ pub const LINK_SETTINGS: [&str; 9] = [
     "max_tokens",
     "memory_budget",
     "reference",
+    "threads",
 ];
 
 /// The page's address for a run by URL: `?model=<url>`, `&against=<url>` when a second file
@@ -95,6 +96,7 @@ fn link_field<'a>(form: &'a parallax_session::FormValues, key: &str) -> &'a str 
         "max_tokens" => &form.max_tokens,
         "memory_budget" => &form.memory_budget,
         "reference" => &form.reference,
+        "threads" => &form.threads,
         _ => "",
     }
 }
@@ -128,6 +130,7 @@ pub fn apply_link_settings(form: &mut parallax_session::FormValues, link: &[(Str
             "max_tokens" => &mut form.max_tokens,
             "memory_budget" => &mut form.memory_budget,
             "reference" => &mut form.reference,
+            "threads" => &mut form.threads,
             _ => continue,
         };
         *field = value.clone();
@@ -178,6 +181,32 @@ pub fn lane_ids(form: &parallax_session::FormValues) -> Vec<String> {
     }
     let n_files = if form.against.trim().is_empty() { 1 } else { 2 };
     (0..n_files).flat_map(|file| paths.iter().map(move |&path| Lane { path, file }.id())).collect()
+}
+
+/// The most threads a run gets by default: the matmuls read weights at memory speed, which a
+/// few cores saturate, and every thread is a Web Worker holding its own instance of the engine.
+/// A run asks for more with the form's field or `?threads=N`.
+pub const MAX_DEFAULT_THREADS: usize = 8;
+
+/// The threads a run gets, and — where that is one although more were asked for or the
+/// machine has more cores — why: `asked` is the form's or the link's value (none: one per core,
+/// at most [`MAX_DEFAULT_THREADS`]), `cores` is `navigator.hardwareConcurrency`, `shared_memory`
+/// whether the page is cross-origin isolated and `threaded_worker` whether this copy of the
+/// page has a worker built for threads that loads (each the reason where not).
+pub fn run_threads(
+    asked: Option<usize>,
+    cores: usize,
+    shared_memory: Result<(), String>,
+    threaded_worker: Result<(), String>,
+) -> (usize, Option<String>) {
+    let wanted = asked.unwrap_or(cores.clamp(1, MAX_DEFAULT_THREADS));
+    if wanted <= 1 {
+        return (1, None);
+    }
+    match shared_memory.and(threaded_worker) {
+        Ok(()) => (wanted, None),
+        Err(why) => (1, Some(format!("the run uses one thread: {why}"))),
+    }
 }
 
 /// The one line the run settings fold into after a run: the model, the prompt (or its token
@@ -285,8 +314,14 @@ impl LayerDistance {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WorkerMessage {
-    /// The worker's wasm has loaded; the page may send work now.
+    /// The worker's wasm has loaded (and, in its threaded build, its threads have started);
+    /// the page may send work now.
     Ready,
+    /// The threaded worker could not start its threads (`reason`): the page replaces it with
+    /// the single-threaded one.
+    ThreadsUnavailable {
+        reason: String,
+    },
     Progress(parallax_session::ProgressUpdate),
     /// A layer finished: where the residual stream stands (drawn while the run streams).
     Layer(LayerDistance),
@@ -1148,6 +1183,29 @@ mod tests {
     }
 
     #[test]
+    fn a_run_gets_the_threads_asked_for_where_memory_can_be_shared() {
+        let ok = || Ok(());
+        assert_eq!(run_threads(None, 4, ok(), ok()), (4, None), "one per core by default");
+        assert_eq!(run_threads(None, 32, ok(), ok()), (MAX_DEFAULT_THREADS, None), "capped");
+        assert_eq!(
+            run_threads(Some(12), 4, ok(), ok()),
+            (12, None),
+            "as asked, even past the cores"
+        );
+        assert_eq!(run_threads(None, 0, ok(), ok()), (1, None), "a browser that tells no count");
+        let not_isolated = || Err("the page is not cross-origin isolated".to_string());
+        assert_eq!(
+            run_threads(Some(4), 8, not_isolated(), ok()),
+            (1, Some("the run uses one thread: the page is not cross-origin isolated".into()))
+        );
+        let no_build = || Err("this copy of the page has no threaded worker".to_string());
+        assert_eq!(run_threads(None, 8, ok(), no_build()).0, 1);
+        // One thread asked for (or one core) needs no reason, and no shared memory.
+        assert_eq!(run_threads(Some(1), 8, not_isolated(), no_build()), (1, None));
+        assert_eq!(run_threads(None, 1, not_isolated(), ok()), (1, None));
+    }
+
+    #[test]
     fn the_reference_field_lists_every_path_on_every_file() {
         use parallax_session::FormValues;
         let mut form = FormValues { paths: "f32,q8".into(), ..Default::default() };
@@ -1174,8 +1232,10 @@ mod tests {
             ("scope".to_string(), "bogus".to_string()),
             ("tokens".to_string(), "1,2".to_string()),
             ("unknown".to_string(), "x".to_string()),
+            ("threads".to_string(), "4".to_string()),
         ];
         apply_link_settings(&mut form, &link);
+        assert_eq!(form.threads, "4");
         assert_eq!(
             (form.scope.as_str(), form.tokens.as_str(), form.prompt.as_str()),
             ("bogus", "1,2", "")
@@ -1211,6 +1271,7 @@ mod tests {
             prompt: "2 & 2 = #4?".into(),
             scope: "last".into(),
             faults: "q4k-scales@1:ffn_gate".into(),
+            threads: "2".into(),
             ..defaults.clone()
         };
         let address =
@@ -1218,7 +1279,7 @@ mod tests {
         assert_eq!(
             address,
             "?model=https%3A%2F%2Fa%2Fm.gguf&against=https%3A%2F%2Fa%2Fn.gguf\
-             &prompt=2%20%26%202%20%3D%20%234%3F&scope=last&inject=q4k-scales%401%3Affn_gate"
+             &prompt=2%20%26%202%20%3D%20%234%3F&scope=last&inject=q4k-scales%401%3Affn_gate&threads=2"
         );
         // Token ids stand for the prompt.
         let tokens = FormValues { tokens: "3838, 374".into(), ..form.clone() };

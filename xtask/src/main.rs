@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         "pin" => pin(rest),
         "check-pins" => check_pins(),
         "check-goldens" => run(Command::new("bash").arg("tools/golden/check_goldens.sh")),
+        "web-threads" => web_threads(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -54,7 +55,8 @@ const USAGE: &str = "usage: cargo xtask VERB
   fuzz-cmin TARGET [KIB] fold what runs found into fuzz/corpus/TARGET, minimised and small
   pin NAME           a pinned tool version (wasm-bindgen), read from Cargo.toml
   check-pins         the wasm-bindgen pin agrees in Cargo.toml, Cargo.lock and Trunk.toml
-  check-goldens      rerun every golden generator that runs offline and diff its output";
+  check-goldens      rerun every golden generator that runs offline and diff its output
+  web-threads        the page's threaded worker, into $TRUNK_STAGING_DIR (Trunk's post_build hook)";
 
 type Result<T = (), E = String> = std::result::Result<T, E>;
 
@@ -158,13 +160,23 @@ fn test() -> Result {
         .args(["clippy", "--target", "wasm32-unknown-unknown", "-p", "parallax-web", "--bins"])
         .args(["--", "-D", "warnings"])
         .env_remove("RUSTFLAGS"))?;
+    step("cargo clippy of the page's threaded worker (nightly, build-std) -- -D warnings");
+    nightly_rust_src()?;
+    // In the folder the trunk hook below builds it in (target/web, as trunk is run): one std.
+    run(threaded_worker_cargo("clippy")
+        .args(["--", "-D", "warnings"])
+        .env("CARGO_TARGET_DIR", target_dir().join("web/wasm-threads")))?;
     step("web app build (trunk) and browser tests (headless chromium)");
-    // Plain `trunk build`: its simd128 flag comes from .cargo/config.toml, as for any user.
+    // Plain `trunk build`: its simd128 flag comes from .cargo/config.toml, as for any user, and
+    // its post_build hook makes the threaded worker.
     run(Command::new("trunk")
         .args(["build", "--release"])
         .current_dir(root())
         .env_remove("RUSTFLAGS")
         .env("CARGO_TARGET_DIR", target_dir().join("web")))?;
+    if !root().join("dist/worker_mt_loader.js").is_file() {
+        return Err("`trunk build` made no threaded worker (dist/worker_mt_loader.js)".into());
+    }
     // The hostile-metadata test's model: the demo with HTML/script in its strings.
     let hostile = target_dir().join("parallax-hostile.gguf");
     run(cargo()
@@ -438,4 +450,101 @@ fn check_pins() -> Result {
     }
     eprintln!("pins agree: wasm-bindgen {pin}");
     Ok(())
+}
+
+/// The page's threaded worker: the worker binary with the `threads` feature, built by nightly
+/// Rust with its standard library rebuilt for shared memory (`+atomics,+bulk-memory`; stable
+/// Rust ships no such std), bound by wasm-bindgen as an ES module (wasm-bindgen-rayon's
+/// helpers start its threads as module workers), plus the three-line loader the page starts.
+///
+/// Trunk runs this as a post_build hook, so plain `trunk build` and `trunk serve` ship it:
+/// files go to `$TRUNK_STAGING_DIR`, optimised when `$TRUNK_PROFILE` is `release`. Without
+/// nightly's `rust-src` (`./dev setup` installs it) it says so and builds nothing: the page then
+/// runs on one thread and says why. The single-threaded worker (stable) stays the default.
+fn web_threads() -> Result {
+    let out = std::env::var_os("TRUNK_STAGING_DIR")
+        .map(PathBuf::from)
+        .ok_or("web-threads writes into $TRUNK_STAGING_DIR: run it through `trunk build`")?;
+    let release = std::env::var("TRUNK_PROFILE").is_ok_and(|p| p == "release");
+    if let Err(why) = nightly_rust_src() {
+        eprintln!("warning: no threaded worker: {why}; the page will run on one thread");
+        return Ok(());
+    }
+    step("the page's threaded worker (nightly, build-std, +atomics)");
+    let mut build = threaded_worker_cargo("build");
+    if release {
+        build.arg("--release");
+    }
+    run(&mut build)?;
+    let profile = if release { "release" } else { "debug" };
+    let wasm =
+        threaded_worker_target().join("wasm32-unknown-unknown").join(profile).join("worker.wasm");
+    run(Command::new("wasm-bindgen")
+        .args(["--target", "web", "--no-typescript", "--out-name", "worker_mt", "--out-dir"])
+        .arg(&out)
+        .arg(&wasm))?;
+    // The page starts `worker_mt_loader.js?threads=N` as a module worker; the worker reads N
+    // from its own address and starts that many threads before it says it is ready.
+    std::fs::write(
+        out.join("worker_mt_loader.js"),
+        "// Made by `cargo xtask web-threads`: the page's threaded worker.\n\
+         import init from './worker_mt.js';\n\
+         await init();\n",
+    )
+    .map_err(|e| format!("cannot write the threaded worker's loader: {e}"))
+}
+
+/// Whether nightly Rust with its library sources (for `-Z build-std`) is installed.
+fn nightly_rust_src() -> Result {
+    let sysroot = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    match sysroot {
+        Some(s) if s.join("lib/rustlib/src/rust/library/std").is_dir() => Ok(()),
+        _ => Err("it needs nightly Rust with rust-src (`rustup component add rust-src \
+                  --toolchain nightly`, or `./dev setup`)"
+            .into()),
+    }
+}
+
+/// The threaded worker's own build folder (nightly's std, built with atomics).
+fn threaded_worker_target() -> PathBuf {
+    target_dir().join("wasm-threads")
+}
+
+/// `cargo VERB` of the threaded worker: nightly, std rebuilt, shared memory.
+fn threaded_worker_cargo(verb: &str) -> Command {
+    // Shared, imported memory up to wasm32's 4 GiB, and the thread-local storage symbols
+    // wasm-bindgen needs to give each thread its own.
+    let link = [
+        "--shared-memory",
+        "--import-memory",
+        "--max-memory=4294967296",
+        "--export=__wasm_init_tls",
+        "--export=__tls_size",
+        "--export=__tls_align",
+        "--export=__tls_base",
+    ];
+    let mut rustflags =
+        String::from("-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals");
+    for arg in link {
+        rustflags.push_str(" -C link-arg=");
+        rustflags.push_str(arg);
+    }
+    let mut cargo = Command::new("rustup");
+    cargo
+        .args(["run", "nightly", "cargo", verb, "--target", "wasm32-unknown-unknown"])
+        .args(["-Z", "build-std=panic_abort,std", "-p", "parallax-web", "--bin", "worker"])
+        .args(["--features", "threads"])
+        .current_dir(root())
+        .env("RUSTFLAGS", &rustflags)
+        .env("CARGO_TARGET_DIR", threaded_worker_target())
+        // The stable toolchain of the cargo that runs xtask must not leak into nightly's.
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO")
+        .env_remove("RUSTC");
+    cargo
 }

@@ -211,7 +211,7 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64)
     });
-    spec.stamp(&mut report, computed_at);
+    spec.stamp(&mut report, computed_at, pool.current_num_threads());
     print_table(&report);
     let verdict = judge(&mut report, &spec.judging);
     if let Some(path) = &args.json {

@@ -45,8 +45,9 @@ pub use weights_diff::weights_diff;
 /// (`tests/golden/reference/ladder_kld.json`, whose KLD figures are over this text).
 pub const BUILTIN_TEXT: &str = include_str!("kld_text.txt");
 
-/// Threads the matmuls use (each holds one f32 row tile).
-pub(crate) fn worker_threads() -> usize {
+/// Threads the matmuls use (each holds one f32 row tile): the current rayon pool's, or one
+/// without the `parallel` feature.
+pub fn worker_threads() -> usize {
     #[cfg(feature = "parallel")]
     {
         rayon::current_num_threads()

@@ -276,6 +276,10 @@ pub struct Execution {
     /// Why a requested `gpu` path was dropped (no adapter, device lost, out of memory, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_unavailable: Option<String>,
+    /// The threads the run's matmuls ran on (set by the front ends). The numbers do not depend
+    /// on it: every output element has one owner and one order of summation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
     /// The Parallax version that made the report (set by the front ends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallax_version: Option<String>,

@@ -300,14 +300,16 @@ impl RunSpec {
         words.join(" ")
     }
 
-    /// Record in `report` the Parallax version that made it, when (`computed_at`, seconds since
-    /// the Unix epoch: each front end reads its own clock, the page having no `SystemTime`) and
-    /// the command that makes it again (`execution.parallax_version`, `execution.date`,
-    /// `execution.reproduce`): both front ends, alike.
-    pub fn stamp(&self, report: &mut Report, computed_at: i64) {
+    /// Record in `report` the threads its matmuls ran on, the Parallax version that made it, when
+    /// (`computed_at`, seconds since the Unix epoch: each front end reads its own clock, the
+    /// page having no `SystemTime`) and the command that makes it again (`execution.threads`,
+    /// `execution.parallax_version`, `execution.date`, `execution.reproduce`): both front ends,
+    /// alike.
+    pub fn stamp(&self, report: &mut Report, computed_at: i64, threads: usize) {
         let mut files: Vec<&str> = vec![&report.model.file_name];
         files.extend(report.files.iter().skip(1).map(|f| f.file_name.as_str()));
         let command = self.reproduce(&files, &report.prompt.tokens);
+        report.execution.threads = Some(threads);
         report.execution.parallax_version = Some(VERSION.to_string());
         report.execution.date = Some(parallax_report::utc_date(computed_at));
         report.execution.reproduce = Some(command);
@@ -493,6 +495,8 @@ pub struct FormValues {
     pub against: String,
     /// The reference path's id; empty: the first path on the first file.
     pub reference: String,
+    /// Threads for the run's matmuls; empty: the page's default.
+    pub threads: String,
 }
 
 impl RunRequest {
@@ -510,6 +514,12 @@ impl RunRequest {
         let memory_budget_bytes = match form.memory_budget.trim() {
             "" => default_budget,
             given => parse_memory_budget(given)?,
+        };
+        let threads = match form.threads.trim() {
+            "" => None,
+            given => {
+                Some(given.parse::<usize>().ok().filter(|&n| n > 0).ok_or(SpecError::Threads)?)
+            }
         };
         let mut paths: Vec<String> = form.paths.split(',').map(|p| p.trim().to_string()).collect();
         if form.gpu {
@@ -539,7 +549,7 @@ impl RunRequest {
             traces: Vec::new(),
             max_tokens,
             memory_budget_bytes: Some(memory_budget_bytes),
-            threads: None,
+            threads,
         })
     }
 }
@@ -731,8 +741,10 @@ mod tests {
             memory_budget: "".into(),
             against: " https://example.org/b.gguf ".into(),
             reference: "".into(),
+            threads: " 4 ".into(),
         };
         let r = RunRequest::from_form(&form, 3 << 29).unwrap();
+        assert_eq!(r.threads, Some(4));
         assert_eq!(r.paths, ["f32", "q8", "gpu"]);
         assert_eq!(
             (r.against.as_slice(), r.reference.as_deref()),
@@ -761,6 +773,12 @@ mod tests {
         );
         assert!(bad(FormValues { memory_budget: "lots".into(), ..form.clone() })
             .starts_with("memory budget: `lots` is not a size"));
+        for threads in ["0", "two", "-1", "1.5"] {
+            let why = bad(FormValues { threads: threads.into(), ..form.clone() });
+            assert_eq!(why, "threads: give a whole number above 0", "{threads}");
+        }
+        let unset = RunRequest::from_form(&FormValues { threads: "".into(), ..form.clone() }, 1);
+        assert_eq!(unset.unwrap().threads, None, "empty: the page's default");
         let tokens =
             RunRequest::from_form(&FormValues { tokens: "3838 374,220".into(), ..form }, 1)
                 .unwrap();

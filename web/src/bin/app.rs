@@ -32,6 +32,10 @@ mod app {
     struct State {
         document: Document,
         worker: Worker,
+        /// The threads `worker` runs matmuls on: 1 for the single-threaded build.
+        worker_threads: usize,
+        /// Why this page runs on one thread, once a threaded worker failed to start.
+        no_threads: Option<String>,
         ready: bool,
         /// Jobs sent before the worker finished loading, in order; posted on "ready". A queue,
         /// not one slot: a demo clicked at page load sends Inspect then Run, and both count.
@@ -157,11 +161,88 @@ mod app {
         });
     }
 
+    /// This machine's cores as the browser counts them (`navigator.hardwareConcurrency`).
+    fn cores() -> usize {
+        web_sys::window().map_or(1, |w| w.navigator().hardware_concurrency() as usize)
+    }
+
+    /// The threads a run asking for `asked` gets on this page, and why only one where so.
+    fn threads_for(no_threads: &Option<String>, asked: Option<usize>) -> (usize, Option<String>) {
+        let threaded_worker = match no_threads {
+            Some(why) => Err(why.clone()),
+            None => Ok(()),
+        };
+        parallax_web::run_threads(
+            asked,
+            cores(),
+            parallax_web::browser::isolation(),
+            threaded_worker,
+        )
+    }
+
+    /// A worker whose matmuls run on `threads` threads: the single-threaded build for one; for
+    /// more, the threaded build (an ES module worker over shared memory, `cargo xtask
+    /// web-threads`), which starts its threads before it says it is ready.
+    fn spawn_worker(threads: usize) -> Result<Worker, JsValue> {
+        if threads <= 1 {
+            return Worker::new("./worker_loader.js");
+        }
+        let options = web_sys::WorkerOptions::new();
+        options.set_type(web_sys::WorkerType::Module);
+        Worker::new_with_options(&format!("./worker_mt_loader.js?threads={threads}"), &options)
+    }
+
+    /// End the worker and start a fresh one on `threads` threads (one where that fails). Jobs
+    /// not yet posted wait for the new one.
+    fn replace_worker(state: &Shared, threads: usize) {
+        {
+            let mut s = state.borrow_mut();
+            s.worker.terminate();
+            let (worker, threads) = match spawn_worker(threads) {
+                Ok(w) => (Ok(w), threads),
+                Err(e) => {
+                    web_sys::console::error_1(&e);
+                    (spawn_worker(1), 1)
+                }
+            };
+            match worker {
+                Ok(w) => s.worker = w,
+                Err(e) => web_sys::console::error_1(&e),
+            }
+            s.worker_threads = threads;
+            s.ready = false;
+        }
+        attach_worker(state);
+    }
+
+    /// The threads field's note: the default here, or why a run gets one thread.
+    fn show_threads_note(state: &State) {
+        let (default, why) = threads_for(&state.no_threads, None);
+        let note = match why {
+            Some(why) => parallax_web::sentence(&why),
+            None => format!("default {default} (this machine has {} cores)", cores()),
+        };
+        if let Some(e) = state.document.get_element_by_id("threads-note") {
+            e.set_text_content(Some(&note));
+        }
+    }
+
     pub fn start() -> Result<(), JsValue> {
         let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+        let link_settings = query_pairs();
+        // The first worker has the threads the page's link asks for, so a link that opens a
+        // model runs on the worker that read its summary.
+        let asked = link_settings
+            .iter()
+            .find(|(k, _)| k == "threads")
+            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0);
+        let (threads, _) = threads_for(&None, asked);
         let state: Shared = Rc::new(RefCell::new(State {
             document: document.clone(),
-            worker: Worker::new("./worker_loader.js")?,
+            worker: spawn_worker(threads)?,
+            worker_threads: threads,
+            no_threads: None,
             ready: false,
             pending: Vec::new(),
             target: None,
@@ -172,7 +253,7 @@ mod app {
             progress: Default::default(),
             live: Vec::new(),
             urls: Vec::new(),
-            link_settings: query_pairs(),
+            link_settings,
             viewing: false,
             run_summary: String::new(),
             form_defaults: FormValues::default(),
@@ -182,6 +263,7 @@ mod app {
         let defaults = form_values(&state.borrow());
         state.borrow_mut().form_defaults = defaults;
         attach_worker(&state);
+        show_threads_note(&state.borrow());
 
         attach_file_slot(&state, "file", "drop", choose_files)?;
         {
@@ -415,6 +497,27 @@ mod app {
         );
         state.borrow().worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
         onmessage.forget();
+        // A threaded worker whose script does not load (a copy of the page built without it)
+        // or that fails before it is ready falls back to the single-threaded one.
+        let handler_state = state.clone();
+        // (A script that does not load fires a plain `Event`; one that throws, an `ErrorEvent`.)
+        let onerror = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+            let (threaded, ready) = {
+                let s = handler_state.borrow();
+                (s.worker_threads > 1, s.ready)
+            };
+            if threaded && !ready {
+                event.prevent_default();
+                let what = js_sys::Reflect::get(&event, &"message".into())
+                    .ok()
+                    .and_then(|m| m.as_string())
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| "its script did not load".into());
+                threads_unavailable(&handler_state, &what);
+            }
+        });
+        state.borrow().worker.set_onerror(Some(onerror.as_ref().unchecked_ref()));
+        onerror.forget();
     }
 
     /// Post `request` to the worker as [request JSON, model, HTTP policy JSON, compared file]
@@ -735,6 +838,7 @@ mod app {
             memory_budget: value(document, "memory-budget"),
             against: state.against.as_ref().map(Target::name).unwrap_or_default(),
             reference: value(document, "reference"),
+            threads: value(document, "threads"),
         }
     }
 
@@ -757,6 +861,14 @@ mod app {
                 return set_status(&document, &parallax_web::sentence(&e.to_string()), true);
             }
         };
+        let (threads, why) = threads_for(&state.borrow().no_threads, run.threads);
+        if let Some(why) = why {
+            web_sys::console::info_1(&why.into());
+        }
+        run.threads = Some(threads);
+        if threads != state.borrow().worker_threads {
+            replace_worker(state, threads);
+        }
         let model = state.borrow().target.as_ref().map(Target::name).unwrap_or_default();
         state.borrow_mut().run_summary = parallax_web::run_summary(&model, &run);
         let address = address_of_run(&state.borrow(), &form);
@@ -812,25 +924,31 @@ mod app {
     /// A run cannot be interrupted from outside a busy worker: end the worker and start a fresh
     /// one (it loads in well under a second).
     fn cancel(state: &Shared) {
-        {
+        let threads = {
             let mut s = state.borrow_mut();
-            s.worker.terminate();
-            match Worker::new("./worker_loader.js") {
-                Ok(w) => s.worker = w,
-                Err(e) => web_sys::console::error_1(&e),
-            }
-            s.ready = false;
             s.pending.clear();
             s.running = false;
             set_running(&s.document, false);
             set_status(&s.document, "Cancelled. Nothing was kept from the stopped run.", false);
-        }
-        attach_worker(state);
+            s.worker_threads
+        };
+        replace_worker(state, threads);
+    }
+
+    /// The threaded worker did not start (`reason`): runs from now on use the single-threaded
+    /// one, and the page says why. The jobs it was to run wait for the new worker.
+    fn threads_unavailable(state: &Shared, reason: &str) {
+        let reason = format!("this page's threaded worker did not start ({reason})");
+        web_sys::console::warn_1(&format!("{reason}; runs use one thread").into());
+        state.borrow_mut().no_threads = Some(reason);
+        show_threads_note(&state.borrow());
+        replace_worker(state, 1);
     }
 
     fn on_worker_message(state: &Shared, msg: WorkerMessage) {
         let document = state.borrow().document.clone();
         match msg {
+            WorkerMessage::ThreadsUnavailable { reason } => threads_unavailable(state, &reason),
             WorkerMessage::Ready => {
                 let mut s = state.borrow_mut();
                 s.ready = true;

@@ -62,6 +62,16 @@ fn main() {
         });
     scope.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
     onmessage.forget();
+    // The threaded build starts its threads before it says it is ready: a run's matmuls need
+    // the pool, and the threads (Web Workers) start only while this worker is idle.
+    #[cfg(feature = "threads")]
+    wasm_bindgen_futures::spawn_local(async move {
+        match job::start_threads().await {
+            Ok(()) => post(&WorkerMessage::Ready),
+            Err(reason) => post(&WorkerMessage::ThreadsUnavailable { reason }),
+        }
+    });
+    #[cfg(not(feature = "threads"))]
     post(&WorkerMessage::Ready);
 }
 
@@ -76,6 +86,35 @@ mod job {
         browser::{FetchStream, FetchWorker, FileSliceSource, HttpRangeSource},
         Request, WorkerMessage,
     };
+
+    /// Starts the pool of threads the page asked for when it started this worker
+    /// (`worker_mt_loader.js?threads=N`): Web Workers sharing this worker's memory, each running
+    /// the same wasm module; rayon hands them the matmuls' row tiles.
+    #[cfg(feature = "threads")]
+    pub async fn start_threads() -> Result<(), String> {
+        use wasm_bindgen::JsCast;
+        let scope: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        let search = scope.location().search();
+        let asked = web_sys::UrlSearchParams::new_with_str(&search)
+            .ok()
+            .and_then(|p| p.get("threads"))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| (1..=256).contains(n))
+            .ok_or_else(|| format!("the worker was started without a thread count ({search:?})"))?;
+        parallax_web::browser::isolation()?;
+        wasm_bindgen_futures::JsFuture::from(wasm_bindgen_rayon::init_thread_pool(asked))
+            .await
+            .map(drop)
+            .map_err(|e| format!("its {asked} threads did not start ({})", describe(&e)))
+    }
+
+    /// A thrown JavaScript value as text.
+    #[cfg(feature = "threads")]
+    fn describe(e: &wasm_bindgen::JsValue) -> String {
+        e.as_string()
+            .or_else(|| js_sys::Reflect::get(e, &"message".into()).ok()?.as_string())
+            .unwrap_or_else(|| format!("{e:?}"))
+    }
 
     /// Posts a message to the page (JSON text).
     pub fn poster() -> impl Fn(&WorkerMessage) + Clone + 'static {
@@ -113,7 +152,11 @@ mod job {
             });
         }
         // The browser's clock: wasm32 has no `SystemTime`.
-        spec.stamp(&mut report, (js_sys::Date::now() / 1000.0).floor() as i64);
+        spec.stamp(
+            &mut report,
+            (js_sys::Date::now() / 1000.0).floor() as i64,
+            parallax_engine::worker_threads(),
+        );
         spec.judge(&mut report);
         post_report(&report, post);
     }

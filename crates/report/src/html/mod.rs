@@ -366,6 +366,9 @@ fn execution(w: &mut Writer, r: &Report) {
         markup!(w, "<li><b>{}</b>: {}</li>", p, kernels.join("; "));
     }
     markup!(w, "<li>shared: {}</li>", r.execution.shared_ops.join("; "));
+    if let Some(threads) = r.execution.threads {
+        markup!(w, "<li>threads: {} (the numbers do not depend on it)</li>", threads);
+    }
     for n in &r.execution.notes {
         markup!(w, "<li>{}</li>", n);
     }
