@@ -2,7 +2,7 @@
 // the page (dist/) as its origin, headless Chromium launched as this machine allows, and a page
 // that records uncaught errors. Each test file adds its own routes (models, misbehaving servers).
 import { createServer } from 'node:http';
-import { readFile, open } from 'node:fs/promises';
+import { readFile, open, access } from 'node:fs/promises';
 import { readFileSync, readdirSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { join, extname, dirname } from 'node:path';
@@ -113,6 +113,48 @@ export async function modelsRoute(req, res, pathname) {
   if (!pathname.startsWith('/models/')) return false;
   await serveRange(req, res, join(models, pathname.slice('/models/'.length).replace(/[\/\\]/g, '')));
   return true;
+}
+
+/// A serveDist of the page whose /models/NAME answers from the model cache (modelsRoute), where
+/// the `missing` paths answer 404 (a copy of the page built without them, a host without its
+/// service worker) and `misbehave(req, res)` sees each model request first (true: answered).
+export async function serveModels({ isolated = true, missing = [], misbehave = async () => false } = {}) {
+  return serveDist(async (req, res, pathname) => {
+    if (missing.includes(pathname)) { res.writeHead(404); res.end(); return true; }
+    if (!pathname.startsWith('/models/')) return false;
+    if (await misbehave(req, res)) return true;
+    return modelsRoute(req, res, pathname);
+  }, { isolated });
+}
+
+/// Whether the model cache holds `name`: false lets a test skip, except under CI, where a missing
+/// model fails the test file.
+export async function hasModel(name) {
+  const present = await access(join(models, name)).then(() => true, () => false);
+  assert.ok(present || !modelsRequired, `${name} is missing from ${models}`);
+  return present;
+}
+
+/// Open `url` in a new page of `browser` (then choose `file`, when given), run `tokens` without
+/// the hash, and return the report's JSON as downloaded, the page's console, and what
+/// `inspect(page)` reads from the page after the run. Uncaught page errors fail.
+export async function runTokens(browser, url, { tokens, file, inspect = async () => ({}) }) {
+  const { page, errors } = await openPage(browser);
+  const console = [];
+  page.on('console', (m) => console.push(m.text()));
+  await page.goto(url);
+  if (file) await page.setInputFiles('#file', file);
+  await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
+  await page.fill('#tokens', tokens);
+  await page.uncheck('#hash');
+  await page.click('#run');
+  await page.waitForSelector('#report .px-verdicts', { timeout: 120000 });
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
+  const json = await readFile(await download.path(), 'utf8');
+  const seen = await inspect(page);
+  await page.close();
+  assert.deepEqual(errors, []);
+  return { json, console: console.join('\n'), ...seen };
 }
 
 /// A new page of `browser` at `url` (`options` as Playwright's newPage takes them: a viewport,

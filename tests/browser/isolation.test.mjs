@@ -7,55 +7,38 @@
 // Run by `./dev test` after `trunk build`; needs /usr/bin/chromium and the shared 0.5B.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { models, modelsRequired, launchChromium, openPage, assertSameReport, serveDist, serveRange } from './harness.mjs';
+import { models, hasModel, launchChromium, assertSameReport, serveModels, runTokens } from './harness.mjs';
 
 const MODEL = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 const TOKENS = '3838, 374, 220, 17, 10, 17, 30';
 let browser, fromFile, skip = false;
 
 before(async () => {
-  const present = await access(join(models, MODEL)).then(() => true, () => false);
-  assert.ok(present || !modelsRequired, `${MODEL} is missing from ${models}`);
-  skip = !present;
+  skip = !(await hasModel(MODEL));
   browser = await launchChromium();
 });
 
 after(async () => { await browser?.close(); });
 
-/// A server of the page (with or without the isolation headers) whose /models/NAME answers
-/// Range requests for the model cache, through `misbehave(req, res)` first when given.
-async function serve({ isolated, misbehave = async () => false, noServiceWorker = false }) {
-  return serveDist(async (req, res, pathname) => {
-    if (noServiceWorker && pathname === '/isolation-sw.js') { res.writeHead(404); res.end(); return true; }
-    if (!pathname.startsWith('/models/')) return false;
-    if (await misbehave(req, res)) return true;
-    await serveRange(req, res, join(models, pathname.slice('/models/'.length).replace(/[\/\\]/g, '')));
-    return true;
-  }, { isolated });
+/// A server of the page (with or without the isolation headers, without its service worker
+/// when asked) whose /models/NAME answers Range requests, through `misbehave` first.
+function serve({ isolated, misbehave, noServiceWorker = false }) {
+  return serveModels({ isolated, misbehave, missing: noServiceWorker ? ['/isolation-sw.js'] : [] });
 }
 
-/// Open `url`, run the contract prompt's tokens without the hash, and return the report's
-/// JSON as downloaded, the page's console, and whether the page was cross-origin isolated.
-async function run(url, file) {
-  const { page, errors } = await openPage(browser);
-  const console = [];
-  page.on('console', (m) => console.push(m.text()));
-  await page.goto(url);
-  if (file) await page.setInputFiles('#file', file);
-  await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
-  await page.fill('#tokens', TOKENS);
-  await page.uncheck('#hash');
-  await page.click('#run');
-  await page.waitForSelector('#report .px-verdicts', { timeout: 120000 });
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
-  const json = await readFile(await download.path(), 'utf8');
-  const isolated = await page.evaluate(() => self.crossOriginIsolated);
-  const controlled = await page.evaluate(() => navigator.serviceWorker?.controller !== null);
-  await page.close();
-  assert.deepEqual(errors, []);
-  return { json, console: console.join('\n'), isolated, controlled };
+/// Open `url` (and choose `file`), run the contract prompt's tokens without the hash, and return
+/// the report's JSON, the page's console, and whether the page was cross-origin isolated and
+/// controlled by its service worker.
+function run(url, file) {
+  return runTokens(browser, url, {
+    tokens: TOKENS,
+    file,
+    inspect: async (page) => ({
+      isolated: await page.evaluate(() => self.crossOriginIsolated),
+      controlled: await page.evaluate(() => navigator.serviceWorker?.controller !== null),
+    }),
+  });
 }
 
 /// The report of the same file dropped in (once).

@@ -6,54 +6,31 @@
 // Run by `./dev test` after `trunk build`; needs /usr/bin/chromium and the shared 0.5B.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, access, mkdtemp, rm } from 'node:fs/promises';
+import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { models, modelsRequired, launchChromium, openPage, assertSameReport, serveDist, serveRange } from './harness.mjs';
+import { models, hasModel, launchChromium, assertSameReport, serveModels, runTokens } from './harness.mjs';
 
 const MODEL = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 const TOKENS = '3838, 374, 220, 17, 10, 17, 30';
 let browser, native, skip = false;
 
 before(async () => {
-  const present = await access(join(models, MODEL)).then(() => true, () => false);
-  assert.ok(present || !modelsRequired, `${MODEL} is missing from ${models}`);
-  skip = !present;
+  skip = !(await hasModel(MODEL));
   browser = await launchChromium();
 });
 
 after(async () => { await browser?.close(); });
 
-/// A server of the page whose /models/NAME answers Range requests for the model cache;
-/// `missing` paths answer 404 (a copy of the page built without them).
-async function serve({ isolated, missing = [] }) {
-  return serveDist(async (req, res, pathname) => {
-    if (missing.includes(pathname)) { res.writeHead(404); res.end(); return true; }
-    if (!pathname.startsWith('/models/')) return false;
-    await serveRange(req, res, join(models, pathname.slice('/models/'.length).replace(/[\/\\]/g, '')));
-    return true;
-  }, { isolated });
-}
-
-/// Open `url`, run the tokens without the hash, and return the report's JSON as downloaded,
-/// the threads field's note and the page's console.
+/// Open `url`, run the tokens without the hash, and return the report's JSON, the threads it
+/// records, the threads field's note and the page's console.
 async function run(url) {
-  const { page, errors } = await openPage(browser);
-  const console = [];
-  page.on('console', (m) => console.push(m.text()));
-  await page.goto(url);
-  await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
-  await page.fill('#tokens', TOKENS);
-  await page.uncheck('#hash');
-  await page.click('#run');
-  await page.waitForSelector('#report .px-verdicts', { timeout: 120000 });
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
-  const json = await readFile(await download.path(), 'utf8');
-  const note = await page.textContent('#threads-note');
-  await page.close();
-  assert.deepEqual(errors, []);
-  return { json, threads: JSON.parse(json).execution.threads, note, console: console.join('\n') };
+  const r = await runTokens(browser, url, {
+    tokens: TOKENS,
+    inspect: async (page) => ({ note: await page.textContent('#threads-note') }),
+  });
+  return { ...r, threads: JSON.parse(r.json).execution.threads };
 }
 
 /// The CLI's report of the same tokens (once).
@@ -77,7 +54,7 @@ async function nativeReport() {
 
 test('a run on 2 threads reports the bytes of a run on 1 thread and of the CLI, but for execution.threads', async (t) => {
   if (skip) return t.skip(`${MODEL} not in ${models}`);
-  const { server, base } = await serve({ isolated: true });
+  const { server, base } = await serveModels({ isolated: true });
   try {
     const two = await run(`${base}?model=/models/${MODEL}&threads=2`);
     const one = await run(`${base}?model=/models/${MODEL}&threads=1`);
@@ -92,26 +69,24 @@ test('a run on 2 threads reports the bytes of a run on 1 thread and of the CLI, 
   } finally { server.close(); }
 });
 
-test('a page that is not cross-origin isolated runs on one thread and says why', async (t) => {
-  if (skip) return t.skip(`${MODEL} not in ${models}`);
-  // No isolation headers, and no service worker to add them.
-  const { server, base } = await serve({ isolated: false, missing: ['/isolation-sw.js'] });
-  try {
-    const r = await run(`${base}?model=/models/${MODEL}&threads=2`);
-    assert.equal(r.threads, 1);
-    assert.match(r.note, /^The run uses one thread: the page is not cross-origin isolated/);
-    assert.match(r.console, /the run uses one thread: the page is not cross-origin isolated/);
-    assertSameReport(r.json, await nativeReport(), 'not isolated vs the CLI');
-  } finally { server.close(); }
-});
-
-test('a copy of the page without its threaded worker runs on one thread and says why', async (t) => {
-  if (skip) return t.skip(`${MODEL} not in ${models}`);
-  const { server, base } = await serve({ isolated: true, missing: ['/worker_mt_loader.js'] });
-  try {
-    const r = await run(`${base}?model=/models/${MODEL}&threads=2`);
-    assert.equal(r.threads, 1);
-    assert.match(r.note, /^The run uses one thread: this page's threaded worker did not start/);
-    assertSameReport(r.json, await nativeReport(), 'without the threaded worker vs the CLI');
-  } finally { server.close(); }
-});
+// Where threads cannot run: no isolation headers and no service worker to add them, or a copy
+// of the page built without its threaded worker (the hook warns where nightly's rust-src is
+// missing).
+for (const c of [
+  { what: 'a page that is not cross-origin isolated', isolated: false, missing: ['/isolation-sw.js'],
+    why: 'the page is not cross-origin isolated' },
+  { what: 'a copy of the page without its threaded worker', isolated: true, missing: ['/worker_mt_loader.js'],
+    why: 'this page\'s threaded worker did not start' },
+]) {
+  test(`${c.what} runs on one thread and says why`, async (t) => {
+    if (skip) return t.skip(`${MODEL} not in ${models}`);
+    const { server, base } = await serveModels({ isolated: c.isolated, missing: c.missing });
+    try {
+      const r = await run(`${base}?model=/models/${MODEL}&threads=2`);
+      assert.equal(r.threads, 1);
+      assert.ok(r.note.startsWith(`The run uses one thread: ${c.why}`), r.note);
+      assert.ok(r.console.includes(c.why), r.console);
+      assertSameReport(r.json, await nativeReport(), `${c.what}, vs the CLI`);
+    } finally { server.close(); }
+  });
+}
