@@ -1,8 +1,10 @@
 // Every core in the browser: where the page is cross-origin isolated, a run with more than one
-// thread goes to the threaded worker (`cargo xtask web-threads`, Trunk's post_build hook), whose
-// matmuls run on a rayon pool of Web Workers over shared wasm memory. The numbers do not depend on
-// it: the report of 2 threads is the report of 1 and the CLI's, byte for byte, but for
-// `execution.threads`. Where threads cannot run, the page runs on one and says why.
+// thread goes to a threaded worker (`cargo xtask web-threads`, Trunk's post_build hook), whose
+// matmuls run on a rayon pool of Web Workers over shared wasm memory — built with relaxed SIMD's
+// integer dot where the browser computes it right, else with simd128. The numbers depend on
+// neither: the report of 2 threads is the report of 1 and the CLI's, byte for byte, but for
+// `execution.threads` and the kernels note. Where threads cannot run, the page runs on one and
+// says why.
 // Run by `./dev test` after `trunk build`; needs /usr/bin/chromium and the shared 0.5B.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,7 +32,9 @@ async function run(url) {
     tokens: TOKENS,
     inspect: async (page) => ({ note: await page.textContent('#threads-note') }),
   });
-  return { ...r, threads: JSON.parse(r.json).execution.threads };
+  const { execution } = JSON.parse(r.json);
+  const kernels = execution.notes.find((n) => n.startsWith('kernels: '))?.slice('kernels: '.length);
+  return { ...r, threads: execution.threads, kernels };
 }
 
 /// The CLI's report of the same tokens (once).
@@ -52,20 +56,36 @@ async function nativeReport() {
   return native;
 }
 
-test('a run on 2 threads reports the bytes of a run on 1 thread and of the CLI, but for execution.threads', async (t) => {
+test('runs on 2 threads, with relaxed SIMD or simd128, report the bytes of a run on 1 thread and of the CLI, but for execution', async (t) => {
   if (skip) return t.skip(`${MODEL} not in ${models}`);
   const { server, base } = await serveModels({ isolated: true });
   try {
-    const two = await run(`${base}?model=/models/${MODEL}&threads=2`);
+    const relaxed = await run(`${base}?model=/models/${MODEL}&threads=2`);
+    const simd128 = await run(`${base}?model=/models/${MODEL}&threads=2&kernels=simd128`);
     const one = await run(`${base}?model=/models/${MODEL}&threads=1`);
-    assert.equal(two.threads, 2, 'the threaded worker ran the matmuls on 2 threads');
-    assert.equal(one.threads, 1);
-    assert.doesNotMatch(two.console, /did not start|uses one thread/);
-    assert.match(two.note, /^default \d+ \(this machine has \d+ cores\)$/);
-    // Only the threads line differs; assertSameReport sets `threads` aside like the kernels.
-    assert.notEqual(two.json, one.json);
-    assertSameReport(two.json, one.json, '2 threads vs 1');
-    assertSameReport(two.json, await nativeReport(), '2 threads vs the CLI');
+    // Chromium computes relaxed SIMD's dot right, so the threaded worker built with it runs.
+    assert.deepEqual([relaxed.threads, relaxed.kernels], [2, 'simd128_relaxed']);
+    assert.deepEqual([simd128.threads, simd128.kernels], [2, 'simd128']);
+    assert.deepEqual([one.threads, one.kernels], [1, 'simd128']);
+    assert.doesNotMatch(relaxed.console, /did not start|uses one thread/);
+    assert.match(simd128.console, /the simd128 kernels, not relaxed SIMD: the page's address asks for the simd128 kernels/);
+    assert.match(relaxed.note, /^default \d+ \(this machine has \d+ cores\)$/);
+    // Only the threads and kernels lines differ; assertSameReport sets both aside.
+    assert.notEqual(relaxed.json, one.json);
+    assertSameReport(relaxed.json, one.json, '2 threads, relaxed SIMD vs 1 thread, simd128');
+    assertSameReport(simd128.json, one.json, '2 threads, simd128 vs 1 thread');
+    assertSameReport(relaxed.json, await nativeReport(), '2 threads, relaxed SIMD vs the CLI');
+  } finally { server.close(); }
+});
+
+test('a copy of the page without the relaxed-SIMD worker runs the simd128 one on as many threads', async (t) => {
+  if (skip) return t.skip(`${MODEL} not in ${models}`);
+  const { server, base } = await serveModels({ isolated: true, missing: ['/worker_mt_relaxed_loader.js'] });
+  try {
+    const r = await run(`${base}?model=/models/${MODEL}&threads=2`);
+    assert.deepEqual([r.threads, r.kernels], [2, 'simd128']);
+    assert.match(r.console, /its relaxed-SIMD build did not start \(its script did not load\); the simd128 kernels run/);
+    assertSameReport(r.json, await nativeReport(), 'simd128 after the relaxed worker failed, vs the CLI');
   } finally { server.close(); }
 });
 
@@ -75,7 +95,7 @@ test('a run on 2 threads reports the bytes of a run on 1 thread and of the CLI, 
 for (const c of [
   { what: 'a page that is not cross-origin isolated', isolated: false, missing: ['/isolation-sw.js'],
     why: 'the page is not cross-origin isolated' },
-  { what: 'a copy of the page without its threaded worker', isolated: true, missing: ['/worker_mt_loader.js'],
+  { what: 'a copy of the page without its threaded workers', isolated: true, missing: ['/worker_mt_loader.js', '/worker_mt_relaxed_loader.js'],
     why: 'this page\'s threaded worker did not start' },
 ]) {
   test(`${c.what} runs on one thread and says why`, async (t) => {

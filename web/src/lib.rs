@@ -209,6 +209,63 @@ pub fn run_threads(
     }
 }
 
+/// A 74-byte wasm module whose export `f` returns lane 0 of relaxed SIMD's
+/// `i16x8.relaxed_dot_i8x16_i7x16_s([-100, 50, 0, …], [100, 120, 0, …])`:
+/// [`RELAXED_SIMD_PROBE_ANSWER`] where the browser has the instruction and computes it as
+/// defined. The page loads the worker built with it only then: validating is not enough (node
+/// 20's V8 validates it and doubles the dot; a lowering with its operands swapped would answer
+/// 21600).
+pub const RELAXED_SIMD_PROBE: [u8; 74] = [
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+    0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, // types: () -> i32
+    0x03, 0x02, 0x01, 0x00, // one function of that type
+    0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, // exported as "f"
+    0x0a, 0x2e, 0x01, 0x2c, 0x00, // code: one body of 44 bytes, no locals
+    0xfd, 0x0c, 0x9c, 0x32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, // v128.const i8 [-100, 50, 0…]
+    0xfd, 0x0c, 0x64, 0x78, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, // v128.const u7 [100, 120, 0…]
+    0xfd, 0x92, 0x02, // i16x8.relaxed_dot_i8x16_i7x16_s
+    0xfd, 0x18, 0x00, // i16x8.extract_lane_s 0
+    0x0b, // end
+];
+
+/// What [`RELAXED_SIMD_PROBE`]'s `f` returns where relaxed SIMD's dot is right: −100·100 + 50·120.
+pub const RELAXED_SIMD_PROBE_ANSWER: i32 = -4000;
+
+/// The builds of the page's worker: the single-threaded one (Trunk's, stable, simd128), and the
+/// threaded ones (`cargo xtask web-threads`), with simd128 or with relaxed SIMD's integer dot too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerBuild {
+    Single,
+    Threaded,
+    ThreadedRelaxed,
+}
+
+impl WorkerBuild {
+    /// The build a run on `threads` threads gets: the relaxed one where the browser computes
+    /// relaxed SIMD right (`relaxed`).
+    pub fn for_run(threads: usize, relaxed: bool) -> WorkerBuild {
+        match (threads > 1, relaxed) {
+            (false, _) => WorkerBuild::Single,
+            (true, false) => WorkerBuild::Threaded,
+            (true, true) => WorkerBuild::ThreadedRelaxed,
+        }
+    }
+
+    /// The script the page starts (a classic worker for [`WorkerBuild::Single`], a module
+    /// worker told its thread count for the others).
+    pub fn script(self, threads: usize) -> String {
+        match self {
+            WorkerBuild::Single => "./worker_loader.js".into(),
+            WorkerBuild::Threaded => format!("./worker_mt_loader.js?threads={threads}"),
+            WorkerBuild::ThreadedRelaxed => {
+                format!("./worker_mt_relaxed_loader.js?threads={threads}")
+            }
+        }
+    }
+}
+
 /// The one line the run settings fold into after a run: the model, the prompt (or its token
 /// ids), the paths compared, the scope and the mode, and what else the run asked for (a second
 /// file, another reference, injected faults). Described from the request that ran, so it says
@@ -1180,6 +1237,38 @@ mod tests {
         ] {
             assert_eq!(hugging_face_file_link(url), None, "{url}");
         }
+    }
+
+    #[test]
+    fn the_relaxed_simd_probe_is_a_whole_module() {
+        let m = &RELAXED_SIMD_PROBE;
+        assert_eq!(m[..8], [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
+        // Each section's declared size reaches exactly to the next one, the last to the end.
+        let mut at = 8;
+        let mut ids = Vec::new();
+        while at < m.len() {
+            ids.push(m[at]);
+            at += 2 + m[at + 1] as usize;
+        }
+        assert_eq!((at, ids), (m.len(), vec![1, 3, 7, 10]));
+        // The one body's size, and the operands whose dot lane 0 is the answer.
+        assert_eq!(m[29] as usize, m.len() - 30);
+        let (a, b) = (&m[33..49], &m[51..67]);
+        let lane0 = a[0] as i8 as i32 * b[0] as i32 + a[1] as i8 as i32 * b[1] as i32;
+        assert_eq!(lane0, RELAXED_SIMD_PROBE_ANSWER);
+        assert!(b.iter().all(|&v| v <= 127), "the second operand fits 7 bits");
+    }
+
+    #[test]
+    fn each_run_gets_the_worker_build_for_its_threads_and_this_browser() {
+        assert_eq!(WorkerBuild::for_run(1, true), WorkerBuild::Single);
+        assert_eq!(WorkerBuild::for_run(4, false), WorkerBuild::Threaded);
+        assert_eq!(WorkerBuild::for_run(4, true), WorkerBuild::ThreadedRelaxed);
+        assert_eq!(WorkerBuild::Single.script(1), "./worker_loader.js");
+        assert_eq!(
+            WorkerBuild::ThreadedRelaxed.script(3),
+            "./worker_mt_relaxed_loader.js?threads=3"
+        );
     }
 
     #[test]

@@ -154,18 +154,33 @@ fn test() -> Result {
         .env("RUSTFLAGS", "-C target-feature=+simd128")
         .env("CARGO_TARGET_DIR", target_dir().join("wasip1-simd128"))
         .env("CARGO_TARGET_WASM32_WASIP1_RUNNER", runner))?;
+    step("quant kernels with relaxed SIMD as well, tested against the scalar reference under wasmtime");
+    // Not node 20: its V8 doubles `relaxed_dot` and drops the accumulator (tools/wasi-run.py).
+    let relaxed = "-C target-feature=+simd128,+relaxed-simd";
+    let wasmtime = format!("python3 {}", root().join("tools/wasi-run.py").display());
+    run(cargo()
+        .args(["clippy", "-p", "parallax-quant", "--target", "wasm32-wasip1", "--lib"])
+        .args(["--", "-D", "warnings"])
+        .env("RUSTFLAGS", relaxed)
+        .env("CARGO_TARGET_DIR", target_dir().join("wasip1-relaxed")))?;
+    run(cargo()
+        .args(["test", "-p", "parallax-quant", "--target", "wasm32-wasip1"])
+        .env("RUSTFLAGS", relaxed)
+        .env("CARGO_TARGET_DIR", target_dir().join("wasip1-relaxed"))
+        .env("CARGO_TARGET_WASM32_WASIP1_RUNNER", wasmtime))?;
     step("cargo clippy of the page's wasm code (app, worker, simd128) -- -D warnings");
     // Code behind cfg(target_arch = "wasm32") is invisible to the native lint above.
     run(cargo()
         .args(["clippy", "--target", "wasm32-unknown-unknown", "-p", "parallax-web", "--bins"])
         .args(["--", "-D", "warnings"])
         .env_remove("RUSTFLAGS"))?;
-    step("cargo clippy of the page's threaded worker (nightly, build-std) -- -D warnings");
+    step("cargo clippy of the page's threaded worker (nightly, build-std, relaxed SIMD) -- -D warnings");
     nightly_rust_src()?;
     // In the folder the trunk hook below builds it in (target/web, as trunk is run): one std.
-    run(threaded_worker_cargo("clippy")
+    run(ThreadedWorker::Relaxed
+        .cargo("clippy")
         .args(["--", "-D", "warnings"])
-        .env("CARGO_TARGET_DIR", target_dir().join("web/wasm-threads")))?;
+        .env("CARGO_TARGET_DIR", target_dir().join("web/wasm-threads-relaxed")))?;
     step("web app build (trunk) and browser tests (headless chromium)");
     // Plain `trunk build`: its simd128 flag comes from .cargo/config.toml, as for any user, and
     // its post_build hook makes the threaded worker.
@@ -174,8 +189,11 @@ fn test() -> Result {
         .current_dir(root())
         .env_remove("RUSTFLAGS")
         .env("CARGO_TARGET_DIR", target_dir().join("web")))?;
-    if !root().join("dist/worker_mt_loader.js").is_file() {
-        return Err("`trunk build` made no threaded worker (dist/worker_mt_loader.js)".into());
+    for build in ThreadedWorker::ALL {
+        let loader = format!("dist/{}_loader.js", build.name());
+        if !root().join(&loader).is_file() {
+            return Err(format!("`trunk build` made no threaded worker ({loader})"));
+        }
     }
     // The hostile-metadata test's model: the demo with HTML/script in its strings.
     let hostile = target_dir().join("parallax-hostile.gguf");
@@ -452,12 +470,15 @@ fn check_pins() -> Result {
     Ok(())
 }
 
-/// The page's threaded worker: the worker binary with the `threads` feature, built by nightly
+/// The page's threaded workers: the worker binary with the `threads` feature, built by nightly
 /// Rust with its standard library rebuilt for shared memory (`+atomics,+bulk-memory`; stable
 /// Rust ships no such std), bound by wasm-bindgen as an ES module (wasm-bindgen-rayon's
 /// helpers start its threads as module workers), plus the three-line loader the page starts.
+/// Twice: with simd128 (`worker_mt`), and with relaxed SIMD's integer dot in the k-quant kernels
+/// too (`worker_mt_relaxed`), which the page loads where the browser runs that instruction
+/// right (see `parallax_web::RELAXED_SIMD_PROBE`).
 ///
-/// Trunk runs this as a post_build hook, so plain `trunk build` and `trunk serve` ship it:
+/// Trunk runs this as a post_build hook, so plain `trunk build` and `trunk serve` ship them:
 /// files go to `$TRUNK_STAGING_DIR`, optimised when `$TRUNK_PROFILE` is `release`. Without
 /// nightly's `rust-src` (`./dev setup` installs it) it says so and builds nothing: the page then
 /// runs on one thread and says why. The single-threaded worker (stable) stays the default.
@@ -470,28 +491,100 @@ fn web_threads() -> Result {
         eprintln!("warning: no threaded worker: {why}; the page will run on one thread");
         return Ok(());
     }
-    step("the page's threaded worker (nightly, build-std, +atomics)");
-    let mut build = threaded_worker_cargo("build");
-    if release {
-        build.arg("--release");
+    for build in ThreadedWorker::ALL {
+        step(&format!(
+            "the page's threaded worker {} (nightly, build-std, +atomics)",
+            build.name()
+        ));
+        let mut cargo = build.cargo("build");
+        if release {
+            cargo.arg("--release");
+        }
+        run(&mut cargo)?;
+        let profile = if release { "release" } else { "debug" };
+        let wasm = build.target().join("wasm32-unknown-unknown").join(profile).join("worker.wasm");
+        run(Command::new("wasm-bindgen")
+            .args(["--target", "web", "--no-typescript", "--out-name", build.name(), "--out-dir"])
+            .arg(&out)
+            .arg(&wasm))?;
+        // The page starts `NAME_loader.js?threads=N` as a module worker; the worker reads N
+        // from its own address and starts that many threads before it says it is ready.
+        std::fs::write(
+            out.join(format!("{}_loader.js", build.name())),
+            format!(
+                "// Made by `cargo xtask web-threads`: the page's threaded worker.\n\
+                 import init from './{}.js';\n\
+                 await init();\n",
+                build.name()
+            ),
+        )
+        .map_err(|e| format!("cannot write the threaded worker's loader: {e}"))?;
     }
-    run(&mut build)?;
-    let profile = if release { "release" } else { "debug" };
-    let wasm =
-        threaded_worker_target().join("wasm32-unknown-unknown").join(profile).join("worker.wasm");
-    run(Command::new("wasm-bindgen")
-        .args(["--target", "web", "--no-typescript", "--out-name", "worker_mt", "--out-dir"])
-        .arg(&out)
-        .arg(&wasm))?;
-    // The page starts `worker_mt_loader.js?threads=N` as a module worker; the worker reads N
-    // from its own address and starts that many threads before it says it is ready.
-    std::fs::write(
-        out.join("worker_mt_loader.js"),
-        "// Made by `cargo xtask web-threads`: the page's threaded worker.\n\
-         import init from './worker_mt.js';\n\
-         await init();\n",
-    )
-    .map_err(|e| format!("cannot write the threaded worker's loader: {e}"))
+    Ok(())
+}
+
+/// The two builds of the page's threaded worker.
+#[derive(Clone, Copy)]
+enum ThreadedWorker {
+    Simd128,
+    Relaxed,
+}
+
+impl ThreadedWorker {
+    const ALL: [ThreadedWorker; 2] = [ThreadedWorker::Simd128, ThreadedWorker::Relaxed];
+
+    /// Its file names' stem in the bundle (the page starts `STEM_loader.js`).
+    fn name(self) -> &'static str {
+        match self {
+            ThreadedWorker::Simd128 => "worker_mt",
+            ThreadedWorker::Relaxed => "worker_mt_relaxed",
+        }
+    }
+
+    /// Its own build folder: the flags differ, and so does nightly's std built with them.
+    fn target(self) -> PathBuf {
+        target_dir().join(match self {
+            ThreadedWorker::Simd128 => "wasm-threads",
+            ThreadedWorker::Relaxed => "wasm-threads-relaxed",
+        })
+    }
+
+    /// `cargo VERB` of this build: nightly, std rebuilt, shared memory.
+    fn cargo(self, verb: &str) -> Command {
+        // Shared, imported memory up to wasm32's 4 GiB, and the thread-local storage symbols
+        // wasm-bindgen needs to give each thread its own.
+        let link = [
+            "--shared-memory",
+            "--import-memory",
+            "--max-memory=4294967296",
+            "--export=__wasm_init_tls",
+            "--export=__tls_size",
+            "--export=__tls_align",
+            "--export=__tls_base",
+        ];
+        let mut rustflags =
+            String::from("-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals");
+        if let ThreadedWorker::Relaxed = self {
+            rustflags.push_str(",+relaxed-simd");
+        }
+        for arg in link {
+            rustflags.push_str(" -C link-arg=");
+            rustflags.push_str(arg);
+        }
+        let mut cargo = Command::new("rustup");
+        cargo
+            .args(["run", "nightly", "cargo", verb, "--target", "wasm32-unknown-unknown"])
+            .args(["-Z", "build-std=panic_abort,std", "-p", "parallax-web", "--bin", "worker"])
+            .args(["--features", "threads"])
+            .current_dir(root())
+            .env("RUSTFLAGS", &rustflags)
+            .env("CARGO_TARGET_DIR", self.target())
+            // The stable toolchain of the cargo that runs xtask must not leak into nightly's.
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("CARGO")
+            .env_remove("RUSTC");
+        cargo
+    }
 }
 
 /// Whether nightly Rust with its library sources (for `-Z build-std`) is installed.
@@ -508,43 +601,4 @@ fn nightly_rust_src() -> Result {
                   --toolchain nightly`, or `./dev setup`)"
             .into()),
     }
-}
-
-/// The threaded worker's own build folder (nightly's std, built with atomics).
-fn threaded_worker_target() -> PathBuf {
-    target_dir().join("wasm-threads")
-}
-
-/// `cargo VERB` of the threaded worker: nightly, std rebuilt, shared memory.
-fn threaded_worker_cargo(verb: &str) -> Command {
-    // Shared, imported memory up to wasm32's 4 GiB, and the thread-local storage symbols
-    // wasm-bindgen needs to give each thread its own.
-    let link = [
-        "--shared-memory",
-        "--import-memory",
-        "--max-memory=4294967296",
-        "--export=__wasm_init_tls",
-        "--export=__tls_size",
-        "--export=__tls_align",
-        "--export=__tls_base",
-    ];
-    let mut rustflags =
-        String::from("-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals");
-    for arg in link {
-        rustflags.push_str(" -C link-arg=");
-        rustflags.push_str(arg);
-    }
-    let mut cargo = Command::new("rustup");
-    cargo
-        .args(["run", "nightly", "cargo", verb, "--target", "wasm32-unknown-unknown"])
-        .args(["-Z", "build-std=panic_abort,std", "-p", "parallax-web", "--bin", "worker"])
-        .args(["--features", "threads"])
-        .current_dir(root())
-        .env("RUSTFLAGS", &rustflags)
-        .env("CARGO_TARGET_DIR", threaded_worker_target())
-        // The stable toolchain of the cargo that runs xtask must not leak into nightly's.
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .env_remove("CARGO")
-        .env_remove("RUSTC");
-    cargo
 }

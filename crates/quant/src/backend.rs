@@ -3,6 +3,7 @@
 //! wasm), so the report's `kernels:` note names what actually ran.
 
 /// `"avx2_avx512"` (the AVX-512 twins where they exist, AVX2 for the rest), `"avx2"`,
+/// `"simd128_relaxed"` (simd128, with relaxed SIMD's integer dot in the k-quant dots),
 /// `"simd128"` or `"scalar"` (the `generic` reference).
 pub fn backend() -> &'static str {
     #[cfg(target_arch = "x86_64")]
@@ -16,6 +17,9 @@ pub fn backend() -> &'static str {
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
+        if crate::simd128::relaxed() {
+            return "simd128_relaxed";
+        }
         return "simd128";
     }
     #[allow(unreachable_code)]

@@ -10,10 +10,24 @@
 //! i16 and go through `i32x4.dot_i16x8_s`, which is exact for every i8 input (no saturation
 //! cases to reason about). Loads are 1-aligned `v128.load`s of 16 bytes cut from the block by
 //! slice indexing, so they cannot leave the block.
+//!
+//! With relaxed SIMD as well (`+relaxed-simd`: a second build of the page, loaded where the
+//! browser validates it), the Q4_K, Q5_K and Q6_K dots multiply with
+//! `i16x8.relaxed_dot_i8x16_i7x16_s`: 16 byte products summed two to an i16 lane in one
+//! instruction (x86: `pmaddubsw`). Its result is only fixed when every byte of its second
+//! operand is in [0, 127] (and then no pair sum can saturate), and the weight values of these formats are
+//! unsigned and at most 63 (Q6_K's are stored as `q + 32`, and `32·Σy` is taken back with the
+//! activations' block sums), so every block's integer total is the exact one the simd128 code
+//! computes, and the results are bit-identical.
 
 /// Whether this build carries the simd128 kernels (decided at compile time).
 pub fn available() -> bool {
     cfg!(target_feature = "simd128")
+}
+
+/// Whether this build's k-quant dots use relaxed SIMD's integer dot (decided at compile time).
+pub fn relaxed() -> bool {
+    cfg!(all(target_feature = "simd128", target_feature = "relaxed-simd"))
 }
 
 #[cfg(target_feature = "simd128")]
@@ -436,12 +450,27 @@ mod imp {
     /// Σ of the 32 products `a·ya ‖ b·yb` for weights `a`, `b` in [0, 31] (Q4_K nibbles, Q5_K
     /// values), in eight i16 lanes of four products each (|lane| ≤ 4·31·128 = 15872: no
     /// overflow).
+    #[cfg(not(target_feature = "relaxed-simd"))]
     #[inline(always)]
     fn nibble_dot32(a: v128, b: v128, ya: v128, yb: v128) -> v128 {
         i16x8_add(
             i16x8_add(i16x8_extmul_low_i8x16(a, ya), i16x8_extmul_high_i8x16(a, ya)),
             i16x8_add(i16x8_extmul_low_i8x16(b, yb), i16x8_extmul_high_i8x16(b, yb)),
         )
+    }
+
+    /// `scale · Σ a·ya ‖ b·yb` of a 32-value sub-block with weights `a`, `b` in [0, 31] (Q4_K
+    /// nibbles, Q5_K values), in four i32 lanes (`scale`: the sub-block's scale in every i16
+    /// lane): the products four to an i16 lane (|·| ≤ 4·31·128 = 15872), widened by one dot with
+    /// the scale.
+    #[inline(always)]
+    fn scaled_dot32(a: v128, b: v128, ya: v128, yb: v128, scale: v128) -> v128 {
+        #[cfg(target_feature = "relaxed-simd")]
+        let p =
+            i16x8_add(i16x8_relaxed_dot_i8x16_i7x16(ya, a), i16x8_relaxed_dot_i8x16_i7x16(yb, b));
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        let p = nibble_dot32(a, b, ya, yb);
+        i32x4_dot_i16x8(p, scale)
     }
 
     /// Q4_K × Q8_K.
@@ -454,13 +483,11 @@ mod imp {
                 let qa = load(x, 16 + 32 * j);
                 let qb = load(x, 32 + 32 * j);
                 let o = 64 * j;
-                // Nibble × activation products (|·| ≤ 15·128) summed four to an i16 lane
-                // (≤ 7680), then scaled and widened in one dot with the sub-block's scale.
-                let p0 = nibble_dot32(lo4(qa), lo4(qb), load_i8(&y.qs, o), load_i8(&y.qs, o + 16));
-                let p1 =
-                    nibble_dot32(hi4(qa), hi4(qb), load_i8(&y.qs, o + 32), load_i8(&y.qs, o + 48));
-                sumi = i32x4_add(sumi, i32x4_dot_i16x8(p0, i16x8_splat(k4_scale(sc, 2 * j))));
-                sumi = i32x4_add(sumi, i32x4_dot_i16x8(p1, i16x8_splat(k4_scale(sc, 2 * j + 1))));
+                let (y0, y1) = (load_i8(&y.qs, o), load_i8(&y.qs, o + 16));
+                let (y2, y3) = (load_i8(&y.qs, o + 32), load_i8(&y.qs, o + 48));
+                let (s0, s1) = (k4_scale(sc, 2 * j), k4_scale(sc, 2 * j + 1));
+                sumi = i32x4_add(sumi, scaled_dot32(lo4(qa), lo4(qb), y0, y1, i16x8_splat(s0)));
+                sumi = i32x4_add(sumi, scaled_dot32(hi4(qa), hi4(qb), y2, y3, i16x8_splat(s1)));
             }
             let d = f16_at(x, 0) * y.d;
             let dmin = f16_at(x, 2) * y.d;
@@ -494,13 +521,9 @@ mod imp {
                     let summ = k4_min_sum(mins_lo, mins_hi, y);
                     let mut sumi = i32x4_splat(0);
                     for k in 0..8 {
-                        let p = nibble_dot32(
-                            v[2 * k],
-                            v[2 * k + 1],
-                            load_i8(&y.qs, 32 * k),
-                            load_i8(&y.qs, 32 * k + 16),
-                        );
-                        sumi = i32x4_add(sumi, i32x4_dot_i16x8(p, scale[k]));
+                        let (ya, yb) = (load_i8(&y.qs, 32 * k), load_i8(&y.qs, 32 * k + 16));
+                        let p = scaled_dot32(v[2 * k], v[2 * k + 1], ya, yb, scale[k]);
+                        sumi = i32x4_add(sumi, p);
                     }
                     let d = dx * y.d;
                     let dmin = mx * y.d;
@@ -558,17 +581,18 @@ mod imp {
                 let q = [load(x, 48 + 32 * j), load(x, 64 + 32 * j)];
                 let bit0 = u8x16_splat(1 << (2 * j));
                 let bit1 = u8x16_splat(1 << (2 * j + 1));
-                let mut p0 = i32x4_splat(0);
-                let mut p1 = i32x4_splat(0);
-                for t in 0..2 {
-                    let h0 = v128_and(i8x16_eq(v128_and(qh[t], bit0), bit0), b16);
-                    let h1 = v128_and(i8x16_eq(v128_and(qh[t], bit1), bit1), b16);
-                    let o = 64 * j + 16 * t;
-                    p0 = i32x4_add(p0, dot16(v128_or(lo4(q[t]), h0), load_i8(&y.qs, o)));
-                    p1 = i32x4_add(p1, dot16(v128_or(hi4(q[t]), h1), load_i8(&y.qs, o + 32)));
-                }
-                sumi = i32x4_add(sumi, i32x4_mul(p0, i32x4_splat(k4_scale(sc, 2 * j) as i32)));
-                sumi = i32x4_add(sumi, i32x4_mul(p1, i32x4_splat(k4_scale(sc, 2 * j + 1) as i32)));
+                // Sub-block 2j: the low nibbles and bit 2j; 2j + 1: the high ones and bit 2j + 1.
+                let [lo, hi]: [[v128; 2]; 2] = std::array::from_fn(|half| {
+                    std::array::from_fn(|t| {
+                        let (bit, nibble) =
+                            if half == 0 { (bit0, lo4(q[t])) } else { (bit1, hi4(q[t])) };
+                        v128_or(nibble, v128_and(i8x16_eq(v128_and(qh[t], bit), bit), b16))
+                    })
+                });
+                let y = |o: usize| load_i8(&y.qs, 64 * j + o);
+                let (s0, s1) = (k4_scale(sc, 2 * j), k4_scale(sc, 2 * j + 1));
+                sumi = i32x4_add(sumi, scaled_dot32(lo[0], lo[1], y(0), y(16), i16x8_splat(s0)));
+                sumi = i32x4_add(sumi, scaled_dot32(hi[0], hi[1], y(32), y(48), i16x8_splat(s1)));
             }
             let d = f16_at(x, 0) * y.d;
             let dmin = f16_at(x, 2) * y.d;
@@ -592,9 +616,63 @@ mod imp {
         ]
     }
 
+    /// Σ_sub scale_sub·(Σ (q − 32)·y over sub-block `sub`) of a Q6_K block from the unsigned
+    /// sums `sumi` (lanes of Σ_sub scale_sub·Σ q·y) and the block's scales and activation block
+    /// sums: `32·Σ_sub scale_sub·bsums[sub]` taken back once, the same integer either way.
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    fn q6k_total(sumi: v128, x: &[u8; Q6_K_BYTES], y: &BlockQ8K) -> i32 {
+        let scales = load(x, 192);
+        // SAFETY: `bsums` is 16 i16 = 32 readable bytes; `v128_load` is 1-aligned.
+        let (bs_lo, bs_hi) = unsafe {
+            let p = y.bsums.as_ptr() as *const v128;
+            (v128_load(p), v128_load(p.add(1)))
+        };
+        let corr = i32x4_add(
+            i32x4_dot_i16x8(bs_lo, i16x8_extend_low_i8x16(scales)),
+            i32x4_dot_i16x8(bs_hi, i16x8_extend_high_i8x16(scales)),
+        );
+        hsum_i32(sumi) - 32 * hsum_i32(corr)
+    }
+
+    /// A Q6_K sub-block's values as [`q6k_scaled_dot16`] takes them: `q − 32` (signed) for
+    /// simd128, `q` as stored (unsigned, ≤ 63) for relaxed SIMD, which [`q6k_total`] corrects.
+    #[inline(always)]
+    fn q6k_values(v: v128) -> v128 {
+        if cfg!(target_feature = "relaxed-simd") {
+            v
+        } else {
+            i8x16_sub(v, i8x16_splat(32))
+        }
+    }
+
+    /// `scale · Σ v·y` of a Q6_K sub-block's 16 values (from [`q6k_values`]) in four i32 lanes
+    /// (`scale` in every i16 lane): the products two to an i16 lane (|·| ≤ 2·63·128), widened
+    /// by one dot with the scale.
+    #[inline(always)]
+    fn q6k_scaled_dot16(v: v128, y: v128, scale: v128) -> v128 {
+        #[cfg(target_feature = "relaxed-simd")]
+        let p = i16x8_relaxed_dot_i8x16_i7x16(y, v);
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        let p = i16x8_add(i16x8_extmul_low_i8x16(v, y), i16x8_extmul_high_i8x16(v, y));
+        i32x4_dot_i16x8(p, scale)
+    }
+
+    /// A Q6_K block's exact integer total from its scaled sub-block sums.
+    #[inline(always)]
+    fn q6k_sum(sumi: v128, _x: &[u8; Q6_K_BYTES], _y: &BlockQ8K) -> i32 {
+        #[cfg(target_feature = "relaxed-simd")]
+        {
+            q6k_total(sumi, _x, _y)
+        }
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        {
+            hsum_i32(sumi)
+        }
+    }
+
     /// Q6_K × Q8_K. Each 16-byte piece below is exactly one 16-value sub-block.
     pub fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-        let m32 = i8x16_splat(32);
         let mut sumf = 0.0f32;
         for (x, y) in w.as_chunks::<Q6_K_BYTES>().0.iter().zip(a) {
             let mut sumi = i32x4_splat(0);
@@ -602,14 +680,14 @@ mod imp {
                 for t in 0..2 {
                     for (g, vg) in q6k_parts(x, h, t).iter().enumerate() {
                         let sub = 8 * h + 2 * g + t;
-                        let scale = x[192 + sub] as i8 as i32;
-                        let p = dot16(i8x16_sub(*vg, m32), load_i8(&y.qs, 16 * sub));
-                        sumi = i32x4_add(sumi, i32x4_mul(p, i32x4_splat(scale)));
+                        let scale = i16x8_splat(x[192 + sub] as i8 as i16);
+                        let p = q6k_scaled_dot16(q6k_values(*vg), load_i8(&y.qs, 16 * sub), scale);
+                        sumi = i32x4_add(sumi, p);
                     }
                 }
             }
             let d = f16_at(x, 208) * y.d;
-            sumf += d * hsum_i32(sumi) as f32;
+            sumf += d * q6k_sum(sumi, x, y) as f32;
         }
         sumf
     }
@@ -617,7 +695,6 @@ mod imp {
     /// Q6_K × several Q8_K rows: `out[t]` equals [`vec_dot_q6_k_q8_k`]`(w, acts[t])` bit for
     /// bit, each super-block's values and scales unpacked once for all the tokens.
     pub fn vec_dot_q6_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
-        let m32 = i8x16_splat(32);
         let wb = w.as_chunks::<Q6_K_BYTES>().0;
         for (acts, out) in acts.chunks(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS)) {
             let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
@@ -630,8 +707,8 @@ mod imp {
                     for t in 0..2 {
                         for (g, vg) in q6k_parts(x, h, t).into_iter().enumerate() {
                             let sub = 8 * h + 2 * g + t;
-                            v[sub] = i8x16_sub(vg, m32);
-                            scale[sub] = i32x4_splat(x[192 + sub] as i8 as i32);
+                            v[sub] = q6k_values(vg);
+                            scale[sub] = i16x8_splat(x[192 + sub] as i8 as i16);
                         }
                     }
                 }
@@ -640,11 +717,11 @@ mod imp {
                     let y = &a[b];
                     let mut sumi = i32x4_splat(0);
                     for sub in 0..16 {
-                        let p = dot16(v[sub], load_i8(&y.qs, 16 * sub));
-                        sumi = i32x4_add(sumi, i32x4_mul(p, scale[sub]));
+                        let p = q6k_scaled_dot16(v[sub], load_i8(&y.qs, 16 * sub), scale[sub]);
+                        sumi = i32x4_add(sumi, p);
                     }
                     let d = dx * y.d;
-                    *sumf += d * hsum_i32(sumi) as f32;
+                    *sumf += d * q6k_sum(sumi, x, y) as f32;
                 }
             }
             out.copy_from_slice(&sumf[..out.len()]);

@@ -25,17 +25,21 @@ mod app {
 
     use parallax_model::ModelSummary;
     use parallax_session::{FormValues, RunRequest, RunSpec};
-    use parallax_web::{Request, WorkerMessage};
+    use parallax_web::{Request, WorkerBuild, WorkerMessage};
     use wasm_bindgen::{prelude::*, JsCast};
     use web_sys::{Document, Element, HtmlInputElement, HtmlSelectElement, Worker};
 
     struct State {
         document: Document,
         worker: Worker,
-        /// The threads `worker` runs matmuls on: 1 for the single-threaded build.
+        /// Which build `worker` is, and the threads it runs matmuls on (1 for the single one).
+        worker_build: WorkerBuild,
         worker_threads: usize,
         /// Why this page runs on one thread, once a threaded worker failed to start.
         no_threads: Option<String>,
+        /// Whether this browser computes relaxed SIMD's integer dot right (the reason where not,
+        /// or once the relaxed worker failed to start): runs on threads then use that build.
+        relaxed: Result<(), String>,
         ready: bool,
         /// Jobs sent before the worker finished loading, in order; posted on "ready". A queue,
         /// not one slot: a demo clicked at page load sends Inspect then Run, and both count.
@@ -180,35 +184,63 @@ mod app {
         )
     }
 
-    /// A worker whose matmuls run on `threads` threads: the single-threaded build for one; for
-    /// more, the threaded build (an ES module worker over shared memory, `cargo xtask
-    /// web-threads`), which starts its threads before it says it is ready.
-    fn spawn_worker(threads: usize) -> Result<Worker, JsValue> {
-        if threads <= 1 {
-            return Worker::new("./worker_loader.js");
+    /// Whether this browser runs relaxed SIMD's integer dot, and runs it right
+    /// ([`parallax_web::RELAXED_SIMD_PROBE`]); the reason where not, or where the page's
+    /// address asks for the simd128 kernels (`?kernels=simd128`).
+    fn relaxed_simd() -> Result<(), String> {
+        use js_sys::WebAssembly;
+        let asked = all_query_pairs().into_iter().find(|(k, _)| k == "kernels");
+        if asked.is_some_and(|(_, v)| v == "simd128") {
+            return Err("the page's address asks for the simd128 kernels".into());
+        }
+        let bytes = js_sys::Uint8Array::from(&parallax_web::RELAXED_SIMD_PROBE[..]);
+        let module = WebAssembly::Module::new(&bytes)
+            .map_err(|_| "this browser has no relaxed SIMD".to_string())?;
+        let answer = WebAssembly::Instance::new(&module, &js_sys::Object::new())
+            .ok()
+            .and_then(|i| js_sys::Reflect::get(&i.exports(), &"f".into()).ok())
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+            .and_then(|f| f.call0(&JsValue::NULL).ok())
+            .and_then(|v| v.as_f64());
+        match answer {
+            Some(a) if a == f64::from(parallax_web::RELAXED_SIMD_PROBE_ANSWER) => Ok(()),
+            other => Err(format!(
+                "this browser's relaxed SIMD dot answers {other:?} where {} is right",
+                parallax_web::RELAXED_SIMD_PROBE_ANSWER
+            )),
+        }
+    }
+
+    /// A worker of `build` whose matmuls run on `threads` threads: a classic worker for the
+    /// single-threaded build; for the threaded ones an ES module worker over shared memory
+    /// (`cargo xtask web-threads`), which starts its threads before it says it is ready.
+    fn spawn_worker(build: WorkerBuild, threads: usize) -> Result<Worker, JsValue> {
+        if build == WorkerBuild::Single {
+            return Worker::new(&build.script(1));
         }
         let options = web_sys::WorkerOptions::new();
         options.set_type(web_sys::WorkerType::Module);
-        Worker::new_with_options(&format!("./worker_mt_loader.js?threads={threads}"), &options)
+        Worker::new_with_options(&build.script(threads), &options)
     }
 
-    /// End the worker and start a fresh one on `threads` threads (one where that fails). Jobs
-    /// not yet posted wait for the new one.
-    fn replace_worker(state: &Shared, threads: usize) {
+    /// End the worker and start a fresh one of `build` on `threads` threads (the single one
+    /// where that fails). Jobs not yet posted wait for the new one.
+    fn replace_worker(state: &Shared, build: WorkerBuild, threads: usize) {
         {
             let mut s = state.borrow_mut();
             s.worker.terminate();
-            let (worker, threads) = match spawn_worker(threads) {
-                Ok(w) => (Ok(w), threads),
+            let (worker, build, threads) = match spawn_worker(build, threads) {
+                Ok(w) => (Ok(w), build, threads),
                 Err(e) => {
                     web_sys::console::error_1(&e);
-                    (spawn_worker(1), 1)
+                    (spawn_worker(WorkerBuild::Single, 1), WorkerBuild::Single, 1)
                 }
             };
             match worker {
                 Ok(w) => s.worker = w,
                 Err(e) => web_sys::console::error_1(&e),
             }
+            s.worker_build = build;
             s.worker_threads = threads;
             s.ready = false;
         }
@@ -238,11 +270,20 @@ mod app {
             .and_then(|(_, v)| v.trim().parse::<usize>().ok())
             .filter(|&n| n > 0);
         let (threads, _) = threads_for(&None, asked);
+        let relaxed = relaxed_simd();
+        if let Err(why) = &relaxed {
+            web_sys::console::info_1(
+                &format!("the simd128 kernels, not relaxed SIMD: {why}").into(),
+            );
+        }
+        let build = WorkerBuild::for_run(threads, relaxed.is_ok());
         let state: Shared = Rc::new(RefCell::new(State {
             document: document.clone(),
-            worker: spawn_worker(threads)?,
+            worker: spawn_worker(build, threads)?,
+            worker_build: build,
             worker_threads: threads,
             no_threads: None,
+            relaxed,
             ready: false,
             pending: Vec::new(),
             target: None,
@@ -504,7 +545,7 @@ mod app {
         let onerror = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
             let (threaded, ready) = {
                 let s = handler_state.borrow();
-                (s.worker_threads > 1, s.ready)
+                (s.worker_build != WorkerBuild::Single, s.ready)
             };
             if threaded && !ready {
                 event.prevent_default();
@@ -866,8 +907,9 @@ mod app {
             web_sys::console::info_1(&why.into());
         }
         run.threads = Some(threads);
-        if threads != state.borrow().worker_threads {
-            replace_worker(state, threads);
+        let build = WorkerBuild::for_run(threads, state.borrow().relaxed.is_ok());
+        if (build, threads) != (state.borrow().worker_build, state.borrow().worker_threads) {
+            replace_worker(state, build, threads);
         }
         let model = state.borrow().target.as_ref().map(Target::name).unwrap_or_default();
         state.borrow_mut().run_summary = parallax_web::run_summary(&model, &run);
@@ -930,19 +972,30 @@ mod app {
             s.running = false;
             set_running(&s.document, false);
             set_status(&s.document, "Cancelled. Nothing was kept from the stopped run.", false);
-            s.worker_threads
+            (s.worker_build, s.worker_threads)
         };
-        replace_worker(state, threads);
+        replace_worker(state, threads.0, threads.1);
     }
 
     /// The threaded worker did not start (`reason`): runs from now on use the single-threaded
     /// one, and the page says why. The jobs it was to run wait for the new worker.
+    /// A relaxed-SIMD threaded worker that fails is replaced by the simd128 one first.
     fn threads_unavailable(state: &Shared, reason: &str) {
+        let (build, threads) = {
+            let s = state.borrow();
+            (s.worker_build, s.worker_threads)
+        };
+        if build == WorkerBuild::ThreadedRelaxed {
+            let reason = format!("its relaxed-SIMD build did not start ({reason})");
+            web_sys::console::warn_1(&format!("{reason}; the simd128 kernels run").into());
+            state.borrow_mut().relaxed = Err(reason);
+            return replace_worker(state, WorkerBuild::Threaded, threads);
+        }
         let reason = format!("this page's threaded worker did not start ({reason})");
         web_sys::console::warn_1(&format!("{reason}; runs use one thread").into());
         state.borrow_mut().no_threads = Some(reason);
         show_threads_note(&state.borrow());
-        replace_worker(state, 1);
+        replace_worker(state, WorkerBuild::Single, 1);
     }
 
     fn on_worker_message(state: &Shared, msg: WorkerMessage) {

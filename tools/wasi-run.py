@@ -1,0 +1,40 @@
+"""A WASI runner on wasmtime (the `wasmtime` package from PyPI) for `cargo test --target
+wasm32-wasip1`: the quant kernels built with relaxed SIMD are tested here, because node 20's V8
+computes `i32x4.relaxed_dot_i8x16_i7x16_add_s` wrongly (it doubles the dot and drops the
+accumulator; Chromium 156 and wasmtime agree with the definition — `./dev test` checks that
+first). Usage: python3 tools/wasi-run.py MODULE.wasm [ARGS...]; exits with the module's status."""
+import os
+import sys
+
+import wasmtime
+
+
+def main() -> int:
+    module_path, *args = sys.argv[1:]
+    config = wasmtime.Config()
+    config.wasm_simd = True
+    # The host's own lowering (x86: `pmaddubsw`), as a browser's: a kernel that fed the dot a
+    # weight byte outside [0, 127] would get the host's answer, not the scalar code's.
+    config.wasm_relaxed_simd = True
+    engine = wasmtime.Engine(config)
+    store = wasmtime.Store(engine)
+    wasi = wasmtime.WasiConfig()
+    wasi.argv = [module_path, *args]
+    wasi.env = list(os.environ.items())
+    wasi.inherit_stdout()
+    wasi.inherit_stderr()
+    wasi.preopen_dir("/", "/")
+    store.set_wasi(wasi)
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    module = wasmtime.Module.from_file(engine, module_path)
+    instance = linker.instantiate(store, module)
+    try:
+        instance.exports(store)["_start"](store)
+    except wasmtime.ExitTrap as e:
+        return e.code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
