@@ -19,12 +19,13 @@ const repeats = Number(process.env.REPEATS ?? 3);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /// The native CLI's run on `threads` threads, seconds (median of the repeats and each run).
-function nativeRuns(threads) {
+function nativeRuns(threads, text = false, n = repeats) {
   const runs = [];
-  for (let i = 0; i < repeats; i++) {
+  const input = text ? ['--builtin-text'] : ['--tokens', tokens];
+  for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     try {
-      execFileSync(process.env.PARALLAX_BIN, ['run', '-m', model, '--tokens', tokens, '--no-hash', '-q', '--threads', String(threads)], { stdio: 'ignore' });
+      execFileSync(process.env.PARALLAX_BIN, ['run', '-m', model, ...input, '--no-hash', '-q', '--threads', String(threads)], { stdio: 'ignore' });
     } catch (e) { if (e.status !== 1) throw e; }
     runs.push((performance.now() - t0) / 1000);
   }
@@ -35,15 +36,17 @@ const { server, base } = await serveDist();
 const browser = await launchChromium();
 
 /// The page's run of the chosen file on `threads` threads (`?threads=N`: the single-threaded
-/// worker for 1, the threaded worker's pool for more), from Run to the report.
-async function webRuns(threads) {
+/// worker for 1, a threaded worker's pool for more; `query` adds `&kernels=simd128`, say), from
+/// Run to the report.
+async function webRuns(threads, query = '', text = false, n = repeats) {
   const runs = [];
-  for (let i = 0; i < repeats; i++) {
+  for (let i = 0; i < n; i++) {
     const page = await browser.newPage();
-    await page.goto(`${base}?threads=${threads}`);
+    await page.goto(`${base}?threads=${threads}${query}`);
     await page.setInputFiles('#file', model);
     await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
-    await page.fill('#tokens', tokens);
+    if (text) await page.click('#builtin-text');
+    else await page.fill('#tokens', tokens);
     await page.uncheck('#hash');
     const t0 = performance.now();
     await page.click('#run');
@@ -61,6 +64,14 @@ const results = {};
 for (const threads of [1, 2]) {
   results[threads] = { native: nativeRuns(threads), web: await webRuns(threads) };
 }
+// The threaded worker without relaxed SIMD (where Chromium has it, the page runs the relaxed one).
+results.simd128 = await webRuns(2, '&kernels=simd128');
+// The built-in text (304 tokens), where the matmuls are most of the work: once each.
+const text = {};
+for (const threads of [1, 2]) {
+  text[threads] = { native: nativeRuns(threads, true, 1), web: await webRuns(threads, '', true, 1) };
+}
+text.simd128 = await webRuns(2, '&kernels=simd128', true, 1);
 await browser.close();
 server.close();
 
@@ -78,9 +89,17 @@ for (const threads of [1, 2]) {
   console.log(`native CLI (${threads} thread${threads > 1 ? 's' : ''}):       ${fmt(results[threads].native)}`);
   console.log(`browser worker (${threads} thread${threads > 1 ? 's' : ''}):   ${fmt(results[threads].web)}`);
 }
+console.log(`browser worker (2 threads, simd128 only): ${fmt(results.simd128)}`);
 const ratio = (a, b) => (median(a) / median(b)).toFixed(2);
 console.log(`browser / native, 1 thread:  ${ratio(results[1].web, results[1].native)}×   (goal ≤ 3×)`);
 console.log(`browser / native, 2 threads: ${ratio(results[2].web, results[2].native)}×   (goal ≤ 2×)`);
 console.log(`browser, 1 thread / 2:       ${ratio(results[1].web, results[2].web)}×   (goal ≥ 1.7×)`);
 console.log(`native, 1 thread / 2:        ${ratio(results[1].native, results[2].native)}×`);
+console.log(`browser, 2 threads, simd128 / relaxed SIMD: ${ratio(results.simd128, results[2].web)}×`);
+console.log('the built-in text (304 tokens), one run each:');
+for (const threads of [1, 2]) {
+  console.log(`  native ${threads} thread(s): ${text[threads].native[0].toFixed(1)} s, browser: ${text[threads].web[0].toFixed(1)} s (${ratio(text[threads].web, text[threads].native)}×)`);
+}
+console.log(`  browser 2 threads, simd128 only: ${text.simd128[0].toFixed(1)} s; simd128 / relaxed SIMD ${ratio(text.simd128, text[2].web)}×`);
+console.log(`  browser, 1 thread / 2: ${ratio(text[1].web, text[2].web)}×   (goal ≥ 1.7×); native ${ratio(text[1].native, text[2].native)}×`);
 console.log(`page load (app + one worker, wasm + js, gzip -9): ${(single / 1e6).toFixed(2)} MB single-threaded, ${(threaded / 1e6).toFixed(2)} MB threaded   (goal ≤ 1.5 MB)`);
