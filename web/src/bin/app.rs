@@ -966,7 +966,7 @@ mod app {
     /// A run cannot be interrupted from outside a busy worker: end the worker and start a fresh
     /// one (it loads in well under a second).
     fn cancel(state: &Shared) {
-        let threads = {
+        let (build, threads) = {
             let mut s = state.borrow_mut();
             s.pending.clear();
             s.running = false;
@@ -974,7 +974,7 @@ mod app {
             set_status(&s.document, "Cancelled. Nothing was kept from the stopped run.", false);
             (s.worker_build, s.worker_threads)
         };
-        replace_worker(state, threads.0, threads.1);
+        replace_worker(state, build, threads);
     }
 
     /// The threaded worker did not start (`reason`): runs from now on use the single-threaded
