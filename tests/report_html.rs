@@ -271,3 +271,17 @@ fn a_heat_cell_opens_its_site_up_close() {
     assert!(linked.layers.iter().all(|l| l.sites.values().all(|s| s.detail.is_none())));
     assert_eq!(parallax_report::html::render_cell_details(&linked), "");
 }
+
+/// The page's three renderings, each drawn once (`render_for_page`), are the bytes the render
+/// functions give one by one, panels included.
+#[test]
+fn the_page_gets_the_same_renderings_drawn_once() {
+    use parallax_report::html::{render_cell_details, render_for_page};
+    let demo = parallax_tests::repo_root().join("www/demo/parallax-demo-qwen2.gguf");
+    let report = default_report(&demo, &["q4k-scales@1:ffn_gate"]);
+    let drawn = render_for_page(&report);
+    assert!(!drawn.details.is_empty(), "a run's report carries its sites' panels");
+    assert_eq!(drawn.fragment, render_fragment(&report));
+    assert_eq!(drawn.details, render_cell_details(&report));
+    assert_eq!(drawn.standalone, render_standalone(&report));
+}

@@ -179,11 +179,12 @@ mod job {
     }
 
     fn post_report(report: &parallax_report::Report, post: &dyn Fn(&WorkerMessage)) {
+        let drawn = parallax_report::html::render_for_page(report);
         post(&WorkerMessage::Report {
             json: report.to_json(),
-            html: parallax_report::html::render_fragment(report),
-            details: parallax_report::html::render_cell_details(report),
-            standalone: parallax_report::html::render_standalone(report),
+            html: drawn.fragment,
+            details: drawn.details,
+            standalone: drawn.standalone,
             permalink: parallax_report::permalink::encode(report),
             wasm_memory_bytes: wasm_memory_bytes(),
         });

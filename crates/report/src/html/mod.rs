@@ -40,6 +40,28 @@ pub use parallax_metrics::sites::LAYER_SITES as KNOWN_SITES;
 
 /// A whole HTML document that opens offline: styles inline, no script, a CSP forbidding any.
 pub fn render_standalone(report: &Report) -> String {
+    standalone(report, &fragment(report), &cell_details(report))
+}
+
+/// What the page shows and offers for one report, each drawn once: the fragment
+/// ([`render_fragment`]), the cells' panels ([`render_cell_details`]) and the standalone document
+/// ([`render_standalone`]), which is made of those two.
+pub struct PageRenderings {
+    pub fragment: String,
+    pub details: String,
+    pub standalone: String,
+}
+
+/// [`PageRenderings`] of `report`: the three strings the render functions give one by one, with
+/// the fragment and the panels drawn once instead of twice.
+pub fn render_for_page(report: &Report) -> PageRenderings {
+    let (fragment, details) = (fragment(report), cell_details(report));
+    let standalone = standalone(report, &fragment, &details);
+    PageRenderings { fragment: fragment.into_string(), details: details.into_string(), standalone }
+}
+
+/// The standalone document around a report's drawn `fragment` and `details`.
+fn standalone(report: &Report, fragment: &Html, details: &Html) -> String {
     let mut w = Writer::new();
     markup!(
         w,
@@ -54,8 +76,8 @@ pub fn render_standalone(report: &Report) -> String {
     // page has its own; the fragment's headings start at two).
     w.lit("</style>\n</head>\n<body class=\"px-standalone\">\n<main class=\"px-report\">\n");
     w.lit("<h1 class=\"px-doc-title\">Parallax report</h1>\n");
-    w.html(&fragment(report));
-    w.html(&cell_details(report));
+    w.html(fragment);
+    w.html(details);
     w.lit("\n</main>\n</body>\n</html>\n");
     w.finish().into_string()
 }
