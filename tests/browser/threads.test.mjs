@@ -12,7 +12,7 @@ import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { models, hasModel, launchChromium, assertSameReport, serveModels, runTokens } from './harness.mjs';
+import { models, hasModel, launchChromium, openPage, assertSameReport, serveModels, runTokens } from './harness.mjs';
 
 const MODEL = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 const TOKENS = '3838, 374, 220, 17, 10, 17, 30';
@@ -110,3 +110,22 @@ for (const c of [
     } finally { server.close(); }
   });
 }
+
+test('a run on another thread count than the worker reading the model\'s summary gets its summary too', async () => {
+  // The demo posts Inspect and then Run at once; the run asks for 1 thread, so the 2-thread
+  // worker that took the Inspect is replaced before it can answer: the new one must get it too.
+  const { server, base } = await serveModels({ isolated: true });
+  try {
+    const { page, errors } = await openPage(browser, base);
+    // The first worker (2 threads by default) is ready well within 2 s here: the Inspect goes
+    // to it, not to the queue of jobs a loading worker gets on "ready".
+    await page.waitForTimeout(2000);
+    await page.fill('#threads', '1');
+    await page.click('#demo');
+    await page.waitForSelector('#report .px-verdicts', { timeout: 60000 });
+    await page.waitForSelector('#model table', { timeout: 10000 });
+    assert.match(await page.textContent('#model'), /blk\.0\.ffn_gate\.weight/);
+    await page.close();
+    assert.deepEqual(errors, []);
+  } finally { server.close(); }
+});

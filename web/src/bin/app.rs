@@ -44,6 +44,9 @@ mod app {
         /// Jobs sent before the worker finished loading, in order; posted on "ready". A queue,
         /// not one slot: a demo clicked at page load sends Inspect then Run, and both count.
         pending: Vec<js_sys::Array>,
+        /// The model's Inspect job until its summary (or an error) comes back: a worker replaced
+        /// meanwhile (another thread count) gets it again first.
+        inspecting: Option<js_sys::Array>,
         /// What the worker reads: a local file or a URL.
         target: Option<Target>,
         /// The "Compare with…" slot: a second file every path runs on too.
@@ -240,6 +243,12 @@ mod app {
                 Ok(w) => s.worker = w,
                 Err(e) => web_sys::console::error_1(&e),
             }
+            // An Inspect the old worker had not answered goes to the new one first.
+            if let Some(job) = s.inspecting.clone() {
+                if !s.pending.iter().any(|p| js_sys::Object::is(p, &job)) {
+                    s.pending.insert(0, job);
+                }
+            }
             s.worker_build = build;
             s.worker_threads = threads;
             s.ready = false;
@@ -286,6 +295,7 @@ mod app {
             relaxed,
             ready: false,
             pending: Vec::new(),
+            inspecting: None,
             target: None,
             against: None,
             running: false,
@@ -582,6 +592,9 @@ mod app {
             }
         }
         let mut s = state.borrow_mut();
+        if matches!(request, Request::Inspect) {
+            s.inspecting = Some(job.clone());
+        }
         if s.ready {
             let _ = s.worker.post_message(&job);
         } else {
@@ -1049,6 +1062,7 @@ mod app {
                 }
             }
             WorkerMessage::Inspected { summary } => {
+                state.borrow_mut().inspecting = None;
                 let announce = std::mem::take(&mut state.borrow_mut().announce_open);
                 // What the hash will cost this model, beside its checkbox.
                 let by_url = matches!(state.borrow().target, Some(Target::Url(_)));
@@ -1108,6 +1122,7 @@ mod app {
                 }
             }
             WorkerMessage::Error { message } => {
+                state.borrow_mut().inspecting = None;
                 state.borrow_mut().running = false;
                 set_running(&document, false);
                 set_hidden(&document, "progress", true);
