@@ -1,8 +1,8 @@
 // The kernels-vs-candle bench (bench/peers) in headless Chromium, where the page's kernels run:
 // its wasm32-wasip1 builds — simd128, and simd128 with relaxed SIMD — under a WASI shim
-// (@bjorn3/browser_wasi_shim) in a page, one after the other. node 20 cannot run the relaxed
-// build (its V8 computes relaxed SIMD's dot wrongly; tools/wasi-run.py) and wasmtime compiles
-// with another code generator, so this is the browser's own figure.
+// (@bjorn3/browser_wasi_shim) in a page, one after the other. node 20 runs relaxed SIMD only
+// behind a flag, with an older V8 (tools/wasi-run.py), and wasmtime compiles with another code
+// generator, so this is the browser's own figure.
 //
 //   node bench/kernels_in_chromium.mjs SIMD128.wasm RELAXED.wasm    (./dev bench-peers builds them)
 //

@@ -1,8 +1,10 @@
 """A WASI runner on wasmtime (the `wasmtime` package from PyPI) for `cargo test --target
-wasm32-wasip1`: the quant kernels built with relaxed SIMD are tested here, because node 20's V8
-computes `i32x4.relaxed_dot_i8x16_i7x16_add_s` wrongly (it doubles the dot and drops the
-accumulator; Chromium 156 and wasmtime agree with the definition — `./dev test` checks that
-first). Usage: python3 tools/wasi-run.py MODULE.wasm [ARGS...]; exits with the module's status."""
+wasm32-wasip1`: the quant kernels built with relaxed SIMD are tested here — in a runtime that
+ships relaxed SIMD, with its own code generator — rather than under node 20, which runs it only
+behind `--experimental-wasm-relaxed-simd` and there computes `i32x4.relaxed_dot_i8x16_i7x16_add_s`
+wrongly (it doubles the dot and drops the accumulator; its `i16x8.relaxed_dot_i8x16_i7x16_s`,
+the one the kernels use, is right, as in Chromium 156 and wasmtime).
+Usage: python3 tools/wasi-run.py MODULE.wasm [ARGS...]; exits with the module's status."""
 import os
 import sys
 

@@ -213,8 +213,8 @@ pub fn run_threads(
 /// `i16x8.relaxed_dot_i8x16_i7x16_s([-100, 50, 0, …], [100, 120, 0, …])`:
 /// [`RELAXED_SIMD_PROBE_ANSWER`] where the browser has the instruction and computes it as
 /// defined. The page loads the worker built with it only then: validating is not enough (node
-/// 20's V8 validates it and doubles the dot; a lowering with its operands swapped would answer
-/// 21600).
+/// 20's V8 validates this dot's i32 sibling and doubles it, dropping the accumulator; a lowering
+/// with its operands swapped would answer 21600 here).
 pub const RELAXED_SIMD_PROBE: [u8; 74] = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
     0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, // types: () -> i32
