@@ -75,7 +75,6 @@ impl Probe<'_> {
     ) -> (SiteRecord, TokenSite) {
         let mut rec = SiteRecord { width: width as u64, ..Default::default() };
         let mut tok = TokenSite::default();
-        let reference = &bufs[0];
         let sample = |lane: &Lane, buf: &'b Vec<f32>| -> &'b [f32] {
             if broken.contains(lane) {
                 self.mismatched(buf, width)
@@ -83,22 +82,28 @@ impl Probe<'_> {
                 self.scoped(buf, width)
             }
         };
-        // Each path's statistics once; the comparisons reuse their stds (same slices).
+        // Each path's statistics once; the comparisons reuse their stds (same slices). Each
+        // statistic and each comparison is one task's, computed as on one thread (the same
+        // function on the same slice), so the threads change no bit.
         let samples: Vec<&[f32]> =
             self.lanes.iter().zip(bufs).map(|(lane, buf)| sample(lane, buf)).collect();
-        let stats: Vec<Stats> = samples.iter().map(|s| Stats::of(s)).collect();
+        let stats: Vec<Stats> = each(&samples, |s| Stats::of(s));
+        let rows: Vec<Vec<&[f32]>> =
+            bufs.iter().map(|buf| buf.chunks_exact(width).collect()).collect();
         let per_token: Vec<Vec<Stats>> =
-            bufs.iter().map(|buf| buf.chunks_exact(width).map(Stats::of).collect()).collect();
+            rows.iter().map(|r| each(r, |row| Stats::of(row))).collect();
+        let tokens: Vec<usize> = (0..rows[0].len()).collect();
         for (i, id) in self.ids.iter().enumerate().skip(1) {
             if let Some(c) = Compare::of_with_stats(samples[0], samples[i], &stats[0], &stats[i]) {
                 rec.compare.insert(id.clone(), c);
             }
-            let per: Vec<Compare> = reference
-                .chunks_exact(width)
-                .zip(bufs[i].chunks_exact(width))
-                .zip(per_token[0].iter().zip(&per_token[i]))
-                .filter_map(|((r, b), (sr, sb))| Compare::of_with_stats(r, b, sr, sb))
-                .collect();
+            let n = rows[i].len().min(tokens.len());
+            let per: Vec<Compare> = each(&tokens[..n], |&t| {
+                Compare::of_with_stats(rows[0][t], rows[i][t], &per_token[0][t], &per_token[i][t])
+            })
+            .into_iter()
+            .flatten()
+            .collect();
             tok.compare.insert(id.clone(), per);
         }
         rec.detail = Some(self.detail(&samples, &stats, width));
@@ -233,5 +238,19 @@ mod tests {
         let at: Vec<(u32, u32, f32)> = w.iter().map(|e| (e.token, e.index, e.path)).collect();
         // −0.5 and 0.5 tie: the earlier element first; the NaN is not an element.
         assert_eq!(at, vec![(2, 1, -0.5), (3, 1, 0.5), (2, 3, 0.3), (3, 2, 0.2), (2, 0, 0.1)]);
+    }
+}
+
+/// `f` of each item, in order: on the rayon pool with the `parallel` feature, each result one
+/// task's (so the same value as on one thread).
+fn each<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        items.par_iter().map(f).collect()
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        items.iter().map(f).collect()
     }
 }
