@@ -216,6 +216,20 @@ pub(crate) fn worst(
         .collect()
 }
 
+/// `f` of each item, in order: on the rayon pool with the `parallel` feature, each result one
+/// task's (so the same value as on one thread).
+fn each<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        items.par_iter().map(f).collect()
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        items.iter().map(f).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,19 +252,5 @@ mod tests {
         let at: Vec<(u32, u32, f32)> = w.iter().map(|e| (e.token, e.index, e.path)).collect();
         // −0.5 and 0.5 tie: the earlier element first; the NaN is not an element.
         assert_eq!(at, vec![(2, 1, -0.5), (3, 1, 0.5), (2, 3, 0.3), (3, 2, 0.2), (2, 0, 0.1)]);
-    }
-}
-
-/// `f` of each item, in order: on the rayon pool with the `parallel` feature, each result one
-/// task's (so the same value as on one thread).
-fn each<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
-    #[cfg(feature = "parallel")]
-    {
-        use rayon::prelude::*;
-        items.par_iter().map(f).collect()
-    }
-    #[cfg(not(feature = "parallel"))]
-    {
-        items.iter().map(f).collect()
     }
 }
