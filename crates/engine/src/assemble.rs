@@ -86,15 +86,7 @@ fn by_position(
     n: usize,
     one: &(dyn Fn(usize) -> Option<Position> + Sync),
 ) -> Vec<Option<Position>> {
-    #[cfg(feature = "parallel")]
-    {
-        use rayon::prelude::*;
-        (0..n).into_par_iter().map(one).collect()
-    }
-    #[cfg(not(feature = "parallel"))]
-    {
-        (0..n).map(one).collect()
-    }
+    crate::map_indices(n, one)
 }
 
 /// What the probes recorded, in the order the run visited the sites.

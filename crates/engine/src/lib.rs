@@ -45,6 +45,20 @@ pub use weights_diff::weights_diff;
 /// (`tests/golden/reference/ladder_kld.json`, whose KLD figures are over this text).
 pub const BUILTIN_TEXT: &str = include_str!("kld_text.txt");
 
+/// `f(0), f(1), …, f(n − 1)`, in that order: on the rayon pool with the `parallel` feature, each
+/// one task's, so every value is the one a single thread computes.
+pub(crate) fn map_indices<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().map(f).collect()
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        (0..n).map(f).collect()
+    }
+}
+
 /// Threads the matmuls use (each holds one f32 row tile): the current rayon pool's, or one
 /// without the `parallel` feature.
 pub fn worker_threads() -> usize {

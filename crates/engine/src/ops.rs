@@ -141,13 +141,7 @@ fn by_head(
     head_dim: usize,
     head: impl Fn(usize) -> Vec<f32> + Sync + Send,
 ) -> Vec<f32> {
-    #[cfg(feature = "parallel")]
-    let heads: Vec<Vec<f32>> = {
-        use rayon::prelude::*;
-        (0..n_head).into_par_iter().map(head).collect()
-    };
-    #[cfg(not(feature = "parallel"))]
-    let heads: Vec<Vec<f32>> = (0..n_head).map(head).collect();
+    let heads: Vec<Vec<f32>> = crate::map_indices(n_head, head);
     let qw = n_head * head_dim;
     let mut out = vec![0f32; n_tokens * qw];
     for (h, by_token) in heads.iter().enumerate() {

@@ -8,6 +8,7 @@ use parallax_report::{
 };
 
 use crate::arch::{ArchConfig, ArchKind};
+use crate::map_indices;
 use crate::options::Lane;
 
 /// Site names within a layer, in execution order: the site table's layer rows
@@ -87,18 +88,17 @@ impl Probe<'_> {
         // function on the same slice), so the threads change no bit.
         let samples: Vec<&[f32]> =
             self.lanes.iter().zip(bufs).map(|(lane, buf)| sample(lane, buf)).collect();
-        let stats: Vec<Stats> = each(&samples, |s| Stats::of(s));
+        let stats: Vec<Stats> = map_indices(samples.len(), |k| Stats::of(samples[k]));
         let rows: Vec<Vec<&[f32]>> =
             bufs.iter().map(|buf| buf.chunks_exact(width).collect()).collect();
         let per_token: Vec<Vec<Stats>> =
-            rows.iter().map(|r| each(r, |row| Stats::of(row))).collect();
-        let tokens: Vec<usize> = (0..rows[0].len()).collect();
+            rows.iter().map(|r| map_indices(r.len(), |t| Stats::of(r[t]))).collect();
         for (i, id) in self.ids.iter().enumerate().skip(1) {
             if let Some(c) = Compare::of_with_stats(samples[0], samples[i], &stats[0], &stats[i]) {
                 rec.compare.insert(id.clone(), c);
             }
-            let n = rows[i].len().min(tokens.len());
-            let per: Vec<Compare> = each(&tokens[..n], |&t| {
+            let n = rows[i].len().min(rows[0].len());
+            let per: Vec<Compare> = map_indices(n, |t| {
                 Compare::of_with_stats(rows[0][t], rows[i][t], &per_token[0][t], &per_token[i][t])
             })
             .into_iter()
@@ -214,20 +214,6 @@ pub(crate) fn worst(
             path: path[i],
         })
         .collect()
-}
-
-/// `f` of each item, in order: on the rayon pool with the `parallel` feature, each result one
-/// task's (so the same value as on one thread).
-fn each<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
-    #[cfg(feature = "parallel")]
-    {
-        use rayon::prelude::*;
-        items.par_iter().map(f).collect()
-    }
-    #[cfg(not(feature = "parallel"))]
-    {
-        items.iter().map(f).collect()
-    }
 }
 
 #[cfg(test)]
