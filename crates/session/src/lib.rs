@@ -20,6 +20,6 @@ pub use hash::{
 };
 pub use progress::{ProgressUpdate, RunProgress, Step};
 pub use request::{
-    parse_memory_budget, parse_tokens, FormValues, Judging, RunRequest, RunSpec, SpecError,
-    DEFAULT_MAX_TOKENS, VERSION,
+    parse_memory_budget, parse_threads, parse_tokens, FormValues, Judging, RunRequest, RunSpec,
+    SpecError, DEFAULT_MAX_TOKENS, VERSION,
 };

@@ -468,6 +468,15 @@ pub fn parse_tokens(text: &str) -> Result<Vec<u32>, SpecError> {
         .collect()
 }
 
+/// A thread count as a user types it (the form's field, `?threads=N`): empty is none (the front
+/// end's default), else a whole number above 0.
+pub fn parse_threads(text: &str) -> Result<Option<usize>, SpecError> {
+    match text.trim() {
+        "" => Ok(None),
+        given => given.parse::<usize>().ok().filter(|&n| n > 0).map(Some).ok_or(SpecError::Threads),
+    }
+}
+
 /// A memory budget as a user types it (`1.5G`, `800M`, `4096`).
 pub fn parse_memory_budget(text: &str) -> Result<u64, SpecError> {
     parallax_model::parse_bytes(text).map_err(|message| SpecError::MemoryBudget { message })
@@ -515,12 +524,7 @@ impl RunRequest {
             "" => default_budget,
             given => parse_memory_budget(given)?,
         };
-        let threads = match form.threads.trim() {
-            "" => None,
-            given => {
-                Some(given.parse::<usize>().ok().filter(|&n| n > 0).ok_or(SpecError::Threads)?)
-            }
-        };
+        let threads = parse_threads(&form.threads)?;
         let mut paths: Vec<String> = form.paths.split(',').map(|p| p.trim().to_string()).collect();
         if form.gpu {
             paths.push("gpu".into());

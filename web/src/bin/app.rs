@@ -272,12 +272,11 @@ mod app {
         let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
         let link_settings = query_pairs();
         // The first worker has the threads the page's link asks for, so a link that opens a
-        // model runs on the worker that read its summary.
+        // model runs on the worker that read its summary (a bad value is refused by the run).
         let asked = link_settings
             .iter()
             .find(|(k, _)| k == "threads")
-            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-            .filter(|&n| n > 0);
+            .and_then(|(_, v)| parallax_session::parse_threads(v).ok().flatten());
         let (threads, _) = threads_for(&None, asked);
         let relaxed = relaxed_simd();
         if let Err(why) = &relaxed {
