@@ -177,11 +177,9 @@ fn test() -> Result {
         .env_remove("RUSTFLAGS"))?;
     step("cargo clippy of the page's threaded worker (nightly, build-std, relaxed SIMD) -- -D warnings");
     nightly_rust_src()?;
-    // In the folder the trunk hook below builds it in (target/web, as trunk is run): one std.
-    run(ThreadedWorker::Relaxed
-        .cargo("clippy")
-        .args(["--", "-D", "warnings"])
-        .env("CARGO_TARGET_DIR", target_dir().join("web/wasm-threads-relaxed")))?;
+    // Under the folder trunk builds in below, where its hook builds the workers: one std.
+    let web_target = target_dir().join("web");
+    run(ThreadedWorker::Relaxed.cargo("clippy", &web_target).args(["--", "-D", "warnings"]))?;
     step("web app build (trunk) and browser tests (headless chromium)");
     // Plain `trunk build`: its simd128 flag comes from .cargo/config.toml, as for any user, and
     // its post_build hook makes the threaded worker.
@@ -189,7 +187,7 @@ fn test() -> Result {
         .args(["build", "--release"])
         .current_dir(root())
         .env_remove("RUSTFLAGS")
-        .env("CARGO_TARGET_DIR", target_dir().join("web")))?;
+        .env("CARGO_TARGET_DIR", &web_target))?;
     for build in ThreadedWorker::ALL {
         let loader = format!("dist/{}_loader.js", build.name());
         if !root().join(&loader).is_file() {
@@ -497,13 +495,17 @@ fn web_threads() -> Result {
             "the page's threaded worker {} (nightly, build-std, +atomics)",
             build.name()
         ));
-        let mut cargo = build.cargo("build");
+        let mut cargo = build.cargo("build", &target_dir());
         if release {
             cargo.arg("--release");
         }
         run(&mut cargo)?;
         let profile = if release { "release" } else { "debug" };
-        let wasm = build.target().join("wasm32-unknown-unknown").join(profile).join("worker.wasm");
+        let wasm = build
+            .target(&target_dir())
+            .join("wasm32-unknown-unknown")
+            .join(profile)
+            .join("worker.wasm");
         run(Command::new("wasm-bindgen")
             .args(["--target", "web", "--no-typescript", "--out-name", build.name(), "--out-dir"])
             .arg(&out)
@@ -542,16 +544,18 @@ impl ThreadedWorker {
         }
     }
 
-    /// Its own build folder: the flags differ, and so does nightly's std built with them.
-    fn target(self) -> PathBuf {
-        target_dir().join(match self {
+    /// Its own build folder under `base`: the flags differ, and so does nightly's std built
+    /// with them.
+    fn target(self, base: &Path) -> PathBuf {
+        base.join(match self {
             ThreadedWorker::Simd128 => "wasm-threads",
             ThreadedWorker::Relaxed => "wasm-threads-relaxed",
         })
     }
 
-    /// `cargo VERB` of this build: nightly, std rebuilt, shared memory.
-    fn cargo(self, verb: &str) -> Command {
+    /// `cargo VERB` of this build in its folder under `base`: nightly, std rebuilt, shared
+    /// memory.
+    fn cargo(self, verb: &str, base: &Path) -> Command {
         // Shared, imported memory up to wasm32's 4 GiB, and the thread-local storage symbols
         // wasm-bindgen needs to give each thread its own.
         let link = [
@@ -579,7 +583,7 @@ impl ThreadedWorker {
             .args(["--features", "threads"])
             .current_dir(root())
             .env("RUSTFLAGS", &rustflags)
-            .env("CARGO_TARGET_DIR", self.target())
+            .env("CARGO_TARGET_DIR", self.target(base))
             // The stable toolchain of the cargo that runs xtask must not leak into nightly's.
             .env_remove("RUSTUP_TOOLCHAIN")
             .env_remove("CARGO")
