@@ -2,7 +2,9 @@
 // the page (dist/) as its origin, headless Chromium launched as this machine allows, and a page
 // that records uncaught errors. Each test file adds its own routes (models, misbehaving servers).
 import { createServer } from 'node:http';
-import { readFile, open, access } from 'node:fs/promises';
+import { readFile, open, access, mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { readFileSync, readdirSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { join, extname, dirname } from 'node:path';
@@ -133,6 +135,23 @@ export async function hasModel(name) {
   const present = await access(join(models, name)).then(() => true, () => false);
   assert.ok(present || !modelsRequired, `${name} is missing from ${models}`);
   return present;
+}
+
+/// The native CLI's report JSON of `parallax run ARGS` (`PARALLAX_BIN`, which `./dev test` sets).
+/// Exit status 1, a failed contract, still writes the report, which is what is compared.
+export async function cliReport(args) {
+  const bin = process.env.PARALLAX_BIN;
+  assert.ok(bin, 'PARALLAX_BIN must name the native parallax binary (./dev test sets it)');
+  const dir = await mkdtemp(join(tmpdir(), 'parallax-native-'));
+  try {
+    const json = join(dir, 'native.json');
+    try {
+      execFileSync(bin, ['run', ...args, '-q', '--json', json]);
+    } catch (e) {
+      if (e.status !== 1) throw e;
+    }
+    return await readFile(json, 'utf8');
+  } finally { await rm(dir, { recursive: true, force: true }); }
 }
 
 /// Open `url` in a new page of `browser` (then choose `file`, when given), run `tokens` without

@@ -7,7 +7,7 @@ import { readFile, mkdtemp, writeFile, mkdir } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { root, dist, shared, models, openPage as openAt, assertSameReport, startPage, stopPage, modelsRoute, tabMemory, launchChromium } from './harness.mjs';
+import { root, dist, shared, models, openPage as openAt, assertSameReport, startPage, stopPage, modelsRoute, tabMemory, launchChromium, cliReport } from './harness.mjs';
 
 let server, browser, base;
 const qwenFile = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
@@ -136,22 +136,14 @@ test('the bundled demo runs offline and passes; the faulty demo fails at the inj
 });
 
 test('the demo model gives a byte-identical report in the page and natively', async () => {
-  const bin = process.env.PARALLAX_BIN;
-  assert.ok(bin, 'PARALLAX_BIN must name the native parallax binary (./dev test sets it)');
   const demo = join(root, 'www/demo/parallax-demo-qwen2.gguf');
-  const dir = await mkdtemp(join(tmpdir(), 'parallax-native-'));
   const runs = [
     { prompt: 'What is 2+2?', mode: 'free' },
     { prompt: 'The quick brown fox jumps over the lazy dog.', mode: 'replay' },
   ];
   const { page, errors } = await openPage();
   for (const [k, r] of runs.entries()) {
-    const nativeJson = join(dir, `native-${k}.json`);
-    try {
-      execFileSync(bin, ['run', '-m', demo, '-p', r.prompt, '--mode', r.mode, '-q', '--json', nativeJson]);
-    } catch (e) {
-      if (e.status !== 1) throw e;
-    }
+    const nativeText = await cliReport(['-m', demo, '-p', r.prompt, '--mode', r.mode]);
     // After a run the settings are folded into one line: open them as a user would, with Edit.
     if (await page.isVisible('#edit-settings')) await page.click('#edit-settings');
     await page.setInputFiles('#file', demo);
@@ -167,23 +159,14 @@ test('the demo model gives a byte-identical report in the page and natively', as
     // The bundle plain `trunk build` makes (.cargo/config.toml's flags) runs the simd128 kernels.
     // (With relaxed SIMD's integer dot too where the page runs threads and Chromium computes it.)
     assert.ok(JSON.parse(webText).execution.notes.some((n) => /^kernels: simd128(_relaxed)?$/.test(n)), 'the page runs the simd128 kernels');
-    assertSameReport(webText, await readFile(nativeJson, 'utf8'), `demo, ${r.mode}`);
+    assertSameReport(webText, nativeText, `demo, ${r.mode}`);
   }
   assert.deepEqual(errors, []);
 });
 
 test('?model=<url> streams the real Qwen2.5-0.5B over Range requests and matches the native CLI', async () => {
-  const bin = process.env.PARALLAX_BIN;
-  assert.ok(bin, 'PARALLAX_BIN must name the native parallax binary (./dev test sets it)');
   const tokens = '3838,374,220,17,10,17,30';
-  const dir = await mkdtemp(join(tmpdir(), 'parallax-native-'));
-  const nativeJson = join(dir, 'native.json');
-  try {
-    execFileSync(bin, ['run', '-m', join(models, qwenFile), '--tokens', tokens, '-q', '--json', nativeJson]);
-  } catch (e) {
-    if (e.status !== 1) throw e; // 1 = a contract failed; the numbers are still compared below
-  }
-  const nativeText = await readFile(nativeJson, 'utf8');
+  const nativeText = await cliReport(['-m', join(models, qwenFile), '--tokens', tokens]);
   const native = JSON.parse(nativeText);
 
   const { page, errors } = await openPage(`?model=/models/${qwenFile}&http_timeout=120`);

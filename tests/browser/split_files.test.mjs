@@ -11,33 +11,21 @@ import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { root, models, openPage, assertSameReport, startPage, stopPage } from './harness.mjs';
+import { root, models, openPage, assertSameReport, startPage, stopPage, cliReport } from './harness.mjs';
 
 const split = 'qwen2.5-coder-0.5b-split';
 const shard = (k, dir = models, name = split) => join(dir, `${name}-0000${k}-of-00003.gguf`);
 const demo = join(root, 'www/demo/parallax-demo-qwen2.gguf');
-const bin = process.env.PARALLAX_BIN;
 
 let server, browser, base;
 
 before(async () => {
-  assert.ok(bin, 'PARALLAX_BIN must name the native parallax binary (./dev test sets it)');
+  assert.ok(process.env.PARALLAX_BIN, 'PARALLAX_BIN must name the native parallax binary (./dev test sets it)');
   ({ server, base, browser } = await startPage());
 });
 
 after(() => stopPage({ server, browser }));
 
-/// The native CLI's report JSON for `args` (exit 1, a failed contract, still writes it).
-async function nativeReport(args) {
-  const dir = await mkdtemp(join(tmpdir(), 'parallax-native-'));
-  const json = join(dir, 'native.json');
-  try {
-    execFileSync(bin, ['run', ...args, '-q', '--json', json]);
-  } catch (e) {
-    if (e.status !== 1) throw e;
-  }
-  return readFile(json, 'utf8');
-}
 
 /// Run the page to its report and return the report JSON as downloaded.
 async function runAndDownload(page, timeout) {
@@ -70,7 +58,7 @@ async function dropFiles(page, selector, files) {
 
 test('every shard of a split GGUF chosen at once, in any order, runs as one model and matches the native CLI', async () => {
   const tokens = '3838,374,220,17,10,17,30';
-  const nativeText = await nativeReport(['-m', shard(1), '--tokens', tokens, '--scope', 'last']);
+  const nativeText = await cliReport(['-m', shard(1), '--tokens', tokens, '--scope', 'last']);
   const { page, errors } = await openPage(browser, base);
   // Out of order on purpose: the page reads them by shard number.
   await page.setInputFiles('#file', [shard(3), shard(1), shard(2)]);
@@ -131,7 +119,7 @@ test('a split GGUF dropped on "Compare with…" runs as the second file, as the 
   execFileSync('python3', [join(root, 'tools/golden/make_split.py'), demo, join(dir, 'demo.gguf'), '--max-tensors', '13']);
   const demoShard = (k) => shard(k, dir, 'demo');
   const prompt = 'What is 2+2?';
-  const nativeText = await nativeReport(['-m', demo, '--against', demoShard(1), '-p', prompt]);
+  const nativeText = await cliReport(['-m', demo, '--against', demoShard(1), '-p', prompt]);
   const { page, errors } = await openPage(browser, base);
   await page.setInputFiles('#file', demo);
   await page.waitForSelector('#run:not([disabled])', { timeout: 20000 });

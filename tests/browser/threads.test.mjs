@@ -8,11 +8,8 @@
 // Run by `./dev test` after `trunk build`; needs /usr/bin/chromium and the shared 0.5B.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { models, hasModel, launchChromium, openPage, assertSameReport, serveModels, runTokens } from './harness.mjs';
+import { models, hasModel, launchChromium, openPage, assertSameReport, serveModels, runTokens, cliReport } from './harness.mjs';
 
 const MODEL = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 const TOKENS = '3838, 374, 220, 17, 10, 17, 30';
@@ -39,20 +36,7 @@ async function run(url) {
 
 /// The CLI's report of the same tokens (once).
 async function nativeReport() {
-  if (!native) {
-    const bin = process.env.PARALLAX_BIN;
-    assert.ok(bin, 'PARALLAX_BIN must name the native parallax binary (./dev test sets it)');
-    const dir = await mkdtemp(join(tmpdir(), 'parallax-threads-'));
-    try {
-      const out = join(dir, 'native.json');
-      try {
-        execFileSync(bin, ['run', '-m', join(models, MODEL), '--tokens', TOKENS.replace(/ /g, ''), '--no-hash', '-q', '--json', out]);
-      } catch (e) {
-        if (e.status !== 1) throw e; // 1 = a contract failed; the numbers are still compared
-      }
-      native = await readFile(out, 'utf8');
-    } finally { await rm(dir, { recursive: true, force: true }); }
-  }
+  native ??= await cliReport(['-m', join(models, MODEL), '--tokens', TOKENS.replace(/ /g, ''), '--no-hash']);
   return native;
 }
 
