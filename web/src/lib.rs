@@ -773,6 +773,16 @@ pub mod browser {
         }
     }
 
+    /// A thrown value or an error event as text: the value when it is a string, else its
+    /// `message`; `None` when it has neither (a worker script that did not load fires a plain
+    /// `Event`).
+    pub fn js_message(value: &wasm_bindgen::JsValue) -> Option<String> {
+        value
+            .as_string()
+            .or_else(|| js_sys::Reflect::get(value, &"message".into()).ok()?.as_string())
+            .filter(|m| !m.is_empty())
+    }
+
     /// Whether this page (or worker) is cross-origin isolated, which shared memory needs; the
     /// reason when it is not.
     pub fn isolation() -> Result<(), String> {

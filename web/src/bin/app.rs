@@ -558,10 +558,7 @@ mod app {
             };
             if threaded && !ready {
                 event.prevent_default();
-                let what = js_sys::Reflect::get(&event, &"message".into())
-                    .ok()
-                    .and_then(|m| m.as_string())
-                    .filter(|m| !m.is_empty())
+                let what = parallax_web::browser::js_message(&event)
                     .unwrap_or_else(|| "its script did not load".into());
                 threads_unavailable(&handler_state, &what);
             }

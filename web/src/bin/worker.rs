@@ -105,15 +105,10 @@ mod job {
         wasm_bindgen_futures::JsFuture::from(wasm_bindgen_rayon::init_thread_pool(asked))
             .await
             .map(drop)
-            .map_err(|e| format!("its {asked} threads did not start ({})", describe(&e)))
-    }
-
-    /// A thrown JavaScript value as text.
-    #[cfg(feature = "threads")]
-    fn describe(e: &wasm_bindgen::JsValue) -> String {
-        e.as_string()
-            .or_else(|| js_sys::Reflect::get(e, &"message".into()).ok()?.as_string())
-            .unwrap_or_else(|| format!("{e:?}"))
+            .map_err(|e| {
+                let why = parallax_web::browser::js_message(&e).unwrap_or_else(|| format!("{e:?}"));
+                format!("its {asked} threads did not start ({why})")
+            })
     }
 
     /// Posts a message to the page (JSON text).
