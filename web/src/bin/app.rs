@@ -600,11 +600,10 @@ mod app {
 
     /// How long the worker waits for a model's server: the default, or `?http_timeout=SECONDS`.
     fn http_policy() -> parallax_web::HttpPolicy {
-        let seconds = web_sys::window()
-            .and_then(|w| w.location().search().ok())
-            .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
-            .and_then(|p| p.get("http_timeout"))
-            .and_then(|v| v.trim().parse::<f64>().ok());
+        let seconds = all_query_pairs()
+            .into_iter()
+            .find(|(k, _)| k == "http_timeout")
+            .and_then(|(_, v)| v.trim().parse::<f64>().ok());
         let policy = parallax_web::HttpPolicy::default();
         match seconds {
             Some(s) => policy.with_timeout_s(s),
