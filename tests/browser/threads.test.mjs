@@ -95,7 +95,7 @@ for (const c of [
   });
 }
 
-test('a run on another thread count than the worker reading the model\'s summary gets its summary too', async () => {
+test('a run on another thread count than the worker reading the model\'s summary gets its summary too; a permalink starts no threads', async () => {
   // The demo posts Inspect and then Run at once; the run asks for 1 thread, so the 2-thread
   // worker that took the Inspect is replaced before it can answer: the new one must get it too.
   const { server, base } = await serveModels({ isolated: true });
@@ -104,12 +104,23 @@ test('a run on another thread count than the worker reading the model\'s summary
     // The first worker (2 threads by default) is ready well within 2 s here: the Inspect goes
     // to it, not to the queue of jobs a loading worker gets on "ready".
     await page.waitForTimeout(2000);
+    // A page opened to run starts the threaded worker and its pool at once (the pool's threads
+    // are workers of blob: scripts, wasm-bindgen-rayon's).
+    const scripts = (p) => p.workers().map((w) => w.url().startsWith('blob:') ? 'pool thread' : new URL(w.url()).pathname);
+    assert.ok(scripts(page).includes('/worker_mt_relaxed_loader.js'), scripts(page).join(', '));
+    assert.ok(scripts(page).includes('pool thread'), scripts(page).join(', '));
     await page.fill('#threads', '1');
     await page.click('#demo');
     await page.waitForSelector('#report .px-verdicts', { timeout: 60000 });
     await page.waitForSelector('#model table', { timeout: 10000 });
     assert.match(await page.textContent('#model'), /blk\.0\.ffn_gate\.weight/);
+    // A page opened on a run's permalink only shows the report: it starts no pool of threads.
+    const link = await page.getAttribute('#permalink', 'href');
     await page.close();
-    assert.deepEqual(errors, []);
+    const { page: viewer, errors: viewerErrors } = await openPage(browser, new URL(link, base).href);
+    await viewer.waitForSelector('#report .px-verdicts', { timeout: 30000 });
+    assert.deepEqual(scripts(viewer), ['/worker_loader.js']);
+    await viewer.close();
+    assert.deepEqual([...errors, ...viewerErrors], []);
   } finally { server.close(); }
 });

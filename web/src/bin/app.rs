@@ -277,7 +277,15 @@ mod app {
             .iter()
             .find(|(k, _)| k == "threads")
             .and_then(|(_, v)| parallax_session::parse_threads(v).ok().flatten());
-        let (threads, _) = threads_for(&None, asked);
+        // A permalink only shows a report: no pool of threads for that (a run later starts one).
+        let permalink = web_sys::window().and_then(|w| w.location().hash().ok()).and_then(|hash| {
+            let key = format!("#{}=", parallax_report::permalink::FRAGMENT_KEY);
+            hash.strip_prefix(&key).map(str::to_string)
+        });
+        let (threads, _) = match permalink {
+            Some(_) => (1, None),
+            None => threads_for(&None, asked),
+        };
         let relaxed = relaxed_simd();
         if let Err(why) = &relaxed {
             web_sys::console::info_1(
@@ -362,14 +370,10 @@ mod app {
             on(&by_id(&document, id)?, event, move |_| show_lanes(&state))?;
         }
         // `#r=…`: a permalink; show its report without any model.
-        if let Some(hash) = web_sys::window().and_then(|w| w.location().hash().ok()) {
-            if let Some(payload) =
-                hash.strip_prefix(&format!("#{}=", parallax_report::permalink::FRAGMENT_KEY))
-            {
-                set_status(&document, "Opening the report from the link …", false);
-                state.borrow_mut().viewing = true;
-                post(&state, &Request::Show { permalink: Some(payload.to_string()), json: None });
-            }
+        if let Some(payload) = permalink {
+            set_status(&document, "Opening the report from the link …", false);
+            state.borrow_mut().viewing = true;
+            post(&state, &Request::Show { permalink: Some(payload), json: None });
         }
         {
             let state = state.clone();
