@@ -7,6 +7,10 @@
 //! bytes, in this same run). The matrices (1–17 MB) are read back to back, so on big-cache
 //! machines the baseline measures cache, not DRAM, bandwidth; compare within a run.
 //!
+//! The `prefill` groups time [`TokenActivations::dot_rows`], the rows × tokens product a prompt's
+//! matmuls run (whichever kernel the CPU gets: AVX-512 VNNI register blocks, else row by row
+//! over every token), in weight-activation products per second.
+//!
 //! Kept short on purpose (10 samples, ~1 s each): `cargo bench -p parallax-quant --bench kernels`.
 
 use std::hint::black_box;
@@ -14,7 +18,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use half::{bf16, f16};
-use parallax_quant::dot::Activation;
+use parallax_quant::dot::{Activation, TokenActivations};
 use parallax_quant::{dequantize, generic, quantize_activation, GgmlType};
 use parallax_testkit::SplitMix64 as Rng;
 
@@ -166,7 +170,42 @@ fn bench_type(c: &mut Criterion, ty: GgmlType, rng: &mut Rng) {
     g.finish();
 }
 
+/// Tokens in the `prefill` groups: several register blocks and a leftover.
+const PREFILL_TOKENS: usize = 66;
+/// Rows in the `prefill` groups (a fraction of the matrix keeps each run near a second).
+const PREFILL_ROWS: usize = 256;
+
+fn bench_prefill(c: &mut Criterion, ty: GgmlType, rng: &mut Rng) {
+    let w = weights(ty, rng);
+    let row_bytes = w.len() / ROWS;
+    let w = &w[..PREFILL_ROWS * row_bytes];
+    let acts: Vec<Activation> = (0..PREFILL_TOKENS)
+        .map(|_| {
+            let x: Vec<f32> = (0..COLS).map(|_| rng.signed_unit_f32()).collect();
+            quantize_activation(ty, &x).expect("activation type exists")
+        })
+        .collect();
+    let mut out = vec![0.0f32; PREFILL_ROWS * PREFILL_TOKENS];
+    let mut g = c.benchmark_group(format!("prefill/{}", ty.name()));
+    g.throughput(Throughput::Elements((PREFILL_ROWS * COLS * PREFILL_TOKENS) as u64));
+    g.bench_function("dot_rows", |b| {
+        b.iter(|| {
+            let tokens = TokenActivations::new(ty, &acts).expect("same lengths");
+            tokens.dot_rows(black_box(w), &mut out).expect("whole rows");
+            out[0]
+        })
+    });
+    g.finish();
+}
+
 fn kernels_bench(c: &mut Criterion) {
+    {
+        use GgmlType::*;
+        let mut rng = Rng(0x9EED);
+        for ty in [Q4_0, Q5_0, Q8_0, IQ4_NL, Q4_K, Q6_K] {
+            bench_prefill(c, ty, &mut rng);
+        }
+    }
     use GgmlType::*;
     let mut rng = Rng(0x5EED);
     for ty in

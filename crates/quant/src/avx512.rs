@@ -134,13 +134,16 @@ pub fn vnni_available() -> bool {
     })
 }
 
-use crate::avx2::{bits_le, fp16x2, fp16x4, hsum_i32, load32, totals4};
+use crate::avx2::{bits_le, fp16x2, fp16x4, hsum_i32, load32};
 use crate::blocks::{BlockQ8_0, IQ4_NL_BYTES, Q4_0_BYTES, Q5_0_BYTES, Q8_0_BYTES};
 
 /// Weight rows one VNNI register block takes.
-const Q_ROWS: usize = 2;
-/// Tokens one VNNI register block takes.
-const Q_TOKENS: usize = 4;
+const Q_ROWS: usize = 4;
+/// Tokens one VNNI register block takes (their float parts go two tokens to a register).
+const Q_TOKENS: usize = 8;
+/// Bytes of prepared tokens one pass over a tile's weight rows takes: a chunk of tokens stays in
+/// L2 while the rows stream past it (a long prompt's tokens would not).
+const TOKEN_CHUNK_BYTES: usize = 256 * 1024;
 
 /// A 32-value block format that pairs with Q8_0, in blocks of `B` bytes: its values as 32 i8.
 trait Legacy<const B: usize> {
@@ -166,68 +169,163 @@ legacy_formats! {
     Q4_0: Q4_0_BYTES, |x| crate::avx2::decode_q4_0(x);
     Q5_0: Q5_0_BYTES, |x| crate::avx2::decode_q5_0(x);
     Iq4Nl: IQ4_NL_BYTES, |x| crate::avx2::decode_iq4_nl(x);
-    /// Q8_0 weights are their bytes, −128 included (`vpdpbusd` takes them as they are).
+    /// Q8_0 weights are their bytes, −128 included.
     Q8_0: Q8_0_BYTES, |x| load32(x.as_ptr().add(2));
 }
 
-/// `R` weight rows (whole rows of format `F`) · `T` Q8_0 token rows, `out[r][t]` equal to the
-/// scalar dot bit for bit: each block's exact integer sum, then [`crate::order`]'s float order
-/// (block `b`'s `(d_w·d_a)·isum` into accumulator `b mod 4`), four blocks at a time as the AVX2
-/// multi-token kernel does.
-///
-/// The integer sum comes from `vpdpbusd` (unsigned × signed bytes, four products per i32 lane,
-/// no saturation), where AVX2 needs a sign trick and two multiplies (and, for Q8_0's −128
-/// weights, a widening to i16): the activation is made unsigned by flipping its sign bit
-/// (`a + 128`), and the lanes start at `−128·Σw` (per four weights), so they add up to exactly
-/// `Σ a·w`.
+/// Four blocks' 32 bytes each, rearranged so that in every output register the i32 lanes `2k`,
+/// `2k + 1` and `2k + 4`, `2k + 5` hold bytes of one block only: blocks 0 and 1 in the first two
+/// registers (lanes 0, 1, 4, 5 block 0; 2, 3, 6, 7 block 1), blocks 2 and 3 in the last two.
+/// `vpdpbusd` sums four byte products per lane, so after the two registers of a pair are
+/// accumulated into one, a pairwise add (`vphaddd`) and one add of the halves give the four
+/// blocks' totals — instead of reducing each block's eight lanes apart. Weights and
+/// activations get the same arrangement; a dot product does not depend on the order of its
+/// terms, so the totals are exact.
+#[inline(always)]
+unsafe fn interleave(d: [__m256i; 4]) -> [__m256i; 4] {
+    [
+        _mm256_unpacklo_epi64(d[0], d[1]),
+        _mm256_unpackhi_epi64(d[0], d[1]),
+        _mm256_unpacklo_epi64(d[2], d[3]),
+        _mm256_unpackhi_epi64(d[2], d[3]),
+    ]
+}
+
+/// Four consecutive blocks of one Q8_0 token as the VNNI kernel reads them (see
+/// [`interleave`]).
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct Group {
+    /// The four blocks' values, interleaved.
+    a: [__m256i; 4],
+    /// Where each pair of registers starts: `vpdpbusd` multiplies unsigned by signed bytes, so
+    /// the kernel takes the weights `w + 128` (their sign bit flipped) and starts block `k`'s
+    /// lanes at `−128·Σa` (in lane `2k mod 4` of register `k / 2`): the lanes then add up to
+    /// exactly `Σ w·a`.
+    start: [__m256i; 2],
+    /// The four blocks' scales.
+    d: [f32; 4],
+}
+
+/// Q8_0 token rows prepared once for every weight row of a matrix: each token's whole groups
+/// of four blocks ([`Group`]), and the rows themselves for the blocks after the last group.
+pub struct PreparedQ8_0<'a> {
+    acts: Vec<&'a [BlockQ8_0]>,
+    groups: Vec<Group>,
+    per_token: usize,
+}
+
+impl<'a> PreparedQ8_0<'a> {
+    /// Prepares `acts` (every token as many blocks).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 VNNI and VL ([`vnni_available`]).
+    #[target_feature(enable = "avx512f,avx512vnni,avx512vl,avx2,fma,f16c")]
+    pub unsafe fn new(acts: &[&'a [BlockQ8_0]]) -> Self {
+        let per_token = acts.first().map_or(0, |a| a.len() / 4);
+        let ones = _mm256_set1_epi8(1);
+        let block_sum =
+            |y: &BlockQ8_0| hsum_i32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, load_qs(y)));
+        let mut groups = Vec::with_capacity(acts.len() * per_token);
+        for a in acts {
+            for y in a.as_chunks::<4>().0.iter().take(per_token) {
+                let s: [i32; 4] = std::array::from_fn(|k| -128 * block_sum(&y[k]));
+                let (d0, d1) = fp16x2(y[0].d.to_bits(), y[1].d.to_bits());
+                let (d2, d3) = fp16x2(y[2].d.to_bits(), y[3].d.to_bits());
+                groups.push(Group {
+                    a: interleave(std::array::from_fn(|k| load_qs(&y[k]))),
+                    start: [
+                        _mm256_setr_epi32(s[0], 0, s[1], 0, 0, 0, 0, 0),
+                        _mm256_setr_epi32(s[2], 0, s[3], 0, 0, 0, 0, 0),
+                    ],
+                    d: [d0, d1, d2, d3],
+                });
+            }
+        }
+        PreparedQ8_0 { acts: acts.to_vec(), groups, per_token }
+    }
+
+    fn groups(&self, t: usize) -> &[Group] {
+        &self.groups[t * self.per_token..(t + 1) * self.per_token]
+    }
+}
+
+/// A Q8_0 block's 32 values.
+#[inline(always)]
+unsafe fn load_qs(y: &BlockQ8_0) -> __m256i {
+    load32(y.qs.as_ptr() as *const u8)
+}
+
+/// One weight group (four interleaved blocks, flipped to unsigned) · one token's group: the
+/// four blocks' exact totals, in lanes 0..4 and, for the other half, 4..8 (to be added).
+#[inline(always)]
+unsafe fn group_totals(w: &[__m256i; 4], g: &Group) -> __m256i {
+    let s01 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(g.start[0], w[0], g.a[0]), w[1], g.a[1]);
+    let s23 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(g.start[1], w[2], g.a[2]), w[3], g.a[3]);
+    _mm256_hadd_epi32(s01, s23)
+}
+
+/// `R` weight rows (whole rows of format `F`) · `T` prepared tokens (the tokens `t0..t0 + T`),
+/// `out[r][t]` equal to the scalar dot bit for bit: each block's exact integer sum, then
+/// [`crate::order`]'s float order (block `b`'s `(d_w·d_a)·isum` into accumulator `b mod 4`).
+/// Tokens go two to a float register (a lone last token is paired with itself).
 #[inline]
 #[target_feature(enable = "avx512f,avx512vnni,avx512vl,avx2,fma,f16c")]
 unsafe fn legacy_block<const B: usize, F: Legacy<B>, const R: usize, const T: usize>(
     rows: [&[[u8; B]]; R],
-    acts: [&[BlockQ8_0]; T],
+    tokens: &PreparedQ8_0,
+    t0: usize,
 ) -> [[f32; T]; R] {
-    let n = acts.iter().fold(rows[0].len(), |n, a| n.min(a.len()));
+    const { assert!(T > 0) };
     let flip = _mm256_set1_epi8(-128);
-    let zero = _mm256_setzero_si256();
-    let start = |w: __m256i| _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, flip, w));
-    let flipped = |y: &BlockQ8_0| _mm256_xor_si256(load32(y.qs.as_ptr() as *const u8), flip);
-    let mut acc = [[_mm_setzero_ps(); T]; R];
-    let mut b = 0;
-    while b + 4 <= n {
-        let a: [[__m256i; T]; 4] =
-            std::array::from_fn(|k| std::array::from_fn(|t| flipped(&acts[t][b + k])));
-        let da: [__m128; T] = std::array::from_fn(|t| {
-            let y = &acts[t][b..b + 4];
-            fp16x4(y[0].d.to_bits(), y[1].d.to_bits(), y[2].d.to_bits(), y[3].d.to_bits())
+    let groups: [&[Group]; T] = std::array::from_fn(|t| tokens.groups(t0 + t));
+    let pair = |p: usize| (2 * p, (2 * p + 1).min(T - 1));
+    let mut acc = [[_mm256_setzero_ps(); T]; R];
+    for g in 0..tokens.per_token {
+        let w: [[__m256i; 4]; R] = std::array::from_fn(|r| {
+            let x = &rows[r][4 * g..4 * g + 4];
+            interleave(std::array::from_fn(|k| _mm256_xor_si256(F::decode(&x[k]), flip)))
         });
-        for r in 0..R {
-            let x = &rows[r][b..b + 4];
-            let s: [[__m256i; T]; 4] = std::array::from_fn(|k| {
-                let w = F::decode(&x[k]);
-                let c = start(w);
-                std::array::from_fn(|t| _mm256_dpbusd_epi32(c, a[k][t], w))
-            });
-            let dw =
+        let dw: [__m256; R] = std::array::from_fn(|r| {
+            let x = &rows[r][4 * g..4 * g + 4];
+            let d =
                 fp16x4(bits_le(&x[0], 0), bits_le(&x[1], 0), bits_le(&x[2], 0), bits_le(&x[3], 0));
-            for t in 0..T {
-                let tot = totals4(s[0][t], s[1][t], s[2][t], s[3][t]);
-                acc[r][t] =
-                    _mm_add_ps(acc[r][t], _mm_mul_ps(_mm_mul_ps(dw, da[t]), _mm_cvtepi32_ps(tot)));
+            _mm256_set_m128(d, d)
+        });
+        for p in 0..T.div_ceil(2) {
+            let (t, u) = pair(p);
+            let (gt, gu) = (&groups[t][g], &groups[u][g]);
+            let da = _mm256_set_m128(_mm_loadu_ps(gu.d.as_ptr()), _mm_loadu_ps(gt.d.as_ptr()));
+            for r in 0..R {
+                let (ht, hu) = (group_totals(&w[r], gt), group_totals(&w[r], gu));
+                let tot = _mm256_add_epi32(
+                    _mm256_permute2x128_si256(ht, hu, 0x20),
+                    _mm256_permute2x128_si256(ht, hu, 0x31),
+                );
+                acc[r][p] = _mm256_add_ps(
+                    acc[r][p],
+                    _mm256_mul_ps(_mm256_mul_ps(dw[r], da), _mm256_cvtepi32_ps(tot)),
+                );
             }
         }
-        b += 4;
     }
+    let zero = _mm256_setzero_si256();
+    let start = |w: __m256i| _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, flip, w));
+    let flipped = |y: &BlockQ8_0| _mm256_xor_si256(load_qs(y), flip);
+    let n = rows[0].len();
     let mut out = [[0f32; T]; R];
     for r in 0..R {
         for t in 0..T {
-            let mut lanes = [0f32; 4];
-            _mm_storeu_ps(lanes.as_mut_ptr(), acc[r][t]);
-            let mut sums = crate::order::BlockAcc4(lanes);
-            for k in b..n {
-                let (x, y) = (&rows[r][k], &acts[t][k]);
+            let mut lanes = [0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][t / 2]);
+            let half = if t % 2 == 0 { 0 } else { 4 };
+            let mut sums = crate::order::BlockAcc4(std::array::from_fn(|k| lanes[half + k]));
+            let y = tokens.acts[t0 + t];
+            for k in 4 * tokens.per_token..n {
+                let x = &rows[r][k];
                 let w = F::decode(x);
-                let isum = hsum_i32(_mm256_dpbusd_epi32(start(w), flipped(y), w));
-                let (dx, dy) = fp16x2(bits_le(x, 0), y.d.to_bits());
+                let isum = hsum_i32(_mm256_dpbusd_epi32(start(w), flipped(&y[k]), w));
+                let (dx, dy) = fp16x2(bits_le(x, 0), y[k].d.to_bits());
                 sums.add(k, (dx * dy) * isum as f32);
             }
             out[r][t] = sums.total();
@@ -236,45 +334,64 @@ unsafe fn legacy_block<const B: usize, F: Legacy<B>, const R: usize, const T: us
     out
 }
 
-/// Every row of `w` (whole rows of `row_bytes`) against every token, `out[r * acts.len() + t]`,
-/// in register blocks of [`Q_ROWS`] × [`Q_TOKENS`], then the rows and tokens left over one at a
-/// time.
+/// Every row of `w` (whole rows of `row_bytes`) against every prepared token,
+/// `out[r * n_tokens + t]`: the tokens in chunks that stay in L2, each chunk against every row
+/// in register blocks of [`Q_ROWS`] × [`Q_TOKENS`], then the rows and tokens left over in
+/// smaller blocks.
 #[inline]
 #[target_feature(enable = "avx512f,avx512vnni,avx512vl,avx2,fma,f16c")]
 unsafe fn legacy_rows_tokens<const B: usize, F: Legacy<B>>(
     w: &[u8],
     row_bytes: usize,
-    acts: &[&[BlockQ8_0]],
+    tokens: &PreparedQ8_0,
     out: &mut [f32],
 ) {
-    let nt = acts.len();
+    let nt = tokens.acts.len();
     let rows: Vec<&[[u8; B]]> = w.chunks_exact(row_bytes).map(|r| r.as_chunks::<B>().0).collect();
     macro_rules! block {
         ($r:expr, $t:expr, $R:expr, $T:expr) => {{
             let sums = legacy_block::<B, F, { $R }, { $T }>(
                 std::array::from_fn(|k| rows[$r + k]),
-                std::array::from_fn(|k| acts[$t + k]),
+                tokens,
+                $t,
             );
             for (k, sums) in sums.iter().enumerate() {
                 out[($r + k) * nt + $t..][..$T].copy_from_slice(sums);
             }
         }};
     }
-    let (whole_rows, whole_tokens) = (rows.len() / Q_ROWS * Q_ROWS, nt / Q_TOKENS * Q_TOKENS);
-    for r in (0..whole_rows).step_by(Q_ROWS) {
-        for t in (0..whole_tokens).step_by(Q_TOKENS) {
-            block!(r, t, Q_ROWS, Q_TOKENS);
-        }
-        for t in whole_tokens..nt {
-            block!(r, t, Q_ROWS, 1);
-        }
+    let token_bytes = (tokens.per_token * size_of::<Group>()).max(1);
+    let chunk = (TOKEN_CHUNK_BYTES / token_bytes / Q_TOKENS).max(1) * Q_TOKENS;
+    // The tokens of `c0..c1` against rows `r..r + R`: [`Q_TOKENS`] at a time, then 4, 2 and 1
+    // (a lone token's float part fills half a register, so pairs are kept where they exist).
+    macro_rules! tokens {
+        ($r:expr, $R:expr, $c0:expr, $c1:expr) => {{
+            let mut t = $c0;
+            while t + Q_TOKENS <= $c1 {
+                block!($r, t, $R, Q_TOKENS);
+                t += Q_TOKENS;
+            }
+            if t + 4 <= $c1 {
+                block!($r, t, $R, 4);
+                t += 4;
+            }
+            if t + 2 <= $c1 {
+                block!($r, t, $R, 2);
+                t += 2;
+            }
+            if t < $c1 {
+                block!($r, t, $R, 1);
+            }
+        }};
     }
-    for r in whole_rows..rows.len() {
-        for t in (0..whole_tokens).step_by(Q_TOKENS) {
-            block!(r, t, 1, Q_TOKENS);
+    let whole_rows = rows.len() / Q_ROWS * Q_ROWS;
+    for c0 in (0..nt).step_by(chunk) {
+        let c1 = (c0 + chunk).min(nt);
+        for r in (0..whole_rows).step_by(Q_ROWS) {
+            tokens!(r, Q_ROWS, c0, c1);
         }
-        for t in whole_tokens..nt {
-            block!(r, t, 1, 1);
+        for r in whole_rows..rows.len() {
+            tokens!(r, 1, c0, c1);
         }
     }
 }
@@ -288,10 +405,10 @@ macro_rules! legacy_rows_tokens_kernels {
         /// # Safety
         /// The CPU must have AVX-512 VNNI and VL ([`vnni_available`]); `row_bytes > 0`,
         /// `w.len()` a multiple of it, every token as many blocks as a row and
-        /// `out.len() == w.len() / row_bytes * acts.len()`.
+        /// `out.len() == w.len() / row_bytes * n_tokens`.
         #[target_feature(enable = "avx512f,avx512vnni,avx512vl,avx2,fma,f16c")]
-        pub unsafe fn $name(w: &[u8], row_bytes: usize, acts: &[&[BlockQ8_0]], out: &mut [f32]) {
-            legacy_rows_tokens::<$bytes, $format>(w, row_bytes, acts, out)
+        pub unsafe fn $name(w: &[u8], row_bytes: usize, tokens: &PreparedQ8_0, out: &mut [f32]) {
+            legacy_rows_tokens::<$bytes, $format>(w, row_bytes, tokens, out)
         }
     )*};
 }

@@ -218,6 +218,11 @@ pub struct TokenActivations<'a> {
     q8_0: Vec<&'a [BlockQ8_0]>,
     /// The Q8_K rows, likewise.
     q8_k: Vec<&'a [BlockQ8K]>,
+    /// The Q8_0 rows laid out for the AVX-512 VNNI rows × tokens kernels, where the CPU has
+    /// them and the weight type has one; made by the first [`TokenActivations::dot_rows`]
+    /// (a single row's dot needs no layout).
+    #[cfg(target_arch = "x86_64")]
+    vnni: std::sync::OnceLock<Option<(RowsTokensKernel, crate::avx512::PreparedQ8_0<'a>)>>,
 }
 
 impl<'a> TokenActivations<'a> {
@@ -251,7 +256,15 @@ impl<'a> TokenActivations<'a> {
             })
             .collect::<Vec<_>>();
         let q8_k = if q8_k.len() == acts.len() { q8_k } else { Vec::new() };
-        Ok(TokenActivations { ty, acts, row_bytes: row_bytes.unwrap_or(0), q8_0, q8_k })
+        Ok(TokenActivations {
+            ty,
+            acts,
+            row_bytes: row_bytes.unwrap_or(0),
+            q8_0,
+            q8_k,
+            #[cfg(target_arch = "x86_64")]
+            vnni: std::sync::OnceLock::new(),
+        })
     }
 
     /// `out[t] = vec_dot(ty, w, acts[t])` for one weight row `w`.
@@ -315,21 +328,19 @@ impl TokenActivations<'_> {
             });
         }
         #[cfg(target_arch = "x86_64")]
-        if !self.q8_0.is_empty() && crate::avx512::vnni_available() {
-            use crate::avx512 as k;
-            let kernel = match self.ty {
-                GgmlType::Q4_0 => Some(k::vec_dot_q4_0_q8_0_rows_tokens as RowsTokensKernel),
-                GgmlType::Q5_0 => Some(k::vec_dot_q5_0_q8_0_rows_tokens as RowsTokensKernel),
-                GgmlType::Q8_0 => Some(k::vec_dot_q8_0_q8_0_rows_tokens as RowsTokensKernel),
-                GgmlType::IQ4_NL => Some(k::vec_dot_iq4_nl_q8_0_rows_tokens as RowsTokensKernel),
-                _ => None,
-            };
-            if let Some(kernel) = kernel {
-                // SAFETY: AVX-512 VNNI and VL were detected at runtime; the shapes were checked
-                // above and the tokens by `TokenActivations::new`.
-                unsafe { kernel(w, rb, &self.q8_0, out) };
-                return Ok(());
+        let vnni = self.vnni.get_or_init(|| match rows_tokens_kernel(self.ty) {
+            // SAFETY: AVX-512 VNNI and VL were detected at runtime (`rows_tokens_kernel`).
+            Some(kernel) if !self.q8_0.is_empty() => {
+                Some((kernel, unsafe { crate::avx512::PreparedQ8_0::new(&self.q8_0) }))
             }
+            _ => None,
+        });
+        #[cfg(target_arch = "x86_64")]
+        if let Some((kernel, prepared)) = vnni {
+            // SAFETY: AVX-512 VNNI and VL were detected at runtime; the shapes were checked
+            // above and the tokens by `TokenActivations::new`.
+            unsafe { kernel(w, rb, prepared, out) };
+            return Ok(());
         }
         for (row, o) in w.chunks_exact(rb).zip(out.chunks_exact_mut(nt)) {
             self.dot_row(row, o)?;
@@ -338,9 +349,25 @@ impl TokenActivations<'_> {
     }
 }
 
-/// A rows × tokens kernel: whole weight rows of `row_bytes`, several Q8_0 token rows.
+/// A rows × tokens kernel: whole weight rows of `row_bytes`, several prepared Q8_0 token rows.
 #[cfg(target_arch = "x86_64")]
-type RowsTokensKernel = unsafe fn(&[u8], usize, &[&[BlockQ8_0]], &mut [f32]);
+type RowsTokensKernel = unsafe fn(&[u8], usize, &crate::avx512::PreparedQ8_0, &mut [f32]);
+
+/// The AVX-512 VNNI rows × tokens kernel for weights of `ty`, where the CPU has one.
+#[cfg(target_arch = "x86_64")]
+fn rows_tokens_kernel(ty: GgmlType) -> Option<RowsTokensKernel> {
+    use crate::avx512 as k;
+    if !k::vnni_available() {
+        return None;
+    }
+    match ty {
+        GgmlType::Q4_0 => Some(k::vec_dot_q4_0_q8_0_rows_tokens as RowsTokensKernel),
+        GgmlType::Q5_0 => Some(k::vec_dot_q5_0_q8_0_rows_tokens as RowsTokensKernel),
+        GgmlType::Q8_0 => Some(k::vec_dot_q8_0_q8_0_rows_tokens as RowsTokensKernel),
+        GgmlType::IQ4_NL => Some(k::vec_dot_iq4_nl_q8_0_rows_tokens as RowsTokensKernel),
+        _ => None,
+    }
+}
 
 /// A multi-token kernel: one weight row, several Q8_0 rows, one result per row.
 type TokensKernel = fn(&[u8], &[&[BlockQ8_0]], &mut [f32]);

@@ -641,6 +641,48 @@ fn multi_token_dots_equal_the_scalar_dots_bit_for_bit() {
     assert!(tokens.dot_rows(&w, &mut [0.0]).is_ok());
 }
 
+/// Long rows against many tokens: `dot_rows` takes the tokens in chunks that stay in cache and
+/// each chunk in register blocks of 8, 4, 2 and 1 tokens; 602 blocks (a tail of two after the
+/// last group of four) and 37 tokens cross every one of those boundaries. Bit for bit against
+/// the scalar dots.
+#[test]
+fn dot_rows_over_long_rows_and_many_tokens_equals_the_scalar_dots() {
+    use parallax_quant::Activation;
+    let (nb, n_tokens, n_rows) = (602, 37, 6);
+    for fmt in [&Q4_0, &Q5_0, &Q8_0, &IQ4_NL] {
+        let mut rng = Rng::new(0x10_6e);
+        let w = gen_weights(fmt, nb * n_rows, &mut rng, Kind::Random, -4);
+        let acts: Vec<Activation> = (0..n_tokens)
+            .map(|_| {
+                Activation::Q8_0(
+                    (0..nb).map(|_| BlockQ8_0::gen(&mut rng, Kind::Random, -3)).collect(),
+                )
+            })
+            .collect();
+        let mut out = vec![f32::NAN; n_rows * n_tokens];
+        dot::TokenActivations::new(fmt.ty, &acts).unwrap().dot_rows(&w, &mut out).unwrap();
+        let row_bytes = w.len() / n_rows;
+        for (r, row) in w.chunks_exact(row_bytes).enumerate() {
+            for (t, a) in acts.iter().enumerate() {
+                let Activation::Q8_0(a) = a else { unreachable!() };
+                let want = match fmt.ty {
+                    GgmlType::Q4_0 => generic::vec_dot_q4_0_q8_0(row, a),
+                    GgmlType::Q5_0 => generic::vec_dot_q5_0_q8_0(row, a),
+                    GgmlType::Q8_0 => generic::vec_dot_q8_0_q8_0(row, a),
+                    _ => generic::vec_dot_iq4_nl_q8_0(row, a),
+                };
+                let got = out[r * n_tokens + t];
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "{} row {r} token {t}: {got} vs {want}",
+                    fmt.ty
+                );
+            }
+        }
+    }
+}
+
 /// The rows × tokens f32 products: the dispatcher and each twin this CPU has (AVX-512's
 /// 3 × 4 register blocks with their leftover rows and tokens, AVX2's token pairs and triple),
 /// against the scalar dot of every (row, token).
