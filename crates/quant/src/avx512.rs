@@ -292,6 +292,8 @@ unsafe fn legacy_block<const B: usize, F: Legacy<B>, const R: usize, const T: us
                 fp16x4(bits_le(&x[0], 0), bits_le(&x[1], 0), bits_le(&x[2], 0), bits_le(&x[3], 0));
             _mm256_set_m128(d, d)
         });
+        // `p` picks two tokens' groups and their accumulators (only the first ⌈T/2⌉ of `T`).
+        #[allow(clippy::needless_range_loop)]
         for p in 0..T.div_ceil(2) {
             let (t, u) = pair(p);
             let (gt, gu) = (&groups[t][g], &groups[u][g]);
