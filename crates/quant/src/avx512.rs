@@ -282,16 +282,20 @@ unsafe fn legacy_block<const B: usize, F: Legacy<B>, const R: usize, const T: us
     let pair = |p: usize| (2 * p, (2 * p + 1).min(T - 1));
     let mut acc = [[_mm256_setzero_ps(); T]; R];
     for g in 0..tokens.per_token {
-        let w: [[__m256i; 4]; R] = std::array::from_fn(|r| {
+        // Plain loops, not `array::from_fn`: its closures were not inlined (a call per row).
+        let mut w = [[_mm256_setzero_si256(); 4]; R];
+        let mut dw = [_mm256_setzero_ps(); R];
+        for r in 0..R {
             let x = &rows[r][4 * g..4 * g + 4];
-            interleave(std::array::from_fn(|k| _mm256_xor_si256(F::decode(&x[k]), flip)))
-        });
-        let dw: [__m256; R] = std::array::from_fn(|r| {
-            let x = &rows[r][4 * g..4 * g + 4];
-            let d =
+            let mut d = [_mm256_setzero_si256(); 4];
+            for k in 0..4 {
+                d[k] = _mm256_xor_si256(F::decode(&x[k]), flip);
+            }
+            w[r] = interleave(d);
+            let s =
                 fp16x4(bits_le(&x[0], 0), bits_le(&x[1], 0), bits_le(&x[2], 0), bits_le(&x[3], 0));
-            _mm256_set_m128(d, d)
-        });
+            dw[r] = _mm256_set_m128(s, s);
+        }
         // `p` picks two tokens' groups and their accumulators (only the first ⌈T/2⌉ of `T`).
         #[allow(clippy::needless_range_loop)]
         for p in 0..T.div_ceil(2) {
