@@ -63,7 +63,7 @@ unsafe fn lane(v: __m128, i: usize) -> f32 {
 /// The 12 bytes of a block's scale field at `off`, as the unpacking helpers of `blocks` take
 /// them (the callers' offsets lie inside the block, so the slice always has 12 bytes).
 #[inline(always)]
-fn arr12_at(x: &[u8], off: usize) -> &[u8; 12] {
+pub(crate) fn arr12_at(x: &[u8], off: usize) -> &[u8; 12] {
     x[off..off + 12].as_chunks::<12>().0.first().unwrap_or(&[0; 12])
 }
 
@@ -84,7 +84,7 @@ pub(crate) unsafe fn fp16x2(a: u16, b: u16) -> (f32, f32) {
 /// One f16 → f32 (see [`fp16x4`]).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn fp16(a: u16) -> f32 {
+pub(crate) unsafe fn fp16(a: u16) -> f32 {
     lane(fp16x4(a, a, a, a), 0)
 }
 
@@ -98,7 +98,7 @@ pub(crate) unsafe fn load32(p: *const u8) -> __m256i {
 /// 16 bytes at `p`, unaligned.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load16(p: *const u8) -> __m128i {
+pub(crate) unsafe fn load16(p: *const u8) -> __m128i {
     _mm_loadu_si128(p as *const __m128i)
 }
 
@@ -161,7 +161,7 @@ unsafe fn nibbles_32(p: *const u8) -> __m256i {
 /// that `maddubs` produces from 32 bytes). `scales` holds 16 signed bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn scale_pair(scales: __m128i, c: usize) -> __m256i {
+pub(crate) unsafe fn scale_pair(scales: __m128i, c: usize) -> __m256i {
     let lo = (2 * c) as i64 * 0x0101_0101_0101_0101;
     let hi = (2 * c + 1) as i64 * 0x0101_0101_0101_0101;
     _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, _mm_set_epi64x(hi, lo)))
@@ -591,7 +591,7 @@ pub unsafe fn vec_dot_q3_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
 /// `get_scale_min_k4` for j = 0..8, done on three little-endian words).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn k4_scales_mins(q: &[u8; 12]) -> __m256i {
+pub(crate) unsafe fn k4_scales_mins(q: &[u8; 12]) -> __m256i {
     let [s0, s1, m0, m1] = scale_min_k4_words(q);
     _mm256_cvtepu8_epi16(_mm_setr_epi32(s0 as i32, s1 as i32, m0 as i32, m1 as i32))
 }
@@ -613,14 +613,14 @@ unsafe fn k4_scales_and_mins(x: &[u8], y: &BlockQ8K) -> (__m256i, __m128i) {
 /// i16 lane `k` of each 128-bit half of `v`, broadcast over that half.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn broadcast_i16(v: __m256i, k: i16) -> __m256i {
+pub(crate) unsafe fn broadcast_i16(v: __m256i, k: i16) -> __m256i {
     _mm256_shuffle_epi8(v, _mm256_set1_epi16((2 * k) | ((2 * k + 1) << 8)))
 }
 
 /// `(Σ sumi, Σ mins)`: the exact totals of an 8-lane and a 4-lane i32 vector, reduced together.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn hsum2_i32(sumi: __m256i, mins: __m128i) -> (i32, i32) {
+pub(crate) unsafe fn hsum2_i32(sumi: __m256i, mins: __m128i) -> (i32, i32) {
     let s4 = _mm_add_epi32(_mm256_castsi256_si128(sumi), _mm256_extracti128_si256(sumi, 1));
     let t = _mm_hadd_epi32(s4, mins);
     let t = _mm_hadd_epi32(t, t);
@@ -708,7 +708,7 @@ pub unsafe fn vec_dot_q5_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
 /// its own byte.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q6k_half(xp: *const u8, h: usize) -> [__m256i; 4] {
+pub(crate) unsafe fn q6k_half(xp: *const u8, h: usize) -> [__m256i; 4] {
     let m4 = _mm256_set1_epi8(0x0F);
     let ql0 = load32(xp.add(64 * h));
     let ql1 = load32(xp.add(64 * h + 32));
@@ -767,18 +767,31 @@ pub unsafe fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     sumf
 }
 
+/// `acc + madd(p, s)`: one sub-block's i16 pair products times its scale, added to the i32
+/// lanes (the step the multi-token k-quant drivers take per sub-block; AVX-512 VNNI fuses it
+/// into one `vpdpwssd`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn madd_add(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {
+    _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
+}
+
 /// The multi-token driver of the Q4_K and Q5_K dots: `out[t]` equals the one-token kernel's
 /// result for `acts[t]` bit for bit (the same exact integer sums, each token's super-blocks
 /// added in order), with each super-block's values and scales unpacked once for all tokens.
-/// `$values(x) -> [__m256i; 8]` gives sub-block `k`'s 32 unsigned values (≤ 31) in vector `k`.
+/// `$values(x) -> [__m256i; 8]` gives sub-block `k`'s 32 unsigned values (≤ 31) in vector `k`;
+/// `$madd_add(acc, p, s)` is [`madd_add`] or its VNNI twin.
 macro_rules! k4_dot_tokens {
-    ($w:expr, $acts:expr, $out:expr, $bytes:expr, $values:ident) => {{
+    ($w:expr, $acts:expr, $out:expr, $bytes:expr, $values:path, $madd_add:path) => {{
+        use $crate::avx2::{
+            bits_le, broadcast_i16, fp16x2, hsum2_i32, k4_scales_mins, load32, TOKENS_PER_PASS,
+        };
         let wb = $w.as_chunks::<{ $bytes }>().0;
         for (acts, out) in $acts.chunks(TOKENS_PER_PASS).zip($out.chunks_mut(TOKENS_PER_PASS)) {
             let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
             let mut sumf = [0f32; TOKENS_PER_PASS];
             for (b, x) in wb[..n].iter().enumerate() {
-                let sm = k4_scales_mins(arr12_at(x, 4));
+                let sm = k4_scales_mins($crate::avx2::arr12_at(x, 4));
                 let scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
                 let mins16 = _mm256_extracti128_si256(sm, 1);
                 let q = $values(x);
@@ -800,7 +813,7 @@ macro_rules! k4_dot_tokens {
                     for k in 0..8 {
                         // Values ≤ 31: pairs ≤ 2·31·128; times scale ≤ 63 in i32.
                         let p = _mm256_maddubs_epi16(q[k], load32(yp.add(32 * k)));
-                        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc[k]));
+                        sumi = $madd_add(sumi, p, sc[k]);
                     }
                     let (isum, summ) = hsum2_i32(sumi, mins);
                     let d = xd * y.d;
@@ -812,11 +825,62 @@ macro_rules! k4_dot_tokens {
         }
     }};
 }
+pub(crate) use k4_dot_tokens;
+
+/// The multi-token driver of the Q6_K dot: `out[t]` equals [`vec_dot_q6_k_q8_k`]`(w, acts[t])`
+/// bit for bit, with each super-block's 6-bit values and scales unpacked once for all the
+/// tokens; `$madd_add` as in [`k4_dot_tokens`].
+macro_rules! q6k_dot_tokens {
+    ($w:expr, $acts:expr, $out:expr, $madd_add:path) => {{
+        use $crate::avx2::{
+            bits_le, fp16, hsum2_i32, load16, load32, q6k_half, scale_pair, TOKENS_PER_PASS,
+        };
+        let wb = $w.as_chunks::<{ $crate::blocks::Q6_K_BYTES }>().0;
+        for (acts, out) in $acts.chunks(TOKENS_PER_PASS).zip($out.chunks_mut(TOKENS_PER_PASS)) {
+            let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
+            let mut sumf = [0f32; TOKENS_PER_PASS];
+            for (b, x) in wb[..n].iter().enumerate() {
+                let xp = x.as_ptr();
+                let scales = load16(xp.add(192));
+                let scales16 = _mm256_cvtepi8_epi16(scales);
+                let mut q = [_mm256_setzero_si256(); 8];
+                let mut sc = [_mm256_setzero_si256(); 8];
+                for h in 0..2 {
+                    q[4 * h..4 * h + 4].copy_from_slice(&q6k_half(xp, h));
+                }
+                for (c, s) in sc.iter_mut().enumerate() {
+                    *s = scale_pair(scales, c);
+                }
+                let xd = fp16(bits_le(x, 208));
+                for (sumf, a) in sumf.iter_mut().zip(acts) {
+                    let y = &a[b];
+                    let yp = y.qs.as_ptr() as *const u8;
+                    let offsets =
+                        _mm256_madd_epi16(scales16, load32(y.bsums.as_ptr() as *const u8));
+                    let offsets = _mm_add_epi32(
+                        _mm256_castsi256_si128(offsets),
+                        _mm256_extracti128_si256(offsets, 1),
+                    );
+                    let mut sumi = _mm256_setzero_si256();
+                    for c in 0..8 {
+                        let p = _mm256_maddubs_epi16(q[c], load32(yp.add(32 * c)));
+                        sumi = $madd_add(sumi, p, sc[c]);
+                    }
+                    let (isum, offset) = hsum2_i32(sumi, offsets);
+                    let d = xd * y.d;
+                    *sumf += d * (isum - 32 * offset) as f32;
+                }
+            }
+            out.copy_from_slice(&sumf[..out.len()]);
+        }
+    }};
+}
+pub(crate) use q6k_dot_tokens;
 
 /// A Q4_K block's values, sub-block `k` in vector `k`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4k_values(x: &[u8; Q4_K_BYTES]) -> [__m256i; 8] {
+pub(crate) unsafe fn q4k_values(x: &[u8; Q4_K_BYTES]) -> [__m256i; 8] {
     let m4 = _mm256_set1_epi8(0x0F);
     let mut v = [_mm256_setzero_si256(); 8];
     for j in 0..4 {
@@ -830,7 +894,7 @@ unsafe fn q4k_values(x: &[u8; Q4_K_BYTES]) -> [__m256i; 8] {
 /// A Q5_K block's values (nibble | fifth bit · 16), sub-block `k` in vector `k`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5k_values(x: &[u8; Q5_K_BYTES]) -> [__m256i; 8] {
+pub(crate) unsafe fn q5k_values(x: &[u8; Q5_K_BYTES]) -> [__m256i; 8] {
     let (m4, b16) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x10));
     let qh = load32(x.as_ptr().add(16));
     let mut v = [_mm256_setzero_si256(); 8];
@@ -853,7 +917,7 @@ unsafe fn q5k_values(x: &[u8; Q5_K_BYTES]) -> [__m256i; 8] {
 /// The CPU must support AVX2, FMA and F16C ([`available`]); `out.len() == acts.len()`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_q4_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
-    k4_dot_tokens!(w, acts, out, Q4_K_BYTES, q4k_values)
+    k4_dot_tokens!(w, acts, out, Q4_K_BYTES, q4k_values, madd_add)
 }
 
 /// Q5_K × several Q8_K rows: `out[t]` equals [`vec_dot_q5_k_q8_k`]`(w, acts[t])` bit for bit
@@ -863,7 +927,7 @@ pub unsafe fn vec_dot_q4_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut
 /// The CPU must support AVX2, FMA and F16C ([`available`]); `out.len() == acts.len()`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_q5_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
-    k4_dot_tokens!(w, acts, out, Q5_K_BYTES, q5k_values)
+    k4_dot_tokens!(w, acts, out, Q5_K_BYTES, q5k_values, madd_add)
 }
 
 /// Q6_K × several Q8_K rows: `out[t]` equals [`vec_dot_q6_k_q8_k`]`(w, acts[t])` bit for bit,
@@ -873,43 +937,7 @@ pub unsafe fn vec_dot_q5_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut
 /// The CPU must support AVX2, FMA and F16C ([`available`]); `out.len() == acts.len()`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_q6_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
-    let wb = w.as_chunks::<Q6_K_BYTES>().0;
-    for (acts, out) in acts.chunks(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS)) {
-        let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
-        let mut sumf = [0f32; TOKENS_PER_PASS];
-        for (b, x) in wb[..n].iter().enumerate() {
-            let xp = x.as_ptr();
-            let scales = load16(xp.add(192));
-            let scales16 = _mm256_cvtepi8_epi16(scales);
-            let mut q = [_mm256_setzero_si256(); 8];
-            let mut sc = [_mm256_setzero_si256(); 8];
-            for h in 0..2 {
-                q[4 * h..4 * h + 4].copy_from_slice(&q6k_half(xp, h));
-            }
-            for (c, s) in sc.iter_mut().enumerate() {
-                *s = scale_pair(scales, c);
-            }
-            let xd = fp16(bits_le(x, 208));
-            for (sumf, a) in sumf.iter_mut().zip(acts) {
-                let y = &a[b];
-                let yp = y.qs.as_ptr() as *const u8;
-                let offsets = _mm256_madd_epi16(scales16, load32(y.bsums.as_ptr() as *const u8));
-                let offsets = _mm_add_epi32(
-                    _mm256_castsi256_si128(offsets),
-                    _mm256_extracti128_si256(offsets, 1),
-                );
-                let mut sumi = _mm256_setzero_si256();
-                for c in 0..8 {
-                    let p = _mm256_maddubs_epi16(q[c], load32(yp.add(32 * c)));
-                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc[c]));
-                }
-                let (isum, offset) = hsum2_i32(sumi, offsets);
-                let d = xd * y.d;
-                *sumf += d * (isum - 32 * offset) as f32;
-            }
-        }
-        out.copy_from_slice(&sumf[..out.len()]);
-    }
+    q6k_dot_tokens!(w, acts, out, madd_add)
 }
 
 /// IQ4_XS × Q8_K: IQ4_NL levels with 6-bit sub-block scales biased by 32.

@@ -135,7 +135,9 @@ pub fn vnni_available() -> bool {
 }
 
 use crate::avx2::{bits_le, fp16x2, fp16x4, hsum_i32, load32};
-use crate::blocks::{BlockQ8_0, IQ4_NL_BYTES, Q4_0_BYTES, Q5_0_BYTES, Q8_0_BYTES};
+use crate::blocks::{
+    BlockQ8K, BlockQ8_0, IQ4_NL_BYTES, Q4_0_BYTES, Q4_K_BYTES, Q5_0_BYTES, Q5_K_BYTES, Q8_0_BYTES,
+};
 
 /// Weight rows one VNNI register block takes.
 const Q_ROWS: usize = 4;
@@ -424,4 +426,44 @@ legacy_rows_tokens_kernels! {
     vec_dot_q5_0_q8_0_rows_tokens: Q5_0, Q5_0_BYTES;
     vec_dot_q8_0_q8_0_rows_tokens: Q8_0, Q8_0_BYTES;
     vec_dot_iq4_nl_q8_0_rows_tokens: Iq4Nl, IQ4_NL_BYTES;
+}
+
+// ---------------------------------------------------------------------------------------------
+// k-quants × Q8_K: the AVX2 multi-token drivers with VNNI's fused multiply-add of i16 pairs
+// ---------------------------------------------------------------------------------------------
+
+/// `acc + madd(p, s)` as one `vpdpwssd` (no saturation: the i16 pair products and their sum
+/// are exact in i32, as `madd` + `add` are).
+#[inline]
+#[target_feature(enable = "avx512f,avx512vnni,avx512vl,avx2,fma,f16c")]
+unsafe fn dpwssd(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {
+    _mm256_dpwssd_epi32(acc, p, s)
+}
+
+/// Q4_K × several Q8_K rows, `out[t]` equal to the scalar dot bit for bit (the AVX2 driver,
+/// [`crate::avx2::vec_dot_q4_k_q8_k_tokens`], with VNNI's `vpdpwssd`).
+///
+/// # Safety
+/// The CPU must have AVX-512 VNNI and VL ([`vnni_available`]); `out.len() == acts.len()`.
+#[target_feature(enable = "avx512f,avx512vnni,avx512vl,avx2,fma,f16c")]
+pub unsafe fn vec_dot_q4_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
+    crate::avx2::k4_dot_tokens!(w, acts, out, Q4_K_BYTES, crate::avx2::q4k_values, dpwssd)
+}
+
+/// Q5_K × several Q8_K rows (as [`vec_dot_q4_k_q8_k_tokens`]).
+///
+/// # Safety
+/// As [`vec_dot_q4_k_q8_k_tokens`].
+#[target_feature(enable = "avx512f,avx512vnni,avx512vl,avx2,fma,f16c")]
+pub unsafe fn vec_dot_q5_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
+    crate::avx2::k4_dot_tokens!(w, acts, out, Q5_K_BYTES, crate::avx2::q5k_values, dpwssd)
+}
+
+/// Q6_K × several Q8_K rows (as [`vec_dot_q4_k_q8_k_tokens`]).
+///
+/// # Safety
+/// As [`vec_dot_q4_k_q8_k_tokens`].
+#[target_feature(enable = "avx512f,avx512vnni,avx512vl,avx2,fma,f16c")]
+pub unsafe fn vec_dot_q6_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
+    crate::avx2::q6k_dot_tokens!(w, acts, out, dpwssd)
 }

@@ -402,9 +402,27 @@ macro_rules! multi_token_kernels {
     };
 }
 
+/// The multi-token kernel for k-quant `ty` × Q8_K on this CPU / build, if there is one: the
+/// AVX-512 VNNI twins where the CPU has them.
+fn multi_token_kernel_k(ty: GgmlType) -> Option<TokensKernelK> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx512::vnni_available() {
+        use crate::avx512 as k;
+        // SAFETY (each wrapper): AVX-512 VNNI and VL were detected at runtime; the caller passes
+        // rows whose lengths `TokenActivations` checked.
+        return match ty {
+            GgmlType::Q4_K => Some(|w, a, o| unsafe { k::vec_dot_q4_k_q8_k_tokens(w, a, o) }),
+            GgmlType::Q5_K => Some(|w, a, o| unsafe { k::vec_dot_q5_k_q8_k_tokens(w, a, o) }),
+            GgmlType::Q6_K => Some(|w, a, o| unsafe { k::vec_dot_q6_k_q8_k_tokens(w, a, o) }),
+            _ => None,
+        };
+    }
+    multi_token_kernel_k_portable(ty)
+}
+
 multi_token_kernels! {
-    /// The multi-token kernel for k-quant `ty` × Q8_K on this CPU / build, if there is one.
-    fn multi_token_kernel_k -> TokensKernelK {
+    /// The AVX2 or simd128 multi-token kernel for k-quant `ty` × Q8_K, if there is one.
+    fn multi_token_kernel_k_portable -> TokensKernelK {
         Q4_K => vec_dot_q4_k_q8_k_tokens,
         Q5_K => vec_dot_q5_k_q8_k_tokens,
         Q6_K => vec_dot_q6_k_q8_k_tokens,
