@@ -59,6 +59,21 @@ pub(crate) fn map_indices<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync + Sen
     }
 }
 
+/// `(a(), b())`, the two on the pool's threads at once where the build has them.
+pub(crate) fn join<A: Send, B: Send>(
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    #[cfg(feature = "parallel")]
+    {
+        rayon::join(a, b)
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        (a(), b())
+    }
+}
+
 /// Threads the matmuls use (each holds one f32 row tile): the current rayon pool's, or one
 /// without the `parallel` feature.
 pub fn worker_threads() -> usize {

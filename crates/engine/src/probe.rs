@@ -8,8 +8,8 @@ use parallax_report::{
 };
 
 use crate::arch::{ArchConfig, ArchKind};
-use crate::map_indices;
 use crate::options::Lane;
+use crate::{join, map_indices};
 
 /// Site names within a layer, in execution order: the site table's layer rows
 /// ([`parallax_metrics::sites`]), without the post-norm sites on architectures that have none.
@@ -93,8 +93,18 @@ impl Probe<'_> {
             bufs.iter().map(|buf| buf.chunks_exact(width).collect()).collect();
         let per_token: Vec<Vec<Stats>> =
             rows.iter().map(|r| map_indices(r.len(), |t| Stats::of(r[t]))).collect();
-        for (i, id) in self.ids.iter().enumerate().skip(1) {
-            if let Some(c) = Compare::of_with_stats(samples[0], samples[i], &stats[0], &stats[i]) {
+        // The scope-wide comparisons beside the site's detail (histograms, worst elements).
+        let (ids, first_token) = (&self.ids, self.first_token());
+        let (compares, detail) = join(
+            || {
+                map_indices(samples.len().saturating_sub(1), |k| {
+                    Compare::of_with_stats(samples[0], samples[k + 1], &stats[0], &stats[k + 1])
+                })
+            },
+            || site_detail(ids, first_token, &samples, &stats, width),
+        );
+        for ((i, id), c) in self.ids.iter().enumerate().skip(1).zip(compares) {
+            if let Some(c) = c {
                 rec.compare.insert(id.clone(), c);
             }
             let n = rows[i].len().min(rows[0].len());
@@ -106,7 +116,7 @@ impl Probe<'_> {
             .collect();
             tok.compare.insert(id.clone(), per);
         }
-        rec.detail = Some(self.detail(&samples, &stats, width));
+        rec.detail = Some(detail);
         for ((id, s), per) in self.ids.iter().zip(stats).zip(per_token) {
             rec.paths.insert(id.clone(), s);
             tok.paths.insert(id.clone(), per);
@@ -118,36 +128,56 @@ impl Probe<'_> {
         self.site_with(bufs, width, &[])
     }
 
-    /// The site up close over the samples the comparisons use: each path's histogram on one
-    /// range, and the elements furthest from the reference (a path whose sample is not the
-    /// reference's — a broken probe — has none).
-    fn detail(&self, samples: &[&[f32]], stats: &[Stats], width: usize) -> SiteDetail {
-        let lo = stats.iter().filter_map(|s| s.min).fold(f64::INFINITY, f64::min);
-        let hi = stats.iter().filter_map(|s| s.max).fold(f64::NEG_INFINITY, f64::max);
-        let (lo, hi) = match (stats[0].mean, stats[0].std) {
-            (Some(mean), Some(std)) if lo <= hi => {
-                (lo.max(mean - 4.0 * std), hi.min(mean + 4.0 * std))
-            }
-            _ if lo <= hi => (lo, hi),
-            _ => (0.0, 0.0),
-        };
-        let first_token = match self.scope {
+    /// The first token of the run's scope.
+    fn first_token(&self) -> usize {
+        match self.scope {
             Scope::All => 0,
             Scope::Last => self.n_tokens - 1,
-        };
-        let mut detail = SiteDetail { lo, hi, ..Default::default() };
-        for (id, sample) in self.ids.iter().zip(samples) {
-            let (bins, beyond) = histogram(sample, lo, hi);
-            detail.histogram.insert(id.clone(), bins);
-            detail.beyond.insert(id.clone(), beyond);
         }
-        for (id, sample) in self.ids.iter().zip(samples).skip(1) {
-            if sample.len() == samples[0].len() {
-                detail.worst.insert(id.clone(), worst(samples[0], sample, width, first_token));
-            }
-        }
-        detail
     }
+}
+
+/// The site up close over the samples the comparisons use: each path's histogram on one
+/// range, and the elements furthest from the reference (a path whose sample is not the
+/// reference's — a broken probe — has none). A function of the probe's path ids and scope, not
+/// of the probe (whose tap need not be shared between threads).
+fn site_detail(
+    ids: &[String],
+    first_token: usize,
+    samples: &[&[f32]],
+    stats: &[Stats],
+    width: usize,
+) -> SiteDetail {
+    let lo = stats.iter().filter_map(|s| s.min).fold(f64::INFINITY, f64::min);
+    let hi = stats.iter().filter_map(|s| s.max).fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = match (stats[0].mean, stats[0].std) {
+        (Some(mean), Some(std)) if lo <= hi => (lo.max(mean - 4.0 * std), hi.min(mean + 4.0 * std)),
+        _ if lo <= hi => (lo, hi),
+        _ => (0.0, 0.0),
+    };
+    let mut detail = SiteDetail { lo, hi, ..Default::default() };
+    // One task per histogram and per path's worst elements: each the same function on the
+    // same slice as on one thread.
+    let (histograms, worst_elements) = join(
+        || map_indices(samples.len(), |k| histogram(samples[k], lo, hi)),
+        || {
+            map_indices(samples.len().saturating_sub(1), |k| {
+                let sample = samples[k + 1];
+                (sample.len() == samples[0].len())
+                    .then(|| worst(samples[0], sample, width, first_token))
+            })
+        },
+    );
+    for (id, (bins, beyond)) in ids.iter().zip(histograms) {
+        detail.histogram.insert(id.clone(), bins);
+        detail.beyond.insert(id.clone(), beyond);
+    }
+    for (id, w) in ids.iter().skip(1).zip(worst_elements) {
+        if let Some(w) = w {
+            detail.worst.insert(id.clone(), w);
+        }
+    }
+    detail
 }
 
 /// The finite values of `values` from `lo` to `hi` in [`HISTOGRAM_BINS`] equal bins (`hi`
