@@ -566,7 +566,7 @@ fn compare_layer_weights<S: ByteSource>(
         match held {
             Some(held) => {
                 let row_values = tensor.row_values();
-                diff.compare_values(i, |k, rows| held[k].rows(rows, row_values))?
+                diff.compare_values(i, |k, rows, out| held[k].rows_into(rows, row_values, out))?
             }
             None => diff.compare_from_source(i, &NEVER_CANCELLED)?,
         }

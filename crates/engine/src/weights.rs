@@ -35,26 +35,29 @@ pub enum Held<'a> {
 }
 
 impl Held<'_> {
-    /// Rows `rows` (of `row_values` values each) as f32, dequantized as
-    /// [`Model::read_f32_rows`] dequantizes them: the same bits, without reading the file again.
-    pub fn rows(
+    /// Rows `rows` (of `row_values` values each) as f32 into `out` (its old contents
+    /// replaced), dequantized as [`Model::read_f32_rows`] dequantizes them: the same bits,
+    /// without reading the file again.
+    pub fn rows_into(
         &self,
         rows: std::ops::Range<u64>,
         row_values: usize,
-    ) -> Result<Vec<f32>, EngineError> {
+        out: &mut Vec<f32>,
+    ) -> Result<(), EngineError> {
         let (start, end) = (rows.start as usize, rows.end as usize);
+        out.clear();
         match self {
-            Held::Vector(v) => Ok(v[start * row_values..end * row_values].to_vec()),
+            Held::Vector(v) => out.extend_from_slice(&v[start * row_values..end * row_values]),
             Held::Matrix(m) => match &m.storage {
                 Storage::F32 { values, .. } => {
-                    Ok(values[start * row_values..end * row_values].to_vec())
+                    out.extend_from_slice(&values[start * row_values..end * row_values])
                 }
                 Storage::Ggml { ty, bytes, row_bytes } => {
-                    let mut out = vec![0f32; (end - start) * row_values];
+                    out.resize((end - start) * row_values, 0.0);
                     parallax_quant::dequantize(
                         *ty,
                         &bytes[start * row_bytes..end * row_bytes],
-                        &mut out,
+                        out,
                     )
                     .map_err(|error| {
                         EngineError::Model(parallax_model::ModelError::Quant {
@@ -62,10 +65,10 @@ impl Held<'_> {
                             error,
                         })
                     })?;
-                    Ok(out)
                 }
             },
         }
+        Ok(())
     }
 }
 

@@ -129,19 +129,21 @@ impl<'m, S: ByteSource> WeightsDiff<'m, S> {
         Ok(())
     }
 
-    /// Compare tensor `i` from values already read: `values(k, rows)` gives model `k`'s values
-    /// of those rows (the first model's at `k = 0`), dequantized as `read_f32_rows` would.
+    /// Compare tensor `i` from values already read: `values(k, rows, out)` puts model `k`'s
+    /// values of those rows (the first model's at `k = 0`) into `out`, dequantized as
+    /// `read_f32_rows` would.
     pub fn compare_values(
         &mut self,
         i: usize,
-        mut values: impl FnMut(usize, std::ops::Range<u64>) -> Result<Vec<f32>, EngineError>,
+        mut values: impl FnMut(usize, std::ops::Range<u64>, &mut Vec<f32>) -> Result<(), EngineError>,
     ) -> Result<(), EngineError> {
         let tensor = &self.tensors()[i];
         let mut sums: Vec<Sums> = self.pairs[i].iter().map(|_| Sums::new()).collect();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
         for rows in row_chunks(tensor, CHUNK_VALUES) {
-            let a = values(0, rows.clone())?;
+            values(0, rows.clone(), &mut a)?;
             for (k, (pair, sums)) in self.pairs[i].iter().zip(&mut sums).enumerate() {
-                let b = values(k + 1, rows.clone())?;
+                values(k + 1, rows.clone(), &mut b)?;
                 check_lengths(tensor, pair, &a, &b, &rows)?;
                 sums.add(&a, &b);
             }
@@ -359,13 +361,16 @@ fn compare_tensor<S: ByteSource>(
     if pairs.is_empty() {
         return Ok(Vec::new());
     }
+    // One buffer per side for every chunk: a fresh megabyte each time was mapped, zeroed and
+    // unmapped again (a third of a short two-file run).
+    let (mut a, mut b) = (Vec::new(), Vec::new());
     for rows in row_chunks(tensor, CHUNK_VALUES) {
         if cancel.load(Ordering::Relaxed) {
             return Err(EngineError::Cancelled);
         }
-        let a = first.read_f32_rows(tensor, rows.clone())?;
+        first.read_f32_rows_into(tensor, rows.clone(), &mut a)?;
         for ((model, pair), sums) in pairs.iter().zip(&mut sums) {
-            let b = model.read_f32_rows(pair, rows.clone())?;
+            model.read_f32_rows_into(pair, rows.clone(), &mut b)?;
             check_lengths(tensor, pair, &a, &b, &rows)?;
             sums.add(&a, &b);
         }

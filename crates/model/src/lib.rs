@@ -360,9 +360,23 @@ impl<S: ByteSource> Model<S> {
 
     /// Rows `rows` of `tensor` dequantized to f32 (bit-exact with ggml for GGML types).
     pub fn read_f32_rows(&self, tensor: &Tensor, rows: Range<u64>) -> Result<Vec<f32>, ModelError> {
+        let mut out = Vec::new();
+        self.read_f32_rows_into(tensor, rows, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Model::read_f32_rows`] into `out` (its old contents replaced), so that a caller reading
+    /// chunk after chunk reuses one buffer instead of mapping, zeroing and freeing one each time.
+    pub fn read_f32_rows_into(
+        &self,
+        tensor: &Tensor,
+        rows: Range<u64>,
+        out: &mut Vec<f32>,
+    ) -> Result<(), ModelError> {
         match (&self.container, tensor.ty) {
             (Container::Apr(file), _) => {
-                file.tensor_rows_f32(&tensor.name, rows).map_err(ModelError::Apr)
+                *out = file.tensor_rows_f32(&tensor.name, rows).map_err(ModelError::Apr)?;
+                Ok(())
             }
             (Container::Gguf { .. }, TensorType::Ggml(ty)) => {
                 if !ty.is_dequantizable() {
@@ -373,10 +387,10 @@ impl<S: ByteSource> Model<S> {
                 }
                 let bytes = self.read_raw_rows(tensor, rows.clone())?;
                 let n = (rows.end - rows.start) as usize * tensor.row_values();
-                let mut out = vec![0f32; n];
-                parallax_quant::dequantize(ty, &bytes, &mut out)
-                    .map_err(|error| ModelError::Quant { tensor: tensor.name.clone(), error })?;
-                Ok(out)
+                out.clear();
+                out.resize(n, 0.0);
+                parallax_quant::dequantize(ty, &bytes, out)
+                    .map_err(|error| ModelError::Quant { tensor: tensor.name.clone(), error })
             }
             (Container::Gguf { .. }, other) => Err(ModelError::Unsupported {
                 tensor: tensor.name.clone(),
