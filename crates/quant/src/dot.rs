@@ -223,6 +223,10 @@ pub struct TokenActivations<'a> {
     /// (a single row's dot needs no layout).
     #[cfg(target_arch = "x86_64")]
     vnni: std::sync::OnceLock<Option<(RowsTokensKernel, crate::avx512::PreparedQ8_0<'a>)>>,
+    /// The Q8_0 rows widened to i16 for the simd128 wide dots (Q8_0, IQ4_NL weights); made by
+    /// the first [`TokenActivations::dot_rows`].
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    wide: std::sync::OnceLock<Option<crate::simd128::PreparedWide<'a>>>,
 }
 
 impl<'a> TokenActivations<'a> {
@@ -264,6 +268,8 @@ impl<'a> TokenActivations<'a> {
             q8_k,
             #[cfg(target_arch = "x86_64")]
             vnni: std::sync::OnceLock::new(),
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            wide: std::sync::OnceLock::new(),
         })
     }
 
@@ -341,6 +347,21 @@ impl TokenActivations<'_> {
             // above and the tokens by `TokenActivations::new`.
             unsafe { kernel(w, rb, prepared, out) };
             return Ok(());
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if matches!(self.ty, GgmlType::Q8_0 | GgmlType::IQ4_NL) && nt > 1 {
+            let wide = self.wide.get_or_init(|| {
+                (!self.q8_0.is_empty()).then(|| crate::simd128::PreparedWide::new(&self.q8_0))
+            });
+            if let Some(tokens) = wide {
+                match self.ty {
+                    GgmlType::Q8_0 => {
+                        crate::simd128::vec_dot_q8_0_q8_0_rows_prepared(w, rb, tokens, out)
+                    }
+                    _ => crate::simd128::vec_dot_iq4_nl_q8_0_rows_prepared(w, rb, tokens, out),
+                }
+                return Ok(());
+            }
         }
         for (row, o) in w.chunks_exact(rb).zip(out.chunks_exact_mut(nt)) {
             self.dot_row(row, o)?;

@@ -298,6 +298,154 @@ mod imp {
         }
     }
 
+    /// Q8_0 token rows widened to i16 once for every weight row of a matrix. The wide dots
+    /// (Q8_0 and IQ4_NL weights, whose bytes span all of i8) multiply in i16; without this each
+    /// row widened each token's blocks again, four extends per 32 values.
+    pub struct PreparedWide<'a> {
+        acts: Vec<&'a [BlockQ8_0]>,
+        /// Token `t`'s block `b` at `t · blocks + b`: its 32 values as i16.
+        values: Vec<[i16; 32]>,
+        /// Its scale as f32, at the same index.
+        scales: Vec<f32>,
+        blocks: usize,
+    }
+
+    impl<'a> PreparedWide<'a> {
+        /// `acts`: every token as many blocks.
+        pub fn new(acts: &[&'a [BlockQ8_0]]) -> Self {
+            let blocks = acts.first().map_or(0, |a| a.len());
+            let mut values = Vec::with_capacity(acts.len() * blocks);
+            let mut scales = Vec::with_capacity(acts.len() * blocks);
+            for a in acts {
+                for y in &a[..blocks] {
+                    values.push(y.qs.map(i16::from));
+                    scales.push(crate::blocks::f16_to_f32(y.d.to_bits()));
+                }
+            }
+            PreparedWide { acts: acts.to_vec(), values, scales, blocks }
+        }
+
+        /// Tokens prepared.
+        pub fn len(&self) -> usize {
+            self.acts.len()
+        }
+
+        /// Whether no token was prepared.
+        pub fn is_empty(&self) -> bool {
+            self.acts.is_empty()
+        }
+    }
+
+    /// Eight i16 at `v[k * 8..]`.
+    #[inline(always)]
+    fn load_i16x8(v: &[i16; 32], k: usize) -> v128 {
+        let s = &v[8 * k..8 * k + 8];
+        // SAFETY: `s` has exactly 16 readable bytes and `v128_load` is a 1-aligned load.
+        unsafe { v128_load(s.as_ptr() as *const v128) }
+    }
+
+    /// One weight row (decoded by `decode` into two 16-byte halves of i8) against every
+    /// prepared token, `out[t]` bit for bit [`legacy_dot_tokens`]'s: each block's exact
+    /// integer total from four `i32x4.dot_i16x8_s` of the widened weights and the prepared
+    /// activations, then the same float order.
+    #[inline(always)]
+    fn wide_dot_prepared<const B: usize>(
+        w: &[u8],
+        tokens: &PreparedWide,
+        out: &mut [f32],
+        decode: impl Fn(&[u8; B]) -> [v128; 2],
+    ) {
+        let wb = w.as_chunks::<B>().0;
+        let n = wb.len().min(tokens.blocks);
+        let widened = |x: &[u8; B]| {
+            let [h0, h1] = decode(x);
+            [
+                i16x8_extend_low_i8x16(h0),
+                i16x8_extend_high_i8x16(h0),
+                i16x8_extend_low_i8x16(h1),
+                i16x8_extend_high_i8x16(h1),
+            ]
+        };
+        for (t0, out) in
+            (0..tokens.len()).step_by(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS))
+        {
+            let mut acc = [f32x4_splat(0.0); TOKENS_PER_PASS];
+            let mut b = 0;
+            while b + 4 <= n {
+                let x = &wb[b..b + 4];
+                let q = [widened(&x[0]), widened(&x[1]), widened(&x[2]), widened(&x[3])];
+                let dw =
+                    f32x4(f16_at(&x[0], 0), f16_at(&x[1], 0), f16_at(&x[2], 0), f16_at(&x[3], 0));
+                for (k, acc) in acc.iter_mut().enumerate().take(out.len()) {
+                    let at = (t0 + k) * tokens.blocks + b;
+                    let block = |j: usize| {
+                        let a = &tokens.values[at + j];
+                        let q = &q[j];
+                        i32x4_add(
+                            i32x4_add(
+                                i32x4_dot_i16x8(q[0], load_i16x8(a, 0)),
+                                i32x4_dot_i16x8(q[1], load_i16x8(a, 1)),
+                            ),
+                            i32x4_add(
+                                i32x4_dot_i16x8(q[2], load_i16x8(a, 2)),
+                                i32x4_dot_i16x8(q[3], load_i16x8(a, 3)),
+                            ),
+                        )
+                    };
+                    let t = totals4(block(0), block(1), block(2), block(3));
+                    let s = &tokens.scales[at..at + 4];
+                    let da = f32x4(s[0], s[1], s[2], s[3]);
+                    *acc = f32x4_add(*acc, f32x4_mul(f32x4_mul(dw, da), f32x4_convert_i32x4(t)));
+                }
+                b += 4;
+            }
+            for (k, (acc, o)) in acc.iter().zip(out.iter_mut()).enumerate() {
+                let mut acc = crate::order::BlockAcc4([
+                    f32x4_extract_lane::<0>(*acc),
+                    f32x4_extract_lane::<1>(*acc),
+                    f32x4_extract_lane::<2>(*acc),
+                    f32x4_extract_lane::<3>(*acc),
+                ]);
+                let a = tokens.acts[t0 + k];
+                let d_a = |y: &BlockQ8_0| crate::blocks::f16_to_f32(y.d.to_bits());
+                for (j, (x, y)) in wb[b..n].iter().zip(&a[b..n]).enumerate() {
+                    acc.add(
+                        b + j,
+                        (f16_at(x, 0) * d_a(y)) * hsum_i32(wide_dot(decode(x), y)) as f32,
+                    );
+                }
+                *o = acc.total();
+            }
+        }
+    }
+
+    /// Rows of Q8_0 weights (whole rows of `row_bytes`) × prepared Q8_0 tokens:
+    /// `out[r * tokens.len() + t]`, each equal to the one-row kernel's result bit for bit.
+    pub fn vec_dot_q8_0_q8_0_rows_prepared(
+        w: &[u8],
+        row_bytes: usize,
+        tokens: &PreparedWide,
+        out: &mut [f32],
+    ) {
+        let nt = tokens.len();
+        for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(nt)) {
+            wide_dot_prepared(row, tokens, out, |x: &[u8; Q8_0_BYTES]| [load(x, 2), load(x, 18)]);
+        }
+    }
+
+    /// Rows of IQ4_NL weights × prepared Q8_0 tokens (as [`vec_dot_q8_0_q8_0_rows_prepared`]).
+    pub fn vec_dot_iq4_nl_q8_0_rows_prepared(
+        w: &[u8],
+        row_bytes: usize,
+        tokens: &PreparedWide,
+        out: &mut [f32],
+    ) {
+        let nt = tokens.len();
+        for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(nt)) {
+            wide_dot_prepared(row, tokens, out, iq4_nl_values);
+        }
+    }
+
     /// A Q5_0 block's weights as two halves of i8.
     #[inline(always)]
     fn q5_0_values(x: &[u8; Q5_0_BYTES]) -> [v128; 2] {

@@ -1,0 +1,63 @@
+//! The rows × tokens product of the wide dots (Q8_0 and IQ4_NL weights × Q8_0 tokens) as a
+//! prompt's matmuls run it, `TokenActivations::dot_rows`, against the same rows dotted one at a
+//! time (`dot_row`, which widens every token's blocks again for each row), in one process:
+//! products per second and their ratio. Meant for the wasm simd128 build, where `dot_rows`
+//! widens the tokens to i16 once per matrix (`simd128::PreparedWide`):
+//!
+//! ```sh
+//! RUSTFLAGS="-C target-feature=+simd128" cargo build --release -p parallax-quant \
+//!     --target wasm32-wasip1 --example prefill_wide
+//! node --no-warnings tools/wasi-run.mjs target/wasm32-wasip1/release/examples/prefill_wide.wasm
+//! ```
+//!
+//! Natively it measures the AVX-512 VNNI register blocks (or, without them, the same loop).
+
+use std::time::Instant;
+
+use parallax_quant::dot::{Activation, TokenActivations};
+use parallax_quant::{quantize_activation, GgmlType};
+use parallax_testkit::SplitMix64 as Rng;
+
+const ROWS: usize = 512;
+const COLS: usize = 896;
+const TOKENS: usize = 64;
+
+fn main() {
+    let mut rng = Rng(0x5EED);
+    for (ty, block_bytes) in [(GgmlType::Q8_0, 34), (GgmlType::IQ4_NL, 18)] {
+        // Random blocks with a finite scale (0x2000 as f16, 2⁻¹⁵·…: small and normal).
+        let mut w: Vec<u8> =
+            (0..ROWS * COLS / 32 * block_bytes).map(|_| rng.next_u64() as u8).collect();
+        for b in w.chunks_exact_mut(block_bytes) {
+            b[..2].copy_from_slice(&[0x00, 0x20]);
+        }
+        let acts: Vec<Activation> = (0..TOKENS)
+            .map(|_| {
+                let x: Vec<f32> = (0..COLS).map(|_| rng.signed_unit_f32()).collect();
+                quantize_activation(ty, &x).expect("Q8_0 tokens")
+            })
+            .collect();
+        let row_bytes = w.len() / ROWS;
+        let mut out = vec![0f32; ROWS * TOKENS];
+        let (mut all_rows, mut row_by_row) = (f64::MAX, f64::MAX);
+        for _ in 0..5 {
+            let t = Instant::now();
+            let tokens = TokenActivations::new(ty, &acts).expect("same lengths");
+            tokens.dot_rows(&w, &mut out).expect("whole rows");
+            all_rows = all_rows.min(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            let tokens = TokenActivations::new(ty, &acts).expect("same lengths");
+            for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(TOKENS)) {
+                tokens.dot_row(row, out).expect("one row");
+            }
+            row_by_row = row_by_row.min(t.elapsed().as_secs_f64());
+        }
+        let products = (ROWS * COLS * TOKENS) as f64;
+        println!(
+            "{ty}: dot_rows {:.2} G products/s, row by row {:.2}: ×{:.2} (best of 5, {ROWS} rows × {COLS} columns × {TOKENS} tokens)",
+            products / all_rows / 1e9,
+            products / row_by_row / 1e9,
+            row_by_row / all_rows
+        );
+    }
+}
