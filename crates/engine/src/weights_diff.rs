@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use parallax_metrics::{reduce_lanes, LANES};
 use parallax_model::{check_compatible, counterpart, Incompatibility, Model, Side, Tensor};
 use parallax_report::{TensorDiff, TensorFile, WeightCompare};
 use parallax_source::ByteSource;
@@ -210,13 +211,10 @@ fn tensor_file(t: &Tensor) -> TensorFile {
     TensorFile { name: t.name.clone(), ty: t.ty.name().to_string(), bytes: t.n_bytes }
 }
 
-/// Lanes of the weights diff's f64 sums: value `k` of a tensor (in row-major order, across
-/// chunks) is added to lane `k mod LANES`, and the lanes are combined as a halving tree, one
-/// fixed order on every target — eight independent chains, so the sums run as fast as the values
-/// stream instead of waiting on one add each.
-const LANES: usize = 8;
-
-/// Running sums of one file's values (b) against the first file's (a).
+/// Running sums of one file's values (b) against the first file's (a). Value `k` of a tensor
+/// (in row-major order, across chunks) is added to lane `k mod LANES`, the lanes combined by
+/// `reduce_lanes` — the statistics' one fixed order on every target, and eight independent
+/// chains, so the sums run as fast as the values stream instead of waiting on one add each.
 struct Sums {
     a2: [f64; LANES],
     b2: [f64; LANES],
@@ -228,18 +226,6 @@ struct Sums {
     /// A difference was NaN or infinite: `max_abs` then means nothing.
     non_finite: bool,
     identical: bool,
-}
-
-/// Lane sums combined as a halving tree: lane `j` += lane `j + 4`, then `+ 2`, then `+ 1`.
-fn reduce_lanes(mut v: [f64; LANES]) -> f64 {
-    let mut width = LANES / 2;
-    while width > 0 {
-        for j in 0..width {
-            v[j] += v[j + width];
-        }
-        width /= 2;
-    }
-    v[0]
 }
 
 impl Sums {

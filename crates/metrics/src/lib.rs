@@ -144,8 +144,9 @@ impl Stats {
     }
 }
 
-/// Lanes of every f64 sum over a sample (see [`Stats::of`]).
-const LANES: usize = 8;
+/// Lanes of every f64 sum over a sample (see [`Stats::of`]), and of the engine's weights diff:
+/// value `i` into lane `i mod LANES`, then [`reduce_lanes`].
+pub const LANES: usize = 8;
 
 /// `f(i mod LANES, values[i])` for every value, in order, in an unrolled shape the compiler
 /// vectorizes.
@@ -165,7 +166,7 @@ fn for_lanes(values: &[f32], mut f: impl FnMut(usize, f32)) {
 
 /// Lane sums combined as a halving tree: lane `j` += lane `j + 4`, then `+ 2`, then `+ 1`.
 #[inline(always)]
-fn reduce_lanes(mut v: [f64; LANES]) -> f64 {
+pub fn reduce_lanes(mut v: [f64; LANES]) -> f64 {
     let mut width = LANES / 2;
     while width > 0 {
         for j in 0..width {

@@ -354,13 +354,9 @@ impl TokenActivations<'_> {
                 (!self.q8_0.is_empty()).then(|| crate::simd128::PreparedWide::new(&self.q8_0))
             });
             if let Some(tokens) = wide {
-                match self.ty {
-                    GgmlType::Q8_0 => {
-                        crate::simd128::vec_dot_q8_0_q8_0_rows_prepared(w, rb, tokens, out)
-                    }
-                    _ => crate::simd128::vec_dot_iq4_nl_q8_0_rows_prepared(w, rb, tokens, out),
+                if crate::simd128::wide_rows_prepared(self.ty, w, rb, tokens, out) {
+                    return Ok(());
                 }
-                return Ok(());
             }
         }
         for (row, o) in w.chunks_exact(rb).zip(out.chunks_exact_mut(nt)) {

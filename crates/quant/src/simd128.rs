@@ -419,31 +419,35 @@ mod imp {
         }
     }
 
-    /// Rows of Q8_0 weights (whole rows of `row_bytes`) × prepared Q8_0 tokens:
+    /// Rows of Q8_0 or IQ4_NL weights (whole rows of `row_bytes`) × prepared Q8_0 tokens:
     /// `out[r * tokens.len() + t]`, each equal to the one-row kernel's result bit for bit.
-    pub fn vec_dot_q8_0_q8_0_rows_prepared(
+    /// `false`, and nothing written, for any other weight type.
+    pub fn wide_rows_prepared(
+        ty: crate::GgmlType,
         w: &[u8],
         row_bytes: usize,
         tokens: &PreparedWide,
         out: &mut [f32],
-    ) {
-        let nt = tokens.len();
-        for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(nt)) {
-            wide_dot_prepared(row, tokens, out, |x: &[u8; Q8_0_BYTES]| [load(x, 2), load(x, 18)]);
+    ) -> bool {
+        fn rows<const B: usize>(
+            w: &[u8],
+            row_bytes: usize,
+            tokens: &PreparedWide,
+            out: &mut [f32],
+            decode: impl Fn(&[u8; B]) -> [v128; 2] + Copy,
+        ) {
+            for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(tokens.len())) {
+                wide_dot_prepared(row, tokens, out, decode);
+            }
         }
-    }
-
-    /// Rows of IQ4_NL weights × prepared Q8_0 tokens (as [`vec_dot_q8_0_q8_0_rows_prepared`]).
-    pub fn vec_dot_iq4_nl_q8_0_rows_prepared(
-        w: &[u8],
-        row_bytes: usize,
-        tokens: &PreparedWide,
-        out: &mut [f32],
-    ) {
-        let nt = tokens.len();
-        for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(nt)) {
-            wide_dot_prepared(row, tokens, out, iq4_nl_values);
+        match ty {
+            crate::GgmlType::Q8_0 => {
+                rows(w, row_bytes, tokens, out, |x: &[u8; Q8_0_BYTES]| [load(x, 2), load(x, 18)])
+            }
+            crate::GgmlType::IQ4_NL => rows(w, row_bytes, tokens, out, iq4_nl_values),
+            _ => return false,
         }
+        true
     }
 
     /// A Q5_0 block's weights as two halves of i8.
