@@ -60,8 +60,16 @@ const USAGE: &str = "usage: cargo xtask VERB
 
 type Result<T = (), E = String> = std::result::Result<T, E>;
 
+/// The repository root: from `CARGO_MANIFEST_DIR` as `cargo run` (the `xtask` alias) sets it for
+/// this process, else as it was when this binary was compiled. The run's first: one target
+/// directory shared by several checkouts (CI's cache, a second clone) can hand a checkout the
+/// binary another one compiled, which then built and linted that other tree's sources — the
+/// page's threaded workers came from a stale clone that way.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the repository").into()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir.parent().expect("xtask sits in the repository").into()
 }
 
 fn target_dir() -> PathBuf {
