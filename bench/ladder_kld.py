@@ -129,9 +129,9 @@ def main() -> None:
                                   f"llama.cpp {seq['order_by_kld_mean']}")
     checks = 4 * len(rows)
     loo = leave_one_out(golden, rows)
-    ours = sum(len(v["parallax_misses"]) for v in loo.values())
-    theirs = sum(len(v["llamacpp_misses"]) for v in loo.values())
-    honest = not order_failures and ours <= theirs
+    parallax_misses = sum(len(v["parallax_misses"]) for v in loo.values())
+    llamacpp_misses = sum(len(v["llamacpp_misses"]) for v in loo.values())
+    honest = not order_failures and parallax_misses <= llamacpp_misses
     print(f"\nas written: {checks - len(failures)} of {checks} checks within their bars")
     for f in failures:
         print(f"  miss: {f}")
@@ -139,19 +139,19 @@ def main() -> None:
     for s, v in loo.items():
         print(f"  without {s:18s} llama.cpp {s}~{s} misses {len(v['llamacpp_misses']):2d}, "
               f"Parallax {len(v['parallax_misses']):2d} (of {checks})")
-    print(f"  in all: llama.cpp's settings {theirs}, Parallax {ours}")
+    print(f"  in all: llama.cpp's settings {llamacpp_misses}, Parallax {parallax_misses}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"golden": str(GOLDEN.relative_to(ROOT)), "threads": args.threads,
                                "rows": rows, "checks": checks, "failures": failures,
                                "order_failures": order_failures, "leave_one_out": loo,
-                               "leave_one_out_misses": {"parallax": ours, "llamacpp": theirs},
+                               "leave_one_out_misses": {"parallax": parallax_misses, "llamacpp": llamacpp_misses},
                                "honest_verdict": "pass" if honest else "fail"}, indent=1) + "\n")
     print(f"wrote {out}")
     if not honest:
         print("\n".join(["FAILED:"] + order_failures +
-                        ([f"Parallax misses {ours} checks, llama.cpp's own settings {theirs}"]
-                         if ours > theirs else [])), file=sys.stderr)
+                        ([f"Parallax misses {parallax_misses} checks, llama.cpp's own settings {llamacpp_misses}"]
+                         if parallax_misses > llamacpp_misses else [])), file=sys.stderr)
         sys.exit(1)
     print("honest verdict: pass — the ladder's order is llama.cpp's, and Parallax misses the bars "
           "no more often than llama.cpp's own settings do")
@@ -160,13 +160,13 @@ def main() -> None:
 def leave_one_out(golden: dict, rows: list[dict]) -> dict:
     """For each non-default llama.cpp setting `s`: the bars rebuilt without the pairs that
     involve `s`, and which checks llama.cpp's `s~s` pair and Parallax miss against them."""
-    ours = {(r["sequence"], r["rung"]): r for r in rows}
+    parallax_rows = {(r["sequence"], r["rung"]): r for r in rows}
     settings = [s for s in golden["settings"] if s != golden["reference_setting"]]
     ref_pair = f"{golden['reference_setting']}~{golden['reference_setting']}"
     out = {}
     for s in settings:
         misses: dict[str, list[str]] = {"llamacpp_misses": [], "parallax_misses": []}
-        for (seq, rung), row in ours.items():
+        for (seq, rung), row in parallax_rows.items():
             pairs = golden["sequences"][seq]["rungs"][rung]["settings_spread"]["pairs"]
             ref = pairs[ref_pair]
             others = [k for k in pairs if s not in k.split("~")]

@@ -127,11 +127,11 @@ def main() -> None:
             per = json.loads(report.read_text())["per_token"]["logits"]["q8@2"]
             kld = np.array([q["kl"] for q in per])
             top1 = np.array([q["top1"] for q in per])
-            agree = top1 == np.array([q["reference_top1"] for q in per])
-            if not np.array_equal(np.array([q["reference_top1"] for q in per]), base_top1):
+            reference_top1 = np.array([q["reference_top1"] for q in per])
+            agree = top1 == reference_top1
+            if not np.array_equal(reference_top1, base_top1):
                 print(f"{rung}: Parallax's base top-1 differs from llama.cpp's at "
-                      f"{int((np.array([q['reference_top1'] for q in per]) != base_top1).sum())} positions",
-                      file=sys.stderr)
+                      f"{int((reference_top1 != base_top1).sum())} positions", file=sys.stderr)
             rows["parallax"] = summary(kld, ref, top1, top1_default, agree)
             result["rungs"][rung] = {"llamacpp_default": {"mean": float(ref.mean()),
                                                           "median": float(np.median(ref)),
