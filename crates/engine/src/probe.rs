@@ -50,10 +50,7 @@ impl Probe<'_> {
 
     /// `buf` (`n_tokens` rows of `width`) cut to the run's scope.
     pub fn scoped<'b>(&self, buf: &'b [f32], width: usize) -> &'b [f32] {
-        match self.scope {
-            Scope::All => buf,
-            Scope::Last => &buf[(self.n_tokens - 1) * width..],
-        }
+        &buf[self.first_token() * width..]
     }
 
     /// The other scope, for a path whose probe is broken on purpose (`scope-mismatch`).
