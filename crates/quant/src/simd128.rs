@@ -84,6 +84,17 @@ mod imp {
             + i32x4_extract_lane::<3>(v)
     }
 
+    /// Four f32 lanes as [`crate::order`]'s four block accumulators.
+    #[inline(always)]
+    fn block_acc4(v: v128) -> crate::order::BlockAcc4 {
+        crate::order::BlockAcc4([
+            f32x4_extract_lane::<0>(v),
+            f32x4_extract_lane::<1>(v),
+            f32x4_extract_lane::<2>(v),
+            f32x4_extract_lane::<3>(v),
+        ])
+    }
+
     /// Low nibbles of 16 bytes.
     #[inline(always)]
     fn lo4(q: v128) -> v128 {
@@ -167,12 +178,7 @@ mod imp {
             acc = f32x4_add(acc, term);
             b += 4;
         }
-        let mut acc = crate::order::BlockAcc4([
-            f32x4_extract_lane::<0>(acc),
-            f32x4_extract_lane::<1>(acc),
-            f32x4_extract_lane::<2>(acc),
-            f32x4_extract_lane::<3>(acc),
-        ]);
+        let mut acc = block_acc4(acc);
         while b < n {
             let mut term = scale(&wb[b], &a[b]) * hsum_i32(block(&wb[b], &a[b])) as f32;
             if let Some(min) = min {
@@ -284,12 +290,7 @@ mod imp {
                 b += 4;
             }
             for ((acc, a), o) in acc.iter().zip(acts).zip(out.iter_mut()) {
-                let mut acc = crate::order::BlockAcc4([
-                    f32x4_extract_lane::<0>(*acc),
-                    f32x4_extract_lane::<1>(*acc),
-                    f32x4_extract_lane::<2>(*acc),
-                    f32x4_extract_lane::<3>(*acc),
-                ]);
+                let mut acc = block_acc4(*acc);
                 for (k, (x, y)) in wb[b..n].iter().zip(&a[b..n]).enumerate() {
                     acc.add(b + k, (f16_at(x, 0) * d_a(y)) * hsum_i32(dot(decode(x), y)) as f32);
                 }
@@ -400,12 +401,7 @@ mod imp {
                 b += 4;
             }
             for (k, (acc, o)) in acc.iter().zip(out.iter_mut()).enumerate() {
-                let mut acc = crate::order::BlockAcc4([
-                    f32x4_extract_lane::<0>(*acc),
-                    f32x4_extract_lane::<1>(*acc),
-                    f32x4_extract_lane::<2>(*acc),
-                    f32x4_extract_lane::<3>(*acc),
-                ]);
+                let mut acc = block_acc4(*acc);
                 let a = tokens.acts[t0 + k];
                 let d_a = |y: &BlockQ8_0| crate::blocks::f16_to_f32(y.d.to_bits());
                 for (j, (x, y)) in wb[b..n].iter().zip(&a[b..n]).enumerate() {
