@@ -251,17 +251,15 @@ impl Sums {
         self.b2[lane] += y * y;
         self.ab[lane] += x * y;
         self.diff2[lane] += d * d;
-        if d.is_finite() {
-            self.max_abs = self.max_abs.max(d.abs());
-        } else {
-            self.non_finite = true;
-        }
+        // Over every difference, as `add_groups` takes it: a non-finite one sets `non_finite`,
+        // and `max_abs` is then not reported.
+        self.non_finite |= !d.is_finite();
+        self.max_abs = self.max_abs.max(d.abs());
     }
 
     /// Whole groups of [`LANES`] values, the first in lane 0 (compiled for AVX2 where the CPU
-    /// has it: the same IEEE operations per lane). Without branches, so the lanes vectorize: the
-    /// largest |difference| is taken over every value, which differs from [`Sums::add_one`]'s
-    /// only when a difference is not finite — and `max_abs` is then not reported.
+    /// has it: the same IEEE operations per lane), [`Sums::add_one`]'s step with the flags and
+    /// the largest |difference| kept per lane too, without branches, so the lanes vectorize.
     #[inline(always)]
     fn add_groups(&mut self, a: &[f32], b: &[f32]) {
         let (mut a2, mut b2, mut ab, mut diff2) = (self.a2, self.b2, self.ab, self.diff2);
