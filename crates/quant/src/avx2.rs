@@ -984,6 +984,37 @@ pub unsafe fn vec_dot_iq4_xs_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
 // tail goes lane by lane, and the lanes are summed by the shared halving tree.
 // ---------------------------------------------------------------------------------------------
 
+/// [`crate::order::reduce32`] of the lanes `acc` holds (lane `8k + j` in `acc[k]`) after `tail`'s
+/// values are added to lanes 0, 1, … (the elements past the last whole 32). Without a tail each
+/// halving step is one vector add of the same lane pairs in the same operand order — the
+/// scalar tree's bits in six instructions instead of 31 dependent adds.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn total32(acc: &[__m256; 4], tail: impl ExactSizeIterator<Item = f32>) -> f32 {
+    if tail.len() > 0 {
+        let mut lanes = store_lanes(acc);
+        for (lane, x) in lanes.iter_mut().zip(tail) {
+            *lane += x;
+        }
+        return crate::order::reduce32(&lanes);
+    }
+    // Width 16: lane j += lane j + 16, for lanes 0..8 and 8..16.
+    let lo = _mm256_add_ps(acc[0], acc[2]);
+    let hi = _mm256_add_ps(acc[1], acc[3]);
+    total16(lo, hi)
+}
+
+/// The rest of [`crate::order::reduce32`]'s tree once lanes 0..16 are `lo` (0..8) and `hi`
+/// (8..16): widths 8, 4, 2 and 1.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn total16(lo: __m256, hi: __m256) -> f32 {
+    let v8 = _mm256_add_ps(lo, hi);
+    let v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps::<1>(v8));
+    let v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
+    _mm_cvtss_f32(_mm_add_ss(v2, _mm_shuffle_ps::<1>(v2, v2)))
+}
+
 /// The four accumulators as lanes 0..32.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -1015,11 +1046,7 @@ pub unsafe fn vec_dot_f32(a: &[f32], b: &[f32]) -> f32 {
         }
         i += 32;
     }
-    let mut lanes = store_lanes(&acc);
-    for (lane, k) in lanes.iter_mut().zip(i..n) {
-        *lane += a[k] * b[k];
-    }
-    crate::order::reduce32(&lanes)
+    total32(&acc, (i..n).map(|k| a[k] * b[k]))
 }
 
 /// `(vec_dot_f32(w, a), vec_dot_f32(w, b))` bit for bit, for `a` and `b` as long as `w`: each
@@ -1042,12 +1069,7 @@ unsafe fn dot_f32_pair(w: &[f32], a: &[f32], b: &[f32]) -> (f32, f32) {
         }
         i += 32;
     }
-    let (mut lanes_a, mut lanes_b) = (store_lanes(&acc_a), store_lanes(&acc_b));
-    for ((la, lb), k) in lanes_a.iter_mut().zip(lanes_b.iter_mut()).zip(i..n) {
-        *la += w[k] * a[k];
-        *lb += w[k] * b[k];
-    }
-    (crate::order::reduce32(&lanes_a), crate::order::reduce32(&lanes_b))
+    (total32(&acc_a, (i..n).map(|k| w[k] * a[k])), total32(&acc_b, (i..n).map(|k| w[k] * b[k])))
 }
 
 /// [`dot_f32_pair`] for three rows at once (twelve add chains in registers): an odd number of
@@ -1071,11 +1093,7 @@ unsafe fn dot_f32_triple(w: &[f32], a: &[f32], b: &[f32], c: &[f32]) -> [f32; 3]
     }
     let mut out = [0f32; 3];
     for ((acc, x), o) in acc.iter().zip([a, b, c]).zip(out.iter_mut()) {
-        let mut lanes = store_lanes(acc);
-        for (lane, k) in lanes.iter_mut().zip(i..n) {
-            *lane += w[k] * x[k];
-        }
-        *o = crate::order::reduce32(&lanes);
+        *o = total32(acc, (i..n).map(|k| w[k] * x[k]));
     }
     out
 }
@@ -1144,11 +1162,10 @@ pub unsafe fn vec_dot_f16(w: &[u8], a: &[f16]) -> f32 {
         }
         i += 32;
     }
-    let mut lanes = store_lanes(&acc);
-    for (lane, k) in lanes.iter_mut().zip(i..n) {
-        *lane += f16::from_le_bytes([w[2 * k], w[2 * k + 1]]).to_f32() * a[k].to_f32();
-    }
-    crate::order::reduce32(&lanes)
+    total32(
+        &acc,
+        (i..n).map(|k| f16::from_le_bytes([w[2 * k], w[2 * k + 1]]).to_f32() * a[k].to_f32()),
+    )
 }
 
 /// Eight bf16 (16 bytes at `p`) widened to f32: a bf16 is the top half of an f32.
@@ -1176,11 +1193,10 @@ pub unsafe fn vec_dot_bf16(w: &[u8], a: &[bf16]) -> f32 {
         }
         i += 32;
     }
-    let mut lanes = store_lanes(&acc);
-    for (lane, k) in lanes.iter_mut().zip(i..n) {
-        *lane += bf16::from_le_bytes([w[2 * k], w[2 * k + 1]]).to_f32() * a[k].to_f32();
-    }
-    crate::order::reduce32(&lanes)
+    total32(
+        &acc,
+        (i..n).map(|k| bf16::from_le_bytes([w[2 * k], w[2 * k + 1]]).to_f32() * a[k].to_f32()),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ const TOKENS: usize = 4;
 
 /// `R` weight rows · `T` token rows, `out[r][t]` = `vec_dot_f32(rows[r], xs[t])` bit for bit:
 /// each dot's 32 lanes (element `i` into lane `i mod 32`, product rounded then added) are two
-/// 16-lane registers, the tail is added lane by lane, then [`crate::order::reduce32`].
+/// 16-lane registers, the tail is added lane by lane, then [`crate::order::reduce32`] (as
+/// vector adds where there is no tail).
 #[inline(always)]
 unsafe fn dot_block<const R: usize, const T: usize>(
     rows: [&[f32]; R],
@@ -55,13 +56,23 @@ unsafe fn dot_block<const R: usize, const T: usize>(
     let mut out = [[0f32; T]; R];
     for r in 0..R {
         for t in 0..T {
-            let mut lanes = [0f32; 32];
-            _mm512_storeu_ps(lanes.as_mut_ptr(), acc[r][t][0]);
-            _mm512_storeu_ps(lanes.as_mut_ptr().add(16), acc[r][t][1]);
-            for (lane, k) in lanes.iter_mut().zip(i..n) {
-                *lane += rows[r][k] * xs[t][k];
-            }
-            out[r][t] = crate::order::reduce32(&lanes);
+            out[r][t] = if i == n {
+                // Width 16 (lane j += lane j + 16) is one add of the halves; the rest of the
+                // tree as the AVX2 kernels run it.
+                let v16 = _mm512_add_ps(acc[r][t][0], acc[r][t][1]);
+                crate::avx2::total16(
+                    _mm512_castps512_ps256(v16),
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v16))),
+                )
+            } else {
+                let mut lanes = [0f32; 32];
+                _mm512_storeu_ps(lanes.as_mut_ptr(), acc[r][t][0]);
+                _mm512_storeu_ps(lanes.as_mut_ptr().add(16), acc[r][t][1]);
+                for (lane, k) in lanes.iter_mut().zip(i..n) {
+                    *lane += rows[r][k] * xs[t][k];
+                }
+                crate::order::reduce32(&lanes)
+            };
         }
     }
     out

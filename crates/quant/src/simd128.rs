@@ -910,11 +910,29 @@ mod imp {
             }
         }
         let i = n - n % 32;
-        let mut lanes = lanes32(&acc);
-        for (lane, k) in lanes.iter_mut().zip(i..n) {
-            *lane += a[k] * b[k];
+        total32(&acc, (i..n).map(|k| a[k] * b[k]))
+    }
+
+    /// [`crate::order::reduce32`] of the lanes `acc` holds (lane `4k + j` in `acc[k]`) after
+    /// `tail`'s values are added to lanes 0, 1, … (the elements past the last whole 32). Without
+    /// a tail each halving step is vector adds of the same lane pairs in the same operand
+    /// order: reduce32's bits without moving 32 lanes out one by one.
+    #[inline(always)]
+    fn total32(acc: &[v128; 8], tail: impl ExactSizeIterator<Item = f32>) -> f32 {
+        if tail.len() > 0 {
+            let mut lanes = lanes32(acc);
+            for (lane, x) in lanes.iter_mut().zip(tail) {
+                *lane += x;
+            }
+            return crate::order::reduce32(&lanes);
         }
-        crate::order::reduce32(&lanes)
+        // Width 16 (lane j += lane j + 16): accumulator k += accumulator k + 4; width 8: k += k + 2;
+        // width 4: 0 += 1; widths 2 and 1 within the last vector.
+        let v16: [v128; 4] = std::array::from_fn(|k| f32x4_add(acc[k], acc[k + 4]));
+        let v8 = [f32x4_add(v16[0], v16[2]), f32x4_add(v16[1], v16[3])];
+        let v4 = f32x4_add(v8[0], v8[1]);
+        let v2 = f32x4_add(v4, i32x4_shuffle::<2, 3, 2, 3>(v4, v4));
+        f32x4_extract_lane::<0>(v2) + f32x4_extract_lane::<1>(v2)
     }
 
     /// Values `4k .. 4k + 4` of a 32-value chunk (whole chunks as arrays: no bounds checks).
@@ -954,12 +972,7 @@ mod imp {
             }
         }
         let i = n - n % 32;
-        let (mut la, mut lb) = (lanes32(&acc_a), lanes32(&acc_b));
-        for ((la, lb), k) in la.iter_mut().zip(lb.iter_mut()).zip(i..n) {
-            *la += w[k] * a[k];
-            *lb += w[k] * b[k];
-        }
-        (crate::order::reduce32(&la), crate::order::reduce32(&lb))
+        (total32(&acc_a, (i..n).map(|k| w[k] * a[k])), total32(&acc_b, (i..n).map(|k| w[k] * b[k])))
     }
 
     /// Rows of `cols` weights against several token rows, `out[r * xs.len() + t]`, bit for bit
