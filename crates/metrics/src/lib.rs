@@ -32,13 +32,21 @@ pub const STD_KIND: &str = "sample";
 /// the finite values only; NaN and ±Inf are counted apart. `None` where no finite value exists
 /// (or, for `std`, fewer than two).
 /// Evaluates `$f($args…)` (an `#[inline(always)]` function over [`LANES`] lanes) compiled for
-/// AVX2 where the CPU has it: eight f64 lanes are then two registers, not four. Each lane's
-/// arithmetic is the same IEEE operations in the same order, so the bits do not change.
+/// AVX-512 or AVX2 where the CPU has it: eight f64 lanes are then one or two registers, not
+/// four. Each lane's arithmetic is the same IEEE operations in the same order, so the bits do
+/// not change.
 macro_rules! wider_lanes {
     ($($f:ident)::+($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx2") {
+            if std::is_x86_feature_detected!("avx512f") {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn widest<R>(f: impl FnOnce() -> R) -> R {
+                    f()
+                }
+                // SAFETY: AVX-512F was detected at run time.
+                unsafe { widest(#[inline(always)] || $($f)::+($($arg),*)) }
+            } else if std::is_x86_feature_detected!("avx2") {
                 #[target_feature(enable = "avx2")]
                 unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
                     f()
@@ -196,7 +204,10 @@ impl Compare {
     /// Compare `path` with `reference`. Returns `None` when the lengths differ: unequal samples
     /// are never compared (FALSIFY-007).
     pub fn of(reference: &[f32], path: &[f32]) -> Option<Compare> {
-        Compare::with_stds(reference, path, || (Stats::of(reference).std, Stats::of(path).std))
+        let finite = reference.iter().chain(path).all(|v| v.is_finite());
+        Compare::with_stds(reference, path, finite, || {
+            (Stats::of(reference).std, Stats::of(path).std)
+        })
     }
 
     /// [`Compare::of`] for a caller that already holds both sides' [`Stats`] of these very
@@ -211,21 +222,26 @@ impl Compare {
         debug_assert!(
             ref_stats.count == reference.len() as u64 && path_stats.count == path.len() as u64
         );
-        Compare::with_stds(reference, path, || (ref_stats.std, path_stats.std))
+        // The statistics counted every NaN and infinity: no pass to look for them again.
+        let finite = !ref_stats.has_non_finite() && !path_stats.has_non_finite();
+        Compare::with_stds(reference, path, finite, || (ref_stats.std, path_stats.std))
     }
 
+    /// `finite`: whether every value on both sides is finite.
     fn with_stds(
         reference: &[f32],
         path: &[f32],
+        finite: bool,
         stds: impl FnOnce() -> (Option<f64>, Option<f64>),
     ) -> Option<Compare> {
-        wider_lanes!(Compare::with_stds_lanes(reference, path, stds))
+        wider_lanes!(Compare::with_stds_lanes(reference, path, finite, stds))
     }
 
     #[inline(always)]
     fn with_stds_lanes(
         reference: &[f32],
         path: &[f32],
+        finite: bool,
         stds: impl FnOnce() -> (Option<f64>, Option<f64>),
     ) -> Option<Compare> {
         if reference.len() != path.len() {
@@ -235,7 +251,6 @@ impl Compare {
         // loop need not stop at it.
         let (mut rr, mut pp, mut rp, mut dd, mut max_abs) =
             ([0f64; LANES], [0f64; LANES], [0f64; LANES], [0f64; LANES], [0f64; LANES]);
-        let finite = reference.iter().chain(path).all(|v| v.is_finite());
         if finite {
             let mut add = |j: usize, r: f32, p: f32| {
                 let (r, p) = (r as f64, p as f64);
