@@ -315,21 +315,131 @@ pub fn attention_ggml_f16(
 ) -> Vec<f32> {
     let round =
         |x: &[f32]| -> Vec<f32> { x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect() };
-    let (q, k) = (round(q), round(k));
+    let q = round(q);
     let kw = n_head_kv * head_dim;
-    // V as the kqv product reads it: per KV head and dimension, a row over the KV cells,
-    // padded to whole 16-lane chunks.
-    let padded = n_tokens.div_ceil(LANES) * LANES;
-    let mut v_by_dim = vec![0f32; kw * padded];
-    for (j, row) in v.chunks_exact(kw).enumerate() {
-        for (c, &x) in row.iter().enumerate() {
-            v_by_dim[c * padded + j] = half::f16::from_f32(x).to_f32();
-        }
-    }
     let shape = HeadShape { n_tokens, n_head, n_head_kv, head_dim, scale, window };
-    // With FMA, ggml's exp is one instruction a step instead of a libm `fmaf` call.
+    // By KV head and dimension, a row over the KV cells padded to whole 16-lane chunks: K for
+    // the scores of 16 keys at once (tinyBLAS shapes), V for the other shapes' kqv product.
+    let padded = n_tokens.div_ceil(LANES) * LANES;
+    let by_dim = |x: &[f32]| {
+        let mut t = vec![0f32; kw * padded];
+        for (j, row) in x.chunks_exact(kw).enumerate() {
+            for (c, &x) in row.iter().enumerate() {
+                t[c * padded + j] = half::f16::from_f32(x).to_f32();
+            }
+        }
+        t
+    };
+    if head_dim.is_multiple_of(LANES) {
+        let (k_by_dim, v) = (by_dim(k), round(v));
+        // With FMA, ggml's exp is one instruction a step instead of a libm `fmaf` call.
+        let head =
+            |h| parallax_quant::with_avx2!(attention_head_f16_tiny(&q, &k_by_dim, &v, h, &shape));
+        return by_head(n_tokens, n_head, head_dim, head);
+    }
+    let (k, v_by_dim) = (round(k), by_dim(v));
     let head = |h| parallax_quant::with_avx2!(attention_head_f16(&q, &k, &v_by_dim, h, &shape));
     by_head(n_tokens, n_head, head_dim, head)
+}
+
+/// `reduce_add_16` of 16 lane vectors at once, element by element: element `e` of the result
+/// is `reduce_add_16([lane(0)[e], …, lane(15)[e]])` — the same adds in the same order, as
+/// vector adds. (`lane` is called from one place, so it is inlined and each lane's sum stays in
+/// registers while it runs.)
+#[inline(always)]
+fn reduce_add_16_across(mut lane: impl FnMut(usize) -> [f32; LANES]) -> [f32; LANES] {
+    let mut l = [[0f32; LANES]; LANES];
+    for (k, l) in l.iter_mut().enumerate() {
+        *l = lane(k);
+    }
+    let add =
+        |a: [f32; LANES], b: [f32; LANES]| -> [f32; LANES] { std::array::from_fn(|e| a[e] + b[e]) };
+    let t3: [[f32; LANES]; 8] = std::array::from_fn(|i| add(l[i + 8], l[i]));
+    let t6: [[f32; LANES]; 4] = std::array::from_fn(|i| add(t3[i + 4], t3[i]));
+    add(add(t6[0], t6[2]), add(t6[1], t6[3]))
+}
+
+/// [`attention_head_f16`] where `head_dim` is whole 16-lane chunks (tinyBLAS runs the dots):
+/// the scores of 16 keys and the outputs of 16 dimensions at a time, each lane's sum
+/// vectorized across them and [`reduce_add_16_across`] in place of one reduction per dot.
+/// `k_by_dim` is K by KV head and dimension over the padded KV cells, `v` V by cell
+/// (f16-rounded).
+#[inline(always)]
+fn attention_head_f16_tiny(
+    q: &[f32],
+    k_by_dim: &[f32],
+    v: &[f32],
+    h: usize,
+    shape: &HeadShape,
+) -> Vec<f32> {
+    let HeadShape { n_tokens, n_head, n_head_kv, head_dim, scale, window } = *shape;
+    let kvh = h / (n_head / n_head_kv);
+    let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
+    let padded = n_tokens.div_ceil(LANES) * LANES;
+    let kt = &k_by_dim[kvh * head_dim * padded..(kvh + 1) * head_dim * padded];
+    let mut out = vec![0f32; n_tokens * head_dim];
+    let mut p = vec![0f32; padded];
+    for i in 0..n_tokens {
+        let qi = &q[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
+        let first = first_visible(i, window);
+        let cells = (i + 1).div_ceil(LANES) * LANES;
+        let from = first / LANES * LANES;
+        p[..cells].fill(0.0);
+        // kq: lane l of key j sums q[d]·k_j[d] over d ≡ l (mod 16) in order, from 0.
+        for j0 in (from..cells).step_by(LANES) {
+            let scores = reduce_add_16_across(
+                #[inline(always)]
+                |l| {
+                    let mut a = [0f32; LANES];
+                    for d in (l..head_dim).step_by(LANES) {
+                        let (x, keys) = (qi[d], &kt[d * padded + j0..][..LANES]);
+                        for (a, &k) in a.iter_mut().zip(keys) {
+                            *a += x * k;
+                        }
+                    }
+                    a
+                },
+            );
+            for (j, s) in (j0..).zip(scores) {
+                if (first..=i).contains(&j) {
+                    p[j] = s * scale;
+                }
+            }
+        }
+        let max = p[first..=i].iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        for s in &mut p[first..=i] {
+            *s = expf_ggml(*s - max);
+        }
+        let sum: f64 =
+            p[..cells].as_chunks::<LANES>().0.iter().map(|c| reduce_add_16(c) as f64).sum();
+        let inv = (1.0 / sum) as f32;
+        for s in &mut p[first..=i] {
+            *s = half::f16::from_f32(*s * inv).to_f32();
+        }
+        // kqv: lane l of dimension d sums p[c]·v[c][d] over the cells c ≡ l (mod 16) from
+        // cell 0. The cells outside first..=i add 0·0 = +0 to a lane that is never −0 (it
+        // starts at +0, and a sum is −0 only of two −0s), which changes nothing: skipped.
+        let o = &mut out[i * head_dim..(i + 1) * head_dim];
+        for d0 in (0..head_dim).step_by(LANES) {
+            let col = kvh * head_dim + d0;
+            let sums = reduce_add_16_across(
+                #[inline(always)]
+                |l| {
+                    let mut a = [0f32; LANES];
+                    let start = first + (l + LANES - first % LANES) % LANES;
+                    for c in (start..=i).step_by(LANES) {
+                        let (w, values) = (p[c], &v[c * kw + col..][..LANES]);
+                        for (a, &x) in a.iter_mut().zip(values) {
+                            *a += w * x;
+                        }
+                    }
+                    a
+                },
+            );
+            o[d0..d0 + LANES].copy_from_slice(&sums);
+        }
+    }
+    out
 }
 
 struct HeadShape {
@@ -725,13 +835,15 @@ mod tests {
     #[test]
     fn attention_matches_the_one_key_at_a_time_form_bit_for_bit() {
         // Values over f16's whole range, subnormals and overflow to ∞ included, so the
-        // mul-then-add and the skipped and masked cells are held to the FMA form exactly.
+        // mul-then-add and the skipped and masked cells are held to the FMA form exactly; and
+        // values of one scale, where every sum's order shows in its last bits.
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
+        let mut wide_range = true;
+        let mut next = move |wide: bool| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            let e = (state % 40) as i32 - 24;
+            let e = if wide { (state % 40) as i32 - 24 } else { (state % 3) as i32 - 1 };
             let m = ((state >> 8) % 1000) as f32 / 500.0 - 1.0;
             m * 2f32.powi(e)
         };
@@ -741,12 +853,19 @@ mod tests {
             (37, 4, 2, 32, Some(5)),
             (40, 2, 1, 64, Some(17)),
             (19, 3, 3, 12, None),
+            (70, 2, 1, 64, None),
+            (70, 2, 1, 64, Some(33)),
+            (19, 3, 3, 12, None),
         ] {
+            wide_range = !wide_range;
+            let mut next = || next(wide_range);
             let q: Vec<f32> = (0..t * n_head * d).map(|_| next()).collect();
             let k: Vec<f32> = (0..t * n_head_kv * d).map(|_| next()).collect();
             let mut v: Vec<f32> = (0..t * n_head_kv * d).map(|_| next()).collect();
-            v[3] = 1e6; // rounds to +∞ in f16
-            let scale = 1.0 / (d as f32).sqrt() / 64.0;
+            if wide_range {
+                v[3] = 1e6; // rounds to +∞ in f16
+            }
+            let scale = 1.0 / (d as f32).sqrt() / if wide_range { 64.0 } else { 1.0 };
             let want =
                 attention_ggml_f16_as_written(&q, &k, &v, t, n_head, n_head_kv, d, scale, window);
             let got = attention_ggml_f16(&q, &k, &v, t, n_head, n_head_kv, d, scale, window);
