@@ -278,14 +278,52 @@ unsafe fn group_totals(w: &[__m256i; 4], g: &Group) -> __m256i {
     _mm256_hadd_epi32(s01, s23)
 }
 
+/// One weight row's group of four blocks as the kernel multiplies it: values flipped to
+/// unsigned and interleaved ([`interleave`]), the four scales as f32 in both halves.
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct WeightGroup {
+    w: [__m256i; 4],
+    d: __m256,
+}
+
+/// Decodes blocks `4g..4g + 4` of a row of format `F` into a [`WeightGroup`].
+#[inline(always)]
+unsafe fn decode_group<const B: usize, F: Legacy<B>>(row: &[[u8; B]], g: usize) -> WeightGroup {
+    let flip = _mm256_set1_epi8(-128);
+    let x = &row[4 * g..4 * g + 4];
+    let mut d = [_mm256_setzero_si256(); 4];
+    for k in 0..4 {
+        d[k] = _mm256_xor_si256(F::decode(&x[k]), flip);
+    }
+    let s = fp16x4(bits_le(&x[0], 0), bits_le(&x[1], 0), bits_le(&x[2], 0), bits_le(&x[3], 0));
+    WeightGroup { w: interleave(d), d: _mm256_set_m128(s, s) }
+}
+
+thread_local! {
+    /// The weight groups of the rows a thread is multiplying, decoded once for all its tokens
+    /// (see [`legacy_rows_tokens`]); reused from call to call.
+    static DECODED: std::cell::RefCell<Vec<WeightGroup>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// `R` weight rows (whole rows of format `F`) · `T` prepared tokens (the tokens `t0..t0 + T`),
 /// `out[r][t]` equal to the scalar dot bit for bit: each block's exact integer sum, then
 /// [`crate::order`]'s float order (block `b`'s `(d_w·d_a)·isum` into accumulator `b mod 4`).
 /// Tokens go two to a float register (a lone last token is paired with itself).
 #[inline]
 #[target_feature(enable = "avx512f,avx512vnni,avx512vl,avx2,fma,f16c")]
-unsafe fn legacy_block<const B: usize, F: Legacy<B>, const R: usize, const T: usize>(
+/// With `DECODED`, `decoded[r]` holds row `r`'s whole groups already decoded (the rows are
+/// then read only for the blocks after them); otherwise each group is decoded here, once per
+/// `T` tokens.
+unsafe fn legacy_block<
+    const B: usize,
+    F: Legacy<B>,
+    const R: usize,
+    const T: usize,
+    const DECODED: bool,
+>(
     rows: [&[[u8; B]]; R],
+    decoded: [&[WeightGroup]; R],
     tokens: &PreparedQ8_0,
     t0: usize,
 ) -> [[f32; T]; R] {
@@ -299,15 +337,10 @@ unsafe fn legacy_block<const B: usize, F: Legacy<B>, const R: usize, const T: us
         let mut w = [[_mm256_setzero_si256(); 4]; R];
         let mut dw = [_mm256_setzero_ps(); R];
         for r in 0..R {
-            let x = &rows[r][4 * g..4 * g + 4];
-            let mut d = [_mm256_setzero_si256(); 4];
-            for k in 0..4 {
-                d[k] = _mm256_xor_si256(F::decode(&x[k]), flip);
-            }
-            w[r] = interleave(d);
-            let s =
-                fp16x4(bits_le(&x[0], 0), bits_le(&x[1], 0), bits_le(&x[2], 0), bits_le(&x[3], 0));
-            dw[r] = _mm256_set_m128(s, s);
+            let WeightGroup { w: values, d } =
+                if DECODED { decoded[r][g] } else { decode_group::<B, F>(rows[r], g) };
+            w[r] = values;
+            dw[r] = d;
         }
         // `p` picks two tokens' groups and their accumulators (only the first ⌈T/2⌉ of `T`).
         #[allow(clippy::needless_range_loop)]
@@ -367,10 +400,41 @@ unsafe fn legacy_rows_tokens<const B: usize, F: Legacy<B>>(
 ) {
     let nt = tokens.acts.len();
     let rows: Vec<&[[u8; B]]> = w.chunks_exact(row_bytes).map(|r| r.as_chunks::<B>().0).collect();
+    let per_row = tokens.per_token;
+    // More than one pass of register blocks over the rows: decode their groups once into this
+    // thread's buffer (the rows of one call are a tile, tens of KiB) instead of once a pass.
+    if nt > Q_TOKENS && per_row > 0 {
+        DECODED.with(|buffer| {
+            let mut buffer = buffer.borrow_mut();
+            buffer.clear();
+            for row in &rows {
+                for g in 0..per_row {
+                    buffer.push(decode_group::<B, F>(row, g));
+                }
+            }
+            let decoded: Vec<&[WeightGroup]> = buffer.chunks_exact(per_row).collect();
+            legacy_passes::<B, F, true>(&rows, &decoded, tokens, out);
+        });
+    } else {
+        legacy_passes::<B, F, false>(&rows, &[], tokens, out);
+    }
+}
+
+/// [`legacy_rows_tokens`]'s passes: with `DECODED`, `decoded[r]` is row `r`'s groups.
+#[inline]
+#[target_feature(enable = "avx512f,avx512vnni,avx512vl,avx2,fma,f16c")]
+unsafe fn legacy_passes<const B: usize, F: Legacy<B>, const DECODED: bool>(
+    rows: &[&[[u8; B]]],
+    decoded: &[&[WeightGroup]],
+    tokens: &PreparedQ8_0,
+    out: &mut [f32],
+) {
+    let nt = tokens.acts.len();
     macro_rules! block {
         ($r:expr, $t:expr, $R:expr, $T:expr) => {{
-            let sums = legacy_block::<B, F, { $R }, { $T }>(
+            let sums = legacy_block::<B, F, { $R }, { $T }, DECODED>(
                 std::array::from_fn(|k| rows[$r + k]),
+                std::array::from_fn(|k| if DECODED { decoded[$r + k] } else { &[] }),
                 tokens,
                 $t,
             );
