@@ -181,33 +181,33 @@ fn site_detail(
 /// itself in the last; all in the first when the range is one value), and how many lie below
 /// and above.
 pub(crate) fn histogram(values: &[f32], lo: f64, hi: f64) -> (Vec<u32>, [u64; 2]) {
-    // Four interleaved sets of counters (one more on each side for the values beyond): most
-    // values fall in a few central bins, and one set would make each count wait on the last.
+    // Slots for the bins, then one for the values below, one above and one for the non-finite
+    // (not counted).
     const BELOW: usize = HISTOGRAM_BINS;
     const ABOVE: usize = HISTOGRAM_BINS + 1;
-    let mut sets = [[0u32; HISTOGRAM_BINS + 2]; 4];
+    const SKIPPED: usize = HISTOGRAM_BINS + 2;
+    const { assert!(SKIPPED <= u8::MAX as usize) };
     let scale = if hi > lo { HISTOGRAM_BINS as f64 / (hi - lo) } else { 0.0 };
-    let slot = |v: f32| {
-        let v = f64::from(v);
-        if v < lo {
-            BELOW
-        } else if v > hi {
-            ABOVE
-        } else {
-            (((v - lo) * scale) as usize).min(HISTOGRAM_BINS - 1)
-        }
+    // Branch-free, so a block of slots is computed as vectors before it is counted.
+    let slot = |v: f32| -> u8 {
+        let x = f64::from(v);
+        let bin = (((x - lo) * scale) as usize).min(HISTOGRAM_BINS - 1);
+        let slot = if x > hi { ABOVE } else { bin };
+        let slot = if x < lo { BELOW } else { slot };
+        (if v.is_finite() { slot } else { SKIPPED }) as u8
     };
-    let chunks = values.chunks_exact(4);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for (set, &v) in sets.iter_mut().zip(c) {
-            if v.is_finite() {
-                set[slot(v)] += 1;
-            }
+    // Four interleaved sets of counters: most values fall in a few central bins, and one set
+    // would make each count wait on the last.
+    let mut sets = [[0u32; SKIPPED + 1]; 4];
+    let mut slots = [0u8; 256];
+    for block in values.chunks(slots.len()) {
+        let slots = &mut slots[..block.len()];
+        for (s, &v) in slots.iter_mut().zip(block) {
+            *s = slot(v);
         }
-    }
-    for &v in tail.iter().filter(|v| v.is_finite()) {
-        sets[0][slot(v)] += 1;
+        for (k, &s) in slots.iter().enumerate() {
+            sets[k & 3][usize::from(s)] += 1;
+        }
     }
     let total = |k: usize| sets.iter().map(|s| s[k]).sum::<u32>();
     let bins = (0..HISTOGRAM_BINS).map(total).collect();
@@ -223,15 +223,30 @@ pub(crate) fn worst(
     width: usize,
     first_token: usize,
 ) -> Vec<WorstElement> {
+    const BLOCK: usize = 16;
     let mut top: Vec<(f32, usize)> = Vec::with_capacity(WORST_ELEMENTS + 1);
-    for (i, (&r, &p)) in reference.iter().zip(path).enumerate() {
-        let d = (p - r).abs();
-        if !d.is_finite() || (top.len() == WORST_ELEMENTS && d <= top[WORST_ELEMENTS - 1].0) {
-            continue;
+    let blocks = reference.chunks(BLOCK).zip(path.chunks(BLOCK));
+    for (b, (reference, path)) in blocks.enumerate() {
+        // Once the list is full, a block none of whose finite differences beats its last is
+        // passed over in one vectorized look (the loop below would skip each of them).
+        if top.len() == WORST_ELEMENTS {
+            let largest = reference.iter().zip(path).fold(0f32, |m, (&r, &p)| {
+                let d = (p - r).abs();
+                m.max(if d.is_finite() { d } else { 0.0 })
+            });
+            if largest <= top[WORST_ELEMENTS - 1].0 {
+                continue;
+            }
         }
-        let at = top.iter().position(|&(e, _)| d > e).unwrap_or(top.len());
-        top.insert(at, (d, i));
-        top.truncate(WORST_ELEMENTS);
+        for (k, (&r, &p)) in reference.iter().zip(path).enumerate() {
+            let d = (p - r).abs();
+            if !d.is_finite() || (top.len() == WORST_ELEMENTS && d <= top[WORST_ELEMENTS - 1].0) {
+                continue;
+            }
+            let at = top.iter().position(|&(e, _)| d > e).unwrap_or(top.len());
+            top.insert(at, (d, b * BLOCK + k));
+            top.truncate(WORST_ELEMENTS);
+        }
     }
     top.into_iter()
         .map(|(_, i)| WorstElement {
@@ -255,6 +270,37 @@ mod tests {
         assert_eq!((h[0], h[8], h[16], h[HISTOGRAM_BINS - 1]), (1, 1, 1, 2));
         assert_eq!(beyond, [1, 2]);
         assert_eq!(histogram(&[3.0, 3.0], 3.0, 3.0).0[0], 2);
+    }
+
+    #[test]
+    fn worst_elements_over_many_blocks_are_those_of_a_full_sort() {
+        // Long enough that most blocks are passed over once the list is full; differences on a
+        // coarse grid, so ties are common, and some non-finite.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for n in [15, 16, 17, 1000, 4099] {
+            let reference: Vec<f32> = (0..n).map(|_| (next() % 64) as f32 / 8.0).collect();
+            let mut path: Vec<f32> = (0..n).map(|_| (next() % 64) as f32 / 8.0).collect();
+            for i in (0..n).step_by(97) {
+                path[i] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][i % 3];
+            }
+            let mut all: Vec<(f32, usize)> = (0..n)
+                .map(|i| ((path[i] - reference[i]).abs(), i))
+                .filter(|(d, _)| d.is_finite())
+                .collect();
+            all.sort_by(|a, b| b.0.total_cmp(&a.0)); // stable: the earlier first among equals
+            let want: Vec<usize> = all.iter().take(WORST_ELEMENTS).map(|&(_, i)| i).collect();
+            let got: Vec<usize> = worst(&reference, &path, 7, 3)
+                .iter()
+                .map(|e| (e.token as usize - 3) * 7 + e.index as usize)
+                .collect();
+            assert_eq!(got, want, "{n} values");
+        }
     }
 
     #[test]
