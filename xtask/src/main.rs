@@ -155,10 +155,18 @@ fn test() -> Result {
             "--no-default-features",
         ])
         .env("RUSTFLAGS", ""))?;
-    step("quant kernels as wasm simd128, tested against the scalar reference under node");
+    step("quant kernels and the metrics' exponentials as wasm simd128, tested against the scalar reference under node");
     let runner = format!("node --no-warnings {}", root().join("tools/wasi-run.mjs").display());
     run(cargo()
-        .args(["test", "-p", "parallax-quant", "--target", "wasm32-wasip1"])
+        .args([
+            "test",
+            "-p",
+            "parallax-quant",
+            "-p",
+            "parallax-metrics",
+            "--target",
+            "wasm32-wasip1",
+        ])
         .env("RUSTFLAGS", "-C target-feature=+simd128")
         .env("CARGO_TARGET_DIR", target_dir().join("wasip1-simd128"))
         .env("CARGO_TARGET_WASM32_WASIP1_RUNNER", runner))?;

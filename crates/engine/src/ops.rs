@@ -167,6 +167,7 @@ fn attention_head_f32(
     let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
     let mut out = vec![0f32; n_tokens * head_dim];
     let mut scores = vec![0f32; n_tokens];
+    let mut shifted = vec![0f64; n_tokens];
     for i in 0..n_tokens {
         let qi = &q[i * qw + h * head_dim..i * qw + (h + 1) * head_dim];
         let first = first_visible(i, window);
@@ -184,9 +185,15 @@ fn attention_head_f32(
             *s *= scale;
             max = max.max(*s);
         }
+        // `math::exp(s − max)` of every score, the exponentials a block of lanes at a time.
+        let shifted = &mut shifted[..visible.len()];
+        for (e, &s) in shifted.iter_mut().zip(visible.iter()) {
+            *e = f64::from(s - max);
+        }
+        parallax_metrics::exp_each(shifted);
         let mut sum = 0f64;
-        for s in visible.iter_mut() {
-            *s = math::exp(*s - max);
+        for (s, &e) in visible.iter_mut().zip(shifted.iter()) {
+            *s = e as f32;
             sum += *s as f64;
         }
         let inv = (1.0 / sum) as f32;
@@ -543,6 +550,20 @@ pub fn silu(x: f32) -> f32 {
     x / (1.0 + math::exp(-x))
 }
 
+/// [`silu`] of every value, bit for bit: the exponentials in blocks through
+/// [`parallax_metrics::exp_each`] (libm's `exp` several lanes at a time), the blocks on the pool's
+/// threads (each owns its outputs, so the threads change no bit).
+pub fn silu_all(x: &[f32]) -> Vec<f32> {
+    const BLOCK: usize = 16 * 1024;
+    let block = |b: usize| {
+        let x = &x[b * BLOCK..((b + 1) * BLOCK).min(x.len())];
+        let mut e: Vec<f64> = x.iter().map(|&v| f64::from(-v)).collect();
+        parallax_metrics::exp_each(&mut e);
+        x.iter().zip(e).map(|(&v, e)| v / (1.0 + e as f32)).collect::<Vec<f32>>()
+    };
+    crate::map_indices(x.len().div_ceil(BLOCK), block).concat()
+}
+
 /// GELU, tanh approximation, computed in f32 (ggml_gelu_f32).
 pub fn gelu_tanh(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -888,6 +909,26 @@ mod tests {
                 "{t} tokens, {n_head}/{n_head_kv} heads, d {d}, window {window:?}"
             );
         }
+    }
+
+    #[test]
+    fn silu_of_a_slice_is_silu_of_each_value_bit_for_bit() {
+        // Across blocks (three and a bit), every range libm's exp tells apart and the
+        // overflowing and special values.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut x: Vec<f32> = (0..50_000)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let scale = [1e-9f32, 0.3, 3.0, 80.0, 800.0][i % 5];
+                ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect();
+        x.extend([0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, -f32::MAX]);
+        let want: Vec<u32> = x.iter().map(|&v| silu(v).to_bits()).collect();
+        let got: Vec<u32> = silu_all(&x).iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

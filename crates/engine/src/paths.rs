@@ -82,7 +82,7 @@ impl PathKind {
     /// The FFN activation of `gate` (rows of `n_ff`) as this path computes it.
     pub(crate) fn activate(self, act: Activation, gate: &[f32], n_ff: usize) -> Vec<f32> {
         match (act, self.llamacpp_ops()) {
-            (Activation::Silu, false) => ops::map_rows(gate, n_ff, ops::silu, ops::silu),
+            (Activation::Silu, false) => ops::silu_all(gate),
             // ggml_vec_swiglu_f32 (AVX-512): ggml_v_silu on whole 16-lane chunks of a row, the
             // scalar ggml_silu_f32 (libm expf) on the rest.
             (Activation::Silu, true) => ops::map_rows(gate, n_ff, ops::silu_ggml, ops::silu),

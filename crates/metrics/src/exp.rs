@@ -3,7 +3,7 @@
 //! — never the platform's, so that a report is the same bytes on every target — and one call at
 //! a time that is most of their cost.
 //!
-//! With AVX2 four values go through libm's own algorithm at once (FreeBSD's `e_exp.c`: `k`
+//! With AVX2 four values (with simd128 two) go through libm's own algorithm at once (FreeBSD's `e_exp.c`: `k`
 //! from `x/ln 2`, `r = x − k·ln2hi − k·ln2lo`, the degree-5 rational approximation, `·2^k`), the
 //! same IEEE operations in the same order — no fused multiply-add, as libm's Rust has none — so
 //! each lane is rounded exactly as the scalar code rounds it. A group of four holding a value
@@ -17,29 +17,93 @@ pub fn exp_each(values: &mut [f64]) {
         unsafe { avx2::exp_each(values) };
         return;
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    simd128::exp_each(values);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     values.iter_mut().for_each(|v| *v = libm::exp(*v));
+}
+
+// libm's constants (`exp.rs`, from FreeBSD's e_exp.c), by their bits as it gives them.
+const LN2HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+const LN2LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+const INVLN2: f64 = f64::from_bits(0x3ff7_1547_652b_82fe);
+const P1: f64 = f64::from_bits(0x3fc5_5555_5555_553e);
+const P2: f64 = f64::from_bits(0xbf66_c16c_16be_bd93);
+const P3: f64 = f64::from_bits(0x3f11_566a_af25_de2c);
+const P4: f64 = f64::from_bits(0xbebb_bd41_c5d2_6bf1);
+const P5: f64 = f64::from_bits(0x3e66_3769_72be_a4d0);
+
+/// High words of |x| between which libm takes its common path with the formula for `k`:
+/// above 2⁻²⁸ (below it, `1 + x`), below 708.39 (above it, overflow and underflow care).
+const SMALL: i64 = 0x3e30_0000;
+const LARGE: i64 = 0x4086_232b;
+/// Up to this high word (|x| ≤ 0.5·ln 2) libm takes `k = 0`.
+const HALF_LN2: i64 = 0x3fd6_2e42;
+
+/// The browser's twin of the AVX2 code below: two lanes of libm's common path per `f64x2`, the
+/// same IEEE operations in the same order (a tab spends seconds of a long prompt's run in
+/// these exponentials otherwise).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    use super::*;
+    use core::arch::wasm32::*;
+
+    pub(super) fn exp_each(values: &mut [f64]) {
+        let mut chunks = values.chunks_exact_mut(2);
+        for c in &mut chunks {
+            let x = f64x2(c[0], c[1]);
+            let hx = v128_and(u64x2_shr(x, 32), i64x2_splat(0x7fff_ffff));
+            let common =
+                v128_and(i64x2_gt(hx, i64x2_splat(SMALL)), i64x2_gt(i64x2_splat(LARGE), hx));
+            if !i64x2_all_true(common) {
+                c.iter_mut().for_each(|v| *v = libm::exp(*v));
+                continue;
+            }
+            let y = exp2(x, hx);
+            c[0] = f64x2_extract_lane::<0>(y);
+            c[1] = f64x2_extract_lane::<1>(y);
+        }
+        for v in chunks.into_remainder() {
+            *v = libm::exp(*v);
+        }
+    }
+
+    /// Two lanes of libm's common path; `hx` holds each lane's high word of |x|.
+    #[inline(always)]
+    fn exp2(x: v128, hx: v128) -> v128 {
+        // k = (int)(x/ln 2 ± 0.5), the half taking x's sign (truncated, as a C cast); 0 where
+        // |x| ≤ 0.5·ln 2.
+        let sign = v128_and(x, f64x2_splat(-0.0));
+        let half = v128_or(sign, f64x2_splat(0.5));
+        let k32 = i32x4_trunc_sat_f64x2_zero(f64x2_add(f64x2_mul(f64x2_splat(INVLN2), x), half));
+        let big = i64x2_gt(hx, i64x2_splat(HALF_LN2));
+        let k64 = v128_and(i64x2_extend_low_i32x4(k32), big);
+        let k = v128_and(f64x2_convert_low_i32x4(k32), big);
+        // hi = x − k·ln2hi (exact), lo = k·ln2lo, r = hi − lo (with k = 0: x, +0, x).
+        let hi = f64x2_sub(x, f64x2_mul(k, f64x2_splat(LN2HI)));
+        let lo = f64x2_mul(k, f64x2_splat(LN2LO));
+        let r = f64x2_sub(hi, lo);
+        // c = r − rr·(P1 + rr·(P2 + rr·(P3 + rr·(P4 + rr·P5))))
+        let rr = f64x2_mul(r, r);
+        let mut p = f64x2_mul(rr, f64x2_splat(P5));
+        for coefficient in [P4, P3, P2] {
+            p = f64x2_mul(rr, f64x2_add(f64x2_splat(coefficient), p));
+        }
+        let p = f64x2_add(f64x2_splat(P1), p);
+        let c = f64x2_sub(r, f64x2_mul(rr, p));
+        // y = 1 + (r·c/(2 − c) − lo + hi)
+        let q = f64x2_div(f64x2_mul(r, c), f64x2_sub(f64x2_splat(2.0), c));
+        let y = f64x2_add(f64x2_splat(1.0), f64x2_add(f64x2_sub(q, lo), hi));
+        // scalbn(y, k): one multiply by 2^k for −1022 ≤ k ≤ 1023, the range here; ·1 for k = 0.
+        let two_k = i64x2_shl(i64x2_add(k64, i64x2_splat(1023)), 52);
+        f64x2_mul(y, two_k)
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::*;
     use std::arch::x86_64::*;
-
-    // libm's constants (`exp.rs`, from FreeBSD's e_exp.c), by their bits as it gives them.
-    const LN2HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
-    const LN2LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
-    const INVLN2: f64 = f64::from_bits(0x3ff7_1547_652b_82fe);
-    const P1: f64 = f64::from_bits(0x3fc5_5555_5555_553e);
-    const P2: f64 = f64::from_bits(0xbf66_c16c_16be_bd93);
-    const P3: f64 = f64::from_bits(0x3f11_566a_af25_de2c);
-    const P4: f64 = f64::from_bits(0xbebb_bd41_c5d2_6bf1);
-    const P5: f64 = f64::from_bits(0x3e66_3769_72be_a4d0);
-
-    /// High words of |x| between which libm takes its common path with the formula for `k`:
-    /// above 2⁻²⁸ (below it, `1 + x`), below 708.39 (above it, overflow and underflow care).
-    const SMALL: i64 = 0x3e30_0000;
-    const LARGE: i64 = 0x4086_232b;
-    /// Up to this high word (|x| ≤ 0.5·ln 2) libm takes `k = 0`.
-    const HALF_LN2: i64 = 0x3fd6_2e42;
 
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn exp_each(values: &mut [f64]) {
