@@ -126,6 +126,30 @@ impl Lockstep<'_> {
     }
 }
 
+/// The noise path `p`'s arithmetic predicts for its local result `y` (rows of `m.rows`) from
+/// the reference's input `x` and output `reference` (`paths`: `p` and the reference's path): per
+/// token `Σ_i c_i e_i²` with `e` the input's rounding as `p`'s kernel sees it, plus an f32
+/// summation floor ([`LocalNoise`]). The rows are the last of a prompt of `n_tokens`.
+fn local_noise(
+    (p, reference_path): (PathKind, PathKind),
+    m: &Matrix,
+    columns: &[f64],
+    (x, reference, y): (&[f32], &[f32], &[f32]),
+    n_tokens: usize,
+) -> Result<Option<LocalNoise>, EngineError> {
+    // Each token's prediction on its own (on the pool's threads).
+    let token = |t: usize| -> Result<f64, EngineError> {
+        let xr = &x[t * m.cols..(t + 1) * m.cols];
+        let path_view = paths::kernel_input(p, m, xr)?;
+        let reference_view = paths::kernel_input(reference_path, m, xr)?;
+        Ok(paths::predicted_energy(columns, xr, path_view.as_deref(), reference_view.as_deref()))
+    };
+    let predicted: Vec<f64> =
+        crate::map_indices(x.len() / m.cols.max(1), token).into_iter().collect::<Result<_, _>>()?;
+    let first_position = (n_tokens - predicted.len()) as u32;
+    Ok(paths::noise_of(&predicted, reference, y, m.rows, first_position))
+}
+
 /// An op's comparisons fed the reference's input, per path: against the reference's output
 /// (`SiteRecord::local`) and against the noise the arithmetic predicts (`SiteRecord::noise`).
 type OpAlone = (IndexMap<String, Compare>, IndexMap<String, LocalNoise>);
@@ -249,57 +273,37 @@ impl<'s, 'w> Block<'s, 'w> {
         let x = x_ref;
         let reference = s.probe.scoped(&outs[0], m_ref.rows);
         let (mut local, mut noise) = (IndexMap::new(), IndexMap::new());
+        let (reference_path, n_tokens) = (lanes[0].path, s.probe.n_tokens);
         for ((lane, id), y) in lanes.iter().zip(&s.probe.ids).skip(1).zip(alone) {
-            if let Some(c) = Compare::of(reference, &y) {
+            // Another file's weights differ by more than any rounding: no noise to predict.
+            let same_file = lane.file == lanes[0].file;
+            if same_file && columns.is_none() {
+                columns = Some(paths::column_energy(m_ref)?);
+            }
+            let lane_columns = if same_file { columns.as_deref() } else { None };
+            // The comparison beside the prediction, on the pool's threads.
+            let (c, n) = crate::join(
+                || Compare::of(reference, &y),
+                || match lane_columns {
+                    Some(columns) => local_noise(
+                        (lane.path, reference_path),
+                        m_ref,
+                        columns,
+                        (x, reference, &y),
+                        n_tokens,
+                    ),
+                    None => Ok(None),
+                },
+            );
+            if let Some(c) = c {
                 local.insert(id.clone(), c);
             }
-            // Another file's weights differ by more than any rounding: no noise to predict.
-            if lane.file != lanes[0].file {
-                continue;
-            }
-            let columns = match &mut columns {
-                Some(c) => c,
-                None => columns.insert(paths::column_energy(m_ref)?),
-            };
-            if let Some(n) = self.local_noise(lane.path, m_ref, columns, x, reference, &y)? {
+            if let Some(n) = n? {
                 noise.insert(id.clone(), n);
             }
         }
         self.local.insert(site, (local, noise));
         Ok(outs)
-    }
-
-    /// The noise `p`'s arithmetic predicts for its local result `y` (rows of `m.rows`) from the
-    /// reference's input `x` and output `reference`: per token `Σ_i c_i e_i²` with `e` the
-    /// input's rounding as `p`'s kernel sees it, plus an f32 summation floor ([`LocalNoise`]).
-    fn local_noise(
-        &self,
-        p: PathKind,
-        m: &Matrix,
-        columns: &[f64],
-        x: &[f32],
-        reference: &[f32],
-        y: &[f32],
-    ) -> Result<Option<LocalNoise>, EngineError> {
-        let mut predicted = Vec::with_capacity(x.len() / m.cols.max(1));
-        let reference_path = self.step.lanes[0].path;
-        for xr in x.chunks_exact(m.cols) {
-            let path_view = paths::kernel_input(p, m, xr)?;
-            let reference_view = paths::kernel_input(reference_path, m, xr)?;
-            predicted.push(paths::predicted_energy(
-                columns,
-                xr,
-                path_view.as_deref(),
-                reference_view.as_deref(),
-            ));
-        }
-        Ok(paths::noise_of(
-            &predicted,
-            reference,
-            y,
-            m.rows,
-            self.first_scoped_position(predicted.len()),
-        ))
     }
 
     /// The prompt position of the first of `n_scoped` rows in scope.
@@ -440,22 +444,19 @@ impl<'s, 'w> Block<'s, 'w> {
                 (None, None) => None,
                 (a, b) => Some((a.unwrap_or(y), b.unwrap_or(reference))),
             };
-            let predicted: Vec<f64> = reference
-                .chunks_exact(width)
-                .enumerate()
-                .map(|(t, rr)| {
-                    let rows = t * width..(t + 1) * width;
-                    let rounding: f64 = rounded.map_or(0.0, |(a, b)| {
-                        a[rows.clone()]
-                            .iter()
-                            .zip(&b[rows.clone()])
-                            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
-                            .sum()
-                    });
-                    let size: f64 = rr.iter().map(|a| f64::from(*a).powi(2)).sum();
-                    rounding + FLOOR * FLOOR * size
-                })
-                .collect();
+            // Each token's prediction on its own (on the pool's threads).
+            let predicted: Vec<f64> = crate::map_indices(reference.len() / width.max(1), |t| {
+                let rows = t * width..(t + 1) * width;
+                let rounding: f64 = rounded.map_or(0.0, |(a, b)| {
+                    a[rows.clone()]
+                        .iter()
+                        .zip(&b[rows.clone()])
+                        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+                        .sum()
+                });
+                let size: f64 = reference[rows].iter().map(|a| f64::from(*a).powi(2)).sum();
+                rounding + FLOOR * FLOOR * size
+            });
             let first = self.first_scoped_position(predicted.len());
             if let Some(n) = paths::noise_of(&predicted, reference, y, width, first) {
                 noise.insert(id.clone(), n);

@@ -515,13 +515,22 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// `chunks` on each row's (rows of `width`) whole 16-lane chunks and `tail` on the rest, as
 /// ggml's AVX-512 activations split a row; with FMA where the CPU has it (ggml's exp).
-pub fn map_rows<A: Fn(f32) -> f32, B: Fn(f32) -> f32>(
+pub fn map_rows<A: Fn(f32) -> f32 + Sync + Send, B: Fn(f32) -> f32 + Sync + Send>(
     x: &[f32],
     width: usize,
     chunks: A,
     tail: B,
 ) -> Vec<f32> {
-    parallax_quant::with_avx2!(map_rows_body(x, width, chunks, tail))
+    // Blocks of rows on the pool's threads: each row's values depend on that row alone.
+    const BLOCK_VALUES: usize = 64 * 1024;
+    let width = width.max(1);
+    let rows_per_block = (BLOCK_VALUES / width).max(1);
+    let n_rows = x.len() / width;
+    let block = |b: usize| {
+        let rows = &x[b * rows_per_block * width..((b + 1) * rows_per_block).min(n_rows) * width];
+        parallax_quant::with_avx2!(map_rows_body(rows, width, &chunks, &tail))
+    };
+    crate::map_indices(n_rows.div_ceil(rows_per_block), block).concat()
 }
 
 #[inline(always)]

@@ -329,16 +329,14 @@ pub fn matmul(
             })?;
         }
         (Storage::Ggml { ty, bytes, row_bytes }, PathKind::Q8) => {
-            let acts: Vec<parallax_quant::Activation> = x
-                .chunks_exact(m.cols)
-                // llama.cpp as built for x86 (AVX2/AVX-512): its Q8_0/Q8_1 rounding.
-                .map(|row| {
-                    parallax_quant::quantize_activation_with(
-                        *ty,
-                        row,
-                        parallax_quant::Q8Rounding::X86,
-                    )
-                })
+            // Each token's row on its own (on the pool's threads): llama.cpp as built for x86
+            // (AVX2/AVX-512), its Q8_0/Q8_1 rounding.
+            let quantize = |t: usize| {
+                let row = &x[t * m.cols..(t + 1) * m.cols];
+                parallax_quant::quantize_activation_with(*ty, row, parallax_quant::Q8Rounding::X86)
+            };
+            let acts: Vec<parallax_quant::Activation> = crate::map_indices(n_tokens, quantize)
+                .into_iter()
                 .collect::<Result<_, _>>()
                 .map_err(|e| quant_error(m, e))?;
             let tokens = parallax_quant::dot::TokenActivations::new(*ty, &acts)
@@ -435,15 +433,23 @@ pub(crate) fn noise_of(
 ) -> Option<LocalNoise> {
     let (mut predicted_sum, mut reference_sum) = (0f64, 0f64);
     let mut worst: Option<(f64, u32)> = None;
-    let rows = reference.chunks_exact(width).zip(y.chunks_exact(width)).zip(predicted);
-    for (t, ((rr, yr), &predicted)) in rows.enumerate() {
+    // Each row's two sums on its own (on the pool's threads), then combined in row order.
+    let width = width.max(1);
+    let n = predicted.len().min(reference.len() / width).min(y.len() / width);
+    let row_sums = crate::map_indices(n, |t| {
+        let (rr, yr) = (&reference[t * width..(t + 1) * width], &y[t * width..(t + 1) * width]);
         let measured: f64 =
             rr.iter().zip(yr).map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2)).sum();
+        (measured, rr.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>())
+    });
+    for (t, ((measured, reference_row), &predicted)) in
+        row_sums.into_iter().zip(predicted).enumerate()
+    {
         if !measured.is_finite() || !predicted.is_finite() {
             return None;
         }
         predicted_sum += predicted;
-        reference_sum += rr.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>();
+        reference_sum += reference_row;
         let ratio = if predicted > 0.0 {
             (measured / predicted).sqrt()
         } else if measured > 0.0 {
