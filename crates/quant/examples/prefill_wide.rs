@@ -24,7 +24,9 @@ const TOKENS: usize = 64;
 
 fn main() {
     let mut rng = Rng(0x5EED);
-    for (ty, block_bytes) in [(GgmlType::Q8_0, 34), (GgmlType::IQ4_NL, 18)] {
+    for (ty, block_bytes) in
+        [(GgmlType::Q8_0, 34), (GgmlType::IQ4_NL, 18), (GgmlType::Q5_0, 22), (GgmlType::Q4_0, 18)]
+    {
         // Random blocks with a finite scale (0x2000 as f16, 2⁻¹⁵·…: small and normal).
         let mut w: Vec<u8> =
             (0..ROWS * COLS / 32 * block_bytes).map(|_| rng.next_u64() as u8).collect();

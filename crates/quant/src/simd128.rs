@@ -446,6 +446,57 @@ mod imp {
         true
     }
 
+    thread_local! {
+        /// Q4_0, Q5_0 or IQ4_NL rows rewritten as Q8_0 (see [`as_q8_0_rows`]); reused from call
+        /// to call.
+        static AS_Q8_0: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// `f(rows, row_bytes)` on the rows of `w` (Q4_0, Q5_0 or IQ4_NL, whole rows of
+    /// `row_bytes`) rewritten as Q8_0 blocks: each block's f16 scale as it is and its values,
+    /// integers that fit an i8, as i8. A dot with the Q8_0 form is then the same integers and the same
+    /// float steps as with the original (the 32-value formats share [`crate::order`]'s order),
+    /// so the prepared Q8_0 rows × tokens product applies, decoding each block once instead of
+    /// once a token. `None`, and `f` not called, for any other type.
+    pub fn as_q8_0_rows<R>(
+        ty: crate::GgmlType,
+        w: &[u8],
+        row_bytes: usize,
+        f: impl FnOnce(&[u8], usize) -> R,
+    ) -> Option<R> {
+        fn rewrite<const B: usize>(
+            w: &[u8],
+            row_bytes: usize,
+            decode: impl Fn(&[u8; B]) -> [v128; 2],
+        ) -> (Vec<u8>, usize) {
+            let blocks_per_row = row_bytes / B;
+            let mut out = AS_Q8_0.with(|b| std::mem::take(&mut *b.borrow_mut()));
+            out.clear();
+            out.reserve(w.len() / B * Q8_0_BYTES);
+            for x in w.as_chunks::<B>().0 {
+                let [lo, hi] = decode(x);
+                let mut block = [0u8; Q8_0_BYTES];
+                block[..2].copy_from_slice(&x[..2]);
+                // SAFETY: 16 writable bytes at offsets 2 and 18 of a 34-byte array.
+                unsafe {
+                    v128_store(block.as_mut_ptr().add(2) as *mut v128, lo);
+                    v128_store(block.as_mut_ptr().add(18) as *mut v128, hi);
+                }
+                out.extend_from_slice(&block);
+            }
+            (out, blocks_per_row * Q8_0_BYTES)
+        }
+        let (rows, q8_row_bytes) = match ty {
+            crate::GgmlType::Q4_0 => rewrite(w, row_bytes, q4_0_values),
+            crate::GgmlType::Q5_0 => rewrite(w, row_bytes, q5_0_values),
+            crate::GgmlType::IQ4_NL => rewrite(w, row_bytes, iq4_nl_values),
+            _ => return None,
+        };
+        let result = f(&rows, q8_row_bytes);
+        AS_Q8_0.with(|b| *b.borrow_mut() = rows);
+        Some(result)
+    }
+
     /// A Q5_0 block's weights as two halves of i8.
     #[inline(always)]
     fn q5_0_values(x: &[u8; Q5_0_BYTES]) -> [v128; 2] {
