@@ -183,7 +183,7 @@ fn attention_head_f32(
         let mut max = f32::NEG_INFINITY;
         for s in visible.iter_mut() {
             *s *= scale;
-            max = max.max(*s);
+            max = larger(max, *s);
         }
         // `math::exp(s − max)` of every score, the exponentials a block of lanes at a time.
         let shifted = &mut shifted[..visible.len()];
@@ -241,6 +241,18 @@ pub(crate) fn transpose(by_row: &[f32], rows: usize, n_tokens: usize) -> Vec<f32
     #[cfg(not(feature = "parallel"))]
     out.chunks_mut(TILE * rows).enumerate().for_each(block);
     out
+}
+
+/// `f32::max(m, s)` for a running maximum `m` that is not NaN: a NaN `s` is passed over, as
+/// `max` does. Written as a comparison because wasm's `f32.max` propagates NaN, so `f32::max`
+/// becomes a call to libm's `fmaxf` there — a call per score.
+#[inline(always)]
+pub(crate) fn larger(m: f32, s: f32) -> f32 {
+    if s > m {
+        s
+    } else {
+        m
+    }
 }
 
 /// First key position visible from query position `i`: causal, and within the window on
@@ -413,7 +425,7 @@ fn attention_head_f16_tiny(
                 }
             }
         }
-        let max = p[first..=i].iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        let max = p[first..=i].iter().fold(f32::NEG_INFINITY, |m, &s| larger(m, s));
         for s in &mut p[first..=i] {
             *s = expf_ggml(*s - max);
         }
@@ -485,7 +497,7 @@ fn attention_head_f16(
             let kj = &k[j * kw + kvh * head_dim..j * kw + (kvh + 1) * head_dim];
             let s = if tiny { dot_tinyblas_f16(qi, kj) } else { dot(qi, kj) } * scale;
             p[j] = s;
-            max = max.max(s);
+            max = larger(max, s);
         }
         for s in &mut p[first..=i] {
             *s = expf_ggml(*s - max);

@@ -232,7 +232,7 @@ pub(crate) fn worst(
         if top.len() == WORST_ELEMENTS {
             let largest = reference.iter().zip(path).fold(0f32, |m, (&r, &p)| {
                 let d = (p - r).abs();
-                m.max(if d.is_finite() { d } else { 0.0 })
+                crate::ops::larger(m, if d.is_finite() { d } else { 0.0 })
             });
             if largest <= top[WORST_ELEMENTS - 1].0 {
                 continue;

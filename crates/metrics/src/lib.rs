@@ -259,7 +259,8 @@ impl Compare {
                 rp[j] += r * p;
                 let d = p - r;
                 dd[j] += d * d;
-                max_abs[j] = max_abs[j].max(d.abs());
+                // A comparison, not `f64::max` (a libm call per value in wasm); no NaN here.
+                max_abs[j] = if d.abs() > max_abs[j] { d.abs() } else { max_abs[j] };
             };
             let (rc, pc) = (reference.chunks_exact(LANES), path.chunks_exact(LANES));
             let (rt, pt) = (rc.remainder(), pc.remainder());
@@ -516,7 +517,8 @@ pub(crate) fn log_softmax(x: &[f32]) -> Option<Vec<f64>> {
     if x.iter().any(|v| !v.is_finite()) {
         return None;
     }
-    let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+    // A comparison, not `f64::max` (a libm call per value in wasm); every value is finite.
+    let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| if v as f64 > m { v as f64 } else { m });
     let mut e: Vec<f64> = x.iter().map(|&v| v as f64 - max).collect();
     exp_each(&mut e);
     let lse = max + libm::log(e.iter().sum::<f64>());

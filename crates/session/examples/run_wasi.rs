@@ -1,0 +1,53 @@
+//! A whole run (both paths, every probe and comparison) on one thread from a model file, as the
+//! page's engine runs it, for profiling the wasm build outside the browser:
+//!
+//! ```sh
+//! RUSTFLAGS="-C target-feature=+simd128" cargo build --release -p parallax-session \
+//!     --target wasm32-wasip1 --example run_wasi
+//! node --cpu-prof tools/wasi-run.mjs target/wasm32-wasip1/release/examples/run_wasi.wasm MODEL [text|TOKENS]
+//! ```
+//!
+//! Natively it is the same run without the CLI's threads (`parallax run --threads 1`).
+
+use parallax_session::{RunRequest, RunSpec};
+use parallax_source::MemorySource;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (model, input) = match args.as_slice() {
+        [_, model, input] => (model.clone(), input.clone()),
+        [_, model] => (model.clone(), "text".to_string()),
+        _ => panic!("usage: run_wasi MODEL [text|TOKENS]"),
+    };
+    let (prompt, tokens) = if input == "text" {
+        (Some(parallax_engine::BUILTIN_TEXT.to_string()), None)
+    } else {
+        (None, Some(input.split(',').map(|t| t.trim().parse().expect("token ids")).collect()))
+    };
+    let request = RunRequest {
+        prompt,
+        tokens,
+        paths: vec!["f32".into(), "q8".into()],
+        against: vec![],
+        reference: None,
+        logits: String::new(),
+        scope: String::new(),
+        mode: String::new(),
+        faults: vec![],
+        sha256: false,
+        contracts: vec![],
+        map: None,
+        traces: vec![],
+        max_tokens: None,
+        memory_budget_bytes: None,
+        threads: None,
+    };
+    let spec = RunSpec::from_request(&request).expect("a valid request");
+    // Read whole: WASI has no positioned reads in every runtime (profiling only).
+    let bytes = std::fs::read(&model).expect("the model file");
+    let model = parallax_model::Model::open(MemorySource::new(bytes)).expect("a model");
+    let input = spec.input(&model).expect("the prompt");
+    let started = std::time::Instant::now();
+    let report = parallax_engine::Run::new(&model, &input, &spec.options()).run().expect("a run");
+    println!("{} layers in {:.2} s", report.layers.len(), started.elapsed().as_secs_f64());
+}
