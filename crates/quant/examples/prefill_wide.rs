@@ -24,6 +24,22 @@ const TOKENS: usize = 64;
 
 fn main() {
     let mut rng = Rng(0x5EED);
+    // The f32 path's product: dequantized rows × f32 tokens.
+    let w: Vec<f32> = (0..ROWS * COLS).map(|_| rng.signed_unit_f32()).collect();
+    let xs: Vec<Vec<f32>> =
+        (0..TOKENS).map(|_| (0..COLS).map(|_| rng.signed_unit_f32()).collect()).collect();
+    let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+    let mut out = vec![0f32; ROWS * TOKENS];
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        parallax_quant::dot::vec_dot_f32_rows_tokens(&w, COLS, &refs, &mut out).expect("shapes");
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "F32: rows × tokens {:.2} G products/s (best of 5, {ROWS} rows × {COLS} columns × {TOKENS} tokens)",
+        (ROWS * COLS * TOKENS) as f64 / best / 1e9
+    );
     for (ty, block_bytes) in
         [(GgmlType::Q8_0, 34), (GgmlType::IQ4_NL, 18), (GgmlType::Q5_0, 22), (GgmlType::Q4_0, 18)]
     {

@@ -1026,17 +1026,109 @@ mod imp {
         (total32(&acc_a, (i..n).map(|k| w[k] * a[k])), total32(&acc_b, (i..n).map(|k| w[k] * b[k])))
     }
 
+    /// Two rows × two tokens: `[w0·a, w0·b, w1·a, w1·b]`, each bit for bit [`vec_dot_f32`]. A
+    /// lane's sum involves only its own elements, so the 32 lanes are taken a quarter at a time
+    /// (lanes `8q .. 8q + 8` of every 32-value chunk): the four dots then need 8 registers of
+    /// sums, not 32 — a 128-bit machine has 16 — and each loaded vector serves two dots.
+    #[inline(always)]
+    fn dots_2x2(w0: &[f32], w1: &[f32], a: &[f32], b: &[f32]) -> [f32; 4] {
+        let n = w0.len();
+        fn chunks(v: &[f32], n: usize) -> &[[f32; 32]] {
+            v[..n].as_chunks::<32>().0
+        }
+        let (c0, c1, ca, cb) = (chunks(w0, n), chunks(w1, n), chunks(a, n), chunks(b, n));
+        // The lanes of each dot as `vec_dot_f32` holds them (lane `4k + j` in register `k`).
+        let mut lanes = [[f32x4_splat(0.0); 8]; 4];
+        for q in 0..4 {
+            let (k0, k1) = (2 * q, 2 * q + 1);
+            let mut s = [f32x4_splat(0.0); 8];
+            for (((x0, x1), xa), xb) in c0.iter().zip(c1).zip(ca).zip(cb) {
+                let (w00, w01, w10, w11) =
+                    (load4(x0, k0), load4(x0, k1), load4(x1, k0), load4(x1, k1));
+                let (a0, a1, b0, b1) = (load4(xa, k0), load4(xa, k1), load4(xb, k0), load4(xb, k1));
+                s[0] = f32x4_add(s[0], f32x4_mul(w00, a0));
+                s[1] = f32x4_add(s[1], f32x4_mul(w01, a1));
+                s[2] = f32x4_add(s[2], f32x4_mul(w00, b0));
+                s[3] = f32x4_add(s[3], f32x4_mul(w01, b1));
+                s[4] = f32x4_add(s[4], f32x4_mul(w10, a0));
+                s[5] = f32x4_add(s[5], f32x4_mul(w11, a1));
+                s[6] = f32x4_add(s[6], f32x4_mul(w10, b0));
+                s[7] = f32x4_add(s[7], f32x4_mul(w11, b1));
+            }
+            for (d, lanes) in lanes.iter_mut().enumerate() {
+                lanes[k0] = s[2 * d];
+                lanes[k1] = s[2 * d + 1];
+            }
+        }
+        let i = n - n % 32;
+        let dot = |d: usize, w: &[f32], x: &[f32]| total32(&lanes[d], (i..n).map(|k| w[k] * x[k]));
+        [dot(0, w0, a), dot(1, w0, b), dot(2, w1, a), dot(3, w1, b)]
+    }
+
+    /// Four rows × two tokens, as [`dots_2x2`] but an eighth of the lanes at a time (lanes
+    /// `4q .. 4q + 4` of every chunk): 8 registers of sums, each loaded token vector serving
+    /// four dots. `[w0·a, w0·b, w1·a, w1·b, …]`.
+    #[inline(always)]
+    fn dots_4x2(w: [&[f32]; 4], a: &[f32], b: &[f32]) -> [f32; 8] {
+        let n = a.len();
+        fn chunks(v: &[f32], n: usize) -> &[[f32; 32]] {
+            v[..n].as_chunks::<32>().0
+        }
+        let cw = [chunks(w[0], n), chunks(w[1], n), chunks(w[2], n), chunks(w[3], n)];
+        let (ca, cb) = (chunks(a, n), chunks(b, n));
+        let mut lanes = [[f32x4_splat(0.0); 8]; 8];
+        for k in 0..8 {
+            let mut s = [f32x4_splat(0.0); 8];
+            for (c, (xa, xb)) in ca.iter().zip(cb).enumerate() {
+                let (va, vb) = (load4(xa, k), load4(xb, k));
+                for r in 0..4 {
+                    let x = load4(&cw[r][c], k);
+                    s[2 * r] = f32x4_add(s[2 * r], f32x4_mul(x, va));
+                    s[2 * r + 1] = f32x4_add(s[2 * r + 1], f32x4_mul(x, vb));
+                }
+            }
+            for (d, lanes) in lanes.iter_mut().enumerate() {
+                lanes[k] = s[d];
+            }
+        }
+        let i = n - n % 32;
+        std::array::from_fn(|d| {
+            let (row, x) = (w[d / 2], if d % 2 == 0 { a } else { b });
+            total32(&lanes[d], (i..n).map(|k| row[k] * x[k]))
+        })
+    }
+
     /// Rows of `cols` weights against several token rows, `out[r * xs.len() + t]`, bit for bit
-    /// [`vec_dot_f32`]; token pairs outside, rows inside (see the AVX2 twin). Shapes are the
-    /// caller's to check (`dot::vec_dot_f32_rows_tokens`).
+    /// [`vec_dot_f32`]; token pairs outside, pairs of rows inside ([`dots_2x2`]), a row or token
+    /// left over in pairs or alone. Shapes are the caller's to check
+    /// (`dot::vec_dot_f32_rows_tokens`).
     pub fn vec_dot_f32_rows_tokens(w: &[f32], cols: usize, xs: &[&[f32]], out: &mut [f32]) {
         let nt = xs.len();
         let rows = w.chunks_exact(cols.max(1));
+        let n_rows = rows.len();
         let mut t = 0;
         while t + 2 <= nt {
             let (a, b) = (&xs[t][..cols], &xs[t + 1][..cols]);
-            for (r, row) in rows.clone().enumerate() {
-                let (da, db) = dot_f32_pair(row, a, b);
+            let row = |r: usize| &w[r * cols..(r + 1) * cols];
+            let mut r = 0;
+            while r + 4 <= n_rows {
+                let d = dots_4x2([row(r), row(r + 1), row(r + 2), row(r + 3)], a, b);
+                for k in 0..4 {
+                    out[(r + k) * nt + t] = d[2 * k];
+                    out[(r + k) * nt + t + 1] = d[2 * k + 1];
+                }
+                r += 4;
+            }
+            if r + 2 <= n_rows {
+                let [d0a, d0b, d1a, d1b] = dots_2x2(row(r), row(r + 1), a, b);
+                out[r * nt + t] = d0a;
+                out[r * nt + t + 1] = d0b;
+                out[(r + 1) * nt + t] = d1a;
+                out[(r + 1) * nt + t + 1] = d1b;
+            }
+            if n_rows % 2 == 1 {
+                let r = n_rows - 1;
+                let (da, db) = dot_f32_pair(&w[r * cols..(r + 1) * cols], a, b);
                 out[r * nt + t] = da;
                 out[r * nt + t + 1] = db;
             }
