@@ -4,10 +4,14 @@
 //! ```sh
 //! RUSTFLAGS="-C target-feature=+simd128" cargo build --release -p parallax-session \
 //!     --target wasm32-wasip1 --example run_wasi
-//! node --cpu-prof tools/wasi-run.mjs target/wasm32-wasip1/release/examples/run_wasi.wasm MODEL [text|TOKENS]
+//! node tools/wasi-run.mjs target/wasm32-wasip1/release/examples/run_wasi.wasm MODEL [text|TOKENS]
 //! ```
 //!
-//! Natively it is the same run without the CLI's threads (`parallax run --threads 1`).
+//! `text` (the built-in 304 tokens) needs more wasm memory than node 20 copes with; 96 token ids
+//! or fewer run. (`node --prof` and `node --prof-process` instead of `--cpu-prof` for a profile: node 20 can
+//! crash writing a CPU profile, or at exit, with a wasm memory this large — after the line above
+//! is printed.) Natively it is the same run without the CLI's threads (`parallax run --threads
+//! 1`).
 
 use parallax_session::{RunRequest, RunSpec};
 use parallax_source::MemorySource;
