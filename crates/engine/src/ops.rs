@@ -162,9 +162,8 @@ fn attention_head_f32(
     h: usize,
     shape: &HeadShape,
 ) -> Vec<f32> {
-    let HeadShape { n_tokens, n_head, n_head_kv, head_dim, scale, window } = *shape;
-    let kvh = h / (n_head / n_head_kv);
-    let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
+    let HeadShape { n_tokens, head_dim, scale, window, .. } = *shape;
+    let (kvh, qw, kw) = shape.layout(h);
     let mut out = vec![0f32; n_tokens * head_dim];
     let mut scores = vec![0f32; n_tokens];
     let mut shifted = vec![0f64; n_tokens];
@@ -391,9 +390,8 @@ fn attention_head_f16_tiny(
     h: usize,
     shape: &HeadShape,
 ) -> Vec<f32> {
-    let HeadShape { n_tokens, n_head, n_head_kv, head_dim, scale, window } = *shape;
-    let kvh = h / (n_head / n_head_kv);
-    let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
+    let HeadShape { n_tokens, head_dim, scale, window, .. } = *shape;
+    let (kvh, qw, kw) = shape.layout(h);
     let padded = n_tokens.div_ceil(LANES) * LANES;
     let kt = &k_by_dim[kvh * head_dim * padded..(kvh + 1) * head_dim * padded];
     let mut out = vec![0f32; n_tokens * head_dim];
@@ -470,6 +468,14 @@ struct HeadShape {
     window: Option<usize>,
 }
 
+impl HeadShape {
+    /// Head `h`'s KV head, and the widths of a row of q and of a row of k or v.
+    fn layout(&self, h: usize) -> (usize, usize, usize) {
+        let kvh = h / (self.n_head / self.n_head_kv);
+        (kvh, self.n_head * self.head_dim, self.n_head_kv * self.head_dim)
+    }
+}
+
 /// One head of [`attention_ggml_f16`]: tokens × `head_dim`. `q` and `k` are f16-rounded,
 /// `v_by_dim` is V by KV head and dimension over the padded KV cells.
 #[inline(always)]
@@ -480,10 +486,9 @@ fn attention_head_f16(
     h: usize,
     shape: &HeadShape,
 ) -> Vec<f32> {
-    let HeadShape { n_tokens, n_head, n_head_kv, head_dim, scale, window } = *shape;
+    let HeadShape { n_tokens, head_dim, scale, window, .. } = *shape;
     let tiny = head_dim.is_multiple_of(LANES);
-    let kvh = h / (n_head / n_head_kv);
-    let (qw, kw) = (n_head * head_dim, n_head_kv * head_dim);
+    let (kvh, qw, kw) = shape.layout(h);
     let padded = n_tokens.div_ceil(LANES) * LANES;
     let mut out = vec![0f32; n_tokens * head_dim];
     let mut p = vec![0f32; padded];
