@@ -274,18 +274,13 @@ fn reduce_add_16(l: &[f32; LANES]) -> f32 {
     (t6[0] + t6[2]) + (t6[1] + t6[3])
 }
 
-/// Σ a·b in llama.cpp's F16 tinyBLAS order (llamafile sgemm, AVX-512): lane `l` accumulates
-/// elements `l, l+16, …` with FMAs, then [`reduce_add_16`]. `a` and `b` hold f16 values, so
-/// every product is exact in f32 (11 + 11 significant bits, no overflow or underflow) and the
-/// FMA is an add of the exact product: written as a multiply and an add, which is the same
-/// result and vectorizes, where `mul_add` without hardware FMA is a libm call per element.
-#[inline(always)]
-fn dot_tinyblas_f16(a: &[f32], b: &[f32]) -> f32 {
-    dot_tinyblas_f16_within(a, b, 0, a.len())
-}
-
-/// [`dot_tinyblas_f16`] with `b`'s elements outside `lo..hi` taken as 0 (the masked KV cells:
-/// the product is then `0 · 0`, as ggml's zeroed probabilities against a zeroed cell give).
+/// Σ a·b in llama.cpp's F16 tinyBLAS order (llamafile sgemm, AVX-512) with `b`'s elements
+/// outside `lo..hi` taken as 0 (the masked KV cells: the product is then `0 · 0`, as ggml's
+/// zeroed probabilities against a zeroed cell give): lane `l` accumulates elements `l, l+16, …`
+/// with FMAs, then [`reduce_add_16`]. `a` and `b` hold f16 values, so every product is exact in
+/// f32 (11 + 11 significant bits, no overflow or underflow) and the FMA is an add of the exact
+/// product: written as a multiply and an add, which is the same result and vectorizes, where
+/// `mul_add` without hardware FMA is a libm call per element.
 #[inline(always)]
 fn dot_tinyblas_f16_within(a: &[f32], b: &[f32], lo: usize, hi: usize) -> f32 {
     let mut acc = [0f32; LANES];
@@ -310,8 +305,9 @@ fn dot_tinyblas_f16_within(a: &[f32], b: &[f32], lo: usize, hi: usize) -> f32 {
 /// `kq_soft_max` and `kqv_out` tensors, tools/reference/llamacpp_site_stats.py):
 ///
 /// * `kq = K·q`: K stored as f16, q converted to f16 (`vec_dot_type` of F16), dotted in
-///   tinyBLAS order ([`dot_tinyblas_f16`]; needs `head_dim % 16 == 0`, as tinyBLAS does —
-///   otherwise plain sequential f32 sums, an approximation of ggml's fallback);
+///   tinyBLAS order ([`attention_head_f16_tiny`]; needs `head_dim % 16 == 0`, as tinyBLAS
+///   does — otherwise plain sequential f32 sums, an approximation of ggml's fallback,
+///   [`attention_head_f16`]);
 /// * softmax (`ggml_soft_max_ext`): `kq · scale` (masked cells −∞), max subtracted,
 ///   `exp` = ggml's AVX-512 `ggml_v_expf` ([`expf_ggml`]), summed per 16 KV cells from cell 0
 ///   with [`reduce_add_16`] into an f64 total, then multiplied by `(f32)(1/total)`;
@@ -476,8 +472,9 @@ impl HeadShape {
     }
 }
 
-/// One head of [`attention_ggml_f16`]: tokens × `head_dim`. `q` and `k` are f16-rounded,
-/// `v_by_dim` is V by KV head and dimension over the padded KV cells.
+/// One head of [`attention_ggml_f16`] where `head_dim` is not whole 16-lane chunks (tinyBLAS
+/// does not run; the scores are plain sequential sums): tokens × `head_dim`. `q` and `k` are
+/// f16-rounded, `v_by_dim` is V by KV head and dimension over the padded KV cells.
 #[inline(always)]
 fn attention_head_f16(
     q: &[f32],
@@ -487,7 +484,6 @@ fn attention_head_f16(
     shape: &HeadShape,
 ) -> Vec<f32> {
     let HeadShape { n_tokens, head_dim, scale, window, .. } = *shape;
-    let tiny = head_dim.is_multiple_of(LANES);
     let (kvh, qw, kw) = shape.layout(h);
     let padded = n_tokens.div_ceil(LANES) * LANES;
     let mut out = vec![0f32; n_tokens * head_dim];
@@ -500,7 +496,7 @@ fn attention_head_f16(
         let mut max = f32::NEG_INFINITY;
         for j in first..=i {
             let kj = &k[j * kw + kvh * head_dim..j * kw + (kvh + 1) * head_dim];
-            let s = if tiny { dot_tinyblas_f16(qi, kj) } else { dot(qi, kj) } * scale;
+            let s = dot(qi, kj) * scale;
             p[j] = s;
             max = larger(max, s);
         }
