@@ -303,7 +303,7 @@ unsafe fn decode_group<const B: usize, F: Legacy<B>>(row: &[[u8; B]], g: usize) 
 thread_local! {
     /// The weight groups of the rows a thread is multiplying, decoded once for all its tokens
     /// (see [`legacy_rows_tokens`]); reused from call to call.
-    static DECODED: std::cell::RefCell<Vec<WeightGroup>> = const { std::cell::RefCell::new(Vec::new()) };
+    static DECODED_GROUPS: std::cell::RefCell<Vec<WeightGroup>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `R` weight rows (whole rows of format `F`) · `T` prepared tokens (the tokens `t0..t0 + T`),
@@ -404,7 +404,7 @@ unsafe fn legacy_rows_tokens<const B: usize, F: Legacy<B>>(
     // More than one pass of register blocks over the rows: decode their groups once into this
     // thread's buffer (the rows of one call are a tile, tens of KiB) instead of once a pass.
     if nt > Q_TOKENS && per_row > 0 {
-        DECODED.with(|buffer| {
+        DECODED_GROUPS.with(|buffer| {
             let mut buffer = buffer.borrow_mut();
             buffer.clear();
             for row in &rows {
