@@ -1,7 +1,7 @@
-//! The rows × tokens product of the wide dots (Q8_0 and IQ4_NL weights × Q8_0 tokens) as a
-//! prompt's matmuls run it, `TokenActivations::dot_rows`, against the same rows dotted one at a
-//! time (`dot_row`, which widens every token's blocks again for each row), in one process:
-//! products per second and their ratio. Meant for the wasm simd128 build, where `dot_rows`
+//! The rows × tokens products a prompt's matmuls run: the f32 one, and Q8_0 weights (IQ4_NL,
+//! Q5_0 and Q4_0 rewritten as Q8_0) × Q8_0 tokens by `TokenActivations::dot_rows`, against the
+//! same rows dotted one at a time (`dot_row`, which widens every token's blocks again for each
+//! row), in one process: products per second and their ratio. Meant for the wasm simd128 build, where `dot_rows`
 //! widens the tokens to i16 once per matrix (`simd128::PreparedWide`):
 //!
 //! ```sh

@@ -349,20 +349,17 @@ impl TokenActivations<'_> {
             return Ok(());
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        if matches!(self.ty, GgmlType::Q8_0 | GgmlType::IQ4_NL | GgmlType::Q4_0 | GgmlType::Q5_0)
-            && nt > 1
-        {
+        if crate::simd128::has_q8_0_form(self.ty) && nt > 1 {
             let wide = self.wide.get_or_init(|| {
                 (!self.q8_0.is_empty()).then(|| crate::simd128::PreparedWide::new(&self.q8_0))
             });
             if let Some(tokens) = wide {
                 // Q4_0, Q5_0 and IQ4_NL rows are rewritten as Q8_0 for it, decoded once (same
                 // products, same order).
-                let done = crate::simd128::as_q8_0_rows(self.ty, w, rb, |rows, row_bytes| {
-                    crate::simd128::wide_rows_prepared(GgmlType::Q8_0, rows, row_bytes, tokens, out)
-                })
-                .unwrap_or_else(|| crate::simd128::wide_rows_prepared(self.ty, w, rb, tokens, out));
-                if done {
+                let product = |rows: &[u8], row_bytes| {
+                    crate::simd128::wide_q8_0_rows(rows, row_bytes, tokens, out)
+                };
+                if crate::simd128::as_q8_0_rows(self.ty, w, rb, product).is_some() {
                     return Ok(());
                 }
             }

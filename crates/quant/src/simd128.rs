@@ -236,13 +236,7 @@ mod imp {
 
     /// Q8_0 × Q8_0.
     pub fn vec_dot_q8_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-        legacy_dot(
-            w,
-            a,
-            |x: &[u8; Q8_0_BYTES], y| wide_dot([load(x, 2), load(x, 18)], y),
-            scale_q8_0,
-            None,
-        )
+        legacy_dot(w, a, |x, y| wide_dot(q8_0_values(x), y), scale_q8_0, None)
     }
 
     /// IQ4_NL × Q8_0 (levels looked up with a byte swizzle).
@@ -299,9 +293,10 @@ mod imp {
         }
     }
 
-    /// Q8_0 token rows widened to i16 once for every weight row of a matrix. The wide dots
-    /// (Q8_0 and IQ4_NL weights, whose bytes span all of i8) multiply in i16; without this each
-    /// row widened each token's blocks again, four extends per 32 values.
+    /// Q8_0 token rows widened to i16 once for every weight row of a matrix. The wide dot (Q8_0
+    /// weights, whose bytes span all of i8, and the formats rewritten as Q8_0 for it,
+    /// [`as_q8_0_rows`]) multiplies in i16; without this each row widened each token's blocks
+    /// again, four extends per 32 values.
     pub struct PreparedWide<'a> {
         acts: Vec<&'a [BlockQ8_0]>,
         /// Token `t`'s block `b` at `t · blocks + b`: its 32 values as i16.
@@ -345,21 +340,15 @@ mod imp {
         unsafe { v128_load(s.as_ptr() as *const v128) }
     }
 
-    /// One weight row (decoded by `decode` into two 16-byte halves of i8) against every
-    /// prepared token, `out[t]` bit for bit [`legacy_dot_tokens`]'s: each block's exact
+    /// One Q8_0 weight row against every prepared token, `out[t]` bit for bit [`legacy_dot_tokens`]'s: each block's exact
     /// integer total from four `i32x4.dot_i16x8_s` of the widened weights and the prepared
     /// activations, then the same float order.
     #[inline(always)]
-    fn wide_dot_prepared<const B: usize>(
-        w: &[u8],
-        tokens: &PreparedWide,
-        out: &mut [f32],
-        decode: impl Fn(&[u8; B]) -> [v128; 2],
-    ) {
-        let wb = w.as_chunks::<B>().0;
+    fn wide_dot_prepared(w: &[u8], tokens: &PreparedWide, out: &mut [f32]) {
+        let wb = w.as_chunks::<Q8_0_BYTES>().0;
         let n = wb.len().min(tokens.blocks);
-        let widened = |x: &[u8; B]| {
-            let [h0, h1] = decode(x);
+        let widened = |x: &[u8; Q8_0_BYTES]| {
+            let [h0, h1] = q8_0_values(x);
             [
                 i16x8_extend_low_i8x16(h0),
                 i16x8_extend_high_i8x16(h0),
@@ -407,7 +396,7 @@ mod imp {
                 for (j, (x, y)) in wb[b..n].iter().zip(&a[b..n]).enumerate() {
                     acc.add(
                         b + j,
-                        (f16_at(x, 0) * d_a(y)) * hsum_i32(wide_dot(decode(x), y)) as f32,
+                        (f16_at(x, 0) * d_a(y)) * hsum_i32(wide_dot(q8_0_values(x), y)) as f32,
                     );
                 }
                 *o = acc.total();
@@ -415,35 +404,24 @@ mod imp {
         }
     }
 
-    /// Rows of Q8_0 or IQ4_NL weights (whole rows of `row_bytes`) × prepared Q8_0 tokens:
+    /// Rows of Q8_0 weights (whole rows of `row_bytes`) × prepared Q8_0 tokens:
     /// `out[r * tokens.len() + t]`, each equal to the one-row kernel's result bit for bit.
-    /// `false`, and nothing written, for any other weight type.
-    pub fn wide_rows_prepared(
-        ty: crate::GgmlType,
-        w: &[u8],
-        row_bytes: usize,
-        tokens: &PreparedWide,
-        out: &mut [f32],
-    ) -> bool {
-        fn rows<const B: usize>(
-            w: &[u8],
-            row_bytes: usize,
-            tokens: &PreparedWide,
-            out: &mut [f32],
-            decode: impl Fn(&[u8; B]) -> [v128; 2] + Copy,
-        ) {
-            for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(tokens.len())) {
-                wide_dot_prepared(row, tokens, out, decode);
-            }
+    pub fn wide_q8_0_rows(w: &[u8], row_bytes: usize, tokens: &PreparedWide, out: &mut [f32]) {
+        for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(tokens.len())) {
+            wide_dot_prepared(row, tokens, out);
         }
-        match ty {
-            crate::GgmlType::Q8_0 => {
-                rows(w, row_bytes, tokens, out, |x: &[u8; Q8_0_BYTES]| [load(x, 2), load(x, 18)])
-            }
-            crate::GgmlType::IQ4_NL => rows(w, row_bytes, tokens, out, iq4_nl_values),
-            _ => return false,
-        }
-        true
+    }
+
+    /// A Q8_0 block's weights as two 16-byte halves.
+    #[inline(always)]
+    fn q8_0_values(x: &[u8; Q8_0_BYTES]) -> [v128; 2] {
+        [load(x, 2), load(x, 18)]
+    }
+
+    /// Whether [`as_q8_0_rows`] takes rows of `ty`.
+    pub fn has_q8_0_form(ty: crate::GgmlType) -> bool {
+        use crate::GgmlType::*;
+        matches!(ty, Q8_0 | Q4_0 | Q5_0 | IQ4_NL)
     }
 
     thread_local! {
@@ -452,12 +430,13 @@ mod imp {
         static AS_Q8_0: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
 
-    /// `f(rows, row_bytes)` on the rows of `w` (Q4_0, Q5_0 or IQ4_NL, whole rows of
-    /// `row_bytes`) rewritten as Q8_0 blocks: each block's f16 scale as it is and its values,
-    /// integers that fit an i8, as i8. A dot with the Q8_0 form is then the same integers and the same
-    /// float steps as with the original (the 32-value formats share [`crate::order`]'s order),
-    /// so the prepared Q8_0 rows × tokens product applies, decoding each block once instead of
-    /// once a token. `None`, and `f` not called, for any other type.
+    /// `f(rows, row_bytes)` on the rows of `w` (whole rows of `row_bytes`) as Q8_0 blocks: Q8_0
+    /// rows as they are; Q4_0, Q5_0 or IQ4_NL rows rewritten, each block's f16 scale as it is
+    /// and its values, integers that fit an i8, as i8. A dot with the Q8_0 form is then the same
+    /// integers and the same float steps as with the original (the 32-value formats share
+    /// [`crate::order`]'s order), so the prepared Q8_0 rows × tokens product applies, decoding
+    /// each block once instead of once a token. `None`, and `f` not called, for any other type
+    /// (see [`has_q8_0_form`]).
     pub fn as_q8_0_rows<R>(
         ty: crate::GgmlType,
         w: &[u8],
@@ -487,6 +466,7 @@ mod imp {
             (out, blocks_per_row * Q8_0_BYTES)
         }
         let (rows, q8_row_bytes) = match ty {
+            crate::GgmlType::Q8_0 => return Some(f(w, row_bytes)),
             crate::GgmlType::Q4_0 => rewrite(w, row_bytes, q4_0_values),
             crate::GgmlType::Q5_0 => rewrite(w, row_bytes, q5_0_values),
             crate::GgmlType::IQ4_NL => rewrite(w, row_bytes, iq4_nl_values),
@@ -548,7 +528,7 @@ mod imp {
 
     /// Q8_0 × several Q8_0 rows; `out.len() == acts.len()`.
     pub fn vec_dot_q8_0_q8_0_tokens(w: &[u8], acts: &[&[BlockQ8_0]], out: &mut [f32]) {
-        legacy_dot_tokens(w, acts, out, |x: &[u8; Q8_0_BYTES]| [load(x, 2), load(x, 18)], wide_dot)
+        legacy_dot_tokens(w, acts, out, q8_0_values, wide_dot)
     }
 
     /// IQ4_NL × several Q8_0 rows; `out.len() == acts.len()`.
@@ -1026,48 +1006,11 @@ mod imp {
         (total32(&acc_a, (i..n).map(|k| w[k] * a[k])), total32(&acc_b, (i..n).map(|k| w[k] * b[k])))
     }
 
-    /// Two rows × two tokens: `[w0·a, w0·b, w1·a, w1·b]`, each bit for bit [`vec_dot_f32`]. A
-    /// lane's sum involves only its own elements, so the 32 lanes are taken a quarter at a time
-    /// (lanes `8q .. 8q + 8` of every 32-value chunk): the four dots then need 8 registers of
-    /// sums, not 32 — a 128-bit machine has 16 — and each loaded vector serves two dots.
-    #[inline(always)]
-    fn dots_2x2(w0: &[f32], w1: &[f32], a: &[f32], b: &[f32]) -> [f32; 4] {
-        let n = w0.len();
-        fn chunks(v: &[f32], n: usize) -> &[[f32; 32]] {
-            v[..n].as_chunks::<32>().0
-        }
-        let (c0, c1, ca, cb) = (chunks(w0, n), chunks(w1, n), chunks(a, n), chunks(b, n));
-        // The lanes of each dot as `vec_dot_f32` holds them (lane `4k + j` in register `k`).
-        let mut lanes = [[f32x4_splat(0.0); 8]; 4];
-        for q in 0..4 {
-            let (k0, k1) = (2 * q, 2 * q + 1);
-            let mut s = [f32x4_splat(0.0); 8];
-            for (((x0, x1), xa), xb) in c0.iter().zip(c1).zip(ca).zip(cb) {
-                let (w00, w01, w10, w11) =
-                    (load4(x0, k0), load4(x0, k1), load4(x1, k0), load4(x1, k1));
-                let (a0, a1, b0, b1) = (load4(xa, k0), load4(xa, k1), load4(xb, k0), load4(xb, k1));
-                s[0] = f32x4_add(s[0], f32x4_mul(w00, a0));
-                s[1] = f32x4_add(s[1], f32x4_mul(w01, a1));
-                s[2] = f32x4_add(s[2], f32x4_mul(w00, b0));
-                s[3] = f32x4_add(s[3], f32x4_mul(w01, b1));
-                s[4] = f32x4_add(s[4], f32x4_mul(w10, a0));
-                s[5] = f32x4_add(s[5], f32x4_mul(w11, a1));
-                s[6] = f32x4_add(s[6], f32x4_mul(w10, b0));
-                s[7] = f32x4_add(s[7], f32x4_mul(w11, b1));
-            }
-            for (d, lanes) in lanes.iter_mut().enumerate() {
-                lanes[k0] = s[2 * d];
-                lanes[k1] = s[2 * d + 1];
-            }
-        }
-        let i = n - n % 32;
-        let dot = |d: usize, w: &[f32], x: &[f32]| total32(&lanes[d], (i..n).map(|k| w[k] * x[k]));
-        [dot(0, w0, a), dot(1, w0, b), dot(2, w1, a), dot(3, w1, b)]
-    }
-
-    /// Four rows × two tokens, as [`dots_2x2`] but an eighth of the lanes at a time (lanes
-    /// `4q .. 4q + 4` of every chunk): 8 registers of sums, each loaded token vector serving
-    /// four dots. `[w0·a, w0·b, w1·a, w1·b, …]`.
+    /// Four rows × two tokens: `[w0·a, w0·b, w1·a, w1·b, …]`, each bit for bit
+    /// [`vec_dot_f32`]. A lane's sum involves only its own elements, so the 32 lanes are taken an
+    /// eighth at a time (lanes `4k .. 4k + 4` of every 32-value chunk): the eight dots then need
+    /// 8 registers of sums, not 64 — a 128-bit machine has 16 — and each loaded token vector
+    /// serves four dots.
     #[inline(always)]
     fn dots_4x2(w: [&[f32]; 4], a: &[f32], b: &[f32]) -> [f32; 8] {
         let n = a.len();
@@ -1099,8 +1042,8 @@ mod imp {
     }
 
     /// Rows of `cols` weights against several token rows, `out[r * xs.len() + t]`, bit for bit
-    /// [`vec_dot_f32`]; token pairs outside, pairs of rows inside ([`dots_2x2`]), a row or token
-    /// left over in pairs or alone. Shapes are the caller's to check
+    /// [`vec_dot_f32`]; token pairs outside, four rows at a time inside ([`dots_4x2`]), the rows
+    /// and a token left over one by one. Shapes are the caller's to check
     /// (`dot::vec_dot_f32_rows_tokens`).
     pub fn vec_dot_f32_rows_tokens(w: &[f32], cols: usize, xs: &[&[f32]], out: &mut [f32]) {
         let nt = xs.len();
@@ -1119,16 +1062,8 @@ mod imp {
                 }
                 r += 4;
             }
-            if r + 2 <= n_rows {
-                let [d0a, d0b, d1a, d1b] = dots_2x2(row(r), row(r + 1), a, b);
-                out[r * nt + t] = d0a;
-                out[r * nt + t + 1] = d0b;
-                out[(r + 1) * nt + t] = d1a;
-                out[(r + 1) * nt + t + 1] = d1b;
-            }
-            if n_rows % 2 == 1 {
-                let r = n_rows - 1;
-                let (da, db) = dot_f32_pair(&w[r * cols..(r + 1) * cols], a, b);
+            for r in r..n_rows {
+                let (da, db) = dot_f32_pair(row(r), a, b);
                 out[r * nt + t] = da;
                 out[r * nt + t + 1] = db;
             }
