@@ -207,7 +207,8 @@ fn parse_rows(s: &str) -> Result<Range<u64>, String> {
 /// so every layer paid for page faults and zeroing again: a third of a 7-token run's time, in
 /// the kernel. Blocks up to 32 MiB (glibc's ceiling for the setting) now come from the heap,
 /// and a freed heap top is kept for the next layer instead of being trimmed. The peak memory
-/// does not change: what is kept is what the previous layer used.
+/// grows a little, as freed blocks stay with the process: 7–35 MB in `bench/peak_memory.py`'s
+/// runs (session 14), still flat in the number of layers.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only sets allocator parameters; it is called before any thread starts.

@@ -937,15 +937,9 @@ mod tests {
     fn silu_of_a_slice_is_silu_of_each_value_bit_for_bit() {
         // Across blocks (three and a bit), every range libm's exp tells apart and the
         // overflowing and special values.
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = parallax_testkit::SplitMix64(0x5117);
         let mut x: Vec<f32> = (0..50_000)
-            .map(|i| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let scale = [1e-9f32, 0.3, 3.0, 80.0, 800.0][i % 5];
-                ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-            })
+            .map(|i| rng.signed_unit_f32() * [1e-9f32, 0.3, 3.0, 80.0, 800.0][i % 5])
             .collect();
         x.extend([0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, -f32::MAX]);
         let want: Vec<u32> = x.iter().map(|&v| silu(v).to_bits()).collect();

@@ -276,16 +276,11 @@ mod tests {
     fn worst_elements_over_many_blocks_are_those_of_a_full_sort() {
         // Long enough that most blocks are passed over once the list is full; differences on a
         // coarse grid, so ties are common, and some non-finite.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = parallax_testkit::SplitMix64(0x3057);
+        let mut coarse = move || rng.below(64) as f32 / 8.0;
         for n in [15, 16, 17, 1000, 4099] {
-            let reference: Vec<f32> = (0..n).map(|_| (next() % 64) as f32 / 8.0).collect();
-            let mut path: Vec<f32> = (0..n).map(|_| (next() % 64) as f32 / 8.0).collect();
+            let reference: Vec<f32> = (0..n).map(|_| coarse()).collect();
+            let mut path: Vec<f32> = (0..n).map(|_| coarse()).collect();
             for i in (0..n).step_by(97) {
                 path[i] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][i % 3];
             }
