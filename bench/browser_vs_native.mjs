@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 // The browser tests' harness (and their playwright-core install).
-import { dist, models, launchChromium, serveDist } from '../tests/browser/harness.mjs';
+import { dist, models, launchChromium, serveDist, timedRun } from '../tests/browser/harness.mjs';
 
 const model = join(models, 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf');
 const tokens = '3838,374,220,17,10,17,30';
@@ -48,10 +48,7 @@ async function webRuns(threads, query = '', text = false, n = repeats) {
     if (text) await page.click('#builtin-text');
     else await page.fill('#tokens', tokens);
     await page.uncheck('#hash');
-    const t0 = performance.now();
-    await page.click('#run');
-    await page.waitForSelector('#report .px-verdicts', { timeout: 600000 });
-    runs.push((performance.now() - t0) / 1000);
+    runs.push(await timedRun(page, { timeout: 600000 }));
     const ran = await page.evaluate(() => document.querySelector('#report .px-exec')?.textContent ?? '');
     if (!ran.includes(`threads: ${threads} `)) throw new Error(`the page's run did not report ${threads} threads`);
     await page.close();

@@ -9,7 +9,7 @@
 //
 // Needs dist/ (trunk build) and /usr/bin/chromium.
 import { join } from 'node:path';
-import { models, launchChromium, serveDist, modelsRoute, tabMemory } from '../tests/browser/harness.mjs';
+import { models, launchChromium, serveDist, modelsRoute, tabMemory, timedRun } from '../tests/browser/harness.mjs';
 
 const name = process.argv[2] ?? 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 const tokens = '3838,374,220,17,10,17,30';
@@ -29,10 +29,7 @@ async function once(base, how) {
   await page.uncheck('#hash');
   const isolated = await page.evaluate(() => self.crossOriginIsolated);
   const memory = tabMemory(browser);
-  const t0 = performance.now();
-  await page.click('#run');
-  await page.waitForSelector('#report .px-verdicts', { timeout: 1800000 });
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = await timedRun(page);
   const peak = await memory.stop();
   await page.close();
   return { seconds, isolated, peak, streamed: !logs.some((l) => /not streamed/.test(l)) };

@@ -154,6 +154,29 @@ export async function cliReport(args) {
   } finally { await rm(dir, { recursive: true, force: true }); }
 }
 
+/// Click Run on `page` and wait for its report: seconds from the click to the first frame that
+/// can show the report, timed inside the page. Playwright's waitForSelector polls at 0, 20, 50,
+/// 100, 100 and then every 500 ms, so timing around it would round a run up by as much as half a
+/// second; here a capturing click listener stamps the start and a mutation observer the report's
+/// arrival (then the next animation frame, after the layout the report needs).
+export async function timedRun(page, { timeout = 1800000 } = {}) {
+  await page.evaluate(() => {
+    const stamps = (self.__parallaxRunStamps = {});
+    document.getElementById('run').addEventListener('click', () => { stamps.start = performance.now(); }, { capture: true, once: true });
+    const seen = new MutationObserver(() => {
+      if (!document.querySelector('#report .px-verdicts')) return;
+      seen.disconnect();
+      requestAnimationFrame(() => { stamps.end = performance.now(); });
+    });
+    seen.observe(document.getElementById('report'), { childList: true, subtree: true });
+  });
+  await page.click('#run');
+  await page.waitForSelector('#report .px-verdicts', { timeout });
+  await page.waitForFunction(() => self.__parallaxRunStamps.end !== undefined, null, { polling: 'raf', timeout: 10000 });
+  const { start, end } = await page.evaluate(() => self.__parallaxRunStamps);
+  return (end - start) / 1000;
+}
+
 /// Open `url` in a new page of `browser` (then choose `file`, when given), run `tokens` without
 /// the hash, and return the report's JSON as downloaded, the page's console, and what
 /// `inspect(page)` reads from the page after the run. Uncaught page errors fail.
@@ -203,12 +226,18 @@ export async function serveRange(req, res, file) {
     // In 1 MiB pieces through one reused buffer, each written before the next is read: a model
     // server's cost, not a copy of the whole span per request.
     const piece = Buffer.allocUnsafe(Math.min(1 << 20, end - start + 1));
-    for (let at = start; at <= end;) {
+    // A reader may stop before the end (the page's fetch worker cancels a body it has read far
+    // enough): then no 'drain' comes, and the response ends there.
+    for (let at = start; at <= end && !res.destroyed;) {
       const { bytesRead } = await handle.read(piece, 0, Math.min(piece.length, end - at + 1), at);
       if (bytesRead === 0) break;
       at += bytesRead;
-      if (!res.write(bytesRead === piece.length ? piece : piece.subarray(0, bytesRead))) {
-        await new Promise((ok) => res.once('drain', ok));
+      // (A response already closed has sent its 'close': nothing to wait for.)
+      if (!res.write(bytesRead === piece.length ? piece : piece.subarray(0, bytesRead)) && !res.destroyed) {
+        await new Promise((ok) => {
+          const on = () => { res.off('drain', on); res.off('close', on); ok(); };
+          res.on('drain', on); res.on('close', on);
+        });
       }
     }
     res.end();
