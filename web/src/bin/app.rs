@@ -538,8 +538,21 @@ mod app {
         let handler_state = state.clone();
         let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
             move |event: web_sys::MessageEvent| {
-                let Some(text) = event.data().as_string() else { return };
-                match serde_json::from_str::<WorkerMessage>(&text) {
+                // JSON text, or (a report) an array of the JSON text of the rest and the
+                // large strings beside it (`WorkerMessage::split`).
+                let data = event.data();
+                let (text, strings) = match data.dyn_ref::<js_sys::Array>() {
+                    Some(parts) => (
+                        parts.get(0).as_string(),
+                        parts.iter().skip(1).map(|s| s.as_string().unwrap_or_default()).collect(),
+                    ),
+                    None => (data.as_string(), Vec::new()),
+                };
+                let Some(text) = text else { return };
+                let message = serde_json::from_str::<WorkerMessage>(&text)
+                    .map_err(|e| e.to_string())
+                    .and_then(|m| m.join(strings));
+                match message {
                     Ok(msg) => on_worker_message(&handler_state, msg),
                     Err(e) => set_status(
                         &handler_state.borrow().document,

@@ -35,7 +35,7 @@ fn main() {
                 .unwrap_or_default();
             let result = match (request, job::Target::of(data.get(1))) {
                 (Some(parallax_web::Request::Show { permalink, json }), _) => {
-                    job::show(permalink, json, post)
+                    job::show(permalink, json)
                 }
                 (Some(request), Some(model)) => {
                     // A run hashing a file read by URL first opens its spill files (an
@@ -113,14 +113,33 @@ mod job {
 
     /// Posts a message to the page (JSON text).
     pub fn poster() -> impl Fn(&WorkerMessage) + Clone + 'static {
-        use wasm_bindgen::{JsCast, JsValue};
-        let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+        use wasm_bindgen::JsValue;
         move |msg: &WorkerMessage| {
-            let text = serde_json::to_string(msg).unwrap_or_else(|e| {
-                format!(r#"{{"kind":"error","message":"cannot encode a message: {e}"}}"#)
-            });
-            let _ = scope.post_message(&JsValue::from_str(&text));
+            let _ = scope().post_message(&JsValue::from_str(&message_text(msg)));
         }
+    }
+
+    fn scope() -> web_sys::DedicatedWorkerGlobalScope {
+        use wasm_bindgen::JsCast;
+        js_sys::global().unchecked_into()
+    }
+
+    fn message_text(msg: &WorkerMessage) -> String {
+        serde_json::to_string(msg).unwrap_or_else(|e| {
+            format!(r#"{{"kind":"error","message":"cannot encode a message: {e}"}}"#)
+        })
+    }
+
+    /// Posts a message with large strings (a report) to the page: an array of the JSON text of
+    /// the rest and those strings ([`WorkerMessage::split`]).
+    fn post_split(msg: WorkerMessage) {
+        use wasm_bindgen::JsValue;
+        let (rest, strings) = msg.split();
+        let parts = js_sys::Array::of1(&JsValue::from_str(&message_text(&rest)));
+        for s in &strings {
+            parts.push(&JsValue::from_str(s));
+        }
+        let _ = scope().post_message(&parts);
     }
 
     fn progress_message(p: &parallax_engine::Progress) -> WorkerMessage {
@@ -153,15 +172,11 @@ mod job {
             parallax_engine::worker_threads(),
         );
         spec.judge(&mut report);
-        post_report(&report, post);
+        post_report(&report);
     }
 
     /// Render a report that arrives without its model (permalink or saved JSON).
-    pub fn show(
-        permalink: Option<String>,
-        json: Option<String>,
-        post: &dyn Fn(&WorkerMessage),
-    ) -> Result<(), String> {
+    pub fn show(permalink: Option<String>, json: Option<String>) -> Result<(), String> {
         let report = match (permalink, json) {
             (Some(p), _) => parallax_report::permalink::decode(&p)
                 .map_err(|e| format!("This permalink cannot be opened: {e}"))?,
@@ -169,13 +184,13 @@ mod job {
                 .map_err(|e| format!("This report cannot be opened: {e}"))?,
             (None, None) => return Err("nothing to show".into()),
         };
-        post_report(&report, post);
+        post_report(&report);
         Ok(())
     }
 
-    fn post_report(report: &parallax_report::Report, post: &dyn Fn(&WorkerMessage)) {
+    fn post_report(report: &parallax_report::Report) {
         let drawn = parallax_report::html::render_for_page(report);
-        post(&WorkerMessage::Report {
+        post_split(WorkerMessage::Report {
             json: report.to_json(),
             html: drawn.fragment,
             details: drawn.details,
