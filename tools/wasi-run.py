@@ -2,8 +2,10 @@
 wasm32-wasip1`: the quant kernels built with relaxed SIMD are tested here — in a runtime that
 ships relaxed SIMD, with its own code generator — rather than under node 20, which runs it only
 behind `--experimental-wasm-relaxed-simd` and there computes `i32x4.relaxed_dot_i8x16_i7x16_add_s`
-wrongly (it doubles the dot and drops the accumulator; its `i16x8.relaxed_dot_i8x16_i7x16_s`,
-the one the kernels use, is right, as in Chromium 156 and wasmtime).
+wrongly (it doubles the dot and drops the accumulator; Chromium 156 and wasmtime compute it
+right, and so does node's `i16x8.relaxed_dot_i8x16_i7x16_s`). The kernels use both; the page
+loads its relaxed build only where a probe of both answers right (parallax_web's
+RELAXED_SIMD_PROBE), which node 20 fails.
 Usage: python3 tools/wasi-run.py MODULE.wasm [ARGS...]; exits with the module's status."""
 import os
 import sys

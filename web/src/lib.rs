@@ -209,29 +209,36 @@ pub fn run_threads(
     }
 }
 
-/// A 74-byte wasm module whose export `f` returns lane 0 of relaxed SIMD's
-/// `i16x8.relaxed_dot_i8x16_i7x16_s([-100, 50, 0, …], [100, 120, 0, …])`:
-/// [`RELAXED_SIMD_PROBE_ANSWER`] where the browser has the instruction and computes it as
-/// defined. The page loads the worker built with it only then: validating is not enough (node
-/// 20's V8 validates this dot's i32 sibling and doubles it, dropping the accumulator; a lowering
-/// with its operands swapped would answer 21600 here).
-pub const RELAXED_SIMD_PROBE: [u8; 74] = [
+/// A 135-byte wasm module whose export `f` returns lane 0 of relaxed SIMD's
+/// `i16x8.relaxed_dot_i8x16_i7x16_s(a, b)` plus lane 0 of its i32 sibling
+/// `i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c)`, for a = [−100, 50, 3, −7, 0, …],
+/// b = [100, 120, 5, 9, 0, …], c = [1000, 0, 0, 0]: [`RELAXED_SIMD_PROBE_ANSWER`] where the
+/// browser has both instructions (the page's kernels use both) and computes them as defined.
+/// The page loads the worker built with them only then: validating is not enough (node 20's V8
+/// validates the i32 dot, doubles it and drops the accumulator: −12096 here; a lowering with its
+/// operands swapped would answer otherwise too).
+pub const RELAXED_SIMD_PROBE: [u8; 135] = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
     0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, // types: () -> i32
     0x03, 0x02, 0x01, 0x00, // one function of that type
     0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, // exported as "f"
-    0x0a, 0x2e, 0x01, 0x2c, 0x00, // code: one body of 44 bytes, no locals
-    0xfd, 0x0c, 0x9c, 0x32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, // v128.const i8 [-100, 50, 0…]
-    0xfd, 0x0c, 0x64, 0x78, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, // v128.const u7 [100, 120, 0…]
+    0x0a, 0x6b, 0x01, 0x69, 0x00, // code: one body of 105 bytes, no locals
+    0xfd, 0x0c, 0x9c, 0x32, 0x03, 0xf9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // v128.const a
+    0xfd, 0x0c, 0x64, 0x78, 0x05, 0x09, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // v128.const b
     0xfd, 0x92, 0x02, // i16x8.relaxed_dot_i8x16_i7x16_s
     0xfd, 0x18, 0x00, // i16x8.extract_lane_s 0
+    0xfd, 0x0c, 0x9c, 0x32, 0x03, 0xf9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // v128.const a
+    0xfd, 0x0c, 0x64, 0x78, 0x05, 0x09, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // v128.const b
+    0xfd, 0x0c, 0xe8, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // v128.const c
+    0xfd, 0x93, 0x02, // i32x4.relaxed_dot_i8x16_i7x16_add_s
+    0xfd, 0x1b, 0x00, // i32x4.extract_lane 0
+    0x6a, // i32.add
     0x0b, // end
 ];
 
-/// What [`RELAXED_SIMD_PROBE`]'s `f` returns where relaxed SIMD's dot is right: −100·100 + 50·120.
-pub const RELAXED_SIMD_PROBE_ANSWER: i32 = -4000;
+/// What [`RELAXED_SIMD_PROBE`]'s `f` returns where relaxed SIMD's dots are right:
+/// (−100·100 + 50·120) + (−100·100 + 50·120 + 3·5 − 7·9 + 1000).
+pub const RELAXED_SIMD_PROBE_ANSWER: i32 = -7048;
 
 /// The builds of the page's worker: the single-threaded one (Trunk's, stable, simd128), and the
 /// threaded ones (`cargo xtask web-threads`), with simd128 or with relaxed SIMD's integer dot too.
@@ -1346,12 +1353,33 @@ mod tests {
             at += 2 + m[at + 1] as usize;
         }
         assert_eq!((at, ids), (m.len(), vec![1, 3, 7, 10]));
-        // The one body's size, and the operands whose dot lane 0 is the answer.
+        // The one body's size, and the operands whose dots' lane 0 make the answer.
         assert_eq!(m[29] as usize, m.len() - 30);
-        let (a, b) = (&m[33..49], &m[51..67]);
-        let lane0 = a[0] as i8 as i32 * b[0] as i32 + a[1] as i8 as i32 * b[1] as i32;
-        assert_eq!(lane0, RELAXED_SIMD_PROBE_ANSWER);
+        let consts: Vec<&[u8]> = m
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w == &[0xfd, 0x0c])
+            .map(|(i, _)| &m[i + 2..i + 18])
+            .collect();
+        assert_eq!(consts.len(), 5);
+        let (a, b, c) = (consts[0], consts[1], consts[4]);
+        assert_eq!((consts[2], consts[3]), (a, b), "both dots take the same operands");
         assert!(b.iter().all(|&v| v <= 127), "the second operand fits 7 bits");
+        let product = |k: usize| a[k] as i8 as i32 * b[k] as i32;
+        let i16_lane0 = product(0) + product(1);
+        let i32_lane0 =
+            (0..4).map(product).sum::<i32>() + i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        assert_eq!(i16_lane0 + i32_lane0, RELAXED_SIMD_PROBE_ANSWER);
+        // The instructions, in order.
+        let ops: Vec<[u8; 3]> =
+            [[0xfd, 0x92, 0x02], [0xfd, 0x18, 0x00], [0xfd, 0x93, 0x02], [0xfd, 0x1b, 0x00]]
+                .to_vec();
+        let found: Vec<[u8; 3]> = m
+            .windows(3)
+            .filter(|w| ops.iter().any(|o| o == w))
+            .map(|w| [w[0], w[1], w[2]])
+            .collect();
+        assert_eq!(found, ops);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! Q5_0 and Q4_0 rewritten as Q8_0) × Q8_0 tokens by `TokenActivations::dot_rows`, against the
 //! same rows dotted one at a time (`dot_row`, which widens every token's blocks again for each
 //! row), in one process: products per second and their ratio. Meant for the wasm simd128 build, where `dot_rows`
-//! widens the tokens to i16 once per matrix (`simd128::PreparedWide`):
+//! widens the tokens to i16 once per matrix (`simd128::PreparedWide`), and its relaxed SIMD
+//! build, where Q4_0 and Q5_0 take `simd128::unsigned_rows` (run that one under wasmtime,
+//! `python3 tools/wasi-run.py`, or in Chromium: node 20's relaxed SIMD is wrong):
 //!
 //! ```sh
 //! RUSTFLAGS="-C target-feature=+simd128" cargo build --release -p parallax-quant \
@@ -21,6 +23,9 @@ use parallax_testkit::SplitMix64 as Rng;
 const ROWS: usize = 512;
 const COLS: usize = 896;
 const TOKENS: usize = 64;
+/// Calls per timed sample: one call is ~1.5 ms, and a browser's clock is coarse (Chromium's
+/// `performance.now()` in steps of 0.1 ms, 5 µs where cross-origin isolated).
+const REPS: usize = 16;
 
 fn main() {
     let mut rng = Rng(0x5EED);
@@ -33,11 +38,14 @@ fn main() {
     let mut best = f64::MAX;
     for _ in 0..5 {
         let t = Instant::now();
-        parallax_quant::dot::vec_dot_f32_rows_tokens(&w, COLS, &refs, &mut out).expect("shapes");
-        best = best.min(t.elapsed().as_secs_f64());
+        for _ in 0..REPS {
+            parallax_quant::dot::vec_dot_f32_rows_tokens(&w, COLS, &refs, &mut out)
+                .expect("shapes");
+        }
+        best = best.min(t.elapsed().as_secs_f64() / REPS as f64);
     }
     println!(
-        "F32: rows × tokens {:.2} G products/s (best of 5, {ROWS} rows × {COLS} columns × {TOKENS} tokens)",
+        "F32: rows × tokens {:.2} G products/s (best of 5 × {REPS} calls, {ROWS} rows × {COLS} columns × {TOKENS} tokens)",
         (ROWS * COLS * TOKENS) as f64 / best / 1e9
     );
     for (ty, block_bytes) in
@@ -60,19 +68,23 @@ fn main() {
         let (mut all_rows, mut row_by_row) = (f64::MAX, f64::MAX);
         for _ in 0..5 {
             let t = Instant::now();
-            let tokens = TokenActivations::new(ty, &acts).expect("same lengths");
-            tokens.dot_rows(&w, &mut out).expect("whole rows");
-            all_rows = all_rows.min(t.elapsed().as_secs_f64());
-            let t = Instant::now();
-            let tokens = TokenActivations::new(ty, &acts).expect("same lengths");
-            for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(TOKENS)) {
-                tokens.dot_row(row, out).expect("one row");
+            for _ in 0..REPS {
+                let tokens = TokenActivations::new(ty, &acts).expect("same lengths");
+                tokens.dot_rows(&w, &mut out).expect("whole rows");
             }
-            row_by_row = row_by_row.min(t.elapsed().as_secs_f64());
+            all_rows = all_rows.min(t.elapsed().as_secs_f64() / REPS as f64);
+            let t = Instant::now();
+            for _ in 0..REPS {
+                let tokens = TokenActivations::new(ty, &acts).expect("same lengths");
+                for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(TOKENS)) {
+                    tokens.dot_row(row, out).expect("one row");
+                }
+            }
+            row_by_row = row_by_row.min(t.elapsed().as_secs_f64() / REPS as f64);
         }
         let products = (ROWS * COLS * TOKENS) as f64;
         println!(
-            "{ty}: dot_rows {:.2} G products/s, row by row {:.2}: ×{:.2} (best of 5, {ROWS} rows × {COLS} columns × {TOKENS} tokens)",
+            "{ty}: dot_rows {:.2} G products/s, row by row {:.2}: ×{:.2} (best of 5 × {REPS} calls, {ROWS} rows × {COLS} columns × {TOKENS} tokens)",
             products / all_rows / 1e9,
             products / row_by_row / 1e9,
             row_by_row / all_rows

@@ -354,6 +354,11 @@ impl TokenActivations<'_> {
                 (!self.q8_0.is_empty()).then(|| crate::simd128::PreparedWide::new(&self.q8_0))
             });
             if let Some(tokens) = wide {
+                // With relaxed SIMD, Q4_0 and Q5_0 multiply their unsigned values byte by byte.
+                #[cfg(target_feature = "relaxed-simd")]
+                if crate::simd128::unsigned_rows(self.ty, w, rb, tokens, out) {
+                    return Ok(());
+                }
                 // Q4_0, Q5_0 and IQ4_NL rows are rewritten as Q8_0 for it, decoded once (same
                 // products, same order).
                 let product = |rows: &[u8], row_bytes| {

@@ -12,13 +12,15 @@
 //! slice indexing, so they cannot leave the block.
 //!
 //! With relaxed SIMD as well (`+relaxed-simd`: a second build of the page, loaded where the
-//! browser validates it), the Q4_K, Q5_K and Q6_K dots multiply with
-//! `i16x8.relaxed_dot_i8x16_i7x16_s`: 16 byte products summed two to an i16 lane in one
-//! instruction (x86: `pmaddubsw`). Its result is only fixed when every byte of its second
-//! operand is in [0, 127] (and then no pair sum can saturate), and the weight values of these formats are
-//! unsigned and at most 63 (Q6_K's are stored as `q + 32`, and `32·Σy` is taken back with the
-//! activations' block sums), so every block's integer total is the exact one the simd128 code
-//! computes, and the results are bit-identical.
+//! browser computes it right — the page's probe, `parallax_web::RELAXED_SIMD_PROBE`), the Q4_K,
+//! Q5_K and Q6_K dots multiply with `i16x8.relaxed_dot_i8x16_i7x16_s`: 16 byte products summed
+//! two to an i16 lane in one instruction (x86: `pmaddubsw`), and a prompt's Q4_0 and Q5_0
+//! matmuls with its i32 sibling `i32x4.relaxed_dot_i8x16_i7x16_add_s` ([`unsigned_rows`]). Their
+//! result is only fixed when every byte of the second operand is in [0, 127] (and then no pair
+//! sum can saturate), and the weight values given them are unsigned and at most 63 (Q6_K's are
+//! stored as `q + 32`, Q4_0's and Q5_0's as `q + 8` and `q + 16`, and the offset times `Σy` is
+//! taken back with the activations' block sums), so every block's integer total is the exact
+//! one the simd128 code computes, and the results are bit-identical.
 
 /// Whether this build carries the simd128 kernels (decided at compile time).
 pub fn available() -> bool {
@@ -303,6 +305,10 @@ mod imp {
         values: Vec<[i16; 32]>,
         /// Its scale as f32, at the same index.
         scales: Vec<f32>,
+        /// The sum of its 32 values, at the same index (relaxed SIMD's unsigned product,
+        /// [`unsigned_rows`], takes `offset · Σ a` back with it).
+        #[cfg(target_feature = "relaxed-simd")]
+        sums: Vec<i32>,
         blocks: usize,
     }
 
@@ -318,7 +324,14 @@ mod imp {
                     scales.push(crate::blocks::f16_to_f32(y.d.to_bits()));
                 }
             }
-            PreparedWide { acts: acts.to_vec(), values, scales, blocks }
+            PreparedWide {
+                acts: acts.to_vec(),
+                #[cfg(target_feature = "relaxed-simd")]
+                sums: values.iter().map(|v| v.iter().map(|&q| i32::from(q)).sum()).collect(),
+                values,
+                scales,
+                blocks,
+            }
         }
 
         /// Tokens prepared.
@@ -430,6 +443,32 @@ mod imp {
         static AS_Q8_0: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
 
+    /// The blocks of `w` (whole rows of `row_bytes`, blocks of `B` bytes whose first two are
+    /// the f16 scale) in Q8_0's layout: the scale as it is, `decode(x)`'s two halves as the
+    /// values; with the new rows' length. The buffer is [`AS_Q8_0`]'s, to be put back.
+    fn rewrite_as_q8_0<const B: usize>(
+        w: &[u8],
+        row_bytes: usize,
+        decode: impl Fn(&[u8; B]) -> [v128; 2],
+    ) -> (Vec<u8>, usize) {
+        let blocks_per_row = row_bytes / B;
+        let mut out = AS_Q8_0.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        out.clear();
+        out.reserve(w.len() / B * Q8_0_BYTES);
+        for x in w.as_chunks::<B>().0 {
+            let [lo, hi] = decode(x);
+            let mut block = [0u8; Q8_0_BYTES];
+            block[..2].copy_from_slice(&x[..2]);
+            // SAFETY: 16 writable bytes at offsets 2 and 18 of a 34-byte array.
+            unsafe {
+                v128_store(block.as_mut_ptr().add(2) as *mut v128, lo);
+                v128_store(block.as_mut_ptr().add(18) as *mut v128, hi);
+            }
+            out.extend_from_slice(&block);
+        }
+        (out, blocks_per_row * Q8_0_BYTES)
+    }
+
     /// `f(rows, row_bytes)` on the rows of `w` (whole rows of `row_bytes`) as Q8_0 blocks: Q8_0
     /// rows as they are; Q4_0, Q5_0 or IQ4_NL rows rewritten, each block's f16 scale as it is
     /// and its values, integers that fit an i8, as i8. A dot with the Q8_0 form is then the same
@@ -443,38 +482,132 @@ mod imp {
         row_bytes: usize,
         f: impl FnOnce(&[u8], usize) -> R,
     ) -> Option<R> {
-        fn rewrite<const B: usize>(
-            w: &[u8],
-            row_bytes: usize,
-            decode: impl Fn(&[u8; B]) -> [v128; 2],
-        ) -> (Vec<u8>, usize) {
-            let blocks_per_row = row_bytes / B;
-            let mut out = AS_Q8_0.with(|b| std::mem::take(&mut *b.borrow_mut()));
-            out.clear();
-            out.reserve(w.len() / B * Q8_0_BYTES);
-            for x in w.as_chunks::<B>().0 {
-                let [lo, hi] = decode(x);
-                let mut block = [0u8; Q8_0_BYTES];
-                block[..2].copy_from_slice(&x[..2]);
-                // SAFETY: 16 writable bytes at offsets 2 and 18 of a 34-byte array.
-                unsafe {
-                    v128_store(block.as_mut_ptr().add(2) as *mut v128, lo);
-                    v128_store(block.as_mut_ptr().add(18) as *mut v128, hi);
-                }
-                out.extend_from_slice(&block);
-            }
-            (out, blocks_per_row * Q8_0_BYTES)
-        }
         let (rows, q8_row_bytes) = match ty {
             crate::GgmlType::Q8_0 => return Some(f(w, row_bytes)),
-            crate::GgmlType::Q4_0 => rewrite(w, row_bytes, q4_0_values),
-            crate::GgmlType::Q5_0 => rewrite(w, row_bytes, q5_0_values),
-            crate::GgmlType::IQ4_NL => rewrite(w, row_bytes, iq4_nl_values),
+            crate::GgmlType::Q4_0 => rewrite_as_q8_0(w, row_bytes, q4_0_values),
+            crate::GgmlType::Q5_0 => rewrite_as_q8_0(w, row_bytes, q5_0_values),
+            crate::GgmlType::IQ4_NL => rewrite_as_q8_0(w, row_bytes, iq4_nl_values),
             _ => return None,
         };
         let result = f(&rows, q8_row_bytes);
         AS_Q8_0.with(|b| *b.borrow_mut() = rows);
         Some(result)
+    }
+
+    /// Q4_0 and Q5_0 rows (whole rows of `row_bytes`) × prepared tokens with relaxed SIMD's
+    /// `i32x4.relaxed_dot_i8x16_i7x16_add_s`: `out[r * tokens.len() + t]`, each equal to the
+    /// one-row kernel's result bit for bit. The weights are rewritten once as blocks of their
+    /// stored, unsigned values (Q4_0's nibble q ∈ [0, 15], Q5_0's 5-bit q ∈ [0, 31]: within the
+    /// 7 bits for which the instruction's result is fixed, and no pair sum near saturation),
+    /// each with its f16 scale; a block's value is `q − offset` (8, 16), so its exact integer
+    /// is `Σ q·a − offset · Σ a`, the prepared block sum taken back — the same integer as the
+    /// signed product's, then the same float steps. 16 byte products an instruction on the
+    /// activations as they are, where the i16 product ([`wide_q8_0_rows`]) takes 8 on
+    /// activations widened to twice the bytes. `false`, and nothing done, for other types.
+    #[cfg(target_feature = "relaxed-simd")]
+    pub fn unsigned_rows(
+        ty: crate::GgmlType,
+        w: &[u8],
+        row_bytes: usize,
+        tokens: &PreparedWide,
+        out: &mut [f32],
+    ) -> bool {
+        let unsigned_q4_0 = |x: &[u8; Q4_0_BYTES]| {
+            let q = load(x, 2);
+            [lo4(q), hi4(q)]
+        };
+        let unsigned_q5_0 = |x: &[u8; Q5_0_BYTES]| {
+            let (qh, q) = (u32_at(x, 2), load(x, 6));
+            let high = u8x16_splat(0x10);
+            [
+                v128_or(lo4(q), v128_and(bytes_from_bits16(qh, 0), high)),
+                v128_or(hi4(q), v128_and(bytes_from_bits16(qh, 1), high)),
+            ]
+        };
+        let (rows, q8_row_bytes, offset) = match ty {
+            crate::GgmlType::Q4_0 => {
+                let (rows, rb) = rewrite_as_q8_0(w, row_bytes, unsigned_q4_0);
+                (rows, rb, 8)
+            }
+            crate::GgmlType::Q5_0 => {
+                let (rows, rb) = rewrite_as_q8_0(w, row_bytes, unsigned_q5_0);
+                (rows, rb, 16)
+            }
+            _ => return false,
+        };
+        for (row, out) in rows.chunks_exact(q8_row_bytes).zip(out.chunks_exact_mut(tokens.len())) {
+            unsigned_dot_prepared(row, tokens, offset, out);
+        }
+        AS_Q8_0.with(|b| *b.borrow_mut() = rows);
+        true
+    }
+
+    /// One row of unsigned blocks ([`unsigned_rows`]) against every prepared token, in
+    /// [`wide_dot_prepared`]'s order.
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    fn unsigned_dot_prepared(w: &[u8], tokens: &PreparedWide, offset: i32, out: &mut [f32]) {
+        let wb = w.as_chunks::<Q8_0_BYTES>().0;
+        let n = wb.len().min(tokens.blocks);
+        // Σ q·a of one block: the two halves into the same four lanes.
+        let dot = |q: [v128; 2], y: &BlockQ8_0| {
+            let lo = i32x4_relaxed_dot_i8x16_i7x16_add(load_i8(&y.qs, 0), q[0], i32x4_splat(0));
+            i32x4_relaxed_dot_i8x16_i7x16_add(load_i8(&y.qs, 16), q[1], lo)
+        };
+        let offsets = i32x4_splat(offset);
+        for (t0, out) in
+            (0..tokens.len()).step_by(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS))
+        {
+            let mut acc = [f32x4_splat(0.0); TOKENS_PER_PASS];
+            let mut b = 0;
+            while b + 4 <= n {
+                let x = &wb[b..b + 4];
+                let q = [
+                    q8_0_values(&x[0]),
+                    q8_0_values(&x[1]),
+                    q8_0_values(&x[2]),
+                    q8_0_values(&x[3]),
+                ];
+                let dw =
+                    f32x4(f16_at(&x[0], 0), f16_at(&x[1], 0), f16_at(&x[2], 0), f16_at(&x[3], 0));
+                for (k, acc) in acc.iter_mut().enumerate().take(out.len()) {
+                    let a = &tokens.acts[t0 + k][b..b + 4];
+                    let at = (t0 + k) * tokens.blocks + b;
+                    let p = totals4(
+                        dot(q[0], &a[0]),
+                        dot(q[1], &a[1]),
+                        dot(q[2], &a[2]),
+                        dot(q[3], &a[3]),
+                    );
+                    let (sums, scales) = (&tokens.sums[at..at + 4], &tokens.scales[at..at + 4]);
+                    // SAFETY: four readable i32 / f32 each; `v128_load` is 1-aligned.
+                    let (sums, da) = unsafe {
+                        (
+                            v128_load(sums.as_ptr() as *const v128),
+                            v128_load(scales.as_ptr() as *const v128),
+                        )
+                    };
+                    let t = i32x4_sub(p, i32x4_mul(offsets, sums));
+                    *acc = f32x4_add(*acc, f32x4_mul(f32x4_mul(dw, da), f32x4_convert_i32x4(t)));
+                }
+                b += 4;
+            }
+            for (k, (acc, o)) in acc.iter().zip(out.iter_mut()).enumerate() {
+                let mut acc = block_acc4(*acc);
+                let t = t0 + k;
+                let a = tokens.acts[t];
+                for j in b..n {
+                    let (x, y) = (&wb[j], &a[j]);
+                    let total = hsum_i32(dot(q8_0_values(x), y))
+                        - offset * tokens.sums[t * tokens.blocks + j];
+                    acc.add(
+                        j,
+                        (f16_at(x, 0) * tokens.scales[t * tokens.blocks + j]) * total as f32,
+                    );
+                }
+                *o = acc.total();
+            }
+        }
     }
 
     /// A Q5_0 block's weights as two halves of i8.
