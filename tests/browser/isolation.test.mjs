@@ -8,6 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { open } from 'node:fs/promises';
 import { models, hasModel, launchChromium, assertSameReport, serveModels, runTokens } from './harness.mjs';
 
 const MODEL = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
@@ -112,5 +113,35 @@ test('a fetch worker that meets a failing server hands the rest of the run to th
     assert.equal(refused, 1);
     assert.match(r.console, /the fetch worker stopped \(the server answered 503 to a Range request\); reading by single requests from here/);
     assertSameReport(r.json, await fileReport(), 'by URL, after the fetch worker stopped');
+  } finally { server.close(); }
+});
+
+test('a fetch worker whose response breaks off mid-body hands the rest of the run to the page\'s checked requests', async (t) => {
+  if (skip) return t.skip(`${MODEL} not in ${models}`);
+  // The first request for more than 2 MiB (the fetch worker's: the header is read in 1 MiB
+  // pieces) sends its headers and 3 MiB of the bytes asked for, then the connection drops.
+  let broken = 0;
+  const misbehave = async (req, res) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    if (!m || broken > 0 || Number(m[2]) - Number(m[1]) < 2 << 20) return false;
+    broken += 1;
+    const file = await open(join(models, MODEL));
+    try {
+      const { size } = await file.stat();
+      const [start, end] = [Number(m[1]), Math.min(Number(m[2]), size - 1)];
+      const part = Buffer.alloc(3 << 20);
+      await file.read(part, 0, part.length, start);
+      res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${size}`, 'accept-ranges': 'bytes',
+        'content-type': 'application/octet-stream', 'content-length': end - start + 1 });
+      res.write(part, () => res.destroy());
+    } finally { await file.close(); }
+    return true;
+  };
+  const { server, base } = await serve({ isolated: true, misbehave });
+  try {
+    const r = await run(`${base}?model=/models/${MODEL}`);
+    assert.equal(broken, 1);
+    assert.match(r.console, /the fetch worker stopped \(the server stopped sending at byte \d+ of the file \(.+\)\); reading by single requests from here/);
+    assertSameReport(r.json, await fileReport(), 'by URL, after the fetch worker\'s response broke off');
   } finally { server.close(); }
 });
