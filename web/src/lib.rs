@@ -374,8 +374,8 @@ impl LayerDistance {
     }
 }
 
-/// Messages from the worker to the page, posted as JSON strings — except a report's large
-/// strings, which travel beside the JSON as strings of their own ([`WorkerMessage::split`]).
+/// Messages from the worker to the page, posted as JSON strings — but for a report's parts,
+/// which travel beside its message ([`ReportPart`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WorkerMessage {
@@ -393,14 +393,10 @@ pub enum WorkerMessage {
     Inspected {
         summary: Box<parallax_model::ModelSummary>,
     },
-    /// The finished run: the report as JSON and rendered by the shared renderer.
+    /// The finished run. Its report — as JSON, rendered by the shared renderer, as a permalink —
+    /// travels beside this message, not in it: the worker posts an array of this message's JSON
+    /// text and the [`ReportPart`]s in their order.
     Report {
-        json: String,
-        html: String,
-        /// The panels the heatmaps' cells open (empty for a permalink, which has none).
-        details: String,
-        standalone: String,
-        permalink: String,
         /// The worker's wasm memory after the run: it never shrinks, so this is its peak.
         wasm_memory_bytes: u64,
     },
@@ -413,58 +409,44 @@ pub enum WorkerMessage {
     },
 }
 
-impl WorkerMessage {
-    /// The message without its large strings (a report's JSON, renderings and permalink, a few
-    /// MB for a 7-token run), and those strings: posted as the JSON text of the first followed
-    /// by the strings themselves, they are copied once, not escaped into JSON text and parsed
-    /// back out of it (which took ~0.1 s of a 1.5 s run in the page). [`WorkerMessage::join`]
-    /// undoes it.
-    pub fn split(self) -> (WorkerMessage, Vec<String>) {
-        match self {
-            WorkerMessage::Report {
-                json,
-                html,
-                details,
-                standalone,
-                permalink,
-                wasm_memory_bytes,
-            } => (
-                WorkerMessage::Report {
-                    json: String::new(),
-                    html: String::new(),
-                    details: String::new(),
-                    standalone: String::new(),
-                    permalink: String::new(),
-                    wasm_memory_bytes,
-                },
-                vec![json, html, details, standalone, permalink],
-            ),
-            other => (other, Vec::new()),
-        }
+/// The parts of a finished run's report, posted beside [`WorkerMessage::Report`] as an array:
+/// the message's JSON text, then these in [`ReportPart::ALL`]'s order. A 304-token run's JSON
+/// is ~100 MB: escaped into the message's JSON text, converted between the worker's and the
+/// page's string forms and into a download, it cost seconds; the downloads travel as bytes
+/// (their buffers handed over, not copied) and stay bytes until a Blob, and the page inserts
+/// the renderings as the strings that arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportPart {
+    /// The report's JSON (UTF-8 bytes): the JSON download.
+    Json,
+    /// The rendered report (a string): the page shows it.
+    Html,
+    /// The panels the heatmaps' cells open (a string; empty for a permalink, which has none).
+    Details,
+    /// The standalone HTML document (UTF-8 bytes): the HTML download.
+    Standalone,
+    /// The permalink's payload (a string).
+    Permalink,
+}
+
+impl ReportPart {
+    pub const ALL: [ReportPart; 5] = [
+        ReportPart::Json,
+        ReportPart::Html,
+        ReportPart::Details,
+        ReportPart::Standalone,
+        ReportPart::Permalink,
+    ];
+
+    /// Where the part sits in the posted array (after the message's JSON text).
+    pub fn index(self) -> u32 {
+        1 + ReportPart::ALL.iter().position(|p| *p == self).expect("every part is in ALL") as u32
     }
 
-    /// The message [`WorkerMessage::split`] took apart: `Err` where the strings are not the
-    /// ones it left out.
-    pub fn join(self, strings: Vec<String>) -> Result<WorkerMessage, String> {
-        match (self, <[String; 5]>::try_from(strings)) {
-            (WorkerMessage::Report { wasm_memory_bytes, .. }, Ok(strings)) => {
-                let [json, html, details, standalone, permalink] = strings;
-                Ok(WorkerMessage::Report {
-                    json,
-                    html,
-                    details,
-                    standalone,
-                    permalink,
-                    wasm_memory_bytes,
-                })
-            }
-            (message, Err(strings)) if strings.is_empty() => Ok(message),
-            (_, Err(strings)) => Err(format!(
-                "a message came with {} strings beside it, not the report's 5",
-                strings.len()
-            )),
-            (_, Ok(_)) => Err("a message that is not a report came with a report's strings".into()),
-        }
+    /// Whether the part travels as bytes (a `Uint8Array` whose buffer is handed over) rather
+    /// than as a string.
+    pub fn is_bytes(self) -> bool {
+        matches!(self, ReportPart::Json | ReportPart::Standalone)
     }
 }
 
@@ -1163,33 +1145,16 @@ pub fn parse_content_range(header: &str) -> Option<(u64, u64)> {
 mod tests {
     use super::*;
 
-    /// A report crosses to the page as its JSON text and its large strings apart, and comes
-    /// back whole; strings that do not belong to the message are refused.
+    /// A report's message says only what is small; its parts follow it in one fixed order,
+    /// the downloads as bytes.
     #[test]
-    fn a_split_report_joins_back_to_itself() {
-        let report = WorkerMessage::Report {
-            json: r#"{"a": "<b>\"</b>"}"#.into(),
-            html: "<svg><rect/></svg>".into(),
-            details: "<section>é</section>".into(),
-            standalone: "<!doctype html>".into(),
-            permalink: "eJx".into(),
-            wasm_memory_bytes: 7,
-        };
-        let (rest, strings) = report.clone().split();
-        let text = serde_json::to_string(&rest).unwrap();
-        assert!(text.len() < 200, "the large strings left the JSON text: {text}");
-        assert_eq!(strings.len(), 5);
-        let back = serde_json::from_str::<WorkerMessage>(&text).unwrap().join(strings).unwrap();
-        assert_eq!(format!("{back:?}"), format!("{report:?}"));
-        // Other messages travel whole, with nothing beside them.
-        let warning = WorkerMessage::Warning { message: "slow".into() };
-        let (rest, strings) = warning.clone().split();
-        assert!(strings.is_empty());
-        assert_eq!(format!("{:?}", rest.join(Vec::new()).unwrap()), format!("{warning:?}"));
-        assert!(warning.clone().join(vec!["x".into(); 5]).is_err());
-        let (rest, mut strings) = report.split();
-        strings.pop();
-        assert!(rest.join(strings).unwrap_err().contains("4 strings"));
+    fn a_report_message_leaves_its_parts_beside_it() {
+        let text = serde_json::to_string(&WorkerMessage::Report { wasm_memory_bytes: 7 }).unwrap();
+        assert_eq!(text, r#"{"kind":"report","wasm_memory_bytes":7}"#);
+        let indices: Vec<u32> = ReportPart::ALL.iter().map(|p| p.index()).collect();
+        assert_eq!(indices, [1, 2, 3, 4, 5]);
+        let bytes: Vec<ReportPart> = ReportPart::ALL.into_iter().filter(|p| p.is_bytes()).collect();
+        assert_eq!(bytes, [ReportPart::Json, ReportPart::Standalone]);
     }
 
     /// The script's constants are the crate's, name for name.

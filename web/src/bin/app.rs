@@ -538,22 +538,34 @@ mod app {
         let handler_state = state.clone();
         let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
             move |event: web_sys::MessageEvent| {
-                // JSON text, or (a report) an array of the JSON text of the rest and the
-                // large strings beside it (`WorkerMessage::split`).
+                // JSON text, or (a report) an array of the JSON text and the report's parts
+                // (`parallax_web::ReportPart`).
                 let data = event.data();
-                let (text, strings) = match data.dyn_ref::<js_sys::Array>() {
-                    Some(parts) => (
-                        parts.get(0).as_string(),
-                        parts.iter().skip(1).map(|s| s.as_string().unwrap_or_default()).collect(),
-                    ),
-                    None => (data.as_string(), Vec::new()),
+                let (text, parts) = match data.dyn_ref::<js_sys::Array>() {
+                    Some(array) => (array.get(0).as_string(), Some(array.clone())),
+                    None => (data.as_string(), None),
                 };
                 let Some(text) = text else { return };
                 let message = serde_json::from_str::<WorkerMessage>(&text)
                     .map_err(|e| e.to_string())
-                    .and_then(|m| m.join(strings));
+                    .and_then(|m| match (m, parts) {
+                        (WorkerMessage::Report { wasm_memory_bytes }, Some(parts)) => {
+                            ReportParts::of(&parts).map(|parts| {
+                                on_report(&handler_state, parts, wasm_memory_bytes);
+                                None
+                            })
+                        }
+                        (WorkerMessage::Report { .. }, None) => {
+                            Err("a report came without its parts".into())
+                        }
+                        (m, None) => Ok(Some(m)),
+                        (_, Some(_)) => {
+                            Err("a message that is not a report came with parts".into())
+                        }
+                    });
                 match message {
-                    Ok(msg) => on_worker_message(&handler_state, msg),
+                    Ok(Some(msg)) => on_worker_message(&handler_state, msg),
+                    Ok(None) => {}
                     Err(e) => set_status(
                         &handler_state.borrow().document,
                         &format!("unexpected message from the worker: {e}"),
@@ -1023,6 +1035,79 @@ mod app {
         replace_worker(state, WorkerBuild::Single, 1);
     }
 
+    /// A finished run's report parts as the worker posts them beside its message.
+    struct ReportParts {
+        json: js_sys::Uint8Array,
+        html: JsValue,
+        details: JsValue,
+        standalone: js_sys::Uint8Array,
+        permalink: String,
+    }
+
+    impl ReportParts {
+        fn of(array: &js_sys::Array) -> Result<ReportParts, String> {
+            use parallax_web::ReportPart;
+            if array.length() != 1 + ReportPart::ALL.len() as u32 {
+                return Err(format!("a report came with {} parts", array.length() - 1));
+            }
+            let bytes = |part: ReportPart| {
+                array
+                    .get(part.index())
+                    .dyn_into::<js_sys::Uint8Array>()
+                    .map_err(|_| format!("the report's {part:?} part is not bytes"))
+            };
+            let text = |part: ReportPart| {
+                let value = array.get(part.index());
+                match value.is_string() {
+                    true => Ok(value),
+                    false => Err(format!("the report's {part:?} part is not text")),
+                }
+            };
+            Ok(ReportParts {
+                json: bytes(ReportPart::Json)?,
+                html: text(ReportPart::Html)?,
+                details: text(ReportPart::Details)?,
+                standalone: bytes(ReportPart::Standalone)?,
+                permalink: text(ReportPart::Permalink)?.as_string().unwrap_or_default(),
+            })
+        }
+    }
+
+    /// Show a finished run's report: the renderings inserted as the strings that came (built
+    /// by the shared renderer, which escapes every string it prints), the downloads made from
+    /// the bytes that came, the permalink offered.
+    fn on_report(state: &Shared, parts: ReportParts, wasm_memory_bytes: u64) {
+        let document = state.borrow().document.clone();
+        let secs = (now_ms() - state.borrow().started_ms) / 1000.0;
+        state.borrow_mut().running = false;
+        set_running(&document, false);
+        set_hidden(&document, "progress", true);
+        if state.borrow().viewing {
+            show_as_viewer(&document);
+        } else {
+            set_status(
+                &document,
+                &format!(
+                    "Done in {secs:.1} s · worker memory {}.",
+                    parallax_model::human_bytes(wasm_memory_bytes)
+                ),
+                false,
+            );
+        }
+        for (id, html) in [("report", &parts.html), ("cell-details", &parts.details)] {
+            if let Some(root) = document.get_element_by_id(id) {
+                let _ = js_sys::Reflect::set(&root, &"innerHTML".into(), html);
+            }
+        }
+        offer_downloads(state, &parts.json, &parts.standalone);
+        offer_permalink(&document, &parts.permalink);
+        let address = state.borrow_mut().run_address.take();
+        follow_run_in_address(&document, address);
+        if !state.borrow().viewing {
+            show_answer_first(state);
+        }
+    }
+
     fn on_worker_message(state: &Shared, msg: WorkerMessage) {
         let document = state.borrow().document.clone();
         match msg {
@@ -1088,45 +1173,8 @@ mod app {
                     let _ = b.remove_attribute("disabled");
                 }
             }
-            WorkerMessage::Report {
-                json,
-                html,
-                details,
-                standalone,
-                permalink,
-                wasm_memory_bytes,
-            } => {
-                let secs = (now_ms() - state.borrow().started_ms) / 1000.0;
-                state.borrow_mut().running = false;
-                set_running(&document, false);
-                set_hidden(&document, "progress", true);
-                if state.borrow().viewing {
-                    show_as_viewer(&document);
-                } else {
-                    set_status(
-                        &document,
-                        &format!(
-                            "Done in {secs:.1} s · worker memory {}.",
-                            parallax_model::human_bytes(wasm_memory_bytes)
-                        ),
-                        false,
-                    );
-                }
-                // Built by the shared renderer, which escapes every string it prints.
-                if let Some(root) = document.get_element_by_id("report") {
-                    root.set_inner_html(&html);
-                }
-                if let Some(root) = document.get_element_by_id("cell-details") {
-                    root.set_inner_html(&details);
-                }
-                offer_downloads(state, &json, &standalone);
-                offer_permalink(&document, &permalink);
-                let address = state.borrow_mut().run_address.take();
-                follow_run_in_address(&document, address);
-                if !state.borrow().viewing {
-                    show_answer_first(state);
-                }
-            }
+            // Handled with its parts (`on_report`); never reaches here.
+            WorkerMessage::Report { .. } => {}
             WorkerMessage::Warning { message } => {
                 if let Some(w) = document.get_element_by_id("warning") {
                     w.set_text_content(Some(&message));
@@ -1301,18 +1349,19 @@ mod app {
         }
     }
 
-    fn offer_downloads(state: &Shared, json: &str, html: &str) {
+    fn offer_downloads(state: &Shared, json: &js_sys::Uint8Array, html: &js_sys::Uint8Array) {
         let mut s = state.borrow_mut();
         for url in s.urls.drain(..) {
             let _ = web_sys::Url::revoke_object_url(&url);
         }
-        for (id, text, mime) in
+        for (id, bytes, mime) in
             [("dl-json", json, "application/json"), ("dl-html", html, "text/html")]
         {
-            let parts = js_sys::Array::of1(&JsValue::from_str(text));
+            let parts = js_sys::Array::of1(bytes);
             let opts = web_sys::BlobPropertyBag::new();
             opts.set_type(mime);
-            let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts) else {
+            let Ok(blob) = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &opts)
+            else {
                 continue;
             };
             let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { continue };

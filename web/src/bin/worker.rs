@@ -130,16 +130,32 @@ mod job {
         })
     }
 
-    /// Posts a message with large strings (a report) to the page: an array of the JSON text of
-    /// the rest and those strings ([`WorkerMessage::split`]).
-    fn post_split(msg: WorkerMessage) {
+    /// Posts a report to the page: an array of its message's JSON text and its parts
+    /// ([`parallax_web::ReportPart`]), the byte parts' buffers handed over rather than copied.
+    fn post_report(report: &parallax_report::Report) {
+        use parallax_web::ReportPart;
         use wasm_bindgen::JsValue;
-        let (rest, strings) = msg.split();
-        let parts = js_sys::Array::of1(&JsValue::from_str(&message_text(&rest)));
-        for s in &strings {
-            parts.push(&JsValue::from_str(s));
+        let drawn = parallax_report::html::render_for_page(report);
+        let json = report.to_json();
+        let permalink = parallax_report::permalink::encode(report);
+        let message = WorkerMessage::Report { wasm_memory_bytes: wasm_memory_bytes() };
+        let parts = js_sys::Array::of1(&JsValue::from_str(&message_text(&message)));
+        let handed_over = js_sys::Array::new();
+        for part in ReportPart::ALL {
+            let value = match part {
+                ReportPart::Json | ReportPart::Standalone => {
+                    let text = if part == ReportPart::Json { &json } else { &drawn.standalone };
+                    let bytes = js_sys::Uint8Array::from(text.as_bytes());
+                    handed_over.push(&bytes.buffer());
+                    bytes.into()
+                }
+                ReportPart::Html => JsValue::from_str(&drawn.fragment),
+                ReportPart::Details => JsValue::from_str(&drawn.details),
+                ReportPart::Permalink => JsValue::from_str(&permalink),
+            };
+            parts.push(&value);
         }
-        let _ = scope().post_message(&parts);
+        let _ = scope().post_message_with_transfer(&parts, &handed_over);
     }
 
     fn progress_message(p: &parallax_engine::Progress) -> WorkerMessage {
@@ -186,18 +202,6 @@ mod job {
         };
         post_report(&report);
         Ok(())
-    }
-
-    fn post_report(report: &parallax_report::Report) {
-        let drawn = parallax_report::html::render_for_page(report);
-        post_split(WorkerMessage::Report {
-            json: report.to_json(),
-            html: drawn.fragment,
-            details: drawn.details,
-            standalone: drawn.standalone,
-            permalink: parallax_report::permalink::encode(report),
-            wasm_memory_bytes: wasm_memory_bytes(),
-        });
     }
 
     fn wasm_memory_bytes() -> u64 {
