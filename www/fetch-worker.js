@@ -85,13 +85,15 @@ function fail(ctrl, reason) {
 const READ_BYTES = 1 << 20;
 
 // An open body of the bytes [start, end) of the file: read on from `at`, with the part of the
-// last chunk read that is not yet used. Read into one reused buffer where the stream lets a
-// reader bring its own (fetch bodies and blob streams are byte streams in Chromium): a chunk
+// last chunk read that is not yet used. A server's body is read into one reused buffer where
+// the stream lets a reader bring its own (fetch bodies are byte streams in Chromium): a chunk
 // allocated per read is garbage the tab holds until it is collected, which took the whole tab
-// past 1.2 GB on some runs of the 7B-shaped model.
-function openBody(stream, start, end, from) {
+// past 1.2 GB on some runs of the 7B-shaped model. Not a file's: read that way in the page,
+// Chromium 156 stopped answering a stream of the 7B-shaped file at its 21st layer (a bare
+// worker reading the same spans the same way did not), so a file's stream gives its own chunks.
+function openBody(stream, start, end, from, ownBuffer) {
   let reader = null;
-  try { reader = stream.getReader({ mode: 'byob' }); } catch { /* not a byte stream */ }
+  if (ownBuffer) try { reader = stream.getReader({ mode: 'byob' }); } catch { /* not a byte stream */ }
   const buffer = reader ? new ArrayBuffer(READ_BYTES) : null;
   return { reader: reader ?? stream.getReader(), buffer, at: start, end, rest: null, from };
 }
@@ -121,12 +123,12 @@ async function openRange(job, start, end) {
   if (job.validator !== null && validator !== null && validator !== job.validator) {
     throw new Error('the file changed on the server');
   }
-  return openBody(res.body, start, end, 'the server');
+  return openBody(res.body, start, end, 'the server', true);
 }
 
 // A chosen file's bytes [start, end), as a stream of its slice.
 function openSlice(job, start, end) {
-  return openBody(job.file.slice(start, end).stream(), start, end, 'the file');
+  return openBody(job.file.slice(start, end).stream(), start, end, 'the file', false);
 }
 
 // The bytes [start, end) from `body` into the ring (those before `start` dropped), in order;
