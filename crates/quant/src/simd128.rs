@@ -353,13 +353,67 @@ mod imp {
         unsafe { v128_load(s.as_ptr() as *const v128) }
     }
 
-    /// One Q8_0 weight row against every prepared token, `out[t]` bit for bit [`legacy_dot_tokens`]'s: each block's exact
-    /// integer total from four `i32x4.dot_i16x8_s` of the widened weights and the prepared
-    /// activations, then the same float order.
+    /// Four f32 (or i32) at `v[at..at + 4]` as one vector.
     #[inline(always)]
-    fn wide_dot_prepared(w: &[u8], tokens: &PreparedWide, out: &mut [f32]) {
+    fn four_at<T: Copy>(v: &[T], at: usize) -> v128 {
+        const { assert!(std::mem::size_of::<T>() == 4) };
+        let s = &v[at..at + 4];
+        // SAFETY: `s` is four readable 4-byte values (16 bytes); `v128_load` is 1-aligned.
+        unsafe { v128_load(s.as_ptr() as *const v128) }
+    }
+
+    /// The driver of the products of one row of Q8_0-layout blocks against every prepared token,
+    /// `out[t]` bit for bit [`legacy_dot_tokens`]'s: per pass of [`TOKENS_PER_PASS`] tokens, the
+    /// weight blocks four at a time, decoded once for the pass (`decode`), each token's four
+    /// exact block totals (`totals(&q, t, b)`, for blocks `b..b + 4` of token `t`) scaled by
+    /// `d_w·d_a` into [`crate::order`]'s four lanes; the blocks left over one by one (`total(x,
+    /// t, j)`). The i16 product ([`wide_q8_0_rows`]) and relaxed SIMD's unsigned one
+    /// ([`unsigned_rows`]) differ only in those three.
+    #[inline(always)]
+    fn prepared_dot<Q>(
+        w: &[u8],
+        tokens: &PreparedWide,
+        out: &mut [f32],
+        decode: impl Fn(&[u8; Q8_0_BYTES]) -> Q,
+        totals: impl Fn(&[Q; 4], usize, usize) -> v128,
+        total: impl Fn(&[u8; Q8_0_BYTES], usize, usize) -> i32,
+    ) {
         let wb = w.as_chunks::<Q8_0_BYTES>().0;
         let n = wb.len().min(tokens.blocks);
+        for (t0, out) in
+            (0..tokens.len()).step_by(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS))
+        {
+            let mut acc = [f32x4_splat(0.0); TOKENS_PER_PASS];
+            let mut b = 0;
+            while b + 4 <= n {
+                let x = &wb[b..b + 4];
+                let q = [decode(&x[0]), decode(&x[1]), decode(&x[2]), decode(&x[3])];
+                let dw =
+                    f32x4(f16_at(&x[0], 0), f16_at(&x[1], 0), f16_at(&x[2], 0), f16_at(&x[3], 0));
+                for (k, acc) in acc.iter_mut().enumerate().take(out.len()) {
+                    let t = totals(&q, t0 + k, b);
+                    let da = four_at(&tokens.scales, (t0 + k) * tokens.blocks + b);
+                    *acc = f32x4_add(*acc, f32x4_mul(f32x4_mul(dw, da), f32x4_convert_i32x4(t)));
+                }
+                b += 4;
+            }
+            for (k, (acc, o)) in acc.iter().zip(out.iter_mut()).enumerate() {
+                let mut acc = block_acc4(*acc);
+                let t = t0 + k;
+                for (j, x) in wb.iter().enumerate().take(n).skip(b) {
+                    let d_a = tokens.scales[t * tokens.blocks + j];
+                    acc.add(j, (f16_at(x, 0) * d_a) * total(x, t, j) as f32);
+                }
+                *o = acc.total();
+            }
+        }
+    }
+
+    /// One Q8_0 weight row against every prepared token ([`prepared_dot`]): each block's exact
+    /// integer total from four `i32x4.dot_i16x8_s` of the widened weights and the prepared
+    /// activations.
+    #[inline(always)]
+    fn wide_dot_prepared(w: &[u8], tokens: &PreparedWide, out: &mut [f32]) {
         let widened = |x: &[u8; Q8_0_BYTES]| {
             let [h0, h1] = q8_0_values(x);
             [
@@ -369,52 +423,27 @@ mod imp {
                 i16x8_extend_high_i8x16(h1),
             ]
         };
-        for (t0, out) in
-            (0..tokens.len()).step_by(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS))
-        {
-            let mut acc = [f32x4_splat(0.0); TOKENS_PER_PASS];
-            let mut b = 0;
-            while b + 4 <= n {
-                let x = &wb[b..b + 4];
-                let q = [widened(&x[0]), widened(&x[1]), widened(&x[2]), widened(&x[3])];
-                let dw =
-                    f32x4(f16_at(&x[0], 0), f16_at(&x[1], 0), f16_at(&x[2], 0), f16_at(&x[3], 0));
-                for (k, acc) in acc.iter_mut().enumerate().take(out.len()) {
-                    let at = (t0 + k) * tokens.blocks + b;
-                    let block = |j: usize| {
-                        let a = &tokens.values[at + j];
-                        let q = &q[j];
-                        i32x4_add(
-                            i32x4_add(
-                                i32x4_dot_i16x8(q[0], load_i16x8(a, 0)),
-                                i32x4_dot_i16x8(q[1], load_i16x8(a, 1)),
-                            ),
-                            i32x4_add(
-                                i32x4_dot_i16x8(q[2], load_i16x8(a, 2)),
-                                i32x4_dot_i16x8(q[3], load_i16x8(a, 3)),
-                            ),
-                        )
-                    };
-                    let t = totals4(block(0), block(1), block(2), block(3));
-                    let s = &tokens.scales[at..at + 4];
-                    let da = f32x4(s[0], s[1], s[2], s[3]);
-                    *acc = f32x4_add(*acc, f32x4_mul(f32x4_mul(dw, da), f32x4_convert_i32x4(t)));
-                }
-                b += 4;
-            }
-            for (k, (acc, o)) in acc.iter().zip(out.iter_mut()).enumerate() {
-                let mut acc = block_acc4(*acc);
-                let a = tokens.acts[t0 + k];
-                let d_a = |y: &BlockQ8_0| crate::blocks::f16_to_f32(y.d.to_bits());
-                for (j, (x, y)) in wb[b..n].iter().zip(&a[b..n]).enumerate() {
-                    acc.add(
-                        b + j,
-                        (f16_at(x, 0) * d_a(y)) * hsum_i32(wide_dot(q8_0_values(x), y)) as f32,
-                    );
-                }
-                *o = acc.total();
-            }
-        }
+        let totals = |q: &[[v128; 4]; 4], t: usize, b: usize| {
+            let at = t * tokens.blocks + b;
+            let block = |j: usize| {
+                let (a, q) = (&tokens.values[at + j], &q[j]);
+                i32x4_add(
+                    i32x4_add(
+                        i32x4_dot_i16x8(q[0], load_i16x8(a, 0)),
+                        i32x4_dot_i16x8(q[1], load_i16x8(a, 1)),
+                    ),
+                    i32x4_add(
+                        i32x4_dot_i16x8(q[2], load_i16x8(a, 2)),
+                        i32x4_dot_i16x8(q[3], load_i16x8(a, 3)),
+                    ),
+                )
+            };
+            totals4(block(0), block(1), block(2), block(3))
+        };
+        let total = |x: &[u8; Q8_0_BYTES], t: usize, j: usize| {
+            hsum_i32(wide_dot(q8_0_values(x), &tokens.acts[t][j]))
+        };
+        prepared_dot(w, tokens, out, widened, totals, total);
     }
 
     /// Rows of Q8_0 weights (whole rows of `row_bytes`) × prepared Q8_0 tokens:
@@ -542,72 +571,28 @@ mod imp {
         true
     }
 
-    /// One row of unsigned blocks ([`unsigned_rows`]) against every prepared token, in
-    /// [`wide_dot_prepared`]'s order.
+    /// One row of unsigned blocks ([`unsigned_rows`]) against every prepared token
+    /// ([`prepared_dot`]): each block's `Σ q·a` from two relaxed dots into the same four lanes,
+    /// less `offset · Σ a`.
     #[cfg(target_feature = "relaxed-simd")]
     #[inline(always)]
     fn unsigned_dot_prepared(w: &[u8], tokens: &PreparedWide, offset: i32, out: &mut [f32]) {
-        let wb = w.as_chunks::<Q8_0_BYTES>().0;
-        let n = wb.len().min(tokens.blocks);
-        // Σ q·a of one block: the two halves into the same four lanes.
-        let dot = |q: [v128; 2], y: &BlockQ8_0| {
+        let dot = |q: &[v128; 2], y: &BlockQ8_0| {
             let lo = i32x4_relaxed_dot_i8x16_i7x16_add(load_i8(&y.qs, 0), q[0], i32x4_splat(0));
             i32x4_relaxed_dot_i8x16_i7x16_add(load_i8(&y.qs, 16), q[1], lo)
         };
         let offsets = i32x4_splat(offset);
-        for (t0, out) in
-            (0..tokens.len()).step_by(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS))
-        {
-            let mut acc = [f32x4_splat(0.0); TOKENS_PER_PASS];
-            let mut b = 0;
-            while b + 4 <= n {
-                let x = &wb[b..b + 4];
-                let q = [
-                    q8_0_values(&x[0]),
-                    q8_0_values(&x[1]),
-                    q8_0_values(&x[2]),
-                    q8_0_values(&x[3]),
-                ];
-                let dw =
-                    f32x4(f16_at(&x[0], 0), f16_at(&x[1], 0), f16_at(&x[2], 0), f16_at(&x[3], 0));
-                for (k, acc) in acc.iter_mut().enumerate().take(out.len()) {
-                    let a = &tokens.acts[t0 + k][b..b + 4];
-                    let at = (t0 + k) * tokens.blocks + b;
-                    let p = totals4(
-                        dot(q[0], &a[0]),
-                        dot(q[1], &a[1]),
-                        dot(q[2], &a[2]),
-                        dot(q[3], &a[3]),
-                    );
-                    let (sums, scales) = (&tokens.sums[at..at + 4], &tokens.scales[at..at + 4]);
-                    // SAFETY: four readable i32 / f32 each; `v128_load` is 1-aligned.
-                    let (sums, da) = unsafe {
-                        (
-                            v128_load(sums.as_ptr() as *const v128),
-                            v128_load(scales.as_ptr() as *const v128),
-                        )
-                    };
-                    let t = i32x4_sub(p, i32x4_mul(offsets, sums));
-                    *acc = f32x4_add(*acc, f32x4_mul(f32x4_mul(dw, da), f32x4_convert_i32x4(t)));
-                }
-                b += 4;
-            }
-            for (k, (acc, o)) in acc.iter().zip(out.iter_mut()).enumerate() {
-                let mut acc = block_acc4(*acc);
-                let t = t0 + k;
-                let a = tokens.acts[t];
-                for j in b..n {
-                    let (x, y) = (&wb[j], &a[j]);
-                    let total = hsum_i32(dot(q8_0_values(x), y))
-                        - offset * tokens.sums[t * tokens.blocks + j];
-                    acc.add(
-                        j,
-                        (f16_at(x, 0) * tokens.scales[t * tokens.blocks + j]) * total as f32,
-                    );
-                }
-                *o = acc.total();
-            }
-        }
+        let totals = |q: &[[v128; 2]; 4], t: usize, b: usize| {
+            let a = &tokens.acts[t][b..b + 4];
+            let p =
+                totals4(dot(&q[0], &a[0]), dot(&q[1], &a[1]), dot(&q[2], &a[2]), dot(&q[3], &a[3]));
+            i32x4_sub(p, i32x4_mul(offsets, four_at(&tokens.sums, t * tokens.blocks + b)))
+        };
+        let total = |x: &[u8; Q8_0_BYTES], t: usize, j: usize| {
+            hsum_i32(dot(&q8_0_values(x), &tokens.acts[t][j]))
+                - offset * tokens.sums[t * tokens.blocks + j]
+        };
+        prepared_dot(w, tokens, out, q8_0_values, totals, total);
     }
 
     /// A Q5_0 block's weights as two halves of i8.
