@@ -770,7 +770,55 @@ mod imp {
         i32x4_dot_i16x8(p, scale)
     }
 
+    /// The four i32 lanes of `word`'s bytes (unsigned), byte `k` in lane `k`.
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    fn bytes_as_i32x4(word: u32) -> v128 {
+        u32x4_extend_low_u16x8(u16x8_extend_low_u8x16(u32x4_splat(word)))
+    }
+
+    /// `Σ q·y` of 32 unsigned weights (two halves, each < 64) and their activations into four
+    /// i32 lanes, with relaxed SIMD's i32 dot (each lane four products and the sum before it).
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    fn relaxed_dot32(qa: v128, qb: v128, ya: v128, yb: v128) -> v128 {
+        i32x4_relaxed_dot_i8x16_i7x16_add(
+            yb,
+            qb,
+            i32x4_relaxed_dot_i8x16_i7x16_add(ya, qa, i32x4_splat(0)),
+        )
+    }
+
+    /// Q4_K × Q8_K with relaxed SIMD: each sub-block's products into four i32 lanes with the i32
+    /// dot, the eight sub-blocks' totals gathered into two vectors ([`totals4`]) and multiplied
+    /// by their scales there — two multiplies a block where the i16 form widens and scales each
+    /// sub-block apart. The same exact integer, so the same result.
+    #[cfg(target_feature = "relaxed-simd")]
+    pub fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+        let mut sumf = 0.0f32;
+        for (x, y) in w.as_chunks::<Q4_K_BYTES>().0.iter().zip(a) {
+            let ([s_lo, s_hi], summ) = k4_scales_and_min_sum(x, y);
+            let mut sub = [i32x4_splat(0); 8];
+            for j in 0..4 {
+                let (qa, qb) = (load(x, 16 + 32 * j), load(x, 32 + 32 * j));
+                let o = 64 * j;
+                let (y0, y1) = (load_i8(&y.qs, o), load_i8(&y.qs, o + 16));
+                let (y2, y3) = (load_i8(&y.qs, o + 32), load_i8(&y.qs, o + 48));
+                sub[2 * j] = relaxed_dot32(lo4(qa), lo4(qb), y0, y1);
+                sub[2 * j + 1] = relaxed_dot32(hi4(qa), hi4(qb), y2, y3);
+            }
+            let lo = i32x4_mul(totals4(sub[0], sub[1], sub[2], sub[3]), bytes_as_i32x4(s_lo));
+            let hi = i32x4_mul(totals4(sub[4], sub[5], sub[6], sub[7]), bytes_as_i32x4(s_hi));
+            let sumi = hsum_i32(i32x4_add(lo, hi));
+            let d = f16_at(x, 0) * y.d;
+            let dmin = f16_at(x, 2) * y.d;
+            sumf += d * sumi as f32 - dmin * summ as f32;
+        }
+        sumf
+    }
+
     /// Q4_K × Q8_K.
+    #[cfg(not(target_feature = "relaxed-simd"))]
     pub fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
         let mut sumf = 0.0f32;
         for (x, y) in w.as_chunks::<Q4_K_BYTES>().0.iter().zip(a) {
@@ -968,7 +1016,46 @@ mod imp {
         }
     }
 
+    /// Q6_K × Q8_K with relaxed SIMD: each 16-value sub-block's products (its stored values,
+    /// ≤ 63) into four i32 lanes with one i32 dot, the sixteen sub-blocks' totals gathered into
+    /// four vectors ([`totals4`]) and multiplied by their scales there, `32·Σ scale·bsums` taken
+    /// back ([`q6k_total`]). The same exact integer, so the same result.
+    #[cfg(target_feature = "relaxed-simd")]
+    pub fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+        let mut sumf = 0.0f32;
+        for (x, y) in w.as_chunks::<Q6_K_BYTES>().0.iter().zip(a) {
+            let mut sub = [i32x4_splat(0); 16];
+            for h in 0..2 {
+                for t in 0..2 {
+                    for (g, v) in q6k_parts(x, h, t).into_iter().enumerate() {
+                        let k = 8 * h + 2 * g + t;
+                        let yk = load_i8(&y.qs, 16 * k);
+                        sub[k] = i32x4_relaxed_dot_i8x16_i7x16_add(yk, v, i32x4_splat(0));
+                    }
+                }
+            }
+            // The 16 scales (i8) as four vectors of i32, sub-blocks 4i..4i + 4 in vector i.
+            let scales = load(x, 192);
+            let (lo, hi) = (i16x8_extend_low_i8x16(scales), i16x8_extend_high_i8x16(scales));
+            let scale = [
+                i32x4_extend_low_i16x8(lo),
+                i32x4_extend_high_i16x8(lo),
+                i32x4_extend_low_i16x8(hi),
+                i32x4_extend_high_i16x8(hi),
+            ];
+            let mut sumi = i32x4_splat(0);
+            for i in 0..4 {
+                let t = totals4(sub[4 * i], sub[4 * i + 1], sub[4 * i + 2], sub[4 * i + 3]);
+                sumi = i32x4_add(sumi, i32x4_mul(t, scale[i]));
+            }
+            let d = f16_at(x, 208) * y.d;
+            sumf += d * q6k_total(sumi, x, y) as f32;
+        }
+        sumf
+    }
+
     /// Q6_K × Q8_K. Each 16-byte piece below is exactly one 16-value sub-block.
+    #[cfg(not(target_feature = "relaxed-simd"))]
     pub fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
         let mut sumf = 0.0f32;
         for (x, y) in w.as_chunks::<Q6_K_BYTES>().0.iter().zip(a) {
