@@ -88,9 +88,11 @@ const READ_BYTES = 1 << 20;
 // last chunk read that is not yet used. A server's body is read into one reused buffer where
 // the stream lets a reader bring its own (fetch bodies are byte streams in Chromium): a chunk
 // allocated per read is garbage the tab holds until it is collected, which took the whole tab
-// past 1.2 GB on some runs of the 7B-shaped model. Not a file's: read that way in the page,
-// Chromium 156 stopped answering a stream of the 7B-shaped file at its 21st layer (a bare
-// worker reading the same spans the same way did not), so a file's stream gives its own chunks.
+// past 1.2 GB on some runs of the 7B-shaped model. Not a file's: Chromium 156 stops answering
+// reads into a reader's own buffer from a file's streams in a nested worker (this one is the
+// run's worker's) once ~2 GB have come that way — the 7B-shaped file stalled at its 21st layer;
+// a bare page's nested worker reading it in 140 MB slices stalled after 2.1–2.7 GB, and read
+// all 3.9 GB with the default reader — so a file's stream gives its own chunks.
 function openBody(stream, start, end, from, ownBuffer) {
   let reader = null;
   if (ownBuffer) try { reader = stream.getReader({ mode: 'byob' }); } catch { /* not a byte stream */ }
