@@ -142,18 +142,20 @@ mod job {
         let parts = js_sys::Array::of1(&JsValue::from_str(&message_text(&message)));
         let handed_over = js_sys::Array::new();
         for part in ReportPart::ALL {
-            let value = match part {
-                ReportPart::Json | ReportPart::Standalone => {
-                    let text = if part == ReportPart::Json { &json } else { &drawn.standalone };
-                    let bytes = js_sys::Uint8Array::from(text.as_bytes());
-                    handed_over.push(&bytes.buffer());
-                    bytes.into()
-                }
-                ReportPart::Html => JsValue::from_str(&drawn.fragment),
-                ReportPart::Details => JsValue::from_str(&drawn.details),
-                ReportPart::Permalink => JsValue::from_str(&permalink),
+            let text = match part {
+                ReportPart::Json => &json,
+                ReportPart::Html => &drawn.fragment,
+                ReportPart::Details => &drawn.details,
+                ReportPart::Standalone => &drawn.standalone,
+                ReportPart::Permalink => &permalink,
             };
-            parts.push(&value);
+            if part.is_bytes() {
+                let bytes = js_sys::Uint8Array::from(text.as_bytes());
+                handed_over.push(&bytes.buffer());
+                parts.push(&bytes);
+            } else {
+                parts.push(&JsValue::from_str(text));
+            }
         }
         let _ = scope().post_message_with_transfer(&parts, &handed_over);
     }
