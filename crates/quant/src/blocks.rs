@@ -142,23 +142,25 @@ pub(crate) fn f16_at<const N: usize>(b: &[u8; N], off: usize) -> f32 {
     f16_to_f32(u16::from_le_bytes([b[off], b[off + 1]]))
 }
 
-/// An f16 (as bits) widened to f32, exactly, without branches on the common path: the
-/// exponent and mantissa moved into f32 position and rescaled by 2^112, which is exact for
-/// every finite f16 (subnormals included) because every f16 value is a normal f32. Only
-/// infinities and NaNs (all-ones exponent) take the other arm. Where there is no F16C (wasm,
-/// the scalar reference) this is several times faster than a bit-by-bit conversion, and a
-/// block's scales are converted on every dot.
+/// An f16 (as bits) widened to f32, exactly, with integer work and no subnormal operand: a
+/// normal f16's exponent is rebiased (15 → 127) in the bits; zero and the subnormals are their
+/// mantissa × 2^−24, converted from an integer; infinities and NaNs keep their payload, as a
+/// conversion instruction does. Where there is no F16C (wasm, the scalar reference) this is
+/// several times faster than a bit-by-bit conversion, and a block's scales are converted on
+/// every dot. (Rescaling the shifted bits by 2^112 in one multiply is also exact, but for a
+/// subnormal f16 it multiplies a subnormal f32, which x86 does ~100× slower: Q6_K's super-block
+/// scales are often subnormal, and that one multiply had halved the wasm Q6_K dot.)
 #[inline(always)]
 pub fn f16_to_f32(h: u16) -> f32 {
     let sign = ((h & 0x8000) as u32) << 16;
-    let magnitude = ((h & 0x7fff) as u32) << 13;
-    if h & 0x7c00 == 0x7c00 {
-        // ±inf, NaN (payload kept, as a conversion instruction does).
-        return f32::from_bits(sign | 0x7f80_0000 | magnitude);
-    }
-    // f16 exponent bias 15, f32 bias 127: scale by 2^(127 − 15).
-    let pow2_112 = f32::from_bits(0x7780_0000);
-    f32::from_bits((f32::from_bits(magnitude) * pow2_112).to_bits() | sign)
+    let mantissa = (h & 0x03ff) as u32;
+    let magnitude = match h & 0x7c00 {
+        0x7c00 => 0x7f80_0000 | (mantissa << 13),
+        // 2^−24 is f32 bits 0x3380_0000; the product is exact (mantissa < 2^10).
+        0 => (mantissa as f32 * f32::from_bits(0x3380_0000)).to_bits(),
+        _ => (((h & 0x7fff) as u32) << 13) + (112 << 23),
+    };
+    f32::from_bits(magnitude | sign)
 }
 
 /// The little-endian u16 at `b[off..off + 2]`.
