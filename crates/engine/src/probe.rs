@@ -191,7 +191,11 @@ pub(crate) fn histogram(values: &[f32], lo: f64, hi: f64) -> (Vec<u32>, [u64; 2]
     // Branch-free, so a block of slots is computed as vectors before it is counted.
     let slot = |v: f32| -> u8 {
         let x = f64::from(v);
-        let bin = (((x - lo) * scale) as usize).min(HISTOGRAM_BINS - 1);
+        // Through i32, not usize: the same bin for every x (a saturated or negative quotient
+        // is clamped either way, and x outside [lo, hi] takes another slot below), but a
+        // conversion that vectorizes (f64 → usize is a scalar branchy sequence: 2.4× the
+        // time of the whole histogram, natively and in wasm).
+        let bin = (((x - lo) * scale) as i32).clamp(0, HISTOGRAM_BINS as i32 - 1) as usize;
         let slot = if x > hi { ABOVE } else { bin };
         let slot = if x < lo { BELOW } else { slot };
         (if v.is_finite() { slot } else { SKIPPED }) as u8
