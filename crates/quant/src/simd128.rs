@@ -362,17 +362,50 @@ mod imp {
         unsafe { v128_load(s.as_ptr() as *const v128) }
     }
 
-    /// The driver of the products of one row of Q8_0-layout blocks against every prepared token,
-    /// `out[t]` bit for bit [`legacy_dot_tokens`]'s: per pass of [`TOKENS_PER_PASS`] tokens, the
-    /// weight blocks four at a time, decoded once for the pass (`decode`), each token's four
-    /// exact block totals (`totals(&q, t, b)`, for blocks `b..b + 4` of token `t`) scaled by
-    /// `d_w·d_a` into [`crate::order`]'s four lanes; the blocks left over one by one (`total(x,
-    /// t, j)`). The i16 product ([`wide_q8_0_rows`]) and relaxed SIMD's unsigned one
-    /// ([`unsigned_rows`]) differ only in those three.
+    /// Bytes of weight rows a pass of tokens goes over before the next pass ([`rows_by_passes`]):
+    /// with a pass's prepared tokens (8 × 64 bytes a block: 14 KiB for 896 columns) they stay
+    /// within a 32 KiB L1.
+    const ROW_GROUP_BYTES: usize = 12 * 1024;
+
+    /// `pass(row, t0, out)` for every whole row of `w` (`row_bytes` each) and every pass of
+    /// [`TOKENS_PER_PASS`] tokens from `t0`, `out` being that row's results for the pass. Rows
+    /// go in groups of [`ROW_GROUP_BYTES`] and the passes over each group in turn, so a pass's
+    /// tokens are read from L1 by every row of the group: row by row with every token, a long
+    /// prompt's prepared tokens (545 KiB at 304 tokens of 896 columns) came from L2 for each
+    /// row. Each result is the same computation either way.
     #[inline(always)]
-    fn prepared_dot<Q>(
+    fn rows_by_passes(
+        w: &[u8],
+        row_bytes: usize,
+        n_tokens: usize,
+        out: &mut [f32],
+        mut pass: impl FnMut(&[u8], usize, &mut [f32]),
+    ) {
+        let group = (ROW_GROUP_BYTES / row_bytes.max(1)).max(1);
+        for (rows, outs) in w.chunks(group * row_bytes).zip(out.chunks_mut(group * n_tokens)) {
+            for t0 in (0..n_tokens).step_by(TOKENS_PER_PASS) {
+                let t1 = (t0 + TOKENS_PER_PASS).min(n_tokens);
+                for (row, out) in rows.chunks_exact(row_bytes).zip(outs.chunks_exact_mut(n_tokens))
+                {
+                    pass(row, t0, &mut out[t0..t1]);
+                }
+            }
+        }
+    }
+
+    /// The driver of the products of one row of Q8_0-layout blocks against a pass of prepared
+    /// tokens (`out.len()` ≤ [`TOKENS_PER_PASS`] of them from `t0`), `out[k]` bit for bit
+    /// [`legacy_dot_tokens`]'s for token `t0 + k`: the weight blocks four at a time, decoded
+    /// once for the pass (`decode`), each token's four exact block totals (`totals(&q, t, b)`,
+    /// for blocks `b..b + 4` of token `t`) scaled by `d_w·d_a` into [`crate::order`]'s four
+    /// lanes; the blocks left over one by one (`total(x, t, j)`). The i16 product
+    /// ([`wide_q8_0_rows`]) and relaxed SIMD's unsigned one ([`unsigned_rows`]) differ only in
+    /// those three.
+    #[inline(always)]
+    fn prepared_pass<Q>(
         w: &[u8],
         tokens: &PreparedWide,
+        t0: usize,
         out: &mut [f32],
         decode: impl Fn(&[u8; Q8_0_BYTES]) -> Q,
         totals: impl Fn(&[Q; 4], usize, usize) -> v128,
@@ -380,40 +413,35 @@ mod imp {
     ) {
         let wb = w.as_chunks::<Q8_0_BYTES>().0;
         let n = wb.len().min(tokens.blocks);
-        for (t0, out) in
-            (0..tokens.len()).step_by(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS))
-        {
-            let mut acc = [f32x4_splat(0.0); TOKENS_PER_PASS];
-            let mut b = 0;
-            while b + 4 <= n {
-                let x = &wb[b..b + 4];
-                let q = [decode(&x[0]), decode(&x[1]), decode(&x[2]), decode(&x[3])];
-                let dw =
-                    f32x4(f16_at(&x[0], 0), f16_at(&x[1], 0), f16_at(&x[2], 0), f16_at(&x[3], 0));
-                for (k, acc) in acc.iter_mut().enumerate().take(out.len()) {
-                    let t = totals(&q, t0 + k, b);
-                    let da = four_at(&tokens.scales, (t0 + k) * tokens.blocks + b);
-                    *acc = f32x4_add(*acc, f32x4_mul(f32x4_mul(dw, da), f32x4_convert_i32x4(t)));
-                }
-                b += 4;
+        let mut acc = [f32x4_splat(0.0); TOKENS_PER_PASS];
+        let mut b = 0;
+        while b + 4 <= n {
+            let x = &wb[b..b + 4];
+            let q = [decode(&x[0]), decode(&x[1]), decode(&x[2]), decode(&x[3])];
+            let dw = f32x4(f16_at(&x[0], 0), f16_at(&x[1], 0), f16_at(&x[2], 0), f16_at(&x[3], 0));
+            for (k, acc) in acc.iter_mut().enumerate().take(out.len()) {
+                let t = totals(&q, t0 + k, b);
+                let da = four_at(&tokens.scales, (t0 + k) * tokens.blocks + b);
+                *acc = f32x4_add(*acc, f32x4_mul(f32x4_mul(dw, da), f32x4_convert_i32x4(t)));
             }
-            for (k, (acc, o)) in acc.iter().zip(out.iter_mut()).enumerate() {
-                let mut acc = block_acc4(*acc);
-                let t = t0 + k;
-                for (j, x) in wb.iter().enumerate().take(n).skip(b) {
-                    let d_a = tokens.scales[t * tokens.blocks + j];
-                    acc.add(j, (f16_at(x, 0) * d_a) * total(x, t, j) as f32);
-                }
-                *o = acc.total();
+            b += 4;
+        }
+        for (k, (acc, o)) in acc.iter().zip(out.iter_mut()).enumerate() {
+            let mut acc = block_acc4(*acc);
+            let t = t0 + k;
+            for (j, x) in wb.iter().enumerate().take(n).skip(b) {
+                let d_a = tokens.scales[t * tokens.blocks + j];
+                acc.add(j, (f16_at(x, 0) * d_a) * total(x, t, j) as f32);
             }
+            *o = acc.total();
         }
     }
 
-    /// One Q8_0 weight row against every prepared token ([`prepared_dot`]): each block's exact
-    /// integer total from four `i32x4.dot_i16x8_s` of the widened weights and the prepared
-    /// activations.
+    /// One Q8_0 weight row against a pass of prepared tokens ([`prepared_pass`]): each block's
+    /// exact integer total from four `i32x4.dot_i16x8_s` of the widened weights and the
+    /// prepared activations.
     #[inline(always)]
-    fn wide_dot_prepared(w: &[u8], tokens: &PreparedWide, out: &mut [f32]) {
+    fn wide_pass(w: &[u8], tokens: &PreparedWide, t0: usize, out: &mut [f32]) {
         let widened = |x: &[u8; Q8_0_BYTES]| {
             let [h0, h1] = q8_0_values(x);
             [
@@ -443,15 +471,15 @@ mod imp {
         let total = |x: &[u8; Q8_0_BYTES], t: usize, j: usize| {
             hsum_i32(wide_dot(q8_0_values(x), &tokens.acts[t][j]))
         };
-        prepared_dot(w, tokens, out, widened, totals, total);
+        prepared_pass(w, tokens, t0, out, widened, totals, total);
     }
 
     /// Rows of Q8_0 weights (whole rows of `row_bytes`) × prepared Q8_0 tokens:
     /// `out[r * tokens.len() + t]`, each equal to the one-row kernel's result bit for bit.
     pub fn wide_q8_0_rows(w: &[u8], row_bytes: usize, tokens: &PreparedWide, out: &mut [f32]) {
-        for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(tokens.len())) {
-            wide_dot_prepared(row, tokens, out);
-        }
+        rows_by_passes(w, row_bytes, tokens.len(), out, |row, t0, out| {
+            wide_pass(row, tokens, t0, out)
+        });
     }
 
     /// A Q8_0 block's weights as two 16-byte halves.
@@ -564,19 +592,19 @@ mod imp {
             }
             _ => return false,
         };
-        for (row, out) in rows.chunks_exact(q8_row_bytes).zip(out.chunks_exact_mut(tokens.len())) {
-            unsigned_dot_prepared(row, tokens, offset, out);
-        }
+        rows_by_passes(&rows, q8_row_bytes, tokens.len(), out, |row, t0, out| {
+            unsigned_pass(row, tokens, offset, t0, out)
+        });
         AS_Q8_0.with(|b| *b.borrow_mut() = rows);
         true
     }
 
-    /// One row of unsigned blocks ([`unsigned_rows`]) against every prepared token
-    /// ([`prepared_dot`]): each block's `Σ q·a` from two relaxed dots into the same four lanes,
+    /// One row of unsigned blocks ([`unsigned_rows`]) against a pass of prepared tokens
+    /// ([`prepared_pass`]): each block's `Σ q·a` from two relaxed dots into the same four lanes,
     /// less `offset · Σ a`.
     #[cfg(target_feature = "relaxed-simd")]
     #[inline(always)]
-    fn unsigned_dot_prepared(w: &[u8], tokens: &PreparedWide, offset: i32, out: &mut [f32]) {
+    fn unsigned_pass(w: &[u8], tokens: &PreparedWide, offset: i32, t0: usize, out: &mut [f32]) {
         let dot = |q: &[v128; 2], y: &BlockQ8_0| {
             let lo = i32x4_relaxed_dot_i8x16_i7x16_add(load_i8(&y.qs, 0), q[0], i32x4_splat(0));
             i32x4_relaxed_dot_i8x16_i7x16_add(load_i8(&y.qs, 16), q[1], lo)
@@ -592,7 +620,7 @@ mod imp {
             hsum_i32(dot(&q8_0_values(x), &tokens.acts[t][j]))
                 - offset * tokens.sums[t * tokens.blocks + j]
         };
-        prepared_dot(w, tokens, out, q8_0_values, totals, total);
+        prepared_pass(w, tokens, t0, out, q8_0_values, totals, total);
     }
 
     /// A Q5_0 block's weights as two halves of i8.

@@ -645,12 +645,19 @@ fn multi_token_dots_equal_the_scalar_dots_bit_for_bit() {
 
 /// Long rows against many tokens: `dot_rows` takes the tokens in chunks that stay in cache and
 /// each chunk in register blocks of 8, 4, 2 and 1 tokens; 602 blocks (a tail of two after the
-/// last group of four) and 37 tokens cross every one of those boundaries. Bit for bit against
-/// the scalar dots.
+/// last group of four) and 37 tokens cross every one of those boundaries. Short rows, many of
+/// them: wasm's prepared product takes a pass of tokens over a group of rows before the next
+/// pass (28 blocks, 896 columns: 12 Q8_0 rows a group, 45 rows end in a partial group). Bit
+/// for bit against the scalar dots.
 #[test]
 fn dot_rows_over_long_rows_and_many_tokens_equals_the_scalar_dots() {
+    for (nb, n_tokens, n_rows) in [(602, 37, 6), (28, 37, 45)] {
+        dot_rows_equal_the_scalar_dots(nb, n_tokens, n_rows);
+    }
+}
+
+fn dot_rows_equal_the_scalar_dots(nb: usize, n_tokens: usize, n_rows: usize) {
     use parallax_quant::Activation;
-    let (nb, n_tokens, n_rows) = (602, 37, 6);
     for fmt in [&Q4_0, &Q5_0, &Q8_0, &IQ4_NL] {
         let mut rng = Rng::new(0x10_6e);
         let w = gen_weights(fmt, nb * n_rows, &mut rng, Kind::Random, -4);
@@ -677,7 +684,7 @@ fn dot_rows_over_long_rows_and_many_tokens_equals_the_scalar_dots() {
                 assert_eq!(
                     got.to_bits(),
                     want.to_bits(),
-                    "{} row {r} token {t}: {got} vs {want}",
+                    "{} row {r} of {n_rows} ({nb} blocks), token {t}: {got} vs {want}",
                     fmt.ty
                 );
             }
