@@ -316,8 +316,9 @@ impl<'a> TokenActivations<'a> {
 impl TokenActivations<'_> {
     /// `out[r * n_tokens + t] = vec_dot(ty, row r of w, acts[t])` for the whole rows of `w`.
     /// Where a rows × tokens kernel exists (the 32-value formats that pair with Q8_0, with
-    /// AVX-512 VNNI) the rows meet the tokens in register blocks; elsewhere row by row
-    /// ([`TokenActivations::dot_row`]).
+    /// AVX-512 VNNI; wasm's prepared Q8_0 product) the rows meet the tokens in register blocks;
+    /// elsewhere the multi-token kernels take passes of tokens over groups of rows
+    /// (`each_pass`), or, with neither, row by row ([`TokenActivations::dot_row`]).
     pub fn dot_rows(&self, w: &[u8], out: &mut [f32]) -> Result<(), QuantError> {
         let (nt, rb) = (self.acts.len(), self.row_bytes);
         if nt == 0 && out.is_empty() {
@@ -369,12 +370,66 @@ impl TokenActivations<'_> {
                 }
             }
         }
+        if nt > 1 && self.rows_by_passes(w, out) {
+            return Ok(());
+        }
         for (row, o) in w.chunks_exact(rb).zip(out.chunks_exact_mut(nt)) {
             self.dot_row(row, o)?;
         }
         Ok(())
     }
+
+    /// The multi-token kernel over whole rows of `w` (shapes checked by the caller), rows in
+    /// groups of [`ROW_GROUP_BYTES`] and the tokens in passes of [`TOKENS_PER_GROUP_PASS`]
+    /// over each group in turn: a pass's tokens stay in cache for every row of the group, where
+    /// row by row with every token a long prompt's tokens came from L2 or beyond for each row
+    /// (a 4864-column k-quant row against 304 tokens: 1.7 MiB of Q8_K rows). Each result is
+    /// the kernel's for that token, which does not depend on the other tokens of the call.
+    /// `false`, and nothing done, where this pairing has no multi-token kernel.
+    fn rows_by_passes(&self, w: &[u8], out: &mut [f32]) -> bool {
+        let (nt, rb) = (self.acts.len(), self.row_bytes);
+        if let (false, Some(kernel)) = (self.q8_0.is_empty(), multi_token_kernel(self.ty)) {
+            each_pass(w, rb, nt, out, |row, tokens, o| kernel(row, &self.q8_0[tokens], o));
+            return true;
+        }
+        if let (false, Some(kernel)) = (self.q8_k.is_empty(), multi_token_kernel_k(self.ty)) {
+            each_pass(w, rb, nt, out, |row, tokens, o| kernel(row, &self.q8_k[tokens], o));
+            return true;
+        }
+        false
+    }
 }
+
+/// `run(row, tokens, out)` for every whole row of `w` (`rb` bytes each) and every pass of
+/// [`TOKENS_PER_GROUP_PASS`] of its `nt` tokens, `out` being that row's results for the pass:
+/// rows in groups of [`ROW_GROUP_BYTES`], the passes over each group in turn (also the order
+/// of wasm's prepared rows × tokens products).
+pub(crate) fn each_pass(
+    w: &[u8],
+    rb: usize,
+    nt: usize,
+    out: &mut [f32],
+    mut run: impl FnMut(&[u8], std::ops::Range<usize>, &mut [f32]),
+) {
+    let group = (ROW_GROUP_BYTES / rb.max(1)).max(1);
+    for (rows, outs) in w.chunks(group * rb).zip(out.chunks_mut(group * nt)) {
+        for t0 in (0..nt).step_by(TOKENS_PER_GROUP_PASS) {
+            let tokens = t0..(t0 + TOKENS_PER_GROUP_PASS).min(nt);
+            for (row, o) in rows.chunks_exact(rb).zip(outs.chunks_exact_mut(nt)) {
+                run(row, tokens.clone(), &mut o[tokens.clone()]);
+            }
+        }
+    }
+}
+
+/// Bytes of weight rows a pass of tokens goes over before the next ([`each_pass`]): with a
+/// pass's tokens (wasm's prepared Q8_0 tokens: 8 × 64 bytes a block, 14 KiB for 896 columns)
+/// they stay within a 32 KiB L1.
+const ROW_GROUP_BYTES: usize = 12 * 1024;
+
+/// Tokens a pass of [`each_pass`] takes over a group of rows: the multi-token kernels' own
+/// pass (AVX2, simd128: 8; AVX-512: two of 4).
+pub(crate) const TOKENS_PER_GROUP_PASS: usize = 8;
 
 /// A rows × tokens kernel: whole weight rows of `row_bytes`, several prepared Q8_0 token rows.
 #[cfg(target_arch = "x86_64")]

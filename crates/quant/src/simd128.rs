@@ -248,6 +248,8 @@ mod imp {
 
     /// Activation rows one multi-token call takes; more are done in groups of this many.
     pub const TOKENS_PER_PASS: usize = 8;
+    // `dot::each_pass` hands the prepared products passes of at most this many tokens.
+    const _: () = assert!(crate::dot::TOKENS_PER_GROUP_PASS <= TOKENS_PER_PASS);
 
     /// One weight row against several Q8_0 activation rows, each group of four weight blocks
     /// decoded once for all the tokens; `out[t]` equals the one-row kernel's result for
@@ -362,37 +364,6 @@ mod imp {
         unsafe { v128_load(s.as_ptr() as *const v128) }
     }
 
-    /// Bytes of weight rows a pass of tokens goes over before the next pass ([`rows_by_passes`]):
-    /// with a pass's prepared tokens (8 × 64 bytes a block: 14 KiB for 896 columns) they stay
-    /// within a 32 KiB L1.
-    const ROW_GROUP_BYTES: usize = 12 * 1024;
-
-    /// `pass(row, t0, out)` for every whole row of `w` (`row_bytes` each) and every pass of
-    /// [`TOKENS_PER_PASS`] tokens from `t0`, `out` being that row's results for the pass. Rows
-    /// go in groups of [`ROW_GROUP_BYTES`] and the passes over each group in turn, so a pass's
-    /// tokens are read from L1 by every row of the group: row by row with every token, a long
-    /// prompt's prepared tokens (545 KiB at 304 tokens of 896 columns) came from L2 for each
-    /// row. Each result is the same computation either way.
-    #[inline(always)]
-    fn rows_by_passes(
-        w: &[u8],
-        row_bytes: usize,
-        n_tokens: usize,
-        out: &mut [f32],
-        mut pass: impl FnMut(&[u8], usize, &mut [f32]),
-    ) {
-        let group = (ROW_GROUP_BYTES / row_bytes.max(1)).max(1);
-        for (rows, outs) in w.chunks(group * row_bytes).zip(out.chunks_mut(group * n_tokens)) {
-            for t0 in (0..n_tokens).step_by(TOKENS_PER_PASS) {
-                let t1 = (t0 + TOKENS_PER_PASS).min(n_tokens);
-                for (row, out) in rows.chunks_exact(row_bytes).zip(outs.chunks_exact_mut(n_tokens))
-                {
-                    pass(row, t0, &mut out[t0..t1]);
-                }
-            }
-        }
-    }
-
     /// The driver of the products of one row of Q8_0-layout blocks against a pass of prepared
     /// tokens (`out.len()` ≤ [`TOKENS_PER_PASS`] of them from `t0`), `out[k]` bit for bit
     /// [`legacy_dot_tokens`]'s for token `t0 + k`: the weight blocks four at a time, decoded
@@ -477,8 +448,11 @@ mod imp {
     /// Rows of Q8_0 weights (whole rows of `row_bytes`) × prepared Q8_0 tokens:
     /// `out[r * tokens.len() + t]`, each equal to the one-row kernel's result bit for bit.
     pub fn wide_q8_0_rows(w: &[u8], row_bytes: usize, tokens: &PreparedWide, out: &mut [f32]) {
-        rows_by_passes(w, row_bytes, tokens.len(), out, |row, t0, out| {
-            wide_pass(row, tokens, t0, out)
+        // A pass of tokens over a group of rows before the next pass (`dot::each_pass`): at 304
+        // tokens of 896 columns the prepared tokens are 545 KiB, read from L2 for every row if
+        // each row took every token.
+        crate::dot::each_pass(w, row_bytes, tokens.len(), out, |row, t, out| {
+            wide_pass(row, tokens, t.start, out)
         });
     }
 
@@ -592,8 +566,8 @@ mod imp {
             }
             _ => return false,
         };
-        rows_by_passes(&rows, q8_row_bytes, tokens.len(), out, |row, t0, out| {
-            unsigned_pass(row, tokens, offset, t0, out)
+        crate::dot::each_pass(&rows, q8_row_bytes, tokens.len(), out, |row, t, out| {
+            unsigned_pass(row, tokens, offset, t.start, out)
         });
         AS_Q8_0.with(|b| *b.borrow_mut() = rows);
         true

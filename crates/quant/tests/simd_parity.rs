@@ -646,48 +646,62 @@ fn multi_token_dots_equal_the_scalar_dots_bit_for_bit() {
 /// Long rows against many tokens: `dot_rows` takes the tokens in chunks that stay in cache and
 /// each chunk in register blocks of 8, 4, 2 and 1 tokens; 602 blocks (a tail of two after the
 /// last group of four) and 37 tokens cross every one of those boundaries. Short rows, many of
-/// them: wasm's prepared product takes a pass of tokens over a group of rows before the next
-/// pass (28 blocks, 896 columns: 12 Q8_0 rows a group, 45 rows end in a partial group). Bit
-/// for bit against the scalar dots.
+/// them: a pass of tokens goes over a group of rows (12 KiB) before the next pass (wasm's
+/// prepared Q8_0 product: 12 rows of 896 columns; the multi-token kernels everywhere, e.g. 4
+/// Q4_K rows of 4864 columns), so 45 rows and 13 rows of 19 super-blocks end in partial groups.
+/// Bit for bit against the scalar dots.
 #[test]
 fn dot_rows_over_long_rows_and_many_tokens_equals_the_scalar_dots() {
     for (nb, n_tokens, n_rows) in [(602, 37, 6), (28, 37, 45)] {
-        dot_rows_equal_the_scalar_dots(nb, n_tokens, n_rows);
+        for (fmt, scalar) in [
+            (&Q4_0, generic::vec_dot_q4_0_q8_0 as fn(&[u8], &[BlockQ8_0]) -> f32),
+            (&Q5_0, generic::vec_dot_q5_0_q8_0),
+            (&Q8_0, generic::vec_dot_q8_0_q8_0),
+            (&IQ4_NL, generic::vec_dot_iq4_nl_q8_0),
+        ] {
+            let q8_0 = parallax_quant::Activation::Q8_0;
+            dot_rows_equal_the_scalar_dots(fmt, nb, n_tokens, n_rows, q8_0, scalar);
+        }
+    }
+    for (nb, n_tokens, n_rows) in [(19, 37, 13), (3, 20, 40), (1, 1, 3)] {
+        for (fmt, scalar) in [
+            (&Q4_K, generic::vec_dot_q4_k_q8_k as fn(&[u8], &[BlockQ8K]) -> f32),
+            (&Q5_K, generic::vec_dot_q5_k_q8_k),
+            (&Q6_K, generic::vec_dot_q6_k_q8_k),
+        ] {
+            let q8_k = parallax_quant::Activation::Q8K;
+            dot_rows_equal_the_scalar_dots(fmt, nb, n_tokens, n_rows, q8_k, scalar);
+        }
     }
 }
 
-fn dot_rows_equal_the_scalar_dots(nb: usize, n_tokens: usize, n_rows: usize) {
-    use parallax_quant::Activation;
-    for fmt in [&Q4_0, &Q5_0, &Q8_0, &IQ4_NL] {
-        let mut rng = Rng::new(0x10_6e);
-        let w = gen_weights(fmt, nb * n_rows, &mut rng, Kind::Random, -4);
-        let acts: Vec<Activation> = (0..n_tokens)
-            .map(|_| {
-                Activation::Q8_0(
-                    (0..nb).map(|_| BlockQ8_0::gen(&mut rng, Kind::Random, -3)).collect(),
-                )
-            })
-            .collect();
-        let mut out = vec![f32::NAN; n_rows * n_tokens];
-        dot::TokenActivations::new(fmt.ty, &acts).unwrap().dot_rows(&w, &mut out).unwrap();
-        let row_bytes = w.len() / n_rows;
-        for (r, row) in w.chunks_exact(row_bytes).enumerate() {
-            for (t, a) in acts.iter().enumerate() {
-                let Activation::Q8_0(a) = a else { unreachable!() };
-                let want = match fmt.ty {
-                    GgmlType::Q4_0 => generic::vec_dot_q4_0_q8_0(row, a),
-                    GgmlType::Q5_0 => generic::vec_dot_q5_0_q8_0(row, a),
-                    GgmlType::Q8_0 => generic::vec_dot_q8_0_q8_0(row, a),
-                    _ => generic::vec_dot_iq4_nl_q8_0(row, a),
-                };
-                let got = out[r * n_tokens + t];
-                assert_eq!(
-                    got.to_bits(),
-                    want.to_bits(),
-                    "{} row {r} of {n_rows} ({nb} blocks), token {t}: {got} vs {want}",
-                    fmt.ty
-                );
-            }
+fn dot_rows_equal_the_scalar_dots<A: Act + Clone>(
+    fmt: &Format,
+    nb: usize,
+    n_tokens: usize,
+    n_rows: usize,
+    activation: fn(Vec<A>) -> parallax_quant::Activation,
+    scalar: fn(&[u8], &[A]) -> f32,
+) {
+    let mut rng = Rng::new(0x10_6e);
+    let w = gen_weights(fmt, nb * n_rows, &mut rng, Kind::Random, -4);
+    let blocks: Vec<Vec<A>> = (0..n_tokens)
+        .map(|_| (0..nb).map(|_| A::gen(&mut rng, Kind::Random, -3)).collect())
+        .collect();
+    let acts: Vec<parallax_quant::Activation> = blocks.iter().cloned().map(activation).collect();
+    let mut out = vec![f32::NAN; n_rows * n_tokens];
+    dot::TokenActivations::new(fmt.ty, &acts).unwrap().dot_rows(&w, &mut out).unwrap();
+    let row_bytes = w.len() / n_rows;
+    for (r, row) in w.chunks_exact(row_bytes).enumerate() {
+        for (t, a) in blocks.iter().enumerate() {
+            let want = scalar(row, a);
+            let got = out[r * n_tokens + t];
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "{} row {r} of {n_rows} ({nb} blocks), token {t} of {n_tokens}: {got} vs {want}",
+                fmt.ty
+            );
         }
     }
 }
