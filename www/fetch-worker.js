@@ -89,10 +89,11 @@ const READ_BYTES = 1 << 20;
 // the stream lets a reader bring its own (fetch bodies are byte streams in Chromium): a chunk
 // allocated per read is garbage the tab holds until it is collected, which took the whole tab
 // past 1.2 GB on some runs of the 7B-shaped model. Not a file's: Chromium 156 stops answering
-// reads into a reader's own buffer from a file's streams in a nested worker (this one is the
-// run's worker's) once ~2 GB have come that way — the 7B-shaped file stalled at its 21st layer;
-// a bare page's nested worker reading it in 140 MB slices stalled after 2.1–2.7 GB, and read
-// all 3.9 GB with the default reader — so a file's stream gives its own chunks.
+// reads into a reader's own buffer from a file's streams once ~2 GB have come that way — the
+// 7B-shaped file stalled at its 21st layer, whether this worker was the run's worker's (nested)
+// or the page's own (tried in session 16: 71 s, the stall's minute and the fallback, against
+// 11 s); a bare page's nested worker reading it in 140 MB slices stalled after 2.1–2.7 GB, and
+// read all 3.9 GB with the default reader — so a file's stream gives its own chunks.
 function openBody(stream, start, end, from, ownBuffer) {
   let reader = null;
   if (ownBuffer) try { reader = stream.getReader({ mode: 'byob' }); } catch { /* not a byte stream */ }
