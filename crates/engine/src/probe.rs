@@ -181,6 +181,13 @@ fn site_detail(
 /// itself in the last; all in the first when the range is one value), and how many lie below
 /// and above.
 pub(crate) fn histogram(values: &[f32], lo: f64, hi: f64) -> (Vec<u32>, [u64; 2]) {
+    // Four f64 lanes a vector where the CPU has AVX2 (the baseline x86-64 has two): a long
+    // prompt's histograms are ~340 M values, 7 % of a text run's time before.
+    parallax_quant::with_avx2!(histogram_body(values, lo, hi))
+}
+
+#[inline(always)]
+fn histogram_body(values: &[f32], lo: f64, hi: f64) -> (Vec<u32>, [u64; 2]) {
     // Slots for the bins, then one for the values below, one above and one for the non-finite
     // (not counted).
     const BELOW: usize = HISTOGRAM_BINS;
