@@ -11,10 +11,12 @@
 //! slices of f32.
 
 mod exp;
+mod lanes;
 pub mod positions;
 pub mod sites;
 
 pub use exp::exp_each;
+use lanes::{CompareSums, Moments};
 
 use serde::{Deserialize, Serialize};
 
@@ -99,15 +101,15 @@ impl Stats {
         let total = |c: [u32; LANES]| c.iter().map(|&v| v as u64).sum::<u64>();
         let (non_finite, nan, zeros) = (total(non_finite), total(nan), total(zeros));
         let all_finite = non_finite == 0;
-        let mut sum = [0f64; LANES];
-        let (mut min, mut max) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
-        for_lanes(values, |j, v| {
-            let ok = all_finite || v.is_finite();
-            let x = v as f64;
-            sum[j] = if ok { sum[j] + x } else { sum[j] };
-            min[j] = if ok && x < min[j] { x } else { min[j] };
-            max[j] = if ok && x > max[j] { x } else { max[j] };
-        });
+        // The sums as explicit vectors (`lanes`); with a NaN or an infinity, the loop that
+        // passes them over.
+        let mut moments = Moments::new();
+        if all_finite {
+            moments.add_finite(values);
+        } else {
+            moments.add_portable(values, false);
+        }
+        let Moments { sum, min, max } = moments;
         let n = values.len() as u64 - non_finite;
         let inf = non_finite - nan;
         if n == 0 {
@@ -124,11 +126,13 @@ impl Stats {
             };
         }
         let mean = reduce_lanes(sum) / n as f64;
-        let mut ss = [0f64; LANES];
-        for_lanes(values, |j, v| {
-            let d = v as f64 - mean;
-            ss[j] = if all_finite || v.is_finite() { ss[j] + d * d } else { ss[j] };
-        });
+        let ss = if all_finite {
+            lanes::squared_deviations(values, mean)
+        } else {
+            let mut ss = [0f64; LANES];
+            lanes::squared_deviations_portable(&mut ss, values, mean, false);
+            ss
+        };
         let (min, max) = (
             min.into_iter().fold(f64::INFINITY, f64::min),
             max.into_iter().fold(f64::NEG_INFINITY, f64::max),
@@ -204,10 +208,12 @@ impl Compare {
     /// Compare `path` with `reference`. Returns `None` when the lengths differ: unequal samples
     /// are never compared (FALSIFY-007).
     pub fn of(reference: &[f32], path: &[f32]) -> Option<Compare> {
-        let finite = reference.iter().chain(path).all(|v| v.is_finite());
-        Compare::with_stds(reference, path, finite, || {
-            (Stats::of(reference).std, Stats::of(path).std)
-        })
+        if reference.len() != path.len() {
+            return None;
+        }
+        // The statistics count the NaNs and infinities (vectorized, where a scan that stops at
+        // the first is one value at a time) and give the stds.
+        Compare::of_with_stats(reference, path, &Stats::of(reference), &Stats::of(path))
     }
 
     /// [`Compare::of`] for a caller that already holds both sides' [`Stats`] of these very
@@ -234,45 +240,16 @@ impl Compare {
         finite: bool,
         stds: impl FnOnce() -> (Option<f64>, Option<f64>),
     ) -> Option<Compare> {
-        wider_lanes!(Compare::with_stds_lanes(reference, path, finite, stds))
-    }
-
-    #[inline(always)]
-    fn with_stds_lanes(
-        reference: &[f32],
-        path: &[f32],
-        finite: bool,
-        stds: impl FnOnce() -> (Option<f64>, Option<f64>),
-    ) -> Option<Compare> {
         if reference.len() != path.len() {
             return None;
         }
-        // The same lanes as `Stats::of`; a non-finite value anywhere voids every sum, so the
-        // loop need not stop at it.
-        let (mut rr, mut pp, mut rp, mut dd, mut max_abs) =
-            ([0f64; LANES], [0f64; LANES], [0f64; LANES], [0f64; LANES], [0f64; LANES]);
+        // The same lanes as `Stats::of`; a non-finite value anywhere voids every sum, so none
+        // is taken.
+        let mut sums = CompareSums::zero();
         if finite {
-            let mut add = |j: usize, r: f32, p: f32| {
-                let (r, p) = (r as f64, p as f64);
-                rr[j] += r * r;
-                pp[j] += p * p;
-                rp[j] += r * p;
-                let d = p - r;
-                dd[j] += d * d;
-                // A comparison, not `f64::max` (a libm call per value in wasm); no NaN here.
-                max_abs[j] = if d.abs() > max_abs[j] { d.abs() } else { max_abs[j] };
-            };
-            let (rc, pc) = (reference.chunks_exact(LANES), path.chunks_exact(LANES));
-            let (rt, pt) = (rc.remainder(), pc.remainder());
-            for (r, p) in rc.zip(pc) {
-                for j in 0..LANES {
-                    add(j, r[j], p[j]);
-                }
-            }
-            for (j, (&r, &p)) in rt.iter().zip(pt).enumerate() {
-                add(j, r, p);
-            }
+            sums.add(reference, path);
         }
+        let CompareSums { rr, pp, rp, dd, max_abs } = sums;
         let count = reference.len() as u64;
         if !finite {
             return Some(Compare {
