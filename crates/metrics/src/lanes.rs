@@ -180,11 +180,79 @@ pub(crate) fn squared_deviations_portable(
     *ss = lanes;
 }
 
+/// How many of `values` are not finite, how many of those are NaN, and how many are ±0: counts,
+/// so any order gives the same totals. Inlined, so that `Stats::of`'s AVX2 instance counts
+/// with AVX2 where AVX-512 is missing.
+#[inline(always)]
+pub(crate) fn count_special(values: &[f32]) -> (u64, u64, u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            let whole = values.len() / 16 * 16;
+            // SAFETY: AVX-512F was detected at run time; `whole` ≤ the length.
+            let (a, b, c) = unsafe { x86::count_avx512(values, whole) };
+            let (d, e, f) = count_special_portable(&values[whole..]);
+            return (a + d, b + e, c + f);
+        }
+    }
+    count_special_portable(values)
+}
+
+/// The reference loop of [`count_special`], on the bits: |x| ≥ ∞'s bits is not finite, above
+/// them NaN, zero bits ±0.
+#[inline(always)]
+pub(crate) fn count_special_portable(values: &[f32]) -> (u64, u64, u64) {
+    let (mut non_finite, mut nan, mut zeros) = ([0u32; LANES], [0u32; LANES], [0u32; LANES]);
+    crate::for_lanes(values, |j, v| {
+        let bits = v.to_bits() & 0x7fff_ffff;
+        non_finite[j] += (bits >= 0x7f80_0000) as u32;
+        nan[j] += (bits > 0x7f80_0000) as u32;
+        zeros[j] += (bits == 0) as u32;
+    });
+    let total = |c: [u32; LANES]| c.iter().map(|&v| v as u64).sum::<u64>();
+    (total(non_finite), total(nan), total(zeros))
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{CompareSums, Moments};
     use crate::LANES;
     use std::arch::x86_64::*;
+
+    /// [`super::count_special`] of the first `whole` values (a multiple of 16), sixteen
+    /// values a register, counted in i32 lanes through the comparisons' masks.
+    ///
+    /// # Safety
+    /// AVX-512F; `whole` ≤ the length.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn count_avx512(v: &[f32], whole: usize) -> (u64, u64, u64) {
+        let (abs, inf, zero, one) = (
+            _mm512_set1_epi32(0x7fff_ffff),
+            _mm512_set1_epi32(0x7f80_0000),
+            _mm512_setzero_si512(),
+            _mm512_set1_epi32(1),
+        );
+        let (mut non_finite, mut nan, mut zeros) = (zero, zero, zero);
+        let mut i = 0;
+        while i < whole {
+            let bits = _mm512_and_si512(_mm512_loadu_si512(v.as_ptr().add(i).cast()), abs);
+            let (nf, na, z) = (
+                _mm512_cmpge_epu32_mask(bits, inf),
+                _mm512_cmpgt_epu32_mask(bits, inf),
+                _mm512_cmpeq_epi32_mask(bits, zero),
+            );
+            non_finite = _mm512_mask_add_epi32(non_finite, nf, non_finite, one);
+            nan = _mm512_mask_add_epi32(nan, na, nan, one);
+            zeros = _mm512_mask_add_epi32(zeros, z, zeros, one);
+            i += 16;
+        }
+        let total = |c: __m512i| {
+            let mut lanes = [0u32; 16];
+            _mm512_storeu_si512(lanes.as_mut_ptr().cast(), c);
+            lanes.iter().map(|&n| u64::from(n)).sum::<u64>()
+        };
+        (total(non_finite), total(nan), total(zeros))
+    }
 
     /// The first `whole` values (a multiple of [`LANES`]), eight lanes a register.
     ///
@@ -201,8 +269,10 @@ mod x86 {
         while i < whole {
             let x = _mm512_cvtps_pd(_mm256_loadu_ps(v.as_ptr().add(i)));
             sum = _mm512_add_pd(sum, x);
-            min = _mm512_mask_blend_pd(_mm512_cmp_pd_mask::<_CMP_LT_OQ>(x, min), min, x);
-            max = _mm512_mask_blend_pd(_mm512_cmp_pd_mask::<_CMP_GT_OQ>(x, max), max, x);
+            // `vminpd x, min` is `x < min ? x : min` (the second operand on equals, ±0 too):
+            // the portable loop's choice, one instruction on the lane's dependency chain.
+            min = _mm512_min_pd(x, min);
+            max = _mm512_max_pd(x, max);
             i += LANES;
         }
         _mm512_storeu_pd(m.sum.as_mut_ptr(), sum);
@@ -224,8 +294,9 @@ mod x86 {
             for h in 0..2 {
                 let x = _mm256_cvtps_pd(_mm_loadu_ps(v.as_ptr().add(i + 4 * h)));
                 sum[h] = _mm256_add_pd(sum[h], x);
-                min[h] = _mm256_blendv_pd(min[h], x, _mm256_cmp_pd::<_CMP_LT_OQ>(x, min[h]));
-                max[h] = _mm256_blendv_pd(max[h], x, _mm256_cmp_pd::<_CMP_GT_OQ>(x, max[h]));
+                // `x < min ? x : min`, as in the AVX-512 kernel.
+                min[h] = _mm256_min_pd(x, min[h]);
+                max[h] = _mm256_max_pd(x, max[h]);
             }
             i += LANES;
         }
@@ -304,8 +375,8 @@ mod x86 {
             rp = _mm512_add_pd(rp, _mm512_mul_pd(x, y));
             let d = _mm512_sub_pd(y, x);
             dd = _mm512_add_pd(dd, _mm512_mul_pd(d, d));
-            let a = _mm512_abs_pd(d);
-            mx = _mm512_mask_blend_pd(_mm512_cmp_pd_mask::<_CMP_GT_OQ>(a, mx), mx, a);
+            // `|d| > mx ? |d| : mx` (see `moments_avx512`).
+            mx = _mm512_max_pd(_mm512_abs_pd(d), mx);
             i += LANES;
         }
         let store = |a: &mut [f64; LANES], v: __m512d| _mm512_storeu_pd(a.as_mut_ptr(), v);
@@ -337,8 +408,7 @@ mod x86 {
                 rp[h] = _mm256_add_pd(rp[h], _mm256_mul_pd(x, y));
                 let d = _mm256_sub_pd(y, x);
                 dd[h] = _mm256_add_pd(dd[h], _mm256_mul_pd(d, d));
-                let a = _mm256_andnot_pd(sign, d);
-                mx[h] = _mm256_blendv_pd(mx[h], a, _mm256_cmp_pd::<_CMP_GT_OQ>(a, mx[h]));
+                mx[h] = _mm256_max_pd(_mm256_andnot_pd(sign, d), mx[h]);
             }
             i += LANES;
         }
@@ -484,6 +554,30 @@ mod tests {
                 squared_deviations_portable(&mut ss2, &v[whole..], mean, true);
                 assert_eq!(ss2.map(f64::to_bits), ss_want.map(f64::to_bits), "{n} values, AVX2");
             }
+        }
+    }
+
+    /// The counts of NaN, infinities and zeros as vectors against the portable loop.
+    #[test]
+    fn vector_counts_are_the_portable_counts() {
+        for n in [0usize, 1, 15, 16, 17, 100, 4867] {
+            let mut v = sample(n, 0x51_7cc1_b727_220a ^ n as u64);
+            for (i, x) in v.iter_mut().enumerate() {
+                *x = match i % 11 {
+                    1 => f32::NAN,
+                    4 => f32::INFINITY,
+                    6 => f32::NEG_INFINITY,
+                    8 => -f32::NAN,
+                    9 => -0.0,
+                    _ => *x,
+                };
+            }
+            let want = count_special_portable(&v);
+            assert_eq!(count_special(&v), want, "{n} values");
+            let nan = v.iter().filter(|x| x.is_nan()).count() as u64;
+            let non_finite = v.iter().filter(|x| !x.is_finite()).count() as u64;
+            let zeros = v.iter().filter(|x| **x == 0.0).count() as u64;
+            assert_eq!(want, (non_finite, nan, zeros), "{n} values");
         }
     }
 

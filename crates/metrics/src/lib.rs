@@ -91,15 +91,7 @@ impl Stats {
     #[inline(always)]
     fn of_lanes(values: &[f32]) -> Stats {
         // Counting first, on the bits, lets the common all-finite case sum without selects.
-        let (mut non_finite, mut nan, mut zeros) = ([0u32; LANES], [0u32; LANES], [0u32; LANES]);
-        for_lanes(values, |j, v| {
-            let bits = v.to_bits() & 0x7fff_ffff;
-            non_finite[j] += (bits >= 0x7f80_0000) as u32;
-            nan[j] += (bits > 0x7f80_0000) as u32;
-            zeros[j] += (bits == 0) as u32;
-        });
-        let total = |c: [u32; LANES]| c.iter().map(|&v| v as u64).sum::<u64>();
-        let (non_finite, nan, zeros) = (total(non_finite), total(nan), total(zeros));
+        let (non_finite, nan, zeros) = lanes::count_special(values);
         let all_finite = non_finite == 0;
         // The sums as explicit vectors (`lanes`); with a NaN or an infinity, the loop that
         // passes them over.
