@@ -1,8 +1,10 @@
 //! The lane sums of [`Stats`](crate::Stats) and [`Compare`](crate::Compare) — value `i` into
 //! lane `i mod LANES`, f64 lanes — written as explicit vectors where that pays: AVX-512 (one
-//! register a lane set) and AVX2 (two) for all of them, wasm simd128 (four) for the
-//! comparison's. [`Moments`] are a sample's Σx, min and max, [`squared_deviations`] its
-//! Σ(x − mean)², [`CompareSums`] a comparison's Σr², Σp², Σrp, Σ(p − r)² and max |p − r|.
+//! register a lane set) and AVX2 (two) for the sums, wasm simd128 (four) for the comparison's.
+//! [`Moments`] are a sample's Σx, min and max, [`squared_deviations`] its Σ(x − mean)²,
+//! [`CompareSums`] a comparison's Σr², Σp², Σrp, Σ(p − r)² and max |p − r|, and
+//! [`count_special`] its NaN, infinity and zero counts (AVX-512 masks; elsewhere the portable
+//! loop, which `Stats::of` compiles for AVX2 where it can).
 //!
 //! The compiler's own vectorization of the lane loops came out as scalar and two-lane pieces
 //! with spills: a comparison took ~1 ns a pair natively (0.3 ns with AVX-512, 0.4 with AVX2 as
@@ -118,7 +120,6 @@ impl Moments {
                 return self.add_portable(&values[whole..], true);
             }
         }
-        #[allow(unreachable_code)]
         self.add_portable(values, true)
     }
 
@@ -157,11 +158,8 @@ pub(crate) fn squared_deviations(values: &[f32], mean: f64) -> [f64; LANES] {
             return ss;
         }
     }
-    #[allow(unreachable_code)]
-    {
-        squared_deviations_portable(&mut ss, values, mean, true);
-        ss
-    }
+    squared_deviations_portable(&mut ss, values, mean, true);
+    ss
 }
 
 /// The reference loop of [`squared_deviations`]; with `all_finite` false, NaN and ±Inf are
