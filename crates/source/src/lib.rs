@@ -265,6 +265,16 @@ impl<S: ByteSource + ?Sized> ByteSource for Window<'_, S> {
         check_bounds(offset, buf.len() as u64, self.len)?;
         self.inner.read_exact_at(self.start + offset, buf)
     }
+    /// Passed on, so that a source below that holds the range already (a native read-ahead's
+    /// vector for a hinted tensor) hands it over rather than being copied into a new one.
+    fn read_range(&self, range: Range<u64>) -> Result<Vec<u8>, SourceError> {
+        let len = range.end.saturating_sub(range.start);
+        check_bounds(range.start, len, self.len)?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        self.inner.read_range(self.start + range.start..self.start + range.end)
+    }
     fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
         let shifted: Vec<Range<u64>> =
             ranges.iter().map(|r| self.start + r.start..self.start + r.end).collect();
@@ -861,6 +871,25 @@ mod tests {
         assert!(matches!(src.prefetch(&[4000..4100]), Err(SourceError::OutOfBounds { .. })));
         src.prefetch(&[0..2000]).unwrap(); // over the limit: nothing read
         assert_eq!(src.inner().reads(), 7);
+    }
+
+    /// A GGUF shard is read through a window: a tensor's read through it must still take the
+    /// read-ahead's vector (handed over, so the same range read again goes to the source),
+    /// not a copy of it into a zeroed new one.
+    #[test]
+    fn a_window_passes_whole_range_reads_to_the_source_below() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        let src =
+            BackgroundReadAhead::new(CountingSource::new(MemorySource::new(data.clone())), 1024);
+        let w = Window::new(&src, 1000, 2000);
+        w.prefetch(&[100..400]).unwrap();
+        assert_eq!(w.read_range(100..400).unwrap(), data[1100..1400]);
+        assert_eq!(src.inner().reads(), 1, "the hinted read only");
+        assert_eq!(w.read_range(100..400).unwrap(), data[1100..1400]);
+        assert_eq!(src.inner().reads(), 2, "handed over: a second read goes to the source");
+        assert!(w.read_range(1990..2010).is_err(), "past the window's end is refused");
+        assert_eq!(w.read_range(7..7).unwrap(), Vec::<u8>::new());
+        assert!(w.read_range(2001..2001).is_err());
     }
 
     /// A background read that fails leaves the error to the read that wanted the bytes.
