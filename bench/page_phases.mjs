@@ -1,0 +1,108 @@
+// Where a page run's time goes: the 2-path run (f32 + q8, the contract prompt's tokens, no hash)
+// of the 0.5B in headless Chromium, by file or by URL from a local Range server, with the
+// worker's messages timestamped in the page (Run to the first layer, the layers, the output
+// head, the run's end to the report's message, to the report shown) and the CPU time each
+// process spent during the run: the renderer (the page, the run's worker, the pool's and the
+// fetch worker's threads), the browser process, Chromium's network service, and this process
+// (the Range server, by URL).
+//
+//   node bench/page_phases.mjs                  by file, 2 threads, 3 runs
+//   URL=1 THREADS=1 REPEATS=5 node bench/page_phases.mjs
+//
+// Needs dist/ (trunk build) and /usr/bin/chromium; Linux (/proc) for the CPU times.
+import { join } from 'node:path';
+import { readFileSync, readdirSync } from 'node:fs';
+import { models, launchChromium, serveDist, modelsRoute, timedRun } from '../tests/browser/harness.mjs';
+
+const name = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
+const tokens = '3838,374,220,17,10,17,30';
+const byUrl = !['', '0', undefined].includes(process.env.URL);
+const threads = Number(process.env.THREADS ?? 2);
+const repeats = Number(process.env.REPEATS ?? 3);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/// CPU milliseconds (user + system) of every process, by pid, with what kind it is.
+function cpuByProcess() {
+  const out = new Map();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const kind = /--utility-sub-type=network/.test(cmd) ? 'network service'
+        : /--type=renderer/.test(cmd) ? 'renderer'
+          : /--type=gpu-process/.test(cmd) ? 'gpu process'
+            : /--type=/.test(cmd) ? 'other chromium' : /chromium/.test(cmd) ? 'browser' : null;
+      if (kind) out.set(pid, { kind, ms: (Number(stat[11]) + Number(stat[12])) * 10 });
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+const { server, base } = await serveDist(modelsRoute);
+const browser = await launchChromium();
+const runs = [];
+for (let i = 0; i < repeats; i++) {
+  const page = await browser.newPage();
+  // Every message of every worker the page starts, stamped as it arrives.
+  await page.addInitScript(() => {
+    const Base = self.Worker;
+    self.__phases = [];
+    self.Worker = class extends Base {
+      constructor(...args) {
+        super(...args);
+        this.addEventListener('message', (e) => {
+          const d = e.data;
+          const text = Array.isArray(d) ? String(d[0]) : typeof d === 'string' ? d : '';
+          const kind = /"kind":"([a-z_]+)"/.exec(text)?.[1];
+          const step = /"step":"([a-z_]+)"/.exec(text)?.[1];
+          if (kind) self.__phases.push({ at: performance.now(), kind, step });
+        });
+      }
+    };
+  });
+  await page.goto(`${base}?threads=${threads}${byUrl ? `&model=/models/${name}` : ''}`);
+  if (!byUrl) await page.setInputFiles('#file', join(models, name));
+  await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
+  await page.fill('#tokens', tokens);
+  await page.uncheck('#hash');
+  const cpu0 = cpuByProcess();
+  const self0 = process.cpuUsage();
+  const seconds = await timedRun(page);
+  const self1 = process.cpuUsage(self0);
+  const cpu = { 'this process (server)': (self1.user + self1.system) / 1000 };
+  for (const [pid, { kind, ms }] of cpuByProcess()) cpu[kind] = (cpu[kind] ?? 0) + ms - (cpu0.get(pid)?.ms ?? 0);
+  const { phases, start, end } = await page.evaluate(() => ({ phases: self.__phases, ...self.__parallaxRunStamps }));
+  const first = (pred) => phases.find((p) => p.at >= start && pred(p))?.at;
+  const layer1 = first((p) => p.step === 'layers');
+  const head = first((p) => p.step === 'output_head');
+  const done = first((p) => p.step === 'done');
+  const report = first((p) => p.kind === 'report');
+  const layers = phases.filter((p) => p.at >= start && p.step === 'layers').length;
+  runs.push({
+    seconds,
+    'Run to the first layer': layer1 - start,
+    'each further layer': (head - layer1) / Math.max(1, layers - 1),
+    'the output head': done - head,
+    'the run\'s end to the report\'s message': report - done,
+    'to the report shown': end - report,
+    cpu,
+  });
+  await page.close();
+}
+await browser.close();
+server.close();
+
+console.log(`${name}, ${byUrl ? 'by URL from a local Range server' : 'the file chosen'}, ${threads} thread(s), median of ${repeats}:`);
+console.log(`  run ${median(runs.map((r) => r.seconds)).toFixed(2)} s (runs: ${runs.map((r) => r.seconds.toFixed(2)).join(', ')})`);
+for (const k of Object.keys(runs[0]).filter((k) => k !== 'seconds' && k !== 'cpu')) {
+  console.log(`  ${k.padEnd(40)} ${median(runs.map((r) => r[k])).toFixed(0)} ms`);
+}
+console.log('  CPU time during the run:');
+const kinds = new Set(runs.flatMap((r) => Object.keys(r.cpu)));
+let total = 0;
+for (const k of kinds) {
+  const ms = median(runs.map((r) => r.cpu[k] ?? 0));
+  total += ms;
+  if (ms >= 10) console.log(`    ${k.padEnd(38)} ${(ms / 1000).toFixed(2)} s`);
+}
+console.log(`    ${'all'.padEnd(38)} ${(total / 1000).toFixed(2)} s`);
