@@ -23,22 +23,28 @@ pub fn exp_each(values: &mut [f64]) {
     values.iter_mut().for_each(|v| *v = libm::exp(*v));
 }
 
-// libm's constants (`exp.rs`, from FreeBSD's e_exp.c), by their bits as it gives them.
-const LN2HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
-const LN2LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
-const INVLN2: f64 = f64::from_bits(0x3ff7_1547_652b_82fe);
-const P1: f64 = f64::from_bits(0x3fc5_5555_5555_553e);
-const P2: f64 = f64::from_bits(0xbf66_c16c_16be_bd93);
-const P3: f64 = f64::from_bits(0x3f11_566a_af25_de2c);
-const P4: f64 = f64::from_bits(0xbebb_bd41_c5d2_6bf1);
-const P5: f64 = f64::from_bits(0x3e66_3769_72be_a4d0);
+// libm's constants (`exp.rs`, from FreeBSD's e_exp.c), by their bits as it gives them; only the
+// vector forms use them (elsewhere `libm::exp` runs as it is).
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
+mod libm_constants {
+    pub(super) const LN2HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    pub(super) const LN2LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    pub(super) const INVLN2: f64 = f64::from_bits(0x3ff7_1547_652b_82fe);
+    pub(super) const P1: f64 = f64::from_bits(0x3fc5_5555_5555_553e);
+    pub(super) const P2: f64 = f64::from_bits(0xbf66_c16c_16be_bd93);
+    pub(super) const P3: f64 = f64::from_bits(0x3f11_566a_af25_de2c);
+    pub(super) const P4: f64 = f64::from_bits(0xbebb_bd41_c5d2_6bf1);
+    pub(super) const P5: f64 = f64::from_bits(0x3e66_3769_72be_a4d0);
 
-/// High words of |x| between which libm takes its common path with the formula for `k`:
-/// above 2⁻²⁸ (below it, `1 + x`), below 708.39 (above it, overflow and underflow care).
-const SMALL: i64 = 0x3e30_0000;
-const LARGE: i64 = 0x4086_232b;
-/// Up to this high word (|x| ≤ 0.5·ln 2) libm takes `k = 0`.
-const HALF_LN2: i64 = 0x3fd6_2e42;
+    /// High words of |x| between which libm takes its common path with the formula for `k`:
+    /// above 2⁻²⁸ (below it, `1 + x`), below 708.39 (above it, overflow and underflow care).
+    pub(super) const SMALL: i64 = 0x3e30_0000;
+    pub(super) const LARGE: i64 = 0x4086_232b;
+    /// Up to this high word (|x| ≤ 0.5·ln 2) libm takes `k = 0`.
+    pub(super) const HALF_LN2: i64 = 0x3fd6_2e42;
+}
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
+use libm_constants::*;
 
 /// The browser's twin of the AVX2 code below: two lanes of libm's common path per `f64x2`, the
 /// same IEEE operations in the same order (a tab spends seconds of a long prompt's run in

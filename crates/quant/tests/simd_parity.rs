@@ -281,8 +281,8 @@ fn check_pair<A: Act>(name: &str, fmt: &Format, scalar: Kernel<A>, fast: Kernel<
 macro_rules! fast_impls {
     ($f:ident, $act:ty, [$($target:ident),*]) => {{
         #[allow(unused_mut)]
-        let mut v: Vec<(&'static str, Box<dyn Fn(&[u8], &[$act]) -> f32>)> = Vec::new();
-        v.push(("dispatch", Box::new(dot::$f)));
+        let mut v: Vec<(&'static str, Box<dyn Fn(&[u8], &[$act]) -> f32>)> =
+            vec![("dispatch", Box::new(dot::$f))];
         $(fast_impls!(@push v, $target, $f);)*
         v
     }};
