@@ -155,23 +155,21 @@ fn test() -> Result {
             "--no-default-features",
         ])
         .env("RUSTFLAGS", ""))?;
+    step("quant kernels and metrics linted as wasm: without SIMD, with simd128, with relaxed SIMD");
+    // Linted as built, tests included: code behind cfg(target_feature = ...) (and what only it
+    // uses) is invisible to the native lint, and to a wasm build without the feature.
+    let simd128 = "-C target-feature=+simd128";
+    let relaxed = "-C target-feature=+simd128,+relaxed-simd";
+    let builds = [("", "wasip1-plain"), (simd128, "wasip1-simd128"), (relaxed, "wasip1-relaxed")];
+    for (flags, folder) in builds {
+        run(cargo()
+            .args(["clippy", "-p", "parallax-quant", "-p", "parallax-metrics"])
+            .args(["--target", "wasm32-wasip1", "--all-targets", "--", "-D", "warnings"])
+            .env("RUSTFLAGS", flags)
+            .env("CARGO_TARGET_DIR", target_dir().join(folder)))?;
+    }
     step("quant kernels and the metrics' exponentials as wasm simd128, tested against the scalar reference under node");
     let runner = format!("node --no-warnings {}", root().join("tools/wasi-run.mjs").display());
-    // Linted as built, tests included: code behind cfg(target_feature = "simd128") (and what
-    // only it uses) is invisible to the native lint, and to a wasm build without the feature.
-    let kernels = ["-p", "parallax-quant", "-p", "parallax-metrics", "--target", "wasm32-wasip1"];
-    run(cargo()
-        .arg("clippy")
-        .args(kernels)
-        .args(["--all-targets", "--", "-D", "warnings"])
-        .env("RUSTFLAGS", "-C target-feature=+simd128")
-        .env("CARGO_TARGET_DIR", target_dir().join("wasip1-simd128")))?;
-    run(cargo()
-        .arg("clippy")
-        .args(kernels)
-        .args(["--all-targets", "--", "-D", "warnings"])
-        .env("RUSTFLAGS", "")
-        .env("CARGO_TARGET_DIR", target_dir().join("wasip1-plain")))?;
     run(cargo()
         .args([
             "test",
@@ -182,20 +180,13 @@ fn test() -> Result {
             "--target",
             "wasm32-wasip1",
         ])
-        .env("RUSTFLAGS", "-C target-feature=+simd128")
+        .env("RUSTFLAGS", simd128)
         .env("CARGO_TARGET_DIR", target_dir().join("wasip1-simd128"))
         .env("CARGO_TARGET_WASM32_WASIP1_RUNNER", runner))?;
     step("quant kernels with relaxed SIMD as well, tested against the scalar reference under wasmtime");
     // Not node 20: relaxed SIMD only behind a flag there, and one of its dots is wrong
     // (tools/wasi-run.py).
-    let relaxed = "-C target-feature=+simd128,+relaxed-simd";
     let wasmtime = format!("python3 {}", root().join("tools/wasi-run.py").display());
-    run(cargo()
-        .arg("clippy")
-        .args(kernels)
-        .args(["--all-targets", "--", "-D", "warnings"])
-        .env("RUSTFLAGS", relaxed)
-        .env("CARGO_TARGET_DIR", target_dir().join("wasip1-relaxed")))?;
     run(cargo()
         .args(["test", "-p", "parallax-quant", "--target", "wasm32-wasip1"])
         .env("RUSTFLAGS", relaxed)
