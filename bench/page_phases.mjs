@@ -11,8 +11,8 @@
 //
 // Needs dist/ (trunk build) and /usr/bin/chromium; Linux (/proc) for the CPU times.
 import { join } from 'node:path';
-import { readFileSync, readdirSync } from 'node:fs';
-import { models, launchChromium, serveDist, modelsRoute, timedRun } from '../tests/browser/harness.mjs';
+import { readFileSync } from 'node:fs';
+import { models, launchChromium, serveDist, modelsRoute, timedRun, browserProcesses } from '../tests/browser/harness.mjs';
 
 const name = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 const tokens = '3838,374,220,17,10,17,30';
@@ -21,18 +21,17 @@ const threads = Number(process.env.THREADS ?? 2);
 const repeats = Number(process.env.REPEATS ?? 3);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/// CPU milliseconds (user + system) of every process, by pid, with what kind it is.
-function cpuByProcess() {
+/// CPU milliseconds (user + system) of each of `browser`'s processes, by pid, with its kind.
+function cpuByProcess(browser) {
   const out = new Map();
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+  for (const { pid, cmd } of browserProcesses(browser)) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       const kind = /--utility-sub-type=network/.test(cmd) ? 'network service'
         : /--type=renderer/.test(cmd) ? 'renderer'
           : /--type=gpu-process/.test(cmd) ? 'gpu process'
-            : /--type=/.test(cmd) ? 'other chromium' : /chromium/.test(cmd) ? 'browser' : null;
-      if (kind) out.set(pid, { kind, ms: (Number(stat[11]) + Number(stat[12])) * 10 });
+            : /--type=/.test(cmd) ? 'other chromium' : 'browser';
+      out.set(pid, { kind, ms: (Number(stat[11]) + Number(stat[12])) * 10 });
     } catch { /* gone */ }
   }
   return out;
@@ -65,12 +64,12 @@ for (let i = 0; i < repeats; i++) {
   await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
   await page.fill('#tokens', tokens);
   await page.uncheck('#hash');
-  const cpu0 = cpuByProcess();
+  const cpu0 = cpuByProcess(browser);
   const self0 = process.cpuUsage();
   const seconds = await timedRun(page);
   const self1 = process.cpuUsage(self0);
   const cpu = { 'this process (server)': (self1.user + self1.system) / 1000 };
-  for (const [pid, { kind, ms }] of cpuByProcess()) cpu[kind] = (cpu[kind] ?? 0) + ms - (cpu0.get(pid)?.ms ?? 0);
+  for (const [pid, { kind, ms }] of cpuByProcess(browser)) cpu[kind] = (cpu[kind] ?? 0) + ms - (cpu0.get(pid)?.ms ?? 0);
   const { phases, start, end } = await page.evaluate(() => ({ phases: self.__phases, ...self.__parallaxRunStamps }));
   const first = (pred) => phases.find((p) => p.at >= start && pred(p))?.at;
   const layer1 = first((p) => p.step === 'layers');

@@ -36,6 +36,25 @@ export function launchChromium(extra = ['--disable-gpu']) {
 }
 let launched = 0;
 
+/// The processes of `browser` (launched by `launchChromium`), found by its marker flag and then
+/// by parent: `[{ pid, cmd }]`, `cmd` the NUL-separated command line. Linux (/proc).
+export function browserProcesses(browser) {
+  const procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((pid) => {
+    try {
+      return { pid, ppid: readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1],
+        cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8') };
+    } catch { return null; }
+  }).filter(Boolean);
+  const root = procs.find((p) => p.cmd.split('\0').includes(browser.parallaxMarker));
+  if (!root) return [];
+  const mine = new Set([root.pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const p of procs) if (!mine.has(p.pid) && mine.has(p.ppid)) { mine.add(p.pid); grew = true; }
+  }
+  return procs.filter((p) => mine.has(p.pid)).map(({ pid, cmd }) => ({ pid, cmd }));
+}
+
 /// The memory of `browser`'s tabs as the system counts it: the proportional set size (Linux
 /// `smaps_rollup` Pss: each shared page split among its users) of its renderer processes, where a
 /// page, its workers, their JS heaps and wasm memories live. Sampled every `everyMs` until
@@ -48,22 +67,7 @@ export function tabMemory(browser, everyMs = 200) {
       return m ? Number(m[1]) * 1024 : 0;
     } catch { return 0; }
   };
-  const renderers = () => {
-    const procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((pid) => {
-      try {
-        return { pid, ppid: readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1],
-          cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8') };
-      } catch { return null; }
-    }).filter(Boolean);
-    const root = procs.find((p) => p.cmd.split('\0').includes(browser.parallaxMarker));
-    if (!root) return [];
-    const mine = new Set([root.pid]);
-    for (let grew = true; grew;) {
-      grew = false;
-      for (const p of procs) if (!mine.has(p.pid) && mine.has(p.ppid)) { mine.add(p.pid); grew = true; }
-    }
-    return procs.filter((p) => mine.has(p.pid) && p.cmd.includes('--type=renderer')).map((p) => p.pid);
-  };
+  const renderers = () => browserProcesses(browser).filter((p) => p.cmd.includes('--type=renderer')).map((p) => p.pid);
   let peak = 0;
   const sample = () => { peak = Math.max(peak, renderers().reduce((sum, pid) => sum + pss(pid), 0)); };
   sample();
