@@ -7,9 +7,13 @@ For each thread count N (default 1 and 2), interleaved round by round (the order
     streams weights layer by layer inside the run), both forward passes, the probes, the judging
     and the report. Peak RSS from wait4().
   - parallax, one path only (`--paths q8`, `--paths f32`): what a single forward pass costs.
+  - parallax reading the file with `pread` (`--no-mmap`, 7-token prompt only): by default it maps
+    each tensor's pages (populated on its read-ahead thread) instead of copying them.
   - llama.cpp (llama-cpp-python, a fresh process each time, n_threads = n_threads_batch = N,
-    logits for all positions, one batch): load (use_mmap=False, so the weights are read here
-    and not page-faulted during the first eval), first eval of the tokens, and a warm eval
+    logits for all positions, one batch), twice: load with use_mmap=False (the weights read into
+    its buffers) and with use_mmap=True (its default: the file mapped and its pages populated at
+    load), so each is timed with its weights in memory before the first eval; first eval of the
+    tokens, and a warm eval
     (reset + eval again, median of 3) timed inside the process. Extra buffer types are off
     (`use_extra_bufts=False`, as tools/reference/llamacpp_logits.py does: llama.cpp's AMX path
     segfaults here, and off it runs its plain vec_dot kernels).
@@ -48,7 +52,7 @@ TOKENS = [3838, 374, 220, 17, 10, 17, 30]
 TEXT = Path(__file__).resolve().parent.parent / "crates" / "engine" / "src" / "kld_text.txt"
 
 
-def llama_child(model: str, threads: int, prompt: str) -> None:
+def llama_child(model: str, threads: int, prompt: str, mmap: bool) -> None:
     """Runs inside a fresh interpreter: times llama.cpp's load and evals, prints one JSON line."""
     t_start = time.perf_counter()
     import llama_cpp
@@ -63,7 +67,7 @@ def llama_child(model: str, threads: int, prompt: str) -> None:
     c_import = time.process_time()
     ctx = 64 if prompt == "contract" else 512
     llm = llama_mod.Llama(model_path=model, n_ctx=ctx, n_batch=ctx, n_threads=threads, n_threads_batch=threads,
-                          logits_all=True, use_mmap=False, verbose=False)
+                          logits_all=True, use_mmap=mmap, verbose=False)
     tokens = TOKENS if prompt == "contract" else llm.tokenize(TEXT.read_bytes(), add_bos=False, special=False)
     if llm.model_params.use_extra_bufts:
         raise SystemExit("could not turn off use_extra_bufts")
@@ -125,10 +129,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--prompts", default="contract,text", help="comma-separated: contract (7 tokens), text (304)")
     ap.add_argument("--no-single-path", action="store_true", help="skip the one-path parallax runs")
-    ap.add_argument("--llama-child", nargs=3, metavar=("MODEL", "THREADS", "PROMPT"), help=argparse.SUPPRESS)
+    ap.add_argument("--llama-child", nargs=4, metavar=("MODEL", "THREADS", "PROMPT", "MMAP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.llama_child:
-        llama_child(args.llama_child[0], int(args.llama_child[1]), args.llama_child[2])
+        llama_child(args.llama_child[0], int(args.llama_child[1]), args.llama_child[2], args.llama_child[3] == "1")
         return
     if not args.parallax:
         ap.error("--parallax BIN is required")
@@ -159,8 +163,15 @@ def run_prompt(args, model: str, size: int, prompt: str) -> list[dict]:
         runners = {
             "parallax f32+q8": lambda: timed([args.parallax, "run", "-m", model, *prompt_args, "--paths", "f32,q8",
                                               "--threads", str(n), "-q", "--no-hash"], cpus, env),
-            "llama.cpp": lambda: timed([sys.executable, __file__, "--llama-child", model, str(n), prompt], cpus, env),
+            "llama.cpp": lambda: timed([sys.executable, __file__, "--llama-child", model, str(n), prompt, "0"],
+                                       cpus, env),
+            "llama.cpp mmap": lambda: timed([sys.executable, __file__, "--llama-child", model, str(n), prompt, "1"],
+                                            cpus, env),
         }
+        if prompt == "contract":
+            runners["parallax f32+q8 --no-mmap"] = lambda: timed(
+                [args.parallax, "run", "-m", model, *prompt_args, "--paths", "f32,q8", "--threads", str(n), "-q",
+                 "--no-hash", "--no-mmap"], cpus, env)
         if not args.no_single_path:
             for path in ("q8", "f32"):
                 runners[f"parallax {path}"] = (lambda path=path: timed(
@@ -183,6 +194,9 @@ def run_prompt(args, model: str, size: int, prompt: str) -> list[dict]:
         ll_rss = max(s[1] for s in samples["llama.cpp"])
         load, ev, warm, load_cpu, ev_cpu = (med([x[k] for x in ll]) for k in
                                             ("load_s", "eval_s", "warm_eval_s", "load_cpu_s", "eval_cpu_s"))
+        llm = [json.loads(s[2].strip().splitlines()[-1]) for s in samples["llama.cpp mmap"]]
+        m_load, m_ev, m_load_cpu, m_ev_cpu = (med([x[k] for x in llm]) for k in
+                                              ("load_s", "eval_s", "load_cpu_s", "eval_cpu_s"))
         both = px["parallax f32+q8"][0]
         results[n] = dict(parallax=both, load=load, eval=ev, warm=warm)
         print(f"\n## {n} thread{'s' if n > 1 else ''} (CPUs {sorted(cpus)})")
@@ -192,11 +206,15 @@ def run_prompt(args, model: str, size: int, prompt: str) -> list[dict]:
             print(f"| {k} (whole process) | {t:.3f} | {cpu:.3f} | {rss / 1e6:.0f} |")
         print(f"| llama.cpp load (use_mmap=False) | {load:.3f} | {load_cpu:.3f} | |")
         print(f"| llama.cpp first eval, {ll[0]['n_tokens']} tokens | {ev:.3f} | {ev_cpu:.3f} | |")
+        print(f"| llama.cpp load (use_mmap=True, its default) / first eval | {m_load:.3f} / {m_ev:.3f} | "
+              f"{m_load_cpu:.3f} / {m_ev_cpu:.3f} | |")
         print(f"| llama.cpp warm eval | {warm:.3f} | | |")
         print(f"| llama.cpp process (python start + import + load + evals) | {ll_wall:.3f} | | {ll_rss / 1e6:.0f} |")
         both_cpu = px["parallax f32+q8"][2]
         print(f"parallax (f32+q8) / llama.cpp eval:        {both / ev:.2f}× wall, {both_cpu / ev_cpu:.2f}× CPU time   (goal ≤ 1.5×)")
-        print(f"parallax (f32+q8) / llama.cpp load + eval: {both / (load + ev):.2f}× wall, {both_cpu / (load_cpu + ev_cpu):.2f}× CPU time")
+        print(f"parallax (f32+q8) / llama.cpp load + eval: {both / (load + ev):.2f}× wall, {both_cpu / (load_cpu + ev_cpu):.2f}× CPU time"
+              f"   (llama.cpp with use_mmap=True: {both / (m_load + m_ev):.2f}× wall, "
+              f"{both_cpu / (m_load_cpu + m_ev_cpu):.2f}× CPU time)")
         if "parallax q8" in px:
             print(f"parallax q8 only / llama.cpp eval:         {px['parallax q8'][0] / ev:.2f}× wall, {px['parallax q8'][2] / ev_cpu:.2f}× CPU time")
     return ll

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use parallax_source::ByteSource;
+use parallax_source::{ByteSource, SourceBytes};
 use serde_json::{Map, Value};
 
 use crate::aprquant::{dequantize_apr_q4, dequantize_apr_q8, dequantize_apr_q8_values};
@@ -254,7 +254,7 @@ impl<S: ByteSource> AprFile<S> {
         })
     }
 
-    fn read(&self, t: &TensorInfo, range: Range<u64>) -> Result<Vec<u8>, AprError> {
+    fn read(&self, t: &TensorInfo, range: Range<u64>) -> Result<SourceBytes, AprError> {
         let start = t.file_offset + range.start;
         self.source
             .read_range(start..t.file_offset + range.end)
@@ -262,7 +262,7 @@ impl<S: ByteSource> AprFile<S> {
     }
 
     /// The payload bytes of a tensor.
-    pub fn tensor_bytes(&self, name: &str) -> Result<Vec<u8>, AprError> {
+    pub fn tensor_bytes(&self, name: &str) -> Result<SourceBytes, AprError> {
         let t = self.find(name)?;
         self.read(t, 0..t.size)
     }
@@ -270,7 +270,7 @@ impl<S: ByteSource> AprFile<S> {
     /// The payload bytes of rows `rows` (rows of [`TensorInfo::row_len`] values), reading only
     /// them. Needs rows that are whole blocks of the dtype; APR-Q8 rows cannot be read alone
     /// (the scale lives elsewhere): use [`AprFile::tensor_rows_f32`].
-    pub fn tensor_rows(&self, name: &str, rows: Range<u64>) -> Result<Vec<u8>, AprError> {
+    pub fn tensor_rows(&self, name: &str, rows: Range<u64>) -> Result<SourceBytes, AprError> {
         let t = self.find(name)?;
         check_rows(t, &rows)?;
         let row_bytes = match t.dtype {

@@ -72,7 +72,7 @@ impl AprWriter {
         name: impl Into<String>,
         dtype: TensorType,
         dims: Vec<u64>,
-        data: Vec<u8>,
+        data: impl Into<Vec<u8>>,
     ) -> Result<(), AprError> {
         self.add_tensor_with_id(name, dtype.apr_id(), dims, data)
     }
@@ -83,9 +83,9 @@ impl AprWriter {
         name: impl Into<String>,
         dtype_id: u8,
         dims: Vec<u64>,
-        data: Vec<u8>,
+        data: impl Into<Vec<u8>>,
     ) -> Result<(), AprError> {
-        let name = name.into();
+        let (name, data) = (name.into(), data.into());
         if name.is_empty() || name.len() > u16::MAX as usize {
             return Err(writer_error(format!(
                 "tensor name of {} bytes (1..=65535 allowed)",

@@ -76,7 +76,9 @@ fn synthetic() -> (Vec<u8>, Vec<(String, Vec<f32>)>) {
         "e.f16",
         TensorType::Ggml(GgmlType::F16),
         vec![4],
-        f16.iter().flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes()).collect(),
+        f16.iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes())
+            .collect::<Vec<u8>>(),
     )
     .unwrap();
     expect.push(("e.f16".to_string(), f16));

@@ -152,6 +152,11 @@ struct RunArgs {
     /// Skip hashing the model file (the report's sha256 is then null).
     #[arg(long)]
     no_hash: bool,
+    /// Read the model files with `pread` instead of mapping each tensor's pages. Mapping
+    /// saves copying the weights out of the page cache, but a file truncated by another
+    /// program while a layer computes ends the process (as in llama.cpp, whose flag this is).
+    #[arg(long)]
+    no_mmap: bool,
     /// Refuse prompts longer than this many tokens.
     #[arg(long, default_value_t = 512)]
     max_tokens: usize,
@@ -255,25 +260,28 @@ fn tokenize(path: &Path, prompt: &str, add_special: bool) -> Result<(), String> 
 }
 
 fn open(path: &Path) -> Result<Model<Shards<FileSource>>, String> {
-    open_with(path, |file| file)
+    open_with(path, true, |file| file)
 }
 
-/// The model at `path`, its file read through `wrap` (e.g. a read-ahead). A shard of a split
-/// GGUF (`NAME-00001-of-00003.gguf`) opens with all its shards, as one model.
+/// The model at `path`, its file read through `wrap` (e.g. a read-ahead), its tensors mapped
+/// when `map` ([`FileSource`]). A shard of a split GGUF (`NAME-00001-of-00003.gguf`) opens with
+/// all its shards, as one model.
 fn open_with<S: parallax_source::ByteSource>(
     path: &std::path::Path,
+    map: bool,
     wrap: impl FnOnce(Shards<FileSource>) -> S,
 ) -> Result<Model<S>, String> {
-    let source = open_file(path)?;
+    let source = open_file(path, map)?;
     Model::open(wrap(source)).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The file at `path` as a source: the shards of a split GGUF end to end, in order, when its
 /// name says it is one (`NAME-0000K-of-0000N.gguf`, as llama.cpp's `gguf-split` names them).
-fn open_file(path: &Path) -> Result<Shards<FileSource>, String> {
+fn open_file(path: &Path, map: bool) -> Result<Shards<FileSource>, String> {
     let mut files = Vec::new();
     for p in shard_paths(path) {
-        files.push(FileSource::open(&p).map_err(|e| format!("cannot open {}: {e}", p.display()))?);
+        let file = FileSource::open(&p).map_err(|e| format!("cannot open {}: {e}", p.display()))?;
+        files.push(if map { file } else { file.without_mapping() });
     }
     Ok(Shards::new(files).expect("at least the path itself"))
 }

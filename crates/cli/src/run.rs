@@ -149,7 +149,7 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
         "{spinner} {msg:<22} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
     );
     let open = |path: &std::path::Path| {
-        open_reading_ahead(path, spec.memory_budget_bytes, spec.sha256, &bar)
+        open_reading_ahead(path, spec.memory_budget_bytes, spec.sha256, !args.no_mmap, &bar)
     };
     let model = open(&args.model)?;
     let others = args.against.iter().map(|p| open(p)).collect::<Result<Vec<_>, _>>()?;
@@ -256,13 +256,14 @@ type OwnReadProgress = Box<dyn Fn(u64, u64) + Send + Sync>;
 
 /// The model for a run, its file hashed as the run reads it (when `sha256`, with the bytes read
 /// for the hash alone shown on `bar`) and read through a [`BackgroundReadAhead`]: the engine
-/// hints each next layer, which is then read on a second thread while the current layer
-/// computes. The window holds one layer's span, at most 256 MiB and at most a quarter of
+/// hints each next layer, whose tensors are then mapped (read, with `--no-mmap`) on a second
+/// thread while the current layer computes. The window holds one layer's span, at most 256 MiB and at most a quarter of
 /// `--memory-budget`.
 fn open_reading_ahead(
     path: &std::path::Path,
     memory_budget: Option<u64>,
     sha256: bool,
+    map: bool,
     bar: &ProgressBar,
 ) -> Result<parallax_model::Model<RunSource>, String> {
     const MAX_WINDOW: u64 = 256 << 20;
@@ -273,7 +274,7 @@ fn open_reading_ahead(
         bar.set_length(total);
         bar.set_position(done);
     });
-    crate::open_with(path, |file| {
+    crate::open_with(path, map, |file| {
         BackgroundReadAhead::new(HashAlong::new_if(file, sha256, told), window)
     })
 }

@@ -177,7 +177,7 @@ pub(crate) fn broken_scope(faults: &[Fault], lanes: &[Lane], il: u32, site: &str
 fn broken_q4k(m: &Matrix, il: u32) -> Result<Matrix, EngineError> {
     match &m.storage {
         Storage::Ggml { ty: parallax_quant::GgmlType::Q4_K, bytes, row_bytes } => {
-            let mut bytes = bytes.clone();
+            let mut bytes = bytes.to_vec();
             swap_q4k_scale_min(&mut bytes);
             Ok(Matrix {
                 name: m.name.clone(),
@@ -185,7 +185,7 @@ fn broken_q4k(m: &Matrix, il: u32) -> Result<Matrix, EngineError> {
                 cols: m.cols,
                 storage: Storage::Ggml {
                     ty: parallax_quant::GgmlType::Q4_K,
-                    bytes,
+                    bytes: bytes.into(),
                     row_bytes: *row_bytes,
                 },
             })

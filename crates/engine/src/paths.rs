@@ -18,6 +18,7 @@
 
 use parallax_quant::GgmlType;
 use parallax_report::LocalNoise;
+use parallax_source::SourceBytes;
 
 use crate::arch::{Activation, ArchConfig, ArchKind};
 use crate::ops;
@@ -136,8 +137,8 @@ pub struct Matrix {
 
 #[derive(Clone)]
 pub enum Storage {
-    /// GGML bytes, `row_bytes` per row.
-    Ggml { ty: GgmlType, bytes: Vec<u8>, row_bytes: usize },
+    /// GGML bytes, `row_bytes` per row: as the source lent them (natively, the file's mapped pages).
+    Ggml { ty: GgmlType, bytes: SourceBytes, row_bytes: usize },
     /// Types without a llama.cpp kernel (APR-Q4/Q8): dequantized at load, both paths use f32.
     F32 { values: Vec<f32>, from: String },
 }
@@ -608,7 +609,7 @@ mod tests {
                 name: "w".into(),
                 rows,
                 cols,
-                storage: Storage::Ggml { ty: GgmlType::Q8_0, bytes, row_bytes },
+                storage: Storage::Ggml { ty: GgmlType::Q8_0, bytes: bytes.into(), row_bytes },
             },
             deq,
         )

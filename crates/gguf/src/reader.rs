@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use parallax_quant::GgmlType;
-use parallax_source::{ByteSource, Cursor, SourceError};
+use parallax_source::{ByteSource, Cursor, SourceBytes, SourceError};
 
 use crate::error::{GgufError, GgufErrorKind};
 use crate::value::{MetaArray, MetaValue, ValueType};
@@ -279,7 +279,7 @@ impl GgufFile {
         &self,
         source: &S,
         info: &TensorInfo,
-    ) -> Result<Vec<u8>, GgufError> {
+    ) -> Result<SourceBytes, GgufError> {
         self.check_source(source, info)?;
         source
             .read_range(info.byte_range())
@@ -321,7 +321,7 @@ impl GgufFile {
         source: &S,
         info: &TensorInfo,
         rows: Range<u64>,
-    ) -> Result<Vec<u8>, GgufError> {
+    ) -> Result<SourceBytes, GgufError> {
         self.check_source(source, info)?;
         let n_rows = info.n_rows();
         if rows.start > rows.end || rows.end > n_rows {

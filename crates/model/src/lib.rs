@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use parallax_apr::AprFile;
 use parallax_gguf::GgufFile;
-use parallax_source::{ByteSource, Window};
+use parallax_source::{ByteSource, SourceBytes, Window};
 
 pub use compat::{check_compatible, counterpart, Incompatibility, Side};
 pub use names::{LayerTensor, Param, Role};
@@ -339,7 +339,11 @@ impl<S: ByteSource> Model<S> {
     }
 
     /// The raw payload bytes of rows `rows` (ne1 index) of `tensor`, reading only those bytes.
-    pub fn read_raw_rows(&self, tensor: &Tensor, rows: Range<u64>) -> Result<Vec<u8>, ModelError> {
+    pub fn read_raw_rows(
+        &self,
+        tensor: &Tensor,
+        rows: Range<u64>,
+    ) -> Result<SourceBytes, ModelError> {
         match &self.container {
             Container::Gguf { file, shards, source } => {
                 let first_len = shards.first().map_or(source.len(), |(b, _)| *b);

@@ -542,3 +542,47 @@ pub unsafe fn vec_dot_q5_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut
 pub unsafe fn vec_dot_q6_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
     crate::avx2::q6k_dot_tokens!(w, acts, out, dpwssd)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Dequantization of the 32-value formats (the f32 path's weight rows), sixteen values to a
+// register: the AVX2 rows' float steps — an exact i8 widened to f32, times the block's f32
+// scale — so the values are bit-identical to `crate::dequant`'s scalar rows.
+// ---------------------------------------------------------------------------------------------
+
+/// Whole `F` blocks of `bytes` to f32 in `out` (as many blocks as both hold): each value
+/// `q·d`, `q` the format's signed value and `d` the block's f16 scale (its first two bytes).
+#[inline(always)]
+unsafe fn dequantize_legacy<F: Legacy<B>, const B: usize>(bytes: &[u8], out: &mut [f32]) {
+    for (x, y) in bytes.as_chunks::<B>().0.iter().zip(out.as_chunks_mut::<32>().0) {
+        let q = F::decode(x);
+        let d = _mm512_set1_ps(crate::avx2::fp16(bits_le(x, 0)));
+        let lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
+        let hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256::<1>(q)));
+        _mm512_storeu_ps(y.as_mut_ptr(), _mm512_mul_ps(lo, d));
+        _mm512_storeu_ps(y.as_mut_ptr().add(16), _mm512_mul_ps(hi, d));
+    }
+}
+
+macro_rules! legacy_dequantizers {
+    ($($(#[$doc:meta])* $name:ident: $format:ident, $bytes:ident;)*) => {$(
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU must support AVX-512F ([`available`]).
+        #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+        pub unsafe fn $name(bytes: &[u8], out: &mut [f32]) {
+            dequantize_legacy::<$format, $bytes>(bytes, out)
+        }
+    )*};
+}
+
+legacy_dequantizers! {
+    /// Q4_0 rows to f32: `(q − 8)·d`.
+    dequantize_row_q4_0: Q4_0, Q4_0_BYTES;
+    /// Q5_0 rows to f32: `(q − 16)·d`.
+    dequantize_row_q5_0: Q5_0, Q5_0_BYTES;
+    /// IQ4_NL rows to f32: `d·level[q]`.
+    dequantize_row_iq4_nl: Iq4Nl, IQ4_NL_BYTES;
+    /// Q8_0 rows to f32: `q·d`.
+    dequantize_row_q8_0: Q8_0, Q8_0_BYTES;
+}

@@ -768,34 +768,82 @@ fn multi_token_f32_dots_equal_the_scalar_dots_bit_for_bit() {
     assert!(dot::vec_dot_f32_rows_tokens(&w, 0, &[], &mut []).is_err());
 }
 
-/// The dispatching `dequantize` (AVX2 for Q5_0, Q8_0, Q4_K and Q6_K where the CPU has it)
-/// against the scalar `dequantize_row_*`, on random blocks with random and extreme scales.
+/// Every dequantization twin against the scalar `dequantize_row_*`, on random blocks with
+/// random and extreme scales: the dispatching `dequantize` (whatever this CPU picks), and each
+/// SIMD row this CPU runs — AVX2 (Q5_0, Q8_0, Q4_K, Q6_K) and AVX-512 (Q4_0, Q5_0, IQ4_NL, Q8_0)
+/// natively, simd128 in wasm — by name, so a CPU that dispatches to one still tests the other.
 #[test]
 fn dequantization_twins_equal_the_scalar_rows_bit_for_bit() {
     use parallax_quant::dequant;
     type Rows = fn(&[u8], &mut [f32]);
-    let scalar: [(&Format, Rows); 4] = [
+    type Twin = Box<dyn Fn(&[u8], &mut [f32])>;
+    let scalar: [(&Format, Rows); 6] = [
+        (&Q4_0, dequant::dequantize_row_q4_0),
         (&Q5_0, dequant::dequantize_row_q5_0),
+        (&IQ4_NL, dequant::dequantize_row_iq4_nl),
         (&Q8_0, dequant::dequantize_row_q8_0),
         (&Q4_K, dequant::dequantize_row_q4_k),
         (&Q6_K, dequant::dequantize_row_q6_k),
     ];
+    let mut tested = 0;
     for (fmt, reference) in scalar {
+        let ty = fmt.ty;
+        let mut twins: Vec<(&str, Twin)> = vec![(
+            "dispatch",
+            Box::new(move |w: &[u8], out: &mut [f32]| {
+                parallax_quant::dequantize(ty, w, out).unwrap()
+            }),
+        )];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use parallax_quant::avx512;
+            // SAFETY (each call): the features were detected just before.
+            type Unsafe = unsafe fn(&[u8], &mut [f32]);
+            let avx2_row: Option<Unsafe> = match ty {
+                GgmlType::Q5_0 => Some(avx2::dequantize_row_q5_0),
+                GgmlType::Q8_0 => Some(avx2::dequantize_row_q8_0),
+                GgmlType::Q4_K => Some(avx2::dequantize_row_q4_k),
+                GgmlType::Q6_K => Some(avx2::dequantize_row_q6_k),
+                _ => None,
+            };
+            let avx512_row: Option<Unsafe> = match ty {
+                GgmlType::Q4_0 => Some(avx512::dequantize_row_q4_0),
+                GgmlType::Q5_0 => Some(avx512::dequantize_row_q5_0),
+                GgmlType::IQ4_NL => Some(avx512::dequantize_row_iq4_nl),
+                GgmlType::Q8_0 => Some(avx512::dequantize_row_q8_0),
+                _ => None,
+            };
+            if let Some(f) = avx2_row.filter(|_| avx2::available()) {
+                twins.push((
+                    "avx2",
+                    Box::new(move |w: &[u8], out: &mut [f32]| unsafe { f(w, out) }),
+                ));
+            }
+            if let Some(f) = avx512_row.filter(|_| avx512::available()) {
+                twins.push((
+                    "avx512",
+                    Box::new(move |w: &[u8], out: &mut [f32]| unsafe { f(w, out) }),
+                ));
+            }
+        }
         for (kind, seed) in token_cases() {
             let mut rng = Rng::new(seed ^ 0xdec0);
             let nb = 1 + rng.below(5) as usize;
             let w = gen_weights(fmt, nb, &mut rng, kind, -4);
-            let (mut want, mut got) =
-                (vec![0f32; nb * fmt.values], vec![f32::NAN; nb * fmt.values]);
+            let mut want = vec![0f32; nb * fmt.values];
             reference(&w, &mut want);
-            parallax_quant::dequantize(fmt.ty, &w, &mut got).unwrap();
-            for (i, (g, r)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    g.to_bits() == r.to_bits() || (g.is_nan() && r.is_nan()),
-                    "{}: value {i} of {nb} blocks, {kind:?} seed {seed}: {g} vs scalar {r}",
-                    fmt.ty
-                );
+            for (name, twin) in &twins {
+                let mut got = vec![f32::NAN; nb * fmt.values];
+                twin(&w, &mut got);
+                tested += 1;
+                for (i, (g, r)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        g.to_bits() == r.to_bits() || (g.is_nan() && r.is_nan()),
+                        "{ty} {name}: value {i} of {nb} blocks, {kind:?} seed {seed}: {g} vs scalar {r}"
+                    );
+                }
             }
         }
     }
+    assert!(tested > 0);
 }

@@ -29,7 +29,7 @@
 
 use std::sync::Mutex;
 
-use parallax_source::{check_bounds, ByteSource, SourceError};
+use parallax_source::{check_bounds, ByteSource, SourceBytes, SourceError};
 use sha2::{Digest, Sha256};
 
 /// Bytes read per gap slice: large enough that a range request's round trip costs little,
@@ -326,6 +326,35 @@ impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> HashAlong<S, P, K> {
         Ok(from_source)
     }
 
+    /// Before a read of `len` bytes at `offset`: a gap up to it no longer than the read is
+    /// read and hashed first, so that the read's bytes hash as they pass.
+    fn fill_short_gap(
+        &self,
+        state: &mut HashState,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), SourceError> {
+        if offset > state.hashed_to && offset - state.hashed_to <= len {
+            self.fill_to(state, offset)?;
+        }
+        Ok(())
+    }
+
+    /// After a read of `data` at `offset`: its bytes past what is hashed are hashed when they
+    /// continue it, else kept (so the hash need not read them again).
+    fn hash_read(&self, state: &mut HashState, offset: u64, data: &[u8]) {
+        let end = offset + data.len() as u64;
+        if state.digest.is_none() {
+            if offset <= state.hashed_to && state.hashed_to < end {
+                let at = (state.hashed_to - offset) as usize;
+                state.hasher.update(&data[at..]);
+                state.hashed_to = end;
+            } else if offset > state.hashed_to {
+                self.keep(state, offset, data);
+            }
+        }
+    }
+
     /// Keep `data`, the source's bytes at `offset`, in the spill store when there is one (and
     /// it has not failed); a failing store is given up, not the run.
     fn keep(&self, state: &mut HashState, offset: u64, data: &[u8]) {
@@ -457,22 +486,29 @@ impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> ByteSource for HashAlong<S, 
         // Held over the read itself: reads from two threads (the CLI's read-ahead and the
         // engine) then reach the hash in the order they were served.
         let mut state = lock(state);
-        let end = offset + buf.len() as u64;
-        if offset > state.hashed_to && offset - state.hashed_to <= buf.len() as u64 {
-            self.fill_to(&mut state, offset)?;
-        }
+        self.fill_short_gap(&mut state, offset, buf.len() as u64)?;
         self.read_through(&state, offset, buf)?;
-        if state.digest.is_none() {
-            if offset <= state.hashed_to && state.hashed_to < end {
-                let at = (state.hashed_to - offset) as usize;
-                state.hasher.update(&buf[at..]);
-                state.hashed_to = end;
-            } else if offset > state.hashed_to {
-                // Not hashable yet: kept, so the hash need not read it again.
-                self.keep(&mut state, offset, buf);
-            }
-        }
+        self.hash_read(&mut state, offset, buf);
         Ok(())
+    }
+
+    /// As [`ByteSource::read_exact_at`], with the source below's own bytes when no spill store
+    /// serves parts of them (a mapped file's pages, hashed where they lie).
+    fn read_range(&self, range: std::ops::Range<u64>) -> Result<SourceBytes, SourceError> {
+        let Some(state) = &self.state else { return self.inner.read_range(range) };
+        let len = range.end.saturating_sub(range.start);
+        check_bounds(range.start, len, self.len())?;
+        let mut state = lock(state);
+        self.fill_short_gap(&mut state, range.start, len)?;
+        let bytes = if self.spill.is_some() {
+            let mut buf = vec![0u8; len as usize];
+            self.read_through(&state, range.start, &mut buf)?;
+            SourceBytes::from(buf)
+        } else {
+            self.inner.read_range(range.clone())?
+        };
+        self.hash_read(&mut state, range.start, &bytes);
+        Ok(bytes)
     }
 
     fn name(&self) -> String {
@@ -532,7 +568,27 @@ mod tests {
     }
 
     fn read(s: &impl ByteSource, start: u64, end: u64) -> Vec<u8> {
-        s.read_range(start..end).unwrap()
+        s.read_range(start..end).unwrap().into_vec()
+    }
+
+    /// The CLI hashes along a file whose tensors it maps: their reads stay the file's pages
+    /// (not copies), in order or not, and the digest is the file's.
+    #[test]
+    fn hashing_along_a_mapped_file_keeps_its_reads_mapped() {
+        let big = parallax_source::FileSource::MAP_AT_LEAST;
+        let data = bytes(3 * big as usize + 100);
+        let path =
+            std::env::temp_dir().join(format!("parallax-hash-mapped-{}.bin", std::process::id()));
+        std::fs::write(&path, &data).unwrap();
+        let s = HashAlong::new(parallax_source::FileSource::open(&path).unwrap());
+        let header = s.read_range(0..100).unwrap();
+        let later = s.read_range(2 * big + 100..3 * big + 100).unwrap();
+        let next = s.read_range(100..big + 100).unwrap();
+        let digest = s.finish().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(!header.is_mapped() && later.is_mapped() && next.is_mapped());
+        assert!(later == data[2 * big as usize + 100..] && next == data[100..big as usize + 100]);
+        assert_eq!(digest, Some(sha(&data)));
     }
 
     #[test]
