@@ -768,6 +768,61 @@ fn multi_token_f32_dots_equal_the_scalar_dots_bit_for_bit() {
     assert!(dot::vec_dot_f32_rows_tokens(&w, 0, &[], &mut []).is_err());
 }
 
+/// A dequantization row under test, by name.
+type Twin = Box<dyn Fn(&[u8], &mut [f32])>;
+/// A safe dequantization row.
+type Row = fn(&[u8], &mut [f32]);
+
+/// The SIMD dequantization rows of `ty` this CPU runs, by name: AVX2 and AVX-512.
+#[cfg(target_arch = "x86_64")]
+fn simd_dequantizers(ty: GgmlType) -> Vec<(&'static str, Twin)> {
+    use parallax_quant::avx512;
+    type Unsafe = unsafe fn(&[u8], &mut [f32]);
+    let avx2_row: Option<Unsafe> = match ty {
+        GgmlType::Q5_0 => Some(avx2::dequantize_row_q5_0),
+        GgmlType::Q8_0 => Some(avx2::dequantize_row_q8_0),
+        GgmlType::Q4_K => Some(avx2::dequantize_row_q4_k),
+        GgmlType::Q6_K => Some(avx2::dequantize_row_q6_k),
+        _ => None,
+    };
+    let avx512_row: Option<Unsafe> = match ty {
+        GgmlType::Q4_0 => Some(avx512::dequantize_row_q4_0),
+        GgmlType::Q5_0 => Some(avx512::dequantize_row_q5_0),
+        GgmlType::IQ4_NL => Some(avx512::dequantize_row_iq4_nl),
+        GgmlType::Q8_0 => Some(avx512::dequantize_row_q8_0),
+        _ => None,
+    };
+    // SAFETY (each call): a row is kept only where its features were detected.
+    let twin =
+        |f: Unsafe| -> Twin { Box::new(move |w: &[u8], out: &mut [f32]| unsafe { f(w, out) }) };
+    [
+        avx2_row.filter(|_| avx2::available()).map(|f| ("avx2", twin(f))),
+        avx512_row.filter(|_| avx512::available()).map(|f| ("avx512", twin(f))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The SIMD dequantization rows of `ty` this build runs, by name: simd128.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn simd_dequantizers(ty: GgmlType) -> Vec<(&'static str, Twin)> {
+    let row: Option<Row> = match ty {
+        GgmlType::Q5_0 => Some(simd128::dequantize_row_q5_0),
+        GgmlType::Q8_0 => Some(simd128::dequantize_row_q8_0),
+        GgmlType::Q4_K => Some(simd128::dequantize_row_q4_k),
+        GgmlType::Q6_K => Some(simd128::dequantize_row_q6_k),
+        _ => None,
+    };
+    row.map(|f| ("simd128", Box::new(f) as Twin)).into_iter().collect()
+}
+
+/// No SIMD rows in this build.
+#[cfg(not(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128"))))]
+fn simd_dequantizers(_: GgmlType) -> Vec<(&'static str, Twin)> {
+    Vec::new()
+}
+
 /// Every dequantization twin against the scalar `dequantize_row_*`, on random blocks with
 /// random and extreme scales: the dispatching `dequantize` (whatever this CPU picks), and each
 /// SIMD row this CPU runs — AVX2 (Q5_0, Q8_0, Q4_K, Q6_K) and AVX-512 (Q4_0, Q5_0, IQ4_NL, Q8_0)
@@ -775,9 +830,7 @@ fn multi_token_f32_dots_equal_the_scalar_dots_bit_for_bit() {
 #[test]
 fn dequantization_twins_equal_the_scalar_rows_bit_for_bit() {
     use parallax_quant::dequant;
-    type Rows = fn(&[u8], &mut [f32]);
-    type Twin = Box<dyn Fn(&[u8], &mut [f32])>;
-    let scalar: [(&Format, Rows); 6] = [
+    let scalar: [(&Format, Row); 6] = [
         (&Q4_0, dequant::dequantize_row_q4_0),
         (&Q5_0, dequant::dequantize_row_q5_0),
         (&IQ4_NL, dequant::dequantize_row_iq4_nl),
@@ -788,44 +841,14 @@ fn dequantization_twins_equal_the_scalar_rows_bit_for_bit() {
     let mut tested = 0;
     for (fmt, reference) in scalar {
         let ty = fmt.ty;
-        let mut twins: Vec<(&str, Twin)> = vec![(
+        let dispatch: (&str, Twin) = (
             "dispatch",
             Box::new(move |w: &[u8], out: &mut [f32]| {
                 parallax_quant::dequantize(ty, w, out).unwrap()
             }),
-        )];
-        #[cfg(target_arch = "x86_64")]
-        {
-            use parallax_quant::avx512;
-            // SAFETY (each call): the features were detected just before.
-            type Unsafe = unsafe fn(&[u8], &mut [f32]);
-            let avx2_row: Option<Unsafe> = match ty {
-                GgmlType::Q5_0 => Some(avx2::dequantize_row_q5_0),
-                GgmlType::Q8_0 => Some(avx2::dequantize_row_q8_0),
-                GgmlType::Q4_K => Some(avx2::dequantize_row_q4_k),
-                GgmlType::Q6_K => Some(avx2::dequantize_row_q6_k),
-                _ => None,
-            };
-            let avx512_row: Option<Unsafe> = match ty {
-                GgmlType::Q4_0 => Some(avx512::dequantize_row_q4_0),
-                GgmlType::Q5_0 => Some(avx512::dequantize_row_q5_0),
-                GgmlType::IQ4_NL => Some(avx512::dequantize_row_iq4_nl),
-                GgmlType::Q8_0 => Some(avx512::dequantize_row_q8_0),
-                _ => None,
-            };
-            if let Some(f) = avx2_row.filter(|_| avx2::available()) {
-                twins.push((
-                    "avx2",
-                    Box::new(move |w: &[u8], out: &mut [f32]| unsafe { f(w, out) }),
-                ));
-            }
-            if let Some(f) = avx512_row.filter(|_| avx512::available()) {
-                twins.push((
-                    "avx512",
-                    Box::new(move |w: &[u8], out: &mut [f32]| unsafe { f(w, out) }),
-                ));
-            }
-        }
+        );
+        let twins: Vec<(&str, Twin)> =
+            std::iter::once(dispatch).chain(simd_dequantizers(ty)).collect();
         for (kind, seed) in token_cases() {
             let mut rng = Rng::new(seed ^ 0xdec0);
             let nb = 1 + rng.below(5) as usize;
