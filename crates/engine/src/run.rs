@@ -396,8 +396,12 @@ async fn run_paths<S: ByteSource>(
         progress.phase = Phase::Layer;
         if il == 0 {
             check_memory_budget(&loaders, il, n, lanes.len(), opts.memory_budget_bytes)?;
-            for l in &loaders {
+            // The first layer, then everything after it: a source that streams into bounded
+            // memory (the page's) keeps fetching while layers compute, and has the head's
+            // first chunks by the time the last layer ends.
+            for (l, head) in loaders.iter().zip(&heads) {
                 l.prefetch_layer(il)?;
+                l.prefetch_later(1..cfg.n_layers, head, HEAD_CHUNK_ROWS)?;
             }
         }
         let ws = loaders.iter().map(|l| l.layer(il)).collect::<Result<Vec<_>, _>>()?;

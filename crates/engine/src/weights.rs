@@ -119,6 +119,12 @@ impl LayerMemory {
     }
 }
 
+/// The bytes of rows `rows` of `t`.
+fn rows_range(t: &Tensor, rows: std::ops::Range<u64>) -> std::ops::Range<u64> {
+    let row_bytes = t.row_bytes();
+    t.offset + rows.start * row_bytes..t.offset + rows.end * row_bytes
+}
+
 /// Reads tensors of one model and counts the bytes it pulled.
 pub struct Loader<'m, S: ByteSource> {
     pub model: &'m Model<S>,
@@ -234,21 +240,46 @@ impl<'m, S: ByteSource> Loader<'m, S> {
     /// source whose reads cost a round trip each (the browser's) fetches them in one go, a local
     /// file (the CLI's) reads them on another thread while the current layer computes.
     pub fn prefetch_layer(&self, il: u32) -> Result<(), EngineError> {
-        let ranges: Vec<std::ops::Range<u64>> = self
-            .model
-            .tensors()
-            .iter()
-            .filter(|t| matches!(t.role, Some(Role::Layer { layer, .. }) if layer == il))
-            .map(|t| t.offset..t.offset.saturating_add(t.n_bytes))
-            .collect();
-        self.hint(&ranges)
+        self.hint(&self.layer_ranges(il))
     }
 
     /// Tells the source that rows `rows` of `t` (a chunk of the output head) are read next.
     pub fn prefetch_rows(&self, t: &Tensor, rows: std::ops::Range<u64>) -> Result<(), EngineError> {
-        let row_bytes = t.row_bytes();
-        let range = t.offset + rows.start * row_bytes..t.offset + rows.end * row_bytes;
-        self.hint(std::slice::from_ref(&range))
+        self.hint(std::slice::from_ref(&rows_range(t, rows)))
+    }
+
+    /// Tells the source what the run reads after the layer it hinted: layers `layers`, then
+    /// the output head `head` in chunks of `chunk_rows` rows ([`ByteSource::prefetch_later`];
+    /// each is hinted again in its turn, as [`Loader::prefetch_layer`] and
+    /// [`Loader::prefetch_rows`] name it).
+    pub fn prefetch_later(
+        &self,
+        layers: std::ops::Range<u32>,
+        head: &Tensor,
+        chunk_rows: u64,
+    ) -> Result<(), EngineError> {
+        let vocab = head.n_rows();
+        let mut groups: Vec<Vec<std::ops::Range<u64>>> =
+            layers.map(|il| self.layer_ranges(il)).collect();
+        groups.extend(
+            (0..vocab)
+                .step_by(chunk_rows.max(1) as usize)
+                .map(|start| vec![rows_range(head, start..(start + chunk_rows).min(vocab))]),
+        );
+        self.model
+            .source()
+            .prefetch_later(&groups)
+            .map_err(|e| EngineError::Model(parallax_model::ModelError::Source(e)))
+    }
+
+    /// The byte ranges of layer `il`'s tensors.
+    fn layer_ranges(&self, il: u32) -> Vec<std::ops::Range<u64>> {
+        self.model
+            .tensors()
+            .iter()
+            .filter(|t| matches!(t.role, Some(Role::Layer { layer, .. }) if layer == il))
+            .map(|t| t.offset..t.offset.saturating_add(t.n_bytes))
+            .collect()
     }
 
     /// Releases what [`Loader::prefetch_layer`] made the source hold.

@@ -92,3 +92,68 @@ fn refusals_name_the_fault() {
     let e = err(&RunOptions { paths: vec![], ..Default::default() });
     assert_eq!(e, EngineError::NoPaths);
 }
+
+/// What a run tells its source: hints (each a group of ranges) and groups hinted later.
+#[derive(Default)]
+struct Told {
+    hints: Vec<Vec<std::ops::Range<u64>>>,
+    later: Vec<Vec<Vec<std::ops::Range<u64>>>>,
+}
+
+struct Noting {
+    inner: FileSource,
+    told: std::sync::Mutex<Told>,
+}
+
+impl parallax_source::ByteSource for Noting {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_exact_at(
+        &self,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<(), parallax_source::SourceError> {
+        self.inner.read_exact_at(offset, buf)
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn prefetch(
+        &self,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<(), parallax_source::SourceError> {
+        self.told.lock().unwrap().hints.push(ranges.to_vec());
+        Ok(())
+    }
+    fn prefetch_later(
+        &self,
+        groups: &[Vec<std::ops::Range<u64>>],
+    ) -> Result<(), parallax_source::SourceError> {
+        self.told.lock().unwrap().later.push(groups.to_vec());
+        Ok(())
+    }
+}
+
+/// A stream fetches ahead along the groups a run hints later and takes each later hint that
+/// names one as already asked for (`StreamedReads`): that holds only if the run names, once at
+/// its first layer, every group it then hints — each later layer and the head's chunks — in
+/// the order and with the ranges it hints them.
+#[test]
+fn a_run_hints_later_exactly_the_groups_it_then_hints_in_turn() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../www/demo/parallax-demo-qwen2.gguf");
+    let source = Noting { inner: FileSource::open(&path).unwrap(), told: Default::default() };
+    let model = Model::open(source).unwrap();
+    let report = Run::new(&model, &input(), &RunOptions::default()).run().unwrap();
+    let told = model.source().told.lock().unwrap();
+    assert_eq!(told.later.len(), 1, "one plan, at the first layer");
+    let plan = &told.later[0];
+    let vocab = report.model.n_vocab as usize;
+    assert!(plan.len() > report.layers.len() - 1, "the later layers and at least a head chunk");
+    assert!(plan.len() < report.layers.len() + vocab, "the head in chunks, not rows");
+    // The hints: layer 0, then each planned group in its turn, then an empty one (released).
+    assert_eq!(told.hints.len(), plan.len() + 2);
+    assert_eq!(&told.hints[1..=plan.len()], &plan[..]);
+    assert_eq!(told.hints.last(), Some(&vec![]));
+}

@@ -543,6 +543,19 @@ impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> ByteSource for HashAlong<S, 
         self.inner.prefetch(&from_source)
     }
 
+    /// Passed on less the ranges that touch kept bytes (as hints are), with no gap read: the
+    /// gaps are filled when each group is hinted in its turn.
+    fn prefetch_later(&self, groups: &[Vec<std::ops::Range<u64>>]) -> Result<(), SourceError> {
+        let Some(state) = &self.state else { return self.inner.prefetch_later(groups) };
+        let state = lock(state);
+        let from_source: Vec<Vec<std::ops::Range<u64>>> = groups
+            .iter()
+            .map(|g| g.iter().filter(|r| !state.touches_kept(r.start, r.end)).cloned().collect())
+            .collect();
+        drop(state);
+        self.inner.prefetch_later(&from_source)
+    }
+
     fn parts(&self) -> Vec<u64> {
         self.inner.parts()
     }
@@ -673,6 +686,7 @@ mod tests {
     struct Hinted {
         inner: MemorySource,
         hints: Mutex<Vec<Vec<std::ops::Range<u64>>>>,
+        later: Mutex<Vec<Vec<std::ops::Range<u64>>>>,
     }
 
     impl ByteSource for Hinted {
@@ -689,6 +703,32 @@ mod tests {
             self.hints.lock().unwrap().push(ranges.to_vec());
             Ok(())
         }
+        fn prefetch_later(&self, groups: &[Vec<std::ops::Range<u64>>]) -> Result<(), SourceError> {
+            self.later.lock().unwrap().extend(groups.iter().cloned());
+            Ok(())
+        }
+    }
+
+    fn hinted(data: &[u8]) -> Hinted {
+        Hinted {
+            inner: MemorySource::new(data.to_vec()),
+            hints: Mutex::default(),
+            later: Mutex::default(),
+        }
+    }
+
+    /// Groups hinted later go below as hints do (less kept bytes), and read nothing: a gap
+    /// before them is read when each is hinted in its turn, not all at once up front.
+    #[test]
+    fn groups_hinted_later_pass_below_without_reading_a_gap() {
+        let data = bytes(900_000);
+        let s = HashAlong::new(hinted(&data)).with_spill(MemorySpill::default());
+        s.prefetch(&[600_000..700_000]).unwrap();
+        let own = s.own_bytes();
+        s.prefetch_later(&[vec![700_000..800_000], vec![1000..50_000, 800_000..900_000]]).unwrap();
+        assert_eq!((s.hashed_to(), s.own_bytes()), (600_000, own));
+        let later = s.inner().later.lock().unwrap().clone();
+        assert_eq!(later, vec![vec![700_000..800_000], vec![800_000..900_000]]);
     }
 
     /// Hinted ranges the spill store will serve are not hinted below: the page's stream would
@@ -696,8 +736,7 @@ mod tests {
     #[test]
     fn hints_of_kept_bytes_do_not_reach_the_source_below() {
         let data = bytes(900_000);
-        let below = Hinted { inner: MemorySource::new(data.clone()), hints: Mutex::default() };
-        let s = HashAlong::new(below).with_spill(MemorySpill::default());
+        let s = HashAlong::new(hinted(&data)).with_spill(MemorySpill::default());
         // The first hint fills its gap: 0..600_000 is hashed and kept.
         s.prefetch(&[600_000..700_000]).unwrap();
         // A tied head's chunk (the embedding) is kept; a later layer is not; one range of

@@ -84,6 +84,18 @@ pub trait ByteSource {
         Ok(())
     }
 
+    /// A hint further ahead than [`ByteSource::prefetch`]: after what it hinted last, the
+    /// caller reads each of `groups` (each as a `prefetch` would name it: a layer's tensors, a
+    /// chunk of the output head), in this order, and still hints each group when its turn
+    /// comes. A source that fetches in the background into bounded memory ([`StreamedReads`],
+    /// the page's stream) keeps fetching along them while the caller computes, instead of
+    /// idling until the next hint. Reads nothing itself; wrappers pass it on (one that hashes
+    /// along without filling its gaps). The default does nothing.
+    fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
+        let _ = groups;
+        Ok(())
+    }
+
     /// Where each part of the source begins, for a source made of several files end to end
     /// (the shards of a split GGUF, [`Shards`]); `[0]` for one file. Wrappers forward it.
     fn parts(&self) -> Vec<u64> {
@@ -150,6 +162,9 @@ macro_rules! forward_byte_source {
             fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
                 (**self).prefetch(ranges)
             }
+            fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
+                (**self).prefetch_later(groups)
+            }
             fn name(&self) -> String {
                 (**self).name()
             }
@@ -183,6 +198,16 @@ impl<S: ByteSource> Shards<S> {
             bounds.push(end);
         }
         Some(Shards { parts, bounds })
+    }
+
+    /// The pieces of `ranges` that lie in part `i`, as ranges within it.
+    fn local(&self, i: usize, ranges: &[Range<u64>]) -> Vec<Range<u64>> {
+        ranges
+            .iter()
+            .flat_map(|r| self.pieces(r.start, r.end))
+            .filter(|(j, _, _)| *j == i)
+            .map(|(_, r, _)| r)
+            .collect()
     }
 
     /// The parts that `[start, end)` touches: (part index, range within it, where its bytes go
@@ -222,13 +247,15 @@ impl<S: ByteSource> ByteSource for Shards<S> {
     }
     fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
         for (i, part) in self.parts.iter().enumerate() {
-            let local: Vec<Range<u64>> = ranges
-                .iter()
-                .flat_map(|r| self.pieces(r.start, r.end))
-                .filter(|(j, _, _)| *j == i)
-                .map(|(_, r, _)| r)
-                .collect();
-            part.prefetch(&local)?;
+            part.prefetch(&self.local(i, ranges))?;
+        }
+        Ok(())
+    }
+    fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
+        for (i, part) in self.parts.iter().enumerate() {
+            let local: Vec<Vec<Range<u64>>> =
+                groups.iter().map(|g| self.local(i, g)).filter(|g| !g.is_empty()).collect();
+            part.prefetch_later(&local)?;
         }
         Ok(())
     }
@@ -279,6 +306,11 @@ impl<'a, S: ByteSource + ?Sized> Window<'a, S> {
         let start = start.min(inner.len());
         Window { inner, start, len: len.min(inner.len() - start) }
     }
+
+    /// `ranges` of the window as ranges of the source below.
+    fn shifted(&self, ranges: &[Range<u64>]) -> Vec<Range<u64>> {
+        ranges.iter().map(|r| self.start + r.start..self.start + r.end).collect()
+    }
 }
 
 impl<S: ByteSource + ?Sized> ByteSource for Window<'_, S> {
@@ -301,9 +333,11 @@ impl<S: ByteSource + ?Sized> ByteSource for Window<'_, S> {
         self.inner.read_range(self.start + range.start..self.start + range.end)
     }
     fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
-        let shifted: Vec<Range<u64>> =
-            ranges.iter().map(|r| self.start + r.start..self.start + r.end).collect();
-        self.inner.prefetch(&shifted)
+        self.inner.prefetch(&self.shifted(ranges))
+    }
+    fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
+        let shifted: Vec<Vec<Range<u64>>> = groups.iter().map(|g| self.shifted(g)).collect();
+        self.inner.prefetch_later(&shifted)
     }
     fn name(&self) -> String {
         self.inner.name()
@@ -504,6 +538,9 @@ impl<S: ByteSource> ByteSource for CountingSource<S> {
     fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
         self.inner.prefetch(ranges)
     }
+    fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
+        self.inner.prefetch_later(groups)
+    }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
         self.inner.read_exact_at(offset, buf)?;
         self.count(buf.len());
@@ -596,6 +633,10 @@ impl<S: ByteSource> ByteSource for ReadAhead<S> {
             window.hinted = Some(span);
         }
         Ok(())
+    }
+    /// Passed on; the window is the last hint's alone.
+    fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
+        self.inner.prefetch_later(groups)
     }
     fn parts(&self) -> Vec<u64> {
         self.inner.parts()
@@ -735,6 +776,10 @@ impl<S: ByteSource + Send + Sync + 'static> ByteSource for BackgroundReadAhead<S
             })?;
         *state = Background::Reading { ranges, thread };
         Ok(())
+    }
+    /// Passed on: this reads one hint ahead, which a local file's compute hides.
+    fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
+        self.inner.prefetch_later(groups)
     }
     fn parts(&self) -> Vec<u64> {
         self.inner.parts()

@@ -31,6 +31,11 @@ pub trait SpanStream {
 /// tensors read in file order (the page's way), or its whole span read as one window, come from
 /// the stream. Any other read, and every read after the stream has failed, goes to the source
 /// itself, which reports its own errors.
+///
+/// Groups hinted later ([`ByteSource::prefetch_later`]: the run's next layers, its output head's
+/// chunks) are requested in turn as the stream is read, [`AHEAD`] spans waiting at a time, so the
+/// fetching goes on while a layer computes instead of stopping at the one hinted next — the
+/// stream's own buffer bounds how far ahead it gets.
 pub struct StreamedReads<S, T> {
     inner: S,
     stream: T,
@@ -38,10 +43,16 @@ pub struct StreamedReads<S, T> {
     state: Mutex<Queue>,
 }
 
+/// Spans requested from the stream and not yet read through, at most, while later groups wait
+/// their turn (the page's fetch worker takes 32).
+pub const AHEAD: usize = 8;
+
 #[derive(Default)]
 struct Queue {
     /// Requested spans not yet taken, in order; the first one's start is where the stream is.
     spans: VecDeque<Range<u64>>,
+    /// The covering spans of groups hinted later, not yet requested, in order.
+    later: VecDeque<Range<u64>>,
     /// Why the stream stopped, once it has.
     broken: Option<String>,
 }
@@ -50,6 +61,7 @@ impl Queue {
     /// The stream failed: nothing more is taken from it.
     fn stop(&mut self, why: String) {
         self.spans.clear();
+        self.later.clear();
         self.broken = Some(why);
     }
 }
@@ -66,6 +78,24 @@ impl<S: ByteSource, T: SpanStream> StreamedReads<S, T> {
     /// Why reads no longer come from the stream, once they do not.
     pub fn broken(&self) -> Option<String> {
         self.queue().broken.clone()
+    }
+
+    /// Ask the stream for `span`, after every span asked for before.
+    fn request(&self, q: &mut Queue, span: Range<u64>) {
+        if q.broken.is_none() {
+            match self.stream.request(span.clone()) {
+                Ok(()) => q.spans.push_back(span),
+                Err(why) => q.stop(why),
+            }
+        }
+    }
+
+    /// Request groups hinted later while fewer than [`AHEAD`] spans wait.
+    fn top_up(&self, q: &mut Queue) {
+        while q.broken.is_none() && q.spans.len() < AHEAD {
+            let Some(span) = q.later.pop_front() else { break };
+            self.request(q, span);
+        }
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -98,6 +128,7 @@ impl<S: ByteSource, T: SpanStream> StreamedReads<S, T> {
         if span.start == span.end {
             q.spans.pop_front();
         }
+        self.top_up(q);
         Ok(true)
     }
 }
@@ -122,16 +153,37 @@ impl<S: ByteSource, T: SpanStream> ByteSource for StreamedReads<S, T> {
         self.inner.read_exact_at(offset, buf)
     }
 
+    /// The hint's covering span is requested, unless it already was (a group hinted later
+    /// whose turn has come); a group hinted later that is hinted before its turn is requested
+    /// now, and the groups before it are given up (the caller went past them).
     fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
         self.inner.prefetch(ranges)?;
         let Some(span) = covering_span(ranges, self.max_span) else { return Ok(()) };
         check_bounds(span.start, span.end - span.start, self.len())?;
         let mut q = self.queue();
-        if q.broken.is_none() {
-            match self.stream.request(span.clone()) {
-                Ok(()) => q.spans.push_back(span),
-                Err(why) => q.stop(why),
+        if !q.spans.contains(&span) {
+            if let Some(k) = q.later.iter().position(|s| *s == span) {
+                q.later.drain(..=k);
             }
+            self.request(&mut q, span);
+        }
+        self.top_up(&mut q);
+        Ok(())
+    }
+
+    fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
+        self.inner.prefetch_later(groups)?;
+        let mut spans = Vec::with_capacity(groups.len());
+        for group in groups {
+            if let Some(span) = covering_span(group, self.max_span) {
+                check_bounds(span.start, span.end - span.start, self.len())?;
+                spans.push(span);
+            }
+        }
+        let mut q = self.queue();
+        if q.broken.is_none() {
+            q.later.extend(spans);
+            self.top_up(&mut q);
         }
         Ok(())
     }
@@ -160,6 +212,7 @@ mod tests {
         takes: RefCell<u32>,
         fail_at_take: Option<u32>,
         taken_bytes: RefCell<u64>,
+        requests: RefCell<Vec<Range<u64>>>,
     }
 
     impl FakeStream {
@@ -170,12 +223,14 @@ mod tests {
                 takes: RefCell::new(0),
                 fail_at_take,
                 taken_bytes: RefCell::new(0),
+                requests: RefCell::default(),
             }
         }
     }
 
     impl SpanStream for &FakeStream {
         fn request(&self, span: Range<u64>) -> Result<(), String> {
+            self.requests.borrow_mut().push(span.clone());
             self.queue.borrow_mut().extend(span);
             Ok(())
         }
@@ -275,6 +330,65 @@ mod tests {
         assert_eq!(*stream.taken_bytes.borrow(), 1400);
     }
 
+    /// The run's way: layer 0 hinted, every later layer hinted later, then each hinted in turn
+    /// as the one before computes. The stream is asked for each span once, in order, never more
+    /// than `AHEAD` ahead of what is read, and every byte comes from it.
+    #[test]
+    fn groups_hinted_later_are_requested_in_turn_as_the_stream_is_read() {
+        let data = data();
+        let stream = FakeStream::new(data.clone(), None);
+        let src = ReadAhead::new(over(&stream), 1024);
+        let layers: Vec<Range<u64>> = (0..12u64).map(|k| 300 * k..300 * k + 300).collect();
+        let halves = |l: &Range<u64>| vec![l.start..l.start + 100, l.start + 100..l.end];
+        src.prefetch(&halves(&layers[0])).unwrap();
+        let later: Vec<Vec<Range<u64>>> = layers[1..].iter().map(halves).collect();
+        src.prefetch_later(&later).unwrap();
+        assert_eq!(*stream.requests.borrow(), layers[..AHEAD]);
+        for (k, l) in layers.iter().enumerate() {
+            for r in halves(l) {
+                assert_eq!(
+                    src.read_range(r.clone()).unwrap(),
+                    data[r.start as usize..r.end as usize]
+                );
+            }
+            let requested = stream.requests.borrow().len();
+            assert!(requested <= (k + 1 + AHEAD).min(layers.len()), "layer {k}: {requested}");
+            if let Some(next) = layers.get(k + 1) {
+                src.prefetch(&halves(next)).unwrap();
+            }
+        }
+        assert_eq!(*stream.requests.borrow(), layers, "each span once, in order");
+        assert_eq!(src.inner().inner().reads(), 0);
+        assert_eq!(*stream.taken_bytes.borrow(), 3600);
+    }
+
+    /// A group hinted before its turn: the groups planned before it are given up (never asked
+    /// for), and what is read of them comes from the source.
+    #[test]
+    fn a_group_hinted_before_its_turn_gives_up_the_ones_before_it() {
+        let data = data();
+        let stream = FakeStream::new(data.clone(), None);
+        let src = over(&stream);
+        let later: Vec<Vec<Range<u64>>> =
+            (0..20u64).map(|k| vec![100 * k..100 * k + 100]).collect();
+        src.prefetch_later(&later).unwrap();
+        assert_eq!(stream.requests.borrow().len(), AHEAD);
+        src.prefetch(&[1500..1600]).unwrap();
+        assert_eq!(stream.requests.borrow().last(), Some(&(1500..1600)));
+        assert_eq!(src.read_range(1500..1600).unwrap(), data[1500..1600]);
+        // 1600.. was planned after it: requested in turn; AHEAD..15 never.
+        let requested = stream.requests.borrow().clone();
+        assert!(!requested.iter().any(|r| (100 * AHEAD as u64..1500).contains(&r.start)));
+        assert!(requested.contains(&(1600..1700)));
+        assert_eq!(src.read_range(900..1000).unwrap(), data[900..1000]);
+        assert_eq!(src.inner().reads(), 1);
+        // Later groups out of bounds are refused as hints are.
+        assert!(matches!(
+            src.prefetch_later(&[vec![8100..8200], vec![9000..9100]]),
+            Err(SourceError::OutOfBounds { .. })
+        ));
+    }
+
     #[test]
     fn a_failed_stream_hands_every_read_to_the_source_for_good() {
         let data = data();
@@ -289,5 +403,9 @@ mod tests {
         assert_eq!(src.read_range(500..600).unwrap(), data[500..600]);
         assert_eq!(src.inner().reads(), 3);
         assert_eq!(*stream.takes.borrow(), 2);
+        // Nor is anything hinted later asked of it.
+        let asked = stream.requests.borrow().len();
+        src.prefetch_later(&[vec![2000..2100], vec![2100..2200]]).unwrap();
+        assert_eq!(stream.requests.borrow().len(), asked);
     }
 }
