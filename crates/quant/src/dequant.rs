@@ -24,35 +24,28 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Qua
         return Err(QuantError::WrongByteLength { ty, values, expected, got: bytes.len() });
     }
     #[cfg(target_arch = "x86_64")]
-    if crate::avx512::available() {
-        use crate::avx512 as k;
-        // SAFETY (each call): the CPU features the kernels need were detected at runtime.
+    {
         type Rows = unsafe fn(&[u8], &mut [f32]);
-        let kernel: Option<Rows> = match ty {
-            T::Q4_0 => Some(k::dequantize_row_q4_0),
-            T::Q5_0 => Some(k::dequantize_row_q5_0),
-            T::IQ4_NL => Some(k::dequantize_row_iq4_nl),
-            T::Q8_0 => Some(k::dequantize_row_q8_0),
+        // The widest rows this CPU runs: AVX-512 for the 32-value formats, else AVX2.
+        let avx512: Option<Rows> = match ty {
+            T::Q4_0 => Some(crate::avx512::dequantize_row_q4_0),
+            T::Q5_0 => Some(crate::avx512::dequantize_row_q5_0),
+            T::IQ4_NL => Some(crate::avx512::dequantize_row_iq4_nl),
+            T::Q8_0 => Some(crate::avx512::dequantize_row_q8_0),
             _ => None,
         };
-        if let Some(kernel) = kernel {
-            unsafe { kernel(bytes, out) };
-            return Ok(());
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    if crate::avx2::available() {
-        use crate::avx2 as k;
-        // SAFETY (each call): the CPU features the kernels need were detected at runtime.
-        type Rows = unsafe fn(&[u8], &mut [f32]);
-        let kernel: Option<Rows> = match ty {
-            T::Q5_0 => Some(k::dequantize_row_q5_0),
-            T::Q8_0 => Some(k::dequantize_row_q8_0),
-            T::Q4_K => Some(k::dequantize_row_q4_k),
-            T::Q6_K => Some(k::dequantize_row_q6_k),
+        let avx2: Option<Rows> = match ty {
+            T::Q5_0 => Some(crate::avx2::dequantize_row_q5_0),
+            T::Q8_0 => Some(crate::avx2::dequantize_row_q8_0),
+            T::Q4_K => Some(crate::avx2::dequantize_row_q4_k),
+            T::Q6_K => Some(crate::avx2::dequantize_row_q6_k),
             _ => None,
         };
+        let kernel = avx512
+            .filter(|_| crate::avx512::available())
+            .or(avx2.filter(|_| crate::avx2::available()));
         if let Some(kernel) = kernel {
+            // SAFETY: the CPU features the kernel needs were detected at runtime.
             unsafe { kernel(bytes, out) };
             return Ok(());
         }
