@@ -277,7 +277,7 @@ fn open_with<S: parallax_source::ByteSource>(
 
 /// The file at `path` as a source: the shards of a split GGUF end to end, in order, when its
 /// name says it is one (`NAME-0000K-of-0000N.gguf`, as llama.cpp's `gguf-split` names them).
-fn open_file(path: &Path, map: bool) -> Result<Shards<FileSource>, String> {
+pub(crate) fn open_file(path: &Path, map: bool) -> Result<Shards<FileSource>, String> {
     let mut files = Vec::new();
     for p in shard_paths(path) {
         let file = FileSource::open(&p).map_err(|e| format!("cannot open {}: {e}", p.display()))?;

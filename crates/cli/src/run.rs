@@ -1,11 +1,12 @@
 //! `parallax run`: the engine on the terminal — progress on stderr, a per-layer table on stdout,
 //! the report as JSON on request.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use parallax_report::{Report, Scope};
-use parallax_session::{HashAlong, Judging, ProgressUpdate, RunRequest, RunSpec, SpecError};
+use parallax_session::{Judging, ProgressUpdate, RunRequest, RunSpec, SpecError};
 use parallax_source::{BackgroundReadAhead, ByteSource, FileSource, Shards};
 
 use crate::{JudgeArgs, RunArgs, Verdict};
@@ -148,9 +149,16 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
         args.quiet,
         "{spinner} {msg:<22} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
     );
-    let open = |path: &std::path::Path| {
-        open_reading_ahead(path, spec.memory_budget_bytes, spec.sha256, !args.no_mmap, &bar)
+    // The hashes start first: they then overlap the headers' parsing too.
+    let files: Vec<&std::path::Path> = std::iter::once(args.model.as_path())
+        .chain(args.against.iter().map(|p| p.as_path()))
+        .collect();
+    let hashing = match spec.sha256 {
+        true => Some(Hashing::start(&files, !args.no_mmap)?),
+        false => None,
     };
+    let open =
+        |path: &std::path::Path| open_reading_ahead(path, spec.memory_budget_bytes, !args.no_mmap);
     let model = open(&args.model)?;
     let others = args.against.iter().map(|p| open(p)).collect::<Result<Vec<_>, _>>()?;
     // Files that are not one network are refused before a layer is read, naming the first
@@ -184,15 +192,9 @@ pub fn run(args: RunArgs) -> Result<Verdict, String> {
             }
             e => e.to_string(),
         })?;
-    // The sha256 of each file: the run's reads were hashed as they passed; the bytes it never
-    // read are read now.
-    let digests = std::iter::once(&model)
-        .chain(&others)
-        .map(|m| {
-            m.source().inner().finish().map_err(|e| format!("hashing {}: {e}", m.source().name()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    parallax_session::record_sha256(&mut report, &digests);
+    if let Some(hashing) = hashing {
+        parallax_session::record_sha256(&mut report, &hashing.finish(&bar)?);
+    }
     bar.finish_and_clear();
     if !args.quiet {
         eprintln!(
@@ -247,36 +249,73 @@ fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
     bar
 }
 
-/// What the CLI's model files are read through: each file hashed along its run (when the run
-/// asks for sha256), under a [`BackgroundReadAhead`].
-type RunSource = BackgroundReadAhead<HashAlong<Shards<FileSource>, OwnReadProgress>>;
+/// What the CLI's model files are read through: a [`BackgroundReadAhead`].
+type RunSource = BackgroundReadAhead<Shards<FileSource>>;
 
-/// Told the bytes a file's hash reads for itself (the gaps the run skips).
-type OwnReadProgress = Box<dyn Fn(u64, u64) + Send + Sync>;
-
-/// The model for a run, its file hashed as the run reads it (when `sha256`, with the bytes read
-/// for the hash alone shown on `bar`) and read through a [`BackgroundReadAhead`]: the engine
-/// hints each next layer, whose tensors are then mapped (read, with `--no-mmap`) on a second
-/// thread while the current layer computes. The window holds one layer's span, at most 256 MiB and at most a quarter of
-/// `--memory-budget`.
+/// The model for a run, read through a [`BackgroundReadAhead`]: the engine hints each next
+/// layer, whose tensors are then mapped (read, with `--no-mmap`) on a second thread while the
+/// current layer computes. The window holds one layer's span, at most 256 MiB and at most a
+/// quarter of `--memory-budget`.
 fn open_reading_ahead(
     path: &std::path::Path,
     memory_budget: Option<u64>,
-    sha256: bool,
     map: bool,
-    bar: &ProgressBar,
 ) -> Result<parallax_model::Model<RunSource>, String> {
     const MAX_WINDOW: u64 = 256 << 20;
     let window = memory_budget.map_or(MAX_WINDOW, |b| MAX_WINDOW.min(b / 4));
-    let bar = bar.clone();
-    let told: OwnReadProgress = Box::new(move |done, total| {
+    crate::open_with(path, map, |file| BackgroundReadAhead::new(file, window))
+}
+
+/// The sha256 of a run's files, each hashed whole, front to back, on a thread of its own while
+/// the run computes ([`parallax_session::sha256_of`]). A local file costs nothing to read twice
+/// (its pages are mapped from the page cache), so the page's way — hashing the run's own reads
+/// as they pass, in file order, which a run's order defeats for the bytes before its layers —
+/// would only put the hash on the run's path: it had doubled a 7-token run's time.
+struct Hashing {
+    files: Vec<(String, std::thread::JoinHandle<Result<String, String>>)>,
+    /// Bytes hashed so far and in all, per file.
+    progress: Vec<std::sync::Arc<(AtomicU64, AtomicU64)>>,
+}
+
+impl Hashing {
+    fn start(paths: &[&std::path::Path], map: bool) -> Result<Hashing, String> {
+        let (mut files, mut progress) = (Vec::new(), Vec::new());
+        for path in paths {
+            let source = crate::open_file(path, map)?;
+            let name = path.display().to_string();
+            let done = std::sync::Arc::new((AtomicU64::new(0), AtomicU64::new(source.len())));
+            let told = std::sync::Arc::clone(&done);
+            let what = name.clone();
+            let thread = std::thread::Builder::new()
+                .name("parallax-sha256".into())
+                .spawn(move || {
+                    parallax_session::sha256_of(&source, |at, _| told.0.store(at, Relaxed))
+                        .map_err(|e| format!("hashing {what}: {e}"))
+                })
+                .map_err(|e| format!("cannot start a thread to hash {name}: {e}"))?;
+            files.push((name, thread));
+            progress.push(done);
+        }
+        Ok(Hashing { files, progress })
+    }
+
+    /// Each file's digest, in order, waiting for the hashes still going (shown on `bar`).
+    fn finish(self, bar: &ProgressBar) -> Result<Vec<Option<String>>, String> {
+        let total: u64 = self.progress.iter().map(|p| p.1.load(Relaxed)).sum();
         bar.set_message(parallax_session::Step::Hash.name());
         bar.set_length(total);
-        bar.set_position(done);
-    });
-    crate::open_with(path, map, |file| {
-        BackgroundReadAhead::new(HashAlong::new_if(file, sha256, told), window)
-    })
+        while self.files.iter().any(|(_, t)| !t.is_finished()) {
+            bar.set_position(self.progress.iter().map(|p| p.0.load(Relaxed)).sum());
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.files
+            .into_iter()
+            .map(|(name, thread)| match thread.join() {
+                Ok(digest) => digest.map(Some),
+                Err(_) => Err(format!("hashing {name} failed")),
+            })
+            .collect()
+    }
 }
 
 fn fmt(v: Option<f64>, digits: usize) -> String {

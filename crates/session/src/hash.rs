@@ -26,6 +26,10 @@
 //! by the run (the tied head) or by the hash (a layer stored out of order) — comes from the
 //! store. A URL is then downloaded once, hash or not. A store that fails (full, or taken by
 //! another tab) is left, and the hash goes on as without one.
+//!
+//! A local file costs nothing to read twice (the CLI maps it from the page cache): there
+//! [`sha256_of`] hashes the whole file front to back on a thread of its own beside the run, and
+//! the hash adds to the run's wall time only what a busy machine cannot overlap.
 
 use std::sync::Mutex;
 
@@ -459,6 +463,25 @@ pub fn hash_note(summary: &parallax_model::ModelSummary, by_url: bool) -> String
     }
 }
 
+/// The lowercase hex sha256 of the whole of `source`, read front to back in ranges of 8 MiB
+/// (a mapped file lends its pages: nothing is copied, and one range is mapped at a time);
+/// `on_progress(done, total)` after each.
+pub fn sha256_of<S: ByteSource + ?Sized>(
+    source: &S,
+    on_progress: impl Fn(u64, u64),
+) -> Result<String, SourceError> {
+    let total = source.len();
+    let mut hasher = Sha256::new();
+    let mut at = 0;
+    while at < total {
+        let end = at.saturating_add(CHUNK).min(total);
+        hasher.update(&*source.read_range(at..end)?);
+        at = end;
+        on_progress(at, total);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
 /// Put the digests of a run's files (the model first, then each file it was compared with, as
 /// [`HashAlong::finish`] gave them after the run) where the report keeps them: the same fields
 /// a hash before the run filled, so the report's bytes are the same.
@@ -602,6 +625,35 @@ mod tests {
         assert!(!header.is_mapped() && later.is_mapped() && next.is_mapped());
         assert!(later == data[2 * big as usize + 100..] && next == data[100..big as usize + 100]);
         assert_eq!(digest, Some(sha(&data)));
+    }
+
+    /// The whole source, each byte read once, front to back, its digest sha256's; an empty
+    /// source is sha256 of nothing; a read that fails is the error.
+    #[test]
+    fn sha256_of_reads_a_source_once_front_to_back() {
+        let data = bytes(2 * CHUNK as usize + 12_345);
+        let src = CountingSource::new(MemorySource::new(data.clone()));
+        let seen = std::cell::RefCell::new(Vec::new());
+        let digest = sha256_of(&src, |done, total| seen.borrow_mut().push((done, total))).unwrap();
+        assert_eq!(digest, sha(&data));
+        assert_eq!((src.bytes_read(), src.reads()), (data.len() as u64, 3));
+        let total = data.len() as u64;
+        assert_eq!(*seen.borrow(), [(CHUNK, total), (2 * CHUNK, total), (total, total)]);
+        assert_eq!(sha256_of(&MemorySource::new(Vec::new()), |_, _| {}).unwrap(), sha(&[]));
+        struct Broken;
+        impl ByteSource for Broken {
+            fn len(&self) -> u64 {
+                100
+            }
+            fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+                Err(SourceError::Io { offset, len: buf.len() as u64, message: "gone".into() })
+            }
+            fn name(&self) -> String {
+                "broken".into()
+            }
+        }
+        let err = sha256_of(&Broken, |_, _| {});
+        assert!(matches!(err, Err(SourceError::Io { .. })), "{err:?}");
     }
 
     #[test]

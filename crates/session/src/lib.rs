@@ -15,8 +15,8 @@ mod progress;
 mod request;
 
 pub use hash::{
-    hash_extra_bytes, hash_note, hash_unread_bytes, record_sha256, HashAlong, MemorySpill, NoSpill,
-    SpillStore,
+    hash_extra_bytes, hash_note, hash_unread_bytes, record_sha256, sha256_of, HashAlong,
+    MemorySpill, NoSpill, SpillStore,
 };
 pub use progress::{ProgressUpdate, RunProgress, Step};
 pub use request::{

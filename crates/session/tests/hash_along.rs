@@ -1,5 +1,5 @@
 //! The sha256 hashed along a real run reads the file once plus only what the run skips: counted
-//! at the bottom of each front end's source stack (the page's `ReadAhead` window, the CLI's
+//! at the bottom of a read-ahead stack (the page's `ReadAhead` window, and a native
 //! `BackgroundReadAhead`), with the hash and without, on the shared real models.
 
 use std::sync::Mutex;
@@ -41,8 +41,9 @@ impl ByteSource for Logged {
 enum Stack {
     /// The page's: a 32 MiB `ReadAhead` window over the file.
     Page,
-    /// The CLI's: a 256 MiB `BackgroundReadAhead`.
-    Cli,
+    /// A native read-ahead's: a 256 MiB `BackgroundReadAhead`, reading on a thread of its own
+    /// (the CLI's stack, but for the hash: the CLI hashes each file whole beside the run).
+    Background,
 }
 
 struct Measured {
@@ -69,7 +70,7 @@ fn measure_with<K: SpillStore + Send + Sync + 'static>(
 ) -> Measured {
     match stack {
         Stack::Page => run(&ReadAhead::new(hashing, 32 << 20), |s| s.inner()),
-        Stack::Cli => run(&BackgroundReadAhead::new(hashing, 256 << 20), |s| s.inner()),
+        Stack::Background => run(&BackgroundReadAhead::new(hashing, 256 << 20), |s| s.inner()),
     }
 }
 
@@ -147,7 +148,7 @@ fn check(file: &str) {
     let embd = model.tensors().iter().find(|t| t.role == Some(Role::TokenEmbd)).unwrap();
     let embd_bytes = embd.n_bytes;
     let tied = model.tensors().iter().all(|t| t.role != Some(Role::Output));
-    for stack in [Stack::Page, Stack::Cli] {
+    for stack in [Stack::Page, Stack::Background] {
         let without = measure(&path, stack, false);
         let with = measure(&path, stack, true);
         let ratio = with.bytes as f64 / without.bytes as f64;
@@ -248,7 +249,7 @@ fn check_spilled(file: &str) {
     let Some(path) = model_path(file) else { return };
     let whole = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
     let len = std::fs::metadata(&path).unwrap().len();
-    for stack in [Stack::Page, Stack::Cli] {
+    for stack in [Stack::Page, Stack::Background] {
         let without = measure(&path, stack, false);
         let spilled =
             measure_with(stack, HashAlong::new(logged(&path)).with_spill(MemorySpill::default()));
