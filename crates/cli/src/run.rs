@@ -272,47 +272,51 @@ fn open_reading_ahead(
 /// as they pass, in file order, which a run's order defeats for the bytes before its layers —
 /// would only put the hash on the run's path: it had doubled a 7-token run's time.
 struct Hashing {
-    files: Vec<(String, std::thread::JoinHandle<Result<String, String>>)>,
-    /// Bytes hashed so far and in all, per file.
-    progress: Vec<std::sync::Arc<(AtomicU64, AtomicU64)>>,
+    files: Vec<HashingFile>,
+}
+
+/// One file's hash: its thread, the bytes it has hashed so far, and the file's length.
+struct HashingFile {
+    name: String,
+    thread: std::thread::JoinHandle<Result<String, String>>,
+    done: std::sync::Arc<AtomicU64>,
+    len: u64,
 }
 
 impl Hashing {
     fn start(paths: &[&std::path::Path], map: bool) -> Result<Hashing, String> {
-        let (mut files, mut progress) = (Vec::new(), Vec::new());
+        let mut files = Vec::new();
         for path in paths {
             let source = crate::open_file(path, map)?;
-            let name = path.display().to_string();
-            let done = std::sync::Arc::new((AtomicU64::new(0), AtomicU64::new(source.len())));
+            let (name, len) = (path.display().to_string(), source.len());
+            let done = std::sync::Arc::new(AtomicU64::new(0));
             let told = std::sync::Arc::clone(&done);
             let what = name.clone();
             let thread = std::thread::Builder::new()
                 .name("parallax-sha256".into())
                 .spawn(move || {
-                    parallax_session::sha256_of(&source, |at, _| told.0.store(at, Relaxed))
+                    parallax_session::sha256_of(&source, |at, _| told.store(at, Relaxed))
                         .map_err(|e| format!("hashing {what}: {e}"))
                 })
                 .map_err(|e| format!("cannot start a thread to hash {name}: {e}"))?;
-            files.push((name, thread));
-            progress.push(done);
+            files.push(HashingFile { name, thread, done, len });
         }
-        Ok(Hashing { files, progress })
+        Ok(Hashing { files })
     }
 
     /// Each file's digest, in order, waiting for the hashes still going (shown on `bar`).
     fn finish(self, bar: &ProgressBar) -> Result<Vec<Option<String>>, String> {
-        let total: u64 = self.progress.iter().map(|p| p.1.load(Relaxed)).sum();
         bar.set_message(parallax_session::Step::Hash.name());
-        bar.set_length(total);
-        while self.files.iter().any(|(_, t)| !t.is_finished()) {
-            bar.set_position(self.progress.iter().map(|p| p.0.load(Relaxed)).sum());
+        bar.set_length(self.files.iter().map(|f| f.len).sum());
+        while self.files.iter().any(|f| !f.thread.is_finished()) {
+            bar.set_position(self.files.iter().map(|f| f.done.load(Relaxed)).sum());
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         self.files
             .into_iter()
-            .map(|(name, thread)| match thread.join() {
+            .map(|f| match f.thread.join() {
                 Ok(digest) => digest.map(Some),
-                Err(_) => Err(format!("hashing {name} failed")),
+                Err(_) => Err(format!("hashing {} failed", f.name)),
             })
             .collect()
     }

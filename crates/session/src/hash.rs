@@ -483,7 +483,7 @@ pub fn sha256_of<S: ByteSource + ?Sized>(
 }
 
 /// Put the digests of a run's files (the model first, then each file it was compared with, as
-/// [`HashAlong::finish`] gave them after the run) where the report keeps them: the same fields
+/// [`HashAlong::finish`] or [`sha256_of`] gave them) where the report keeps them: the same fields
 /// a hash before the run filled, so the report's bytes are the same.
 pub fn record_sha256(report: &mut parallax_report::Report, digests: &[Option<String>]) {
     report.model.sha256 = digests.first().cloned().flatten();
@@ -506,8 +506,8 @@ impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> ByteSource for HashAlong<S, 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
         let Some(state) = &self.state else { return self.inner.read_exact_at(offset, buf) };
         check_bounds(offset, buf.len() as u64, self.len())?;
-        // Held over the read itself: reads from two threads (the CLI's read-ahead and the
-        // engine) then reach the hash in the order they were served.
+        // Held over the read itself: reads from two threads (a native read-ahead's and the
+        // engine's) then reach the hash in the order they were served.
         let mut state = lock(state);
         self.fill_short_gap(&mut state, offset, buf.len() as u64)?;
         self.read_through(&state, offset, buf)?;
@@ -606,8 +606,8 @@ mod tests {
         s.read_range(start..end).unwrap().into_vec()
     }
 
-    /// The CLI hashes along a file whose tensors it maps: their reads stay the file's pages
-    /// (not copies), in order or not, and the digest is the file's.
+    /// Hashing along a file whose tensors are mapped: their reads stay the file's pages (not
+    /// copies), in order or not, and the digest is the file's.
     #[test]
     fn hashing_along_a_mapped_file_keeps_its_reads_mapped() {
         let big = parallax_source::FileSource::MAP_AT_LEAST;

@@ -647,7 +647,8 @@ impl<S: ByteSource> ByteSource for ReadAhead<S> {
 /// thread while the caller goes on (the CLI computes one layer while the next one's tensors
 /// arrive, or, from a mapped file, while their pages are mapped). A `read_range` of exactly a
 /// hinted range waits for that thread and takes its bytes — no copy; a read inside one is
-/// copied from it; any other read goes straight through. One hint at a time, at most `max_window` bytes in all.
+/// copied from it; any other read goes straight through. One hint at a time, at most
+/// `max_window` bytes in all.
 #[cfg(not(target_arch = "wasm32"))]
 pub struct BackgroundReadAhead<S> {
     inner: std::sync::Arc<S>,
