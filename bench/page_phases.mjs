@@ -8,6 +8,7 @@
 //
 //   node bench/page_phases.mjs                  by file, 2 threads, 3 runs
 //   URL=1 THREADS=1 REPEATS=5 node bench/page_phases.mjs
+//   HASH=1 node bench/page_phases.mjs           with the sha256 box as the page opens (on)
 //
 // Needs dist/ (trunk build) and /usr/bin/chromium; Linux (/proc) for the CPU times.
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ const tokens = '3838,374,220,17,10,17,30';
 const byUrl = !['', '0', undefined].includes(process.env.URL);
 const threads = Number(process.env.THREADS ?? 2);
 const repeats = Number(process.env.REPEATS ?? 3);
+const hashed = process.env.HASH === '1';
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /// CPU milliseconds (user + system) of each of `browser`'s processes, by pid, with its kind.
@@ -63,7 +65,7 @@ for (let i = 0; i < repeats; i++) {
   if (!byUrl) await page.setInputFiles('#file', join(models, name));
   await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
   await page.fill('#tokens', tokens);
-  await page.uncheck('#hash');
+  if (!hashed) await page.uncheck('#hash');
   const cpu0 = cpuByProcess(browser);
   const self0 = process.cpuUsage();
   const seconds = await timedRun(page);
@@ -91,7 +93,7 @@ for (let i = 0; i < repeats; i++) {
 await browser.close();
 server.close();
 
-console.log(`${name}, ${byUrl ? 'by URL from a local Range server' : 'the file chosen'}, ${threads} thread(s), median of ${repeats}:`);
+console.log(`${name}, ${byUrl ? 'by URL from a local Range server' : 'the file chosen'}, ${threads} thread(s), ${hashed ? 'hashed' : 'no hash'}, median of ${repeats}:`);
 console.log(`  run ${median(runs.map((r) => r.seconds)).toFixed(2)} s (runs: ${runs.map((r) => r.seconds.toFixed(2)).join(', ')})`);
 for (const k of Object.keys(runs[0]).filter((k) => k !== 'seconds' && k !== 'cpu')) {
   console.log(`  ${k.padEnd(40)} ${median(runs.map((r) => r[k])).toFixed(0)} ms`);

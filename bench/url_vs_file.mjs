@@ -6,6 +6,7 @@
 // processes' PSS: the page, its workers, their JS heaps and wasm memories; harness `tabMemory`).
 //
 //   node bench/url_vs_file.mjs [MODEL_FILE_NAME]    (./dev bench-web runs it on the 0.5B)
+//   HASH=1 keeps the sha256 box on; ONLY=file or ONLY=url times that alone
 //
 // Needs dist/ (trunk build) and /usr/bin/chromium.
 import { join } from 'node:path';
@@ -14,6 +15,8 @@ import { models, launchChromium, serveDist, modelsRoute, tabMemory, timedRun } f
 const name = process.argv[2] ?? 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 const tokens = '3838,374,220,17,10,17,30';
 const repeats = Number(process.env.REPEATS ?? 3);
+// HASH=1 keeps the page's sha256 box as it opens (on): the run a user starts by default.
+const hashed = process.env.HASH === '1';
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const browser = await launchChromium();
@@ -26,7 +29,7 @@ async function once(base, how) {
   if (how === 'file') await page.setInputFiles('#file', join(models, name));
   await page.waitForSelector('#run:not([disabled])', { timeout: 120000 });
   await page.fill('#tokens', tokens);
-  await page.uncheck('#hash');
+  if (!hashed) await page.uncheck('#hash');
   const isolated = await page.evaluate(() => self.crossOriginIsolated);
   const memory = tabMemory(browser);
   const seconds = await timedRun(page);
@@ -36,7 +39,9 @@ async function once(base, how) {
 }
 
 const results = {};
-for (const [how, isolated] of [['file', true], ['url', true], ['url', false]]) {
+// ONLY=file (or url) measures that one alone: no ratio is printed then.
+const only = process.env.ONLY;
+for (const [how, isolated] of [['file', true], ['url', true], ['url', false]].filter(([h]) => !only || h === only)) {
   const { server, base } = await serveDist(modelsRoute, { isolated });
   const key = `${how}${isolated ? '' : ' (no headers)'}`;
   results[key] = [];
@@ -54,4 +59,4 @@ for (const [k, rs] of Object.entries(results)) {
   console.log(`${name} ${k.padEnd(16)} ${t(k).toFixed(2)} s  (runs: ${rs.map((r) => r.seconds.toFixed(2)).join(', ')})` +
     `  tab memory peak ${gib(peak)} GiB${isolated}${how}`);
 }
-console.log(`by URL / by file: ${(t('url') / t('file')).toFixed(2)}×  (goal ≤ 1.2×); from a server without isolation headers: ${(t('url (no headers)') / t('file')).toFixed(2)}×`);
+if (!only) console.log(`by URL / by file: ${(t('url') / t('file')).toFixed(2)}×  (goal ≤ 1.2×); from a server without isolation headers: ${(t('url (no headers)') / t('file')).toFixed(2)}×`);

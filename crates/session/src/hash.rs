@@ -27,6 +27,13 @@
 //! store. A URL is then downloaded once, hash or not. A store that fails (full, or taken by
 //! another tab) is left, and the hash goes on as without one.
 //!
+//! SHA-256 costs a core ~2 s per GB in wasm. With a [`Spawner`] ([`HashAlong::hashing_on`]: the
+//! page's threaded build hands the jobs to its rayon pool) the reading thread only copies each
+//! byte into a queue, in file order, and the compression runs as jobs beside the run — on pool
+//! threads the run's serial work leaves idle. The queue holds at most [`QUEUED_AT_MOST`] bytes:
+//! past that the reading thread hashes the queue itself, so memory stays bounded however far
+//! the jobs fall behind.
+//!
 //! A local file costs nothing to read twice (the CLI maps it from the page cache): there
 //! [`sha256_of`] hashes the whole file front to back on a thread of its own beside the run, and
 //! the hash adds to the run's wall time only what a busy machine cannot overlap.
@@ -48,6 +55,115 @@ const FROM_STORE: u64 = 256 << 10;
 /// A gap read at least this long is shown as progress; shorter ones (the padding between
 /// tensors) take no time worth showing.
 const SHOWN_GAP: u64 = 1 << 20;
+
+/// The most bytes queued for a [`Spawner`]'s jobs before the reading thread hashes them itself:
+/// a few tensors of a large model, a small share of the page's memory budget.
+pub const QUEUED_AT_MOST: usize = 64 << 20;
+
+/// Runs a job somewhere other than the calling thread (the page: `rayon::spawn` on its pool).
+/// A job may run at any later time, on any thread, or never before [`HashAlong::finish`]: the
+/// hash's order does not depend on when.
+pub type Spawner = std::sync::Arc<dyn Fn(Box<dyn FnOnce() + Send>) + Send + Sync>;
+
+/// SHA-256 fed in file order: on the calling thread, or through a queue drained by jobs.
+enum Sink {
+    Inline(Sha256),
+    Offloaded(std::sync::Arc<Offload>),
+}
+
+impl Sink {
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Sink::Inline(hasher) => hasher.update(data),
+            Sink::Offloaded(offload) => Offload::push(offload, data),
+        }
+    }
+
+    fn finalize(&mut self) -> String {
+        let hasher = match self {
+            Sink::Inline(hasher) => std::mem::take(hasher),
+            Sink::Offloaded(offload) => offload.drain_all(),
+        };
+        hex::encode(hasher.finalize())
+    }
+}
+
+/// The queue of bytes waiting to be hashed, and the hasher that takes them. Whoever holds
+/// `hasher` pops the next chunk and hashes it before letting go, so chunks are hashed in the
+/// order they were queued by whichever thread drains.
+struct Offload {
+    queue: Mutex<Queue>,
+    hasher: Mutex<Sha256>,
+    spawn: Spawner,
+    /// [`QUEUED_AT_MOST`] (smaller in tests).
+    at_most: usize,
+}
+
+#[derive(Default)]
+struct Queue {
+    chunks: std::collections::VecDeque<Vec<u8>>,
+    /// Bytes queued or being hashed.
+    bytes: usize,
+    /// A job was handed to the spawner and has not yet found the queue empty.
+    scheduled: bool,
+}
+
+impl Offload {
+    fn push(this: &std::sync::Arc<Self>, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let (spawn, over) = {
+            let mut q = lock(&this.queue);
+            q.chunks.push_back(data.to_vec());
+            q.bytes += data.len();
+            let spawn = !q.scheduled;
+            q.scheduled = true;
+            (spawn, q.bytes > this.at_most)
+        };
+        if spawn {
+            let job = std::sync::Arc::clone(this);
+            (this.spawn)(Box::new(move || job.drain()));
+        }
+        if over {
+            this.drain();
+        }
+    }
+
+    /// Hash every queued chunk, in order.
+    fn drain(&self) {
+        let mut hasher = lock(&self.hasher);
+        self.drain_into(&mut hasher);
+    }
+
+    fn drain_into(&self, hasher: &mut Sha256) {
+        loop {
+            let chunk = {
+                let mut q = lock(&self.queue);
+                match q.chunks.pop_front() {
+                    Some(chunk) => chunk,
+                    None => {
+                        q.scheduled = false;
+                        return;
+                    }
+                }
+            };
+            hasher.update(&chunk);
+            lock(&self.queue).bytes -= chunk.len();
+        }
+    }
+
+    /// Everything queued hashed (waiting for a job that is hashing), and the hasher taken.
+    fn drain_all(&self) -> Sha256 {
+        let mut hasher = lock(&self.hasher);
+        self.drain_into(&mut hasher);
+        std::mem::take(&mut *hasher)
+    }
+
+    fn queued_bytes(&self) -> usize {
+        lock(&self.queue).bytes
+    }
+}
 
 /// Where [`HashAlong`] keeps bytes of the source it cannot hash yet, or read for the hash alone,
 /// so that neither is read from the source again: at the source's own offsets. The bytes are
@@ -135,7 +251,7 @@ pub struct HashAlong<S, P = fn(u64, u64), K = NoSpill> {
 }
 
 struct HashState {
-    hasher: Sha256,
+    hasher: Sink,
     /// Every byte before this offset has been hashed, none after.
     hashed_to: u64,
     /// Bytes this source read for the hash alone.
@@ -148,18 +264,21 @@ struct HashState {
     kept: Vec<(u64, u64)>,
     /// The spill store failed once: nothing more is kept.
     spill_failed: bool,
+    /// A plan ([`ByteSource::prefetch_later`]) went below: the stream's queue is the run's.
+    planned: bool,
 }
 
 impl HashState {
     fn new() -> Self {
         HashState {
-            hasher: Sha256::new(),
+            hasher: Sink::Inline(Sha256::new()),
             hashed_to: 0,
             own_bytes: 0,
             digest: None,
             hinted: false,
             kept: Vec::new(),
             spill_failed: false,
+            planned: false,
         }
     }
 
@@ -237,6 +356,48 @@ impl<S: ByteSource, P: Fn(u64, u64)> HashAlong<S, P> {
 }
 
 impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> HashAlong<S, P, K> {
+    /// The compression handed to jobs `spawn` runs (see the module), before any byte is read;
+    /// the reading thread only queues the bytes. Nothing changes when hashing is off.
+    pub fn hashing_on(self, spawn: Spawner) -> Self {
+        self.hashing_on_at_most(spawn, QUEUED_AT_MOST)
+    }
+
+    fn hashing_on_at_most(self, spawn: Spawner, at_most: usize) -> Self {
+        if let Some(state) = &self.state {
+            let mut state = lock(state);
+            if state.hashed_to == 0 {
+                state.hasher = Sink::Offloaded(std::sync::Arc::new(Offload {
+                    queue: Mutex::new(Queue::default()),
+                    hasher: Mutex::new(Sha256::new()),
+                    spawn,
+                    at_most,
+                }));
+            }
+        }
+        self
+    }
+
+    /// [`HashAlong::hashing_on`] when there is a spawner.
+    pub fn hashing_on_if(self, spawn: Option<Spawner>) -> Self {
+        match spawn {
+            Some(spawn) => self.hashing_on(spawn),
+            None => self,
+        }
+    }
+
+    /// Bytes queued for the hash's jobs and not yet hashed (0 hashing inline).
+    pub fn queued_bytes(&self) -> usize {
+        match self.state.as_ref().map(|s| lock(s)) {
+            Some(state) => match &state.hasher {
+                Sink::Offloaded(offload) => offload.queued_bytes(),
+                Sink::Inline(_) => 0,
+            },
+            None => 0,
+        }
+    }
+}
+
+impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> HashAlong<S, P, K> {
     pub fn inner(&self) -> &S {
         &self.inner
     }
@@ -260,7 +421,7 @@ impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> HashAlong<S, P, K> {
             return Ok(Some(digest.clone()));
         }
         self.fill_to(&mut state, self.inner.len())?;
-        let digest = hex::encode(std::mem::take(&mut state.hasher).finalize());
+        let digest = state.hasher.finalize();
         state.digest = Some(digest.clone());
         Ok(Some(digest))
     }
@@ -273,6 +434,7 @@ impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> HashAlong<S, P, K> {
             return Ok(());
         }
         let total = to - start;
+        self.hint_own_reads(state, start, to)?;
         let mut buf = vec![0u8; CHUNK.min(total) as usize];
         while state.hashed_to < to {
             let at = state.hashed_to;
@@ -289,6 +451,25 @@ impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> HashAlong<S, P, K> {
             }
         }
         Ok(())
+    }
+
+    /// A gap of more than one slice that the source below will serve is named to it before it
+    /// is read, slice by slice, as a plan: a stream below (the page's) then fetches it in large
+    /// requests while the slices are hashed, where each slice read alone was one synchronous
+    /// request (the 0.5B's first gap, its head and embedding, 238 MB before layer 0: 30 of them).
+    /// Not once the run has named its own plan, which the stream serves in turn: slices queued
+    /// behind it would be fetched after the run needed them, for nothing.
+    fn hint_own_reads(&self, state: &HashState, start: u64, to: u64) -> Result<(), SourceError> {
+        if state.planned || to - start <= CHUNK {
+            return Ok(());
+        }
+        let slices: Vec<Vec<std::ops::Range<u64>>> = (start..to)
+            .step_by(CHUNK as usize)
+            .map(|at| at..(at + CHUNK).min(to))
+            .filter(|r| !state.is_kept(r.start, r.end))
+            .map(|r| vec![r])
+            .collect();
+        self.inner.prefetch_later(&slices)
     }
 
     /// Fill `buf` with the bytes at `offset`: the kept parts (of [`FROM_STORE`] bytes or more)
@@ -493,9 +674,10 @@ pub fn record_sha256(report: &mut parallax_report::Report, digests: &[Option<Str
 }
 
 /// The state is only changed whole under the lock (a failed read leaves it as it was before
-/// that slice), so a poisoned lock holds nothing half-made.
-fn lock(state: &Mutex<HashState>) -> std::sync::MutexGuard<'_, HashState> {
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// that slice; a queue's push or pop and a hasher's update are whole), so a poisoned lock
+/// holds nothing half-made.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> ByteSource for HashAlong<S, P, K> {
@@ -566,16 +748,23 @@ impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> ByteSource for HashAlong<S, 
         self.inner.prefetch(&from_source)
     }
 
-    /// Passed on only when not hashing. Hashing, the gaps this source reads for itself may lie
-    /// in spans a stream below was asked for ahead, and a stream gives up every span before the
-    /// one a read takes from: with the plan passed on, the page's run of the 0.5B by URL asked
-    /// its server for 70–120 MiB more with the hash than without (`tests/browser/hash.test.mjs`
-    /// failed), against 29 MiB less without the plan. Each group is still hinted in its turn.
+    /// Passed on less every group that touches kept bytes, as [`ByteSource::prefetch`]'s
+    /// ranges are: a run names its plan after its first hint, whose gap (for the 0.5B, the
+    /// output head stored before the layers) is kept by then, and the head's chunks are read
+    /// from the spill store. Passed on whole, a stream below fetched the head again at the
+    /// run's end (`tests/browser/hash.test.mjs`: 70–120 MiB more than without the hash). After
+    /// a plan, this source's own gap reads are no longer hinted below (see `fill_to`).
     fn prefetch_later(&self, groups: &[Vec<std::ops::Range<u64>>]) -> Result<(), SourceError> {
-        match &self.state {
-            None => self.inner.prefetch_later(groups),
-            Some(_) => Ok(()),
-        }
+        let Some(state) = &self.state else { return self.inner.prefetch_later(groups) };
+        let mut state = lock(state);
+        let from_source: Vec<Vec<std::ops::Range<u64>>> = groups
+            .iter()
+            .filter(|g| !g.iter().any(|r| state.touches_kept(r.start, r.end)))
+            .cloned()
+            .collect();
+        state.planned = true;
+        drop(state);
+        self.inner.prefetch_later(&from_source)
     }
 
     fn parts(&self) -> Vec<u64> {
@@ -604,6 +793,72 @@ mod tests {
 
     fn read(s: &impl ByteSource, start: u64, end: u64) -> Vec<u8> {
         s.read_range(start..end).unwrap().into_vec()
+    }
+
+    type Jobs = std::sync::Arc<Mutex<Vec<Box<dyn FnOnce() + Send>>>>;
+
+    /// A spawner that keeps its jobs for the test to run (or not).
+    fn kept_jobs() -> (Spawner, Jobs) {
+        let jobs: Jobs = Default::default();
+        let kept = std::sync::Arc::clone(&jobs);
+        (std::sync::Arc::new(move |job| lock(&kept).push(job)), jobs)
+    }
+
+    /// Offloaded, the reading thread hashes nothing while the queue is short: the bytes wait,
+    /// in file order, for the jobs (one handed out per time the queue fills from empty); run
+    /// on another thread, or never (`finish` then hashes what is left), the digest is the
+    /// file's, out-of-order reads and own gap reads included.
+    #[test]
+    fn offloaded_hashing_queues_in_file_order_for_jobs_and_gives_the_same_digest() {
+        let data = bytes(300_000);
+        for run_jobs in [true, false] {
+            let (spawn, jobs) = kept_jobs();
+            let s = source(&data).hashing_on(spawn);
+            read(&s, 0, 1000);
+            read(&s, 200_000, 250_000); // ahead: left for later
+            read(&s, 1000, 100_000);
+            s.prefetch(&[150_000..200_000]).unwrap(); // a short gap: read by the hash
+            read(&s, 150_000, 200_000);
+            assert_eq!(s.queued_bytes(), 200_000, "the reader hashed nothing itself");
+            assert_eq!(lock(&jobs).len(), 1, "one job for a queue that never emptied");
+            if run_jobs {
+                let taken = std::mem::take(&mut *lock(&jobs));
+                std::thread::spawn(move || taken.into_iter().for_each(|job| job())).join().unwrap();
+                assert_eq!(s.queued_bytes(), 0);
+            }
+            assert_eq!(s.finish().unwrap(), Some(sha(&data)), "jobs run: {run_jobs}");
+            assert_eq!(s.queued_bytes(), 0);
+        }
+    }
+
+    /// Jobs that never run cannot make the queue grow past its bound: the reading thread then
+    /// hashes the queue itself.
+    #[test]
+    fn an_offloaded_queue_stays_bounded_when_its_jobs_fall_behind() {
+        let data = bytes(100_000);
+        let (spawn, _never_run) = kept_jobs();
+        let s = source(&data).hashing_on_at_most(spawn, 25_000);
+        let mut most = 0;
+        for at in (0..100_000).step_by(10_000) {
+            read(&s, at, at + 10_000);
+            most = most.max(s.queued_bytes());
+        }
+        assert!(most <= 25_000 && most > 0, "queued at most {most} bytes");
+        assert_eq!(s.finish().unwrap(), Some(sha(&data)));
+    }
+
+    /// Jobs on threads of their own while another thread reads: the same digest.
+    #[test]
+    fn offloaded_jobs_on_other_threads_give_the_same_digest() {
+        let data = bytes(2_000_000);
+        let spawn: Spawner = std::sync::Arc::new(|job| {
+            std::thread::spawn(job);
+        });
+        let s = source(&data).hashing_on_at_most(spawn, 300_000);
+        for at in (0..2_000_000).step_by(40_000) {
+            read(&s, at, at + 40_000);
+        }
+        assert_eq!(s.finish().unwrap(), Some(sha(&data)));
     }
 
     /// Hashing along a file whose tensors are mapped: their reads stay the file's pages (not
@@ -768,9 +1023,10 @@ mod tests {
         }
     }
 
-    /// Groups hinted later go below only when nothing is hashed, and read nothing either way.
+    /// Groups hinted later go below less those that touch kept bytes (a tied head's chunks,
+    /// served by the spill store), and read nothing; without the hash, all of them.
     #[test]
-    fn groups_hinted_later_pass_below_only_without_the_hash() {
+    fn groups_hinted_later_pass_below_less_those_the_spill_store_serves() {
         let data = bytes(900_000);
         let groups = [vec![700_000..800_000], vec![1000..50_000, 800_000..900_000]];
         let s = HashAlong::new(hinted(&data)).with_spill(MemorySpill::default());
@@ -778,10 +1034,34 @@ mod tests {
         let own = s.own_bytes();
         s.prefetch_later(&groups).unwrap();
         assert_eq!((s.hashed_to(), s.own_bytes()), (600_000, own));
-        assert!(s.inner().later.lock().unwrap().is_empty());
+        assert_eq!(*s.inner().later.lock().unwrap(), [vec![700_000..800_000]]);
         let off = HashAlong::off(hinted(&data));
         off.prefetch_later(&groups).unwrap();
         assert_eq!(*off.inner().later.lock().unwrap(), groups);
+    }
+
+    /// A long gap the hash reads for itself is named below first, slice by slice and less what
+    /// is kept, so a stream fetches it ahead of the reads; not once the run has named its plan.
+    #[test]
+    fn a_long_own_gap_is_hinted_below_in_slices_until_the_run_names_its_plan() {
+        let c = CHUNK as usize;
+        let data = bytes(4 * c + 1000);
+        let s = HashAlong::new(hinted(&data)).with_spill(MemorySpill::default());
+        read(&s, 0, 100);
+        let slice = |k: u64| 100 + k * CHUNK..100 + (k + 1) * CHUNK;
+        let e = 3 * CHUNK + 500;
+        read(&s, slice(2).start, slice(2).end); // far ahead of the hash: kept, a whole slice
+        s.prefetch(&[e..4 * CHUNK]).unwrap();
+        let later = [vec![slice(0)], vec![slice(1)], vec![slice(3).start..e]];
+        assert_eq!(*s.inner().later.lock().unwrap(), later);
+        assert_eq!(s.hashed_to(), e);
+        s.prefetch_later(&[vec![4 * CHUNK..4 * CHUNK + 1000]]).unwrap();
+        s.inner().later.lock().unwrap().clear();
+        assert_eq!(s.finish().unwrap(), Some(sha(&data)));
+        assert!(s.inner().later.lock().unwrap().is_empty(), "the run's plan came first");
+        let short = HashAlong::new(hinted(&data)).with_spill(MemorySpill::default());
+        short.prefetch(&[c as u64..c as u64 + 1]).unwrap();
+        assert!(short.inner().later.lock().unwrap().is_empty(), "one slice: read at once");
     }
 
     /// Hinted ranges the spill store will serve are not hinted below: the page's stream would

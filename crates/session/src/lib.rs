@@ -16,7 +16,7 @@ mod request;
 
 pub use hash::{
     hash_extra_bytes, hash_note, hash_unread_bytes, record_sha256, sha256_of, HashAlong,
-    MemorySpill, NoSpill, SpillStore,
+    MemorySpill, NoSpill, Spawner, SpillStore, QUEUED_AT_MOST,
 };
 pub use progress::{ProgressUpdate, RunProgress, Step};
 pub use request::{

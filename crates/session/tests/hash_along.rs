@@ -238,8 +238,8 @@ fn gemma_270m_hashed_along_its_run() {
     check(GEMMA_270M);
 }
 
-/// With a spill store (the page keeps it on disk, in the origin's private file system), the
-/// hash reads no byte twice: beyond the run's own reads it reads only the bytes the run never
+/// With a spill store (the page keeps it on disk, in the origin's private file system) and its
+/// compression on other threads (the page's pool), the hash reads no byte twice: beyond the run's own reads it reads only the bytes the run never
 /// reads, through both front ends' source stacks, on both real models (a tied head, an untied
 /// one and layers stored out of order), with the same digest and report. Where the run reads
 /// nearly all of the file (Gemma's tied head), that is ×1.1 or less of a run without the hash.
@@ -251,8 +251,14 @@ fn check_spilled(file: &str) {
     let len = std::fs::metadata(&path).unwrap().len();
     for stack in [Stack::Page, Stack::Background] {
         let without = measure(&path, stack, false);
-        let spilled =
-            measure_with(stack, HashAlong::new(logged(&path)).with_spill(MemorySpill::default()));
+        // As the page hashes a URL: its compression in jobs on other threads (the pool's).
+        let threads: parallax_session::Spawner = std::sync::Arc::new(|job| {
+            std::thread::spawn(job);
+        });
+        let spilled = measure_with(
+            stack,
+            HashAlong::new(logged(&path)).with_spill(MemorySpill::default()).hashing_on(threads),
+        );
         let ratio = spilled.bytes as f64 / without.bytes as f64;
         let skipped = never_read(len, &without.reads);
         let again = spilled.bytes - (len - never_read(len, &spilled.reads));

@@ -35,7 +35,8 @@ pub trait SpanStream {
 /// Groups hinted later ([`ByteSource::prefetch_later`]: the run's next layers, its output head's
 /// chunks) are requested in turn as the stream is read, [`AHEAD`] spans waiting at a time, so the
 /// fetching goes on while a layer computes instead of stopping at the one hinted next — the
-/// stream's own buffer bounds how far ahead it gets.
+/// stream's own buffer bounds how far ahead it gets. Groups that follow each other in the file
+/// are one span ([`MERGE_GAP`]); a hint that lies in a requested span asks for nothing.
 pub struct StreamedReads<S, T> {
     inner: S,
     stream: T,
@@ -46,6 +47,13 @@ pub struct StreamedReads<S, T> {
 /// Spans requested from the stream and not yet read through, at most, while later groups wait
 /// their turn (the page's fetch worker takes 32).
 pub const AHEAD: usize = 8;
+
+/// Groups hinted later that follow each other in the file, this close or closer (the padding
+/// a format aligns tensors with), are requested as one span (up to `max_span` bytes): the
+/// stream then sees the run's plan in long stretches — the 0.5B's 24 layers and head in about
+/// 6 — and its fetch worker opens one request for each, where a span per layer left it 1–2
+/// spans past where it was and 12 requests for one run.
+pub const MERGE_GAP: u64 = 64;
 
 #[derive(Default)]
 struct Queue {
@@ -161,11 +169,16 @@ impl<S: ByteSource, T: SpanStream> ByteSource for StreamedReads<S, T> {
         let Some(span) = covering_span(ranges, self.max_span) else { return Ok(()) };
         check_bounds(span.start, span.end - span.start, self.len())?;
         let mut q = self.queue();
-        if !q.spans.contains(&span) {
-            if let Some(k) = q.later.iter().position(|s| *s == span) {
-                q.later.drain(..=k);
+        let holds = |s: &Range<u64>| s.start <= span.start && span.end <= s.end;
+        if !q.spans.iter().any(holds) {
+            match q.later.iter().position(holds) {
+                // Hinted before its turn: from it to the end of the stretch planned with it.
+                Some(k) => {
+                    let stretch = q.later.drain(..=k).next_back().expect("k + 1 drained");
+                    self.request(&mut q, span.start..stretch.end);
+                }
+                None => self.request(&mut q, span),
             }
-            self.request(&mut q, span);
         }
         self.top_up(&mut q);
         Ok(())
@@ -182,7 +195,18 @@ impl<S: ByteSource, T: SpanStream> ByteSource for StreamedReads<S, T> {
         }
         let mut q = self.queue();
         if q.broken.is_none() {
-            q.later.extend(spans);
+            for span in spans {
+                match q.later.back_mut() {
+                    Some(last)
+                        if span.start >= last.end
+                            && span.start - last.end <= MERGE_GAP
+                            && span.end - last.start <= self.max_span =>
+                    {
+                        last.end = span.end
+                    }
+                    _ => q.later.push_back(span),
+                }
+            }
             self.top_up(&mut q);
         }
         Ok(())
@@ -338,7 +362,8 @@ mod tests {
         let data = data();
         let stream = FakeStream::new(data.clone(), None);
         let src = ReadAhead::new(over(&stream), 1024);
-        let layers: Vec<Range<u64>> = (0..12u64).map(|k| 300 * k..300 * k + 300).collect();
+        // Too long to be one span together (max 1024): one span each.
+        let layers: Vec<Range<u64>> = (0..12u64).map(|k| 600 * k..600 * k + 600).collect();
         let halves = |l: &Range<u64>| vec![l.start..l.start + 100, l.start + 100..l.end];
         src.prefetch(&halves(&layers[0])).unwrap();
         let later: Vec<Vec<Range<u64>>> = layers[1..].iter().map(halves).collect();
@@ -359,7 +384,7 @@ mod tests {
         }
         assert_eq!(*stream.requests.borrow(), layers, "each span once, in order");
         assert_eq!(src.inner().inner().reads(), 0);
-        assert_eq!(*stream.taken_bytes.borrow(), 3600);
+        assert_eq!(*stream.taken_bytes.borrow(), 7200);
     }
 
     /// A group hinted before its turn: the groups planned before it are given up (never asked
@@ -369,24 +394,64 @@ mod tests {
         let data = data();
         let stream = FakeStream::new(data.clone(), None);
         let src = over(&stream);
+        // Further apart than MERGE_GAP: one span each.
         let later: Vec<Vec<Range<u64>>> =
-            (0..20u64).map(|k| vec![100 * k..100 * k + 100]).collect();
+            (0..20u64).map(|k| vec![200 * k..200 * k + 100]).collect();
         src.prefetch_later(&later).unwrap();
         assert_eq!(stream.requests.borrow().len(), AHEAD);
-        src.prefetch(&[1500..1600]).unwrap();
-        assert_eq!(stream.requests.borrow().last(), Some(&(1500..1600)));
-        assert_eq!(src.read_range(1500..1600).unwrap(), data[1500..1600]);
-        // 1600.. was planned after it: requested in turn; AHEAD..15 never.
+        src.prefetch(&[3000..3100]).unwrap();
+        assert_eq!(stream.requests.borrow().last(), Some(&(3000..3100)));
+        assert_eq!(src.read_range(3000..3100).unwrap(), data[3000..3100]);
+        // 3200.. was planned after it: requested in turn; AHEAD..15 never.
         let requested = stream.requests.borrow().clone();
-        assert!(!requested.iter().any(|r| (100 * AHEAD as u64..1500).contains(&r.start)));
-        assert!(requested.contains(&(1600..1700)));
-        assert_eq!(src.read_range(900..1000).unwrap(), data[900..1000]);
+        assert!(!requested.iter().any(|r| (200 * AHEAD as u64..3000).contains(&r.start)));
+        assert!(requested.contains(&(3200..3300)));
+        assert_eq!(src.read_range(1800..1900).unwrap(), data[1800..1900]);
         assert_eq!(src.inner().reads(), 1);
         // Later groups out of bounds are refused as hints are.
         assert!(matches!(
             src.prefetch_later(&[vec![8100..8200], vec![9000..9100]]),
             Err(SourceError::OutOfBounds { .. })
         ));
+    }
+
+    /// Groups that follow each other in the file (padding between them at most MERGE_GAP) are
+    /// asked for as one span up to `max_span`; their hints in turn ask for nothing more; one
+    /// hinted before its turn asks from its start to its stretch's end; and every byte read
+    /// comes from the stream.
+    #[test]
+    fn groups_that_follow_each_other_are_requested_as_one_span() {
+        let data = data();
+        let stream = FakeStream::new(data.clone(), None);
+        let src = over(&stream);
+        // Six groups of 300 with 10 bytes of padding, then one 2000 bytes on, then four more.
+        let mut groups: Vec<Range<u64>> = (0..6u64).map(|k| 310 * k..310 * k + 300).collect();
+        groups.extend((0..4u64).map(|k| 3860 + 310 * k..3860 + 310 * k + 300));
+        let later: Vec<Vec<Range<u64>>> = groups.iter().map(|g| vec![g.clone()]).collect();
+        src.prefetch_later(&later).unwrap();
+        // At most 1024 bytes a span: groups 0–2, 3–5, then 6–8 and 9.
+        let stretches = [0..920, 930..1850, 3860..4780, 4790..5090];
+        assert_eq!(*stream.requests.borrow(), stretches);
+        for g in &groups[..6] {
+            src.prefetch(std::slice::from_ref(g)).unwrap();
+            let r = g.start as usize..g.end as usize;
+            assert_eq!(src.read_range(g.clone()).unwrap(), data[r]);
+        }
+        assert_eq!(stream.requests.borrow().len(), 4, "hints inside requested spans ask nothing");
+        assert_eq!(src.inner().reads(), 0);
+
+        // Hinted before its turn: from its start to the end of the stretch it was planned in
+        // (stretches of 3 groups here, at most 600 bytes).
+        let stream = FakeStream::new(data.clone(), None);
+        let src = StreamedReads::new(MemorySource::new(data.clone()), &stream, 600);
+        let later: Vec<Vec<Range<u64>>> =
+            (0..40u64).map(|k| vec![200 * k..200 * k + 200]).collect();
+        src.prefetch_later(&later).unwrap();
+        assert_eq!(*stream.requests.borrow().last().unwrap(), 4200..4800, "AHEAD stretches");
+        src.prefetch(&[6200..6400]).unwrap();
+        assert_eq!(*stream.requests.borrow().last().unwrap(), 6200..6600);
+        assert_eq!(src.read_range(6200..6400).unwrap(), data[6200..6400]);
+        assert_eq!(*stream.taken_bytes.borrow(), 4800 + 200, "the stretches before it dropped");
     }
 
     #[test]

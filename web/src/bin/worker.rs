@@ -563,19 +563,42 @@ mod job {
     type OwnReadProgress = Box<dyn Fn(u64, u64)>;
 
     /// `source` as the engine reads it (see [`PageSource`]), keeping in `spill` what its hash
-    /// would read twice.
+    /// would read twice; a URL's (`by_url`) hashed on the pool (see [`offload`]).
     fn page_source(
         source: Box<dyn ByteSource>,
         sha256: bool,
         window: u64,
         spill: Option<OpfsSpill>,
+        by_url: bool,
     ) -> PageSource {
         let post = poster();
         let told: OwnReadProgress = Box::new(move |done, total| {
             post(&WorkerMessage::Progress(ProgressUpdate::hashing(done, total)))
         });
-        let hashing = HashAlong::new_if(source, sha256, told).with_spill_if(spill);
+        let hashing = HashAlong::new_if(source, sha256, told)
+            .with_spill_if(spill)
+            .hashing_on_if(if by_url { offload() } else { None });
         parallax_source::ReadAhead::new(hashing, window)
+    }
+
+    /// Where the compression of a URL's hash runs: in jobs on the pool, which its threads take
+    /// while the run's serial work leaves them idle, the run's thread only queuing the bytes
+    /// (SHA-256 costs ~2 s a GB in wasm). `bench/url_vs_file.mjs HASH=1`, session 20, on 2
+    /// vCPUs: the 0.5B by URL 5.8–6.3 s on the run's thread against 5.0–5.1 s on the pool, the
+    /// 7B-shaped 35.0 against 32.4 s. Not a chosen file's: there the pool's jobs made the
+    /// 7B-shaped run slower (38.6 s against 29.0) and the tab larger (1.41 against 0.90 GiB),
+    /// and a worker of its own hashing the file whole (the CLI's way: read twice) took 35.1 s
+    /// and 1.22 GiB, the browser reading the file twice through its blob system — on a machine
+    /// with cores to spare either may win. `None` in the one-thread build.
+    fn offload() -> Option<parallax_session::Spawner> {
+        #[cfg(feature = "threads")]
+        {
+            Some(std::sync::Arc::new(|job| rayon::spawn(job)))
+        }
+        #[cfg(not(feature = "threads"))]
+        {
+            None
+        }
     }
 
     /// The sha256 of each of a run's files (`None` where the run asks for none), once the run
@@ -598,9 +621,10 @@ mod job {
     ) -> Result<(), String> {
         let budget = memory_budget(&request);
         let sha256 = matches!(&request, Request::Run(r) if r.sha256);
+        let by_url = matches!(model, Target::Url(_));
         let (opened, streamed) = open(model, policy, budget, fetchers.take(0), post)?;
         let window = window_for(streamed, budget);
-        let source = page_source(opened, sha256, window, spills.take(0));
+        let source = page_source(opened, sha256, window, spills.take(0), by_url);
         let name = source.name();
         let model = Model::open(&source).map_err(|e| format!("{name}: {e}"))?;
         match request {
@@ -616,9 +640,10 @@ mod job {
                 let other_sources = match (against, r.against.first()) {
                     (None, None) => Vec::new(),
                     (Some(t), Some(_)) => {
+                        let by_url = matches!(t, Target::Url(_));
                         let (opened, streamed) = open(t, policy, budget, fetchers.take(1), post)?;
                         let window = window_for(streamed, budget);
-                        vec![page_source(opened, spec.sha256, window, spills.take(1))]
+                        vec![page_source(opened, spec.sha256, window, spills.take(1), by_url)]
                     }
                     (None, Some(named)) => {
                         return Err(format!(
