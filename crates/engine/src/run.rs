@@ -25,6 +25,14 @@ use crate::{ops, EngineError};
 /// Rows of the output head read and multiplied at a time: bounded memory whatever the vocabulary.
 const HEAD_CHUNK_ROWS: u64 = 8192;
 
+/// The output head's chunks of rows, in the order the run reads them: the one sequence the head
+/// loop, its hints and the run's plan ([`Loader::prefetch_later`]) all follow.
+fn head_chunks(vocab: u64) -> impl Iterator<Item = std::ops::Range<u64>> + Clone {
+    (0..vocab)
+        .step_by(HEAD_CHUNK_ROWS as usize)
+        .map(move |start| start..(start + HEAD_CHUNK_ROWS).min(vocab))
+}
+
 /// A run of `model` over `input` along every path of `opts`, streaming one layer's weights at a
 /// time:
 ///
@@ -401,7 +409,7 @@ async fn run_paths<S: ByteSource>(
             // first chunks by the time the last layer ends.
             for (l, head) in loaders.iter().zip(&heads) {
                 l.prefetch_layer(il)?;
-                l.prefetch_later(1..cfg.n_layers, head, HEAD_CHUNK_ROWS)?;
+                l.prefetch_later(1..cfg.n_layers, head, head_chunks(vocab))?;
             }
         }
         let ws = loaders.iter().map(|l| l.layer(il)).collect::<Result<Vec<_>, _>>()?;
@@ -415,7 +423,7 @@ async fn run_paths<S: ByteSource>(
         } else {
             // The output head's first chunk (see the head loop).
             for (l, head) in loaders.iter().zip(&heads) {
-                l.prefetch_rows(head, 0..HEAD_CHUNK_ROWS.min(vocab))?;
+                l.prefetch_rows(head, head_chunks(vocab).next().unwrap_or(0..0))?;
             }
         }
         progress.bytes_read += ws.iter().map(|w| w.bytes).sum::<u64>();
@@ -465,19 +473,19 @@ async fn run_paths<S: ByteSource>(
     let last_ref = &normed[0][(n - 1) * cfg.n_embd..];
     let kinds: Vec<PathKind> = lanes.iter().map(|l| l.path).collect();
     let mut head_alone = HeadAlone::new(lanes.len(), vocab as usize);
-    let mut start = 0;
-    while start < vocab {
+    let mut rows = head_chunks(vocab).peekable();
+    while let Some(chunk) = rows.next() {
         step.check_cancel()?;
-        let end = (start + HEAD_CHUNK_ROWS).min(vocab);
+        let (start, end) = (chunk.start, chunk.end);
         let mut chunks = Vec::with_capacity(files.len());
         for (loader, head) in loaders.iter().zip(&heads) {
-            let (m, read) = loader.matrix_rows(head, cfg.n_embd, start..end)?;
+            let (m, read) = loader.matrix_rows(head, cfg.n_embd, chunk.clone())?;
             progress.bytes_read += read;
             chunks.push(m);
             // The next chunk is hinted before this one computes, as the next layer is.
-            match end < vocab {
-                true => loader.prefetch_rows(head, end..(end + HEAD_CHUNK_ROWS).min(vocab))?,
-                false => loader.release_prefetch()?,
+            match rows.peek() {
+                Some(next) => loader.prefetch_rows(head, next.clone())?,
+                None => loader.release_prefetch()?,
             }
         }
         let mut columns: Option<Vec<f64>> = None;
@@ -519,7 +527,6 @@ async fn run_paths<S: ByteSource>(
             }
         }
         on_progress(&progress);
-        start = end;
     }
     let (mut logits_rec, per_token_logits) =
         assemble::logits_record(&step.probe, tokens, &logits, vocab as usize);

@@ -249,23 +249,18 @@ impl<'m, S: ByteSource> Loader<'m, S> {
     }
 
     /// Tells the source what the run reads after the layer it hinted: layers `layers`, then
-    /// the output head `head` in chunks of `chunk_rows` rows ([`ByteSource::prefetch_later`];
+    /// the output head `head` in the chunks of rows `head_chunks` ([`ByteSource::prefetch_later`];
     /// each is hinted again in its turn, as [`Loader::prefetch_layer`] and
     /// [`Loader::prefetch_rows`] name it).
     pub fn prefetch_later(
         &self,
         layers: std::ops::Range<u32>,
         head: &Tensor,
-        chunk_rows: u64,
+        head_chunks: impl Iterator<Item = std::ops::Range<u64>>,
     ) -> Result<(), EngineError> {
-        let vocab = head.n_rows();
         let mut groups: Vec<Vec<std::ops::Range<u64>>> =
             layers.map(|il| self.layer_ranges(il)).collect();
-        groups.extend(
-            (0..vocab)
-                .step_by(chunk_rows.max(1) as usize)
-                .map(|start| vec![rows_range(head, start..(start + chunk_rows).min(vocab))]),
-        );
+        groups.extend(head_chunks.map(|rows| vec![rows_range(head, rows)]));
         self.model
             .source()
             .prefetch_later(&groups)
