@@ -593,7 +593,7 @@ mod job {
     fn offload() -> Option<parallax_session::Spawner> {
         #[cfg(feature = "threads")]
         {
-            Some(std::sync::Arc::new(|job| rayon::spawn(job)))
+            Some(std::sync::Arc::new(rayon::spawn::<Box<dyn FnOnce() + Send>>))
         }
         #[cfg(not(feature = "threads"))]
         {
