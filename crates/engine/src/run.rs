@@ -27,7 +27,7 @@ const HEAD_CHUNK_ROWS: u64 = 8192;
 
 /// The output head's chunks of rows, in the order the run reads them: the one sequence the head
 /// loop, its hints and the run's plan ([`Loader::prefetch_later`]) all follow.
-fn head_chunks(vocab: u64) -> impl Iterator<Item = std::ops::Range<u64>> + Clone {
+fn head_chunks(vocab: u64) -> impl Iterator<Item = std::ops::Range<u64>> {
     (0..vocab)
         .step_by(HEAD_CHUNK_ROWS as usize)
         .map(move |start| start..(start + HEAD_CHUNK_ROWS).min(vocab))

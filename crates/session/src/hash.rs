@@ -748,12 +748,13 @@ impl<S: ByteSource, P: Fn(u64, u64), K: SpillStore> ByteSource for HashAlong<S, 
         self.inner.prefetch(&from_source)
     }
 
-    /// Passed on less every group that touches kept bytes, as [`ByteSource::prefetch`]'s
-    /// ranges are: a run names its plan after its first hint, whose gap (for the 0.5B, the
-    /// output head stored before the layers) is kept by then, and the head's chunks are read
-    /// from the spill store. Passed on whole, a stream below fetched the head again at the
-    /// run's end (`tests/browser/hash.test.mjs`: 70–120 MiB more than without the hash). After
-    /// a plan, this source's own gap reads are no longer hinted below (see `fill_to`).
+    /// Passed on less every group any of whose ranges touches kept bytes ([`ByteSource::prefetch`]
+    /// drops only those ranges; a run's layer is never partly kept when it names its plan): a
+    /// run names its plan after its first hint, whose gap (for the 0.5B, the output head stored
+    /// before the layers) is kept by then, and the head's chunks are read from the spill store.
+    /// Passed on whole, a stream below fetched the head again at the run's end
+    /// (`tests/browser/hash.test.mjs`: 70–120 MiB more than without the hash). After a plan,
+    /// this source's own gap reads are no longer hinted below (see `hint_own_reads`).
     fn prefetch_later(&self, groups: &[Vec<std::ops::Range<u64>>]) -> Result<(), SourceError> {
         let Some(state) = &self.state else { return self.inner.prefetch_later(groups) };
         let mut state = lock(state);

@@ -239,8 +239,9 @@ fn gemma_270m_hashed_along_its_run() {
 }
 
 /// With a spill store (the page keeps it on disk, in the origin's private file system) and its
-/// compression on other threads (the page's pool), the hash reads no byte twice: beyond the run's own reads it reads only the bytes the run never
-/// reads, through both front ends' source stacks, on both real models (a tied head, an untied
+/// compression on other threads (the page's pool), the hash reads no byte twice: beyond the
+/// run's own reads it reads only the bytes the run never reads, through both front ends' source
+/// stacks, on both real models (a tied head, an untied
 /// one and layers stored out of order), with the same digest and report. Where the run reads
 /// nearly all of the file (Gemma's tied head), that is ×1.1 or less of a run without the hash.
 /// It cannot be less than the file over the run's reads: the 0.5B's untied embedding is 89 MiB
