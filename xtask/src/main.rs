@@ -46,7 +46,8 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask VERB
-  check              the fast tier: fmt, clippy, the tests that need no model, browser or fuzzer
+  check              the fast tier: fmt, clippy (native, and the page's wasm where installed),
+                     the tests that need no model, browser or fuzzer
   test               every test (expects ./dev's installs and models; ./dev test does both)
   portable-crates    the crates that must build for wasm32 (metadata.parallax.portable)
   fuzz-targets       the fuzz targets of fuzz/Cargo.toml
@@ -105,12 +106,57 @@ fn lint() -> Result {
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
 }
 
+/// Whether the page's lints may be skipped where their toolchain is missing.
+#[derive(PartialEq)]
+enum PageLints {
+    /// `./dev test`: installs the toolchain first, so a missing piece is an error.
+    Required,
+    /// `./dev check`: the fast tier installs nothing beyond rustfmt and clippy; it skips a lint
+    /// whose target or toolchain is missing and says so.
+    WhereInstalled,
+}
+
+/// Clippy of the page's wasm code: the app and the workers with simd128 (stable), and the
+/// threaded worker (nightly, build-std, relaxed SIMD). Code behind `cfg(target_arch = "wasm32")`
+/// and the `threads` feature is invisible to the native lint, and a lint only CI ran had cost a
+/// CI round (session 20).
+fn lint_page(lints: PageLints) -> Result {
+    let wasm_target =
+        Command::new("rustup").args(["target", "list", "--installed"]).output().is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().any(|l| l == "wasm32-unknown-unknown")
+        });
+    if wasm_target || lints == PageLints::Required {
+        step("cargo clippy of the page's wasm code (app, worker, simd128) -- -D warnings");
+        run(cargo()
+            .args(["clippy", "--target", "wasm32-unknown-unknown", "-p", "parallax-web", "--bins"])
+            .args(["--", "-D", "warnings"])
+            .env_remove("RUSTFLAGS"))?;
+    } else {
+        step("skipped: clippy of the page's wasm code (no wasm32-unknown-unknown target; `./dev setup`)");
+    }
+    match (nightly_rust_src(), lints) {
+        (Err(why), PageLints::WhereInstalled) => {
+            step(&format!("skipped: clippy of the page's threaded worker ({why})"));
+            Ok(())
+        }
+        (ready, _) => {
+            ready?;
+            step("cargo clippy of the page's threaded worker (nightly, build-std, relaxed SIMD) -- -D warnings");
+            // Under the folder trunk builds in, where its hook builds the workers: one std.
+            run(ThreadedWorker::Relaxed
+                .cargo("clippy", &target_dir().join("web"))
+                .args(["--", "-D", "warnings"]))
+        }
+    }
+}
+
 /// The fast tier: what a change to any crate must pass, in minutes, with no model, browser,
 /// GPU install or fuzzer. Model tests are skipped by name (`PARALLAX_ALLOW_MISSING_MODELS`
 /// with an empty model folder), so the tier does not depend on what the cache holds.
 fn check() -> Result {
     let started = Instant::now();
     lint()?;
+    lint_page(PageLints::WhereInstalled)?;
     step("cargo test --workspace (model-free: the model folder is empty)");
     let empty = target_dir().join("xtask-no-models");
     std::fs::create_dir_all(&empty).map_err(|e| format!("{}: {e}", empty.display()))?;
@@ -192,17 +238,8 @@ fn test() -> Result {
         .env("RUSTFLAGS", relaxed)
         .env("CARGO_TARGET_DIR", target_dir().join("wasip1-relaxed"))
         .env("CARGO_TARGET_WASM32_WASIP1_RUNNER", wasmtime))?;
-    step("cargo clippy of the page's wasm code (app, worker, simd128) -- -D warnings");
-    // Code behind cfg(target_arch = "wasm32") is invisible to the native lint above.
-    run(cargo()
-        .args(["clippy", "--target", "wasm32-unknown-unknown", "-p", "parallax-web", "--bins"])
-        .args(["--", "-D", "warnings"])
-        .env_remove("RUSTFLAGS"))?;
-    step("cargo clippy of the page's threaded worker (nightly, build-std, relaxed SIMD) -- -D warnings");
-    nightly_rust_src()?;
-    // Under the folder trunk builds in below, where its hook builds the workers: one std.
+    lint_page(PageLints::Required)?;
     let web_target = target_dir().join("web");
-    run(ThreadedWorker::Relaxed.cargo("clippy", &web_target).args(["--", "-D", "warnings"]))?;
     step("web app build (trunk) and browser tests (headless chromium)");
     // Plain `trunk build`: its simd128 flag comes from .cargo/config.toml, as for any user, and
     // its post_build hook makes the threaded worker.
