@@ -1,7 +1,7 @@
 // Where a page run's time goes: the 2-path run (f32 + q8, the contract prompt's tokens, no hash)
 // of the 0.5B in headless Chromium, by file or by URL from a local Range server, with the
-// worker's messages timestamped in the page (Run to the first layer, the layers, the output
-// head, the run's end to the report's message, to the report shown) and the CPU time each
+// worker's messages timestamped in the page (Run to the embedding, to the first layer, the layers, the output
+// head, the run's end to the answer shown and to the report's message, to the report shown) and the CPU time each
 // process spent during the run: the renderer (the page, the run's worker, the pool's and the
 // fetch worker's threads), the browser process, Chromium's network service, and this process
 // (the Range server, by URL).
@@ -40,7 +40,7 @@ function cpuByProcess(browser) {
 }
 
 const { server, base } = await serveDist(modelsRoute);
-const browser = await launchChromium();
+const browser = await launchChromium(['--disable-gpu', ...(process.env.JS_FLAGS ? [`--js-flags=${process.env.JS_FLAGS}`] : [])]);
 const runs = [];
 for (let i = 0; i < repeats; i++) {
   const page = await browser.newPage();
@@ -72,8 +72,9 @@ for (let i = 0; i < repeats; i++) {
   const self1 = process.cpuUsage(self0);
   const cpu = { 'this process (server)': (self1.user + self1.system) / 1000 };
   for (const [pid, { kind, ms }] of cpuByProcess(browser)) cpu[kind] = (cpu[kind] ?? 0) + ms - (cpu0.get(pid)?.ms ?? 0);
-  const { phases, start, end } = await page.evaluate(() => ({ phases: self.__phases, ...self.__parallaxRunStamps }));
+  const { phases, start, end, answer } = await page.evaluate(() => ({ phases: self.__phases, ...self.__parallaxRunStamps }));
   const first = (pred) => phases.find((p) => p.at >= start && pred(p))?.at;
+  const embedding = first((p) => p.step === 'embedding');
   const layer1 = first((p) => p.step === 'layers');
   const head = first((p) => p.step === 'output_head');
   const done = first((p) => p.step === 'done');
@@ -81,9 +82,11 @@ for (let i = 0; i < repeats; i++) {
   const layers = phases.filter((p) => p.at >= start && p.step === 'layers').length;
   runs.push({
     seconds,
-    'Run to the first layer': layer1 - start,
+    'Run to the embedding (the header read)': embedding - start,
+    'the embedding to the first layer\'s end': layer1 - embedding,
     'each further layer': (head - layer1) / Math.max(1, layers - 1),
     'the output head': done - head,
+    'the run\'s end to the answer shown': answer - done,
     'the run\'s end to the report\'s message': report - done,
     'to the report shown': end - report,
     cpu,

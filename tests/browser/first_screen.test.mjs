@@ -2,7 +2,8 @@
 // into one line and the page scrolls to the report's summary card, so that the verdict, the first
 // divergence and the first chart (distance from the reference per layer) lie within the first
 // screen — for the faulty demo, whose chart must mark layer 1 as out of band, and for the healthy
-// Qwen2.5-0.5B, where nothing may be drawn as failing.
+// Qwen2.5-0.5B, where nothing may be drawn as failing, and whose answer is shown while the whole
+// report is drawn, then replaced by the report without moving.
 // Run by `./dev test` after `trunk build`; needs /usr/bin/chromium and the shared 0.5B model.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -140,8 +141,37 @@ test('the healthy Qwen2.5-0.5B: the answer is on the first screen and nothing is
   await page.fill('#tokens', '3838, 374, 220, 17, 10, 17, 30');
   // The layout is under test, not the hash (the inspect test checks it streams).
   await page.uncheck('#hash');
+  // The answer comes first: when #answer and then #report first hold a verdict, what each held
+  // and where the summary card stood on the screen then.
+  await page.evaluate(() => {
+    const seen = (self.__seen = {});
+    const look = () => {
+      const at = performance.now();
+      const answer = document.querySelector('#answer .px-verdicts');
+      if (answer && !seen.answer) {
+        seen.answer = { at, html: document.getElementById('answer').innerHTML, top: answer.getBoundingClientRect().top };
+      }
+      const report = document.querySelector('#report .px-verdicts');
+      if (report && !seen.report) {
+        seen.report = { at, html: document.getElementById('report').innerHTML, top: report.getBoundingClientRect().top,
+          answerLeft: document.getElementById('answer').innerHTML };
+      }
+    };
+    new MutationObserver(look).observe(document.querySelector('main'), { childList: true, subtree: true });
+  });
   await page.click('#run');
   await page.waitForSelector('body.folded #report .px-summary-card', { timeout: 240000 });
+  const seen = await page.evaluate(() => self.__seen);
+  assert.ok(seen.answer, 'the answer was never shown before the report');
+  assert.ok(seen.answer.at < seen.report.at, 'the answer came after the report');
+  console.log(`healthy 0.5B: the answer (${seen.answer.html.length} bytes) shown ${(seen.report.at - seen.answer.at).toFixed(0)} ms before the report (${seen.report.html.length} bytes)`);
+  const opening = seen.answer.html.replace(/<\/div>\s*$/, '');
+  assert.ok(opening.length < seen.answer.html.length && seen.report.html.startsWith(opening),
+    'the report does not open with the answer it replaces');
+  assert.equal(seen.report.answerLeft, '', 'the answer stayed beside the report');
+  assert.ok(seen.answer.top >= 0 && seen.answer.top < VIEWPORT.height, `the answer's card at y = ${seen.answer.top}`);
+  assert.ok(Math.abs(seen.report.top - seen.answer.top) <= 1,
+    `the summary card moved from y = ${seen.answer.top} to ${seen.report.top} when the report replaced the answer`);
   const boxes = await firstScreenBoxes(page);
   console.log(`healthy 0.5B at 1366×800, scrolled to y = ${boxes.scrollY}: verdict ${boxes.verdict.top}–${boxes.verdict.bottom}, ` +
     `first divergence ${boxes.divergence.top}–${boxes.divergence.bottom}, first chart ${boxes.chart.top}–${boxes.chart.bottom}`);

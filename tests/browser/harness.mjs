@@ -162,17 +162,22 @@ export async function cliReport(args) {
 /// can show the report, timed inside the page. Playwright's waitForSelector polls at 0, 20, 50,
 /// 100, 100 and then every 500 ms, so timing around it would round a run up by as much as half a
 /// second; here a capturing click listener stamps the start and a mutation observer the report's
-/// arrival (then the next animation frame, after the layout the report needs).
+/// arrival (then the next animation frame, after the layout the report needs). The answer shown
+/// before the report (`#answer`) is stamped too: `self.__parallaxRunStamps.answer`.
 export async function timedRun(page, { timeout = 1800000 } = {}) {
   await page.evaluate(() => {
     const stamps = (self.__parallaxRunStamps = {});
     document.getElementById('run').addEventListener('click', () => { stamps.start = performance.now(); }, { capture: true, once: true });
     const seen = new MutationObserver(() => {
+      // The answer the page shows while the whole report is drawn (a run's, not a permalink's).
+      if (stamps.answer === undefined && document.querySelector('#answer .px-verdicts')) {
+        requestAnimationFrame(() => { stamps.answer = performance.now(); });
+      }
       if (!document.querySelector('#report .px-verdicts')) return;
       seen.disconnect();
       requestAnimationFrame(() => { stamps.end = performance.now(); });
     });
-    seen.observe(document.getElementById('report'), { childList: true, subtree: true });
+    seen.observe(document.querySelector('main'), { childList: true, subtree: true });
   });
   await page.click('#run');
   await page.waitForSelector('#report .px-verdicts', { timeout });

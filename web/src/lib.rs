@@ -393,6 +393,13 @@ pub enum WorkerMessage {
     Inspected {
         summary: Box<parallax_model::ModelSummary>,
     },
+    /// The finished run's answer, judged, before its report is drawn: the report's opening
+    /// sections (`parallax_report::html::render_answer`: the verdict, the first divergence, the
+    /// distance chart), which the page shows at once. Drawing, encoding and inserting the whole
+    /// report takes a 7-token run of the 0.5B ~0.27 s more (session 21, `bench/page_phases.mjs`).
+    Answer {
+        html: String,
+    },
     /// The finished run. Its report — as JSON, rendered by the shared renderer, as a permalink —
     /// travels beside this message, not in it: the worker posts an array of this message's JSON
     /// text and the [`ReportPart`]s in their order.

@@ -104,3 +104,25 @@ fn the_distance_chart_has_its_values_as_a_table() {
         .iter()
         .any(|r| r.starts_with("<td>1</td><td>residual stream</td><td>resid_ffn</td>")));
 }
+
+/// The answer the page shows before the whole report is drawn is the fragment's opening, byte
+/// for byte (so nothing moves when the report replaces it), holds the verdict, the first
+/// divergence and the distance chart, and none of what comes after them.
+#[test]
+fn the_answer_is_the_fragments_opening() {
+    for json in [HEALTHY, FAULT] {
+        let r = Report::from_json(json).unwrap();
+        let answer = html::render_answer(&r);
+        let fragment = html::render_fragment(&r);
+        let opening = answer.strip_suffix("</div>\n").expect("the answer is one closed div");
+        assert!(fragment.starts_with(opening), "the fragment does not open with the answer");
+        assert!(fragment.len() > 4 * answer.len(), "the answer is not the short part");
+        for part in ["px-summary-card px-verdicts", "px-first-divergence", "px-chart px-distance"] {
+            assert!(answer.contains(part), "the answer lacks {part}");
+        }
+        for later in ["px-ratio", "px-hm"] {
+            assert!(!answer.contains(later), "the answer holds {later}");
+            assert!(fragment.contains(later), "the fragment lacks {later}");
+        }
+    }
+}

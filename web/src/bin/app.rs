@@ -78,6 +78,8 @@ mod app {
         /// The address that opens the running run again (`?model=…&…`), or why it has none;
         /// put in the address bar when its report arrives.
         run_address: Option<Result<String, &'static str>>,
+        /// Seconds from Run to the running run's answer, once it is shown (its report follows).
+        answered_s: Option<f64>,
     }
 
     type Shared = Rc<RefCell<State>>;
@@ -316,6 +318,7 @@ mod app {
             run_summary: String::new(),
             form_defaults: FormValues::default(),
             run_address: None,
+            answered_s: None,
         }));
         // Before any value is set from the address or by the user.
         let defaults = form_values(&state.borrow());
@@ -986,10 +989,12 @@ mod app {
             s.started_ms = now_ms();
             s.progress = Default::default();
             s.live.clear();
+            s.answered_s = None;
         }
         set_running(&document, true);
         // While it runs the form stays open: its Cancel button is the way to stop it.
         set_folded(&document, false);
+        clear(&document, "answer");
         clear(&document, "report");
         clear(&document, "cell-details");
         clear(&document, "live");
@@ -1078,7 +1083,8 @@ mod app {
     /// the bytes that came, the permalink offered.
     fn on_report(state: &Shared, parts: ReportParts, wasm_memory_bytes: u64) {
         let document = state.borrow().document.clone();
-        let secs = (now_ms() - state.borrow().started_ms) / 1000.0;
+        let answered_s = state.borrow_mut().answered_s.take();
+        let secs = answered_s.unwrap_or_else(|| (now_ms() - state.borrow().started_ms) / 1000.0);
         state.borrow_mut().running = false;
         set_running(&document, false);
         set_hidden(&document, "progress", true);
@@ -1094,6 +1100,9 @@ mod app {
                 false,
             );
         }
+        // The answer shown before gives way to the report that opens with the same markup, in
+        // one task: nothing on the screen moves.
+        clear(&document, "answer");
         for (id, html) in [("report", &parts.html), ("cell-details", &parts.details)] {
             if let Some(root) = document.get_element_by_id(id) {
                 let _ = js_sys::Reflect::set(&root, &"innerHTML".into(), html);
@@ -1103,9 +1112,31 @@ mod app {
         offer_permalink(&document, &parts.permalink);
         let address = state.borrow_mut().run_address.take();
         follow_run_in_address(&document, address);
-        if !state.borrow().viewing {
+        // Where the answer came first the page has scrolled to it already, and the reader may
+        // have moved on.
+        if !state.borrow().viewing && answered_s.is_none() {
             show_answer_first(state);
         }
+    }
+
+    /// Show a finished run's answer ([`WorkerMessage::Answer`]: the verdict, the first
+    /// divergence and the distance chart) while the worker draws the whole report, which then
+    /// takes its place. The run cannot be cancelled any more, and another cannot start until
+    /// its report is in.
+    fn on_answer(state: &Shared, html: &str) {
+        let document = state.borrow().document.clone();
+        let secs = (now_ms() - state.borrow().started_ms) / 1000.0;
+        state.borrow_mut().answered_s = Some(secs);
+        if let Some(cancel) = document.get_element_by_id("cancel") {
+            let _ = cancel.set_attribute("disabled", "");
+        }
+        set_hidden(&document, "progress", true);
+        set_status(&document, &format!("Done in {secs:.1} s · drawing the whole report …"), false);
+        if let Some(root) = document.get_element_by_id("answer") {
+            // Built by the shared renderer, which escapes every string it prints.
+            root.set_inner_html(html);
+        }
+        show_answer_first(state);
     }
 
     fn on_worker_message(state: &Shared, msg: WorkerMessage) {
@@ -1173,6 +1204,7 @@ mod app {
                     let _ = b.remove_attribute("disabled");
                 }
             }
+            WorkerMessage::Answer { html } => on_answer(state, &html),
             // Handled with its parts (`on_report`); never reaches here.
             WorkerMessage::Report { .. } => {}
             WorkerMessage::Warning { message } => {
@@ -1202,7 +1234,7 @@ mod app {
         set_folded(&s.document, true);
         let card = s
             .document
-            .query_selector("#report .px-summary-card")
+            .query_selector("#answer .px-summary-card, #report .px-summary-card")
             .ok()
             .flatten()
             .or_else(|| s.document.get_element_by_id("report"));

@@ -123,17 +123,35 @@ fn cell_details(r: &Report) -> Html {
     w.finish()
 }
 
-fn fragment(r: &Report) -> Html {
+/// The report's answer alone (a `<div class="px-report">`): what was run, the summary card
+/// (verdict, first divergence, sparklines) and the distance chart of each path — the fragment's
+/// leading sections, byte for byte, so the page shows them while the rest is drawn and the
+/// fragment then puts the same markup at the same place (a few KB against the fragment's MBs).
+pub fn render_answer(r: &Report) -> String {
     let mut w = Writer::new();
     w.lit("<div class=\"px-report\">\n");
-    header(&mut w, r);
-    compare_markup::files(&mut w, r);
-    summary_card::summary_card(&mut w, r);
+    answer(&mut w, r);
+    w.lit("</div>\n");
+    w.finish().into_string()
+}
+
+/// The fragment's leading sections: the header, the files, the summary card and the distance
+/// charts.
+fn answer(w: &mut Writer, r: &Report) {
+    header(w, r);
+    compare_markup::files(w, r);
+    summary_card::summary_card(w, r);
     // The chart that shows where and how far a path leaves the reference comes before the
     // verdict tables' long lists of passes: the answer at a glance, the detail after.
     for other in r.paths.iter().filter(|p| **p != r.reference) {
-        svg::distance_chart(&mut w, r, other);
+        svg::distance_chart(w, r, other);
     }
+}
+
+fn fragment(r: &Report) -> Html {
+    let mut w = Writer::new();
+    w.lit("<div class=\"px-report\">\n");
+    answer(&mut w, r);
     verdict_tables(&mut w, r);
     logits(&mut w, r);
     compare_markup::kld_strips(&mut w, r);
