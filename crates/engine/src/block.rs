@@ -244,7 +244,17 @@ impl<'s, 'w> Block<'s, 'w> {
         let (m_ref, _) = of(self.w(0));
         self.tensors.insert(site, paths::site_tensor(m_ref));
         let x_ref = s.probe.scoped(&inputs[0], m_ref.cols);
-        for (i, (lane, x)) in lanes.iter().zip(inputs).enumerate() {
+        // The lockstep f32 and q8 lanes of one file: both products in one pass over the
+        // weights, the same results as the loop below gives.
+        let fused = self.f32_and_q8(site, of, inputs, x_ref)?;
+        if let Some((y, c, mut q8_y)) = fused {
+            s.check_cancel()?;
+            columns = Some(c);
+            outs.push(y);
+            alone.push(q8_y.split_off(inputs[1].len() / m_ref.cols * m_ref.rows));
+            outs.push(q8_y);
+        }
+        for (i, (lane, x)) in lanes.iter().zip(inputs).enumerate().skip(outs.len()) {
             s.check_cancel()?;
             let (m, bias) = of(self.w(i));
             if i == 0 && lane.path == PathKind::F32 && lanes.len() > 1 {
@@ -304,6 +314,49 @@ impl<'s, 'w> Block<'s, 'w> {
         }
         self.local.insert(site, (local, noise));
         Ok(outs)
+    }
+
+    /// Both lanes' products at `site` in one pass (the reference's with its column energies,
+    /// and the other lane's on its own input and the reference's rows `x_ref`, biases added),
+    /// where the run is the `f32` reference and the `q8` path on one file and no fault changes
+    /// the second lane's matrix or bias here; `None` where each lane multiplies apart.
+    #[allow(clippy::type_complexity)]
+    fn f32_and_q8(
+        &self,
+        site: &str,
+        of: MatrixOf,
+        inputs: &[Vec<f32>],
+        x_ref: &[f32],
+    ) -> Result<Option<(Vec<f32>, Vec<f64>, Vec<f32>)>, EngineError> {
+        let s = self.step;
+        let [reference, other] = s.lanes else { return Ok(None) };
+        if reference.path != PathKind::F32
+            || other.path != PathKind::Q8
+            || other.file != reference.file
+        {
+            return Ok(None);
+        }
+        let (m, bias) = of(self.w(0));
+        let faults = &s.opts.faults;
+        let other_m = inject::weights(faults, self.il, site, *other, m, self.w(1))?;
+        let other_bias = inject::bias(faults, self.il, site, *other, m, bias)?;
+        if !std::ptr::eq(&*other_m, m)
+            || other_bias.map(<[f32]>::as_ptr) != bias.map(<[f32]>::as_ptr)
+        {
+            return Ok(None);
+        }
+        // The other lane's own input and the reference's rows in scope in one product, as
+        // `mul` multiplies them.
+        let both = [inputs[1].as_slice(), x_ref].concat();
+        let Some(products) = paths::matmul_f32_and_q8(m, &inputs[0], &both) else {
+            return Ok(None);
+        };
+        let (mut y, c, mut q8_y) = products?;
+        if let Some(b) = bias {
+            ops::add_bias(&mut y, b);
+            ops::add_bias(&mut q8_y, b);
+        }
+        Ok(Some((y, c, q8_y)))
     }
 
     /// The prompt position of the first of `n_scoped` rows in scope.

@@ -290,6 +290,94 @@ pub(crate) fn matmul_f32_with_column_energy(
     Ok((ops::transpose(&by_row, m.rows, n_tokens), energy))
 }
 
+/// [`matmul_f32_with_column_energy`] of `x` and, on the same tiles of weight rows while they
+/// are in cache, [`matmul`]`(PathKind::Q8, m, q8_x, …)`: each output element is computed by the
+/// same kernel from the same bytes as in the two products apart, so the results are theirs bit
+/// for bit, for one pass over the weights instead of two (a lockstep run of the `f32` and `q8`
+/// paths on one file multiplies every matrix on both). `None` where the two products apart are
+/// what runs: weights the `q8` path multiplies in f32, or not in a GGML type.
+#[allow(clippy::type_complexity)]
+pub(crate) fn matmul_f32_and_q8(
+    m: &Matrix,
+    x: &[f32],
+    q8_x: &[f32],
+) -> Option<Result<(Vec<f32>, Vec<f64>, Vec<f32>), EngineError>> {
+    let Storage::Ggml { ty, bytes, row_bytes } = &m.storage else { return None };
+    if *ty == GgmlType::F32 || ty.vec_dot_type().is_none_or(|a| a == GgmlType::F32) {
+        return None;
+    }
+    let cols = m.cols.max(1);
+    let (n_f32, n_q8) = (x.len() / cols, q8_x.len() / cols);
+    if n_f32 == 0 || n_q8 == 0 {
+        return None;
+    }
+    let result = (|| {
+        let acts = q8_activations(m, *ty, q8_x, n_q8)?;
+        let q8_tokens = parallax_quant::dot::TokenActivations::new(*ty, &acts)
+            .map_err(|e| quant_error(m, e))?;
+        let f32_tokens: Vec<&[f32]> = x.chunks_exact(cols).collect();
+        let mut by_row = vec![0f32; m.rows * n_f32];
+        let mut q8_by_row = vec![0f32; m.rows * n_q8];
+        let tile = |i: usize, out: &mut [f32], q8_out: &mut [f32]| {
+            let mut energy = vec![0f64; m.cols];
+            let n_rows = q8_out.len() / n_q8;
+            let r0 = i * TILE_ROWS;
+            let src = &bytes[r0 * row_bytes..(r0 + n_rows) * row_bytes];
+            with_dequantized_tile(m, *ty, *row_bytes, src, |tile| {
+                add_tile_energy(tile, m.cols, &mut energy);
+                parallax_quant::dot::vec_dot_f32_rows_tokens(tile, m.cols, &f32_tokens, out)
+                    .map_err(|e| quant_error(m, e))
+            })?;
+            q8_tokens.dot_rows(src, q8_out).map_err(|e| quant_error(m, e))?;
+            Ok::<_, EngineError>(energy)
+        };
+        let (f32_chunk, q8_chunk) = (TILE_ROWS * n_f32, TILE_ROWS * n_q8);
+        #[cfg(feature = "parallel")]
+        let parts: Vec<Vec<f64>> = {
+            use rayon::prelude::*;
+            (by_row.par_chunks_mut(f32_chunk).zip(q8_by_row.par_chunks_mut(q8_chunk)))
+                .enumerate()
+                .map(|(i, (out, q8_out))| tile(i, out, q8_out))
+                .collect::<Result<_, _>>()?
+        };
+        #[cfg(not(feature = "parallel"))]
+        let parts: Vec<Vec<f64>> =
+            (by_row.chunks_mut(f32_chunk).zip(q8_by_row.chunks_mut(q8_chunk)))
+                .enumerate()
+                .map(|(i, (out, q8_out))| tile(i, out, q8_out))
+                .collect::<Result<_, _>>()?;
+        // Summed in tile order, as `map_tiles` does: the same totals whatever the threads.
+        let mut energy = vec![0f64; m.cols];
+        for part in parts {
+            energy.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+        }
+        Ok((
+            ops::transpose(&by_row, m.rows, n_f32),
+            energy,
+            ops::transpose(&q8_by_row, m.rows, n_q8),
+        ))
+    })();
+    Some(result)
+}
+
+/// `x`'s `n_tokens` rows quantized each on its own (on the pool's threads) to `ty`'s llama.cpp
+/// partner: llama.cpp as built for x86 (AVX2/AVX-512), its Q8_0/Q8_1 rounding.
+fn q8_activations(
+    m: &Matrix,
+    ty: GgmlType,
+    x: &[f32],
+    n_tokens: usize,
+) -> Result<Vec<parallax_quant::Activation>, EngineError> {
+    let quantize = |t: usize| {
+        let row = &x[t * m.cols..(t + 1) * m.cols];
+        parallax_quant::quantize_activation_with(ty, row, parallax_quant::Q8Rounding::X86)
+    };
+    crate::map_indices(n_tokens, quantize)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| quant_error(m, e))
+}
+
 /// `x` is `n_tokens` rows of `m.cols`; returns `n_tokens` rows of `m.rows`. The `gpu` path is
 /// asynchronous: see [`matmul_async`].
 pub fn matmul(
@@ -330,16 +418,7 @@ pub fn matmul(
             })?;
         }
         (Storage::Ggml { ty, bytes, row_bytes }, PathKind::Q8) => {
-            // Each token's row on its own (on the pool's threads): llama.cpp as built for x86
-            // (AVX2/AVX-512), its Q8_0/Q8_1 rounding.
-            let quantize = |t: usize| {
-                let row = &x[t * m.cols..(t + 1) * m.cols];
-                parallax_quant::quantize_activation_with(*ty, row, parallax_quant::Q8Rounding::X86)
-            };
-            let acts: Vec<parallax_quant::Activation> = crate::map_indices(n_tokens, quantize)
-                .into_iter()
-                .collect::<Result<_, _>>()
-                .map_err(|e| quant_error(m, e))?;
+            let acts = q8_activations(m, *ty, x, n_tokens)?;
             let tokens = parallax_quant::dot::TokenActivations::new(*ty, &acts)
                 .map_err(|e| quant_error(m, e))?;
             for_each_tile(&mut by_row, n_tokens, |r0, out| {
@@ -633,6 +712,77 @@ mod tests {
         let err: f32 = f.iter().zip(&q).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         let scale: f32 = f.iter().map(|a| a.abs()).fold(0.0, f32::max);
         assert!(err > 0.0 && err < 0.02 * scale, "q8 path differs by {err} (scale {scale})");
+    }
+
+    /// A `rows × cols` matrix of `ty` from deterministic bytes, each block's f16 scales set to
+    /// small finite values (`scales`: their byte offsets in a block of `block_bytes`).
+    fn random_matrix(ty: GgmlType, rows: usize, cols: usize, seed: u32) -> Matrix {
+        let (block_values, block_bytes, scales): (usize, usize, &[usize]) = match ty {
+            GgmlType::Q8_0 => (32, 34, &[0]),
+            GgmlType::Q5_0 => (32, 22, &[0]),
+            GgmlType::Q4_K => (256, 144, &[0, 2]),
+            GgmlType::Q6_K => (256, 210, &[208]),
+            other => panic!("no layout for {other:?}"),
+        };
+        let mut s = seed;
+        let mut bytes: Vec<u8> = (0..rows * cols / block_values * block_bytes)
+            .map(|_| {
+                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                (s >> 24) as u8
+            })
+            .collect();
+        for (k, block) in bytes.chunks_exact_mut(block_bytes).enumerate() {
+            for &at in scales {
+                let d = half::f16::from_f32(0.001 + (k % 13) as f32 * 0.0007);
+                block[at..at + 2].copy_from_slice(&d.to_le_bytes());
+            }
+        }
+        Matrix {
+            name: "w".into(),
+            rows,
+            cols,
+            storage: Storage::Ggml {
+                ty,
+                bytes: bytes.into(),
+                row_bytes: cols / block_values * block_bytes,
+            },
+        }
+    }
+
+    /// Both lanes' products in one pass over the weight tiles are the two products apart, bit
+    /// for bit — the outputs and the column energies — for each pairing of the q8 path (Q8_0,
+    /// Q8_1 and Q8_K activations), with rows that do not fill the last tile.
+    #[test]
+    fn f32_and_q8_in_one_pass_equal_the_two_products() {
+        for ty in [GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+            let (rows, cols) = (2 * TILE_ROWS + 7, 512);
+            let m = random_matrix(ty, rows, cols, 99);
+            let x: Vec<f32> =
+                (0..3 * cols).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let q8_x: Vec<f32> =
+                (0..5 * cols).map(|i| ((i * 53 % 89) as f32 - 44.0) / 17.0).collect();
+            let (y, energy, q8_y) = matmul_f32_and_q8(&m, &x, &q8_x).expect("fused").unwrap();
+            let (want_y, want_energy) = matmul_f32_with_column_energy(&m, &x, 3).unwrap();
+            let want_q8 = matmul(PathKind::Q8, &m, &q8_x, 5).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&want_y), "{ty:?}: the f32 product");
+            assert_eq!(bits(&q8_y), bits(&want_q8), "{ty:?}: the q8 product");
+            let e = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(e(&energy), e(&want_energy), "{ty:?}: the column energies");
+            assert!(y.iter().chain(&q8_y).any(|v| *v != 0.0), "{ty:?}: all zero");
+        }
+        // F32 weights: the q8 path's product is the f32 one, and nothing is fused.
+        let f32_m = Matrix {
+            name: "w".into(),
+            rows: 4,
+            cols: 32,
+            storage: Storage::Ggml {
+                ty: GgmlType::F32,
+                bytes: vec![0u8; 4 * 32 * 4].into(),
+                row_bytes: 128,
+            },
+        };
+        assert!(matmul_f32_and_q8(&f32_m, &[0.0; 32], &[0.0; 32]).is_none());
     }
 
     /// The column energies equal squares added row after row in f32, then widened into f64,

@@ -489,9 +489,21 @@ async fn run_paths<S: ByteSource>(
             }
         }
         let mut columns: Option<Vec<f64>> = None;
+        // The lockstep f32 and q8 lanes of one file: both products in one pass over the chunk
+        // (as `Block::mul` does), the same results as each lane's below.
+        let mut fused = match lanes.as_slice() {
+            [a, b] if a.path == PathKind::F32 && b.path == PathKind::Q8 && a.file == b.file => {
+                let both = [head_in[1], last_ref].concat();
+                paths::matmul_f32_and_q8(&chunks[a.file], head_in[0], &both).transpose()?
+            }
+            _ => None,
+        };
         for (i, ((lane, x), out)) in lanes.iter().zip(&head_in).zip(&mut logits).enumerate() {
             let m = &chunks[lane.file];
-            let y = if i == 0 && lane.path == PathKind::F32 && lanes.len() > 1 {
+            let y = if let (0, Some((y, c, _))) = (i, &mut fused) {
+                columns = Some(std::mem::take(c));
+                std::mem::take(y)
+            } else if i == 0 && lane.path == PathKind::F32 && lanes.len() > 1 {
                 // The reference's dequantized tiles give the column energies.
                 let (y, c) = paths::matmul_f32_with_column_energy(m, x, logit_rows)?;
                 columns = Some(c);
@@ -499,7 +511,10 @@ async fn run_paths<S: ByteSource>(
             } else if i == 0 {
                 step.matmul(lane.path, m, x).await?
             } else {
-                let mut y = step.matmul(lane.path, m, &[*x, last_ref].concat()).await?;
+                let mut y = match fused.take() {
+                    Some((_, _, q8_y)) => q8_y,
+                    None => step.matmul(lane.path, m, &[*x, last_ref].concat()).await?,
+                };
                 let alone = y.split_off(logit_rows * m.rows);
                 // Another file's head differs by more than rounding: no noise to predict.
                 if lane.file == lanes[0].file {
