@@ -9,6 +9,7 @@
 //   node bench/page_phases.mjs                  by file, 2 threads, 3 runs
 //   URL=1 THREADS=1 REPEATS=5 node bench/page_phases.mjs
 //   HASH=1 node bench/page_phases.mjs           with the sha256 box as the page opens (on)
+//   URL=1 LATENCY_MS=50 node bench/page_phases.mjs   a server 50 ms away
 //
 // Needs dist/ (trunk build) and /usr/bin/chromium; Linux (/proc) for the CPU times.
 import { join } from 'node:path';
@@ -39,7 +40,13 @@ function cpuByProcess(browser) {
   return out;
 }
 
-const { server, base } = await serveDist(modelsRoute);
+// LATENCY_MS=N delays each model request by N ms before it is answered: a remote server's round
+// trip, which the local one does not have (by URL each request pays it once).
+const latency = Number(process.env.LATENCY_MS ?? 0);
+const { server, base } = await serveDist(async (req, res, pathname) => {
+  if (latency > 0 && pathname.startsWith('/models/')) await new Promise((r) => setTimeout(r, latency));
+  return modelsRoute(req, res, pathname);
+});
 const browser = await launchChromium(['--disable-gpu', ...(process.env.JS_FLAGS ? [`--js-flags=${process.env.JS_FLAGS}`] : [])]);
 const runs = [];
 for (let i = 0; i < repeats; i++) {
@@ -96,7 +103,7 @@ for (let i = 0; i < repeats; i++) {
 await browser.close();
 server.close();
 
-console.log(`${name}, ${byUrl ? 'by URL from a local Range server' : 'the file chosen'}, ${threads} thread(s), ${hashed ? 'hashed' : 'no hash'}, median of ${repeats}:`);
+console.log(`${name}, ${byUrl ? `by URL from a local Range server${latency ? ` answering ${latency} ms late` : ''}` : 'the file chosen'}, ${threads} thread(s), ${hashed ? 'hashed' : 'no hash'}, median of ${repeats}:`);
 console.log(`  run ${median(runs.map((r) => r.seconds)).toFixed(2)} s (runs: ${runs.map((r) => r.seconds.toFixed(2)).join(', ')})`);
 for (const k of Object.keys(runs[0]).filter((k) => k !== 'seconds' && k !== 'cpu')) {
   console.log(`  ${k.padEnd(40)} ${median(runs.map((r) => r[k])).toFixed(0)} ms`);

@@ -788,7 +788,10 @@ impl<S: ByteSource + Send + Sync + 'static> ByteSource for BackgroundReadAhead<S
 }
 
 /// A forward-only reader over a source with a small buffer, for parsing headers that are a long
-/// run of small fields (GGUF metadata). It reads ahead in chunks but never past the source's end.
+/// run of small fields (GGUF metadata). It reads ahead in chunks but never past the source's end;
+/// each chunk is twice the one before, up to [`Cursor::MAX_CHUNK`], so a header costs a few reads
+/// whatever its size (a 151k-token vocabulary and its merges are ~6 MB) while a small one reads
+/// little past its end.
 pub struct Cursor<'a, S: ByteSource + ?Sized> {
     source: &'a S,
     pos: u64,
@@ -798,9 +801,13 @@ pub struct Cursor<'a, S: ByteSource + ?Sized> {
 }
 
 impl<'a, S: ByteSource + ?Sized> Cursor<'a, S> {
-    /// Default read-ahead: large enough that a metadata section costs few reads (one HTTP round
-    /// trip each in the browser), small enough to be irrelevant for memory.
+    /// The first read-ahead: a small model's whole header in one read (one HTTP round trip in
+    /// the browser).
     pub const DEFAULT_CHUNK: usize = 1 << 20;
+    /// The largest read-ahead: irrelevant for memory, and past the largest vocabularies. The
+    /// 0.5B's 6 MB header is 3 reads (1, 2 and 4 MiB) instead of 6 of 1 MiB — each a request
+    /// by URL, twice a page run (the model's summary, then the run).
+    pub const MAX_CHUNK: usize = 16 << 20;
 
     pub fn new(source: &'a S, pos: u64) -> Self {
         Cursor { source, pos, buf: Vec::new(), buf_start: pos, chunk: Self::DEFAULT_CHUNK }
@@ -849,6 +856,7 @@ impl<'a, S: ByteSource + ?Sized> Cursor<'a, S> {
         self.buf.resize(want, 0);
         self.source.read_exact_at(self.pos, &mut self.buf)?;
         self.buf_start = self.pos;
+        self.chunk = self.chunk.saturating_mul(2).min(Self::MAX_CHUNK.max(self.chunk));
         out[done..].copy_from_slice(&self.buf[..rest]);
         self.pos += rest as u64;
         Ok(())
@@ -1070,6 +1078,34 @@ mod tests {
         let big = c.read_vec(100).unwrap();
         assert_eq!(&big[..], &data[4..104]);
         assert_eq!(src.bytes_read(), 104);
+    }
+
+    /// A header of many small fields is read in chunks that double: a 6 MiB one in three reads
+    /// (1, 2 and 4 MiB), none past the source's end, no byte twice; chunks stop growing at
+    /// `MAX_CHUNK`.
+    #[test]
+    fn cursor_chunks_double_up_to_their_cap() {
+        let mib = 1 << 20;
+        let src = CountingSource::new(MemorySource::new(vec![7u8; 6 * mib + 100]));
+        let mut c = Cursor::new(&src, 0);
+        while c.position() < 6 * mib as u64 {
+            c.u64().unwrap();
+        }
+        assert_eq!(src.reads(), 3);
+        assert_eq!(src.bytes_read(), 7 * mib as u64 - (mib as u64 - 100));
+        let big = 64 * mib;
+        let src = CountingSource::new(MemorySource::new(vec![0u8; big]));
+        let mut c = Cursor::new(&src, 0);
+        let mut sizes = Vec::new();
+        while c.remaining() > 0 {
+            let before = src.bytes_read();
+            c.u8().unwrap();
+            if src.bytes_read() > before {
+                sizes.push((src.bytes_read() - before) / mib as u64);
+            }
+            c.seek(src.bytes_read());
+        }
+        assert_eq!(sizes, [1, 2, 4, 8, 16, 16, 16, 1]);
     }
 
     #[test]
