@@ -367,18 +367,43 @@ impl<'m, S: ByteSource> Loader<'m, S> {
         })
     }
 
-    /// The embedding rows of `tokens` only.
+    /// The embedding rows of `tokens` only: each distinct row read once, and rows less than
+    /// [`EMBEDDING_GAP_BYTES`] apart in one read with the rows between them — by URL each read
+    /// is a request, and a prompt's rows one request each cost a round trip apiece (7 tokens from a
+    /// server 50 ms away: 0.35 s before the first layer). Returns the rows in `tokens`' order
+    /// and the bytes of the rows the prompt uses.
     pub fn embeddings(&self, tokens: &[u32]) -> Result<(Vec<f32>, u64), EngineError> {
         let t = self.require(Role::TokenEmbd)?;
-        if t.row_values() != self.cfg.n_embd {
-            return Err(shape_error(t, &format!("rows of {} values", self.cfg.n_embd)));
+        let n_embd = self.cfg.n_embd;
+        if t.row_values() != n_embd {
+            return Err(shape_error(t, &format!("rows of {n_embd} values")));
         }
-        let mut out = Vec::with_capacity(tokens.len() * self.cfg.n_embd);
-        for &id in tokens {
-            if id as u64 >= t.n_rows() {
-                return Err(EngineError::TokenOutOfRange { id, vocab: t.n_rows() });
+        if let Some(&id) = tokens.iter().find(|&&id| id as u64 >= t.n_rows()) {
+            return Err(EngineError::TokenOutOfRange { id, vocab: t.n_rows() });
+        }
+        let mut rows: Vec<u64> = tokens.iter().map(|&id| u64::from(id)).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        let gap_rows = EMBEDDING_GAP_BYTES / t.row_bytes().max(1);
+        // Each distinct row's values, found by binary search in `rows`.
+        let mut values = vec![0f32; rows.len() * n_embd];
+        let mut first = 0;
+        while first < rows.len() {
+            let mut last = first;
+            while last + 1 < rows.len() && rows[last + 1] - rows[last] <= gap_rows + 1 {
+                last += 1;
             }
-            out.extend(self.model.read_f32_rows(t, id as u64..id as u64 + 1)?);
+            let span = self.model.read_f32_rows(t, rows[first]..rows[last] + 1)?;
+            for (k, &row) in rows.iter().enumerate().take(last + 1).skip(first) {
+                let at = (row - rows[first]) as usize * n_embd;
+                values[k * n_embd..(k + 1) * n_embd].copy_from_slice(&span[at..at + n_embd]);
+            }
+            first = last + 1;
+        }
+        let mut out = Vec::with_capacity(tokens.len() * n_embd);
+        for &id in tokens {
+            let k = rows.binary_search(&u64::from(id)).expect("every token's row was read");
+            out.extend_from_slice(&values[k * n_embd..(k + 1) * n_embd]);
         }
         Ok((out, t.row_bytes() * tokens.len() as u64))
     }
@@ -392,6 +417,10 @@ impl<'m, S: ByteSource> Loader<'m, S> {
         Ok((head, norm, bytes))
     }
 }
+
+/// Embedding rows at most this far apart are read together with the rows between them: about
+/// what a server sends in one round trip's time on a 50 Mbit/s line, and cheap to dequantize.
+const EMBEDDING_GAP_BYTES: u64 = 256 * 1024;
 
 fn shape_error(t: &Tensor, expected: &str) -> EngineError {
     EngineError::BadShape {

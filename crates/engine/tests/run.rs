@@ -157,3 +157,68 @@ fn a_run_hints_later_exactly_the_groups_it_then_hints_in_turn() {
     assert_eq!(&told.hints[1..=plan.len()], &plan[..]);
     assert_eq!(told.hints.last(), Some(&vec![]));
 }
+
+/// A file source that records each read's range, in order.
+struct Recording {
+    inner: FileSource,
+    reads: std::sync::Mutex<Vec<std::ops::Range<u64>>>,
+}
+
+impl parallax_source::ByteSource for Recording {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_exact_at(
+        &self,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<(), parallax_source::SourceError> {
+        self.reads.lock().unwrap().push(offset..offset + buf.len() as u64);
+        self.inner.read_exact_at(offset, buf)
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+}
+
+/// The prompt's embedding rows are read once each, rows near each other in one read (by URL a
+/// read is a request, a round trip each), and come out in the prompt's order with the values of
+/// each row read on its own.
+#[test]
+fn the_prompts_embedding_rows_are_read_together_in_few_reads() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../www/demo/parallax-demo-qwen2.gguf");
+    let source = Recording { inner: FileSource::open(&path).unwrap(), reads: Default::default() };
+    let model = Model::open(source).unwrap();
+    let embd = model.tensor("token_embd.weight").unwrap().clone();
+    let within =
+        |r: &std::ops::Range<u64>| r.start >= embd.offset && r.end <= embd.offset + embd.n_bytes;
+    // Rows 10–374 lie within a few KB of each other; 3838 is ~1 MB further on; 17 comes twice.
+    let tokens = vec![3838, 374, 220, 17, 10, 17, 30];
+    let row_bytes = embd.n_bytes / embd.ne[1];
+    assert!((3838 - 374) * row_bytes > 256 * 1024 && (374 - 10) * row_bytes < 256 * 1024);
+    model.source().reads.lock().unwrap().clear();
+    let mut embedded = Vec::new();
+    let input = RunInput { tokens: tokens.clone(), ..Default::default() };
+    Run::new(&model, &input, &RunOptions::default())
+        .tap(|rows| {
+            if rows.site == "embed" {
+                embedded = rows.rows[0].clone();
+            }
+        })
+        .run()
+        .unwrap();
+    let reads = model.source().reads.lock().unwrap().clone();
+    // The first run of reads inside the table (the head, tied to it, reads it again at the end).
+    let first = reads.iter().position(within).expect("the table is read");
+    let rows_read = reads[first..].iter().take_while(|r| within(r)).count();
+    assert_eq!(rows_read, 2, "the embedding's reads: {:?}", &reads[first..first + rows_read + 1]);
+    let each: Vec<f32> = tokens
+        .iter()
+        .flat_map(|&id| model.read_f32_rows(&embd, u64::from(id)..u64::from(id) + 1).unwrap())
+        .collect();
+    assert_eq!(
+        embedded.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        each.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+}
