@@ -10,7 +10,9 @@
 //   short-once    the first read after the opening one is short; later reads are served
 //   404, 500      that status for every request
 //   500-once      500 for the first read after the opening one, then served
-//   changed       the opening request sees version "v1"; later reads see "v2", 4 KiB longer
+//   changed       the first two requests see version "v1" (the page opens the URL for the model's
+//                 summary, then again for a run: each opening brings the demo model's whole
+//                 header); later reads see "v2", 4 KiB longer — the file changes under the run
 //   norange-drop  200 with the whole body, cut at half, every time
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -43,8 +45,9 @@ export function createMisbehaving(root) {
       body = Buffer.alloc(end - start + 1);
       await handle.read(body, 0, body.length, start);
     } finally { await handle.close(); }
-    const etag = mode === 'changed' && read ? '"v2"' : '"v1"';
-    const total = mode === 'changed' && read ? size + 4096 : size;
+    const changed = mode === 'changed' && n >= 3;
+    const etag = changed ? '"v2"' : '"v1"';
+    const total = changed ? size + 4096 : size;
     const headers = { 'content-type': 'application/octet-stream', 'content-length': body.length, etag };
     if (mode.startsWith('norange')) {
       res.writeHead(200, headers);

@@ -34,13 +34,21 @@ after(async () => {
 });
 
 /// Open the page on `?model=/mis/<mode>/MODEL` and wait for the status to show an error or the
-/// tensor table; returns what happened and how long it took.
+/// tensor table; where the model opened, run it and wait for an error or the report (the
+/// request that opens a URL brings the demo model's whole header, so a server that breaks on
+/// later reads breaks the run). Returns what happened and how long it took.
 async function openModel(mode, key) {
   const { page, errors } = await openPage(browser);
   const url = `/mis/${mode}/${MODEL}?k=${key}`;
   const t0 = Date.now();
   await page.goto(`${base}?http_timeout=${TIMEOUT_S}&model=${encodeURIComponent(url)}`);
   await page.waitForSelector('#status .error, #model table', { timeout: 30000 });
+  if ((await page.$('#status .error')) === null) {
+    await page.waitForSelector('#run:not([disabled])', { timeout: 20000 });
+    await page.uncheck('#hash');
+    await page.click('#run');
+    await page.waitForSelector('#status .error, #report .px-verdicts', { timeout: 60000 });
+  }
   const seconds = (Date.now() - t0) / 1000;
   const failed = (await page.$('#status .error')) !== null;
   return { page, errors, seconds, failed, status: await page.textContent('#status'), url };
@@ -85,9 +93,6 @@ for (const mode of ['drop-once', 'short-once', '500-once']) {
     const requests = mis.count(url);
     // The opening request, the failed read, and its retry at least.
     assert.ok(requests >= 3, `${mode}: ${requests} requests`);
-    await page.waitForSelector('#run:not([disabled])', { timeout: 20000 });
-    await page.click('#run');
-    await page.waitForSelector('#report .px-verdicts', { timeout: 60000 });
     assert.match(await page.textContent('#report .px-verdicts h3'), /Verdict: PASS/);
     assert.deepEqual(errors, []);
     await page.close();

@@ -602,7 +602,16 @@ pub mod browser {
         /// The whole file, when the server ignored Range and sent it all (kept as a JS buffer,
         /// outside wasm memory).
         whole: Option<js_sys::Uint8Array>,
+        /// The file's first [`OPENING_BYTES`] (all of it, if shorter), which the opening request
+        /// brought: the magic and the start of the header are read from it, not asked for again.
+        opening: Vec<u8>,
     }
+
+    /// Bytes the opening request asks for: the first chunk a header is parsed from
+    /// ([`parallax_source::FIRST_HEADER_CHUNK`]). Asking for one byte, then the magic, then
+    /// that chunk took three round trips each time the page reads a model's header (its
+    /// summary, then each run); now one.
+    pub const OPENING_BYTES: u64 = parallax_source::FIRST_HEADER_CHUNK as u64;
 
     /// The largest file read whole from a server that ignores Range requests.
     pub const MAX_WHOLE_BYTES: u64 = 2 << 30;
@@ -705,7 +714,7 @@ pub mod browser {
         }
 
         fn try_open(url: &str, policy: crate::HttpPolicy) -> Result<Self, Failure> {
-            let xhr = xhr_range(url, 0, 0, policy.timeout_base_ms)?;
+            let xhr = xhr_range(url, 0, OPENING_BYTES - 1, policy.timeout_ms(OPENING_BYTES))?;
             if xhr.status().unwrap_or(0) == 200 {
                 // The server ignored Range and sent the whole body: keep it and read from it.
                 let body = xhr.response().map_err(|e| permanent(format!("{e:?}")))?;
@@ -734,21 +743,40 @@ pub mod browser {
                     validator: None,
                     policy,
                     whole: Some(whole),
+                    opening: Vec::new(),
                 });
             }
             status_of(&xhr, 206)?;
             let range = xhr.get_response_header("Content-Range").ok().flatten().ok_or_else(|| {
                 permanent("the server sent no Content-Range header (or does not expose it to this page via CORS)".into())
             })?;
-            let (_, len) = crate::parse_content_range(&range).ok_or_else(|| {
+            let (start, len) = crate::parse_content_range(&range).ok_or_else(|| {
                 permanent(format!("cannot read the server's Content-Range `{range}`"))
             })?;
+            if start != 0 {
+                return Err(permanent(format!(
+                    "the server answered a request for the file's start with bytes from {start} on"
+                )));
+            }
+            let body = xhr.response().map_err(|e| permanent(format!("{e:?}")))?;
+            let opening = js_sys::Uint8Array::new(&body);
+            let want = OPENING_BYTES.min(len);
+            if u64::from(opening.length()) != want {
+                return Err(Failure {
+                    transient: true,
+                    message: format!(
+                        "the server sent {} of the {want} bytes asked for (the body ended early)",
+                        opening.length()
+                    ),
+                });
+            }
             Ok(HttpRangeSource {
                 url: url.to_string(),
                 len,
                 validator: validator(&xhr),
                 policy,
                 whole: None,
+                opening: opening.to_vec(),
             })
         }
 
@@ -1092,6 +1120,10 @@ pub mod browser {
                 return Ok(());
             }
             let len = buf.len() as u64;
+            if offset + len <= self.opening.len() as u64 {
+                buf.copy_from_slice(&self.opening[offset as usize..(offset + len) as usize]);
+                return Ok(());
+            }
             let mut changed = None;
             let result =
                 with_retries(&self.url, &self.policy, || match self.try_read(offset, buf) {

@@ -787,6 +787,11 @@ impl<S: ByteSource + Send + Sync + 'static> ByteSource for BackgroundReadAhead<S
     }
 }
 
+/// The first bytes a header is parsed from ([`Cursor`]'s first read-ahead): a small model's
+/// whole header in one read (one HTTP round trip in the browser, where the request that opens a
+/// model URL brings them).
+pub const FIRST_HEADER_CHUNK: usize = 1 << 20;
+
 /// A forward-only reader over a source with a small buffer, for parsing headers that are a long
 /// run of small fields (GGUF metadata). It reads ahead in chunks but never past the source's end;
 /// each chunk is twice the one before, up to [`Cursor::MAX_CHUNK`], so a header costs a few reads
@@ -801,9 +806,8 @@ pub struct Cursor<'a, S: ByteSource + ?Sized> {
 }
 
 impl<'a, S: ByteSource + ?Sized> Cursor<'a, S> {
-    /// The first read-ahead: a small model's whole header in one read (one HTTP round trip in
-    /// the browser).
-    pub const DEFAULT_CHUNK: usize = 1 << 20;
+    /// The first read-ahead ([`FIRST_HEADER_CHUNK`]).
+    pub const DEFAULT_CHUNK: usize = FIRST_HEADER_CHUNK;
     /// The largest read-ahead: irrelevant for memory, and past the largest vocabularies. The
     /// 0.5B's 6 MB header is 3 reads (1, 2 and 4 MiB) instead of 6 of 1 MiB — each a request
     /// by URL, twice a page run (the model's summary, then the run).
