@@ -93,11 +93,13 @@ fn refusals_name_the_fault() {
     assert_eq!(e, EngineError::NoPaths);
 }
 
-/// What a run tells its source: hints (each a group of ranges) and groups hinted later.
+/// What a run tells its source: hints (each a group of ranges) and groups hinted later; and
+/// the reads it makes, in order.
 #[derive(Default)]
 struct Told {
     hints: Vec<Vec<std::ops::Range<u64>>>,
     later: Vec<Vec<Vec<std::ops::Range<u64>>>>,
+    reads: Vec<std::ops::Range<u64>>,
 }
 
 struct Noting {
@@ -114,6 +116,7 @@ impl parallax_source::ByteSource for Noting {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<(), parallax_source::SourceError> {
+        self.told.lock().unwrap().reads.push(offset..offset + buf.len() as u64);
         self.inner.read_exact_at(offset, buf)
     }
     fn name(&self) -> String {
@@ -135,16 +138,21 @@ impl parallax_source::ByteSource for Noting {
     }
 }
 
+/// The demo model read through a [`Noting`] source.
+fn noted_demo() -> Model<Noting> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../www/demo/parallax-demo-qwen2.gguf");
+    Model::open(Noting { inner: FileSource::open(&path).unwrap(), told: Default::default() })
+        .unwrap()
+}
+
 /// A stream fetches ahead along the groups a run hints later and takes each later hint that
 /// names one as already asked for (`StreamedReads`): that holds only if the run names, once at
 /// its first layer, every group it then hints — each later layer and the head's chunks — in
 /// the order and with the ranges it hints them.
 #[test]
 fn a_run_hints_later_exactly_the_groups_it_then_hints_in_turn() {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../www/demo/parallax-demo-qwen2.gguf");
-    let source = Noting { inner: FileSource::open(&path).unwrap(), told: Default::default() };
-    let model = Model::open(source).unwrap();
+    let model = noted_demo();
     let report = Run::new(&model, &input(), &RunOptions::default()).run().unwrap();
     let told = model.source().told.lock().unwrap();
     assert_eq!(told.later.len(), 1, "one plan, at the first layer");
@@ -158,38 +166,12 @@ fn a_run_hints_later_exactly_the_groups_it_then_hints_in_turn() {
     assert_eq!(told.hints.last(), Some(&vec![]));
 }
 
-/// A file source that records each read's range, in order.
-struct Recording {
-    inner: FileSource,
-    reads: std::sync::Mutex<Vec<std::ops::Range<u64>>>,
-}
-
-impl parallax_source::ByteSource for Recording {
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn read_exact_at(
-        &self,
-        offset: u64,
-        buf: &mut [u8],
-    ) -> Result<(), parallax_source::SourceError> {
-        self.reads.lock().unwrap().push(offset..offset + buf.len() as u64);
-        self.inner.read_exact_at(offset, buf)
-    }
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-}
-
 /// The prompt's embedding rows are read once each, rows near each other in one read (by URL a
 /// read is a request, a round trip each), and come out in the prompt's order with the values of
 /// each row read on its own.
 #[test]
 fn the_prompts_embedding_rows_are_read_together_in_few_reads() {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../www/demo/parallax-demo-qwen2.gguf");
-    let source = Recording { inner: FileSource::open(&path).unwrap(), reads: Default::default() };
-    let model = Model::open(source).unwrap();
+    let model = noted_demo();
     let embd = model.tensor("token_embd.weight").unwrap().clone();
     let within =
         |r: &std::ops::Range<u64>| r.start >= embd.offset && r.end <= embd.offset + embd.n_bytes;
@@ -197,7 +179,7 @@ fn the_prompts_embedding_rows_are_read_together_in_few_reads() {
     let tokens = vec![3838, 374, 220, 17, 10, 17, 30];
     let row_bytes = embd.n_bytes / embd.ne[1];
     assert!((3838 - 374) * row_bytes > 256 * 1024 && (374 - 10) * row_bytes < 256 * 1024);
-    model.source().reads.lock().unwrap().clear();
+    model.source().told.lock().unwrap().reads.clear();
     let mut embedded = Vec::new();
     let input = RunInput { tokens: tokens.clone(), ..Default::default() };
     Run::new(&model, &input, &RunOptions::default())
@@ -208,7 +190,7 @@ fn the_prompts_embedding_rows_are_read_together_in_few_reads() {
         })
         .run()
         .unwrap();
-    let reads = model.source().reads.lock().unwrap().clone();
+    let reads = model.source().told.lock().unwrap().reads.clone();
     // The first run of reads inside the table (the head, tied to it, reads it again at the end).
     let first = reads.iter().position(within).expect("the table is read");
     let rows_read = reads[first..].iter().take_while(|r| within(r)).count();
