@@ -58,8 +58,7 @@ async function fileReport() {
 
 test('a page served without isolation headers isolates itself and streams a model URL: the report is the file\'s', async (t) => {
   if (skip) return t.skip(`${MODEL} not in ${models}`);
-  // The fetch worker's requests (8 MiB or more: the header is read in pieces of 1, 2 and 4 MiB,
-  // parallax_source::Cursor's doubling chunks).
+  // The fetch worker's requests (8 MiB or more: the header is read in 1 MiB pieces).
   const spans = [];
   const misbehave = async (req) => {
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
@@ -97,8 +96,8 @@ test('where the page cannot be isolated, a model URL is read by the page\'s own 
 
 test('a fetch worker that meets a failing server hands the rest of the run to the page\'s checked requests', async (t) => {
   if (skip) return t.skip(`${MODEL} not in ${models}`);
-  // The first request for 8 MiB or more (a layer's span: the header is read in pieces of 1, 2
-  // and 4 MiB) is refused once.
+  // The first request for 8 MiB or more (a layer's span: the header is read in 1 MiB pieces) is
+  // refused once.
   let refused = 0;
   const misbehave = async (req, res) => {
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
@@ -119,8 +118,8 @@ test('a fetch worker that meets a failing server hands the rest of the run to th
 
 test('a fetch worker whose response breaks off mid-body hands the rest of the run to the page\'s checked requests', async (t) => {
   if (skip) return t.skip(`${MODEL} not in ${models}`);
-  // The first request for 8 MiB or more (the fetch worker's: the header is read in pieces of 1,
-  // 2 and 4 MiB) sends its headers and 3 MiB of the bytes asked for, then the connection drops.
+  // The first request for 8 MiB or more (the fetch worker's: the header is read in 1 MiB pieces)
+  // sends its headers and 3 MiB of the bytes asked for, then the connection drops.
   let broken = 0;
   const misbehave = async (req, res) => {
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
