@@ -676,6 +676,34 @@ pub mod browser {
             .map_err(|(transient, message)| Failure { transient, message })
     }
 
+    /// The body of `xhr`, an answer for `want` bytes: a shorter or longer one is a transient
+    /// failure (the body ended early).
+    fn body_of(xhr: &web_sys::XmlHttpRequest, want: u64) -> Result<js_sys::Uint8Array, Failure> {
+        let body = xhr.response().map_err(|e| permanent(format!("{e:?}")))?;
+        let bytes = js_sys::Uint8Array::new(&body);
+        if u64::from(bytes.length()) != want {
+            return Err(Failure {
+                transient: true,
+                message: format!(
+                    "the server sent {} of the {want} bytes asked for (the body ended early)",
+                    bytes.length()
+                ),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// An answer's bytes must start at `offset`, the start asked for.
+    fn check_start(start: u64, offset: u64) -> Result<(), Failure> {
+        if start == offset {
+            Ok(())
+        } else {
+            Err(permanent(format!(
+                "the server sent bytes from {start}, not the {offset} asked for"
+            )))
+        }
+    }
+
     /// Run `attempt` until it succeeds, fails for good, or has failed transiently
     /// `1 + policy.retries` times; the error names the reason and the tries (the caller names
     /// the URL).
@@ -753,23 +781,8 @@ pub mod browser {
             let (start, len) = crate::parse_content_range(&range).ok_or_else(|| {
                 permanent(format!("cannot read the server's Content-Range `{range}`"))
             })?;
-            if start != 0 {
-                return Err(permanent(format!(
-                    "the server answered a request for the file's start with bytes from {start} on"
-                )));
-            }
-            let body = xhr.response().map_err(|e| permanent(format!("{e:?}")))?;
-            let opening = js_sys::Uint8Array::new(&body);
-            let want = OPENING_BYTES.min(len);
-            if u64::from(opening.length()) != want {
-                return Err(Failure {
-                    transient: true,
-                    message: format!(
-                        "the server sent {} of the {want} bytes asked for (the body ended early)",
-                        opening.length()
-                    ),
-                });
-            }
+            check_start(start, 0)?;
+            let opening = body_of(&xhr, OPENING_BYTES.min(len))?;
             Ok(HttpRangeSource {
                 url: url.to_string(),
                 len,
@@ -819,24 +832,9 @@ pub mod browser {
                         ),
                     }));
                 }
-                if start != offset {
-                    return Err(Ok(permanent(format!(
-                        "the server sent bytes from {start}, not the {offset} asked for"
-                    ))));
-                }
+                check_start(start, offset).map_err(Ok)?;
             }
-            let body = xhr.response().map_err(|e| Ok(permanent(format!("{e:?}"))))?;
-            let bytes = js_sys::Uint8Array::new(&body);
-            if bytes.length() as u64 != want {
-                return Err(Ok(Failure {
-                    transient: true,
-                    message: format!(
-                        "the server sent {} of the {want} bytes asked for (the body ended early)",
-                        bytes.length()
-                    ),
-                }));
-            }
-            bytes.copy_to(buf);
+            body_of(&xhr, want).map_err(Ok)?.copy_to(buf);
             Ok(())
         }
     }

@@ -329,17 +329,13 @@ impl<'s, 'w> Block<'s, 'w> {
         x_ref: &[f32],
     ) -> Result<Option<(Vec<f32>, Vec<f64>, Vec<f32>)>, EngineError> {
         let s = self.step;
-        let [reference, other] = s.lanes else { return Ok(None) };
-        if reference.path != PathKind::F32
-            || other.path != PathKind::Q8
-            || other.file != reference.file
-        {
+        if !paths::f32_and_q8_lanes(s.lanes) {
             return Ok(None);
         }
         let (m, bias) = of(self.w(0));
-        let faults = &s.opts.faults;
-        let other_m = inject::weights(faults, self.il, site, *other, m, self.w(1))?;
-        let other_bias = inject::bias(faults, self.il, site, *other, m, bias)?;
+        let (faults, other) = (&s.opts.faults, s.lanes[1]);
+        let other_m = inject::weights(faults, self.il, site, other, m, self.w(1))?;
+        let other_bias = inject::bias(faults, self.il, site, other, m, bias)?;
         if !std::ptr::eq(&*other_m, m)
             || other_bias.map(<[f32]>::as_ptr) != bias.map(<[f32]>::as_ptr)
         {

@@ -290,6 +290,12 @@ pub(crate) fn matmul_f32_with_column_energy(
     Ok((ops::transpose(&by_row, m.rows, n_tokens), energy))
 }
 
+/// Whether `lanes` are the lockstep pair [`matmul_f32_and_q8`] serves: the `f32` reference and
+/// the `q8` path, on one file.
+pub(crate) fn f32_and_q8_lanes(lanes: &[crate::options::Lane]) -> bool {
+    matches!(lanes, [a, b] if a.path == PathKind::F32 && b.path == PathKind::Q8 && a.file == b.file)
+}
+
 /// [`matmul_f32_with_column_energy`] of `x` and, on the same tiles of weight rows while they
 /// are in cache, [`matmul`]`(PathKind::Q8, m, q8_x, …)`: each output element is computed by the
 /// same kernel from the same bytes as in the two products apart, so the results are theirs bit

@@ -491,12 +491,11 @@ async fn run_paths<S: ByteSource>(
         let mut columns: Option<Vec<f64>> = None;
         // The lockstep f32 and q8 lanes of one file: both products in one pass over the chunk
         // (as `Block::mul` does), the same results as each lane's below.
-        let mut fused = match lanes.as_slice() {
-            [a, b] if a.path == PathKind::F32 && b.path == PathKind::Q8 && a.file == b.file => {
-                let both = [head_in[1], last_ref].concat();
-                paths::matmul_f32_and_q8(&chunks[a.file], head_in[0], &both).transpose()?
-            }
-            _ => None,
+        let mut fused = if paths::f32_and_q8_lanes(&lanes) {
+            let both = [head_in[1], last_ref].concat();
+            paths::matmul_f32_and_q8(&chunks[lanes[0].file], head_in[0], &both).transpose()?
+        } else {
+            None
         };
         for (i, ((lane, x), out)) in lanes.iter().zip(&head_in).zip(&mut logits).enumerate() {
             let m = &chunks[lane.file];
