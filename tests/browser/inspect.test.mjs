@@ -178,29 +178,35 @@ test('?model=<url> streams the real Qwen2.5-0.5B over Range requests and matches
   assert.equal(await page.isChecked('#hash'), true);
   assert.match(await page.textContent('#hash-note'), /^hashed as the run reads it: 89\.26 MiB more to download \(\+19 % of the file, what the run skips\); up to [\d.]+ MiB if the browser cannot keep bytes on disk$/);
   await page.fill('#tokens', tokens);
-  // Long tasks on the page's main thread while the worker runs the model (until the report
-  // arrives): the page must never block.
+  // Long tasks on the page's main thread while the worker runs the model (until the answer
+  // arrives, the run judged): the page must never block.
   await page.evaluate(() => {
     window.__longTasks = [];
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) window.__longTasks.push({ start: e.startTime, ms: e.duration });
     }).observe({ type: 'longtask', buffered: false });
     window.__runStart = performance.now();
-    new MutationObserver((_, obs) => {
-      if (document.querySelector('#report .px-report')) { window.__reportAt = performance.now(); obs.disconnect(); }
-    }).observe(document.querySelector('#report'), { childList: true });
+    const stamp = (selector, name) => new MutationObserver((_, obs) => {
+      if (document.querySelector(selector)) { window[name] = performance.now(); obs.disconnect(); }
+    }).observe(document.querySelector(selector.split(' ')[0]), { childList: true });
+    stamp('#answer .px-summary-card', '__answerAt');
+    stamp('#report .px-report', '__reportAt');
   });
   await page.click('#run');
   await page.waitForSelector('#report .px-verdicts', { timeout: 240000 });
-  // The task that receives the finished report (decoding it and drawing the charts) ends after
-  // the report is in the DOM; every task before it ran while the model did.
-  const [tasks, arrival] = await page.evaluate(() => [
-    window.__longTasks.filter((t) => t.start >= window.__runStart && t.start + t.ms < window.__reportAt - 1),
-    window.__longTasks.filter((t) => t.start + t.ms >= window.__reportAt - 1),
-  ]);
+  // The tasks that receive the judged run (drawing the answer, then decoding the whole report
+  // and drawing it) end after their markup is in the DOM; every task before ran while the model
+  // did. (CI once measured the answer's drawing at 52 ms: it is the run's end, not the run.)
+  const [tasks, arrival] = await page.evaluate(() => {
+    const doneAt = Math.min(window.__answerAt ?? Infinity, window.__reportAt) - 1;
+    return [
+      window.__longTasks.filter((t) => t.start >= window.__runStart && t.start + t.ms < doneAt),
+      window.__longTasks.filter((t) => t.start + t.ms >= doneAt),
+    ];
+  });
   const longest = Math.max(0, ...tasks.map((t) => t.ms));
   console.log(`main-thread long tasks while the 0.5B ran: ${tasks.length}, longest ${longest.toFixed(0)} ms; ` +
-    `drawing the arrived report: ${arrival.map((t) => t.ms.toFixed(0) + ' ms').join(', ') || `under ${LONG_TASK_LIMIT_MS} ms`}`);
+    `drawing the answer and the report: ${arrival.map((t) => t.ms.toFixed(0) + ' ms').join(', ') || `under ${LONG_TASK_LIMIT_MS} ms`}`);
   assert.ok(longest <= LONG_TASK_LIMIT_MS, `a main-thread task took ${longest} ms while the model ran (limit ${LONG_TASK_LIMIT_MS} ms)`);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
   const webText = await readFile(await download.path(), 'utf8');
