@@ -350,7 +350,10 @@ impl TokenActivations<'_> {
             return Ok(());
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        if crate::simd128::has_q8_0_form(self.ty) && nt > 1 {
+        // One token too for Q8_0 rows: the token's blocks are widened, and their f16 scales
+        // made f32, once for every row instead of once a row (Q4_0, Q5_0 and IQ4_NL rows are
+        // rewritten as Q8_0 for it, which pays only across tokens).
+        if crate::simd128::has_q8_0_form(self.ty) && (nt > 1 || self.ty == GgmlType::Q8_0) {
             let wide = self.wide.get_or_init(|| {
                 (!self.q8_0.is_empty()).then(|| crate::simd128::PreparedWide::new(&self.q8_0))
             });
@@ -603,6 +606,13 @@ pub fn matvec(
     if rb == 0 {
         out.fill(0.0);
         return Ok(());
+    }
+    // In wasm, Q8_0 rows take the token prepared once ([`TokenActivations::dot_rows`]): in
+    // Chromium 1.38× / 1.06× → 1.52× / 1.72× candle's `vec_dot` (bench/kernels_in_chromium.mjs,
+    // session 22; the node 20 of `./dev bench-peers` measured no change).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if ty == GgmlType::Q8_0 && matches!(a, Activation::Q8_0(_)) {
+        return TokenActivations::new(ty, std::slice::from_ref(a))?.dot_rows(weights, out);
     }
     let mut scratch = Vec::new();
     for (o, row) in out.iter_mut().zip(weights.chunks_exact(rb)) {
