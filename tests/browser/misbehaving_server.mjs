@@ -13,11 +13,18 @@
 //   changed       the first two requests see version "v1" (the page opens the URL for the model's
 //                 summary, then again for a run: each opening brings the demo model's whole
 //                 header); later reads see "v2", 4 KiB longer — the file changes under the run
+//   replaced      the first request (the opening for the model's summary) sees "v1"; every later one,
+//                 from the run's own opening on, "v2", 4 KiB longer — the file changed between
+//                 the summary and the run
 //   norange-drop  200 with the whole body, cut at half, every time
+//   wrongstart    a Range read of 64 KiB or more from a byte past 0 (a layer's weights: the fetch
+//                 worker's stream, then the run's own read) is answered (206) with the bytes from
+//                 one byte later, its Content-Range saying so; openings and small reads are right
+//   wrongstart-0  every Range request is answered from one byte later, the opening one too
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 
-export const MODES = ['norange', 'drop', 'drop-once', 'stall', 'short', 'short-once', '404', '500', '500-once', 'changed', 'norange-drop'];
+export const MODES = ['norange', 'drop', 'drop-once', 'stall', 'short', 'short-once', '404', '500', '500-once', 'changed', 'replaced', 'norange-drop', 'wrongstart', 'wrongstart-0'];
 
 export function createMisbehaving(root) {
   const counts = new Map();
@@ -42,10 +49,11 @@ export function createMisbehaving(root) {
       const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
       const whole = mode.startsWith('norange') || !m;
       if (!whole) { start = Number(m[1]); end = Math.min(Number(m[2]), size - 1); } else { end = size - 1; }
+      if (!whole && (mode === 'wrongstart-0' || (mode === 'wrongstart' && start > 0 && end - start >= 65535)) && start < end) start += 1;
       body = Buffer.alloc(end - start + 1);
       await handle.read(body, 0, body.length, start);
     } finally { await handle.close(); }
-    const changed = mode === 'changed' && n >= 3;
+    const changed = (mode === 'changed' && n >= 3) || (mode === 'replaced' && n >= 2);
     const etag = changed ? '"v2"' : '"v1"';
     const total = changed ? size + 4096 : size;
     const headers = { 'content-type': 'application/octet-stream', 'content-length': body.length, etag };

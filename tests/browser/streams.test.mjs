@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
 import { createMisbehaving } from './misbehaving_server.mjs';
 import { dist, openPage, startPage } from './harness.mjs';
 
@@ -70,6 +71,8 @@ const failures = [
   ['stall', /no complete answer within \d+ s \(the server stalled.*\(3 tries\)/],
   ['changed', /the file changed while it was being read: its version tag on the server went from "v1" to "v2"; open it again/],
   ['norange-drop', /(broke before all bytes arrived|the body ended early).*\(3 tries\)/],
+  ['wrongstart', /the server sent bytes from (\d+), not the (?!\1)\d+ asked for/],
+  ['wrongstart-0', /the server sent bytes from 1, not the 0 asked for/],
 ];
 
 for (const [mode, message] of failures) {
@@ -98,3 +101,22 @@ for (const mode of ['drop-once', 'short-once', '500-once']) {
     await page.close();
   });
 }
+
+test('a model URL whose file changed on its server after the page showed its summary: the run reads the new version and says so', async () => {
+  const { page, errors, failed, status, url } = await openModel('replaced', 'replaced');
+  assert.ok(!failed, status);
+  assert.ok(mis.count(url) >= 3, `${mis.count(url)} requests`);
+  assert.match(await page.textContent('#report .px-verdicts h3'), /Verdict: PASS/);
+  assert.equal(await page.isVisible('#warning'), true, 'the change is said');
+  const warning = await page.textContent('#warning');
+  console.log(`replaced: ${warning}`);
+  const size = (await stat(join(dist, 'demo', MODEL))).size;
+  const mib = (n) => `${(n / 1048576).toFixed(2)} MiB \\(${n} bytes\\)`;
+  assert.match(warning, new RegExp(`changed on its server since the page opened it \\(version "v1", ${mib(size)}, now version "v2", ${mib(size + 4096)}\\): this run reads it as it is now, and the model shown above is the new one\\.$`));
+  // The report is of the version the run read.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
+  const report = JSON.parse(await readFile(await download.path(), 'utf8'));
+  assert.equal(report.model.file_bytes, size + 4096);
+  assert.deepEqual(errors, []);
+  await page.close();
+});

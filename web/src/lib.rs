@@ -390,8 +390,12 @@ pub enum WorkerMessage {
     Progress(parallax_session::ProgressUpdate),
     /// A layer finished: where the residual stream stands (drawn while the run streams).
     Layer(LayerDistance),
+    /// The model's summary; for a URL, also the version of the file its server answered
+    /// with (its version tag and size), which the page sends back with a run: a run that finds
+    /// another version says so and sends the new summary (the page then shows that one).
     Inspected {
         summary: Box<parallax_model::ModelSummary>,
+        version: Option<String>,
     },
     /// The finished run's answer, judged, before its report is drawn: the report's opening
     /// sections (`parallax_report::html::render_answer`: the verdict, the first divergence, the

@@ -49,6 +49,10 @@ mod app {
         inspecting: Option<js_sys::Array>,
         /// What the worker reads: a local file or a URL.
         target: Option<Target>,
+        /// For a model URL, the version of the file whose summary the page shows (its server's
+        /// version tag and size, [`WorkerMessage::Inspected`]): a run sends it along, and
+        /// names a change.
+        model_version: Option<String>,
         /// The "Compare with…" slot: a second file every path runs on too.
         against: Option<Target>,
         running: bool,
@@ -305,6 +309,7 @@ mod app {
             ready: false,
             pending: Vec::new(),
             inspecting: None,
+            model_version: None,
             target: None,
             against: None,
             running: false,
@@ -599,12 +604,13 @@ mod app {
         onerror.forget();
     }
 
-    /// Post `request` to the worker as [request JSON, model, HTTP policy JSON, compared file]
-    /// (the compared file only with a run that names it).
+    /// Post `request` to the worker as [request JSON, model, HTTP policy JSON, compared file,
+    /// model version] (the compared file only with a run that names it, the model's version only
+    /// with a run of a URL whose summary came).
     fn post(state: &Shared, request: &Request) {
-        let (target, against) = {
+        let (target, against, version) = {
             let s = state.borrow();
-            (s.target.clone(), s.against.clone())
+            (s.target.clone(), s.against.clone(), s.model_version.clone())
         };
         let job = js_sys::Array::new();
         job.push(&JsValue::from_str(&serde_json::to_string(request).unwrap_or_default()));
@@ -614,9 +620,13 @@ mod app {
             (true, None) => return,
         };
         job.push(&JsValue::from_str(&serde_json::to_string(&http_policy()).unwrap_or_default()));
-        if let (Request::Run(run), Some(against)) = (request, against) {
-            if !run.against.is_empty() {
-                job.push(&against.to_js());
+        if let Request::Run(run) = request {
+            match against {
+                Some(against) if !run.against.is_empty() => job.push(&against.to_js()),
+                _ => job.push(&JsValue::NULL),
+            };
+            if let Some(version) = version {
+                job.push(&JsValue::from_str(&version));
             }
         }
         let mut s = state.borrow_mut();
@@ -664,6 +674,7 @@ mod app {
                     return;
                 }
                 s.target = None;
+                s.model_version = None;
                 s.announce_open = false;
                 clear(&s.document, "model");
                 clear(&s.document, "report");
@@ -694,6 +705,7 @@ mod app {
             set_hidden(&s.document, "downloads", true);
             set_hidden(&s.document, "warning", true);
             s.target = Some(target);
+            s.model_version = None;
         }
         post(state, &Request::Inspect);
     }
@@ -1189,7 +1201,11 @@ mod app {
                     live.set_inner_html(&html);
                 }
             }
-            WorkerMessage::Inspected { summary } => {
+            WorkerMessage::Inspected { summary, version } => {
+                // A run that found its URL's file changed sends the new summary: the page shows
+                // that one, and the run goes on.
+                let running = state.borrow().running;
+                state.borrow_mut().model_version = version;
                 state.borrow_mut().inspecting = None;
                 let announce = std::mem::take(&mut state.borrow_mut().announce_open);
                 // What the hash will cost this model, beside its checkbox.
@@ -1200,8 +1216,10 @@ mod app {
                 if let Err(e) = render_summary(&document, &summary, announce) {
                     web_sys::console::error_1(&e);
                 }
-                if let Some(b) = document.get_element_by_id("run") {
-                    let _ = b.remove_attribute("disabled");
+                if !running {
+                    if let Some(b) = document.get_element_by_id("run") {
+                        let _ = b.remove_attribute("disabled");
+                    }
                 }
             }
             WorkerMessage::Answer { html } => on_answer(state, &html),

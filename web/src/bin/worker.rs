@@ -15,9 +15,10 @@ fn main() {
     let onmessage =
         Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
             let post = &post_for_handler;
-            // The page posts [request JSON, model, HTTP policy JSON, compared file]: the model
-            // and the compared file (a run over two files only) each a File, an array of the
-            // Files of a split GGUF's shards in shard order, or a URL.
+            // The page posts [request JSON, model, HTTP policy JSON, compared file, version]: the
+            // model and the compared file (a run over two files only) each a File, an array of
+            // the Files of a split GGUF's shards in shard order, or a URL; for a run by URL, the
+            // version of the file the page showed ([`WorkerMessage::Inspected`]).
             let data: js_sys::Array = match event.data().dyn_into() {
                 Ok(a) => a,
                 Err(_) => {
@@ -38,17 +39,22 @@ fn main() {
                     job::show(permalink, json)
                 }
                 (Some(request), Some(model)) => {
+                    let job = job::Job {
+                        request,
+                        model,
+                        against: job::Target::of(data.get(3)),
+                        shown_version: data.get(4).as_string(),
+                        policy,
+                    };
+                    let post = post.clone();
                     // A run hashing a file read by URL first opens its spill files (an
                     // asynchronous browser call), so the hash downloads nothing twice.
-                    let against = job::Target::of(data.get(3));
-                    let post = post.clone();
                     wasm_bindgen_futures::spawn_local(async move {
-                        let spills = job::Spills::open(&request, &model, against.as_ref()).await;
+                        let against = job.against.as_ref();
+                        let spills = job::Spills::open(&job.request, &job.model, against).await;
                         let fetchers =
-                            job::Fetchers::spawn(&request, &model, against.as_ref()).await;
-                        if let Err(message) =
-                            job::handle(request, model, against, policy, spills, fetchers, &post)
-                        {
+                            job::Fetchers::spawn(&job.request, &job.model, against).await;
+                        if let Err(message) = job::handle(job, spills, fetchers, &post) {
                             post(&WorkerMessage::Error { message });
                         }
                     });
@@ -250,16 +256,18 @@ mod job {
     /// Where the page is cross-origin isolated, the hinted spans of a URL or a chosen file
     /// (each layer, up to [`streamed_span`] bytes) stream in through a fetch worker while the
     /// layer before computes ([`parallax_web::browser::FetchStream`]); elsewhere each is one
-    /// read when first needed. Also says whether every part of it streams.
+    /// read when first needed. Also says whether every part of it streams, and, for a URL, the
+    /// version of the file its server answered with ([`url_version`]).
     fn open(
         target: Target,
         policy: parallax_web::HttpPolicy,
         budget: u64,
         mut fetchers: Option<Vec<FetchWorker>>,
         post: &dyn Fn(&WorkerMessage),
-    ) -> Result<(Box<dyn ByteSource>, bool), String> {
+    ) -> Result<Opened, String> {
         let mut parts = Vec::new();
         let mut streamed = 0;
+        let mut versions = Vec::new();
         match target {
             Target::Files(files) => {
                 for file in files {
@@ -277,6 +285,7 @@ mod job {
             Target::Url(url) => {
                 for url in &shard_urls(&url) {
                     let source = HttpRangeSource::open_with(url, policy)?;
+                    versions.push(url_version(&source));
                     if source.read_whole() {
                         post(&WorkerMessage::Warning {
                             message: format!(
@@ -302,7 +311,27 @@ mod job {
             1 => parts.remove(0),
             _ => Box::new(parallax_source::Shards::new(parts).ok_or("internal: no file")?),
         };
-        Ok((source, all_streamed))
+        let version = (!versions.is_empty()).then(|| versions.join("; "));
+        Ok(Opened { source, streamed: all_streamed, version })
+    }
+
+    /// A model or compared file as [`open`] opened it.
+    struct Opened {
+        source: Box<dyn ByteSource>,
+        /// Whether every part of it streams through a fetch worker.
+        streamed: bool,
+        /// For a URL, the version of the file its server answered with ([`url_version`]).
+        version: Option<String>,
+    }
+
+    /// What a URL's server said of the file when it was opened: its version tag (`ETag`, else
+    /// `Last-Modified`) where it sent one, and its size — what tells one version from the next.
+    fn url_version(source: &HttpRangeSource) -> String {
+        let size = parallax_model::human_bytes(source.len());
+        match source.url_and_validator() {
+            (_, Some(tag)) => format!("version {tag}, {size} ({} bytes)", source.len()),
+            (_, None) => format!("{size} ({} bytes)", source.len()),
+        }
     }
 
     /// `source` behind its fetch worker's `stream` where it has one, else as it is (`None`: a
@@ -613,26 +642,37 @@ mod job {
             .collect()
     }
 
+    /// A request as the page posts it, with what it needs.
+    pub struct Job {
+        pub request: Request,
+        pub model: Target,
+        /// The file compared with the model (a run over two files only).
+        pub against: Option<Target>,
+        /// For a run by URL, the version of the file whose summary the page shows.
+        pub shown_version: Option<String>,
+        /// The page's patience for a model's server.
+        pub policy: parallax_web::HttpPolicy,
+    }
+
     pub fn handle(
-        request: Request,
-        model: Target,
-        against: Option<Target>,
-        policy: parallax_web::HttpPolicy,
+        job: Job,
         mut spills: Spills,
         mut fetchers: Fetchers,
         post: &dyn Fn(&WorkerMessage),
     ) -> Result<(), String> {
+        let Job { request, model, against, shown_version, policy } = job;
         let budget = memory_budget(&request);
         let sha256 = matches!(&request, Request::Run(r) if r.sha256);
         let by_url = matches!(model, Target::Url(_));
-        let (opened, streamed) = open(model, policy, budget, fetchers.take(0), post)?;
+        let Opened { source, streamed, version } =
+            open(model, policy, budget, fetchers.take(0), post)?;
         let window = window_for(streamed, budget);
-        let source = page_source(opened, sha256, window, spills.take(0), by_url);
+        let source = page_source(source, sha256, window, spills.take(0), by_url);
         let name = source.name();
         let model = Model::open(&source).map_err(|e| format!("{name}: {e}"))?;
         match request {
             Request::Inspect => {
-                post(&WorkerMessage::Inspected { summary: Box::new(model.summary()) });
+                post(&WorkerMessage::Inspected { summary: Box::new(model.summary()), version });
                 Ok(())
             }
             Request::Show { .. } => Err("internal: a report needs no model".into()),
@@ -640,13 +680,29 @@ mod job {
                 // Everything the request says is checked before any weight is read: the same
                 // checks, and the same sentences, as the CLI's.
                 let spec = RunSpec::from_request(&r).map_err(|e| e.to_string())?;
+                // A model URL whose file changed on its server since the page showed its
+                // summary: the run reads the file as it is now, and the page is told, with the
+                // new summary.
+                if let (Some(was), Some(now)) = (&shown_version, &version) {
+                    if was != now {
+                        post(&WorkerMessage::Warning {
+                            message: format!(
+                                "{name} changed on its server since the page opened it ({was}, now {now}): this run reads it as it is now, and the model shown above is the new one."
+                            ),
+                        });
+                        post(&WorkerMessage::Inspected {
+                            summary: Box::new(model.summary()),
+                            version: version.clone(),
+                        });
+                    }
+                }
                 let other_sources = match (against, r.against.first()) {
                     (None, None) => Vec::new(),
                     (Some(t), Some(_)) => {
                         let by_url = matches!(t, Target::Url(_));
-                        let (opened, streamed) = open(t, policy, budget, fetchers.take(1), post)?;
-                        let window = window_for(streamed, budget);
-                        vec![page_source(opened, spec.sha256, window, spills.take(1), by_url)]
+                        let other = open(t, policy, budget, fetchers.take(1), post)?;
+                        let window = window_for(other.streamed, budget);
+                        vec![page_source(other.source, spec.sha256, window, spills.take(1), by_url)]
                     }
                     (None, Some(named)) => {
                         return Err(format!(
