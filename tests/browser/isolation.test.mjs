@@ -8,8 +8,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { open } from 'node:fs/promises';
-import { models, hasModel, launchChromium, assertSameReport, serveModels, runTokens } from './harness.mjs';
+import { open, readFile } from 'node:fs/promises';
+import { models, hasModel, launchChromium, assertSameReport, serveModels, runTokens, openPage } from './harness.mjs';
 
 const MODEL = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 const TOKENS = '3838, 374, 220, 17, 10, 17, 30';
@@ -143,5 +143,37 @@ test('a fetch worker whose response breaks off mid-body hands the rest of the ru
     assert.equal(broken, 1);
     assert.match(r.console, /the fetch worker stopped \(the server stopped sending at byte \d+ of the file \(.+\)\); reading by single requests from here/);
     assertSameReport(r.json, await fileReport(), 'by URL, after the fetch worker\'s response broke off');
+  } finally { server.close(); }
+});
+
+test('a model URL\'s header is downloaded once for the summary and the run: the run asks only for its version', async (t) => {
+  if (skip) return t.skip(`${MODEL} not in ${models}`);
+  const ranges = [];
+  const misbehave = async (req) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    if (m) ranges.push([Number(m[1]), Number(m[2]) + 1]);
+    return false;
+  };
+  const { server, base } = await serve({ isolated: true, misbehave });
+  try {
+    const { page, errors } = await openPage(browser, `${base}?model=/models/${MODEL}`);
+    await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
+    // The summary read the header from the file's start, in 1 MiB pieces (the 0.5B's is 6 MB).
+    const summary = ranges.splice(0);
+    const headerEnd = Math.max(...summary.map(([, end]) => end));
+    assert.ok(summary.length >= 5 && summary.every(([start]) => start < headerEnd), JSON.stringify(summary));
+    await page.fill('#tokens', TOKENS);
+    await page.uncheck('#hash');
+    await page.click('#run');
+    await page.waitForSelector('#report .px-verdicts', { timeout: 120000 });
+    // The run opened the URL again (its first 1 MiB, whose answer names the file's version:
+    // the same) and read the rest of the header from what the summary kept.
+    const again = ranges.filter(([start, end]) => summary.some(([s, e]) => s === start && e === end));
+    console.log(`the summary's requests: ${summary.length} (the header's pieces to byte ${headerEnd}); the run's: ${ranges.length}, of them the summary's again: ${JSON.stringify(again)}`);
+    assert.deepEqual(again, [[0, 1 << 20]]);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
+    assertSameReport(await readFile(await download.path(), 'utf8'), await fileReport(), 'by URL, the header kept');
+    assert.deepEqual(errors, []);
+    await page.close();
   } finally { server.close(); }
 });

@@ -263,11 +263,13 @@ mod job {
         policy: parallax_web::HttpPolicy,
         budget: u64,
         mut fetchers: Option<Vec<FetchWorker>>,
+        keep_start: bool,
         post: &dyn Fn(&WorkerMessage),
     ) -> Result<Opened, String> {
         let mut parts = Vec::new();
         let mut streamed = 0;
         let mut versions = Vec::new();
+        let mut recorded = None;
         match target {
             Target::Files(files) => {
                 for file in files {
@@ -283,9 +285,11 @@ mod job {
             }
             // A shard of a split GGUF brings its siblings, named as it is, beside it.
             Target::Url(url) => {
-                for url in &shard_urls(&url) {
+                let urls = shard_urls(&url);
+                for url in &urls {
                     let source = HttpRangeSource::open_with(url, policy)?;
-                    versions.push(url_version(&source));
+                    let version = url_version(&source);
+                    versions.push(version.clone());
                     if source.read_whole() {
                         post(&WorkerMessage::Warning {
                             message: format!(
@@ -300,6 +304,17 @@ mod job {
                         let fetcher = f.pop().ok_or_else(Fetchers::why_none)?;
                         FetchStream::for_url(fetcher, &source)
                     });
+                    // The model's header, read from the start, kept from this opening to the
+                    // next of the same version (one file, whose server names its versions).
+                    let versioned = source.url_and_validator().1.is_some();
+                    let source: Box<dyn ByteSource> = match (keep_start && versioned, urls.len()) {
+                        (true, 1) => {
+                            let (source, recording) = kept_start::open(url, &version, source);
+                            recorded = recording;
+                            source
+                        }
+                        _ => Box::new(source),
+                    };
                     let (part, is_streamed) = behind_stream(source, stream, budget);
                     parts.push(part);
                     streamed += usize::from(is_streamed);
@@ -312,7 +327,7 @@ mod job {
             _ => Box::new(parallax_source::Shards::new(parts).ok_or("internal: no file")?),
         };
         let version = (!versions.is_empty()).then(|| versions.join("; "));
-        Ok(Opened { source, streamed: all_streamed, version })
+        Ok(Opened { source, streamed: all_streamed, version, recorded })
     }
 
     /// A model or compared file as [`open`] opened it.
@@ -322,6 +337,73 @@ mod job {
         streamed: bool,
         /// For a URL, the version of the file its server answered with ([`url_version`]).
         version: Option<String>,
+        /// The recording of its first bytes, to keep once its header is read
+        /// ([`kept_start::keep`]); `None` where its start was known or is not kept.
+        recorded: Option<kept_start::Recorded>,
+    }
+
+    /// A model URL's first bytes — its header, which the page reads for the summary and then
+    /// for each run, by URL a round trip per 1 MiB — kept in this worker from one opening to
+    /// the next of the same version of the file: its server's version tag (`ETag` or
+    /// `Last-Modified`, without which nothing is kept) and size, the URL the same.
+    mod kept_start {
+        use std::cell::RefCell;
+        use std::sync::Arc;
+
+        use parallax_source::{ByteSource, KnownStart, RecordedStart, StartRecording};
+        use parallax_web::browser::HttpRangeSource;
+
+        /// At most this much of a file's start is kept (a model's header; the 0.5B's is 6 MB,
+        /// most of it the tokenizer's vocabulary).
+        const LIMIT: usize = 32 << 20;
+
+        struct Kept {
+            url: String,
+            version: String,
+            start: Arc<[u8]>,
+        }
+
+        thread_local! {
+            static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
+        }
+
+        /// A recording of a URL's first bytes, made where they were not known yet.
+        pub struct Recorded {
+            url: String,
+            version: String,
+            recording: StartRecording,
+        }
+
+        /// `source` (`url`, answering as `version`) with its start served from what was kept
+        /// of that version, or recorded for the next opening.
+        pub fn open(
+            url: &str,
+            version: &str,
+            source: HttpRangeSource,
+        ) -> (Box<dyn ByteSource>, Option<Recorded>) {
+            let known = KEPT.with(|k| {
+                k.borrow()
+                    .as_ref()
+                    .filter(|k| k.url == url && k.version == version)
+                    .map(|k| k.start.clone())
+            });
+            match known {
+                Some(start) => (Box::new(KnownStart::new(source, start)), None),
+                None => {
+                    let (source, recording) = RecordedStart::new(source, LIMIT);
+                    let url = url.to_string();
+                    (Box::new(source), Some(Recorded { url, version: version.into(), recording }))
+                }
+            }
+        }
+
+        /// Keep what `recorded` holds (once the header has been read through it) in place of
+        /// whatever was kept before.
+        pub fn keep(recorded: Recorded) {
+            let start = recorded.recording.finish();
+            let kept = Kept { url: recorded.url, version: recorded.version, start };
+            KEPT.with(|k| *k.borrow_mut() = Some(kept));
+        }
     }
 
     /// What a URL's server said of the file when it was opened: its version tag (`ETag`, else
@@ -664,12 +746,15 @@ mod job {
         let budget = memory_budget(&request);
         let sha256 = matches!(&request, Request::Run(r) if r.sha256);
         let by_url = matches!(model, Target::Url(_));
-        let Opened { source, streamed, version } =
-            open(model, policy, budget, fetchers.take(0), post)?;
+        let Opened { source, streamed, version, recorded } =
+            open(model, policy, budget, fetchers.take(0), true, post)?;
         let window = window_for(streamed, budget);
         let source = page_source(source, sha256, window, spills.take(0), by_url);
         let name = source.name();
         let model = Model::open(&source).map_err(|e| format!("{name}: {e}"))?;
+        if let Some(recorded) = recorded {
+            kept_start::keep(recorded);
+        }
         match request {
             Request::Inspect => {
                 post(&WorkerMessage::Inspected { summary: Box::new(model.summary()), version });
@@ -700,7 +785,7 @@ mod job {
                     (None, None) => Vec::new(),
                     (Some(t), Some(_)) => {
                         let by_url = matches!(t, Target::Url(_));
-                        let other = open(t, policy, budget, fetchers.take(1), post)?;
+                        let other = open(t, policy, budget, fetchers.take(1), false, post)?;
                         let window = window_for(other.streamed, budget);
                         vec![page_source(other.source, spec.sha256, window, spills.take(1), by_url)]
                     }

@@ -1,0 +1,204 @@
+//! A file's first bytes kept from one opening to the next: the page reads a model URL's header
+//! for its summary, then again for each run, and by URL each of its 1 MiB pieces is a round
+//! trip ([`crate::FIRST_HEADER_CHUNK`]). [`RecordedStart`] records what a parse read from the
+//! start; [`KnownStart`] serves those bytes to a later opening of the same version of the file
+//! (the caller knows versions: a server's version tag and the file's size).
+
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use crate::{ByteSource, SourceBytes, SourceError};
+
+/// The bytes a [`RecordedStart`] has recorded, shared with whoever keeps them.
+#[derive(Clone, Default)]
+pub struct StartRecording(Arc<Mutex<Recording>>);
+
+#[derive(Default)]
+struct Recording {
+    bytes: Vec<u8>,
+    limit: usize,
+    stopped: bool,
+}
+
+impl StartRecording {
+    /// The bytes recorded so far, and no more from now on.
+    pub fn finish(&self) -> Arc<[u8]> {
+        let mut r = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        r.stopped = true;
+        Arc::from(std::mem::take(&mut r.bytes))
+    }
+}
+
+/// Records the bytes read from the start of `inner` on (reads that begin at or before the end
+/// of what it holds and go past it), up to `limit` bytes: a header's parse reads its file's
+/// first bytes in order. Every read goes through to `inner`.
+pub struct RecordedStart<S> {
+    inner: S,
+    recording: StartRecording,
+}
+
+impl<S: ByteSource> RecordedStart<S> {
+    pub fn new(inner: S, limit: usize) -> (Self, StartRecording) {
+        let recording = StartRecording(Arc::new(Mutex::new(Recording {
+            bytes: Vec::new(),
+            limit,
+            stopped: false,
+        })));
+        (RecordedStart { inner, recording: recording.clone() }, recording)
+    }
+
+    fn record(&self, offset: u64, buf: &[u8]) {
+        let mut r = self.recording.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (held, end) = (r.bytes.len() as u64, offset + buf.len() as u64);
+        if r.stopped || offset > held || end <= held || end > r.limit as u64 {
+            return;
+        }
+        let new = &buf[(held - offset) as usize..];
+        r.bytes.extend_from_slice(new);
+    }
+}
+
+impl<S: ByteSource> ByteSource for RecordedStart<S> {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        self.inner.read_exact_at(offset, buf)?;
+        self.record(offset, buf);
+        Ok(())
+    }
+    fn read_range(&self, range: Range<u64>) -> Result<SourceBytes, SourceError> {
+        let start = range.start;
+        let bytes = self.inner.read_range(range)?;
+        self.record(start, &bytes);
+        Ok(bytes)
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
+        self.inner.prefetch(ranges)
+    }
+    fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
+        self.inner.prefetch_later(groups)
+    }
+    fn parts(&self) -> Vec<u64> {
+        self.inner.parts()
+    }
+}
+
+/// `inner` with its first bytes already known (`start`, recorded from an earlier opening of
+/// the same version of the file, [`RecordedStart`]): reads inside them are copied from memory,
+/// every other read goes to `inner`.
+pub struct KnownStart<S> {
+    inner: S,
+    start: Arc<[u8]>,
+}
+
+impl<S: ByteSource> KnownStart<S> {
+    /// `start` longer than `inner` keeps only what `inner` holds.
+    pub fn new(inner: S, start: Arc<[u8]>) -> Self {
+        let held = (start.len() as u64).min(inner.len()) as usize;
+        let start = if held < start.len() { Arc::from(&start[..held]) } else { start };
+        KnownStart { inner, start }
+    }
+
+    fn known(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let end = offset.checked_add(len as u64)?;
+        (end <= self.start.len() as u64).then(|| &self.start[offset as usize..end as usize])
+    }
+}
+
+impl<S: ByteSource> ByteSource for KnownStart<S> {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        match self.known(offset, buf.len()) {
+            Some(bytes) => {
+                buf.copy_from_slice(bytes);
+                Ok(())
+            }
+            None => self.inner.read_exact_at(offset, buf),
+        }
+    }
+    fn read_range(&self, range: Range<u64>) -> Result<SourceBytes, SourceError> {
+        let len = range.end.saturating_sub(range.start) as usize;
+        match self.known(range.start, len) {
+            Some(bytes) => Ok(SourceBytes::from(bytes.to_vec())),
+            None => self.inner.read_range(range),
+        }
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
+        self.inner.prefetch(ranges)
+    }
+    fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
+        self.inner.prefetch_later(groups)
+    }
+    fn parts(&self) -> Vec<u64> {
+        self.inner.parts()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CountingSource, Cursor, MemorySource};
+
+    fn file(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    #[test]
+    fn what_a_parse_read_from_the_start_is_served_to_the_next_opening_without_reads() {
+        let bytes = file(10_000);
+        let (recorded, recording) = RecordedStart::new(MemorySource::new(bytes.clone()), 4096);
+        // The magic, then pieces in order (one overlapping the last), then a read elsewhere.
+        let mut cursor = Cursor::new(&recorded, 0).with_chunk(1000);
+        let mut magic = [0u8; 4];
+        cursor.read_into(&mut magic).unwrap();
+        let mut piece = vec![0u8; 2500];
+        cursor.read_into(&mut piece).unwrap();
+        recorded.read_exact_at(2000, &mut [0u8; 1000]).unwrap();
+        recorded.read_exact_at(7000, &mut [0u8; 100]).unwrap();
+        let start = recording.finish();
+        // Contiguous from 0, not past the limit (the cursor's chunks ended at 3000).
+        assert!(start.len() >= 3000 && start.len() <= 4096, "{}", start.len());
+        assert_eq!(&start[..], &bytes[..start.len()]);
+        // Finished: later reads are not recorded.
+        recorded.read_exact_at(0, &mut [0u8; 4000]).unwrap();
+        assert_eq!(recording.finish().len(), 0);
+
+        let counted = CountingSource::new(MemorySource::new(bytes.clone()));
+        let known = KnownStart::new(&counted, start.clone());
+        let mut buf = vec![0u8; 2000];
+        known.read_exact_at(500, &mut buf).unwrap();
+        assert_eq!(buf, bytes[500..2500]);
+        assert_eq!(&known.read_range(0..3000).unwrap()[..], &bytes[..3000]);
+        assert_eq!(counted.reads(), 0, "reads inside the known start reach no source");
+        // Across its end, and past it: the source's bytes.
+        let across = start.len() as u64 - 10;
+        known.read_exact_at(across, &mut buf).unwrap();
+        assert_eq!(buf, bytes[across as usize..across as usize + 2000]);
+        assert_eq!(&known.read_range(9000..10_000).unwrap()[..], &bytes[9000..]);
+        assert_eq!(counted.reads(), 2);
+        // Out of bounds is still the source's error.
+        assert!(matches!(
+            known.read_exact_at(9990, &mut buf),
+            Err(SourceError::OutOfBounds { .. })
+        ));
+    }
+
+    #[test]
+    fn a_known_start_longer_than_the_file_keeps_what_the_file_holds() {
+        let bytes = file(100);
+        let known = KnownStart::new(MemorySource::new(bytes[..50].to_vec()), Arc::from(bytes));
+        assert!(matches!(
+            known.read_exact_at(40, &mut [0u8; 20]),
+            Err(SourceError::OutOfBounds { .. })
+        ));
+    }
+}
