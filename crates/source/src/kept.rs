@@ -9,6 +9,25 @@ use std::sync::{Arc, Mutex};
 
 use crate::{ByteSource, SourceBytes, SourceError};
 
+/// The methods both wrappers pass on to the source below as they are: its name, the read
+/// hints, its parts.
+macro_rules! forward_to_inner {
+    () => {
+        fn name(&self) -> String {
+            self.inner.name()
+        }
+        fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
+            self.inner.prefetch(ranges)
+        }
+        fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
+            self.inner.prefetch_later(groups)
+        }
+        fn parts(&self) -> Vec<u64> {
+            self.inner.parts()
+        }
+    };
+}
+
 /// The bytes a [`RecordedStart`] has recorded, shared with whoever keeps them.
 #[derive(Clone, Default)]
 pub struct StartRecording(Arc<Mutex<Recording>>);
@@ -73,18 +92,7 @@ impl<S: ByteSource> ByteSource for RecordedStart<S> {
         self.record(start, &bytes);
         Ok(bytes)
     }
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
-        self.inner.prefetch(ranges)
-    }
-    fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
-        self.inner.prefetch_later(groups)
-    }
-    fn parts(&self) -> Vec<u64> {
-        self.inner.parts()
-    }
+    forward_to_inner!();
 }
 
 /// `inner` with its first bytes already known (`start`, recorded from an earlier opening of
@@ -129,18 +137,7 @@ impl<S: ByteSource> ByteSource for KnownStart<S> {
             None => self.inner.read_range(range),
         }
     }
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
-        self.inner.prefetch(ranges)
-    }
-    fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
-        self.inner.prefetch_later(groups)
-    }
-    fn parts(&self) -> Vec<u64> {
-        self.inner.parts()
-    }
+    forward_to_inner!();
 }
 
 #[cfg(test)]
