@@ -1,5 +1,6 @@
-//! The rows × tokens products a prompt's matmuls run: the f32 one, and Q8_0 weights (IQ4_NL,
-//! Q5_0 and Q4_0 rewritten as Q8_0) × Q8_0 tokens by `TokenActivations::dot_rows`, against the
+//! The rows × tokens products a prompt's matmuls run: the f32 one, Q8_0 weights (IQ4_NL,
+//! Q5_0 and Q4_0 rewritten as Q8_0) × Q8_0 tokens and Q4_K, Q5_K, Q6_K × Q8_K tokens by
+//! `TokenActivations::dot_rows`, against the
 //! same rows dotted one at a time (`dot_row`, which widens every token's blocks again for each
 //! row), in one process: products per second and their ratio. Meant for the wasm simd128 build, where `dot_rows`
 //! widens the tokens to i16 once per matrix (`simd128::PreparedWide`), and its relaxed SIMD
@@ -22,12 +23,16 @@ use parallax_testkit::SplitMix64 as Rng;
 
 const ROWS: usize = 512;
 const COLS: usize = 896;
+/// The k-quants' columns: whole super-blocks of 256 values.
+const K_COLS: usize = 1024;
 /// Tokens by default; the first argument sets another count (304: the built-in text's, whose
 /// prepared tokens no longer fit L2 beside the rows).
 const TOKENS: usize = 64;
 /// Calls per timed sample: one call is ~1.5 ms, and a browser's clock is coarse (Chromium's
 /// `performance.now()` in steps of 0.1 ms, 5 µs where cross-origin isolated).
 const REPS: usize = 16;
+/// Seconds each pairing runs untimed before it is timed.
+const WARM_UP_S: f64 = 0.5;
 
 fn main() {
     let n_tokens = std::env::args().nth(1).map_or(TOKENS, |n| n.parse().expect("a token count"));
@@ -51,43 +56,68 @@ fn main() {
         "F32: rows × tokens {:.2} G products/s (best of 5 × {REPS} calls, {ROWS} rows × {COLS} columns × {n_tokens} tokens)",
         (ROWS * COLS * n_tokens) as f64 / best / 1e9
     );
-    for (ty, block_bytes) in
-        [(GgmlType::Q8_0, 34), (GgmlType::IQ4_NL, 18), (GgmlType::Q5_0, 22), (GgmlType::Q4_0, 18)]
-    {
-        // Random blocks with a finite scale (0x2000 as f16, 2⁻¹⁵·…: small and normal).
+    // Each type with its block's bytes and where its f16 scales lie.
+    let types: [(GgmlType, usize, &[usize]); 7] = [
+        (GgmlType::Q8_0, 34, &[0]),
+        (GgmlType::IQ4_NL, 18, &[0]),
+        (GgmlType::Q5_0, 22, &[0]),
+        (GgmlType::Q4_0, 18, &[0]),
+        (GgmlType::Q4_K, 144, &[0, 2]),
+        (GgmlType::Q5_K, 176, &[0, 2]),
+        (GgmlType::Q6_K, 210, &[208]),
+    ];
+    for (ty, block_bytes, scales) in types {
+        // The k-quants' rows are whole super-blocks of 256.
+        let (cols, values) = if block_bytes >= 144 { (K_COLS, 256) } else { (COLS, 32) };
+        // Random blocks with finite scales (0x2000 as f16, 2⁻¹⁵·…: small and normal).
         let mut w: Vec<u8> =
-            (0..ROWS * COLS / 32 * block_bytes).map(|_| rng.next_u64() as u8).collect();
+            (0..ROWS * cols / values * block_bytes).map(|_| rng.next_u64() as u8).collect();
         for b in w.chunks_exact_mut(block_bytes) {
-            b[..2].copy_from_slice(&[0x00, 0x20]);
+            for &at in scales {
+                b[at..at + 2].copy_from_slice(&[0x00, 0x20]);
+            }
         }
         let acts: Vec<Activation> = (0..n_tokens)
             .map(|_| {
-                let x: Vec<f32> = (0..COLS).map(|_| rng.signed_unit_f32()).collect();
-                quantize_activation(ty, &x).expect("Q8_0 tokens")
+                let x: Vec<f32> = (0..cols).map(|_| rng.signed_unit_f32()).collect();
+                quantize_activation(ty, &x).expect("the type's tokens")
             })
             .collect();
         let row_bytes = w.len() / ROWS;
         let mut out = vec![0f32; ROWS * n_tokens];
+        let all_rows_once = |out: &mut [f32]| {
+            let tokens = TokenActivations::new(ty, &acts).expect("same lengths");
+            tokens.dot_rows(&w, out).expect("whole rows");
+        };
+        let row_by_row_once = |out: &mut [f32]| {
+            let tokens = TokenActivations::new(ty, &acts).expect("same lengths");
+            for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(n_tokens)) {
+                tokens.dot_row(row, out).expect("one row");
+            }
+        };
+        // Warmed up first: a browser compiles a hot function's optimized code in the
+        // background, and a few milliseconds of calls can all run before it is ready.
+        let warm = Instant::now();
+        while warm.elapsed().as_secs_f64() < WARM_UP_S {
+            all_rows_once(&mut out);
+            row_by_row_once(&mut out);
+        }
         let (mut all_rows, mut row_by_row) = (f64::MAX, f64::MAX);
         for _ in 0..5 {
             let t = Instant::now();
             for _ in 0..REPS {
-                let tokens = TokenActivations::new(ty, &acts).expect("same lengths");
-                tokens.dot_rows(&w, &mut out).expect("whole rows");
+                all_rows_once(&mut out);
             }
             all_rows = all_rows.min(t.elapsed().as_secs_f64() / REPS as f64);
             let t = Instant::now();
             for _ in 0..REPS {
-                let tokens = TokenActivations::new(ty, &acts).expect("same lengths");
-                for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(n_tokens)) {
-                    tokens.dot_row(row, out).expect("one row");
-                }
+                row_by_row_once(&mut out);
             }
             row_by_row = row_by_row.min(t.elapsed().as_secs_f64() / REPS as f64);
         }
-        let products = (ROWS * COLS * n_tokens) as f64;
+        let products = (ROWS * cols * n_tokens) as f64;
         println!(
-            "{ty}: dot_rows {:.2} G products/s, row by row {:.2}: ×{:.2} (best of 5 × {REPS} calls, {ROWS} rows × {COLS} columns × {n_tokens} tokens)",
+            "{ty}: dot_rows {:.2} G products/s, row by row {:.2}: ×{:.2} (best of 5 × {REPS} calls, {ROWS} rows × {cols} columns × {n_tokens} tokens)",
             products / all_rows / 1e9,
             products / row_by_row / 1e9,
             row_by_row / all_rows
