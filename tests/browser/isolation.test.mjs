@@ -177,3 +177,34 @@ test('a model URL\'s header is downloaded once for the summary and the run: the 
     await page.close();
   } finally { server.close(); }
 });
+
+test('comparing two model URLs reads each header once: the compared file\'s check and its run share one download', async (t) => {
+  if (skip) return t.skip(`${MODEL} not in ${models}`);
+  const ranges = [];
+  const misbehave = async (req) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    if (m) ranges.push({ url: req.url, range: [Number(m[1]), Number(m[2]) + 1] });
+    return false;
+  };
+  const { server, base } = await serve({ isolated: true, misbehave });
+  try {
+    // The same file at a second URL: one network, compared with itself.
+    const against = `/models/${MODEL}?copy=1`;
+    const { page, errors } = await openPage(browser, `${base}?model=/models/${MODEL}&against=${encodeURIComponent(against)}`);
+    await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
+    await page.fill('#tokens', TOKENS);
+    await page.uncheck('#hash');
+    await page.click('#run');
+    await page.waitForSelector('#report .px-verdicts', { timeout: 240000 });
+    // Its header's 1 MiB pieces (the opening one and those after it), each asked for once:
+    // the check that it is the model's network parsed it, and the run's parse took the same
+    // bytes (they were asked twice before).
+    const pieces = ranges.filter((r) => r.url.endsWith('?copy=1') && r.range[1] - r.range[0] === 1 << 20).map((r) => r.range.join('-'));
+    console.log(`the compared file's header pieces: ${pieces.length}: ${pieces.join(', ')}`);
+    assert.ok(pieces.length >= 6, pieces.join(', '));
+    assert.equal(new Set(pieces).size, pieces.length, `a piece asked twice: ${pieces.join(', ')}`);
+    assert.equal(await page.$$eval('#report .px-files tr', (r) => r.length) > 0, true, 'two files in the report');
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally { server.close(); }
+});

@@ -28,29 +28,48 @@ macro_rules! forward_to_inner {
     };
 }
 
+/// `held[offset..offset + len]`, where it lies inside `held`.
+fn within(held: &[u8], offset: u64, len: usize) -> Option<&[u8]> {
+    let end = offset.checked_add(len as u64)?;
+    (end <= held.len() as u64).then(|| &held[offset as usize..end as usize])
+}
+
 /// The bytes a [`RecordedStart`] has recorded, shared with whoever keeps them.
 #[derive(Clone, Default)]
 pub struct StartRecording(Arc<Mutex<Recording>>);
 
 #[derive(Default)]
 struct Recording {
+    /// Recorded so far, while recording.
     bytes: Vec<u8>,
     limit: usize,
-    stopped: bool,
+    /// What was recorded, once [`StartRecording::finish`]ed.
+    finished: Option<Arc<[u8]>>,
+}
+
+impl Recording {
+    /// What is held: the bytes from the file's start on.
+    fn held(&self) -> &[u8] {
+        self.finished.as_deref().unwrap_or(&self.bytes)
+    }
 }
 
 impl StartRecording {
     /// The bytes recorded so far, and no more from now on.
     pub fn finish(&self) -> Arc<[u8]> {
         let mut r = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        r.stopped = true;
-        Arc::from(std::mem::take(&mut r.bytes))
+        if r.finished.is_none() {
+            r.finished = Some(Arc::from(std::mem::take(&mut r.bytes)));
+        }
+        r.finished.clone().unwrap_or_else(|| Arc::from(Vec::new()))
     }
 }
 
 /// Records the bytes read from the start of `inner` on (reads that begin at or before the end
 /// of what it holds and go past it), up to `limit` bytes: a header's parse reads its file's
-/// first bytes in order. Every read goes through to `inner`.
+/// first bytes in order. Reads inside what it holds are served from there — a second parse of
+/// the same header (the page checks a compared file against the model, then runs it) reads
+/// nothing again; every other read goes through to `inner`.
 pub struct RecordedStart<S> {
     inner: S,
     recording: StartRecording,
@@ -61,7 +80,7 @@ impl<S: ByteSource> RecordedStart<S> {
         let recording = StartRecording(Arc::new(Mutex::new(Recording {
             bytes: Vec::new(),
             limit,
-            stopped: false,
+            finished: None,
         })));
         (RecordedStart { inner, recording: recording.clone() }, recording)
     }
@@ -69,7 +88,7 @@ impl<S: ByteSource> RecordedStart<S> {
     fn record(&self, offset: u64, buf: &[u8]) {
         let mut r = self.recording.0.lock().unwrap_or_else(|e| e.into_inner());
         let (held, end) = (r.bytes.len() as u64, offset + buf.len() as u64);
-        if r.stopped || offset > held || end <= held || end > r.limit as u64 {
+        if r.finished.is_some() || offset > held || end <= held || end > r.limit as u64 {
             return;
         }
         let new = &buf[(held - offset) as usize..];
@@ -82,11 +101,25 @@ impl<S: ByteSource> ByteSource for RecordedStart<S> {
         self.inner.len()
     }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        {
+            let r = self.recording.0.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(bytes) = within(r.held(), offset, buf.len()) {
+                buf.copy_from_slice(bytes);
+                return Ok(());
+            }
+        }
         self.inner.read_exact_at(offset, buf)?;
         self.record(offset, buf);
         Ok(())
     }
     fn read_range(&self, range: Range<u64>) -> Result<SourceBytes, SourceError> {
+        let len = range.end.saturating_sub(range.start) as usize;
+        {
+            let r = self.recording.0.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(bytes) = within(r.held(), range.start, len) {
+                return Ok(SourceBytes::from(bytes.to_vec()));
+            }
+        }
         let start = range.start;
         let bytes = self.inner.read_range(range)?;
         self.record(start, &bytes);
@@ -112,8 +145,7 @@ impl<S: ByteSource> KnownStart<S> {
     }
 
     fn known(&self, offset: u64, len: usize) -> Option<&[u8]> {
-        let end = offset.checked_add(len as u64)?;
-        (end <= self.start.len() as u64).then(|| &self.start[offset as usize..end as usize])
+        within(&self.start, offset, len)
     }
 }
 
@@ -152,7 +184,8 @@ mod tests {
     #[test]
     fn what_a_parse_read_from_the_start_is_served_to_the_next_opening_without_reads() {
         let bytes = file(10_000);
-        let (recorded, recording) = RecordedStart::new(MemorySource::new(bytes.clone()), 4096);
+        let below = CountingSource::new(MemorySource::new(bytes.clone()));
+        let (recorded, recording) = RecordedStart::new(&below, 4096);
         // The magic, then pieces in order (one overlapping the last), then a read elsewhere.
         let mut cursor = Cursor::new(&recorded, 0).with_chunk(1000);
         let mut magic = [0u8; 4];
@@ -165,9 +198,15 @@ mod tests {
         // Contiguous from 0, not past the limit (the cursor's chunks ended at 3000).
         assert!(start.len() >= 3000 && start.len() <= 4096, "{}", start.len());
         assert_eq!(&start[..], &bytes[..start.len()]);
-        // Finished: later reads are not recorded.
+        // A second parse reads nothing below; finished, later reads are not recorded.
+        let reads = below.reads();
+        let mut again = vec![0u8; 2500];
+        recorded.read_exact_at(4, &mut again).unwrap();
+        assert_eq!(again, bytes[4..2504]);
+        assert_eq!(&recorded.read_range(0..start.len() as u64).unwrap()[..], &start[..]);
+        assert_eq!(below.reads(), reads, "served from what was recorded");
         recorded.read_exact_at(0, &mut [0u8; 4000]).unwrap();
-        assert_eq!(recording.finish().len(), 0);
+        assert_eq!(recording.finish().len(), start.len());
 
         let counted = CountingSource::new(MemorySource::new(bytes.clone()));
         let known = KnownStart::new(&counted, start.clone());

@@ -263,7 +263,6 @@ mod job {
         policy: parallax_web::HttpPolicy,
         budget: u64,
         mut fetchers: Option<Vec<FetchWorker>>,
-        keep_start: bool,
         post: &dyn Fn(&WorkerMessage),
     ) -> Result<Opened, String> {
         let mut parts = Vec::new();
@@ -304,10 +303,10 @@ mod job {
                         let fetcher = f.pop().ok_or_else(Fetchers::why_none)?;
                         FetchStream::for_url(fetcher, &source)
                     });
-                    // The model's header, read from the start, kept from this opening to the
+                    // The file's header, read from the start, kept from this opening to the
                     // next of the same version (one file, whose server names its versions).
                     let versioned = source.url_and_validator().1.is_some();
-                    let source: Box<dyn ByteSource> = match (keep_start && versioned, urls.len()) {
+                    let source: Box<dyn ByteSource> = match (versioned, urls.len()) {
                         (true, 1) => {
                             let (source, recording) = kept_start::open(url, &version, source);
                             recorded = recording;
@@ -338,7 +337,8 @@ mod job {
         /// For a URL, the version of the file its server answered with ([`url_version`]).
         version: Option<String>,
         /// The recording of its first bytes, to keep once its header is read
-        /// ([`kept_start::keep`]); `None` where its start was known or is not kept.
+        /// ([`kept_start::keep`]); `None` where its start was known or is not kept (split
+        /// files, a server that names no versions).
         recorded: Option<kept_start::Recorded>,
     }
 
@@ -357,6 +357,9 @@ mod job {
         /// most of it the tokenizer's vocabulary).
         const LIMIT: usize = 32 << 20;
 
+        /// Files whose start is kept: a run's model and the file compared with it.
+        const FILES: usize = 2;
+
         struct Kept {
             url: String,
             version: String,
@@ -364,7 +367,8 @@ mod job {
         }
 
         thread_local! {
-            static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
+            /// The files kept, the last kept last.
+            static KEPT: RefCell<Vec<Kept>> = const { RefCell::new(Vec::new()) };
         }
 
         /// A recording of a URL's first bytes, made where they were not known yet.
@@ -383,8 +387,8 @@ mod job {
         ) -> (Box<dyn ByteSource>, Option<Recorded>) {
             let known = KEPT.with(|k| {
                 k.borrow()
-                    .as_ref()
-                    .filter(|k| k.url == url && k.version == version)
+                    .iter()
+                    .find(|k| k.url == url && k.version == version)
                     .map(|k| k.start.clone())
             });
             match known {
@@ -397,12 +401,19 @@ mod job {
             }
         }
 
-        /// Keep what `recorded` holds (once the header has been read through it) in place of
-        /// whatever was kept before.
+        /// Keep what `recorded` holds (once the header has been read through it; the source
+        /// it was recorded from serves it from then on too) in place of what was kept of the
+        /// same URL, or of the file kept longest ago.
         pub fn keep(recorded: Recorded) {
             let start = recorded.recording.finish();
-            let kept = Kept { url: recorded.url, version: recorded.version, start };
-            KEPT.with(|k| *k.borrow_mut() = Some(kept));
+            KEPT.with(|k| {
+                let mut kept = k.borrow_mut();
+                kept.retain(|k| k.url != recorded.url);
+                if kept.len() == FILES {
+                    kept.remove(0);
+                }
+                kept.push(Kept { url: recorded.url, version: recorded.version, start });
+            });
         }
     }
 
@@ -747,7 +758,7 @@ mod job {
         let sha256 = matches!(&request, Request::Run(r) if r.sha256);
         let by_url = matches!(model, Target::Url(_));
         let Opened { source, streamed, version, recorded } =
-            open(model, policy, budget, fetchers.take(0), true, post)?;
+            open(model, policy, budget, fetchers.take(0), post)?;
         let window = window_for(streamed, budget);
         let source = page_source(source, sha256, window, spills.take(0), by_url);
         let name = source.name();
@@ -785,9 +796,11 @@ mod job {
                     (None, None) => Vec::new(),
                     (Some(t), Some(_)) => {
                         let by_url = matches!(t, Target::Url(_));
-                        let other = open(t, policy, budget, fetchers.take(1), false, post)?;
+                        let other = open(t, policy, budget, fetchers.take(1), post)?;
                         let window = window_for(other.streamed, budget);
-                        vec![page_source(other.source, spec.sha256, window, spills.take(1), by_url)]
+                        let source =
+                            page_source(other.source, spec.sha256, window, spills.take(1), by_url);
+                        vec![(source, other.recorded)]
                     }
                     (None, Some(named)) => {
                         return Err(format!(
@@ -800,13 +813,21 @@ mod job {
                 };
                 // Files that are not one network are refused before a layer is read, naming
                 // the first difference (the CLI's sentence).
-                for other in &other_sources {
-                    let other_model =
-                        Model::open(other).map_err(|e| format!("{}: {e}", other.name()))?;
-                    parallax_model::check_compatible(&model, &other_model).map_err(|e| {
-                        format!("{} cannot be compared with {name}: {e}", other.name())
-                    })?;
-                }
+                let other_sources: Vec<PageSource> = other_sources
+                    .into_iter()
+                    .map(|(other, recorded)| {
+                        let other_model =
+                            Model::open(&other).map_err(|e| format!("{}: {e}", other.name()))?;
+                        if let Some(recorded) = recorded {
+                            kept_start::keep(recorded);
+                        }
+                        parallax_model::check_compatible(&model, &other_model).map_err(|e| {
+                            format!("{} cannot be compared with {name}: {e}", other.name())
+                        })?;
+                        drop(other_model);
+                        Ok(other)
+                    })
+                    .collect::<Result<_, String>>()?;
                 // The page's default budget also binds requests that name none.
                 let opts = parallax_engine::RunOptions {
                     memory_budget_bytes: Some(budget),
