@@ -343,8 +343,9 @@ mod job {
     }
 
     /// A model URL's first bytes — its header, which the page reads for the summary and then
-    /// for each run, by URL a round trip per 1 MiB — kept in this worker from one opening to
-    /// the next of the same version of the file: its server's version tag (`ETag` or
+    /// for each run (a compared file's: for the check that it is the model's network, then for
+    /// the run), by URL a round trip per 1 MiB — kept in this worker from one opening to the
+    /// next of the same version of the file: its server's version tag (`ETag` or
     /// `Last-Modified`, without which nothing is kept) and size, the URL the same.
     mod kept_start {
         use std::cell::RefCell;
@@ -420,10 +421,11 @@ mod job {
     /// What a URL's server said of the file when it was opened: its version tag (`ETag`, else
     /// `Last-Modified`) where it sent one, and its size — what tells one version from the next.
     fn url_version(source: &HttpRangeSource) -> String {
-        let size = parallax_model::human_bytes(source.len());
-        match source.url_and_validator() {
-            (_, Some(tag)) => format!("version {tag}, {size} ({} bytes)", source.len()),
-            (_, None) => format!("{size} ({} bytes)", source.len()),
+        let size =
+            format!("{} ({} bytes)", parallax_model::human_bytes(source.len()), source.len());
+        match source.url_and_validator().1 {
+            Some(tag) => format!("version {tag}, {size}"),
+            None => size,
         }
     }
 
