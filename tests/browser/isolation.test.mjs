@@ -146,20 +146,26 @@ test('a fetch worker whose response breaks off mid-body hands the rest of the ru
   } finally { server.close(); }
 });
 
-test('a model URL\'s header is downloaded once for the summary and the run: the run asks only for its version', async (t) => {
-  if (skip) return t.skip(`${MODEL} not in ${models}`);
+/// A server of the isolated page that notes each model request's URL and byte range ([start,
+/// end)) in `ranges`, in the order they came.
+async function serveNotingRanges() {
   const ranges = [];
   const misbehave = async (req) => {
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
-    if (m) ranges.push([Number(m[1]), Number(m[2]) + 1]);
+    if (m) ranges.push({ url: req.url, range: [Number(m[1]), Number(m[2]) + 1] });
     return false;
   };
-  const { server, base } = await serve({ isolated: true, misbehave });
+  return { ranges, ...(await serve({ isolated: true, misbehave })) };
+}
+
+test('a model URL\'s header is downloaded once for the summary and the run: the run asks only for its version', async (t) => {
+  if (skip) return t.skip(`${MODEL} not in ${models}`);
+  const { ranges, server, base } = await serveNotingRanges();
   try {
     const { page, errors } = await openPage(browser, `${base}?model=/models/${MODEL}`);
     await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
     // The summary read the header from the file's start, in 1 MiB pieces (the 0.5B's is 6 MB).
-    const summary = ranges.splice(0);
+    const summary = ranges.splice(0).map((r) => r.range);
     const headerEnd = Math.max(...summary.map(([, end]) => end));
     assert.ok(summary.length >= 5 && summary.every(([start]) => start < headerEnd), JSON.stringify(summary));
     await page.fill('#tokens', TOKENS);
@@ -168,7 +174,7 @@ test('a model URL\'s header is downloaded once for the summary and the run: the 
     await page.waitForSelector('#report .px-verdicts', { timeout: 120000 });
     // The run opened the URL again (its first 1 MiB, whose answer names the file's version:
     // the same) and read the rest of the header from what the summary kept.
-    const again = ranges.filter(([start, end]) => summary.some(([s, e]) => s === start && e === end));
+    const again = ranges.map((r) => r.range).filter(([start, end]) => summary.some(([s, e]) => s === start && e === end));
     console.log(`the summary's requests: ${summary.length} (the header's pieces to byte ${headerEnd}); the run's: ${ranges.length}, of them the summary's again: ${JSON.stringify(again)}`);
     assert.deepEqual(again, [[0, 1 << 20]]);
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
@@ -180,13 +186,7 @@ test('a model URL\'s header is downloaded once for the summary and the run: the 
 
 test('comparing two model URLs reads each header once: the compared file\'s check and its run share one download', async (t) => {
   if (skip) return t.skip(`${MODEL} not in ${models}`);
-  const ranges = [];
-  const misbehave = async (req) => {
-    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
-    if (m) ranges.push({ url: req.url, range: [Number(m[1]), Number(m[2]) + 1] });
-    return false;
-  };
-  const { server, base } = await serve({ isolated: true, misbehave });
+  const { ranges, server, base } = await serveNotingRanges();
   try {
     // The same file at a second URL: one network, compared with itself.
     const against = `/models/${MODEL}?copy=1`;
