@@ -1,92 +1,74 @@
 //! A file's first bytes kept from one opening to the next: the page reads a model URL's header
 //! for its summary, then again for each run, and by URL each of its 1 MiB pieces is a round
-//! trip ([`crate::FIRST_HEADER_CHUNK`]). [`RecordedStart`] records what a parse read from the
-//! start; [`KnownStart`] serves those bytes to a later opening of the same version of the file
-//! (the caller knows versions: a server's version tag and the file's size).
+//! trip ([`crate::FIRST_HEADER_CHUNK`]). A [`KeptStart`] records what a parse read from the
+//! start, and serves those bytes to a later opening of the same version of the file (the caller
+//! knows versions: a server's version tag and the file's size).
 
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use crate::{ByteSource, SourceBytes, SourceError};
 
-/// The methods both wrappers pass on to the source below as they are: its name, the read
-/// hints, its parts.
-macro_rules! forward_to_inner {
-    () => {
-        fn name(&self) -> String {
-            self.inner.name()
-        }
-        fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
-            self.inner.prefetch(ranges)
-        }
-        fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
-            self.inner.prefetch_later(groups)
-        }
-        fn parts(&self) -> Vec<u64> {
-            self.inner.parts()
-        }
-    };
-}
-
-/// `held[offset..offset + len]`, where it lies inside `held`.
-fn within(held: &[u8], offset: u64, len: usize) -> Option<&[u8]> {
-    let end = offset.checked_add(len as u64)?;
-    (end <= held.len() as u64).then(|| &held[offset as usize..end as usize])
-}
-
-/// The bytes a [`RecordedStart`] has recorded, shared with whoever keeps them.
-#[derive(Clone, Default)]
+/// The bytes a [`KeptStart`] holds from its file's start, shared with whoever keeps them.
+#[derive(Clone)]
 pub struct StartRecording(Arc<Mutex<Recording>>);
 
-#[derive(Default)]
 struct Recording {
     /// Recorded so far, while recording.
     bytes: Vec<u8>,
     limit: usize,
-    /// What was recorded, once [`StartRecording::finish`]ed.
+    /// What was recorded, once [`StartRecording::finish`]ed (or known from the start).
     finished: Option<Arc<[u8]>>,
-}
-
-impl Recording {
-    /// What is held: the bytes from the file's start on.
-    fn held(&self) -> &[u8] {
-        self.finished.as_deref().unwrap_or(&self.bytes)
-    }
 }
 
 impl StartRecording {
     /// The bytes recorded so far, and no more from now on.
     pub fn finish(&self) -> Arc<[u8]> {
         let mut r = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if r.finished.is_none() {
-            r.finished = Some(Arc::from(std::mem::take(&mut r.bytes)));
-        }
-        r.finished.clone().unwrap_or_else(|| Arc::from(Vec::new()))
+        let Recording { bytes, finished, .. } = &mut *r;
+        finished.get_or_insert_with(|| Arc::from(std::mem::take(bytes))).clone()
     }
 }
 
-/// Records the bytes read from the start of `inner` on (reads that begin at or before the end
-/// of what it holds and go past it), up to `limit` bytes: a header's parse reads its file's
-/// first bytes in order. Reads inside what it holds are served from there — a second parse of
-/// the same header (the page checks a compared file against the model, then runs it) reads
-/// nothing again; every other read goes through to `inner`.
-pub struct RecordedStart<S> {
+/// `inner` with the bytes from its start on held in memory, and reads inside them served from
+/// there. Either recorded ([`KeptStart::recording`]): a read that begins at or before the end
+/// of what it holds and goes past it adds to them, up to `limit` bytes — a header's parse reads
+/// its file's first bytes in order, and a second parse of the same header (the page checks a
+/// compared file against the model, then runs it) reads nothing again; or known
+/// ([`KeptStart::known`]): recorded at an earlier opening of the same version of the file.
+/// Every other read goes through to `inner`.
+pub struct KeptStart<S> {
     inner: S,
-    recording: StartRecording,
+    start: StartRecording,
 }
 
-impl<S: ByteSource> RecordedStart<S> {
-    pub fn new(inner: S, limit: usize) -> (Self, StartRecording) {
-        let recording = StartRecording(Arc::new(Mutex::new(Recording {
-            bytes: Vec::new(),
-            limit,
-            finished: None,
-        })));
-        (RecordedStart { inner, recording: recording.clone() }, recording)
+impl<S: ByteSource> KeptStart<S> {
+    /// Recording `inner`'s first bytes, up to `limit`, until the recording is finished.
+    pub fn recording(inner: S, limit: usize) -> (Self, StartRecording) {
+        let recording = Recording { bytes: Vec::new(), limit, finished: None };
+        let start = StartRecording(Arc::new(Mutex::new(recording)));
+        (KeptStart { inner, start: start.clone() }, start)
+    }
+
+    /// `inner` whose first bytes are `start` (a `start` longer than `inner` keeps only what
+    /// `inner` holds).
+    pub fn known(inner: S, start: Arc<[u8]>) -> Self {
+        let held = (start.len() as u64).min(inner.len()) as usize;
+        let start = if held < start.len() { Arc::from(&start[..held]) } else { start };
+        let recording = Recording { bytes: Vec::new(), limit: 0, finished: Some(start) };
+        KeptStart { inner, start: StartRecording(Arc::new(Mutex::new(recording))) }
+    }
+
+    /// `f` of the held bytes `[offset, offset + len)`, where they are all held.
+    fn held<R>(&self, offset: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let r = self.start.0.lock().unwrap_or_else(|e| e.into_inner());
+        let held = r.finished.as_deref().unwrap_or(&r.bytes);
+        let end = offset.checked_add(len as u64)?;
+        (end <= held.len() as u64).then(|| f(&held[offset as usize..end as usize]))
     }
 
     fn record(&self, offset: u64, buf: &[u8]) {
-        let mut r = self.recording.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = self.start.0.lock().unwrap_or_else(|e| e.into_inner());
         let (held, end) = (r.bytes.len() as u64, offset + buf.len() as u64);
         if r.finished.is_some() || offset > held || end <= held || end > r.limit as u64 {
             return;
@@ -96,17 +78,13 @@ impl<S: ByteSource> RecordedStart<S> {
     }
 }
 
-impl<S: ByteSource> ByteSource for RecordedStart<S> {
+impl<S: ByteSource> ByteSource for KeptStart<S> {
     fn len(&self) -> u64 {
         self.inner.len()
     }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
-        {
-            let r = self.recording.0.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(bytes) = within(r.held(), offset, buf.len()) {
-                buf.copy_from_slice(bytes);
-                return Ok(());
-            }
+        if self.held(offset, buf.len(), |bytes| buf.copy_from_slice(bytes)).is_some() {
+            return Ok(());
         }
         self.inner.read_exact_at(offset, buf)?;
         self.record(offset, buf);
@@ -114,62 +92,27 @@ impl<S: ByteSource> ByteSource for RecordedStart<S> {
     }
     fn read_range(&self, range: Range<u64>) -> Result<SourceBytes, SourceError> {
         let len = range.end.saturating_sub(range.start) as usize;
+        if let Some(bytes) = self.held(range.start, len, |bytes| SourceBytes::from(bytes.to_vec()))
         {
-            let r = self.recording.0.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(bytes) = within(r.held(), range.start, len) {
-                return Ok(SourceBytes::from(bytes.to_vec()));
-            }
+            return Ok(bytes);
         }
         let start = range.start;
         let bytes = self.inner.read_range(range)?;
         self.record(start, &bytes);
         Ok(bytes)
     }
-    forward_to_inner!();
-}
-
-/// `inner` with its first bytes already known (`start`, recorded from an earlier opening of
-/// the same version of the file, [`RecordedStart`]): reads inside them are copied from memory,
-/// every other read goes to `inner`.
-pub struct KnownStart<S> {
-    inner: S,
-    start: Arc<[u8]>,
-}
-
-impl<S: ByteSource> KnownStart<S> {
-    /// `start` longer than `inner` keeps only what `inner` holds.
-    pub fn new(inner: S, start: Arc<[u8]>) -> Self {
-        let held = (start.len() as u64).min(inner.len()) as usize;
-        let start = if held < start.len() { Arc::from(&start[..held]) } else { start };
-        KnownStart { inner, start }
+    fn name(&self) -> String {
+        self.inner.name()
     }
-
-    fn known(&self, offset: u64, len: usize) -> Option<&[u8]> {
-        within(&self.start, offset, len)
+    fn prefetch(&self, ranges: &[Range<u64>]) -> Result<(), SourceError> {
+        self.inner.prefetch(ranges)
     }
-}
-
-impl<S: ByteSource> ByteSource for KnownStart<S> {
-    fn len(&self) -> u64 {
-        self.inner.len()
+    fn prefetch_later(&self, groups: &[Vec<Range<u64>>]) -> Result<(), SourceError> {
+        self.inner.prefetch_later(groups)
     }
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
-        match self.known(offset, buf.len()) {
-            Some(bytes) => {
-                buf.copy_from_slice(bytes);
-                Ok(())
-            }
-            None => self.inner.read_exact_at(offset, buf),
-        }
+    fn parts(&self) -> Vec<u64> {
+        self.inner.parts()
     }
-    fn read_range(&self, range: Range<u64>) -> Result<SourceBytes, SourceError> {
-        let len = range.end.saturating_sub(range.start) as usize;
-        match self.known(range.start, len) {
-            Some(bytes) => Ok(SourceBytes::from(bytes.to_vec())),
-            None => self.inner.read_range(range),
-        }
-    }
-    forward_to_inner!();
 }
 
 #[cfg(test)]
@@ -185,7 +128,7 @@ mod tests {
     fn what_a_parse_read_from_the_start_is_served_to_the_next_opening_without_reads() {
         let bytes = file(10_000);
         let below = CountingSource::new(MemorySource::new(bytes.clone()));
-        let (recorded, recording) = RecordedStart::new(&below, 4096);
+        let (recorded, recording) = KeptStart::recording(&below, 4096);
         // The magic, then pieces in order (one overlapping the last), then a read elsewhere.
         let mut cursor = Cursor::new(&recorded, 0).with_chunk(1000);
         let mut magic = [0u8; 4];
@@ -209,7 +152,7 @@ mod tests {
         assert_eq!(recording.finish().len(), start.len());
 
         let counted = CountingSource::new(MemorySource::new(bytes.clone()));
-        let known = KnownStart::new(&counted, start.clone());
+        let known = KeptStart::known(&counted, start.clone());
         let mut buf = vec![0u8; 2000];
         known.read_exact_at(500, &mut buf).unwrap();
         assert_eq!(buf, bytes[500..2500]);
@@ -231,7 +174,7 @@ mod tests {
     #[test]
     fn a_known_start_longer_than_the_file_keeps_what_the_file_holds() {
         let bytes = file(100);
-        let known = KnownStart::new(MemorySource::new(bytes[..50].to_vec()), Arc::from(bytes));
+        let known = KeptStart::known(MemorySource::new(bytes[..50].to_vec()), Arc::from(bytes));
         assert!(matches!(
             known.read_exact_at(40, &mut [0u8; 20]),
             Err(SourceError::OutOfBounds { .. })

@@ -6,8 +6,7 @@
 //! read-ahead wrappers that serve the trait's `prefetch` hint ([`ReadAhead`], and natively
 //! [`BackgroundReadAhead`], which reads the next layer while the current one computes, and
 //! [`StreamedReads`], which takes hinted spans from a stream that fetches them on its own), and
-//! the wrappers that keep a file's first bytes from one opening to the next ([`RecordedStart`],
-//! [`KnownStart`]).
+//! the wrapper that keeps a file's first bytes from one opening to the next ([`KeptStart`]).
 //! Knows nothing about file formats, tensors or HTTP: a Range-request source and a browser
 //! `File` source implement the same trait in their own crates.
 //!
@@ -23,7 +22,7 @@ mod bytes;
 mod kept;
 mod streamed;
 pub use bytes::SourceBytes;
-pub use kept::{KnownStart, RecordedStart, StartRecording};
+pub use kept::{KeptStart, StartRecording};
 pub use streamed::{SpanStream, StreamedReads};
 
 /// Why a read failed. Every variant names the bytes that were asked for.

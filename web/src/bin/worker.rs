@@ -310,7 +310,7 @@ mod job {
                         (true, 1) => {
                             let (source, recording) = kept_start::open(url, &version, source);
                             recorded = recording;
-                            source
+                            Box::new(source)
                         }
                         _ => Box::new(source),
                     };
@@ -351,7 +351,7 @@ mod job {
         use std::cell::RefCell;
         use std::sync::Arc;
 
-        use parallax_source::{ByteSource, KnownStart, RecordedStart, StartRecording};
+        use parallax_source::{KeptStart, StartRecording};
         use parallax_web::browser::HttpRangeSource;
 
         /// At most this much of a file's start is kept (a model's header; the 0.5B's is 6 MB,
@@ -385,7 +385,7 @@ mod job {
             url: &str,
             version: &str,
             source: HttpRangeSource,
-        ) -> (Box<dyn ByteSource>, Option<Recorded>) {
+        ) -> (KeptStart<HttpRangeSource>, Option<Recorded>) {
             let known = KEPT.with(|k| {
                 k.borrow()
                     .iter()
@@ -393,11 +393,11 @@ mod job {
                     .map(|k| k.start.clone())
             });
             match known {
-                Some(start) => (Box::new(KnownStart::new(source, start)), None),
+                Some(start) => (KeptStart::known(source, start), None),
                 None => {
-                    let (source, recording) = RecordedStart::new(source, LIMIT);
+                    let (source, recording) = KeptStart::recording(source, LIMIT);
                     let url = url.to_string();
-                    (Box::new(source), Some(Recorded { url, version: version.into(), recording }))
+                    (source, Some(Recorded { url, version: version.into(), recording }))
                 }
             }
         }
