@@ -273,19 +273,14 @@ pub(crate) fn matmul_f32_with_column_energy(
     };
     let mut by_row = vec![0f32; m.rows * n_tokens];
     let tokens: Vec<&[f32]> = x.chunks_exact(m.cols.max(1)).collect();
-    let energy = map_tiles(&mut by_row, n_tokens, m.cols, |r0, out, energy| {
-        let n_rows = out.len() / n_tokens;
-        with_dequantized_tile(
-            m,
-            *ty,
-            *row_bytes,
-            &bytes[r0 * row_bytes..(r0 + n_rows) * row_bytes],
-            |tile| {
-                add_tile_energy(tile, m.cols, energy);
-                parallax_quant::dot::vec_dot_f32_rows_tokens(tile, m.cols, &tokens, out)
-                    .map_err(|e| quant_error(m, e))
-            },
-        )
+    let outs = by_row.chunks_mut(TILE_ROWS * n_tokens);
+    let energy = tiles_with_column_sums(outs, m.cols, |i, out, energy| {
+        let (r0, n_rows) = (i * TILE_ROWS, out.len() / n_tokens);
+        let src = &bytes[r0 * row_bytes..(r0 + n_rows) * row_bytes];
+        with_dequantized_tile_and_energy(m, *ty, *row_bytes, src, Some(energy), |tile| {
+            parallax_quant::dot::vec_dot_f32_rows_tokens(tile, m.cols, &tokens, out)
+                .map_err(|e| quant_error(m, e))
+        })
     })?;
     Ok((ops::transpose(&by_row, m.rows, n_tokens), energy))
 }
@@ -324,8 +319,9 @@ pub(crate) fn matmul_f32_and_q8(
         let f32_tokens: Vec<&[f32]> = x.chunks_exact(cols).collect();
         let mut by_row = vec![0f32; m.rows * n_f32];
         let mut q8_by_row = vec![0f32; m.rows * n_q8];
-        let tile = |i: usize, out: &mut [f32], q8_out: &mut [f32]| {
-            let mut energy = vec![0f64; m.cols];
+        let (f32_chunk, q8_chunk) = (TILE_ROWS * n_f32, TILE_ROWS * n_q8);
+        let outs = by_row.chunks_mut(f32_chunk).zip(q8_by_row.chunks_mut(q8_chunk));
+        let energy = tiles_with_column_sums(outs, m.cols, |i, (out, q8_out), energy| {
             let n_rows = q8_out.len() / n_q8;
             let r0 = i * TILE_ROWS;
             let src = &bytes[r0 * row_bytes..(r0 + n_rows) * row_bytes];
@@ -339,36 +335,15 @@ pub(crate) fn matmul_f32_and_q8(
             if q8_first {
                 q8_tokens.dot_rows(src, q8_out).map_err(|e| quant_error(m, e))?;
             }
-            with_dequantized_tile(m, *ty, *row_bytes, src, |tile| {
-                add_tile_energy(tile, m.cols, &mut energy);
+            with_dequantized_tile_and_energy(m, *ty, *row_bytes, src, Some(energy), |tile| {
                 parallax_quant::dot::vec_dot_f32_rows_tokens(tile, m.cols, &f32_tokens, out)
                     .map_err(|e| quant_error(m, e))
             })?;
             if !q8_first {
                 q8_tokens.dot_rows(src, q8_out).map_err(|e| quant_error(m, e))?;
             }
-            Ok::<_, EngineError>(energy)
-        };
-        let (f32_chunk, q8_chunk) = (TILE_ROWS * n_f32, TILE_ROWS * n_q8);
-        #[cfg(feature = "parallel")]
-        let parts: Vec<Vec<f64>> = {
-            use rayon::prelude::*;
-            (by_row.par_chunks_mut(f32_chunk).zip(q8_by_row.par_chunks_mut(q8_chunk)))
-                .enumerate()
-                .map(|(i, (out, q8_out))| tile(i, out, q8_out))
-                .collect::<Result<_, _>>()?
-        };
-        #[cfg(not(feature = "parallel"))]
-        let parts: Vec<Vec<f64>> =
-            (by_row.chunks_mut(f32_chunk).zip(q8_by_row.chunks_mut(q8_chunk)))
-                .enumerate()
-                .map(|(i, (out, q8_out))| tile(i, out, q8_out))
-                .collect::<Result<_, _>>()?;
-        // Summed in tile order, as `map_tiles` does: the same totals whatever the threads.
-        let mut energy = vec![0f64; m.cols];
-        for part in parts {
-            energy.iter_mut().zip(part).for_each(|(t, p)| *t += p);
-        }
+            Ok(())
+        })?;
         Ok((
             ops::transpose(&by_row, m.rows, n_f32),
             energy,
@@ -459,6 +434,23 @@ fn with_dequantized_tile<R>(
     src: &[u8],
     f: impl FnOnce(&[f32]) -> Result<R, EngineError>,
 ) -> Result<R, EngineError> {
+    with_dequantized_tile_and_energy(m, ty, row_bytes, src, None, f)
+}
+
+/// [`with_dequantized_tile`], also adding the tile's column energies into `sums` where given
+/// ([`add_tile_energy`]): a few rows at a time, each group squared right after it is
+/// dequantized, while it is in L1 — a pass over the whole tile afterwards read it from L2 (5 %
+/// of a 7-token run of the 0.5B). Rows still add in order, so the sums are the same.
+fn with_dequantized_tile_and_energy<R>(
+    m: &Matrix,
+    ty: GgmlType,
+    row_bytes: usize,
+    src: &[u8],
+    sums: Option<&mut [f32]>,
+    f: impl FnOnce(&[f32]) -> Result<R, EngineError>,
+) -> Result<R, EngineError> {
+    /// Rows of f32 a group may take: 16 KiB, a third of a 48 KiB L1.
+    const GROUP_BYTES: usize = 16 * 1024;
     let n = src.len() / row_bytes * m.cols;
     // One tile buffer per thread, reused: a fresh 0.6 MB allocation per tile was mapped,
     // faulted in and zeroed every time (a tenth of a run's time).
@@ -466,22 +458,33 @@ fn with_dequantized_tile<R>(
         let mut tile = tile.borrow_mut();
         tile.resize(n, 0.0);
         let tile = &mut tile[..n];
-        parallax_quant::dequantize(ty, src, tile).map_err(|e| quant_error(m, e))?;
+        match sums {
+            Some(sums) if m.cols > 0 => {
+                let rows = (GROUP_BYTES / (4 * m.cols)).clamp(1, 4);
+                for (src, dst) in src.chunks(rows * row_bytes).zip(tile.chunks_mut(rows * m.cols)) {
+                    parallax_quant::dequantize(ty, src, dst).map_err(|e| quant_error(m, e))?;
+                    add_tile_energy(dst, m.cols, sums);
+                }
+            }
+            _ => parallax_quant::dequantize(ty, src, tile).map_err(|e| quant_error(m, e))?,
+        }
         f(tile)
     })
 }
 
-/// Add the column energies of `tile` (rows of `cols`) into `energy`: squares summed in f32 over
-/// the tile's rows (at most `TILE_ROWS` a column), then in f64 across tiles — the same sums
-/// whichever function computes them.
-fn add_tile_energy(tile: &[f32], cols: usize, energy: &mut [f64]) {
-    // With AVX2 the lanes are wider; the code has no FMA to contract.
-    parallax_quant::with_avx2!(add_tile_energy_lanes(tile, cols, energy))
+/// Add the column energies of `tile` (rows of `cols`, at most `TILE_ROWS`) into the tile's
+/// `sums`: squares added in f32 row after row, each column on its own — the same sums whichever
+/// function computes them. Across tiles they are added in f64 ([`tiles_with_column_sums`],
+/// [`column_energy`]).
+fn add_tile_energy(tile: &[f32], cols: usize, sums: &mut [f32]) {
+    // With AVX-512 the lanes are wider (AVX2 where it is missing); the code has no FMA to
+    // contract.
+    parallax_quant::with_avx512!(add_tile_energy_lanes(tile, cols, sums))
 }
 
 #[inline(always)]
-fn add_tile_energy_lanes(tile: &[f32], cols: usize, energy: &mut [f64]) {
-    let mut sums = vec![0f32; cols];
+fn add_tile_energy_lanes(tile: &[f32], cols: usize, sums: &mut [f32]) {
+    let sums = &mut sums[..cols];
     // Four rows per pass over the sums, each column's squares still added row after row: the
     // same sums as one row a pass, with a quarter of the loads and stores of `sums` (which
     // bound the one-row loop).
@@ -499,7 +502,6 @@ fn add_tile_energy_lanes(tile: &[f32], cols: usize, energy: &mut [f64]) {
             *c += w * w;
         }
     }
-    energy.iter_mut().zip(&sums).for_each(|(e, s)| *e += f64::from(*s));
 }
 
 /// The input row as `path`'s kernel multiplies it: quantized per block or converted to the
@@ -582,16 +584,18 @@ pub(crate) fn noise_of(
 /// [`matmul_f32_with_column_energy`].
 pub(crate) fn column_energy(m: &Matrix) -> Result<Vec<f64>, EngineError> {
     let mut c = vec![0f64; m.cols];
+    let mut sums = vec![0f32; m.cols];
+    let mut add = |tile: &[f32]| {
+        sums.fill(0.0);
+        add_tile_energy(tile, m.cols, &mut sums);
+        c.iter_mut().zip(&sums).for_each(|(c, s)| *c += f64::from(*s));
+    };
     match &m.storage {
-        Storage::F32 { values, .. } => {
-            for tile in values.chunks(TILE_ROWS * m.cols.max(1)) {
-                add_tile_energy(tile, m.cols, &mut c);
-            }
-        }
+        Storage::F32 { values, .. } => values.chunks(TILE_ROWS * m.cols.max(1)).for_each(add),
         Storage::Ggml { ty, bytes, row_bytes } => {
             for src in bytes.chunks(TILE_ROWS * row_bytes) {
                 with_dequantized_tile(m, *ty, *row_bytes, src, |tile| {
-                    add_tile_energy(tile, m.cols, &mut c);
+                    add(tile);
                     Ok(())
                 })?;
             }
@@ -625,36 +629,43 @@ fn quant_error(m: &Matrix, e: parallax_quant::QuantError) -> EngineError {
     EngineError::Kernel { tensor: m.name.clone(), error: e }
 }
 
-/// [`for_each_tile`] where each tile also adds into a vector of `width` f64 sums; returns their
-/// total over all tiles (summed in tile order, so the result does not depend on the threads).
-fn map_tiles<F>(
-    by_row: &mut [f32],
-    n_tokens: usize,
+/// Tiles whose column sums are held at once before they are added into the total: one vector
+/// per tile of the 0.5B's 151936-row output head had come to 34 MB (and to grown wasm memory,
+/// which never shrinks), where a batch is 64 × `width` f32.
+const SUM_BATCH: usize = 64;
+
+/// `f(i, item, sums)` for every tile `i` (`item`: its share of the outputs), in parallel over
+/// batches of [`SUM_BATCH`] tiles when the `parallel` feature is on; `sums` (`width` f32,
+/// zeroed) takes the tile's column sums, which are widened to f64 and added into the total in
+/// tile order — the same totals whatever the threads.
+fn tiles_with_column_sums<T: Send>(
+    items: impl Iterator<Item = T>,
     width: usize,
-    f: F,
-) -> Result<Vec<f64>, EngineError>
-where
-    F: Fn(usize, &mut [f32], &mut [f64]) -> Result<(), EngineError> + Sync + Send,
-{
-    let chunk = TILE_ROWS * n_tokens;
-    let tile = |(i, block): (usize, &mut [f32])| -> Result<Vec<f64>, EngineError> {
-        let mut sums = vec![0f64; width];
-        f(i * TILE_ROWS, block, &mut sums)?;
-        Ok(sums)
-    };
-    #[cfg(feature = "parallel")]
-    let parts: Vec<Vec<f64>> = {
-        use rayon::prelude::*;
-        by_row.par_chunks_mut(chunk).enumerate().map(tile).collect::<Result<_, _>>()?
-    };
-    #[cfg(not(feature = "parallel"))]
-    let parts: Vec<Vec<f64>> =
-        by_row.chunks_mut(chunk).enumerate().map(tile).collect::<Result<_, _>>()?;
+    f: impl Fn(usize, T, &mut [f32]) -> Result<(), EngineError> + Sync,
+) -> Result<Vec<f64>, EngineError> {
+    let slot = width.max(1);
     let mut total = vec![0f64; width];
-    for part in parts {
-        total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+    let mut slots = Vec::new();
+    let mut items = items.enumerate();
+    loop {
+        let batch: Vec<(usize, T)> = items.by_ref().take(SUM_BATCH).collect();
+        if batch.is_empty() {
+            return Ok(total);
+        }
+        slots.clear();
+        slots.resize(batch.len() * slot, 0f32);
+        let run = |((i, item), sums): ((usize, T), &mut [f32])| f(i, item, &mut sums[..width]);
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            batch.into_par_iter().zip(slots.par_chunks_mut(slot)).try_for_each(run)?;
+        }
+        #[cfg(not(feature = "parallel"))]
+        batch.into_iter().zip(slots.chunks_mut(slot)).try_for_each(run)?;
+        for sums in slots.chunks_exact(slot) {
+            total.iter_mut().zip(sums).for_each(|(t, s)| *t += f64::from(*s));
+        }
     }
-    Ok(total)
 }
 
 /// Run `f(first_row, block)` over blocks of `TILE_ROWS` rows (each `TILE_ROWS × n_tokens`
@@ -803,8 +814,8 @@ mod tests {
         assert!(matmul_f32_and_q8(&f32_m, &[0.0; 32], &[0.0; 32]).is_none());
     }
 
-    /// The column energies equal squares added row after row in f32, then widened into f64,
-    /// bit for bit, for every row count (whole groups of four rows and the rows left over).
+    /// The column energies equal squares added row after row in f32 into the tile's sums, bit
+    /// for bit, for every row count (whole groups of four rows and the rows left over).
     #[test]
     fn tile_energy_adds_each_columns_squares_in_row_order() {
         let cols = 37;
@@ -816,20 +827,52 @@ mod tests {
             })
             .collect();
         for rows in 0..=11 {
-            let mut got = vec![0.25f64; cols];
+            let mut got = vec![0.25f32; cols];
             add_tile_energy(&tile[..rows * cols], cols, &mut got);
             for c in 0..cols {
-                let mut sum = 0f32;
+                let mut sum = 0.25f32;
                 for r in 0..rows {
                     let w = tile[r * cols + c];
                     sum += w * w;
                 }
-                assert_eq!(
-                    got[c].to_bits(),
-                    (0.25 + f64::from(sum)).to_bits(),
-                    "{rows} rows, col {c}"
-                );
+                assert_eq!(got[c].to_bits(), sum.to_bits(), "{rows} rows, col {c}");
             }
         }
+    }
+
+    /// Tiles' column sums are added in f64 in tile order across batches (more tiles than one
+    /// batch holds, a last batch part full), each tile starting from zeroed sums, and its
+    /// outputs are its own; a tile's error is returned.
+    #[test]
+    fn column_sums_add_in_tile_order_across_batches() {
+        let (n_tiles, width) = (2 * SUM_BATCH + 5, 3);
+        let value = |i: usize, c: usize| ((i * 7 + c * 13) % 17) as f32 * 0.1 + 1e-7 * i as f32;
+        let mut outs = vec![0usize; n_tiles];
+        let total = tiles_with_column_sums(outs.iter_mut(), width, |i, out, sums| {
+            assert!(sums.iter().all(|&s| s == 0.0), "tile {i}: sums not zeroed");
+            for (c, s) in sums.iter_mut().enumerate() {
+                *s += value(i, c);
+            }
+            *out = i + 1;
+            Ok(())
+        })
+        .unwrap();
+        let mut want = vec![0f64; width];
+        for i in 0..n_tiles {
+            for (c, w) in want.iter_mut().enumerate() {
+                *w += f64::from(value(i, c));
+            }
+        }
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&total), bits(&want));
+        assert_eq!(outs, (1..=n_tiles).collect::<Vec<_>>());
+        let failed = tiles_with_column_sums(0..n_tiles, width, |i, _, _| {
+            if i == SUM_BATCH + 1 {
+                Err(EngineError::NoPrompt)
+            } else {
+                Ok(())
+            }
+        });
+        assert!(failed.is_err());
     }
 }

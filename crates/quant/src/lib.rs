@@ -43,6 +43,36 @@ macro_rules! with_avx2 {
     }};
 }
 
+/// [`with_avx2!`], compiled for AVX-512F as well where the CPU has it ([`avx512::available`]):
+/// plain lane loops then vectorize 16 lanes wide. The same IEEE operations, so the same bits.
+#[macro_export]
+macro_rules! with_avx512 {
+    ($e:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if $crate::avx512::available() {
+                #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+                unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+                    f()
+                }
+                // SAFETY: the CPU features were detected at run time.
+                unsafe {
+                    with_avx512(
+                        #[inline(always)]
+                        || $e,
+                    )
+                }
+            } else {
+                $crate::with_avx2!($e)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $e
+        }
+    }};
+}
+
 mod backend;
 pub mod blocks;
 pub mod dequant;
