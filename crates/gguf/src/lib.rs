@@ -21,4 +21,4 @@ pub use reader::{
     GgufFile, ReadOptions, RepairedString, TensorInfo, ALIGNMENT_KEY, DEFAULT_ALIGNMENT,
     GGUF_MAGIC, MAX_DIMS,
 };
-pub use value::{MetaArray, MetaValue, ValueType};
+pub use value::{MetaArray, MetaValue, StringArray, ValueType};

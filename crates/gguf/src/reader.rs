@@ -1,5 +1,6 @@
 //! Parsing and validating a GGUF header, and reading tensor bytes by range.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 
@@ -7,7 +8,7 @@ use parallax_quant::GgmlType;
 use parallax_source::{ByteSource, Cursor, SourceBytes, SourceError};
 
 use crate::error::{GgufError, GgufErrorKind};
-use crate::value::{MetaArray, MetaValue, ValueType};
+use crate::value::{MetaArray, MetaValue, StringArray, ValueType};
 
 /// `GGUF` as it appears in the first four bytes of a little-endian file.
 pub const GGUF_MAGIC: [u8; 4] = *b"GGUF";
@@ -218,7 +219,7 @@ impl GgufFile {
     pub fn get_arr(&self, key: &str) -> Option<&MetaArray> {
         self.get(key)?.as_array()
     }
-    pub fn get_str_arr(&self, key: &str) -> Option<&[String]> {
+    pub fn get_str_arr(&self, key: &str) -> Option<&StringArray> {
         self.get_arr(key)?.as_strs()
     }
 
@@ -396,6 +397,17 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
     }
 
     fn string(&mut self, role: StrRole<'_>) -> Result<String, GgufError> {
+        let mut bytes = Vec::new();
+        Ok(self.read_str(role, &mut bytes)?.into_owned())
+    }
+
+    /// A string's text, read through `bytes` (a buffer the caller may reuse: a string array's
+    /// strings are read without an allocation each).
+    fn read_str<'b>(
+        &mut self,
+        role: StrRole<'_>,
+        bytes: &'b mut Vec<u8>,
+    ) -> Result<Cow<'b, str>, GgufError> {
         let (len_what, what) = match role {
             StrRole::Key => ("the length of a metadata key", "a metadata key"),
             StrRole::TensorName => ("the length of a tensor name", "a tensor name"),
@@ -405,18 +417,24 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
         let len = self.u64(len_what)?;
         self.check_count(len_what, len, 1, len_at)?;
         let at = self.pos();
-        let bytes = self.bytes(what, len)?;
-        match String::from_utf8(bytes) {
-            Ok(s) => Ok(s),
+        let Ok(n) = usize::try_from(len) else {
+            return Err(GgufError::new(GgufErrorKind::TooLargeForMemory { what, count: len }, at));
+        };
+        bytes.clear();
+        bytes.resize(n, 0);
+        self.cur.read_into(bytes).map_err(|e| GgufError::source(what, e, at))?;
+        let bytes: &'b [u8] = bytes;
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Ok(Cow::Borrowed(text)),
             Err(e) => match role {
                 StrRole::Value(key) if !self.options.strict_utf8 => {
                     self.repaired.push(RepairedString { key: key.to_string(), offset: at });
-                    Ok(String::from_utf8_lossy(e.as_bytes()).into_owned())
+                    Ok(String::from_utf8_lossy(bytes))
                 }
-                _ => {
-                    let valid_up_to = e.utf8_error().valid_up_to();
-                    Err(GgufError::new(GgufErrorKind::InvalidUtf8 { what, valid_up_to }, at))
-                }
+                _ => Err(GgufError::new(
+                    GgufErrorKind::InvalidUtf8 { what, valid_up_to: e.valid_up_to() },
+                    at,
+                )),
             },
         }
     }
@@ -482,9 +500,13 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
         let mut n = 0;
         match elem {
             ValueType::String => {
-                let mut v = alloc_vec(count, count_at)?;
+                let mut v = usize::try_from(count)
+                    .ok()
+                    .and_then(StringArray::try_with_capacity)
+                    .ok_or_else(|| too_large(count, count_at))?;
+                let mut bytes = Vec::new();
                 while n < count {
-                    v.push(self.string(StrRole::Value(key))?);
+                    v.push(&self.read_str(StrRole::Value(key), &mut bytes)?);
                     n += 1;
                 }
                 Ok(MetaArray::String(v))
@@ -677,8 +699,12 @@ fn alloc_vec<T>(count: u64, at: u64) -> Result<Vec<T>, GgufError> {
     let mut v = Vec::new();
     match usize::try_from(count).ok().map(|n| v.try_reserve_exact(n)) {
         Some(Ok(())) => Ok(v),
-        _ => Err(GgufError::new(GgufErrorKind::TooLargeForMemory { what: "an array", count }, at)),
+        _ => Err(too_large(count, at)),
     }
+}
+
+fn too_large(count: u64, at: u64) -> GgufError {
+    GgufError::new(GgufErrorKind::TooLargeForMemory { what: "an array", count }, at)
 }
 
 fn to_bool(b: u8, at: u64) -> Result<bool, GgufError> {

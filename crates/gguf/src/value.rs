@@ -135,7 +135,7 @@ pub enum MetaValue {
 }
 
 /// A metadata array: elements all of one type, stored unboxed (a 151936-token vocabulary is one
-/// `Vec<String>`, not 151936 enum values).
+/// [`StringArray`], not 151936 enum values).
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize), serde(untagged))]
 pub enum MetaArray {
@@ -147,7 +147,7 @@ pub enum MetaArray {
     I32(Vec<i32>),
     F32(Vec<f32>),
     Bool(Vec<bool>),
-    String(Vec<String>),
+    String(StringArray),
     /// An array of arrays; each inner array has its own element type.
     Array(Vec<MetaArray>),
     U64(Vec<u64>),
@@ -303,7 +303,7 @@ impl MetaArray {
             MetaArray::I32(v) => MetaValue::I32(*v.get(i)?),
             MetaArray::F32(v) => MetaValue::F32(*v.get(i)?),
             MetaArray::Bool(v) => MetaValue::Bool(*v.get(i)?),
-            MetaArray::String(v) => MetaValue::String(v.get(i)?.clone()),
+            MetaArray::String(v) => MetaValue::String(v.get(i)?.to_string()),
             MetaArray::Array(v) => MetaValue::Array(v.get(i)?.clone()),
             MetaArray::U64(v) => MetaValue::U64(*v.get(i)?),
             MetaArray::I64(v) => MetaValue::I64(*v.get(i)?),
@@ -312,7 +312,7 @@ impl MetaArray {
     }
 
     /// The elements of a string array (`tokenizer.ggml.tokens`, `.merges`).
-    pub fn as_strs(&self) -> Option<&[String]> {
+    pub fn as_strs(&self) -> Option<&StringArray> {
         match self {
             MetaArray::String(v) => Some(v),
             _ => None,
@@ -377,7 +377,31 @@ macro_rules! from_scalar {
 }
 
 from_scalar!(u8 => U8, i8 => I8, u16 => U16, i16 => I16, u32 => U32, i32 => I32, f32 => F32, bool => Bool,
-    String => String, u64 => U64, i64 => I64, f64 => F64);
+    u64 => U64, i64 => I64, f64 => F64);
+
+impl From<String> for MetaValue {
+    fn from(v: String) -> Self {
+        MetaValue::String(v)
+    }
+}
+
+impl From<Vec<String>> for MetaArray {
+    fn from(v: Vec<String>) -> Self {
+        MetaArray::String(v.iter().collect())
+    }
+}
+
+impl From<Vec<String>> for MetaValue {
+    fn from(v: Vec<String>) -> Self {
+        MetaValue::Array(v.into())
+    }
+}
+
+impl From<StringArray> for MetaArray {
+    fn from(v: StringArray) -> Self {
+        MetaArray::String(v)
+    }
+}
 
 impl From<&str> for MetaValue {
     fn from(v: &str) -> Self {
@@ -387,7 +411,93 @@ impl From<&str> for MetaValue {
 
 impl From<Vec<&str>> for MetaValue {
     fn from(v: Vec<&str>) -> Self {
-        MetaValue::Array(MetaArray::String(v.into_iter().map(str::to_string).collect()))
+        MetaValue::Array(MetaArray::String(v.into_iter().collect()))
+    }
+}
+
+/// The strings of a GGUF string array, packed end to end in one buffer: a 151936-token
+/// vocabulary and its 151387 merges are two allocations each, where a `String` apiece was
+/// 300 000 (most of a header's parse time, and a tab's memory, went to them).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct StringArray {
+    text: String,
+    /// Where string `i` ends in `text` (it starts where string `i − 1` ends).
+    ends: Vec<usize>,
+}
+
+impl StringArray {
+    pub const fn new() -> Self {
+        StringArray { text: String::new(), ends: Vec::new() }
+    }
+
+    /// Room for `count` strings: fails, allocating nothing, where the system cannot give it.
+    pub(crate) fn try_with_capacity(count: usize) -> Option<Self> {
+        let mut ends = Vec::new();
+        ends.try_reserve_exact(count).ok()?;
+        Some(StringArray { text: String::new(), ends })
+    }
+
+    pub fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// String `i`, `None` past the end.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(&self.text[start..end])
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + DoubleEndedIterator + '_ {
+        (0..self.len()).map(|i| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] };
+            &self.text[start..self.ends[i]]
+        })
+    }
+
+    /// Each string as an owned `String`.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_string).collect()
+    }
+}
+
+impl fmt::Debug for StringArray {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for StringArray {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        let mut a = StringArray::new();
+        iter.into_iter().for_each(|s| a.push(s.as_ref()));
+        a
+    }
+}
+
+impl std::ops::Index<usize> for StringArray {
+    type Output = str;
+    fn index(&self, i: usize) -> &str {
+        match self.get(i) {
+            Some(s) => s,
+            None => panic!("string {i} of a string array of {}", self.len()),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for StringArray {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
     }
 }
 
@@ -400,5 +510,40 @@ impl From<MetaArray> for MetaValue {
 impl From<Vec<MetaArray>> for MetaArray {
     fn from(v: Vec<MetaArray>) -> Self {
         MetaArray::Array(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each string comes back as pushed, empty ones and multi-byte ones included, by index,
+    /// by iteration (both ways) and as owned strings; past the end is `None`.
+    #[test]
+    fn a_string_array_gives_back_each_string() {
+        let strings = ["a", "", "日本", "", "Ġis", "\u{0}x"];
+        let a: StringArray = strings.into_iter().collect();
+        assert_eq!(a.len(), strings.len());
+        assert!(!a.is_empty() && StringArray::new().is_empty());
+        for (i, s) in strings.iter().enumerate() {
+            assert_eq!(a.get(i), Some(*s), "string {i}");
+            assert_eq!(&a[i], *s);
+        }
+        assert_eq!(a.get(strings.len()), None);
+        assert_eq!(a.iter().collect::<Vec<_>>(), strings);
+        assert_eq!(
+            a.iter().rev().collect::<Vec<_>>(),
+            strings.iter().rev().copied().collect::<Vec<_>>()
+        );
+        assert_eq!(a.to_vec(), strings.map(String::from));
+        assert_eq!(format!("{a:?}"), format!("{strings:?}"));
+        let from_vec: MetaArray = strings.map(String::from).to_vec().into();
+        assert_eq!(from_vec, MetaArray::String(a.clone()));
+        assert_eq!(from_vec.get(2), Some(MetaValue::String("日本".into())));
+        // Different splits of the same text are different arrays.
+        assert_ne!(
+            ["ab", ""].into_iter().collect::<StringArray>(),
+            ["a", "b"].into_iter().collect()
+        );
     }
 }

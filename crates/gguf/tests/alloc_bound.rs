@@ -210,7 +210,8 @@ fn counts_that_fit_cost_a_small_multiple_of_the_file() {
 
     // Honest files: a big string array and a big nested array cost a small multiple of the file.
     let mut w = GgufWriter::new();
-    w.add("tokens", MetaValue::Array(MetaArray::String(vec![String::new(); 100_000]))).unwrap();
+    w.add("tokens", MetaValue::Array(MetaArray::String((0..100_000).map(|_| "").collect())))
+        .unwrap();
     w.add("nested", MetaValue::Array(MetaArray::Array(vec![MetaArray::U8(vec![]); 50_000])))
         .unwrap();
     let honest = w.to_bytes();

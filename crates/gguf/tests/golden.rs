@@ -43,8 +43,8 @@ fn golden_writer() -> GgufWriter {
         (
             "t.arr.nested_str",
             MetaArray::Array(vec![
-                MetaArray::String(vec!["x".into()]),
-                MetaArray::String(vec!["y".into(), "z".into()]),
+                MetaArray::String(["x"].into_iter().collect()),
+                MetaArray::String(["y", "z"].into_iter().collect()),
             ])
             .into(),
         ),
@@ -66,7 +66,10 @@ fn reader_sees_what_gguf_py_wrote() {
     assert_eq!(file.get("t.u64"), Some(&MetaValue::U64((1 << 63) + 5)));
     assert_eq!(file.get("t.i64"), Some(&MetaValue::I64(-(1 << 62))));
     assert_eq!(file.get_str("t.string"), Some("héllo ✓"));
-    assert_eq!(file.get_str_arr("t.arr.str").unwrap(), ["a", "", "日本"]);
+    assert_eq!(
+        file.get_str_arr("t.arr.str").unwrap().iter().collect::<Vec<_>>(),
+        ["a", "", "日本"]
+    );
     assert_eq!(file.get_arr("t.arr.bool"), Some(&MetaArray::Bool(vec![true, false, true])));
     assert_eq!(
         file.get_arr("t.arr.nested"),

@@ -64,7 +64,10 @@ fn check(e: &Expect) {
     assert_eq!(file.tensors().len(), e.n_tensors);
     assert_eq!(file.alignment(), 32);
     assert_eq!(file.data_offset(), e.data_offset);
-    assert_eq!(file.get_str_arr("tokenizer.ggml.tokens").map(<[_]>::len), Some(e.n_tokens));
+    assert_eq!(
+        file.get_str_arr("tokenizer.ggml.tokens").map(parallax_gguf::StringArray::len),
+        Some(e.n_tokens)
+    );
     match file.get_arr("tokenizer.ggml.token_type") {
         Some(MetaArray::I32(v)) => assert_eq!(v.len(), e.n_tokens),
         other => panic!("token_type: {other:?}"),
@@ -112,7 +115,10 @@ fn qwen2_5_coder_0_5b_header() {
         return;
     };
     let file = GgufFile::read(&FileSource::open(path).unwrap()).unwrap();
-    assert_eq!(file.get_str_arr("tokenizer.ggml.merges").map(<[_]>::len), Some(151387));
+    assert_eq!(
+        file.get_str_arr("tokenizer.ggml.merges").map(parallax_gguf::StringArray::len),
+        Some(151387)
+    );
     assert_eq!(file.get_str("tokenizer.ggml.model"), Some("gpt2"));
     let counts = |ty| file.tensors().iter().filter(|t| t.ty == ty).count();
     assert_eq!(

@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use parallax_gguf::StringArray;
 use parallax_source::ByteSource;
 use serde_json::Value;
 
@@ -240,14 +241,15 @@ fn check_tensors<A: ByteSource, B: ByteSource>(
 /// A file's token strings as stored, without copying them: GGUF `tokenizer.ggml.tokens`, APR
 /// `tokenizer.vocabulary` (JSON values, whose non-strings read as `None`).
 enum Vocabulary<'m> {
-    Gguf(&'m [String]),
+    Gguf(&'m StringArray),
     Apr(&'m [Value]),
 }
 
 impl<'m> Vocabulary<'m> {
     fn of<S: ByteSource>(model: &'m Model<S>) -> Vocabulary<'m> {
         if let Some(g) = model.gguf() {
-            return Vocabulary::Gguf(g.get_str_arr("tokenizer.ggml.tokens").unwrap_or_default());
+            static NONE: StringArray = StringArray::new();
+            return Vocabulary::Gguf(g.get_str_arr("tokenizer.ggml.tokens").unwrap_or(&NONE));
         }
         let apr = model.apr().and_then(|a| a.metadata().get("tokenizer.vocabulary"));
         Vocabulary::Apr(apr.and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default())
@@ -262,7 +264,7 @@ impl<'m> Vocabulary<'m> {
 
     fn token(&self, id: usize) -> Option<&'m str> {
         match self {
-            Vocabulary::Gguf(v) => v.get(id).map(String::as_str),
+            Vocabulary::Gguf(v) => v.get(id),
             Vocabulary::Apr(v) => v.get(id).and_then(Value::as_str),
         }
     }
@@ -562,7 +564,7 @@ mod tests {
 
     #[test]
     fn a_vocabulary_entry_that_is_not_a_string_differs_from_every_string() {
-        let tokens = ["x".to_string(), "y".to_string()];
+        let tokens: StringArray = ["x", "y"].into_iter().collect();
         let json = [Value::from("x"), Value::from(7)];
         assert_eq!(
             check_vocabulary(&Vocabulary::Gguf(&tokens), &Vocabulary::Apr(&json))

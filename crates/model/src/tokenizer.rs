@@ -68,9 +68,7 @@ impl<S: ByteSource> Model<S> {
     pub fn token_texts(&self, ids: &[u32]) -> Option<Vec<Option<&str>>> {
         if let Some(g) = self.gguf() {
             let vocab = g.get_str_arr("tokenizer.ggml.tokens")?;
-            return Some(
-                ids.iter().map(|&id| vocab.get(id as usize).map(String::as_str)).collect(),
-            );
+            return Some(ids.iter().map(|&id| vocab.get(id as usize)).collect());
         }
         let vocab = self.apr()?.metadata().get("tokenizer.vocabulary")?.as_array()?;
         Some(ids.iter().map(|&id| vocab.get(id as usize).and_then(|v| v.as_str())).collect())

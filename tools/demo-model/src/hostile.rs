@@ -33,7 +33,7 @@ pub fn hostile_model(demo: &[u8]) -> Result<(Vec<u8>, [u32; 3]), DemoError> {
         .ok_or_else(|| DemoError::new("the demo model has no tokenizer.ggml.tokens"))?;
     let n = tokens.len();
     let ids = [n as u32 - 3, n as u32 - 2, n as u32 - 1];
-    let replaced: Vec<&str> = ids.iter().map(|&i| tokens[i as usize].as_str()).collect();
+    let replaced: Vec<&str> = ids.iter().map(|&i| &tokens[i as usize]).collect();
     let bad = |e: parallax_gguf::writer::WriteError| DemoError::new(e.to_string());
 
     let mut w = GgufWriter::new();
@@ -45,15 +45,14 @@ pub fn hostile_model(demo: &[u8]) -> Result<(Vec<u8>, [u32; 3]), DemoError> {
                 for (&id, piece) in ids.iter().zip(PIECES) {
                     t[id as usize] = piece.to_string();
                 }
-                MetaValue::Array(MetaArray::String(t))
+                MetaValue::from(t)
             }
             // A merge that names a replaced piece would no longer resolve.
             "tokenizer.ggml.merges" => MetaValue::Array(MetaArray::String(
                 file.get_str_arr(key)
-                    .unwrap_or_default()
-                    .iter()
+                    .into_iter()
+                    .flat_map(|a| a.iter())
                     .filter(|m| !m.split(' ').any(|p| replaced.contains(&p)))
-                    .cloned()
                     .collect(),
             )),
             "tokenizer.chat_template" => continue,

@@ -265,7 +265,7 @@ pub fn tokenizer_part(qwen: &GgufFile, n_vocab: usize) -> Result<TokenizerPart, 
             "prompt token {id} falls outside a {n_vocab}-token vocabulary"
         )));
     }
-    let tokens = all[..n_vocab].to_vec();
+    let tokens: Vec<String> = all.iter().take(n_vocab).map(str::to_string).collect();
     let token_types = types[..n_vocab]
         .iter()
         .map(|&t| {
@@ -281,7 +281,7 @@ pub fn tokenizer_part(qwen: &GgufFile, n_vocab: usize) -> Result<TokenizerPart, 
                 vocab.contains(a) && vocab.contains(b) && vocab.contains(format!("{a}{b}").as_str())
             })
         })
-        .cloned()
+        .map(str::to_string)
         .collect();
     Ok(TokenizerPart { tokens, token_types, merges })
 }

@@ -42,7 +42,7 @@ pub fn all_values() -> Vec<(&'static str, MetaValue)> {
             "a.nested",
             MetaValue::Array(MetaArray::Array(vec![
                 MetaArray::I32(vec![1, 2]),
-                MetaArray::String(vec!["x".into()]),
+                MetaArray::String(["x"].into_iter().collect()),
                 MetaArray::Array(vec![MetaArray::F64(vec![0.25]), MetaArray::Bool(vec![])]),
             ])),
         ),

@@ -27,7 +27,7 @@ pub fn config_from_gguf(path: &std::path::Path) -> TokenizerConfig {
             None => None,
             Some(other) => panic!("scores has element type {:?}", other.elem_type()),
         },
-        merges: g.get_str_arr(&key("merges")).map(<[String]>::to_vec),
+        merges: g.get_str_arr(&key("merges")).map(parallax_gguf::StringArray::to_vec),
         bos_token_id: g.get_u32(&key("bos_token_id")),
         eos_token_id: g.get_u32(&key("eos_token_id")),
         unk_token_id: g.get_u32(&key("unknown_token_id")),
