@@ -103,10 +103,27 @@ mod imp {
         v128_and(q, u8x16_splat(0x0F))
     }
 
-    /// High nibbles of 16 bytes.
+    /// High nibbles of 16 bytes: a 16-bit shift, then the low nibbles' mask.
     #[inline(always)]
     fn hi4(q: v128) -> v128 {
-        u8x16_shr(q, 4)
+        lo4(shr_bytes(q, 4))
+    }
+
+    /// Bytes shifted right by `n` as 16-bit lanes: each byte's top `n` bits come from the byte
+    /// above it, so the caller masks them away (or they are zero). wasm's own byte shifts have
+    /// no x86 instruction: V8 runs `i8x16.shr_u` as the 16-bit shift and a byte mask it builds
+    /// anew at every use (move, `movd`, `pshufd`, `pand`: five instructions for one), where a
+    /// mask written here is one constant for the whole loop.
+    #[inline(always)]
+    fn shr_bytes(v: v128, n: u32) -> v128 {
+        u16x8_shr(v, n)
+    }
+
+    /// Bytes shifted left by `n` as 16-bit lanes ([`shr_bytes`]' twin): each byte's top `n`
+    /// bits must be zero, or they reach the byte above.
+    #[inline(always)]
+    fn shl_bytes(v: v128, n: u32) -> v128 {
+        i16x8_shl(v, n)
     }
 
     /// 16 bytes, 0xFF where bit `16·half + i` of `bits` is set.
@@ -670,7 +687,7 @@ mod imp {
                     for j in 0..4 {
                         let g = 4 * k + j;
                         let sub = 2 * g + t;
-                        let v = v128_and(u8x16_shr(q2, 2 * j as u32), m3);
+                        let v = v128_and(shr_bytes(q2, 2 * j as u32), m3);
                         let p = dot16(v, load_i8(&y.qs, 16 * sub));
                         sumi = i32x4_add(sumi, i32x4_mul(p, i32x4_splat((x[sub] & 0xF) as i32)));
                     }
@@ -698,7 +715,7 @@ mod imp {
                     for j in 0..4 {
                         let g = 4 * k + j;
                         let sub = 2 * g + t;
-                        let lo = v128_and(u8x16_shr(q3, 2 * j as u32), m3);
+                        let lo = v128_and(shr_bytes(q3, 2 * j as u32), m3);
                         let bit = u8x16_splat(1 << g);
                         let sub4 = v128_andnot(four, i8x16_eq(v128_and(*hm_t, bit), bit));
                         let p = dot16(i8x16_sub(lo, sub4), load_i8(&y.qs, 16 * sub));
@@ -956,10 +973,10 @@ mod imp {
         let ql1 = load(x, 64 * h + 32 + 16 * t);
         let qh = load(x, 128 + 32 * h + 16 * t);
         [
-            v128_or(lo4(ql0), i8x16_shl(v128_and(qh, u8x16_splat(0x03)), 4)),
-            v128_or(lo4(ql1), i8x16_shl(v128_and(qh, u8x16_splat(0x0C)), 2)),
+            v128_or(lo4(ql0), shl_bytes(v128_and(qh, u8x16_splat(0x03)), 4)),
+            v128_or(lo4(ql1), shl_bytes(v128_and(qh, u8x16_splat(0x0C)), 2)),
             v128_or(hi4(ql0), v128_and(qh, u8x16_splat(0x30))),
-            v128_or(hi4(ql1), u8x16_shr(v128_and(qh, u8x16_splat(0xC0)), 2)),
+            v128_or(hi4(ql1), shr_bytes(v128_and(qh, u8x16_splat(0xC0)), 2)),
         ]
     }
 
