@@ -629,43 +629,32 @@ fn quant_error(m: &Matrix, e: parallax_quant::QuantError) -> EngineError {
     EngineError::Kernel { tensor: m.name.clone(), error: e }
 }
 
-/// Tiles whose column sums are held at once before they are added into the total: one vector
-/// per tile of the 0.5B's 151936-row output head had come to 34 MB (and to grown wasm memory,
-/// which never shrinks), where a batch is 64 × `width` f32.
-const SUM_BATCH: usize = 64;
-
-/// `f(i, item, sums)` for every tile `i` (`item`: its share of the outputs), in parallel over
-/// batches of [`SUM_BATCH`] tiles when the `parallel` feature is on; `sums` (`width` f32,
-/// zeroed) takes the tile's column sums, which are widened to f64 and added into the total in
-/// tile order — the same totals whatever the threads.
+/// `f(i, item, sums)` for every tile `i` (`item`: its share of the outputs), in parallel when
+/// the `parallel` feature is on; `sums` (`width` f32, zeroed) takes the tile's column sums, which
+/// are widened to f64 and added into the total in tile order — the same totals whatever the
+/// threads. All tiles' sums live in one buffer (an eighth of the matrix's size in f32), where
+/// each tile had allocated a vector of f64.
 fn tiles_with_column_sums<T: Send>(
     items: impl Iterator<Item = T>,
     width: usize,
     f: impl Fn(usize, T, &mut [f32]) -> Result<(), EngineError> + Sync,
 ) -> Result<Vec<f64>, EngineError> {
     let slot = width.max(1);
-    let mut total = vec![0f64; width];
-    let mut slots = Vec::new();
-    let mut items = items.enumerate();
-    loop {
-        let batch: Vec<(usize, T)> = items.by_ref().take(SUM_BATCH).collect();
-        if batch.is_empty() {
-            return Ok(total);
-        }
-        slots.clear();
-        slots.resize(batch.len() * slot, 0f32);
-        let run = |((i, item), sums): ((usize, T), &mut [f32])| f(i, item, &mut sums[..width]);
-        #[cfg(feature = "parallel")]
-        {
-            use rayon::prelude::*;
-            batch.into_par_iter().zip(slots.par_chunks_mut(slot)).try_for_each(run)?;
-        }
-        #[cfg(not(feature = "parallel"))]
-        batch.into_iter().zip(slots.chunks_mut(slot)).try_for_each(run)?;
-        for sums in slots.chunks_exact(slot) {
-            total.iter_mut().zip(sums).for_each(|(t, s)| *t += f64::from(*s));
-        }
+    let items: Vec<(usize, T)> = items.enumerate().collect();
+    let mut slots = vec![0f32; items.len() * slot];
+    let run = |((i, item), sums): ((usize, T), &mut [f32])| f(i, item, &mut sums[..width]);
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        items.into_par_iter().zip(slots.par_chunks_mut(slot)).try_for_each(run)?;
     }
+    #[cfg(not(feature = "parallel"))]
+    items.into_iter().zip(slots.chunks_mut(slot)).try_for_each(run)?;
+    let mut total = vec![0f64; width];
+    for sums in slots.chunks_exact(slot) {
+        total.iter_mut().zip(sums).for_each(|(t, s)| *t += f64::from(*s));
+    }
+    Ok(total)
 }
 
 /// Run `f(first_row, block)` over blocks of `TILE_ROWS` rows (each `TILE_ROWS × n_tokens`
@@ -840,12 +829,11 @@ mod tests {
         }
     }
 
-    /// Tiles' column sums are added in f64 in tile order across batches (more tiles than one
-    /// batch holds, a last batch part full), each tile starting from zeroed sums, and its
-    /// outputs are its own; a tile's error is returned.
+    /// Tiles' column sums are added in f64 in tile order, each tile starting from zeroed sums,
+    /// and its outputs are its own; a tile's error is returned.
     #[test]
-    fn column_sums_add_in_tile_order_across_batches() {
-        let (n_tiles, width) = (2 * SUM_BATCH + 5, 3);
+    fn column_sums_add_in_tile_order() {
+        let (n_tiles, width) = (133, 3);
         let value = |i: usize, c: usize| ((i * 7 + c * 13) % 17) as f32 * 0.1 + 1e-7 * i as f32;
         let mut outs = vec![0usize; n_tiles];
         let total = tiles_with_column_sums(outs.iter_mut(), width, |i, out, sums| {
@@ -867,7 +855,7 @@ mod tests {
         assert_eq!(bits(&total), bits(&want));
         assert_eq!(outs, (1..=n_tiles).collect::<Vec<_>>());
         let failed = tiles_with_column_sums(0..n_tiles, width, |i, _, _| {
-            if i == SUM_BATCH + 1 {
+            if i == 65 {
                 Err(EngineError::NoPrompt)
             } else {
                 Ok(())
