@@ -398,7 +398,12 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
 
     fn string(&mut self, role: StrRole<'_>) -> Result<String, GgufError> {
         let mut bytes = Vec::new();
-        Ok(self.read_str(role, &mut bytes)?.into_owned())
+        if let Cow::Owned(repaired) = self.read_str(role, &mut bytes)? {
+            return Ok(repaired);
+        }
+        // Valid UTF-8 as read: the buffer becomes the string, without a copy.
+        Ok(String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()))
     }
 
     /// A string's text, read through `bytes` (a buffer the caller may reuse: a string array's
