@@ -444,6 +444,51 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
         }
     }
 
+    /// A string array's strings, read end to end into `text` (string `i` ends at `ends[i]`; the
+    /// array's data began at `data_at`), as [`StringArray`]. One validation of the whole text
+    /// where every string is UTF-8 (each boundary then a character's): one `from_utf8` a
+    /// string was most of a vocabulary's parse. Otherwise each string is validated on its own
+    /// and repaired or refused, as a string value is ([`Self::read_str`]).
+    fn string_array(
+        &mut self,
+        key: &str,
+        data_at: u64,
+        text: Vec<u8>,
+        ends: Vec<usize>,
+    ) -> Result<StringArray, GgufError> {
+        let text = match String::from_utf8(text) {
+            Ok(t) if ends.iter().all(|&e| t.is_char_boundary(e)) => {
+                return Ok(StringArray::from_parts(t, ends));
+            }
+            Ok(t) => t.into_bytes(),
+            Err(e) => e.into_bytes(),
+        };
+        let mut out = StringArray::try_with_capacity(ends.len())
+            .ok_or_else(|| too_large(ends.len() as u64, data_at))?;
+        let mut begin = 0;
+        for (i, &end) in ends.iter().enumerate() {
+            // Each string follows its 8-byte length.
+            let at = data_at + 8 * (i as u64 + 1) + begin as u64;
+            let bytes = &text[begin..end];
+            match std::str::from_utf8(bytes) {
+                Ok(s) => out.push(s),
+                Err(_) if !self.options.strict_utf8 => {
+                    self.repaired.push(RepairedString { key: key.to_string(), offset: at });
+                    out.push(&String::from_utf8_lossy(bytes));
+                }
+                Err(e) => {
+                    let kind = GgufErrorKind::InvalidUtf8 {
+                        what: "a string value",
+                        valid_up_to: e.valid_up_to(),
+                    };
+                    return Err(GgufError::new(kind, at));
+                }
+            }
+            begin = end;
+        }
+        Ok(out)
+    }
+
     fn value_type(&mut self, what: &'static str) -> Result<ValueType, GgufError> {
         let at = self.pos();
         let id = self.u32(what)?;
@@ -505,16 +550,28 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
         let mut n = 0;
         match elem {
             ValueType::String => {
-                let mut v = usize::try_from(count)
-                    .ok()
-                    .and_then(StringArray::try_with_capacity)
-                    .ok_or_else(|| too_large(count, count_at))?;
-                let mut bytes = Vec::new();
+                let data_at = self.pos();
+                let mut ends: Vec<usize> = alloc_vec(count, count_at)?;
+                let mut text = Vec::new();
                 while n < count {
-                    v.push(&self.read_str(StrRole::Value(key), &mut bytes)?);
+                    let len_at = self.pos();
+                    let len = self.u64("the length of a string value")?;
+                    self.check_count("the length of a string value", len, 1, len_at)?;
+                    let at = self.pos();
+                    let what = "a string value";
+                    let Ok(len) = usize::try_from(len) else {
+                        let kind = GgufErrorKind::TooLargeForMemory { what, count: len };
+                        return Err(GgufError::new(kind, at));
+                    };
+                    let start = text.len();
+                    text.resize(start + len, 0);
+                    self.cur
+                        .read_into(&mut text[start..])
+                        .map_err(|e| GgufError::source(what, e, at))?;
+                    ends.push(text.len());
                     n += 1;
                 }
-                Ok(MetaArray::String(v))
+                Ok(MetaArray::String(self.string_array(key, data_at, text, ends)?))
             }
             _ => {
                 let mut v = alloc_vec(count, count_at)?;

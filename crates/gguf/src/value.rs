@@ -437,6 +437,14 @@ impl StringArray {
         Some(StringArray { text: String::new(), ends })
     }
 
+    /// `text` cut at `ends` (nondecreasing, each a character boundary, the last `text.len()`).
+    pub(crate) fn from_parts(text: String, ends: Vec<usize>) -> Self {
+        debug_assert!(ends.windows(2).all(|w| w[0] <= w[1]));
+        debug_assert_eq!(ends.last().copied().unwrap_or(0), text.len());
+        debug_assert!(ends.iter().all(|&e| text.is_char_boundary(e)));
+        StringArray { text, ends }
+    }
+
     pub fn push(&mut self, s: &str) {
         self.text.push_str(s);
         self.ends.push(self.text.len());

@@ -220,6 +220,30 @@ fn invalid_utf8_values_are_repaired_and_recorded_or_refused_in_strict_mode() {
     assert_eq!((err.offset(), err.key()), (at - 1, Some("tok")));
 }
 
+/// Two strings that are not UTF-8 each but are together ("a\xC3" + "\xA9d" = "aéd"): each is
+/// still repaired, or refused, on its own, as a string array's strings were read one by one.
+#[test]
+fn strings_that_are_utf8_only_together_are_each_repaired_or_refused() {
+    let mut w = GgufWriter::new();
+    w.add("tok", vec!["ab", "cd", "ok"]).unwrap();
+    let (mut bytes, layout) = w.to_bytes_with_layout();
+    // Array: type(4) count(8), then "ab" at +20, "cd" at +30 (each after its 8-byte length).
+    let first = layout.kvs[0].value_at + 12 + 8;
+    let second = first + 2 + 8;
+    bytes[first as usize + 1] = 0xc3;
+    bytes[second as usize] = 0xa9;
+    let file = GgufFile::read(&MemorySource::new(bytes.clone())).unwrap();
+    let strings: Vec<&str> = file.get_str_arr("tok").unwrap().iter().collect();
+    assert_eq!(strings, ["a\u{fffd}", "\u{fffd}d", "ok"]);
+    let offsets: Vec<u64> = file.repaired_strings().iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, [first, second]);
+
+    let strict = parallax_gguf::ReadOptions::default().strict_utf8(true);
+    let err = GgufFile::read_with(&MemorySource::new(bytes), strict).unwrap_err();
+    assert!(matches!(err.kind(), GgufErrorKind::InvalidUtf8 { valid_up_to: 1, .. }), "{err}");
+    assert_eq!((err.offset(), err.key()), (first, Some("tok")));
+}
+
 #[cfg(feature = "serde")]
 #[test]
 fn metadata_serializes_to_json() {
