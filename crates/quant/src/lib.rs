@@ -17,53 +17,49 @@
 /// features it was compiled with.
 #[macro_export]
 macro_rules! with_avx2 {
-    ($e:expr) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if $crate::avx2::available() {
-                #[target_feature(enable = "avx2,fma,f16c")]
-                unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-                    f()
-                }
-                // SAFETY: the CPU features were detected at run time.
-                unsafe {
-                    with_avx2(
-                        #[inline(always)]
-                        || $e,
-                    )
-                }
-            } else {
-                $e
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            $e
-        }
-    }};
+    ($e:expr) => {
+        $crate::__with_target_features!(with_avx2, "avx2,fma,f16c", $crate::avx2::available, $e, $e)
+    };
 }
 
 /// [`with_avx2!`], compiled for AVX-512F as well where the CPU has it ([`avx512::available`]):
 /// plain lane loops then vectorize 16 lanes wide. The same IEEE operations, so the same bits.
 #[macro_export]
 macro_rules! with_avx512 {
-    ($e:expr) => {{
+    ($e:expr) => {
+        $crate::__with_target_features!(
+            with_avx512,
+            "avx512f,avx2,fma,f16c",
+            $crate::avx512::available,
+            $e,
+            $crate::with_avx2!($e)
+        )
+    };
+}
+
+/// `$e` in a function named `$name` compiled for `$features` where `$available()` says the CPU
+/// has them, else `$otherwise` (x86-64); `$e` elsewhere. The one body of [`with_avx2!`] and
+/// [`with_avx512!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_target_features {
+    ($name:ident, $features:literal, $available:path, $e:expr, $otherwise:expr) => {{
         #[cfg(target_arch = "x86_64")]
         {
-            if $crate::avx512::available() {
-                #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-                unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+            if $available() {
+                #[target_feature(enable = $features)]
+                unsafe fn $name<R>(f: impl FnOnce() -> R) -> R {
                     f()
                 }
                 // SAFETY: the CPU features were detected at run time.
                 unsafe {
-                    with_avx512(
+                    $name(
                         #[inline(always)]
                         || $e,
                     )
                 }
             } else {
-                $crate::with_avx2!($e)
+                $otherwise
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
