@@ -358,6 +358,17 @@ enum StrRole<'k> {
     Value(&'k str),
 }
 
+impl StrRole<'_> {
+    /// What its length and its text are called in errors.
+    fn what(self) -> (&'static str, &'static str) {
+        match self {
+            StrRole::Key => ("the length of a metadata key", "a metadata key"),
+            StrRole::TensorName => ("the length of a tensor name", "a tensor name"),
+            StrRole::Value(_) => ("the length of a string value", "a string value"),
+        }
+    }
+}
+
 impl<S: ByteSource + ?Sized> Parser<'_, S> {
     fn pos(&self) -> u64 {
         self.cur.position()
@@ -398,7 +409,8 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
 
     fn string(&mut self, role: StrRole<'_>) -> Result<String, GgufError> {
         let mut bytes = Vec::new();
-        if let Cow::Owned(repaired) = self.read_str(role, &mut bytes)? {
+        let at = self.append_str_bytes(role, &mut bytes)?;
+        if let Cow::Owned(repaired) = self.text(role, &bytes, at)? {
             return Ok(repaired);
         }
         // Valid UTF-8 as read: the buffer becomes the string, without a copy.
@@ -406,18 +418,10 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()))
     }
 
-    /// A string's text, read through `bytes` (a buffer the caller may reuse: a string array's
-    /// strings are read without an allocation each).
-    fn read_str<'b>(
-        &mut self,
-        role: StrRole<'_>,
-        bytes: &'b mut Vec<u8>,
-    ) -> Result<Cow<'b, str>, GgufError> {
-        let (len_what, what) = match role {
-            StrRole::Key => ("the length of a metadata key", "a metadata key"),
-            StrRole::TensorName => ("the length of a tensor name", "a tensor name"),
-            StrRole::Value(_) => ("the length of a string value", "a string value"),
-        };
+    /// Appends the bytes of the string at the cursor (an 8-byte length, then them) to `out`;
+    /// returns where they began in the file.
+    fn append_str_bytes(&mut self, role: StrRole<'_>, out: &mut Vec<u8>) -> Result<u64, GgufError> {
+        let (len_what, what) = role.what();
         let len_at = self.pos();
         let len = self.u64(len_what)?;
         self.check_count(len_what, len, 1, len_at)?;
@@ -425,10 +429,20 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
         let Ok(n) = usize::try_from(len) else {
             return Err(GgufError::new(GgufErrorKind::TooLargeForMemory { what, count: len }, at));
         };
-        bytes.clear();
-        bytes.resize(n, 0);
-        self.cur.read_into(bytes).map_err(|e| GgufError::source(what, e, at))?;
-        let bytes: &'b [u8] = bytes;
+        let start = out.len();
+        out.resize(start + n, 0);
+        self.cur.read_into(&mut out[start..]).map_err(|e| GgufError::source(what, e, at))?;
+        Ok(at)
+    }
+
+    /// A string's `bytes` (read at `at`) as text: invalid UTF-8 in a value is repaired (and
+    /// recorded) unless the options are strict; in a key or a tensor name it is refused.
+    fn text<'b>(
+        &mut self,
+        role: StrRole<'_>,
+        bytes: &'b [u8],
+        at: u64,
+    ) -> Result<Cow<'b, str>, GgufError> {
         match std::str::from_utf8(bytes) {
             Ok(text) => Ok(Cow::Borrowed(text)),
             Err(e) => match role {
@@ -437,7 +451,10 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
                     Ok(String::from_utf8_lossy(bytes))
                 }
                 _ => Err(GgufError::new(
-                    GgufErrorKind::InvalidUtf8 { what, valid_up_to: e.valid_up_to() },
+                    GgufErrorKind::InvalidUtf8 {
+                        what: role.what().1,
+                        valid_up_to: e.valid_up_to(),
+                    },
                     at,
                 )),
             },
@@ -448,7 +465,7 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
     /// array's data began at `data_at`), as [`StringArray`]. One validation of the whole text
     /// where every string is UTF-8 (each boundary then a character's): one `from_utf8` a
     /// string was most of a vocabulary's parse. Otherwise each string is validated on its own
-    /// and repaired or refused, as a string value is ([`Self::read_str`]).
+    /// and repaired or refused, as a string value is ([`Self::text`]).
     fn string_array(
         &mut self,
         key: &str,
@@ -469,21 +486,7 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
         for (i, &end) in ends.iter().enumerate() {
             // Each string follows its 8-byte length.
             let at = data_at + 8 * (i as u64 + 1) + begin as u64;
-            let bytes = &text[begin..end];
-            match std::str::from_utf8(bytes) {
-                Ok(s) => out.push(s),
-                Err(_) if !self.options.strict_utf8 => {
-                    self.repaired.push(RepairedString { key: key.to_string(), offset: at });
-                    out.push(&String::from_utf8_lossy(bytes));
-                }
-                Err(e) => {
-                    let kind = GgufErrorKind::InvalidUtf8 {
-                        what: "a string value",
-                        valid_up_to: e.valid_up_to(),
-                    };
-                    return Err(GgufError::new(kind, at));
-                }
-            }
+            out.push(&self.text(StrRole::Value(key), &text[begin..end], at)?);
             begin = end;
         }
         Ok(out)
@@ -554,20 +557,7 @@ impl<S: ByteSource + ?Sized> Parser<'_, S> {
                 let mut ends: Vec<usize> = alloc_vec(count, count_at)?;
                 let mut text = Vec::new();
                 while n < count {
-                    let len_at = self.pos();
-                    let len = self.u64("the length of a string value")?;
-                    self.check_count("the length of a string value", len, 1, len_at)?;
-                    let at = self.pos();
-                    let what = "a string value";
-                    let Ok(len) = usize::try_from(len) else {
-                        let kind = GgufErrorKind::TooLargeForMemory { what, count: len };
-                        return Err(GgufError::new(kind, at));
-                    };
-                    let start = text.len();
-                    text.resize(start + len, 0);
-                    self.cur
-                        .read_into(&mut text[start..])
-                        .map_err(|e| GgufError::source(what, e, at))?;
+                    self.append_str_bytes(StrRole::Value(key), &mut text)?;
                     ends.push(text.len());
                     n += 1;
                 }

@@ -460,16 +460,17 @@ impl StringArray {
 
     /// String `i`, `None` past the end.
     pub fn get(&self, i: usize) -> Option<&str> {
-        let end = *self.ends.get(i)?;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        Some(&self.text[start..end])
+        (i < self.len()).then(|| self.at(i))
     }
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + DoubleEndedIterator + '_ {
-        (0..self.len()).map(|i| {
-            let start = if i == 0 { 0 } else { self.ends[i - 1] };
-            &self.text[start..self.ends[i]]
-        })
+        (0..self.len()).map(|i| self.at(i))
+    }
+
+    /// String `i < len()`: from where string `i − 1` ends to where it ends.
+    fn at(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
     }
 
     /// Each string as an owned `String`.
