@@ -583,25 +583,21 @@ pub(crate) fn noise_of(
 /// the `f32` path uses ([`add_tile_energy`]), so the sums equal those of
 /// [`matmul_f32_with_column_energy`].
 pub(crate) fn column_energy(m: &Matrix) -> Result<Vec<f64>, EngineError> {
-    let mut c = vec![0f64; m.cols];
-    let mut sums = vec![0f32; m.cols];
-    let mut add = |tile: &[f32]| {
-        sums.fill(0.0);
-        add_tile_energy(tile, m.cols, &mut sums);
-        c.iter_mut().zip(&sums).for_each(|(c, s)| *c += f64::from(*s));
-    };
     match &m.storage {
-        Storage::F32 { values, .. } => values.chunks(TILE_ROWS * m.cols.max(1)).for_each(add),
+        Storage::F32 { values, .. } => {
+            let tiles = values.chunks(TILE_ROWS * m.cols.max(1));
+            tiles_with_column_sums(tiles, m.cols, |_, tile, sums| {
+                add_tile_energy(tile, m.cols, sums);
+                Ok(())
+            })
+        }
         Storage::Ggml { ty, bytes, row_bytes } => {
-            for src in bytes.chunks(TILE_ROWS * row_bytes) {
-                with_dequantized_tile(m, *ty, *row_bytes, src, |tile| {
-                    add(tile);
-                    Ok(())
-                })?;
-            }
+            let tiles = bytes.chunks(TILE_ROWS * row_bytes);
+            tiles_with_column_sums(tiles, m.cols, |_, src, sums| {
+                with_dequantized_tile_and_energy(m, *ty, *row_bytes, src, Some(sums), |_| Ok(()))
+            })
         }
     }
-    Ok(c)
 }
 
 /// The predicted local-noise energy of one token between a path and the reference:
