@@ -86,6 +86,27 @@ mod imp {
             + i32x4_extract_lane::<3>(v)
     }
 
+    /// The totals of two vectors' four i32 lanes, each as `total as f32`: reduced side by side
+    /// and converted in the vector (half the steps of two [`hsum_i32`]s, and no move of each
+    /// total to an integer register and back: 7.5 % of the Q4_K dot in Chromium). Integer sums,
+    /// so the same totals; the vector conversion rounds as `as f32` does.
+    #[inline(always)]
+    fn totals_as_f32(a: v128, b: v128) -> (f32, f32) {
+        // [a0 + a2, a1 + a3, b0 + b2, b1 + b3]
+        let s = i32x4_add(i64x2_shuffle::<0, 2>(a, b), i64x2_shuffle::<1, 3>(a, b));
+        let t = f32x4_convert_i32x4(i32x4_add(s, i32x4_shuffle::<1, 0, 3, 2>(s, s)));
+        (f32x4_extract_lane::<0>(t), f32x4_extract_lane::<2>(t))
+    }
+
+    /// The total of four i32 lanes as `total as f32`, reduced and converted in the vector (see
+    /// [`totals_as_f32`]).
+    #[inline(always)]
+    fn total_as_f32(v: v128) -> f32 {
+        let s = i32x4_add(v, i64x2_shuffle::<1, 0>(v, v));
+        let t = i32x4_add(s, i32x4_shuffle::<1, 0, 3, 2>(s, s));
+        f32x4_extract_lane::<0>(f32x4_convert_i32x4(t))
+    }
+
     /// Four f32 lanes as [`crate::order`]'s four block accumulators.
     #[inline(always)]
     fn block_acc4(v: v128) -> crate::order::BlockAcc4 {
@@ -729,169 +750,175 @@ mod imp {
         sumf
     }
 
-    /// A Q4_K/Q5_K block's 8 scales (as the two words of [`scale_min_k4_words`]) and its min
-    /// term `Σ_j mins[j]·(bsums[2j] + bsums[2j+1])`, each min doubled into an i16 pair.
+    /// A Q4_K/Q5_K block's eight scales and eight mins (six bits each: [`scale_min_k4_words`]'s
+    /// unpacking of the 12 bytes at offset 4) as bytes 0..8 and 8..16 of one vector, unpacked
+    /// in its lanes — where the scalar words took a dozen integer operations and four moves
+    /// into vectors, each block, and were a sixth of the Q4_K dot's time in Chromium.
     #[inline(always)]
-    fn k4_scales_and_min_sum<const N: usize>(x: &[u8; N], y: &BlockQ8K) -> ([u32; 2], i32) {
-        let [s0, s1, mins_lo, mins_hi] = scale_min_k4_words(arr12(x, 4));
-        ([s0, s1], k4_min_sum(mins_lo, mins_hi, y))
+    fn k4_scales_mins<const N: usize>(x: &[u8; N]) -> v128 {
+        // [u0, u1, u2, ·]: the three little-endian words of the scale field.
+        let v = load(x, 4);
+        let p = i32x4_shuffle::<0, 2, 1, 2>(v, v);
+        // [u0, u2, u1, u2 >> 4] masked: scales 0..4, the low bits of 4..8, mins 0..4, those of
+        // mins 4..8.
+        let low = v128_and(
+            i32x4_shuffle::<0, 1, 2, 7>(p, u32x4_shr(p, 4)),
+            u32x4(0x3f3f_3f3f, 0x0f0f_0f0f, 0x3f3f_3f3f, 0x0f0f_0f0f),
+        );
+        // The top two bits of scales 4..8 (mins 4..8) are those of u0's (u1's) bytes, in bits
+        // 4 and 5: `((u >> 6) & 0x03) << 4` per byte is `(u >> 2) & 0x30`.
+        let r = i32x4_shuffle::<0, 0, 1, 1>(v, v);
+        let high = v128_and(u32x4_shr(r, 2), u32x4(0, 0x3030_3030, 0, 0x3030_3030));
+        v128_or(low, high)
     }
 
-    /// `Σ_j mins[j]·(bsums[2j] + bsums[2j+1])` for the two min words of a Q4_K/Q5_K block.
+    /// Bytes `8h..8h + 8` of [`k4_scales_mins`]' vector (h = 0: the scales, 1: the mins), each
+    /// doubled into an i16 pair: `[b₀, b₀, b₁, b₁, b₂, b₂, b₃, b₃]` and the same of `b₄..b₈`,
+    /// as an i16 dot multiplies them with pairs of lanes. One-input byte shuffles and
+    /// widenings, what V8 lowers to a `pshufb` and `pmovzxbw`/`punpckhbw`.
     #[inline(always)]
-    fn k4_min_sum(mins_lo: u32, mins_hi: u32, y: &BlockQ8K) -> i32 {
-        let mins = u32x4(mins_lo, mins_hi, 0, 0);
-        let dup_lo = u16x8_extend_low_u8x16(i8x16_swizzle(
-            mins,
-            u8x16(0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0),
-        ));
-        let dup_hi = u16x8_extend_low_u8x16(i8x16_swizzle(
-            mins,
-            u8x16(4, 4, 5, 5, 6, 6, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0),
-        ));
+    fn k4_pairs<const H: usize>(sm: v128) -> [v128; 2] {
+        let doubled = if H == 0 {
+            i8x16_shuffle::<0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7>(sm, sm)
+        } else {
+            i8x16_shuffle::<8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15>(sm, sm)
+        };
+        [u16x8_extend_low_u8x16(doubled), u16x8_extend_high_u8x16(doubled)]
+    }
+
+    /// `Σ_j mins[j]·(bsums[2j] + bsums[2j+1])` of a Q4_K/Q5_K block in four i32 lanes, from
+    /// its mins doubled into i16 pairs ([`k4_pairs`]`::<1>`).
+    #[inline(always)]
+    fn k4_min_lanes(min_pairs: [v128; 2], y: &BlockQ8K) -> v128 {
         // SAFETY: `bsums` is 16 i16 = 32 readable bytes; `v128_load` is 1-aligned.
         let (bs_lo, bs_hi) = unsafe {
             let p = y.bsums.as_ptr() as *const v128;
             (v128_load(p), v128_load(p.add(1)))
         };
-        hsum_i32(i32x4_add(i32x4_dot_i16x8(bs_lo, dup_lo), i32x4_dot_i16x8(bs_hi, dup_hi)))
+        i32x4_add(i32x4_dot_i16x8(bs_lo, min_pairs[0]), i32x4_dot_i16x8(bs_hi, min_pairs[1]))
     }
 
-    /// Scale `k` (0..8) out of the two scale words.
+    /// Scale `k` (0..8) of [`k4_scales_mins`]' vector, as an i16 in every lane.
     #[inline(always)]
-    fn k4_scale(words: [u32; 2], k: usize) -> i16 {
-        ((words[k / 4] >> (8 * (k % 4))) & 0xff) as i16
+    fn k4_scale_splat(sm: v128, k: usize) -> v128 {
+        let word = if k < 4 { u32x4_extract_lane::<0>(sm) } else { u32x4_extract_lane::<1>(sm) };
+        i16x8_splat(((word >> (8 * (k % 4))) & 0xff) as i16)
     }
 
     /// Σ of the 32 products `a·ya ‖ b·yb` for weights `a`, `b` in [0, 31] (Q4_K nibbles, Q5_K
     /// values), in eight i16 lanes of four products each (|lane| ≤ 4·31·128 = 15872: no
-    /// overflow).
-    #[cfg(not(target_feature = "relaxed-simd"))]
+    /// overflow). Which products share a lane differs between the two forms; the lanes' total
+    /// does not.
     #[inline(always)]
     fn nibble_dot32(a: v128, b: v128, ya: v128, yb: v128) -> v128 {
-        i16x8_add(
-            i16x8_add(i16x8_extmul_low_i8x16(a, ya), i16x8_extmul_high_i8x16(a, ya)),
-            i16x8_add(i16x8_extmul_low_i8x16(b, yb), i16x8_extmul_high_i8x16(b, yb)),
-        )
+        #[cfg(target_feature = "relaxed-simd")]
+        {
+            i16x8_add(i16x8_relaxed_dot_i8x16_i7x16(ya, a), i16x8_relaxed_dot_i8x16_i7x16(yb, b))
+        }
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        {
+            i16x8_add(
+                i16x8_add(i16x8_extmul_low_i8x16(a, ya), i16x8_extmul_high_i8x16(a, ya)),
+                i16x8_add(i16x8_extmul_low_i8x16(b, yb), i16x8_extmul_high_i8x16(b, yb)),
+            )
+        }
     }
 
-    /// `scale · Σ a·ya ‖ b·yb` of a 32-value sub-block with weights `a`, `b` in [0, 31] (Q4_K
-    /// nibbles, Q5_K values), in four i32 lanes (`scale`: the sub-block's scale in every i16
-    /// lane): the products four to an i16 lane (|·| ≤ 4·31·128 = 15872), widened by one dot with
-    /// the scale.
+    /// `scale · Σ a·ya ‖ b·yb` of a 32-value sub-block with weights `a`, `b` in [0, 31] (Q5_K
+    /// values), in four i32 lanes (`scale`: the sub-block's scale in every i16 lane): the
+    /// products four to an i16 lane ([`nibble_dot32`]), widened by one dot with the scale.
     #[inline(always)]
     fn scaled_dot32(a: v128, b: v128, ya: v128, yb: v128, scale: v128) -> v128 {
-        #[cfg(target_feature = "relaxed-simd")]
-        let p =
-            i16x8_add(i16x8_relaxed_dot_i8x16_i7x16(ya, a), i16x8_relaxed_dot_i8x16_i7x16(yb, b));
-        #[cfg(not(target_feature = "relaxed-simd"))]
-        let p = nibble_dot32(a, b, ya, yb);
-        i32x4_dot_i16x8(p, scale)
+        i32x4_dot_i16x8(nibble_dot32(a, b, ya, yb), scale)
     }
 
-    /// The four i32 lanes of `word`'s bytes (unsigned), byte `k` in lane `k`.
-    #[cfg(target_feature = "relaxed-simd")]
+    /// A Q4_K block's 256 nibbles as 16 vectors: sub-block `k`'s first and second 16 in vectors
+    /// `2k` and `2k + 1`.
     #[inline(always)]
-    fn bytes_as_i32x4(word: u32) -> v128 {
-        u32x4_extend_low_u16x8(u16x8_extend_low_u8x16(u32x4_splat(word)))
-    }
-
-    /// `Σ q·y` of 32 unsigned weights (two halves, each < 64) and their activations into four
-    /// i32 lanes, with relaxed SIMD's i32 dot (each lane four products and the sum before it).
-    #[cfg(target_feature = "relaxed-simd")]
-    #[inline(always)]
-    fn relaxed_dot32(qa: v128, qb: v128, ya: v128, yb: v128) -> v128 {
-        i32x4_relaxed_dot_i8x16_i7x16_add(
-            yb,
-            qb,
-            i32x4_relaxed_dot_i8x16_i7x16_add(ya, qa, i32x4_splat(0)),
-        )
-    }
-
-    /// Q4_K × Q8_K with relaxed SIMD: each sub-block's products into four i32 lanes with the i32
-    /// dot, the eight sub-blocks' totals gathered into two vectors ([`totals4`]) and multiplied
-    /// by their scales there — two multiplies a block where the i16 form widens and scales each
-    /// sub-block apart. The same exact integer, so the same result.
-    #[cfg(target_feature = "relaxed-simd")]
-    pub fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-        let mut sumf = 0.0f32;
-        for (x, y) in w.as_chunks::<Q4_K_BYTES>().0.iter().zip(a) {
-            let ([s_lo, s_hi], summ) = k4_scales_and_min_sum(x, y);
-            let mut sub = [i32x4_splat(0); 8];
-            for j in 0..4 {
-                let (qa, qb) = (load(x, 16 + 32 * j), load(x, 32 + 32 * j));
-                let o = 64 * j;
-                let (y0, y1) = (load_i8(&y.qs, o), load_i8(&y.qs, o + 16));
-                let (y2, y3) = (load_i8(&y.qs, o + 32), load_i8(&y.qs, o + 48));
-                sub[2 * j] = relaxed_dot32(lo4(qa), lo4(qb), y0, y1);
-                sub[2 * j + 1] = relaxed_dot32(hi4(qa), hi4(qb), y2, y3);
-            }
-            let lo = i32x4_mul(totals4(sub[0], sub[1], sub[2], sub[3]), bytes_as_i32x4(s_lo));
-            let hi = i32x4_mul(totals4(sub[4], sub[5], sub[6], sub[7]), bytes_as_i32x4(s_hi));
-            let sumi = hsum_i32(i32x4_add(lo, hi));
-            let d = f16_at(x, 0) * y.d;
-            let dmin = f16_at(x, 2) * y.d;
-            sumf += d * sumi as f32 - dmin * summ as f32;
+    fn q4k_values(x: &[u8; Q4_K_BYTES]) -> [v128; 16] {
+        let mut v = [i8x16_splat(0); 16];
+        for j in 0..4 {
+            let (qa, qb) = (load(x, 16 + 32 * j), load(x, 32 + 32 * j));
+            v[4 * j..4 * j + 4].copy_from_slice(&[lo4(qa), lo4(qb), hi4(qa), hi4(qb)]);
         }
-        sumf
+        v
     }
 
-    /// Q4_K × Q8_K.
-    #[cfg(not(target_feature = "relaxed-simd"))]
+    /// `Σ_k scale_k · Σ q·y` over a Q4_K block's eight sub-blocks, in four i32 lanes, from its
+    /// nibbles ([`q4k_values`]) and scales ([`k4_pairs`]`::<0>`). The products stay in i16 lanes
+    /// while four sub-blocks are folded side by side — four products a lane ([`nibble_dot32`]),
+    /// then eight, then sixteen, |Σ| ≤ 16·15·128 = 30720 < 2¹⁵ (nibbles are ≤ 15, which Q5_K's
+    /// values are not) — so one i16 dot scales and widens four sub-blocks at once, where the
+    /// per-sub-block form needs a dot, an add and a scale splat each. The same exact integer.
+    #[inline(always)]
+    fn q4k_scaled_sums(v: &[v128; 16], y: &BlockQ8K, scales: [v128; 2]) -> v128 {
+        let mut sums = [i32x4_splat(0); 2];
+        for (h, sum) in sums.iter_mut().enumerate() {
+            let p: [v128; 4] = std::array::from_fn(|i| {
+                let k = 4 * h + i;
+                let (ya, yb) = (load_i8(&y.qs, 32 * k), load_i8(&y.qs, 32 * k + 16));
+                nibble_dot32(v[2 * k], v[2 * k + 1], ya, yb)
+            });
+            // Sub-blocks i and i + 1 side by side: [Pᵢ(0 + 2), Pᵢ(1 + 3), Pᵢ₊₁(0 + 2), Pᵢ₊₁(1 + 3)]
+            // in 32-bit lanes (each two i16 of eight products).
+            let fold64 = |a: v128, b: v128| {
+                i16x8_add(i64x2_shuffle::<0, 2>(a, b), i64x2_shuffle::<1, 3>(a, b))
+            };
+            let (s01, s23) = (fold64(p[0], p[1]), fold64(p[2], p[3]));
+            // Sub-block i's sixteen-product sums in 32-bit lane i, scaled and widened by one dot.
+            let t = i16x8_add(
+                i32x4_shuffle::<0, 2, 4, 6>(s01, s23),
+                i32x4_shuffle::<1, 3, 5, 7>(s01, s23),
+            );
+            *sum = i32x4_dot_i16x8(t, scales[h]);
+        }
+        i32x4_add(sums[0], sums[1])
+    }
+
+    /// Q4_K × Q8_K ([`q4k_scaled_sums`] a block).
     pub fn vec_dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
         let mut sumf = 0.0f32;
         for (x, y) in w.as_chunks::<Q4_K_BYTES>().0.iter().zip(a) {
-            let (sc, summ) = k4_scales_and_min_sum(x, y);
-            let mut sumi = i32x4_splat(0);
-            for j in 0..4 {
-                let qa = load(x, 16 + 32 * j);
-                let qb = load(x, 32 + 32 * j);
-                let o = 64 * j;
-                let (y0, y1) = (load_i8(&y.qs, o), load_i8(&y.qs, o + 16));
-                let (y2, y3) = (load_i8(&y.qs, o + 32), load_i8(&y.qs, o + 48));
-                let (s0, s1) = (k4_scale(sc, 2 * j), k4_scale(sc, 2 * j + 1));
-                sumi = i32x4_add(sumi, scaled_dot32(lo4(qa), lo4(qb), y0, y1, i16x8_splat(s0)));
-                sumi = i32x4_add(sumi, scaled_dot32(hi4(qa), hi4(qb), y2, y3, i16x8_splat(s1)));
-            }
+            let sm = k4_scales_mins(x);
+            let (sumi, summ) = totals_as_f32(
+                q4k_scaled_sums(&q4k_values(x), y, k4_pairs::<0>(sm)),
+                k4_min_lanes(k4_pairs::<1>(sm), y),
+            );
             let d = f16_at(x, 0) * y.d;
             let dmin = f16_at(x, 2) * y.d;
-            sumf += d * hsum_i32(sumi) as f32 - dmin * summ as f32;
+            sumf += d * sumi - dmin * summ;
         }
         sumf
     }
 
     /// The multi-token driver of the Q4_K and Q5_K dots: `out[t]` equals the one-token
-    /// kernel's result for `acts[t]` bit for bit, each super-block's values and scales unpacked
-    /// once for all the tokens. `values(x)` gives the 256 unsigned values (≤ 31) as 16 vectors:
-    /// sub-block `k`'s first and second 16 in vectors `2k` and `2k + 1`.
+    /// kernel's result for `acts[t]` bit for bit, each super-block unpacked once for all the
+    /// tokens: `prepare(x, sm)` (`sm`: the block's [`k4_scales_mins`]) gives what
+    /// `sums(prepared, y)` needs (values, scale vectors) to give the block's scaled sums in four
+    /// i32 lanes.
     #[inline(always)]
-    fn k4_dot_tokens<const B: usize>(
+    fn k4_dot_tokens<const B: usize, P>(
         w: &[u8],
         acts: &[&[BlockQ8K]],
         out: &mut [f32],
-        values: impl Fn(&[u8; B]) -> [v128; 16],
+        prepare: impl Fn(&[u8; B], v128) -> P,
+        sums: impl Fn(&P, &BlockQ8K) -> v128,
     ) {
         let wb = w.as_chunks::<B>().0;
         for (acts, out) in acts.chunks(TOKENS_PER_PASS).zip(out.chunks_mut(TOKENS_PER_PASS)) {
             let n = acts.iter().fold(wb.len(), |n, a| n.min(a.len()));
             let mut sumf = [0f32; TOKENS_PER_PASS];
             for (b, x) in wb[..n].iter().enumerate() {
-                let [s0, s1, mins_lo, mins_hi] = scale_min_k4_words(arr12(x, 4));
-                let v = values(x);
-                let scale: [v128; 8] = std::array::from_fn(|k| i16x8_splat(k4_scale([s0, s1], k)));
+                let sm = k4_scales_mins(x);
+                let (prepared, min_pairs) = (prepare(x, sm), k4_pairs::<1>(sm));
                 let (dx, mx) = (f16_at(x, 0), f16_at(x, 2));
                 for (sumf, a) in sumf.iter_mut().zip(acts) {
                     let y = &a[b];
-                    let summ = k4_min_sum(mins_lo, mins_hi, y);
-                    let mut sumi = i32x4_splat(0);
-                    for k in 0..8 {
-                        let (ya, yb) = (load_i8(&y.qs, 32 * k), load_i8(&y.qs, 32 * k + 16));
-                        let p = scaled_dot32(v[2 * k], v[2 * k + 1], ya, yb, scale[k]);
-                        sumi = i32x4_add(sumi, p);
-                    }
+                    let (sumi, summ) =
+                        totals_as_f32(sums(&prepared, y), k4_min_lanes(min_pairs, y));
                     let d = dx * y.d;
                     let dmin = mx * y.d;
-                    *sumf += d * hsum_i32(sumi) as f32 - dmin * summ as f32;
+                    *sumf += d * sumi - dmin * summ;
                 }
             }
             out.copy_from_slice(&sumf[..out.len()]);
@@ -901,21 +928,20 @@ mod imp {
     /// Q4_K × several Q8_K rows: `out[t]` equals [`vec_dot_q4_k_q8_k`]`(w, acts[t])` bit for
     /// bit (see [`k4_dot_tokens`]).
     pub fn vec_dot_q4_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
-        k4_dot_tokens(w, acts, out, |x: &[u8; Q4_K_BYTES]| {
-            let mut v = [i8x16_splat(0); 16];
-            for j in 0..4 {
-                let (qa, qb) = (load(x, 16 + 32 * j), load(x, 32 + 32 * j));
-                v[4 * j..4 * j + 4].copy_from_slice(&[lo4(qa), lo4(qb), hi4(qa), hi4(qb)]);
-            }
-            v
-        })
+        k4_dot_tokens(
+            w,
+            acts,
+            out,
+            |x: &[u8; Q4_K_BYTES], sm| (q4k_values(x), k4_pairs::<0>(sm)),
+            |(v, scales), y| q4k_scaled_sums(v, y, *scales),
+        )
     }
 
     /// Q5_K × several Q8_K rows: `out[t]` equals [`vec_dot_q5_k_q8_k`]`(w, acts[t])` bit for
     /// bit (see [`k4_dot_tokens`]).
     pub fn vec_dot_q5_k_q8_k_tokens(w: &[u8], acts: &[&[BlockQ8K]], out: &mut [f32]) {
         let b16 = u8x16_splat(0x10);
-        k4_dot_tokens(w, acts, out, |x: &[u8; Q5_K_BYTES]| {
+        let prepare = |x: &[u8; Q5_K_BYTES], sm| {
             let qh = [load(x, 16), load(x, 32)];
             let mut v = [i8x16_splat(0); 16];
             for j in 0..4 {
@@ -929,8 +955,18 @@ mod imp {
                     v[4 * j + 2 + t] = v128_or(hi4(q[t]), h1);
                 }
             }
-            v
-        })
+            let scale: [v128; 8] = std::array::from_fn(|k| k4_scale_splat(sm, k));
+            (v, scale)
+        };
+        let sums = |(v, scale): &([v128; 16], [v128; 8]), y: &BlockQ8K| {
+            let mut sumi = i32x4_splat(0);
+            for k in 0..8 {
+                let (ya, yb) = (load_i8(&y.qs, 32 * k), load_i8(&y.qs, 32 * k + 16));
+                sumi = i32x4_add(sumi, scaled_dot32(v[2 * k], v[2 * k + 1], ya, yb, scale[k]));
+            }
+            sumi
+        };
+        k4_dot_tokens(w, acts, out, prepare, sums)
     }
 
     /// Q5_K × Q8_K.
@@ -938,7 +974,7 @@ mod imp {
         let b16 = u8x16_splat(0x10);
         let mut sumf = 0.0f32;
         for (x, y) in w.as_chunks::<Q5_K_BYTES>().0.iter().zip(a) {
-            let (sc, summ) = k4_scales_and_min_sum(x, y);
+            let sm = k4_scales_mins(x);
             let qh = [load(x, 16), load(x, 32)];
             let mut sumi = i32x4_splat(0);
             for j in 0..4 {
@@ -954,13 +990,14 @@ mod imp {
                     })
                 });
                 let y = |o: usize| load_i8(&y.qs, 64 * j + o);
-                let (s0, s1) = (k4_scale(sc, 2 * j), k4_scale(sc, 2 * j + 1));
-                sumi = i32x4_add(sumi, scaled_dot32(lo[0], lo[1], y(0), y(16), i16x8_splat(s0)));
-                sumi = i32x4_add(sumi, scaled_dot32(hi[0], hi[1], y(32), y(48), i16x8_splat(s1)));
+                let (s0, s1) = (k4_scale_splat(sm, 2 * j), k4_scale_splat(sm, 2 * j + 1));
+                sumi = i32x4_add(sumi, scaled_dot32(lo[0], lo[1], y(0), y(16), s0));
+                sumi = i32x4_add(sumi, scaled_dot32(hi[0], hi[1], y(32), y(48), s1));
             }
+            let (sumi, summ) = totals_as_f32(sumi, k4_min_lanes(k4_pairs::<1>(sm), y));
             let d = f16_at(x, 0) * y.d;
             let dmin = f16_at(x, 2) * y.d;
-            sumf += d * hsum_i32(sumi) as f32 - dmin * summ as f32;
+            sumf += d * sumi - dmin * summ;
         }
         sumf
     }
@@ -980,12 +1017,13 @@ mod imp {
         ]
     }
 
-    /// Σ_sub scale_sub·(Σ (q − 32)·y over sub-block `sub`) of a Q6_K block from the unsigned
+    /// Σ_sub scale_sub·(Σ (q − 32)·y over sub-block `sub`) of a Q6_K block, in four i32 lanes to be
+    /// totalled, from the unsigned
     /// sums `sumi` (lanes of Σ_sub scale_sub·Σ q·y) and the block's scales and activation block
     /// sums: `32·Σ_sub scale_sub·bsums[sub]` taken back once, the same integer either way.
     #[cfg(target_feature = "relaxed-simd")]
     #[inline(always)]
-    fn q6k_total(sumi: v128, x: &[u8; Q6_K_BYTES], y: &BlockQ8K) -> i32 {
+    fn q6k_total(sumi: v128, x: &[u8; Q6_K_BYTES], y: &BlockQ8K) -> v128 {
         let scales = load(x, 192);
         // SAFETY: `bsums` is 16 i16 = 32 readable bytes; `v128_load` is 1-aligned.
         let (bs_lo, bs_hi) = unsafe {
@@ -996,7 +1034,8 @@ mod imp {
             i32x4_dot_i16x8(bs_lo, i16x8_extend_low_i8x16(scales)),
             i32x4_dot_i16x8(bs_hi, i16x8_extend_high_i8x16(scales)),
         );
-        hsum_i32(sumi) - 32 * hsum_i32(corr)
+        // Lanes whose total is Σ sumi − 32·Σ corr (wrapping i32 either way).
+        i32x4_sub(sumi, i32x4_shl(corr, 5))
     }
 
     /// A Q6_K sub-block's values as [`q6k_scaled_dot16`] takes them: `q − 32` (signed) for
@@ -1022,16 +1061,16 @@ mod imp {
         i32x4_dot_i16x8(p, scale)
     }
 
-    /// A Q6_K block's exact integer total from its scaled sub-block sums.
+    /// A Q6_K block's exact integer total from its scaled sub-block sums, as `total as f32`.
     #[inline(always)]
-    fn q6k_sum(sumi: v128, _x: &[u8; Q6_K_BYTES], _y: &BlockQ8K) -> i32 {
+    fn q6k_sum(sumi: v128, _x: &[u8; Q6_K_BYTES], _y: &BlockQ8K) -> f32 {
         #[cfg(target_feature = "relaxed-simd")]
         {
-            q6k_total(sumi, _x, _y)
+            total_as_f32(q6k_total(sumi, _x, _y))
         }
         #[cfg(not(target_feature = "relaxed-simd"))]
         {
-            hsum_i32(sumi)
+            total_as_f32(sumi)
         }
     }
 
@@ -1068,7 +1107,7 @@ mod imp {
                 sumi = i32x4_add(sumi, i32x4_mul(t, scale[i]));
             }
             let d = f16_at(x, 208) * y.d;
-            sumf += d * q6k_total(sumi, x, y) as f32;
+            sumf += d * total_as_f32(q6k_total(sumi, x, y));
         }
         sumf
     }
@@ -1090,7 +1129,7 @@ mod imp {
                 }
             }
             let d = f16_at(x, 208) * y.d;
-            sumf += d * q6k_sum(sumi, x, y) as f32;
+            sumf += d * q6k_sum(sumi, x, y);
         }
         sumf
     }
@@ -1124,7 +1163,7 @@ mod imp {
                         sumi = i32x4_add(sumi, p);
                     }
                     let d = dx * y.d;
-                    *sumf += d * q6k_sum(sumi, x, y) as f32;
+                    *sumf += d * q6k_sum(sumi, x, y);
                 }
             }
             out.copy_from_slice(&sumf[..out.len()]);
