@@ -6,7 +6,9 @@
 //! lookups are integer-keyed and never build strings.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use crate::hashing::Map;
 
 /// A merge rule's rank and the token it produces (`None` when the concatenation is not in the
 /// vocabulary, which llama.cpp tolerates: the symbol then falls back to single bytes).
@@ -55,7 +57,7 @@ pub(crate) struct BpeScratch {
 }
 
 pub(crate) struct BpeTables<'a> {
-    pub merges: &'a HashMap<(u32, u32), Merge>,
+    pub merges: &'a Map<(u32, u32), Merge>,
     /// Token of each byte's GPT-2 char.
     pub byte_token: &'a [Option<u32>; 256],
 }

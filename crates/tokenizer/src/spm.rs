@@ -5,7 +5,9 @@
 //! tokens are emitted as byte tokens `<0xXX>`.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use crate::hashing::VocabIndex;
 
 #[derive(Debug, Clone, Copy)]
 struct Sym {
@@ -48,7 +50,8 @@ impl PartialOrd for Bigram {
 }
 
 pub(crate) struct SpmTables<'a> {
-    pub token_to_id: &'a HashMap<String, u32>,
+    pub vocab: &'a VocabIndex,
+    pub tokens: &'a [String],
     pub scores: &'a [f32],
     /// `<0xXX>` token (or, failing that, the one-byte token) of each byte.
     pub byte_token: &'a [Option<u32>; 256],
@@ -68,7 +71,7 @@ fn try_add(
         return;
     };
     let piece = &text[syms[l].start..syms[r].end];
-    if let Some(&id) = t.token_to_id.get(piece) {
+    if let Some(id) = t.vocab.get(t.tokens, piece) {
         let score = t.scores.get(id as usize).copied().unwrap_or(0.0);
         heap.push(Bigram { score, left: l, right: r, size: piece.len() });
     }
@@ -113,7 +116,7 @@ pub(crate) fn tokenize(t: &SpmTables, text: &str, out: &mut Vec<u32>) {
         let piece = &text[s.start..s.end];
         // Merged symbols are always tokens; only single characters can miss. (llama.cpp's
         // `rev_merge` re-segmentation therefore never fires on valid UTF-8 and is not needed.)
-        if let Some(&id) = t.token_to_id.get(piece) {
+        if let Some(id) = t.vocab.get(t.tokens, piece) {
             out.push(id);
         } else {
             for &byte in piece.as_bytes() {

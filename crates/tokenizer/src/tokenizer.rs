@@ -1,6 +1,6 @@
 //! The [`Tokenizer`]: vocabulary, special-token handling, and the encode/decode entry points.
 
-use std::collections::HashMap;
+use crate::hashing::{map_with_capacity, Map, VocabIndex};
 
 use crate::bpe::{self, BpeScratch, BpeTables, Merge};
 use crate::config::TokenizerConfig;
@@ -150,8 +150,9 @@ pub struct Tokenizer {
     types: Vec<TokenType>,
     attrs: Vec<u8>,
     scores: Vec<f32>,
-    token_to_id: HashMap<String, u32>,
-    merges: HashMap<(u32, u32), Merge>,
+    /// Token text → id, over `tokens`.
+    vocab: VocabIndex,
+    merges: Map<(u32, u32), Merge>,
     byte_char: [char; 256],
     byte_token: [Option<u32>; 256],
     /// Tokens matched literally in raw text before tokenizing: user-defined (not control)
@@ -220,8 +221,9 @@ impl Tokenizer {
         }
 
         let mut tokens = cfg.tokens;
-        let mut token_to_id = HashMap::with_capacity(n);
-        for (i, text) in tokens.iter_mut().enumerate() {
+        let mut vocab = VocabIndex::with_capacity(n);
+        for i in 0..n {
+            let text = &mut tokens[i];
             if text.len() > MAX_TOKEN_BYTES {
                 return err(K::TokenTooLong { id: i, len: text.len(), max: MAX_TOKEN_BYTES });
             }
@@ -229,27 +231,27 @@ impl Tokenizer {
                 // llama.cpp renames empty tokens so that they stay distinct.
                 *text = format!("[EMPTY_{i}]");
             }
-            if let Some(&first) = token_to_id.get(text.as_str()) {
+            if let Err(first) = vocab.insert(&tokens, i as u32) {
                 return err(K::DuplicateToken {
-                    text: text.clone(),
+                    text: tokens[i].clone(),
                     first: first as usize,
                     second: i,
                 });
             }
-            token_to_id.insert(text.clone(), i as u32);
         }
+        let token_id = |text: &str| vocab.get(&tokens, text);
         let types: Vec<TokenType> = match &cfg.token_types {
             Some(t) => t.iter().map(|&t| TokenType::from_gguf(t)).collect(),
             None => vec![TokenType::Normal; n],
         };
         let mut attrs: Vec<u8> = types.iter().map(|&t| attr_of(t)).collect();
         for text in FORCED_CONTROL {
-            if let Some(&id) = token_to_id.get(*text) {
+            if let Some(id) = token_id(text) {
                 attrs[id as usize] |= ATTR_CONTROL;
             }
         }
         for text in FORCED_USER_DEFINED {
-            if let Some(&id) = token_to_id.get(*text) {
+            if let Some(id) = token_id(text) {
                 attrs[id as usize] = ATTR_USER_DEFINED;
             }
         }
@@ -257,7 +259,7 @@ impl Tokenizer {
 
         // BPE merges: "left right", split at the first space after the first byte (a piece
         // may itself be a space in non-byte-level vocabularies). The first rule for a pair wins.
-        let mut merges = HashMap::new();
+        let mut merges = map_with_capacity(0);
         if is_bpe {
             let Some(rules) = &cfg.merges else {
                 return err(K::MissingField { field: "tokenizer.ggml.merges", model: cfg.model });
@@ -277,7 +279,7 @@ impl Tokenizer {
                 };
                 let (left, right) = (&rule[..sp], &rule[sp + 1..]);
                 let lookup = |piece: &str| {
-                    token_to_id.get(piece).copied().ok_or_else(|| {
+                    token_id(piece).ok_or_else(|| {
                         TokenizerError::new(K::MergeUnknownToken {
                             index,
                             merge: rule.clone(),
@@ -286,7 +288,7 @@ impl Tokenizer {
                     })
                 };
                 let (l, r) = (lookup(left)?, lookup(right)?);
-                let result = token_to_id.get(&format!("{left}{right}")).copied();
+                let result = token_id(&format!("{left}{right}"));
                 merges.entry((l, r)).or_insert(Merge { rank: index as u32, result });
             }
         }
@@ -295,18 +297,15 @@ impl Tokenizer {
         let mut byte_token = [None; 256];
         for (b, slot) in byte_token.iter_mut().enumerate() {
             *slot = if is_bpe {
-                token_to_id.get(byte_char[b].to_string().as_str()).copied()
+                token_id(byte_char[b].to_string().as_str())
             } else {
-                token_to_id
-                    .get(format!("<0x{b:02X}>").as_str())
-                    .or_else(|| {
-                        if b < 0x80 {
-                            token_to_id.get((b as u8 as char).to_string().as_str())
-                        } else {
-                            None
-                        }
-                    })
-                    .copied()
+                token_id(format!("<0x{b:02X}>").as_str()).or_else(|| {
+                    if b < 0x80 {
+                        token_id((b as u8 as char).to_string().as_str())
+                    } else {
+                        None
+                    }
+                })
             };
         }
 
@@ -362,7 +361,7 @@ impl Tokenizer {
             types,
             attrs,
             scores,
-            token_to_id,
+            vocab,
             merges,
             byte_char,
             byte_token,
@@ -411,7 +410,7 @@ impl Tokenizer {
     }
     /// The id of a token by its stored text.
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.token_to_id.get(text).copied()
+        self.vocab.get(&self.tokens, text)
     }
 
     /// Tokenizes `text` as llama.cpp's `llama_tokenize(vocab, text, add_special, parse_special = false)`:
@@ -457,7 +456,8 @@ impl Tokenizer {
                                 }
                             }));
                             let tables = SpmTables {
-                                token_to_id: &self.token_to_id,
+                                vocab: &self.vocab,
+                                tokens: &self.tokens,
                                 scores: &self.scores,
                                 byte_token: &self.byte_token,
                                 unk: self.unk,
@@ -539,7 +539,7 @@ impl Tokenizer {
             if self.ignore_merges {
                 encoded.clear();
                 encoded.extend(word.iter().map(|&b| self.byte_char[b as usize]));
-                if let Some(&id) = self.token_to_id.get(encoded.as_str()) {
+                if let Some(id) = self.vocab.get(&self.tokens, encoded.as_str()) {
                     out.push(id);
                     continue;
                 }

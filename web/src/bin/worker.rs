@@ -10,6 +10,14 @@ fn main() {
 
     console_error_panic_hook::set_once();
     let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    // The tokenizer's maps hash a file's vocabulary: their secret must be random, and std has
+    // no random source here (it would take two addresses, the same for every visitor).
+    if let Ok(crypto) = scope.crypto() {
+        let mut secret = [[0u8; 8]; 2];
+        if secret.iter_mut().all(|part| crypto.get_random_values_with_u8_array(part).is_ok()) {
+            parallax_tokenizer::set_hash_seed(secret.map(u64::from_le_bytes));
+        }
+    }
     let post = job::poster();
     let post_for_handler = post.clone();
     let onmessage =
