@@ -1107,7 +1107,7 @@ mod imp {
                 sumi = i32x4_add(sumi, i32x4_mul(t, scale[i]));
             }
             let d = f16_at(x, 208) * y.d;
-            sumf += d * total_as_f32(q6k_total(sumi, x, y));
+            sumf += d * q6k_sum(sumi, x, y);
         }
         sumf
     }

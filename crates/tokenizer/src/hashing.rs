@@ -97,8 +97,8 @@ impl VocabIndex {
     }
 }
 
-/// The text of `id`; ids come from positions in `tokens`, so one past its end names no text
-/// (and then matches none).
+/// The text of `id` in `tokens`. Every id added is a position in `tokens`; one past its end
+/// (never added) reads as no text rather than panicking.
 fn text_of(tokens: &[String], id: u32) -> &str {
     tokens.get(id as usize).map_or("", String::as_str)
 }

@@ -1,10 +1,9 @@
 //! The [`Tokenizer`]: vocabulary, special-token handling, and the encode/decode entry points.
 
-use crate::hashing::{map_with_capacity, Map, VocabIndex};
-
 use crate::bpe::{self, BpeScratch, BpeTables, Merge};
 use crate::config::TokenizerConfig;
 use crate::error::{TokenizerError, TokenizerErrorKind as K};
+use crate::hashing::{map_with_capacity, Map, VocabIndex};
 use crate::pretok::{PreTokenizer, SUPPORTED_PRE};
 use crate::spm::{self, SpmTables};
 use crate::unicode::{byte_to_char_table, char_to_byte, Class};
@@ -539,7 +538,7 @@ impl Tokenizer {
             if self.ignore_merges {
                 encoded.clear();
                 encoded.extend(word.iter().map(|&b| self.byte_char[b as usize]));
-                if let Some(id) = self.vocab.get(&self.tokens, encoded.as_str()) {
+                if let Some(id) = self.token_id(encoded.as_str()) {
                     out.push(id);
                     continue;
                 }
