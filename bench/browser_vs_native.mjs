@@ -1,7 +1,7 @@
 // In-browser vs native, measured in one run on one machine: the same 2-path run (f32 + q8, the
 // contract prompt's tokens) on the shared Qwen2.5-0.5B, natively with the CLI and in headless
-// Chromium from a local file, on 1 and on 2 threads. Prints the times, the ratios and what a
-// page load downloads.
+// Chromium from a local file, on 1 and on 2 threads; over the built-in text, both paths and each
+// alone. Prints the times, the ratios and what a page load downloads.
 //
 //   ./dev bench-web        (builds the page and the CLI first)
 //
@@ -19,9 +19,9 @@ const repeats = Number(process.env.REPEATS ?? 3);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /// The native CLI's run on `threads` threads, seconds (median of the repeats and each run).
-function nativeRuns(threads, text = false, n = repeats) {
+function nativeRuns(threads, text = false, n = repeats, paths = 'f32,q8') {
   const runs = [];
-  const input = text ? ['--builtin-text'] : ['--tokens', tokens];
+  const input = [...(text ? ['--builtin-text'] : ['--tokens', tokens]), '--paths', paths];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     try {
@@ -69,6 +69,11 @@ for (const threads of [1, 2]) {
   text[threads] = { native: nativeRuns(threads, true, 1), web: await webRuns(threads, '', true, 1) };
 }
 text.simd128 = await webRuns(2, '&kernels=simd128', true, 1);
+// Each path alone over the text on 2 threads: which of the two carries the gap.
+const alone = {};
+for (const path of ['f32', 'q8']) {
+  alone[path] = { native: nativeRuns(2, true, 1, path), web: await webRuns(2, `&paths=${path}`, true, 1) };
+}
 await browser.close();
 server.close();
 
@@ -99,4 +104,7 @@ for (const threads of [1, 2]) {
 }
 console.log(`  browser 2 threads, simd128 only: ${text.simd128[0].toFixed(1)} s; simd128 / relaxed SIMD ${ratio(text.simd128, text[2].web)}×`);
 console.log(`  browser, 1 thread / 2: ${ratio(text[1].web, text[2].web)}×   (goal ≥ 1.7×); native ${ratio(text[1].native, text[2].native)}×`);
+for (const path of ['f32', 'q8']) {
+  console.log(`  the ${path} path alone, 2 threads: native ${alone[path].native[0].toFixed(1)} s, browser ${alone[path].web[0].toFixed(1)} s (${ratio(alone[path].web, alone[path].native)}×)`);
+}
 console.log(`page load (app + one worker, wasm + js, gzip -9): ${(single / 1e6).toFixed(2)} MB single-threaded, ${(threaded / 1e6).toFixed(2)} MB threaded   (goal ≤ 1.5 MB)`);

@@ -6,7 +6,11 @@
 //
 //   node bench/kernels_in_chromium.mjs SIMD128.wasm RELAXED.wasm    (./dev bench-peers builds them)
 //
-// Passes PEERS_ONLY and PEERS_REPEATS on. Wall time: the shim has no thread CPU clock.
+// Passes PEERS_ONLY and PEERS_REPEATS on. Wall time: the shim has no thread CPU clock. Any
+// wasm32-wasip1 program runs the same way; ARGS sets its arguments (default `--bench`), e.g. the
+// rows × tokens products at the built-in text's token count:
+//
+//   ARGS=304 node bench/kernels_in_chromium.mjs SIMD128.wasm RELAXED.wasm    (prefill_wide.wasm builds)
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -43,11 +47,11 @@ let status = 0;
 for (const name of Object.keys(builds)) {
   const page = await browser.newPage();
   await page.goto(base);
-  const out = await page.evaluate(async ({ name, env }) => {
+  const out = await page.evaluate(async ({ name, env, args }) => {
     const { WASI, OpenFile, File, ConsoleStdout } = await import('/shim/index.js');
     const lines = [];
     const fds = [new OpenFile(new File([])), ConsoleStdout.lineBuffered((l) => lines.push(l)), ConsoleStdout.lineBuffered((l) => lines.push(l))];
-    const wasi = new WASI(['kernels-vs-candle', '--bench'], env, fds);
+    const wasi = new WASI(['kernels-vs-candle', ...args], env, fds);
     // Only the wall clocks: a thread CPU clock the shim would answer with 0 must read as absent.
     const clock = wasi.wasiImport.clock_time_get;
     wasi.wasiImport.clock_time_get = (id, precision, time) => (id <= 1 ? clock(id, precision, time) : 28);
@@ -55,7 +59,7 @@ for (const name of Object.keys(builds)) {
     const instance = await WebAssembly.instantiate(module, { wasi_snapshot_preview1: wasi.wasiImport });
     const status = wasi.start(instance);
     return { status, lines };
-  }, { name, env });
+  }, { name, env, args: (process.env.ARGS ?? '--bench').split(' ').filter((a) => a !== '') });
   console.log(`== ${name}, in Chromium ${browser.version()} (status ${out.status})`);
   console.log(out.lines.filter((l) => l.trim() !== '').join('\n'));
   status ||= out.status;

@@ -169,6 +169,7 @@ fn check() -> Result {
     step("cargo test --workspace --doc");
     run(cargo().args(["test", "--workspace", "--doc"]))?;
     check_pins()?;
+    check_locks()?;
     eprintln!("check passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -179,6 +180,7 @@ fn test() -> Result {
     let started = Instant::now();
     lint()?;
     check_pins()?;
+    check_locks()?;
     step("cargo test (workspace, real models)");
     run(cargo().args(["test", "--workspace", "--all-targets", "--no-fail-fast"]))?;
     step("doctests");
@@ -526,6 +528,20 @@ fn check_pins() -> Result {
         ));
     }
     eprintln!("pins agree: wasm-bindgen {pin}");
+    Ok(())
+}
+
+/// The lock files of the workspaces outside the main one (the fuzz targets, the peer benches)
+/// are up to date with their manifests: their builds run without `--locked`, so a dependency
+/// added to a shared crate would otherwise change what they build with, unnoticed.
+fn check_locks() -> Result {
+    for manifest in ["fuzz/Cargo.toml", "bench/peers/Cargo.toml"] {
+        run(cargo()
+            .args(["metadata", "--locked", "--format-version", "1", "--manifest-path", manifest])
+            .stdout(std::process::Stdio::null()))
+        .map_err(|e| format!("{e}: the lock file beside {manifest} needs updating: `cargo update --workspace --manifest-path {manifest}` adds what is missing without moving the other versions"))?;
+    }
+    eprintln!("lock files up to date: fuzz, bench/peers");
     Ok(())
 }
 

@@ -11,7 +11,12 @@
 //! RUSTFLAGS="-C target-feature=+simd128" cargo build --release -p parallax-quant \
 //!     --target wasm32-wasip1 --example prefill_wide
 //! node --no-warnings tools/wasi-run.mjs target/wasm32-wasip1/release/examples/prefill_wide.wasm
+//! # the page's own engine: two builds (say simd128, and +relaxed-simd) in Chromium, 304 tokens
+//! ARGS=304 node bench/kernels_in_chromium.mjs A.wasm B.wasm
 //! ```
+//!
+//! In Chromium leave the browser on every core: pinned to one (`taskset`), its background
+//! compiler and the measured code share it, and runs of one build spread by ±40 %.
 //!
 //! Natively it measures the AVX-512 VNNI register blocks (or, without them, the same loop).
 
@@ -28,6 +33,9 @@ const K_COLS: usize = 1024;
 /// Tokens by default; the first argument sets another count (304: the built-in text's, whose
 /// prepared tokens no longer fit L2 beside the rows).
 const TOKENS: usize = 64;
+/// Rows of the f32 product's calls: the engine's tiles (`parallax_engine`'s `TILE_ROWS`), each
+/// dequantized, then multiplied while in cache.
+const F32_TILE_ROWS: usize = 32;
 /// Calls per timed sample: one call is ~1.5 ms, and a browser's clock is coarse (Chromium's
 /// `performance.now()` in steps of 0.1 ms, 5 µs where cross-origin isolated).
 const REPS: usize = 16;
@@ -43,17 +51,27 @@ fn main() {
         (0..n_tokens).map(|_| (0..COLS).map(|_| rng.signed_unit_f32()).collect()).collect();
     let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
     let mut out = vec![0f32; ROWS * n_tokens];
+    // In tiles of rows, as the engine calls it (each dequantized tile while in cache).
+    let f32_once = |out: &mut [f32]| {
+        for (w, out) in w.chunks(F32_TILE_ROWS * COLS).zip(out.chunks_mut(F32_TILE_ROWS * n_tokens))
+        {
+            parallax_quant::dot::vec_dot_f32_rows_tokens(w, COLS, &refs, out).expect("shapes");
+        }
+    };
+    let warm = Instant::now();
+    while warm.elapsed().as_secs_f64() < WARM_UP_S {
+        f32_once(&mut out);
+    }
     let mut best = f64::MAX;
     for _ in 0..5 {
         let t = Instant::now();
         for _ in 0..REPS {
-            parallax_quant::dot::vec_dot_f32_rows_tokens(&w, COLS, &refs, &mut out)
-                .expect("shapes");
+            f32_once(&mut out);
         }
         best = best.min(t.elapsed().as_secs_f64() / REPS as f64);
     }
     println!(
-        "F32: rows × tokens {:.2} G products/s (best of 5 × {REPS} calls, {ROWS} rows × {COLS} columns × {n_tokens} tokens)",
+        "F32: rows × tokens {:.2} G products/s (best of 5 × {REPS} calls, {ROWS} rows in tiles of {F32_TILE_ROWS} × {COLS} columns × {n_tokens} tokens)",
         (ROWS * COLS * n_tokens) as f64 / best / 1e9
     );
     // Each type with its block's bytes and where its f16 scales lie.

@@ -355,7 +355,8 @@ impl TokenActivations<'_> {
         // rewritten as Q8_0 for it, which pays only across tokens).
         if crate::simd128::has_q8_0_form(self.ty) && (nt > 1 || self.ty == GgmlType::Q8_0) {
             let wide = self.wide.get_or_init(|| {
-                (!self.q8_0.is_empty()).then(|| crate::simd128::PreparedWide::new(&self.q8_0))
+                (!self.q8_0.is_empty())
+                    .then(|| crate::simd128::PreparedWide::new(&self.q8_0, self.ty))
             });
             if let Some(tokens) = wide {
                 // With relaxed SIMD, Q4_0 and Q5_0 multiply their unsigned values byte by byte.

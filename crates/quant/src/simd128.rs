@@ -14,8 +14,9 @@
 //! With relaxed SIMD as well (`+relaxed-simd`: a second build of the page, loaded where the
 //! browser computes it right — the page's probe, `parallax_web::RELAXED_SIMD_PROBE`), the Q4_K,
 //! Q5_K and Q6_K dots multiply with `i16x8.relaxed_dot_i8x16_i7x16_s`: 16 byte products summed
-//! two to an i16 lane in one instruction (x86: `pmaddubsw`), and a prompt's Q4_0 and Q5_0
-//! matmuls with its i32 sibling `i32x4.relaxed_dot_i8x16_i7x16_add_s` ([`unsigned_rows`]). Their
+//! two to an i16 lane in one instruction (x86: `pmaddubsw`), and so do a prompt's Q4_0 and
+//! Q5_0 matmuls ([`unsigned_rows`]; their leftover blocks with the i32 sibling
+//! `i32x4.relaxed_dot_i8x16_i7x16_add_s`). Their
 //! result is only fixed when every byte of the second operand is in [0, 127] (and then no pair
 //! sum can saturate), and the weight values given them are unsigned and at most 63 (Q6_K's are
 //! stored as `q + 32`, Q4_0's and Q5_0's as `q + 8` and `q + 16`, and the offset times `Σy` is
@@ -335,41 +336,69 @@ mod imp {
         }
     }
 
-    /// Q8_0 token rows widened to i16 once for every weight row of a matrix. The wide dot (Q8_0
+    /// Q8_0 token rows laid out once for every weight row of a matrix. The wide dot (Q8_0
     /// weights, whose bytes span all of i8, and the formats rewritten as Q8_0 for it,
-    /// [`as_q8_0_rows`]) multiplies in i16; without this each row widened each token's blocks
-    /// again, four extends per 32 values.
+    /// [`as_q8_0_rows`]) multiplies in i16, so the tokens are widened; without this each row
+    /// widened each token's blocks again, four extends per 32 values. With relaxed SIMD, Q4_0
+    /// and Q5_0 weights ([`unsigned_rows`]) take them as bytes interleaved four blocks at a time
+    /// instead, with each block's sum.
     pub struct PreparedWide<'a> {
         acts: Vec<&'a [BlockQ8_0]>,
-        /// Token `t`'s block `b` at `t · blocks + b`: its 32 values as i16.
+        /// Token `t`'s block `b` at `t · blocks + b`: its 32 values as i16 (empty where the
+        /// weights take the grouped layout).
         values: Vec<[i16; 32]>,
         /// Its scale as f32, at the same index.
         scales: Vec<f32>,
-        /// The sum of its 32 values, at the same index (relaxed SIMD's unsigned product,
-        /// [`unsigned_rows`], takes `offset · Σ a` back with it).
+        /// The sum of its 32 values, at the same index, which [`unsigned_rows`] takes back
+        /// `offset` times (empty for the wide dot).
         #[cfg(target_feature = "relaxed-simd")]
         sums: Vec<i32>,
+        /// Each token's blocks in fours as [`unsigned_rows`]' grouped layout takes them: token
+        /// `t`'s group `g` (blocks `4g .. 4g + 4`) at `(t · groups + g) · 8`, eight vectors of
+        /// their bytes interleaved ([`interleave4`]; blocks left over past the last four are
+        /// read from `acts`). Empty for the wide dot.
+        #[cfg(target_feature = "relaxed-simd")]
+        grouped: Vec<v128>,
         blocks: usize,
     }
 
     impl<'a> PreparedWide<'a> {
-        /// `acts`: every token as many blocks.
-        pub fn new(acts: &[&'a [BlockQ8_0]]) -> Self {
+        /// `acts`: every token as many blocks, to multiply weights of `ty`.
+        pub fn new(acts: &[&'a [BlockQ8_0]], ty: crate::GgmlType) -> Self {
             let blocks = acts.first().map_or(0, |a| a.len());
-            let mut values = Vec::with_capacity(acts.len() * blocks);
-            let mut scales = Vec::with_capacity(acts.len() * blocks);
-            for a in acts {
-                for y in &a[..blocks] {
-                    values.push(y.qs.map(i16::from));
-                    scales.push(crate::blocks::f16_to_f32(y.d.to_bits()));
-                }
-            }
+            let each_block = || acts.iter().flat_map(|a| &a[..blocks]);
+            let scales = each_block().map(|y| crate::blocks::f16_to_f32(y.d.to_bits())).collect();
+            let grouped_layout = cfg!(target_feature = "relaxed-simd")
+                && matches!(ty, crate::GgmlType::Q4_0 | crate::GgmlType::Q5_0);
+            let values = match grouped_layout {
+                true => Vec::new(),
+                false => each_block().map(|y| y.qs.map(i16::from)).collect(),
+            };
+            #[cfg(target_feature = "relaxed-simd")]
+            let (sums, grouped) = match grouped_layout {
+                false => (Vec::new(), Vec::new()),
+                true => (
+                    each_block().map(|y| y.qs.iter().map(|&q| i32::from(q)).sum()).collect(),
+                    acts.iter()
+                        .flat_map(|a| a[..blocks].as_chunks::<4>().0)
+                        .flat_map(|y| {
+                            let half = |h: usize| {
+                                interleave4([0, 1, 2, 3].map(|k| load_i8(&y[k].qs, 16 * h)))
+                            };
+                            let [lo, hi] = [half(0), half(1)];
+                            [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]]
+                        })
+                        .collect(),
+                ),
+            };
             PreparedWide {
                 acts: acts.to_vec(),
-                #[cfg(target_feature = "relaxed-simd")]
-                sums: values.iter().map(|v| v.iter().map(|&q| i32::from(q)).sum()).collect(),
                 values,
                 scales,
+                #[cfg(target_feature = "relaxed-simd")]
+                sums,
+                #[cfg(target_feature = "relaxed-simd")]
+                grouped,
                 blocks,
             }
         }
@@ -407,9 +436,8 @@ mod imp {
     /// [`legacy_dot_tokens`]'s for token `t0 + k`: the weight blocks four at a time, decoded
     /// once for the pass (`decode`), each token's four exact block totals (`totals(&q, t, b)`,
     /// for blocks `b..b + 4` of token `t`) scaled by `d_w·d_a` into [`crate::order`]'s four
-    /// lanes; the blocks left over one by one (`total(x, t, j)`). The i16 product
-    /// ([`wide_q8_0_rows`]) and relaxed SIMD's unsigned one ([`unsigned_rows`]) differ only in
-    /// those three.
+    /// lanes; the blocks left over one by one (`total(x, t, j)`). [`wide_pass`] gives those
+    /// three.
     #[inline(always)]
     fn prepared_pass<Q>(
         w: &[u8],
@@ -486,6 +514,7 @@ mod imp {
     /// Rows of Q8_0 weights (whole rows of `row_bytes`) × prepared Q8_0 tokens:
     /// `out[r * tokens.len() + t]`, each equal to the one-row kernel's result bit for bit.
     pub fn wide_q8_0_rows(w: &[u8], row_bytes: usize, tokens: &PreparedWide, out: &mut [f32]) {
+        assert_eq!(tokens.values.len(), tokens.scales.len(), "tokens prepared for the wide dot");
         // A pass of tokens over a group of rows before the next pass (`dot::each_pass`): at 304
         // tokens of 896 columns the prepared tokens are 545 KiB, read from L2 for every row if
         // each row took every token.
@@ -564,15 +593,14 @@ mod imp {
     }
 
     /// Q4_0 and Q5_0 rows (whole rows of `row_bytes`) × prepared tokens with relaxed SIMD's
-    /// `i32x4.relaxed_dot_i8x16_i7x16_add_s`: `out[r * tokens.len() + t]`, each equal to the
-    /// one-row kernel's result bit for bit. The weights are rewritten once as blocks of their
-    /// stored, unsigned values (Q4_0's nibble q ∈ [0, 15], Q5_0's 5-bit q ∈ [0, 31]: within the
-    /// 7 bits for which the instruction's result is fixed, and no pair sum near saturation),
-    /// each with its f16 scale; a block's value is `q − offset` (8, 16), so its exact integer
-    /// is `Σ q·a − offset · Σ a`, the prepared block sum taken back — the same integer as the
-    /// signed product's, then the same float steps. 16 byte products an instruction on the
-    /// activations as they are, where the i16 product ([`wide_q8_0_rows`]) takes 8 on
-    /// activations widened to twice the bytes. `false`, and nothing done, for other types.
+    /// `i16x8.relaxed_dot_i8x16_i7x16_s`: `out[r * tokens.len() + t]`, each equal to the one-row
+    /// kernel's result bit for bit. The weights are rewritten once in [`grouped_rows`]' layout
+    /// as their stored, unsigned values (Q4_0's nibble q ∈ [0, 15], Q5_0's 5-bit q ∈ [0, 31]:
+    /// within the 7 bits for which the instruction's result is fixed, and no pair sum near
+    /// saturation); a block's value is `q − offset` (8, 16), so its exact integer is
+    /// `Σ q·a − offset · Σ a`, the prepared block sum taken back — the same integer as the
+    /// signed product's, then the same float steps ([`grouped_pass`]). `false`, and nothing
+    /// done, for other types.
     #[cfg(target_feature = "relaxed-simd")]
     pub fn unsigned_rows(
         ty: crate::GgmlType,
@@ -593,46 +621,148 @@ mod imp {
                 v128_or(hi4(q), v128_and(bytes_from_bits16(qh, 1), high)),
             ]
         };
-        let (rows, q8_row_bytes, offset) = match ty {
+        // `offset · Σ a` as a shift by the offset's log2 (a constant in the loop).
+        let mut each_row =
+            |rows: &[u8], row_bytes, pass: fn(&[u8], &PreparedWide, usize, &mut [f32])| {
+                crate::dot::each_pass(rows, row_bytes, tokens.len(), out, |row, t, out| {
+                    pass(row, tokens, t.start, out)
+                })
+            };
+        let rows = match ty {
             crate::GgmlType::Q4_0 => {
-                let (rows, rb) = rewrite_as_q8_0(w, row_bytes, unsigned_q4_0);
-                (rows, rb, 8)
+                let (rows, rb) = grouped_rows(w, row_bytes, unsigned_q4_0);
+                each_row(&rows, rb, grouped_pass::<3>);
+                rows
             }
             crate::GgmlType::Q5_0 => {
-                let (rows, rb) = rewrite_as_q8_0(w, row_bytes, unsigned_q5_0);
-                (rows, rb, 16)
+                let (rows, rb) = grouped_rows(w, row_bytes, unsigned_q5_0);
+                each_row(&rows, rb, grouped_pass::<4>);
+                rows
             }
             _ => return false,
         };
-        crate::dot::each_pass(&rows, q8_row_bytes, tokens.len(), out, |row, t, out| {
-            unsigned_pass(row, tokens, offset, t.start, out)
-        });
         AS_Q8_0.with(|b| *b.borrow_mut() = rows);
         true
     }
 
-    /// One row of unsigned blocks ([`unsigned_rows`]) against a pass of prepared tokens
-    /// ([`prepared_pass`]): each block's `Σ q·a` from two relaxed dots into the same four lanes,
-    /// less `offset · Σ a`.
+    /// Bytes of four blocks in [`grouped_rows`]' layout: their scales as four f32, then their
+    /// 128 values as eight interleaved vectors ([`interleave4`]).
+    #[cfg(target_feature = "relaxed-simd")]
+    const GROUP_BYTES: usize = 16 + 128;
+
+    /// The words (4-byte pieces) of four vectors transposed: vector `j` of the result holds word
+    /// `j` of `h[0]`, `h[1]`, `h[2]`, `h[3]` in that order. Applied alike to four blocks'
+    /// weights and to their activations, it keeps each block's products within one i32 lane
+    /// (lane `k`: block `k`), so a dot of the interleaved vectors sums every block apart with no
+    /// reduction after it.
     #[cfg(target_feature = "relaxed-simd")]
     #[inline(always)]
-    fn unsigned_pass(w: &[u8], tokens: &PreparedWide, offset: i32, t0: usize, out: &mut [f32]) {
-        let dot = |q: &[v128; 2], y: &BlockQ8_0| {
-            let lo = i32x4_relaxed_dot_i8x16_i7x16_add(load_i8(&y.qs, 0), q[0], i32x4_splat(0));
-            i32x4_relaxed_dot_i8x16_i7x16_add(load_i8(&y.qs, 16), q[1], lo)
+    fn interleave4(h: [v128; 4]) -> [v128; 4] {
+        let t0 = i32x4_shuffle::<0, 4, 1, 5>(h[0], h[1]);
+        let t1 = i32x4_shuffle::<2, 6, 3, 7>(h[0], h[1]);
+        let t2 = i32x4_shuffle::<0, 4, 1, 5>(h[2], h[3]);
+        let t3 = i32x4_shuffle::<2, 6, 3, 7>(h[2], h[3]);
+        [
+            i32x4_shuffle::<0, 1, 4, 5>(t0, t2),
+            i32x4_shuffle::<2, 3, 6, 7>(t0, t2),
+            i32x4_shuffle::<0, 1, 4, 5>(t1, t3),
+            i32x4_shuffle::<2, 3, 6, 7>(t1, t3),
+        ]
+    }
+
+    /// The blocks of `w` (whole rows of `row_bytes`, blocks of `B` bytes whose first two are the
+    /// f16 scale) rewritten row by row: each four blocks as [`GROUP_BYTES`] (scales as f32, the
+    /// values `decode` gives interleaved), the blocks left over past the last four in Q8_0's
+    /// layout (the f16 scale as it is, the values); with the new rows' length. The buffer is
+    /// [`AS_Q8_0`]'s, to be put back.
+    #[cfg(target_feature = "relaxed-simd")]
+    fn grouped_rows<const B: usize>(
+        w: &[u8],
+        row_bytes: usize,
+        decode: impl Fn(&[u8; B]) -> [v128; 2],
+    ) -> (Vec<u8>, usize) {
+        let blocks_per_row = row_bytes / B;
+        let grouped_row_bytes = blocks_per_row / 4 * GROUP_BYTES + blocks_per_row % 4 * Q8_0_BYTES;
+        let mut out = AS_Q8_0.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        out.clear();
+        out.reserve(w.len() / row_bytes.max(1) * grouped_row_bytes);
+        let store = |out: &mut Vec<u8>, v: v128| {
+            let mut bytes = [0u8; 16];
+            // SAFETY: 16 writable bytes; `v128_store` is a 1-aligned store.
+            unsafe { v128_store(bytes.as_mut_ptr() as *mut v128, v) };
+            out.extend_from_slice(&bytes);
         };
-        let offsets = i32x4_splat(offset);
-        let totals = |q: &[[v128; 2]; 4], t: usize, b: usize| {
-            let a = &tokens.acts[t][b..b + 4];
-            let p =
-                totals4(dot(&q[0], &a[0]), dot(&q[1], &a[1]), dot(&q[2], &a[2]), dot(&q[3], &a[3]));
-            i32x4_sub(p, i32x4_mul(offsets, four_at(&tokens.sums, t * tokens.blocks + b)))
-        };
-        let total = |x: &[u8; Q8_0_BYTES], t: usize, j: usize| {
-            hsum_i32(dot(&q8_0_values(x), &tokens.acts[t][j]))
-                - offset * tokens.sums[t * tokens.blocks + j]
-        };
-        prepared_pass(w, tokens, t0, out, q8_0_values, totals, total);
+        for row in w.chunks_exact(row_bytes.max(1)) {
+            let (groups, left) = row.as_chunks::<B>().0.as_chunks::<4>();
+            for x in groups {
+                let [b0, b1, b2, b3] = [decode(&x[0]), decode(&x[1]), decode(&x[2]), decode(&x[3])];
+                store(
+                    &mut out,
+                    f32x4(f16_at(&x[0], 0), f16_at(&x[1], 0), f16_at(&x[2], 0), f16_at(&x[3], 0)),
+                );
+                for half in [0, 1] {
+                    for v in interleave4([b0[half], b1[half], b2[half], b3[half]]) {
+                        store(&mut out, v);
+                    }
+                }
+            }
+            for x in left {
+                let [lo, hi] = decode(x);
+                out.extend_from_slice(&x[..2]);
+                store(&mut out, lo);
+                store(&mut out, hi);
+            }
+        }
+        (out, grouped_row_bytes)
+    }
+
+    /// One row of [`grouped_rows`] against a pass of prepared tokens (`out.len()` ≤
+    /// [`TOKENS_PER_PASS`] of them from `t0`), token by token: each four blocks' products summed
+    /// in i16 lanes four vectors at a time (8 products a lane, |Σ| ≤ 8 · 31 · 128 = 31744: exact)
+    /// and widened once, lane `k` block `k`'s `Σ q·a`; less `Σ a << OFFSET_SHIFT`; scaled by
+    /// `d_w·d_a` into [`crate::order`]'s four lanes; the blocks left over one by one. The same
+    /// integers and float steps as the one-row kernel.
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    fn grouped_pass<const OFFSET_SHIFT: u32>(
+        w: &[u8],
+        tokens: &PreparedWide,
+        t0: usize,
+        out: &mut [f32],
+    ) {
+        let groups = tokens.blocks / 4;
+        let (grouped, left) = w.split_at((groups * GROUP_BYTES).min(w.len()));
+        let (gw, lw) = (grouped.as_chunks::<GROUP_BYTES>().0, left.as_chunks::<Q8_0_BYTES>().0);
+        for (k, o) in out.iter_mut().enumerate() {
+            let t = t0 + k;
+            let acts = &tokens.grouped[t * groups * 8..(t + 1) * groups * 8];
+            let mut acc = f32x4_splat(0.0);
+            for (g, (x, a)) in gw.iter().zip(acts.as_chunks::<8>().0).enumerate() {
+                let dot = |j: usize| i16x8_relaxed_dot_i8x16_i7x16(a[j], load(x, 16 + 16 * j));
+                let lo = i16x8_add(i16x8_add(dot(0), dot(1)), i16x8_add(dot(2), dot(3)));
+                let hi = i16x8_add(i16x8_add(dot(4), dot(5)), i16x8_add(dot(6), dot(7)));
+                let sums =
+                    i32x4_add(i32x4_extadd_pairwise_i16x8(lo), i32x4_extadd_pairwise_i16x8(hi));
+                let at = t * tokens.blocks + 4 * g;
+                let totals = i32x4_sub(sums, i32x4_shl(four_at(&tokens.sums, at), OFFSET_SHIFT));
+                let da = four_at(&tokens.scales, at);
+                acc = f32x4_add(
+                    acc,
+                    f32x4_mul(f32x4_mul(load(x, 0), da), f32x4_convert_i32x4(totals)),
+                );
+            }
+            let mut acc = block_acc4(acc);
+            for (j, x) in lw.iter().enumerate() {
+                let b = 4 * groups + j;
+                let (y, at) = (&tokens.acts[t][b], t * tokens.blocks + b);
+                let zero = i32x4_splat(0);
+                let lo = i32x4_relaxed_dot_i8x16_i7x16_add(load_i8(&y.qs, 0), load(x, 2), zero);
+                let sum = i32x4_relaxed_dot_i8x16_i7x16_add(load_i8(&y.qs, 16), load(x, 18), lo);
+                let total = hsum_i32(sum) - (tokens.sums[at] << OFFSET_SHIFT);
+                acc.add(b, (f16_at(x, 0) * tokens.scales[at]) * total as f32);
+            }
+            *o = acc.total();
+        }
     }
 
     /// A Q5_0 block's weights as two halves of i8.
@@ -1269,26 +1399,45 @@ mod imp {
         (total32(&acc_a, (i..n).map(|k| w[k] * a[k])), total32(&acc_b, (i..n).map(|k| w[k] * b[k])))
     }
 
+    thread_local! {
+        /// Groups of four f32 weight rows in [`packed_rows4`]' layout; reused from call to call.
+        static PACKED_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Four rows' whole 32-value chunks (`chunks` of them) laid out in the order [`dots_4x2`]
+    /// reads them: for each eighth `k` of the lanes, for each chunk `c`, the four rows' values
+    /// `32c + 4k .. 32c + 4k + 4` side by side. The kernel then walks one pointer through the
+    /// weights instead of four (V8 keeps a register and an add a step for each), from memory it
+    /// reads in order.
+    fn pack_rows4(rows: [&[f32]; 4], chunks: usize, out: &mut Vec<f32>) {
+        for k in 0..8 {
+            for c in 0..chunks {
+                for row in rows {
+                    out.extend_from_slice(&row[32 * c + 4 * k..32 * c + 4 * k + 4]);
+                }
+            }
+        }
+    }
+
     /// Four rows × two tokens: `[w0·a, w0·b, w1·a, w1·b, …]`, each bit for bit
-    /// [`vec_dot_f32`]. A lane's sum involves only its own elements, so the 32 lanes are taken an
-    /// eighth at a time (lanes `4k .. 4k + 4` of every 32-value chunk): the eight dots then need
-    /// 8 registers of sums, not 64 — a 128-bit machine has 16 — and each loaded token vector
+    /// [`vec_dot_f32`], the rows' whole chunks from `packed` ([`pack_rows4`]), their tails from
+    /// `w`. A lane's sum involves only its own elements, so the 32 lanes are taken an eighth at
+    /// a time (lanes `4k .. 4k + 4` of every 32-value chunk): the eight dots then need 8
+    /// registers of sums, not 64 — a 128-bit machine has 16 — and each loaded token vector
     /// serves four dots.
     #[inline(always)]
-    fn dots_4x2(w: [&[f32]; 4], a: &[f32], b: &[f32]) -> [f32; 8] {
+    fn dots_4x2(packed: &[f32], w: [&[f32]; 4], a: &[f32], b: &[f32]) -> [f32; 8] {
         let n = a.len();
-        fn chunks(v: &[f32], n: usize) -> &[[f32; 32]] {
-            v[..n].as_chunks::<32>().0
-        }
-        let cw = [chunks(w[0], n), chunks(w[1], n), chunks(w[2], n), chunks(w[3], n)];
-        let (ca, cb) = (chunks(a, n), chunks(b, n));
+        let (ca, cb) = (a[..n].as_chunks::<32>().0, b[..n].as_chunks::<32>().0);
+        let chunks = ca.len();
         let mut lanes = [[f32x4_splat(0.0); 8]; 8];
         for k in 0..8 {
+            let slice = &packed[16 * chunks * k..16 * chunks * (k + 1)];
             let mut s = [f32x4_splat(0.0); 8];
-            for (c, (xa, xb)) in ca.iter().zip(cb).enumerate() {
+            for ((xa, xb), x) in ca.iter().zip(cb).zip(slice.as_chunks::<16>().0) {
                 let (va, vb) = (load4(xa, k), load4(xb, k));
                 for r in 0..4 {
-                    let x = load4(&cw[r][c], k);
+                    let x = four_at(x, 4 * r);
                     s[2 * r] = f32x4_add(s[2 * r], f32x4_mul(x, va));
                     s[2 * r + 1] = f32x4_add(s[2 * r + 1], f32x4_mul(x, vb));
                 }
@@ -1305,27 +1454,40 @@ mod imp {
     }
 
     /// Rows of `cols` weights against several token rows, `out[r * xs.len() + t]`, bit for bit
-    /// [`vec_dot_f32`]; token pairs outside, four rows at a time inside ([`dots_4x2`]), the rows
-    /// and a token left over one by one. Shapes are the caller's to check
-    /// (`dot::vec_dot_f32_rows_tokens`).
+    /// [`vec_dot_f32`]; the rows packed four at a time ([`pack_rows4`]) once for every token,
+    /// token pairs outside, four rows at a time inside ([`dots_4x2`]), the rows and a token
+    /// left over one by one. Shapes are the caller's to check (`dot::vec_dot_f32_rows_tokens`).
     pub fn vec_dot_f32_rows_tokens(w: &[f32], cols: usize, xs: &[&[f32]], out: &mut [f32]) {
         let nt = xs.len();
-        let rows = w.chunks_exact(cols.max(1));
-        let n_rows = rows.len();
+        let n_rows = w.len() / cols.max(1);
+        let row = |r: usize| &w[r * cols..(r + 1) * cols];
+        let (groups, chunks) = (n_rows / 4, cols / 32);
+        let mut packed = PACKED_ROWS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        packed.clear();
+        if nt >= 2 {
+            packed.reserve(groups * 4 * chunks * 32);
+            for g in 0..groups {
+                pack_rows4(
+                    [row(4 * g), row(4 * g + 1), row(4 * g + 2), row(4 * g + 3)],
+                    chunks,
+                    &mut packed,
+                );
+            }
+        }
+        let group_len = 4 * chunks * 32;
         let mut t = 0;
         while t + 2 <= nt {
             let (a, b) = (&xs[t][..cols], &xs[t + 1][..cols]);
-            let row = |r: usize| &w[r * cols..(r + 1) * cols];
-            let mut r = 0;
-            while r + 4 <= n_rows {
-                let d = dots_4x2([row(r), row(r + 1), row(r + 2), row(r + 3)], a, b);
+            for g in 0..groups {
+                let r = 4 * g;
+                let rows = [row(r), row(r + 1), row(r + 2), row(r + 3)];
+                let d = dots_4x2(&packed[g * group_len..(g + 1) * group_len], rows, a, b);
                 for k in 0..4 {
                     out[(r + k) * nt + t] = d[2 * k];
                     out[(r + k) * nt + t + 1] = d[2 * k + 1];
                 }
-                r += 4;
             }
-            for r in r..n_rows {
+            for r in 4 * groups..n_rows {
                 let (da, db) = dot_f32_pair(row(r), a, b);
                 out[r * nt + t] = da;
                 out[r * nt + t + 1] = db;
@@ -1333,10 +1495,11 @@ mod imp {
             t += 2;
         }
         if t < nt {
-            for (r, row) in rows.enumerate() {
-                out[r * nt + t] = vec_dot_f32(row, xs[t]);
+            for r in 0..n_rows {
+                out[r * nt + t] = vec_dot_f32(row(r), xs[t]);
             }
         }
+        PACKED_ROWS.with(|b| *b.borrow_mut() = packed);
     }
 
     /// 16 signed bytes times `d`, as 16 f32 stored to `y` (each an exact integer times `d`:
