@@ -62,6 +62,36 @@ test('runs on 2 threads, with relaxed SIMD or simd128, report the bytes of a run
   } finally { server.close(); }
 });
 
+test('every worker build keys the tokenizer\'s hashing with a secret drawn from crypto.getRandomValues', async () => {
+  // Where std has no random source (wasm32-unknown-unknown) its hash keys are the same for every
+  // visitor; the worker draws its own and says so when it is ready.
+  const { server, base } = await serveModels({ isolated: true });
+  try {
+    for (const query of ['threads=1', 'threads=2', 'threads=2&kernels=simd128']) {
+      const { page, errors } = await openPage(browser);
+      await page.addInitScript(() => {
+        const Base = self.Worker;
+        self.__readyMessages = [];
+        self.Worker = class extends Base {
+          constructor(...args) {
+            super(...args);
+            this.addEventListener('message', (e) => {
+              if (typeof e.data === 'string' && e.data.includes('"kind":"ready"')) self.__readyMessages.push(e.data);
+            });
+          }
+        };
+      });
+      await page.goto(`${base}?${query}`);
+      await page.waitForFunction(() => self.__readyMessages.length > 0, null, { timeout: 60000 });
+      const ready = await page.evaluate(() => self.__readyMessages.map((m) => JSON.parse(m)));
+      assert.ok(ready.length > 0, query);
+      for (const message of ready) assert.deepEqual(message, { kind: 'ready', tokenizer_secret: true }, query);
+      await page.close();
+      assert.deepEqual(errors, []);
+    }
+  } finally { server.close(); }
+});
+
 test('a copy of the page without the relaxed-SIMD worker runs the simd128 one on as many threads', async (t) => {
   if (skip) return t.skip(`${MODEL} not in ${models}`);
   const { server, base } = await serveModels({ isolated: true, missing: ['/worker_mt_relaxed_loader.js'] });

@@ -380,8 +380,13 @@ impl LayerDistance {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WorkerMessage {
     /// The worker's wasm has loaded (and, in its threaded build, its threads have started);
-    /// the page may send work now.
-    Ready,
+    /// the page may send work now. `tokenizer_secret`: whether the tokenizer's maps hash with a
+    /// secret the worker drew from `crypto.getRandomValues` — without it std's keys on
+    /// wasm32-unknown-unknown are two addresses, the same for every visitor, and a vocabulary
+    /// could be made to collide (`parallax_tokenizer::set_hash_seed`).
+    Ready {
+        tokenizer_secret: bool,
+    },
     /// The threaded worker could not start its threads (`reason`): the page replaces it with
     /// the single-threaded one.
     ThreadsUnavailable {

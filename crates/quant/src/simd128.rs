@@ -1205,41 +1205,52 @@ mod imp {
     }
 
     /// Q6_K × Q8_K with relaxed SIMD: each 16-value sub-block's products (its stored values,
-    /// ≤ 63) into four i32 lanes with one i32 dot, the sixteen sub-blocks' totals gathered into
-    /// four vectors ([`totals4`]) and multiplied by their scales there, `32·Σ scale·bsums` taken
-    /// back ([`q6k_total`]). The same exact integer, so the same result.
+    /// ≤ 63) two to an i16 lane with the i16 dot (x86: one `pmaddubsw`), then two sub-blocks
+    /// `k` and `k + 2` folded side by side into one vector — sub-block `k`'s eight lanes to four
+    /// in the low half, `k + 2`'s in the high half (four products a lane, |Σ| ≤ 4·63·128 =
+    /// 32256) — and scaled and widened by one dot with `[s_k ×4, s_{k+2} ×4]`;
+    /// `32·Σ scale·bsums` taken back ([`q6k_total`]). The same exact integer, so the same result.
     #[cfg(target_feature = "relaxed-simd")]
     pub fn vec_dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
         let mut sumf = 0.0f32;
         for (x, y) in w.as_chunks::<Q6_K_BYTES>().0.iter().zip(a) {
-            let mut sub = [i32x4_splat(0); 16];
-            for h in 0..2 {
+            // The 16 scales (i8) widened to i16: sub-blocks 0..8, 8..16.
+            let scales = load(x, 192);
+            let wide = [i16x8_extend_low_i8x16(scales), i16x8_extend_high_i8x16(scales)];
+            let mut sumi = i32x4_splat(0);
+            for (h, &half_scales) in wide.iter().enumerate() {
                 for t in 0..2 {
-                    for (g, v) in q6k_parts(x, h, t).into_iter().enumerate() {
+                    let v = q6k_parts(x, h, t);
+                    // Parts g and g + 1 are sub-blocks k = 8h + 2g + t and k + 2.
+                    for g in [0, 2] {
                         let k = 8 * h + 2 * g + t;
-                        let yk = load_i8(&y.qs, 16 * k);
-                        sub[k] = i32x4_relaxed_dot_i8x16_i7x16_add(yk, v, i32x4_splat(0));
+                        let p0 = i16x8_relaxed_dot_i8x16_i7x16(load_i8(&y.qs, 16 * k), v[g]);
+                        let p1 =
+                            i16x8_relaxed_dot_i8x16_i7x16(load_i8(&y.qs, 16 * k + 32), v[g + 1]);
+                        let folded =
+                            i16x8_add(i64x2_shuffle::<0, 2>(p0, p1), i64x2_shuffle::<1, 3>(p0, p1));
+                        let pair_scales = pair_scale_lanes(half_scales, k % 8);
+                        sumi = i32x4_add(sumi, i32x4_dot_i16x8(folded, pair_scales));
                     }
                 }
-            }
-            // The 16 scales (i8) as four vectors of i32, sub-blocks 4i..4i + 4 in vector i.
-            let scales = load(x, 192);
-            let (lo, hi) = (i16x8_extend_low_i8x16(scales), i16x8_extend_high_i8x16(scales));
-            let scale = [
-                i32x4_extend_low_i16x8(lo),
-                i32x4_extend_high_i16x8(lo),
-                i32x4_extend_low_i16x8(hi),
-                i32x4_extend_high_i16x8(hi),
-            ];
-            let mut sumi = i32x4_splat(0);
-            for i in 0..4 {
-                let t = totals4(sub[4 * i], sub[4 * i + 1], sub[4 * i + 2], sub[4 * i + 3]);
-                sumi = i32x4_add(sumi, i32x4_mul(t, scale[i]));
             }
             let d = f16_at(x, 208) * y.d;
             sumf += d * q6k_sum(sumi, x, y);
         }
         sumf
+    }
+
+    /// `[s_j ×4, s_{j+2} ×4]` of eight i16 scales `s` (lane `j`), by a constant byte shuffle.
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    fn pair_scale_lanes(s: v128, j: usize) -> v128 {
+        match j {
+            0 => i16x8_shuffle::<0, 0, 0, 0, 2, 2, 2, 2>(s, s),
+            1 => i16x8_shuffle::<1, 1, 1, 1, 3, 3, 3, 3>(s, s),
+            4 => i16x8_shuffle::<4, 4, 4, 4, 6, 6, 6, 6>(s, s),
+            5 => i16x8_shuffle::<5, 5, 5, 5, 7, 7, 7, 7>(s, s),
+            _ => unreachable!("Q6_K pairs sub-blocks 8h + 2g + t with g even"),
+        }
     }
 
     /// Q6_K × Q8_K. Each 16-byte piece below is exactly one 16-value sub-block.

@@ -1155,7 +1155,15 @@ mod app {
         let document = state.borrow().document.clone();
         match msg {
             WorkerMessage::ThreadsUnavailable { reason } => threads_unavailable(state, &reason),
-            WorkerMessage::Ready => {
+            WorkerMessage::Ready { tokenizer_secret } => {
+                if !tokenizer_secret {
+                    web_sys::console::warn_1(
+                        &"the worker could not draw a secret for the tokenizer's hashing \
+                          (crypto.getRandomValues failed): a crafted vocabulary could slow \
+                          tokenizing down"
+                            .into(),
+                    );
+                }
                 let mut s = state.borrow_mut();
                 s.ready = true;
                 for job in std::mem::take(&mut s.pending) {

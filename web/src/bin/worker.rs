@@ -12,12 +12,17 @@ fn main() {
     let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
     // The tokenizer's maps hash a file's vocabulary: their secret must be random, and std has
     // no random source here (it would take two addresses, the same for every visitor).
-    if let Ok(crypto) = scope.crypto() {
+    // Drawn into an array of JavaScript's own: `getRandomValues` refuses a view of shared
+    // memory, which the threaded build's wasm memory is.
+    let tokenizer_secret = scope.crypto().is_ok_and(|crypto| {
+        let drawn = js_sys::Uint8Array::new_with_length(16);
         let mut secret = [[0u8; 8]; 2];
-        if secret.iter_mut().all(|part| crypto.get_random_values_with_u8_array(part).is_ok()) {
-            parallax_tokenizer::set_hash_seed(secret.map(u64::from_le_bytes));
+        crypto.get_random_values_with_js_u8_array(&drawn).is_ok() && {
+            drawn.subarray(0, 8).copy_to(&mut secret[0]);
+            drawn.subarray(8, 16).copy_to(&mut secret[1]);
+            parallax_tokenizer::set_hash_seed(secret.map(u64::from_le_bytes))
         }
-    }
+    });
     let post = job::poster();
     let post_for_handler = post.clone();
     let onmessage =
@@ -81,12 +86,12 @@ fn main() {
     #[cfg(feature = "threads")]
     wasm_bindgen_futures::spawn_local(async move {
         match job::start_threads().await {
-            Ok(()) => post(&WorkerMessage::Ready),
+            Ok(()) => post(&WorkerMessage::Ready { tokenizer_secret }),
             Err(reason) => post(&WorkerMessage::ThreadsUnavailable { reason }),
         }
     });
     #[cfg(not(feature = "threads"))]
-    post(&WorkerMessage::Ready);
+    post(&WorkerMessage::Ready { tokenizer_secret });
 }
 
 #[cfg(target_arch = "wasm32")]
