@@ -14,7 +14,7 @@
 // Needs dist/ (trunk build) and /usr/bin/chromium; Linux (/proc) for the CPU times.
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { models, launchChromium, serveDist, modelsRoute, timedRun, browserProcesses } from '../tests/browser/harness.mjs';
+import { models, launchChromium, serveDist, modelsRoute, timedRun, browserProcesses, recordWorkerMessages } from '../tests/browser/harness.mjs';
 
 const name = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 const tokens = '3838,374,220,17,10,17,30';
@@ -52,22 +52,7 @@ const runs = [];
 for (let i = 0; i < repeats; i++) {
   const page = await browser.newPage();
   // Every message of every worker the page starts, stamped as it arrives.
-  await page.addInitScript(() => {
-    const Base = self.Worker;
-    self.__phases = [];
-    self.Worker = class extends Base {
-      constructor(...args) {
-        super(...args);
-        this.addEventListener('message', (e) => {
-          const d = e.data;
-          const text = Array.isArray(d) ? String(d[0]) : typeof d === 'string' ? d : '';
-          const kind = /"kind":"([a-z_]+)"/.exec(text)?.[1];
-          const step = /"step":"([a-z_]+)"/.exec(text)?.[1];
-          if (kind) self.__phases.push({ at: performance.now(), kind, step });
-        });
-      }
-    };
-  });
+  await recordWorkerMessages(page);
   await page.goto(`${base}?threads=${threads}${byUrl ? `&model=/models/${name}` : ''}`);
   if (!byUrl) await page.setInputFiles('#file', join(models, name));
   await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
@@ -79,7 +64,10 @@ for (let i = 0; i < repeats; i++) {
   const self1 = process.cpuUsage(self0);
   const cpu = { 'this process (server)': (self1.user + self1.system) / 1000 };
   for (const [pid, { kind, ms }] of cpuByProcess(browser)) cpu[kind] = (cpu[kind] ?? 0) + ms - (cpu0.get(pid)?.ms ?? 0);
-  const { phases, start, end, answer } = await page.evaluate(() => ({ phases: self.__phases, ...self.__parallaxRunStamps }));
+  const { messages, start, end, answer } = await page.evaluate(() => ({ messages: self.__workerMessages, ...self.__parallaxRunStamps }));
+  const phases = messages
+    .map(({ at, text }) => ({ at, kind: /"kind":"([a-z_]+)"/.exec(text)?.[1], step: /"step":"([a-z_]+)"/.exec(text)?.[1] }))
+    .filter((p) => p.kind);
   const first = (pred) => phases.find((p) => p.at >= start && pred(p))?.at;
   const embedding = first((p) => p.step === 'embedding');
   const layer1 = first((p) => p.step === 'layers');

@@ -158,6 +158,26 @@ export async function cliReport(args) {
   } finally { await rm(dir, { recursive: true, force: true }); }
 }
 
+/// Record every message the workers `page` starts post to it, from its next navigation on: each
+/// as `{ at, text }` in the page's `self.__workerMessages`, `at` its arrival
+/// (`performance.now()`), `text` its JSON text (a report's message is an array, its text first).
+export async function recordWorkerMessages(page) {
+  await page.addInitScript(() => {
+    const Base = self.Worker;
+    self.__workerMessages = [];
+    self.Worker = class extends Base {
+      constructor(...args) {
+        super(...args);
+        this.addEventListener('message', (e) => {
+          const d = e.data;
+          const text = Array.isArray(d) ? String(d[0]) : typeof d === 'string' ? d : '';
+          self.__workerMessages.push({ at: performance.now(), text });
+        });
+      }
+    };
+  });
+}
+
 /// Click Run on `page` and wait for its report: seconds from the click to the first frame that
 /// can show the report, timed inside the page. Playwright's waitForSelector polls at 0, 20, 50,
 /// 100, 100 and then every 500 ms, so timing around it would round a run up by as much as half a

@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { models, hasModel, launchChromium, openPage, assertSameReport, serveModels, runTokens, cliReport } from './harness.mjs';
+import { models, hasModel, launchChromium, openPage, assertSameReport, serveModels, runTokens, cliReport, recordWorkerMessages } from './harness.mjs';
 
 const MODEL = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 const TOKENS = '3838, 374, 220, 17, 10, 17, 30';
@@ -69,21 +69,11 @@ test('every worker build keys the tokenizer\'s hashing with a secret drawn from 
   try {
     for (const query of ['threads=1', 'threads=2', 'threads=2&kernels=simd128']) {
       const { page, errors } = await openPage(browser);
-      await page.addInitScript(() => {
-        const Base = self.Worker;
-        self.__readyMessages = [];
-        self.Worker = class extends Base {
-          constructor(...args) {
-            super(...args);
-            this.addEventListener('message', (e) => {
-              if (typeof e.data === 'string' && e.data.includes('"kind":"ready"')) self.__readyMessages.push(e.data);
-            });
-          }
-        };
-      });
+      await recordWorkerMessages(page);
       await page.goto(`${base}?${query}`);
-      await page.waitForFunction(() => self.__readyMessages.length > 0, null, { timeout: 60000 });
-      const ready = await page.evaluate(() => self.__readyMessages.map((m) => JSON.parse(m)));
+      await page.waitForFunction(() => self.__workerMessages.some((m) => m.text.includes('"kind":"ready"')), null, { timeout: 60000 });
+      const ready = (await page.evaluate(() => self.__workerMessages.map((m) => m.text)))
+        .filter((text) => text.includes('"kind":"ready"')).map((text) => JSON.parse(text));
       assert.ok(ready.length > 0, query);
       for (const message of ready) assert.deepEqual(message, { kind: 'ready', tokenizer_secret: true }, query);
       await page.close();
