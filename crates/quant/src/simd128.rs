@@ -541,6 +541,30 @@ mod imp {
         static AS_Q8_0: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
 
+    /// [`AS_Q8_0`]'s buffer, emptied, with room for `bytes`: to be put back after use.
+    fn rewrite_buffer(bytes: usize) -> Vec<u8> {
+        let mut out = AS_Q8_0.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        out.clear();
+        out.reserve(bytes);
+        out
+    }
+
+    /// The 16 bytes of `v`, appended to `out`.
+    fn push_v128(out: &mut Vec<u8>, v: v128) {
+        let mut bytes = [0u8; 16];
+        // SAFETY: 16 writable bytes; `v128_store` is a 1-aligned store.
+        unsafe { v128_store(bytes.as_mut_ptr() as *mut v128, v) };
+        out.extend_from_slice(&bytes);
+    }
+
+    /// Block `x` (its first two bytes the f16 scale) appended to `out` in Q8_0's layout: the
+    /// scale as it is, then its values' two 16-byte halves.
+    fn push_as_q8_0<const B: usize>(out: &mut Vec<u8>, x: &[u8; B], [lo, hi]: [v128; 2]) {
+        out.extend_from_slice(&x[..2]);
+        push_v128(out, lo);
+        push_v128(out, hi);
+    }
+
     /// The blocks of `w` (whole rows of `row_bytes`, blocks of `B` bytes whose first two are
     /// the f16 scale) in Q8_0's layout: the scale as it is, `decode(x)`'s two halves as the
     /// values; with the new rows' length. The buffer is [`AS_Q8_0`]'s, to be put back.
@@ -549,22 +573,11 @@ mod imp {
         row_bytes: usize,
         decode: impl Fn(&[u8; B]) -> [v128; 2],
     ) -> (Vec<u8>, usize) {
-        let blocks_per_row = row_bytes / B;
-        let mut out = AS_Q8_0.with(|b| std::mem::take(&mut *b.borrow_mut()));
-        out.clear();
-        out.reserve(w.len() / B * Q8_0_BYTES);
+        let mut out = rewrite_buffer(w.len() / B * Q8_0_BYTES);
         for x in w.as_chunks::<B>().0 {
-            let [lo, hi] = decode(x);
-            let mut block = [0u8; Q8_0_BYTES];
-            block[..2].copy_from_slice(&x[..2]);
-            // SAFETY: 16 writable bytes at offsets 2 and 18 of a 34-byte array.
-            unsafe {
-                v128_store(block.as_mut_ptr().add(2) as *mut v128, lo);
-                v128_store(block.as_mut_ptr().add(18) as *mut v128, hi);
-            }
-            out.extend_from_slice(&block);
+            push_as_q8_0(&mut out, x, decode(x));
         }
-        (out, blocks_per_row * Q8_0_BYTES)
+        (out, row_bytes / B * Q8_0_BYTES)
     }
 
     /// `f(rows, row_bytes)` on the rows of `w` (whole rows of `row_bytes`) as Q8_0 blocks: Q8_0
@@ -683,34 +696,23 @@ mod imp {
     ) -> (Vec<u8>, usize) {
         let blocks_per_row = row_bytes / B;
         let grouped_row_bytes = blocks_per_row / 4 * GROUP_BYTES + blocks_per_row % 4 * Q8_0_BYTES;
-        let mut out = AS_Q8_0.with(|b| std::mem::take(&mut *b.borrow_mut()));
-        out.clear();
-        out.reserve(w.len() / row_bytes.max(1) * grouped_row_bytes);
-        let store = |out: &mut Vec<u8>, v: v128| {
-            let mut bytes = [0u8; 16];
-            // SAFETY: 16 writable bytes; `v128_store` is a 1-aligned store.
-            unsafe { v128_store(bytes.as_mut_ptr() as *mut v128, v) };
-            out.extend_from_slice(&bytes);
-        };
+        let mut out = rewrite_buffer(w.len() / row_bytes.max(1) * grouped_row_bytes);
         for row in w.chunks_exact(row_bytes.max(1)) {
             let (groups, left) = row.as_chunks::<B>().0.as_chunks::<4>();
             for x in groups {
                 let [b0, b1, b2, b3] = [decode(&x[0]), decode(&x[1]), decode(&x[2]), decode(&x[3])];
-                store(
+                push_v128(
                     &mut out,
                     f32x4(f16_at(&x[0], 0), f16_at(&x[1], 0), f16_at(&x[2], 0), f16_at(&x[3], 0)),
                 );
                 for half in [0, 1] {
                     for v in interleave4([b0[half], b1[half], b2[half], b3[half]]) {
-                        store(&mut out, v);
+                        push_v128(&mut out, v);
                     }
                 }
             }
             for x in left {
-                let [lo, hi] = decode(x);
-                out.extend_from_slice(&x[..2]);
-                store(&mut out, lo);
-                store(&mut out, hi);
+                push_as_q8_0(&mut out, x, decode(x));
             }
         }
         (out, grouped_row_bytes)
@@ -1411,7 +1413,7 @@ mod imp {
     }
 
     thread_local! {
-        /// Groups of four f32 weight rows in [`packed_rows4`]' layout; reused from call to call.
+        /// Groups of four f32 weight rows in [`pack_rows4`]' layout; reused from call to call.
         static PACKED_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
 
