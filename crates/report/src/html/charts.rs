@@ -604,7 +604,7 @@ impl ScaleBar {
     }
 }
 
-/// Significant digits of a per-token std as the grid shows it (in each cell's hover) and colours
+/// Significant digits of a per-token std as the grid shows it (in each row's hover) and colours
 /// it. The grid is drawn from the stds rounded to these digits and nothing finer, so a permalink
 /// carries them rounded ([`crate::permalink::slim`]) and still redraws the same grid.
 pub const TOKEN_STD_DIGITS: usize = 4;
