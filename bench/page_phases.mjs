@@ -10,6 +10,7 @@
 //   URL=1 THREADS=1 REPEATS=5 node bench/page_phases.mjs
 //   HASH=1 node bench/page_phases.mjs           with the sha256 box as the page opens (on)
 //   URL=1 LATENCY_MS=50 node bench/page_phases.mjs   a server 50 ms away
+//   TEXT=1 node bench/page_phases.mjs           over the built-in text (304 tokens), not the prompt
 //
 // Needs dist/ (trunk build) and /usr/bin/chromium; Linux (/proc) for the CPU times.
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ const byUrl = !['', '0', undefined].includes(process.env.URL);
 const threads = Number(process.env.THREADS ?? 2);
 const repeats = Number(process.env.REPEATS ?? 3);
 const hashed = process.env.HASH === '1';
+const overText = process.env.TEXT === '1';
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /// CPU milliseconds (user + system) of each of `browser`'s processes, by pid, with its kind.
@@ -56,7 +58,8 @@ for (let i = 0; i < repeats; i++) {
   await page.goto(`${base}?threads=${threads}${byUrl ? `&model=/models/${name}` : ''}`);
   if (!byUrl) await page.setInputFiles('#file', join(models, name));
   await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
-  await page.fill('#tokens', tokens);
+  if (overText) await page.click('#builtin-text');
+  else await page.fill('#tokens', tokens);
   if (!hashed) await page.uncheck('#hash');
   const cpu0 = cpuByProcess(browser);
   const self0 = process.cpuUsage();
@@ -91,7 +94,7 @@ for (let i = 0; i < repeats; i++) {
 await browser.close();
 server.close();
 
-console.log(`${name}, ${byUrl ? `by URL from a local Range server${latency ? ` answering ${latency} ms late` : ''}` : 'the file chosen'}, ${threads} thread(s), ${hashed ? 'hashed' : 'no hash'}, median of ${repeats}:`);
+console.log(`${name}, ${byUrl ? `by URL from a local Range server${latency ? ` answering ${latency} ms late` : ''}` : 'the file chosen'}, ${threads} thread(s), ${overText ? 'the built-in text' : 'the prompt'}, ${hashed ? 'hashed' : 'no hash'}, median of ${repeats}:`);
 console.log(`  run ${median(runs.map((r) => r.seconds)).toFixed(2)} s (runs: ${runs.map((r) => r.seconds.toFixed(2)).join(', ')})`);
 for (const k of Object.keys(runs[0]).filter((k) => k !== 'seconds' && k !== 'cpu')) {
   console.log(`  ${k.padEnd(40)} ${median(runs.map((r) => r[k])).toFixed(0)} ms`);

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::log_softmax;
+use crate::softmax;
 
 /// Upper edges (exclusive; the last inclusive) of the buckets of
 /// [`PositionsSummary::kld_by_top_p`], over the reference's top-token probability.
@@ -145,10 +145,7 @@ where
     }
     let one = |t: usize| -> Option<Position> {
         let rows = t * vocab..(t + 1) * vocab;
-        let (lr, lp) = (log_softmax(&reference[rows.clone()])?, log_softmax(&path[rows])?);
-        let (mut pr, mut pp) = (lr.clone(), lp.clone());
-        crate::exp_each(&mut pr);
-        crate::exp_each(&mut pp);
+        let ((lr, pr), (lp, pp)) = (softmax(&reference[rows.clone()])?, softmax(&path[rows])?);
         let mut kl = 0f64;
         let mut kl_reverse = 0f64;
         for (((a, b), pa), pb) in lr.iter().zip(&lp).zip(&pr).zip(&pp) {

@@ -154,9 +154,15 @@ mod job {
     fn post_report(report: &parallax_report::Report) {
         use parallax_web::ReportPart;
         use wasm_bindgen::JsValue;
-        let drawn = parallax_report::html::render_for_page(report);
-        let json = report.to_json();
-        let permalink = parallax_report::permalink::encode(report);
+        // The JSON (100 MB over a long prompt) beside the drawings and the link: each a function
+        // of the report alone, so the same bytes on one thread or two.
+        let ((drawn, permalink), json) = both(
+            || {
+                let drawn = parallax_report::html::render_for_page(report);
+                (drawn, parallax_report::permalink::encode(report))
+            },
+            || report.to_json(),
+        );
         let message = WorkerMessage::Report { wasm_memory_bytes: wasm_memory_bytes() };
         let parts = js_sys::Array::of1(&JsValue::from_str(&message_text(&message)));
         let handed_over = js_sys::Array::new();
@@ -177,6 +183,21 @@ mod job {
             }
         }
         let _ = scope().post_message_with_transfer(&parts, &handed_over);
+    }
+
+    /// `(a(), b())`, on two of the pool's threads at once in the threaded worker.
+    fn both<A: Send, B: Send>(
+        a: impl FnOnce() -> A + Send,
+        b: impl FnOnce() -> B + Send,
+    ) -> (A, B) {
+        #[cfg(feature = "threads")]
+        {
+            rayon::join(a, b)
+        }
+        #[cfg(not(feature = "threads"))]
+        {
+            (a(), b())
+        }
     }
 
     fn progress_message(p: &parallax_engine::Progress) -> WorkerMessage {
