@@ -93,6 +93,26 @@ enum Command {
     Diff(diff::DiffArgs),
 }
 
+/// `--kernels`: a [`parallax_cpu::Level`], or the CPU's widest.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Kernels {
+    Auto,
+    Avx512,
+    Avx2,
+    Scalar,
+}
+
+impl Kernels {
+    fn level(self) -> Option<parallax_cpu::Level> {
+        match self {
+            Kernels::Auto => None,
+            Kernels::Avx512 => Some(parallax_cpu::Level::Avx512),
+            Kernels::Avx2 => Some(parallax_cpu::Level::Avx2),
+            Kernels::Scalar => Some(parallax_cpu::Level::Scalar),
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct RunArgs {
     #[arg(short, long)]
@@ -157,6 +177,11 @@ struct RunArgs {
     /// program while a layer computes ends the process (as in llama.cpp, whose flag this is).
     #[arg(long)]
     no_mmap: bool,
+    /// The widest x86 vector kernels the run may use: `auto` (the CPU's widest), `avx512`,
+    /// `avx2` or `scalar` (the reference code). The report is the same bytes at every level but
+    /// for its `kernels:` note — run it twice to see that, or what the wide kernels buy.
+    #[arg(long, value_enum, default_value = "auto")]
+    kernels: Kernels,
     /// Refuse prompts longer than this many tokens.
     #[arg(long, default_value_t = 512)]
     max_tokens: usize,

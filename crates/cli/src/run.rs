@@ -126,6 +126,10 @@ fn request(args: &RunArgs) -> Result<RunRequest, String> {
 }
 
 pub fn run(args: RunArgs) -> Result<Verdict, String> {
+    // Before any kernel runs: the dispatchers ask on every call.
+    if let Some(level) = args.kernels.level() {
+        parallax_cpu::cap(level).map_err(|e| format!("--kernels {}: {e}", level.name()))?;
+    }
     let spec = RunSpec::from_request(&request(&args)?).map_err(|e| e.to_string())?;
     // Read before the run, so a malformed one is refused before any work.
     let pinned_date = source_date_epoch()?;

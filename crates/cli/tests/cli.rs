@@ -635,3 +635,80 @@ fn a_model_split_by_gguf_py_runs_as_the_whole_file() {
     assert_eq!(without_file(split), without_file(one));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--kernels` caps the x86 vector kernels, and the report does not depend on them: on the demo
+/// model and, where it is cached, the 0.5B (7 tokens, every position's logits), the JSON and the
+/// HTML at `scalar`, `avx2` and `avx512` (each the CPU has) are the same bytes but for the
+/// `kernels:` note, which names the level that ran.
+#[test]
+fn a_report_is_the_same_bytes_on_every_kernel_level() {
+    use parallax_cpu::Level;
+    let dir = scratch("kernels");
+    let qwen = model_path(QWEN_0_5B).map(|p| p.to_str().unwrap().to_string());
+    let levels: Vec<Level> = [Level::Scalar, Level::Avx2, Level::Avx512]
+        .into_iter()
+        .filter(|l| *l <= parallax_cpu::detected())
+        .collect();
+    for (name, model, input) in [
+        ("demo", Some(demo_model()), ["-p", "What is 2+2?"]),
+        ("qwen", qwen, ["--tokens", "3838,374,220,17,10,17,30"]),
+    ] {
+        let Some(model) = model else { continue };
+        let mut reports: Vec<(Level, String, String)> = Vec::new();
+        for &level in &levels {
+            let (json, html) = (
+                dir.join(format!("{name}-{level:?}.json")),
+                dir.join(format!("{name}-{level:?}.html")),
+            );
+            let o = Command::new(env!("CARGO_BIN_EXE_parallax"))
+                .args(["run", "-m", &model, "-q", "--no-hash", "--kernels", level.name()])
+                .args(input)
+                .args(["--json", json.to_str().unwrap(), "--html", html.to_str().unwrap()])
+                .env("SOURCE_DATE_EPOCH", "1748781296")
+                .output()
+                .unwrap();
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{name} --kernels {}: {}",
+                level.name(),
+                stderr(&o)
+            );
+            let (json, html) =
+                (std::fs::read_to_string(&json).unwrap(), std::fs::read_to_string(&html).unwrap());
+            let note = match level {
+                Level::Scalar => "kernels: scalar",
+                Level::Avx2 => "kernels: avx2\"",
+                Level::Avx512 => "kernels: avx2_avx512",
+            };
+            assert!(
+                json.contains(note),
+                "{name} --kernels {}: no {note:?} in the report",
+                level.name()
+            );
+            // The note aside (the longer name first: `avx2` begins `avx2_avx512`).
+            let unnoted = |s: &str| {
+                ["avx2_avx512", "avx2", "scalar"]
+                    .iter()
+                    .fold(s.to_string(), |s, k| s.replace(&format!("kernels: {k}"), "kernels: ·"))
+            };
+            reports.push((level, unnoted(&json), unnoted(&html)));
+        }
+        for (level, json, html) in &reports[1..] {
+            let (first, first_json, first_html) = &reports[0];
+            assert!(
+                json == first_json,
+                "{name}: the JSON at {} differs from {}'s",
+                level.name(),
+                first.name()
+            );
+            assert!(
+                html == first_html,
+                "{name}: the HTML at {} differs from {}'s",
+                level.name(),
+                first.name()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

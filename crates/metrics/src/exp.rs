@@ -12,8 +12,8 @@
 /// `values[i] = libm::exp(values[i])` for every value.
 pub fn exp_each(values: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 was detected at run time.
+    if parallax_cpu::avx2() {
+        // SAFETY: AVX2 was detected at run time (`parallax_cpu`).
         unsafe { avx2::exp_each(values) };
         return;
     }

@@ -44,13 +44,13 @@ impl CompareSums {
         #[cfg(target_arch = "x86_64")]
         {
             let whole = n / LANES * LANES;
-            if std::is_x86_feature_detected!("avx512f") {
-                // SAFETY: AVX-512F was detected at run time; `whole` ≤ both lengths.
+            if parallax_cpu::avx512() {
+                // SAFETY: AVX-512F was detected at run time (`parallax_cpu`); `whole` ≤ both lengths.
                 unsafe { x86::add_avx512(self, reference, path, whole) };
                 return self.add_portable(&reference[whole..n], &path[whole..n]);
             }
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: AVX2 was detected at run time; `whole` ≤ both lengths.
+            if parallax_cpu::avx2() {
+                // SAFETY: AVX2 was detected at run time (`parallax_cpu`); `whole` ≤ both lengths.
                 unsafe { x86::add_avx2(self, reference, path, whole) };
                 return self.add_portable(&reference[whole..n], &path[whole..n]);
             }
@@ -109,13 +109,13 @@ impl Moments {
         #[cfg(target_arch = "x86_64")]
         {
             let whole = values.len() / LANES * LANES;
-            if std::is_x86_feature_detected!("avx512f") {
-                // SAFETY: AVX-512F was detected at run time; `whole` ≤ the length.
+            if parallax_cpu::avx512() {
+                // SAFETY: AVX-512F was detected at run time (`parallax_cpu`); `whole` ≤ the length.
                 unsafe { x86::moments_avx512(self, values, whole) };
                 return self.add_portable(&values[whole..], true);
             }
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: AVX2 was detected at run time; `whole` ≤ the length.
+            if parallax_cpu::avx2() {
+                // SAFETY: AVX2 was detected at run time (`parallax_cpu`); `whole` ≤ the length.
                 unsafe { x86::moments_avx2(self, values, whole) };
                 return self.add_portable(&values[whole..], true);
             }
@@ -145,14 +145,14 @@ pub(crate) fn squared_deviations(values: &[f32], mean: f64) -> [f64; LANES] {
     #[cfg(target_arch = "x86_64")]
     {
         let whole = values.len() / LANES * LANES;
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F was detected at run time; `whole` ≤ the length.
+        if parallax_cpu::avx512() {
+            // SAFETY: AVX-512F was detected at run time (`parallax_cpu`); `whole` ≤ the length.
             unsafe { x86::deviations_avx512(&mut ss, values, mean, whole) };
             squared_deviations_portable(&mut ss, &values[whole..], mean, true);
             return ss;
         }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 was detected at run time; `whole` ≤ the length.
+        if parallax_cpu::avx2() {
+            // SAFETY: AVX2 was detected at run time (`parallax_cpu`); `whole` ≤ the length.
             unsafe { x86::deviations_avx2(&mut ss, values, mean, whole) };
             squared_deviations_portable(&mut ss, &values[whole..], mean, true);
             return ss;
@@ -185,9 +185,9 @@ pub(crate) fn squared_deviations_portable(
 pub(crate) fn count_special(values: &[f32]) -> (u64, u64, u64) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") {
+        if parallax_cpu::avx512() {
             let whole = values.len() / 16 * 16;
-            // SAFETY: AVX-512F was detected at run time; `whole` ≤ the length.
+            // SAFETY: AVX-512F was detected at run time (`parallax_cpu`); `whole` ≤ the length.
             let (a, b, c) = unsafe { x86::count_avx512(values, whole) };
             let (d, e, f) = count_special_portable(&values[whole..]);
             return (a + d, b + e, c + f);

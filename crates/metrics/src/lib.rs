@@ -41,19 +41,19 @@ macro_rules! wider_lanes {
     ($($f:ident)::+($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx512f") {
+            if parallax_cpu::avx512() {
                 #[target_feature(enable = "avx512f")]
                 unsafe fn widest<R>(f: impl FnOnce() -> R) -> R {
                     f()
                 }
-                // SAFETY: AVX-512F was detected at run time.
+                // SAFETY: AVX-512F was detected at run time (`parallax_cpu`).
                 unsafe { widest(#[inline(always)] || $($f)::+($($arg),*)) }
-            } else if std::is_x86_feature_detected!("avx2") {
+            } else if parallax_cpu::avx2() {
                 #[target_feature(enable = "avx2")]
                 unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
                     f()
                 }
-                // SAFETY: AVX2 was detected at run time.
+                // SAFETY: AVX2 was detected at run time (`parallax_cpu`).
                 unsafe { wide(#[inline(always)] || $($f)::+($($arg),*)) }
             } else {
                 $($f)::+($($arg),*)

@@ -18,20 +18,14 @@
 //! Callers must check [`available`] before calling any `unsafe fn` here.
 
 use core::arch::x86_64::*;
-use std::sync::OnceLock;
 
 use crate::blocks::*;
 use half::{bf16, f16};
 
-/// Whether this CPU runs the kernels of this module: AVX2 and FMA, plus F16C for the f16 scale
-/// conversions (every AVX2 CPU has F16C, but the check costs nothing). Detected once.
+/// Whether the kernels of this module run: the CPU has AVX2 and FMA, plus F16C for the f16
+/// scale conversions, and the process's cap allows them ([`parallax_cpu::avx2`]).
 pub fn available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c")
-    })
+    parallax_cpu::avx2()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,13 +10,11 @@
 #![allow(unsafe_op_in_unsafe_fn)]
 
 use std::arch::x86_64::*;
-use std::sync::OnceLock;
 
-/// Whether this CPU runs the kernels of this module (AVX-512 Foundation) as well as the AVX2
-/// ones they fall back to. Detected once.
+/// Whether the kernels of this module (AVX-512 Foundation) run, and the AVX2 ones they fall
+/// back to: the CPU has them and the process's cap allows them ([`parallax_cpu::avx512`]).
 pub fn available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| is_x86_feature_detected!("avx512f") && crate::avx2::available())
+    parallax_cpu::avx512()
 }
 
 /// Weight rows in one register block of [`vec_dot_f32_rows_tokens`].
@@ -134,15 +132,10 @@ pub unsafe fn vec_dot_f32_rows_tokens(w: &[f32], cols: usize, xs: &[&[f32]], out
 // 32-value formats × Q8_0 with VNNI: weight rows × tokens in register blocks
 // ---------------------------------------------------------------------------------------------
 
-/// Whether this CPU has AVX-512 VNNI (with the 256-bit forms, AVX-512VL) for the rows × tokens
-/// kernels below, as well as the AVX2 kernels they share helpers with. Detected once.
+/// Whether the rows × tokens kernels below run: AVX-512 VNNI (with the 256-bit forms,
+/// AVX-512VL) as well as the AVX2 kernels they share helpers with, under the process's cap.
 pub fn vnni_available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        available()
-            && is_x86_feature_detected!("avx512vnni")
-            && is_x86_feature_detected!("avx512vl")
-    })
+    parallax_cpu::avx512_vnni()
 }
 
 use crate::avx2::{bits_le, fp16x2, fp16x4, hsum_i32, load32};
