@@ -59,8 +59,9 @@ pub(crate) fn map_indices<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync + Sen
     }
 }
 
-/// `(a(), b())`, the two on the pool's threads at once where the build has them.
-pub(crate) fn join<A: Send, B: Send>(
+/// `(a(), b())`, the two on the pool's threads at once where the build has them (the page's
+/// threaded worker draws a report beside writing its JSON with it).
+pub fn join<A: Send, B: Send>(
     a: impl FnOnce() -> A + Send,
     b: impl FnOnce() -> B + Send,
 ) -> (A, B) {

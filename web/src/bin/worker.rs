@@ -156,7 +156,7 @@ mod job {
         use wasm_bindgen::JsValue;
         // The JSON (100 MB over a long prompt) beside the drawings and the link: each a function
         // of the report alone, so the same bytes on one thread or two.
-        let ((drawn, permalink), json) = both(
+        let ((drawn, permalink), json) = parallax_engine::join(
             || {
                 let drawn = parallax_report::html::render_for_page(report);
                 (drawn, parallax_report::permalink::encode(report))
@@ -183,21 +183,6 @@ mod job {
             }
         }
         let _ = scope().post_message_with_transfer(&parts, &handed_over);
-    }
-
-    /// `(a(), b())`, on two of the pool's threads at once in the threaded worker.
-    fn both<A: Send, B: Send>(
-        a: impl FnOnce() -> A + Send,
-        b: impl FnOnce() -> B + Send,
-    ) -> (A, B) {
-        #[cfg(feature = "threads")]
-        {
-            rayon::join(a, b)
-        }
-        #[cfg(not(feature = "threads"))]
-        {
-            (a(), b())
-        }
     }
 
     fn progress_message(p: &parallax_engine::Progress) -> WorkerMessage {
