@@ -574,7 +574,7 @@ pub(super) fn per_token(w: &mut Writer, r: &Report) {
         layer_labels(w, grid);
         // The cells as one path per colour (each row's runs of one colour merged): a long
         // prompt's grid is 7 296 cells a site on the 0.5B over 304 tokens, and as a `<rect>` with
-        // its own hover each, the report was 16 MB of which the grids were 88 %, and a browser
+        // its own hover each, the report was 17.2 MB of which the grids were 88 %, and a browser
         // took ~1 s to parse them. Each row's values are its hover instead (below).
         let level = |std: Option<f64>| std.filter(|v| *v > 0.0).map(|v| heat.level(v));
         let mut paths: Vec<(Option<u32>, String)> = Vec::new();
