@@ -483,7 +483,8 @@ pub fn probabilities_of(logits: &[f32], ids: &[u32]) -> Option<Vec<f64>> {
 /// `x − logsumexp(x)` in f64 (libm, so every target gives the same bits); `None` when a value
 /// is not finite.
 pub(crate) fn log_softmax(x: &[f32]) -> Option<Vec<f64>> {
-    softmax(x).map(|(logp, _)| logp)
+    let (_, _, lse) = shifted_exps(x)?;
+    Some(x.iter().map(|&v| v as f64 - lse).collect())
 }
 
 /// `x − logsumexp(x)` and the probabilities, `exp(x − max) / Σ exp(x − max)`, in f64 (libm, so
@@ -492,6 +493,16 @@ pub(crate) fn log_softmax(x: &[f32]) -> Option<Vec<f64>> {
 /// exponentials are most of a long prompt's per-position comparison (two vocabularies of 152k a
 /// position on Qwen2.5).
 pub(crate) fn softmax(x: &[f32]) -> Option<(Vec<f64>, Vec<f64>)> {
+    let (mut e, sum, lse) = shifted_exps(x)?;
+    let logp = x.iter().map(|&v| v as f64 - lse).collect();
+    e.iter_mut().for_each(|p| *p /= sum);
+    Some((logp, e))
+}
+
+/// `exp(x − max)` of every value, their sum and `logsumexp(x)`; `None` when a value is not
+/// finite. The one place both [`log_softmax`] and [`softmax`] take them from, so their
+/// log-probabilities are the same bits.
+fn shifted_exps(x: &[f32]) -> Option<(Vec<f64>, f64, f64)> {
     if x.iter().any(|v| !v.is_finite()) {
         return None;
     }
@@ -500,10 +511,7 @@ pub(crate) fn softmax(x: &[f32]) -> Option<(Vec<f64>, Vec<f64>)> {
     let mut e: Vec<f64> = x.iter().map(|&v| v as f64 - max).collect();
     exp_each(&mut e);
     let sum = e.iter().sum::<f64>();
-    let lse = max + libm::log(sum);
-    let logp = x.iter().map(|&v| v as f64 - lse).collect();
-    e.iter_mut().for_each(|p| *p /= sum);
-    Some((logp, e))
+    Some((e, sum, max + libm::log(sum)))
 }
 
 #[cfg(test)]
