@@ -43,10 +43,11 @@ const text = (buffer, at, len) => new TextDecoder().decode(new Uint8Array(buffer
 // Each request's start-up costs more than a layer's compute on a small model (~40 ms in
 // Chromium for a 16 MiB Range on a local server, where the bytes then take ~30 ms), and
 // per-span requests ran the 0.5B by URL at 1.7× its time by file. The body is read only as fast
-// as the ring empties, so the server is held back by flow control, not buffered here; a span
-// elsewhere in the file cancels the open body.
-// Bytes read and dropped to reach the next span in the open body rather than opening another.
-const SKIP_MAX = 16 * 1024 * 1024;
+// as the ring empties, so the server is held back by flow control, not buffered here.
+// Bytes read and dropped to reach the next span in the open body rather than opening another:
+// padding between tensors and the like, not a layer the run reads elsewhere (the 0.5B's layer 2
+// lies 9.3 MiB between its layers 19 and 20; read across, it crossed the wire twice).
+const GAP_MAX = 1024 * 1024;
 
 async function serve(job) {
   const { buffer, ctrl } = job;
@@ -68,7 +69,7 @@ async function serve(job) {
       const until = requestEnd(job, spans, started, end);
       return job.file ? openSlice(job, from, until) : openRange(job, from, until);
     };
-    if (!body || start < body.at || start - body.at > SKIP_MAX || start > body.end) {
+    if (!body || start < body.at || start - body.at > GAP_MAX || start > body.end) {
       if (body) await body.reader.cancel().catch(() => {});
       job.body = await open(start);
     } else if (end > body.end) {
@@ -84,23 +85,25 @@ async function serve(job) {
 }
 
 // Where a request opened for the span [start, end) (slot `started`) ends: at the end of the
-// spans already requested that continue it (each within SKIP_MAX of the one before) — the run
-// names its plan, so the spans of several layers are known ahead — and SKIP_MAX beyond where no
-// span after them is known yet. A request that ran on past where the run went next was
-// cancelled with its bytes in flight already sent: opened 256 MiB on, the 0.5B (its file
-// stores its layers 0, 1, 10–19, 2–9, 20–23, and the output head, read last, first) took
-// 524–545 MiB from the server for a run that reads 380 MiB (tests/browser/hash.test.mjs counts
-// what is sent).
+// spans already requested that continue it (each within GAP_MAX of the one before) — the run
+// names its plan, so the spans of several layers are known ahead, handed over in batches that
+// are seen whole — and not a byte past them: a span requested later that continues them opens
+// a request of its own at their end. A request that runs past where the run goes next is
+// cancelled with its bytes in flight already sent: opened 256 MiB on, the 0.5B (its file stores
+// the output head, read last, first, then its layers 0, 1, 10–19, 2, 20–23, 3–9) took 524–545
+// MiB from the server for a run that reads 381 MiB; 16 MiB on, 406–417 MiB, depending on where
+// each request stood when the run's next spans arrived (tests/browser/hash.test.mjs counts what
+// is sent).
 function requestEnd(job, spans, started, end) {
   const requested = Atomics.load(job.ctrl, REQUESTED);
   let runEnd = end;
   for (let k = started + 1; k < requested; k++) {
     const slot = k % SLOTS;
     const [s, e] = [spans[slot * 2], spans[slot * 2 + 1]];
-    if (s < runEnd || s - runEnd > SKIP_MAX) return runEnd;
+    if (s < runEnd || s - runEnd > GAP_MAX) break;
     runEnd = Math.max(runEnd, e);
   }
-  return Math.min(job.total, runEnd + SKIP_MAX);
+  return runEnd;
 }
 
 function fail(ctrl, reason) {

@@ -1082,21 +1082,28 @@ pub mod browser {
     }
 
     impl parallax_source::SpanStream for FetchStream {
-        fn request(&self, span: std::ops::Range<u64>) -> Result<(), String> {
+        /// The spans go into their slots first and are published with one store of REQUESTED,
+        /// so the fetch worker, which plans each request over the spans it sees, never sees
+        /// part of a batch.
+        fn request(&self, batch: &[std::ops::Range<u64>]) -> Result<(), String> {
             let k = self.requested.get();
-            if k - self.word(STARTED) >= SLOTS as i32 {
+            let waiting = i64::from(k - self.word(STARTED)) + batch.len() as i64;
+            if waiting > i64::from(SLOTS) {
                 return Err(format!("{SLOTS} spans are already waiting for the fetch worker"));
             }
-            let slot = (k as u32 % SLOTS) * 2;
             let spans = js_sys::Float64Array::new_with_byte_offset_and_length(
                 &self.fetcher.buffer,
                 SPANS_AT,
                 SLOTS * 2,
             );
-            spans.set_index(slot, span.start as f64);
-            spans.set_index(slot + 1, span.end as f64);
-            self.requested.set(k + 1);
-            let _ = js_sys::Atomics::store(&self.ctrl, REQUESTED, k + 1);
+            for (n, span) in batch.iter().enumerate() {
+                let slot = ((k as u32).wrapping_add(n as u32) % SLOTS) * 2;
+                spans.set_index(slot, span.start as f64);
+                spans.set_index(slot + 1, span.end as f64);
+            }
+            let k = k + batch.len() as i32;
+            self.requested.set(k);
+            let _ = js_sys::Atomics::store(&self.ctrl, REQUESTED, k);
             let _ = js_sys::Atomics::notify(&self.ctrl, REQUESTED);
             Ok(())
         }

@@ -16,8 +16,11 @@ use crate::{check_bounds, covering_span, ByteSource, SourceError};
 /// The bytes of requested spans, delivered in the order they were requested, by something that
 /// fetches ahead on its own (the page's fetch worker).
 pub trait SpanStream {
-    /// Fetch `span` after every span requested before it. `Err`: the stream can take no more.
-    fn request(&self, span: Range<u64>) -> Result<(), String>;
+    /// Fetch `spans`, in order, after every span requested before them. They are handed over
+    /// together, so that the fetcher plans its requests over all of them at once: seen one at a
+    /// time, the first of a plan looked like the last, and a request opened for it ran past it
+    /// into bytes the run never read there. `Err`: the stream can take no more.
+    fn request(&self, spans: &[Range<u64>]) -> Result<(), String>;
     /// The next `buf.len()` bytes of the requested spans, waiting for them; with `buf` `None`,
     /// the next `len` bytes are dropped. `Err`: the stream failed or stalled, and will deliver
     /// nothing more.
@@ -88,21 +91,24 @@ impl<S: ByteSource, T: SpanStream> StreamedReads<S, T> {
         self.queue().broken.clone()
     }
 
-    /// Ask the stream for `span`, after every span asked for before.
-    fn request(&self, q: &mut Queue, span: Range<u64>) {
-        if q.broken.is_none() {
-            match self.stream.request(span.clone()) {
-                Ok(()) => q.spans.push_back(span),
-                Err(why) => q.stop(why),
-            }
+    /// Ask the stream for `first` (if any) and then for groups hinted later while fewer than
+    /// [`AHEAD`] spans wait, after every span asked for before — in one batch, so the stream
+    /// sees every span this call knows of together.
+    fn request(&self, q: &mut Queue, first: Option<Range<u64>>) {
+        if q.broken.is_some() {
+            return;
         }
-    }
-
-    /// Request groups hinted later while fewer than [`AHEAD`] spans wait.
-    fn top_up(&self, q: &mut Queue) {
-        while q.broken.is_none() && q.spans.len() < AHEAD {
+        let mut batch: Vec<Range<u64>> = first.into_iter().collect();
+        while q.spans.len() + batch.len() < AHEAD {
             let Some(span) = q.later.pop_front() else { break };
-            self.request(q, span);
+            batch.push(span);
+        }
+        if batch.is_empty() {
+            return;
+        }
+        match self.stream.request(&batch) {
+            Ok(()) => q.spans.extend(batch),
+            Err(why) => q.stop(why),
         }
     }
 
@@ -136,7 +142,7 @@ impl<S: ByteSource, T: SpanStream> StreamedReads<S, T> {
         if span.start == span.end {
             q.spans.pop_front();
         }
-        self.top_up(q);
+        self.request(q, None);
         Ok(true)
     }
 }
@@ -170,17 +176,18 @@ impl<S: ByteSource, T: SpanStream> ByteSource for StreamedReads<S, T> {
         check_bounds(span.start, span.end - span.start, self.len())?;
         let mut q = self.queue();
         let holds = |s: &Range<u64>| s.start <= span.start && span.end <= s.end;
-        if !q.spans.iter().any(holds) {
-            match q.later.iter().position(holds) {
+        let first = match q.spans.iter().any(holds) {
+            true => None,
+            false => match q.later.iter().position(holds) {
                 // Hinted before its turn: from it to the end of the stretch planned with it.
                 Some(k) => {
                     let stretch = q.later.drain(..=k).next_back().expect("k + 1 drained");
-                    self.request(&mut q, span.start..stretch.end);
+                    Some(span.start..stretch.end)
                 }
-                None => self.request(&mut q, span),
-            }
-        }
-        self.top_up(&mut q);
+                None => Some(span),
+            },
+        };
+        self.request(&mut q, first);
         Ok(())
     }
 
@@ -207,7 +214,7 @@ impl<S: ByteSource, T: SpanStream> ByteSource for StreamedReads<S, T> {
                     _ => q.later.push_back(span),
                 }
             }
-            self.top_up(&mut q);
+            self.request(&mut q, None);
         }
         Ok(())
     }
@@ -237,6 +244,8 @@ mod tests {
         fail_at_take: Option<u32>,
         taken_bytes: RefCell<u64>,
         requests: RefCell<Vec<Range<u64>>>,
+        /// How many spans each request handed over together.
+        batches: RefCell<Vec<usize>>,
     }
 
     impl FakeStream {
@@ -248,14 +257,18 @@ mod tests {
                 fail_at_take,
                 taken_bytes: RefCell::new(0),
                 requests: RefCell::default(),
+                batches: RefCell::default(),
             }
         }
     }
 
     impl SpanStream for &FakeStream {
-        fn request(&self, span: Range<u64>) -> Result<(), String> {
-            self.requests.borrow_mut().push(span.clone());
-            self.queue.borrow_mut().extend(span);
+        fn request(&self, spans: &[Range<u64>]) -> Result<(), String> {
+            self.batches.borrow_mut().push(spans.len());
+            for span in spans {
+                self.requests.borrow_mut().push(span.clone());
+                self.queue.borrow_mut().extend(span.clone());
+            }
             Ok(())
         }
         fn take(&self, buf: Option<&mut [u8]>, len: u64) -> Result<(), String> {
@@ -369,6 +382,8 @@ mod tests {
         let later: Vec<Vec<Range<u64>>> = layers[1..].iter().map(halves).collect();
         src.prefetch_later(&later).unwrap();
         assert_eq!(*stream.requests.borrow(), layers[..AHEAD]);
+        // The plan in one batch after the first hint: the stream sees how the first span goes on.
+        assert_eq!(*stream.batches.borrow(), [1, AHEAD - 1]);
         for (k, l) in layers.iter().enumerate() {
             for r in halves(l) {
                 assert_eq!(
