@@ -41,16 +41,21 @@ static CAP: AtomicU8 = AtomicU8::new(Level::Avx512 as u8);
 /// call, so it is for the start of a process, before any work). `Err` names the widest level
 /// this CPU has when it lacks `level`.
 pub fn cap(level: Level) -> Result<(), String> {
-    let widest = detected();
-    if level > widest {
-        return Err(format!(
+    allowed(level, detected())?;
+    CAP.store(level as u8, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Whether kernels of `level` run on a CPU whose widest are `widest`; `Err` says what it runs.
+fn allowed(level: Level, widest: Level) -> Result<(), String> {
+    match level > widest {
+        true => Err(format!(
             "this CPU cannot run the {} kernels (the widest it runs are {})",
             level.name(),
             widest.name()
-        ));
+        )),
+        false => Ok(()),
     }
-    CAP.store(level as u8, Ordering::Relaxed);
-    Ok(())
 }
 
 /// The level the kernels run at: what the CPU has, under the cap.
@@ -140,5 +145,32 @@ mod tests {
         cap(widest).unwrap();
         assert_eq!(level(), widest);
         assert_eq!(avx512(), widest == Level::Avx512);
+    }
+
+    /// What `cap` answers on every CPU, not only this one: a level up to the CPU's widest is
+    /// allowed, a wider one refused with a sentence naming both.
+    #[test]
+    fn a_level_wider_than_the_cpu_is_refused_by_name_on_every_cpu() {
+        let levels = [Level::Scalar, Level::Avx2, Level::Avx512];
+        for widest in levels {
+            for level in levels {
+                match allowed(level, widest) {
+                    Ok(()) => assert!(level <= widest, "{level:?} on {widest:?}"),
+                    Err(e) => {
+                        assert!(level > widest, "{level:?} on {widest:?}: {e}");
+                        assert_eq!(
+                            e,
+                            format!(
+                                "this CPU cannot run the {} kernels (the widest it runs are {})",
+                                level.name(),
+                                widest.name()
+                            )
+                        );
+                    }
+                }
+            }
+        }
+        assert!(allowed(Level::Avx512, Level::Avx2).unwrap_err().contains("avx512 kernels"));
+        assert!(allowed(Level::Avx2, Level::Scalar).unwrap_err().contains("are scalar"));
     }
 }
