@@ -1412,6 +1412,13 @@ mod imp {
         (total32(&acc_a, (i..n).map(|k| w[k] * a[k])), total32(&acc_b, (i..n).map(|k| w[k] * b[k])))
     }
 
+    /// Tokens from which [`vec_dot_f32_rows_tokens`] packs the rows ([`pack_rows4`]) before
+    /// it multiplies them: the packing is a copy of every row, paid back over the token pairs.
+    /// `crates/quant/examples/prefill_wide.rs` in Chromium 156 (tiles of 32 rows × 896,
+    /// session 27), packed / unpacked G products/s: 7 tokens 9.9 / 14.3, 16 12.5 / 14.9, 24
+    /// 13.9 / 15.5, 32 15.1 / 15.4, 48 16.9 / 14.6, 64 16.4 / 15.1, 304 17.3 / 15.4.
+    const PACK_TOKENS: usize = 40;
+
     thread_local! {
         /// Groups of four f32 weight rows in [`pack_rows4`]' layout; reused from call to call.
         static PACKED_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -1466,10 +1473,39 @@ mod imp {
         })
     }
 
+    /// [`dots_4x2`] reading the four rows where they lie instead of packed.
+    #[inline(always)]
+    fn dots_4x2_unpacked(w: [&[f32]; 4], a: &[f32], b: &[f32]) -> [f32; 8] {
+        let n = a.len();
+        let (ca, cb) = (a[..n].as_chunks::<32>().0, b[..n].as_chunks::<32>().0);
+        let rows = w.map(|r| r[..n].as_chunks::<32>().0);
+        let mut lanes = [[f32x4_splat(0.0); 8]; 8];
+        for k in 0..8 {
+            let mut s = [f32x4_splat(0.0); 8];
+            for (c, (xa, xb)) in ca.iter().zip(cb).enumerate() {
+                let (va, vb) = (load4(xa, k), load4(xb, k));
+                for r in 0..4 {
+                    let x = load4(&rows[r][c], k);
+                    s[2 * r] = f32x4_add(s[2 * r], f32x4_mul(x, va));
+                    s[2 * r + 1] = f32x4_add(s[2 * r + 1], f32x4_mul(x, vb));
+                }
+            }
+            for (d, lanes) in lanes.iter_mut().enumerate() {
+                lanes[k] = s[d];
+            }
+        }
+        let i = n - n % 32;
+        std::array::from_fn(|d| {
+            let (row, x) = (w[d / 2], if d % 2 == 0 { a } else { b });
+            total32(&lanes[d], (i..n).map(|k| row[k] * x[k]))
+        })
+    }
+
     /// Rows of `cols` weights against several token rows, `out[r * xs.len() + t]`, bit for bit
-    /// [`vec_dot_f32`]; the rows packed four at a time ([`pack_rows4`]) once for every token,
-    /// token pairs outside, four rows at a time inside ([`dots_4x2`]), the rows and a token
-    /// left over one by one. Shapes are the caller's to check (`dot::vec_dot_f32_rows_tokens`).
+    /// [`vec_dot_f32`]; from [`PACK_TOKENS`] tokens the rows packed four at a time
+    /// ([`pack_rows4`]) once for every token, token pairs outside, four rows at a time inside
+    /// ([`dots_4x2`], or [`dots_4x2_unpacked`] for fewer tokens), the rows and a token left over
+    /// one by one. Shapes are the caller's to check (`dot::vec_dot_f32_rows_tokens`).
     pub fn vec_dot_f32_rows_tokens(w: &[f32], cols: usize, xs: &[&[f32]], out: &mut [f32]) {
         let nt = xs.len();
         let n_rows = w.len() / cols.max(1);
@@ -1477,7 +1513,8 @@ mod imp {
         let (groups, chunks) = (n_rows / 4, cols / 32);
         let mut packed = PACKED_ROWS.with(|b| std::mem::take(&mut *b.borrow_mut()));
         packed.clear();
-        if nt >= 2 {
+        let pack = nt >= PACK_TOKENS;
+        if pack {
             packed.reserve(groups * 4 * chunks * 32);
             for g in 0..groups {
                 pack_rows4(
@@ -1494,7 +1531,10 @@ mod imp {
             for g in 0..groups {
                 let r = 4 * g;
                 let rows = [row(r), row(r + 1), row(r + 2), row(r + 3)];
-                let d = dots_4x2(&packed[g * group_len..(g + 1) * group_len], rows, a, b);
+                let d = match pack {
+                    true => dots_4x2(&packed[g * group_len..(g + 1) * group_len], rows, a, b),
+                    false => dots_4x2_unpacked(rows, a, b),
+                };
                 for k in 0..4 {
                     out[(r + k) * nt + t] = d[2 * k];
                     out[(r + k) * nt + t + 1] = d[2 * k + 1];
