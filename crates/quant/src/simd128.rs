@@ -1466,6 +1466,14 @@ mod imp {
                 lanes[k] = s[d];
             }
         }
+        finish_4x2(&lanes, w, a, b)
+    }
+
+    /// The eight dots of four rows × two tokens from their 32 lanes each (`lanes[2r + t]`),
+    /// each with its tail past the whole chunks.
+    #[inline(always)]
+    fn finish_4x2(lanes: &[[v128; 8]; 8], w: [&[f32]; 4], a: &[f32], b: &[f32]) -> [f32; 8] {
+        let n = a.len();
         let i = n - n % 32;
         std::array::from_fn(|d| {
             let (row, x) = (w[d / 2], if d % 2 == 0 { a } else { b });
@@ -1494,11 +1502,7 @@ mod imp {
                 lanes[k] = s[d];
             }
         }
-        let i = n - n % 32;
-        std::array::from_fn(|d| {
-            let (row, x) = (w[d / 2], if d % 2 == 0 { a } else { b });
-            total32(&lanes[d], (i..n).map(|k| row[k] * x[k]))
-        })
+        finish_4x2(&lanes, w, a, b)
     }
 
     /// Rows of `cols` weights against several token rows, `out[r * xs.len() + t]`, bit for bit
