@@ -1,11 +1,14 @@
 // In-browser vs native, measured in one run on one machine: the same 2-path run (f32 + q8, the
 // contract prompt's tokens) on the shared Qwen2.5-0.5B, natively with the CLI and in headless
 // Chromium from a local file, on 1 and on 2 threads; over the built-in text, both paths and each
-// alone. Prints the times, the ratios and what a page load downloads.
+// alone. Where the CPU has AVX-512, the native runs on 2 threads once more with `--kernels avx2`
+// (what a laptop without AVX-512 runs): the page against both baselines. Prints the times, the
+// ratios and what a page load downloads.
 //
 //   ./dev bench-web        (builds the page and the CLI first)
 //
 // Needs dist/ (trunk build), PARALLAX_BIN (native binary) and /usr/bin/chromium.
+import { readFileSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -18,10 +21,16 @@ const tokens = '3838,374,220,17,10,17,30';
 const repeats = Number(process.env.REPEATS ?? 3);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/// The native CLI's run on `threads` threads, seconds (median of the repeats and each run).
-function nativeRuns(threads, text = false, n = repeats, paths = 'f32,q8') {
+// Whether the native kernels this machine runs by default are AVX-512's (Linux's flags).
+const avx512 = (() => {
+  try { return /\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8')); } catch { return false; }
+})();
+
+/// The native CLI's run on `threads` threads, seconds (median of the repeats and each run);
+/// `kernels` names a narrower level than the CPU's widest (`parallax run --kernels`).
+function nativeRuns(threads, text = false, n = repeats, paths = 'f32,q8', kernels = 'auto') {
   const runs = [];
-  const input = [...(text ? ['--builtin-text'] : ['--tokens', tokens]), '--paths', paths];
+  const input = [...(text ? ['--builtin-text'] : ['--tokens', tokens]), '--paths', paths, '--kernels', kernels];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     try {
@@ -63,12 +72,14 @@ for (const threads of [1, 2]) {
 }
 // The threaded worker without relaxed SIMD (where Chromium has it, the page runs the relaxed one).
 results.simd128 = await webRuns(2, '&kernels=simd128');
+if (avx512) results.avx2 = nativeRuns(2, false, repeats, 'f32,q8', 'avx2');
 // The built-in text (304 tokens), where the matmuls are most of the work: once each.
 const text = {};
 for (const threads of [1, 2]) {
   text[threads] = { native: nativeRuns(threads, true, 1), web: await webRuns(threads, '', true, 1) };
 }
 text.simd128 = await webRuns(2, '&kernels=simd128', true, 1);
+if (avx512) text.avx2 = nativeRuns(2, true, 1, 'f32,q8', 'avx2');
 // Each path alone over the text on 2 threads: which of the two carries the gap.
 const alone = {};
 for (const path of ['f32', 'q8']) {
@@ -95,12 +106,19 @@ console.log(`browser worker (2 threads, simd128 only): ${fmt(results.simd128)}`)
 const ratio = (a, b) => (median(a) / median(b)).toFixed(2);
 console.log(`browser / native, 1 thread:  ${ratio(results[1].web, results[1].native)}×   (goal ≤ 3×)`);
 console.log(`browser / native, 2 threads: ${ratio(results[2].web, results[2].native)}×   (goal ≤ 2×)`);
+if (results.avx2) {
+  console.log(`native CLI (2 threads, --kernels avx2): ${fmt(results.avx2)}`);
+  console.log(`browser / native without AVX-512, 2 threads: ${ratio(results[2].web, results.avx2)}×`);
+}
 console.log(`browser, 1 thread / 2:       ${ratio(results[1].web, results[2].web)}×   (goal ≥ 1.7×)`);
 console.log(`native, 1 thread / 2:        ${ratio(results[1].native, results[2].native)}×`);
 console.log(`browser, 2 threads, simd128 / relaxed SIMD: ${ratio(results.simd128, results[2].web)}×`);
 console.log('the built-in text (304 tokens), one run each:');
 for (const threads of [1, 2]) {
   console.log(`  native ${threads} thread(s): ${text[threads].native[0].toFixed(1)} s, browser: ${text[threads].web[0].toFixed(1)} s (${ratio(text[threads].web, text[threads].native)}×)`);
+}
+if (text.avx2) {
+  console.log(`  native 2 threads, --kernels avx2: ${text.avx2[0].toFixed(1)} s; browser / native without AVX-512 ${ratio(text[2].web, text.avx2)}×`);
 }
 console.log(`  browser 2 threads, simd128 only: ${text.simd128[0].toFixed(1)} s; simd128 / relaxed SIMD ${ratio(text.simd128, text[2].web)}×`);
 console.log(`  browser, 1 thread / 2: ${ratio(text[1].web, text[2].web)}×   (goal ≥ 1.7×); native ${ratio(text[1].native, text[2].native)}×`);
