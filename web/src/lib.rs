@@ -1089,7 +1089,9 @@ pub mod browser {
             let k = self.requested.get();
             let waiting = i64::from(k - self.word(STARTED)) + batch.len() as i64;
             if waiting > i64::from(SLOTS) {
-                return Err(format!("{SLOTS} spans are already waiting for the fetch worker"));
+                return Err(format!(
+                    "the fetch worker holds {SLOTS} spans waiting at most, and {waiting} would wait"
+                ));
             }
             let spans = js_sys::Float64Array::new_with_byte_offset_and_length(
                 &self.fetcher.buffer,
