@@ -608,9 +608,45 @@ pub fn gelu_tanh_f16_table(x: f32) -> f32 {
         x
     } else {
         let x = half::f16::from_f32(x).to_f32();
-        let inner = (GELU_COEF_A * x).mul_add(x, 1.0);
+        let inner = fused_mul_add(GELU_COEF_A * x, x, 1.0);
         let g = 0.5 * x * (1.0 + math::tanh(SQRT_2_OVER_PI * x * inner));
         half::f16::from_f32(g).to_f32()
+    }
+}
+
+/// `a·b + c` rounded once, as `f32::mul_add`. Without hardware FMA (wasm) `mul_add` is a call
+/// to libm's `fmaf`, 2 % of the page's run over the built-in text (the exponentials of the q8
+/// path's softmax and SiLU take nine each); [`mul_add_via_f64`] gives the same bits inline.
+#[inline(always)]
+fn fused_mul_add(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(target_family = "wasm")]
+    {
+        mul_add_via_f64(a, b, c)
+    }
+    #[cfg(not(target_family = "wasm"))]
+    {
+        a.mul_add(b, c)
+    }
+}
+
+/// `a·b + c` correctly rounded to f32, through f64: the product is exact in f64 (24 + 24
+/// significant bits), the sum is rounded once to f64, then to f32. Rounding twice gives the
+/// correctly rounded result unless the f64 sum lands exactly halfway between two f32 (rounding to
+/// f64 never crosses such a point, which f64 represents; it can only land on it): within the
+/// normal f32 range, the 29 bits f32 drops reading `1000…0`. Those sums, and any outside the
+/// normal range (zero, subnormal, overflow, NaN), are left to `mul_add` — so the result is
+/// `mul_add`'s, bit for bit, for every input.
+#[cfg(any(target_family = "wasm", test))]
+#[inline(always)]
+fn mul_add_via_f64(a: f32, b: f32, c: f32) -> f32 {
+    let sum = f64::from(a) * f64::from(b) + f64::from(c);
+    let bits = sum.to_bits();
+    // The f64 biased exponents of normal f32 values: 1023 − 126 ..= 1023 + 127.
+    let exponent = (bits >> 52) & 0x7ff;
+    if (897..=1150).contains(&exponent) && bits & 0x1fff_ffff != 0x1000_0000 {
+        sum as f32
+    } else {
+        a.mul_add(b, c)
     }
 }
 
@@ -620,10 +656,10 @@ pub fn gelu_tanh_f16_table(x: f32) -> f32 {
 #[inline(always)]
 pub fn expf_ggml(x: f32) -> f32 {
     const R: f32 = 12_582_912.0; // 0x1.8p23: adding it rounds to an integer
-    let z = x.mul_add(f32::from_bits(0x3fb8_aa3b), R); // 0x1.715476p+0
+    let z = fused_mul_add(x, f32::from_bits(0x3fb8_aa3b), R); // 0x1.715476p+0
     let n = z - R;
-    let b = (-n).mul_add(f32::from_bits(0x3f31_7200), x); // 0x1.62e4p-1
-    let b = (-n).mul_add(f32::from_bits(0x35bf_be8e), b); // 0x1.7f7d1cp-20
+    let b = fused_mul_add(-n, f32::from_bits(0x3f31_7200), x); // 0x1.62e4p-1
+    let b = fused_mul_add(-n, f32::from_bits(0x35bf_be8e), b); // 0x1.7f7d1cp-20
     if n.is_nan() {
         return f32::NAN;
     }
@@ -636,7 +672,8 @@ pub fn expf_ggml(x: f32) -> f32 {
     let c2 = f32::from_bits(0x3e2a_af33); // 0x1.555e66p-3
     let c1 = f32::from_bits(0x3eff_fedb); // 0x1.fffdb6p-2
     let c0 = f32::from_bits(0x3f7f_fff6); // 0x1.ffffecp-1
-    let j = c4.mul_add(b, c3).mul_add(u, c2.mul_add(b, c1)).mul_add(u, c0.mul_add(b, 1.0));
+    let fma = fused_mul_add;
+    let j = fma(fma(fma(c4, b, c3), u, fma(c2, b, c1)), u, fma(c0, b, 1.0));
     // j·2^n is exact in f64 for |n| ≤ 192; the cast is the one rounding scalef makes. 2^n is
     // built from its exponent bits (`powi` is a libgcc call, a measurable share of SiLU).
     (j as f64 * pow2(n as i32)) as f32
@@ -669,6 +706,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The f64 form of the FMA against `f32::mul_add` (hardware FMA or libm: correctly
+    /// rounded) on operands drawn over the whole f32 range, around 1 (where exp's steps live),
+    /// with cancellation, and on sums that land halfway between two f32 — the case it hands
+    /// back to `mul_add`, and the one a plain `(a·b + c) as f32` gets wrong.
+    #[test]
+    fn mul_add_via_f64_is_mul_add_bit_for_bit() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let check = |a: f32, b: f32, c: f32| {
+            let (got, want) = (mul_add_via_f64(a, b, c), a.mul_add(b, c));
+            assert!(
+                got.to_bits() == want.to_bits() || got.is_nan() && want.is_nan(),
+                "fma({a:e}, {b:e}, {c:e}) = {want:e}, got {got:e}"
+            );
+        };
+        for _ in 0..2_000_000 {
+            let r = next();
+            // Any bits; then values near 1 and small terms; then c cancelling a·b.
+            check(
+                f32::from_bits(r as u32),
+                f32::from_bits((r >> 32) as u32),
+                f32::from_bits(next() as u32),
+            );
+            let near = |bits: u64| f32::from_bits(0x3f00_0000 | (bits as u32 & 0x00ff_ffff));
+            let (a, b) = (near(r), near(r >> 24));
+            check(a, b, f32::from_bits(0x3000_0000 + (next() as u32 & 0x0fff_ffff)));
+            check(a, b, -(a * b));
+            check(-a, b, a * b * (1.0 + f32::EPSILON));
+        }
+        // Halfway sums: a·b = 1 + 2⁻²⁴ exactly (a = 1 + 2⁻¹², b = 1 + 2⁻¹² − …) is easier built
+        // directly — 1 + 2⁻²⁴ is halfway between 1 and 1 + 2⁻²³; with c a tiny term of either
+        // sign the f64 sum stays on that halfway point and the FMA must round by c's sign.
+        let a = 1.0 + 2f32.powi(-12);
+        for c in [2f32.powi(-60), -(2f32.powi(-60)), 0.0, 2f32.powi(-80)] {
+            check(a, a, c);
+            check(a, -a, c);
+        }
+        // A subnormal sum on an f32 halfway point: a·b = 2⁻¹⁵⁰ − 2⁻¹⁹⁶, c = 2⁻¹²⁷ + 2⁻¹⁴⁹ (an odd
+        // multiple of the subnormal step). The exact sum is just below the halfway point above c,
+        // so the FMA gives c; f64 drops the 2⁻¹⁹⁶ and lands on the point, which rounds to the
+        // even neighbour above — and the low 29 bits are zero there, so only the range check
+        // sends it to `mul_add`.
+        let (a, b) = (2f32.powi(-75) * (1.0 + f32::EPSILON), 2f32.powi(-75) * (1.0 - f32::EPSILON));
+        check(a, b, f32::from_bits((1 << 22) | 1));
+        check(f32::MAX, 2.0, -f32::MAX);
+        check(f32::MIN_POSITIVE, 0.5, 0.0);
+        check(f32::INFINITY, 0.0, 1.0);
     }
 
     #[test]
