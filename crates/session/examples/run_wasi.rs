@@ -12,6 +12,9 @@
 //! crash writing a CPU profile, or at exit, with a wasm memory this large — after the line above
 //! is printed.) Natively it is the same run without the CLI's threads (`parallax run --threads
 //! 1`).
+//!
+//! It prints where the time went: to the first layer, the layers (their median), the output head
+//! and the run's end. `PATHS=f32` or `PATHS=q8` runs one path alone.
 
 use parallax_session::{RunRequest, RunSpec};
 use parallax_source::MemorySource;
@@ -31,7 +34,11 @@ fn main() {
     let request = RunRequest {
         prompt,
         tokens,
-        paths: vec!["f32".into(), "q8".into()],
+        paths: std::env::var("PATHS")
+            .unwrap_or_else(|_| "f32,q8".into())
+            .split(',')
+            .map(String::from)
+            .collect(),
         against: vec![],
         reference: None,
         logits: String::new(),
@@ -52,6 +59,30 @@ fn main() {
     let model = parallax_model::Model::open(MemorySource::new(bytes)).expect("a model");
     let input = spec.input(&model).expect("the prompt");
     let started = std::time::Instant::now();
-    let report = parallax_engine::Run::new(&model, &input, &spec.options()).run().expect("a run");
-    println!("{} layers in {:.2} s", report.layers.len(), started.elapsed().as_secs_f64());
+    // Seconds since the start at each step (each layer's end among them).
+    let mut stamps: Vec<(parallax_engine::Phase, f64)> = Vec::new();
+    let report = parallax_engine::Run::new(&model, &input, &spec.options())
+        .progress(|p| stamps.push((p.phase, started.elapsed().as_secs_f64())))
+        .run()
+        .expect("a run");
+    let total = started.elapsed().as_secs_f64();
+    let layer_ends: Vec<f64> = stamps
+        .iter()
+        .filter(|(p, _)| *p == parallax_engine::Phase::Layer)
+        .map(|&(_, t)| t)
+        .collect();
+    let first_layer = layer_ends.first().copied().unwrap_or(0.0);
+    let head = layer_ends.last().copied().unwrap_or(0.0);
+    let mut each: Vec<f64> = layer_ends.windows(2).map(|w| w[1] - w[0]).collect();
+    each.sort_by(f64::total_cmp);
+    let median = each.get(each.len() / 2).copied().unwrap_or(0.0);
+    println!(
+        "{} layers in {total:.2} s: first layer done at {:.0} ms, each further layer {:.1} ms \
+         (median), the last at {:.0} ms, output head and end {:.0} ms",
+        report.layers.len(),
+        first_layer * 1e3,
+        median * 1e3,
+        head * 1e3,
+        (total - head) * 1e3
+    );
 }
