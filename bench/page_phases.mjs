@@ -4,7 +4,10 @@
 // head, the run's end to the answer shown and to the report's message, to the report shown) and the CPU time each
 // process spent during the run: the renderer (the page, the run's worker, the pool's and the
 // fetch worker's threads), the browser process, Chromium's network service, and this process
-// (the Range server, by URL).
+// (the Range server, by URL); and the renderer's threads one by one (each of the page's workers
+// is a "DedicatedWorker" thread: the two pool threads spend alike, the run's worker and the fetch
+// worker less), so what the run's own threads spent is told from what the browser spent
+// around them.
 //
 //   node bench/page_phases.mjs                  by file, 2 threads, 3 runs
 //   URL=1 THREADS=1 REPEATS=5 node bench/page_phases.mjs
@@ -14,7 +17,7 @@
 //
 // Needs dist/ (trunk build) and /usr/bin/chromium; Linux (/proc) for the CPU times.
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { models, launchChromium, serveDist, modelsRoute, timedRun, browserProcesses, recordWorkerMessages } from '../tests/browser/harness.mjs';
 
 const name = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
@@ -25,6 +28,27 @@ const repeats = Number(process.env.REPEATS ?? 3);
 const hashed = process.env.HASH === '1';
 const overText = process.env.TEXT === '1';
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/// CPU milliseconds (user + system) of each thread of the renderers, by `pid/tid`, with the
+/// thread's name: which of the page's threads (its main thread, the run's worker, the pool's,
+/// the fetch worker — each a "DedicatedWorker thread", told apart by their amounts) spent the
+/// renderer's time.
+function cpuByRendererThread(browser) {
+  const out = new Map();
+  for (const { pid, cmd } of browserProcesses(browser)) {
+    if (!/--type=renderer/.test(cmd)) continue;
+    let tids = [];
+    try { tids = readdirSync(`/proc/${pid}/task`); } catch { continue; }
+    for (const tid of tids) {
+      try {
+        const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+        out.set(`${pid}/${tid}`, { name, ms: (Number(stat[11]) + Number(stat[12])) * 10 });
+      } catch { /* gone */ }
+    }
+  }
+  return out;
+}
 
 /// CPU milliseconds (user + system) of each of `browser`'s processes, by pid, with its kind.
 function cpuByProcess(browser) {
@@ -62,11 +86,20 @@ for (let i = 0; i < repeats; i++) {
   else await page.fill('#tokens', tokens);
   if (!hashed) await page.uncheck('#hash');
   const cpu0 = cpuByProcess(browser);
+  const threads0 = cpuByRendererThread(browser);
   const self0 = process.cpuUsage();
   const seconds = await timedRun(page);
   const self1 = process.cpuUsage(self0);
   const cpu = { 'this process (server)': (self1.user + self1.system) / 1000 };
   for (const [pid, { kind, ms }] of cpuByProcess(browser)) cpu[kind] = (cpu[kind] ?? 0) + ms - (cpu0.get(pid)?.ms ?? 0);
+  // The renderer's threads that spent 50 ms or more, by name, largest first; the rest of the
+  // renderer's time is its threads under 50 ms and those that ended before the run did (the
+  // fetch worker's, stopped with the run: /proc keeps their time in the process's total only).
+  const eachThread = [...cpuByRendererThread(browser)]
+    .map(([key, { name, ms }]) => ({ name, ms: ms - (threads0.get(key)?.ms ?? 0) }));
+  const threadCpu = eachThread.filter((t) => t.ms >= 50).sort((a, b) => b.ms - a.ms);
+  const listed = threadCpu.reduce((sum, t) => sum + t.ms, 0);
+  threadCpu.push({ name: 'the rest (ended, or under 50 ms)', ms: (cpu.renderer ?? 0) - listed });
   const { messages, start, end, answer } = await page.evaluate(() => ({ messages: self.__workerMessages, ...self.__parallaxRunStamps }));
   const phases = messages
     .map(({ at, text }) => ({ at, kind: /"kind":"([a-z_]+)"/.exec(text)?.[1], step: /"step":"([a-z_]+)"/.exec(text)?.[1] }))
@@ -88,6 +121,7 @@ for (let i = 0; i < repeats; i++) {
     'the run\'s end to the report\'s message': report - done,
     'to the report shown': end - report,
     cpu,
+    threadCpu,
   });
   await page.close();
 }
@@ -96,7 +130,7 @@ server.close();
 
 console.log(`${name}, ${byUrl ? `by URL from a local Range server${latency ? ` answering ${latency} ms late` : ''}` : 'the file chosen'}, ${threads} thread(s), ${overText ? 'the built-in text' : 'the prompt'}, ${hashed ? 'hashed' : 'no hash'}, median of ${repeats}:`);
 console.log(`  run ${median(runs.map((r) => r.seconds)).toFixed(2)} s (runs: ${runs.map((r) => r.seconds.toFixed(2)).join(', ')})`);
-for (const k of Object.keys(runs[0]).filter((k) => k !== 'seconds' && k !== 'cpu')) {
+for (const k of Object.keys(runs[0]).filter((k) => !['seconds', 'cpu', 'threadCpu'].includes(k))) {
   console.log(`  ${k.padEnd(40)} ${median(runs.map((r) => r[k])).toFixed(0)} ms`);
 }
 console.log('  CPU time during the run:');
@@ -108,3 +142,5 @@ for (const k of kinds) {
   if (ms >= 10) console.log(`    ${k.padEnd(38)} ${(ms / 1000).toFixed(2)} s`);
 }
 console.log(`    ${'all'.padEnd(38)} ${(total / 1000).toFixed(2)} s`);
+console.log('  the renderer\'s threads (50 ms or more), each run:');
+for (const r of runs) console.log(`    ${r.threadCpu.map((t) => `${t.name} ${(t.ms / 1000).toFixed(2)}`).join(', ')}`);
