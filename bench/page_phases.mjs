@@ -14,6 +14,7 @@
 //   HASH=1 node bench/page_phases.mjs           with the sha256 box as the page opens (on)
 //   URL=1 LATENCY_MS=50 node bench/page_phases.mjs   a server 50 ms away
 //   TEXT=1 node bench/page_phases.mjs           over the built-in text (304 tokens), not the prompt
+//   PATHS=f32 node bench/page_phases.mjs        one path alone
 //
 // Needs dist/ (trunk build) and /usr/bin/chromium; Linux (/proc) for the CPU times.
 import { join } from 'node:path';
@@ -27,6 +28,8 @@ const threads = Number(process.env.THREADS ?? 2);
 const repeats = Number(process.env.REPEATS ?? 3);
 const hashed = process.env.HASH === '1';
 const overText = process.env.TEXT === '1';
+// PATHS=f32 (or q8) runs one path alone, as the page's `?paths=` does.
+const paths = process.env.PATHS ?? '';
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /// CPU milliseconds (user + system) of each thread of the renderers, by `pid/tid`, with the
@@ -79,7 +82,7 @@ for (let i = 0; i < repeats; i++) {
   const page = await browser.newPage();
   // Every message of every worker the page starts, stamped as it arrives.
   await recordWorkerMessages(page);
-  await page.goto(`${base}?threads=${threads}${byUrl ? `&model=/models/${name}` : ''}`);
+  await page.goto(`${base}?threads=${threads}${paths ? `&paths=${paths}` : ''}${byUrl ? `&model=/models/${name}` : ''}`);
   if (!byUrl) await page.setInputFiles('#file', join(models, name));
   await page.waitForSelector('#run:not([disabled])', { timeout: 60000 });
   if (overText) await page.click('#builtin-text');
