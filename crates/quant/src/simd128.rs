@@ -1470,15 +1470,20 @@ mod imp {
     }
 
     /// The eight dots of four rows × two tokens from their 32 lanes each (`lanes[2r + t]`),
-    /// each with its tail past the whole chunks.
+    /// each with its tail past the whole chunks. A plain loop: `std::array::from_fn` here stayed
+    /// a function of its own in Chromium's code (3.4 % of a pool thread's time over the text on
+    /// the f32 path alone), and the loop makes the 304-token product 17.1–17.6 → 17.7–18.4 G
+    /// products/s (`prefill_wide` in Chromium).
     #[inline(always)]
     fn finish_4x2(lanes: &[[v128; 8]; 8], w: [&[f32]; 4], a: &[f32], b: &[f32]) -> [f32; 8] {
         let n = a.len();
         let i = n - n % 32;
-        std::array::from_fn(|d| {
+        let mut out = [0f32; 8];
+        for (d, o) in out.iter_mut().enumerate() {
             let (row, x) = (w[d / 2], if d % 2 == 0 { a } else { b });
-            total32(&lanes[d], (i..n).map(|k| row[k] * x[k]))
-        })
+            *o = total32(&lanes[d], (i..n).map(|k| row[k] * x[k]));
+        }
+        out
     }
 
     /// [`dots_4x2`] reading the four rows where they lie instead of packed.
