@@ -11,8 +11,7 @@
 //
 // Needs /usr/bin/chromium (no dist/: the page served is this file's own) and Linux (/proc).
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
-import { models, launchChromium, serveDist, browserProcesses, ISOLATION_HEADERS } from '../tests/browser/harness.mjs';
+import { models, launchChromium, serveDist, browserProcesses, cpuMs, ISOLATION_HEADERS } from '../tests/browser/harness.mjs';
 
 const name = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 const repeats = Number(process.env.REPEATS ?? 4);
@@ -22,10 +21,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 function chromiumCpuMs(browser) {
   let ms = 0;
   for (const { pid } of browserProcesses(browser)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-      ms += (Number(stat[11]) + Number(stat[12])) * 10;
-    } catch { /* gone */ }
+    try { ms += cpuMs(`/proc/${pid}/stat`); } catch { /* gone */ }
   }
   return ms;
 }
@@ -77,7 +73,8 @@ await page.goto(`${base}file-read.html`);
 await page.setInputFiles('#file', join(models, name));
 
 const methods = [['stream', 0], ['FileReaderSync', 16 << 20], ['FileReaderSync', 32 << 20], ['arrayBuffer()', 16 << 20]];
-const results = new Map(methods.map(([m, piece]) => [`${m}${piece ? ` in ${piece >> 20} MiB slices` : ''}`, []]));
+const label = (method, piece) => `${method}${piece ? ` in ${piece >> 20} MiB slices` : ''}`;
+const results = new Map(methods.map(([m, piece]) => [label(m, piece), []]));
 for (let i = 0; i < repeats; i++) {
   for (const [method, piece] of methods) {
     const cpu0 = chromiumCpuMs(browser);
@@ -88,7 +85,7 @@ for (let i = 0; i < repeats; i++) {
       w.terminate();
       return out;
     }, { worker, method, piece });
-    results.get(`${method}${piece ? ` in ${piece >> 20} MiB slices` : ''}`).push({ ...r, cpuMs: chromiumCpuMs(browser) - cpu0 });
+    results.get(label(method, piece)).push({ ...r, cpuMs: chromiumCpuMs(browser) - cpu0 });
   }
 }
 await browser.close();

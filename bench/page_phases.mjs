@@ -19,7 +19,7 @@
 // Needs dist/ (trunk build) and /usr/bin/chromium; Linux (/proc) for the CPU times.
 import { join } from 'node:path';
 import { readFileSync, readdirSync } from 'node:fs';
-import { models, launchChromium, serveDist, modelsRoute, timedRun, browserProcesses, recordWorkerMessages } from '../tests/browser/harness.mjs';
+import { models, launchChromium, serveDist, modelsRoute, timedRun, browserProcesses, recordWorkerMessages, cpuMs } from '../tests/browser/harness.mjs';
 
 const name = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 const tokens = '3838,374,220,17,10,17,30';
@@ -45,8 +45,7 @@ function cpuByRendererThread(browser) {
     for (const tid of tids) {
       try {
         const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-        out.set(`${pid}/${tid}`, { name, ms: (Number(stat[11]) + Number(stat[12])) * 10 });
+        out.set(`${pid}/${tid}`, { name, ms: cpuMs(`/proc/${pid}/task/${tid}/stat`) });
       } catch { /* gone */ }
     }
   }
@@ -58,12 +57,12 @@ function cpuByProcess(browser) {
   const out = new Map();
   for (const { pid, cmd } of browserProcesses(browser)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+      const ms = cpuMs(`/proc/${pid}/stat`);
       const kind = /--utility-sub-type=network/.test(cmd) ? 'network service'
         : /--type=renderer/.test(cmd) ? 'renderer'
           : /--type=gpu-process/.test(cmd) ? 'gpu process'
             : /--type=/.test(cmd) ? 'other chromium' : 'browser';
-      out.set(pid, { kind, ms: (Number(stat[11]) + Number(stat[12])) * 10 });
+      out.set(pid, { kind, ms });
     } catch { /* gone */ }
   }
   return out;

@@ -36,12 +36,25 @@ export function launchChromium(extra = ['--disable-gpu']) {
 }
 let launched = 0;
 
+/// The fields of a `/proc/…/stat` file after the command name (which may hold spaces): field 1
+/// is the parent pid, 11 and 12 the user and system clock ticks. Throws if the task is gone.
+function procStat(path) {
+  return readFileSync(path, 'utf8').replace(/^.*\) /, '').split(' ');
+}
+
+/// CPU milliseconds (user + system, at Linux's 100 ticks a second) of the process or thread whose
+/// `/proc/…/stat` is `path`. Throws if it is gone.
+export function cpuMs(path) {
+  const stat = procStat(path);
+  return (Number(stat[11]) + Number(stat[12])) * 10;
+}
+
 /// The processes of `browser` (launched by `launchChromium`), found by its marker flag and then
 /// by parent: `[{ pid, cmd }]`, `cmd` the NUL-separated command line. Linux (/proc).
 export function browserProcesses(browser) {
   const procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((pid) => {
     try {
-      return { pid, ppid: readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1],
+      return { pid, ppid: procStat(`/proc/${pid}/stat`)[1],
         cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8') };
     } catch { return null; }
   }).filter(Boolean);
