@@ -742,9 +742,10 @@ mod tests {
             check(a, b, -(a * b));
             check(-a, b, a * b * (1.0 + f32::EPSILON));
         }
-        // Halfway sums: a·b = 1 + 2⁻²⁴ exactly (a = 1 + 2⁻¹², b = 1 + 2⁻¹² − …) is easier built
-        // directly — 1 + 2⁻²⁴ is halfway between 1 and 1 + 2⁻²³; with c a tiny term of either
-        // sign the f64 sum stays on that halfway point and the FMA must round by c's sign.
+        // Halfway sums: with a = 1 + 2⁻¹², a·a = 1 + 2⁻¹¹ + 2⁻²⁴ exactly, halfway between the f32
+        // values 1 + 2⁻¹¹ and 1 + 2⁻¹¹ + 2⁻²³. A c far below f64's step there (±2⁻⁶⁰, 2⁻⁸⁰) is
+        // lost in the f64 sum, which stays on the halfway point, while the FMA must round by c's
+        // sign; with c = 0 it is a true tie.
         let a = 1.0 + 2f32.powi(-12);
         for c in [2f32.powi(-60), -(2f32.powi(-60)), 0.0, 2f32.powi(-80)] {
             check(a, a, c);

@@ -59,18 +59,17 @@ fn main() {
     let model = parallax_model::Model::open(MemorySource::new(bytes)).expect("a model");
     let input = spec.input(&model).expect("the prompt");
     let started = std::time::Instant::now();
-    // Seconds since the start at each step (each layer's end among them).
-    let mut stamps: Vec<(parallax_engine::Phase, f64)> = Vec::new();
+    // Seconds since the start at each layer's end (the engine tells a layer's progress then).
+    let mut layer_ends: Vec<f64> = Vec::new();
     let report = parallax_engine::Run::new(&model, &input, &spec.options())
-        .progress(|p| stamps.push((p.phase, started.elapsed().as_secs_f64())))
+        .progress(|p| {
+            if p.phase == parallax_engine::Phase::Layer {
+                layer_ends.push(started.elapsed().as_secs_f64());
+            }
+        })
         .run()
         .expect("a run");
     let total = started.elapsed().as_secs_f64();
-    let layer_ends: Vec<f64> = stamps
-        .iter()
-        .filter(|(p, _)| *p == parallax_engine::Phase::Layer)
-        .map(|&(_, t)| t)
-        .collect();
     let first_layer = layer_ends.first().copied().unwrap_or(0.0);
     let head = layer_ends.last().copied().unwrap_or(0.0);
     let mut each: Vec<f64> = layer_ends.windows(2).map(|w| w[1] - w[0]).collect();
