@@ -19,7 +19,10 @@
 //! compiler and the measured code share it, and runs of one build spread 7.9–15.1 G products/s
 //! where unpinned they held within 4 % (session 25, the f32 product).
 //!
-//! Natively it measures the AVX-512 VNNI register blocks (or, without them, the same loop).
+//! Natively it measures the AVX-512 VNNI register blocks (or, without them, the same loop);
+//! `KERNELS=avx2` (or `scalar`) caps the kernels as `parallax run --kernels` does.
+//! `bench/products_vs_native.mjs` runs it natively and both wasm builds in Chromium, and prints
+//! each product's native / browser ratio.
 
 use std::time::Instant;
 
@@ -45,6 +48,15 @@ const WARM_UP_S: f64 = 0.5;
 
 fn main() {
     let n_tokens = std::env::args().nth(1).map_or(TOKENS, |n| n.parse().expect("a token count"));
+    if let Ok(name) = std::env::var("KERNELS") {
+        let level = match name.as_str() {
+            "avx512" => parallax_cpu::Level::Avx512,
+            "avx2" => parallax_cpu::Level::Avx2,
+            "scalar" => parallax_cpu::Level::Scalar,
+            _ => panic!("KERNELS is avx512, avx2 or scalar"),
+        };
+        parallax_cpu::cap(level).expect("kernels this CPU runs");
+    }
     let mut rng = Rng(0x5EED);
     // The f32 path's product: dequantized rows × f32 tokens.
     let w: Vec<f32> = (0..ROWS * COLS).map(|_| rng.signed_unit_f32()).collect();
