@@ -84,6 +84,8 @@ mod app {
         run_address: Option<Result<String, &'static str>>,
         /// Seconds from Run to the running run's answer, once it is shown (its report follows).
         answered_s: Option<f64>,
+        /// The shown report's cell panels, still to be inserted ([`insert_cell_details`]).
+        pending_details: Option<JsValue>,
     }
 
     type Shared = Rc<RefCell<State>>;
@@ -324,6 +326,7 @@ mod app {
             form_defaults: FormValues::default(),
             run_address: None,
             answered_s: None,
+            pending_details: None,
         }));
         // Before any value is set from the address or by the user.
         let defaults = form_values(&state.borrow());
@@ -361,8 +364,8 @@ mod app {
             // A heat cell's detail panel opens in place: the links are in-page anchors, which
             // in the page would replace the address (and a permalink's `#r=…` with it).
             for id in ["report", "cell-details"] {
-                let document2 = document.clone();
-                on(&by_id(&document, id)?, "click", move |e| open_detail_panel(&document2, &e))?;
+                let state2 = state.clone();
+                on(&by_id(&document, id)?, "click", move |e| open_detail_panel(&state2, &e))?;
             }
         }
         {
@@ -679,6 +682,7 @@ mod app {
                 clear(&s.document, "model");
                 clear(&s.document, "report");
                 clear(&s.document, "cell-details");
+                s.pending_details = None;
                 set_hidden(&s.document, "downloads", true);
                 set_hidden(&s.document, "warning", true);
                 if let Some(b) = s.document.get_element_by_id("run") {
@@ -702,6 +706,7 @@ mod app {
             clear(&s.document, "model");
             clear(&s.document, "report");
             clear(&s.document, "cell-details");
+            s.pending_details = None;
             set_hidden(&s.document, "downloads", true);
             set_hidden(&s.document, "warning", true);
             s.target = Some(target);
@@ -1002,6 +1007,7 @@ mod app {
             s.progress = Default::default();
             s.live.clear();
             s.answered_s = None;
+            s.pending_details = None;
         }
         set_running(&document, true);
         // While it runs the form stays open: its Cancel button is the way to stop it.
@@ -1115,11 +1121,15 @@ mod app {
         // The answer shown before gives way to the report that opens with the same markup, in
         // one task: nothing on the screen moves.
         clear(&document, "answer");
-        for (id, html) in [("report", &parts.html), ("cell-details", &parts.details)] {
-            if let Some(root) = document.get_element_by_id(id) {
-                let _ = js_sys::Reflect::set(&root, &"innerHTML".into(), html);
-            }
+        if let Some(root) = document.get_element_by_id("report") {
+            let _ = js_sys::Reflect::set(&root, &"innerHTML".into(), &parts.html);
         }
+        // The cells' panels stay hidden until a cell is clicked, and are most of the markup
+        // (1.2 MB of the 0.5B's 1.9 MB at 7 tokens, half the time the report took to appear):
+        // parsed after the report's first frame. A click before then inserts them first.
+        clear(&document, "cell-details");
+        state.borrow_mut().pending_details = Some(parts.details.clone());
+        insert_cell_details_after_next_frame(state);
         offer_downloads(state, &parts.json, &parts.standalone);
         offer_permalink(&document, &parts.permalink);
         let address = state.borrow_mut().run_address.take();
@@ -1269,10 +1279,45 @@ mod app {
         }
     }
 
+    /// The shown report's cell panels into `#cell-details`, once: after the frame that shows the
+    /// report, where the browser can run frames (a hidden tab runs none: then with the first
+    /// click on a cell).
+    fn insert_cell_details_after_next_frame(state: &Shared) {
+        let Some(window) = web_sys::window() else { return insert_cell_details(state) };
+        let state2 = state.clone();
+        let after_frame = Closure::once_into_js(move || {
+            let state3 = state2.clone();
+            let insert = Closure::once_into_js(move || insert_cell_details(&state3));
+            let scheduled = web_sys::window().map(|w| {
+                w.set_timeout_with_callback_and_timeout_and_arguments_0(insert.unchecked_ref(), 0)
+            });
+            if !matches!(scheduled, Some(Ok(_))) {
+                insert_cell_details(&state2);
+            }
+        });
+        if window.request_animation_frame(after_frame.unchecked_ref()).is_err() {
+            insert_cell_details(state);
+        }
+    }
+
+    /// The cell panels still to be inserted, if any, into `#cell-details`.
+    fn insert_cell_details(state: &Shared) {
+        let (document, html) = {
+            let mut s = state.borrow_mut();
+            (s.document.clone(), s.pending_details.take())
+        };
+        if let (Some(html), Some(root)) = (html, document.get_element_by_id("cell-details")) {
+            let _ = js_sys::Reflect::set(&root, &"innerHTML".into(), &html);
+        }
+    }
+
     /// A click on a link to a cell's detail panel (`#px-why-…`) opens that panel and closes the
     /// one open before; its "close" link (`#px-heat-…`) closes it and returns to the heatmaps.
     /// Other clicks pass.
-    fn open_detail_panel(document: &Document, e: &web_sys::Event) {
+    fn open_detail_panel(state: &Shared, e: &web_sys::Event) {
+        insert_cell_details(state);
+        let document = state.borrow().document.clone();
+        let document = &document;
         let link = e
             .target()
             .and_then(|t| t.dyn_into::<Element>().ok())
