@@ -12,10 +12,10 @@
 //       --target wasm32-wasip1 --example prefill_wide     (and again with +relaxed-simd)
 //   node bench/products_vs_native.mjs NATIVE SIMD128.wasm RELAXED.wasm
 //
-// TOKENS="7 304" sets the token counts, REPEATS (3) the runs of each whose best is shown (each run
-// reports its best of 5 samples): on a shared guest a whole run of one product can come out 30 %
-// slow, in Chromium and natively. `./dev bench-web` builds the three
-// and runs this.
+// Linux (taskset, /proc/cpuinfo). TOKENS="7 304" sets the token counts; REPEATS (3) the runs of
+// each, whose best is shown (each run reports its best of 5 samples): on a shared guest a whole
+// run of one product can come out 30 % slow, in Chromium and natively. `./dev bench-web` builds
+// the three and runs this.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { root } from '../tests/browser/harness.mjs';
@@ -87,7 +87,7 @@ for (const tokens of tokenCounts) {
   for (const product of Object.keys(columns[names[0]])) {
     const browserBest = Math.max(columns['Chromium simd128'][product] ?? 0, columns['Chromium relaxed'][product] ?? 0);
     const cells = names.map((n) => columns[n][product]?.toFixed(1) ?? '–');
-    const ratios = nativeNames.map((n) => (browserBest > 0 ? `${(columns[n][product] / browserBest).toFixed(2)}×` : '–'));
+    const ratios = nativeNames.map((n) => (browserBest > 0 && columns[n][product] > 0 ? `${(columns[n][product] / browserBest).toFixed(2)}×` : '–'));
     console.log(`| ${product} | ${cells.join(' | ')} | ${ratios.join(' | ')} |`);
   }
 }
