@@ -1279,9 +1279,9 @@ mod app {
         }
     }
 
-    /// The shown report's cell panels into `#cell-details`, once: after the frame that shows the
-    /// report, where the browser can run frames (a hidden tab runs none: then with the first
-    /// click on a cell).
+    /// The shown report's cell panels into `#cell-details`, once, in a task after the frame that
+    /// shows the report (a hidden tab draws no frames: then once it is shown again), or at the
+    /// first click in the report before that ([`open_detail_panel`]).
     fn insert_cell_details_after_next_frame(state: &Shared) {
         let Some(window) = web_sys::window() else { return insert_cell_details(state) };
         let state2 = state.clone();
