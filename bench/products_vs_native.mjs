@@ -81,7 +81,7 @@ for (const tokens of tokenCounts) {
   const columns = Object.fromEntries(Object.entries(runs).map(([name, r]) => [name, best(r)]));
   const names = Object.keys(columns);
   const nativeNames = names.filter((n) => n.startsWith('native'));
-  console.log(`\n${tokens} tokens, G products/s per core (best of ${repeats} runs; native / the faster browser build):`);
+  console.log(`\n${tokens} tokens, G products/s per core (${repeats === 1 ? 'one run' : `the best of ${repeats} runs`}; native / the faster browser build):`);
   console.log(`| product | ${names.join(' | ')} | ${nativeNames.map((n) => `${n.slice(7)} / browser`).join(' | ')} |`);
   console.log(`|---|${names.map(() => '---|').join('')}${nativeNames.map(() => '---|').join('')}`);
   for (const product of Object.keys(columns[names[0]])) {
