@@ -439,7 +439,7 @@ mod imp {
     /// lanes; the blocks left over one by one (`total(x, t, j)`). [`wide_pass`] gives those
     /// three.
     #[inline(always)]
-    fn prepared_pass<Q>(
+    fn prepared_pass<const N: usize, Q>(
         w: &[u8],
         tokens: &PreparedWide,
         t0: usize,
@@ -450,7 +450,7 @@ mod imp {
     ) {
         let wb = w.as_chunks::<Q8_0_BYTES>().0;
         let n = wb.len().min(tokens.blocks);
-        let mut acc = [f32x4_splat(0.0); TOKENS_PER_PASS];
+        let mut acc = [f32x4_splat(0.0); N];
         let mut b = 0;
         while b + 4 <= n {
             let x = &wb[b..b + 4];
@@ -508,7 +508,12 @@ mod imp {
         let total = |x: &[u8; Q8_0_BYTES], t: usize, j: usize| {
             hsum_i32(wide_dot(q8_0_values(x), &tokens.acts[t][j]))
         };
-        prepared_pass(w, tokens, t0, out, widened, totals, total);
+        // One token (a matrix times one activation row) with one accumulator, which stays in a
+        // register: the pass's eight lived on the stack, each step a load and a store.
+        match out.len() {
+            1 => prepared_pass::<1, _>(w, tokens, t0, out, widened, totals, total),
+            _ => prepared_pass::<TOKENS_PER_PASS, _>(w, tokens, t0, out, widened, totals, total),
+        }
     }
 
     /// Rows of Q8_0 weights (whole rows of `row_bytes`) × prepared Q8_0 tokens:
