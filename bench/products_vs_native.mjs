@@ -17,6 +17,7 @@
 // run of one product can come out 30 % slow, in Chromium and natively. `./dev bench-web` builds
 // the three and runs this.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { root } from '../tests/browser/harness.mjs';
 
@@ -49,9 +50,7 @@ function rates(text) {
 /// The kernel levels this CPU runs, widest first, as prefill_wide's `KERNELS` names them.
 function levels() {
   let flags = '';
-  try {
-    flags = execFileSync('grep', ['-m1', '^flags', '/proc/cpuinfo'], { encoding: 'utf8' });
-  } catch { /* not Linux: the default level only */ }
+  try { flags = readFileSync('/proc/cpuinfo', 'utf8'); } catch { /* not Linux: the default level only */ }
   const has = (f) => new RegExp(`\\b${f}\\b`).test(flags);
   const out = [];
   if (has('avx512f')) out.push(has('avx512_vnni') ? 'avx512' : 'avx512 (no VNNI)');

@@ -49,12 +49,12 @@ const WARM_UP_S: f64 = 0.5;
 fn main() {
     let n_tokens = std::env::args().nth(1).map_or(TOKENS, |n| n.parse().expect("a token count"));
     if let Ok(name) = std::env::var("KERNELS") {
-        let level = match name.as_str() {
-            "avx512" => parallax_cpu::Level::Avx512,
-            "avx2" => parallax_cpu::Level::Avx2,
-            "scalar" => parallax_cpu::Level::Scalar,
-            _ => panic!("KERNELS is avx512, avx2 or scalar"),
-        };
+        use parallax_cpu::Level;
+        // The names `--kernels` takes, from the levels themselves.
+        let level = [Level::Scalar, Level::Avx2, Level::Avx512]
+            .into_iter()
+            .find(|level| level.name() == name)
+            .expect("KERNELS is avx512, avx2 or scalar");
         parallax_cpu::cap(level).expect("kernels this CPU runs");
     }
     let mut rng = Rng(0x5EED);

@@ -1128,7 +1128,7 @@ mod app {
         // (1.2 MB of the 0.5B's 1.9 MB at 7 tokens, half the time the report took to appear):
         // parsed after the report's first frame. A click before then inserts them first.
         clear(&document, "cell-details");
-        state.borrow_mut().pending_details = Some(parts.details.clone());
+        state.borrow_mut().pending_details = Some(parts.details);
         insert_cell_details_after_next_frame(state);
         offer_downloads(state, &parts.json, &parts.standalone);
         offer_permalink(&document, &parts.permalink);
